@@ -1,0 +1,79 @@
+// The one interface every engine implements. The core asks an adapter what it
+// supports (capabilities) instead of testing the engine's name, and calls a
+// handful of atomic operations. Each operation either completes or leaves the
+// previous relation readable and unchanged.
+
+import type { Dialect } from './dialect.js';
+
+export interface Relation {
+  schema: string;
+  name: string;
+}
+
+export type RelationKind = 'table' | 'view';
+
+export interface ColumnDef {
+  name: string;
+  type: string;
+}
+
+export interface QueryResult {
+  columns: string[];
+  types: string[];
+  rows: unknown[][];
+}
+
+export interface AdapterCapabilities {
+  /** DDL can run inside a transaction and be rolled back (DuckDB, Postgres). */
+  transactionalDdl: boolean;
+  /** The engine has MERGE INTO. */
+  merge: boolean;
+  /** Several connections may write at once. */
+  concurrentWrites: boolean;
+}
+
+/** What a materialization reports back. */
+export interface MaterializeResult {
+  rowsAffected?: number;
+  /** Engine-specific, short: "CREATE VIEW", "INSERT 0 12". */
+  message: string;
+}
+
+export interface SeedOptions {
+  columnTypes: Record<string, string>;
+  delimiter?: string;
+}
+
+/** One connection; statements on it run one at a time. */
+export interface AdapterSession {
+  execute(sql: string, params?: unknown[]): Promise<{ rowsAffected?: number }>;
+  query(sql: string, params?: unknown[]): Promise<QueryResult>;
+}
+
+export interface Adapter {
+  readonly dialect: Dialect;
+  readonly capabilities: AdapterCapabilities;
+  /** Connects (or opens the file). Throws RunError with exit code 2 when the target cannot be reached. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /** Runs `fn` on a pooled connection; the pool is sized by the target's threads. */
+  withSession<T>(fn: (session: AdapterSession) => Promise<T>): Promise<T>;
+  /** Cancels every running statement (Ctrl-C). */
+  interruptAll(): void;
+  /** Whether an error is worth retrying (dropped connection, serialization failure). */
+  isTransient(err: unknown): boolean;
+
+  ensureSchema(session: AdapterSession, schema: string): Promise<void>;
+  /** The kind of an existing relation, or undefined. */
+  relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined>;
+  listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]>;
+
+  /** Creates or replaces a view, atomically. */
+  replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult>;
+  /** Builds a table under a temporary name and swaps it in within one transaction. */
+  replaceTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult>;
+  /** Loads a CSV file into a table (replacing it atomically). */
+  loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult>;
+  /** Runs `selectSql` and returns at most `limit` rows. */
+  preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult>;
+}

@@ -1,0 +1,154 @@
+// DuckDB, embedded through @duckdb/node-api: a database file or :memory:.
+// One instance per run, one connection per thread. DuckDB's DDL is
+// transactional, so the shared tmp-then-swap table build is atomic here.
+
+import path from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { RunError } from '../../core/errors.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
+import { dialectFor } from '../dialect.js';
+import { SqlEngine } from '../sql-engine.js';
+import { ConnectionPool } from '../pool.js';
+
+export interface DuckDbTarget {
+  name: string;
+  path?: string;
+  threads: number;
+  settings?: Record<string, string | number | boolean>;
+}
+
+class DuckDbSession implements AdapterSession {
+  constructor(readonly connection: DuckDBConnection) {}
+
+  async execute(sql: string, params?: unknown[]): Promise<{ rowsAffected?: number }> {
+    const result = await this.connection.run(sql, params as never);
+    return { rowsAffected: result.rowsChanged };
+  }
+
+  async query(sql: string, params?: unknown[]): Promise<QueryResult> {
+    const reader = await this.connection.runAndReadAll(sql, params as never);
+    return {
+      columns: reader.columnNames(),
+      types: reader.columnTypes().map((t) => t.toString()),
+      rows: reader.getRowsJS() as unknown[][],
+    };
+  }
+}
+
+export class DuckDbAdapter extends SqlEngine implements Adapter {
+  readonly dialect = dialectFor('duckdb');
+  readonly capabilities: AdapterCapabilities = { transactionalDdl: true, merge: true, concurrentWrites: true };
+  private instance?: DuckDBInstance;
+  private pool?: ConnectionPool<DuckDbSession>;
+  readonly databasePath: string;
+
+  constructor(
+    private readonly target: DuckDbTarget,
+    projectRoot: string,
+  ) {
+    super();
+    const p = target.path ?? ':memory:';
+    this.databasePath = p === ':memory:' ? p : path.resolve(projectRoot, p);
+  }
+
+  async open(): Promise<void> {
+    if (this.databasePath !== ':memory:') mkdirSync(path.dirname(this.databasePath), { recursive: true });
+    const options: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.target.settings ?? {})) options[k] = String(v);
+    try {
+      this.instance = await DuckDBInstance.create(this.databasePath, options);
+    } catch (err) {
+      const message = (err as Error).message;
+      const lock = /Conflicting lock is held in .*\(PID (\d+)\)/.exec(message);
+      if (lock) {
+        throw new RunError(
+          `target ${this.target.name} is locked by pid ${lock[1]}: another process has ${this.databasePath} open\n  hint: wait for it to finish (or stop it), then run again`,
+          1,
+        );
+      }
+      throw new RunError(`cannot open DuckDB database ${this.databasePath} for target ${this.target.name}: ${message}`, 2);
+    }
+    const instance = this.instance;
+    this.pool = new ConnectionPool(this.target.threads, async () => new DuckDbSession(await instance.connect()), (s) => s.connection.closeSync());
+  }
+
+  async close(): Promise<void> {
+    this.pool?.closeAll();
+    this.pool = undefined;
+    this.instance?.closeSync();
+    this.instance = undefined;
+  }
+
+  withSession<T>(fn: (session: AdapterSession) => Promise<T>): Promise<T> {
+    if (!this.pool) throw new Error('DuckDbAdapter: open() was not called');
+    return this.pool.use(fn);
+  }
+
+  interruptAll(): void {
+    this.pool?.forEachBusy((s) => s.connection.interrupt());
+  }
+
+  isTransient(err: unknown): boolean {
+    // Concurrent catalog writes from our own threads can conflict; a retry succeeds.
+    return /write-write conflict|Catalog write-write/i.test((err as Error)?.message ?? '');
+  }
+
+  async relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined> {
+    const result = await session.query(
+      'select table_type from information_schema.tables where table_schema = $1 and table_name = $2',
+      [relation.schema, relation.name],
+    );
+    const type = result.rows[0]?.[0];
+    if (type === undefined) return undefined;
+    return type === 'VIEW' ? 'view' : 'table';
+  }
+
+  async listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]> {
+    const result = await session.query(
+      'select column_name, data_type from information_schema.columns where table_schema = $1 and table_name = $2 order by ordinal_position',
+      [relation.schema, relation.name],
+    );
+    return result.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
+  }
+
+  async createTableAs(session: AdapterSession, relation: Relation, selectSql: string): Promise<number | undefined> {
+    const result = await session.query(`create table ${this.relationSql(relation)} as\n${selectSql}`);
+    const count = result.rows[0]?.[0];
+    return count === undefined ? undefined : Number(count);
+  }
+
+  async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {
+    const tmp = this.tempRelation(relation);
+    const typeEntries = Object.entries(options.columnTypes);
+    // DuckDB's table functions take no bound parameters for their options, so
+    // the struct of column types is built from quoted literals.
+    const types = typeEntries.length
+      ? `, types = {${typeEntries.map(([c, t]) => `${this.dialect.quoteString(c)}: ${this.dialect.quoteString(t)}`).join(', ')}}`
+      : '';
+    const delimiter = options.delimiter ? `, delim = ${this.dialect.quoteString(options.delimiter)}` : '';
+    const select = `select * from read_csv(${this.dialect.quoteString(csvPath)}, header = true, auto_detect = true${types}${delimiter})`;
+    await session.execute(this.dropSql(tmp, 'table'));
+    let rows: number | undefined;
+    try {
+      rows = await this.createTableAs(session, tmp, select);
+      await this.swapIn(session, tmp, relation);
+    } catch (err) {
+      await session.execute(this.dropSql(tmp, 'table')).catch(() => undefined);
+      throw err;
+    }
+    return { rowsAffected: rows, message: `INSERT ${rows}` };
+  }
+
+  async preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult> {
+    // Rows as DuckDB prints them (dates as dates, decimals with their scale).
+    const reader = await (session as DuckDbSession).connection.runAndReadAll(
+      `select * from (\n${selectSql}\n) as __etl_preview limit ${Math.max(0, Math.floor(limit))}`,
+    );
+    return {
+      columns: reader.columnNames(),
+      types: reader.columnTypes().map((t) => t.toString()),
+      rows: reader.getRows().map((row) => row.map((v) => (v === null ? null : typeof v === 'object' ? String(v) : v))),
+    };
+  }
+}

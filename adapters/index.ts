@@ -1,0 +1,19 @@
+// Creates the adapter for a target. Engine modules are imported lazily, so a
+// compile never loads a database driver.
+
+import type { TargetConfig } from '../core/project/load.js';
+import { RunError } from '../core/errors.js';
+import type { Adapter } from './adapter.js';
+
+export async function createAdapter(target: TargetConfig, projectRoot: string): Promise<Adapter> {
+  switch (target.type) {
+    case 'duckdb': {
+      const { DuckDbAdapter } = await import('./duckdb/adapter.js');
+      return new DuckDbAdapter(target, projectRoot);
+    }
+    default:
+      throw new RunError(`target ${target.name}: the ${target.type} adapter is not available yet`, 2);
+  }
+}
+
+export type { Adapter } from './adapter.js';

@@ -1,0 +1,84 @@
+// What SQL engines with transactional DDL share (DuckDB, Postgres): a table is
+// built under a temporary name, then the old relation is dropped and the new
+// one renamed into place inside one transaction, so a reader sees either the
+// old table or the new one. Engines override the few statements that differ.
+
+import type { Dialect } from './dialect.js';
+import type { AdapterSession, MaterializeResult, Relation, RelationKind } from './adapter.js';
+
+export const TEMP_SUFFIX = '__etl_tmp';
+
+export abstract class SqlEngine {
+  abstract readonly dialect: Dialect;
+
+  relationSql(r: Relation): string {
+    return this.dialect.relation(r.schema, r.name);
+  }
+
+  tempRelation(r: Relation): Relation {
+    return { schema: r.schema, name: `${r.name}${TEMP_SUFFIX}` };
+  }
+
+  abstract relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined>;
+
+  async ensureSchema(session: AdapterSession, schema: string): Promise<void> {
+    await session.execute(`create schema if not exists ${this.dialect.quoteIdentifier(schema)}`);
+  }
+
+  dropSql(r: Relation, kind: RelationKind): string {
+    return `drop ${kind} if exists ${this.relationSql(r)}`;
+  }
+
+  renameSql(from: Relation, toName: string): string {
+    return `alter table ${this.relationSql(from)} rename to ${this.dialect.quoteIdentifier(toName)}`;
+  }
+
+  /** Runs statements in one transaction; rolls back and rethrows on failure. */
+  async inTransaction(session: AdapterSession, statements: string[]): Promise<void> {
+    await session.execute('begin');
+    try {
+      for (const sql of statements) await session.execute(sql);
+      await session.execute('commit');
+    } catch (err) {
+      await session.execute('rollback').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
+    const existing = await this.relationKind(session, relation);
+    const create = `create or replace view ${this.relationSql(relation)} as\n${selectSql}`;
+    if (existing === 'table') {
+      await this.inTransaction(session, [this.dropSql(relation, 'table'), create]);
+    } else {
+      await session.execute(create);
+    }
+    return { message: 'CREATE VIEW' };
+  }
+
+  /** `create table <tmp> as <select>`; returns the row count. */
+  abstract createTableAs(session: AdapterSession, relation: Relation, selectSql: string): Promise<number | undefined>;
+
+  async replaceTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
+    const tmp = this.tempRelation(relation);
+    await session.execute(this.dropSql(tmp, 'table'));
+    let rows: number | undefined;
+    try {
+      rows = await this.createTableAs(session, tmp, selectSql);
+      await this.swapIn(session, tmp, relation);
+    } catch (err) {
+      await session.execute(this.dropSql(tmp, 'table')).catch(() => undefined);
+      throw err;
+    }
+    return { rowsAffected: rows, message: `CREATE TABLE (${rows ?? '?'} rows)` };
+  }
+
+  /** Replaces `relation` with the table `tmp` in one transaction. */
+  async swapIn(session: AdapterSession, tmp: Relation, relation: Relation): Promise<void> {
+    const existing = await this.relationKind(session, relation);
+    const statements: string[] = [];
+    if (existing) statements.push(this.dropSql(relation, existing));
+    statements.push(this.renameSql(tmp, relation.name));
+    await this.inTransaction(session, statements);
+  }
+}

@@ -1,0 +1,258 @@
+#!/usr/bin/env node
+// The `etl` command: commander wiring over core/api.ts, nothing more.
+// Exit codes: 0 all passed, 1 a node failed, 2 bad usage or bad project.
+
+import { Command, CommanderError, Option } from 'commander';
+import { ProjectError, RunError, formatDiagnostic } from '../core/errors.js';
+import { ETL_VERSION } from '../core/compiler/version.js';
+import type { Secrets } from '../core/project/secrets.js';
+import { redact } from '../core/project/secrets.js';
+
+interface GlobalOpts {
+  projectDir: string;
+  target?: string;
+  vars?: string;
+  logFormat: 'text' | 'json';
+}
+
+interface SelectionOpts {
+  select?: string[];
+  exclude?: string[];
+  state?: string;
+}
+
+interface RunOpts extends GlobalOpts, SelectionOpts {
+  threads?: number;
+  fullRefresh?: boolean;
+  failFast?: boolean;
+  format?: boolean;
+}
+
+let secretsForErrors: Secrets | undefined;
+
+async function parseVars(text: string | undefined): Promise<Record<string, unknown> | undefined> {
+  if (!text) return undefined;
+  // YAML is a superset of JSON, so both '{"a": 1}' and '{a: 1}' work.
+  const { parse } = await import('yaml');
+  let value: unknown;
+  try {
+    value = parse(text);
+  } catch (err) {
+    throw new ProjectError([{ message: `--vars is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`, hint: `write --vars '{"start_date": "2024-01-01"}'` }]);
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ProjectError([{ message: '--vars must be a mapping', hint: `write --vars '{"start_date": "2024-01-01"}'` }]);
+  }
+  return value as Record<string, unknown>;
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'etl.invalidArgument', `expected a positive integer, got "${value}"`);
+  return n;
+}
+
+function addProjectOptions(cmd: Command): Command {
+  return cmd
+    .option('--project-dir <dir>', 'the project folder (holding etl.yml)', '.')
+    .option('-t, --target <name>', 'target from etl.yml to use')
+    .option('--vars <yaml>', 'project vars as YAML or JSON, overriding etl.yml')
+    .addOption(new Option('--log-format <format>', 'output format').choices(['text', 'json']).default('text'));
+}
+
+function addSelectionOptions(cmd: Command): Command {
+  return cmd
+    .option('-s, --select <selector>', 'nodes to include (dbt syntax; repeatable)', collect)
+    .option('--exclude <selector>', 'nodes to exclude (repeatable)', collect)
+    .option('--state <dir>', 'folder of a previous manifest.json, for state: selectors');
+}
+
+function addRunOptions(cmd: Command): Command {
+  return addSelectionOptions(addProjectOptions(cmd))
+    .option('--threads <n>', 'nodes to run at once (default: the target threads)', positiveInt)
+    .option('--full-refresh', 'rebuild incremental models from scratch')
+    .option('--fail-fast', 'stop at the first failure')
+    .option('--format', 'pretty-print target/compiled/**.sql');
+}
+
+async function baseOptions(opts: GlobalOpts) {
+  return { projectDir: opts.projectDir, target: opts.target, vars: await parseVars(opts.vars) };
+}
+
+async function runCommand(kind: 'build' | 'run' | 'seed', opts: RunOpts): Promise<number> {
+  const api = await import('../core/api.js');
+  const { createReporter } = await import('../core/reporting/reporter.js');
+  const { loadProject } = await import('../core/project/load.js');
+  const base = await baseOptions(opts);
+  // Load once up front so secrets are known before anything is printed.
+  const project = loadProject(base.projectDir, { target: base.target, vars: base.vars });
+  secretsForErrors = project.secrets;
+  const reporter = createReporter({ format: opts.logFormat, secrets: project.secrets });
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    reporter.warn('interrupting: cancelling running statements (Ctrl-C again to quit at once)');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  try {
+    const summary = await api[kind]({
+      ...base,
+      select: opts.select,
+      exclude: opts.exclude,
+      state: opts.state,
+      threads: opts.threads,
+      fullRefresh: opts.fullRefresh,
+      failFast: opts.failFast,
+      format: opts.format,
+      onEvent: (e) => reporter.onEvent(e),
+      signal: controller.signal,
+    });
+    for (const w of summary.warnings) reporter.warn(w);
+    reporter.summary(summary.results, summary.elapsedSeconds, summary.interrupted);
+    if (summary.interrupted) return 130;
+    return summary.exitCode;
+  } finally {
+    reporter.close();
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  }
+}
+
+function buildProgram(): Command {
+  const program = new Command('etl')
+    .description('Embedded SQL transformations: templated SQL models built into DuckDB, Postgres or Delta Lake.')
+    .version(ETL_VERSION)
+    .showHelpAfterError()
+    .exitOverride();
+  program.configureOutput({ outputError: (s, write) => write(s) });
+
+  addRunOptions(program.command('build').description('seed, then build every selected model, in graph order')).action(async (opts: RunOpts) => {
+    process.exitCode = await runCommand('build', opts);
+  });
+  addRunOptions(program.command('run').description('build the selected models')).action(async (opts: RunOpts) => {
+    process.exitCode = await runCommand('run', opts);
+  });
+  addRunOptions(program.command('seed').description('load seeds/**/*.csv into the target')).action(async (opts: RunOpts) => {
+    process.exitCode = await runCommand('seed', opts);
+  });
+
+  addSelectionOptions(addProjectOptions(program.command('compile').description('write target/manifest.json and target/compiled/**.sql; touches no database')))
+    .option('--format', 'pretty-print the compiled SQL with sql-formatter')
+    .option('--no-cache', 'ignore the compile cache')
+    .action(async (opts: GlobalOpts & SelectionOpts & { format?: boolean; cache: boolean }) => {
+      const { compile } = await import('../core/api.js');
+      const t0 = performance.now();
+      const { manifest, cached } = await compile({ ...(await baseOptions(opts)), format: opts.format, noCache: !opts.cache });
+      const n = Object.keys(manifest.nodes).length;
+      const line = `Compiled ${n} node${n === 1 ? '' : 's'} in ${((performance.now() - t0) / 1000).toFixed(2)}s${cached ? ' (unchanged, from cache)' : ''}`;
+      if (opts.logFormat === 'json') console.log(JSON.stringify({ event: 'compiled', nodes: n, cached }));
+      else console.log(line);
+    });
+
+  addSelectionOptions(addProjectOptions(program.command('ls').alias('list').description('list the selected nodes')))
+    .addOption(new Option('--resource-type <type>', 'only this resource type (repeatable)').choices(['model', 'seed', 'snapshot', 'test']).argParser(collect as never))
+    .addOption(new Option('-o, --output <format>', 'what to print per node').choices(['selector', 'name', 'path', 'json']).default('selector'))
+    .action(async (opts: GlobalOpts & SelectionOpts & { resourceType?: Array<'model' | 'seed' | 'snapshot' | 'test'>; output: string }) => {
+      const { list } = await import('../core/api.js');
+      const { manifest, ids, warnings } = await list({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, state: opts.state, resourceTypes: opts.resourceType });
+      for (const w of warnings) console.error(`warning: ${w}`);
+      for (const id of ids) {
+        const node = manifest.nodes[id]!;
+        if (opts.output === 'name') console.log(node.name);
+        else if (opts.output === 'path') console.log(node.original_file_path);
+        else if (opts.output === 'json') console.log(JSON.stringify({ unique_id: id, name: node.name, resource_type: node.resource_type, config: { materialized: node.config.materialized, tags: node.tags }, original_file_path: node.original_file_path, depends_on: node.depends_on.nodes }));
+        else console.log(node.fqn.join('.'));
+      }
+    });
+
+  addSelectionOptions(addProjectOptions(program.command('show').description("run a node's compiled SQL and print the first rows")))
+    .option('--inline <sql>', 'run this SQL instead of a node')
+    .option('--limit <n>', 'rows to print', positiveInt, 10)
+    .action(async (opts: GlobalOpts & SelectionOpts & { inline?: string; limit: number }) => {
+      const { show } = await import('../core/api.js');
+      const { formatTable } = await import('../core/reporting/table.js');
+      if (!opts.inline && !opts.select?.length) throw new ProjectError([{ message: 'show needs --select <node> or --inline <sql>', hint: 'e.g. etl show -s orders --limit 5' }]);
+      const result = await show({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, inline: opts.inline, limit: opts.limit });
+      if (opts.logFormat === 'json') {
+        console.log(JSON.stringify({ node: result.node, columns: result.columns, rows: result.rows }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+      } else {
+        if (result.node) console.log(`Previewing ${result.node} (first ${opts.limit} rows):`);
+        console.log(formatTable(result.columns, result.rows));
+      }
+    });
+
+  program
+    .command('init')
+    .description('create a new project from the template')
+    .argument('[dir]', 'folder to create', 'my_project')
+    .action(async (dir: string) => {
+      const { initProject } = await import('../core/init.js');
+      const created = initProject(dir);
+      console.log(`Created project ${created.name} in ${created.dir}\nNext: etl build --project-dir ${dir}`);
+    });
+
+  addProjectOptions(program.command('format').description('format model files in place with sql-formatter, keeping template tags intact'))
+    .option('--check', 'write nothing; exit 1 if a file would change')
+    .argument('[files...]', 'files to format (default: every models/ and snapshots/ file)')
+    .action(async (files: string[], opts: GlobalOpts & { check?: boolean }) => {
+      const { formatProjectFiles } = await import('../core/format-files.js');
+      const report = formatProjectFiles(opts.projectDir, { files, check: opts.check ?? false, target: opts.target });
+      for (const f of report.skipped) console.error(`warning: ${f.path}: ${f.reason}; left as is`);
+      for (const f of report.changed) console.log(`${opts.check ? 'would format' : 'formatted'} ${f}`);
+      console.log(`${report.changed.length} of ${report.total} file${report.total === 1 ? '' : 's'} ${opts.check ? 'need formatting' : 'formatted'}`);
+      if (opts.check && report.changed.length) process.exitCode = 1;
+    });
+
+  addProjectOptions(program.command('debug').description('show the resolved project and target, and test the connection')).action(async (opts: GlobalOpts) => {
+    const { debugProject } = await import('../core/debug.js');
+    const report = await debugProject(await baseOptions(opts));
+    secretsForErrors = report.secrets;
+    for (const line of report.lines) console.log(redact(line, report.secrets));
+    process.exitCode = report.ok ? 0 : 1;
+  });
+
+  addProjectOptions(program.command('clean').description('delete generated artifacts in target/ (database files are kept)')).action(async (opts: GlobalOpts) => {
+    const { cleanProject } = await import('../core/debug.js');
+    const removed = cleanProject(opts.projectDir);
+    console.log(`Removed ${removed.length} path${removed.length === 1 ? '' : 's'} from target/`);
+  });
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    process.exitCode = reportError(err);
+  }
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // Help and version are not errors; everything else commander rejects is bad usage.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    return 2;
+  }
+  if (err instanceof ProjectError) {
+    const n = err.diagnostics.length;
+    console.error(redact(`${n === 1 ? 'Error' : `${n} errors`} in the project:\n${err.diagnostics.map((d) => formatDiagnostic(d)).join('\n')}`, secretsForErrors));
+    return 2;
+  }
+  if (err instanceof RunError) {
+    console.error(redact(`Error: ${err.message}`, secretsForErrors));
+    return err.exitCode;
+  }
+  console.error(redact(`Internal error: ${(err as Error)?.stack ?? String(err)}`, secretsForErrors));
+  return 1;
+}
+
+void main(process.argv);

@@ -1,0 +1,86 @@
+// Writes and reads the artifacts in target/: manifest.json, compiled/**.sql,
+// run_results.json, and the compile cache that lets an unchanged project skip
+// compiling altogether (keyed by a hash of every input file, the target, vars
+// and the environment variables templates read).
+
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Manifest } from './manifest.js';
+import { ETL_VERSION } from './version.js';
+
+const CACHE_DIR = '.etl';
+
+interface CompileCache {
+  etl_version: string;
+  fingerprint: string;
+  /** Env var name -> sha256 of its value (or null when unset) at compile time. */
+  env: Record<string, string | null>;
+  format: boolean;
+}
+
+function hashValue(v: string | undefined): string | null {
+  return v === undefined ? null : createHash('sha256').update(v).digest('hex');
+}
+
+/** Writes `text` atomically: a reader sees the old file or the new one. */
+export function writeFileAtomic(file: string, text: string): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+/** The manifest of the last compile, if nothing it depends on has changed since. */
+export function readCachedManifest(targetPath: string, fingerprint: string, env: NodeJS.ProcessEnv, format: boolean): Manifest | undefined {
+  const cacheFile = path.join(targetPath, CACHE_DIR, 'compile.json');
+  const manifestFile = path.join(targetPath, 'manifest.json');
+  if (!existsSync(cacheFile) || !existsSync(manifestFile)) return undefined;
+  try {
+    const cache = JSON.parse(readFileSync(cacheFile, 'utf8')) as CompileCache;
+    if (cache.etl_version !== ETL_VERSION || cache.fingerprint !== fingerprint || cache.format !== format) return undefined;
+    for (const [name, hash] of Object.entries(cache.env)) if (hashValue(env[name]) !== hash) return undefined;
+    const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Manifest;
+    return manifest.metadata.fingerprint === fingerprint ? manifest : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeCompileCache(targetPath: string, fingerprint: string, envRead: string[], env: NodeJS.ProcessEnv, format: boolean): void {
+  const cache: CompileCache = {
+    etl_version: ETL_VERSION,
+    fingerprint,
+    env: Object.fromEntries(envRead.map((n) => [n, hashValue(env[n])])),
+    format,
+  };
+  writeFileAtomic(path.join(targetPath, CACHE_DIR, 'compile.json'), JSON.stringify(cache));
+}
+
+export function writeManifest(targetPath: string, manifest: Manifest): void {
+  writeFileAtomic(path.join(targetPath, 'manifest.json'), JSON.stringify(manifest));
+}
+
+/** Writes target/compiled/**.sql; `transform` may pretty-print. */
+export function writeCompiledFiles(projectRoot: string, manifest: Manifest, transform?: (sql: string) => string): number {
+  const dirs = new Set<string>();
+  let written = 0;
+  for (const node of Object.values(manifest.nodes)) {
+    if (!node.compiled_path) continue;
+    const file = path.join(projectRoot, node.compiled_path);
+    const dir = path.dirname(file);
+    if (!dirs.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      dirs.add(dir);
+    }
+    const sql = transform ? transform(node.compiled_code) : node.compiled_code;
+    writeFileSync(file, sql.endsWith('\n') ? sql : `${sql}\n`);
+    written++;
+  }
+  return written;
+}
+
+export function readJsonIfExists<T>(file: string): T | undefined {
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as T;
+}

@@ -1,0 +1,434 @@
+// The compiler: Project in, Manifest out. Parses every template once,
+// analyses dependencies and config from the syntax trees, checks refs,
+// sources, helpers and cycles (collecting every error with file:line), then
+// renders each node by walking its tree. Touches no database.
+
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { dialectFor, type Dialect } from '../../adapters/dialect.js';
+import { Diagnostics, didYouMean } from '../errors.js';
+import type { Project, ProjectSourceFile, ResourceProperties } from '../project/load.js';
+import { mergeConfig } from '../project/load.js';
+import type { NodeConfigInput } from '../project/schema.js';
+import { analyzeTemplate, type TemplateAnalysis } from '../templates/analyze.js';
+import { BUILTIN_HELPER_NAMES, builtinHelpers, loadMacroHelpers, ROOT_VARIABLES, type HelperScope } from '../templates/helpers.js';
+import { parseTemplate, type Ast } from '../templates/parse.js';
+import { renderTemplate, TemplateRenderError, type HelperFn } from '../templates/render.js';
+import { buildGraph, findCycle } from '../graph/graph.js';
+import { evaluateTemplateConfig, finalizeConfig } from './config.js';
+import { ephemeralCteName, injectCtes } from './ephemeral.js';
+import { ETL_VERSION } from './version.js';
+import { modelId, sourceId, type ColumnInfo, type Manifest, type ManifestNode, type ManifestSource, type ResourceType } from './manifest.js';
+
+
+interface PendingNode {
+  node: ManifestNode;
+  file: ProjectSourceFile;
+  ast?: Ast;
+  analysis?: TemplateAnalysis;
+}
+
+export interface CompileOutput {
+  manifest: Manifest;
+  /** Environment variables read by templates, for the compile cache key. */
+  envRead: string[];
+}
+
+/** Compiles a loaded project into a manifest; throws ProjectError with every problem found. */
+export async function compileProject(project: Project, env: NodeJS.ProcessEnv = process.env): Promise<CompileOutput> {
+  const diagnostics = new Diagnostics();
+  const errors = diagnostics.list;
+  const dialect = dialectFor(project.target.type);
+  const envRead = new Set<string>();
+  const staticScope = { vars: project.vars, env, onEnvRead: (n: string) => envRead.add(n) };
+
+  // Partials (macros/**/*.hbs), parsed once and analysed for refs of their own.
+  const partials = new Map<string, { ast: Ast; analysis: TemplateAnalysis; path: string }>();
+  for (const p of project.partials) {
+    const parsed = parseTemplate(p.path, p.text);
+    if ('error' in parsed) {
+      errors.push(parsed.error);
+      continue;
+    }
+    const other = partials.get(p.name);
+    if (other) {
+      errors.push({ file: p.path, message: `partial "${p.name}" is defined twice`, hint: `also in ${other.path}; rename one of the files` });
+      continue;
+    }
+    partials.set(p.name, { ast: parsed.ast, analysis: analyzeTemplate(parsed.ast, p.path, errors), path: p.path });
+  }
+
+  let macroHelpers = new Map<string, { fn: HelperFn; path: string }>();
+  if (project.helperModules.length) {
+    try {
+      macroHelpers = await loadMacroHelpers(project.helperModules);
+    } catch (err) {
+      const e = err as Error & { file?: string };
+      errors.push({ file: e.file, message: `cannot load macros: ${e.message}` });
+    }
+  }
+
+  // Nodes: seeds, then models. Names are one namespace across resource types.
+  const pending = new Map<string, PendingNode>();
+  const byName = new Map<string, PendingNode>();
+  const disabled: Record<string, ManifestNode[]> = {};
+  const addNode = (p: PendingNode) => {
+    const other = byName.get(p.node.name);
+    if (other) {
+      errors.push({
+        file: p.file.path,
+        line: 1,
+        message: `two ${p.node.resource_type === other.node.resource_type ? `${p.node.resource_type}s` : 'nodes'} are named "${p.node.name}": ${other.file.path} and ${p.file.path}`,
+        hint: 'node names are file names and must be unique across models, seeds and snapshots; rename one of the files',
+      });
+      return;
+    }
+    byName.set(p.node.name, p);
+    pending.set(p.node.unique_id, p);
+  };
+
+  for (const file of project.seeds) {
+    const props = project.properties.seed.get(file.name);
+    const config = finalizeConfig(mergeConfig(project.folderConfig('seed', file.path), (props?.config ?? {}) as NodeConfigInput), 'seed');
+    config.materialized = 'seed';
+    const node = baseNode(project, dialect, 'seed', file, config, props);
+    if (!config.enabled) (disabled[node.unique_id] ??= []).push(node);
+    else addNode({ node, file });
+  }
+
+  for (const file of project.models) {
+    const parsed = parseTemplate(file.path, file.text);
+    if ('error' in parsed) {
+      errors.push(parsed.error);
+      continue;
+    }
+    const analysis = analyzeTemplate(parsed.ast, file.path, errors);
+    const props = project.properties.model.get(file.name);
+    let input = mergeConfig(project.folderConfig('model', file.path), (props?.config ?? {}) as NodeConfigInput);
+    input = mergeConfig(input, evaluateTemplateConfig(analysis.configCalls, file.path, staticScope, errors));
+    const config = finalizeConfig(input, 'view');
+    const node = baseNode(project, dialect, 'model', file, config, props);
+    if (!config.enabled) {
+      (disabled[node.unique_id] ??= []).push(node);
+      continue;
+    }
+    addNode({ node, file, ast: parsed.ast, analysis });
+  }
+
+  // Properties entries that describe nothing are typos, not documentation.
+  for (const kind of ['model', 'seed'] as const) {
+    const names = kind === 'model' ? project.models.map((m) => m.name) : project.seeds.map((s) => s.name);
+    const known = new Set(names);
+    for (const [name, props] of project.properties[kind]) {
+      if (known.has(name)) continue;
+      errors.push({
+        ...props.declaredIn,
+        message: `${kind}s entry "${name}" matches no ${kind} file`,
+        hint: didYouMean(name, names) ?? `${kind}s are named after their files; create ${kind === 'model' ? `models/${name}.sql` : `seeds/${name}.csv`} or remove the entry`,
+      });
+    }
+  }
+
+  const sources = buildSources(project, dialect);
+  const helperNames = new Set<string>([...BUILTIN_HELPER_NAMES, ...macroHelpers.keys()]);
+  for (const [name, h] of macroHelpers) {
+    if ((BUILTIN_HELPER_NAMES as readonly string[]).includes(name)) {
+      errors.push({ file: h.path, message: `macro helper "${name}" shadows a built-in helper`, hint: 'rename the export' });
+    }
+  }
+
+  // Resolve refs, sources, helpers and partials, per node (partials' refs count too).
+  const disabledNames = new Map(Object.values(disabled).flat().map((n) => [n.name, n]));
+  for (const p of pending.values()) {
+    if (!p.analysis) continue;
+    const deps = new Set<string>();
+    const visit = (analysis: TemplateAnalysis, file: string, seen: Set<string>, isPartial = false) => {
+      for (const ref of analysis.refs) {
+        const target = byName.get(ref.name);
+        if (!target) {
+          const off = disabledNames.get(ref.name);
+          errors.push({
+            file,
+            line: ref.line,
+            col: ref.col,
+            message: off ? `ref "${ref.name}": that ${off.resource_type} is disabled` : `unknown ref "${ref.name}"`,
+            hint: off ? `enable ${off.original_file_path} or remove the ref` : didYouMean(ref.name, byName.keys()) ?? 'refs name a model, seed or snapshot by its file name',
+          });
+          continue;
+        }
+        if (target === p) {
+          errors.push({ file, line: ref.line, col: ref.col, message: `${p.node.name} refs itself`, hint: 'use {{this}} to refer to the relation being built' });
+          continue;
+        }
+        deps.add(target.node.unique_id);
+        if (!p.node.refs.some((r) => r.name === ref.name)) p.node.refs.push({ name: ref.name });
+      }
+      for (const src of analysis.sources) {
+        const id = sourceId(project.name, src.source, src.table);
+        if (!sources[id]) {
+          const sameSource = Object.values(sources).filter((s) => s.source_name === src.source);
+          const hint = sameSource.length
+            ? didYouMean(src.table, sameSource.map((s) => s.name)) ?? `tables of source "${src.source}": ${sameSource.map((s) => s.name).join(', ')}`
+            : didYouMean(src.source, new Set(Object.values(sources).map((s) => s.source_name))) ?? 'declare it under sources: in a models/*.yml file';
+          errors.push({ file, line: src.line, col: src.col, message: `unknown source "${src.source}.${src.table}"`, hint });
+          continue;
+        }
+        deps.add(id);
+        if (!p.node.sources.some(([a, b]) => a === src.source && b === src.table)) p.node.sources.push([src.source, src.table]);
+      }
+      for (const h of analysis.helpers) {
+        if (!helperNames.has(h.name)) {
+          errors.push({ file, line: h.line, col: h.col, message: `unknown helper "${h.name}"`, hint: didYouMean(h.name, helperNames) ?? 'project helpers are the named exports of macros/**/*.{js,mjs,ts}' });
+        }
+      }
+      // A partial's bare names come from its caller's hash, checked when rendered.
+      for (const b of isPartial ? [] : analysis.bareNames) {
+        if (!helperNames.has(b.name) && !(ROOT_VARIABLES as readonly string[]).includes(b.name)) {
+          errors.push({
+            file,
+            line: b.line,
+            col: b.col,
+            message: `unknown helper or variable "${b.name}"`,
+            hint: didYouMean(b.name, [...helperNames, ...ROOT_VARIABLES]) ?? `for a project var write {{var "${b.name}"}}`,
+          });
+        }
+      }
+      for (const part of analysis.partials) {
+        if (part.name === '@partial-block') continue;
+        const def = partials.get(part.name);
+        if (!def) {
+          errors.push({ file, line: part.line, col: part.col, message: `unknown partial "${part.name}"`, hint: didYouMean(part.name, partials.keys()) ?? 'partials are macros/**/*.hbs files' });
+          continue;
+        }
+        if (!seen.has(part.name)) {
+          seen.add(part.name);
+          if (!p.node.depends_on.macros.includes(`macro.${project.name}.${part.name}`)) p.node.depends_on.macros.push(`macro.${project.name}.${part.name}`);
+          visit(def.analysis, def.path, seen, true);
+        }
+      }
+    };
+    visit(p.analysis, p.file.path, new Set());
+    p.node.depends_on.nodes = [...deps];
+  }
+
+  // Cycles, listed in order with the file:line of each edge.
+  if (errors.length === 0) {
+    const graph = buildGraph(pending.keys(), (id) => pending.get(id)!.node.depends_on.nodes);
+    const cycle = findCycle(graph);
+    if (cycle) {
+      const names = cycle.map((id) => pending.get(id)!.node.name);
+      const first = pending.get(cycle[0]!)!;
+      const refLine = first.analysis?.refs.find((r) => r.name === names[1 % names.length]);
+      errors.push({
+        file: first.file.path,
+        line: refLine?.line,
+        col: refLine?.col,
+        message: `dependency cycle: ${[...names, names[0]].join(' -> ')}`,
+        hint: `each model in the cycle refs the next: ${cycle.map((id) => pending.get(id)!.file.path).join(', ')}; remove one of the refs`,
+      });
+    }
+  }
+  diagnostics.throwIfAny();
+
+  // Render every model (both variants for incremental ones).
+  const helpers = new Map<string, HelperFn>();
+  const scope: HelperScope = {
+    resolveRef: (name) => {
+      const n = byName.get(name)!.node;
+      return n.config.materialized === 'ephemeral' ? dialect.quoteIdentifier(ephemeralCteName(n.name)) : n.relation_name!;
+    },
+    resolveSource: (source, table) => sources[sourceId(project.name, source, table)]!.relation_name,
+    vars: project.vars,
+    env,
+    onEnvRead: (n) => envRead.add(n),
+  };
+  for (const [name, fn] of builtinHelpers(scope)) helpers.set(name, fn);
+  for (const [name, h] of macroHelpers) if (!helpers.has(name)) helpers.set(name, h.fn);
+  const partialAsts = new Map([...partials].map(([k, v]) => [k, v.ast]));
+  const target = { name: project.targetName, type: project.target.type, schema: project.target.schema, threads: project.target.threads };
+  const rendered = new Map<string, { full: string; incremental?: string }>();
+  for (const p of pending.values()) {
+    if (!p.ast) continue;
+    const node = p.node;
+    const renderOnce = (isIncremental: boolean) =>
+      renderTemplate(
+        p.ast!,
+        {
+          is_incremental: isIncremental,
+          target,
+          model: { name: node.name, schema: node.schema, alias: node.alias, unique_id: node.unique_id, config: node.config },
+          // Microbatch runs substitute these per batch; see the incremental strategies.
+          batch_start: '__ETL_BATCH_START__',
+          batch_end: '__ETL_BATCH_END__',
+        },
+        { file: p.file.path, helpers, partials: partialAsts, thisRelation: node.relation_name ?? dialect.quoteIdentifier(ephemeralCteName(node.name)) },
+      );
+    try {
+      const full = renderOnce(false);
+      const incremental = node.config.materialized === 'incremental' ? renderOnce(true) : undefined;
+      rendered.set(node.unique_id, { full, incremental });
+    } catch (err) {
+      if (err instanceof TemplateRenderError) {
+        errors.push({ file: err.file, line: err.line, col: err.col, message: err.message, hint: err.hint });
+      } else throw err;
+    }
+  }
+  diagnostics.throwIfAny();
+
+  // Inline ephemeral ancestors as CTEs, in dependency order.
+  const ephemeralChain = (id: string, out: string[], seen: Set<string>) => {
+    for (const parent of pending.get(id)!.node.depends_on.nodes) {
+      const pn = pending.get(parent);
+      if (!pn || pn.node.config.materialized !== 'ephemeral' || seen.has(parent)) continue;
+      seen.add(parent);
+      ephemeralChain(parent, out, seen);
+      out.push(parent);
+    }
+    return out;
+  };
+  for (const p of pending.values()) {
+    const r = rendered.get(p.node.unique_id);
+    if (!r) continue;
+    const chain = ephemeralChain(p.node.unique_id, [], new Set());
+    const ctes = chain.map((id) => ({ name: dialect.quoteIdentifier(ephemeralCteName(pending.get(id)!.node.name)), sql: rendered.get(id)!.full }));
+    p.node.compiled_code = injectCtes(r.full, ctes);
+    if (r.incremental !== undefined) p.node.compiled_incremental_code = injectCtes(r.incremental, ctes);
+  }
+
+  const nodes: Record<string, ManifestNode> = {};
+  for (const p of pending.values()) nodes[p.node.unique_id] = p.node;
+  const parentMap: Record<string, string[]> = {};
+  const childMap: Record<string, string[]> = {};
+  for (const id of [...Object.keys(nodes), ...Object.keys(sources)]) {
+    parentMap[id] = [];
+    childMap[id] = [];
+  }
+  for (const node of Object.values(nodes)) {
+    parentMap[node.unique_id] = [...node.depends_on.nodes];
+    for (const dep of node.depends_on.nodes) childMap[dep]!.push(node.unique_id);
+  }
+
+  const manifest: Manifest = {
+    metadata: {
+      dbt_schema_version: 'https://schemas.getdbt.com/dbt/manifest/v12.json',
+      etl_version: ETL_VERSION,
+      generated_at: new Date().toISOString(),
+      invocation_id: randomUUID(),
+      project_name: project.name,
+      project_root: project.root,
+      target_name: project.targetName,
+      adapter_type: project.target.type,
+      target_schema: project.target.schema,
+      fingerprint: project.fingerprint,
+    },
+    nodes,
+    sources,
+    macros: Object.fromEntries(
+      [...partials].map(([name, p]) => [`macro.${project.name}.${name}`, { name, path: p.path, original_file_path: p.path }]),
+    ),
+    parent_map: parentMap,
+    child_map: childMap,
+    exposures: {},
+    metrics: {},
+    groups: {},
+    selectors: {},
+    disabled,
+    docs: {},
+  };
+  return { manifest, envRead: [...envRead].sort() };
+}
+
+/** dbt's rule: a custom schema is appended to the target schema. */
+export function resolveSchema(targetSchema: string, custom: string | undefined): string {
+  return custom ? `${targetSchema}_${custom}` : targetSchema;
+}
+
+function baseNode(
+  project: Project,
+  dialect: Dialect,
+  kind: ResourceType,
+  file: ProjectSourceFile,
+  config: ManifestNode['config'],
+  props: ResourceProperties | undefined,
+): ManifestNode {
+  const schema = resolveSchema(project.target.schema, config.schema);
+  const alias = config.alias ?? file.name;
+  const folderParts = file.path.split('/').slice(1, -1);
+  const ephemeral = config.materialized === 'ephemeral';
+  return {
+    unique_id: modelId(project.name, kind, file.name),
+    resource_type: kind,
+    package_name: project.name,
+    name: file.name,
+    path: file.path,
+    original_file_path: file.path,
+    fqn: [project.name, ...folderParts, file.name],
+    database: null,
+    schema,
+    alias,
+    relation_name: ephemeral ? null : dialect.relation(schema, alias),
+    raw_code: file.text,
+    compiled_code: '',
+    compiled_path: kind === 'seed' || ephemeral ? null : path.posix.join(path.relative(project.root, project.targetPath).split(path.sep).join('/'), 'compiled', project.name, file.path),
+    language: 'sql',
+    depends_on: { nodes: [], macros: [] },
+    refs: [],
+    sources: [],
+    config,
+    tags: config.tags,
+    description: props?.description ?? '',
+    columns: columnsOf(props?.columns),
+    meta: { ...(props?.meta ?? {}), ...config.meta },
+    checksum: { name: 'sha256', checksum: file.checksum },
+    patch_path: props ? props.declaredIn.file : null,
+  };
+}
+
+function columnsOf(columns: ResourceProperties['columns']): Record<string, ColumnInfo> {
+  const out: Record<string, ColumnInfo> = {};
+  for (const c of columns ?? []) {
+    out[c.name] = {
+      name: c.name,
+      description: c.description ?? '',
+      data_type: c.data_type,
+      meta: c.meta ?? {},
+      tags: c.tags === undefined ? [] : Array.isArray(c.tags) ? c.tags : [c.tags],
+      constraints: c.constraints,
+    };
+  }
+  return out;
+}
+
+function buildSources(project: Project, dialect: Dialect): Record<string, ManifestSource> {
+  const out: Record<string, ManifestSource> = {};
+  for (const source of project.sources) {
+    for (const table of source.tables) {
+      const id = sourceId(project.name, source.name, table.name);
+      const schema = source.schema ?? source.name;
+      const identifier = table.identifier ?? table.name;
+      const freshness = table.freshness === null ? null : { ...(source.freshness ?? {}), ...(table.freshness ?? {}) };
+      out[id] = {
+        unique_id: id,
+        resource_type: 'source',
+        package_name: project.name,
+        name: table.name,
+        source_name: source.name,
+        identifier,
+        schema,
+        database: source.database ?? null,
+        relation_name: dialect.relation(schema, identifier),
+        path: source.declaredIn.file,
+        original_file_path: source.declaredIn.file,
+        fqn: [project.name, source.name, table.name],
+        description: table.description ?? '',
+        source_description: source.description ?? '',
+        loaded_at_field: table.loaded_at_field ?? freshness?.loaded_at_field ?? source.loaded_at_field ?? null,
+        freshness: freshness && Object.keys(freshness).length ? freshness : null,
+        columns: columnsOf(table.columns),
+        meta: table.meta ?? source.meta ?? {},
+        tags: [],
+      };
+    }
+  }
+  return out;
+}

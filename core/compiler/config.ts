@@ -1,0 +1,119 @@
+// Resolves a node's config from its three sources, lowest first:
+// etl.yml folder defaults < properties yml `config:` < {{config}} in the
+// template. {{config}} values are read from the syntax tree without rendering;
+// they may be literals or subexpressions of var, env_var and list.
+
+import { closestMatch, type Diagnostic } from '../errors.js';
+import { asList, mergeConfig } from '../project/load.js';
+import { NODE_CONFIG_KEYS, nodeConfigSchema, type NodeConfigInput } from '../project/schema.js';
+import { nodePosition } from '../templates/parse.js';
+import { readVar } from '../templates/helpers.js';
+import type { NodeConfig, Materialization } from './manifest.js';
+
+export interface StaticScope {
+  vars: Record<string, unknown>;
+  env: NodeJS.ProcessEnv;
+  onEnvRead?(name: string): void;
+}
+
+/** Evaluates the hash of {{config ...}} calls into a validated partial config. */
+export function evaluateTemplateConfig(calls: hbs.AST.Hash[], file: string, scope: StaticScope, errors: Diagnostic[]): NodeConfigInput {
+  let merged: Record<string, unknown> = {};
+  for (const hash of calls) {
+    const values: Record<string, unknown> = {};
+    let ok = true;
+    for (const pair of hash.pairs) {
+      try {
+        values[pair.key] = evaluateStatic(pair.value, scope);
+      } catch (err) {
+        ok = false;
+        errors.push({ file, ...nodePosition(pair.value), message: `config ${pair.key}: ${(err as Error).message}`, hint: (err as { hint?: string }).hint });
+      }
+    }
+    if (!ok) continue;
+    const parsed = nodeConfigSchema.safeParse(values);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        const key = String(issue.path[0] ?? (issue as { keys?: string[] }).keys?.[0] ?? '');
+        const pair = hash.pairs.find((p) => p.key === key) ?? hash.pairs[0];
+        const pos = pair ? nodePosition(pair) : nodePosition(hash);
+        if (issue.code === 'unrecognized_keys') {
+          const bad = (issue as { keys: string[] }).keys[0]!;
+          const badPair = hash.pairs.find((p) => p.key === bad);
+          errors.push({
+            file,
+            ...(badPair ? nodePosition(badPair) : pos),
+            message: `unknown config key "${bad}"`,
+            hint: suggestKey(bad),
+          });
+        } else {
+          errors.push({ file, ...pos, message: `config ${key}: ${describeIssue(issue)}` });
+        }
+      }
+      continue;
+    }
+    merged = mergeConfig(merged as NodeConfigInput, parsed.data) as Record<string, unknown>;
+  }
+  return merged as NodeConfigInput;
+}
+
+function describeIssue(issue: { code: string; message: string; values?: unknown[] }): string {
+  if (issue.code === 'invalid_value' && issue.values) return `expected one of ${issue.values.map(String).join(', ')}`;
+  return issue.message;
+}
+
+function suggestKey(bad: string): string {
+  const m = closestMatch(bad, NODE_CONFIG_KEYS);
+  return m ? `did you mean "${m}"?` : `config keys: ${[...NODE_CONFIG_KEYS].join(', ')}`;
+}
+
+function evaluateStatic(expr: hbs.AST.Expression, scope: StaticScope): unknown {
+  switch (expr.type) {
+    case 'StringLiteral':
+    case 'NumberLiteral':
+    case 'BooleanLiteral':
+      return (expr as hbs.AST.StringLiteral).value;
+    case 'NullLiteral':
+      return null;
+    case 'SubExpression': {
+      const sub = expr as hbs.AST.SubExpression;
+      const name = (sub.path as hbs.AST.PathExpression).original;
+      const args = sub.params.map((p) => evaluateStatic(p, scope));
+      if (name === 'var') return readVar(scope.vars, args);
+      if (name === 'list') return args;
+      if (name === 'env_var') {
+        const key = String(args[0]);
+        scope.onEnvRead?.(key);
+        const v = scope.env[key] ?? args[1];
+        if (v === undefined) throw new Error(`environment variable ${key} is not set`);
+        return v;
+      }
+      throw Object.assign(new Error(`(${name} ...) cannot be used in config`), {
+        hint: 'config values are read before rendering: use literals, (var "name" "default"), (env_var "NAME") or (list "a" "b")',
+      });
+    }
+    default:
+      throw Object.assign(new Error(`"${(expr as hbs.AST.PathExpression).original ?? expr.type}" cannot be used in config`), {
+        hint: 'config values are read before rendering: quote strings, or use (var "name" "default")',
+      });
+  }
+}
+
+/** Fills defaults and normalises list-valued keys. */
+export function finalizeConfig(input: NodeConfigInput, defaultMaterialization: Materialization): NodeConfig {
+  const out: NodeConfig = {
+    ...(input as Record<string, unknown>),
+    materialized: (input.materialized as Materialization | undefined) ?? defaultMaterialization,
+    enabled: input.enabled ?? true,
+    tags: asList(input.tags),
+    pre_hook: asList(input.pre_hook),
+    post_hook: asList(input.post_hook),
+    retries: input.retries ?? 0,
+    meta: input.meta ?? {},
+  };
+  if (input.begin instanceof Date) out.begin = input.begin.toISOString();
+  if (out.materialized === 'incremental' && !out.incremental_strategy) {
+    out.incremental_strategy = out.unique_key ? 'merge' : 'append';
+  }
+  return out;
+}

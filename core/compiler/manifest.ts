@@ -1,0 +1,142 @@
+// The compiled project: one plain, serialisable object in the middle of the
+// flow. The compiler produces it (and writes it as target/manifest.json); the
+// planner and runner read only it. Shapes follow dbt's manifest where the two
+// overlap, so tools written for dbt's artifacts can read ours.
+
+export type ResourceType = 'model' | 'seed' | 'snapshot' | 'test';
+export type Materialization = 'view' | 'table' | 'incremental' | 'ephemeral' | 'seed' | 'snapshot' | 'test';
+
+/** Config after merging etl.yml folder defaults < properties yml < {{config}} in the template. */
+export interface NodeConfig {
+  materialized: Materialization;
+  enabled: boolean;
+  tags: string[];
+  /** Custom schema as configured; the resolved one is ManifestNode.schema. */
+  schema?: string;
+  alias?: string;
+  pre_hook: string[];
+  post_hook: string[];
+  retries: number;
+  incremental_strategy?: 'append' | 'merge' | 'delete+insert' | 'microbatch';
+  unique_key?: string | string[];
+  on_schema_change?: 'ignore' | 'fail' | 'append_new_columns' | 'sync_all_columns';
+  event_time?: string;
+  batch_size?: 'hour' | 'day' | 'month';
+  lookback?: number;
+  begin?: string;
+  full_refresh?: boolean;
+  partition_by?: string | string[];
+  cluster_by?: string | string[];
+  contract?: { enforced: boolean };
+  quarantine?: boolean;
+  quarantine_max?: string | number;
+  column_types?: Record<string, string>;
+  delimiter?: string;
+  strategy?: 'timestamp' | 'check';
+  updated_at?: string;
+  check_cols?: 'all' | string[];
+  hard_deletes?: 'ignore' | 'invalidate' | 'new_record';
+  meta: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface ColumnInfo {
+  name: string;
+  description: string;
+  data_type?: string;
+  meta: Record<string, unknown>;
+  tags: string[];
+  constraints?: Array<Record<string, unknown>>;
+}
+
+export interface ManifestNode {
+  unique_id: string;
+  resource_type: ResourceType;
+  package_name: string;
+  name: string;
+  /** Path relative to the project root. */
+  path: string;
+  original_file_path: string;
+  fqn: string[];
+  database: string | null;
+  schema: string;
+  alias: string;
+  /** The quoted relation, as {{ref}} renders it; null for ephemeral models and tests. */
+  relation_name: string | null;
+  raw_code: string;
+  /** SQL as it runs on a first build or --full-refresh (is_incremental = false). */
+  compiled_code: string;
+  /** For incremental models: the SQL with is_incremental = true. */
+  compiled_incremental_code?: string;
+  /** Path of the compiled SQL file, relative to the project root. */
+  compiled_path: string | null;
+  language: 'sql';
+  depends_on: { nodes: string[]; macros: string[] };
+  refs: Array<{ name: string }>;
+  sources: Array<[string, string]>;
+  config: NodeConfig;
+  tags: string[];
+  description: string;
+  columns: Record<string, ColumnInfo>;
+  meta: Record<string, unknown>;
+  checksum: { name: 'sha256'; checksum: string };
+  /** Where the node's properties were declared (a yml file), if anywhere. */
+  patch_path: string | null;
+}
+
+export interface ManifestSource {
+  unique_id: string;
+  resource_type: 'source';
+  package_name: string;
+  name: string;
+  source_name: string;
+  identifier: string;
+  schema: string;
+  database: string | null;
+  relation_name: string;
+  path: string;
+  original_file_path: string;
+  fqn: string[];
+  description: string;
+  source_description: string;
+  loaded_at_field: string | null;
+  freshness: { warn_after?: string; error_after?: string; filter?: string } | null;
+  columns: Record<string, ColumnInfo>;
+  meta: Record<string, unknown>;
+  tags: string[];
+}
+
+export interface Manifest {
+  metadata: {
+    dbt_schema_version: string;
+    etl_version: string;
+    generated_at: string;
+    invocation_id: string;
+    project_name: string;
+    project_root: string;
+    target_name: string;
+    adapter_type: string;
+    target_schema: string;
+    /** Hash of every input of the compile; equal hashes mean an equal manifest. */
+    fingerprint: string;
+  };
+  nodes: Record<string, ManifestNode>;
+  sources: Record<string, ManifestSource>;
+  macros: Record<string, { name: string; path: string; original_file_path: string }>;
+  parent_map: Record<string, string[]>;
+  child_map: Record<string, string[]>;
+  exposures: Record<string, never>;
+  metrics: Record<string, never>;
+  groups: Record<string, never>;
+  selectors: Record<string, never>;
+  disabled: Record<string, ManifestNode[]>;
+  docs: Record<string, never>;
+}
+
+export function modelId(project: string, kind: ResourceType, name: string): string {
+  return `${kind}.${project}.${name}`;
+}
+
+export function sourceId(project: string, source: string, table: string): string {
+  return `source.${project}.${source}.${table}`;
+}

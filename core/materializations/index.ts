@@ -1,0 +1,14 @@
+// The registry of materialization strategies, by `materialized`.
+
+import type { Materialization } from './materialization.js';
+import { seed } from './seed.js';
+import { table } from './table.js';
+import { view } from './view.js';
+
+const STRATEGIES: Record<string, Materialization> = { view, table, seed };
+
+export function materializationFor(materialized: string): Materialization | undefined {
+  return STRATEGIES[materialized];
+}
+
+export type { Materialization, MaterializationContext } from './materialization.js';

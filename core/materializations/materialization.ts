@@ -1,0 +1,22 @@
+// One strategy per materialization, behind one interface. Adding a kind means
+// adding a module and a line in the registry, not editing a switch elsewhere.
+
+import type { Adapter, AdapterSession, MaterializeResult, Relation } from '../../adapters/adapter.js';
+import type { Manifest, ManifestNode } from '../compiler/manifest.js';
+
+export interface MaterializationContext {
+  node: ManifestNode;
+  manifest: Manifest;
+  adapter: Adapter;
+  session: AdapterSession;
+  fullRefresh: boolean;
+}
+
+export interface Materialization {
+  /** Builds the node; must leave the previous relation intact on failure. */
+  run(ctx: MaterializationContext): Promise<MaterializeResult>;
+}
+
+export function relationOf(node: ManifestNode): Relation {
+  return { schema: node.schema, name: node.alias };
+}

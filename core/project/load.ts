@@ -1,0 +1,376 @@
+// Project loading: finds and reads every file of a project, validates etl.yml
+// and the properties yml files, resolves the target, and computes folder-level
+// config. Knows nothing about templates, graphs or engines: its output is a
+// plain Project that the compiler turns into a manifest.
+
+import { readFileSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { globSync } from 'glob';
+import { type Diagnostic, Diagnostics, ProjectError, didYouMean } from '../errors.js';
+import { readYaml, validate, type YamlFile, type YamlPath } from './yaml.js';
+import {
+  NODE_CONFIG_KEYS,
+  nodeConfigSchema,
+  nodeConfigShape,
+  projectFileSchema,
+  propertiesFileSchema,
+  targetSchema,
+  type NodeConfigInput,
+  type ProjectFile,
+  type ResourcePropertiesInput,
+  type SourceInput,
+  type TargetInput,
+} from './schema.js';
+import { interpolateConfigString, type Secrets } from './secrets.js';
+
+export type ResourceKind = 'model' | 'seed' | 'snapshot' | 'test';
+
+/** A SQL or CSV file of the project. */
+export interface ProjectSourceFile {
+  kind: ResourceKind;
+  /** File name without extension: the node name. */
+  name: string;
+  /** Path relative to the project root, with forward slashes. */
+  path: string;
+  absPath: string;
+  /** Contents for SQL files; CSV seeds are read by the engine, not here. */
+  text: string;
+  checksum: string;
+}
+
+export interface ResourceProperties extends ResourcePropertiesInput {
+  /** Where the entry was declared, for error messages. */
+  declaredIn: { file: string; line: number; col: number };
+}
+
+export interface SourceDefinition extends SourceInput {
+  declaredIn: { file: string; line: number; col: number };
+}
+
+export type TargetConfig = TargetInput & { name: string; schema: string; threads: number };
+
+export interface Project {
+  root: string;
+  name: string;
+  file: ProjectFile;
+  targetName: string;
+  target: TargetConfig;
+  vars: Record<string, unknown>;
+  targetPath: string;
+  models: ProjectSourceFile[];
+  seeds: ProjectSourceFile[];
+  snapshots: ProjectSourceFile[];
+  singularTests: ProjectSourceFile[];
+  properties: Record<'model' | 'seed' | 'snapshot', Map<string, ResourceProperties>>;
+  sources: SourceDefinition[];
+  partials: Array<{ name: string; path: string; text: string }>;
+  helperModules: Array<{ path: string; absPath: string }>;
+  /** Config from etl.yml folder defaults for a file (deepest folder wins). */
+  folderConfig(kind: ResourceKind, relPath: string): NodeConfigInput;
+  /** Checksums of every file read, for the compile cache. */
+  fingerprint: string;
+  secrets: Secrets;
+}
+
+export interface LoadOptions {
+  target?: string;
+  /** `--vars` as parsed JSON/YAML. */
+  vars?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+}
+
+const PATH_DEFAULTS = {
+  model: 'models',
+  seed: 'seeds',
+  snapshot: 'snapshots',
+  test: 'tests',
+  macro: 'macros',
+} as const;
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function toPosix(p: string): string {
+  return p.split(path.sep).join('/');
+}
+
+/** Loads and validates a project; throws ProjectError with every problem found. */
+export function loadProject(projectDir: string, options: LoadOptions = {}): Project {
+  const root = path.resolve(projectDir);
+  const configPath = path.join(root, 'etl.yml');
+  if (!existsSync(configPath)) {
+    throw new ProjectError([
+      {
+        message: `no etl.yml in ${root}`,
+        hint: 'run etl from a project folder, pass --project-dir, or create a project with `etl init <dir>`',
+      },
+    ]);
+  }
+  const diagnostics = new Diagnostics();
+  const errors: Diagnostic[] = diagnostics.list;
+  const configText = readFileSync(configPath, 'utf8');
+  const configYaml = readYaml('etl.yml', configText);
+  if (!('data' in configYaml)) throw new ProjectError([configYaml]);
+  const file = validate(projectFileSchema, configYaml.data, configYaml, [], errors, 'etl.yml');
+  if (!file) diagnostics.throwIfAny();
+  const projectFile = file!;
+
+  const env = options.env ?? process.env;
+  const vars = { ...(projectFile.vars ?? {}), ...(options.vars ?? {}) };
+  const { targetName, target, secrets } = resolveTarget(projectFile, configYaml, options.target, vars, env, errors);
+
+  const hash = createHash('sha256');
+  hash.update(configText);
+  const listFiles = (kind: keyof typeof PATH_DEFAULTS, patterns: string[]) => {
+    const key = `${kind}-paths` as const;
+    const dirs = (projectFile as Record<string, unknown>)[key] as string[] | undefined;
+    const out: string[] = [];
+    for (const dir of dirs ?? [PATH_DEFAULTS[kind]]) {
+      const matches = globSync(patterns, { cwd: path.join(root, dir), nodir: true, posix: true });
+      for (const m of matches.sort()) out.push(`${dir}/${m}`);
+    }
+    return out;
+  };
+  const readSql = (kind: ResourceKind, rel: string): ProjectSourceFile => {
+    const absPath = path.join(root, rel);
+    const text = readFileSync(absPath, 'utf8');
+    hash.update(rel).update('\0').update(text).update('\0');
+    const checksum = sha256(text);
+    return { kind, name: path.basename(rel).replace(/\.[^.]+$/, ''), path: toPosix(rel), absPath, text, checksum };
+  };
+  const readSeed = (rel: string): ProjectSourceFile => {
+    const absPath = path.join(root, rel);
+    // A seed's checksum is of its contents, so state:modified sees data edits.
+    const text = readFileSync(absPath, 'utf8');
+    const checksum = sha256(text);
+    hash.update(rel).update('\0').update(checksum).update('\0');
+    return { kind: 'seed', name: path.basename(rel).replace(/\.csv$/i, ''), path: toPosix(rel), absPath, text: '', checksum };
+  };
+
+  const models = listFiles('model', ['**/*.sql']).map((p) => readSql('model', p));
+  const snapshots = listFiles('snapshot', ['**/*.sql']).map((p) => readSql('snapshot', p));
+  const singularTests = listFiles('test', ['**/*.sql']).map((p) => readSql('test', p));
+  const seeds = listFiles('seed', ['**/*.csv']).map(readSeed);
+  const partials = listFiles('macro', ['**/*.hbs']).map((p) => {
+    const f = readSql('model', p);
+    return { name: f.name, path: f.path, text: f.text };
+  });
+  const helperModules = listFiles('macro', ['**/*.js', '**/*.mjs', '**/*.ts']).map((p) => {
+    const f = readSql('model', p);
+    return { path: f.path, absPath: f.absPath };
+  });
+
+  const ymlPaths = [
+    ...listFiles('model', ['**/*.yml', '**/*.yaml']),
+    ...listFiles('seed', ['**/*.yml', '**/*.yaml']),
+    ...listFiles('snapshot', ['**/*.yml', '**/*.yaml']),
+  ];
+  const properties: Project['properties'] = { model: new Map(), seed: new Map(), snapshot: new Map() };
+  const sources: SourceDefinition[] = [];
+  for (const rel of ymlPaths) {
+    const text = readFileSync(path.join(root, rel), 'utf8');
+    hash.update(rel).update('\0').update(text).update('\0');
+    const yaml = readYaml(rel, text);
+    if (!('data' in yaml)) {
+      errors.push(yaml);
+      continue;
+    }
+    const parsed = validate(propertiesFileSchema, yaml.data, yaml, [], errors, rel);
+    if (!parsed) continue;
+    for (const kind of ['model', 'seed', 'snapshot'] as const) {
+      const entries = parsed[`${kind}s`] ?? [];
+      entries.forEach((entry, i) => {
+        const at: YamlPath = [`${kind}s`, i];
+        const pos = yaml.locate(at);
+        const existing = properties[kind].get(entry.name);
+        if (existing) {
+          errors.push(
+            yaml.diagnostic(
+              [...at, 'name'],
+              `${kind} "${entry.name}" is described twice`,
+              `it is also described at ${existing.declaredIn.file}:${existing.declaredIn.line}; merge the two entries`,
+            ),
+          );
+          return;
+        }
+        if (entry.config) validate(nodeConfigSchema, entry.config, yaml, [...at, 'config'], errors, rel);
+        properties[kind].set(entry.name, { ...entry, declaredIn: { file: rel, line: pos.line, col: pos.col } });
+      });
+    }
+    (parsed.sources ?? []).forEach((source, i) => {
+      const pos = yaml.locate(['sources', i]);
+      sources.push({ ...source, declaredIn: { file: rel, line: pos.line, col: pos.col } });
+    });
+  }
+
+  const folderConfig = buildFolderConfig(projectFile, configYaml, root, projectFile.name, errors, {
+    model: models,
+    seed: seeds,
+    snapshot: snapshots,
+    test: singularTests,
+  });
+  diagnostics.throwIfAny();
+
+  hash.update(JSON.stringify({ targetName, target, vars }));
+  return {
+    root,
+    name: projectFile.name,
+    file: projectFile,
+    targetName,
+    target: target!,
+    vars,
+    targetPath: path.join(root, projectFile['target-path'] ?? 'target'),
+    models,
+    seeds,
+    snapshots,
+    singularTests,
+    properties,
+    sources,
+    partials,
+    helperModules,
+    folderConfig,
+    fingerprint: hash.digest('hex'),
+    secrets,
+  };
+}
+
+function resolveTarget(
+  file: ProjectFile,
+  yaml: YamlFile,
+  requested: string | undefined,
+  vars: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  errors: Diagnostic[],
+): { targetName: string; target?: TargetConfig; secrets: Secrets } {
+  const names = Object.keys(file.targets);
+  const secrets: Secrets = { values: new Set() };
+  const targetName = requested ?? file.target ?? names[0];
+  if (!targetName || !(targetName in file.targets)) {
+    const hint = targetName ? didYouMean(targetName, names) : undefined;
+    errors.push(
+      yaml.diagnostic(
+        requested ? ['targets'] : ['target'],
+        targetName ? `unknown target "${targetName}"` : 'no targets defined in etl.yml',
+        hint ?? (names.length ? `defined targets: ${names.join(', ')}` : 'add a target under `targets:`'),
+        !requested,
+      ),
+    );
+    return { targetName: targetName ?? '', secrets };
+  }
+  const raw = file.targets[targetName]!;
+  const rendered: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (typeof value !== 'string') {
+      rendered[key] = value;
+      continue;
+    }
+    const result = interpolateConfigString(value, vars, env, secrets, /password|url/i.test(key));
+    if ('error' in result) {
+      errors.push(yaml.diagnostic(['targets', targetName, key], result.error, result.hint));
+      continue;
+    }
+    rendered[key] = result.value;
+  }
+  const target = validate(targetSchema, rendered, yaml, ['targets', targetName], errors, 'etl.yml');
+  if (!target) return { targetName, secrets };
+  return {
+    targetName,
+    target: { ...target, name: targetName, schema: target.schema ?? (target.type === 'postgres' ? 'public' : 'main'), threads: target.threads ?? 4 },
+    secrets,
+  };
+}
+
+/**
+ * Folder-level config from etl.yml: `models: { materialized: view, staging: { tags: [x] } }`.
+ * A key is a config key (optionally written `+key`, as in dbt) or a folder name;
+ * the project's own name is accepted as an optional first level.
+ */
+function buildFolderConfig(
+  file: ProjectFile,
+  yaml: YamlFile,
+  root: string,
+  projectName: string,
+  errors: Diagnostic[],
+  files: Record<ResourceKind, ProjectSourceFile[]>,
+): Project['folderConfig'] {
+  const sections = { model: 'models', seed: 'seeds', snapshot: 'snapshots', test: 'tests' } as const;
+  // For each kind: folder path ('' = top) -> config declared at that level.
+  const levels: Record<ResourceKind, Map<string, NodeConfigInput>> = {
+    model: new Map(),
+    seed: new Map(),
+    snapshot: new Map(),
+    test: new Map(),
+  };
+  for (const kind of Object.keys(sections) as ResourceKind[]) {
+    const section = sections[kind];
+    const tree = (file as Record<string, unknown>)[section] as Record<string, unknown> | undefined;
+    if (!tree) continue;
+    const folders = new Set<string>();
+    for (const f of files[kind]) {
+      const parts = f.path.split('/').slice(1, -1);
+      for (let i = 1; i <= parts.length; i++) folders.add(parts.slice(0, i).join('/'));
+    }
+    const walk = (node: Record<string, unknown>, folder: string, at: YamlPath) => {
+      const config: Record<string, unknown> = {};
+      for (const [rawKey, value] of Object.entries(node)) {
+        const key = rawKey.startsWith('+') ? rawKey.slice(1) : rawKey;
+        if (NODE_CONFIG_KEYS.has(key)) {
+          const parsed = nodeConfigShape[key as keyof typeof nodeConfigShape].safeParse(value);
+          if (!parsed.success) {
+            errors.push(yaml.diagnostic([...at, rawKey], `invalid value for ${key} in etl.yml ${section}: ${parsed.error.issues[0]?.message}`));
+          } else config[key] = parsed.data;
+          continue;
+        }
+        if (folder === '' && key === projectName && value && typeof value === 'object') {
+          walk(value as Record<string, unknown>, '', [...at, rawKey]);
+          continue;
+        }
+        const sub = folder ? `${folder}/${key}` : key;
+        if (value && typeof value === 'object' && !Array.isArray(value) && folders.has(sub)) {
+          walk(value as Record<string, unknown>, sub, [...at, rawKey]);
+          continue;
+        }
+        const childFolders = [...folders].filter((f) => path.posix.dirname(f) === (folder || '.')).map((f) => path.posix.basename(f));
+        const hint = didYouMean(key, [...NODE_CONFIG_KEYS, ...childFolders]);
+        errors.push(
+          yaml.diagnostic(
+            [...at, rawKey],
+            `unknown key "${rawKey}" in etl.yml ${section}${folder ? ` (folder ${folder})` : ''}: neither a config key nor a folder of ${section}/`,
+            hint ?? `config keys: ${[...NODE_CONFIG_KEYS].join(', ')}`,
+            true,
+          ),
+        );
+      }
+      const existing = levels[kind].get(folder) ?? {};
+      levels[kind].set(folder, { ...existing, ...(config as NodeConfigInput) });
+    };
+    walk(tree, '', [section]);
+  }
+  void root;
+  return (kind, relPath) => {
+    const parts = relPath.split('/').slice(1, -1);
+    let merged: NodeConfigInput = {};
+    for (let i = 0; i <= parts.length; i++) {
+      const level = levels[kind].get(parts.slice(0, i).join('/'));
+      if (level) merged = mergeConfig(merged, level);
+    }
+    return merged;
+  };
+}
+
+/** Later wins, except tags, which add up (as in dbt). */
+export function mergeConfig(base: NodeConfigInput, over: NodeConfigInput): NodeConfigInput {
+  const out: NodeConfigInput = { ...base, ...over };
+  if (base.tags !== undefined && over.tags !== undefined) {
+    const tags = [...asList(base.tags), ...asList(over.tags)];
+    out.tags = [...new Set(tags)];
+  }
+  return out;
+}
+
+export function asList(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}

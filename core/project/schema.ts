@@ -1,0 +1,240 @@
+// The shapes of etl.yml and models/**/*.yml, as zod schemas. Unknown keys are
+// errors with "did you mean", because a misspelt config key silently ignored
+// is the most expensive kind of bug in this field.
+
+import { z } from 'zod';
+import { strictObject } from './yaml.js';
+
+const stringList = z.union([z.string(), z.array(z.string())]);
+
+export const MATERIALIZATIONS = ['view', 'table', 'incremental', 'ephemeral', 'seed', 'snapshot'] as const;
+
+/** Every config key a model, seed or snapshot may set, from any of the three places. */
+export const nodeConfigShape = {
+  materialized: z.enum(['view', 'table', 'incremental', 'ephemeral']),
+  enabled: z.boolean(),
+  tags: stringList,
+  schema: z.string(),
+  alias: z.string(),
+  pre_hook: stringList,
+  post_hook: stringList,
+  retries: z.number().int().min(0),
+  meta: z.record(z.string(), z.unknown()),
+  // incremental
+  incremental_strategy: z.enum(['append', 'merge', 'delete+insert', 'microbatch']),
+  unique_key: stringList,
+  on_schema_change: z.enum(['ignore', 'fail', 'append_new_columns', 'sync_all_columns']),
+  event_time: z.string(),
+  batch_size: z.enum(['hour', 'day', 'month']),
+  lookback: z.number().int().min(0),
+  begin: z.union([z.string(), z.date()]),
+  full_refresh: z.boolean(),
+  partition_by: stringList,
+  cluster_by: stringList,
+  // quality
+  contract: strictObject({ enforced: z.boolean() }),
+  quarantine: z.boolean(),
+  quarantine_max: z.union([z.string(), z.number()]),
+  // seeds
+  column_types: z.record(z.string(), z.string()),
+  delimiter: z.string(),
+  quote_columns: z.boolean(),
+  // snapshots
+  strategy: z.enum(['timestamp', 'check']),
+  updated_at: z.string(),
+  check_cols: z.union([z.literal('all'), z.array(z.string())]),
+  hard_deletes: z.enum(['ignore', 'invalidate', 'new_record']),
+};
+
+export const nodeConfigSchema = strictObject(nodeConfigShape).partial();
+export type NodeConfigInput = z.output<typeof nodeConfigSchema>;
+export const NODE_CONFIG_KEYS = new Set(Object.keys(nodeConfigShape));
+
+const threads = z.number().int().min(1).max(64);
+
+export const duckdbTargetSchema = strictObject({
+  type: z.literal('duckdb'),
+  path: z.string(),
+  schema: z.string(),
+  threads,
+  settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+}).partial({ schema: true, threads: true, settings: true, path: true });
+
+export const postgresTargetSchema = strictObject({
+  type: z.literal('postgres'),
+  url: z.string(),
+  host: z.string(),
+  port: z.union([z.number().int(), z.string()]),
+  user: z.string(),
+  password: z.string(),
+  database: z.string(),
+  schema: z.string(),
+  threads,
+  sslmode: z.enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']),
+  sslrootcert: z.string(),
+  connect_timeout: z.number().min(0),
+  statement_timeout: z.number().min(0),
+}).partial({
+  url: true,
+  host: true,
+  port: true,
+  user: true,
+  password: true,
+  database: true,
+  schema: true,
+  threads: true,
+  sslmode: true,
+  sslrootcert: true,
+  connect_timeout: true,
+  statement_timeout: true,
+});
+
+export const deltaTargetSchema = strictObject({
+  type: z.literal('delta'),
+  path: z.string(),
+  schema: z.string(),
+  threads,
+}).partial({ schema: true, threads: true });
+
+export const targetSchema = z.discriminatedUnion('type', [duckdbTargetSchema, postgresTargetSchema, deltaTargetSchema]);
+export type TargetInput = z.output<typeof targetSchema>;
+
+export const projectFileSchema = strictObject({
+  name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a project name is letters, digits and underscores'),
+  version: z.union([z.number(), z.string()]),
+  vars: z.record(z.string(), z.unknown()),
+  target: z.string(),
+  targets: z.record(z.string(), z.record(z.string(), z.unknown())),
+  models: z.record(z.string(), z.unknown()),
+  seeds: z.record(z.string(), z.unknown()),
+  snapshots: z.record(z.string(), z.unknown()),
+  tests: z.record(z.string(), z.unknown()),
+  'model-paths': z.array(z.string()),
+  'seed-paths': z.array(z.string()),
+  'snapshot-paths': z.array(z.string()),
+  'test-paths': z.array(z.string()),
+  'macro-paths': z.array(z.string()),
+  'target-path': z.string(),
+}).partial({
+  version: true,
+  vars: true,
+  target: true,
+  models: true,
+  seeds: true,
+  snapshots: true,
+  tests: true,
+  'model-paths': true,
+  'seed-paths': true,
+  'snapshot-paths': true,
+  'test-paths': true,
+  'macro-paths': true,
+  'target-path': true,
+});
+export type ProjectFile = z.output<typeof projectFileSchema>;
+
+// A test entry is `not_null` or `{ accepted_values: { values: [...] } }`; its
+// arguments are checked by the data-tests stage, which knows each test.
+const testEntry = z.union([z.string(), z.record(z.string(), z.unknown())]);
+
+const columnSchema = strictObject({
+  name: z.string(),
+  description: z.string(),
+  data_type: z.string(),
+  tests: z.array(testEntry),
+  data_tests: z.array(testEntry),
+  constraints: z.array(z.record(z.string(), z.unknown())),
+  meta: z.record(z.string(), z.unknown()),
+  quote: z.boolean(),
+  tags: stringList,
+}).partial({
+  description: true,
+  data_type: true,
+  tests: true,
+  data_tests: true,
+  constraints: true,
+  meta: true,
+  quote: true,
+  tags: true,
+});
+export type ColumnInput = z.output<typeof columnSchema>;
+
+const resourcePropertiesSchema = strictObject({
+  name: z.string(),
+  description: z.string(),
+  config: z.record(z.string(), z.unknown()),
+  columns: z.array(columnSchema),
+  tests: z.array(testEntry),
+  data_tests: z.array(testEntry),
+  constraints: z.array(z.record(z.string(), z.unknown())),
+  meta: z.record(z.string(), z.unknown()),
+  docs: z.record(z.string(), z.unknown()),
+}).partial({
+  description: true,
+  config: true,
+  columns: true,
+  tests: true,
+  data_tests: true,
+  constraints: true,
+  meta: true,
+  docs: true,
+});
+export type ResourcePropertiesInput = z.output<typeof resourcePropertiesSchema>;
+
+const freshnessSchema = strictObject({
+  warn_after: z.string(),
+  error_after: z.string(),
+  loaded_at_field: z.string(),
+  filter: z.string(),
+}).partial();
+
+const sourceTableSchema = strictObject({
+  name: z.string(),
+  identifier: z.string(),
+  description: z.string(),
+  columns: z.array(columnSchema),
+  tests: z.array(testEntry),
+  data_tests: z.array(testEntry),
+  freshness: z.union([freshnessSchema, z.null()]),
+  loaded_at_field: z.string(),
+  meta: z.record(z.string(), z.unknown()),
+}).partial({
+  identifier: true,
+  description: true,
+  columns: true,
+  tests: true,
+  data_tests: true,
+  freshness: true,
+  loaded_at_field: true,
+  meta: true,
+});
+
+const sourceSchema = strictObject({
+  name: z.string(),
+  schema: z.string(),
+  database: z.string(),
+  description: z.string(),
+  loader: z.string(),
+  freshness: freshnessSchema,
+  loaded_at_field: z.string(),
+  tables: z.array(sourceTableSchema),
+  meta: z.record(z.string(), z.unknown()),
+}).partial({
+  schema: true,
+  database: true,
+  description: true,
+  loader: true,
+  freshness: true,
+  loaded_at_field: true,
+  meta: true,
+});
+export type SourceInput = z.output<typeof sourceSchema>;
+
+export const propertiesFileSchema = strictObject({
+  version: z.union([z.number(), z.string()]),
+  models: z.array(resourcePropertiesSchema),
+  seeds: z.array(resourcePropertiesSchema),
+  snapshots: z.array(resourcePropertiesSchema),
+  sources: z.array(sourceSchema),
+  unit_tests: z.array(z.record(z.string(), z.unknown())),
+}).partial();
+export type PropertiesFile = z.output<typeof propertiesFileSchema>;

@@ -1,0 +1,69 @@
+// Target config values may read the environment: `url: "{{env_var 'PG_URL'}}"`.
+// Values that can hold a credential are remembered as secrets so that every
+// log line, artifact and error message can be scrubbed of them.
+
+export interface Secrets {
+  values: Set<string>;
+}
+
+const TAG = /\{\{~?\s*(env_var|var)\s+(?:'([^']*)'|"([^"]*)")(?:\s+(?:'([^']*)'|"([^"]*)"))?\s*~?\}\}/g;
+const SECRET_ENV_NAME = /pass|secret|token|key|url|dsn|cred|auth/i;
+
+/** Renders `{{env_var 'X' 'default'}}` and `{{var 'x'}}` inside a config string. */
+export function interpolateConfigString(
+  value: string,
+  vars: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  secrets: Secrets,
+  holdsSecret: boolean,
+): { value: string } | { error: string; hint?: string } {
+  let error: { error: string; hint?: string } | undefined;
+  const out = value.replace(TAG, (_m, helper: string, a1?: string, a2?: string, d1?: string, d2?: string) => {
+    const name = a1 ?? a2 ?? '';
+    const fallback = d1 ?? d2;
+    if (helper === 'env_var') {
+      const v = env[name] ?? fallback;
+      if (v === undefined) {
+        error ??= { error: `environment variable ${name} is not set`, hint: `export ${name}=..., or give a default: {{env_var '${name}' 'default'}}` };
+        return '';
+      }
+      if (env[name] !== undefined && (holdsSecret || SECRET_ENV_NAME.test(name))) addSecret(secrets, v);
+      return v;
+    }
+    const v = vars[name] ?? fallback;
+    if (v === undefined) {
+      error ??= { error: `var "${name}" is not set`, hint: `set it under vars: in etl.yml or pass --vars '{"${name}": ...}'` };
+      return '';
+    }
+    return String(v);
+  });
+  if (error) return error;
+  if (/\{\{/.test(out)) {
+    return { error: `only {{env_var '...'}} and {{var '...'}} may be used in a target setting`, hint: 'quote the helper arguments' };
+  }
+  if (holdsSecret) addSecret(secrets, out);
+  return { value: out };
+}
+
+function addSecret(secrets: Secrets, value: string): void {
+  // The password inside a URL is the secret; the rest is not worth hiding.
+  const url = /^[a-z][a-z0-9+.-]*:\/\/[^:/@]*:([^@]*)@/i.exec(value);
+  if (url && url[1]) secrets.values.add(decodeURIComponentSafe(url[1])).add(url[1]);
+  else if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && value.length >= 3) secrets.values.add(value);
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** Replaces every known secret in `text` with ****. */
+export function redact(text: string, secrets: Secrets | undefined): string {
+  if (!secrets || secrets.values.size === 0) return text;
+  let out = text;
+  for (const s of secrets.values) if (s) out = out.split(s).join('****');
+  return out;
+}

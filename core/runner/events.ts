@@ -1,0 +1,27 @@
+// What the runner reports as it goes. Reporters (text, JSON) turn these into
+// output; the runner itself never prints.
+
+import type { ManifestNode } from '../compiler/manifest.js';
+
+export type NodeStatus = 'success' | 'error' | 'skipped' | 'pass' | 'fail' | 'warn';
+
+/** One entry of run_results.json (dbt's shape, plus rows_affected and relation_name). */
+export interface NodeResult {
+  unique_id: string;
+  status: NodeStatus;
+  timing: Array<{ name: string; started_at: string; completed_at: string }>;
+  thread_id: string;
+  execution_time: number;
+  adapter_response: { _message?: string; rows_affected?: number };
+  message: string;
+  failures: number | null;
+  rows_affected: number | null;
+  compiled_path: string | null;
+  relation_name: string | null;
+}
+
+export type RunEvent =
+  | { type: 'run_started'; total: number; threads: number }
+  | { type: 'node_started'; index: number; total: number; node: ManifestNode }
+  | { type: 'node_finished'; index: number; total: number; node: ManifestNode; result: NodeResult }
+  | { type: 'node_retry'; index: number; total: number; node: ManifestNode; attempt: number; delayMs: number; reason: string };

@@ -1,0 +1,166 @@
+// The runner: executes a plan against an adapter. A node starts as soon as
+// all of its parents have finished (not level by level), up to `threads` at
+// once. A failed node marks its descendants skipped while unrelated branches
+// go on, unless failFast. An abort (Ctrl-C) interrupts running statements;
+// materializations are atomic, so nothing is left half built.
+
+import type { Adapter } from '../../adapters/adapter.js';
+import type { Manifest, ManifestNode } from '../compiler/manifest.js';
+import { materializationFor } from '../materializations/index.js';
+import { descendantsInPlan, type Plan } from '../plan/plan.js';
+import type { NodeResult, RunEvent } from './events.js';
+
+export interface RunOptions {
+  threads: number;
+  failFast: boolean;
+  fullRefresh: boolean;
+  onEvent: (event: RunEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface RunOutcome {
+  results: NodeResult[];
+  elapsedSeconds: number;
+  interrupted: boolean;
+}
+
+export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapter, options: RunOptions): Promise<RunOutcome> {
+  const started = performance.now();
+  const total = plan.ids.length;
+  const results = new Map<string, NodeResult>();
+  const waitingOn = new Map(plan.ids.map((id) => [id, plan.parents.get(id)!.length]));
+  const ready: string[] = plan.ids.filter((id) => waitingOn.get(id) === 0);
+  let index = 0;
+  let running = 0;
+  let stopping = false;
+  let interrupted = false;
+  options.onEvent({ type: 'run_started', total, threads: options.threads });
+
+  const schemas = new Set(plan.ids.map((id) => manifest.nodes[id]!).filter((n) => n.relation_name).map((n) => n.schema));
+  if (schemas.size) {
+    await adapter.withSession(async (session) => {
+      for (const schema of schemas) await adapter.ensureSchema(session, schema);
+    });
+  }
+
+  const onAbort = () => {
+    interrupted = true;
+    stopping = true;
+    adapter.interruptAll();
+  };
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const skip = (id: string, message: string) => {
+    if (results.has(id)) return;
+    const node = manifest.nodes[id]!;
+    const result = emptyResult(node, 'skipped', message);
+    results.set(id, result);
+    options.onEvent({ type: 'node_finished', index: 0, total, node, result });
+  };
+
+  await new Promise<void>((resolveAll) => {
+    const finish = (id: string, result: NodeResult) => {
+      results.set(id, result);
+      running--;
+      if (result.status === 'error' || result.status === 'fail') {
+        const name = manifest.nodes[id]!.name;
+        for (const d of descendantsInPlan(plan, id)) skip(d, `skipped: upstream ${name} failed`);
+        if (options.failFast) {
+          stopping = true;
+          adapter.interruptAll();
+        }
+      }
+      for (const c of plan.children.get(id)!) {
+        const left = waitingOn.get(c)! - 1;
+        waitingOn.set(c, left);
+        if (left === 0 && !results.has(c)) ready.push(c);
+      }
+      pump();
+    };
+    const pump = () => {
+      while (!stopping && running < options.threads && ready.length) {
+        const id = ready.shift()!;
+        if (results.has(id)) continue;
+        running++;
+        const node = manifest.nodes[id]!;
+        const myIndex = ++index;
+        options.onEvent({ type: 'node_started', index: myIndex, total, node });
+        void runNode(node, manifest, adapter, options, total, myIndex).then((result) => {
+          options.onEvent({ type: 'node_finished', index: myIndex, total, node, result });
+          finish(id, result);
+        });
+      }
+      if (running === 0 && (stopping || ready.length === 0)) resolveAll();
+    };
+    pump();
+  });
+  options.signal?.removeEventListener('abort', onAbort);
+
+  for (const id of plan.ids) {
+    if (!results.has(id)) skip(id, interrupted ? 'skipped: run interrupted' : 'skipped: run stopped by --fail-fast');
+  }
+  return {
+    results: plan.ids.map((id) => results.get(id)!),
+    elapsedSeconds: (performance.now() - started) / 1000,
+    interrupted,
+  };
+}
+
+async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter, options: RunOptions, total: number, index: number): Promise<NodeResult> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const strategy = materializationFor(node.config.materialized);
+  if (!strategy) {
+    return finished(node, startedAt, t0, 'error', `materialization "${node.config.materialized}" is not supported yet`);
+  }
+  const maxAttempts = 1 + (node.config.retries ?? 0);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const outcome = await adapter.withSession(async (session) => {
+        for (const hook of node.config.pre_hook) await session.execute(hook);
+        const r = await strategy.run({ node, manifest, adapter, session, fullRefresh: options.fullRefresh });
+        for (const hook of node.config.post_hook) await session.execute(hook);
+        return r;
+      });
+      const result = finished(node, startedAt, t0, 'success', outcome.message);
+      result.rows_affected = outcome.rowsAffected ?? null;
+      result.adapter_response = { _message: outcome.message, rows_affected: outcome.rowsAffected };
+      return result;
+    } catch (err) {
+      const message = (err as Error)?.message ?? String(err);
+      if (attempt < maxAttempts && adapter.isTransient(err) && !options.signal?.aborted) {
+        const delayMs = Math.round(Math.min(30_000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
+        options.onEvent({ type: 'node_retry', index, total, node, attempt, delayMs, reason: message.split('\n')[0]! });
+        await new Promise((r) => setTimeout(r, delayMs));
+        continue;
+      }
+      const interrupted = options.signal?.aborted && /interrupt/i.test(message);
+      return finished(node, startedAt, t0, 'error', interrupted ? 'interrupted' : message);
+    }
+  }
+}
+
+function finished(node: ManifestNode, startedAt: Date, t0: number, status: NodeResult['status'], message: string): NodeResult {
+  const result = emptyResult(node, status, message);
+  const completedAt = new Date();
+  result.timing = [{ name: 'execute', started_at: startedAt.toISOString(), completed_at: completedAt.toISOString() }];
+  result.execution_time = (performance.now() - t0) / 1000;
+  return result;
+}
+
+function emptyResult(node: ManifestNode, status: NodeResult['status'], message: string): NodeResult {
+  return {
+    unique_id: node.unique_id,
+    status,
+    timing: [],
+    thread_id: 'main',
+    execution_time: 0,
+    adapter_response: {},
+    message,
+    failures: null,
+    rows_affected: null,
+    compiled_path: node.compiled_path,
+    relation_name: node.relation_name,
+  };
+}

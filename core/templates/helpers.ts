@@ -1,0 +1,144 @@
+// The helpers every template has: Handlebars' own block helpers (if, unless,
+// each, with, lookup) and etl's (ref, source, config, var, env_var, list).
+// Project macros (macros/**/*.{js,mjs,ts} named exports) are added on top.
+
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { isEmpty, type HelperFn, type HelperOptions } from './render.js';
+
+export interface HelperScope {
+  /** The quoted relation (or ephemeral CTE name) of a model, seed or snapshot. */
+  resolveRef(name: string): string;
+  resolveSource(source: string, table: string): string;
+  vars: Record<string, unknown>;
+  env: NodeJS.ProcessEnv;
+  /** Called for each environment variable a template reads, so caches can key on it. */
+  onEnvRead?(name: string): void;
+}
+
+const lastIsOptions = (args: unknown[]): { params: unknown[]; options: HelperOptions } => ({
+  params: args.slice(0, -1),
+  options: args[args.length - 1] as HelperOptions,
+});
+
+/** Names that are root variables in every template rather than helpers. */
+export const ROOT_VARIABLES = ['is_incremental', 'this', 'target', 'model', 'batch_start', 'batch_end'] as const;
+
+export const BUILTIN_HELPER_NAMES = ['if', 'unless', 'each', 'with', 'lookup', 'ref', 'source', 'config', 'var', 'env_var', 'list'] as const;
+
+export function builtinHelpers(scope: HelperScope): Map<string, HelperFn> {
+  const helpers = new Map<string, HelperFn>();
+
+  helpers.set('if', function (this: unknown, ...args) {
+    const { params, options } = lastIsOptions(args);
+    if (params.length !== 1) throw new Error('#if takes exactly one argument');
+    const cond = params[0];
+    const truthy = options.hash.includeZero && cond === 0 ? true : !isEmpty(cond);
+    return truthy ? options.fn(this) : options.inverse(this);
+  });
+  helpers.set('unless', function (this: unknown, ...args) {
+    const { params, options } = lastIsOptions(args);
+    if (params.length !== 1) throw new Error('#unless takes exactly one argument');
+    return isEmpty(params[0]) ? options.fn(this) : options.inverse(this);
+  });
+  helpers.set('each', function (this: unknown, ...args) {
+    const { params, options } = lastIsOptions(args);
+    const value = params[0];
+    if (value === null || value === undefined || typeof value !== 'object') return options.inverse(this);
+    const entries: Array<[string | number, unknown]> = Array.isArray(value)
+      ? value.map((v, i) => [i, v])
+      : Object.entries(value as Record<string, unknown>);
+    if (entries.length === 0) return options.inverse(this);
+    let out = '';
+    entries.forEach(([key, item], i) => {
+      out += options.fn(item, {
+        data: { index: i, key, first: i === 0, last: i === entries.length - 1 },
+        blockParams: [item, key],
+      });
+    });
+    return out;
+  });
+  helpers.set('with', function (this: unknown, ...args) {
+    const { params, options } = lastIsOptions(args);
+    const value = params[0];
+    if (isEmpty(value)) return options.inverse(this);
+    return options.fn(value, { blockParams: [value] });
+  });
+  helpers.set('lookup', (...args) => {
+    const { params } = lastIsOptions(args);
+    const [obj, key] = params;
+    if (obj === null || obj === undefined) return undefined;
+    return (obj as Record<string, unknown>)[String(key)];
+  });
+
+  helpers.set('ref', (...args) => scope.resolveRef(String(lastIsOptions(args).params[0])));
+  helpers.set('source', (...args) => {
+    const { params } = lastIsOptions(args);
+    return scope.resolveSource(String(params[0]), String(params[1]));
+  });
+  // Config is read statically by the compiler; at render time it writes nothing.
+  helpers.set('config', () => '');
+  helpers.set('var', (...args) => readVar(scope.vars, lastIsOptions(args).params));
+  helpers.set('env_var', (...args) => {
+    const { params } = lastIsOptions(args);
+    const name = String(params[0]);
+    scope.onEnvRead?.(name);
+    const value = scope.env[name];
+    if (value !== undefined) return value;
+    if (params.length > 1) return params[1];
+    throw Object.assign(new Error(`environment variable ${name} is not set`), {
+      hint: `export ${name}=..., or give a default: {{env_var "${name}" "default"}}`,
+    });
+  });
+  helpers.set('list', (...args) => lastIsOptions(args).params);
+  return helpers;
+}
+
+export function readVar(vars: Record<string, unknown>, params: unknown[]): unknown {
+  const name = String(params[0]);
+  if (name in vars) return vars[name];
+  if (params.length > 1) return params[1];
+  throw Object.assign(new Error(`var "${name}" is not set`), {
+    hint: `set it under vars: in etl.yml, pass --vars '{"${name}": ...}', or give a default: {{var "${name}" "default"}}`,
+  });
+}
+
+/**
+ * Loads project helpers: every function exported by macros/**\/*.{js,mjs,ts}.
+ * TypeScript macros are transpiled with the `typescript` package when it is installed.
+ */
+export async function loadMacroHelpers(modules: Array<{ path: string; absPath: string }>): Promise<Map<string, { fn: HelperFn; path: string }>> {
+  const out = new Map<string, { fn: HelperFn; path: string }>();
+  for (const mod of modules) {
+    let url = pathToFileURL(mod.absPath).href;
+    if (mod.absPath.endsWith('.ts')) url = await transpileTs(mod.absPath);
+    const exports = (await import(url)) as Record<string, unknown>;
+    for (const [name, value] of Object.entries(exports)) {
+      if (typeof value !== 'function' || name === 'default') continue;
+      const existing = out.get(name);
+      if (existing) {
+        throw Object.assign(new Error(`helper "${name}" is exported by both ${existing.path} and ${mod.path}`), { file: mod.path });
+      }
+      out.set(name, { fn: value as HelperFn, path: mod.path });
+    }
+  }
+  return out;
+}
+
+async function transpileTs(absPath: string): Promise<string> {
+  const { readFileSync, writeFileSync, mkdtempSync } = await import('node:fs');
+  const os = await import('node:os');
+  let ts: typeof import('typescript');
+  try {
+    ts = (await import('typescript')).default;
+  } catch {
+    throw new Error(`${absPath}: TypeScript macros need the "typescript" package; run npm install typescript, or write the macro as .mjs`);
+  }
+  const out = ts.transpileModule(readFileSync(absPath, 'utf8'), {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'etl-macro-'));
+  const file = path.join(dir, path.basename(absPath).replace(/\.ts$/, '.mjs'));
+  writeFileSync(file, out.outputText);
+  return pathToFileURL(file).href;
+}
