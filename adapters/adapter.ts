@@ -37,6 +37,10 @@ export interface MaterializeResult {
   rowsAffected?: number;
   /** Engine-specific, short: "CREATE VIEW", "INSERT 0 12". */
   message: string;
+  /** Data tests: the verdict, the failing-row count and the first failing rows. */
+  status?: 'pass' | 'warn' | 'fail';
+  failures?: number;
+  sample?: QueryResult;
 }
 
 export interface SeedOptions {

@@ -2,7 +2,7 @@
 // The `etl` command: commander wiring over core/api.ts, nothing more.
 // Exit codes: 0 all passed, 1 a node failed, 2 bad usage or bad project.
 
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ProjectError, RunError, formatDiagnostic } from '../core/errors.js';
 import { ETL_VERSION } from '../core/compiler/version.js';
 import type { Secrets } from '../core/project/secrets.js';
@@ -26,6 +26,7 @@ interface RunOpts extends GlobalOpts, SelectionOpts {
   fullRefresh?: boolean;
   failFast?: boolean;
   format?: boolean;
+  junit?: string;
 }
 
 let secretsForErrors: Secrets | undefined;
@@ -52,7 +53,8 @@ function collect(value: string, previous: string[] | undefined): string[] {
 
 function positiveInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'etl.invalidArgument', `expected a positive integer, got "${value}"`);
+  // InvalidArgumentError lets commander print "error: option '--threads <n>' argument '0' is invalid. ...".
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
   return n;
 }
 
@@ -76,14 +78,15 @@ function addRunOptions(cmd: Command): Command {
     .option('--threads <n>', 'nodes to run at once (default: the target threads)', positiveInt)
     .option('--full-refresh', 'rebuild incremental models from scratch')
     .option('--fail-fast', 'stop at the first failure')
-    .option('--format', 'pretty-print target/compiled/**.sql');
+    .option('--format', 'pretty-print target/compiled/**.sql')
+    .option('--junit <path>', 'write a JUnit XML report of the run');
 }
 
 async function baseOptions(opts: GlobalOpts) {
   return { projectDir: opts.projectDir, target: opts.target, vars: await parseVars(opts.vars) };
 }
 
-async function runCommand(kind: 'build' | 'run' | 'seed', opts: RunOpts): Promise<number> {
+async function runCommand(kind: 'build' | 'run' | 'seed' | 'test', opts: RunOpts): Promise<number> {
   const api = await import('../core/api.js');
   const { createReporter } = await import('../core/reporting/reporter.js');
   const { loadProject } = await import('../core/project/load.js');
@@ -117,6 +120,11 @@ async function runCommand(kind: 'build' | 'run' | 'seed', opts: RunOpts): Promis
     });
     for (const w of summary.warnings) reporter.warn(w);
     reporter.summary(summary.results, summary.elapsedSeconds, summary.interrupted);
+    if (opts.junit) {
+      const { junitXml } = await import('../core/reporting/junit.js');
+      const { writeFileAtomic } = await import('../core/compiler/artifacts.js');
+      writeFileAtomic(opts.junit, redact(junitXml(summary.manifest, summary.results, summary.elapsedSeconds), project.secrets));
+    }
     if (summary.interrupted) return 130;
     return summary.exitCode;
   } finally {
@@ -139,6 +147,9 @@ function buildProgram(): Command {
   });
   addRunOptions(program.command('run').description('build the selected models')).action(async (opts: RunOpts) => {
     process.exitCode = await runCommand('run', opts);
+  });
+  addRunOptions(program.command('test').description('run data tests (generic and singular) against what is built')).action(async (opts: RunOpts) => {
+    process.exitCode = await runCommand('test', opts);
   });
   addRunOptions(program.command('seed').description('load seeds/**/*.csv into the target')).action(async (opts: RunOpts) => {
     process.exitCode = await runCommand('seed', opts);

@@ -2,6 +2,7 @@
 // calls. compile() produces the manifest; build()/run()/seed() plan and
 // execute it. Nothing here parses argv or prints.
 
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createAdapter } from '../adapters/index.js';
 import type { Adapter, QueryResult } from '../adapters/adapter.js';
@@ -44,7 +45,9 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
   const format = options.format ?? false;
   if (!options.noCache) {
     const cachedManifest = readCachedManifest(project.targetPath, project.fingerprint, env, format);
-    if (cachedManifest) return { project, manifest: cachedManifest, cached: true };
+    // The cache stands for the manifest *and* compiled/**.sql: if those files were deleted, compile again.
+    const compiledPresent = (m: Manifest) => Object.values(m.nodes).every((n) => !n.compiled_path || existsSync(path.join(project.root, n.compiled_path)));
+    if (cachedManifest && compiledPresent(cachedManifest)) return { project, manifest: cachedManifest, cached: true };
   }
   const { manifest, envRead } = await compileProject(project, env);
   let transform: ((sql: string) => string) | undefined;
@@ -91,7 +94,8 @@ export function selectFromManifest(manifest: Manifest, targetPath: string, optio
     throw new ProjectError([{ message: `--state ${options.state}: no manifest.json there`, hint: 'point --state at the target/ folder of a previous run' }]);
   }
   const previousResults = readJsonIfExists<{ results: Array<{ unique_id: string; status: string }> }>(path.join(targetPath, 'run_results.json'));
-  return explainSelection({ manifest, stateManifest, previousResults }, options.select, options.exclude);
+  // As in dbt's build and test: selecting a model selects the tests on it.
+  return explainSelection({ manifest, stateManifest, previousResults }, options.select, options.exclude, { indirectSelection: 'eager' });
 }
 
 async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]): Promise<RunSummary> {
@@ -119,9 +123,14 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0 };
 }
 
-/** Seeds, models (and, as they land, snapshots and tests) in graph order. */
+/** Seeds, models and tests in graph order; a failing test skips its model's children. */
 export function build(options: RunCommandOptions): Promise<RunSummary> {
-  return execute(options, ['seed', 'model']);
+  return execute(options, ['seed', 'model', 'test']);
+}
+
+/** Data tests only, against what is already built. */
+export function test(options: RunCommandOptions): Promise<RunSummary> {
+  return execute(options, ['test']);
 }
 
 /** Models only. */

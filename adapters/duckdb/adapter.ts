@@ -148,7 +148,15 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     return {
       columns: reader.columnNames(),
       types: reader.columnTypes().map((t) => t.toString()),
-      rows: reader.getRows().map((row) => row.map((v) => (v === null ? null : typeof v === 'object' ? String(v) : v))),
+      rows: reader.getRows().map((row) => row.map(displayValue)),
     };
   }
+}
+
+/** A value as DuckDB prints it; integers that fit stay numbers (JSON-safe). */
+function displayValue(v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+  if (typeof v === 'object') return String(v);
+  return v;
 }

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Manifest } from './manifest.js';
-import { ETL_VERSION } from './version.js';
+import { BUILD_ID } from './version.js';
 
 const CACHE_DIR = '.etl';
 
@@ -38,7 +38,7 @@ export function readCachedManifest(targetPath: string, fingerprint: string, env:
   if (!existsSync(cacheFile) || !existsSync(manifestFile)) return undefined;
   try {
     const cache = JSON.parse(readFileSync(cacheFile, 'utf8')) as CompileCache;
-    if (cache.etl_version !== ETL_VERSION || cache.fingerprint !== fingerprint || cache.format !== format) return undefined;
+    if (cache.etl_version !== BUILD_ID || cache.fingerprint !== fingerprint || cache.format !== format) return undefined;
     for (const [name, hash] of Object.entries(cache.env)) if (hashValue(env[name]) !== hash) return undefined;
     const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Manifest;
     return manifest.metadata.fingerprint === fingerprint ? manifest : undefined;
@@ -49,7 +49,7 @@ export function readCachedManifest(targetPath: string, fingerprint: string, env:
 
 export function writeCompileCache(targetPath: string, fingerprint: string, envRead: string[], env: NodeJS.ProcessEnv, format: boolean): void {
   const cache: CompileCache = {
-    etl_version: ETL_VERSION,
+    etl_version: BUILD_ID,
     fingerprint,
     env: Object.fromEntries(envRead.map((n) => [n, hashValue(env[n])])),
     format,

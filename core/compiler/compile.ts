@@ -18,6 +18,8 @@ import { buildGraph, findCycle } from '../graph/graph.js';
 import { evaluateTemplateConfig, finalizeConfig } from './config.js';
 import { ephemeralCteName, injectCtes } from './ephemeral.js';
 import { ETL_VERSION } from './version.js';
+import { compileGenericTests, type CustomGenericTest } from '../data-tests/compile-tests.js';
+import { BUILTIN_TESTS } from '../data-tests/generic.js';
 import { modelId, sourceId, type ColumnInfo, type Manifest, type ManifestNode, type ManifestSource, type ResourceType } from './manifest.js';
 
 
@@ -58,6 +60,21 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
     partials.set(p.name, { ast: parsed.ast, analysis: analyzeTemplate(parsed.ast, p.path, errors), path: p.path });
   }
 
+  // Custom generic tests (macros/tests/*.sql): rendered per use with {model, column_name, ...args}.
+  const customTestDefs = new Map<string, { ast: Ast; analysis: TemplateAnalysis; path: string }>();
+  for (const t of project.genericTests) {
+    const parsed = parseTemplate(t.path, t.text);
+    if ('error' in parsed) {
+      errors.push(parsed.error);
+      continue;
+    }
+    if (customTestDefs.has(t.name) || BUILTIN_TESTS[t.name]) {
+      errors.push({ file: t.path, message: `generic test "${t.name}" is defined twice`, hint: BUILTIN_TESTS[t.name] ? 'a built-in test has that name; rename the file' : `also in ${customTestDefs.get(t.name)!.path}` });
+      continue;
+    }
+    customTestDefs.set(t.name, { ast: parsed.ast, analysis: analyzeTemplate(parsed.ast, t.path, errors), path: t.path });
+  }
+
   let macroHelpers = new Map<string, { fn: HelperFn; path: string }>();
   if (project.helperModules.length) {
     try {
@@ -96,23 +113,30 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
     else addNode({ node, file });
   }
 
-  for (const file of project.models) {
+  const singularTests: PendingNode[] = [];
+  for (const file of [...project.models, ...project.singularTests]) {
+    const kind = file.kind === 'test' ? 'test' : 'model';
     const parsed = parseTemplate(file.path, file.text);
     if ('error' in parsed) {
       errors.push(parsed.error);
       continue;
     }
     const analysis = analyzeTemplate(parsed.ast, file.path, errors);
-    const props = project.properties.model.get(file.name);
-    let input = mergeConfig(project.folderConfig('model', file.path), (props?.config ?? {}) as NodeConfigInput);
+    const props = kind === 'model' ? project.properties.model.get(file.name) : undefined;
+    let input = mergeConfig(project.folderConfig(kind, file.path), (props?.config ?? {}) as NodeConfigInput);
     input = mergeConfig(input, evaluateTemplateConfig(analysis.configCalls, file.path, staticScope, errors));
-    const config = finalizeConfig(input, 'view');
-    const node = baseNode(project, dialect, 'model', file, config, props);
+    const config = finalizeConfig(input, kind === 'test' ? 'test' : 'view');
+    const node = baseNode(project, dialect, kind, file, config, props);
     if (!config.enabled) {
       (disabled[node.unique_id] ??= []).push(node);
       continue;
     }
-    addNode({ node, file, ast: parsed.ast, analysis });
+    // Tests cannot be ref'd, so they stay out of the name namespace.
+    if (kind === 'test') {
+      const p = { node, file, ast: parsed.ast, analysis };
+      singularTests.push(p);
+      pending.set(node.unique_id, p);
+    } else addNode({ node, file, ast: parsed.ast, analysis });
   }
 
   // Properties entries that describe nothing are typos, not documentation.
@@ -295,8 +319,41 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
     if (r.incremental !== undefined) p.node.compiled_incremental_code = injectCtes(r.incremental, ctes);
   }
 
+  // Generic tests from the yml files, now that every relation is known.
+  const customTests = new Map<string, CustomGenericTest>();
+  for (const [name, def] of customTestDefs) {
+    const dependsOn: string[] = [];
+    for (const ref of def.analysis.refs) {
+      const target = byName.get(ref.name);
+      if (!target) errors.push({ file: def.path, line: ref.line, col: ref.col, message: `unknown ref "${ref.name}"`, hint: didYouMean(ref.name, byName.keys()) });
+      else dependsOn.push(target.node.unique_id);
+    }
+    customTests.set(name, {
+      name,
+      path: def.path,
+      dependsOn,
+      render: (context) => renderTemplate(def.ast, { ...context, target }, { file: def.path, helpers, partials: partialAsts, thisRelation: String(context.model) }),
+    });
+  }
+  const testNodes = compileGenericTests({
+    project,
+    dialect,
+    nodesByName: new Map([...byName].map(([k, v]) => [k, v.node])),
+    sources,
+    customTests,
+    errors,
+  });
+  for (const t of singularTests) {
+    const clash = testNodes.find((g) => g.name === t.node.name);
+    if (clash) errors.push({ file: t.file.path, message: `singular test "${t.node.name}" has the name of a generic test declared in ${clash.original_file_path}`, hint: 'rename the file, or give the generic test a name: in its config' });
+    // A singular test about exactly one node blocks that node's children when it fails.
+    t.node.attached_node = t.node.depends_on.nodes.length === 1 ? t.node.depends_on.nodes[0]! : null;
+  }
+  diagnostics.throwIfAny();
+
   const nodes: Record<string, ManifestNode> = {};
   for (const p of pending.values()) nodes[p.node.unique_id] = p.node;
+  for (const t of testNodes) nodes[t.unique_id] = t;
   const parentMap: Record<string, string[]> = {};
   const childMap: Record<string, string[]> = {};
   for (const id of [...Object.keys(nodes), ...Object.keys(sources)]) {
@@ -354,7 +411,7 @@ function baseNode(
   const schema = resolveSchema(project.target.schema, config.schema);
   const alias = config.alias ?? file.name;
   const folderParts = file.path.split('/').slice(1, -1);
-  const ephemeral = config.materialized === 'ephemeral';
+  const ephemeral = config.materialized === 'ephemeral' || kind === 'test';
   return {
     unique_id: modelId(project.name, kind, file.name),
     resource_type: kind,
@@ -369,7 +426,7 @@ function baseNode(
     relation_name: ephemeral ? null : dialect.relation(schema, alias),
     raw_code: file.text,
     compiled_code: '',
-    compiled_path: kind === 'seed' || ephemeral ? null : path.posix.join(path.relative(project.root, project.targetPath).split(path.sep).join('/'), 'compiled', project.name, file.path),
+    compiled_path: kind === 'seed' || config.materialized === 'ephemeral' ? null : path.posix.join(path.relative(project.root, project.targetPath).split(path.sep).join('/'), 'compiled', project.name, file.path),
     language: 'sql',
     depends_on: { nodes: [], macros: [] },
     refs: [],

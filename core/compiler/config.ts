@@ -112,6 +112,12 @@ export function finalizeConfig(input: NodeConfigInput, defaultMaterialization: M
     meta: input.meta ?? {},
   };
   if (input.begin instanceof Date) out.begin = input.begin.toISOString();
+  if (out.materialized === 'test') {
+    out.severity ??= 'error';
+    out.warn_if ??= '!=0';
+    out.error_if ??= '!=0';
+    out.store_failures ??= false;
+  }
   if (out.materialized === 'incremental' && !out.incremental_strategy) {
     out.incremental_strategy = out.unique_key ? 'merge' : 'append';
   }

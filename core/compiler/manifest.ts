@@ -37,6 +37,13 @@ export interface NodeConfig {
   check_cols?: 'all' | string[];
   hard_deletes?: 'ignore' | 'invalidate' | 'new_record';
   meta: Record<string, unknown>;
+  // data tests
+  severity?: 'error' | 'warn';
+  warn_if?: string;
+  error_if?: string;
+  where?: string;
+  limit?: number;
+  store_failures?: boolean;
   [key: string]: unknown;
 }
 
@@ -82,6 +89,13 @@ export interface ManifestNode {
   checksum: { name: 'sha256'; checksum: string };
   /** Where the node's properties were declared (a yml file), if anywhere. */
   patch_path: string | null;
+  /** Generic tests: which test, with which arguments. */
+  test_metadata?: { name: string; kwargs: Record<string, unknown>; namespace: string | null };
+  /** Tests: the node the test is about; its failure blocks that node's children. */
+  attached_node?: string | null;
+  column_name?: string | null;
+  /** Row-level generic tests: the predicate a passing row satisfies (for quarantine). */
+  row_condition?: string;
 }
 
 export interface ManifestSource {

@@ -3,9 +3,10 @@
 import type { Materialization } from './materialization.js';
 import { seed } from './seed.js';
 import { table } from './table.js';
+import { test } from './test.js';
 import { view } from './view.js';
 
-const STRATEGIES: Record<string, Materialization> = { view, table, seed };
+const STRATEGIES: Record<string, Materialization> = { view, table, seed, test };
 
 export function materializationFor(materialized: string): Materialization | undefined {
   return STRATEGIES[materialized];

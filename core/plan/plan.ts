@@ -34,6 +34,22 @@ export function planRun(manifest: Manifest, selected: ReadonlySet<string>, resou
     parents.set(id, [...found]);
     for (const p of found) children.get(p)!.push(id);
   }
+  // A test blocks only its model's children (not every descendant, which is
+  // what makes dbt slow on large projects): each child waits for the tests
+  // attached to its parent, and a failing test skips them through that edge.
+  for (const id of ids) {
+    const test = manifest.nodes[id]!;
+    if (test.resource_type !== 'test' || !test.attached_node) continue;
+    const testParents = parents.get(id)!;
+    const guard = testParents.length > 1 ? ancestorsOf(testParents.filter((p) => p !== test.attached_node), parents) : undefined;
+    for (const child of manifest.child_map[test.attached_node] ?? []) {
+      if (!inPlan.has(child) || manifest.nodes[child]!.resource_type === 'test' || child === id) continue;
+      // A test that also reads another model must not wait on that model's own ancestors' children.
+      if (guard?.has(child)) continue;
+      parents.get(child)!.push(id);
+      children.get(id)!.push(child);
+    }
+  }
   // Kahn's order keeps the output stable and readable.
   const pending = new Map(ids.map((id) => [id, parents.get(id)!.length]));
   const order = ids.filter((id) => pending.get(id) === 0);
@@ -60,4 +76,16 @@ export function descendantsInPlan(plan: Plan, id: string): string[] {
     stack.push(...(plan.children.get(c) ?? []));
   }
   return out;
+}
+
+function ancestorsOf(start: string[], parents: Map<string, string[]>): Set<string> {
+  const seen = new Set<string>();
+  const stack = [...start];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    stack.push(...(parents.get(id) ?? []));
+  }
+  return seen;
 }

@@ -42,10 +42,15 @@ export interface ProjectSourceFile {
 export interface ResourceProperties extends ResourcePropertiesInput {
   /** Where the entry was declared, for error messages. */
   declaredIn: { file: string; line: number; col: number };
+  /** The yml file and the entry's path in it, to locate nested keys (tests) in errors. */
+  yaml: YamlFile;
+  yamlPath: YamlPath;
 }
 
 export interface SourceDefinition extends SourceInput {
   declaredIn: { file: string; line: number; col: number };
+  yaml: YamlFile;
+  yamlPath: YamlPath;
 }
 
 export type TargetConfig = TargetInput & { name: string; schema: string; threads: number };
@@ -65,6 +70,8 @@ export interface Project {
   properties: Record<'model' | 'seed' | 'snapshot', Map<string, ResourceProperties>>;
   sources: SourceDefinition[];
   partials: Array<{ name: string; path: string; text: string }>;
+  /** Custom generic tests: macros/tests/*.sql, named after the file. */
+  genericTests: Array<{ name: string; path: string; text: string }>;
   helperModules: Array<{ path: string; absPath: string }>;
   /** Config from etl.yml folder defaults for a file (deepest folder wins). */
   folderConfig(kind: ResourceKind, relPath: string): NodeConfigInput;
@@ -157,6 +164,10 @@ export function loadProject(projectDir: string, options: LoadOptions = {}): Proj
     const f = readSql('model', p);
     return { name: f.name, path: f.path, text: f.text };
   });
+  const genericTests = listFiles('macro', ['tests/**/*.sql']).map((p) => {
+    const f = readSql('test', p);
+    return { name: f.name, path: f.path, text: f.text };
+  });
   const helperModules = listFiles('macro', ['**/*.js', '**/*.mjs', '**/*.ts']).map((p) => {
     const f = readSql('model', p);
     return { path: f.path, absPath: f.absPath };
@@ -196,12 +207,12 @@ export function loadProject(projectDir: string, options: LoadOptions = {}): Proj
           return;
         }
         if (entry.config) validate(nodeConfigSchema, entry.config, yaml, [...at, 'config'], errors, rel);
-        properties[kind].set(entry.name, { ...entry, declaredIn: { file: rel, line: pos.line, col: pos.col } });
+        properties[kind].set(entry.name, { ...entry, declaredIn: { file: rel, line: pos.line, col: pos.col }, yaml, yamlPath: at });
       });
     }
     (parsed.sources ?? []).forEach((source, i) => {
       const pos = yaml.locate(['sources', i]);
-      sources.push({ ...source, declaredIn: { file: rel, line: pos.line, col: pos.col } });
+      sources.push({ ...source, declaredIn: { file: rel, line: pos.line, col: pos.col }, yaml, yamlPath: ['sources', i] });
     });
   }
 
@@ -229,6 +240,7 @@ export function loadProject(projectDir: string, options: LoadOptions = {}): Proj
     properties,
     sources,
     partials,
+    genericTests,
     helperModules,
     folderConfig,
     fingerprint: hash.digest('hex'),
@@ -314,6 +326,8 @@ function buildFolderConfig(
     }
     const walk = (node: Record<string, unknown>, folder: string, at: YamlPath) => {
       const config: Record<string, unknown> = {};
+      // The project-name level is more specific than the section's top level: walk it last.
+      const projectLevel: Array<() => void> = [];
       for (const [rawKey, value] of Object.entries(node)) {
         const key = rawKey.startsWith('+') ? rawKey.slice(1) : rawKey;
         if (NODE_CONFIG_KEYS.has(key)) {
@@ -324,7 +338,7 @@ function buildFolderConfig(
           continue;
         }
         if (folder === '' && key === projectName && value && typeof value === 'object') {
-          walk(value as Record<string, unknown>, '', [...at, rawKey]);
+          projectLevel.push(() => walk(value as Record<string, unknown>, '', [...at, rawKey]));
           continue;
         }
         const sub = folder ? `${folder}/${key}` : key;
@@ -343,8 +357,9 @@ function buildFolderConfig(
           ),
         );
       }
-      const existing = levels[kind].get(folder) ?? {};
-      levels[kind].set(folder, { ...existing, ...(config as NodeConfigInput) });
+      const existing = levels[kind].get(folder);
+      levels[kind].set(folder, existing ? mergeConfig(existing, config as NodeConfigInput) : (config as NodeConfigInput));
+      for (const walkProjectLevel of projectLevel) walkProjectLevel();
     };
     walk(tree, '', [section]);
   }

@@ -35,6 +35,13 @@ export const nodeConfigShape = {
   contract: strictObject({ enforced: z.boolean() }),
   quarantine: z.boolean(),
   quarantine_max: z.union([z.string(), z.number()]),
+  // data tests (singular tests' {{config}}, and tests: entries' config)
+  severity: z.enum(['error', 'warn']),
+  warn_if: z.string(),
+  error_if: z.string(),
+  where: z.string(),
+  limit: z.number().int().min(0),
+  store_failures: z.boolean(),
   // seeds
   column_types: z.record(z.string(), z.string()),
   delimiter: z.string(),

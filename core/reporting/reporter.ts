@@ -8,6 +8,7 @@ import type { Secrets } from '../project/secrets.js';
 import { redact } from '../project/secrets.js';
 import type { NodeResult, RunEvent } from '../runner/events.js';
 import type { ManifestNode } from '../compiler/manifest.js';
+import { formatTable } from './table.js';
 
 export type LogFormat = 'text' | 'json';
 
@@ -58,6 +59,7 @@ const STATUS_LABEL: Record<NodeResult['status'], string> = {
 };
 
 function describeNode(node: ManifestNode): string {
+  if (node.resource_type === 'test') return `test ${node.name}`;
   const kind = node.resource_type === 'model' ? node.config.materialized : node.resource_type;
   const where = node.relation_name ? `${node.schema}.${node.alias}` : node.name;
   return `${kind} ${where}`;
@@ -108,7 +110,7 @@ class TextReporter implements Reporter {
         const { result, node } = event;
         this.done++;
         this.bar?.update(this.done);
-        if (result.status === 'error' || result.status === 'fail') this.failures.push({ node, result });
+        if (result.status === 'error' || result.status === 'fail' || result.status === 'warn') this.failures.push({ node, result });
         const index = event.index ? `${String(event.index).padStart(String(event.total).length)} of ${event.total}` : ' '.repeat(String(event.total).length * 2 + 4);
         const label = this.paint(STATUS_STYLE[result.status], STATUS_LABEL[result.status].padEnd(5));
         const what = describeNode(node);
@@ -139,8 +141,14 @@ class TextReporter implements Reporter {
     const count = (s: NodeResult['status']) => results.filter((r) => r.status === s).length;
     for (const { node, result } of this.failures) {
       this.out.write('\n');
-      this.line(this.paint('red', `${result.status === 'fail' ? 'Failure' : 'Error'} in ${node.resource_type} ${node.name} (${node.original_file_path})`));
+      const heading = { fail: 'Failure', warn: 'Warning', error: 'Error' }[result.status as 'fail' | 'warn' | 'error'];
+      const about = node.attached_node ? `, on ${node.attached_node.split('.').slice(2).join('.')}` : '';
+      this.line(this.paint(result.status === 'warn' ? 'yellow' : 'red', `${heading} in ${node.resource_type} ${node.name}${about} (${node.original_file_path})`));
       for (const l of result.message.split('\n')) this.line(`  ${l}`);
+      if (result.failing_rows_sample) {
+        this.line(`  first ${result.failing_rows_sample.rows.length} failing rows:`);
+        for (const l of formatTable(result.failing_rows_sample.columns, result.failing_rows_sample.rows).split('\n')) this.line(`  ${l}`);
+      }
       if (result.compiled_path) this.line(`  compiled SQL: ${result.compiled_path}`);
     }
     const parts = [`${count('success') + count('pass')} succeeded`];

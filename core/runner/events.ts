@@ -18,6 +18,8 @@ export interface NodeResult {
   rows_affected: number | null;
   compiled_path: string | null;
   relation_name: string | null;
+  /** Failing tests: their first failing rows. */
+  failing_rows_sample?: { columns: string[]; rows: unknown[][] };
 }
 
 export type RunEvent =

@@ -123,8 +123,10 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
         for (const hook of node.config.post_hook) await session.execute(hook);
         return r;
       });
-      const result = finished(node, startedAt, t0, 'success', outcome.message);
+      const result = finished(node, startedAt, t0, outcome.status ?? 'success', outcome.message);
       result.rows_affected = outcome.rowsAffected ?? null;
+      if (outcome.failures !== undefined) result.failures = outcome.failures;
+      if (outcome.sample) result.failing_rows_sample = { columns: outcome.sample.columns, rows: outcome.sample.rows };
       result.adapter_response = { _message: outcome.message, rows_affected: outcome.rowsAffected };
       return result;
     } catch (err) {

@@ -32,14 +32,12 @@ export function builtinHelpers(scope: HelperScope): Map<string, HelperFn> {
   helpers.set('if', function (this: unknown, ...args) {
     const { params, options } = lastIsOptions(args);
     if (params.length !== 1) throw new Error('#if takes exactly one argument');
-    const cond = params[0];
-    const truthy = options.hash.includeZero && cond === 0 ? true : !isEmpty(cond);
-    return truthy ? options.fn(this) : options.inverse(this);
+    return isFalsy(params[0], options.hash.includeZero) ? options.inverse(this) : options.fn(this);
   });
   helpers.set('unless', function (this: unknown, ...args) {
     const { params, options } = lastIsOptions(args);
     if (params.length !== 1) throw new Error('#unless takes exactly one argument');
-    return isEmpty(params[0]) ? options.fn(this) : options.inverse(this);
+    return isFalsy(params[0], options.hash.includeZero) ? options.fn(this) : options.inverse(this);
   });
   helpers.set('each', function (this: unknown, ...args) {
     const { params, options } = lastIsOptions(args);
@@ -92,6 +90,11 @@ export function builtinHelpers(scope: HelperScope): Map<string, HelperFn> {
   });
   helpers.set('list', (...args) => lastIsOptions(args).params);
   return helpers;
+}
+
+/** Handlebars' #if test: falsy values and [] are false; 0 is false unless includeZero=true. */
+function isFalsy(cond: unknown, includeZero: unknown): boolean {
+  return (!includeZero && !cond) || isEmpty(cond);
 }
 
 export function readVar(vars: Record<string, unknown>, params: unknown[]): unknown {

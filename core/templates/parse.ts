@@ -30,8 +30,16 @@ function parseErrorToDiagnostic(file: string, text: string, err: Error): Diagnos
     const expecting = m[4]!;
     const got = /got '([^']+)'/.exec(expecting)?.[1];
     if (got === 'EOF' && /OPEN_ENDBLOCK/.test(expecting)) {
-      const open = /\{\{#\s*([\w.-]+)/.exec(text)?.[1] ?? 'block';
-      return { file, line, col, message: `template error: a {{#${open}}} block is never closed`, hint: `add {{/${open}}} where the block ends` };
+      // Handlebars reports the end of the file; point at the block left open instead.
+      const open = unclosedBlock(text);
+      const name = open?.name ?? 'block';
+      return {
+        file,
+        line: open?.line ?? line,
+        col: open ? open.col : col,
+        message: `template error: a {{#${name}}} block is never closed`,
+        hint: `add {{/${name}}} where the block ends`,
+      };
     }
     return {
       file,
@@ -43,16 +51,37 @@ function parseErrorToDiagnostic(file: string, text: string, err: Error): Diagnos
   }
   const closeMismatch = /(\S+) doesn't match (\S+)/.exec(message);
   const lineMatch = /line (\d+)/.exec(message);
-  const line = lineMatch ? Number(lineMatch[1]) : undefined;
+  // Handlebars' Exception carries the position of the node ("each doesn't match if - 2:3").
+  const located = err as Error & { lineNumber?: number; column?: number };
+  const line = located.lineNumber ?? (lineMatch ? Number(lineMatch[1]) : undefined);
+  const col = located.column !== undefined ? located.column + 1 : undefined;
   if (closeMismatch) {
     return {
       file,
       line,
+      col,
       message: `template error: {{/${closeMismatch[2]}}} closes a {{#${closeMismatch[1]}}} block`,
       hint: `close the block with {{/${closeMismatch[1]}}}`,
     };
   }
-  return { file, line, message: `template error: ${message.split('\n')[0]}` };
+  return { file, line, col, message: `template error: ${message.split('\n')[0]}` };
+}
+
+/** The innermost block tag left open at the end of `text`, found by scanning its tags. */
+function unclosedBlock(text: string): { name: string; line: number; col: number } | undefined {
+  const stack: Array<{ name: string; index: number }> = [];
+  const tags = /\{\{!--[\s\S]*?--\}\}|\{\{![\s\S]*?\}\}|\{\{~?\s*([#^/])\s*[>*]?\s*([^\s}~()]+)/g;
+  for (const m of text.matchAll(tags)) {
+    if (!m[1]) continue; // a comment
+    if (m[1] === '/') {
+      const i = stack.map((b) => b.name).lastIndexOf(m[2]!);
+      if (i >= 0) stack.length = i;
+    } else stack.push({ name: m[2]!, index: m.index! });
+  }
+  const open = stack[stack.length - 1];
+  if (!open) return undefined;
+  const before = text.slice(0, open.index).split('\n');
+  return { name: open.name, line: before.length, col: before[before.length - 1]!.length + 1 };
 }
 
 function describeToken(token: string): string {

@@ -134,7 +134,8 @@ class Walker {
       (context: unknown = current, opts?: { data?: Record<string, unknown>; blockParams?: unknown[] }) => {
         if (!prog) return '';
         const contexts = context === current ? scope.contexts : [...scope.contexts, context];
-        const data = opts?.data ? ({ ...scope.data, ...opts.data } as DataFrame) : scope.data;
+        // A new data frame keeps its parent, for @../index.
+        const data = opts?.data ? ({ ...scope.data, ...opts.data, _parent: scope.data } as DataFrame) : scope.data;
         let blockParams = scope.blockParams;
         if (opts?.blockParams && prog.blockParams?.length) {
           const frame: Record<string, unknown> = {};
@@ -197,6 +198,7 @@ class Walker {
     let parts = p.parts;
     if (p.data) {
       value = scope.data;
+      for (let d = 0; d < p.depth; d++) value = (value as DataFrame | undefined)?._parent;
     } else {
       const head = parts[0];
       const frame = p.depth === 0 && head !== undefined && !p.original.startsWith('this') ? scope.blockParams.find((f) => head in f) : undefined;
@@ -245,7 +247,13 @@ class Walker {
     const contexts = context === scope.contexts[scope.contexts.length - 1] ? scope.contexts : [...scope.contexts, context];
     const out = this.program(ast, { contexts, data, blockParams: [] });
     if (!stmt.indent) return out;
-    return out.replace(/^(?=.)/gm, stmt.indent);
+    // As Handlebars: every line gets the indent, except an empty last one.
+    const lines = out.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      if (!lines[i] && i + 1 === lines.length) break;
+      lines[i] = stmt.indent + lines[i];
+    }
+    return lines.join('\n');
   }
 }
 
@@ -278,8 +286,9 @@ export function isEmpty(value: unknown): boolean {
 const BLOCK_ON_VALUE: HelperFn = function (this: unknown, ...args: unknown[]) {
   const value = args[0];
   const options = args[1] as HelperOptions;
+  // Handlebars' blockHelperMissing: only false, null, undefined and [] take the inverse.
   if (value === true) return options.fn(this);
-  if (isEmpty(value)) return options.inverse(this);
+  if (value === false || value === null || value === undefined || (Array.isArray(value) && value.length === 0)) return options.inverse(this);
   if (Array.isArray(value)) return value.map((item, i) => options.fn(item, { data: { index: i, first: i === 0, last: i === value.length - 1 } })).join('');
   return options.fn(value);
 };
