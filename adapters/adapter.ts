@@ -32,6 +32,11 @@ export interface AdapterCapabilities {
   concurrentWrites: boolean;
 }
 
+export interface StagedTable {
+  relation: Relation;
+  rows?: number;
+}
+
 /** What a materialization reports back. */
 export interface MaterializeResult {
   rowsAffected?: number;
@@ -41,6 +46,8 @@ export interface MaterializeResult {
   status?: 'pass' | 'warn' | 'fail';
   failures?: number;
   sample?: QueryResult;
+  /** Rows moved to <model>__quarantine by quarantine: true. */
+  quarantined?: number;
 }
 
 export interface SeedOptions {
@@ -76,6 +83,14 @@ export interface Adapter {
   replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult>;
   /** Builds a table under a temporary name and swaps it in within one transaction. */
   replaceTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult>;
+  /**
+   * Builds a table from `selectSql` where no reader sees it yet. The staged
+   * relation can be queried and changed (contracts, quarantine) before
+   * publishTable swaps it in atomically, or discardStaged drops it.
+   */
+  stageTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<StagedTable>;
+  publishTable(session: AdapterSession, staged: StagedTable, relation: Relation): Promise<void>;
+  discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;
   /** Loads a CSV file into a table (replacing it atomically). */
   loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult>;
   /** Runs `selectSql` and returns at most `limit` rows. */

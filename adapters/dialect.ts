@@ -12,6 +12,44 @@ export interface Dialect {
   relation(schema: string, name: string): string;
   /** A string literal. Prefer bound parameters; this is for DDL where engines accept no binds. */
   quoteString(value: string): string;
+  /** A type name in one canonical spelling, so `int` and `INTEGER` compare equal (contracts). */
+  canonicalType(type: string): string;
+}
+
+const TYPE_ALIASES: Record<string, string> = {
+  int: 'integer',
+  int4: 'integer',
+  signed: 'integer',
+  int8: 'bigint',
+  long: 'bigint',
+  int2: 'smallint',
+  short: 'smallint',
+  float8: 'double',
+  'double precision': 'double',
+  float4: 'real',
+  float: 'double',
+  numeric: 'decimal',
+  bool: 'boolean',
+  logical: 'boolean',
+  text: 'varchar',
+  string: 'varchar',
+  'character varying': 'varchar',
+  char: 'varchar',
+  bpchar: 'varchar',
+  'timestamp without time zone': 'timestamp',
+  datetime: 'timestamp',
+  'timestamp with time zone': 'timestamptz',
+};
+
+/** Lower case, single spaces, aliases folded; parameters kept: decimal(16,2). */
+export function canonicalTypeAnsi(type: string): string {
+  const t = type.trim().toLowerCase().replace(/\s+/g, ' ').replace(/\s*\(\s*/g, '(').replace(/\s*,\s*/g, ',').replace(/\s*\)/g, ')');
+  const m = /^([a-z ]+?)(\(.*\))?$/.exec(t);
+  if (!m) return t;
+  const base = TYPE_ALIASES[m[1]!] ?? m[1]!;
+  // varchar(n) and varchar are the same type to a contract.
+  if (base === 'varchar') return 'varchar';
+  return `${base}${m[2] ?? ''}`;
 }
 
 /** Standard SQL quoting: double quotes, doubled inside. */
@@ -24,6 +62,7 @@ export function quoteStringAnsi(value: string): string {
 }
 
 const ansi = {
+  canonicalType: canonicalTypeAnsi,
   quoteIdentifier: quoteIdentifierAnsi,
   quoteString: quoteStringAnsi,
   relation(schema: string, name: string): string {

@@ -4,7 +4,7 @@
 // old table or the new one. Engines override the few statements that differ.
 
 import type { Dialect } from './dialect.js';
-import type { AdapterSession, MaterializeResult, Relation, RelationKind } from './adapter.js';
+import type { AdapterSession, MaterializeResult, Relation, RelationKind, StagedTable } from './adapter.js';
 
 export const TEMP_SUFFIX = '__etl_tmp';
 
@@ -71,6 +71,26 @@ export abstract class SqlEngine {
       throw err;
     }
     return { rowsAffected: rows, message: `CREATE TABLE (${rows ?? '?'} rows)` };
+  }
+
+  async stageTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<StagedTable> {
+    const tmp = this.tempRelation(relation);
+    await session.execute(this.dropSql(tmp, 'table'));
+    try {
+      const rows = await this.createTableAs(session, tmp, selectSql);
+      return { relation: tmp, rows };
+    } catch (err) {
+      await session.execute(this.dropSql(tmp, 'table')).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async publishTable(session: AdapterSession, staged: StagedTable, relation: Relation): Promise<void> {
+    await this.swapIn(session, staged.relation, relation);
+  }
+
+  async discardStaged(session: AdapterSession, staged: StagedTable): Promise<void> {
+    await session.execute(this.dropSql(staged.relation, 'table')).catch(() => undefined);
   }
 
   /** Replaces `relation` with the table `tmp` in one transaction. */

@@ -3,6 +3,7 @@
 // execute it. Nothing here parses argv or prints.
 
 import { existsSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { createAdapter } from '../adapters/index.js';
 import type { Adapter, QueryResult } from '../adapters/adapter.js';
@@ -106,6 +107,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   const adapter = await createAdapter(project.target, project.root);
   const onEvent = options.onEvent ?? (() => undefined);
   let outcome;
+  const runId = randomUUID();
   await adapter.open();
   try {
     outcome = await executePlan(manifest, plan, adapter, {
@@ -114,11 +116,12 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       fullRefresh: options.fullRefresh ?? false,
       onEvent,
       signal: options.signal,
+      runId,
     });
   } finally {
     await adapter.close();
   }
-  writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, resourceTypes);
+  writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, resourceTypes, runId);
   const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
   return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0 };
 }
@@ -143,7 +146,7 @@ export function seed(options: RunCommandOptions): Promise<RunSummary> {
   return execute(options, ['seed']);
 }
 
-export function writeRunResults(targetPath: string, manifest: Manifest, results: NodeResult[], elapsed: number, resourceTypes: ResourceType[]): void {
+export function writeRunResults(targetPath: string, manifest: Manifest, results: NodeResult[], elapsed: number, resourceTypes: ResourceType[], runId: string): void {
   writeFileAtomic(
     path.join(targetPath, 'run_results.json'),
     JSON.stringify(
@@ -152,7 +155,7 @@ export function writeRunResults(targetPath: string, manifest: Manifest, results:
           dbt_schema_version: 'https://schemas.getdbt.com/dbt/run-results/v6.json',
           etl_version: ETL_VERSION,
           generated_at: new Date().toISOString(),
-          invocation_id: manifest.metadata.invocation_id,
+          invocation_id: runId,
         },
         results,
         elapsed_time: elapsed,

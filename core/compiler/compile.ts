@@ -235,8 +235,9 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
     p.node.depends_on.nodes = [...deps];
   }
 
-  // Cycles, listed in order with the file:line of each edge.
-  if (errors.length === 0) {
+  // Cycles, listed in order with the file:line of each edge. Checked even when
+  // other errors were found: the edges of resolved refs are real either way.
+  {
     const graph = buildGraph(pending.keys(), (id) => pending.get(id)!.node.depends_on.nodes);
     const cycle = findCycle(graph);
     if (cycle) {
@@ -269,6 +270,7 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
   for (const [name, fn] of builtinHelpers(scope)) helpers.set(name, fn);
   for (const [name, h] of macroHelpers) if (!helpers.has(name)) helpers.set(name, h.fn);
   const partialAsts = new Map([...partials].map(([k, v]) => [k, v.ast]));
+  const partialFiles = new Map([...partials].map(([k, v]) => [k, v.path]));
   const target = { name: project.targetName, type: project.target.type, schema: project.target.schema, threads: project.target.threads };
   const rendered = new Map<string, { full: string; incremental?: string }>();
   for (const p of pending.values()) {
@@ -285,7 +287,7 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
           batch_start: '__ETL_BATCH_START__',
           batch_end: '__ETL_BATCH_END__',
         },
-        { file: p.file.path, helpers, partials: partialAsts, thisRelation: node.relation_name ?? dialect.quoteIdentifier(ephemeralCteName(node.name)) },
+        { file: p.file.path, helpers, partials: partialAsts, partialFiles, thisRelation: node.relation_name ?? dialect.quoteIdentifier(ephemeralCteName(node.name)) },
       );
     try {
       const full = renderOnce(false);
@@ -348,6 +350,24 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
     if (clash) errors.push({ file: t.file.path, message: `singular test "${t.node.name}" has the name of a generic test declared in ${clash.original_file_path}`, hint: 'rename the file, or give the generic test a name: in its config' });
     // A singular test about exactly one node blocks that node's children when it fails.
     t.node.attached_node = t.node.depends_on.nodes.length === 1 ? t.node.depends_on.nodes[0]! : null;
+  }
+  // A quarantined model evaluates its row-level tests while it is built, so it
+  // also depends on what those tests read (the `to` of a relationships test).
+  for (const t of testNodes) {
+    const model = t.attached_node ? pending.get(t.attached_node)?.node : undefined;
+    if (!model?.config.quarantine || !t.row_condition) continue;
+    for (const dep of t.depends_on.nodes) {
+      if (dep !== model.unique_id && !model.depends_on.nodes.includes(dep)) model.depends_on.nodes.push(dep);
+    }
+  }
+  const quarantineCycle = findCycle(buildGraph(pending.keys(), (id) => pending.get(id)!.node.depends_on.nodes));
+  if (quarantineCycle) {
+    const names = quarantineCycle.map((id) => pending.get(id)!.node.name);
+    errors.push({
+      file: pending.get(quarantineCycle[0]!)!.file.path,
+      message: `dependency cycle through a quarantined model's relationships test: ${[...names, names[0]].join(' -> ')}`,
+      hint: 'a quarantine: true model must be built after the models its relationships tests point to',
+    });
   }
   diagnostics.throwIfAny();
 

@@ -220,6 +220,7 @@ function compileOne(input: DataTestCompileInput, subject: Subject, entry: unknow
     try {
       sql = builtin.sql(testInput);
       failingRow = builtin.failingRow?.(testInput);
+      if (failingRow && config.where) failingRow = `(${config.where}) and (${failingRow})`;
     } catch (err) {
       return fail(`test ${testName}: ${(err as Error).message}`, undefined, [testName]);
     }

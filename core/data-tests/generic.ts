@@ -23,12 +23,19 @@ export interface BuiltinTest {
   column: 'required' | 'none' | 'optional';
   args: z.ZodType;
   sql(input: GenericTestInput): string;
-  /** A predicate true for a failing row, for row-level tests (quarantine). */
+  /** A predicate true for a failing row (named ROW_ALIAS), for row-level tests (quarantine). */
   failingRow?(input: GenericTestInput): string;
 }
 
 function col(input: GenericTestInput): string {
   return input.dialect.quoteIdentifier(input.column!);
+}
+
+/** The alias of the row a failingRow predicate is evaluated on. */
+export const ROW_ALIAS = 'etl_row';
+
+function rowCol(input: GenericTestInput): string {
+  return `${ROW_ALIAS}.${col(input)}`;
 }
 
 function literal(value: unknown, dialect: Dialect, quote: boolean): string {
@@ -42,7 +49,7 @@ const notNull: BuiltinTest = {
   column: 'required',
   args: strictObject({}),
   sql: (i) => `select *\nfrom ${i.model}\nwhere ${col(i)} is null`,
-  failingRow: (i) => `${col(i)} is null`,
+  failingRow: (i) => `${rowCol(i)} is null`,
 };
 
 const unique: BuiltinTest = {
@@ -66,7 +73,7 @@ const acceptedValues: BuiltinTest = {
   },
   failingRow: (i) => {
     const values = (i.args.values as unknown[]).map((v) => literal(v, i.dialect, i.args.quote !== false)).join(', ');
-    return `${col(i)} is not null and ${col(i)} not in (${values})`;
+    return `${rowCol(i)} is not null and ${rowCol(i)} not in (${values})`;
   },
 };
 
@@ -81,7 +88,7 @@ const relationships: BuiltinTest = {
   failingRow: (i) => {
     const parent = i.resolveRelation(String(i.args.to));
     const field = i.dialect.quoteIdentifier(String(i.args.field));
-    return `${col(i)} is not null and not exists (select 1 from ${parent} as parent where parent.${field} = ${col(i)})`;
+    return `${rowCol(i)} is not null and not exists (select 1 from ${parent} as etl_parent where etl_parent.${field} = ${rowCol(i)})`;
   },
 };
 
@@ -89,7 +96,7 @@ const expressionIsTrue: BuiltinTest = {
   column: 'optional',
   args: strictObject({ expression: z.string() }),
   sql: (i) => `select *\nfrom ${i.model}\nwhere not (${i.column ? `${col(i)} ` : ''}${i.args.expression})`,
-  failingRow: (i) => `not (${i.column ? `${col(i)} ` : ''}${i.args.expression})`,
+  failingRow: (i) => `not (${i.column ? `${rowCol(i)} ` : ''}${i.args.expression})`,
 };
 
 const rowCount: BuiltinTest = {

@@ -10,6 +10,8 @@ export interface MaterializationContext {
   adapter: Adapter;
   session: AdapterSession;
   fullRefresh: boolean;
+  /** Identifies this run (quarantined rows, state records). */
+  runId: string;
 }
 
 export interface Materialization {

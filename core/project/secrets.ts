@@ -17,6 +17,10 @@ export function interpolateConfigString(
   secrets: Secrets,
   holdsSecret: boolean,
 ): { value: string } | { error: string; hint?: string } {
+  // Checked on the setting as written: a value read from the environment may itself contain "{{".
+  if (/\{\{/.test(value.replace(TAG, ''))) {
+    return { error: `only {{env_var '...'}} and {{var '...'}} may be used in a target setting`, hint: 'quote the helper arguments' };
+  }
   let error: { error: string; hint?: string } | undefined;
   const out = value.replace(TAG, (_m, helper: string, a1?: string, a2?: string, d1?: string, d2?: string) => {
     const name = a1 ?? a2 ?? '';
@@ -38,9 +42,6 @@ export function interpolateConfigString(
     return String(v);
   });
   if (error) return error;
-  if (/\{\{/.test(out)) {
-    return { error: `only {{env_var '...'}} and {{var '...'}} may be used in a target setting`, hint: 'quote the helper arguments' };
-  }
   if (holdsSecret) addSecret(secrets, out);
   return { value: out };
 }
@@ -64,6 +65,7 @@ function decodeURIComponentSafe(s: string): string {
 export function redact(text: string, secrets: Secrets | undefined): string {
   if (!secrets || secrets.values.size === 0) return text;
   let out = text;
-  for (const s of secrets.values) if (s) out = out.split(s).join('****');
+  // Longest first, so a secret that contains another is masked whole.
+  for (const s of [...secrets.values].sort((a, b) => b.length - a.length)) if (s) out = out.split(s).join('****');
   return out;
 }

@@ -29,7 +29,7 @@ export class YamlFile {
   locate(path: YamlPath, key = false): Position {
     if (!this.doc) {
       this.lines = new LineCounter();
-      this.doc = parseDocument(this.text, { lineCounter: this.lines });
+      this.doc = parseDocument(this.text, { lineCounter: this.lines, merge: true });
     }
     for (let n = path.length; n >= 0; n--) {
       const sub = path.slice(0, n);
@@ -62,7 +62,7 @@ function findPair(parent: unknown, key: string | number): number | undefined {
 /** Parses YAML text; a syntax error becomes a Diagnostic with the parser's position. */
 export function readYaml(file: string, text: string): YamlFile | Diagnostic {
   try {
-    return new YamlFile(file, text, parse(text, { prettyErrors: true, uniqueKeys: true }) ?? {});
+    return new YamlFile(file, text, parse(text, { prettyErrors: true, uniqueKeys: true, merge: true }) ?? {});
   } catch (err) {
     if (err instanceof YAMLParseError) {
       const pos = err.linePos?.[0];

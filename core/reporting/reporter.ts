@@ -114,7 +114,8 @@ class TextReporter implements Reporter {
         const index = event.index ? `${String(event.index).padStart(String(event.total).length)} of ${event.total}` : ' '.repeat(String(event.total).length * 2 + 4);
         const label = this.paint(STATUS_STYLE[result.status], STATUS_LABEL[result.status].padEnd(5));
         const what = describeNode(node);
-        const rows = result.rows_affected !== null && result.rows_affected !== undefined ? `${result.rows_affected} rows, ` : '';
+        const quarantined = result.quarantined ? `${result.quarantined} quarantined, ` : '';
+        const rows = result.rows_affected !== null && result.rows_affected !== undefined ? `${result.rows_affected} rows, ${quarantined}` : '';
         const detail = result.status === 'skipped' ? result.message : `${rows}${result.execution_time.toFixed(2)}s`;
         const dots = '.'.repeat(Math.max(3, 56 - what.length));
         this.line(`${index} ${label} ${what} ${this.paint('dim', dots)} [${detail}]`);

@@ -20,6 +20,8 @@ export interface NodeResult {
   relation_name: string | null;
   /** Failing tests: their first failing rows. */
   failing_rows_sample?: { columns: string[]; rows: unknown[][] };
+  /** quarantine: true models: rows moved to <model>__quarantine. */
+  quarantined?: number;
 }
 
 export type RunEvent =

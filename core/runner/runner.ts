@@ -16,6 +16,8 @@ export interface RunOptions {
   fullRefresh: boolean;
   onEvent: (event: RunEvent) => void;
   signal?: AbortSignal;
+  /** Identifies this run in quarantine tables and run_results. */
+  runId: string;
 }
 
 export interface RunOutcome {
@@ -119,13 +121,14 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
     try {
       const outcome = await adapter.withSession(async (session) => {
         for (const hook of node.config.pre_hook) await session.execute(hook);
-        const r = await strategy.run({ node, manifest, adapter, session, fullRefresh: options.fullRefresh });
+        const r = await strategy.run({ node, manifest, adapter, session, fullRefresh: options.fullRefresh, runId: options.runId });
         for (const hook of node.config.post_hook) await session.execute(hook);
         return r;
       });
       const result = finished(node, startedAt, t0, outcome.status ?? 'success', outcome.message);
       result.rows_affected = outcome.rowsAffected ?? null;
       if (outcome.failures !== undefined) result.failures = outcome.failures;
+      if (outcome.quarantined !== undefined) result.quarantined = outcome.quarantined;
       if (outcome.sample) result.failing_rows_sample = { columns: outcome.sample.columns, rows: outcome.sample.rows };
       result.adapter_response = { _message: outcome.message, rows_affected: outcome.rowsAffected };
       return result;

@@ -21,6 +21,8 @@ export interface RenderEnv {
   file: string;
   helpers: ReadonlyMap<string, HelperFn>;
   partials: ReadonlyMap<string, Ast>;
+  /** Partial name -> its file, so an error inside a partial names that file. */
+  partialFiles?: ReadonlyMap<string, string>;
   /** What `{{this}}` renders at the top level: the relation being built. */
   thisRelation: string;
 }
@@ -60,7 +62,11 @@ export function renderTemplate(ast: Ast, root: Record<string, unknown>, env: Ren
 }
 
 class Walker {
-  constructor(private readonly env: RenderEnv) {}
+  /** The file whose tree is being walked: the template's, or a partial's. */
+  private file: string;
+  constructor(private readonly env: RenderEnv) {
+    this.file = env.file;
+  }
 
   program(program: hbs.AST.Program | undefined, scope: Scope): string {
     if (!program) return '';
@@ -71,7 +77,7 @@ class Walker {
 
   private fail(node: hbs.AST.Node, message: string, hint?: string): never {
     const pos = nodePosition(node);
-    throw new TemplateRenderError(message, this.env.file, pos.line, pos.col, hint);
+    throw new TemplateRenderError(message, this.file, pos.line, pos.col, hint);
   }
 
   private statement(stmt: hbs.AST.Statement, scope: Scope): string {
@@ -235,7 +241,7 @@ class Walker {
     let data = scope.data;
     if (stmt.type === 'PartialBlockStatement' && stmt.program) {
       if (!ast) return this.program(stmt.program, scope);
-      data = { ...scope.data, 'partial-block': stmt.program };
+      data = { ...scope.data, 'partial-block': stmt.program, 'partial-block-file': this.file };
     }
     if (!ast) this.fail(stmt as hbs.AST.Node, `unknown partial "${name}"`, 'partials are macros/**/*.hbs files, named after the file');
     let context = stmt.params.length ? this.expr(stmt.params[0]!, scope) : scope.contexts[scope.contexts.length - 1];
@@ -245,7 +251,15 @@ class Walker {
       context = { ...(context as object), ...hash };
     }
     const contexts = context === scope.contexts[scope.contexts.length - 1] ? scope.contexts : [...scope.contexts, context];
-    const out = this.program(ast, { contexts, data, blockParams: [] });
+    const callerFile = this.file;
+    this.file =
+      name === '@partial-block' ? ((scope.data['partial-block-file'] as string | undefined) ?? callerFile) : (this.env.partialFiles?.get(name) ?? callerFile);
+    let out: string;
+    try {
+      out = this.program(ast, { contexts, data, blockParams: [] });
+    } finally {
+      this.file = callerFile;
+    }
     if (!stmt.indent) return out;
     // As Handlebars: every line gets the indent, except an empty last one.
     const lines = out.split('\n');
