@@ -200,6 +200,24 @@ function buildProgram(): Command {
       }
     });
 
+  const source = program.command('source').description('commands about declared sources');
+  addProjectOptions(source.command('freshness').description('check how recently each source was loaded (warn_after / error_after); writes target/sources.json'))
+    .option('-s, --select <selector>', 'sources to check: source:raw or source:raw.orders (repeatable)', collect)
+    .action(async (opts: GlobalOpts & { select?: string[] }) => {
+      const { sourceFreshness } = await import('../core/api.js');
+      const summary = await sourceFreshness({ ...(await baseOptions(opts)), select: opts.select });
+      for (const r of summary.results) {
+        const name = r.unique_id.split('.').slice(2).join('.');
+        if (opts.logFormat === 'json') console.log(JSON.stringify({ event: 'source_freshness', ...r }));
+        else {
+          const ago = r.max_loaded_at_time_ago_in_s === null ? 'never loaded' : `loaded ${formatAge(r.max_loaded_at_time_ago_in_s)} ago`;
+          console.log(`${r.status.toUpperCase().padEnd(5)} ${name}: ${r.error ?? ago} (warn after ${r.criteria.warn_after ?? '-'}, error after ${r.criteria.error_after ?? '-'})`);
+        }
+      }
+      if (summary.results.length === 0) console.log('No source declares freshness with a loaded_at_field.');
+      process.exitCode = summary.exitCode;
+    });
+
   program
     .command('init')
     .description('create a new project from the template')
@@ -236,6 +254,13 @@ function buildProgram(): Command {
     console.log(`Removed ${removed.length} path${removed.length === 1 ? '' : 's'} from target/`);
   });
   return program;
+}
+
+function formatAge(seconds: number): string {
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 172800) return `${(seconds / 3600).toFixed(1)}h`;
+  return `${(seconds / 86400).toFixed(1)}d`;
 }
 
 async function main(argv: string[]): Promise<void> {

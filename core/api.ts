@@ -210,4 +210,42 @@ export async function show(options: CompileOptions & SelectOptions & { inline?: 
   }
 }
 
+export interface FreshnessSummary {
+  results: import('./data-tests/freshness.js').FreshnessResult[];
+  exitCode: 0 | 1;
+}
+
+/** `etl source freshness`: checks each source with freshness config; writes target/sources.json. */
+export async function sourceFreshness(options: CompileOptions & { select?: string[] }): Promise<FreshnessSummary> {
+  const { checkFreshness, freshnessSources } = await import('./data-tests/freshness.js');
+  const { project, manifest } = await compile(options);
+  const wanted = (options.select ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean).map((s) => s.replace(/^source:/, ''));
+  const sources = freshnessSources(manifest).filter(
+    (s) => wanted.length === 0 || wanted.some((w) => w === s.source_name || w === `${s.source_name}.${s.name}`),
+  );
+  const adapter = await createAdapter(project.target, project.root);
+  await adapter.open();
+  const started = performance.now();
+  let results;
+  try {
+    results = await checkFreshness(adapter, sources);
+  } finally {
+    await adapter.close();
+  }
+  writeFileAtomic(
+    path.join(project.targetPath, 'sources.json'),
+    JSON.stringify(
+      {
+        metadata: { dbt_schema_version: 'https://schemas.getdbt.com/dbt/sources/v3.json', etl_version: ETL_VERSION, generated_at: new Date().toISOString(), invocation_id: randomUUID() },
+        results,
+        elapsed_time: (performance.now() - started) / 1000,
+      },
+      null,
+      2,
+    ),
+  );
+  const failed = results.some((r) => r.status === 'error' || r.status === 'runtime error');
+  return { results, exitCode: failed ? 1 : 0 };
+}
+
 export type { Plan };

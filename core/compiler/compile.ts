@@ -20,6 +20,7 @@ import { ephemeralCteName, injectCtes } from './ephemeral.js';
 import { ETL_VERSION } from './version.js';
 import { compileGenericTests, type CustomGenericTest } from '../data-tests/compile-tests.js';
 import { BUILTIN_TESTS } from '../data-tests/generic.js';
+import { compileUnitTests } from '../data-tests/unit-tests.js';
 import { modelId, sourceId, type ColumnInfo, type Manifest, type ManifestNode, type ManifestSource, type ResourceType } from './manifest.js';
 
 
@@ -273,20 +274,21 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
   const partialFiles = new Map([...partials].map(([k, v]) => [k, v.path]));
   const target = { name: project.targetName, type: project.target.type, schema: project.target.schema, threads: project.target.threads };
   const rendered = new Map<string, { full: string; incremental?: string }>();
+  const rootContext = (node: ManifestNode): Record<string, unknown> => ({
+    is_incremental: false,
+    target,
+    model: { name: node.name, schema: node.schema, alias: node.alias, unique_id: node.unique_id, config: node.config },
+    // Microbatch runs substitute these per batch; see the incremental strategies.
+    batch_start: '__ETL_BATCH_START__',
+    batch_end: '__ETL_BATCH_END__',
+  });
   for (const p of pending.values()) {
     if (!p.ast) continue;
     const node = p.node;
     const renderOnce = (isIncremental: boolean) =>
       renderTemplate(
         p.ast!,
-        {
-          is_incremental: isIncremental,
-          target,
-          model: { name: node.name, schema: node.schema, alias: node.alias, unique_id: node.unique_id, config: node.config },
-          // Microbatch runs substitute these per batch; see the incremental strategies.
-          batch_start: '__ETL_BATCH_START__',
-          batch_end: '__ETL_BATCH_END__',
-        },
+        { ...rootContext(node), is_incremental: isIncremental },
         { file: p.file.path, helpers, partials: partialAsts, partialFiles, thisRelation: node.relation_name ?? dialect.quoteIdentifier(ephemeralCteName(node.name)) },
       );
     try {
@@ -345,6 +347,24 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
     customTests,
     errors,
   });
+  const unitTestNodes = compileUnitTests({
+    project,
+    dialect,
+    nodesByName: new Map([...byName].map(([k, v]) => [k, v.node])),
+    sources,
+    errors,
+    renderModel: (model, resolveRef, resolveSource, opts) => {
+      const p = pending.get(model.unique_id)!;
+      const unitHelpers = new Map(helpers);
+      for (const [name, fn] of builtinHelpers({ ...scope, resolveRef, resolveSource, vars: { ...project.vars, ...opts.vars } })) unitHelpers.set(name, fn);
+      return renderTemplate(
+        p.ast!,
+        { ...rootContext(model), is_incremental: opts.isIncremental },
+        { file: p.file.path, helpers: unitHelpers, partials: partialAsts, partialFiles, thisRelation: model.relation_name ?? '' },
+      );
+    },
+  });
+  testNodes.push(...unitTestNodes);
   for (const t of singularTests) {
     const clash = testNodes.find((g) => g.name === t.node.name);
     if (clash) errors.push({ file: t.file.path, message: `singular test "${t.node.name}" has the name of a generic test declared in ${clash.original_file_path}`, hint: 'rename the file, or give the generic test a name: in its config' });

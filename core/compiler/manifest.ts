@@ -4,7 +4,7 @@
 // overlap, so tools written for dbt's artifacts can read ours.
 
 export type ResourceType = 'model' | 'seed' | 'snapshot' | 'test';
-export type Materialization = 'view' | 'table' | 'incremental' | 'ephemeral' | 'seed' | 'snapshot' | 'test';
+export type Materialization = 'view' | 'table' | 'incremental' | 'ephemeral' | 'seed' | 'snapshot' | 'test' | 'unit_test';
 
 /** Config after merging etl.yml folder defaults < properties yml < {{config}} in the template. */
 export interface NodeConfig {
@@ -96,6 +96,8 @@ export interface ManifestNode {
   column_name?: string | null;
   /** Row-level generic tests: the predicate a passing row satisfies (for quarantine). */
   row_condition?: string;
+  /** Unit tests: fixtures and expected rows (see core/data-tests/unit-tests.ts). */
+  unit_test?: import('../data-tests/unit-tests.js').UnitTestPlan;
 }
 
 export interface ManifestSource {

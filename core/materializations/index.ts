@@ -4,9 +4,10 @@ import type { Materialization } from './materialization.js';
 import { seed } from './seed.js';
 import { table } from './table.js';
 import { test } from './test.js';
+import { unitTest } from './unit-test.js';
 import { view } from './view.js';
 
-const STRATEGIES: Record<string, Materialization> = { view, table, seed, test };
+const STRATEGIES: Record<string, Materialization> = { view, table, seed, test, unit_test: unitTest };
 
 export function materializationFor(materialized: string): Materialization | undefined {
   return STRATEGIES[materialized];

@@ -21,6 +21,7 @@ import {
   type ResourcePropertiesInput,
   type SourceInput,
   type TargetInput,
+  type UnitTestInput,
 } from './schema.js';
 import { interpolateConfigString, type Secrets } from './secrets.js';
 
@@ -53,6 +54,12 @@ export interface SourceDefinition extends SourceInput {
   yamlPath: YamlPath;
 }
 
+export interface UnitTestDefinition extends UnitTestInput {
+  declaredIn: { file: string; line: number; col: number };
+  yaml: YamlFile;
+  yamlPath: YamlPath;
+}
+
 export type TargetConfig = TargetInput & { name: string; schema: string; threads: number };
 
 export interface Project {
@@ -69,6 +76,7 @@ export interface Project {
   singularTests: ProjectSourceFile[];
   properties: Record<'model' | 'seed' | 'snapshot', Map<string, ResourceProperties>>;
   sources: SourceDefinition[];
+  unitTests: UnitTestDefinition[];
   partials: Array<{ name: string; path: string; text: string }>;
   /** Custom generic tests: macros/tests/*.sql, named after the file. */
   genericTests: Array<{ name: string; path: string; text: string }>;
@@ -180,6 +188,7 @@ export function loadProject(projectDir: string, options: LoadOptions = {}): Proj
   ];
   const properties: Project['properties'] = { model: new Map(), seed: new Map(), snapshot: new Map() };
   const sources: SourceDefinition[] = [];
+  const unitTests: UnitTestDefinition[] = [];
   for (const rel of ymlPaths) {
     const text = readFileSync(path.join(root, rel), 'utf8');
     hash.update(rel).update('\0').update(text).update('\0');
@@ -210,6 +219,10 @@ export function loadProject(projectDir: string, options: LoadOptions = {}): Proj
         properties[kind].set(entry.name, { ...entry, declaredIn: { file: rel, line: pos.line, col: pos.col }, yaml, yamlPath: at });
       });
     }
+    (parsed.unit_tests ?? []).forEach((test, i) => {
+      const pos = yaml.locate(['unit_tests', i]);
+      unitTests.push({ ...test, declaredIn: { file: rel, line: pos.line, col: pos.col }, yaml, yamlPath: ['unit_tests', i] });
+    });
     (parsed.sources ?? []).forEach((source, i) => {
       const pos = yaml.locate(['sources', i]);
       sources.push({ ...source, declaredIn: { file: rel, line: pos.line, col: pos.col }, yaml, yamlPath: ['sources', i] });
@@ -239,6 +252,7 @@ export function loadProject(projectDir: string, options: LoadOptions = {}): Proj
     singularTests,
     properties,
     sources,
+    unitTests,
     partials,
     genericTests,
     helperModules,

@@ -187,9 +187,11 @@ const resourcePropertiesSchema = strictObject({
 });
 export type ResourcePropertiesInput = z.output<typeof resourcePropertiesSchema>;
 
+const duration = z.string().regex(/^\s*\d+(\.\d+)?\s*(s|m|h|d)\s*$/, 'expected a duration like "30m", "12h" or "2d"');
+
 const freshnessSchema = strictObject({
-  warn_after: z.string(),
-  error_after: z.string(),
+  warn_after: duration,
+  error_after: duration,
   loaded_at_field: z.string(),
   filter: z.string(),
 }).partial();
@@ -236,12 +238,34 @@ const sourceSchema = strictObject({
 });
 export type SourceInput = z.output<typeof sourceSchema>;
 
+const fixtureSchema = strictObject({
+  input: z.string(),
+  rows: z.union([z.array(z.record(z.string(), z.unknown())), z.string()]),
+  format: z.enum(['dict', 'csv']),
+  fixture: z.string(),
+}).partial({ rows: true, format: true, fixture: true });
+
+const unitTestSchema = strictObject({
+  name: z.string(),
+  model: z.string(),
+  description: z.string(),
+  given: z.array(fixtureSchema),
+  expect: strictObject({
+    rows: z.union([z.array(z.record(z.string(), z.unknown())), z.string()]),
+    format: z.enum(['dict', 'csv']),
+    fixture: z.string(),
+  }).partial(),
+  overrides: strictObject({ vars: z.record(z.string(), z.unknown()), is_incremental: z.boolean() }).partial(),
+  config: strictObject({ tags: stringList, enabled: z.boolean(), meta: z.record(z.string(), z.unknown()) }).partial(),
+}).partial({ description: true, given: true, overrides: true, config: true });
+export type UnitTestInput = z.output<typeof unitTestSchema>;
+
 export const propertiesFileSchema = strictObject({
   version: z.union([z.number(), z.string()]),
   models: z.array(resourcePropertiesSchema),
   seeds: z.array(resourcePropertiesSchema),
   snapshots: z.array(resourcePropertiesSchema),
   sources: z.array(sourceSchema),
-  unit_tests: z.array(z.record(z.string(), z.unknown())),
+  unit_tests: z.array(unitTestSchema),
 }).partial();
 export type PropertiesFile = z.output<typeof propertiesFileSchema>;

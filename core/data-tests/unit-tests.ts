@@ -1,0 +1,235 @@
+// Unit tests (`unit_tests:` in models/*.yml): a model's SQL run on fixed
+// input rows, compared with expected rows. The model is re-rendered with each
+// ref/source pointing at a fixture table in a scratch schema of its own, so a
+// unit test reads no real relation and needs nothing built upstream.
+
+import { createHash } from 'node:crypto';
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Dialect } from '../../adapters/dialect.js';
+import { didYouMean, type Diagnostic } from '../errors.js';
+import type { Project, UnitTestDefinition } from '../project/load.js';
+import type { ManifestNode, ManifestSource } from '../compiler/manifest.js';
+
+export interface UnitTestPlan {
+  /** Scratch schema, created for the test and dropped after it. */
+  schema: string;
+  fixtures: Array<{ name: string; sql: string }>;
+  expectedSql: string;
+  /** Columns compared: those the expected rows name. */
+  columns: string[];
+}
+
+export interface UnitTestCompileInput {
+  project: Project;
+  dialect: Dialect;
+  nodesByName: ReadonlyMap<string, ManifestNode>;
+  sources: Record<string, ManifestSource>;
+  /** Renders a model with refs and sources resolved by the given functions. */
+  renderModel(model: ManifestNode, resolveRef: (name: string) => string, resolveSource: (source: string, table: string) => string, options: { isIncremental: boolean; vars: Record<string, unknown> }): string;
+  errors: Diagnostic[];
+}
+
+const REF_INPUT = /^\s*ref\(\s*['"]([^'"]+)['"]\s*\)\s*$/;
+const SOURCE_INPUT = /^\s*source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)\s*$/;
+
+export function compileUnitTests(input: UnitTestCompileInput): ManifestNode[] {
+  const out: ManifestNode[] = [];
+  const seen = new Map<string, string>();
+  for (const def of input.project.unitTests) {
+    const node = compileOne(input, def);
+    if (!node) continue;
+    const other = seen.get(node.name);
+    if (other) {
+      input.errors.push(def.yaml.diagnostic([...def.yamlPath, 'name'], `two unit tests are named "${node.name}"`, `the other is at ${other}`));
+      continue;
+    }
+    seen.set(node.name, `${def.declaredIn.file}:${def.declaredIn.line}`);
+    out.push(node);
+  }
+  return out;
+}
+
+function compileOne(input: UnitTestCompileInput, def: UnitTestDefinition): ManifestNode | undefined {
+  const { project, dialect, errors } = input;
+  const fail = (sub: Array<string | number>, message: string, hint?: string) => {
+    errors.push(def.yaml.diagnostic([...def.yamlPath, ...sub], message, hint));
+    return undefined;
+  };
+  if (def.config?.enabled === false) return undefined;
+  const model = input.nodesByName.get(def.model);
+  if (!model || model.resource_type !== 'model') {
+    return fail(['model'], `unit test ${def.name}: unknown model "${def.model}"`, didYouMean(def.model, [...input.nodesByName.values()].filter((n) => n.resource_type === 'model').map((n) => n.name)));
+  }
+  const schema = scratchSchema(def.name);
+  const fixtures: UnitTestPlan['fixtures'] = [];
+  const refTables = new Map<string, string>();
+  const sourceTables = new Map<string, string>();
+  let thisTable: string | undefined;
+  let ok = true;
+  (def.given ?? []).forEach((given, i) => {
+    const rows = readRows(project.root, given.rows, given.format, given.fixture);
+    if ('error' in rows) {
+      fail(['given', i], `unit test ${def.name}: ${rows.error}`);
+      ok = false;
+      return;
+    }
+    const name = `given_${i}`;
+    const relation = dialect.relation(schema, name);
+    const ref = REF_INPUT.exec(given.input);
+    const src = SOURCE_INPUT.exec(given.input);
+    if (ref) refTables.set(ref[1]!, relation);
+    else if (src) sourceTables.set(`${src[1]}.${src[2]}`, relation);
+    else if (given.input.trim() === 'this') thisTable = relation;
+    else {
+      fail(['given', i, 'input'], `unit test ${def.name}: input "${given.input}" is not ref('model'), source('source', 'table') or this`);
+      ok = false;
+      return;
+    }
+    fixtures.push({ name, sql: rowsToSelect(rows.rows, rows.columns, dialect) });
+  });
+  if (!ok) return undefined;
+
+  // Every input of the model needs a fixture, and every fixture an input.
+  const missing = [
+    ...model.refs.filter((r) => !refTables.has(r.name)).map((r) => `ref('${r.name}')`),
+    ...model.sources.filter(([s, t]) => !sourceTables.has(`${s}.${t}`)).map(([s, t]) => `source('${s}', '${t}')`),
+  ];
+  if (missing.length) {
+    return fail(['given'], `unit test ${def.name}: no given rows for ${missing.join(', ')}`, `add - input: ${missing[0]} with rows: for each input of ${model.name}`);
+  }
+  for (const name of refTables.keys()) {
+    if (!model.refs.some((r) => r.name === name)) return fail(['given'], `unit test ${def.name}: ${model.name} does not ref "${name}"`, `inputs of ${model.name}: ${[...model.refs.map((r) => r.name), ...model.sources.map(([s, t]) => `${s}.${t}`)].join(', ')}`);
+  }
+
+  const expectRows = readRows(project.root, def.expect.rows, def.expect.format, def.expect.fixture);
+  if ('error' in expectRows) return fail(['expect'], `unit test ${def.name}: ${expectRows.error}`);
+  let sql: string;
+  try {
+    sql = input.renderModel(
+      model,
+      (name) => refTables.get(name)!,
+      (s, t) => sourceTables.get(`${s}.${t}`)!,
+      { isIncremental: def.overrides?.is_incremental ?? false, vars: def.overrides?.vars ?? {} },
+    );
+  } catch (err) {
+    return fail([], `unit test ${def.name}: rendering ${model.name} failed: ${(err as Error).message}`);
+  }
+  if (thisTable) sql = sql.split(model.relation_name ?? '\u0000').join(thisTable);
+
+  const tags = def.config?.tags === undefined ? [] : Array.isArray(def.config.tags) ? def.config.tags : [def.config.tags];
+  const targetDir = path.relative(project.root, project.targetPath).split(path.sep).join('/');
+  const plan: UnitTestPlan = { schema, fixtures, expectedSql: rowsToSelect(expectRows.rows, expectRows.columns, dialect), columns: expectRows.columns };
+  return {
+    unique_id: `test.${project.name}.${def.name}`,
+    resource_type: 'test',
+    package_name: project.name,
+    name: def.name,
+    path: def.declaredIn.file,
+    original_file_path: def.declaredIn.file,
+    fqn: [project.name, model.name, def.name],
+    database: null,
+    schema,
+    alias: def.name,
+    relation_name: null,
+    raw_code: '',
+    compiled_code: sql,
+    compiled_path: path.posix.join(targetDir, 'compiled', project.name, def.declaredIn.file, `${def.name}.sql`),
+    language: 'sql',
+    depends_on: { nodes: [model.unique_id], macros: [] },
+    refs: [],
+    sources: [],
+    config: { materialized: 'unit_test', enabled: true, tags, pre_hook: [], post_hook: [], retries: 0, meta: def.config?.meta ?? {}, severity: 'error' },
+    tags,
+    description: def.description ?? '',
+    columns: {},
+    meta: def.config?.meta ?? {},
+    checksum: { name: 'sha256', checksum: createHash('sha256').update(JSON.stringify([def.name, def.model, def.given, def.expect, def.overrides, model.checksum.checksum])).digest('hex') },
+    patch_path: def.declaredIn.file,
+    attached_node: model.unique_id,
+    unit_test: plan,
+  };
+}
+
+function scratchSchema(name: string): string {
+  const base = `etl_unit__${name}`.replace(/[^A-Za-z0-9_]/g, '_');
+  if (base.length <= 50) return base;
+  return `${base.slice(0, 38)}_${createHash('md5').update(base).digest('hex').slice(0, 10)}`;
+}
+
+type Rows = { rows: Array<Record<string, unknown>>; columns: string[] };
+
+function readRows(root: string, rows: unknown, format: 'dict' | 'csv' | undefined, fixture: string | undefined): Rows | { error: string } {
+  if (fixture) {
+    const file = path.resolve(root, fixture);
+    if (!existsSync(file)) return { error: `fixture file ${fixture} does not exist` };
+    return parseCsv(readFileSync(file, 'utf8'));
+  }
+  if (typeof rows === 'string' || format === 'csv') {
+    if (typeof rows !== 'string') return { error: 'format: csv needs rows: as a CSV text block' };
+    return parseCsv(rows);
+  }
+  if (!Array.isArray(rows) || rows.length === 0) return { error: 'rows must be a non-empty list of mappings (or a CSV block with format: csv)' };
+  const columns: string[] = [];
+  for (const r of rows as Array<Record<string, unknown>>) for (const k of Object.keys(r)) if (!columns.includes(k)) columns.push(k);
+  return { rows: rows as Array<Record<string, unknown>>, columns };
+}
+
+/** A small CSV reader for fixtures: header row, quoted fields with "" escapes. */
+export function parseCsv(text: string): Rows | { error: string } {
+  const records: string[][] = [];
+  let field = '';
+  let record: string[] = [];
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      record.push(field);
+      field = '';
+    } else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      record.push(field);
+      field = '';
+      if (record.some((f) => f.trim() !== '')) records.push(record);
+      record = [];
+    } else field += c;
+  }
+  record.push(field);
+  if (record.some((f) => f.trim() !== '')) records.push(record);
+  if (records.length < 2) return { error: 'a CSV fixture needs a header row and at least one data row' };
+  const columns = records[0]!.map((c) => c.trim());
+  const rows = records.slice(1).map((r) => Object.fromEntries(columns.map((c, i) => [c, csvValue(r[i])])));
+  return { rows, columns };
+}
+
+function csvValue(v: string | undefined): unknown {
+  if (v === undefined || v === '') return null;
+  if (/^-?\d+$/.test(v) && Math.abs(Number(v)) <= Number.MAX_SAFE_INTEGER) return Number(v);
+  if (/^-?\d*\.\d+$/.test(v)) return Number(v);
+  if (v === 'true' || v === 'false') return v === 'true';
+  return v;
+}
+
+function literal(v: unknown, dialect: Dialect): string {
+  if (v === null || v === undefined) return 'null';
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  const s = v instanceof Date ? v.toISOString() : String(v);
+  // Dates and timestamps become typed literals so date arithmetic in the model works.
+  if (/^\d{4}-\d{2}-\d{2}$/.test(s)) return `date ${dialect.quoteString(s)}`;
+  if (/^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(s)) return `timestamp ${dialect.quoteString(s.replace('T', ' '))}`;
+  return dialect.quoteString(s);
+}
+
+/** `select * from (values ...) as t(cols)`: fixture rows as a query. */
+export function rowsToSelect(rows: Array<Record<string, unknown>>, columns: string[], dialect: Dialect): string {
+  const values = rows.map((r) => `(${columns.map((c) => literal(r[c], dialect)).join(', ')})`).join(',\n  ');
+  return `select * from (values\n  ${values}\n) as etl_fixture(${columns.map((c) => dialect.quoteIdentifier(c)).join(', ')})`;
+}

@@ -1,0 +1,42 @@
+import type { Materialization } from './materialization.js';
+
+/** Diff rows shown for a failing unit test. */
+const SAMPLE_ROWS = 20;
+
+/**
+ * A unit test: fixtures loaded into a scratch schema of the test's own, the
+ * model's SQL (rendered against them) compared with the expected rows in
+ * both directions, and the scratch schema dropped whatever happened.
+ */
+export const unitTest: Materialization = {
+  run: async ({ adapter, session, node }) => {
+    const plan = node.unit_test!;
+    const d = adapter.dialect;
+    const schema = d.quoteIdentifier(plan.schema);
+    await session.execute(`drop schema if exists ${schema} cascade`);
+    await adapter.ensureSchema(session, plan.schema);
+    try {
+      for (const f of plan.fixtures) {
+        await session.execute(`create table ${d.relation(plan.schema, f.name)} as ${f.sql}`);
+      }
+      const cols = plan.columns.map((c) => d.quoteIdentifier(c)).join(', ');
+      const actual = `select ${cols} from (\n${node.compiled_code}\n) as etl_actual`;
+      const expected = `select ${cols} from (\n${plan.expectedSql}\n) as etl_expected`;
+      const diffSql =
+        `select 'extra' as etl_diff, * from (${actual} except all ${expected}) as e\n` +
+        `union all\nselect 'missing' as etl_diff, * from (${expected} except all ${actual}) as m`;
+      const diff = await session.query(`select count(*) from (${diffSql}) as d`);
+      const failures = Number(diff.rows[0]?.[0] ?? 0);
+      if (failures === 0) return { message: 'pass', status: 'pass', failures: 0 };
+      const sample = await adapter.preview(session, `${diffSql}\norder by 1, 2`, SAMPLE_ROWS);
+      return {
+        message: `${failures} row${failures === 1 ? '' : 's'} differ from the expected rows (missing: expected but not returned; extra: returned but not expected)`,
+        status: 'fail',
+        failures,
+        sample,
+      };
+    } finally {
+      await session.execute(`drop schema if exists ${schema} cascade`).catch(() => undefined);
+    }
+  },
+};
