@@ -68,8 +68,8 @@ function addProjectOptions(cmd: Command): Command {
 
 function addSelectionOptions(cmd: Command): Command {
   return cmd
-    .option('-s, --select <selector>', 'nodes to include (dbt syntax; repeatable)', collect)
-    .option('--exclude <selector>', 'nodes to exclude (repeatable)', collect)
+    .option('-s, --select <selector...>', 'nodes to include (dbt syntax; space-separated terms are unioned)')
+    .option('--exclude <selector...>', 'nodes to exclude')
     .option('--state <dir>', 'folder of a previous manifest.json, for state: selectors');
 }
 
