@@ -11,6 +11,10 @@ export async function createAdapter(target: TargetConfig, projectRoot: string): 
       const { DuckDbAdapter } = await import('./duckdb/adapter.js');
       return new DuckDbAdapter(target, projectRoot);
     }
+    case 'postgres': {
+      const { PostgresAdapter } = await import('./postgres/adapter.js');
+      return new PostgresAdapter(target, projectRoot);
+    }
     default:
       throw new RunError(`target ${target.name}: the ${target.type} adapter is not available yet`, 2);
   }

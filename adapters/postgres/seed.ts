@@ -1,0 +1,104 @@
+// Loading a seed CSV with COPY: the table's columns (inferred types, with the
+// seed's column_types on top) and the COPY FROM STDIN that streams the file
+// to the server. Values never pass through SQL text, so any value is data.
+
+import { createReadStream } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { Dialect } from '../dialect.js';
+import type { CsvShape } from './csv-types.js';
+
+/** A type name as written in DDL: `numeric(16, 2)`, `timestamp(3) with time zone`, `text[]`, `public.citext`. */
+const TYPE_NAME = /^[A-Za-z_][A-Za-z0-9_. ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?[A-Za-z ]*(\[\d*\])*$/;
+
+export interface SeedColumn {
+  name: string;
+  type: string;
+}
+
+/** The seed's columns: inferred types, overridden by `column_types`; unknown names and odd types are errors. */
+export function seedColumns(shape: CsvShape, columnTypes: Record<string, string>): SeedColumn[] {
+  const columns = shape.columns.map((name, i) => ({ name, type: shape.types[i] as string }));
+  for (const [name, type] of Object.entries(columnTypes)) {
+    // Exact name first; a case-insensitive match helps a header written as `Order_Date`.
+    const column = columns.find((c) => c.name === name) ?? columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
+    if (!column) {
+      throw new Error(`column_types names "${name}", which is not a column of the CSV (its columns: ${shape.columns.join(', ')})`);
+    }
+    if (!TYPE_NAME.test(type.trim())) {
+      throw new Error(`column_types.${name}: "${type}" is not a type name (expected e.g. integer, numeric(16, 2), varchar(20), timestamp with time zone)`);
+    }
+    column.type = type.trim();
+  }
+  return columns;
+}
+
+export function createTableSql(dialect: Dialect, table: string, columns: SeedColumn[]): string {
+  return `create table ${table} (\n  ${columns.map((c) => `${dialect.quoteIdentifier(c.name)} ${c.type}`).join(',\n  ')}\n)`;
+}
+
+export interface CopyOptions {
+  delimiter?: string;
+  /** The file has empty lines between records (see CsvShape.blankLines). */
+  skipBlankLines?: boolean;
+}
+
+/** Streams `file` into `table` with COPY ... FROM STDIN (CSV, header skipped); returns the rows copied. */
+export async function copyCsv(client: pg.PoolClient, dialect: Dialect, table: string, columns: SeedColumn[], file: string, options: CopyOptions = {}): Promise<number> {
+  const columnList = columns.map((c) => dialect.quoteIdentifier(c.name)).join(', ');
+  const sql = `copy ${table} (${columnList}) from stdin with (format csv, header true, delimiter ${dialect.quoteString(options.delimiter ?? ',')})`;
+  const copy = client.query(copyFrom(sql));
+  if (options.skipBlankLines) await pipeline(createReadStream(file), dropBlankLines(), copy);
+  else await pipeline(createReadStream(file), copy);
+  return copy.rowCount;
+}
+
+/**
+ * Removes empty lines outside quoted values. Works on bytes: in UTF-8 the
+ * bytes of `"`, CR and LF never occur inside another character, and quote
+ * parity tells whether a line break is inside a value ("" toggles twice).
+ */
+export function dropBlankLines(): Transform {
+  const QUOTE = 0x22;
+  const LF = 0x0a;
+  const CR = 0x0d;
+  let inQuotes = false;
+  let atLineStart = false;
+  // After a line-ending CR, an LF belongs to the same line break.
+  let afterCr = false;
+  let crDropped = false;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      const out = Buffer.allocUnsafe(chunk.length);
+      let n = 0;
+      for (const byte of chunk) {
+        if (afterCr) {
+          afterCr = false;
+          if (byte === LF) {
+            if (!crDropped) out[n++] = byte;
+            continue;
+          }
+        }
+        if (!inQuotes && atLineStart && (byte === LF || byte === CR)) {
+          afterCr = byte === CR;
+          crDropped = true;
+          continue;
+        }
+        out[n++] = byte;
+        if (byte === QUOTE) {
+          inQuotes = !inQuotes;
+          atLineStart = false;
+        } else if (!inQuotes && (byte === LF || byte === CR)) {
+          atLineStart = true;
+          afterCr = byte === CR;
+          crDropped = false;
+        } else {
+          atLineStart = false;
+        }
+      }
+      done(null, out.subarray(0, n));
+    },
+  });
+}
