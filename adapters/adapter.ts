@@ -32,6 +32,29 @@ export interface AdapterCapabilities {
   concurrentWrites: boolean;
 }
 
+/** A column change made by on_schema_change before new rows go in. */
+export type ColumnChange =
+  | { kind: 'add'; column: string; type: string }
+  | { kind: 'drop'; column: string }
+  | { kind: 'alter_type'; column: string; from: string; type: string };
+
+/** New rows (staged) applied to an existing table, in one transaction. */
+export interface IncrementalChange {
+  strategy: 'append' | 'merge' | 'delete+insert' | 'replace_where';
+  target: Relation;
+  /** The new rows: a staged table, or (replace_where) a query read once inside the transaction. */
+  staged: Relation | { sql: string };
+  /** Columns inserted, by name (the target's order). */
+  columns: string[];
+  /** merge and delete+insert: the key columns. */
+  uniqueKey: string[];
+  /** replace_where (microbatch): target rows matching this predicate are replaced. */
+  where?: string;
+  columnChanges: ColumnChange[];
+  /** State records (watermarks, batches) written in the same transaction. */
+  stateStatements: Array<{ sql: string; params: unknown[] }>;
+}
+
 export interface StagedTable {
   relation: Relation;
   rows?: number;
@@ -43,11 +66,13 @@ export interface MaterializeResult {
   /** Engine-specific, short: "CREATE VIEW", "INSERT 0 12". */
   message: string;
   /** Data tests: the verdict, the failing-row count and the first failing rows. */
-  status?: 'pass' | 'warn' | 'fail';
+  status?: 'pass' | 'warn' | 'fail' | 'error';
   failures?: number;
   sample?: QueryResult;
   /** Rows moved to <model>__quarantine by quarantine: true. */
   quarantined?: number;
+  /** Microbatch models: which batches ([start, end)) succeeded and failed. */
+  batches?: { successful: Array<[string, string]>; failed: Array<[string, string]> };
 }
 
 export interface SeedOptions {
@@ -91,6 +116,8 @@ export interface Adapter {
   stageTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<StagedTable>;
   publishTable(session: AdapterSession, staged: StagedTable, relation: Relation): Promise<void>;
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;
+  /** Applies new rows to an existing table in one transaction (incremental models). */
+  applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number }>;
   /** Loads a CSV file into a table (replacing it atomically). */
   loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult>;
   /** Runs `selectSql` and returns at most `limit` rows. */

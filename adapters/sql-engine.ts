@@ -4,7 +4,7 @@
 // old table or the new one. Engines override the few statements that differ.
 
 import type { Dialect } from './dialect.js';
-import type { AdapterSession, MaterializeResult, Relation, RelationKind, StagedTable } from './adapter.js';
+import type { AdapterSession, ColumnChange, IncrementalChange, MaterializeResult, Relation, RelationKind, StagedTable } from './adapter.js';
 
 export const TEMP_SUFFIX = '__etl_tmp';
 
@@ -91,6 +91,71 @@ export abstract class SqlEngine {
 
   async discardStaged(session: AdapterSession, staged: StagedTable): Promise<void> {
     await session.execute(this.dropSql(staged.relation, 'table')).catch(() => undefined);
+  }
+
+  columnChangeSql(target: Relation, change: ColumnChange): string {
+    const rel = this.relationSql(target);
+    const col = this.dialect.quoteIdentifier(change.column);
+    switch (change.kind) {
+      case 'add':
+        return `alter table ${rel} add column ${col} ${change.type}`;
+      case 'drop':
+        return `alter table ${rel} drop column ${col}`;
+      case 'alter_type':
+        return `alter table ${rel} alter column ${col} type ${change.type}`;
+    }
+  }
+
+  /** The DML of an incremental change; standard SQL that DuckDB and Postgres 15+ share. */
+  incrementalSql(change: IncrementalChange): string[] {
+    const q = (c: string) => this.dialect.quoteIdentifier(c);
+    const target = this.relationSql(change.target);
+    const staged = 'sql' in change.staged ? `(\n${change.staged.sql}\n) as etl_source` : this.relationSql(change.staged);
+    const cols = change.columns.map(q).join(', ');
+    const insert = `insert into ${target} (${cols}) select ${cols} from ${staged}`;
+    const keyMatch = change.uniqueKey.map((k) => `etl_target.${q(k)} = etl_new.${q(k)}`).join(' and ');
+    switch (change.strategy) {
+      case 'append':
+        return [insert];
+      case 'delete+insert':
+        return [`delete from ${target} as etl_target where exists (select 1 from ${staged} as etl_new where ${keyMatch})`, insert];
+      case 'replace_where':
+        return [`delete from ${target} where ${change.where}`, insert];
+      case 'merge': {
+        const updates = change.columns.filter((c) => !change.uniqueKey.includes(c)).map((c) => `${q(c)} = etl_new.${q(c)}`);
+        return [
+          `merge into ${target} as etl_target using ${staged} as etl_new on ${keyMatch}
+` +
+            (updates.length ? `when matched then update set ${updates.join(', ')}
+` : '') +
+            `when not matched then insert (${cols}) values (${change.columns.map((c) => `etl_new.${q(c)}`).join(', ')})`,
+        ];
+      }
+    }
+  }
+
+  async applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number }> {
+    let rows = 0;
+    if (!('sql' in change.staged)) {
+      const staged = await session.query(`select count(*) from ${this.relationSql(change.staged)}`);
+      rows = Number(staged.rows[0]?.[0] ?? 0);
+    }
+    await session.execute('begin');
+    try {
+      for (const c of change.columnChanges) await session.execute(this.columnChangeSql(change.target, c));
+      const statements = this.incrementalSql(change);
+      for (const [i, sql] of statements.entries()) {
+        const r = await session.execute(sql);
+        // A query source is counted by its insert, the last statement.
+        if ('sql' in change.staged && i === statements.length - 1) rows = r.rowsAffected ?? 0;
+      }
+      for (const s of change.stateStatements) await session.execute(s.sql, s.params);
+      await session.execute('commit');
+    } catch (err) {
+      await session.execute('rollback').catch(() => undefined);
+      throw err;
+    }
+    return { rowsAffected: rows };
   }
 
   /** Replaces `relation` with the table `tmp` in one transaction. */

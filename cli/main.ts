@@ -27,6 +27,8 @@ interface RunOpts extends GlobalOpts, SelectionOpts {
   failFast?: boolean;
   format?: boolean;
   junit?: string;
+  eventTimeStart?: string;
+  eventTimeEnd?: string;
 }
 
 let secretsForErrors: Secrets | undefined;
@@ -79,14 +81,16 @@ function addRunOptions(cmd: Command): Command {
     .option('--full-refresh', 'rebuild incremental models from scratch')
     .option('--fail-fast', 'stop at the first failure')
     .option('--format', 'pretty-print target/compiled/**.sql')
-    .option('--junit <path>', 'write a JUnit XML report of the run');
+    .option('--junit <path>', 'write a JUnit XML report of the run')
+    .option('--event-time-start <time>', 'microbatch models: backfill from this event time (with --event-time-end)')
+    .option('--event-time-end <time>', 'microbatch models: backfill up to this event time (exclusive)');
 }
 
 async function baseOptions(opts: GlobalOpts) {
   return { projectDir: opts.projectDir, target: opts.target, vars: await parseVars(opts.vars) };
 }
 
-async function runCommand(kind: 'build' | 'run' | 'seed' | 'test', opts: RunOpts): Promise<number> {
+async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry', opts: RunOpts): Promise<number> {
   const api = await import('../core/api.js');
   const { createReporter } = await import('../core/reporting/reporter.js');
   const { loadProject } = await import('../core/project/load.js');
@@ -115,6 +119,8 @@ async function runCommand(kind: 'build' | 'run' | 'seed' | 'test', opts: RunOpts
       fullRefresh: opts.fullRefresh,
       failFast: opts.failFast,
       format: opts.format,
+      eventTimeStart: opts.eventTimeStart,
+      eventTimeEnd: opts.eventTimeEnd,
       onEvent: (e) => reporter.onEvent(e),
       signal: controller.signal,
     });
@@ -150,6 +156,24 @@ function buildProgram(): Command {
   });
   addRunOptions(program.command('test').description('run data tests (generic and singular) against what is built')).action(async (opts: RunOpts) => {
     process.exitCode = await runCommand('test', opts);
+  });
+  addRunOptions(program.command('retry').description('rerun what failed or was skipped in the last run (microbatch models: only the failed batches)')).action(async (opts: RunOpts) => {
+    process.exitCode = await runCommand('retry', opts);
+  });
+  const state = program.command('state').description('the state etl keeps in the target (etl_meta)');
+  addProjectOptions(state.command('show').description('print watermarks, microbatch intervals, snapshot runs and run history')).action(async (opts: GlobalOpts) => {
+    const { stateShow } = await import('../core/api.js');
+    const { formatTable } = await import('../core/reporting/table.js');
+    const tables = await stateShow(await baseOptions(opts));
+    if (opts.logFormat === 'json') {
+      console.log(JSON.stringify(tables, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+      return;
+    }
+    for (const [name, t] of Object.entries(tables)) {
+      console.log(`etl_meta ${name}:`);
+      console.log(formatTable(t.columns, t.rows));
+      console.log('');
+    }
   });
   addRunOptions(program.command('seed').description('load seeds/**/*.csv into the target')).action(async (opts: RunOpts) => {
     process.exitCode = await runCommand('seed', opts);
@@ -264,6 +288,13 @@ function formatAge(seconds: number): string {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // `etl build | head`: once the reader has gone, drop further output instead of
+  // crashing mid-run on an unhandled EPIPE; the run itself goes on to the end.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

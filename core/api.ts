@@ -16,6 +16,7 @@ import { explainSelection } from './graph/select.js';
 import { planRun, type Plan } from './plan/plan.js';
 import { loadProject, type Project } from './project/load.js';
 import { executePlan } from './runner/runner.js';
+import { migrateState, readState, recordRunEnd, recordRunStart } from './state/state.js';
 import type { NodeResult, RunEvent } from './runner/events.js';
 
 export interface ProjectOptions {
@@ -74,6 +75,9 @@ export interface RunCommandOptions extends CompileOptions, SelectOptions {
   threads?: number;
   fullRefresh?: boolean;
   failFast?: boolean;
+  /** Microbatch backfill: process only this event-time range. */
+  eventTimeStart?: string;
+  eventTimeEnd?: string;
   onEvent?: (event: RunEvent) => void;
   signal?: AbortSignal;
 }
@@ -99,17 +103,32 @@ export function selectFromManifest(manifest: Manifest, targetPath: string, optio
   return explainSelection({ manifest, stateManifest, previousResults }, options.select, options.exclude, { indirectSelection: 'eager' });
 }
 
-async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]): Promise<RunSummary> {
+interface ExecuteOptions {
+  command: string;
+  /** etl retry: run exactly these nodes instead of a selection. */
+  ids?: Set<string>;
+  retryBatches?: Map<string, Array<[string, string]>>;
+}
+
+async function execute(options: RunCommandOptions, resourceTypes: ResourceType[], how: ExecuteOptions): Promise<RunSummary> {
   const { project, manifest } = await compile(options);
-  const { selected, warnings } = selectFromManifest(manifest, project.targetPath, options);
+  const { selected, warnings } = how.ids ? { selected: how.ids, warnings: [] } : selectFromManifest(manifest, project.targetPath, options);
   const plan = planRun(manifest, selected, new Set(resourceTypes));
   const threads = options.threads ?? project.target.threads;
   const adapter = await createAdapter(project.target, project.root);
   const onEvent = options.onEvent ?? (() => undefined);
   let outcome;
   const runId = randomUUID();
+  // Runs that build something keep their history and state in the target (etl_meta).
+  const keepsState = resourceTypes.some((t) => t !== 'test');
   await adapter.open();
   try {
+    if (keepsState) {
+      await adapter.withSession(async (session) => {
+        await migrateState(adapter, session);
+        await recordRunStart(session, { runId, command: how.command, target: project.targetName, version: ETL_VERSION });
+      });
+    }
     outcome = await executePlan(manifest, plan, adapter, {
       threads,
       failFast: options.failFast ?? false,
@@ -117,7 +136,22 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       onEvent,
       signal: options.signal,
       runId,
+      batchRange: options.eventTimeStart || options.eventTimeEnd ? eventTimeRange(options) : undefined,
+      retryBatches: how.retryBatches,
     });
+    if (keepsState) {
+      const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
+      const records = outcome.results.map((r) => ({
+        unique_id: r.unique_id,
+        relation: r.relation_name,
+        status: r.status,
+        started_at: r.timing[0]?.started_at ?? null,
+        finished_at: r.timing[0]?.completed_at ?? null,
+        rows_affected: r.rows_affected,
+        message: r.message,
+      }));
+      await adapter.withSession((session) => recordRunEnd(session, runId, outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', records));
+    }
   } finally {
     await adapter.close();
   }
@@ -126,24 +160,55 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0 };
 }
 
+function eventTimeRange(options: RunCommandOptions): { start: string; end: string } {
+  if (!options.eventTimeStart || !options.eventTimeEnd) {
+    throw new ProjectError([{ message: '--event-time-start and --event-time-end go together', hint: 'e.g. --event-time-start 2024-01-01 --event-time-end 2024-02-01' }]);
+  }
+  for (const v of [options.eventTimeStart, options.eventTimeEnd]) {
+    if (Number.isNaN(new Date(/^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T00:00:00Z` : v).getTime())) {
+      throw new ProjectError([{ message: `--event-time: "${v}" is not a date or timestamp`, hint: 'write 2024-01-01 or 2024-01-01T06:00:00' }]);
+    }
+  }
+  return { start: options.eventTimeStart, end: options.eventTimeEnd };
+}
+
+/** Reruns what failed or was skipped in the last run; microbatch models rerun only their failed batches. */
+export async function retry(options: RunCommandOptions): Promise<RunSummary> {
+  const project = loadProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env });
+  const last = readJsonIfExists<{ results: NodeResult[]; args?: { resource_types?: ResourceType[] } }>(path.join(project.targetPath, 'run_results.json'));
+  if (!last) throw new ProjectError([{ message: 'etl retry: no previous run_results.json in target/', hint: 'retry reruns the failures of the last build, run, seed or test' }]);
+  const ids = new Set<string>();
+  const retryBatches = new Map<string, Array<[string, string]>>();
+  for (const r of last.results) {
+    if (r.status !== 'error' && r.status !== 'fail' && r.status !== 'skipped') continue;
+    ids.add(r.unique_id);
+    if (r.batch_results?.failed.length) retryBatches.set(r.unique_id, r.batch_results.failed);
+  }
+  const types = last.args?.resource_types ?? ['seed', 'model', 'test'];
+  if (ids.size === 0) {
+    return { manifest: (await compile(options)).manifest, results: [], elapsedSeconds: 0, interrupted: false, warnings: ['the last run had no failures; nothing to retry'], exitCode: 0 };
+  }
+  return execute(options, types, { command: 'retry', ids, retryBatches });
+}
+
 /** Seeds, models and tests in graph order; a failing test skips its model's children. */
 export function build(options: RunCommandOptions): Promise<RunSummary> {
-  return execute(options, ['seed', 'model', 'test']);
+  return execute(options, ['seed', 'model', 'test'], { command: 'build' });
 }
 
 /** Data tests only, against what is already built. */
 export function test(options: RunCommandOptions): Promise<RunSummary> {
-  return execute(options, ['test']);
+  return execute(options, ['test'], { command: 'test' });
 }
 
 /** Models only. */
 export function run(options: RunCommandOptions): Promise<RunSummary> {
-  return execute(options, ['model']);
+  return execute(options, ['model'], { command: 'run' });
 }
 
 /** Seeds only. */
 export function seed(options: RunCommandOptions): Promise<RunSummary> {
-  return execute(options, ['seed']);
+  return execute(options, ['seed'], { command: 'seed' });
 }
 
 export function writeRunResults(targetPath: string, manifest: Manifest, results: NodeResult[], elapsed: number, resourceTypes: ResourceType[], runId: string): void {
@@ -246,6 +311,22 @@ export async function sourceFreshness(options: CompileOptions & { select?: strin
   );
   const failed = results.some((r) => r.status === 'error' || r.status === 'runtime error');
   return { results, exitCode: failed ? 1 : 0 };
+}
+
+/** `etl state show`: what etl_meta holds in the target. */
+export async function stateShow(options: ProjectOptions): Promise<Record<string, QueryResult>> {
+  const project = loadProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env });
+  const adapter = await createAdapter(project.target, project.root);
+  await adapter.open();
+  try {
+    return await adapter.withSession(async (session) => {
+      await migrateState(adapter, session);
+      const state = await readState(session);
+      return Object.fromEntries(Object.entries(state).map(([k, v]) => [k, { columns: v.columns, types: [], rows: v.rows }]));
+    });
+  } finally {
+    await adapter.close();
+  }
 }
 
 export type { Plan };

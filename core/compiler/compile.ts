@@ -127,6 +127,7 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
     let input = mergeConfig(project.folderConfig(kind, file.path), (props?.config ?? {}) as NodeConfigInput);
     input = mergeConfig(input, evaluateTemplateConfig(analysis.configCalls, file.path, staticScope, errors));
     const config = finalizeConfig(input, kind === 'test' ? 'test' : 'view');
+    for (const problem of configProblems(config)) errors.push({ file: file.path, line: 1, ...problem });
     const node = baseNode(project, dialect, kind, file, config, props);
     if (!config.enabled) {
       (disabled[node.unique_id] ??= []).push(node);
@@ -433,6 +434,33 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
     docs: {},
   };
   return { manifest, envRead: [...envRead].sort() };
+}
+
+/** Combinations of config keys that cannot work, found before anything runs. */
+function configProblems(config: ManifestNode['config']): Array<{ message: string; hint?: string }> {
+  const out: Array<{ message: string; hint?: string }> = [];
+  const strategy = config.incremental_strategy;
+  if (config.materialized === 'incremental') {
+    if ((strategy === 'merge' || strategy === 'delete+insert') && !config.unique_key) {
+      out.push({ message: `incremental_strategy ${strategy} needs unique_key`, hint: `{{config materialized="incremental" incremental_strategy="${strategy}" unique_key="id"}}` });
+    }
+    if (strategy === 'microbatch') {
+      for (const key of ['event_time', 'batch_size', 'begin'] as const) {
+        if (config[key] === undefined) out.push({ message: `microbatch needs ${key}`, hint: '{{config materialized="incremental" incremental_strategy="microbatch" event_time="created_at" batch_size="day" begin="2024-01-01"}}' });
+      }
+      if (config.begin !== undefined && Number.isNaN(new Date(/^\d{4}-\d{2}-\d{2}$/.test(String(config.begin)) ? `${config.begin}T00:00:00Z` : String(config.begin)).getTime())) {
+        out.push({ message: `begin "${config.begin}" is not a date`, hint: 'write begin="2024-01-01"' });
+      }
+    }
+  } else if (strategy || config.unique_key) {
+    if (config.materialized !== 'snapshot' && config.materialized !== 'test') {
+      if (strategy) out.push({ message: `incremental_strategy is set but the model is materialized as ${config.materialized}`, hint: 'add materialized="incremental"' });
+    }
+  }
+  if (config.quarantine && config.materialized !== 'table' && config.materialized !== 'incremental') {
+    out.push({ message: `quarantine needs a table or incremental model, not ${config.materialized}`, hint: 'set materialized="table"' });
+  }
+  return out;
 }
 
 /** dbt's rule: a custom schema is appended to the target schema. */

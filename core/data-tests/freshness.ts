@@ -47,9 +47,7 @@ export async function checkFreshness(adapter: Adapter, sources: ManifestSource[]
         results.push({ ...base, execution_time, status: criteria.error_after ? 'error' : 'warn', max_loaded_at: null, max_loaded_at_time_ago_in_s: null, error: 'the table has no rows with a loaded_at value' });
         continue;
       }
-      const text = String(raw);
-      // A timestamp without a zone is taken as UTC, as dbt does.
-      const loadedAt = new Date(/[zZ]|[+-]\d\d(:?\d\d)?$/.test(text) ? text.replace(' ', 'T') : `${text.replace(' ', 'T')}Z`);
+      const loadedAt = parseLoadedAt(String(raw));
       const ago = (now().getTime() - loadedAt.getTime()) / 1000;
       const errorAfter = criteria.error_after ? parseDuration(criteria.error_after) : undefined;
       const warnAfter = criteria.warn_after ? parseDuration(criteria.warn_after) : undefined;
@@ -60,4 +58,26 @@ export async function checkFreshness(adapter: Adapter, sources: ManifestSource[]
     }
   }
   return results;
+}
+
+/**
+ * A max(loaded_at) value cast to text, as a Date. A timestamp without a zone
+ * is taken as UTC, as dbt does; a zone offset may be written `+00`, `+0530`
+ * or `+05:30` (DuckDB prints timestamptz as `2024-01-01 10:00:00+00`, which
+ * JavaScript's Date does not read as such).
+ */
+export function parseLoadedAt(text: string): Date {
+  const t = text.trim().replace(' ', 'T');
+  const m = /^(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i.exec(t);
+  if (!m) throw new Error(`cannot read the loaded_at value "${text}" as a timestamp`);
+  const [, day, time = '00:00:00', zone] = m;
+  let offset = 'Z';
+  if (zone && zone.toUpperCase() !== 'Z') {
+    const digits = zone.slice(1).replace(':', '');
+    offset = `${zone[0]}${digits.slice(0, 2)}:${digits.slice(2, 4) || '00'}`;
+  }
+  // Milliseconds are all a Date keeps; DuckDB prints micro- or nanoseconds.
+  const date = new Date(`${day}T${time.replace(/(\.\d{3})\d+$/, '$1')}${offset}`);
+  if (Number.isNaN(date.getTime())) throw new Error(`cannot read the loaded_at value "${text}" as a timestamp`);
+  return date;
 }

@@ -39,9 +39,18 @@ export function holds(t: Threshold, failures: number): boolean {
 export type TestStatus = 'pass' | 'warn' | 'fail';
 
 export function testStatus(failures: number, config: { severity?: 'error' | 'warn'; warn_if?: string; error_if?: string }): TestStatus {
-  const errorIf = parseThreshold(config.error_if ?? '!=0')!;
-  const warnIf = parseThreshold(config.warn_if ?? '!=0')!;
+  const errorIf = requireThreshold('error_if', config.error_if);
+  const warnIf = requireThreshold('warn_if', config.warn_if);
   if ((config.severity ?? 'error') === 'error' && holds(errorIf, failures)) return 'fail';
   if (holds(warnIf, failures)) return 'warn';
   return 'pass';
+}
+
+// Generic tests have their thresholds checked at compile time; a singular
+// test's {{config warn_if=...}} is not, so a malformed one must fail here
+// with a clear message rather than be ignored or crash on `undefined`.
+function requireThreshold(key: 'warn_if' | 'error_if', text: string | undefined): Threshold {
+  const t = parseThreshold(text ?? '!=0');
+  if (!t) throw new Error(`malformed threshold ${key}: ${JSON.stringify(text)}; write a comparison with a number, e.g. ">10", ">=5", "!=0"`);
+  return t;
 }

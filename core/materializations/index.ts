@@ -5,9 +5,10 @@ import { seed } from './seed.js';
 import { table } from './table.js';
 import { test } from './test.js';
 import { unitTest } from './unit-test.js';
+import { incremental } from './incremental.js';
 import { view } from './view.js';
 
-const STRATEGIES: Record<string, Materialization> = { view, table, seed, test, unit_test: unitTest };
+const STRATEGIES: Record<string, Materialization> = { view, table, incremental, seed, test, unit_test: unitTest };
 
 export function materializationFor(materialized: string): Materialization | undefined {
   return STRATEGIES[materialized];

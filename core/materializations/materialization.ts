@@ -12,6 +12,13 @@ export interface MaterializationContext {
   fullRefresh: boolean;
   /** Identifies this run (quarantined rows, state records). */
   runId: string;
+  signal?: AbortSignal;
+  /** Microbatch: process exactly this event-time range (--event-time-start/--event-time-end). */
+  batchRange?: { start: string; end: string };
+  /** Microbatch: rerun exactly these batches (etl retry). */
+  retryBatches?: Array<[string, string]>;
+  /** The clock, for microbatch bounds (tests pin it). */
+  now?: Date;
 }
 
 export interface Materialization {

@@ -6,7 +6,11 @@ import type { NodeResult } from '../runner/events.js';
 import { formatTable } from './table.js';
 
 function xml(text: string): string {
-  return text.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
+  // Control characters (other than tab and newlines) cannot appear in XML 1.0 at all, even
+  // escaped; failing rows may hold them, so they become U+FFFD rather than break the file.
+  return text
+    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, '\uFFFD')
+    .replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
 }
 
 export function junitXml(manifest: Manifest, results: NodeResult[], elapsedSeconds: number): string {

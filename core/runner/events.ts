@@ -22,6 +22,8 @@ export interface NodeResult {
   failing_rows_sample?: { columns: string[]; rows: unknown[][] };
   /** quarantine: true models: rows moved to <model>__quarantine. */
   quarantined?: number;
+  /** Microbatch models: the batches ([start, end)) that succeeded and failed. */
+  batch_results?: { successful: Array<[string, string]>; failed: Array<[string, string]> };
 }
 
 export type RunEvent =

@@ -18,6 +18,10 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Identifies this run in quarantine tables and run_results. */
   runId: string;
+  /** Microbatch backfill range (--event-time-start / --event-time-end). */
+  batchRange?: { start: string; end: string };
+  /** etl retry: the failed batches of each microbatch model. */
+  retryBatches?: Map<string, Array<[string, string]>>;
 }
 
 export interface RunOutcome {
@@ -45,10 +49,18 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
     });
   }
 
-  const onAbort = () => {
-    interrupted = true;
+  // An interrupt reaches only statements already running: one that starts a
+  // moment later (a node just taking its connection, or between two of its
+  // statements) would run to the end. So interrupt again until all have stopped.
+  let reinterrupt: ReturnType<typeof setInterval> | undefined;
+  const halt = () => {
     stopping = true;
     adapter.interruptAll();
+    reinterrupt ??= setInterval(() => adapter.interruptAll(), 100);
+  };
+  const onAbort = () => {
+    interrupted = true;
+    halt();
   };
   if (options.signal?.aborted) onAbort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -68,10 +80,7 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
       if (result.status === 'error' || result.status === 'fail') {
         const name = manifest.nodes[id]!.name;
         for (const d of descendantsInPlan(plan, id)) skip(d, `skipped: upstream ${name} failed`);
-        if (options.failFast) {
-          stopping = true;
-          adapter.interruptAll();
-        }
+        if (options.failFast) halt();
       }
       for (const c of plan.children.get(id)!) {
         const left = waitingOn.get(c)! - 1;
@@ -88,7 +97,12 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
         const node = manifest.nodes[id]!;
         const myIndex = ++index;
         options.onEvent({ type: 'node_started', index: myIndex, total, node });
-        void runNode(node, manifest, adapter, options, total, myIndex).then((result) => {
+        void runNode(node, manifest, adapter, options, total, myIndex, () => stopping).then((result) => {
+          // A node stopped before it ran, or whose statement --fail-fast cancelled, did not fail.
+          if (stopping && result.status === 'error' && (result.message === NOT_STARTED || (!interrupted && /interrupt/i.test(result.message)))) {
+            result.status = 'skipped';
+            result.message = interrupted ? 'skipped: run interrupted' : 'skipped: run stopped by --fail-fast';
+          }
           options.onEvent({ type: 'node_finished', index: myIndex, total, node, result });
           finish(id, result);
         });
@@ -97,6 +111,7 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
     };
     pump();
   });
+  clearInterval(reinterrupt);
   options.signal?.removeEventListener('abort', onAbort);
 
   for (const id of plan.ids) {
@@ -109,7 +124,9 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
   };
 }
 
-async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter, options: RunOptions, total: number, index: number): Promise<NodeResult> {
+const NOT_STARTED = 'run stopped before the node started';
+
+async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter, options: RunOptions, total: number, index: number, stopping: () => boolean = () => false): Promise<NodeResult> {
   const startedAt = new Date();
   const t0 = performance.now();
   const strategy = materializationFor(node.config.materialized);
@@ -120,8 +137,19 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
   for (let attempt = 1; ; attempt++) {
     try {
       const outcome = await adapter.withSession(async (session) => {
+        if (stopping()) throw new Error(NOT_STARTED);
         for (const hook of node.config.pre_hook) await session.execute(hook);
-        const r = await strategy.run({ node, manifest, adapter, session, fullRefresh: options.fullRefresh, runId: options.runId });
+        const r = await strategy.run({
+          node,
+          manifest,
+          adapter,
+          session,
+          fullRefresh: options.fullRefresh,
+          runId: options.runId,
+          signal: options.signal,
+          batchRange: options.batchRange,
+          retryBatches: options.retryBatches?.get(node.unique_id),
+        });
         for (const hook of node.config.post_hook) await session.execute(hook);
         return r;
       });
@@ -129,6 +157,7 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
       result.rows_affected = outcome.rowsAffected ?? null;
       if (outcome.failures !== undefined) result.failures = outcome.failures;
       if (outcome.quarantined !== undefined) result.quarantined = outcome.quarantined;
+      if (outcome.batches) result.batch_results = outcome.batches;
       if (outcome.sample) result.failing_rows_sample = { columns: outcome.sample.columns, rows: outcome.sample.rows };
       result.adapter_response = { _message: outcome.message, rows_affected: outcome.rowsAffected };
       return result;

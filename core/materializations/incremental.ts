@@ -1,0 +1,82 @@
+// Incremental models: append, merge, delete+insert (microbatch has its own
+// module). The first build, or --full-refresh, builds the whole table like a
+// table model. Later builds stage the new rows (the SQL rendered with
+// is_incremental = true), adapt the columns (on_schema_change), and apply the
+// rows and the model's watermark in one transaction: a crash leaves the table
+// and its state as they were before the run.
+
+import type { MaterializeResult } from '../../adapters/adapter.js';
+import { enforceContract } from '../data-tests/contract.js';
+import { quarantineRows } from '../data-tests/quarantine.js';
+import { watermarkStatement } from '../state/state.js';
+import { asList } from '../project/load.js';
+import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';
+import { explainSchemaChangeFailure, planSchemaChange } from './schema-change.js';
+import { table } from './table.js';
+import { runMicrobatch } from './microbatch.js';
+
+export function wantsFullBuild(ctx: MaterializationContext, existing: 'table' | 'view' | undefined): boolean {
+  if (!existing || existing === 'view') return true;
+  // full_refresh: false protects a model from --full-refresh, as in dbt.
+  if (ctx.node.config.full_refresh === false) return false;
+  return ctx.fullRefresh || ctx.node.config.full_refresh === true;
+}
+
+export function watermarkFor(ctx: MaterializationContext) {
+  const { node, adapter } = ctx;
+  if (!node.config.event_time) return [];
+  const relation = relationOf(node);
+  return [
+    watermarkStatement(
+      adapter.dialect.relation(relation.schema, relation.name),
+      `${relation.schema}.${relation.name}`,
+      node.unique_id,
+      adapter.dialect.quoteIdentifier(node.config.event_time),
+      node.config.event_time,
+      ctx.runId,
+    ),
+  ];
+}
+
+export const incremental: Materialization = {
+  run: async (ctx): Promise<MaterializeResult> => {
+    const { adapter, session, node, manifest, runId } = ctx;
+    if (node.config.incremental_strategy === 'microbatch') return runMicrobatch(ctx);
+    const relation = relationOf(node);
+    const existing = await adapter.relationKind(session, relation);
+    if (wantsFullBuild(ctx, existing)) {
+      const result = await table.run(ctx);
+      for (const s of watermarkFor(ctx)) await session.execute(s.sql, s.params);
+      return { ...result, message: result.message.replace('CREATE TABLE', ctx.fullRefresh && existing ? 'FULL REFRESH' : 'CREATE TABLE') };
+    }
+    const staged = await adapter.stageTable(session, relation, node.compiled_incremental_code ?? node.compiled_code);
+    try {
+      if (node.config.contract?.enforced) await enforceContract(adapter, session, node, staged.relation);
+      const quarantined = node.config.quarantine ? await quarantineRows(adapter, session, manifest, node, staged, runId) : 0;
+      const plan = await planSchemaChange(adapter, session, node, relation, staged.relation);
+      const strategy = node.config.incremental_strategy ?? 'append';
+      try {
+        const { rowsAffected } = await adapter.applyIncremental(session, {
+          strategy,
+          target: relation,
+          staged: staged.relation,
+          columns: plan.columns,
+          uniqueKey: asList(node.config.unique_key),
+          columnChanges: plan.changes,
+          stateStatements: watermarkFor(ctx),
+        });
+        // Quarantined rows have already left the staged table.
+        const rows = rowsAffected;
+        return {
+          rowsAffected: rows,
+          quarantined: node.config.quarantine ? quarantined : undefined,
+          message: `${strategy.toUpperCase()} (${rows} rows${plan.changes.length ? `, ${plan.changes.length} column change${plan.changes.length === 1 ? '' : 's'}` : ''})`,
+        };
+      } catch (err) {
+        throw explainSchemaChangeFailure(node, plan, err);
+      }
+    } finally {
+      await adapter.discardStaged(session, staged);
+    }
+  },
+};

@@ -1,0 +1,151 @@
+// Microbatch incremental models: the model's rows are processed in batches of
+// event time (hour, day or month). Each batch replaces its slice of the table
+// and is recorded as done in etl_meta.batches in one transaction. A failed
+// batch is recorded as failed and the others go on; `etl retry` reruns
+// exactly the failed batches. `lookback` reprocesses the last N done batches
+// to catch late-arriving rows.
+
+import type { MaterializeResult } from '../../adapters/adapter.js';
+import { batchStatement, clearBatches, finishedBatches } from '../state/state.js';
+import { relationOf, type MaterializationContext } from './materialization.js';
+import { wantsFullBuild, watermarkFor } from './incremental.js';
+
+export type BatchSize = 'hour' | 'day' | 'month';
+export type Batch = [start: string, end: string];
+
+export const BATCH_START = '__ETL_BATCH_START__';
+export const BATCH_END = '__ETL_BATCH_END__';
+
+/** 'YYYY-MM-DD HH:MM:SS' in UTC: how batch bounds are written into SQL and state. */
+export function formatBound(d: Date): string {
+  return d.toISOString().slice(0, 19).replace('T', ' ');
+}
+
+export function parseBound(text: string): Date {
+  const t = text.trim();
+  const iso = /^\d{4}-\d{2}-\d{2}$/.test(t) ? `${t}T00:00:00Z` : /[zZ]|[+-]\d\d:?\d\d$/.test(t) ? t.replace(' ', 'T') : `${t.replace(' ', 'T')}Z`;
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) throw new Error(`"${text}" is not a date or timestamp`);
+  return d;
+}
+
+export function truncate(d: Date, size: BatchSize): Date {
+  const out = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), size === 'month' ? 1 : d.getUTCDate(), size === 'hour' ? d.getUTCHours() : 0));
+  return out;
+}
+
+export function nextBound(d: Date, size: BatchSize): Date {
+  if (size === 'hour') return new Date(d.getTime() + 3_600_000);
+  if (size === 'day') return new Date(d.getTime() + 86_400_000);
+  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1));
+}
+
+/** Batches covering [from, to), aligned to batch_size. */
+export function batchesBetween(from: Date, to: Date, size: BatchSize): Batch[] {
+  const out: Batch[] = [];
+  for (let s = truncate(from, size); s < to; s = nextBound(s, size)) out.push([formatBound(s), formatBound(nextBound(s, size))]);
+  return out;
+}
+
+function batchSql(code: string, eventTime: string, batch: Batch, quote: (s: string) => string): string {
+  const filled = code.split(BATCH_START).join(batch[0]).split(BATCH_END).join(batch[1]);
+  // The rows of a batch are only those in its interval, whatever the model's own filter.
+  return `select * from (\n${filled}\n) as etl_batch where ${quote(eventTime)} >= cast('${batch[0]}' as timestamp) and ${quote(eventTime)} < cast('${batch[1]}' as timestamp)`;
+}
+
+export async function runMicrobatch(ctx: MaterializationContext): Promise<MaterializeResult> {
+  const { adapter, session, node, runId } = ctx;
+  const size = node.config.batch_size as BatchSize;
+  const eventTime = node.config.event_time!;
+  const relation = relationOf(node);
+  const key = `${relation.schema}.${relation.name}`;
+  const q = (s: string) => adapter.dialect.quoteIdentifier(s);
+  const existing = await adapter.relationKind(session, relation);
+  const now = ctx.now ?? new Date();
+  const begin = parseBound(String(node.config.begin));
+  const all = batchesBetween(begin, nextBound(truncate(now, size), size), size);
+
+  // Which batches: an explicit range, the failed ones (retry), or what is not done yet plus lookback.
+  let todo: Batch[];
+  if (ctx.batchRange) todo = batchesBetween(parseBound(ctx.batchRange.start), parseBound(ctx.batchRange.end), size);
+  else if (ctx.retryBatches) todo = ctx.retryBatches;
+  else if (!existing || wantsFullBuild(ctx, existing)) todo = all;
+  else {
+    const done = await finishedBatches(session, key);
+    const lookback = node.config.lookback ?? 1;
+    const doneList = all.filter((b) => done.has(b[0]));
+    const reprocess = new Set(doneList.slice(Math.max(0, doneList.length - lookback)).map((b) => b[0]));
+    todo = all.filter((b) => !done.has(b[0]) || reprocess.has(b[0]));
+  }
+
+  const code = existing && !wantsFullBuild(ctx, existing) ? (node.compiled_incremental_code ?? node.compiled_code) : node.compiled_code;
+  const successful: Batch[] = [];
+  const failed: Array<Batch & { 2?: string }> = [];
+  let rows = 0;
+
+  if (existing && wantsFullBuild(ctx, existing) && !ctx.batchRange && !ctx.retryBatches) {
+    // Full refresh: every batch goes into a staged table that replaces the old one at once.
+    const staged = await adapter.stageTable(session, relation, `select * from (${batchSql(code, eventTime, all[0] ?? [formatBound(begin), formatBound(begin)], q)}) as etl_empty limit 0`);
+    try {
+      const stagedColumns = (await adapter.listColumns(session, staged.relation)).map((c) => c.name);
+      for (const b of all) {
+        const r = await adapter.applyIncremental(session, { strategy: 'append', target: staged.relation, staged: { sql: batchSql(code, eventTime, b, q) }, columns: stagedColumns, uniqueKey: [], columnChanges: [], stateStatements: [] });
+        rows += r.rowsAffected;
+      }
+      await adapter.publishTable(session, staged, relation);
+    } catch (err) {
+      await adapter.discardStaged(session, staged);
+      throw err;
+    }
+    await clearBatches(session, key);
+    for (const b of all) {
+      const s = batchStatement(key, node.unique_id, b[0], b[1], 'success', null, runId, '');
+      await session.execute(s.sql, s.params);
+    }
+    for (const s of watermarkFor(ctx)) await session.execute(s.sql, s.params);
+    return { rowsAffected: rows, message: `FULL REFRESH (${all.length} batches, ${rows} rows)`, batches: { successful: all, failed: [] } };
+  }
+
+  if (!existing) {
+    // First build: an empty table with the model's columns, then batch by batch.
+    const shape = await adapter.stageTable(session, relation, `select * from (${batchSql(node.compiled_code, eventTime, all[0] ?? [formatBound(begin), formatBound(begin)], q)}) as etl_empty limit 0`);
+    await adapter.publishTable(session, shape, relation);
+  }
+  const columns = (await adapter.listColumns(session, relation)).map((c) => c.name);
+  for (const [i, b] of todo.entries()) {
+    const where = `${q(eventTime)} >= cast('${b[0]}' as timestamp) and ${q(eventTime)} < cast('${b[1]}' as timestamp)`;
+    try {
+      const r = await adapter.applyIncremental(session, {
+        strategy: 'replace_where',
+        target: relation,
+        staged: { sql: batchSql(code, eventTime, b, q) },
+        columns,
+        uniqueKey: [],
+        where,
+        columnChanges: [],
+        // The watermark (a scan of the table) is refreshed with the last batch only:
+        // behind the data after a crash is safe, ahead of it never happens.
+        stateStatements: [batchStatement(key, node.unique_id, b[0], b[1], 'success', null, runId, ''), ...(i === todo.length - 1 ? watermarkFor(ctx) : [])],
+      });
+      rows += r.rowsAffected;
+      successful.push(b);
+    } catch (err) {
+      const message = (err as Error)?.message ?? String(err);
+      if (ctx.signal?.aborted) throw err;
+      failed.push([b[0], b[1], message.split('\n')[0]] as unknown as Batch);
+      const s = batchStatement(key, node.unique_id, b[0], b[1], 'error', null, runId, message);
+      await session.execute(s.sql, s.params).catch(() => undefined);
+    }
+  }
+  const batches = { successful, failed: failed.map((f) => [f[0], f[1]] as Batch) };
+  if (failed.length) {
+    const list = failed.map((f) => `  ${f[0]} .. ${f[1]}: ${(f as unknown as string[])[2]}`).join('\n');
+    return {
+      status: 'error',
+      rowsAffected: rows,
+      message: `${failed.length} of ${todo.length} batches failed (retry them with etl retry):\n${list}`,
+      batches,
+    };
+  }
+  return { rowsAffected: rows, message: `MICROBATCH (${todo.length} batch${todo.length === 1 ? '' : 'es'}, ${rows} rows)`, batches };
+}
