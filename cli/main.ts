@@ -90,7 +90,7 @@ async function baseOptions(opts: GlobalOpts) {
   return { projectDir: opts.projectDir, target: opts.target, vars: await parseVars(opts.vars) };
 }
 
-async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry', opts: RunOpts): Promise<number> {
+async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 'snapshot', opts: RunOpts): Promise<number> {
   const api = await import('../core/api.js');
   const { createReporter } = await import('../core/reporting/reporter.js');
   const { loadProject } = await import('../core/project/load.js');
@@ -156,6 +156,9 @@ function buildProgram(): Command {
   });
   addRunOptions(program.command('test').description('run data tests (generic and singular) against what is built')).action(async (opts: RunOpts) => {
     process.exitCode = await runCommand('test', opts);
+  });
+  addRunOptions(program.command('snapshot').description('record SCD type-2 history of snapshots/*.sql')).action(async (opts: RunOpts) => {
+    process.exitCode = await runCommand('snapshot', opts);
   });
   addRunOptions(program.command('retry').description('rerun what failed or was skipped in the last run (microbatch models: only the failed batches)')).action(async (opts: RunOpts) => {
     process.exitCode = await runCommand('retry', opts);

@@ -184,16 +184,21 @@ export async function retry(options: RunCommandOptions): Promise<RunSummary> {
     ids.add(r.unique_id);
     if (r.batch_results?.failed.length) retryBatches.set(r.unique_id, r.batch_results.failed);
   }
-  const types = last.args?.resource_types ?? ['seed', 'model', 'test'];
+  const types = last.args?.resource_types ?? ['seed', 'model', 'snapshot', 'test'];
   if (ids.size === 0) {
     return { manifest: (await compile(options)).manifest, results: [], elapsedSeconds: 0, interrupted: false, warnings: ['the last run had no failures; nothing to retry'], exitCode: 0 };
   }
   return execute(options, types, { command: 'retry', ids, retryBatches });
 }
 
-/** Seeds, models and tests in graph order; a failing test skips its model's children. */
+/** Seeds, models, snapshots and tests in graph order; a failing test skips its model's children. */
 export function build(options: RunCommandOptions): Promise<RunSummary> {
-  return execute(options, ['seed', 'model', 'test'], { command: 'build' });
+  return execute(options, ['seed', 'model', 'snapshot', 'test'], { command: 'build' });
+}
+
+/** Snapshots only. */
+export function snapshot(options: RunCommandOptions): Promise<RunSummary> {
+  return execute(options, ['snapshot'], { command: 'snapshot' });
 }
 
 /** Data tests only, against what is already built. */

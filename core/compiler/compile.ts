@@ -115,18 +115,19 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
   }
 
   const singularTests: PendingNode[] = [];
-  for (const file of [...project.models, ...project.singularTests]) {
-    const kind = file.kind === 'test' ? 'test' : 'model';
+  for (const file of [...project.models, ...project.snapshots, ...project.singularTests]) {
+    const kind = file.kind === 'test' ? 'test' : file.kind === 'snapshot' ? 'snapshot' : 'model';
     const parsed = parseTemplate(file.path, file.text);
     if ('error' in parsed) {
       errors.push(parsed.error);
       continue;
     }
     const analysis = analyzeTemplate(parsed.ast, file.path, errors);
-    const props = kind === 'model' ? project.properties.model.get(file.name) : undefined;
+    const props = kind === 'test' ? undefined : project.properties[kind].get(file.name);
     let input = mergeConfig(project.folderConfig(kind, file.path), (props?.config ?? {}) as NodeConfigInput);
     input = mergeConfig(input, evaluateTemplateConfig(analysis.configCalls, file.path, staticScope, errors));
-    const config = finalizeConfig(input, kind === 'test' ? 'test' : 'view');
+    const config = finalizeConfig(input, kind === 'test' ? 'test' : kind === 'snapshot' ? 'snapshot' : 'view');
+    if (kind === 'snapshot') config.materialized = 'snapshot';
     for (const problem of configProblems(config)) errors.push({ file: file.path, line: 1, ...problem });
     const node = baseNode(project, dialect, kind, file, config, props);
     if (!config.enabled) {
@@ -142,15 +143,15 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
   }
 
   // Properties entries that describe nothing are typos, not documentation.
-  for (const kind of ['model', 'seed'] as const) {
-    const names = kind === 'model' ? project.models.map((m) => m.name) : project.seeds.map((s) => s.name);
+  for (const kind of ['model', 'seed', 'snapshot'] as const) {
+    const names = (kind === 'model' ? project.models : kind === 'seed' ? project.seeds : project.snapshots).map((m) => m.name);
     const known = new Set(names);
     for (const [name, props] of project.properties[kind]) {
       if (known.has(name)) continue;
       errors.push({
         ...props.declaredIn,
         message: `${kind}s entry "${name}" matches no ${kind} file`,
-        hint: didYouMean(name, names) ?? `${kind}s are named after their files; create ${kind === 'model' ? `models/${name}.sql` : `seeds/${name}.csv`} or remove the entry`,
+        hint: didYouMean(name, names) ?? `${kind}s are named after their files; create ${kind === 'model' ? `models/${name}.sql` : kind === 'seed' ? `seeds/${name}.csv` : `snapshots/${name}.sql`} or remove the entry`,
       });
     }
   }
@@ -456,6 +457,12 @@ function configProblems(config: ManifestNode['config']): Array<{ message: string
     if (config.materialized !== 'snapshot' && config.materialized !== 'test') {
       if (strategy) out.push({ message: `incremental_strategy is set but the model is materialized as ${config.materialized}`, hint: 'add materialized="incremental"' });
     }
+  }
+  if (config.materialized === 'snapshot') {
+    if (!config.unique_key) out.push({ message: 'a snapshot needs unique_key', hint: '{{config unique_key="id" strategy="timestamp" updated_at="updated_at"}}' });
+    if (!config.strategy) out.push({ message: 'a snapshot needs strategy="timestamp" or strategy="check"', hint: '{{config unique_key="id" strategy="timestamp" updated_at="updated_at"}}' });
+    if (config.strategy === 'timestamp' && !config.updated_at) out.push({ message: 'strategy timestamp needs updated_at', hint: 'updated_at="<column>"' });
+    if (config.strategy === 'check' && !config.check_cols) out.push({ message: 'strategy check needs check_cols', hint: 'check_cols="all" or check_cols=(list "a" "b")' });
   }
   if (config.quarantine && config.materialized !== 'table' && config.materialized !== 'incremental') {
     out.push({ message: `quarantine needs a table or incremental model, not ${config.materialized}`, hint: 'set materialized="table"' });

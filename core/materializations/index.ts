@@ -6,9 +6,10 @@ import { table } from './table.js';
 import { test } from './test.js';
 import { unitTest } from './unit-test.js';
 import { incremental } from './incremental.js';
+import { snapshot } from './snapshot.js';
 import { view } from './view.js';
 
-const STRATEGIES: Record<string, Materialization> = { view, table, incremental, seed, test, unit_test: unitTest };
+const STRATEGIES: Record<string, Materialization> = { view, table, incremental, seed, snapshot, test, unit_test: unitTest };
 
 export function materializationFor(materialized: string): Materialization | undefined {
   return STRATEGIES[materialized];
