@@ -60,17 +60,14 @@ export abstract class SqlEngine {
   abstract createTableAs(session: AdapterSession, relation: Relation, selectSql: string): Promise<number | undefined>;
 
   async replaceTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
-    const tmp = this.tempRelation(relation);
-    await session.execute(this.dropSql(tmp, 'table'));
-    let rows: number | undefined;
+    const staged = await this.stageTable(session, relation, selectSql);
     try {
-      rows = await this.createTableAs(session, tmp, selectSql);
-      await this.swapIn(session, tmp, relation);
+      await this.publishTable(session, staged, relation);
     } catch (err) {
-      await session.execute(this.dropSql(tmp, 'table')).catch(() => undefined);
+      await this.discardStaged(session, staged);
       throw err;
     }
-    return { rowsAffected: rows, message: `CREATE TABLE (${rows ?? '?'} rows)` };
+    return { rowsAffected: staged.rows, message: `CREATE TABLE (${staged.rows ?? '?'} rows)` };
   }
 
   async stageTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<StagedTable> {

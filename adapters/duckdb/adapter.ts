@@ -119,7 +119,6 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   }
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {
-    const tmp = this.tempRelation(relation);
     const typeEntries = Object.entries(options.columnTypes);
     // DuckDB's table functions take no bound parameters for their options, so
     // the struct of column types is built from quoted literals.
@@ -128,16 +127,14 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
       : '';
     const delimiter = options.delimiter ? `, delim = ${this.dialect.quoteString(options.delimiter)}` : '';
     const select = `select * from read_csv(${this.dialect.quoteString(csvPath)}, header = true, auto_detect = true${types}${delimiter})`;
-    await session.execute(this.dropSql(tmp, 'table'));
-    let rows: number | undefined;
+    const staged = await this.stageTable(session, relation, select);
     try {
-      rows = await this.createTableAs(session, tmp, select);
-      await this.swapIn(session, tmp, relation);
+      await this.publishTable(session, staged, relation);
     } catch (err) {
-      await session.execute(this.dropSql(tmp, 'table')).catch(() => undefined);
+      await this.discardStaged(session, staged);
       throw err;
     }
-    return { rowsAffected: rows, message: `INSERT ${rows}` };
+    return { rowsAffected: staged.rows, message: `INSERT ${staged.rows}` };
   }
 
   async preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult> {
