@@ -30,7 +30,7 @@ export const unitTest: Materialization = {
       if (failures === 0) return { message: 'pass', status: 'pass', failures: 0 };
       const sample = await adapter.preview(session, `${diffSql}\norder by 1, 2`, SAMPLE_ROWS);
       return {
-        message: `${failures} row${failures === 1 ? '' : 's'} differ from the expected rows (missing: expected but not returned; extra: returned but not expected)`,
+        message: `${failures} row${failures === 1 ? ' differs' : 's differ'} from the expected rows (missing: expected but not returned; extra: returned but not expected)`,
         status: 'fail',
         failures,
         sample,

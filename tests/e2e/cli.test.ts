@@ -1,0 +1,227 @@
+// `etl compile` (artifacts, --format, the compile cache), `etl format` and
+// `etl ls`, spawned on copies of project-template/.
+
+import path from 'node:path';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { copyTemplate, dbPathOf, killAll, listFiles, read, readJson, removeTempDirs, runCli, snapshotDir, withDb } from './helpers.js';
+
+const MODEL_FILES = [
+  'models/marts/customers.sql',
+  'models/marts/orders.sql',
+  'models/staging/stg_customers.sql',
+  'models/staging/stg_orders.sql',
+  'models/staging/stg_payments.sql',
+];
+const SEED_NAMES = ['raw_customers', 'raw_orders', 'raw_payments'];
+
+afterEach(killAll);
+
+const tagsOf = (text: string) => text.match(/\{\{!--[\s\S]*?--\}\}|\{\{\{[\s\S]*?\}\}\}|\{\{[\s\S]*?\}\}/g) ?? [];
+const trimmedLines = (text: string) => text.split('\n').map((l) => l.trim());
+
+describe('etl compile', () => {
+  afterEach(removeTempDirs);
+
+  it('writes manifest.json and compiled/**.sql and creates no database', async () => {
+    const project = copyTemplate();
+    const r = await runCli(['compile'], { cwd: project });
+    expect(r.code, r.output).toBe(0);
+    expect(r.stdout).toMatch(/Compiled \d+ nodes in \d+\.\d\ds\n/);
+    expect(r.stdout).not.toMatch(/from cache/);
+
+    const manifest = readJson(project, 'target/manifest.json');
+    expect(manifest.nodes['model.shop.orders'].compiled_code).toContain('"main"."stg_payments"');
+    const compiled = listFiles(path.join(project, 'target/compiled'));
+    for (const f of MODEL_FILES) expect(compiled).toContain(`shop/${f}`);
+    const orders = read(project, 'target/compiled/shop/models/marts/orders.sql');
+    expect(orders).toContain('"main"."stg_payments"');
+    expect(orders).toContain('"main"."stg_orders"');
+    expect(orders).not.toContain('{{');
+    // The partial was expanded, the var substituted.
+    expect(read(project, 'target/compiled/shop/models/staging/stg_payments.sql')).toMatch(/cast\(amount_cents \/ 100\.0 as decimal\(16, 2\)\)/);
+    expect(read(project, 'target/compiled/shop/models/staging/stg_orders.sql')).toContain("cast('2024-01-01' as date)");
+
+    // No database anywhere.
+    expect(existsSync(dbPathOf(project))).toBe(false);
+    expect(listFiles(project).filter((f) => /\.duckdb/.test(f))).toEqual([]);
+    expect(existsSync(path.join(project, 'target/run_results.json'))).toBe(false);
+  });
+
+  it('--format pretty-prints the compiled SQL; --vars reach the compiled SQL', async () => {
+    const project = copyTemplate();
+    const plain = await runCli(['compile'], { cwd: project });
+    expect(plain.code, plain.output).toBe(0);
+    const before = read(project, 'target/compiled/shop/models/marts/orders.sql');
+
+    const pretty = await runCli(['compile', '--format'], { cwd: project });
+    expect(pretty.code, pretty.output).toBe(0);
+    // A different cache entry: formatting was not served from the unformatted compile.
+    expect(pretty.stdout).not.toMatch(/from cache/);
+    const after = read(project, 'target/compiled/shop/models/marts/orders.sql');
+    expect(after).not.toBe(before);
+    // Keywords now stand on their own lines.
+    expect(trimmedLines(before)).not.toContain('with');
+    expect(trimmedLines(after)).toContain('with');
+    expect(trimmedLines(after)).toContain('select');
+    expect(trimmedLines(after)).toContain('from');
+    expect(trimmedLines(after)).toContain('end');
+    expect(after).toContain('"main"."stg_payments"');
+    expect(after).toContain('"main"."stg_orders"');
+    // Only whitespace and layout changed.
+    const squash = (s: string) => s.replace(/--[^\n]*/g, '').replace(/\s+/g, '').toLowerCase();
+    expect(squash(after)).toBe(squash(before));
+
+    const again = await runCli(['compile', '--format'], { cwd: project });
+    expect(again.code, again.output).toBe(0);
+    expect(again.stdout).toMatch(/from cache/);
+    expect(read(project, 'target/compiled/shop/models/marts/orders.sql')).toBe(after);
+
+    const withVars = await runCli(['compile', '--vars', '{start_date: "2024-06-01"}'], { cwd: project });
+    expect(withVars.code, withVars.output).toBe(0);
+    expect(withVars.stdout).not.toMatch(/from cache/);
+    expect(read(project, 'target/compiled/shop/models/staging/stg_orders.sql')).toContain("cast('2024-06-01' as date)");
+  });
+
+  it('a second compile with nothing changed is served from cache; editing a model invalidates it', async () => {
+    const project = copyTemplate();
+    const first = await runCli(['compile'], { cwd: project });
+    expect(first.code, first.output).toBe(0);
+    expect(first.stdout).not.toMatch(/from cache/);
+
+    const second = await runCli(['compile'], { cwd: project });
+    expect(second.code, second.output).toBe(0);
+    expect(second.stdout).toMatch(/from cache/);
+
+    appendFileSync(path.join(project, 'models/marts/orders.sql'), '\n-- touched\n');
+    const third = await runCli(['compile'], { cwd: project });
+    expect(third.code, third.output).toBe(0);
+    expect(third.stdout).not.toMatch(/from cache/);
+    expect(read(project, 'target/compiled/shop/models/marts/orders.sql')).toContain('-- touched');
+    expect(readJson(project, 'target/manifest.json').nodes['model.shop.orders'].raw_code).toContain('-- touched');
+
+    const fourth = await runCli(['compile'], { cwd: project });
+    expect(fourth.stdout).toMatch(/from cache/);
+  });
+
+  it('a cached compile still writes compiled/**.sql when those files were deleted', async () => {
+    const project = copyTemplate();
+    expect((await runCli(['compile'], { cwd: project })).code).toBe(0);
+    const compiledDir = path.join(project, 'target/compiled');
+    const files = listFiles(compiledDir);
+    const { rmSync } = await import('node:fs');
+    rmSync(compiledDir, { recursive: true, force: true });
+    const r = await runCli(['compile'], { cwd: project });
+    expect(r.code, r.output).toBe(0);
+    expect(listFiles(compiledDir)).toEqual(files);
+  });
+});
+
+describe('etl format', () => {
+  afterEach(removeTempDirs);
+
+  it('--check exits 1, names the files and writes nothing', async () => {
+    const project = copyTemplate();
+    const before = snapshotDir(project);
+    const r = await runCli(['format', '--check'], { cwd: project });
+    expect(r.code, r.output).toBe(1);
+    for (const f of MODEL_FILES) expect(r.stdout).toContain(`would format ${f}`);
+    expect(r.stdout).toMatch(/5 of 5 files need formatting/);
+    expect(snapshotDir(project)).toEqual(before);
+  });
+
+  it('rewrites models in place keeping every {{...}} tag byte-identical; the project still builds the same data', async () => {
+    const project = copyTemplate();
+    const build1 = await runCli(['build'], { cwd: project });
+    expect(build1.code, build1.output).toBe(0);
+    const contents = () =>
+      withDb(dbPathOf(project), async (db) => ({
+        customers: await db.rows('select * from customers order by customer_id'),
+        orders: await db.rows('select * from orders order by order_id'),
+        stg_payments: await db.rows('select * from stg_payments order by payment_id'),
+        stg_orders: await db.rows('select * from stg_orders order by order_id'),
+      }));
+    const data1 = await contents();
+
+    const originals = Object.fromEntries(MODEL_FILES.map((f) => [f, read(project, f)]));
+    const seedsBefore = snapshotDir(path.join(project, 'seeds'));
+    const fmt = await runCli(['format'], { cwd: project });
+    expect(fmt.code, fmt.output).toBe(0);
+    expect(fmt.stdout).toMatch(/5 of 5 files formatted/);
+    for (const f of MODEL_FILES) {
+      const now = read(project, f);
+      expect(now, f).not.toBe(originals[f]);
+      expect(tagsOf(now), f).toEqual(tagsOf(originals[f]!));
+      expect(tagsOf(now).length, f).toBeGreaterThan(0);
+      expect(now.endsWith('\n'), f).toBe(true);
+    }
+    // The comments survive too.
+    expect(read(project, 'models/marts/orders.sql')).toContain('-- an order without payments yet still gets a row, with zero amounts');
+    expect(snapshotDir(path.join(project, 'seeds'))).toEqual(seedsBefore);
+
+    // Formatting is idempotent.
+    const check = await runCli(['format', '--check'], { cwd: project });
+    expect(check.code, check.output).toBe(0);
+    expect(check.stdout).toMatch(/0 of 5 files need formatting/);
+
+    const build2 = await runCli(['build'], { cwd: project });
+    expect(build2.code, build2.output).toBe(0);
+    expect(build2.stdout).not.toMatch(/from cache/);
+    expect(await contents()).toEqual(data1);
+  });
+});
+
+describe('etl ls', () => {
+  let project: string;
+  beforeAll(() => {
+    project = copyTemplate();
+  });
+  afterAll(removeTempDirs);
+
+  const lines = (s: string) => s.split('\n').filter((l) => l.trim() !== '');
+
+  it("-s 'tag:staging+' lists the staging models and their descendants, not the seeds", async () => {
+    const r = await runCli(['ls', '-s', 'tag:staging+'], { cwd: project });
+    expect(r.code, r.output).toBe(0);
+    const out = lines(r.stdout);
+    for (const m of ['shop.staging.stg_customers', 'shop.staging.stg_orders', 'shop.staging.stg_payments', 'shop.marts.customers', 'shop.marts.orders']) {
+      expect(out).toContain(m);
+    }
+    expect(out.filter((l) => SEED_NAMES.some((s) => l.endsWith(`.${s}`)))).toEqual([]);
+
+    const names = await runCli(['ls', '-s', 'tag:staging+', '--output', 'name', '--resource-type', 'model'], { cwd: project });
+    expect(names.code, names.output).toBe(0);
+    expect(lines(names.stdout).sort()).toEqual(['customers', 'orders', 'stg_customers', 'stg_orders', 'stg_payments']);
+    // ls compiles but touches no database.
+    expect(existsSync(dbPathOf(project))).toBe(false);
+  });
+
+  it('-s orders --output name prints the model (and only tests besides it)', async () => {
+    const r = await runCli(['ls', '-s', 'orders', '--output', 'name'], { cwd: project });
+    expect(r.code, r.output).toBe(0);
+    const out = lines(r.stdout);
+    expect(out[0]).toBe('orders');
+    const known = ['customers', 'stg_customers', 'stg_orders', 'stg_payments', ...SEED_NAMES];
+    expect(out.filter((l) => known.includes(l))).toEqual([]);
+    const manifest = readJson(project, 'target/manifest.json');
+    const byName = new Map(Object.values(manifest.nodes as Record<string, { name: string; resource_type: string }>).map((n) => [n.name, n.resource_type]));
+    for (const name of out.slice(1)) expect(byName.get(name), name).toBe('test');
+
+    const models = await runCli(['ls', '-s', 'orders', '--output', 'name', '--resource-type', 'model'], { cwd: project });
+    expect(lines(models.stdout)).toEqual(['orders']);
+
+    const paths = await runCli(['ls', '-s', '+orders', '--output', 'path', '--resource-type', 'model', '--resource-type', 'seed'], { cwd: project });
+    expect(paths.code, paths.output).toBe(0);
+    expect(lines(paths.stdout).sort()).toEqual(
+      ['models/marts/orders.sql', 'models/staging/stg_orders.sql', 'models/staging/stg_payments.sql', 'seeds/raw_orders.csv', 'seeds/raw_payments.csv'].sort(),
+    );
+    expect(readFileSync(path.join(project, 'etl.yml'), 'utf8')).toMatch(/^name: shop$/m);
+  });
+
+  it('a selector matching nothing is a warning with a suggestion (as in dbt), not an error', async () => {
+    const r = await runCli(['ls', '-s', 'ordres'], { cwd: project });
+    expect(r.code, r.output).toBe(0);
+    expect(r.stdout.trim()).toBe('');
+    expect(r.stderr).toMatch(/"ordres" matched no node; did you mean "orders"\?/);
+  });
+});

@@ -1,0 +1,285 @@
+// Shared helpers for the end-to-end tests: they spawn the built CLI
+// (dist/cli/main.js) on throw-away projects and look at what it leaves in the
+// DuckDB file and in target/.
+//
+// dist/ must be built first (`npx tsc -p .`; `npm test` does it in pretest).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The CLI under test; ETL_E2E_CLI points the suite at another build (e.g. an installed package). */
+export const CLI = process.env.ETL_E2E_CLI ?? path.join(REPO_ROOT, 'dist/cli/main.js');
+export const TEMPLATE_DIR = path.join(REPO_ROOT, 'project-template');
+
+export function assertCliBuilt(): void {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p .\` (or \`npm test\`, which builds first)`);
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** stdout and stderr together, for assertions that do not care which. */
+  output: string;
+}
+
+function childEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...extra };
+  delete env.FORCE_COLOR;
+  return env;
+}
+
+/** A running CLI process whose output is collected as it arrives. */
+export class CliProcess {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  readonly done: Promise<CliResult>;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }) {
+    assertCliBuilt();
+    this.child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      this.stdout += d;
+      for (const l of this.listeners) l();
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      this.stderr += d;
+      for (const l of this.listeners) l();
+    });
+    running.add(this);
+    this.done = new Promise<CliResult>((resolve, reject) => {
+      this.child.on('error', reject);
+      this.child.on('close', (code, signal) => {
+        running.delete(this);
+        for (const l of this.listeners) l();
+        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr, output: `${this.stdout}\n${this.stderr}` });
+      });
+    });
+  }
+
+  get exited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  /** Resolves once stdout+stderr match `pattern`; rejects if the process exits first or after `timeoutMs`. */
+  waitForOutput(pattern: RegExp, timeoutMs = 30_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (pattern.test(this.stdout) || pattern.test(this.stderr)) {
+          cleanup();
+          resolve();
+        } else if (this.exited) {
+          cleanup();
+          reject(new Error(`process exited (${this.child.exitCode ?? this.child.signalCode}) before printing ${pattern}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out waiting for ${pattern}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.listeners.delete(check);
+      };
+      this.listeners.add(check);
+      check();
+    });
+  }
+
+  /** Resolves with the result, or rejects if the process is still running after `timeoutMs`. */
+  exitWithin(timeoutMs: number): Promise<CliResult> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`process still running after ${timeoutMs}ms\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`)), timeoutMs);
+      void this.done.then((r) => {
+        clearTimeout(timer);
+        resolve(r);
+      }, reject);
+    });
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (!this.exited) this.child.kill(signal);
+  }
+}
+
+const running = new Set<CliProcess>();
+
+/** Starts `etl <args>` in `cwd` without waiting for it. */
+export function startCli(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): CliProcess {
+  return new CliProcess(args, options);
+}
+
+/** Runs `etl <args>` in `cwd` to completion (killed after `timeoutMs`). */
+export async function runCli(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
+  const p = startCli(args, options);
+  try {
+    return await p.exitWithin(options.timeoutMs ?? 45_000);
+  } finally {
+    p.kill();
+  }
+}
+
+/** Kills every CLI process still running (call from afterEach), and waits for them to go. */
+export async function killAll(): Promise<void> {
+  const left = [...running];
+  for (const p of left) p.kill('SIGKILL');
+  await Promise.all(left.map((p) => p.done.catch(() => undefined)));
+}
+
+// ---------------------------------------------------------------------------
+// Temporary projects
+
+const tempDirs: string[] = [];
+
+export function makeTempDir(prefix = 'etl-e2e-'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** Removes every temporary folder made so far (call from afterEach/afterAll). */
+export function removeTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** A fresh copy of project-template/ (without any generated target/), returned as its path. */
+export function copyTemplate(): string {
+  const dir = path.join(makeTempDir(), 'shop');
+  cpSync(TEMPLATE_DIR, dir, {
+    recursive: true,
+    filter: (p) => !/(^|[\\/])target([\\/]|$)/.test(path.relative(TEMPLATE_DIR, p)),
+  });
+  return dir;
+}
+
+/** A project made of the given files (paths relative to the project root). */
+export function writeProject(files: Record<string, string>): string {
+  const dir = path.join(makeTempDir(), 'proj');
+  writeFiles(dir, files);
+  return dir;
+}
+
+export function writeFiles(root: string, files: Record<string, string>): void {
+  for (const [rel, text] of Object.entries(files)) {
+    const file = path.join(root, rel);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, text);
+  }
+}
+
+/** An etl.yml with one DuckDB target at target/dev.duckdb. */
+export function etlYml(name: string, extra = ''): string {
+  return `name: ${name}
+version: 1
+target: dev
+targets:
+  dev: { type: duckdb, path: target/dev.duckdb, schema: main, threads: 4 }
+${extra}`;
+}
+
+export function read(root: string, rel: string): string {
+  return readFileSync(path.join(root, rel), 'utf8');
+}
+
+export function readJson<T = any>(root: string, rel: string): T {
+  return JSON.parse(read(root, rel)) as T;
+}
+
+/** Every file under `dir` (relative paths, sorted). */
+export function listFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(path.relative(dir, p).split(path.sep).join('/'));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+/** path -> sha256:size:mtime of every file under `dir`; equal snapshots mean nothing was written. */
+export function snapshotDir(dir: string): Record<string, string> {
+  const snap: Record<string, string> = {};
+  for (const rel of listFiles(dir)) {
+    const file = path.join(dir, rel);
+    const st = statSync(file);
+    snap[rel] = `${createHash('sha256').update(readFileSync(file)).digest('hex')}:${st.size}:${st.mtimeMs}`;
+  }
+  return snap;
+}
+
+// ---------------------------------------------------------------------------
+// DuckDB
+
+export type Row = Record<string, unknown>;
+
+/**
+ * Opens the DuckDB file, runs `fn`, and closes it again before returning, so
+ * the next CLI process can take the file's lock. Read-only by default, so that
+ * looking never changes the file; `{ readOnly: false }` to write.
+ */
+export async function withDb<T>(dbPath: string, fn: (db: Db) => Promise<T>, options: { readOnly?: boolean } = {}): Promise<T> {
+  // Writable: may create the file (e.g. to load source tables before a build), so its folder must exist.
+  if (options.readOnly === false) mkdirSync(path.dirname(dbPath), { recursive: true });
+  const instance = await DuckDBInstance.create(dbPath, options.readOnly === false ? {} : { access_mode: 'READ_ONLY' });
+  let connection: DuckDBConnection | undefined;
+  try {
+    connection = await instance.connect();
+    return await fn(new Db(connection));
+  } finally {
+    connection?.closeSync();
+    instance.closeSync();
+  }
+}
+
+export class Db {
+  constructor(readonly connection: DuckDBConnection) {}
+
+  /** Rows as objects; bigints that fit become numbers. */
+  async rows(sql: string): Promise<Row[]> {
+    const reader = await this.connection.runAndReadAll(sql);
+    return reader.getRowObjectsJS().map((r) =>
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' && Number.isSafeInteger(Number(v)) ? Number(v) : v])),
+    );
+  }
+
+  /** The single value of a one-row, one-column query. */
+  async value(sql: string): Promise<unknown> {
+    const rows = await this.rows(sql);
+    if (rows.length !== 1) throw new Error(`expected one row from ${sql}, got ${rows.length}`);
+    return Object.values(rows[0]!)[0];
+  }
+
+  async count(relation: string): Promise<number> {
+    return Number(await this.value(`select count(*) from ${relation}`));
+  }
+
+  /** table_name -> 'BASE TABLE' | 'VIEW', for every relation in `schema` (the project's; etl's own meta schema is elsewhere). */
+  async relations(schema = 'main'): Promise<Record<string, string>> {
+    const rows = await this.rows(`select table_name, table_type from information_schema.tables where table_schema = '${schema}' order by all`);
+    return Object.fromEntries(rows.map((r) => [r.table_name as string, r.table_type as string]));
+  }
+
+  /** schema.name of every leftover temporary relation (`*__etl_tmp*`), in any schema. */
+  async tempRelations(): Promise<string[]> {
+    const rows = await this.rows("select table_schema || '.' || table_name as name from information_schema.tables where position('__etl_tmp' in table_name) > 0 order by all");
+    return rows.map((r) => r.name as string);
+  }
+}
+
+/** Path of the DuckDB file of a project using the default target. */
+export function dbPathOf(projectDir: string): string {
+  return path.join(projectDir, 'target/dev.duckdb');
+}
