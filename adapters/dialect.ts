@@ -44,7 +44,7 @@ const TYPE_ALIASES: Record<string, string> = {
 /** Lower case, single spaces, aliases folded; parameters kept: decimal(16,2). */
 export function canonicalTypeAnsi(type: string): string {
   const t = type.trim().toLowerCase().replace(/\s+/g, ' ').replace(/\s*\(\s*/g, '(').replace(/\s*,\s*/g, ',').replace(/\s*\)/g, ')');
-  const m = /^([a-z ]+?)(\(.*\))?$/.exec(t);
+  const m = /^([a-z][a-z0-9 ]*?)(\(.*\))?$/.exec(t);
   if (!m) return t;
   const base = TYPE_ALIASES[m[1]!] ?? m[1]!;
   // varchar(n) and varchar are the same type to a contract.

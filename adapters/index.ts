@@ -5,11 +5,16 @@ import type { TargetConfig } from '../core/project/load.js';
 import { RunError } from '../core/errors.js';
 import type { Adapter } from './adapter.js';
 
-export async function createAdapter(target: TargetConfig, projectRoot: string): Promise<Adapter> {
+export interface AdapterOptions {
+  /** Only reads (show, debug): an embedded database is neither created nor locked for writing. */
+  readOnly?: boolean;
+}
+
+export async function createAdapter(target: TargetConfig, projectRoot: string, options: AdapterOptions = {}): Promise<Adapter> {
   switch (target.type) {
     case 'duckdb': {
       const { DuckDbAdapter } = await import('./duckdb/adapter.js');
-      return new DuckDbAdapter(target, projectRoot);
+      return new DuckDbAdapter(target, projectRoot, options);
     }
     case 'postgres': {
       const { PostgresAdapter } = await import('./postgres/adapter.js');

@@ -42,6 +42,16 @@ export interface CompileResult {
 
 /** Loads and compiles a project, writing manifest.json and compiled/**.sql. */
 export async function compile(options: CompileOptions): Promise<CompileResult> {
+  const result = await compileUnwritten(options);
+  await result.writeArtifacts();
+  return result;
+}
+
+/**
+ * Compiles without writing anything yet: a run first takes the target's lock,
+ * so a second process that is refused changes nothing in target/ either.
+ */
+async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
   const env = options.env ?? process.env;
   const project = loadProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
@@ -49,19 +59,21 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
     const cachedManifest = readCachedManifest(project.targetPath, project.fingerprint, env, format);
     // The cache stands for the manifest *and* compiled/**.sql: if those files were deleted, compile again.
     const compiledPresent = (m: Manifest) => Object.values(m.nodes).every((n) => !n.compiled_path || existsSync(path.join(project.root, n.compiled_path)));
-    if (cachedManifest && compiledPresent(cachedManifest)) return { project, manifest: cachedManifest, cached: true };
+    if (cachedManifest && compiledPresent(cachedManifest)) return { project, manifest: cachedManifest, cached: true, writeArtifacts: async () => undefined };
   }
   const { manifest, envRead } = await compileProject(project, env);
-  let transform: ((sql: string) => string) | undefined;
-  if (format) {
-    const { createSqlFormatter } = await import('./compiler/format.js');
-    transform = createSqlFormatter(project.targetPath, project.target.type === 'postgres' ? 'postgresql' : 'duckdb');
-  }
-  writeCompiledFiles(project.root, manifest, transform);
-  (transform as { flush?: () => void } | undefined)?.flush?.();
-  writeManifest(project.targetPath, manifest);
-  writeCompileCache(project.targetPath, project.fingerprint, envRead, env, format);
-  return { project, manifest, cached: false };
+  const writeArtifacts = async () => {
+    let transform: ((sql: string) => string) | undefined;
+    if (format) {
+      const { createSqlFormatter } = await import('./compiler/format.js');
+      transform = createSqlFormatter(project.targetPath, project.target.type === 'postgres' ? 'postgresql' : 'duckdb');
+    }
+    writeCompiledFiles(project.root, manifest, transform);
+    (transform as { flush?: () => void } | undefined)?.flush?.();
+    writeManifest(project.targetPath, manifest);
+    writeCompileCache(project.targetPath, project.fingerprint, envRead, env, format);
+  };
+  return { project, manifest, cached: false, writeArtifacts };
 }
 
 export interface SelectOptions {
@@ -111,7 +123,7 @@ interface ExecuteOptions {
 }
 
 async function execute(options: RunCommandOptions, resourceTypes: ResourceType[], how: ExecuteOptions): Promise<RunSummary> {
-  const { project, manifest } = await compile(options);
+  const { project, manifest, writeArtifacts } = await compileUnwritten(options);
   const { selected, warnings } = how.ids ? { selected: how.ids, warnings: [] } : selectFromManifest(manifest, project.targetPath, options);
   const plan = planRun(manifest, selected, new Set(resourceTypes));
   const threads = options.threads ?? project.target.threads;
@@ -123,6 +135,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   const keepsState = resourceTypes.some((t) => t !== 'test');
   await adapter.open();
   try {
+    await writeArtifacts();
     if (keepsState) {
       await adapter.withSession(async (session) => {
         await migrateState(adapter, session);
@@ -268,7 +281,7 @@ export async function show(options: CompileOptions & SelectOptions & { inline?: 
     const node = manifest.nodes[nodeId]!;
     sql = node.resource_type === 'seed' ? `select * from ${node.relation_name}` : node.compiled_code;
   }
-  const adapter: Adapter = await createAdapter(project.target, project.root);
+  const adapter: Adapter = await createAdapter(project.target, project.root, { readOnly: true });
   await adapter.open();
   try {
     const result = await adapter.withSession((s) => adapter.preview(s, sql, options.limit));

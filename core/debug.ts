@@ -18,7 +18,7 @@ export async function debugProject(options: { projectDir: string; target?: strin
   ];
   let ok = true;
   try {
-    const adapter = await createAdapter(project.target, project.root);
+    const adapter = await createAdapter(project.target, project.root, { readOnly: true });
     await adapter.open();
     try {
       const r = await adapter.withSession((s) => s.query('select 1 as ok'));

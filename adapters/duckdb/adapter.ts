@@ -3,7 +3,7 @@
 // transactional, so the shared tmp-then-swap table build is atomic here.
 
 import path from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { RunError } from '../../core/errors.js';
 import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
@@ -46,6 +46,7 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   constructor(
     private readonly target: DuckDbTarget,
     projectRoot: string,
+    private readonly options: { readOnly?: boolean } = {},
   ) {
     super();
     const p = target.path ?? ':memory:';
@@ -53,8 +54,12 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   }
 
   async open(): Promise<void> {
+    if (this.options.readOnly && this.databasePath !== ':memory:' && !existsSync(this.databasePath)) {
+      throw new RunError(`target ${this.target.name} has not been built yet: ${this.databasePath} does not exist\n  hint: run etl build (or etl seed / etl run) first`, 1);
+    }
     if (this.databasePath !== ':memory:') mkdirSync(path.dirname(this.databasePath), { recursive: true });
     const options: Record<string, string> = {};
+    if (this.options.readOnly && this.databasePath !== ':memory:') options.access_mode = 'READ_ONLY';
     for (const [k, v] of Object.entries(this.target.settings ?? {})) options[k] = String(v);
     try {
       this.instance = await DuckDBInstance.create(this.databasePath, options);

@@ -1,5 +1,6 @@
 // The running etl version, from package.json.
-import { existsSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,16 +21,20 @@ export const ETL_VERSION: string = (() => {
 
 /**
  * Identifies this build of etl, so a compile cache written by another build
- * (a new version, or a local rebuild during development) is never reused.
+ * (a new version, or a local rebuild during development) is never reused:
+ * a hash of the code that decides what a compile produces.
  */
 export const BUILD_ID: string = (() => {
   try {
-    const dir = path.dirname(fileURLToPath(import.meta.url));
-    const stamps = ['compile', 'config', 'ephemeral'].map((f) => {
-      const file = [path.join(dir, `${f}.js`), path.join(dir, `${f}.ts`)].find((p) => existsSync(p));
-      return file ? statSync(file).mtimeMs : 0;
-    });
-    return `${ETL_VERSION}+${stamps.join('.')}`;
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const hash = createHash('sha256').update(ETL_VERSION);
+    for (const dir of ['.', '../templates', '../data-tests', '../project']) {
+      const abs = path.join(here, dir);
+      for (const f of readdirSync(abs).sort()) {
+        if (/\.(js|ts)$/.test(f) && !f.endsWith('.d.ts')) hash.update(f).update(readFileSync(path.join(abs, f)));
+      }
+    }
+    return `${ETL_VERSION}+${hash.digest('hex').slice(0, 16)}`;
   } catch {
     return ETL_VERSION;
   }

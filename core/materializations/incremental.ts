@@ -54,14 +54,17 @@ export const incremental: Materialization = {
       if (node.config.contract?.enforced) await enforceContract(adapter, session, node, staged.relation);
       const quarantined = node.config.quarantine ? await quarantineRows(adapter, session, manifest, node, staged, runId) : 0;
       const plan = await planSchemaChange(adapter, session, node, relation, staged.relation);
-      const strategy = node.config.incremental_strategy ?? 'append';
+      // An empty unique_key (`unique_key=(list)`, as dbt allows) means no key: rows are appended.
+      const uniqueKey = asList(node.config.unique_key).filter((k) => k !== '');
+      const configured = node.config.incremental_strategy ?? 'append';
+      const strategy = uniqueKey.length === 0 && (configured === 'merge' || configured === 'delete+insert') ? 'append' : configured;
       try {
         const { rowsAffected } = await adapter.applyIncremental(session, {
           strategy,
           target: relation,
           staged: staged.relation,
           columns: plan.columns,
-          uniqueKey: asList(node.config.unique_key),
+          uniqueKey,
           columnChanges: plan.changes,
           stateStatements: watermarkFor(ctx),
         });

@@ -71,11 +71,16 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
   else if (ctx.retryBatches) todo = ctx.retryBatches;
   else if (!existing || wantsFullBuild(ctx, existing)) todo = all;
   else {
+    // As dbt: the batch of the last run (the latest done one) is always reprocessed, since it
+    // may have been incomplete then, and `lookback` batches before it catch late-arriving rows.
     const done = await finishedBatches(session, key);
     const lookback = node.config.lookback ?? 1;
-    const doneList = all.filter((b) => done.has(b[0]));
-    const reprocess = new Set(doneList.slice(Math.max(0, doneList.length - lookback)).map((b) => b[0]));
-    todo = all.filter((b) => !done.has(b[0]) || reprocess.has(b[0]));
+    let lastDone = -1;
+    all.forEach((b, i) => {
+      if (done.has(b[0])) lastDone = i;
+    });
+    const from = lastDone < 0 ? 0 : Math.max(0, lastDone - lookback);
+    todo = all.filter((b, i) => !done.has(b[0]) || i >= from);
   }
 
   const code = existing && !wantsFullBuild(ctx, existing) ? (node.compiled_incremental_code ?? node.compiled_code) : node.compiled_code;

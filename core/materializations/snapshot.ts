@@ -10,7 +10,6 @@
 import type { AdapterSession, MaterializeResult, Relation } from '../../adapters/adapter.js';
 import type { ManifestNode } from '../compiler/manifest.js';
 import { asList } from '../project/load.js';
-import { formatBound } from './microbatch.js';
 import { relationOf, type Materialization } from './materialization.js';
 
 interface SnapshotSql {
@@ -30,6 +29,11 @@ function scdId(s: SnapshotSql, row: string, validFrom: string): string {
   return `md5(concat_ws('|', ${parts.join(', ')}, cast(${validFrom} as varchar)))`;
 }
 
+/** The run's time to the millisecond: two runs in one second must not share version bounds or scd ids. */
+function snapshotTime(d: Date): string {
+  return `cast('${d.toISOString().slice(0, 23).replace('T', ' ')}' as timestamp)`;
+}
+
 function keyMatch(s: SnapshotSql, a: string, b: string): string {
   return s.keys.map((k) => `${a}.${s.q(k)} = ${b}.${s.q(k)}`).join(' and ');
 }
@@ -38,7 +42,7 @@ export const snapshot: Materialization = {
   run: async ({ adapter, session, node, runId, now: clock }): Promise<MaterializeResult> => {
     const relation = relationOf(node);
     const d = adapter.dialect;
-    const s: SnapshotSql = { q: (x) => d.quoteIdentifier(x), keys: asList(node.config.unique_key), now: `cast('${formatBound(clock ?? new Date())}' as timestamp)`, node };
+    const s: SnapshotSql = { q: (x) => d.quoteIdentifier(x), keys: asList(node.config.unique_key), now: snapshotTime(clock ?? new Date()), node };
     const deletions = node.config.hard_deletes === 'new_record';
     const existing = await adapter.relationKind(session, relation);
 
@@ -74,8 +78,12 @@ export const snapshot: Materialization = {
       const current = `etl_cur.etl_valid_to is null`;
       const revived = deletions ? ` or etl_cur.etl_is_deleted` : '';
       const vf = versionStart(s, 'etl_new');
-      const newVersion = (from: string) =>
-        `select ${sourceColumns.map((c) => `${from}.${s.q(c)}`).join(', ')}, ${scdId(s, from, versionStart(s, from))}, ${versionStart(s, from)}, ${versionStart(s, from)}, cast(null as timestamp)${deletions ? ', false' : ''}`;
+      // A new version never starts before the version it follows ends: a row revived after a
+      // delete (or whose updated_at is older than that) starts when it came back, so history
+      // has no overlaps or negative intervals and every etl_scd_id stays unique.
+      const startAfter = (boundary: string) => `case when ${boundary} is null or ${vf} > ${boundary} then ${vf} else greatest(${s.now}, ${boundary}) end`;
+      const newVersion = (from: string, validFrom: string) =>
+        `select ${sourceColumns.map((c) => `${from}.${s.q(c)}`).join(', ')}, ${scdId(s, from, validFrom)}, ${versionStart(s, from)}, ${validFrom}, cast(null as timestamp)${deletions ? ', false' : ''}`;
       const insertCols = `${cols}, etl_scd_id, etl_updated_at, etl_valid_from, etl_valid_to${deletions ? ', etl_is_deleted' : ''}`;
       const statements: string[] = [];
       for (const c of missing) {
@@ -84,15 +92,16 @@ export const snapshot: Materialization = {
       }
       // Changed rows: close the current version, then add the new one.
       const changedRows = `from ${src} as etl_new join ${rel} as etl_cur on ${keyMatch(s, 'etl_new', 'etl_cur')} and ${current} where (${changed})${revived}`;
-      statements.push(`create table ${d.relation(relation.schema, `${relation.name}__etl_changes`)} as select etl_new.*, ${vf} as etl_new_valid_from ${changedRows}`);
+      statements.push(`create table ${d.relation(relation.schema, `${relation.name}__etl_changes`)} as select etl_new.*, ${startAfter('etl_cur.etl_valid_from')} as etl_new_valid_from ${changedRows}`);
       const changes = d.relation(relation.schema, `${relation.name}__etl_changes`);
       statements.push(
         `update ${rel} as etl_cur set etl_valid_to = etl_chg.etl_new_valid_from from ${changes} as etl_chg where ${keyMatch(s, 'etl_cur', 'etl_chg')} and etl_cur.etl_valid_to is null`,
       );
-      statements.push(`insert into ${rel} (${insertCols}) ${newVersion('etl_chg')} from ${changes} as etl_chg`);
+      statements.push(`insert into ${rel} (${insertCols}) ${newVersion('etl_chg', 'etl_chg.etl_new_valid_from')} from ${changes} as etl_chg`);
       // New keys (and keys that come back after a delete under invalidate).
       statements.push(
-        `insert into ${rel} (${insertCols}) ${newVersion('etl_new')} from ${src} as etl_new where not exists (select 1 from ${rel} as etl_cur where ${keyMatch(s, 'etl_new', 'etl_cur')} and ${current})`,
+        `insert into ${rel} (${insertCols}) ${newVersion('etl_new', startAfter('etl_hist.etl_history_end'))} from ${src} as etl_new ` +
+          `left join (select ${s.keys.map(s.q).join(', ')}, max(etl_valid_to) as etl_history_end from ${rel} group by ${s.keys.map(s.q).join(', ')}) as etl_hist on ${keyMatch(s, 'etl_new', 'etl_hist')} where not exists (select 1 from ${rel} as etl_cur where ${keyMatch(s, 'etl_new', 'etl_cur')} and ${current})`,
       );
       if (node.config.hard_deletes === 'invalidate' || deletions) {
         const gone = `etl_cur.etl_valid_to is null${deletions ? ' and not etl_cur.etl_is_deleted' : ''} and not exists (select 1 from ${src} as etl_new where ${keyMatch(s, 'etl_new', 'etl_cur')})`;

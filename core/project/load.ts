@@ -237,6 +237,14 @@ export function loadProject(projectDir: string, options: LoadOptions = {}): Proj
   });
   diagnostics.throwIfAny();
 
+  // Unit-test fixture files are inputs of the compile too.
+  for (const t of unitTests) {
+    for (const f of [...(t.given ?? []).map((g) => g.fixture), t.expect.fixture]) {
+      if (!f) continue;
+      const abs = path.resolve(root, f);
+      hash.update(f).update('\0').update(existsSync(abs) ? readFileSync(abs) : '(missing)').update('\0');
+    }
+  }
   hash.update(JSON.stringify({ targetName, target, vars }));
   return {
     root,

@@ -147,7 +147,7 @@ class TextReporter implements Reporter {
       this.line(this.paint(result.status === 'warn' ? 'yellow' : 'red', `${heading} in ${node.resource_type} ${node.name}${about} (${node.original_file_path})`));
       for (const l of result.message.split('\n')) this.line(`  ${l}`);
       if (result.failing_rows_sample) {
-        this.line(`  first ${result.failing_rows_sample.rows.length} failing rows:`);
+        this.line(`  first ${result.failing_rows_sample.rows.length} failing row${result.failing_rows_sample.rows.length === 1 ? "" : "s"}:`);
         for (const l of formatTable(result.failing_rows_sample.columns, result.failing_rows_sample.rows).split('\n')) this.line(`  ${l}`);
       }
       if (result.compiled_path) this.line(`  compiled SQL: ${result.compiled_path}`);
