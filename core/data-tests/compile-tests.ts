@@ -51,7 +51,7 @@ const SOURCE_ARG = /^\s*source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)\
 export function compileGenericTests(input: DataTestCompileInput): ManifestNode[] {
   const { project, errors } = input;
   const out: ManifestNode[] = [];
-  const names = new Map<string, string>();
+  const names = new Map<string, { yaml: YamlFile; at: YamlPath }>();
   const subjects: Array<{ subject: Subject; props: ResourceProperties | SourceDefinition['tables'][number] }> = [];
 
   for (const kind of ['model', 'seed', 'snapshot'] as const) {
@@ -110,11 +110,10 @@ export function compileGenericTests(input: DataTestCompileInput): ManifestNode[]
       if (!node) continue;
       const other = names.get(node.name);
       if (other) {
-        errors.push(subject.yaml.diagnostic(at, `two tests are named "${node.name}"`, `the other is declared at ${other}; give one a distinct name: with name: my_test_name`));
+        errors.push(subject.yaml.diagnostic(at, `two tests are named "${node.name}"`, `the other is declared at ${other.yaml.file}:${other.yaml.locate(other.at).line}; give one a distinct name: with name: my_test_name`));
         continue;
       }
-      const pos = subject.yaml.locate(at);
-      names.set(node.name, `${subject.ymlFile}:${pos.line}`);
+      names.set(node.name, { yaml: subject.yaml, at });
       out.push(node);
     }
   }

@@ -35,16 +35,16 @@ const SOURCE_INPUT = /^\s*source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\
 
 export function compileUnitTests(input: UnitTestCompileInput): ManifestNode[] {
   const out: ManifestNode[] = [];
-  const seen = new Map<string, string>();
+  const seen = new Map<string, UnitTestDefinition>();
   for (const def of input.project.unitTests) {
     const node = compileOne(input, def);
     if (!node) continue;
     const other = seen.get(node.name);
     if (other) {
-      input.errors.push(def.yaml.diagnostic([...def.yamlPath, 'name'], `two unit tests are named "${node.name}"`, `the other is at ${other}`));
+      input.errors.push(def.yaml.diagnostic([...def.yamlPath, 'name'], `two unit tests are named "${node.name}"`, `the other is at ${other.declaredIn.file}:${other.declaredIn.line}`));
       continue;
     }
-    seen.set(node.name, `${def.declaredIn.file}:${def.declaredIn.line}`);
+    seen.set(node.name, def);
     out.push(node);
   }
   return out;

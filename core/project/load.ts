@@ -203,7 +203,6 @@ export function loadProject(projectDir: string, options: LoadOptions = {}): Proj
       const entries = parsed[`${kind}s`] ?? [];
       entries.forEach((entry, i) => {
         const at: YamlPath = [`${kind}s`, i];
-        const pos = yaml.locate(at);
         const existing = properties[kind].get(entry.name);
         if (existing) {
           errors.push(
@@ -216,16 +215,14 @@ export function loadProject(projectDir: string, options: LoadOptions = {}): Proj
           return;
         }
         if (entry.config) validate(nodeConfigSchema, entry.config, yaml, [...at, 'config'], errors, rel);
-        properties[kind].set(entry.name, { ...entry, declaredIn: { file: rel, line: pos.line, col: pos.col }, yaml, yamlPath: at });
+        properties[kind].set(entry.name, { ...entry, declaredIn: yaml.lazyPosition(at), yaml, yamlPath: at });
       });
     }
     (parsed.unit_tests ?? []).forEach((test, i) => {
-      const pos = yaml.locate(['unit_tests', i]);
-      unitTests.push({ ...test, declaredIn: { file: rel, line: pos.line, col: pos.col }, yaml, yamlPath: ['unit_tests', i] });
+      unitTests.push({ ...test, declaredIn: yaml.lazyPosition(['unit_tests', i]), yaml, yamlPath: ['unit_tests', i] });
     });
     (parsed.sources ?? []).forEach((source, i) => {
-      const pos = yaml.locate(['sources', i]);
-      sources.push({ ...source, declaredIn: { file: rel, line: pos.line, col: pos.col }, yaml, yamlPath: ['sources', i] });
+      sources.push({ ...source, declaredIn: yaml.lazyPosition(['sources', i]), yaml, yamlPath: ['sources', i] });
     });
   }
 

@@ -4,10 +4,14 @@
 // of 10,000 yml files pays for positions only when something is wrong.
 
 import { LineCounter, parse, parseDocument, YAMLParseError, isNode, type Document } from 'yaml';
+import jsyaml from 'js-yaml';
 import { z as zod, type z } from 'zod';
 import { closestMatch, type Diagnostic } from '../errors.js';
 
 export type YamlPath = ReadonlyArray<string | number>;
+
+/** YAML 1.2's core schema (no timestamps: `2024-01-01` stays a string) plus merge keys. */
+const FAST_SCHEMA = jsyaml.CORE_SCHEMA.extend([(jsyaml as unknown as { types: { merge: jsyaml.Type } }).types.merge]);
 
 export interface Position {
   line: number;
@@ -44,6 +48,21 @@ export class YamlFile {
     return { line: 1, col: 1 };
   }
 
+  /** A position computed only when read: locating builds the slow, position-keeping document. */
+  lazyPosition(path: YamlPath): { file: string; line: number; col: number } {
+    const self = this;
+    let pos: Position | undefined;
+    return {
+      file: this.file,
+      get line() {
+        return (pos ??= self.locate(path)).line;
+      },
+      get col() {
+        return (pos ??= self.locate(path)).col;
+      },
+    };
+  }
+
   diagnostic(path: YamlPath, message: string, hint?: string, key = false): Diagnostic {
     const pos = this.locate(path, key);
     return { file: this.file, line: pos.line, col: pos.col, message, hint };
@@ -61,6 +80,13 @@ function findPair(parent: unknown, key: string | number): number | undefined {
 
 /** Parses YAML text; a syntax error becomes a Diagnostic with the parser's position. */
 export function readYaml(file: string, text: string): YamlFile | Diagnostic {
+  // js-yaml reads about 10x faster than `yaml`; `yaml` is kept for positions
+  // and for the wording of syntax errors, both needed only when something is wrong.
+  try {
+    return new YamlFile(file, text, jsyaml.load(text, { schema: FAST_SCHEMA, filename: file }) ?? {});
+  } catch {
+    // fall through to the precise parser
+  }
   try {
     return new YamlFile(file, text, parse(text, { prettyErrors: true, uniqueKeys: true, merge: true }) ?? {});
   } catch (err) {
