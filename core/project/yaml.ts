@@ -11,7 +11,7 @@ import { closestMatch, type Diagnostic } from '../errors.js';
 export type YamlPath = ReadonlyArray<string | number>;
 
 /** YAML 1.2's core schema (no timestamps: `2024-01-01` stays a string) plus merge keys. */
-const FAST_SCHEMA = jsyaml.CORE_SCHEMA.extend([(jsyaml as unknown as { types: { merge: jsyaml.Type } }).types.merge]);
+const FAST_SCHEMA = jsyaml.CORE_SCHEMA.extend({ implicit: [(jsyaml as unknown as { types: { merge: jsyaml.Type } }).types.merge] });
 
 export interface Position {
   line: number;
