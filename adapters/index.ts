@@ -18,7 +18,7 @@ export async function createAdapter(target: TargetConfig, projectRoot: string, o
     }
     case 'postgres': {
       const { PostgresAdapter } = await import('./postgres/adapter.js');
-      return new PostgresAdapter(target, projectRoot);
+      return new PostgresAdapter(target, projectRoot, { lockTargetSchema: !options.readOnly });
     }
     default:
       throw new RunError(`target ${target.name}: the ${target.type} adapter is not available yet`, 2);

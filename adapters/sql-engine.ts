@@ -103,14 +103,24 @@ export abstract class SqlEngine {
     }
   }
 
+  /**
+   * A column of the new rows as it goes into the target (`qualifier` is the
+   * new rows' alias, if any). Engines whose inserts convert only by
+   * assignment casts override it to cast explicitly.
+   */
+  protected newValueSql(_change: IncrementalChange, column: string, qualifier?: string): string {
+    const q = this.dialect.quoteIdentifier(column);
+    return qualifier ? `${qualifier}.${q}` : q;
+  }
+
   /** The DML of an incremental change; standard SQL that DuckDB and Postgres 15+ share. */
   incrementalSql(change: IncrementalChange): string[] {
     const q = (c: string) => this.dialect.quoteIdentifier(c);
     const target = this.relationSql(change.target);
     const staged = 'sql' in change.staged ? `(\n${change.staged.sql}\n) as etl_source` : this.relationSql(change.staged);
     const cols = change.columns.map(q).join(', ');
-    const insert = `insert into ${target} (${cols}) select ${cols} from ${staged}`;
-    const keyMatch = change.uniqueKey.map((k) => `etl_target.${q(k)} = etl_new.${q(k)}`).join(' and ');
+    const insert = `insert into ${target} (${cols}) select ${change.columns.map((c) => this.newValueSql(change, c)).join(', ')} from ${staged}`;
+    const keyMatch = change.uniqueKey.map((k) => `etl_target.${q(k)} = ${this.newValueSql(change, k, 'etl_new')}`).join(' and ');
     switch (change.strategy) {
       case 'append':
         return [insert];
@@ -119,13 +129,13 @@ export abstract class SqlEngine {
       case 'replace_where':
         return [`delete from ${target} where ${change.where}`, insert];
       case 'merge': {
-        const updates = change.columns.filter((c) => !change.uniqueKey.includes(c)).map((c) => `${q(c)} = etl_new.${q(c)}`);
+        const updates = change.columns.filter((c) => !change.uniqueKey.includes(c)).map((c) => `${q(c)} = ${this.newValueSql(change, c, 'etl_new')}`);
         return [
           `merge into ${target} as etl_target using ${staged} as etl_new on ${keyMatch}
 ` +
             (updates.length ? `when matched then update set ${updates.join(', ')}
 ` : '') +
-            `when not matched then insert (${cols}) values (${change.columns.map((c) => `etl_new.${q(c)}`).join(', ')})`,
+            `when not matched then insert (${cols}) values (${change.columns.map((c) => this.newValueSql(change, c, 'etl_new')).join(', ')})`,
         ];
       }
     }

@@ -272,7 +272,8 @@ function buildProgram(): Command {
     const report = await debugProject(await baseOptions(opts));
     secretsForErrors = report.secrets;
     for (const line of report.lines) console.log(redact(line, report.secrets));
-    process.exitCode = report.ok ? 0 : 1;
+    // An unreachable target is a problem with the project's settings: exit 2, as build does.
+    process.exitCode = report.ok ? 0 : 2;
   });
 
   addProjectOptions(program.command('clean').description('delete generated artifacts in target/ (database files are kept)')).action(async (opts: GlobalOpts) => {

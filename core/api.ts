@@ -68,7 +68,7 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
       const { createSqlFormatter } = await import('./compiler/format.js');
       transform = createSqlFormatter(project.targetPath, project.target.type === 'postgres' ? 'postgresql' : 'duckdb');
     }
-    writeCompiledFiles(project.root, manifest, transform);
+    writeCompiledFiles(project.root, project.targetPath, manifest, transform);
     (transform as { flush?: () => void } | undefined)?.flush?.();
     writeManifest(project.targetPath, manifest);
     writeCompileCache(project.targetPath, project.fingerprint, envRead, env, format);

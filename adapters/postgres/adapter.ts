@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { RunError } from '../../core/errors.js';
-import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
+import { META_SCHEMA } from '../../core/state/state.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { SqlEngine, TEMP_SUFFIX } from '../sql-engine.js';
 import { connectionSettings, scrub, scrubError, type ConnectionSettings, type PostgresTarget } from './connection.js';
@@ -18,6 +19,14 @@ import { PgSession, typeParsers } from './session.js';
 import { SchemaLocks } from './lock.js';
 
 export type { PostgresTarget } from './connection.js';
+
+export interface PostgresAdapterOptions {
+  /** Take the run lock of the target's schema in open() (commands that build; not show or debug). */
+  lockTargetSchema?: boolean;
+}
+
+/** The advisory lock that serializes setting up etl_meta (keys: this and the schema name). */
+const META_LOCK_NAMESPACE = 'etl meta setup';
 
 /** Postgres truncates longer names silently; we refuse them instead. */
 const MAX_NAME_BYTES = 63;
@@ -39,6 +48,7 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
   constructor(
     private readonly target: PostgresTarget,
     private readonly projectRoot: string,
+    private readonly options: PostgresAdapterOptions = {},
   ) {
     super();
   }
@@ -67,6 +77,17 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     pool.on('connect', (client) => client.on('error', noop));
     this.pool = pool;
     this.locks = new SchemaLocks(config, this.target.name, settings.secrets);
+    if (this.options.lockTargetSchema) {
+      // Before anything is written (target/, etl_meta, the schema): a second
+      // run on this schema fails here and changes nothing, as a second run on
+      // a DuckDB file does.
+      try {
+        await this.locks.acquire(this.target.schema);
+      } catch (err) {
+        await this.close();
+        throw err;
+      }
+    }
   }
 
   /** Connects once and asks the server's version: proves the target is reachable. */
@@ -123,6 +144,9 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
         // Never hand the next caller a connection in the middle of a transaction.
         await client.query('rollback').catch((err: unknown) => (broken = err));
       }
+      if (!broken && session.holdsMetaLock) {
+        await client.query('select pg_catalog.pg_advisory_unlock(hashtext($1), hashtext($2))', [META_LOCK_NAMESPACE, META_SCHEMA]).catch((err: unknown) => (broken = err));
+      }
       // release(err) destroys the client: a dropped connection is never reused.
       client.release(broken ? (broken as Error) : undefined);
     }
@@ -154,7 +178,18 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
   }
 
   override async ensureSchema(session: AdapterSession, schema: string): Promise<void> {
-    await this.locks?.acquire(schema);
+    if (schema === META_SCHEMA) {
+      // etl_meta is shared by every run on the database, whatever schema it
+      // builds (its rows are keyed by relation): holding a run lock on it would
+      // make two runs into different schemas exclude each other. Its setup (the
+      // migrations, and the run's first record) is serialized instead, by a lock
+      // this session holds until the caller is done with it (see withSession):
+      // two first runs on a fresh database would otherwise both create its tables.
+      await session.query('select pg_catalog.pg_advisory_lock(hashtext($1), hashtext($2))', [META_LOCK_NAMESPACE, META_SCHEMA]);
+      (session as PgSession).holdsMetaLock = true;
+    } else {
+      await this.locks?.acquire(schema);
+    }
     // Postgres checks the CREATE privilege before IF NOT EXISTS: a user who may
     // only write into an existing schema must not be asked to create it.
     const exists = await session.query('select 1 from pg_catalog.pg_namespace where nspname = $1', [schema]);
@@ -217,6 +252,63 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
       await this.recreateDependents(session, relation, dependents);
     });
     return { message: 'CREATE VIEW' };
+  }
+
+  /**
+   * Postgres converts a column's values to the new type only where an
+   * assignment cast exists (integer -> bigint, not text -> integer); `using`
+   * asks for the explicit cast, as DuckDB does implicitly.
+   */
+  override columnChangeSql(target: Relation, change: ColumnChange): string {
+    if (change.kind !== 'alter_type') return super.columnChangeSql(target, change);
+    const col = this.dialect.quoteIdentifier(change.column);
+    return `alter table ${this.relationSql(target)} alter column ${col} type ${change.type} using cast(${col} as ${change.type})`;
+  }
+
+  /**
+   * New rows go in with explicit casts to the target's column types where the
+   * staged type differs: Postgres converts on insert/update only where an
+   * assignment cast exists (not text -> integer, say), DuckDB always tries.
+   */
+  override async applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number }> {
+    // A query source (microbatch) is the model itself: its types are the table's.
+    if ('sql' in change.staged) return super.applyIncremental(session, change);
+    const stagedTypes = new Map((await this.listColumns(session, change.staged)).map((c) => [c.name, c.type]));
+    const targetTypes = new Map((await this.listColumns(session, change.target)).map((c) => [c.name, c.type]));
+    for (const c of change.columnChanges) {
+      if (c.kind === 'drop') targetTypes.delete(c.column);
+      else targetTypes.set(c.column, c.type);
+    }
+    const casts = new Map<string, string>();
+    for (const column of new Set([...change.columns, ...change.uniqueKey])) {
+      const from = stagedTypes.get(column);
+      const to = targetTypes.get(column);
+      if (from && to && from !== to) casts.set(column, castTargetType(to));
+    }
+    return super.applyIncremental(session, casts.size ? ({ ...change, casts } as PgIncrementalChange) : change);
+  }
+
+  protected override newValueSql(change: IncrementalChange, column: string, qualifier?: string): string {
+    const plain = super.newValueSql(change, column, qualifier);
+    const type = (change as PgIncrementalChange).casts?.get(column);
+    return type ? `cast(${plain} as ${type})` : plain;
+  }
+
+  /** Postgres before 15 has no MERGE: an update of the matched rows, then an insert of the others. */
+  override incrementalSql(change: IncrementalChange): string[] {
+    if (change.strategy !== 'merge' || this.capabilities.merge) return super.incrementalSql(change);
+    const q = (c: string) => this.dialect.quoteIdentifier(c);
+    const target = this.relationSql(change.target);
+    const staged = 'sql' in change.staged ? `(\n${change.staged.sql}\n)` : this.relationSql(change.staged);
+    const keyMatch = change.uniqueKey.map((k) => `etl_target.${q(k)} = ${this.newValueSql(change, k, 'etl_new')}`).join(' and ');
+    const updates = change.columns.filter((c) => !change.uniqueKey.includes(c)).map((c) => `${q(c)} = ${this.newValueSql(change, c, 'etl_new')}`);
+    const statements: string[] = [];
+    if (updates.length) statements.push(`update ${target} as etl_target set ${updates.join(', ')} from ${staged} as etl_new where ${keyMatch}`);
+    statements.push(
+      `insert into ${target} (${change.columns.map(q).join(', ')}) select ${change.columns.map((c) => this.newValueSql(change, c, 'etl_new')).join(', ')} from ${staged} as etl_new ` +
+        `where not exists (select 1 from ${target} as etl_target where ${keyMatch})`,
+    );
+    return statements;
   }
 
   async createTableAs(session: AdapterSession, relation: Relation, selectSql: string): Promise<number | undefined> {
@@ -331,6 +423,18 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
       }
     }
   }
+}
+
+/** An incremental change with the casts the new rows need (column -> type). */
+type PgIncrementalChange = IncrementalChange & { casts?: Map<string, string> };
+
+/**
+ * The type to cast new values to for a column of type `type`. A length-limited
+ * character type is cast to text, so that the assignment still rejects a value
+ * too long instead of an explicit cast cutting it short.
+ */
+function castTargetType(type: string): string {
+  return /^(character varying|character|varchar|char|bpchar)\s*\(\s*\d+\s*\)$/i.test(type.trim()) ? 'text' : type;
 }
 
 function checkName(relation: Relation): void {

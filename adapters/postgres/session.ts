@@ -61,6 +61,9 @@ const TYPE_NAMES: Record<number, string> = {
 };
 
 export class PgSession implements AdapterSession {
+  /** Holds the etl_meta setup lock, released when the session goes back to the pool. */
+  holdsMetaLock = false;
+
   constructor(
     readonly client: pg.PoolClient,
     readonly pid: number,

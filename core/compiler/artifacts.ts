@@ -61,22 +61,39 @@ export function writeManifest(targetPath: string, manifest: Manifest): void {
   writeFileAtomic(path.join(targetPath, 'manifest.json'), JSON.stringify(manifest));
 }
 
-/** Writes target/compiled/**.sql; `transform` may pretty-print. */
-export function writeCompiledFiles(projectRoot: string, manifest: Manifest, transform?: (sql: string) => string): number {
+/**
+ * Writes target/compiled/**.sql; `transform` may pretty-print. A file whose
+ * content is what the last compile wrote is not written again: on a large
+ * project, file writes are most of a compile after a small change.
+ */
+export function writeCompiledFiles(projectRoot: string, targetPath: string, manifest: Manifest, transform?: (sql: string) => string): number {
+  const recordFile = path.join(targetPath, CACHE_DIR, 'compiled-files.json');
+  let previous: Record<string, string> = {};
+  try {
+    if (existsSync(recordFile)) previous = JSON.parse(readFileSync(recordFile, 'utf8')) as Record<string, string>;
+  } catch {
+    previous = {};
+  }
+  const record: Record<string, string> = {};
   const dirs = new Set<string>();
   let written = 0;
   for (const node of Object.values(manifest.nodes)) {
     if (!node.compiled_path) continue;
     const file = path.join(projectRoot, node.compiled_path);
+    const raw = transform ? transform(node.compiled_code) : node.compiled_code;
+    const sql = raw.endsWith('\n') ? raw : `${raw}\n`;
+    const hash = createHash('sha1').update(sql).digest('base64');
+    record[node.compiled_path] = hash;
+    if (previous[node.compiled_path] === hash && existsSync(file)) continue;
     const dir = path.dirname(file);
     if (!dirs.has(dir)) {
       mkdirSync(dir, { recursive: true });
       dirs.add(dir);
     }
-    const sql = transform ? transform(node.compiled_code) : node.compiled_code;
-    writeFileSync(file, sql.endsWith('\n') ? sql : `${sql}\n`);
+    writeFileSync(file, sql);
     written++;
   }
+  writeFileAtomic(recordFile, JSON.stringify(record));
   return written;
 }
 

@@ -61,7 +61,8 @@ function compileOne(input: UnitTestCompileInput, def: UnitTestDefinition): Manif
   if (!model || model.resource_type !== 'model') {
     return fail(['model'], `unit test ${def.name}: unknown model "${def.model}"`, didYouMean(def.model, [...input.nodesByName.values()].filter((n) => n.resource_type === 'model').map((n) => n.name)));
   }
-  const schema = scratchSchema(def.name);
+  // Per target schema, so runs into two schemas of one database never share a scratch schema.
+  const schema = scratchSchema(`${project.target.schema}__${def.name}`);
   const fixtures: UnitTestPlan['fixtures'] = [];
   const refTables = new Map<string, string>();
   const sourceTables = new Map<string, string>();

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import pg from 'pg';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** The CLI under test; ETL_E2E_CLI points the suite at another build (e.g. an installed package). */
@@ -282,4 +283,45 @@ export class Db {
 /** Path of the DuckDB file of a project using the default target. */
 export function dbPathOf(projectDir: string): string {
   return path.join(projectDir, 'target/dev.duckdb');
+}
+
+// ---------------------------------------------------------------------------
+// Postgres (the tests/e2e/postgres-*.test.ts suites)
+
+/** The test database, trust auth; ETL_PG_URL points the suites elsewhere. */
+export const PG_URL = process.env.ETL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** A fresh schema name for one test: etl_t_<random>. */
+export function newPgSchema(): string {
+  return `etl_t_${createHash('sha1').update(`${process.pid}:${Math.random()}:${Date.now()}`).digest('hex').slice(0, 10)}`;
+}
+
+/**
+ * A client on the test database whose values come back as the text Postgres
+ * prints (booleans as true/false), so they compare with DuckDB's casts to varchar.
+ */
+export async function pgConnect(url = PG_URL): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: 'etl e2e',
+    types: { getTypeParser: (oid: number) => (oid === 16 ? (v: string) => (v === 't' ? 'true' : 'false') : (v: string) => v) } as pg.CustomTypesConfig,
+  });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+export function pgQuoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Drops a test schema, the schemas etl derived from it (`<schema>_x`: audit, custom schemas), and its rows in etl_meta. */
+export async function dropPgSchema(client: pg.Client, schema: string): Promise<void> {
+  const derived = await client.query<{ nspname: string }>(`select nspname::text from pg_namespace where nspname = $1 or nspname like $2`, [schema, `${schema}\\_%`]);
+  for (const { nspname } of derived.rows) await client.query(`drop schema if exists ${pgQuoteIdent(nspname)} cascade`);
+  if (!(await client.query(`select 1 from pg_namespace where nspname = 'etl_meta'`)).rowCount) return;
+  const relation = `"${schema}".%`;
+  await client.query(`delete from etl_meta.runs where run_id in (select run_id from etl_meta.node_runs where relation like $1)`, [relation]);
+  await client.query(`delete from etl_meta.node_runs where relation like $1`, [relation]);
+  for (const t of ['watermarks', 'batches', 'snapshot_runs']) await client.query(`delete from etl_meta.${t} where relation like $1`, [`${schema}.%`]);
 }
