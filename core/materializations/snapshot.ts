@@ -122,6 +122,7 @@ export const snapshot: Materialization = {
       await session.execute(`drop table if exists ${changes}`);
       await session.execute(`drop table if exists ${d.relation(relation.schema, `${relation.name}__etl_gone`)}`);
       const before = await countRows(session, rel);
+      const closedBefore = await countRows(session, rel, 'etl_valid_to is not null');
       await session.execute('begin');
       try {
         for (const sql of statements) await session.execute(sql);
@@ -133,7 +134,8 @@ export const snapshot: Materialization = {
         throw err;
       }
       const inserted = (await countRows(session, rel)) - before;
-      const closed = Number((await session.query(`select count(*) from ${rel} where etl_valid_to = ${s.now}`)).rows[0]?.[0] ?? 0);
+      // Versions this run closed (a timestamp update closes at the row's updated_at, not at now).
+      const closed = (await countRows(session, rel, 'etl_valid_to is not null')) - closedBefore;
       await recordSnapshotRun(session, relation, node, runId, inserted, closed);
       return { rowsAffected: inserted, message: `SNAPSHOT (${inserted} new versions)` };
     } finally {
@@ -142,8 +144,8 @@ export const snapshot: Materialization = {
   },
 };
 
-async function countRows(session: AdapterSession, rel: string): Promise<number> {
-  return Number((await session.query(`select count(*) from ${rel}`)).rows[0]?.[0] ?? 0);
+async function countRows(session: AdapterSession, rel: string, where?: string): Promise<number> {
+  return Number((await session.query(`select count(*) from ${rel}${where ? ` where ${where}` : ''}`)).rows[0]?.[0] ?? 0);
 }
 
 async function recordSnapshotRun(session: AdapterSession, relation: Relation, node: ManifestNode, runId: string, inserted: number, invalidated: number): Promise<void> {
