@@ -93,10 +93,10 @@ async function baseOptions(opts: GlobalOpts) {
 async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 'snapshot', opts: RunOpts): Promise<number> {
   const api = await import('../core/api.js');
   const { createReporter } = await import('../core/reporting/reporter.js');
-  const { loadProject } = await import('../core/project/load.js');
+  const { scanProject } = await import('../core/project/load.js');
   const base = await baseOptions(opts);
   // Load once up front so secrets are known before anything is printed.
-  const project = loadProject(base.projectDir, { target: base.target, vars: base.vars });
+  const project = scanProject(base.projectDir, { target: base.target, vars: base.vars });
   secretsForErrors = project.secrets;
   const reporter = createReporter({ format: opts.logFormat, secrets: project.secrets });
   const controller = new AbortController();

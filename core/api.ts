@@ -9,12 +9,12 @@ import { createAdapter } from '../adapters/index.js';
 import type { Adapter, QueryResult } from '../adapters/adapter.js';
 import { ProjectError, RunError } from './errors.js';
 import { readCachedManifest, readJsonIfExists, writeCompileCache, writeCompiledFiles, writeFileAtomic, writeManifest } from './compiler/artifacts.js';
-import { compileProject } from './compiler/compile.js';
 import type { Manifest, ResourceType } from './compiler/manifest.js';
 import { ETL_VERSION } from './compiler/version.js';
 import { explainSelection } from './graph/select.js';
 import { planRun, type Plan } from './plan/plan.js';
-import { loadProject, type Project } from './project/load.js';
+import { parseProject, scanProject, type ProjectScan } from './project/load.js';
+import { unitTestFixtureFiles } from './data-tests/unit-tests.js';
 import { executePlan } from './runner/runner.js';
 import { migrateState, readState, recordRunEnd, recordRunStart } from './state/state.js';
 import type { NodeResult, RunEvent } from './runner/events.js';
@@ -34,7 +34,8 @@ export interface CompileOptions extends ProjectOptions {
 }
 
 export interface CompileResult {
-  project: Project;
+  /** The project as read; fully parsed only when the manifest was compiled anew. */
+  project: ProjectScan;
   manifest: Manifest;
   /** True when the manifest came from the compile cache. */
   cached: boolean;
@@ -53,14 +54,17 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
  */
 async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
   const env = options.env ?? process.env;
-  const project = loadProject(options.projectDir, { target: options.target, vars: options.vars, env });
+  const scan = scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
   if (!options.noCache) {
-    const cachedManifest = readCachedManifest(project.targetPath, project.fingerprint, env, format);
+    const cachedManifest = readCachedManifest(scan.targetPath, scan.fingerprint, env, format);
     // The cache stands for the manifest *and* compiled/**.sql: if those files were deleted, compile again.
-    const compiledPresent = (m: Manifest) => Object.values(m.nodes).every((n) => !n.compiled_path || existsSync(path.join(project.root, n.compiled_path)));
-    if (cachedManifest && compiledPresent(cachedManifest)) return { project, manifest: cachedManifest, cached: true, writeArtifacts: async () => undefined };
+    const compiledPresent = (m: Manifest) => Object.values(m.nodes).every((n) => !n.compiled_path || existsSync(path.join(scan.root, n.compiled_path)));
+    if (cachedManifest && compiledPresent(cachedManifest)) return { project: scan, manifest: cachedManifest, cached: true, writeArtifacts: async () => undefined };
   }
+  const project = parseProject(scan);
+  // The compiler (Handlebars and all) is loaded only when there is something to compile.
+  const { compileProject } = await import('./compiler/compile.js');
   const { manifest, envRead } = await compileProject(project, env);
   const writeArtifacts = async () => {
     let transform: ((sql: string) => string) | undefined;
@@ -71,7 +75,7 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
     writeCompiledFiles(project.root, project.targetPath, manifest, transform);
     (transform as { flush?: () => void } | undefined)?.flush?.();
     writeManifest(project.targetPath, manifest);
-    writeCompileCache(project.targetPath, project.fingerprint, envRead, env, format);
+    writeCompileCache(project.targetPath, project.fingerprint, envRead, env, format, unitTestFixtureFiles(project));
   };
   return { project, manifest, cached: false, writeArtifacts };
 }
@@ -187,7 +191,7 @@ function eventTimeRange(options: RunCommandOptions): { start: string; end: strin
 
 /** Reruns what failed or was skipped in the last run; microbatch models rerun only their failed batches. */
 export async function retry(options: RunCommandOptions): Promise<RunSummary> {
-  const project = loadProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env });
+  const project = scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env });
   const last = readJsonIfExists<{ results: NodeResult[]; args?: { resource_types?: ResourceType[] } }>(path.join(project.targetPath, 'run_results.json'));
   if (!last) throw new ProjectError([{ message: 'etl retry: no previous run_results.json in target/', hint: 'retry reruns the failures of the last build, run, seed or test' }]);
   const ids = new Set<string>();
@@ -333,7 +337,7 @@ export async function sourceFreshness(options: CompileOptions & { select?: strin
 
 /** `etl state show`: what etl_meta holds in the target. */
 export async function stateShow(options: ProjectOptions): Promise<Record<string, QueryResult>> {
-  const project = loadProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env });
+  const project = scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env });
   const adapter = await createAdapter(project.target, project.root);
   await adapter.open();
   try {

@@ -5,16 +5,16 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createAdapter } from '../adapters/index.js';
 import { ETL_VERSION } from './compiler/version.js';
-import { loadProject } from './project/load.js';
+import { scanProject } from './project/load.js';
 import type { Secrets } from './project/secrets.js';
 
 export async function debugProject(options: { projectDir: string; target?: string; vars?: Record<string, unknown> }): Promise<{ lines: string[]; ok: boolean; secrets: Secrets }> {
-  const project = loadProject(options.projectDir, options);
+  const project = scanProject(options.projectDir, options);
   const lines = [
     `etl ${ETL_VERSION}, node ${process.version}`,
     `project: ${project.name} (${project.root})`,
     `target: ${project.targetName} (${project.target.type}, schema ${project.target.schema}, ${project.target.threads} threads)`,
-    `models: ${project.models.length}, seeds: ${project.seeds.length}, snapshots: ${project.snapshots.length}, tests: ${project.singularTests.length}, macros: ${project.partials.length + project.helperModules.length}`,
+    `models: ${project.files.models.length}, seeds: ${project.files.seeds.length}, snapshots: ${project.files.snapshots.length}, tests: ${project.files.singularTests.length}, macros: ${project.files.partials.length + project.files.helperModules.length}`,
   ];
   let ok = true;
   try {
@@ -35,7 +35,7 @@ export async function debugProject(options: { projectDir: string; target?: strin
 
 /** Removes everything in target/ except database files (*.duckdb and their WAL). */
 export function cleanProject(projectDir: string): string[] {
-  const project = loadProject(projectDir);
+  const project = scanProject(projectDir);
   const target = project.targetPath;
   if (!existsSync(target)) return [];
   const removed: string[] = [];

@@ -99,14 +99,39 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     return /write-write conflict|Catalog write-write/i.test((err as Error)?.message ?? '');
   }
 
+  /**
+   * Relations per schema, read once per run and kept up to date by our own
+   * DDL: DuckDB's information_schema is slow to query once per node, and the
+   * file lock means no other process changes the catalog during a run.
+   */
+  private readonly relations = new Map<string, Promise<Map<string, RelationKind>>>();
+
   async relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined> {
-    const result = await session.query(
-      'select table_type from information_schema.tables where table_schema = $1 and table_name = $2',
-      [relation.schema, relation.name],
-    );
-    const type = result.rows[0]?.[0];
-    if (type === undefined) return undefined;
-    return type === 'VIEW' ? 'view' : 'table';
+    let known = this.relations.get(relation.schema);
+    if (!known) {
+      known = session
+        .query('select table_name, table_type from information_schema.tables where table_schema = $1', [relation.schema])
+        .then((r) => new Map(r.rows.map((row) => [String(row[0]), row[1] === 'VIEW' ? ('view' as const) : ('table' as const)])));
+      this.relations.set(relation.schema, known);
+      known.catch(() => this.relations.delete(relation.schema));
+    }
+    return (await known).get(relation.name);
+  }
+
+  private async noteRelation(relation: Relation, kind: RelationKind): Promise<void> {
+    const known = this.relations.get(relation.schema);
+    if (known) (await known).set(relation.name, kind);
+  }
+
+  override async replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
+    const result = await super.replaceView(session, relation, selectSql);
+    await this.noteRelation(relation, 'view');
+    return result;
+  }
+
+  override async swapIn(session: AdapterSession, tmp: Relation, relation: Relation): Promise<void> {
+    await super.swapIn(session, tmp, relation);
+    await this.noteRelation(relation, 'table');
   }
 
   async listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]> {

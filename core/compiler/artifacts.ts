@@ -16,6 +16,8 @@ interface CompileCache {
   fingerprint: string;
   /** Env var name -> sha256 of its value (or null when unset) at compile time. */
   env: Record<string, string | null>;
+  /** Files read that are not project files (unit-test fixtures) -> sha256 of their contents. */
+  files?: Record<string, string | null>;
   format: boolean;
 }
 
@@ -40,6 +42,7 @@ export function readCachedManifest(targetPath: string, fingerprint: string, env:
     const cache = JSON.parse(readFileSync(cacheFile, 'utf8')) as CompileCache;
     if (cache.etl_version !== BUILD_ID || cache.fingerprint !== fingerprint || cache.format !== format) return undefined;
     for (const [name, hash] of Object.entries(cache.env)) if (hashValue(env[name]) !== hash) return undefined;
+    for (const [file, hash] of Object.entries(cache.files ?? {})) if (hashFile(file) !== hash) return undefined;
     const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Manifest;
     return manifest.metadata.fingerprint === fingerprint ? manifest : undefined;
   } catch {
@@ -47,11 +50,16 @@ export function readCachedManifest(targetPath: string, fingerprint: string, env:
   }
 }
 
-export function writeCompileCache(targetPath: string, fingerprint: string, envRead: string[], env: NodeJS.ProcessEnv, format: boolean): void {
+function hashFile(file: string): string | null {
+  return existsSync(file) ? createHash('sha256').update(readFileSync(file)).digest('hex') : null;
+}
+
+export function writeCompileCache(targetPath: string, fingerprint: string, envRead: string[], env: NodeJS.ProcessEnv, format: boolean, files: string[] = []): void {
   const cache: CompileCache = {
     etl_version: BUILD_ID,
     fingerprint,
     env: Object.fromEntries(envRead.map((n) => [n, hashValue(env[n])])),
+    files: Object.fromEntries(files.map((f) => [f, hashFile(f)])),
     format,
   };
   writeFileAtomic(path.join(targetPath, CACHE_DIR, 'compile.json'), JSON.stringify(cache));

@@ -33,6 +33,15 @@ export interface UnitTestCompileInput {
 const REF_INPUT = /^\s*ref\(\s*['"]([^'"]+)['"]\s*\)\s*$/;
 const SOURCE_INPUT = /^\s*source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)\s*$/;
 
+/** Fixture files the unit tests read: inputs of the compile, like the project's own files. */
+export function unitTestFixtureFiles(project: Project): string[] {
+  const out = new Set<string>();
+  for (const t of project.unitTests) {
+    for (const f of [...(t.given ?? []).map((g) => g.fixture), t.expect.fixture]) if (f) out.add(path.resolve(project.root, f));
+  }
+  return [...out].sort();
+}
+
 export function compileUnitTests(input: UnitTestCompileInput): ManifestNode[] {
   const out: ManifestNode[] = [];
   const seen = new Map<string, UnitTestDefinition>();

@@ -62,14 +62,32 @@ export interface UnitTestDefinition extends UnitTestInput {
 
 export type TargetConfig = TargetInput & { name: string; schema: string; threads: number };
 
-export interface Project {
+/** What scanProject reads: enough to run from a cached manifest. */
+export interface ProjectScan {
   root: string;
   name: string;
   file: ProjectFile;
+  configYaml: YamlFile;
   targetName: string;
   target: TargetConfig;
   vars: Record<string, unknown>;
   targetPath: string;
+  /** Hash of every file read, the target and the vars: the compile cache key. */
+  fingerprint: string;
+  secrets: Secrets;
+  files: {
+    models: ProjectSourceFile[];
+    seeds: ProjectSourceFile[];
+    snapshots: ProjectSourceFile[];
+    singularTests: ProjectSourceFile[];
+    partials: Array<{ name: string; path: string; text: string }>;
+    genericTests: Array<{ name: string; path: string; text: string }>;
+    helperModules: Array<{ path: string; absPath: string }>;
+    ymlFiles: Array<{ rel: string; text: string }>;
+  };
+}
+
+export interface Project extends ProjectScan {
   models: ProjectSourceFile[];
   seeds: ProjectSourceFile[];
   snapshots: ProjectSourceFile[];
@@ -83,9 +101,6 @@ export interface Project {
   helperModules: Array<{ path: string; absPath: string }>;
   /** Config from etl.yml folder defaults for a file (deepest folder wins). */
   folderConfig(kind: ResourceKind, relPath: string): NodeConfigInput;
-  /** Checksums of every file read, for the compile cache. */
-  fingerprint: string;
-  secrets: Secrets;
 }
 
 export interface LoadOptions {
@@ -113,6 +128,15 @@ function toPosix(p: string): string {
 
 /** Loads and validates a project; throws ProjectError with every problem found. */
 export function loadProject(projectDir: string, options: LoadOptions = {}): Project {
+  return parseProject(scanProject(projectDir, options));
+}
+
+/**
+ * The cheap half of loading: etl.yml and the target validated, every file
+ * read and hashed, nothing else parsed. When the fingerprint matches the last
+ * compile, the manifest is reused and the yml files are never parsed.
+ */
+export function scanProject(projectDir: string, options: LoadOptions = {}): ProjectScan {
   const root = path.resolve(projectDir);
   const configPath = path.join(root, 'etl.yml');
   if (!existsSync(configPath)) {
@@ -181,17 +205,42 @@ export function loadProject(projectDir: string, options: LoadOptions = {}): Proj
     return { path: f.path, absPath: f.absPath };
   });
 
-  const ymlPaths = [
+  const ymlFiles = [
     ...listFiles('model', ['**/*.yml', '**/*.yaml']),
     ...listFiles('seed', ['**/*.yml', '**/*.yaml']),
     ...listFiles('snapshot', ['**/*.yml', '**/*.yaml']),
-  ];
+  ].map((rel) => {
+    const text = readFileSync(path.join(root, rel), 'utf8');
+    hash.update(rel).update('\0').update(text).update('\0');
+    return { rel, text };
+  });
+  diagnostics.throwIfAny();
+  hash.update(JSON.stringify({ targetName, target, vars }));
+  return {
+    root,
+    name: projectFile.name,
+    file: projectFile,
+    configYaml,
+    targetName,
+    target: target!,
+    vars,
+    targetPath: path.join(root, projectFile['target-path'] ?? 'target'),
+    fingerprint: hash.digest('hex'),
+    secrets,
+    files: { models, seeds, snapshots, singularTests, partials, genericTests, helperModules, ymlFiles },
+  };
+}
+
+/** The expensive half: properties yml files parsed and validated, folder config built. */
+export function parseProject(scan: ProjectScan): Project {
+  const { root, file: projectFile, configYaml } = scan;
+  const { models, seeds, snapshots, singularTests, partials, genericTests, helperModules, ymlFiles } = scan.files;
+  const diagnostics = new Diagnostics();
+  const errors: Diagnostic[] = diagnostics.list;
   const properties: Project['properties'] = { model: new Map(), seed: new Map(), snapshot: new Map() };
   const sources: SourceDefinition[] = [];
   const unitTests: UnitTestDefinition[] = [];
-  for (const rel of ymlPaths) {
-    const text = readFileSync(path.join(root, rel), 'utf8');
-    hash.update(rel).update('\0').update(text).update('\0');
+  for (const { rel, text } of ymlFiles) {
     const yaml = readYaml(rel, text);
     if (!('data' in yaml)) {
       errors.push(yaml);
@@ -233,24 +282,8 @@ export function loadProject(projectDir: string, options: LoadOptions = {}): Proj
     test: singularTests,
   });
   diagnostics.throwIfAny();
-
-  // Unit-test fixture files are inputs of the compile too.
-  for (const t of unitTests) {
-    for (const f of [...(t.given ?? []).map((g) => g.fixture), t.expect.fixture]) {
-      if (!f) continue;
-      const abs = path.resolve(root, f);
-      hash.update(f).update('\0').update(existsSync(abs) ? readFileSync(abs) : '(missing)').update('\0');
-    }
-  }
-  hash.update(JSON.stringify({ targetName, target, vars }));
   return {
-    root,
-    name: projectFile.name,
-    file: projectFile,
-    targetName,
-    target: target!,
-    vars,
-    targetPath: path.join(root, projectFile['target-path'] ?? 'target'),
+    ...scan,
     models,
     seeds,
     snapshots,
@@ -262,8 +295,6 @@ export function loadProject(projectDir: string, options: LoadOptions = {}): Proj
     genericTests,
     helperModules,
     folderConfig,
-    fingerprint: hash.digest('hex'),
-    secrets,
   };
 }
 

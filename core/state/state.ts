@@ -78,17 +78,27 @@ export interface NodeRunRecord {
 export async function recordRunEnd(session: AdapterSession, runId: string, status: string, nodes: NodeRunRecord[]): Promise<void> {
   await session.execute('begin');
   try {
-    for (const n of nodes) {
-      await session.execute(`insert into ${t('node_runs')} values ($1, $2, $3, $4, cast($5 as timestamp), cast($6 as timestamp), $7, $8)`, [
-        runId,
-        n.unique_id,
-        n.relation,
-        n.status,
-        n.started_at ? n.started_at.replace('T', ' ').replace('Z', '') : null,
-        n.finished_at ? n.finished_at.replace('T', ' ').replace('Z', '') : null,
-        n.rows_affected,
-        n.message.slice(0, 2000),
-      ]);
+    // Many rows per statement: one insert per node costs more than the nodes on a large view-only project.
+    const ROWS_PER_INSERT = 200;
+    for (let i = 0; i < nodes.length; i += ROWS_PER_INSERT) {
+      const chunk = nodes.slice(i, i + ROWS_PER_INSERT);
+      const params: unknown[] = [];
+      const tuples = chunk.map((n) => {
+        const base = params.length;
+        params.push(
+          runId,
+          n.unique_id,
+          n.relation,
+          n.status,
+          n.started_at ? n.started_at.replace('T', ' ').replace('Z', '') : null,
+          n.finished_at ? n.finished_at.replace('T', ' ').replace('Z', '') : null,
+          n.rows_affected,
+          n.message.slice(0, 2000),
+        );
+        const p = (k: number) => `$${base + k}`;
+        return `(cast(${p(1)} as varchar), cast(${p(2)} as varchar), cast(${p(3)} as varchar), cast(${p(4)} as varchar), cast(${p(5)} as timestamp), cast(${p(6)} as timestamp), cast(${p(7)} as bigint), cast(${p(8)} as varchar))`;
+      });
+      await session.execute(`insert into ${t('node_runs')} values ${tuples.join(', ')}`, params);
     }
     await session.execute(`update ${t('runs')} set finished_at = current_timestamp, status = $1 where run_id = $2`, [status, runId]);
     await session.execute('commit');
