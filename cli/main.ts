@@ -188,8 +188,7 @@ function buildProgram(): Command {
     .action(async (opts: GlobalOpts & SelectionOpts & { format?: boolean; cache: boolean }) => {
       const { compile } = await import('../core/api.js');
       const t0 = performance.now();
-      const { manifest, cached } = await compile({ ...(await baseOptions(opts)), format: opts.format, noCache: !opts.cache });
-      const n = Object.keys(manifest.nodes).length;
+      const { nodeCount: n, cached } = await compile({ ...(await baseOptions(opts)), format: opts.format, noCache: !opts.cache });
       const line = `Compiled ${n} node${n === 1 ? '' : 's'} in ${((performance.now() - t0) / 1000).toFixed(2)}s${cached ? ' (unchanged, from cache)' : ''}`;
       if (opts.logFormat === 'json') console.log(JSON.stringify({ event: 'compiled', nodes: n, cached }));
       else console.log(line);

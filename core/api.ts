@@ -2,7 +2,6 @@
 // calls. compile() produces the manifest; build()/run()/seed() plan and
 // execute it. Nothing here parses argv or prints.
 
-import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { createAdapter } from '../adapters/index.js';
@@ -39,6 +38,7 @@ export interface CompileResult {
   manifest: Manifest;
   /** True when the manifest came from the compile cache. */
   cached: boolean;
+  nodeCount: number;
 }
 
 /** Loads and compiles a project, writing manifest.json and compiled/**.sql. */
@@ -57,10 +57,18 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
   const scan = scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
   if (!options.noCache) {
-    const cachedManifest = readCachedManifest(scan.targetPath, scan.fingerprint, env, format);
-    // The cache stands for the manifest *and* compiled/**.sql: if those files were deleted, compile again.
-    const compiledPresent = (m: Manifest) => Object.values(m.nodes).every((n) => !n.compiled_path || existsSync(path.join(scan.root, n.compiled_path)));
-    if (cachedManifest && compiledPresent(cachedManifest)) return { project: scan, manifest: cachedManifest, cached: true, writeArtifacts: async () => undefined };
+    const cached = readCachedManifest(scan.targetPath, path.join(scan.targetPath, 'compiled', scan.name), scan.fingerprint, env, format);
+    if (cached) {
+      return {
+        project: scan,
+        get manifest() {
+          return cached.load();
+        },
+        nodeCount: cached.nodeCount,
+        cached: true,
+        writeArtifacts: async () => undefined,
+      };
+    }
   }
   const project = parseProject(scan);
   // The compiler (Handlebars and all) is loaded only when there is something to compile.
@@ -75,9 +83,9 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
     writeCompiledFiles(project.root, project.targetPath, manifest, transform);
     (transform as { flush?: () => void } | undefined)?.flush?.();
     writeManifest(project.targetPath, manifest);
-    writeCompileCache(project.targetPath, project.fingerprint, envRead, env, format, unitTestFixtureFiles(project));
+    writeCompileCache(project.targetPath, project.fingerprint, envRead, env, format, Object.keys(manifest.nodes).length, unitTestFixtureFiles(project));
   };
-  return { project, manifest, cached: false, writeArtifacts };
+  return { project, manifest, nodeCount: Object.keys(manifest.nodes).length, cached: false, writeArtifacts };
 }
 
 export interface SelectOptions {

@@ -4,7 +4,7 @@
 // and the environment variables templates read).
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Manifest } from './manifest.js';
 import { BUILD_ID } from './version.js';
@@ -18,6 +18,8 @@ interface CompileCache {
   env: Record<string, string | null>;
   /** Files read that are not project files (unit-test fixtures) -> sha256 of their contents. */
   files?: Record<string, string | null>;
+  /** The manifest.json this compile wrote. */
+  manifest?: { size: number; mtimeMs: number; nodes: number };
   format: boolean;
 }
 
@@ -33,18 +35,27 @@ export function writeFileAtomic(file: string, text: string): void {
   renameSync(tmp, file);
 }
 
+export interface CachedManifest {
+  nodeCount: number;
+  /** Reads manifest.json (tens of MB on large projects): only when a command needs it. */
+  load(): Manifest;
+}
+
 /** The manifest of the last compile, if nothing it depends on has changed since. */
-export function readCachedManifest(targetPath: string, fingerprint: string, env: NodeJS.ProcessEnv, format: boolean): Manifest | undefined {
+export function readCachedManifest(targetPath: string, compiledRoot: string, fingerprint: string, env: NodeJS.ProcessEnv, format: boolean): CachedManifest | undefined {
   const cacheFile = path.join(targetPath, CACHE_DIR, 'compile.json');
   const manifestFile = path.join(targetPath, 'manifest.json');
-  if (!existsSync(cacheFile) || !existsSync(manifestFile)) return undefined;
+  if (!existsSync(cacheFile) || !existsSync(manifestFile) || !existsSync(compiledRoot)) return undefined;
   try {
     const cache = JSON.parse(readFileSync(cacheFile, 'utf8')) as CompileCache;
     if (cache.etl_version !== BUILD_ID || cache.fingerprint !== fingerprint || cache.format !== format) return undefined;
     for (const [name, hash] of Object.entries(cache.env)) if (hashValue(env[name]) !== hash) return undefined;
     for (const [file, hash] of Object.entries(cache.files ?? {})) if (hashFile(file) !== hash) return undefined;
-    const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Manifest;
-    return manifest.metadata.fingerprint === fingerprint ? manifest : undefined;
+    // manifest.json must be the one this compile wrote.
+    const stat = statSync(manifestFile);
+    if (!cache.manifest || stat.size !== cache.manifest.size || stat.mtimeMs !== cache.manifest.mtimeMs) return undefined;
+    let manifest: Manifest | undefined;
+    return { nodeCount: cache.manifest.nodes, load: () => (manifest ??= JSON.parse(readFileSync(manifestFile, 'utf8')) as Manifest) };
   } catch {
     return undefined;
   }
@@ -54,8 +65,10 @@ function hashFile(file: string): string | null {
   return existsSync(file) ? createHash('sha256').update(readFileSync(file)).digest('hex') : null;
 }
 
-export function writeCompileCache(targetPath: string, fingerprint: string, envRead: string[], env: NodeJS.ProcessEnv, format: boolean, files: string[] = []): void {
+export function writeCompileCache(targetPath: string, fingerprint: string, envRead: string[], env: NodeJS.ProcessEnv, format: boolean, nodes: number, files: string[] = []): void {
+  const stat = statSync(path.join(targetPath, 'manifest.json'));
   const cache: CompileCache = {
+    manifest: { size: stat.size, mtimeMs: stat.mtimeMs, nodes },
     etl_version: BUILD_ID,
     fingerprint,
     env: Object.fromEntries(envRead.map((n) => [n, hashValue(env[n])])),
