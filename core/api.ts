@@ -57,7 +57,7 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
   const scan = scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
   if (!options.noCache) {
-    const cached = readCachedManifest(scan.targetPath, path.join(scan.targetPath, 'compiled', scan.name), scan.fingerprint, env, format);
+    const cached = readCachedManifest(scan.targetPath, path.join(scan.root, scan.compiledDir), scan.fingerprint, env, format);
     if (cached) {
       return {
         project: scan,

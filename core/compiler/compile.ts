@@ -501,7 +501,7 @@ function baseNode(
     relation_name: ephemeral ? null : dialect.relation(schema, alias),
     raw_code: file.text,
     compiled_code: '',
-    compiled_path: kind === 'seed' || config.materialized === 'ephemeral' ? null : path.posix.join(path.relative(project.root, project.targetPath).split(path.sep).join('/'), 'compiled', project.name, file.path),
+    compiled_path: kind === 'seed' || config.materialized === 'ephemeral' ? null : path.posix.join(project.compiledDir, file.path),
     language: 'sql',
     depends_on: { nodes: [], macros: [] },
     refs: [],

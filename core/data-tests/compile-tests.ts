@@ -251,7 +251,6 @@ function compileOne(input: DataTestCompileInput, subject: Subject, entry: unknow
     limit: config.limit as number | undefined,
     store_failures: (config.store_failures as boolean | undefined) ?? false,
   };
-  const targetDir = path.relative(project.root, project.targetPath).split(path.sep).join('/');
   const kwargs: Record<string, unknown> = { ...args, ...(column ? { column_name: column } : {}), model: `{{ get_where_subquery(${subject.kind === 'source' ? 'source' : 'ref'}('${subject.label}')) }}` };
   return {
     unique_id: `test.${project.name}.${name}`,
@@ -267,7 +266,7 @@ function compileOne(input: DataTestCompileInput, subject: Subject, entry: unknow
     relation_name: nodeConfig.store_failures ? dialect.relation(auditSchema, name) : null,
     raw_code: `{{ test_${testName}(**${JSON.stringify(args)}) }}`,
     compiled_code: sql,
-    compiled_path: path.posix.join(targetDir, 'compiled', project.name, subject.ymlFile, `${name}.sql`),
+    compiled_path: path.posix.join(project.compiledDir, subject.ymlFile, `${name}.sql`),
     language: 'sql',
     depends_on: { nodes: [...dependsOn], macros: custom ? [`macro.${project.name}.test_${testName}`] : [] },
     refs: [],

@@ -128,7 +128,6 @@ function compileOne(input: UnitTestCompileInput, def: UnitTestDefinition): Manif
   if (thisTable) sql = sql.split(model.relation_name ?? '\u0000').join(thisTable);
 
   const tags = def.config?.tags === undefined ? [] : Array.isArray(def.config.tags) ? def.config.tags : [def.config.tags];
-  const targetDir = path.relative(project.root, project.targetPath).split(path.sep).join('/');
   const plan: UnitTestPlan = { schema, fixtures, expectedSql: rowsToSelect(expectRows.rows, expectRows.columns, dialect), columns: expectRows.columns };
   return {
     unique_id: `test.${project.name}.${def.name}`,
@@ -144,7 +143,7 @@ function compileOne(input: UnitTestCompileInput, def: UnitTestDefinition): Manif
     relation_name: null,
     raw_code: '',
     compiled_code: sql,
-    compiled_path: path.posix.join(targetDir, 'compiled', project.name, def.declaredIn.file, `${def.name}.sql`),
+    compiled_path: path.posix.join(project.compiledDir, def.declaredIn.file, `${def.name}.sql`),
     language: 'sql',
     depends_on: { nodes: [model.unique_id], macros: [] },
     refs: [],

@@ -72,6 +72,8 @@ export interface ProjectScan {
   target: TargetConfig;
   vars: Record<string, unknown>;
   targetPath: string;
+  /** Where compiled SQL goes, relative to the root with forward slashes: target/compiled/<project>. */
+  compiledDir: string;
   /** Hash of every file read, the target and the vars: the compile cache key. */
   fingerprint: string;
   secrets: Secrets;
@@ -225,6 +227,7 @@ export function scanProject(projectDir: string, options: LoadOptions = {}): Proj
     target: target!,
     vars,
     targetPath: path.join(root, projectFile['target-path'] ?? 'target'),
+    compiledDir: path.posix.join(toPosix(projectFile['target-path'] ?? 'target'), 'compiled', projectFile.name),
     fingerprint: hash.digest('hex'),
     secrets,
     files: { models, seeds, snapshots, singularTests, partials, genericTests, helperModules, ymlFiles },
