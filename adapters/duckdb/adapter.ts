@@ -6,7 +6,7 @@ import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { RunError } from '../../core/errors.js';
-import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { SqlEngine } from '../sql-engine.js';
 import { ConnectionPool } from '../pool.js';
@@ -18,16 +18,27 @@ export interface DuckDbTarget {
   settings?: Record<string, string | number | boolean>;
 }
 
+/** ETL_TRACE_SQL=1 prints every statement and its time to stderr (statements only: values are bound). */
+const TRACE = process.env.ETL_TRACE_SQL === '1';
+
+function traceSql(sql: string, t0: number): void {
+  if (TRACE) process.stderr.write(`[sql ${(performance.now() - t0).toFixed(1)} ms] ${sql.replace(/\s+/g, ' ').slice(0, 160)}\n`);
+}
+
 class DuckDbSession implements AdapterSession {
   constructor(readonly connection: DuckDBConnection) {}
 
   async execute(sql: string, params?: unknown[]): Promise<{ rowsAffected?: number }> {
+    const t0 = performance.now();
     const result = await this.connection.run(sql, params as never);
+    traceSql(sql, t0);
     return { rowsAffected: result.rowsChanged };
   }
 
   async query(sql: string, params?: unknown[]): Promise<QueryResult> {
+    const t0 = performance.now();
     const reader = await this.connection.runAndReadAll(sql, params as never);
+    traceSql(sql, t0);
     return {
       columns: reader.columnNames(),
       types: reader.columnTypes().map((t) => t.toString()),
@@ -132,6 +143,17 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   override async swapIn(session: AdapterSession, tmp: Relation, relation: Relation): Promise<void> {
     await super.swapIn(session, tmp, relation);
     await this.noteRelation(relation, 'table');
+  }
+
+  /**
+   * DuckDB rewrites a row group for every row it updates in place, so a merge
+   * that changes 1% of rows spread over a large table costs far more as MERGE
+   * than as a delete of the matched keys plus an insert. Both run in the one
+   * transaction of applyIncremental, so the result is the same.
+   */
+  override incrementalSql(change: IncrementalChange): string[] {
+    if (change.strategy !== 'merge') return super.incrementalSql(change);
+    return super.incrementalSql({ ...change, strategy: 'delete+insert' });
   }
 
   async listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]> {
