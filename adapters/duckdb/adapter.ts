@@ -10,19 +10,13 @@ import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, Increment
 import { dialectFor } from '../dialect.js';
 import { SqlEngine } from '../sql-engine.js';
 import { ConnectionPool } from '../pool.js';
+import { traceSql } from '../trace.js';
 
 export interface DuckDbTarget {
   name: string;
   path?: string;
   threads: number;
   settings?: Record<string, string | number | boolean>;
-}
-
-/** ETL_TRACE_SQL=1 prints every statement and its time to stderr (statements only: values are bound). */
-const TRACE = process.env.ETL_TRACE_SQL === '1';
-
-function traceSql(sql: string, t0: number): void {
-  if (TRACE) process.stderr.write(`[sql ${(performance.now() - t0).toFixed(1)} ms] ${sql.replace(/\s+/g, ' ').slice(0, 160)}\n`);
 }
 
 class DuckDbSession implements AdapterSession {

@@ -234,17 +234,17 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
   override async replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
     checkName(relation);
     const create = `create or replace view ${this.relationSql(relation)} as\n${selectSql}`;
-    const existing = await existingRelation(session, relation);
-    if (!existing || existing.relkind === 'v') {
-      try {
-        await session.execute(create);
-        return { message: 'CREATE VIEW' };
-      } catch (err) {
-        // CREATE OR REPLACE only appends columns; a view whose columns were
-        // renamed, removed or retyped must be dropped and created again.
-        const code = (err as { code?: string }).code;
-        if (!existing || (code !== '42P16' && code !== '42804')) throw err;
-      }
+    // The common case is one statement: no lookup first.
+    try {
+      await session.execute(create);
+      return { message: 'CREATE VIEW' };
+    } catch (err) {
+      // CREATE OR REPLACE only appends columns; a view whose columns were
+      // renamed, removed or retyped (42P16, 42804), or a table of that name
+      // (42809, not a view), must be dropped and created again.
+      const code = (err as { code?: string }).code;
+      if (code !== '42P16' && code !== '42804' && code !== '42809') throw err;
+      if (!(await existingRelation(session, relation))) throw err;
     }
     await this.transaction(session, async () => {
       const dependents = await this.dropWithDependents(session, relation);

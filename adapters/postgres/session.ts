@@ -7,6 +7,7 @@
 import pg from 'pg';
 import type { AdapterSession, QueryResult } from '../adapter.js';
 import { scrubError } from './connection.js';
+import { traceSql } from '../trace.js';
 
 const { types } = pg;
 const raw = (v: string) => v;
@@ -72,8 +73,10 @@ export class PgSession implements AdapterSession {
   ) {}
 
   async execute(sql: string, params?: unknown[]): Promise<{ rowsAffected?: number }> {
+    const t0 = performance.now();
     try {
       const r = await this.client.query(sql, params);
+      traceSql(sql, t0);
       // A multi-statement text returns one result per statement.
       const last = Array.isArray(r) ? (r as pg.QueryResult[]).at(-1) : r;
       return { rowsAffected: last?.rowCount ?? undefined };
@@ -84,8 +87,10 @@ export class PgSession implements AdapterSession {
 
   async query(sql: string, params?: unknown[]): Promise<QueryResult> {
     let r: pg.QueryArrayResult;
+    const t0 = performance.now();
     try {
       r = await this.client.query({ text: sql, values: params, rowMode: 'array' });
+      traceSql(sql, t0);
     } catch (err) {
       throw scrubError(err, this.secrets);
     }

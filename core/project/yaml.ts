@@ -3,12 +3,18 @@
 // document is built only when a location is asked for (an error), so a project
 // of 10,000 yml files pays for positions only when something is wrong.
 
-import { LineCounter, parse, parseDocument, YAMLParseError, isNode, type Document } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, LineCounter } from 'yaml';
 import jsyaml from 'js-yaml';
 import { z as zod, type z } from 'zod';
 import { closestMatch, type Diagnostic } from '../errors.js';
 
 export type YamlPath = ReadonlyArray<string | number>;
+
+// `yaml` is loaded on first use: it is needed only to locate a problem.
+const requireModule = createRequire(import.meta.url);
+let yamlModule: typeof import('yaml') | undefined;
+const yamlLib = (): typeof import('yaml') => (yamlModule ??= requireModule('yaml') as typeof import('yaml'));
 
 /** YAML 1.2's core schema (no timestamps: `2024-01-01` stays a string) plus merge keys. */
 const FAST_SCHEMA = jsyaml.CORE_SCHEMA.extend({ implicit: [(jsyaml as unknown as { types: { merge: jsyaml.Type } }).types.merge] });
@@ -32,6 +38,7 @@ export class YamlFile {
   /** Line and column of the value at `path`, or of its nearest existing parent. */
   locate(path: YamlPath, key = false): Position {
     if (!this.doc) {
+      const { LineCounter, parseDocument } = yamlLib();
       this.lines = new LineCounter();
       this.doc = parseDocument(this.text, { lineCounter: this.lines, merge: true });
     }
@@ -43,7 +50,7 @@ export class YamlFile {
         if (pair) return this.lines!.linePos(pair);
       }
       const node = sub.length === 0 ? this.doc.contents : this.doc.getIn(sub, true);
-      if (isNode(node) && node.range) return this.lines!.linePos(node.range[0]);
+      if (yamlLib().isNode(node) && node.range) return this.lines!.linePos(node.range[0]);
     }
     return { line: 1, col: 1 };
   }
@@ -88,9 +95,9 @@ export function readYaml(file: string, text: string): YamlFile | Diagnostic {
     // fall through to the precise parser
   }
   try {
-    return new YamlFile(file, text, parse(text, { prettyErrors: true, uniqueKeys: true, merge: true }) ?? {});
+    return new YamlFile(file, text, yamlLib().parse(text, { prettyErrors: true, uniqueKeys: true, merge: true }) ?? {});
   } catch (err) {
-    if (err instanceof YAMLParseError) {
+    if (err instanceof yamlLib().YAMLParseError) {
       const pos = err.linePos?.[0];
       const message = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       return {
