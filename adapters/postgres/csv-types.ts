@@ -29,24 +29,31 @@ const INTEGER = /^[+-]?\d+$/;
 const DECIMAL = /^[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?$/;
 const BOOLEAN = /^(?:true|false)$/i;
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+// Called once per date value of a million-row seed: arithmetic, no Date objects.
 function validDate(y: string, m: string, d: string): boolean {
   const month = Number(m);
   const day = Number(d);
   if (month < 1 || month > 12 || day < 1) return false;
-  return day <= new Date(Date.UTC(Number(y), month, 0)).getUTCDate();
+  const year = Number(y);
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  return day <= (month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!);
 }
 
 /** The narrowest type that reads `value`; values with leading zeros stay text (ids, zip codes). */
 export function classifyValue(value: string): InferredType {
-  if (BOOLEAN.test(value)) return 'boolean';
   if (INTEGER.test(value)) {
-    const digits = value.replace(/^[+-]/, '');
-    if (digits.length > 1 && digits.startsWith('0')) return 'text';
+    const digits = value.charCodeAt(0) === 43 || value.charCodeAt(0) === 45 ? value.slice(1) : value;
+    if (digits.length > 1 && digits.charCodeAt(0) === 48) return 'text';
+    // Nine digits always fit an int4: no BigInt needed for the common case.
+    if (digits.length <= 9) return 'integer';
     if (digits.length > 19) return 'numeric';
     const n = BigInt(value.replace(/^\+/, ''));
     if (n >= -INT4_MAX - 1n && n <= INT4_MAX) return 'integer';
     return n >= -INT8_MAX - 1n && n <= INT8_MAX ? 'bigint' : 'numeric';
   }
+  if (BOOLEAN.test(value)) return 'boolean';
   if (DECIMAL.test(value)) return 'numeric';
   let m = DATE.exec(value);
   if (m) return validDate(m[1]!, m[2]!, m[3]!) ? 'date' : 'text';
@@ -55,6 +62,25 @@ export function classifyValue(value: string): InferredType {
     return m[7] ? 'timestamptz' : 'timestamp';
   }
   return 'text';
+}
+
+const SMALL_INTEGER = /^[+-]?(?:[1-9]\d{0,8}|0)$/;
+
+/** A quick yes for a value of the column's current type; `false` means "classify it". */
+function keepsType(type: InferredType, value: string): boolean {
+  switch (type) {
+    case 'integer':
+    case 'bigint':
+      return SMALL_INTEGER.test(value);
+    case 'date': {
+      const m = DATE.exec(value);
+      return m !== null && validDate(m[1]!, m[2]!, m[3]!);
+    }
+    case 'boolean':
+      return BOOLEAN.test(value);
+    default:
+      return false;
+  }
 }
 
 const NUMBERS: InferredType[] = ['integer', 'bigint', 'numeric'];
@@ -98,8 +124,11 @@ export async function inferCsvShape(file: string, delimiter = ','): Promise<CsvS
     for (let i = 0; i < fields.length; i++) {
       const v = fields[i]!;
       if (v === '' && !quoted[i]) continue; // NULL: says nothing about the type
-      if (types[i] === 'text') continue;
-      types[i] = widen(types[i], v === '' ? 'text' : classifyValue(v));
+      const current = types[i];
+      if (current === 'text') continue;
+      // Most values keep their column's type: check that first, with one test.
+      if (current !== undefined && keepsType(current, v)) continue;
+      types[i] = widen(current, v === '' ? 'text' : classifyValue(v));
     }
   });
   const decoder = new StringDecoder('utf8');
