@@ -80,7 +80,8 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
       const { createSqlFormatter } = await import('./compiler/format.js');
       transform = createSqlFormatter(project.targetPath, project.target.type === 'postgres' ? 'postgresql' : 'duckdb');
     }
-    writeCompiledFiles(project.root, project.targetPath, manifest, transform);
+    // Tests' SQL (often most of the nodes) is written when they run: see execute().
+    writeCompiledFiles(project.root, project.targetPath, manifest, transform, (n) => n.resource_type !== 'test');
     (transform as { flush?: () => void } | undefined)?.flush?.();
     writeManifest(project.targetPath, manifest);
     writeCompileCache(project.targetPath, project.fingerprint, envRead, env, format, Object.keys(manifest.nodes).length, unitTestFixtureFiles(project));
@@ -148,6 +149,8 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   await adapter.open();
   try {
     await writeArtifacts();
+    const planned = new Set(plan.ids);
+    writeCompiledFiles(project.root, project.targetPath, manifest, undefined, (n) => n.resource_type === 'test' && planned.has(n.unique_id));
     if (keepsState) {
       await adapter.withSession(async (session) => {
         await migrateState(adapter, session);

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Manifest } from './manifest.js';
+import type { Manifest, ManifestNode } from './manifest.js';
 import { BUILD_ID } from './version.js';
 
 const CACHE_DIR = '.etl';
@@ -87,7 +87,13 @@ export function writeManifest(targetPath: string, manifest: Manifest): void {
  * content is what the last compile wrote is not written again: on a large
  * project, file writes are most of a compile after a small change.
  */
-export function writeCompiledFiles(projectRoot: string, targetPath: string, manifest: Manifest, transform?: (sql: string) => string): number {
+export function writeCompiledFiles(
+  projectRoot: string,
+  targetPath: string,
+  manifest: Manifest,
+  transform?: (sql: string) => string,
+  include: (node: ManifestNode) => boolean = () => true,
+): number {
   const recordFile = path.join(targetPath, CACHE_DIR, 'compiled-files.json');
   let previous: Record<string, string> = {};
   try {
@@ -95,11 +101,11 @@ export function writeCompiledFiles(projectRoot: string, targetPath: string, mani
   } catch {
     previous = {};
   }
-  const record: Record<string, string> = {};
+  const record: Record<string, string> = { ...previous };
   const dirs = new Set<string>();
   let written = 0;
   for (const node of Object.values(manifest.nodes)) {
-    if (!node.compiled_path) continue;
+    if (!node.compiled_path || !include(node)) continue;
     const file = path.join(projectRoot, node.compiled_path);
     const raw = transform ? transform(node.compiled_code) : node.compiled_code;
     const sql = raw.endsWith('\n') ? raw : `${raw}\n`;
