@@ -55,7 +55,11 @@ if (build) {
   mkdirSync(trash, { recursive: true });
   if (existsSync(path.join(dir, 'target'))) renameSync(path.join(dir, 'target'), path.join(trash, `profile-${process.pid}`));
   process.on('exit', () => rmSync(trash, { recursive: true, force: true }));
-  if (warm) spawnSync(process.execPath, [cli, 'compile', '--project-dir', rel], { cwd: ROOT, stdio: 'ignore' });
+  if (warm) {
+    const w = spawnSync(process.execPath, [cli, 'compile', '--project-dir', rel], { cwd: ROOT, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+    if (w.status !== 0) throw new Error(`warm-up compile failed:\n${(w.stdout + w.stderr).slice(-2000)}`);
+    console.log(`warm-up: ${w.stdout.trim().split('\n').pop()}`);
+  }
 }
 
 mkdirSync(PROFILES, { recursive: true });
