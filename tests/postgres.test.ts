@@ -231,6 +231,32 @@ describe('seeds', () => {
     ]);
   });
 
+  it('types guessed from the first rows are checked against the whole file while it loads', async () => {
+    // 25,000 rows of integers, then values that only text, bigint or a timestamp can hold,
+    // past the first 20,000 rows the loader samples, and a blank line COPY would reject.
+    const lines = ['id,amount,code,day'];
+    for (let i = 1; i <= 25_000; i++) lines.push(`${i},${i},${i},2024-01-0${(i % 9) + 1}`);
+    lines.push('25001,3000000000,A-7,2024-01-01 10:30:00', '', '25002,1,2,2024-01-02');
+    const file = csv('late.csv', `${lines.join('\n')}\n`);
+    const r = await adapter.withSession((s) => adapter.loadSeed(s, rel('late'), file, { columnTypes: {} }));
+    expect(r.rowsAffected).toBe(25_002);
+    expect(await adapter.withSession((s) => adapter.listColumns(s, rel('late')))).toEqual([
+      { name: 'id', type: 'integer' },
+      { name: 'amount', type: 'bigint' },
+      { name: 'code', type: 'text' },
+      { name: 'day', type: 'timestamp without time zone' },
+    ]);
+    expect(await rows(`select amount::text, code, day::text from ${q(schema)}.late where id = 25001`)).toEqual([
+      { amount: '3000000000', code: 'A-7', day: '2024-01-01 10:30:00' },
+    ]);
+    // A large file whose sample holds: loaded once, with the sampled types.
+    const ok = ['id,n'];
+    for (let i = 1; i <= 30_000; i++) ok.push(`${i},${i % 7}`);
+    const r2 = await adapter.withSession((s) => adapter.loadSeed(s, rel('ok'), csv('ok.csv', `${ok.join('\n')}\n`), { columnTypes: {} }));
+    expect(r2.rowsAffected).toBe(30_000);
+    expect((await rows(`select sum(n)::int as s from ${q(schema)}.ok`))[0]!.s).toBe(ok.slice(1).reduce((a, l) => a + Number(l.split(',')[1]), 0));
+  });
+
   it('applies column_types and rejects unknown columns', async () => {
     const file = csv('orders.csv', 'order_id,order_date,amount\n1,2024-01-01,10\n2,2024-01-02,20.5\n');
     await adapter.withSession((s) =>
@@ -292,7 +318,7 @@ describe('seeds', () => {
     for (let i = 1; i <= 200_000; i++) lines.push(`${i},${i % 100}.25,2024-01-${String((i % 28) + 1).padStart(2, '0')},"row ${i}, ok"`);
     writeFileSync(file, lines.join('\n') + '\n');
     const shape = await inferCsvShape(file);
-    expect(shape).toEqual({ columns: ['id', 'amount', 'day', 'label'], types: ['integer', 'numeric', 'date', 'text'], rows: 200_000, blankLines: 0 });
+    expect(shape).toEqual({ columns: ['id', 'amount', 'day', 'label'], types: ['integer', 'numeric', 'date', 'text'], rows: 200_000, blankLines: 0, complete: true });
     const r = await adapter.withSession((s) => adapter.loadSeed(s, rel('big'), file, { columnTypes: {} }));
     expect(r.rowsAffected).toBe(200_000);
     expect(await rows(`select sum(amount)::text as s from ${q(schema)}.big`)).toEqual([{ s: '9950000.00' }]);

@@ -11,7 +11,7 @@ import type { Adapter, AdapterCapabilities, AdapterSession, ColumnChange, Column
 import { dialectFor } from '../dialect.js';
 import { SqlEngine, TEMP_SUFFIX } from '../sql-engine.js';
 import { connectionSettings, scrub, scrubError, type ConnectionSettings, type PostgresTarget } from './connection.js';
-import { inferCsvShape, type CsvShape } from './csv-types.js';
+import { inferCsvShape, inferCsvShapeInWorker, type CsvShape } from './csv-types.js';
 import { dependentViews, dropExistingSql, dropViewSql, existingRelation, recreateViewSql, type DependentView } from './dependents.js';
 import { connectHint, errorText, isConnectionLost, isTransientPgError } from './errors.js';
 import { copyCsv, createTableSql, seedColumns, type SeedColumn } from './seed.js';
@@ -32,6 +32,11 @@ const META_LOCK_NAMESPACE = 'etl meta setup';
 const MAX_NAME_BYTES = 63;
 
 const noop = () => undefined;
+
+/** Rows read to guess a seed's column types before the full read confirms them. */
+const SEED_SAMPLE_ROWS = 20_000;
+
+class SeedTypesChanged extends Error {}
 
 export class PostgresAdapter extends SqlEngine implements Adapter {
   readonly dialect = dialectFor('postgres');
@@ -335,32 +340,73 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {
     checkName(relation);
-    let shape: CsvShape;
-    let columns: SeedColumn[];
-    try {
-      shape = await inferCsvShape(csvPath, options.delimiter);
-      columns = seedColumns(shape, options.columnTypes);
-    } catch (err) {
-      throw new Error(`${csvPath}: ${(err as Error).message}`, { cause: err });
+    const infer = async (maxRows?: number) => {
+      try {
+        return maxRows === undefined ? await inferCsvShapeInWorker(csvPath, options.delimiter) : await inferCsvShape(csvPath, options.delimiter, { maxRows });
+      } catch (err) {
+        throw new Error(`${csvPath}: ${(err as Error).message}`, { cause: err });
+      }
+    };
+    const columnsOf = (shape: CsvShape) => {
+      try {
+        return seedColumns(shape, options.columnTypes);
+      } catch (err) {
+        throw new Error(`${csvPath}: ${(err as Error).message}`, { cause: err });
+      }
+    };
+    // Types from the first rows, checked by a full read of the file that runs
+    // while Postgres copies it: the two take about as long, so a large seed
+    // costs one of them rather than both. If the full read disagrees (a text
+    // value in row 900,000), the copy is rolled back and done again.
+    const sample = await infer(SEED_SAMPLE_ROWS);
+    let shape: CsvShape = sample;
+    if (!sample.complete) {
+      const full = infer();
+      full.catch(() => undefined); // awaited below on every path
+      const agrees = (f: CsvShape) => f.types.every((t, i) => t === sample.types[i]) && !(f.blankLines > 0 && sample.blankLines === 0);
+      try {
+        const rows = await this.copySeed(session, relation, csvPath, columnsOf(sample), options, sample.blankLines > 0, async () => {
+          if (!agrees(await full)) throw new SeedTypesChanged();
+        });
+        return { rowsAffected: rows, message: `INSERT ${rows}` };
+      } catch (err) {
+        const fullShape = await full;
+        if (!(err instanceof SeedTypesChanged) && agrees(fullShape)) throw err;
+        shape = fullShape;
+      }
     }
+    const rows = await this.copySeed(session, relation, csvPath, columnsOf(shape), options, shape.blankLines > 0);
+    return { rowsAffected: rows, message: `INSERT ${rows}` };
+  }
+
+  /** Creates the staged table, COPYs the file into it and swaps it in, in one transaction. */
+  private async copySeed(
+    session: AdapterSession,
+    relation: Relation,
+    csvPath: string,
+    columns: SeedColumn[],
+    options: SeedOptions,
+    skipBlankLines: boolean,
+    beforeSwap?: () => Promise<void>,
+  ): Promise<number> {
     const tmp = this.tempRelation(relation);
     const client = (session as PgSession).client;
-    const rows = await this.transaction(session, async () => {
+    return this.transaction(session, async () => {
       await session.execute(this.dropSql(tmp, 'table'));
       await session.execute(createTableSql(this.dialect, this.relationSql(tmp), columns));
       let copied: number;
       try {
         copied = await copyCsv(client, this.dialect, this.relationSql(tmp), columns, csvPath, {
           delimiter: options.delimiter,
-          skipBlankLines: shape.blankLines > 0,
+          skipBlankLines,
         });
       } catch (err) {
         throw scrubError(err, this.settings!.secrets);
       }
+      if (beforeSwap) await beforeSwap();
       await this.swapInOpenTransaction(session, tmp, relation);
       return copied;
     });
-    return { rowsAffected: rows, message: `INSERT ${rows}` };
   }
 
   async preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult> {

@@ -4,7 +4,9 @@
 // COPY's CSV rules: "" escapes a quote, an unquoted empty value is NULL and a
 // quoted empty value is an empty string.
 
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { StringDecoder } from 'node:string_decoder';
 
 export type InferredType = 'boolean' | 'integer' | 'bigint' | 'numeric' | 'date' | 'timestamp' | 'timestamptz' | 'text';
@@ -19,6 +21,9 @@ export interface CsvShape {
 }
 
 export class CsvError extends Error {}
+
+/** Thrown inside the reader to stop a sampling read early. */
+const SAMPLE_DONE = new Error('sample complete');
 
 const INT4_MAX = 2147483647n;
 const INT8_MAX = 9223372036854775807n;
@@ -65,6 +70,21 @@ export function classifyValue(value: string): InferredType {
 }
 
 const SMALL_INTEGER = /^[+-]?(?:[1-9]\d{0,8}|0)$/;
+// Numbers a numeric column keeps: no leading zeros (those stay text, like zip codes).
+const PLAIN_NUMBER = /^[+-]?(?:(?:[1-9]\d{0,18}|0)(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+// Seeds repeat the same days: remember which YYYY-MM-DD strings are valid dates.
+const knownDates = new Map<string, boolean>();
+function isDateText(day: string): boolean {
+  let ok = knownDates.get(day);
+  if (ok === undefined) {
+    const m = DATE.exec(day);
+    ok = m !== null && validDate(m[1]!, m[2]!, m[3]!);
+    if (knownDates.size > 100_000) knownDates.clear();
+    knownDates.set(day, ok);
+  }
+  return ok;
+}
 
 /** A quick yes for a value of the column's current type; `false` means "classify it". */
 function keepsType(type: InferredType, value: string): boolean {
@@ -72,9 +92,14 @@ function keepsType(type: InferredType, value: string): boolean {
     case 'integer':
     case 'bigint':
       return SMALL_INTEGER.test(value);
-    case 'date': {
-      const m = DATE.exec(value);
-      return m !== null && validDate(m[1]!, m[2]!, m[3]!);
+    case 'date':
+      return value.length === 10 && isDateText(value);
+    case 'numeric':
+      return PLAIN_NUMBER.test(value);
+    case 'timestamp': {
+      if (value.length < 16 || !isDateText(value.slice(0, 10))) return false;
+      const m = TIMESTAMP.exec(value);
+      return m !== null && m[7] === undefined && Number(m[4]) < 24 && Number(m[5]) < 60 && Number(m[6] ?? 0) < 60;
     }
     case 'boolean':
       return BOOLEAN.test(value);
@@ -98,7 +123,7 @@ export function widen(a: InferredType | undefined, b: InferredType): InferredTyp
 }
 
 /** Streams `file` and returns its header and the inferred type of every column. */
-export async function inferCsvShape(file: string, delimiter = ','): Promise<CsvShape> {
+export async function inferCsvShape(file: string, delimiter = ',', options: { maxRows?: number } = {}): Promise<CsvShape & { complete: boolean }> {
   if (delimiter.length !== 1 || delimiter === '"' || delimiter === '\n' || delimiter === '\r') {
     throw new CsvError(`delimiter must be one character other than a quote or a newline, got ${JSON.stringify(delimiter)}`);
   }
@@ -106,7 +131,7 @@ export async function inferCsvShape(file: string, delimiter = ','): Promise<CsvS
   let types: Array<InferredType | undefined> = [];
   let rows = 0;
   let blankLines = 0;
-  const reader = new CsvReader(delimiter, (fields, quoted, line) => {
+  const onRecord = (fields: string[], quoted: boolean[], line: number) => {
     if (!columns) {
       columns = readHeader(fields, line);
       types = columns.map(() => undefined);
@@ -121,6 +146,7 @@ export async function inferCsvShape(file: string, delimiter = ','): Promise<CsvS
       throw new CsvError(`line ${line} has ${fields.length} values, the header has ${columns.length}`);
     }
     rows++;
+    if (options.maxRows !== undefined && rows > options.maxRows) throw SAMPLE_DONE;
     for (let i = 0; i < fields.length; i++) {
       const v = fields[i]!;
       if (v === '' && !quoted[i]) continue; // NULL: says nothing about the type
@@ -130,13 +156,23 @@ export async function inferCsvShape(file: string, delimiter = ','): Promise<CsvS
       if (current !== undefined && keepsType(current, v)) continue;
       types[i] = widen(current, v === '' ? 'text' : classifyValue(v));
     }
-  });
+  };
+  const reader = new LineSplitter(delimiter, onRecord);
   const decoder = new StringDecoder('utf8');
-  for await (const chunk of createReadStream(file)) reader.push(decoder.write(chunk as Buffer));
-  reader.push(decoder.end());
-  reader.end();
+  let complete = true;
+  const stream = createReadStream(file, options.maxRows !== undefined ? { highWaterMark: 256 * 1024 } : {});
+  try {
+    for await (const chunk of stream) reader.push(decoder.write(chunk as Buffer));
+    reader.push(decoder.end());
+    reader.end();
+  } catch (err) {
+    if (err !== SAMPLE_DONE) throw err;
+    complete = false;
+    rows--;
+    stream.destroy();
+  }
   if (!columns) throw new CsvError('the file is empty; a seed needs a header line');
-  return { columns, types: types.map((t) => t ?? 'text'), rows, blankLines };
+  return { columns, types: types.map((t) => t ?? 'text'), rows, blankLines, complete };
 }
 
 function readHeader(fields: string[], line: number): string[] {
@@ -148,6 +184,45 @@ function readHeader(fields: string[], line: number): string[] {
     seen.add(n);
   });
   return names;
+}
+
+/**
+ * A fast path in front of CsvReader: while the text has no quote and no
+ * bare carriage return, records are lines and fields are split natively,
+ * several times faster than reading character by character. At the first
+ * quote it hands the rest of the text to the full CSV reader.
+ */
+class LineSplitter {
+  private pending = '';
+  private line = 1;
+  private slow?: CsvReader;
+  private static readonly NO_QUOTES: boolean[] = [];
+
+  constructor(
+    private readonly delimiter: string,
+    private readonly onRecord: (fields: string[], quoted: boolean[], line: number) => void,
+  ) {}
+
+  push(text: string): void {
+    if (this.slow) return this.slow.push(text);
+    if (text.includes('"') || /\r(?!\n)/.test(text)) {
+      this.slow = new CsvReader(this.delimiter, this.onRecord, this.line);
+      this.slow.push(this.pending + text);
+      this.pending = '';
+      return;
+    }
+    const lines = (this.pending + text).split('\n');
+    this.pending = lines.pop()!;
+    for (const raw of lines) {
+      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      this.onRecord(line.split(this.delimiter), LineSplitter.NO_QUOTES, this.line++);
+    }
+  }
+
+  end(): void {
+    if (this.slow) return this.slow.end();
+    if (this.pending !== '') this.onRecord(this.pending.split(this.delimiter), LineSplitter.NO_QUOTES, this.line);
+  }
 }
 
 /** An incremental CSV tokenizer: push text, get records. */
@@ -166,7 +241,11 @@ class CsvReader {
   constructor(
     private readonly delimiter: string,
     private readonly onRecord: (fields: string[], quoted: boolean[], line: number) => void,
-  ) {}
+    firstLine = 1,
+  ) {
+    this.line = firstLine;
+    this.recordLine = firstLine;
+  }
 
   push(text: string): void {
     const d = this.delimiter;
@@ -250,4 +329,22 @@ class CsvReader {
     this.quoted = [];
     this.onRecord(fields, quoted, this.recordLine);
   }
+}
+
+/**
+ * inferCsvShape on a worker thread when the compiled worker is there (dist/);
+ * on the calling thread otherwise (tests run the TypeScript sources).
+ */
+export function inferCsvShapeInWorker(file: string, delimiter?: string): Promise<CsvShape & { complete: boolean }> {
+  const workerFile = fileURLToPath(new URL('./infer-worker.js', import.meta.url));
+  if (!existsSync(workerFile)) return inferCsvShape(file, delimiter);
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(workerFile, { workerData: { file, delimiter } });
+    worker.once('message', (m: { shape?: CsvShape & { complete: boolean }; error?: string }) => {
+      void worker.terminate();
+      if (m.shape) resolve(m.shape);
+      else reject(new CsvError(m.error ?? 'type inference failed'));
+    });
+    worker.once('error', reject);
+  });
 }
