@@ -173,14 +173,8 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
       : '';
     const delimiter = options.delimiter ? `, delim = ${this.dialect.quoteString(options.delimiter)}` : '';
     const select = `select * from read_csv(${this.dialect.quoteString(csvPath)}, header = true, auto_detect = true${types}${delimiter})`;
-    const staged = await this.stageTable(session, relation, select);
-    try {
-      await this.publishTable(session, staged, relation);
-    } catch (err) {
-      await this.discardStaged(session, staged);
-      throw err;
-    }
-    return { rowsAffected: staged.rows, message: `INSERT ${staged.rows}` };
+    const loaded = await this.replaceTable(session, relation, select);
+    return { rowsAffected: loaded.rowsAffected, message: `INSERT ${loaded.rowsAffected}` };
   }
 
   async preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult> {

@@ -51,15 +51,9 @@ export const snapshot: Materialization = {
       const sql =
         `select etl_src.*, ${scdId(s, 'etl_src', vf)} as etl_scd_id, ${vf} as etl_updated_at, ${vf} as etl_valid_from, cast(null as timestamp) as etl_valid_to` +
         `${deletions ? ', false as etl_is_deleted' : ''}\nfrom (\n${node.compiled_code}\n) as etl_src`;
-      const staged = await adapter.stageTable(session, relation, sql);
-      try {
-        await adapter.publishTable(session, staged, relation);
-      } catch (err) {
-        await adapter.discardStaged(session, staged);
-        throw err;
-      }
-      await recordSnapshotRun(session, relation, node, runId, staged.rows ?? 0, 0);
-      return { rowsAffected: staged.rows, message: `SNAPSHOT (${staged.rows ?? 0} rows, first run)` };
+      const created = await adapter.replaceTable(session, relation, sql);
+      await recordSnapshotRun(session, relation, node, runId, created.rowsAffected ?? 0, 0);
+      return { rowsAffected: created.rowsAffected, message: `SNAPSHOT (${created.rowsAffected ?? 0} rows, first run)` };
     }
 
     const source = await adapter.stageTable(session, { schema: relation.schema, name: `${relation.name}__etl_source` }, node.compiled_code);
