@@ -236,7 +236,7 @@ export function scanProject(projectDir: string, options: LoadOptions = {}): Proj
 
 /** The expensive half: properties yml files parsed and validated, folder config built. */
 export function parseProject(scan: ProjectScan): Project {
-  const { root, file: projectFile, configYaml } = scan;
+  const { file: projectFile, configYaml } = scan;
   const { models, seeds, snapshots, singularTests, partials, genericTests, helperModules, ymlFiles } = scan.files;
   const diagnostics = new Diagnostics();
   const errors: Diagnostic[] = diagnostics.list;
@@ -278,7 +278,7 @@ export function parseProject(scan: ProjectScan): Project {
     });
   }
 
-  const folderConfig = buildFolderConfig(projectFile, configYaml, root, projectFile.name, errors, {
+  const folderConfig = buildFolderConfig(projectFile, configYaml, projectFile.name, errors, {
     model: models,
     seed: seeds,
     snapshot: snapshots,
@@ -355,7 +355,6 @@ function resolveTarget(
 function buildFolderConfig(
   file: ProjectFile,
   yaml: YamlFile,
-  root: string,
   projectName: string,
   errors: Diagnostic[],
   files: Record<ResourceKind, ProjectSourceFile[]>,
@@ -416,7 +415,6 @@ function buildFolderConfig(
     };
     walk(tree, '', [section]);
   }
-  void root;
   return (kind, relPath) => {
     const parts = relPath.split('/').slice(1, -1);
     let merged: NodeConfigInput = {};
