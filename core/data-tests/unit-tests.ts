@@ -14,7 +14,12 @@ import type { ManifestNode, ManifestSource } from '../compiler/manifest.js';
 export interface UnitTestPlan {
   /** Scratch schema, created for the test and dropped after it. */
   schema: string;
-  fixtures: Array<{ name: string; sql: string }>;
+  /**
+   * Fixture tables. `like` is the real relation the fixture stands for: when it
+   * exists at run time its column types are used, so a column that is null in
+   * every given row still gets the type the model expects.
+   */
+  fixtures: Array<{ name: string; sql: string; columns: string[]; like?: { schema: string; name: string } }>;
   expectedSql: string;
   /** Columns compared: those the expected rows name. */
   columns: string[];
@@ -88,15 +93,25 @@ function compileOne(input: UnitTestCompileInput, def: UnitTestDefinition): Manif
     const relation = dialect.relation(schema, name);
     const ref = REF_INPUT.exec(given.input);
     const src = SOURCE_INPUT.exec(given.input);
-    if (ref) refTables.set(ref[1]!, relation);
-    else if (src) sourceTables.set(`${src[1]}.${src[2]}`, relation);
-    else if (given.input.trim() === 'this') thisTable = relation;
+    let like: { schema: string; name: string } | undefined;
+    if (ref) {
+      refTables.set(ref[1]!, relation);
+      const target = input.nodesByName.get(ref[1]!);
+      if (target?.relation_name) like = { schema: target.schema, name: target.alias };
+    } else if (src) {
+      sourceTables.set(`${src[1]}.${src[2]}`, relation);
+      const s2 = Object.values(input.sources).find((x) => x.source_name === src[1] && x.name === src[2]);
+      if (s2) like = { schema: s2.schema, name: s2.identifier };
+    } else if (given.input.trim() === 'this') {
+      thisTable = relation;
+      like = { schema: model.schema, name: model.alias };
+    }
     else {
       fail(['given', i, 'input'], `unit test ${def.name}: input "${given.input}" is not ref('model'), source('source', 'table') or this`);
       ok = false;
       return;
     }
-    fixtures.push({ name, sql: rowsToSelect(rows.rows, rows.columns, dialect) });
+    fixtures.push({ name, sql: rowsToSelect(rows.rows, rows.columns, dialect), columns: rows.columns, like });
   });
   if (!ok) return undefined;
 

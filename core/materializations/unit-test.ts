@@ -17,7 +17,13 @@ export const unitTest: Materialization = {
     await adapter.ensureSchema(session, plan.schema);
     try {
       for (const f of plan.fixtures) {
-        await session.execute(`create table ${d.relation(plan.schema, f.name)} as ${f.sql}`);
+        // Typed like the real input when it exists; from the literals otherwise.
+        const real = f.like ? await adapter.listColumns(session, f.like) : [];
+        const typeOf = new Map(real.map((c) => [c.name.toLowerCase(), c.type]));
+        const select = real.length
+          ? `select ${f.columns.map((c) => (typeOf.has(c.toLowerCase()) ? `cast(${d.quoteIdentifier(c)} as ${typeOf.get(c.toLowerCase())}) as ${d.quoteIdentifier(c)}` : d.quoteIdentifier(c))).join(', ')} from (${f.sql}) as etl_given`
+          : f.sql;
+        await session.execute(`create table ${d.relation(plan.schema, f.name)} as ${select}`);
       }
       const cols = plan.columns.map((c) => d.quoteIdentifier(c)).join(', ');
       const actual = `select ${cols} from (\n${node.compiled_code}\n) as etl_actual`;
