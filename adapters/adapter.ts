@@ -32,6 +32,12 @@ export interface AdapterCapabilities {
   concurrentWrites: boolean;
 }
 
+/** A statement that records state (a watermark, a batch) with the change it describes. */
+export interface StateStatement {
+  sql: string;
+  params: unknown[];
+}
+
 /** A column change made by on_schema_change before new rows go in. */
 export type ColumnChange =
   | { kind: 'add'; column: string; type: string }
@@ -52,7 +58,7 @@ export interface IncrementalChange {
   where?: string;
   columnChanges: ColumnChange[];
   /** State records (watermarks, batches) written in the same transaction. */
-  stateStatements: Array<{ sql: string; params: unknown[] }>;
+  stateStatements: StateStatement[];
 }
 
 export interface StagedTable {
@@ -114,7 +120,8 @@ export interface Adapter {
    * publishTable swaps it in atomically, or discardStaged drops it.
    */
   stageTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<StagedTable>;
-  publishTable(session: AdapterSession, staged: StagedTable, relation: Relation): Promise<void>;
+  /** `stateStatements` run in the same transaction as the swap (a watermark never ahead of the data). */
+  publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, stateStatements?: StateStatement[]): Promise<void>;
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;
   /** Applies new rows to an existing table in one transaction (incremental models). */
   applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number }>;

@@ -4,7 +4,7 @@
 // old table or the new one. Engines override the few statements that differ.
 
 import type { Dialect } from './dialect.js';
-import type { AdapterSession, ColumnChange, IncrementalChange, MaterializeResult, Relation, RelationKind, StagedTable } from './adapter.js';
+import type { AdapterSession, ColumnChange, IncrementalChange, MaterializeResult, Relation, RelationKind, StagedTable, StateStatement } from './adapter.js';
 
 export const TEMP_SUFFIX = '__etl_tmp';
 
@@ -34,10 +34,10 @@ export abstract class SqlEngine {
   }
 
   /** Runs statements in one transaction; rolls back and rethrows on failure. */
-  async inTransaction(session: AdapterSession, statements: string[]): Promise<void> {
+  async inTransaction(session: AdapterSession, statements: Array<string | StateStatement>): Promise<void> {
     await session.execute('begin');
     try {
-      for (const sql of statements) await session.execute(sql);
+      for (const s of statements) await (typeof s === 'string' ? session.execute(s) : session.execute(s.sql, s.params));
       await session.execute('commit');
     } catch (err) {
       await session.execute('rollback').catch(() => undefined);
@@ -82,8 +82,8 @@ export abstract class SqlEngine {
     }
   }
 
-  async publishTable(session: AdapterSession, staged: StagedTable, relation: Relation): Promise<void> {
-    await this.swapIn(session, staged.relation, relation);
+  async publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, stateStatements: StateStatement[] = []): Promise<void> {
+    await this.swapIn(session, staged.relation, relation, stateStatements);
   }
 
   async discardStaged(session: AdapterSession, staged: StagedTable): Promise<void> {
@@ -166,11 +166,11 @@ export abstract class SqlEngine {
   }
 
   /** Replaces `relation` with the table `tmp` in one transaction. */
-  async swapIn(session: AdapterSession, tmp: Relation, relation: Relation): Promise<void> {
+  async swapIn(session: AdapterSession, tmp: Relation, relation: Relation, after: StateStatement[] = []): Promise<void> {
     const existing = await this.relationKind(session, relation);
-    const statements: string[] = [];
+    const statements: Array<string | StateStatement> = [];
     if (existing) statements.push(this.dropSql(relation, existing));
-    statements.push(this.renameSql(tmp, relation.name));
+    statements.push(this.renameSql(tmp, relation.name), ...after);
     await this.inTransaction(session, statements);
   }
 }

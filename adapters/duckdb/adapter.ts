@@ -6,7 +6,7 @@ import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { RunError } from '../../core/errors.js';
-import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions, StateStatement } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { SqlEngine } from '../sql-engine.js';
 import { ConnectionPool } from '../pool.js';
@@ -134,8 +134,8 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     return result;
   }
 
-  override async swapIn(session: AdapterSession, tmp: Relation, relation: Relation): Promise<void> {
-    await super.swapIn(session, tmp, relation);
+  override async swapIn(session: AdapterSession, tmp: Relation, relation: Relation, after: StateStatement[] = []): Promise<void> {
+    await super.swapIn(session, tmp, relation, after);
     await this.noteRelation(relation, 'table');
   }
 

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { RunError } from '../../core/errors.js';
 import { META_SCHEMA } from '../../core/state/state.js';
-import type { Adapter, AdapterCapabilities, AdapterSession, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions, StateStatement } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { SqlEngine, TEMP_SUFFIX } from '../sql-engine.js';
 import { connectionSettings, scrub, scrubError, type ConnectionSettings, type PostgresTarget } from './connection.js';
@@ -334,8 +334,11 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     return { rowsAffected: rows, message: `CREATE TABLE (${rows ?? '?'} rows)` };
   }
 
-  override async swapIn(session: AdapterSession, tmp: Relation, relation: Relation): Promise<void> {
-    await this.transaction(session, () => this.swapInOpenTransaction(session, tmp, relation));
+  override async swapIn(session: AdapterSession, tmp: Relation, relation: Relation, after: StateStatement[] = []): Promise<void> {
+    await this.transaction(session, async () => {
+      await this.swapInOpenTransaction(session, tmp, relation);
+      for (const s of after) await session.execute(s.sql, s.params);
+    });
   }
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {

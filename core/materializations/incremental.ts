@@ -12,7 +12,7 @@ import { watermarkStatement } from '../state/state.js';
 import { asList } from '../project/load.js';
 import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';
 import { explainSchemaChangeFailure, planSchemaChange } from './schema-change.js';
-import { table } from './table.js';
+import { buildTable } from './table.js';
 import { runMicrobatch } from './microbatch.js';
 
 export function wantsFullBuild(ctx: MaterializationContext, existing: 'table' | 'view' | undefined): boolean {
@@ -45,8 +45,7 @@ export const incremental: Materialization = {
     const relation = relationOf(node);
     const existing = await adapter.relationKind(session, relation);
     if (wantsFullBuild(ctx, existing)) {
-      const result = await table.run(ctx);
-      for (const s of watermarkFor(ctx)) await session.execute(s.sql, s.params);
+      const result = await buildTable(ctx, watermarkFor(ctx));
       return { ...result, message: result.message.replace('CREATE TABLE', ctx.fullRefresh && existing ? 'FULL REFRESH' : 'CREATE TABLE') };
     }
     const staged = await adapter.stageTable(session, relation, node.compiled_incremental_code ?? node.compiled_code);

@@ -6,7 +6,7 @@
 // to catch late-arriving rows.
 
 import type { MaterializeResult } from '../../adapters/adapter.js';
-import { batchStatement, clearBatches, finishedBatches } from '../state/state.js';
+import { batchStatement, clearBatchesStatement, finishedBatches } from '../state/state.js';
 import { relationOf, type MaterializationContext } from './materialization.js';
 import { wantsFullBuild, watermarkFor } from './incremental.js';
 
@@ -97,17 +97,16 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
         const r = await adapter.applyIncremental(session, { strategy: 'append', target: staged.relation, staged: { sql: batchSql(code, eventTime, b, q) }, columns: stagedColumns, uniqueKey: [], columnChanges: [], stateStatements: [] });
         rows += r.rowsAffected;
       }
-      await adapter.publishTable(session, staged, relation);
+      // The table, its finished batches and its watermark change together.
+      await adapter.publishTable(session, staged, relation, [
+        clearBatchesStatement(key),
+        ...all.map((b) => batchStatement(key, node.unique_id, b[0], b[1], 'success', null, runId, '')),
+        ...watermarkFor(ctx),
+      ]);
     } catch (err) {
       await adapter.discardStaged(session, staged);
       throw err;
     }
-    await clearBatches(session, key);
-    for (const b of all) {
-      const s = batchStatement(key, node.unique_id, b[0], b[1], 'success', null, runId, '');
-      await session.execute(s.sql, s.params);
-    }
-    for (const s of watermarkFor(ctx)) await session.execute(s.sql, s.params);
     return { rowsAffected: rows, message: `FULL REFRESH (${all.length} batches, ${rows} rows)`, batches: { successful: all, failed: [] } };
   }
 

@@ -133,8 +133,8 @@ export async function finishedBatches(session: AdapterSession, relationKey: stri
   return new Set(r.rows.map((row) => String(row[0])));
 }
 
-export async function clearBatches(session: AdapterSession, relationKey: string): Promise<void> {
-  await session.execute(`delete from ${t('batches')} where relation = $1`, [relationKey]);
+export function clearBatchesStatement(relationKey: string): { sql: string; params: unknown[] } {
+  return { sql: `delete from ${t('batches')} where relation = $1`, params: [relationKey] };
 }
 
 /** Everything in etl_meta, for `etl state show`. */
