@@ -129,7 +129,15 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
         columnChanges: [],
         // The watermark (a scan of the table) is refreshed with the last batch only:
         // behind the data after a crash is safe, ahead of it never happens.
-        stateStatements: [batchStatement(key, node.unique_id, b[0], b[1], 'success', null, runId, ''), ...(i === todo.length - 1 ? watermarkFor(ctx) : [])],
+        stateStatements: [
+          batchStatement(key, node.unique_id, b[0], b[1], 'success', null, runId, ''),
+          // The batch's row count: its slice of the table, read in the same transaction.
+          {
+            sql: `update "etl_meta"."batches" set rows_affected = (select count(*) from ${adapter.dialect.relation(relation.schema, relation.name)} where ${where}) where relation = $1 and batch_start = $2`,
+            params: [key, b[0]],
+          },
+          ...(i === todo.length - 1 ? watermarkFor(ctx) : []),
+        ],
       });
       rows += r.rowsAffected;
       successful.push(b);
