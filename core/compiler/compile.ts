@@ -453,10 +453,8 @@ function configProblems(config: ManifestNode['config']): Array<{ message: string
         out.push({ message: `begin "${config.begin}" is not a date`, hint: 'write begin="2024-01-01"' });
       }
     }
-  } else if (strategy || config.unique_key) {
-    if (config.materialized !== 'snapshot' && config.materialized !== 'test') {
-      if (strategy) out.push({ message: `incremental_strategy is set but the model is materialized as ${config.materialized}`, hint: 'add materialized="incremental"' });
-    }
+  } else if (strategy && config.materialized !== 'snapshot' && config.materialized !== 'test') {
+    out.push({ message: `incremental_strategy is set but the model is materialized as ${config.materialized}`, hint: 'add materialized="incremental"' });
   }
   if (config.materialized === 'snapshot') {
     if (!config.unique_key) out.push({ message: 'a snapshot needs unique_key', hint: '{{config unique_key="id" strategy="timestamp" updated_at="updated_at"}}' });

@@ -8,35 +8,12 @@
 import type { MaterializeResult } from '../../adapters/adapter.js';
 import { enforceContract } from '../data-tests/contract.js';
 import { quarantineRows } from '../data-tests/quarantine.js';
-import { watermarkStatement } from '../state/state.js';
 import { asList } from '../project/load.js';
-import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';
+import { relationOf, type Materialization } from './materialization.js';
+import { wantsFullBuild, watermarkFor } from './incremental-state.js';
 import { explainSchemaChangeFailure, planSchemaChange } from './schema-change.js';
 import { buildTable } from './table.js';
 import { runMicrobatch } from './microbatch.js';
-
-export function wantsFullBuild(ctx: MaterializationContext, existing: 'table' | 'view' | undefined): boolean {
-  if (!existing || existing === 'view') return true;
-  // full_refresh: false protects a model from --full-refresh, as in dbt.
-  if (ctx.node.config.full_refresh === false) return false;
-  return ctx.fullRefresh || ctx.node.config.full_refresh === true;
-}
-
-export function watermarkFor(ctx: MaterializationContext) {
-  const { node, adapter } = ctx;
-  if (!node.config.event_time) return [];
-  const relation = relationOf(node);
-  return [
-    watermarkStatement(
-      adapter.dialect.relation(relation.schema, relation.name),
-      `${relation.schema}.${relation.name}`,
-      node.unique_id,
-      adapter.dialect.quoteIdentifier(node.config.event_time),
-      node.config.event_time,
-      ctx.runId,
-    ),
-  ];
-}
 
 export const incremental: Materialization = {
   run: async (ctx): Promise<MaterializeResult> => {

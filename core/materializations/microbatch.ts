@@ -8,7 +8,7 @@
 import type { MaterializeResult } from '../../adapters/adapter.js';
 import { batchStatement, clearBatchesStatement, finishedBatches } from '../state/state.js';
 import { relationOf, type MaterializationContext } from './materialization.js';
-import { wantsFullBuild, watermarkFor } from './incremental.js';
+import { wantsFullBuild, watermarkFor } from './incremental-state.js';
 
 export type BatchSize = 'hour' | 'day' | 'month';
 export type Batch = [start: string, end: string];
@@ -85,7 +85,7 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
 
   const code = existing && !wantsFullBuild(ctx, existing) ? (node.compiled_incremental_code ?? node.compiled_code) : node.compiled_code;
   const successful: Batch[] = [];
-  const failed: Array<Batch & { 2?: string }> = [];
+  const failed: Array<{ batch: Batch; reason: string }> = [];
   let rows = 0;
 
   if (existing && wantsFullBuild(ctx, existing) && !ctx.batchRange && !ctx.retryBatches) {
@@ -144,14 +144,14 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
     } catch (err) {
       const message = (err as Error)?.message ?? String(err);
       if (ctx.signal?.aborted) throw err;
-      failed.push([b[0], b[1], message.split('\n')[0]] as unknown as Batch);
+      failed.push({ batch: b, reason: message.split('\n')[0]! });
       const s = batchStatement(key, node.unique_id, b[0], b[1], 'error', null, runId, message);
       await session.execute(s.sql, s.params).catch(() => undefined);
     }
   }
-  const batches = { successful, failed: failed.map((f) => [f[0], f[1]] as Batch) };
+  const batches = { successful, failed: failed.map((f) => f.batch) };
   if (failed.length) {
-    const list = failed.map((f) => `  ${f[0]} .. ${f[1]}: ${(f as unknown as string[])[2]}`).join('\n');
+    const list = failed.map((f) => `  ${f.batch[0]} .. ${f.batch[1]}: ${f.reason}`).join('\n');
     return {
       status: 'error',
       rowsAffected: rows,

@@ -58,7 +58,8 @@ export const snapshot: Materialization = {
 
     const source = await adapter.stageTable(session, { schema: relation.schema, name: `${relation.name}__etl_source` }, node.compiled_code);
     try {
-      const sourceColumns = (await adapter.listColumns(session, source.relation)).map((c) => c.name);
+      const sourceDefs = await adapter.listColumns(session, source.relation);
+      const sourceColumns = sourceDefs.map((c) => c.name);
       const snapColumns = new Set((await adapter.listColumns(session, relation)).map((c) => c.name.toLowerCase()));
       const missing = sourceColumns.filter((c) => !snapColumns.has(c.toLowerCase()));
       const rel = d.relation(relation.schema, relation.name);
@@ -81,7 +82,7 @@ export const snapshot: Materialization = {
       const insertCols = `${cols}, etl_scd_id, etl_updated_at, etl_valid_from, etl_valid_to${deletions ? ', etl_is_deleted' : ''}`;
       const statements: string[] = [];
       for (const c of missing) {
-        const type = (await adapter.listColumns(session, source.relation)).find((x) => x.name === c)!.type;
+        const type = sourceDefs.find((x) => x.name === c)!.type;
         statements.push(`alter table ${rel} add column ${s.q(c)} ${type}`);
       }
       // Changed rows: close the current version, then add the new one.
