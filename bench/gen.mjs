@@ -6,7 +6,7 @@
 // every model has an entry (description + columns) in its folder's
 // schema.yml; models are spread over `folders` subfolders of models/.
 //
-//   node bench/gen.mjs <dir> [models] [--kind compile|views]
+//   node bench/gen.mjs <dir> [models] [--kind compile|views] [--no-tests]
 
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -51,11 +51,14 @@ function seedCsv(rng) {
  *   tables, incremental, a partial, tests in yml); 'views': every model is a
  *   plain view over the one seed or earlier views, no tests (for the
  *   etl-build vs raw-DuckDB comparison)
+ * @param {boolean} [o.tests] 'compile' only: false leaves out the 3 generic
+ *   tests per model (the shape the foundation issue's compile target names)
  * @param {number} [o.seed] PRNG seed
  * @returns {{ models: number, seeds: number, folders: number, maxDepth: number, edges: number }}
  */
 export function generateProject(dir, o) {
   const kind = o.kind ?? 'compile';
+  const withTests = kind === 'compile' && o.tests !== false;
   const n = o.models;
   const rng = prng(o.seed ?? 0xe71);
   // ~10-50 folders: 1k models -> 20 folders of 50; 10k -> 50 folders of 200.
@@ -169,10 +172,10 @@ export function generateProject(dir, o) {
       lines.push(`  - name: ${m.name}`, `    description: "${m.name}: combines ${m.refs.join(', ')} into one row per id."`);
       if (m.config === 'table-yml') lines.push('    config: { materialized: table }');
       lines.push('    columns:', '      - name: id', '        description: Primary key, from the first input.');
-      if (kind === 'compile') lines.push('        tests: [unique, not_null]');
+      if (withTests) lines.push('        tests: [unique, not_null]');
       lines.push('      - name: amount', '        description: Sum of the inputs\' amounts, in cents.', '        data_type: bigint');
       lines.push('      - name: category', '        description: Category of the first input.');
-      if (kind === 'compile') lines.push('        tests:', "          - accepted_values: { values: [a, b, c, d] }");
+      if (withTests) lines.push('        tests:', "          - accepted_values: { values: [a, b, c, d] }");
     }
     writeFileSync(path.join(dir, 'models', folder, 'schema.yml'), `${lines.join('\n')}\n`);
   });
@@ -219,11 +222,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const dir = args[0];
   if (!dir) {
-    console.error('usage: node bench/gen.mjs <dir> [models] [--kind compile|views]');
+    console.error('usage: node bench/gen.mjs <dir> [models] [--kind compile|views] [--no-tests]');
     process.exit(2);
   }
   const models = Number(args[1] ?? 1000);
   const ki = args.indexOf('--kind');
   const kind = ki >= 0 ? args[ki + 1] : 'compile';
-  console.log(generateProject(dir, { models, kind }));
+  console.log(generateProject(dir, { models, kind, tests: !args.includes('--no-tests') }));
 }

@@ -1,6 +1,6 @@
 // CPU profile of one etl command on a generated project, summarised.
 //
-//   node bench/profile.mjs [--models 10000] [--warm] [--build] [--top 25] [--interval 500]
+//   node bench/profile.mjs [--models 10000] [--no-tests] [--warm] [--build] [--top 25] [--interval 500]
 //
 // Runs `node --cpu-prof dist/cli/main.js compile` (cold: target/ deleted;
 // --warm: a second run against an unchanged project; --build: `etl build` of
@@ -34,8 +34,9 @@ const warm = argv.includes('--warm');
 const build = argv.includes('--build');
 const kind = build ? 'views' : 'compile';
 
-const dir = path.join(WORK, `${build ? 'views' : 'compile'}-${models}`);
-if (!existsSync(path.join(dir, 'etl.yml')) || argv.includes('--regen')) generateProject(dir, { models, kind });
+const tests = !argv.includes('--no-tests');
+const dir = path.join(WORK, `${build ? 'views' : 'compile'}-${models}${tests ? '' : '-no-tests'}`);
+if (!existsSync(path.join(dir, 'etl.yml')) || argv.includes('--regen')) generateProject(dir, { models, kind, tests });
 const rel = path.relative(ROOT, dir);
 // A private copy of dist/: a concurrent rebuild would otherwise change the
 // code mid-measurement and invalidate the compile cache (keyed by the build).

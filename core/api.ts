@@ -81,9 +81,10 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
       transform = createSqlFormatter(project.targetPath, project.target.type === 'postgres' ? 'postgresql' : 'duckdb');
     }
     // Tests' SQL (often most of the nodes) is written when they run: see execute().
-    writeCompiledFiles(project.root, project.targetPath, manifest, transform, (n) => n.resource_type !== 'test');
+    const compiledWritten = writeCompiledFiles(project.root, project.targetPath, manifest, transform, (n) => n.resource_type !== 'test');
     (transform as { flush?: () => void } | undefined)?.flush?.();
     writeManifest(project.targetPath, manifest);
+    await compiledWritten;
     writeCompileCache(project.targetPath, project.fingerprint, envRead, env, format, Object.keys(manifest.nodes).length, unitTestFixtureFiles(project));
   };
   return { project, manifest, nodeCount: Object.keys(manifest.nodes).length, cached: false, writeArtifacts };
@@ -150,7 +151,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   try {
     await writeArtifacts();
     const planned = new Set(plan.ids);
-    writeCompiledFiles(project.root, project.targetPath, manifest, undefined, (n) => n.resource_type === 'test' && planned.has(n.unique_id));
+    await writeCompiledFiles(project.root, project.targetPath, manifest, undefined, (n) => n.resource_type === 'test' && planned.has(n.unique_id));
     if (keepsState) {
       await adapter.withSession(async (session) => {
         await migrateState(adapter, session);

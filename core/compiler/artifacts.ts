@@ -5,9 +5,11 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import type { Manifest, ManifestNode } from './manifest.js';
 import { BUILD_ID } from './version.js';
+import { RunError } from '../errors.js';
 
 const CACHE_DIR = '.etl';
 
@@ -86,14 +88,17 @@ export function writeManifest(targetPath: string, manifest: Manifest): void {
  * Writes target/compiled/**.sql; `transform` may pretty-print. A file whose
  * content is what the last compile wrote is not written again: on a large
  * project, file writes are most of a compile after a small change.
+ *
+ * The returned promise settles when every file is written (see writeFiles);
+ * only then is the record of what was written saved.
  */
-export function writeCompiledFiles(
+export async function writeCompiledFiles(
   projectRoot: string,
   targetPath: string,
   manifest: Manifest,
   transform?: (sql: string) => string,
   include: (node: ManifestNode) => boolean = () => true,
-): number {
+): Promise<number> {
   const recordFile = path.join(targetPath, CACHE_DIR, 'compiled-files.json');
   let previous: Record<string, string> = {};
   try {
@@ -103,7 +108,7 @@ export function writeCompiledFiles(
   }
   const record: Record<string, string> = { ...previous };
   const dirs = new Set<string>();
-  let written = 0;
+  const pending: Array<[file: string, sql: string]> = [];
   for (const node of Object.values(manifest.nodes)) {
     if (!node.compiled_path || !include(node)) continue;
     const file = path.join(projectRoot, node.compiled_path);
@@ -117,11 +122,57 @@ export function writeCompiledFiles(
       mkdirSync(dir, { recursive: true });
       dirs.add(dir);
     }
-    writeFileSync(file, sql);
-    written++;
+    pending.push([file, sql]);
   }
+  await writeFiles(pending);
   writeFileAtomic(recordFile, JSON.stringify(record));
-  return written;
+  return pending.length;
+}
+
+function writeError(file: string, message: string): RunError {
+  return new RunError(`Could not write ${file}: ${message}\n  hint: make sure the target folder is writable and nothing else is at that path (etl clean removes target/)`);
+}
+
+/** Below this many files, a worker's start-up costs more than it saves. */
+const WORKER_MIN_FILES = 500;
+
+/** Runs on the worker: plain CommonJS, so it works from dist/ and from the TypeScript sources alike. */
+const WRITER_SOURCE = `
+const { writeFileSync } = require('node:fs');
+const { parentPort, workerData } = require('node:worker_threads');
+let file;
+try {
+  for (const [f, text] of workerData) { file = f; writeFileSync(f, text); }
+  parentPort.postMessage({ ok: true });
+} catch (err) {
+  parentPort.postMessage({ error: String(err && err.message || err), file });
+}`;
+
+/**
+ * Creating thousands of files is mostly kernel time: a worker thread does it
+ * on the second core while the main thread goes on (the caller serialises the
+ * manifest meanwhile). Few files are written here and now.
+ */
+function writeFiles(files: Array<[file: string, text: string]>): Promise<void> {
+  if (files.length < WORKER_MIN_FILES) {
+    for (const [file, text] of files) {
+      try {
+        writeFileSync(file, text);
+      } catch (err) {
+        return Promise.reject(writeError(file, (err as Error).message));
+      }
+    }
+    return Promise.resolve();
+  }
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(WRITER_SOURCE, { eval: true, workerData: files });
+    worker.once('message', (m: { ok?: boolean; error?: string; file?: string }) => {
+      void worker.terminate();
+      if (m.ok) resolve();
+      else reject(writeError(m.file ?? 'target/compiled', m.error ?? 'unknown error'));
+    });
+    worker.once('error', reject);
+  });
 }
 
 export function readJsonIfExists<T>(file: string): T | undefined {

@@ -2,9 +2,9 @@
 // `etl ls`, spawned on copies of project-template/.
 
 import path from 'node:path';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { copyTemplate, dbPathOf, killAll, listFiles, read, readJson, removeTempDirs, runCli, snapshotDir, withDb } from './helpers.js';
+import { copyTemplate, dbPathOf, etlYml, killAll, listFiles, read, readJson, removeTempDirs, runCli, snapshotDir, withDb, writeProject } from './helpers.js';
 
 const MODEL_FILES = [
   'models/marts/customers.sql',
@@ -114,6 +114,44 @@ describe('etl compile', () => {
     const r = await runCli(['compile'], { cwd: project });
     expect(r.code, r.output).toBe(0);
     expect(listFiles(compiledDir)).toEqual(files);
+  });
+});
+
+describe('etl compile of a large project (compiled files written by a worker thread)', () => {
+  afterEach(removeTempDirs);
+
+  const N = 600; // above the worker's threshold of 500 files
+  const files = (): Record<string, string> => {
+    const out: Record<string, string> = { 'etl.yml': etlYml('big') };
+    for (let i = 0; i < N; i++) out[`models/m${i}.sql`] = i === 0 ? 'select 1 as id' : `select id + ${i} as id from {{ref "m${i - 1}"}}`;
+    return out;
+  };
+
+  it('writes every compiled file with its rendered SQL, then only what changed', async () => {
+    const project = writeProject(files());
+    const r = await runCli(['compile'], { cwd: project });
+    expect(r.code, r.output).toBe(0);
+    const compiled = listFiles(path.join(project, 'target/compiled/big/models'));
+    expect(compiled).toHaveLength(N);
+    expect(read(project, 'target/compiled/big/models/m599.sql')).toBe(`select id + 599 as id from "main"."m598"\n`);
+    expect(read(project, 'target/compiled/big/models/m0.sql')).toBe('select 1 as id\n');
+
+    appendFileSync(path.join(project, 'models/m7.sql'), ' -- changed');
+    const again = await runCli(['compile'], { cwd: project });
+    expect(again.code, again.output).toBe(0);
+    expect(read(project, 'target/compiled/big/models/m7.sql')).toContain('-- changed');
+    expect(read(project, 'target/compiled/big/models/m8.sql')).toBe(`select id + 8 as id from "main"."m7"\n`);
+  });
+
+  it('a file that cannot be written fails the compile with its path, and no cache claims it', async () => {
+    const project = writeProject(files());
+    // A directory where a compiled file should go: the worker's write fails.
+    mkdirSync(path.join(project, 'target/compiled/big/models/m300.sql'), { recursive: true });
+    const r = await runCli(['compile'], { cwd: project });
+    expect(r.code, r.output).toBe(1);
+    expect(r.output).toMatch(/Could not write \S*m300\.sql: EISDIR/);
+    expect(r.output).not.toContain('Internal error');
+    expect(existsSync(path.join(project, 'target/.etl/compile.json'))).toBe(false);
   });
 });
 
