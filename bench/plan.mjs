@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
-const cli = path.join(root, 'dist', 'cli', 'main.js');
+const cli = path.join(root, 'dist', 'bin', 'etl.js');
 const work = path.join(here, '.work', 'plan');
 
 /** models, each refs 1-2 earlier ones, with `testsPerModel` generic tests in yml. */

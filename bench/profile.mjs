@@ -2,7 +2,7 @@
 //
 //   node bench/profile.mjs [--models 10000] [--no-tests] [--warm] [--build] [--top 25] [--interval 500]
 //
-// Runs `node --cpu-prof dist/cli/main.js compile` (cold: target/ deleted;
+// Runs `node --cpu-prof dist/bin/etl.js compile` (cold: target/ deleted;
 // --warm: a second run against an unchanged project; --build: `etl build` of
 // the views project, fresh database) and prints, from the .cpuprofile:
 //   - self time per function (name, file:line), the hotspots;
@@ -44,7 +44,7 @@ const SNAPSHOT = path.join(WORK, 'snapshot-profile');
 rmSync(SNAPSHOT, { recursive: true, force: true });
 cpSync(path.join(ROOT, 'dist'), path.join(SNAPSHOT, 'dist'), { recursive: true });
 copyFileSync(path.join(ROOT, 'package.json'), path.join(SNAPSHOT, 'package.json'));
-const cli = path.join(SNAPSHOT, 'dist', 'cli', 'main.js');
+const cli = path.join(SNAPSHOT, 'dist', 'bin', 'etl.js');
 const command = build ? 'build' : 'compile';
 
 if (build) {

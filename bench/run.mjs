@@ -31,7 +31,7 @@ const DIST = path.join(ROOT, 'dist');
 // rebuild dist/ while this runs, and a rebuild both changes the code under
 // measurement and invalidates the compile cache (its key includes the build).
 const SNAPSHOT = path.join(WORK, 'snapshot');
-const CLI = path.join(SNAPSHOT, 'dist', 'cli', 'main.js');
+const CLI = path.join(SNAPSHOT, 'dist', 'bin', 'etl.js'); // the bundled `etl` command (package.json bin)
 const RAW = path.join(BENCH, 'raw-duckdb.mjs');
 const PRELOAD = path.join(BENCH, 'maxrss-preload.mjs');
 const TIME = '/usr/bin/time';
@@ -55,8 +55,8 @@ const doCompile = !flag('--no-compile');
 const doBuild = !flag('--no-build');
 const BUILD_MODELS = 1000;
 
-if (!existsSync(path.join(DIST, 'cli', 'main.js'))) {
-  console.error('dist/cli/main.js is missing: run `npm run bench` (or npx tsc -p .) first');
+if (!existsSync(path.join(DIST, 'bin', 'etl.js'))) {
+  console.error('dist/bin/etl.js is missing: run `npm run bench` (or npm run build) first');
   process.exit(2);
 }
 rmSync(SNAPSHOT, { recursive: true, force: true });

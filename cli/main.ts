@@ -36,10 +36,10 @@ let secretsForErrors: Secrets | undefined;
 async function parseVars(text: string | undefined): Promise<Record<string, unknown> | undefined> {
   if (!text) return undefined;
   // YAML is a superset of JSON, so both '{"a": 1}' and '{a: 1}' work.
-  const { parse } = await import('yaml');
+  const { parseYamlValue } = await import('../core/project/yaml.js');
   let value: unknown;
   try {
-    value = parse(text);
+    value = parseYamlValue(text);
   } catch (err) {
     throw new ProjectError([{ message: `--vars is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`, hint: `write --vars '{"start_date": "2024-01-01"}'` }]);
   }

@@ -13,6 +13,7 @@ import { ETL_VERSION } from './compiler/version.js';
 import { explainSelection } from './graph/select.js';
 import { planRun, type Plan } from './plan/plan.js';
 import { parseProject, scanProject, type ProjectScan } from './project/load.js';
+import { STAMPS_FILE } from './project/files.js';
 import { unitTestFixtureFiles } from './data-tests/unit-tests.js';
 import { executePlan } from './runner/runner.js';
 import { migrateState, readState, recordRunEnd, recordRunStart } from './state/state.js';
@@ -52,9 +53,9 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
  * Compiles without writing anything yet: a run first takes the target's lock,
  * so a second process that is refused changes nothing in target/ either.
  */
-async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
+async function compileUnwritten(options: CompileOptions, scanned?: ProjectScan): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
   const env = options.env ?? process.env;
-  const scan = scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
+  const scan = scanned ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
   if (!options.noCache) {
     const cached = readCachedManifest(scan.targetPath, path.join(scan.root, scan.compiledDir), scan.fingerprint, env, format);
@@ -66,7 +67,7 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
         },
         nodeCount: cached.nodeCount,
         cached: true,
-        writeArtifacts: async () => undefined,
+        writeArtifacts: async () => writeFileStamps(scan),
       };
     }
   }
@@ -86,8 +87,13 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
     writeManifest(project.targetPath, manifest);
     await compiledWritten;
     writeCompileCache(project.targetPath, project.fingerprint, envRead, env, format, Object.keys(manifest.nodes).length, unitTestFixtureFiles(project));
+    writeFileStamps(project);
   };
   return { project, manifest, nodeCount: Object.keys(manifest.nodes).length, cached: false, writeArtifacts };
+}
+
+function writeFileStamps(scan: ProjectScan): void {
+  if (scan.fileStamps) writeFileAtomic(path.join(scan.targetPath, STAMPS_FILE), JSON.stringify(scan.fileStamps));
 }
 
 export interface SelectOptions {
@@ -136,18 +142,37 @@ interface ExecuteOptions {
   retryBatches?: Map<string, Array<[string, string]>>;
 }
 
-async function execute(options: RunCommandOptions, resourceTypes: ResourceType[], how: ExecuteOptions): Promise<RunSummary> {
-  const { project, manifest, writeArtifacts } = await compileUnwritten(options);
-  const { selected, warnings } = how.ids ? { selected: how.ids, warnings: [] } : selectFromManifest(manifest, project.targetPath, options);
-  const plan = planRun(manifest, selected, new Set(resourceTypes));
-  const threads = options.threads ?? project.target.threads;
+async function openAdapter(project: ProjectScan): Promise<Adapter> {
   const adapter = await createAdapter(project.target, project.root);
+  await adapter.open();
+  return adapter;
+}
+
+async function execute(options: RunCommandOptions, resourceTypes: ResourceType[], how: ExecuteOptions): Promise<RunSummary> {
+  const scan = scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env ?? process.env });
+  // A server target's connections (TCP, TLS, auth, the schema lock) are made
+  // while the project compiles. An embedded file is opened only once the
+  // project is known to be good: opening it creates it.
+  const connecting = scan.target.type === 'postgres' ? openAdapter(scan) : undefined;
+  connecting?.catch(() => undefined); // awaited below; a compile error must not leave it unhandled
+  let prepared;
+  try {
+    const compiled = await compileUnwritten(options, scan);
+    const { selected, warnings } = how.ids ? { selected: how.ids, warnings: [] } : selectFromManifest(compiled.manifest, compiled.project.targetPath, options);
+    prepared = { ...compiled, warnings, plan: planRun(compiled.manifest, selected, new Set(resourceTypes)) };
+  } catch (err) {
+    // A bad project is reported as such, whatever the connection did.
+    await connecting?.then((a) => a.close(), () => undefined);
+    throw err;
+  }
+  const { project, manifest, writeArtifacts, warnings, plan } = prepared;
+  const threads = options.threads ?? project.target.threads;
+  const adapter = await (connecting ?? openAdapter(project));
   const onEvent = options.onEvent ?? (() => undefined);
   let outcome;
   const runId = randomUUID();
   // Runs that build something keep their history and state in the target (etl_meta).
   const keepsState = resourceTypes.some((t) => t !== 'test');
-  await adapter.open();
   try {
     await writeArtifacts();
     const planned = new Set(plan.ids);

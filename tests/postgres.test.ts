@@ -502,7 +502,7 @@ describe('etl build --target pg', () => {
         `targets:\n  pg: { type: postgres, url: "postgres://127.0.0.1:5432/test", schema: ${schema}, threads: 4 }\n`,
       );
       writeFileSync(path.join(dir, 'etl.yml'), config);
-      const cli = path.join(ROOT, 'dist/cli/main.js');
+      const cli = path.join(ROOT, 'dist/bin/etl.js');
       const result = await run('node', [cli, 'build', '--project-dir', dir, '--target', 'pg'], { cwd: dir }).catch(
         (e: { stdout: string; stderr: string; code: number }) => e,
       );

@@ -16,7 +16,7 @@ import { dependentViews, dropExistingSql, dropViewSql, existingRelation, recreat
 import { connectHint, errorText, isConnectionLost, isTransientPgError } from './errors.js';
 import { copyCsv, createTableSql, seedColumns, type SeedColumn } from './seed.js';
 import { PgSession, typeParsers } from './session.js';
-import { SchemaLocks } from './lock.js';
+import { LOCK_APPLICATION_NAME, SchemaLocks } from './lock.js';
 
 export type { PostgresTarget } from './connection.js';
 
@@ -62,14 +62,15 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     const settings = connectionSettings(this.target, this.projectRoot);
     this.settings = settings;
     let config = settings.config;
+    let first: pg.Client;
     try {
-      await this.probe(config);
+      first = await this.probe(config);
     } catch (err) {
       // sslmode=prefer: a server without TLS gets a plain connection, as with libpq.
       if (settings.sslmode !== 'prefer' || !/does not support SSL/i.test(errorText(err))) throw this.connectError(err);
       config = { ...config, ssl: false };
       try {
-        await this.probe(config);
+        first = await this.probe(config);
       } catch (err2) {
         throw this.connectError(err2);
       }
@@ -81,7 +82,9 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     pool.on('error', noop);
     pool.on('connect', (client) => client.on('error', noop));
     this.pool = pool;
-    this.locks = new SchemaLocks(config, this.target.name, settings.secrets);
+    // The probe's connection becomes the one that holds the schema locks: one
+    // connection fewer to set up per run.
+    this.locks = new SchemaLocks(config, this.target.name, settings.secrets, first);
     if (this.options.lockTargetSchema) {
       // Before anything is written (target/, etl_meta, the schema): a second
       // run on this schema fails here and changes nothing, as a second run on
@@ -95,17 +98,22 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     }
   }
 
-  /** Connects once and asks the server's version: proves the target is reachable. */
-  private async probe(config: pg.ClientConfig): Promise<void> {
-    const client = new pg.Client(config);
+  /**
+   * Connects and asks the server's version: proves the target is reachable.
+   * Returns the connection, named for its later use: holding the schema locks.
+   */
+  private async probe(config: pg.ClientConfig): Promise<pg.Client> {
+    const client = new pg.Client({ ...config, application_name: LOCK_APPLICATION_NAME });
     client.on('error', noop);
     try {
       await client.connect();
       const r = await client.query<{ v: string }>("select current_setting('server_version_num') as v");
       // MERGE arrived in Postgres 15.
       this.capabilities.merge = Number(r.rows[0]?.v) >= 150000;
-    } finally {
+      return client;
+    } catch (err) {
       await client.end().catch(noop);
+      throw err;
     }
   }
 

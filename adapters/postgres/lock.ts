@@ -11,6 +11,9 @@ import { scrubError } from './connection.js';
 /** The first key of the two-key advisory lock: keeps our locks apart from other applications'. */
 const LOCK_NAMESPACE = 'etl';
 
+/** application_name of the connection holding the locks, as pg_stat_activity shows it. */
+export const LOCK_APPLICATION_NAME = 'etl (lock)';
+
 export class SchemaLocks {
   private client?: pg.Client;
   private connecting?: Promise<pg.Client>;
@@ -20,7 +23,11 @@ export class SchemaLocks {
     private readonly config: pg.ClientConfig,
     private readonly targetName: string,
     private readonly secrets: readonly string[],
-  ) {}
+    /** An open connection to use instead of making one (the adapter's probe). */
+    connected?: pg.Client,
+  ) {
+    this.client = connected;
+  }
 
   /** Takes the lock for `schema`, or throws RunError when another session holds it. */
   async acquire(schema: string): Promise<void> {
@@ -68,7 +75,7 @@ export class SchemaLocks {
   private connection(): Promise<pg.Client> {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
-      const client = new pg.Client({ ...this.config, application_name: 'etl (lock)' });
+      const client = new pg.Client({ ...this.config, application_name: LOCK_APPLICATION_NAME });
       client.on('error', () => undefined);
       try {
         await client.connect();

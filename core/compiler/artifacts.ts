@@ -5,11 +5,11 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import type { Manifest, ManifestNode } from './manifest.js';
 import { BUILD_ID } from './version.js';
 import { RunError } from '../errors.js';
+import { Worker } from 'node:worker_threads';
 
 const CACHE_DIR = '.etl';
 
@@ -153,17 +153,18 @@ try {
  * on the second core while the main thread goes on (the caller serialises the
  * manifest meanwhile). Few files are written here and now.
  */
-function writeFiles(files: Array<[file: string, text: string]>): Promise<void> {
+async function writeFiles(files: Array<[file: string, text: string]>): Promise<void> {
   if (files.length < WORKER_MIN_FILES) {
     for (const [file, text] of files) {
       try {
         writeFileSync(file, text);
       } catch (err) {
-        return Promise.reject(writeError(file, (err as Error).message));
+        throw writeError(file, (err as Error).message);
       }
     }
-    return Promise.resolve();
+    return;
   }
+  // Started before this function first yields: the caller's synchronous work runs meanwhile.
   return new Promise((resolve, reject) => {
     const worker = new Worker(WRITER_SOURCE, { eval: true, workerData: files });
     worker.once('message', (m: { ok?: boolean; error?: string; file?: string }) => {

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
-// Built: dist/core/compiler/version.js (three levels down); from source under vitest: two.
+declare const __ETL_BUILD_ID__: string | undefined;
+// Built: dist/core/compiler/version.js (three levels down); bundled (dist/bin/) or from source under vitest: two.
 export const ETL_VERSION: string = (() => {
   for (const rel of ['../../../package.json', '../../package.json']) {
     try {
@@ -25,6 +26,8 @@ export const ETL_VERSION: string = (() => {
  * a hash of the code that decides what a compile produces.
  */
 export const BUILD_ID: string = (() => {
+  // The bundle (dist/bin/, scripts/bundle.mjs) has it built in: its files are not laid out as below.
+  if (typeof __ETL_BUILD_ID__ === 'string') return __ETL_BUILD_ID__;
   try {
     const here = path.dirname(fileURLToPath(import.meta.url));
     const hash = createHash('sha256').update(ETL_VERSION);

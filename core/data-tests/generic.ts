@@ -2,7 +2,7 @@
 // query that returns the failing rows, and the row-level ones also give the
 // predicate that marks a single failing row (used by quarantine).
 
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Dialect } from '../../adapters/dialect.js';
 import { strictObject } from '../project/yaml.js';
 

@@ -6,7 +6,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { globSync } from 'glob';
+import { checksumOf, filesUnder, readStamps, type FileStamp } from './files.js';
 import { type Diagnostic, Diagnostics, ProjectError, didYouMean } from '../errors.js';
 import { readYaml, validate, type YamlFile, type YamlPath } from './yaml.js';
 import {
@@ -87,6 +87,8 @@ export interface ProjectScan {
     helperModules: Array<{ path: string; absPath: string }>;
     ymlFiles: Array<{ rel: string; text: string }>;
   };
+  /** Checksums of large files by (size, mtime), to save in target/ when they changed (see files.ts). */
+  fileStamps?: Record<string, FileStamp>;
 }
 
 export interface Project extends ProjectScan {
@@ -164,16 +166,20 @@ export function scanProject(projectDir: string, options: LoadOptions = {}): Proj
 
   const hash = createHash('sha256');
   hash.update(configText);
-  const listFiles = (kind: keyof typeof PATH_DEFAULTS, patterns: string[]) => {
+  const under = new Map<string, string[]>();
+  /** Files of a kind's folders whose path (relative to the folder) passes `match`. */
+  const listFiles = (kind: keyof typeof PATH_DEFAULTS, match: (rel: string) => boolean) => {
     const key = `${kind}-paths` as const;
     const dirs = (projectFile as Record<string, unknown>)[key] as string[] | undefined;
     const out: string[] = [];
     for (const dir of dirs ?? [PATH_DEFAULTS[kind]]) {
-      const matches = globSync(patterns, { cwd: path.join(root, dir), nodir: true, posix: true });
-      for (const m of matches.sort()) out.push(`${dir}/${m}`);
+      let files = under.get(dir);
+      if (!files) under.set(dir, (files = filesUnder(path.join(root, dir))));
+      for (const m of files) if (match(m)) out.push(`${dir}/${m}`);
     }
     return out;
   };
+  const ext = (...exts: string[]) => (rel: string) => exts.some((e) => rel.endsWith(e));
   const readSql = (kind: ResourceKind, rel: string): ProjectSourceFile => {
     const absPath = path.join(root, rel);
     const text = readFileSync(absPath, 'utf8');
@@ -181,36 +187,39 @@ export function scanProject(projectDir: string, options: LoadOptions = {}): Proj
     const checksum = sha256(text);
     return { kind, name: path.basename(rel).replace(/\.[^.]+$/, ''), path: toPosix(rel), absPath, text, checksum };
   };
+  const targetPath = path.join(root, projectFile['target-path'] ?? 'target');
+  const fileStamps = readStamps(targetPath);
+  let fileStampsChanged = false;
   const readSeed = (rel: string): ProjectSourceFile => {
     const absPath = path.join(root, rel);
     // A seed's checksum is of its contents, so state:modified sees data edits.
-    const text = readFileSync(absPath, 'utf8');
-    const checksum = sha256(text);
+    const { checksum, changed } = checksumOf(absPath, toPosix(rel), fileStamps);
+    fileStampsChanged ||= changed;
     hash.update(rel).update('\0').update(checksum).update('\0');
     return { kind: 'seed', name: path.basename(rel).replace(/\.csv$/i, ''), path: toPosix(rel), absPath, text: '', checksum };
   };
 
-  const models = listFiles('model', ['**/*.sql']).map((p) => readSql('model', p));
-  const snapshots = listFiles('snapshot', ['**/*.sql']).map((p) => readSql('snapshot', p));
-  const singularTests = listFiles('test', ['**/*.sql']).map((p) => readSql('test', p));
-  const seeds = listFiles('seed', ['**/*.csv']).map(readSeed);
-  const partials = listFiles('macro', ['**/*.hbs']).map((p) => {
+  const models = listFiles('model', ext('.sql')).map((p) => readSql('model', p));
+  const snapshots = listFiles('snapshot', ext('.sql')).map((p) => readSql('snapshot', p));
+  const singularTests = listFiles('test', ext('.sql')).map((p) => readSql('test', p));
+  const seeds = listFiles('seed', ext('.csv')).map(readSeed);
+  const partials = listFiles('macro', ext('.hbs')).map((p) => {
     const f = readSql('model', p);
     return { name: f.name, path: f.path, text: f.text };
   });
-  const genericTests = listFiles('macro', ['tests/**/*.sql']).map((p) => {
+  const genericTests = listFiles('macro', (rel) => rel.startsWith('tests/') && rel.endsWith('.sql')).map((p) => {
     const f = readSql('test', p);
     return { name: f.name, path: f.path, text: f.text };
   });
-  const helperModules = listFiles('macro', ['**/*.js', '**/*.mjs', '**/*.ts']).map((p) => {
+  const helperModules = listFiles('macro', ext('.js', '.mjs', '.ts')).map((p) => {
     const f = readSql('model', p);
     return { path: f.path, absPath: f.absPath };
   });
 
   const ymlFiles = [
-    ...listFiles('model', ['**/*.yml', '**/*.yaml']),
-    ...listFiles('seed', ['**/*.yml', '**/*.yaml']),
-    ...listFiles('snapshot', ['**/*.yml', '**/*.yaml']),
+    ...listFiles('model', ext('.yml', '.yaml')),
+    ...listFiles('seed', ext('.yml', '.yaml')),
+    ...listFiles('snapshot', ext('.yml', '.yaml')),
   ].map((rel) => {
     const text = readFileSync(path.join(root, rel), 'utf8');
     hash.update(rel).update('\0').update(text).update('\0');
@@ -226,11 +235,12 @@ export function scanProject(projectDir: string, options: LoadOptions = {}): Proj
     targetName,
     target: target!,
     vars,
-    targetPath: path.join(root, projectFile['target-path'] ?? 'target'),
+    targetPath,
     compiledDir: path.posix.join(toPosix(projectFile['target-path'] ?? 'target'), 'compiled', projectFile.name),
     fingerprint: hash.digest('hex'),
     secrets,
     files: { models, seeds, snapshots, singularTests, partials, genericTests, helperModules, ymlFiles },
+    fileStamps: fileStampsChanged ? fileStamps : undefined,
   };
 }
 

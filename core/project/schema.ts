@@ -2,7 +2,7 @@
 // errors with "did you mean", because a misspelt config key silently ignored
 // is the most expensive kind of bug in this field.
 
-import { z } from 'zod';
+import * as z from 'zod';
 import { strictObject } from './yaml.js';
 
 const stringList = z.union([z.string(), z.array(z.string())]);

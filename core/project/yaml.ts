@@ -6,7 +6,8 @@
 import { createRequire } from 'node:module';
 import type { Document, LineCounter } from 'yaml';
 import jsyaml from 'js-yaml';
-import { z as zod, type z } from 'zod';
+import * as zod from 'zod';
+import type * as z from 'zod';
 import { closestMatch, type Diagnostic } from '../errors.js';
 
 export type YamlPath = ReadonlyArray<string | number>;
@@ -86,6 +87,11 @@ function findPair(parent: unknown, key: string | number): number | undefined {
 }
 
 /** Parses YAML text; a syntax error becomes a Diagnostic with the parser's position. */
+/** Parses one YAML (or JSON) value, as `yaml.parse` does; throws its error. */
+export function parseYamlValue(text: string): unknown {
+  return yamlLib().parse(text);
+}
+
 export function readYaml(file: string, text: string): YamlFile | Diagnostic {
   // js-yaml reads about 10x faster than `yaml`; `yaml` is kept for positions
   // and for the wording of syntax errors, both needed only when something is wrong.

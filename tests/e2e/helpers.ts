@@ -1,5 +1,5 @@
 // Shared helpers for the end-to-end tests: they spawn the built CLI
-// (dist/cli/main.js) on throw-away projects and look at what it leaves in the
+// (dist/bin/etl.js, the bundled `etl` command) on throw-away projects and look at what it leaves in the
 // DuckDB file and in target/.
 //
 // dist/ must be built first (`npx tsc -p .`; `npm test` does it in pretest).
@@ -15,7 +15,7 @@ import pg from 'pg';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** The CLI under test; ETL_E2E_CLI points the suite at another build (e.g. an installed package). */
-export const CLI = process.env.ETL_E2E_CLI ?? path.join(REPO_ROOT, 'dist/cli/main.js');
+export const CLI = process.env.ETL_E2E_CLI ?? path.join(REPO_ROOT, 'dist/bin/etl.js');
 export const TEMPLATE_DIR = path.join(REPO_ROOT, 'project-template');
 
 export function assertCliBuilt(): void {

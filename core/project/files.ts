@@ -1,0 +1,84 @@
+// Finding a project's files, and the content checksums of large ones.
+//
+// Listing: one recursive readdir per folder, shared by every pattern asked of
+// it (glob walked the models folder once per pattern and cost 15 ms for 200
+// files, a good part of a short run).
+//
+// Checksums: a seed of 50 MB took ~0.1 s to read and hash on every run only
+// to learn that it had not changed. Its (size, mtime) stamp, kept in
+// target/.etl/file-stamps.json, stands for the content, as in git's index:
+// trusted only when the file was last modified well before it was hashed, so
+// a write racing the hash (or a coarse file-system clock) never hides a change.
+
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * Files under `dir`, relative to it with forward slashes, sorted. Hidden files
+ * and folders are left out, and symlinked folders are not followed, as with
+ * glob's `**`.
+ */
+export function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (abs: string, rel: string) => {
+    let entries;
+    try {
+      entries = readdirSync(abs, { withFileTypes: true });
+    } catch {
+      return; // a folder that does not exist holds no files
+    }
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(path.join(abs, e.name), r);
+      else if (e.isFile() || (e.isSymbolicLink() && isFile(path.join(abs, e.name)))) out.push(r);
+    }
+  };
+  walk(dir, '');
+  return out.sort();
+}
+
+function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+export interface FileStamp {
+  size: number;
+  mtimeMs: number;
+  /** Date.now() just before the file was read for this checksum. */
+  hashedAt: number;
+  checksum: string;
+}
+
+/** A file modified less than this before it was hashed is hashed again next time. */
+const RACY_MS = 50;
+
+export const STAMPS_FILE = path.join('.etl', 'file-stamps.json');
+
+export function readStamps(targetPath: string): Record<string, FileStamp> {
+  try {
+    return JSON.parse(readFileSync(path.join(targetPath, STAMPS_FILE), 'utf8')) as Record<string, FileStamp>;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The sha256 of a file's content, from its stamp when size and mtime match a
+ * trustworthy one; otherwise read and hashed, and `stamps` updated.
+ * Returns whether the stamps changed.
+ */
+export function checksumOf(absPath: string, key: string, stamps: Record<string, FileStamp>): { checksum: string; changed: boolean } {
+  const st = statSync(absPath);
+  const s = stamps[key];
+  if (s && s.size === st.size && s.mtimeMs === st.mtimeMs && st.mtimeMs < s.hashedAt - RACY_MS) return { checksum: s.checksum, changed: false };
+  const hashedAt = Date.now();
+  const checksum = createHash('sha256').update(readFileSync(absPath)).digest('hex');
+  stamps[key] = { size: st.size, mtimeMs: st.mtimeMs, hashedAt, checksum };
+  return { checksum, changed: true };
+}
