@@ -2,7 +2,9 @@ import { describe, it, expect, afterEach } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadProject, mergeConfig, type LoadOptions, type Project } from '../core/project/load.js';
+import { createHash } from 'node:crypto';
+import { loadProject, mergeConfig, scanProject, type LoadOptions, type Project } from '../core/project/load.js';
+import { checksumOf, filesUnder, readStamps, STAMPS_FILE, type FileStamp } from '../core/project/files.js';
 import { redact } from '../core/project/secrets.js';
 import { ProjectError, type Diagnostic } from '../core/errors.js';
 
@@ -633,3 +635,162 @@ describe('loadProject: seeds yml', () => {
     expect(diags[0]).toMatchObject({ file: 'seeds/seeds.yml', line: 5, col: 13 });
   });
 });
+
+describe('filesUnder', () => {
+  it('lists files recursively, sorted, relative with forward slashes', () => {
+    const root = writeProject({
+      'a.sql': '',
+      'a/x.sql': '',
+      'a/b/c.sql': '',
+      'b-c.sql': '',
+      'b.sql': '',
+      'b/y.sql': '',
+      'z/deep/er/still.csv': '',
+      'Z.sql': '',
+    });
+    // Sorted as strings ('.' < '/' puts a.sql before a/x.sql), whatever order readdir and the walk gave.
+    expect(filesUnder(root)).toEqual(['Z.sql', 'a.sql', 'a/b/c.sql', 'a/x.sql', 'b-c.sql', 'b.sql', 'b/y.sql', 'z/deep/er/still.csv']);
+    // Relative to the folder asked for.
+    expect(filesUnder(path.join(root, 'a'))).toEqual(['b/c.sql', 'x.sql']);
+  });
+
+  it('leaves out hidden files and everything in hidden folders', () => {
+    const root = writeProject({
+      'kept.sql': '',
+      '.hidden.sql': '',
+      'sub/.DS_Store': '',
+      'sub/kept.sql': '',
+      '.git/config': '',
+      '.cache/models/m.sql': '',
+      'sub/.private/p.sql': '',
+    });
+    expect(filesUnder(root)).toEqual(['kept.sql', 'sub/kept.sql']);
+  });
+
+  it('includes symlinked files, does not follow symlinked folders, skips dangling links', () => {
+    const outside = writeProject({ 'real.sql': 'select 1', 'folder/inner.sql': 'select 2' });
+    const root = writeProject({ 'models/own.sql': '' });
+    fs.symlinkSync(path.join(outside, 'real.sql'), path.join(root, 'models/linked.sql'));
+    fs.symlinkSync(path.join(outside, 'folder'), path.join(root, 'models/linked_folder'));
+    fs.symlinkSync(path.join(outside, 'nope.sql'), path.join(root, 'models/dangling.sql'));
+    expect(filesUnder(root)).toEqual(['models/linked.sql', 'models/own.sql']);
+  });
+
+  it('a folder that does not exist holds no files', () => {
+    const root = writeProject({ 'x.sql': '' });
+    expect(filesUnder(path.join(root, 'no_such_folder'))).toEqual([]);
+  });
+});
+
+describe('checksumOf', () => {
+  const FAKE = 'f'.repeat(64);
+  /** A file whose mtime is a whole second an hour ago, so mtimeMs is exact and far from now. */
+  function seedFile(text = 'id,name\n1,ann\n'): { abs: string; mtimeMs: number; size: number } {
+    const root = writeProject({ 'seeds/s.csv': text });
+    const abs = path.join(root, 'seeds/s.csv');
+    const mtimeSec = Math.floor(Date.now() / 1000) - 3600;
+    fs.utimesSync(abs, mtimeSec, mtimeSec);
+    const st = fs.statSync(abs);
+    expect(st.mtimeMs).toBe(mtimeSec * 1000);
+    return { abs, mtimeMs: st.mtimeMs, size: st.size };
+  }
+
+  it('without a stamp: hashes the content and records a stamp', () => {
+    const text = 'id,name\n1,ann\n';
+    const { abs, mtimeMs, size } = seedFile(text);
+    const other: FileStamp = { size: 1, mtimeMs: 1, hashedAt: 2, checksum: 'other' };
+    const stamps: Record<string, FileStamp> = { 'seeds/other.csv': other };
+    const before = Date.now();
+    const r = checksumOf(abs, 'seeds/s.csv', stamps);
+    const after = Date.now();
+    expect(r).toEqual({ checksum: sha256(text), changed: true });
+    expect(stamps['seeds/s.csv']).toMatchObject({ size, mtimeMs, checksum: sha256(text) });
+    expect(stamps['seeds/s.csv']!.hashedAt).toBeGreaterThanOrEqual(before);
+    expect(stamps['seeds/s.csv']!.hashedAt).toBeLessThanOrEqual(after);
+    expect(stamps['seeds/other.csv']).toBe(other);
+  });
+
+  it('trusts a stamp whose size and mtime match and that was hashed more than 50 ms after the mtime', () => {
+    const { abs, mtimeMs, size } = seedFile();
+    for (const hashedAt of [mtimeMs + 51, mtimeMs + 3_600_000]) {
+      const stamp: FileStamp = { size, mtimeMs, hashedAt, checksum: FAKE };
+      const stamps = { k: stamp };
+      // The fake checksum comes back: the file was not read.
+      expect(checksumOf(abs, 'k', stamps), `hashedAt = mtime + ${hashedAt - mtimeMs}`).toEqual({ checksum: FAKE, changed: false });
+      expect(stamps).toEqual({ k: { size, mtimeMs, hashedAt, checksum: FAKE } });
+    }
+  });
+
+  it('does not trust a racy stamp (hashed 50 ms or less after the mtime): rehashes and updates it', () => {
+    const text = 'id,name\n1,ann\n';
+    const { abs, mtimeMs, size } = seedFile(text);
+    for (const hashedAt of [mtimeMs + 50, mtimeMs + 10, mtimeMs, mtimeMs - 1000]) {
+      const stamps: Record<string, FileStamp> = { k: { size, mtimeMs, hashedAt, checksum: FAKE } };
+      const before = Date.now();
+      const r = checksumOf(abs, 'k', stamps);
+      expect(r, `hashedAt = mtime + ${hashedAt - mtimeMs}`).toEqual({ checksum: sha256(text), changed: true });
+      expect(stamps.k).toMatchObject({ size, mtimeMs, checksum: sha256(text) });
+      expect(stamps.k!.hashedAt).toBeGreaterThanOrEqual(before);
+      // Now well after the mtime: trusted next time.
+      expect(checksumOf(abs, 'k', stamps)).toEqual({ checksum: sha256(text), changed: false });
+    }
+  });
+
+  it('a different size or mtime forces a rehash', () => {
+    const text = 'id,name\n1,bob\n';
+    const { abs, mtimeMs, size } = seedFile(text);
+    const hashedAt = mtimeMs + 3_600_000; // trustworthy, but for the mismatch
+    const cases: Array<[string, FileStamp]> = [
+      ['size + 1', { size: size + 1, mtimeMs, hashedAt, checksum: FAKE }],
+      ['size - 1', { size: size - 1, mtimeMs, hashedAt, checksum: FAKE }],
+      ['mtime - 1 s', { size, mtimeMs: mtimeMs - 1000, hashedAt, checksum: FAKE }],
+      ['mtime + 1 ms', { size, mtimeMs: mtimeMs + 1, hashedAt, checksum: FAKE }],
+    ];
+    for (const [name, stamp] of cases) {
+      const stamps = { k: stamp };
+      expect(checksumOf(abs, 'k', stamps), name).toEqual({ checksum: sha256(text), changed: true });
+      expect(stamps.k, name).toMatchObject({ size, mtimeMs, checksum: sha256(text) });
+    }
+  });
+
+  it('sees an edit that keeps the size once the mtime moves', () => {
+    const { abs, size } = seedFile('id,name\n1,ann\n');
+    const stamps: Record<string, FileStamp> = {};
+    expect(checksumOf(abs, 'k', stamps).checksum).toBe(sha256('id,name\n1,ann\n'));
+    fs.writeFileSync(abs, 'id,name\n1,bob\n');
+    const later = Math.floor(Date.now() / 1000) - 1800; // still in the past, but not the stamp's mtime
+    fs.utimesSync(abs, later, later);
+    expect(fs.statSync(abs).size).toBe(size);
+    expect(checksumOf(abs, 'k', stamps)).toEqual({ checksum: sha256('id,name\n1,bob\n'), changed: true });
+  });
+});
+
+describe('scanProject: seed checksum stamps', () => {
+  it('hashes seeds the first time, reuses trustworthy stamps from target/.etl after', () => {
+    const root = writeProject({ 'etl.yml': BASIC_ETL_YML, 'seeds/a.csv': 'id\n1\n', 'seeds/b.csv': 'id\n2\n' });
+    const old = Math.floor(Date.now() / 1000) - 3600;
+    for (const f of ['seeds/a.csv', 'seeds/b.csv']) fs.utimesSync(path.join(root, f), old, old);
+    const first = scanProject(root, { env: {} });
+    expect(first.files.seeds.map((s) => [s.path, s.checksum])).toEqual([
+      ['seeds/a.csv', sha256('id\n1\n')],
+      ['seeds/b.csv', sha256('id\n2\n')],
+    ]);
+    // New stamps, for the caller to save; scanning writes nothing.
+    expect(Object.keys(first.fileStamps ?? {}).sort()).toEqual(['seeds/a.csv', 'seeds/b.csv']);
+    expect(fs.existsSync(path.join(root, 'target'))).toBe(false);
+
+    // Saved (as writeFileStamps does), with a fake checksum for b: the next scan believes it.
+    const saved = { ...first.fileStamps!, 'seeds/b.csv': { ...first.fileStamps!['seeds/b.csv']!, checksum: 'fake' } };
+    fs.mkdirSync(path.dirname(path.join(root, 'target', STAMPS_FILE)), { recursive: true });
+    fs.writeFileSync(path.join(root, 'target', STAMPS_FILE), JSON.stringify(saved));
+    expect(readStamps(path.join(root, 'target'))).toEqual(saved);
+    const second = scanProject(root, { env: {} });
+    expect(second.files.seeds.map((s) => s.checksum)).toEqual([sha256('id\n1\n'), 'fake']);
+    expect(second.fileStamps).toBeUndefined();
+    expect(second.fingerprint).not.toBe(first.fingerprint);
+  });
+});
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

@@ -3,6 +3,7 @@
 
 import { watermarkStatement } from '../state/state.js';
 import { relationOf, type MaterializationContext } from './materialization.js';
+import type { Relation } from '../../adapters/adapter.js';
 
 export function wantsFullBuild(ctx: MaterializationContext, existing: 'table' | 'view' | undefined): boolean {
   if (!existing || existing === 'view') return true;
@@ -11,7 +12,8 @@ export function wantsFullBuild(ctx: MaterializationContext, existing: 'table' | 
   return ctx.fullRefresh || ctx.node.config.full_refresh === true;
 }
 
-export function watermarkFor(ctx: MaterializationContext) {
+/** The statement recording the model's watermark; `newRows`: the staged rows an incremental run applies (see watermarkStatement). */
+export function watermarkFor(ctx: MaterializationContext, newRows?: Relation) {
   const { node, adapter } = ctx;
   if (!node.config.event_time) return [];
   const relation = relationOf(node);
@@ -23,6 +25,7 @@ export function watermarkFor(ctx: MaterializationContext) {
       adapter.dialect.quoteIdentifier(node.config.event_time),
       node.config.event_time,
       ctx.runId,
+      newRows && adapter.dialect.relation(newRows.schema, newRows.name),
     ),
   ];
 }

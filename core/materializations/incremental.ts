@@ -42,7 +42,7 @@ export const incremental: Materialization = {
           columns: plan.columns,
           uniqueKey,
           columnChanges: plan.changes,
-          stateStatements: watermarkFor(ctx),
+          stateStatements: watermarkFor(ctx, staged.relation),
         });
         // Quarantined rows have already left the staged table.
         const rows = rowsAffected;

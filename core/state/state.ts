@@ -109,11 +109,30 @@ export async function recordRunEnd(session: AdapterSession, runId: string, statu
 }
 
 /** Upserts a model's watermark: max(event_time) of its table, read in the same transaction. */
-export function watermarkStatement(relationSql: string, relationKey: string, uniqueId: string, eventTimeColumnSql: string, eventTimeColumn: string, runId: string): { sql: string; params: unknown[] } {
+/**
+ * Records max(event_time) of a relation as its watermark, in the transaction
+ * that changes the relation. With `newRowsSql` (the staged rows an
+ * incremental run just applied), only rows at or above their maximum are
+ * read: the table's maximum is there, since those rows are in the table now,
+ * and an engine with zone maps (DuckDB) skips the rest of the table instead of
+ * scanning 10M rows. No new rows (all quarantined, say) leaves the watermark
+ * as it was, as the table is.
+ */
+export function watermarkStatement(
+  relationSql: string,
+  relationKey: string,
+  uniqueId: string,
+  eventTimeColumnSql: string,
+  eventTimeColumn: string,
+  runId: string,
+  newRowsSql?: string,
+): { sql: string; params: unknown[] } {
+  const where = newRowsSql ? ` where ${eventTimeColumnSql} >= (select max(${eventTimeColumnSql}) from ${newRowsSql})` : '';
+  const watermark = newRowsSql ? 'coalesce(excluded.watermark, "watermarks".watermark)' : 'excluded.watermark';
   return {
     sql:
-      `insert into ${t('watermarks')} select cast($1 as varchar), cast($2 as varchar), cast($3 as varchar), cast(max(${eventTimeColumnSql}) as varchar), cast($4 as varchar), current_timestamp from ${relationSql} ` +
-      `on conflict (relation) do update set unique_id = excluded.unique_id, event_time_column = excluded.event_time_column, watermark = excluded.watermark, run_id = excluded.run_id, updated_at = excluded.updated_at`,
+      `insert into ${t('watermarks')} select cast($1 as varchar), cast($2 as varchar), cast($3 as varchar), cast(max(${eventTimeColumnSql}) as varchar), cast($4 as varchar), current_timestamp from ${relationSql}${where} ` +
+      `on conflict (relation) do update set unique_id = excluded.unique_id, event_time_column = excluded.event_time_column, watermark = ${watermark}, run_id = excluded.run_id, updated_at = excluded.updated_at`,
     params: [relationKey, uniqueId, eventTimeColumn, runId],
   };
 }

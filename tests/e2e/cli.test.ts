@@ -2,7 +2,8 @@
 // `etl ls`, spawned on copies of project-template/.
 
 import path from 'node:path';
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { copyTemplate, dbPathOf, etlYml, killAll, listFiles, read, readJson, removeTempDirs, runCli, snapshotDir, withDb, writeProject } from './helpers.js';
 
@@ -114,6 +115,133 @@ describe('etl compile', () => {
     const r = await runCli(['compile'], { cwd: project });
     expect(r.code, r.output).toBe(0);
     expect(listFiles(compiledDir)).toEqual(files);
+  });
+});
+
+describe('etl compile: seed checksum stamps (target/.etl/file-stamps.json)', () => {
+  afterEach(removeTempDirs);
+
+  const STAMPS = 'target/.etl/file-stamps.json';
+  const SEED_FILES = SEED_NAMES.map((n) => `seeds/${n}.csv`);
+  const sha256 = (buf: Buffer | string) => createHash('sha256').update(buf).digest('hex');
+  interface Stamp {
+    size: number;
+    mtimeMs: number;
+    hashedAt: number;
+    checksum: string;
+  }
+  const seedChecksum = (project: string, name: string): string => readJson(project, 'target/manifest.json').nodes[`seed.shop.${name}`].checksum.checksum;
+  /** Sets a file's mtime (and atime) to `sec`, whole seconds since the epoch, so mtimeMs reads back exactly. */
+  const setMtime = (file: string, sec: number) => utimesSync(file, sec, sec);
+  const nowSec = () => Math.floor(Date.now() / 1000);
+  /** A copy of project-template whose seeds were last written an hour ago: their stamps are trustworthy from the first compile. */
+  const oldProject = () => {
+    const project = copyTemplate();
+    for (const f of SEED_FILES) setMtime(path.join(project, f), nowSec() - 3600);
+    return project;
+  };
+  /** Replaces `from` by `to` (same length) in a file: same size, other content. */
+  const editSameSize = (file: string, from: string, to: string) => {
+    expect(to.length).toBe(from.length);
+    const text = readFileSync(file, 'utf8');
+    expect(text).toContain(from);
+    const size = statSync(file).size;
+    writeFileSync(file, text.replace(from, to));
+    expect(statSync(file).size).toBe(size);
+  };
+
+  it('holds a stamp per seed CSV; an untouched project compiles from cache and leaves the stamps as they were', async () => {
+    const project = oldProject();
+    const first = await runCli(['compile'], { cwd: project });
+    expect(first.code, first.output).toBe(0);
+    expect(first.stdout).not.toMatch(/from cache/);
+
+    const stamps = readJson<Record<string, Stamp>>(project, STAMPS);
+    expect(Object.keys(stamps).sort()).toEqual(SEED_FILES);
+    for (const f of SEED_FILES) {
+      const abs = path.join(project, f);
+      const st = statSync(abs);
+      expect(stamps[f], f).toMatchObject({ size: st.size, mtimeMs: st.mtimeMs, checksum: sha256(readFileSync(abs)) });
+      expect(stamps[f]!.hashedAt, f).toBeGreaterThan(st.mtimeMs + 50);
+      expect(seedChecksum(project, path.basename(f, '.csv')), f).toBe(stamps[f]!.checksum);
+    }
+
+    const stampsFile = path.join(project, STAMPS);
+    const before = { text: read(project, STAMPS), mtimeMs: statSync(stampsFile).mtimeMs };
+    const second = await runCli(['compile'], { cwd: project });
+    expect(second.code, second.output).toBe(0);
+    expect(second.stdout).toMatch(/from cache/);
+    // Every stamp was trusted: nothing new to save.
+    expect({ text: read(project, STAMPS), mtimeMs: statSync(stampsFile).mtimeMs }).toEqual(before);
+  });
+
+  it('a seed edited to the same size, its mtime moved, is a cache miss with a new checksum', async () => {
+    const project = oldProject();
+    expect((await runCli(['compile'], { cwd: project })).code).toBe(0);
+    const oldChecksum = seedChecksum(project, 'raw_customers');
+
+    const file = path.join(project, 'seeds/raw_customers.csv');
+    editSameSize(file, '1,Daniel,Andersson', '1,Danial,Andersson');
+    setMtime(file, nowSec() - 7200); // clearly not the stamped mtime (an hour ago)
+    const r = await runCli(['compile'], { cwd: project });
+    expect(r.code, r.output).toBe(0);
+    expect(r.stdout).not.toMatch(/from cache/);
+    const newChecksum = sha256(readFileSync(file));
+    expect(newChecksum).not.toBe(oldChecksum);
+    expect(seedChecksum(project, 'raw_customers')).toBe(newChecksum);
+    expect(readJson<Record<string, Stamp>>(project, STAMPS)['seeds/raw_customers.csv']).toMatchObject({ mtimeMs: statSync(file).mtimeMs, checksum: newChecksum });
+    // The other seeds are as they were.
+    expect(seedChecksum(project, 'raw_orders')).toBe(sha256(readFileSync(path.join(project, 'seeds/raw_orders.csv'))));
+
+    const again = await runCli(['compile'], { cwd: project });
+    expect(again.code, again.output).toBe(0);
+    expect(again.stdout).toMatch(/from cache/);
+  });
+
+  it('a stamp taken when the file was just written is not trusted: a same-size edit under the same mtime is still seen', async () => {
+    const project = oldProject();
+    const file = path.join(project, 'seeds/raw_orders.csv');
+    // An mtime after the hash (as a write racing the hash, or a coarse clock, would leave): a racy stamp.
+    const future = nowSec() + 3600;
+    setMtime(file, future);
+    expect((await runCli(['compile'], { cwd: project })).code).toBe(0);
+    const stamp = readJson<Record<string, Stamp>>(project, STAMPS)['seeds/raw_orders.csv']!;
+    expect(stamp.mtimeMs).toBe(future * 1000);
+    expect(stamp.hashedAt).toBeLessThanOrEqual(stamp.mtimeMs + 50);
+
+    editSameSize(file, '1,64,2024-01-03,completed', '1,64,2024-01-03,returned_');
+    setMtime(file, future); // size and mtime both match the stamp: only its raciness gives the edit away
+    expect(statSync(file).mtimeMs).toBe(stamp.mtimeMs);
+    const r = await runCli(['compile'], { cwd: project });
+    expect(r.code, r.output).toBe(0);
+    expect(r.stdout).not.toMatch(/from cache/);
+    expect(seedChecksum(project, 'raw_orders')).toBe(sha256(readFileSync(file)));
+    expect(seedChecksum(project, 'raw_orders')).not.toBe(stamp.checksum);
+  });
+
+  it('a trustworthy stamp stands for the file: its checksum (here a fake one) is the one compiled', async () => {
+    const project = oldProject();
+    expect((await runCli(['compile'], { cwd: project })).code).toBe(0);
+    const stamps = readJson<Record<string, Stamp>>(project, STAMPS);
+    const fake = 'f'.repeat(64);
+    stamps['seeds/raw_payments.csv']!.checksum = fake;
+    writeFileSync(path.join(project, STAMPS), JSON.stringify(stamps));
+    const r = await runCli(['compile'], { cwd: project });
+    expect(r.code, r.output).toBe(0);
+    // The fingerprint is made of the stamps' checksums: the fake one is a change.
+    expect(r.stdout).not.toMatch(/from cache/);
+    expect(seedChecksum(project, 'raw_payments')).toBe(fake);
+  });
+
+  it('bad input on a project never compiled still creates no target/ (the new stamps are not saved)', async () => {
+    const project = copyTemplate();
+    appendFileSync(path.join(project, 'models/marts/orders.sql'), '\nunion all select * from {{ref "nope"}}\n');
+    const r = await runCli(['compile'], { cwd: project });
+    expect(r.code, r.output).toBe(2);
+    expect(r.stderr).toMatch(/models\/marts\/orders\.sql:\d+:\d+: unknown ref "nope"/);
+    const vars = await runCli(['compile', '--vars', '{start_date: [2024'], { cwd: project });
+    expect(vars.code, vars.output).toBe(2);
+    expect(existsSync(path.join(project, 'target'))).toBe(false);
   });
 });
 

@@ -324,6 +324,37 @@ describe.each([['duckdb'], ['postgres']] as Array<[EngineName]>)('%s', (engine) 
     record(engine, 'incremental', seen);
   });
 
+  // The incremental run's watermark statement reads only rows at or above the
+  // staged maximum (state.ts, watermarkStatement): it must still be the table's exact maximum.
+  it('the watermark after incremental runs is the table max: also when a late correction replaces the max row with an older one; no new rows leave it as it was', async () => {
+    const csv = (rows: Array<[number, string, boolean]>) => `id,updated_at,changed\n${rows.map(([id, ts, c]) => `${id},${ts},${c}`).join('\n')}\n`;
+    const p = new Project(engine, 'wm', {
+      'models/inc.sql': '{{config materialized="incremental" unique_key="id" event_time="updated_at"}}\nselect id, updated_at from {{ref "src"}}\n{{#if is_incremental}}where changed{{/if}}\n',
+      'seeds/src.csv': csv([[1, '2024-01-01 00:00:00', false], [2, '2024-01-05 00:00:00', false], [3, '2024-01-03 00:00:00', false]]),
+    });
+    const watermark = () => p.value(`select watermark from etl_meta.watermarks where relation = '${p.schema}.inc'`);
+    ok(await p.etl('build'));
+    expect(await watermark()).toBe('2024-01-05 00:00:00');
+
+    // Row 2 (the max) corrected to an older time: the new max is row 3's.
+    p.write({ 'seeds/src.csv': csv([[1, '2024-01-01 00:00:00', false], [2, '2024-01-02 00:00:00', true], [3, '2024-01-03 00:00:00', false]]) });
+    ok(await p.etl('build'));
+    expect(p.result('model.wm.inc').message).toMatch(/^MERGE \(1 rows/);
+    expect(await p.value(`select cast(max(updated_at) as varchar) from ${p.rel('inc')}`)).toBe('2024-01-03 00:00:00');
+    expect(await watermark()).toBe('2024-01-03 00:00:00');
+
+    // Nothing new: the watermark stays (not NULL).
+    p.write({ 'seeds/src.csv': csv([[1, '2024-01-01 00:00:00', false], [2, '2024-01-02 00:00:00', false], [3, '2024-01-03 00:00:00', false]]) });
+    ok(await p.etl('build'));
+    expect(p.result('model.wm.inc').message).toMatch(/^MERGE \(0 rows/);
+    expect(await watermark()).toBe('2024-01-03 00:00:00');
+
+    // A new latest row moves it.
+    p.write({ 'seeds/src.csv': csv([[1, '2024-01-01 00:00:00', false], [4, '2024-02-01 00:00:00', true]]) });
+    ok(await p.etl('build'));
+    expect(await watermark()).toBe('2024-02-01 00:00:00');
+  });
+
   it('microbatch backfills exactly --event-time-start..--event-time-end, batch by batch', async () => {
     const p = new Project(engine, 'mb', {
       'seeds/events.csv': 'id,ts,v\n1,2024-01-01 06:00:00,10\n2,2024-01-02 06:00:00,20\n3,2024-01-02 18:00:00,30\n4,2024-01-03 06:00:00,40\n5,2024-01-04 06:00:00,50\n',
