@@ -153,7 +153,11 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   // A server target's connections (TCP, TLS, auth, the schema lock) are made
   // while the project compiles. An embedded file is opened only once the
   // project is known to be good: opening it creates it.
-  const connecting = scan.target.type === 'postgres' ? openAdapter(scan) : undefined;
+  const early = scan.target.type === 'postgres' ? createAdapter(scan.target, scan.root) : undefined;
+  const connecting = early?.then(async (a) => {
+    await a.open();
+    return a;
+  });
   connecting?.catch(() => undefined); // awaited below; a compile error must not leave it unhandled
   let prepared;
   try {
@@ -161,8 +165,9 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     const { selected, warnings } = how.ids ? { selected: how.ids, warnings: [] } : selectFromManifest(compiled.manifest, compiled.project.targetPath, options);
     prepared = { ...compiled, warnings, plan: planRun(compiled.manifest, selected, new Set(resourceTypes)) };
   } catch (err) {
-    // A bad project is reported as such, whatever the connection did.
-    await connecting?.then((a) => a.close(), () => undefined);
+    // A bad project is reported as such, whatever the connection did; one
+    // still being made is cut short (close() during open()).
+    await early?.then((a) => a.close(), () => undefined);
     throw err;
   }
   const { project, manifest, writeArtifacts, warnings, plan } = prepared;

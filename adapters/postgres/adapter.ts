@@ -49,6 +49,10 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
   private readonly busy = new Set<PgSession>();
   private readonly typeNames = new Map<number, string>();
   private interrupting = false;
+  /** close() was called: an open() still under way stops at its next step. */
+  private closed = false;
+  /** The probe's connection while it connects, so that close() can cut it short. */
+  private connectingClient?: pg.Client;
 
   constructor(
     private readonly target: PostgresTarget,
@@ -74,6 +78,10 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
       } catch (err2) {
         throw this.connectError(err2);
       }
+    }
+    if (this.closed) {
+      await first.end().catch(noop);
+      throw new RunError(`target ${this.target.name}: closed while connecting`);
     }
     this.clientConfig = config;
     const pool = new pg.Pool({ ...config, types: typeParsers, max: this.target.threads, idleTimeoutMillis: 30_000 });
@@ -105,6 +113,7 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
   private async probe(config: pg.ClientConfig): Promise<pg.Client> {
     const client = new pg.Client({ ...config, application_name: LOCK_APPLICATION_NAME });
     client.on('error', noop);
+    this.connectingClient = client;
     try {
       await client.connect();
       const r = await client.query<{ v: string }>("select current_setting('server_version_num') as v");
@@ -114,6 +123,8 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     } catch (err) {
       await client.end().catch(noop);
       throw err;
+    } finally {
+      this.connectingClient = undefined;
     }
   }
 
@@ -125,7 +136,16 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     return new RunError(scrub(message, s.secrets), 2);
   }
 
+  /**
+   * Also while open() is under way (a project found bad while the connection
+   * was being made): a connect that is still waiting on the network is cut
+   * short rather than waited for up to connect_timeout.
+   */
   async close(): Promise<void> {
+    this.closed = true;
+    // A client still connecting waits for the server before end() completes:
+    // its socket is destroyed instead (its connect() then fails, and open() with it).
+    this.connectingClient?.connection.stream.destroy();
     await this.locks?.releaseAll();
     const pool = this.pool;
     this.pool = undefined;

@@ -102,7 +102,8 @@ async function lockHolders(schema: string): Promise<number[]> {
 describe('postgres: a bad project while the target connects', () => {
   it('reachable target: exit 2 naming the file and the ref; no schema, no run recorded, no lock left; the fixed project builds into the schema at once', async () => {
     const p = pgProject('badref', BAD_FILES);
-    const r = await runCli(['build'], { cwd: p.dir });
+    // A connection left open would keep the process alive: it must exit by itself.
+    const r = await runCli(['build'], { cwd: p.dir, timeoutMs: 20_000 });
     expect(r.code, r.output).toBe(2);
     expect(r.stderr).toMatch(UNKNOWN_REF);
     expect(r.stderr).toMatch(/did you mean "stg_people"\?/);
@@ -142,7 +143,7 @@ describe('postgres: a bad project while the target connects', () => {
     expect(good.stderr).toMatch(new RegExp(`cannot connect to postgres target ${p.target} at 127\\.0\\.0\\.1:1\\b`));
   });
 
-  it('a target that accepts TCP but never answers: still the project error, once the connect timeout ends the attempt', async () => {
+  it('a target that accepts TCP but never answers: the project error at once; the pending connection is cut short, not waited for', async () => {
     const sockets = new Set<net.Socket>();
     const server = net.createServer((s) => {
       sockets.add(s);
@@ -153,7 +154,8 @@ describe('postgres: a bad project while the target connects', () => {
       const url = new URL(PG_URL);
       url.hostname = '127.0.0.1';
       url.port = String((server.address() as net.AddressInfo).port);
-      const p = pgProject('badref_silent', BAD_FILES, { url: url.toString(), extra: ', connect_timeout: 2' });
+      // A connect_timeout far beyond the test's timeout: waiting for it would fail the test.
+      const p = pgProject('badref_silent', BAD_FILES, { url: url.toString(), extra: ', connect_timeout: 120' });
       const t0 = Date.now();
       const r = await runCli(['build'], { cwd: p.dir });
       const elapsed = Date.now() - t0;
@@ -161,8 +163,8 @@ describe('postgres: a bad project while the target connects', () => {
       expect(r.stderr).toMatch(UNKNOWN_REF);
       expect(r.output).not.toMatch(/cannot connect|timeout/i);
       expect(existsSync(path.join(p.dir, 'target'))).toBe(false);
-      // The report waits for the connection attempt to settle (so that nothing is left open), bounded by connect_timeout.
-      expect(elapsed).toBeLessThan(15_000);
+      // The connection still being made is cut short (close() during open()), not waited for.
+      expect(elapsed).toBeLessThan(60_000);
     } finally {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
