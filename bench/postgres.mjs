@@ -5,7 +5,7 @@
 //     statements run through one pg connection.
 // Postgres: 127.0.0.1:5432, trust auth, database `test` (override with PG_URL).
 //
-//   node bench/postgres.mjs [--rows N] [--views N] [--repeat N]
+//   node bench/postgres.mjs [--rows N] [--views N] [--repeat N] [--only seed|views]
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +22,7 @@ const arg = (name, dflt) => {
 const ROWS = arg('--rows', 1_000_000);
 const VIEWS = arg('--views', 200);
 const REPEAT = arg('--repeat', 3);
+const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined; // seed | views
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const work = path.join(here, '.work', 'postgres');
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -60,7 +61,7 @@ function timed(cmd, args, env = {}) {
 const results = { rows: ROWS, views: VIEWS, seed: { etl: [], psql: [] }, views_build: { etl: [], raw: [] } };
 try {
   // 1. Seeds: etl (type inference + COPY + swap) vs psql \copy into the table etl creates.
-  for (let r = 0; r < REPEAT; r++) {
+  for (let r = 0; r < (ONLY === 'views' ? 0 : REPEAT); r++) {
     await q(`drop schema if exists ${schema} cascade`);
     results.seed.etl.push(timed('node', [cli, 'seed', '--project-dir', work, '--target', 'pg']));
     const ddl = (await q(`select string_agg(format('%I %s', column_name, format_type(a.atttypid, a.atttypmod)), ', ' order by ordinal_position) as cols
@@ -94,13 +95,13 @@ for (const sql of ${JSON.stringify(order.map((n) => `create or replace view "${s
 await c.end();
 `,
   );
-  for (let r = 0; r < REPEAT; r++) {
+  for (let r = 0; r < (ONLY === 'seed' ? 0 : REPEAT); r++) {
     await q(`drop schema if exists ${schema} cascade; drop schema if exists ${schema}_raw cascade`);
     results.views_build.raw.push(timed('node', [rawScript]));
     results.views_build.etl.push(timed('node', [cli, 'build', '--project-dir', work, '--target', 'pg']));
   }
   const [{ n }] = (await q(`select count(*) as n from information_schema.views where table_schema = '${schema}'`)).rows;
-  if (Number(n) !== VIEWS) throw new Error(`expected ${VIEWS} views, found ${n}`);
+  if (ONLY !== 'seed' && Number(n) !== VIEWS) throw new Error(`expected ${VIEWS} views, found ${n}`);
 } finally {
   await q(`drop schema if exists ${schema} cascade; drop schema if exists ${schema}_raw cascade`);
   await client.end();
@@ -110,6 +111,6 @@ const seedRatio = median(results.seed.etl) / median(results.seed.psql);
 const viewRatio = median(results.views_build.etl) / median(results.views_build.raw);
 Object.assign(results, { seed_ratio: seedRatio, views_ratio: viewRatio });
 writeFileSync(path.join(here, '.work', 'postgres.json'), JSON.stringify(results, null, 2));
-console.log(`seed ${ROWS} rows: etl ${median(results.seed.etl).toFixed(2)} s, psql \\copy ${median(results.seed.psql).toFixed(2)} s, ratio ${seedRatio.toFixed(2)}x`);
-console.log(`build ${VIEWS} views: etl ${median(results.views_build.etl).toFixed(2)} s, one pg connection ${median(results.views_build.raw).toFixed(2)} s, ratio ${viewRatio.toFixed(2)}x`);
+if (ONLY !== 'views') console.log(`seed ${ROWS} rows: etl ${median(results.seed.etl).toFixed(2)} s, psql \\copy ${median(results.seed.psql).toFixed(2)} s, ratio ${seedRatio.toFixed(2)}x`);
+if (ONLY !== 'seed') console.log(`build ${VIEWS} views: etl ${median(results.views_build.etl).toFixed(2)} s, one pg connection ${median(results.views_build.raw).toFixed(2)} s, ratio ${viewRatio.toFixed(2)}x`);
 

@@ -91,9 +91,7 @@ async function baseOptions(opts: GlobalOpts) {
 }
 
 async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 'snapshot', opts: RunOpts): Promise<number> {
-  const api = await import('../core/api.js');
-  const { createReporter } = await import('../core/reporting/reporter.js');
-  const { scanProject } = await import('../core/project/load.js');
+  const [api, { createReporter }, { scanProject }] = await Promise.all([import('../core/api.js'), import('../core/reporting/reporter.js'), import('../core/project/load.js')]);
   const base = await baseOptions(opts);
   // Load once up front so secrets are known before anything is printed.
   const project = scanProject(base.projectDir, { target: base.target, vars: base.vars });
@@ -112,6 +110,7 @@ async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 's
   try {
     const summary = await api[kind]({
       ...base,
+      scan: project,
       select: opts.select,
       exclude: opts.exclude,
       state: opts.state,

@@ -24,6 +24,8 @@ export interface ProjectOptions {
   target?: string;
   vars?: Record<string, unknown>;
   env?: NodeJS.ProcessEnv;
+  /** The project as scanProject read it with these same options, if the caller already did (the CLI does, to know the secrets to mask). */
+  scan?: ProjectScan;
 }
 
 export interface CompileOptions extends ProjectOptions {
@@ -55,7 +57,7 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
  */
 async function compileUnwritten(options: CompileOptions, scanned?: ProjectScan): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
   const env = options.env ?? process.env;
-  const scan = scanned ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
+  const scan = scanned ?? options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
   if (!options.noCache) {
     const cached = readCachedManifest(scan.targetPath, path.join(scan.root, scan.compiledDir), scan.fingerprint, env, format);
@@ -149,7 +151,7 @@ async function openAdapter(project: ProjectScan): Promise<Adapter> {
 }
 
 async function execute(options: RunCommandOptions, resourceTypes: ResourceType[], how: ExecuteOptions): Promise<RunSummary> {
-  const scan = scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env ?? process.env });
+  const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env ?? process.env });
   // A server target's connections (TCP, TLS, auth, the schema lock) are made
   // while the project compiles. An embedded file is opened only once the
   // project is known to be good: opening it creates it.

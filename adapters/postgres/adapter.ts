@@ -90,6 +90,9 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     pool.on('error', noop);
     pool.on('connect', (client) => client.on('error', noop));
     this.pool = pool;
+    // The first pooled connection is made while the lock is taken: the run's
+    // first statements need it right after.
+    pool.connect().then((c) => c.release(), noop);
     // The probe's connection becomes the one that holds the schema locks: one
     // connection fewer to set up per run.
     this.locks = new SchemaLocks(config, this.target.name, settings.secrets, first);
@@ -146,10 +149,10 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     // A client still connecting waits for the server before end() completes:
     // its socket is destroyed instead (its connect() then fails, and open() with it).
     this.connectingClient?.connection.stream.destroy();
-    await this.locks?.releaseAll();
     const pool = this.pool;
     this.pool = undefined;
-    await pool?.end().catch(noop);
+    // Each end waits for the server to close its session: side by side.
+    await Promise.all([this.locks?.releaseAll(), pool?.end().catch(noop)]);
   }
 
   async withSession<T>(fn: (session: AdapterSession) => Promise<T>): Promise<T> {

@@ -125,7 +125,8 @@ export async function writeCompiledFiles(
     pending.push([file, sql]);
   }
   await writeFiles(pending);
-  writeFileAtomic(recordFile, JSON.stringify(record));
+  const recorded = Object.keys(record).length !== Object.keys(previous).length || Object.entries(record).some(([k, v]) => previous[k] !== v);
+  if (recorded || !existsSync(recordFile)) writeFileAtomic(recordFile, JSON.stringify(record));
   return pending.length;
 }
 

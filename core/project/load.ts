@@ -14,7 +14,7 @@ import {
   nodeConfigSchema,
   nodeConfigShape,
   projectFileSchema,
-  propertiesFileSchema,
+  propertiesSchemas,
   targetSchema,
   type NodeConfigInput,
   type ProjectFile,
@@ -259,7 +259,7 @@ export function parseProject(scan: ProjectScan): Project {
       errors.push(yaml);
       continue;
     }
-    const parsed = validate(propertiesFileSchema, yaml.data, yaml, [], errors, rel);
+    const parsed = validate(propertiesSchemas().propertiesFileSchema, yaml.data, yaml, [], errors, rel);
     if (!parsed) continue;
     for (const kind of ['model', 'seed', 'snapshot'] as const) {
       const entries = parsed[`${kind}s`] ?? [];

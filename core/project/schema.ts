@@ -141,131 +141,142 @@ export type ProjectFile = z.output<typeof projectFileSchema>;
 
 // A test entry is `not_null` or `{ accepted_values: { values: [...] } }`; its
 // arguments are checked by the data-tests stage, which knows each test.
-const testEntry = z.union([z.string(), z.record(z.string(), z.unknown())]);
+// The properties files' schemas are built on first use: a run served from
+// the compile cache never parses a models yml, and building zod schemas
+// costs milliseconds of every process's start-up.
+function buildPropertiesSchemas() {
+  const testEntry = z.union([z.string(), z.record(z.string(), z.unknown())]);
 
-const columnSchema = strictObject({
-  name: z.string(),
-  description: z.string(),
-  data_type: z.string(),
-  tests: z.array(testEntry),
-  data_tests: z.array(testEntry),
-  constraints: z.array(z.record(z.string(), z.unknown())),
-  meta: z.record(z.string(), z.unknown()),
-  quote: z.boolean(),
-  tags: stringList,
-}).partial({
-  description: true,
-  data_type: true,
-  tests: true,
-  data_tests: true,
-  constraints: true,
-  meta: true,
-  quote: true,
-  tags: true,
-});
-export type ColumnInput = z.output<typeof columnSchema>;
+  const columnSchema = strictObject({
+    name: z.string(),
+    description: z.string(),
+    data_type: z.string(),
+    tests: z.array(testEntry),
+    data_tests: z.array(testEntry),
+    constraints: z.array(z.record(z.string(), z.unknown())),
+    meta: z.record(z.string(), z.unknown()),
+    quote: z.boolean(),
+    tags: stringList,
+  }).partial({
+    description: true,
+    data_type: true,
+    tests: true,
+    data_tests: true,
+    constraints: true,
+    meta: true,
+    quote: true,
+    tags: true,
+  });
 
-const resourcePropertiesSchema = strictObject({
-  name: z.string(),
-  description: z.string(),
-  config: z.record(z.string(), z.unknown()),
-  columns: z.array(columnSchema),
-  tests: z.array(testEntry),
-  data_tests: z.array(testEntry),
-  constraints: z.array(z.record(z.string(), z.unknown())),
-  meta: z.record(z.string(), z.unknown()),
-  docs: z.record(z.string(), z.unknown()),
-}).partial({
-  description: true,
-  config: true,
-  columns: true,
-  tests: true,
-  data_tests: true,
-  constraints: true,
-  meta: true,
-  docs: true,
-});
-export type ResourcePropertiesInput = z.output<typeof resourcePropertiesSchema>;
+  const resourcePropertiesSchema = strictObject({
+    name: z.string(),
+    description: z.string(),
+    config: z.record(z.string(), z.unknown()),
+    columns: z.array(columnSchema),
+    tests: z.array(testEntry),
+    data_tests: z.array(testEntry),
+    constraints: z.array(z.record(z.string(), z.unknown())),
+    meta: z.record(z.string(), z.unknown()),
+    docs: z.record(z.string(), z.unknown()),
+  }).partial({
+    description: true,
+    config: true,
+    columns: true,
+    tests: true,
+    data_tests: true,
+    constraints: true,
+    meta: true,
+    docs: true,
+  });
 
-const duration = z.string().regex(/^\s*\d+(\.\d+)?\s*(s|m|h|d)\s*$/, 'expected a duration like "30m", "12h" or "2d"');
+  const duration = z.string().regex(/^\s*\d+(\.\d+)?\s*(s|m|h|d)\s*$/, 'expected a duration like "30m", "12h" or "2d"');
 
-const freshnessSchema = strictObject({
-  warn_after: duration,
-  error_after: duration,
-  loaded_at_field: z.string(),
-  filter: z.string(),
-}).partial();
+  const freshnessSchema = strictObject({
+    warn_after: duration,
+    error_after: duration,
+    loaded_at_field: z.string(),
+    filter: z.string(),
+  }).partial();
 
-const sourceTableSchema = strictObject({
-  name: z.string(),
-  identifier: z.string(),
-  description: z.string(),
-  columns: z.array(columnSchema),
-  tests: z.array(testEntry),
-  data_tests: z.array(testEntry),
-  freshness: z.union([freshnessSchema, z.null()]),
-  loaded_at_field: z.string(),
-  meta: z.record(z.string(), z.unknown()),
-}).partial({
-  identifier: true,
-  description: true,
-  columns: true,
-  tests: true,
-  data_tests: true,
-  freshness: true,
-  loaded_at_field: true,
-  meta: true,
-});
+  const sourceTableSchema = strictObject({
+    name: z.string(),
+    identifier: z.string(),
+    description: z.string(),
+    columns: z.array(columnSchema),
+    tests: z.array(testEntry),
+    data_tests: z.array(testEntry),
+    freshness: z.union([freshnessSchema, z.null()]),
+    loaded_at_field: z.string(),
+    meta: z.record(z.string(), z.unknown()),
+  }).partial({
+    identifier: true,
+    description: true,
+    columns: true,
+    tests: true,
+    data_tests: true,
+    freshness: true,
+    loaded_at_field: true,
+    meta: true,
+  });
 
-const sourceSchema = strictObject({
-  name: z.string(),
-  schema: z.string(),
-  database: z.string(),
-  description: z.string(),
-  loader: z.string(),
-  freshness: freshnessSchema,
-  loaded_at_field: z.string(),
-  tables: z.array(sourceTableSchema),
-  meta: z.record(z.string(), z.unknown()),
-}).partial({
-  schema: true,
-  database: true,
-  description: true,
-  loader: true,
-  freshness: true,
-  loaded_at_field: true,
-  meta: true,
-});
-export type SourceInput = z.output<typeof sourceSchema>;
+  const sourceSchema = strictObject({
+    name: z.string(),
+    schema: z.string(),
+    database: z.string(),
+    description: z.string(),
+    loader: z.string(),
+    freshness: freshnessSchema,
+    loaded_at_field: z.string(),
+    tables: z.array(sourceTableSchema),
+    meta: z.record(z.string(), z.unknown()),
+  }).partial({
+    schema: true,
+    database: true,
+    description: true,
+    loader: true,
+    freshness: true,
+    loaded_at_field: true,
+    meta: true,
+  });
 
-const fixtureSchema = strictObject({
-  input: z.string(),
-  rows: z.union([z.array(z.record(z.string(), z.unknown())), z.string()]),
-  format: z.enum(['dict', 'csv']),
-  fixture: z.string(),
-}).partial({ rows: true, format: true, fixture: true });
-
-const unitTestSchema = strictObject({
-  name: z.string(),
-  model: z.string(),
-  description: z.string(),
-  given: z.array(fixtureSchema),
-  expect: strictObject({
+  const fixtureSchema = strictObject({
+    input: z.string(),
     rows: z.union([z.array(z.record(z.string(), z.unknown())), z.string()]),
     format: z.enum(['dict', 'csv']),
     fixture: z.string(),
-  }).partial(),
-  overrides: strictObject({ vars: z.record(z.string(), z.unknown()), is_incremental: z.boolean() }).partial(),
-  config: strictObject({ tags: stringList, enabled: z.boolean(), meta: z.record(z.string(), z.unknown()) }).partial(),
-}).partial({ description: true, given: true, overrides: true, config: true });
-export type UnitTestInput = z.output<typeof unitTestSchema>;
+  }).partial({ rows: true, format: true, fixture: true });
 
-export const propertiesFileSchema = strictObject({
-  version: z.union([z.number(), z.string()]),
-  models: z.array(resourcePropertiesSchema),
-  seeds: z.array(resourcePropertiesSchema),
-  snapshots: z.array(resourcePropertiesSchema),
-  sources: z.array(sourceSchema),
-  unit_tests: z.array(unitTestSchema),
-}).partial();
-export type PropertiesFile = z.output<typeof propertiesFileSchema>;
+  const unitTestSchema = strictObject({
+    name: z.string(),
+    model: z.string(),
+    description: z.string(),
+    given: z.array(fixtureSchema),
+    expect: strictObject({
+      rows: z.union([z.array(z.record(z.string(), z.unknown())), z.string()]),
+      format: z.enum(['dict', 'csv']),
+      fixture: z.string(),
+    }).partial(),
+    overrides: strictObject({ vars: z.record(z.string(), z.unknown()), is_incremental: z.boolean() }).partial(),
+    config: strictObject({ tags: stringList, enabled: z.boolean(), meta: z.record(z.string(), z.unknown()) }).partial(),
+  }).partial({ description: true, given: true, overrides: true, config: true });
+
+  const propertiesFileSchema = strictObject({
+    version: z.union([z.number(), z.string()]),
+    models: z.array(resourcePropertiesSchema),
+    seeds: z.array(resourcePropertiesSchema),
+    snapshots: z.array(resourcePropertiesSchema),
+    sources: z.array(sourceSchema),
+    unit_tests: z.array(unitTestSchema),
+  }).partial();
+  return { columnSchema, resourcePropertiesSchema, sourceSchema, unitTestSchema, propertiesFileSchema };
+}
+
+type PropertiesSchemas = ReturnType<typeof buildPropertiesSchemas>;
+let propertiesSchemasBuilt: PropertiesSchemas | undefined;
+export const propertiesSchemas = (): PropertiesSchemas => (propertiesSchemasBuilt ??= buildPropertiesSchemas());
+
+export type ColumnInput = z.output<PropertiesSchemas['columnSchema']>;
+export type ResourcePropertiesInput = z.output<PropertiesSchemas['resourcePropertiesSchema']>;
+export type SourceInput = z.output<PropertiesSchemas['sourceSchema']>;
+export type UnitTestInput = z.output<PropertiesSchemas['unitTestSchema']>;
+export type PropertiesFile = z.output<PropertiesSchemas['propertiesFileSchema']>;

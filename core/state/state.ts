@@ -39,6 +39,13 @@ export const CURRENT_STATE_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
 /** Creates etl_meta and applies the migrations it has not seen yet; returns the version. */
 export async function migrateState(adapter: Adapter, session: AdapterSession): Promise<number> {
+  // Every run after the first finds etl_meta current: one query, no lock.
+  try {
+    const r = await session.query(`select max(version) from ${t('schema_version')}`);
+    if (Number(r.rows[0]?.[0]) === CURRENT_STATE_VERSION) return CURRENT_STATE_VERSION;
+  } catch {
+    // not created yet: the full path below creates it
+  }
   await adapter.ensureSchema(session, META_SCHEMA);
   await session.execute(`create table if not exists ${t('schema_version')} (version integer primary key, description varchar, applied_at timestamp)`);
   const r = await session.query(`select coalesce(max(version), 0) from ${t('schema_version')}`);
