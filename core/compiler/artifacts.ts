@@ -167,7 +167,8 @@ async function writeFiles(files: Array<[file: string, text: string]>): Promise<v
   }
   // Started before this function first yields: the caller's synchronous work runs meanwhile.
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WRITER_SOURCE, { eval: true, workerData: files });
+    // execArgv: [] so the source is read as CommonJS even when the parent runs with --input-type=module.
+    const worker = new Worker(WRITER_SOURCE, { eval: true, workerData: files, execArgv: [] });
     worker.once('message', (m: { ok?: boolean; error?: string; file?: string }) => {
       void worker.terminate();
       if (m.ok) resolve();

@@ -2,10 +2,11 @@
 // `etl ls`, spawned on copies of project-template/.
 
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { copyTemplate, dbPathOf, etlYml, killAll, listFiles, read, readJson, removeTempDirs, runCli, snapshotDir, withDb, writeProject } from './helpers.js';
+import { REPO_ROOT, copyTemplate, dbPathOf, etlYml, killAll, listFiles, read, readJson, removeTempDirs, runCli, snapshotDir, withDb, writeProject } from './helpers.js';
 
 const MODEL_FILES = [
   'models/marts/customers.sql',
@@ -269,6 +270,15 @@ describe('etl compile of a large project (compiled files written by a worker thr
     expect(again.code, again.output).toBe(0);
     expect(read(project, 'target/compiled/big/models/m7.sql')).toContain('-- changed');
     expect(read(project, 'target/compiled/big/models/m8.sql')).toBe(`select id + 8 as id from "main"."m7"\n`);
+  });
+
+  it('the programmatic API writes them too from a process run with --input-type=module (the worker is not made ESM)', async () => {
+    const project = writeProject(files());
+    const script = `const api = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist/core/api.js'))}); const r = await api.compile({ projectDir: ${JSON.stringify(project)} }); console.log(r.nodeCount);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(String(N));
+    expect(listFiles(path.join(project, 'target/compiled/big/models'))).toHaveLength(N);
   });
 
   it('a file that cannot be written fails the compile with its path, and no cache claims it', async () => {
