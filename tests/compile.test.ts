@@ -149,6 +149,21 @@ describe('compileProject: errors', () => {
     expect(diags[0]).toMatchObject({ file: 'models/marts/report.sql', line: 2, col: 8, message: 'unknown ref "ordres"', hint: 'did you mean "orders"?' });
   });
 
+  it('an ETL_ENV_SECRET_* variable is refused in a model and in a config value, naming the file and never its value', async () => {
+    const env = { ETL_ENV_SECRET_TOKEN: 'hunter22-value', PLAIN: 'ok' };
+    // Config is read in a stage before rendering, so each case is its own project.
+    const inModel = await compileErrors({ 'models/a.sql': 'select 1 as x,\n  \'{{env_var "ETL_ENV_SECRET_TOKEN"}}\' as t', 'models/c.sql': "select '{{env_var \"PLAIN\"}}' as p" }, env);
+    const inConfig = await compileErrors({ 'models/b.sql': '{{config tags=(env_var "ETL_ENV_SECRET_TOKEN")}}\nselect 1' }, env);
+    expect([...inModel, ...inConfig].map((d) => [d.file, d.line])).toEqual([
+      ['models/a.sql', 2],
+      ['models/b.sql', 1],
+    ]);
+    for (const d of [...inModel, ...inConfig]) {
+      expect(d.message).toMatch(/ETL_ENV_SECRET_TOKEN holds a secret .* may only be used in a target setting in etl\.yml/);
+      expect(`${d.message} ${d.hint}`).not.toContain('hunter22');
+    }
+  });
+
   it('an unknown source is an error naming the close table', async () => {
     const diags = await compileErrors({
       'models/schema.yml': SOURCES_YML,

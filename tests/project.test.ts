@@ -554,6 +554,19 @@ targets:
     expect(out).not.toContain('hunter22');
   });
 
+  it('an ETL_ENV_SECRET_* variable in any target setting is a secret, whatever the setting', () => {
+    const root = writeProject({
+      'etl.yml': `name: shop
+targets:
+  pg: { type: postgres, host: "{{env_var 'ETL_ENV_SECRET_HOST'}}", user: "{{env_var 'PLAIN_USER'}}" }
+`,
+    });
+    const p = load(root, { env: { ETL_ENV_SECRET_HOST: 'db-internal-7', PLAIN_USER: 'bob' } });
+    expect((p.target as { host: string }).host).toBe('db-internal-7');
+    expect([...p.secrets.values]).toEqual(['db-internal-7']);
+    expect(redact('host db-internal-7 user bob', p.secrets)).toBe('host **** user bob');
+  });
+
   it('a literal password in etl.yml is a secret too', () => {
     const root = writeProject({
       'etl.yml': `name: shop

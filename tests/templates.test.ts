@@ -337,6 +337,15 @@ describe('renderTemplate: builtin helpers', () => {
     expect(e.hint).toContain('export NOPE=');
   });
 
+  it('env_var refuses ETL_ENV_SECRET_* names, set or not', () => {
+    for (const env of [{ ETL_ENV_SECRET_X: 's3cr3t' }, {}]) {
+      const e = renderError('select {{env_var "ETL_ENV_SECRET_X" "dflt"}}', {}, { env });
+      expect(e.message).toMatch(/^\{\{env_var\}\}: environment variable ETL_ENV_SECRET_X holds a secret/);
+      expect(e.message).not.toContain('s3cr3t');
+      expect(e.col).toBe(8);
+    }
+  });
+
   it('list builds an array usable by each and by other helpers', () => {
     expect(render('{{#each (list "a" "b" 3)}}{{this}};{{/each}}')).toBe('a;b;3;');
     expect(render('{{join (list "x" "y") ", "}}', {}, { extraHelpers: { join: (arr, sep) => (arr as string[]).join(String(sep)) } })).toBe('x, y');

@@ -7,7 +7,7 @@ import { closestMatch, type Diagnostic } from '../errors.js';
 import { asList, mergeConfig } from '../project/load.js';
 import { NODE_CONFIG_KEYS, nodeConfigSchema, type NodeConfigInput } from '../project/schema.js';
 import { nodePosition } from '../templates/parse.js';
-import { readVar } from '../templates/helpers.js';
+import { readEnvVar, readVar } from '../templates/helpers.js';
 import type { NodeConfig, Materialization } from './manifest.js';
 
 export interface StaticScope {
@@ -81,13 +81,7 @@ function evaluateStatic(expr: hbs.AST.Expression, scope: StaticScope): unknown {
       const args = sub.params.map((p) => evaluateStatic(p, scope));
       if (name === 'var') return readVar(scope.vars, args);
       if (name === 'list') return args;
-      if (name === 'env_var') {
-        const key = String(args[0]);
-        scope.onEnvRead?.(key);
-        const v = scope.env[key] ?? args[1];
-        if (v === undefined) throw new Error(`environment variable ${key} is not set`);
-        return v;
-      }
+      if (name === 'env_var') return readEnvVar(scope, args);
       throw Object.assign(new Error(`(${name} ...) cannot be used in config`), {
         hint: 'config values are read before rendering: use literals, (var "name" "default"), (env_var "NAME") or (list "a" "b")',
       });

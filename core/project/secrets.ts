@@ -9,6 +9,14 @@ export interface Secrets {
 const TAG = /\{\{~?\s*(env_var|var)\s+(?:'([^']*)'|"([^"]*)")(?:\s+(?:'([^']*)'|"([^"]*)"))?\s*~?\}\}/g;
 const SECRET_ENV_NAME = /pass|secret|token|key|url|dsn|cred|auth/i;
 
+/**
+ * Environment variables named ETL_ENV_SECRET_* hold secrets by declaration
+ * (as dbt's DBT_ENV_SECRET_*): usable in target settings, where they are
+ * masked, and refused in model and macro templates, whose rendered SQL is
+ * written to target/compiled/ and the manifest.
+ */
+export const SECRET_ENV_PREFIX = 'ETL_ENV_SECRET_';
+
 /** Renders `{{env_var 'X' 'default'}}` and `{{var 'x'}}` inside a config string. */
 export function interpolateConfigString(
   value: string,
@@ -31,7 +39,7 @@ export function interpolateConfigString(
         error ??= { error: `environment variable ${name} is not set`, hint: `export ${name}=..., or give a default: {{env_var '${name}' 'default'}}` };
         return '';
       }
-      if (env[name] !== undefined && (holdsSecret || SECRET_ENV_NAME.test(name))) addSecret(secrets, v);
+      if (env[name] !== undefined && (holdsSecret || SECRET_ENV_NAME.test(name) || name.startsWith(SECRET_ENV_PREFIX))) addSecret(secrets, v);
       return v;
     }
     const v = vars[name] ?? fallback;

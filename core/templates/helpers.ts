@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isEmpty, type HelperFn, type HelperOptions } from './render.js';
+import { SECRET_ENV_PREFIX } from '../project/secrets.js';
 
 export interface HelperScope {
   /** The quoted relation (or ephemeral CTE name) of a model, seed or snapshot. */
@@ -77,17 +78,7 @@ export function builtinHelpers(scope: HelperScope): Map<string, HelperFn> {
   // Config is read statically by the compiler; at render time it writes nothing.
   helpers.set('config', () => '');
   helpers.set('var', (...args) => readVar(scope.vars, lastIsOptions(args).params));
-  helpers.set('env_var', (...args) => {
-    const { params } = lastIsOptions(args);
-    const name = String(params[0]);
-    scope.onEnvRead?.(name);
-    const value = scope.env[name];
-    if (value !== undefined) return value;
-    if (params.length > 1) return params[1];
-    throw Object.assign(new Error(`environment variable ${name} is not set`), {
-      hint: `export ${name}=..., or give a default: {{env_var "${name}" "default"}}`,
-    });
-  });
+  helpers.set('env_var', (...args) => readEnvVar(scope, lastIsOptions(args).params));
   helpers.set('list', (...args) => lastIsOptions(args).params);
   return helpers;
 }
@@ -95,6 +86,23 @@ export function builtinHelpers(scope: HelperScope): Map<string, HelperFn> {
 /** Handlebars' #if test: falsy values and [] are false; 0 is false unless includeZero=true. */
 function isFalsy(cond: unknown, includeZero: unknown): boolean {
   return (!includeZero && !cond) || isEmpty(cond);
+}
+
+/** {{env_var "NAME" "default"}}, in a template or a config value: the rules live here once. */
+export function readEnvVar(scope: { env: NodeJS.ProcessEnv; onEnvRead?: (name: string) => void }, params: unknown[]): unknown {
+  const name = String(params[0]);
+  if (name.startsWith(SECRET_ENV_PREFIX)) {
+    throw Object.assign(new Error(`environment variable ${name} holds a secret (its name starts with ${SECRET_ENV_PREFIX}): it may only be used in a target setting in etl.yml`), {
+      hint: "a template's SQL and config are written to target/compiled/ and the manifest: pass the credential through the target instead, or rename the variable if it is not secret",
+    });
+  }
+  scope.onEnvRead?.(name);
+  const value = scope.env[name];
+  if (value !== undefined) return value;
+  if (params.length > 1) return params[1];
+  throw Object.assign(new Error(`environment variable ${name} is not set`), {
+    hint: `export ${name}=..., or give a default: {{env_var "${name}" "default"}}`,
+  });
 }
 
 export function readVar(vars: Record<string, unknown>, params: unknown[]): unknown {
