@@ -96,7 +96,7 @@ async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 's
   // Load once up front so secrets are known before anything is printed.
   const project = scanProject(base.projectDir, { target: base.target, vars: base.vars });
   secretsForErrors = project.secrets;
-  const reporter = createReporter({ format: opts.logFormat, secrets: project.secrets });
+  const reporter = await createReporter({ format: opts.logFormat, secrets: project.secrets });
   const controller = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
