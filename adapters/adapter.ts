@@ -12,6 +12,15 @@ export interface Relation {
 
 export type RelationKind = 'table' | 'view';
 
+export interface StageOptions {
+  /**
+   * The staged rows are only read (and maybe trimmed) on this session, then
+   * dropped, never published: an engine may keep them out of the database
+   * file (DuckDB: a temporary table, not written to disk or WAL).
+   */
+  transient?: boolean;
+}
+
 export interface ColumnDef {
   name: string;
   type: string;
@@ -119,7 +128,7 @@ export interface Adapter {
    * relation can be queried and changed (contracts, quarantine) before
    * publishTable swaps it in atomically, or discardStaged drops it.
    */
-  stageTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<StagedTable>;
+  stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable>;
   /** `stateStatements` run in the same transaction as the swap (a watermark never ahead of the data). */
   publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, stateStatements?: StateStatement[]): Promise<void>;
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;

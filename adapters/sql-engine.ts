@@ -4,7 +4,7 @@
 // old table or the new one. Engines override the few statements that differ.
 
 import type { Dialect } from './dialect.js';
-import type { AdapterSession, ColumnChange, IncrementalChange, MaterializeResult, Relation, RelationKind, StagedTable, StateStatement } from './adapter.js';
+import type { AdapterSession, ColumnChange, IncrementalChange, MaterializeResult, Relation, RelationKind, StageOptions, StagedTable, StateStatement } from './adapter.js';
 
 export const TEMP_SUFFIX = '__etl_tmp';
 
@@ -70,7 +70,7 @@ export abstract class SqlEngine {
     return { rowsAffected: staged.rows, message: `CREATE TABLE (${staged.rows ?? '?'} rows)` };
   }
 
-  async stageTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<StagedTable> {
+  async stageTable(session: AdapterSession, relation: Relation, selectSql: string, _options?: StageOptions): Promise<StagedTable> {
     const tmp = this.tempRelation(relation);
     await session.execute(this.dropSql(tmp, 'table'));
     try {

@@ -6,11 +6,14 @@ import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { RunError } from '../../core/errors.js';
-import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions, StateStatement } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions, StateStatement } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { SqlEngine } from '../sql-engine.js';
 import { ConnectionPool } from '../pool.js';
 import { traceSql } from '../trace.js';
+
+/** DuckDB's catalog of temporary tables (one per connection). */
+const TEMP_CATALOG = 'temp';
 
 export interface DuckDbTarget {
   name: string;
@@ -154,12 +157,40 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     return super.incrementalSql({ ...change, strategy: 'delete+insert' });
   }
 
+  /**
+   * Rows an incremental run stages are read once and dropped: a temporary
+   * table keeps them off the database file and its WAL (~20-45 ms of a 150k
+   * row stage on the benchmark). "temp"."x" names DuckDB's temporary catalog,
+   * unless the project itself has a schema called temp: then the stage is a
+   * plain table, as for other engines.
+   */
+  private readonly transientStaged = new Set<string>();
+
+  override async stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable> {
+    if (!options?.transient || relation.schema === TEMP_CATALOG) return super.stageTable(session, relation, selectSql);
+    const tmp = { schema: TEMP_CATALOG, name: this.tempRelation(relation).name };
+    const rel = this.relationSql(tmp);
+    await session.execute(`drop table if exists ${rel}`);
+    const result = await session.query(`create temp table ${rel} as\n${selectSql}`);
+    this.transientStaged.add(tmp.name);
+    const count = result.rows[0]?.[0];
+    return { relation: tmp, rows: count === undefined ? undefined : Number(count) };
+  }
+
+  override async discardStaged(session: AdapterSession, staged: StagedTable): Promise<void> {
+    await super.discardStaged(session, staged);
+    if (staged.relation.schema === TEMP_CATALOG) this.transientStaged.delete(staged.relation.name);
+  }
+
   // duckdb_columns() rather than the information_schema view over it: the
   // view's first query in a process costs ~20 ms of binding, on every run.
   async listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]> {
+    const transient = relation.schema === TEMP_CATALOG && this.transientStaged.has(relation.name);
     const result = await session.query(
-      'select column_name, data_type from duckdb_columns() where database_name = current_database() and schema_name = $1 and table_name = $2 order by column_index',
-      [relation.schema, relation.name],
+      transient
+        ? `select column_name, data_type from duckdb_columns() where database_name = 'temp' and schema_name = 'main' and table_name = $1 order by column_index`
+        : 'select column_name, data_type from duckdb_columns() where database_name = current_database() and schema_name = $1 and table_name = $2 order by column_index',
+      transient ? [relation.name] : [relation.schema, relation.name],
     );
     return result.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
   }

@@ -25,7 +25,7 @@ export const incremental: Materialization = {
       const result = await buildTable(ctx, watermarkFor(ctx));
       return { ...result, message: result.message.replace('CREATE TABLE', ctx.fullRefresh && existing ? 'FULL REFRESH' : 'CREATE TABLE') };
     }
-    const staged = await adapter.stageTable(session, relation, node.compiled_incremental_code ?? node.compiled_code);
+    const staged = await adapter.stageTable(session, relation, node.compiled_incremental_code ?? node.compiled_code, { transient: true });
     try {
       if (node.config.contract?.enforced) await enforceContract(adapter, session, node, staged.relation);
       const quarantined = node.config.quarantine ? await quarantineRows(adapter, session, manifest, node, staged, runId) : 0;

@@ -892,3 +892,63 @@ describe('source freshness', () => {
     ]);
   });
 });
+
+// On DuckDB an incremental run stages its new rows in a temporary table
+// (adapters/duckdb/adapter.ts, stageTable with transient): quarantine moves
+// rows out of it and a contract reads its columns there.
+describe('quarantine and contracts on an incremental model', () => {
+  afterAll(async () => {
+    await killAll();
+    removeTempDirs();
+  });
+
+  const model = (amount: string) =>
+    `{{config materialized="incremental" unique_key="id"}}\nselect cast(id as integer) as id, ${amount} as amount, cast(updated_at as timestamp) as updated_at from {{ref "events"}}\n{{#if is_incremental}}where updated_at > (select max(updated_at) from {{this}}){{/if}}\n`;
+  const yml = (config: string) => `models:
+  - name: inc
+    config: ${config}
+    columns:
+      - { name: id, data_type: integer, tests: [not_null] }
+      - { name: amount, data_type: integer }
+      - { name: updated_at, data_type: timestamp }
+    tests:
+      - expression_is_true: { expression: "amount >= 0" }
+`;
+  const first = 'id,amount,updated_at\n1,10,2024-01-01 00:00:00\n2,20,2024-01-02 00:00:00\n';
+  // Row 2 updated, row 3 new, row 4 new with a negative amount.
+  const second = 'id,amount,updated_at\n1,10,2024-01-01 00:00:00\n2,25,2024-02-01 00:00:00\n3,30,2024-02-02 00:00:00\n4,-1,2024-02-03 00:00:00\n';
+
+  it('quarantine: the failing new row goes to inc__quarantine, the others are merged', async () => {
+    const project = writeProject({ 'etl.yml': etlYml('incq'), 'seeds/events.csv': first, 'models/inc.sql': model('cast(amount as integer)'), 'models/schema.yml': yml('{ quarantine: true }') });
+    ok(await runCli(['build'], { cwd: project }));
+    writeFiles(project, { 'seeds/events.csv': second });
+    ok(await runCli(['build'], { cwd: project }));
+    const res = Object.fromEntries(runResults(project).results.map((x) => [x.unique_id, x]));
+    expect(res['model.incq.inc']).toMatchObject({ status: 'success', quarantined: 1 });
+    await withDb(dbPathOf(project), async (db) => {
+      expect(await db.rows('select id, amount from main.inc order by id')).toEqual([
+        { id: 1, amount: 10 },
+        { id: 2, amount: 25 },
+        { id: 3, amount: 30 },
+      ]);
+      expect(await db.rows('select id, amount, etl_failed_tests from main.inc__quarantine')).toEqual([{ id: 4, amount: -1, etl_failed_tests: 'expression_is_true' }]);
+      expect((await db.rows("select table_name from information_schema.tables where table_name like '%etl_tmp%'")).length).toBe(0);
+    });
+  });
+
+  it('contract: new rows of the wrong type fail the model and leave the table as it was', async () => {
+    const project = writeProject({ 'etl.yml': etlYml('incc'), 'seeds/events.csv': first, 'models/inc.sql': model('cast(amount as integer)'), 'models/schema.yml': yml('{ contract: { enforced: true } }') });
+    ok(await runCli(['build', '-s', 'events', 'inc'], { cwd: project }));
+    writeFiles(project, { 'seeds/events.csv': second, 'models/inc.sql': model('cast(amount as varchar)') });
+    const r = await runCli(['build', '-s', 'events', 'inc', '--exclude', 'test_type:data'], { cwd: project });
+    expect(r.code, r.output).toBe(1);
+    expect(r.output).toMatch(/contract of inc is not met/);
+    expect(r.output).toMatch(/amount/);
+    await withDb(dbPathOf(project), async (db) => {
+      expect(await db.rows('select id, amount from main.inc order by id')).toEqual([
+        { id: 1, amount: 10 },
+        { id: 2, amount: 20 },
+      ]);
+    });
+  });
+});
