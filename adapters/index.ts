@@ -25,4 +25,13 @@ export async function createAdapter(target: TargetConfig, projectRoot: string, o
   }
 }
 
+/**
+ * Whether open() creates nothing (a connection to a server) rather than the
+ * target itself (an embedded database file): such a target may be opened
+ * while the project is still being compiled, before it is known to be good.
+ */
+export function opensWithoutWriting(target: TargetConfig): boolean {
+  return target.type === 'postgres';
+}
+
 export type { Adapter } from './adapter.js';

@@ -4,7 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { createAdapter } from '../adapters/index.js';
+import { createAdapter, opensWithoutWriting } from '../adapters/index.js';
 import type { Adapter, QueryResult } from '../adapters/adapter.js';
 import { ProjectError, RunError } from './errors.js';
 import { readCachedManifest, readJsonIfExists, writeCompileCache, writeCompiledFiles, writeFileAtomic, writeManifest } from './compiler/artifacts.js';
@@ -55,9 +55,9 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
  * Compiles without writing anything yet: a run first takes the target's lock,
  * so a second process that is refused changes nothing in target/ either.
  */
-async function compileUnwritten(options: CompileOptions, scanned?: ProjectScan): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
+async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
   const env = options.env ?? process.env;
-  const scan = scanned ?? options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
+  const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
   if (!options.noCache) {
     const cached = readCachedManifest(scan.targetPath, path.join(scan.root, scan.compiledDir), scan.fingerprint, env, format);
@@ -155,7 +155,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   // A server target's connections (TCP, TLS, auth, the schema lock) are made
   // while the project compiles. An embedded file is opened only once the
   // project is known to be good: opening it creates it.
-  const early = scan.target.type === 'postgres' ? createAdapter(scan.target, scan.root) : undefined;
+  const early = opensWithoutWriting(scan.target) ? createAdapter(scan.target, scan.root) : undefined;
   const connecting = early?.then(async (a) => {
     await a.open();
     return a;
@@ -163,7 +163,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   connecting?.catch(() => undefined); // awaited below; a compile error must not leave it unhandled
   let prepared;
   try {
-    const compiled = await compileUnwritten(options, scan);
+    const compiled = await compileUnwritten({ ...options, scan });
     const { selected, warnings } = how.ids ? { selected: how.ids, warnings: [] } : selectFromManifest(compiled.manifest, compiled.project.targetPath, options);
     prepared = { ...compiled, warnings, plan: planRun(compiled.manifest, selected, new Set(resourceTypes)) };
   } catch (err) {

@@ -94,8 +94,9 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     // first statements need it right after.
     pool.connect().then((c) => c.release(), noop);
     // The probe's connection becomes the one that holds the schema locks: one
-    // connection fewer to set up per run.
-    this.locks = new SchemaLocks(config, this.target.name, settings.secrets, first);
+    // connection fewer to set up per run. A read-only command takes no lock.
+    if (!this.options.lockTargetSchema) void first.end().catch(noop);
+    this.locks = new SchemaLocks(config, this.target.name, settings.secrets, this.options.lockTargetSchema ? first : undefined);
     if (this.options.lockTargetSchema) {
       // Before anything is written (target/, etl_meta, the schema): a second
       // run on this schema fails here and changes nothing, as a second run on
