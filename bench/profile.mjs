@@ -1,6 +1,6 @@
 // CPU profile of one etl command on a generated project, summarised.
 //
-//   node bench/profile.mjs [--models 10000] [--no-tests] [--warm] [--build] [--top 25] [--interval 500]
+//   node bench/profile.mjs [--models 10000] [--tests] [--warm] [--build] [--top 25] [--interval 500]
 //
 // Runs `node --cpu-prof dist/bin/etl.js compile` (cold: target/ deleted;
 // --warm: a second run against an unchanged project; --build: `etl build` of
@@ -34,8 +34,9 @@ const warm = argv.includes('--warm');
 const build = argv.includes('--build');
 const kind = build ? 'views' : 'compile';
 
-const tests = !argv.includes('--no-tests');
-const dir = path.join(WORK, `${build ? 'views' : 'compile'}-${models}${tests ? '' : '-no-tests'}`);
+// The same project names as bench/run.mjs: compile-N is the issue's shape, compile-N-tests has 3 tests per model.
+const tests = argv.includes('--tests');
+const dir = path.join(WORK, `${build ? 'views' : 'compile'}-${models}${tests ? '-tests' : ''}`);
 if (!existsSync(path.join(dir, 'etl.yml')) || argv.includes('--regen')) generateProject(dir, { models, kind, tests });
 const rel = path.relative(ROOT, dir);
 // A private copy of dist/: a concurrent rebuild would otherwise change the
