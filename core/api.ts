@@ -86,8 +86,7 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
     // Tests' SQL (often most of the nodes) is written when they run: see execute().
     const compiledWritten = writeCompiledFiles(project.root, project.targetPath, manifest, transform, (n) => n.resource_type !== 'test');
     (transform as { flush?: () => void } | undefined)?.flush?.();
-    writeManifest(project.targetPath, manifest);
-    await compiledWritten;
+    await Promise.all([writeManifest(project.targetPath, manifest), compiledWritten]);
     writeCompileCache(project.targetPath, project.fingerprint, envRead, env, format, Object.keys(manifest.nodes).length, unitTestFixtureFiles(project));
     writeFileStamps(project);
   };

@@ -4,12 +4,13 @@
 // and the environment variables templates read).
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Manifest, ManifestNode } from './manifest.js';
 import { BUILD_ID } from './version.js';
 import { RunError } from '../errors.js';
 import { Worker } from 'node:worker_threads';
+import { open } from 'node:fs/promises';
 
 const CACHE_DIR = '.etl';
 
@@ -80,8 +81,71 @@ export function writeCompileCache(targetPath: string, fingerprint: string, envRe
   writeFileAtomic(path.join(targetPath, CACHE_DIR, 'compile.json'), JSON.stringify(cache));
 }
 
-export function writeManifest(targetPath: string, manifest: Manifest): void {
-  writeFileAtomic(path.join(targetPath, 'manifest.json'), JSON.stringify(manifest));
+/** Serialised text is handed to the file system in pieces of about this many characters. */
+const MANIFEST_PIECE = 1 << 21;
+
+/**
+ * Writes manifest.json atomically (a temporary file renamed into place), the
+ * same bytes as JSON.stringify(manifest). On a large project the manifest is
+ * tens of MB: it is serialised node by node and each piece is handed to
+ * libuv's thread pool at its own offset as soon as it is ready, so the kernel
+ * copies one piece while the main thread serialises the next, and no single
+ * string of the whole file is ever built.
+ */
+export async function writeManifest(targetPath: string, manifest: Manifest): Promise<void> {
+  const file = path.join(targetPath, 'manifest.json');
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  const handle = await open(tmp, 'w');
+  const writes: Array<Promise<unknown>> = [];
+  let offset = 0;
+  let parts: string[] = [];
+  let pending = 0;
+  const flush = () => {
+    const bytes = Buffer.from(parts.join(''), 'utf8');
+    parts = [];
+    pending = 0;
+    writes.push(handle.write(bytes, 0, bytes.length, offset));
+    offset += bytes.length;
+  };
+  const put = (text: string) => {
+    parts.push(text);
+    pending += text.length;
+    if (pending >= MANIFEST_PIECE) flush();
+  };
+  try {
+    put('{');
+    let firstKey = true;
+    for (const [key, value] of Object.entries(manifest)) {
+      if (value === undefined) continue; // as JSON.stringify does
+      put(`${firstKey ? '' : ','}${JSON.stringify(key)}:`);
+      firstKey = false;
+      if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+        // nodes, parent_map, child_map...: one entry at a time.
+        put('{');
+        let first = true;
+        for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+          const json = JSON.stringify(v) as string | undefined;
+          if (json === undefined) continue; // undefined, a function: left out, as JSON.stringify does
+          put(`${first ? '' : ','}${JSON.stringify(k)}:${json}`);
+          first = false;
+        }
+        put('}');
+      } else {
+        put(JSON.stringify(value));
+      }
+    }
+    put('}');
+    flush();
+    await Promise.all(writes);
+  } catch (err) {
+    await Promise.allSettled(writes);
+    await handle.close();
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  await handle.close();
+  renameSync(tmp, file);
 }
 
 /**
