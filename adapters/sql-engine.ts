@@ -56,8 +56,8 @@ export abstract class SqlEngine {
     return { message: 'CREATE VIEW' };
   }
 
-  /** `create table <tmp> as <select>`; returns the row count. */
-  abstract createTableAs(session: AdapterSession, relation: Relation, selectSql: string): Promise<number | undefined>;
+  /** `create table <tmp> as <select>` (a temporary table when `temporary`, see stagedRelation); returns the row count. */
+  abstract createTableAs(session: AdapterSession, relation: Relation, selectSql: string, temporary?: boolean): Promise<number | undefined>;
 
   async replaceTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
     const staged = await this.stageTable(session, relation, selectSql);
@@ -70,11 +70,16 @@ export abstract class SqlEngine {
     return { rowsAffected: staged.rows, message: `CREATE TABLE (${staged.rows ?? '?'} rows)` };
   }
 
-  async stageTable(session: AdapterSession, relation: Relation, selectSql: string, _options?: StageOptions): Promise<StagedTable> {
-    const tmp = this.tempRelation(relation);
+  /** Where stageTable builds: beside the target; an engine may keep transient rows in a temporary table instead. */
+  protected stagedRelation(relation: Relation, _options?: StageOptions): { relation: Relation; temporary: boolean } {
+    return { relation: this.tempRelation(relation), temporary: false };
+  }
+
+  async stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable> {
+    const { relation: tmp, temporary } = this.stagedRelation(relation, options);
     await session.execute(this.dropSql(tmp, 'table'));
     try {
-      const rows = await this.createTableAs(session, tmp, selectSql);
+      const rows = await this.createTableAs(session, tmp, selectSql, temporary);
       return { relation: tmp, rows };
     } catch (err) {
       await session.execute(this.dropSql(tmp, 'table')).catch(() => undefined);

@@ -162,19 +162,14 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
    * table keeps them off the database file and its WAL (~20-45 ms of a 150k
    * row stage on the benchmark). "temp"."x" names DuckDB's temporary catalog,
    * unless the project itself has a schema called temp: then the stage is a
-   * plain table, as for other engines.
+   * plain table, as for other engines. The names of the temporary tables
+   * made (createTableAs) tell listColumns which catalog to read.
    */
   private readonly transientStaged = new Set<string>();
 
-  override async stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable> {
-    if (!options?.transient || relation.schema === TEMP_CATALOG) return super.stageTable(session, relation, selectSql);
-    const tmp = { schema: TEMP_CATALOG, name: this.tempRelation(relation).name };
-    const rel = this.relationSql(tmp);
-    await session.execute(`drop table if exists ${rel}`);
-    const result = await session.query(`create temp table ${rel} as\n${selectSql}`);
-    this.transientStaged.add(tmp.name);
-    const count = result.rows[0]?.[0];
-    return { relation: tmp, rows: count === undefined ? undefined : Number(count) };
+  protected override stagedRelation(relation: Relation, options?: StageOptions): { relation: Relation; temporary: boolean } {
+    if (!options?.transient || relation.schema === TEMP_CATALOG) return super.stagedRelation(relation);
+    return { relation: { schema: TEMP_CATALOG, name: this.tempRelation(relation).name }, temporary: true };
   }
 
   override async discardStaged(session: AdapterSession, staged: StagedTable): Promise<void> {
@@ -195,8 +190,9 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     return result.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
   }
 
-  async createTableAs(session: AdapterSession, relation: Relation, selectSql: string): Promise<number | undefined> {
-    const result = await session.query(`create table ${this.relationSql(relation)} as\n${selectSql}`);
+  async createTableAs(session: AdapterSession, relation: Relation, selectSql: string, temporary = false): Promise<number | undefined> {
+    const result = await session.query(`create ${temporary ? 'temp ' : ''}table ${this.relationSql(relation)} as\n${selectSql}`);
+    if (temporary) this.transientStaged.add(relation.name);
     const count = result.rows[0]?.[0];
     return count === undefined ? undefined : Number(count);
   }

@@ -171,6 +171,7 @@ export async function writeCompiledFiles(
     previous = {};
   }
   const record: Record<string, string> = { ...previous };
+  let recordChanged = false;
   const dirs = new Set<string>();
   const pending: Array<[file: string, sql: string]> = [];
   for (const node of Object.values(manifest.nodes)) {
@@ -179,6 +180,7 @@ export async function writeCompiledFiles(
     const raw = transform ? transform(node.compiled_code) : node.compiled_code;
     const sql = raw.endsWith('\n') ? raw : `${raw}\n`;
     const hash = createHash('sha1').update(sql).digest('base64');
+    if (previous[node.compiled_path] !== hash) recordChanged = true;
     record[node.compiled_path] = hash;
     if (previous[node.compiled_path] === hash && existsSync(file)) continue;
     const dir = path.dirname(file);
@@ -189,8 +191,7 @@ export async function writeCompiledFiles(
     pending.push([file, sql]);
   }
   await writeFiles(pending);
-  const recorded = Object.keys(record).length !== Object.keys(previous).length || Object.entries(record).some(([k, v]) => previous[k] !== v);
-  if (recorded || !existsSync(recordFile)) writeFileAtomic(recordFile, JSON.stringify(record));
+  if (recordChanged || !existsSync(recordFile)) writeFileAtomic(recordFile, JSON.stringify(record));
   return pending.length;
 }
 
