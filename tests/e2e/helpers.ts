@@ -307,8 +307,21 @@ export async function pgConnect(url = PG_URL): Promise<pg.Client> {
     types: { getTypeParser: (oid: number) => (oid === 16 ? (v: string) => (v === 't' ? 'true' : 'false') : (v: string) => v) } as pg.CustomTypesConfig,
   });
   client.on('error', () => undefined);
-  await client.connect();
-  return client;
+  return connectTestPostgres(client, url);
+}
+
+/**
+ * Connects a client to the test server, or fails with what to do about it:
+ * the Postgres suites need a real server, and a bare ECONNREFUSED does not say so.
+ */
+export async function connectTestPostgres<C extends pg.Client>(client: C, url = PG_URL): Promise<C> {
+  try {
+    await client.connect();
+    return client;
+  } catch (err) {
+    const { hostname, port } = new URL(url);
+    throw new Error(`Postgres is not reachable on ${hostname || '127.0.0.1'}:${port || 5432}: start it (see .ci/run), or point ETL_PG_URL at one (${(err as Error).message})`);
+  }
 }
 
 export function pgQuoteIdent(name: string): string {

@@ -5,14 +5,14 @@
 // on_schema_change, `etl state show`, and state that lives in the target.
 //
 // The fixtures (CSV seeds and expected tables ported from dbt's adapter test
-// suite) live in ../shared/fixtures/conformance-data, beside the repository.
+// suite) live in tests/fixtures/conformance-data (see its README).
 
 import { copyFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, dbPathOf, etlYml, killAll, makeTempDir, readJson, removeTempDirs, runCli, withDb, writeFiles, writeProject, type CliResult, type Db } from './helpers.js';
 
-const FIXTURES = path.resolve(REPO_ROOT, '..', 'shared', 'fixtures', 'conformance-data');
+const FIXTURES = path.join(REPO_ROOT, 'tests', 'fixtures', 'conformance-data');
 const fixture = (...parts: string[]) => path.join(FIXTURES, ...parts);
 const fixtureText = (...parts: string[]) => readFileSync(fixture(...parts), 'utf8');
 

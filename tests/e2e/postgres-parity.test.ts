@@ -40,11 +40,7 @@ let admin: pg.Client;
 
 beforeAll(async () => {
   assertCliBuilt();
-  try {
-    admin = await pgConnect();
-  } catch (err) {
-    throw new Error(`cannot reach the test Postgres at ${PG_URL.replace(/:[^:@/]*@/, ':****@')} (start it with pg_ctlcluster --skip-systemctl-redirect <version> main start): ${(err as Error).message}`);
-  }
+  admin = await pgConnect();
 });
 
 afterAll(async () => {

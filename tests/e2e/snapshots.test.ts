@@ -1,7 +1,7 @@
 // Snapshots end to end, through the built CLI: both strategies (timestamp,
 // check) through updates, inserts, hard deletes (invalidate, new_record),
 // revivals and new columns, checked row by row against dbt's conformance
-// fixtures (../shared/fixtures/conformance-data/snapshot_*), plus the history
+// fixtures (tests/fixtures/conformance-data/snapshot_*), plus the history
 // invariants every SCD2 table must keep, and "a second run with no source
 // change adds nothing".
 //
@@ -15,7 +15,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, dbPathOf, etlYml, killAll, readJson, removeTempDirs, runCli, withDb, writeProject, type CliResult, type Db } from './helpers.js';
 
-const FIXTURES = path.resolve(REPO_ROOT, '..', 'shared', 'fixtures', 'conformance-data');
+const FIXTURES = path.join(REPO_ROOT, 'tests', 'fixtures', 'conformance-data');
 const fixture = (...parts: string[]) => path.join(FIXTURES, ...parts);
 
 afterAll(async () => {
