@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { buildGraph, findCycle, topologicalOrder, type DependencyGraph } from '../core/graph/graph.js';
+import { addEdge, buildGraph, contractGraph, findCycle, graphOfManifest, reach, topologicalOrder, type DependencyGraph } from '../core/graph/graph.js';
 
 function graphOf(edges: Record<string, string[]>): DependencyGraph {
   return buildGraph(Object.keys(edges), (id) => edges[id] ?? []);
@@ -56,14 +56,82 @@ describe('findCycle', () => {
 describe('topologicalOrder', () => {
   it('puts parents before children', () => {
     const g = graphOf({ d: ['b', 'c'], c: ['a'], b: ['a'], a: [], e: [] });
-    const order = topologicalOrder(g);
-    expectParentsFirst(g, order);
-    expect(order[order.length - 1]).toBe('d');
+    const { order, cycle } = topologicalOrder(g);
+    expect(cycle).toBeUndefined();
+    expectParentsFirst(g, order!);
+    expect(order).toEqual(['a', 'e', 'c', 'b', 'd']);
   });
 
   it('is deterministic for the same input', () => {
     const edges = { d: ['b', 'c'], c: ['a'], b: ['a'], a: [] };
     expect(topologicalOrder(graphOf(edges))).toEqual(topologicalOrder(graphOf(edges)));
+  });
+
+  it('reports a cycle, its members in dependency order, instead of dropping its nodes', () => {
+    // x and y are fine; a -> b -> c -> a loops, and d hangs below the loop.
+    const result = topologicalOrder(graphOf({ x: [], a: ['c', 'x'], b: ['a'], c: ['b'], d: ['c'], y: ['x'] }));
+    expect(result.order).toBeUndefined();
+    expect(result.cycle).toEqual(['a', 'c', 'b']);
+  });
+
+  it('reports a self-loop', () => {
+    expect(topologicalOrder(graphOf({ a: [], b: ['a', 'b'] }))).toEqual({ cycle: ['b'] });
+  });
+});
+
+describe('reach', () => {
+  // a -> b -> c -> d, and a -> e: parents first.
+  const g = graphOf({ a: [], b: ['a'], c: ['b'], d: ['c'], e: ['a'] });
+
+  it('walks down or up, nearest first, start included', () => {
+    expect([...reach(g, ['a'], 'down')]).toEqual(['a', 'b', 'e', 'c', 'd']);
+    expect([...reach(g, ['d'], 'up')]).toEqual(['d', 'c', 'b', 'a']);
+    expect([...reach(g, ['c', 'e'], 'up')]).toEqual(['c', 'e', 'b', 'a']);
+  });
+
+  it('stops at the depth limit (2+name, name+1)', () => {
+    expect([...reach(g, ['d'], 'up', 2)]).toEqual(['d', 'c', 'b']);
+    expect([...reach(g, ['a'], 'down', 1)]).toEqual(['a', 'b', 'e']);
+    expect([...reach(g, ['a'], 'down', 0)]).toEqual(['a']);
+  });
+
+  it('terminates on a cycle and ignores ids outside the graph', () => {
+    expect(reach(graphOf({ a: ['b'], b: ['a'] }), ['a'], 'down')).toEqual(new Set(['a', 'b']));
+    expect(reach(g, ['nope'], 'down')).toEqual(new Set(['nope']));
+  });
+});
+
+describe('graphOfManifest', () => {
+  const node = (deps: string[]) => ({ depends_on: { nodes: deps } });
+
+  it('reads parent_map and child_map, sources included', () => {
+    const g = graphOfManifest({
+      nodes: { 'model.p.a': node(['source.p.raw.t']), 'model.p.b': node(['model.p.a']) },
+      sources: { 'source.p.raw.t': {} },
+      parent_map: { 'model.p.a': ['source.p.raw.t'], 'model.p.b': ['model.p.a'], 'source.p.raw.t': [] },
+      child_map: { 'model.p.a': ['model.p.b'], 'model.p.b': [], 'source.p.raw.t': ['model.p.a'] },
+    });
+    expect([...reach(g, ['source.p.raw.t'], 'down')]).toEqual(['source.p.raw.t', 'model.p.a', 'model.p.b']);
+    expect(g.parents.get('model.p.b')).toEqual(['model.p.a']);
+  });
+
+  it('falls back to depends_on and derives children when the maps are absent', () => {
+    const g = graphOfManifest({ nodes: { a: node([]), b: node(['a']), c: node(['a', 'b']) } });
+    expect(Object.fromEntries(g.children)).toEqual({ a: ['b', 'c'], b: ['c'], c: [] });
+    expect(topologicalOrder(g)).toEqual({ order: ['a', 'b', 'c'] });
+  });
+});
+
+describe('contractGraph', () => {
+  it('keeps the chosen nodes, passing edges through the others it is told to', () => {
+    // e is ephemeral between a and c; u is unselected between a and d.
+    const g = graphOf({ a: [], e: ['a'], c: ['e'], u: ['a'], d: ['u', 'c'] });
+    const small = contractGraph(g, ['a', 'c', 'd'], (id) => id === 'e');
+    expect(Object.fromEntries(small.parents)).toEqual({ a: [], c: ['a'], d: ['c'] });
+    expect(Object.fromEntries(small.children)).toEqual({ a: ['c'], c: ['d'], d: [] });
+    addEdge(small, 'a', 'd');
+    expect(small.parents.get('d')).toEqual(['c', 'a']);
+    expect(small.children.get('a')).toEqual(['c', 'd']);
   });
 });
 
@@ -76,17 +144,18 @@ describe('a 20,000-node chain', () => {
     return i === 0 ? [] : [`model.p.m${i - 1}`];
   };
 
-  it('does not overflow the stack in findCycle or topologicalOrder', () => {
+  it('does not overflow the stack in findCycle, topologicalOrder or reach', () => {
     const g = buildGraph([...ids].reverse(), deps);
     expect(findCycle(g)).toBeUndefined();
-    const order = topologicalOrder(g);
-    expect(order).toEqual(ids);
+    expect(topologicalOrder(g)).toEqual({ order: ids });
+    expect(reach(g, [ids[N - 1]!], 'up').size).toBe(N);
   });
 
   it('finds the cycle closing the whole chain', () => {
     const g = buildGraph([...ids].reverse(), (id) => (id === ids[0] ? [ids[N - 1]!] : deps(id)));
     const cycle = findCycle(g);
     expect(cycle).toHaveLength(N);
+    expect(topologicalOrder(g).cycle).toEqual(cycle);
     // Dependency order: each member depends on the next.
     expect(cycle![0]).toBe(ids[N - 1]);
     expect(cycle![1]).toBe(ids[N - 2]);

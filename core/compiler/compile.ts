@@ -396,16 +396,7 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
   const nodes: Record<string, ManifestNode> = {};
   for (const p of pending.values()) nodes[p.node.unique_id] = p.node;
   for (const t of testNodes) nodes[t.unique_id] = t;
-  const parentMap: Record<string, string[]> = {};
-  const childMap: Record<string, string[]> = {};
-  for (const id of [...Object.keys(nodes), ...Object.keys(sources)]) {
-    parentMap[id] = [];
-    childMap[id] = [];
-  }
-  for (const node of Object.values(nodes)) {
-    parentMap[node.unique_id] = [...node.depends_on.nodes];
-    for (const dep of node.depends_on.nodes) childMap[dep]!.push(node.unique_id);
-  }
+  const graph = buildGraph([...Object.keys(nodes), ...Object.keys(sources)], (id) => nodes[id]?.depends_on.nodes ?? []);
 
   const manifest: Manifest = {
     metadata: {
@@ -425,8 +416,8 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
     macros: Object.fromEntries(
       [...partials].map(([name, p]) => [`macro.${project.name}.${name}`, { name, path: p.path, original_file_path: p.path }]),
     ),
-    parent_map: parentMap,
-    child_map: childMap,
+    parent_map: Object.fromEntries(graph.parents),
+    child_map: Object.fromEntries(graph.children),
     exposures: {},
     metrics: {},
     groups: {},

@@ -1,12 +1,19 @@
-// The dependency graph of a manifest: parents/children maps, a topological
-// order and cycle detection. O(V+E) everywhere; projects have 10,000+ nodes.
+// The dependency graph: the one home of parents/children, topological order,
+// cycles and reach. The compiler builds it from each node's depends_on (and
+// writes it out as the manifest's parent_map/child_map), selection reads it
+// back from a manifest, and planning contracts it to the nodes that run.
+// It knows ids and edges only, nothing of what a node is.
+// O(V+E) everywhere and iterative: projects have 10,000+ nodes and chains
+// deep enough to overflow a recursive walk.
 
 export interface DependencyGraph {
-  /** unique_id -> ids it depends on (only ids that are nodes of the graph). */
+  /** id -> the ids it depends on. Every node of the graph is a key. */
   parents: Map<string, string[]>;
+  /** id -> the ids that depend on it. */
   children: Map<string, string[]>;
 }
 
+/** A graph over `ids`; edges to ids outside it, and repeated edges, are dropped. */
 export function buildGraph(ids: Iterable<string>, dependsOn: (id: string) => readonly string[]): DependencyGraph {
   const parents = new Map<string, string[]>();
   const children = new Map<string, string[]>();
@@ -25,6 +32,54 @@ export function buildGraph(ids: Iterable<string>, dependsOn: (id: string) => rea
   return { parents, children };
 }
 
+/** The parts of a manifest the graph is read from (a structural type: the graph does not know the compiler). */
+export interface ManifestEdges {
+  nodes: Record<string, { depends_on: { nodes: string[] } }>;
+  sources?: Record<string, unknown>;
+  parent_map?: Record<string, string[]>;
+  child_map?: Record<string, string[]>;
+}
+
+/**
+ * The graph a manifest describes, sources included: its parent_map and
+ * child_map as written (a node missing from parent_map falls back to its
+ * depends_on, and children missing from child_map are derived from parents).
+ * The lists are the manifest's own arrays: read them, never change them.
+ */
+export function graphOfManifest(manifest: ManifestEdges): DependencyGraph {
+  const parentMap = manifest.parent_map ?? {};
+  const childMap = manifest.child_map ?? {};
+  const ids = new Set([...Object.keys(manifest.nodes), ...Object.keys(manifest.sources ?? {}), ...Object.keys(parentMap), ...Object.keys(childMap)]);
+  const parents = new Map<string, string[]>();
+  const children = new Map<string, string[]>();
+  let derive = false;
+  for (const id of ids) {
+    parents.set(id, (Object.hasOwn(parentMap, id) ? parentMap[id] : undefined) ?? (Object.hasOwn(manifest.nodes, id) ? manifest.nodes[id]!.depends_on.nodes : []));
+    const cs = Object.hasOwn(childMap, id) ? childMap[id] : undefined;
+    if (cs) children.set(id, cs);
+    else derive = true;
+  }
+  if (derive) {
+    const derived = new Map<string, string[]>();
+    for (const [id, ps] of parents) {
+      for (const p of ps) {
+        if (Object.hasOwn(childMap, p)) continue;
+        let list = derived.get(p);
+        if (!list) derived.set(p, (list = []));
+        list.push(id);
+      }
+    }
+    for (const id of ids) if (!children.has(id)) children.set(id, derived.get(id) ?? []);
+    // Ids known only as someone's parent.
+    for (const [id, list] of derived) {
+      if (children.has(id)) continue;
+      parents.set(id, []);
+      children.set(id, list);
+    }
+  }
+  return { parents, children };
+}
+
 /**
  * A cycle in the graph as the list of its members in dependency order
  * (each depends on the next, and the last on the first), or undefined.
@@ -37,19 +92,16 @@ export function findCycle(graph: DependencyGraph): string[] | undefined {
   for (const id of graph.parents.keys()) colour.set(id, WHITE);
   for (const start of graph.parents.keys()) {
     if (colour.get(start) !== WHITE) continue;
-    // Iterative DFS: a recursive one overflows the stack on 10,000-deep chains.
     const stack: Array<{ id: string; next: number }> = [{ id: start, next: 0 }];
     const onPath: string[] = [start];
     colour.set(start, GREY);
     while (stack.length) {
       const frame = stack[stack.length - 1]!;
-      const ps = graph.parents.get(frame.id)!;
+      const ps = graph.parents.get(frame.id) ?? [];
       if (frame.next < ps.length) {
         const p = ps[frame.next++]!;
         const c = colour.get(p);
-        if (c === GREY) {
-          return onPath.slice(onPath.indexOf(p));
-        }
+        if (c === GREY) return onPath.slice(onPath.indexOf(p));
         if (c === WHITE) {
           colour.set(p, GREY);
           stack.push({ id: p, next: 0 });
@@ -65,23 +117,85 @@ export function findCycle(graph: DependencyGraph): string[] | undefined {
   return undefined;
 }
 
-/** Kahn's algorithm; parents come before children. Assumes no cycle. */
-export function topologicalOrder(graph: DependencyGraph): string[] {
+/** Every node in an order where parents come first; or, when there is none, a cycle (see findCycle). */
+export type TopologicalOrder = { order: string[]; cycle?: undefined } | { order?: undefined; cycle: string[] };
+
+/**
+ * Kahn's algorithm, stable: nodes without parents in the graph's key order,
+ * then each node's children in the order they are listed. A graph with a
+ * cycle has no such order; its nodes are never silently dropped: the cycle
+ * is returned instead.
+ */
+export function topologicalOrder(graph: DependencyGraph): TopologicalOrder {
   const pending = new Map<string, number>();
-  const ready: string[] = [];
+  const order: string[] = [];
   for (const [id, ps] of graph.parents) {
     pending.set(id, ps.length);
-    if (ps.length === 0) ready.push(id);
+    if (ps.length === 0) order.push(id);
   }
-  const order: string[] = [];
-  for (let i = 0; i < ready.length; i++) {
-    const id = ready[i]!;
-    order.push(id);
-    for (const c of graph.children.get(id)!) {
+  for (let i = 0; i < order.length; i++) {
+    for (const c of graph.children.get(order[i]!) ?? []) {
       const left = pending.get(c)! - 1;
       pending.set(c, left);
-      if (left === 0) ready.push(c);
+      if (left === 0) order.push(c);
     }
   }
-  return order;
+  if (order.length === graph.parents.size) return { order };
+  return { cycle: findCycle(graph)! };
+}
+
+/**
+ * The start ids plus every id reachable from them within maxDepth steps
+ * (`up` follows parents, `down` children), breadth first: one multi-source
+ * walk, nearest first, each id once.
+ */
+export function reach(graph: DependencyGraph, start: Iterable<string>, direction: 'up' | 'down', maxDepth = Infinity): Set<string> {
+  const edges = direction === 'up' ? graph.parents : graph.children;
+  const seen = new Set(start);
+  let frontier = [...seen];
+  for (let depth = 0; frontier.length > 0 && depth < maxDepth; depth++) {
+    const next: string[] = [];
+    for (const id of frontier) {
+      for (const n of edges.get(id) ?? []) {
+        if (!seen.has(n)) {
+          seen.add(n);
+          next.push(n);
+        }
+      }
+    }
+    frontier = next;
+  }
+  return seen;
+}
+
+/**
+ * The graph over `keep` alone: an edge from a kept node upward passes through
+ * the nodes `through` accepts (ephemeral models, never run themselves) and
+ * stops at any other node outside `keep` (assumed built already).
+ */
+export function contractGraph(graph: DependencyGraph, keep: readonly string[], through: (id: string) => boolean): DependencyGraph {
+  const kept = new Set(keep);
+  const parents = new Map<string, string[]>();
+  const children = new Map<string, string[]>(keep.map((id) => [id, []]));
+  for (const id of keep) {
+    const found = new Set<string>();
+    const seen = new Set<string>();
+    const stack = [...(graph.parents.get(id) ?? [])];
+    while (stack.length) {
+      const p = stack.pop()!;
+      if (seen.has(p)) continue;
+      seen.add(p);
+      if (kept.has(p)) found.add(p);
+      else if (through(p)) stack.push(...(graph.parents.get(p) ?? []));
+    }
+    parents.set(id, [...found]);
+    for (const p of found) children.get(p)!.push(id);
+  }
+  return { parents, children };
+}
+
+/** Adds the edge parent -> child (both already in the graph). */
+export function addEdge(graph: DependencyGraph, parent: string, child: string): void {
+  graph.parents.get(child)!.push(parent);
+  graph.children.get(parent)!.push(child);
 }

@@ -13,6 +13,7 @@
 
 import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifest.js';
 import { type Diagnostic, ProjectError, closestMatch, didYouMean } from '../errors.js';
+import { graphOfManifest, reach, type DependencyGraph } from './graph.js';
 
 export interface SelectionContext {
   manifest: Manifest;
@@ -254,64 +255,12 @@ function parsePart(ctx: SelectionContext, raw: string, term: string, flag: strin
   }
 }
 
-// ---------------------------------------------------------------------------
-// Graph
-
-class Graph {
-  private derivedChildren?: Map<string, string[]>;
-  constructor(private readonly manifest: Manifest) {}
-
-  parents(id: string): readonly string[] {
-    return this.manifest.parent_map?.[id] ?? this.manifest.nodes[id]?.depends_on.nodes ?? [];
-  }
-
-  children(id: string): readonly string[] {
-    const c = this.manifest.child_map?.[id];
-    if (c) return c;
-    return this.derived().get(id) ?? [];
-  }
-
-  /** A child map built from the parent side, for ids the manifest's child_map lacks. */
-  private derived(): Map<string, string[]> {
-    if (this.derivedChildren) return this.derivedChildren;
-    const map = new Map<string, string[]>();
-    const ids = new Set([...Object.keys(this.manifest.nodes), ...Object.keys(this.manifest.parent_map ?? {})]);
-    for (const id of ids) {
-      for (const p of this.parents(id)) {
-        let list = map.get(p);
-        if (!list) map.set(p, (list = []));
-        list.push(id);
-      }
-    }
-    return (this.derivedChildren = map);
-  }
-
-  /** The start ids plus everything reachable within maxDepth steps: one multi-source BFS. */
-  reach(start: Iterable<string>, direction: 'up' | 'down', maxDepth = Infinity): Set<string> {
-    const seen = new Set(start);
-    let frontier = [...seen];
-    for (let depth = 0; frontier.length > 0 && depth < maxDepth; depth++) {
-      const next: string[] = [];
-      for (const id of frontier) {
-        for (const n of direction === 'up' ? this.parents(id) : this.children(id)) {
-          if (!seen.has(n)) {
-            seen.add(n);
-            next.push(n);
-          }
-        }
-      }
-      frontier = next;
-    }
-    return seen;
-  }
-}
-
-function addIndirectTests(graph: Graph, manifest: Manifest, selected: Set<string>, excluded: Set<string>, mode: IndirectSelection): void {
-  const ancestors = mode === 'buildable' ? graph.reach(selected, 'up') : undefined;
+function addIndirectTests(graph: DependencyGraph, manifest: Manifest, selected: Set<string>, excluded: Set<string>, mode: IndirectSelection): void {
+  const ancestors = mode === 'buildable' ? reach(graph, selected, 'up') : undefined;
   const add: string[] = [];
   for (const node of Object.values(manifest.nodes)) {
     if (node.resource_type !== 'test' || selected.has(node.unique_id) || excluded.has(node.unique_id)) continue;
-    const parents = graph.parents(node.unique_id);
+    const parents = graph.parents.get(node.unique_id) ?? [];
     if (parents.length === 0) continue;
     const hit =
       mode === 'eager'
@@ -328,11 +277,11 @@ function addIndirectTests(graph: Graph, manifest: Manifest, selected: Set<string
 // Evaluation
 
 class Evaluator {
-  readonly graph: Graph;
+  readonly graph: DependencyGraph;
   private readonly nodes: ManifestNode[];
   private readonly sources: ManifestSource[];
   constructor(private readonly ctx: SelectionContext) {
-    this.graph = new Graph(ctx.manifest);
+    this.graph = graphOfManifest(ctx.manifest);
     this.nodes = Object.values(ctx.manifest.nodes);
     this.sources = Object.values(ctx.manifest.sources ?? {});
   }
@@ -363,12 +312,12 @@ class Evaluator {
 
   private expand(part: Part, base: Set<string>): Set<string> {
     if (part.childrensParents) {
-      return this.graph.reach(this.graph.reach(base, 'down'), 'up');
+      return reach(this.graph, reach(this.graph, base, 'down'), 'up');
     }
     if (!part.parents && !part.children) return base;
     const out = new Set(base);
-    if (part.parents) for (const id of this.graph.reach(base, 'up', part.parentsDepth)) out.add(id);
-    if (part.children) for (const id of this.graph.reach(base, 'down', part.childrenDepth)) out.add(id);
+    if (part.parents) for (const id of reach(this.graph, base, 'up', part.parentsDepth)) out.add(id);
+    if (part.children) for (const id of reach(this.graph, base, 'down', part.childrenDepth)) out.add(id);
     return out;
   }
 
