@@ -3,6 +3,7 @@
 // handful of atomic operations. Each operation either completes or leaves the
 // previous relation readable and unchanged.
 
+import type { StateRecord, StateStore } from '../core/state/state.js';
 import type { Dialect } from './dialect.js';
 
 export interface Relation {
@@ -33,18 +34,32 @@ export interface QueryResult {
 }
 
 export interface AdapterCapabilities {
-  /** DDL can run inside a transaction and be rolled back (DuckDB, Postgres). */
-  transactionalDdl: boolean;
   /** The engine has MERGE INTO. */
   merge: boolean;
-  /** Several connections may write at once. */
-  concurrentWrites: boolean;
 }
 
-/** A statement that records state (a watermark, a batch) with the change it describes. */
-export interface StateStatement {
-  sql: string;
-  params: unknown[];
+/**
+ * Rows moved out of a staged table into another table (quarantine), in the
+ * same atomic unit as the publish: they are in the published table or in
+ * `into`, never both, never neither, and a failed publish moves nothing.
+ */
+export interface RowMove {
+  /** Created from the moved rows' columns if it does not exist; appended to otherwise. */
+  into: Relation;
+  /** The alias of the staged table in `columns` and `where`. */
+  alias: string;
+  /** The select list of the moved rows (the staged columns plus any the target adds). */
+  columns: string;
+  /** Which staged rows move. */
+  where: string;
+}
+
+/** What commits with a publish, in the same transaction (or commit). */
+export interface PublishExtras {
+  /** State (a watermark, batches, a snapshot run): never ahead of the data, never behind it. */
+  state?: StateRecord[];
+  /** Rows that leave the staged table for another one before it is published. */
+  moveRows?: RowMove;
 }
 
 /** A column change made by on_schema_change before new rows go in. */
@@ -66,8 +81,10 @@ export interface IncrementalChange {
   /** replace_where (microbatch): target rows matching this predicate are replaced. */
   where?: string;
   columnChanges: ColumnChange[];
-  /** State records (watermarks, batches) written in the same transaction. */
-  stateStatements: StateStatement[];
+  /** State (watermarks, batches) committed with the rows; a batch without `rows` gets the rows applied. */
+  state: StateRecord[];
+  /** Rows that leave the staged table (quarantine) in the same transaction, before the rest is applied. */
+  moveRows?: RowMove;
 }
 
 export interface StagedTable {
@@ -104,6 +121,8 @@ export interface AdapterSession {
 export interface Adapter {
   readonly dialect: Dialect;
   readonly capabilities: AdapterCapabilities;
+  /** Where run history and the state of incremental models, batches and snapshots live (see core/state/state.ts). */
+  readonly state: StateStore;
   /** Connects (or opens the file). Throws RunError with exit code 2 when the target cannot be reached. */
   open(): Promise<void>;
   close(): Promise<void>;
@@ -114,23 +133,29 @@ export interface Adapter {
   /** Whether an error is worth retrying (dropped connection, serialization failure). */
   isTransient(err: unknown): boolean;
 
-  ensureSchema(session: AdapterSession, schema: string): Promise<void>;
+  /**
+   * Creates the schema if needed. A schema the run builds into is also locked
+   * for the run (one writer per schema). `shared`: a schema every run on the
+   * target uses whatever schema it builds (the state's): its creation is
+   * serialized instead, so two runs into different schemas never exclude each other.
+   */
+  ensureSchema(session: AdapterSession, schema: string, options?: { shared?: boolean }): Promise<void>;
   /** The kind of an existing relation, or undefined. */
   relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined>;
   listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]>;
 
   /** Creates or replaces a view, atomically. */
   replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult>;
-  /** Builds a table under a temporary name and swaps it in within one transaction. */
-  replaceTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult>;
+  /** Builds a table under a temporary name and swaps it in within one transaction, with `state`. */
+  replaceTable(session: AdapterSession, relation: Relation, selectSql: string, state?: StateRecord[]): Promise<MaterializeResult>;
   /**
    * Builds a table from `selectSql` where no reader sees it yet. The staged
    * relation can be queried and changed (contracts, quarantine) before
    * publishTable swaps it in atomically, or discardStaged drops it.
    */
   stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable>;
-  /** `stateStatements` run in the same transaction as the swap (a watermark never ahead of the data). */
-  publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, stateStatements?: StateStatement[]): Promise<void>;
+  /** Swaps the staged table in; `extras` (state, quarantined rows) commit with it. */
+  publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras?: PublishExtras): Promise<void>;
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;
   /** Applies new rows to an existing table in one transaction (incremental models). */
   applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number }>;

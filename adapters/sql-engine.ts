@@ -1,15 +1,21 @@
 // What SQL engines with transactional DDL share (DuckDB, Postgres): a table is
 // built under a temporary name, then the old relation is dropped and the new
 // one renamed into place inside one transaction, so a reader sees either the
-// old table or the new one. Engines override the few statements that differ.
+// old table or the new one. State records and quarantined rows are written in
+// that same transaction. Engines override the few statements that differ.
 
+import type { StateRecord } from '../core/state/state.js';
 import type { Dialect } from './dialect.js';
-import type { AdapterSession, ColumnChange, IncrementalChange, MaterializeResult, Relation, RelationKind, StageOptions, StagedTable, StateStatement } from './adapter.js';
+import type { AdapterSession, ColumnChange, IncrementalChange, MaterializeResult, PublishExtras, Relation, RelationKind, RowMove, StageOptions, StagedTable } from './adapter.js';
+import { SqlStateStore } from './sql-state.js';
+import { transaction } from './transaction.js';
 
 export const TEMP_SUFFIX = '__etl_tmp';
 
 export abstract class SqlEngine {
   abstract readonly dialect: Dialect;
+  /** etl_meta, written in the transactions below. */
+  readonly state: SqlStateStore = new SqlStateStore(this);
 
   relationSql(r: Relation): string {
     return this.dialect.relation(r.schema, r.name);
@@ -21,7 +27,7 @@ export abstract class SqlEngine {
 
   abstract relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined>;
 
-  async ensureSchema(session: AdapterSession, schema: string): Promise<void> {
+  async ensureSchema(session: AdapterSession, schema: string, _options?: { shared?: boolean }): Promise<void> {
     await session.execute(`create schema if not exists ${this.dialect.quoteIdentifier(schema)}`);
   }
 
@@ -33,23 +39,14 @@ export abstract class SqlEngine {
     return `alter table ${this.relationSql(from)} rename to ${this.dialect.quoteIdentifier(toName)}`;
   }
 
-  /** Runs statements in one transaction; rolls back and rethrows on failure. */
-  async inTransaction(session: AdapterSession, statements: Array<string | StateStatement>): Promise<void> {
-    await session.execute('begin');
-    try {
-      for (const s of statements) await (typeof s === 'string' ? session.execute(s) : session.execute(s.sql, s.params));
-      await session.execute('commit');
-    } catch (err) {
-      await session.execute('rollback').catch(() => undefined);
-      throw err;
-    }
-  }
-
   async replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
     const existing = await this.relationKind(session, relation);
     const create = `create or replace view ${this.relationSql(relation)} as\n${selectSql}`;
     if (existing === 'table') {
-      await this.inTransaction(session, [this.dropSql(relation, 'table'), create]);
+      await transaction(session, async () => {
+        await session.execute(this.dropSql(relation, 'table'));
+        await session.execute(create);
+      });
     } else {
       await session.execute(create);
     }
@@ -59,10 +56,10 @@ export abstract class SqlEngine {
   /** `create table <tmp> as <select>` (a temporary table when `temporary`, see stagedRelation); returns the row count. */
   abstract createTableAs(session: AdapterSession, relation: Relation, selectSql: string, temporary?: boolean): Promise<number | undefined>;
 
-  async replaceTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
+  async replaceTable(session: AdapterSession, relation: Relation, selectSql: string, state: StateRecord[] = []): Promise<MaterializeResult> {
     const staged = await this.stageTable(session, relation, selectSql);
     try {
-      await this.publishTable(session, staged, relation);
+      await this.publishTable(session, staged, relation, { state });
     } catch (err) {
       await this.discardStaged(session, staged);
       throw err;
@@ -87,8 +84,28 @@ export abstract class SqlEngine {
     }
   }
 
-  async publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, stateStatements: StateStatement[] = []): Promise<void> {
-    await this.swapIn(session, staged.relation, relation, stateStatements);
+  async publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras: PublishExtras = {}): Promise<void> {
+    await transaction(session, async () => {
+      if (extras.moveRows) await this.moveRows(session, staged.relation, extras.moveRows);
+      await this.swapInOpenTransaction(session, staged.relation, relation);
+      await this.state.writeInTransaction(session, extras.state ?? []);
+    });
+  }
+
+  /** Replaces `relation` with the table `tmp`, on the caller's open transaction. */
+  protected async swapInOpenTransaction(session: AdapterSession, tmp: Relation, relation: Relation): Promise<void> {
+    const existing = await this.relationKind(session, relation);
+    if (existing) await session.execute(this.dropSql(relation, existing));
+    await session.execute(this.renameSql(tmp, relation.name));
+  }
+
+  /** Moves rows out of `from` into `move.into` (created if absent), on the caller's open transaction. */
+  protected async moveRows(session: AdapterSession, from: Relation, move: RowMove): Promise<void> {
+    const into = this.relationSql(move.into);
+    const select = `select ${move.columns} from ${this.relationSql(from)} as ${move.alias} where ${move.where}`;
+    await session.execute(`create table if not exists ${into} as ${select} limit 0`);
+    await session.execute(`insert into ${into} ${select}`);
+    await session.execute(`delete from ${this.relationSql(from)} as ${move.alias} where ${move.where}`);
   }
 
   async discardStaged(session: AdapterSession, staged: StagedTable): Promise<void> {
@@ -147,35 +164,24 @@ export abstract class SqlEngine {
   }
 
   async applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number }> {
-    let rows = 0;
-    if (!('sql' in change.staged)) {
-      const staged = await session.query(`select count(*) from ${this.relationSql(change.staged)}`);
-      rows = Number(staged.rows[0]?.[0] ?? 0);
-    }
-    await session.execute('begin');
-    try {
+    const staged = change.staged;
+    const rows = await transaction(session, async () => {
+      let applied = 0;
+      if (!('sql' in staged)) {
+        if (change.moveRows) await this.moveRows(session, staged, change.moveRows);
+        const counted = await session.query(`select count(*) from ${this.relationSql(staged)}`);
+        applied = Number(counted.rows[0]?.[0] ?? 0);
+      }
       for (const c of change.columnChanges) await session.execute(this.columnChangeSql(change.target, c));
       const statements = this.incrementalSql(change);
       for (const [i, sql] of statements.entries()) {
         const r = await session.execute(sql);
         // A query source is counted by its insert, the last statement.
-        if ('sql' in change.staged && i === statements.length - 1) rows = r.rowsAffected ?? 0;
+        if ('sql' in staged && i === statements.length - 1) applied = r.rowsAffected ?? 0;
       }
-      for (const s of change.stateStatements) await session.execute(s.sql, s.params);
-      await session.execute('commit');
-    } catch (err) {
-      await session.execute('rollback').catch(() => undefined);
-      throw err;
-    }
+      await this.state.writeInTransaction(session, change.state, { rows: applied });
+      return applied;
+    });
     return { rowsAffected: rows };
-  }
-
-  /** Replaces `relation` with the table `tmp` in one transaction. */
-  async swapIn(session: AdapterSession, tmp: Relation, relation: Relation, after: StateStatement[] = []): Promise<void> {
-    const existing = await this.relationKind(session, relation);
-    const statements: Array<string | StateStatement> = [];
-    if (existing) statements.push(this.dropSql(relation, existing));
-    statements.push(this.renameSql(tmp, relation.name), ...after);
-    await this.inTransaction(session, statements);
   }
 }

@@ -186,7 +186,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     if (keepsState) {
       await adapter.withSession(async (session) => {
         await migrateState(adapter, session);
-        await recordRunStart(session, { runId, command: how.command, target: project.targetName, version: ETL_VERSION });
+        await recordRunStart(adapter, session, { runId, command: how.command, target: project.targetName, version: ETL_VERSION });
       });
     }
     outcome = await executePlan(manifest, plan, adapter, {
@@ -210,7 +210,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
         rows_affected: r.rows_affected,
         message: r.message,
       }));
-      await adapter.withSession((session) => recordRunEnd(session, runId, outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', records));
+      await adapter.withSession((session) => recordRunEnd(adapter, session, runId, outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', records));
     }
   } finally {
     await adapter.close();
@@ -386,7 +386,7 @@ export async function stateShow(options: ProjectOptions): Promise<Record<string,
   try {
     return await adapter.withSession(async (session) => {
       await migrateState(adapter, session);
-      const state = await readState(session);
+      const state = await readState(adapter, session);
       return Object.fromEntries(Object.entries(state).map(([k, v]) => [k, { columns: v.columns, types: [], rows: v.rows }]));
     });
   } finally {

@@ -14,18 +14,8 @@ import type { Manifest, ManifestNode, NodeConfig } from '../core/compiler/manife
 import { batchesBetween, formatBound, nextBound, parseBound, runMicrobatch, truncate, BATCH_START, BATCH_END } from '../core/materializations/microbatch.js';
 import { incremental } from '../core/materializations/incremental.js';
 import { explainSchemaChangeFailure, planSchemaChange, SchemaChangeError } from '../core/materializations/schema-change.js';
-import {
-  CURRENT_STATE_VERSION,
-  MIGRATIONS,
-  batchStatement,
-  clearBatchesStatement,
-  finishedBatches,
-  migrateState,
-  readState,
-  recordRunEnd,
-  recordRunStart,
-  watermarkStatement,
-} from '../core/state/state.js';
+import { CURRENT_STATE_VERSION, MIGRATIONS } from '../adapters/sql-state.js';
+import { finishedBatches, migrateState, readState, recordRunEnd, recordRunStart, recordState, type StateRecord } from '../core/state/state.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -223,43 +213,41 @@ describe('with an in-memory DuckDB', () => {
       await session((s) => migrateState(adapter, s));
     });
 
-    it('watermarkStatement upserts max(event_time) of the table, read when it runs', async () => {
+    const m = { schema: 'main', name: 'm' };
+    const watermark = (runId: string): StateRecord => ({ kind: 'watermark', relation: m, uniqueId: 'model.p.m', eventTimeColumn: 'ts', runId });
+    const batch = (start: string, status: 'success' | 'error', runId: string, message = ''): StateRecord => ({ kind: 'batch', relation: m, uniqueId: 'model.p.m', start, end: `${start}+1`, status, runId, message, rows: null });
+
+    it('a watermark record upserts max(event_time) of the table, read when it is written', async () => {
       await session((s) => s.execute(`create table main.m as select * from (values (1, timestamp '2024-01-01 10:00:00'), (2, timestamp '2024-01-03 00:00:00')) t(id, ts)`));
-      const st = () => watermarkStatement('"main"."m"', 'main.m', 'model.p.m', '"ts"', 'ts', 'run-1');
-      await session((s) => s.execute(st().sql, st().params));
+      await session((s) => recordState(adapter, s, [watermark('run-1')]));
       expect(await rows('select relation, unique_id, event_time_column, watermark, run_id from etl_meta.watermarks')).toEqual([['main.m', 'model.p.m', 'ts', '2024-01-03 00:00:00', 'run-1']]);
       await session((s) => s.execute(`insert into main.m values (3, timestamp '2024-02-01 12:30:00')`));
-      const again = watermarkStatement('"main"."m"', 'main.m', 'model.p.m', '"ts"', 'ts', 'run-2');
-      await session((s) => s.execute(again.sql, again.params));
+      await session((s) => recordState(adapter, s, [watermark('run-2')]));
       expect(await rows('select watermark, run_id from etl_meta.watermarks')).toEqual([['2024-02-01 12:30:00', 'run-2']]);
     });
 
-    it('batchStatement upserts one row per (relation, batch_start); finishedBatches lists the successful ones', async () => {
-      const put = (start: string, status: 'success' | 'error', run: string, message = '') => {
-        const st = batchStatement('main.m', 'model.p.m', start, `${start}+1`, status, null, run, message);
-        return session((s) => s.execute(st.sql, st.params));
-      };
+    it('batch records upsert one row per (relation, batch_start); finishedBatches lists the successful ones', async () => {
+      const put = (start: string, status: 'success' | 'error', run: string, message = '') => session((s) => recordState(adapter, s, [batch(start, status, run, message)]));
       await put('2024-01-01 00:00:00', 'success', 'r1');
       await put('2024-01-02 00:00:00', 'error', 'r1', 'boom');
       await put('2024-01-03 00:00:00', 'success', 'r1');
-      expect([...(await session((s) => finishedBatches(s, 'main.m')))].sort()).toEqual(['2024-01-01 00:00:00', '2024-01-03 00:00:00']);
+      expect([...(await session((s) => finishedBatches(adapter, s, m)))].sort()).toEqual(['2024-01-01 00:00:00', '2024-01-03 00:00:00']);
       await put('2024-01-02 00:00:00', 'success', 'r2');
       expect(await rows(`select batch_start, status, run_id, message from etl_meta.batches order by batch_start`)).toEqual([
         ['2024-01-01 00:00:00', 'success', 'r1', ''],
         ['2024-01-02 00:00:00', 'success', 'r2', ''],
         ['2024-01-03 00:00:00', 'success', 'r1', ''],
       ]);
-      expect((await session((s) => finishedBatches(s, 'main.other'))).size).toBe(0);
-      await session((s) => { const c = clearBatchesStatement('main.m'); return s.execute(c.sql, c.params); });
-      expect((await session((s) => finishedBatches(s, 'main.m'))).size).toBe(0);
+      expect((await session((s) => finishedBatches(adapter, s, { schema: 'main', name: 'other' }))).size).toBe(0);
+      await session((s) => recordState(adapter, s, [{ kind: 'batches_cleared', relation: m }]));
+      expect((await session((s) => finishedBatches(adapter, s, m))).size).toBe(0);
     });
 
     it('readState summarises runs, watermarks, batches and snapshots', async () => {
-      await session((s) => recordRunStart(s, { runId: 'r1', command: 'build', target: 'dev', version: '0.0.0' }));
-      const st = batchStatement('main.m', 'model.p.m', '2024-01-01 00:00:00', '2024-01-02 00:00:00', 'error', null, 'r1', 'boom');
-      await session((s) => s.execute(st.sql, st.params));
-      await session((s) => recordRunEnd(s, 'r1', 'error', [{ unique_id: 'model.p.m', relation: '"main"."m"', status: 'error', started_at: '2024-01-01T00:00:00.000Z', finished_at: '2024-01-01T00:00:01.000Z', rows_affected: null, message: 'boom' }]));
-      const state = await session((s) => readState(s));
+      await session((s) => recordRunStart(adapter, s, { runId: 'r1', command: 'build', target: 'dev', version: '0.0.0' }));
+      await session((s) => recordState(adapter, s, [{ ...batch('2024-01-01 00:00:00', 'error', 'r1', 'boom'), end: '2024-01-02 00:00:00' } as StateRecord]));
+      await session((s) => recordRunEnd(adapter, s, 'r1', 'error', [{ unique_id: 'model.p.m', relation: '"main"."m"', status: 'error', started_at: '2024-01-01T00:00:00.000Z', finished_at: '2024-01-01T00:00:01.000Z', rows_affected: null, message: 'boom' }]));
+      const state = await session((s) => readState(adapter, s));
       expect(Object.keys(state)).toEqual(['schema_version', 'watermarks', 'batches', 'snapshots', 'runs']);
       expect(state.batches!.rows.map((r) => r.map((v) => (typeof v === 'bigint' ? Number(v) : v)))).toEqual([['main.m', 0, 1, '2024-01-01 00:00:00', '2024-01-01 00:00:00']]);
       expect(state.runs!.rows.map((r) => [r[0], r[1], r[3]])).toEqual([['r1', 'build', 'error']]);
@@ -355,7 +343,7 @@ describe('with an in-memory DuckDB', () => {
           columns: ['k1', 'k2', 'val'],
           uniqueKey: strategy === 'append' ? [] : ['k1', 'k2'],
           columnChanges: [],
-          stateStatements: [],
+          state: [],
           ...extra,
         }),
       );
@@ -387,9 +375,9 @@ describe('with an in-memory DuckDB', () => {
       const before = await table();
       // The delete of delete+insert succeeds, then the insert fails on a value that is not an integer.
       await session((s) => s.execute(`create or replace table main.t__new as select * from (values ('1', 2, 'x'), ('oops', 1, 'y')) v(k1, k2, val)`));
-      const wm = watermarkStatement('"main"."t"', 'main.t', 'model.p.t', '"k1"', 'k1', 'r1');
+      const wm: StateRecord = { kind: 'watermark', relation: { schema: 'main', name: 't' }, uniqueId: 'model.p.t', eventTimeColumn: 'k1', runId: 'r1' };
       await expect(
-        apply('delete+insert', { columnChanges: [{ kind: 'add', column: 'extra', type: 'integer' }], stateStatements: [wm], uniqueKey: ['k2'] }),
+        apply('delete+insert', { columnChanges: [{ kind: 'add', column: 'extra', type: 'integer' }], state: [wm], uniqueKey: ['k2'] }),
       ).rejects.toThrow(/Could not convert string 'oops'/);
       expect(await table()).toEqual(before);
       expect(await rows(`select column_name from information_schema.columns where table_name = 't' order by ordinal_position`)).toEqual([['k1'], ['k2'], ['val']]);
@@ -407,7 +395,7 @@ describe('with an in-memory DuckDB', () => {
           uniqueKey: [],
           where: 'k1 = 1',
           columnChanges: [],
-          stateStatements: [],
+          state: [],
         }),
       );
       expect(await table()).toEqual([
@@ -436,6 +424,29 @@ describe('with an in-memory DuckDB', () => {
         [2, 'b'],
         [3, 'c'],
       ]);
+    });
+    // #11 item 12: the rows quarantine moves commit with the rows applied, or not at all.
+    it('quarantined rows commit with the change: a failed apply moves none, and a rerun quarantines them once', async () => {
+      await session((s) => migrateState(adapter, s));
+      await session((s) => s.execute(`create table main.src as select * from (values (1, '10'), (2, '20')) v(id, code)`));
+      // The incremental SQL leaves code as text: the insert casts it to the table's integer, and 'x' fails there.
+      const n = node('q', { incremental_strategy: 'append', quarantine: true }, 'select id, cast(code as integer) as code from main.src', 'select id, code from main.src where id is null or id > (select max(id) from "main"."q")');
+      const notNull = { unique_id: 'test.unit.not_null_q_id', resource_type: 'test', name: 'not_null_q_id', attached_node: n.unique_id, row_condition: 'etl_row."id" is null', test_metadata: { name: 'not_null' }, column_name: 'id' };
+      const manifest = { nodes: { [n.unique_id]: n, [notNull.unique_id]: notNull }, sources: {}, child_map: { [n.unique_id]: [notNull.unique_id] } } as unknown as Manifest;
+      const build = () => session((s) => incremental.run({ node: n, manifest, adapter, session: s, fullRefresh: false, runId: 'run', ...{} }));
+      const quarantine = () => rows(`select count(*) from duckdb_tables() where table_name = 'q__quarantine'`).then(async (r) => (r[0]![0] ? (await rows('select id, code from main.q__quarantine'))  : []));
+      expect((await build()).message).toMatch(/^CREATE TABLE/);
+      await session((s) => s.execute(`insert into main.src values (null, '30'), (3, 'x')`));
+      for (let attempt = 0; attempt < 2; attempt++) {
+        await expect(build()).rejects.toThrow(/Could not convert string 'x'/);
+        expect(await rows('select id, code from main.q order by id')).toEqual([[1, 10], [2, 20]]);
+        expect(await quarantine()).toEqual([]);
+      }
+      await session((s) => s.execute(`update main.src set code = '3' where id = 3`));
+      const r = await build();
+      expect(r).toMatchObject({ rowsAffected: 1, quarantined: 1 });
+      expect(await rows('select id, code from main.q order by id')).toEqual([[1, 10], [2, 20], [3, 3]]);
+      expect(await quarantine()).toEqual([[null, '30']]);
     });
   });
 

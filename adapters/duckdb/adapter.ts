@@ -6,7 +6,7 @@ import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { RunError } from '../../core/errors.js';
-import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions, StateStatement } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { SqlEngine } from '../sql-engine.js';
 import { ConnectionPool } from '../pool.js';
@@ -46,7 +46,7 @@ class DuckDbSession implements AdapterSession {
 
 export class DuckDbAdapter extends SqlEngine implements Adapter {
   readonly dialect = dialectFor('duckdb');
-  readonly capabilities: AdapterCapabilities = { transactionalDdl: true, merge: true, concurrentWrites: true };
+  readonly capabilities: AdapterCapabilities = { merge: true };
   private instance?: DuckDBInstance;
   private pool?: ConnectionPool<DuckDbSession>;
   readonly databasePath: string;
@@ -141,9 +141,10 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     return result;
   }
 
-  override async swapIn(session: AdapterSession, tmp: Relation, relation: Relation, after: StateStatement[] = []): Promise<void> {
-    await super.swapIn(session, tmp, relation, after);
+  override async publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras?: PublishExtras): Promise<void> {
+    await super.publishTable(session, staged, relation, extras);
     await this.noteRelation(relation, 'table');
+    if (extras?.moveRows) await this.noteRelation(extras.moveRows.into, 'table');
   }
 
   /**

@@ -6,10 +6,11 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { RunError } from '../../core/errors.js';
-import { META_SCHEMA } from '../../core/state/state.js';
-import type { Adapter, AdapterCapabilities, AdapterSession, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions, StateStatement } from '../adapter.js';
+import type { StateRecord } from '../../core/state/state.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { SqlEngine, TEMP_SUFFIX } from '../sql-engine.js';
+import { transaction } from '../transaction.js';
 import { connectionSettings, scrub, scrubError, type ConnectionSettings, type PostgresTarget } from './connection.js';
 import { inferCsvShape, inferCsvShapeInWorker, type CsvShape } from './csv-types.js';
 import { dependentViews, dropExistingSql, dropViewSql, existingRelation, recreateViewSql, type DependentView } from './dependents.js';
@@ -25,8 +26,8 @@ export interface PostgresAdapterOptions {
   lockTargetSchema?: boolean;
 }
 
-/** The advisory lock that serializes setting up etl_meta (keys: this and the schema name). */
-const META_LOCK_NAMESPACE = 'etl meta setup';
+/** The advisory lock that serializes setting up a shared schema (keys: this and the schema name). */
+const SHARED_SCHEMA_LOCK_NAMESPACE = 'etl meta setup';
 
 /** Postgres truncates longer names silently; we refuse them instead. */
 const MAX_NAME_BYTES = 63;
@@ -40,7 +41,7 @@ class SeedTypesChanged extends Error {}
 
 export class PostgresAdapter extends SqlEngine implements Adapter {
   readonly dialect = dialectFor('postgres');
-  readonly capabilities: AdapterCapabilities = { transactionalDdl: true, merge: true, concurrentWrites: true };
+  readonly capabilities: AdapterCapabilities = { merge: true };
   private settings?: ConnectionSettings;
   /** The settings connections are made with (after sslmode=prefer chose TLS or not). */
   private clientConfig?: pg.ClientConfig;
@@ -181,8 +182,8 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
         // Never hand the next caller a connection in the middle of a transaction.
         await client.query('rollback').catch((err: unknown) => (broken = err));
       }
-      if (!broken && session.holdsMetaLock) {
-        await client.query('select pg_catalog.pg_advisory_unlock(hashtext($1), hashtext($2))', [META_LOCK_NAMESPACE, META_SCHEMA]).catch((err: unknown) => (broken = err));
+      if (!broken && session.sharedSchemaLock !== undefined) {
+        await client.query('select pg_catalog.pg_advisory_unlock(hashtext($1), hashtext($2))', [SHARED_SCHEMA_LOCK_NAMESPACE, session.sharedSchemaLock]).catch((err: unknown) => (broken = err));
       }
       // release(err) destroys the client: a dropped connection is never reused.
       client.release(broken ? (broken as Error) : undefined);
@@ -214,16 +215,16 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     return isTransientPgError(err);
   }
 
-  override async ensureSchema(session: AdapterSession, schema: string): Promise<void> {
-    if (schema === META_SCHEMA) {
-      // etl_meta is shared by every run on the database, whatever schema it
-      // builds (its rows are keyed by relation): holding a run lock on it would
-      // make two runs into different schemas exclude each other. Its setup (the
-      // migrations, and the run's first record) is serialized instead, by a lock
-      // this session holds until the caller is done with it (see withSession):
-      // two first runs on a fresh database would otherwise both create its tables.
-      await session.query('select pg_catalog.pg_advisory_lock(hashtext($1), hashtext($2))', [META_LOCK_NAMESPACE, META_SCHEMA]);
-      (session as PgSession).holdsMetaLock = true;
+  override async ensureSchema(session: AdapterSession, schema: string, options?: { shared?: boolean }): Promise<void> {
+    if (options?.shared) {
+      // A shared schema (the state's) is used by every run on the database,
+      // whatever schema it builds: holding a run lock on it would make two runs
+      // into different schemas exclude each other. Its setup (the migrations,
+      // and the run's first record) is serialized instead, by a lock this
+      // session holds until the caller is done with it (see withSession): two
+      // first runs on a fresh database would otherwise both create its tables.
+      await session.query('select pg_catalog.pg_advisory_lock(hashtext($1), hashtext($2))', [SHARED_SCHEMA_LOCK_NAMESPACE, schema]);
+      (session as PgSession).sharedSchemaLock = schema;
     } else {
       await this.locks?.acquire(schema);
     }
@@ -283,7 +284,7 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
       if (code !== '42P16' && code !== '42804' && code !== '42809') throw err;
       if (!(await existingRelation(session, relation))) throw err;
     }
-    await this.transaction(session, async () => {
+    await transaction(session, async () => {
       const dependents = await this.dropWithDependents(session, relation);
       await session.execute(create);
       await this.recreateDependents(session, relation, dependents);
@@ -354,23 +355,17 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
   }
 
   /** Build, swap and recreate dependent views in one transaction: a failure anywhere changes nothing. */
-  override async replaceTable(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
+  override async replaceTable(session: AdapterSession, relation: Relation, selectSql: string, state: StateRecord[] = []): Promise<MaterializeResult> {
     checkName(relation);
     const tmp = this.tempRelation(relation);
-    const rows = await this.transaction(session, async () => {
+    const rows = await transaction(session, async () => {
       await session.execute(this.dropSql(tmp, 'table'));
       const count = await this.createTableAs(session, tmp, selectSql);
       await this.swapInOpenTransaction(session, tmp, relation);
+      await this.state.writeInTransaction(session, state);
       return count;
     });
     return { rowsAffected: rows, message: `CREATE TABLE (${rows ?? '?'} rows)` };
-  }
-
-  override async swapIn(session: AdapterSession, tmp: Relation, relation: Relation, after: StateStatement[] = []): Promise<void> {
-    await this.transaction(session, async () => {
-      await this.swapInOpenTransaction(session, tmp, relation);
-      for (const s of after) await session.execute(s.sql, s.params);
-    });
   }
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {
@@ -426,7 +421,7 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
   ): Promise<number> {
     const tmp = this.tempRelation(relation);
     const client = (session as PgSession).client;
-    return this.transaction(session, async () => {
+    return transaction(session, async () => {
       await session.execute(this.dropSql(tmp, 'table'));
       await session.execute(createTableSql(this.dialect, this.relationSql(tmp), columns));
       let copied: number;
@@ -450,21 +445,7 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     return { ...r, rows: r.rows.map((row) => (row as unknown[]).map(displayValue)) };
   }
 
-  /** Runs `fn` between begin and commit; rolls back and rethrows on failure. */
-  private async transaction<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T> {
-    await session.execute('begin');
-    try {
-      const result = await fn();
-      await session.execute('commit');
-      return result;
-    } catch (err) {
-      // On a dead connection the rollback fails too; the server already rolled back.
-      await session.execute('rollback').catch(noop);
-      throw err;
-    }
-  }
-
-  private async swapInOpenTransaction(session: AdapterSession, tmp: Relation, relation: Relation): Promise<void> {
+  protected override async swapInOpenTransaction(session: AdapterSession, tmp: Relation, relation: Relation): Promise<void> {
     const dependents = await this.dropWithDependents(session, relation);
     await session.execute(this.renameSql(tmp, relation.name));
     await this.recreateDependents(session, relation, dependents);

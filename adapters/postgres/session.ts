@@ -62,8 +62,8 @@ const TYPE_NAMES: Record<number, string> = {
 };
 
 export class PgSession implements AdapterSession {
-  /** Holds the etl_meta setup lock, released when the session goes back to the pool. */
-  holdsMetaLock = false;
+  /** The shared schema whose setup lock this session holds, released when it goes back to the pool (see ensureSchema). */
+  sharedSchemaLock?: string;
 
   constructor(
     readonly client: pg.PoolClient,

@@ -3,8 +3,10 @@
 // relationships) move to <model>__quarantine, tagged with the tests they
 // failed and the run id, and the rest is published. `quarantine_max` ("5%" or
 // a row count) fails the build above that threshold, before anything moves.
+// The move itself is done by the adapter in the publish's own transaction
+// (a RowMove): a failed publish moves nothing, so a rerun quarantines once.
 
-import type { Adapter, AdapterSession, StagedTable } from '../../adapters/adapter.js';
+import type { Adapter, AdapterSession, RowMove, StagedTable } from '../../adapters/adapter.js';
 import type { Manifest, ManifestNode } from '../compiler/manifest.js';
 import { ROW_ALIAS } from './generic.js';
 
@@ -21,23 +23,24 @@ export function rowLevelTests(manifest: Manifest, node: ManifestNode): ManifestN
     .filter((t) => t && t.resource_type === 'test' && t.attached_node === node.unique_id && t.row_condition);
 }
 
-export async function quarantineRows(
-  adapter: Adapter,
-  session: AdapterSession,
-  manifest: Manifest,
-  node: ManifestNode,
-  staged: StagedTable,
-  runId: string,
-): Promise<number> {
+export interface QuarantinePlan {
+  /** Rows that fail a row-level test. */
+  count: number;
+  /** The move to hand to publishTable / applyIncremental; none when no row fails. */
+  move?: RowMove;
+}
+
+/** Counts the staged rows that fail row-level tests and checks quarantine_max; moves nothing. */
+export async function planQuarantine(adapter: Adapter, session: AdapterSession, manifest: Manifest, node: ManifestNode, staged: StagedTable, runId: string): Promise<QuarantinePlan> {
   const tests = rowLevelTests(manifest, node);
-  if (tests.length === 0) return 0;
+  if (tests.length === 0) return { count: 0 };
   const d = adapter.dialect;
   const rel = d.relation(staged.relation.schema, staged.relation.name);
   const failing = tests.map((t) => `coalesce((${t.row_condition}), false)`);
   const anyFailing = failing.join(' or ');
   const counted = await session.query(`select count(*) from ${rel} as ${ROW_ALIAS} where ${anyFailing}`);
   const bad = Number(counted.rows[0]?.[0] ?? 0);
-  if (bad === 0) return 0;
+  if (bad === 0) return { count: 0 };
   const total = staged.rows ?? Number((await session.query(`select count(*) from ${rel}`)).rows[0]?.[0] ?? 0);
   const limit = node.config.quarantine_max;
   if (limit !== undefined) {
@@ -49,19 +52,14 @@ export async function quarantineRows(
       );
     }
   }
-  const qrel = d.relation(node.schema, quarantineRelationName(node));
   const labels = tests.map((t, i) => `case when ${failing[i]} then ${d.quoteString(t.test_metadata?.name ? `${t.test_metadata.name}${t.column_name ? `(${t.column_name})` : ''}` : t.name)} end`);
-  const select = `select ${ROW_ALIAS}.*, concat_ws(', ', ${labels.join(', ')}) as etl_failed_tests, ${d.quoteString(runId)} as etl_run_id, current_timestamp as etl_quarantined_at from ${rel} as ${ROW_ALIAS} where ${anyFailing}`;
-  await session.execute(`create table if not exists ${qrel} as ${select} limit 0`);
-  // Moving rows is one transaction: they are in the quarantine table or in the model, never both.
-  await session.execute('begin');
-  try {
-    await session.execute(`insert into ${qrel} ${select}`);
-    await session.execute(`delete from ${rel} as ${ROW_ALIAS} where ${anyFailing}`);
-    await session.execute('commit');
-  } catch (err) {
-    await session.execute('rollback').catch(() => undefined);
-    throw err;
-  }
-  return bad;
+  return {
+    count: bad,
+    move: {
+      into: { schema: node.schema, name: quarantineRelationName(node) },
+      alias: ROW_ALIAS,
+      columns: `${ROW_ALIAS}.*, concat_ws(', ', ${labels.join(', ')}) as etl_failed_tests, ${d.quoteString(runId)} as etl_run_id, current_timestamp as etl_quarantined_at`,
+      where: anyFailing,
+    },
+  };
 }

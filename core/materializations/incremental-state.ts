@@ -1,7 +1,7 @@
 // What incremental and microbatch models share: whether this run builds the
-// whole table, and the statement that records the model's watermark.
+// whole table, and the state record of the model's watermark.
 
-import { watermarkStatement } from '../state/state.js';
+import type { StateRecord } from '../state/state.js';
 import { relationOf, type MaterializationContext } from './materialization.js';
 import type { Relation } from '../../adapters/adapter.js';
 
@@ -12,20 +12,9 @@ export function wantsFullBuild(ctx: MaterializationContext, existing: 'table' | 
   return ctx.fullRefresh || ctx.node.config.full_refresh === true;
 }
 
-/** The statement recording the model's watermark; `newRows`: the staged rows an incremental run applies (see watermarkStatement). */
-export function watermarkFor(ctx: MaterializationContext, newRows?: Relation) {
-  const { node, adapter } = ctx;
+/** The model's watermark record, if it has an event_time; `newRows`: the staged rows an incremental run applies. */
+export function watermarkFor(ctx: MaterializationContext, newRows?: Relation): StateRecord[] {
+  const { node } = ctx;
   if (!node.config.event_time) return [];
-  const relation = relationOf(node);
-  return [
-    watermarkStatement(
-      adapter.dialect.relation(relation.schema, relation.name),
-      `${relation.schema}.${relation.name}`,
-      node.unique_id,
-      adapter.dialect.quoteIdentifier(node.config.event_time),
-      node.config.event_time,
-      ctx.runId,
-      newRows && adapter.dialect.relation(newRows.schema, newRows.name),
-    ),
-  ];
+  return [{ kind: 'watermark', relation: relationOf(node), uniqueId: node.unique_id, eventTimeColumn: node.config.event_time, runId: ctx.runId, newRows }];
 }

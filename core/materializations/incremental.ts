@@ -7,7 +7,7 @@
 
 import type { MaterializeResult } from '../../adapters/adapter.js';
 import { enforceContract } from '../data-tests/contract.js';
-import { quarantineRows } from '../data-tests/quarantine.js';
+import { planQuarantine } from '../data-tests/quarantine.js';
 import { asList } from '../project/load.js';
 import { relationOf, type Materialization } from './materialization.js';
 import { wantsFullBuild, watermarkFor } from './incremental-state.js';
@@ -28,7 +28,7 @@ export const incremental: Materialization = {
     const staged = await adapter.stageTable(session, relation, node.compiled_incremental_code ?? node.compiled_code, { transient: true });
     try {
       if (node.config.contract?.enforced) await enforceContract(adapter, session, node, staged.relation);
-      const quarantined = node.config.quarantine ? await quarantineRows(adapter, session, manifest, node, staged, runId) : 0;
+      const quarantine = node.config.quarantine ? await planQuarantine(adapter, session, manifest, node, staged, runId) : undefined;
       const plan = await planSchemaChange(adapter, session, node, relation, staged.relation);
       // An empty unique_key (`unique_key=(list)`, as dbt allows) means no key: rows are appended.
       const uniqueKey = asList(node.config.unique_key).filter((k) => k !== '');
@@ -42,13 +42,14 @@ export const incremental: Materialization = {
           columns: plan.columns,
           uniqueKey,
           columnChanges: plan.changes,
-          stateStatements: watermarkFor(ctx, staged.relation),
+          state: watermarkFor(ctx, staged.relation),
+          moveRows: quarantine?.move,
         });
-        // Quarantined rows have already left the staged table.
+        // Counted after the quarantined rows left the staged table.
         const rows = rowsAffected;
         return {
           rowsAffected: rows,
-          quarantined: node.config.quarantine ? quarantined : undefined,
+          quarantined: quarantine?.count,
           message: `${strategy.toUpperCase()} (${rows} rows${plan.changes.length ? `, ${plan.changes.length} column change${plan.changes.length === 1 ? '' : 's'}` : ''})`,
         };
       } catch (err) {

@@ -6,7 +6,7 @@
 // to catch late-arriving rows.
 
 import type { MaterializeResult } from '../../adapters/adapter.js';
-import { batchStatement, clearBatchesStatement, finishedBatches } from '../state/state.js';
+import { finishedBatches, recordState, type StateRecord } from '../state/state.js';
 import { relationOf, type MaterializationContext } from './materialization.js';
 import { wantsFullBuild, watermarkFor } from './incremental-state.js';
 
@@ -58,7 +58,17 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
   const size = node.config.batch_size as BatchSize;
   const eventTime = node.config.event_time!;
   const relation = relationOf(node);
-  const key = `${relation.schema}.${relation.name}`;
+  const batchRecord = (b: Batch, status: 'success' | 'error', message = '', rows?: number | null): StateRecord => ({
+    kind: 'batch',
+    relation,
+    uniqueId: node.unique_id,
+    start: b[0],
+    end: b[1],
+    status,
+    runId,
+    message,
+    rows,
+  });
   const q = (s: string) => adapter.dialect.quoteIdentifier(s);
   const existing = await adapter.relationKind(session, relation);
   const now = ctx.now ?? new Date();
@@ -73,7 +83,7 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
   else {
     // As dbt: the batch of the last run (the latest done one) is always reprocessed, since it
     // may have been incomplete then, and `lookback` batches before it catch late-arriving rows.
-    const done = await finishedBatches(session, key);
+    const done = await finishedBatches(adapter, session, relation);
     const lookback = node.config.lookback ?? 1;
     let lastDone = -1;
     all.forEach((b, i) => {
@@ -94,15 +104,13 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
     try {
       const stagedColumns = (await adapter.listColumns(session, staged.relation)).map((c) => c.name);
       for (const b of all) {
-        const r = await adapter.applyIncremental(session, { strategy: 'append', target: staged.relation, staged: { sql: batchSql(code, eventTime, b, q) }, columns: stagedColumns, uniqueKey: [], columnChanges: [], stateStatements: [] });
+        const r = await adapter.applyIncremental(session, { strategy: 'append', target: staged.relation, staged: { sql: batchSql(code, eventTime, b, q) }, columns: stagedColumns, uniqueKey: [], columnChanges: [], state: [] });
         rows += r.rowsAffected;
       }
       // The table, its finished batches and its watermark change together.
-      await adapter.publishTable(session, staged, relation, [
-        clearBatchesStatement(key),
-        ...all.map((b) => batchStatement(key, node.unique_id, b[0], b[1], 'success', null, runId, '')),
-        ...watermarkFor(ctx),
-      ]);
+      await adapter.publishTable(session, staged, relation, {
+        state: [{ kind: 'batches_cleared', relation }, ...all.map((b) => batchRecord(b, 'success', '', null)), ...watermarkFor(ctx)],
+      });
     } catch (err) {
       await adapter.discardStaged(session, staged);
       throw err;
@@ -127,17 +135,10 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
         uniqueKey: [],
         where,
         columnChanges: [],
+        // The batch is recorded with its rows (its slice of the table: the rows applied).
         // The watermark (a scan of the table) is refreshed with the last batch only:
         // behind the data after a crash is safe, ahead of it never happens.
-        stateStatements: [
-          batchStatement(key, node.unique_id, b[0], b[1], 'success', null, runId, ''),
-          // The batch's row count: its slice of the table, read in the same transaction.
-          {
-            sql: `update "etl_meta"."batches" set rows_affected = (select count(*) from ${adapter.dialect.relation(relation.schema, relation.name)} where ${where}) where relation = $1 and batch_start = $2`,
-            params: [key, b[0]],
-          },
-          ...(i === todo.length - 1 ? watermarkFor(ctx) : []),
-        ],
+        state: [batchRecord(b, 'success'), ...(i === todo.length - 1 ? watermarkFor(ctx) : [])],
       });
       rows += r.rowsAffected;
       successful.push(b);
@@ -145,8 +146,9 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
       const message = (err as Error)?.message ?? String(err);
       if (ctx.signal?.aborted) throw err;
       failed.push({ batch: b, reason: message.split('\n')[0]! });
-      const s = batchStatement(key, node.unique_id, b[0], b[1], 'error', null, runId, message);
-      await session.execute(s.sql, s.params).catch(() => undefined);
+      // Best effort: the batch's failure is already the node's error; a failed record only
+      // means retry finds nothing recorded for it, and the next run redoes it as not done.
+      await recordState(adapter, session, [batchRecord(b, 'error', message, null)]).catch(() => undefined);
     }
   }
   const batches = { successful, failed: failed.map((f) => f.batch) };

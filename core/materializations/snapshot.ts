@@ -7,8 +7,10 @@
 // applies all of it in one transaction; a run with no source change adds
 // nothing.
 
-import type { AdapterSession, MaterializeResult, Relation } from '../../adapters/adapter.js';
+import type { AdapterSession, MaterializeResult } from '../../adapters/adapter.js';
+import { transaction } from '../../adapters/transaction.js';
 import type { ManifestNode } from '../compiler/manifest.js';
+import { recordState } from '../state/state.js';
 import { asList } from '../project/load.js';
 import { relationOf, type Materialization } from './materialization.js';
 
@@ -51,9 +53,15 @@ export const snapshot: Materialization = {
       const sql =
         `select etl_src.*, ${scdId(s, 'etl_src', vf)} as etl_scd_id, ${vf} as etl_updated_at, ${vf} as etl_valid_from, cast(null as timestamp) as etl_valid_to` +
         `${deletions ? ', false as etl_is_deleted' : ''}\nfrom (\n${node.compiled_code}\n) as etl_src`;
-      const created = await adapter.replaceTable(session, relation, sql);
-      await recordSnapshotRun(session, relation, node, runId, created.rowsAffected ?? 0, 0);
-      return { rowsAffected: created.rowsAffected, message: `SNAPSHOT (${created.rowsAffected ?? 0} rows, first run)` };
+      const staged = await adapter.stageTable(session, relation, sql);
+      const inserted = staged.rows ?? 0;
+      try {
+        await adapter.publishTable(session, staged, relation, { state: [{ kind: 'snapshot_run', relation, uniqueId: node.unique_id, runId, inserted, invalidated: 0 }] });
+      } catch (err) {
+        await adapter.discardStaged(session, staged);
+        throw err;
+      }
+      return { rowsAffected: staged.rows, message: `SNAPSHOT (${inserted} rows, first run)` };
     }
 
     const source = await adapter.stageTable(session, { schema: relation.schema, name: `${relation.name}__etl_source` }, node.compiled_code);
@@ -118,20 +126,15 @@ export const snapshot: Materialization = {
       await session.execute(`drop table if exists ${d.relation(relation.schema, `${relation.name}__etl_gone`)}`);
       const before = await countRows(session, rel);
       const closedBefore = await countRows(session, rel, 'etl_valid_to is not null');
-      await session.execute('begin');
-      try {
+      await transaction(session, async () => {
         for (const sql of statements) await session.execute(sql);
         await session.execute(`drop table if exists ${changes}`);
         await session.execute(`drop table if exists ${d.relation(relation.schema, `${relation.name}__etl_gone`)}`);
-        await session.execute('commit');
-      } catch (err) {
-        await session.execute('rollback').catch(() => undefined);
-        throw err;
-      }
+      });
       const inserted = (await countRows(session, rel)) - before;
       // Versions this run closed (a timestamp update closes at the row's updated_at, not at now).
       const closed = (await countRows(session, rel, 'etl_valid_to is not null')) - closedBefore;
-      await recordSnapshotRun(session, relation, node, runId, inserted, closed);
+      await recordState(adapter, session, [{ kind: 'snapshot_run', relation, uniqueId: node.unique_id, runId, inserted, invalidated: closed }]);
       return { rowsAffected: inserted, message: `SNAPSHOT (${inserted} new versions)` };
     } finally {
       await adapter.discardStaged(session, source);
@@ -141,10 +144,4 @@ export const snapshot: Materialization = {
 
 async function countRows(session: AdapterSession, rel: string, where?: string): Promise<number> {
   return Number((await session.query(`select count(*) from ${rel}${where ? ` where ${where}` : ''}`)).rows[0]?.[0] ?? 0);
-}
-
-async function recordSnapshotRun(session: AdapterSession, relation: Relation, node: ManifestNode, runId: string, inserted: number, invalidated: number): Promise<void> {
-  await session
-    .execute(`insert into "etl_meta"."snapshot_runs" values ($1, $2, $3, $4, $5, current_timestamp)`, [`${relation.schema}.${relation.name}`, node.unique_id, runId, inserted, invalidated])
-    .catch(() => undefined);
 }

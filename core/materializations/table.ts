@@ -1,22 +1,25 @@
-import type { MaterializeResult, StateStatement } from '../../adapters/adapter.js';
+import type { MaterializeResult } from '../../adapters/adapter.js';
 import { enforceContract } from '../data-tests/contract.js';
-import { quarantineRows } from '../data-tests/quarantine.js';
+import { planQuarantine } from '../data-tests/quarantine.js';
+import type { StateRecord } from '../state/state.js';
 import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';
 
 /**
- * Staged under a temporary name, checked (contract), filtered (quarantine),
- * then swapped in: readers never see a half-built or unchecked table.
- * `stateStatements` commit with the swap (incremental models' watermark).
+ * Staged under a temporary name, checked (contract), then swapped in with its
+ * quarantined rows moved out in the same transaction: readers never see a
+ * half-built or unchecked table. `state` commits with the swap (incremental
+ * models' watermark).
  */
-export async function buildTable(ctx: MaterializationContext, stateStatements: StateStatement[] = []): Promise<MaterializeResult> {
+export async function buildTable(ctx: MaterializationContext, state: StateRecord[] = []): Promise<MaterializeResult> {
   const { adapter, session, node, manifest, runId } = ctx;
   const relation = relationOf(node);
   const staged = await adapter.stageTable(session, relation, node.compiled_code);
   let quarantined = 0;
   try {
     if (node.config.contract?.enforced) await enforceContract(adapter, session, node, staged.relation);
-    if (node.config.quarantine) quarantined = await quarantineRows(adapter, session, manifest, node, staged, runId);
-    await adapter.publishTable(session, staged, relation, stateStatements);
+    const quarantine = node.config.quarantine ? await planQuarantine(adapter, session, manifest, node, staged, runId) : undefined;
+    quarantined = quarantine?.count ?? 0;
+    await adapter.publishTable(session, staged, relation, { state, moveRows: quarantine?.move });
   } catch (err) {
     await adapter.discardStaged(session, staged);
     throw err;

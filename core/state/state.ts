@@ -1,75 +1,45 @@
-// State that must outlive a machine lives in the target itself, in the
-// `etl_meta` schema: run history, watermarks of incremental models, finished
-// microbatch intervals and snapshot runs. Every machine that builds the same
-// target sees the same state. The schema is versioned from day one: numbered
-// migrations, applied in order, each recorded in etl_meta.schema_version.
+// The state API: what a run remembers about a target between runs, and must
+// outlive the machine that ran it. Run history (runs, node runs), the
+// watermark of each incremental model, the finished and failed batches of
+// microbatch models and the snapshot runs. Every machine that builds the same
+// target sees the same state, so it lives in the target itself.
 //
-// Data and its state change together: the statements that record a watermark
-// or a finished batch are run by the materialization inside the transaction
-// that changes the data (see watermarkStatement / batchStatement).
+// THE SEAM (what an adapter implements):
+// - Materializations never write state themselves. They describe it as typed
+//   StateRecords and hand them to the adapter's atomic operation that changes
+//   the data: publishTable, replaceTable, applyIncremental, applySnapshot.
+//   The adapter stores them in the same atomic unit as the data (SQL engines:
+//   the same transaction; Delta: the same commit, as commitInfo, txn or
+//   domainMetadata), so a crash can never leave a watermark ahead of the data
+//   or a batch marked done whose rows are missing.
+// - Everything else goes through the adapter's StateStore (`adapter.state`):
+//   preparing the store, the run's start and end, records that change no data
+//   (a failed batch), the finished batches a microbatch run skips, and what
+//   `etl state show` prints. The store assumes no SQL catalog: a SQL engine
+//   keeps it in the `etl_meta` schema (adapters/sql-state.ts, shared by DuckDB
+//   and Postgres), another engine where it can.
+// - A record leaves out a count the adapter knows best (a batch's `rows`, a
+//   snapshot run's `inserted`/`invalidated`): the adapter fills in what the
+//   change it commits with actually did.
+// - The store is versioned: an adapter refuses state written by a newer etl.
 
-import type { Adapter, AdapterSession } from '../../adapters/adapter.js';
+import type { Adapter, AdapterSession, Relation } from '../../adapters/adapter.js';
 
-export const META_SCHEMA = 'etl_meta';
+export type StateRecord =
+  /** max(event_time) of the relation after the change; `newRows`: the rows just added, where that maximum is (a shortcut, not a filter). */
+  | { kind: 'watermark'; relation: Relation; uniqueId: string; eventTimeColumn: string; runId: string; newRows?: Relation }
+  /** One microbatch interval [start, end); `rows` left out: the rows the change applied. */
+  | { kind: 'batch'; relation: Relation; uniqueId: string; start: string; end: string; status: 'success' | 'error'; runId: string; message: string; rows?: number | null }
+  /** Forgets every batch of a relation (a full refresh rebuilds them all). */
+  | { kind: 'batches_cleared'; relation: Relation }
+  /** One snapshot run; counts left out: the versions the change inserted and closed. */
+  | { kind: 'snapshot_run'; relation: Relation; uniqueId: string; runId: string; inserted?: number; invalidated?: number };
 
-export interface Migration {
-  version: number;
-  description: string;
-  statements: string[];
-}
-
-const t = (name: string) => `"${META_SCHEMA}"."${name}"`;
-
-/** Append only: never edit a released migration; add the next number. */
-export const MIGRATIONS: Migration[] = [
-  {
-    version: 1,
-    description: 'run history, watermarks, microbatch intervals, snapshot runs',
-    statements: [
-      `create table if not exists ${t('runs')} (run_id varchar primary key, command varchar, target varchar, etl_version varchar, started_at timestamp, finished_at timestamp, status varchar)`,
-      `create table if not exists ${t('node_runs')} (run_id varchar, unique_id varchar, relation varchar, status varchar, started_at timestamp, finished_at timestamp, rows_affected bigint, message varchar)`,
-      `create table if not exists ${t('watermarks')} (relation varchar primary key, unique_id varchar, event_time_column varchar, watermark varchar, run_id varchar, updated_at timestamp)`,
-      `create table if not exists ${t('batches')} (relation varchar, batch_start varchar, batch_end varchar, unique_id varchar, status varchar, rows_affected bigint, run_id varchar, updated_at timestamp, message varchar, primary key (relation, batch_start))`,
-      `create table if not exists ${t('snapshot_runs')} (relation varchar, unique_id varchar, run_id varchar, inserted bigint, invalidated bigint, updated_at timestamp)`,
-    ],
-  },
-];
-
-export const CURRENT_STATE_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
-
-/** Creates etl_meta and applies the migrations it has not seen yet; returns the version. */
-export async function migrateState(adapter: Adapter, session: AdapterSession): Promise<number> {
-  // Every run after the first finds etl_meta current: one query, no lock.
-  try {
-    const r = await session.query(`select max(version) from ${t('schema_version')}`);
-    if (Number(r.rows[0]?.[0]) === CURRENT_STATE_VERSION) return CURRENT_STATE_VERSION;
-  } catch {
-    // not created yet: the full path below creates it
-  }
-  await adapter.ensureSchema(session, META_SCHEMA);
-  await session.execute(`create table if not exists ${t('schema_version')} (version integer primary key, description varchar, applied_at timestamp)`);
-  const r = await session.query(`select coalesce(max(version), 0) from ${t('schema_version')}`);
-  const current = Number(r.rows[0]?.[0] ?? 0);
-  if (current > CURRENT_STATE_VERSION) {
-    throw new Error(`the target's etl_meta is at version ${current}, newer than this etl understands (${CURRENT_STATE_VERSION}); upgrade etl`);
-  }
-  for (const m of MIGRATIONS) {
-    if (m.version <= current) continue;
-    await session.execute('begin');
-    try {
-      for (const sql of m.statements) await session.execute(sql);
-      await session.execute(`insert into ${t('schema_version')} values ($1, $2, current_timestamp)`, [m.version, m.description]);
-      await session.execute('commit');
-    } catch (err) {
-      await session.execute('rollback').catch(() => undefined);
-      throw err;
-    }
-  }
-  return CURRENT_STATE_VERSION;
-}
-
-export async function recordRunStart(session: AdapterSession, run: { runId: string; command: string; target: string; version: string }): Promise<void> {
-  await session.execute(`insert into ${t('runs')} values ($1, $2, $3, $4, current_timestamp, null, 'running')`, [run.runId, run.command, run.target, run.version]);
+export interface RunRecord {
+  runId: string;
+  command: string;
+  target: string;
+  version: string;
 }
 
 export interface NodeRunRecord {
@@ -82,96 +52,49 @@ export interface NodeRunRecord {
   message: string;
 }
 
-export async function recordRunEnd(session: AdapterSession, runId: string, status: string, nodes: NodeRunRecord[]): Promise<void> {
-  await session.execute('begin');
-  try {
-    // Many rows per statement: one insert per node costs more than the nodes on a large view-only project.
-    const ROWS_PER_INSERT = 200;
-    for (let i = 0; i < nodes.length; i += ROWS_PER_INSERT) {
-      const chunk = nodes.slice(i, i + ROWS_PER_INSERT);
-      const params: unknown[] = [];
-      const tuples = chunk.map((n) => {
-        const base = params.length;
-        params.push(
-          runId,
-          n.unique_id,
-          n.relation,
-          n.status,
-          n.started_at ? n.started_at.replace('T', ' ').replace('Z', '') : null,
-          n.finished_at ? n.finished_at.replace('T', ' ').replace('Z', '') : null,
-          n.rows_affected,
-          n.message.slice(0, 2000),
-        );
-        const p = (k: number) => `$${base + k}`;
-        return `(cast(${p(1)} as varchar), cast(${p(2)} as varchar), cast(${p(3)} as varchar), cast(${p(4)} as varchar), cast(${p(5)} as timestamp), cast(${p(6)} as timestamp), cast(${p(7)} as bigint), cast(${p(8)} as varchar))`;
-      });
-      await session.execute(`insert into ${t('node_runs')} values ${tuples.join(', ')}`, params);
-    }
-    await session.execute(`update ${t('runs')} set finished_at = current_timestamp, status = $1 where run_id = $2`, [status, runId]);
-    await session.execute('commit');
-  } catch (err) {
-    await session.execute('rollback').catch(() => undefined);
-    throw err;
-  }
+/** What `etl state show` prints: tables by name. */
+export type StateTables = Record<string, { columns: string[]; rows: unknown[][] }>;
+
+/** Where an adapter keeps state that is not committed with a data change. */
+export interface StateStore {
+  /** Creates the store or upgrades it to this etl's version (before a run that builds); returns the version. */
+  prepare(session: AdapterSession): Promise<number>;
+  runStarted(session: AdapterSession, run: RunRecord): Promise<void>;
+  runFinished(session: AdapterSession, runId: string, status: string, nodes: NodeRunRecord[]): Promise<void>;
+  /** Records that change no data (a failed batch), committed together on their own. */
+  record(session: AdapterSession, records: StateRecord[]): Promise<void>;
+  /** Starts of the batches of `relation` that succeeded. */
+  finishedBatches(session: AdapterSession, relation: Relation): Promise<Set<string>>;
+  read(session: AdapterSession): Promise<StateTables>;
 }
 
-/** Upserts a model's watermark: max(event_time) of its table, read in the same transaction. */
-/**
- * Records max(event_time) of a relation as its watermark, in the transaction
- * that changes the relation. With `newRowsSql` (the staged rows an
- * incremental run just applied), only rows at or above their maximum are
- * read: the table's maximum is there, since those rows are in the table now,
- * and an engine with zone maps (DuckDB) skips the rest of the table instead of
- * scanning 10M rows. No new rows (all quarantined, say) leaves the watermark
- * as it was, as the table is.
- */
-export function watermarkStatement(
-  relationSql: string,
-  relationKey: string,
-  uniqueId: string,
-  eventTimeColumnSql: string,
-  eventTimeColumn: string,
-  runId: string,
-  newRowsSql?: string,
-): { sql: string; params: unknown[] } {
-  const where = newRowsSql ? ` where ${eventTimeColumnSql} >= (select max(${eventTimeColumnSql}) from ${newRowsSql})` : '';
-  const watermark = newRowsSql ? 'coalesce(excluded.watermark, "watermarks".watermark)' : 'excluded.watermark';
-  return {
-    sql:
-      `insert into ${t('watermarks')} select cast($1 as varchar), cast($2 as varchar), cast($3 as varchar), cast(max(${eventTimeColumnSql}) as varchar), cast($4 as varchar), current_timestamp from ${relationSql}${where} ` +
-      `on conflict (relation) do update set unique_id = excluded.unique_id, event_time_column = excluded.event_time_column, watermark = ${watermark}, run_id = excluded.run_id, updated_at = excluded.updated_at`,
-    params: [relationKey, uniqueId, eventTimeColumn, runId],
-  };
+/** The key a relation's state is kept under. */
+export function relationKey(relation: Relation): string {
+  return `${relation.schema}.${relation.name}`;
 }
 
-export function batchStatement(relationKey: string, uniqueId: string, start: string, end: string, status: 'success' | 'error', rows: number | null, runId: string, message: string): { sql: string; params: unknown[] } {
-  return {
-    sql:
-      `insert into ${t('batches')} values ($1, $2, $3, $4, $5, $6, $7, current_timestamp, $8) ` +
-      `on conflict (relation, batch_start) do update set batch_end = excluded.batch_end, status = excluded.status, rows_affected = excluded.rows_affected, run_id = excluded.run_id, updated_at = excluded.updated_at, message = excluded.message`,
-    params: [relationKey, start, end, uniqueId, status, rows, runId, message.slice(0, 2000)],
-  };
+export function migrateState(adapter: Adapter, session: AdapterSession): Promise<number> {
+  return adapter.state.prepare(session);
 }
 
-/** Batch starts already done for a relation. */
-export async function finishedBatches(session: AdapterSession, relationKey: string): Promise<Set<string>> {
-  const r = await session.query(`select batch_start from ${t('batches')} where relation = $1 and status = 'success'`, [relationKey]);
-  return new Set(r.rows.map((row) => String(row[0])));
+export function recordRunStart(adapter: Adapter, session: AdapterSession, run: RunRecord): Promise<void> {
+  return adapter.state.runStarted(session, run);
 }
 
-export function clearBatchesStatement(relationKey: string): { sql: string; params: unknown[] } {
-  return { sql: `delete from ${t('batches')} where relation = $1`, params: [relationKey] };
+export function recordRunEnd(adapter: Adapter, session: AdapterSession, runId: string, status: string, nodes: NodeRunRecord[]): Promise<void> {
+  return adapter.state.runFinished(session, runId, status, nodes);
 }
 
-/** Everything in etl_meta, for `etl state show`. */
-export async function readState(session: AdapterSession): Promise<Record<string, { columns: string[]; rows: unknown[][] }>> {
-  const out: Record<string, { columns: string[]; rows: unknown[][] }> = {};
-  out.schema_version = await session.query(`select version, description, cast(applied_at as varchar) as applied_at from ${t('schema_version')} order by version`);
-  out.watermarks = await session.query(`select relation, event_time_column, watermark, cast(updated_at as varchar) as updated_at from ${t('watermarks')} order by relation`);
-  out.batches = await session.query(
-    `select relation, count(*) filter (where status = 'success') as done, count(*) filter (where status = 'error') as failed, min(batch_start) as first_batch, max(batch_start) as last_batch from ${t('batches')} group by relation order by relation`,
-  );
-  out.snapshots = await session.query(`select relation, count(*) as runs, sum(inserted) as inserted, sum(invalidated) as invalidated, cast(max(updated_at) as varchar) as last_run from ${t('snapshot_runs')} group by relation order by relation`);
-  out.runs = await session.query(`select run_id, command, target, status, cast(started_at as varchar) as started_at, cast(finished_at as varchar) as finished_at from ${t('runs')} order by started_at desc limit 10`);
-  return out;
+/** Records that change no data, on their own. */
+export function recordState(adapter: Adapter, session: AdapterSession, records: StateRecord[]): Promise<void> {
+  return adapter.state.record(session, records);
+}
+
+export function finishedBatches(adapter: Adapter, session: AdapterSession, relation: Relation): Promise<Set<string>> {
+  return adapter.state.finishedBatches(session, relation);
+}
+
+/** Everything the state holds, for `etl state show`. */
+export function readState(adapter: Adapter, session: AdapterSession): Promise<StateTables> {
+  return adapter.state.read(session);
 }

@@ -321,7 +321,7 @@ describe.each([['duckdb'], ['postgres']] as Array<[EngineName]>)('%s', (engine) 
   });
 
   // The incremental run's watermark statement reads only rows at or above the
-  // staged maximum (state.ts, watermarkStatement): it must still be the table's exact maximum.
+  // staged maximum (adapters/sql-state.ts, the watermark record): it must still be the table's exact maximum.
   it('the watermark after incremental runs is the table max: also when a late correction replaces the max row with an older one; no new rows leave it as it was', async () => {
     const csv = (rows: Array<[number, string, boolean]>) => `id,updated_at,changed\n${rows.map(([id, ts, c]) => `${id},${ts},${c}`).join('\n')}\n`;
     const p = new Project(engine, 'wm', {

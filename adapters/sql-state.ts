@@ -1,0 +1,187 @@
+// The state store of SQL engines (DuckDB, Postgres): the `etl_meta` schema in
+// the target. Implements core/state's StateStore, and turns the StateRecords
+// a materialization hands to an atomic operation into statements that the
+// engine runs inside that operation's transaction (writeInTransaction).
+// etl_meta is versioned from day one: numbered migrations, applied in order,
+// each recorded in etl_meta.schema_version.
+
+import type { NodeRunRecord, RunRecord, StateRecord, StateStore, StateTables } from '../core/state/state.js';
+import { relationKey } from '../core/state/state.js';
+import type { AdapterSession, Relation } from './adapter.js';
+import type { Dialect } from './dialect.js';
+import { transaction } from './transaction.js';
+
+export const META_SCHEMA = 'etl_meta';
+
+export interface Migration {
+  version: number;
+  description: string;
+  statements: string[];
+}
+
+const t = (name: string) => `"${META_SCHEMA}"."${name}"`;
+
+/** Append only: never edit a released migration; add the next number. */
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    description: 'run history, watermarks, microbatch intervals, snapshot runs',
+    statements: [
+      `create table if not exists ${t('runs')} (run_id varchar primary key, command varchar, target varchar, etl_version varchar, started_at timestamp, finished_at timestamp, status varchar)`,
+      `create table if not exists ${t('node_runs')} (run_id varchar, unique_id varchar, relation varchar, status varchar, started_at timestamp, finished_at timestamp, rows_affected bigint, message varchar)`,
+      `create table if not exists ${t('watermarks')} (relation varchar primary key, unique_id varchar, event_time_column varchar, watermark varchar, run_id varchar, updated_at timestamp)`,
+      `create table if not exists ${t('batches')} (relation varchar, batch_start varchar, batch_end varchar, unique_id varchar, status varchar, rows_affected bigint, run_id varchar, updated_at timestamp, message varchar, primary key (relation, batch_start))`,
+      `create table if not exists ${t('snapshot_runs')} (relation varchar, unique_id varchar, run_id varchar, inserted bigint, invalidated bigint, updated_at timestamp)`,
+    ],
+  },
+];
+
+export const CURRENT_STATE_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** A statement with its bound values. */
+export interface BoundStatement {
+  sql: string;
+  params: unknown[];
+}
+
+/** What the change a record commits with did, for the counts a record leaves out. */
+export interface AppliedCounts {
+  rows?: number;
+  inserted?: number;
+  invalidated?: number;
+}
+
+/** What the store needs of its engine. */
+export interface SqlStateHost {
+  readonly dialect: Dialect;
+  /** `shared`: a schema every run on the target uses, whatever schema it builds (see Adapter.ensureSchema). */
+  ensureSchema(session: AdapterSession, schema: string, options?: { shared?: boolean }): Promise<void>;
+}
+
+export class SqlStateStore implements StateStore {
+  constructor(private readonly host: SqlStateHost) {}
+
+  async prepare(session: AdapterSession): Promise<number> {
+    // Every run after the first finds etl_meta current: one query, no lock.
+    try {
+      const r = await session.query(`select max(version) from ${t('schema_version')}`);
+      if (Number(r.rows[0]?.[0]) === CURRENT_STATE_VERSION) return CURRENT_STATE_VERSION;
+    } catch {
+      // not created yet: the full path below creates it
+    }
+    await this.host.ensureSchema(session, META_SCHEMA, { shared: true });
+    await session.execute(`create table if not exists ${t('schema_version')} (version integer primary key, description varchar, applied_at timestamp)`);
+    const r = await session.query(`select coalesce(max(version), 0) from ${t('schema_version')}`);
+    const current = Number(r.rows[0]?.[0] ?? 0);
+    if (current > CURRENT_STATE_VERSION) {
+      throw new Error(`the target's etl_meta is at version ${current}, newer than this etl understands (${CURRENT_STATE_VERSION}); upgrade etl`);
+    }
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      await transaction(session, async () => {
+        for (const sql of m.statements) await session.execute(sql);
+        await session.execute(`insert into ${t('schema_version')} values ($1, $2, current_timestamp)`, [m.version, m.description]);
+      });
+    }
+    return CURRENT_STATE_VERSION;
+  }
+
+  async runStarted(session: AdapterSession, run: RunRecord): Promise<void> {
+    await session.execute(`insert into ${t('runs')} values ($1, $2, $3, $4, current_timestamp, null, 'running')`, [run.runId, run.command, run.target, run.version]);
+  }
+
+  async runFinished(session: AdapterSession, runId: string, status: string, nodes: NodeRunRecord[]): Promise<void> {
+    await transaction(session, async () => {
+      // Many rows per statement: one insert per node costs more than the nodes on a large view-only project.
+      const ROWS_PER_INSERT = 200;
+      for (let i = 0; i < nodes.length; i += ROWS_PER_INSERT) {
+        const chunk = nodes.slice(i, i + ROWS_PER_INSERT);
+        const params: unknown[] = [];
+        const tuples = chunk.map((n) => {
+          const base = params.length;
+          params.push(runId, n.unique_id, n.relation, n.status, sqlTimestamp(n.started_at), sqlTimestamp(n.finished_at), n.rows_affected, n.message.slice(0, 2000));
+          const p = (k: number) => `$${base + k}`;
+          return `(cast(${p(1)} as varchar), cast(${p(2)} as varchar), cast(${p(3)} as varchar), cast(${p(4)} as varchar), cast(${p(5)} as timestamp), cast(${p(6)} as timestamp), cast(${p(7)} as bigint), cast(${p(8)} as varchar))`;
+        });
+        await session.execute(`insert into ${t('node_runs')} values ${tuples.join(', ')}`, params);
+      }
+      await session.execute(`update ${t('runs')} set finished_at = current_timestamp, status = $1 where run_id = $2`, [status, runId]);
+    });
+  }
+
+  async record(session: AdapterSession, records: StateRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    await transaction(session, () => this.writeInTransaction(session, records));
+  }
+
+  /** Writes `records` on the session's open transaction: the engine's atomic operations call this before they commit. */
+  async writeInTransaction(session: AdapterSession, records: StateRecord[], applied: AppliedCounts = {}): Promise<void> {
+    for (const record of records) {
+      const s = this.statement(record, applied);
+      await session.execute(s.sql, s.params);
+    }
+  }
+
+  statement(record: StateRecord, applied: AppliedCounts = {}): BoundStatement {
+    const d = this.host.dialect;
+    const key = relationKey(record.relation);
+    switch (record.kind) {
+      case 'watermark': {
+        // max(event_time) of the relation, read in the transaction that changed it. With
+        // `newRows` (the rows an incremental run just applied), only rows at or above their
+        // maximum are read: the table's maximum is there, since those rows are in the table
+        // now, and an engine with zone maps (DuckDB) skips the rest of the table instead of
+        // scanning 10M rows. No new rows (all quarantined, say) leaves the watermark as it
+        // was, as the table is.
+        const col = d.quoteIdentifier(record.eventTimeColumn);
+        const rel = d.relation(record.relation.schema, record.relation.name);
+        const where = record.newRows ? ` where ${col} >= (select max(${col}) from ${d.relation(record.newRows.schema, record.newRows.name)})` : '';
+        const watermark = record.newRows ? 'coalesce(excluded.watermark, "watermarks".watermark)' : 'excluded.watermark';
+        return {
+          sql:
+            `insert into ${t('watermarks')} select cast($1 as varchar), cast($2 as varchar), cast($3 as varchar), cast(max(${col}) as varchar), cast($4 as varchar), current_timestamp from ${rel}${where} ` +
+            `on conflict (relation) do update set unique_id = excluded.unique_id, event_time_column = excluded.event_time_column, watermark = ${watermark}, run_id = excluded.run_id, updated_at = excluded.updated_at`,
+          params: [key, record.uniqueId, record.eventTimeColumn, record.runId],
+        };
+      }
+      case 'batch':
+        return {
+          sql:
+            `insert into ${t('batches')} values ($1, $2, $3, $4, $5, cast($6 as bigint), $7, current_timestamp, $8) ` +
+            `on conflict (relation, batch_start) do update set batch_end = excluded.batch_end, status = excluded.status, rows_affected = excluded.rows_affected, run_id = excluded.run_id, updated_at = excluded.updated_at, message = excluded.message`,
+          params: [key, record.start, record.end, record.uniqueId, record.status, record.rows === undefined ? (applied.rows ?? null) : record.rows, record.runId, record.message.slice(0, 2000)],
+        };
+      case 'batches_cleared':
+        return { sql: `delete from ${t('batches')} where relation = $1`, params: [key] };
+      case 'snapshot_run':
+        return {
+          sql: `insert into ${t('snapshot_runs')} values ($1, $2, $3, cast($4 as bigint), cast($5 as bigint), current_timestamp)`,
+          params: [key, record.uniqueId, record.runId, record.inserted ?? applied.inserted ?? 0, record.invalidated ?? applied.invalidated ?? 0],
+        };
+    }
+  }
+
+  async finishedBatches(session: AdapterSession, relation: Relation): Promise<Set<string>> {
+    const r = await session.query(`select batch_start from ${t('batches')} where relation = $1 and status = 'success'`, [relationKey(relation)]);
+    return new Set(r.rows.map((row) => String(row[0])));
+  }
+
+  async read(session: AdapterSession): Promise<StateTables> {
+    const out: StateTables = {};
+    out.schema_version = await session.query(`select version, description, cast(applied_at as varchar) as applied_at from ${t('schema_version')} order by version`);
+    out.watermarks = await session.query(`select relation, event_time_column, watermark, cast(updated_at as varchar) as updated_at from ${t('watermarks')} order by relation`);
+    out.batches = await session.query(
+      `select relation, count(*) filter (where status = 'success') as done, count(*) filter (where status = 'error') as failed, min(batch_start) as first_batch, max(batch_start) as last_batch from ${t('batches')} group by relation order by relation`,
+    );
+    out.snapshots = await session.query(
+      `select relation, count(*) as runs, sum(inserted) as inserted, sum(invalidated) as invalidated, cast(max(updated_at) as varchar) as last_run from ${t('snapshot_runs')} group by relation order by relation`,
+    );
+    out.runs = await session.query(`select run_id, command, target, status, cast(started_at as varchar) as started_at, cast(finished_at as varchar) as finished_at from ${t('runs')} order by started_at desc limit 10`);
+    return out;
+  }
+}
+
+/** An ISO instant as a timestamp literal the engines read the same way ('2024-01-01 00:00:00.000'). */
+function sqlTimestamp(iso: string | null): string | null {
+  return iso ? iso.replace('T', ' ').replace('Z', '') : null;
+}
