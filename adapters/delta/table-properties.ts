@@ -1,0 +1,33 @@
+// Table properties (metaData.configuration) etl honours, with Delta's defaults.
+
+import type { Metadata } from './actions.js';
+import { DeltaTableError } from './errors.js';
+
+const UNIT_MS: Record<string, number> = {
+  millisecond: 1,
+  second: 1000,
+  minute: 60_000,
+  hour: 3_600_000,
+  day: 86_400_000,
+  week: 7 * 86_400_000,
+};
+
+/** Parses Spark's interval form ("interval 1 week", "interval 168 hours", "7 days") into milliseconds. */
+export function parseInterval(text: string): number {
+  const parts = text.trim().toLowerCase().replace(/^interval\s+/, '').split(/\s+/);
+  let total = 0;
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    const n = Number(parts[i]);
+    const unit = parts[i + 1]!.replace(/s$/, '');
+    const ms = UNIT_MS[unit];
+    if (!Number.isFinite(n) || ms === undefined) throw new DeltaTableError(`not an interval: ${JSON.stringify(text)} (e.g. "interval 7 days")`);
+    total += n * ms;
+  }
+  if (parts.length % 2 !== 0 || parts.length === 0) throw new DeltaTableError(`not an interval: ${JSON.stringify(text)} (e.g. "interval 7 days")`);
+  return total;
+}
+
+/** delta.deletedFileRetentionDuration: how long removed files stay for readers of older versions (default one week). */
+export function retentionMillis(metadata: Metadata): number {
+  return parseInterval(metadata.configuration['delta.deletedFileRetentionDuration'] ?? 'interval 1 week');
+}

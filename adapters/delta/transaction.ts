@@ -1,0 +1,135 @@
+// Committing (PROTOCOL.md "Creation of New Log Entries"): a commit is the
+// next version's JSON file, created with putIfAbsent so two writers never
+// both take a version. A writer that loses the race re-reads the commits that
+// won and checks them against what it read and removed (optimistic
+// concurrency, as Delta's reference writers do): when they touched none of it
+// the commit is retried at the next version; otherwise it fails with a
+// conflict naming both writers. Every 10th version gets a checkpoint.
+
+import { randomUUID } from 'node:crypto';
+import type { Action, AddFile, Commit, CommitInfo, RemoveFile } from './actions.js';
+import { commitInfoOf, fileKey, serializeCommit } from './actions.js';
+import { CHECKPOINT_INTERVAL, writeCheckpoint } from './checkpoint.js';
+import { ConcurrentModificationError, DeltaTableError } from './errors.js';
+import { commitPath } from './log-files.js';
+import { loadSnapshot, readCommitsAfter } from './snapshot.js';
+import type { SqlSession } from './sql.js';
+import type { DeltaStorage } from './storage.js';
+
+export const ENGINE_INFO = 'etl';
+
+export interface CommitRequest {
+  /** Spark's operation name: WRITE, CREATE OR REPLACE TABLE, MERGE, DELETE, OPTIMIZE... */
+  operation: string;
+  operationParameters?: Record<string, unknown>;
+  operationMetrics?: Record<string, number>;
+  /** The version the change was computed from; -1 when the table did not exist. */
+  readVersion: number;
+  /** add, remove, metaData, protocol, txn, domainMetadata actions (commitInfo is added here). */
+  actions: Action[];
+  /**
+   * Which new rows would have changed this commit's result: 'none' for a
+   * blind append, 'all' for a change that read the whole table, or a test on
+   * a new file's partition values (a change that read some partitions).
+   */
+  readPredicate: 'none' | 'all' | ((file: AddFile) => boolean);
+  /** Keys (fileKey) of files this change read; a concurrent removal of one is a conflict. 'all' when it read every file. */
+  readFiles?: 'all' | Set<string>;
+  /** Who writes (an etl run id), recorded in commitInfo and named in conflicts. */
+  writer?: string;
+  /** Extra commitInfo fields (etl's state records, for example). */
+  commitInfo?: Record<string, unknown>;
+  maxAttempts?: number;
+}
+
+export interface CommitResult {
+  version: number;
+  /** How many versions were tried (1 when nobody else committed in between). */
+  attempts: number;
+  /** A checkpoint that could not be written (the commit itself stands). */
+  checkpointError?: Error;
+}
+
+function describeWriter(info: CommitInfo | undefined, version: number): string {
+  const op = typeof info?.operation === 'string' ? info.operation : 'a commit';
+  const who = (info?.etlRunId as string | undefined) ?? (info?.engineInfo as string | undefined) ?? (info?.userName as string | undefined);
+  return `${op}${who ? ` by ${who}` : ''} (version ${version})`;
+}
+
+/** Why a winning commit conflicts with this one, or undefined when this one can be retried after it. */
+export function conflictWith(winner: Commit, request: CommitRequest): string | undefined {
+  const ourRemoves = new Set<string>();
+  const ourTxns = new Set<string>();
+  const ourDomains = new Set<string>();
+  for (const a of request.actions) {
+    if ('remove' in a) ourRemoves.add(fileKey(a.remove));
+    else if ('txn' in a) ourTxns.add(a.txn.appId);
+    else if ('domainMetadata' in a) ourDomains.add(a.domainMetadata.domain);
+  }
+  if (request.readVersion < 0 && winner.version === 0) return 'the table was created by another writer at the same time';
+  for (const a of winner.actions) {
+    if ('protocol' in a && a.protocol) return 'it changed the table protocol';
+    if ('metaData' in a && a.metaData) return 'it changed the table metadata (schema, partitioning or properties)';
+    if ('txn' in a && a.txn && ourTxns.has(a.txn.appId)) return `it committed for the same application id ${a.txn.appId}`;
+    if ('domainMetadata' in a && a.domainMetadata && ourDomains.has(a.domainMetadata.domain)) return `it changed the metadata domain ${a.domainMetadata.domain}`;
+    if ('remove' in a && a.remove) {
+      const r: RemoveFile = a.remove;
+      const key = fileKey(r);
+      if (ourRemoves.has(key)) return `both removed the file ${r.path}`;
+      const read = request.readFiles;
+      if (r.dataChange && (read === 'all' || read?.has(key))) return `it removed the file ${r.path}, which this change read`;
+    }
+    if ('add' in a && a.add && a.add.dataChange) {
+      const p = request.readPredicate;
+      if (p === 'all' || (typeof p === 'function' && p(a.add))) return `it added the file ${a.add.path} to data this change read`;
+    }
+  }
+  return undefined;
+}
+
+/** Commits the actions at the next free version (see the module header). */
+export async function commit(storage: DeltaStorage, session: SqlSession, request: CommitRequest): Promise<CommitResult> {
+  const txnId = randomUUID();
+  const ours = `${request.operation}${request.writer ? ` by ${request.writer}` : ''}`;
+  const maxAttempts = request.maxAttempts ?? 10_000;
+  let version = request.readVersion + 1;
+  let checkedUpTo = request.readVersion;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    const info: CommitInfo = {
+      timestamp: Date.now(),
+      operation: request.operation,
+      // Spark records each parameter as a JSON-encoded string.
+      operationParameters: Object.fromEntries(Object.entries(request.operationParameters ?? {}).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])),
+      ...(request.readVersion >= 0 ? { readVersion: request.readVersion } : {}),
+      isolationLevel: 'Serializable',
+      isBlindAppend: request.readPredicate === 'none' && !request.actions.some((a) => 'remove' in a),
+      ...(request.operationMetrics ? { operationMetrics: Object.fromEntries(Object.entries(request.operationMetrics).map(([k, v]) => [k, String(v)])) } : {}),
+      engineInfo: ENGINE_INFO,
+      txnId,
+      ...(request.writer ? { etlRunId: request.writer } : {}),
+      ...request.commitInfo,
+    };
+    const body = serializeCommit([{ commitInfo: info }, ...request.actions]);
+    if (await storage.putIfAbsent(commitPath(version), body)) {
+      let checkpointError: Error | undefined;
+      if (version > 0 && version % CHECKPOINT_INTERVAL === 0) {
+        try {
+          await writeCheckpoint(storage, session, await loadSnapshot(storage, session, { version }));
+        } catch (err) {
+          checkpointError = err as Error;
+        }
+      }
+      return { version, attempts: attempt, checkpointError };
+    }
+    // Another writer took this version: check every commit that won since we read.
+    const winners = await readCommitsAfter(storage, checkedUpTo);
+    for (const w of winners) {
+      const why = conflictWith(w, request);
+      if (why) throw new ConcurrentModificationError(storage.root, w.version, ours, describeWriter(commitInfoOf(w), w.version), why);
+    }
+    if (winners.length === 0) throw new DeltaTableError(`Delta table ${storage.root}: version ${version} exists but cannot be read back`);
+    checkedUpTo = winners.at(-1)!.version;
+    version = checkedUpTo + 1;
+  }
+  throw new DeltaTableError(`Delta table ${storage.root}: gave up committing ${ours} after ${maxAttempts} attempts; other writers kept committing first`);
+}

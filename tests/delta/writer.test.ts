@@ -1,0 +1,336 @@
+// The writer, checked against the protocol: every table etl writes is read
+// back by etl's reader, and its log is checked field by field (required
+// fields, schemaString a Spark StructType, add.size = file size,
+// stats.numRecords = the file's rows, partitionValues = the folders, removes
+// = earlier adds, checkpoint state = a full JSON replay).
+
+import { cpSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DeltaTable, LocalStorage, loadSnapshot, optimize, parseSchema, vacuum, type Action, type AddFile } from '../../adapters/delta/index.js';
+import { fileLocation } from '../../adapters/delta/scan.js';
+import { count, openDuckDb, tempDir, type TestDb } from './helpers.js';
+
+let db: TestDb;
+let tmp: ReturnType<typeof tempDir>;
+let n = 0;
+
+beforeAll(async () => {
+  db = await openDuckDb();
+});
+afterAll(() => db?.close());
+beforeEach(() => {
+  tmp = tempDir('etl-delta-writer-');
+});
+afterEach(() => tmp.remove());
+
+function newTable(): { table: DeltaTable; root: string } {
+  const root = path.join(tmp.dir, `t${n++}`);
+  return { table: new DeltaTable(new LocalStorage(root), db.session), root };
+}
+
+/** Every commit of the table, parsed: [version, actions]. */
+function commits(root: string): Array<[number, Action[]]> {
+  const dir = path.join(root, '_delta_log');
+  return readdirSync(dir)
+    .filter((f) => /^\d{20}\.json$/.test(f))
+    .sort()
+    .map((f) => [
+      Number(f.slice(0, 20)),
+      readFileSync(path.join(dir, f), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Action),
+    ]);
+}
+
+const REQUIRED: Record<string, string[]> = {
+  add: ['path', 'partitionValues', 'size', 'modificationTime', 'dataChange'],
+  remove: ['path', 'dataChange'],
+  metaData: ['id', 'format', 'schemaString', 'partitionColumns', 'configuration'],
+  protocol: ['minReaderVersion', 'minWriterVersion'],
+  txn: ['appId', 'version'],
+  domainMetadata: ['domain', 'configuration', 'removed'],
+};
+
+/** Checks a table's whole log against the protocol and returns the active adds of a JSON replay. */
+async function checkProtocol(root: string): Promise<Map<string, AddFile>> {
+  const active = new Map<string, AddFile>();
+  const log = commits(root);
+  expect(log.map(([v]) => v)).toEqual(log.map((_, i) => i)); // contiguous from 0
+  for (const [version, actions] of log) {
+    expect(Object.keys(actions[0]!), `version ${version} starts with commitInfo`).toEqual(['commitInfo']);
+    const paths = new Set<string>();
+    let metadata = 0;
+    let protocol = 0;
+    for (const a of actions) {
+      const [kind, body] = Object.entries(a)[0]! as [string, Record<string, unknown>];
+      expect(Object.keys(a)).toHaveLength(1);
+      for (const f of REQUIRED[kind] ?? []) expect(body[f], `${kind}.${f} at version ${version}`).toBeDefined();
+      if (kind === 'metaData') {
+        metadata++;
+        expect(() => parseSchema(body.schemaString as string, 'test')).not.toThrow();
+        expect((body.format as { provider: string }).provider).toBe('parquet');
+      }
+      if (kind === 'protocol') {
+        protocol++;
+        const p = body as { minReaderVersion: number; minWriterVersion: number; readerFeatures?: string[]; writerFeatures?: string[] };
+        if (p.minReaderVersion === 3) expect(p.readerFeatures).toBeDefined();
+        if (p.minWriterVersion === 7) expect(p.writerFeatures).toBeDefined();
+        if (p.minReaderVersion < 3) expect(p.readerFeatures).toBeUndefined();
+      }
+      if (kind === 'add') {
+        const add = body as unknown as AddFile;
+        expect(paths.has(`add:${add.path}`), `one add per path at version ${version}`).toBe(false);
+        paths.add(`add:${add.path}`);
+        const file = fileLocation(new LocalStorage(root), add.path);
+        expect(add.size, `add.size of ${add.path}`).toBe(statSync(file).size);
+        const stats = JSON.parse(add.stats!) as { numRecords: number };
+        expect(stats.numRecords).toBe(await count(db.session, `select * from read_parquet('${file}')`));
+        // partitionValues agree with the Hive folders the file is in.
+        const folders = Object.fromEntries(
+          decodeURIComponent(add.path)
+            .split('/')
+            .slice(0, -1)
+            .map((seg) => seg.split('=').map((x) => decodeURIComponent(x))),
+        );
+        for (const [k, v] of Object.entries(add.partitionValues)) expect(folders[k] === '__HIVE_DEFAULT_PARTITION__' ? null : folders[k]).toBe(v);
+        active.set(add.path, add);
+      }
+      if (kind === 'remove') {
+        const r = body as { path: string };
+        expect(active.has(r.path), `remove of ${r.path} at version ${version} matches an earlier add`).toBe(true);
+        active.delete(r.path);
+      }
+    }
+    expect(metadata).toBeLessThanOrEqual(1);
+    expect(protocol).toBeLessThanOrEqual(1);
+    if (version === 0) expect([metadata, protocol]).toEqual([1, 1]);
+  }
+  return active;
+}
+
+const ALL_TYPES = `select i::integer as i, i::bigint as big, i::smallint as small, i::tinyint as tiny, 'name ' || i as s,
+  date '2024-01-01' + i::integer as d, timestamptz '2024-01-01 00:00:00+00' + to_minutes(i) as ts,
+  (i / 4)::decimal(12, 2) as amount, i / 3 as ratio, i % 2 = 0 as even,
+  {'a': i, 'b': 'x' || i} as st, [i, i + 1] as l, map {'k': i} as m, case when i % 5 = 0 then null else i end as maybe,
+  (i * 1000)::hugeint as huge
+  from range(100) r(i)`;
+
+describe('writing a table', () => {
+  it('creates a table that reads back row for row, with a log that follows the protocol', async () => {
+    const { table, root } = newTable();
+    const result = await table.write({ selectSql: ALL_TYPES, mode: 'append' });
+    expect(result.commit?.version).toBe(0);
+    expect(result.rows).toBe(100);
+    const scan = await table.scan();
+    const rows = (sql: string) => `select i, big, small, tiny, s, d, ts, amount, ratio, even, st, l, m, maybe, huge::decimal(38,0) as huge from (${sql}) x`;
+    expect(await count(db.session, `(${rows(scan.sql)}) except all (${rows(ALL_TYPES)})`)).toBe(0);
+    expect(await count(db.session, `(${rows(ALL_TYPES)}) except all (${rows(scan.sql)})`)).toBe(0);
+    await checkProtocol(root);
+    const s = await table.snapshot();
+    expect(s.protocol).toEqual({ minReaderVersion: 1, minWriterVersion: 2 });
+    const types = Object.fromEntries(s.schema.fields.map((f) => [f.name, f.type]));
+    expect(types).toMatchObject({ i: 'integer', big: 'long', small: 'short', tiny: 'byte', s: 'string', d: 'date', ts: 'timestamp', amount: 'decimal(12,2)', ratio: 'double', even: 'boolean', huge: 'decimal(38,0)' });
+    expect(types.l).toEqual({ type: 'array', elementType: 'long', containsNull: true });
+    expect(types.m).toEqual({ type: 'map', keyType: 'string', valueType: 'long', valueContainsNull: true });
+  });
+
+  it('records min, max and null counts that bound the data', async () => {
+    const { table } = newTable();
+    await table.write({ selectSql: ALL_TYPES, mode: 'append' });
+    const [add] = [...(await table.snapshot()).files.values()];
+    const stats = JSON.parse(add!.stats!);
+    expect(stats.numRecords).toBe(100);
+    expect(stats.minValues).toMatchObject({ i: 0, big: 0, s: 'name 0', d: '2024-01-01', ts: '2024-01-01T00:00:00.000Z', amount: 0, st: { a: 0, b: 'x0' }, maybe: 1 });
+    expect(stats.maxValues).toMatchObject({ i: 99, s: 'name 99', d: '2024-04-09', ts: '2024-01-01T01:39:00.000Z', amount: 24.75, st: { a: 99 } });
+    expect(stats.nullCount).toMatchObject({ i: 0, maybe: 20, st: { a: 0, b: 0 } });
+    expect(stats.minValues.l).toBeUndefined(); // no bounds for lists
+  });
+
+  it('gives a table with naive timestamps the timestampNtz feature (reader 3, writer 7), and only then', async () => {
+    const { table, root } = newTable();
+    await table.write({ selectSql: `select 1 as id, timestamp '2024-05-01 10:00:00' as at`, mode: 'append' });
+    expect((await table.snapshot()).protocol).toEqual({ minReaderVersion: 3, minWriterVersion: 7, readerFeatures: ['timestampNtz'], writerFeatures: ['timestampNtz'] });
+    const stats = JSON.parse([...(await table.snapshot()).files.values()][0]!.stats!);
+    expect(stats.minValues.at).toBe('2024-05-01T10:00:00.000');
+    await checkProtocol(root);
+  });
+
+  it('refuses a type Delta cannot hold, naming the column, and writes nothing', async () => {
+    const { table, root } = newTable();
+    await expect(table.write({ selectSql: `select 1 as id, time '10:00' as opens_at`, mode: 'append' })).rejects.toThrow(/column opens_at has type TIME, which a Delta table cannot hold/);
+    await expect(table.write({ selectSql: `select 1 as "order id"`, mode: 'append' })).rejects.toThrow(/column "order id" has a character/);
+    expect(await table.exists()).toBe(false);
+    expect(() => readdirSync(root)).toThrow();
+  });
+
+  it('writes partitions as Hive folders with partitionValues, and prunes them on read', async () => {
+    const { table, root } = newTable();
+    await table.write({
+      selectSql: `select i as id, 'r' || (i % 4) as region, date '2024-01-01' + (i % 3)::integer as day, case when i % 10 = 0 then null else i end as v from range(40) t(i)`,
+      mode: 'append',
+      partitionBy: ['region', 'day'],
+    });
+    const active = await checkProtocol(root);
+    expect(active.size).toBe(12);
+    const s = await table.snapshot();
+    expect(s.metadata.partitionColumns).toEqual(['region', 'day']);
+    const scan = await table.scan({ filters: [{ column: 'region', op: '=', value: 'r1' }] });
+    expect(scan.files).toHaveLength(3);
+    expect(scan.files.every((f) => f.partitionValues.region === 'r1')).toBe(true);
+    expect(await count(db.session, scan.sql)).toBe(10);
+    const byDay = await table.scan({ filters: [{ column: 'day', op: '>=', value: '2024-01-02' }, { column: 'region', op: 'in', value: ['r0', 'r3'] }] });
+    expect(byDay.files).toHaveLength(4);
+    expect(await count(db.session, byDay.sql)).toBe(await count(db.session, `select * from (${(await table.scan()).sql}) x where day >= date '2024-01-02' and region in ('r0', 'r3')`));
+    // Statistics prune data columns too.
+    const high = await table.scan({ filters: [{ column: 'id', op: '>', value: 1000 }] });
+    expect(high.files).toHaveLength(0);
+    expect(await count(db.session, high.sql)).toBe(0);
+  });
+
+  it('keeps NULL and special characters in partition values', async () => {
+    const { table, root } = newTable();
+    await table.write({ selectSql: `select * from (values (1, 'a/b'), (2, 'x y=%z'), (3, null), (4, '')) t(id, p)`, mode: 'append', partitionBy: ['p'] });
+    await checkProtocol(root);
+    const values = [...(await table.snapshot()).files.values()].map((f) => f.partitionValues.p).sort();
+    // NULL and '' are one partition: the protocol reads an empty partition value as NULL.
+    expect(values).toEqual(['a/b', null, 'x y=%z']);
+    const r = await db.session.query(`select id, p from (${(await table.scan()).sql}) x order by id`);
+    expect(r.rows).toEqual([
+      [1, 'a/b'],
+      [2, 'x y=%z'],
+      [3, null],
+      [4, null],
+    ]);
+  });
+
+  it('overwrites in one commit that removes every earlier file, and keeps the old version readable', async () => {
+    const { table, root } = newTable();
+    await table.write({ selectSql: 'select range as id from range(10)', mode: 'append' });
+    await table.write({ selectSql: 'select range as id from range(10, 15)', mode: 'append' });
+    await table.write({ selectSql: `select range as id, 'new' as tag from range(3)`, mode: 'overwrite' });
+    await checkProtocol(root);
+    const [, last] = commits(root).at(-1)!;
+    expect(last.filter((a) => 'remove' in a)).toHaveLength(2);
+    expect(last.filter((a) => 'add' in a)).toHaveLength(1);
+    expect(last.filter((a) => 'metaData' in a)).toHaveLength(1); // the schema changed
+    expect(await count(db.session, (await table.scan()).sql)).toBe(3);
+    expect(await count(db.session, (await table.scan({ version: 1 })).sql)).toBe(15);
+  });
+
+  it('replaces only the partitions the new rows touch', async () => {
+    const { table, root } = newTable();
+    await table.write({ selectSql: `select i as id, i % 3 as p from range(30) t(i)`, mode: 'append', partitionBy: ['p'] });
+    await table.write({ selectSql: `select 100 + i as id, 1 as p from range(2) t(i)`, mode: 'overwrite-partitions' });
+    await checkProtocol(root);
+    const r = await db.session.query(`select p, count(*), min(id) from (${(await table.scan()).sql}) x group by p order by p`);
+    expect(r.rows).toEqual([
+      [0n, 10n, 0n],
+      [1n, 2n, 100n],
+      [2n, 10n, 2n],
+    ]);
+  });
+
+  it('appends with new columns only when asked to merge the schema', async () => {
+    const { table } = newTable();
+    await table.write({ selectSql: 'select 1 as id', mode: 'append' });
+    await expect(table.write({ selectSql: `select 2 as id, 'x' as extra`, mode: 'append' })).rejects.toThrow(/columns extra that .* does not/);
+    await table.write({ selectSql: `select 2 as id, 'x' as extra`, mode: 'append', mergeSchema: true });
+    const r = await db.session.query(`select id, extra from (${(await table.scan()).sql}) x order by id`);
+    expect(r.rows).toEqual([
+      [1, null],
+      [2, 'x'],
+    ]);
+  });
+
+  it('skips a write whose txn (application id, version) is already committed', async () => {
+    const { table } = newTable();
+    const first = await table.write({ selectSql: 'select 1 as id', mode: 'append', txn: { appId: 'run-1', version: 1 } });
+    const again = await table.write({ selectSql: 'select 1 as id', mode: 'append', txn: { appId: 'run-1', version: 1 } });
+    expect(first.commit?.version).toBe(0);
+    expect(again.commit).toBeUndefined();
+    expect(await count(db.session, (await table.scan()).sql)).toBe(1);
+    expect((await table.snapshot()).txns.get('run-1')?.version).toBe(1);
+  });
+
+  it('commits metadata domains with the data, and reads them back', async () => {
+    const { table } = newTable();
+    await table.write({ selectSql: 'select 1 as id', mode: 'append', domains: [{ domain: 'etl.state', configuration: '{"watermark":1}' }] });
+    const s = await table.snapshot();
+    expect(s.domains.get('etl.state')?.configuration).toBe('{"watermark":1}');
+  });
+
+  it('writes a checkpoint every 10 commits whose state equals a full replay of the JSON commits', async () => {
+    const { table, root } = newTable();
+    await table.write({ selectSql: 'select 0 as id, 0 as p', mode: 'append', partitionBy: ['p'] });
+    for (let i = 1; i <= 11; i++) {
+      const mode = i === 5 ? 'overwrite-partitions' : 'append';
+      await table.write({ selectSql: `select ${i} as id, ${i % 3} as p`, mode, txn: { appId: `app-${i % 2}`, version: i }, domains: i === 7 ? [{ domain: 'etl.x', configuration: 'c' }] : [] });
+    }
+    const log = path.join(root, '_delta_log');
+    expect(readdirSync(log)).toContain('00000000000000000010.checkpoint.parquet');
+    expect(JSON.parse(readFileSync(path.join(log, '_last_checkpoint'), 'utf8'))).toMatchObject({ version: 10, numOfAddFiles: (await table.snapshot({ version: 10 })).files.size });
+    const fromCheckpoint = await table.snapshot();
+    // The same table without its checkpoint: replayed from the JSON commits alone.
+    const copy = path.join(tmp.dir, 'json-only');
+    cpSync(root, copy, { recursive: true });
+    rmSync(path.join(copy, '_delta_log', '00000000000000000010.checkpoint.parquet'));
+    rmSync(path.join(copy, '_delta_log', '_last_checkpoint'));
+    const fromJson = await loadSnapshot(new LocalStorage(copy), db.session);
+    const state = (s: typeof fromJson) => ({
+      version: s.version,
+      protocol: s.protocol,
+      metadata: s.metadata,
+      files: [...s.files.values()].map((f) => ({ ...f, dataChange: undefined })).sort((a, b) => a.path.localeCompare(b.path)),
+      txns: [...s.txns.entries()].sort(),
+      domains: [...s.domains.entries()].sort(),
+      tombstones: [...s.tombstones.keys()].sort(),
+    });
+    expect(state(fromCheckpoint)).toEqual(state(fromJson));
+    // The checkpoint has Spark's schema: one struct column per action.
+    const cols = await db.session.query(`describe select * from read_parquet('${path.join(log, '00000000000000000010.checkpoint.parquet')}')`);
+    expect(cols.rows.map((r) => r[0])).toEqual(['txn', 'add', 'remove', 'metaData', 'protocol', 'domainMetadata']);
+  });
+
+  it('names the file, line and version of a corrupt commit', async () => {
+    const { table, root } = newTable();
+    await table.write({ selectSql: 'select 1 as id', mode: 'append' });
+    writeFileSync(path.join(root, '_delta_log', '00000000000000000001.json'), '{"commitInfo":{}}\n{"add": {"path": "x"\n');
+    await expect(table.snapshot()).rejects.toThrow(/corrupt Delta commit .*00000000000000000001\.json:2 \(version 1\)/);
+  });
+});
+
+describe('maintenance', () => {
+  it('optimize compacts small files into one commit with dataChange false, rows unchanged', async () => {
+    const { table, root } = newTable();
+    for (let i = 0; i < 5; i++) await table.write({ selectSql: `select ${i} * 10 + range as id from range(10)`, mode: 'append' });
+    const before = await count(db.session, (await table.scan()).sql);
+    const result = await optimize(new LocalStorage(root), db.session);
+    expect(result).toMatchObject({ filesRemoved: 5, filesAdded: 1 });
+    await checkProtocol(root);
+    const [, last] = commits(root).at(-1)!;
+    for (const a of last) if ('add' in a || 'remove' in a) expect(Object.values(a)[0].dataChange).toBe(false);
+    expect((last[0] as { commitInfo: { operation: string } }).commitInfo.operation).toBe('OPTIMIZE');
+    expect((await table.snapshot()).files.size).toBe(1);
+    expect(await count(db.session, (await table.scan()).sql)).toBe(before);
+  });
+
+  it('vacuum refuses a retention below the table\'s unless forced, then deletes only unreferenced files', async () => {
+    const { table, root } = newTable();
+    await table.write({ selectSql: 'select 1 as id', mode: 'append' });
+    await table.write({ selectSql: 'select 2 as id', mode: 'overwrite' });
+    writeFileSync(path.join(root, 'part-orphan.parquet'), 'left by a crashed writer');
+    const storage = new LocalStorage(root);
+    await expect(vacuum(storage, db.session, { retentionHours: 1 })).rejects.toThrow(/refusing to vacuum .* retention of 1h: the table keeps removed files for 168h/);
+    // Nothing is old enough at the default retention.
+    expect((await vacuum(storage, db.session)).deleted).toEqual([]);
+    const dry = await vacuum(storage, db.session, { retentionHours: 0, force: true, dryRun: true, now: Date.now() + 1000 });
+    expect(dry.deleted).toHaveLength(2);
+    const done = await vacuum(storage, db.session, { retentionHours: 0, force: true, now: Date.now() + 1000 });
+    expect(done.deleted.sort()).toEqual(dry.deleted.sort());
+    expect(done.deleted).toContain('part-orphan.parquet');
+    expect(await count(db.session, (await table.scan()).sql)).toBe(1);
+    expect(readdirSync(path.join(root, '_delta_log')).filter((f) => f.endsWith('.json'))).toHaveLength(2);
+  });
+});
