@@ -24,7 +24,7 @@ if (!manifestPath || !dbPath) {
 for (const f of [dbPath, `${dbPath}.wal`]) rmSync(f, { force: true });
 
 const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
-const root = manifest.metadata.project_root;
+const root = manifest.metadata.env?.etl_project_root ?? manifest.metadata.project_root;
 const nodes = Object.values(manifest.nodes).filter((n) => n.resource_type === 'seed' || n.resource_type === 'model');
 
 // Kahn's algorithm, ties in manifest order: a valid build order.

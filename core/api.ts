@@ -7,7 +7,8 @@ import path from 'node:path';
 import { createAdapter, opensWithoutWriting } from '../adapters/index.js';
 import type { Adapter, QueryResult } from '../adapters/adapter.js';
 import { ProjectError, RunError } from './errors.js';
-import { readCachedManifest, readJsonIfExists, writeCompileCache, writeCompiledFiles, writeFileAtomic, writeManifest } from './compiler/artifacts.js';
+import { readCachedManifest, readJsonIfExists, readManifestJson, stampManifest, writeCompileCache, writeCompiledFiles, writeFileAtomic, writeManifest } from './compiler/artifacts.js';
+import { writeRunResults, writeSourcesJson } from './artifacts/run-results.js';
 import type { Manifest, ResourceType } from './compiler/manifest.js';
 import { ETL_VERSION } from './compiler/version.js';
 import { explainSelection } from './graph/select.js';
@@ -42,6 +43,8 @@ export interface CompileResult {
   /** True when the manifest came from the compile cache. */
   cached: boolean;
   nodeCount: number;
+  /** This invocation's id: manifest.json's metadata.invocation_id, and run_results.json's. */
+  invocationId: string;
 }
 
 /** Loads and compiles a project, writing manifest.json and compiled/**.sql. */
@@ -62,14 +65,23 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
   if (!options.noCache) {
     const cached = readCachedManifest(scan.targetPath, path.join(scan.root, scan.compiledDir), scan.fingerprint, env, format);
     if (cached) {
+      const invocationId = randomUUID();
+      const generatedAt = new Date().toISOString();
       return {
         project: scan,
         get manifest() {
-          return cached.load();
+          const m = cached.load();
+          m.metadata.invocation_id = invocationId;
+          m.metadata.generated_at = generatedAt;
+          return m;
         },
         nodeCount: cached.nodeCount,
         cached: true,
-        writeArtifacts: async () => writeFileStamps(scan),
+        invocationId,
+        writeArtifacts: async () => {
+          stampManifest(scan.targetPath, invocationId, generatedAt);
+          writeFileStamps(scan);
+        },
       };
     }
   }
@@ -90,7 +102,7 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
     writeCompileCache(project.targetPath, project.fingerprint, envRead, env, format, Object.keys(manifest.nodes).length, unitTestFixtureFiles(project));
     writeFileStamps(project);
   };
-  return { project, manifest, nodeCount: Object.keys(manifest.nodes).length, cached: false, writeArtifacts };
+  return { project, manifest, nodeCount: Object.keys(manifest.nodes).length, cached: false, invocationId: manifest.metadata.invocation_id, writeArtifacts };
 }
 
 function writeFileStamps(scan: ProjectScan): void {
@@ -127,13 +139,25 @@ export interface RunSummary {
 
 /** Resolves --select/--exclude against a manifest; returns selected ids and warnings. */
 export function selectFromManifest(manifest: Manifest, targetPath: string, options: SelectOptions): { selected: Set<string>; warnings: string[] } {
-  const stateManifest = options.state ? readJsonIfExists<Manifest>(path.join(options.state, 'manifest.json')) : undefined;
-  if (options.state && !stateManifest) {
-    throw new ProjectError([{ message: `--state ${options.state}: no manifest.json there`, hint: 'point --state at the target/ folder of a previous run' }]);
-  }
+  const stateManifest = options.state ? readStateManifest(options.state, manifest) : undefined;
   const previousResults = readJsonIfExists<{ results: Array<{ unique_id: string; status: string }> }>(path.join(targetPath, 'run_results.json'));
   // As in dbt's build and test: selecting a model selects the tests on it.
   return explainSelection({ manifest, stateManifest, previousResults }, options.select, options.exclude, { indirectSelection: 'eager' });
+}
+
+/** The manifest.json of --state DIR: present, written by this etl's layout, of this project; else exit 2. */
+export function readStateManifest(dir: string, current: Manifest): Manifest {
+  let state: Manifest | undefined;
+  try {
+    state = readManifestJson(path.join(dir, 'manifest.json'));
+  } catch (err) {
+    throw new ProjectError([{ message: `--state ${dir}: ${(err as Error).message}`, hint: 'rebuild the state with this etl (etl compile in the state\'s checkout writes target/manifest.json), or upgrade the etl that reads it' }]);
+  }
+  if (!state) throw new ProjectError([{ message: `--state ${dir}: no manifest.json there`, hint: 'point --state at the target/ folder of a previous run' }]);
+  if (state.metadata.project_name !== current.metadata.project_name) {
+    throw new ProjectError([{ message: `--state ${dir}: its manifest.json is of project "${state.metadata.project_name}", not "${current.metadata.project_name}"`, hint: 'point --state at the target/ folder of a run of this project' }]);
+  }
+  return state;
 }
 
 interface ExecuteOptions {
@@ -171,12 +195,14 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     await early?.then((a) => a.close(), () => undefined);
     throw err;
   }
-  const { project, manifest, writeArtifacts, warnings, plan } = prepared;
+  const { project, manifest, writeArtifacts, warnings, plan, invocationId } = prepared;
+  const startedAt = new Date().toISOString();
   const threads = options.threads ?? project.target.threads;
   const adapter = await (connecting ?? openAdapter(project));
   const onEvent = options.onEvent ?? (() => undefined);
   let outcome;
-  const runId = randomUUID();
+  // One id for this invocation: manifest.json, run_results.json and etl_meta's run record.
+  const runId = invocationId;
   // Runs that build something keep their history and state in the target (etl_meta).
   const keepsState = resourceTypes.some((t) => t !== 'test');
   try {
@@ -215,7 +241,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   } finally {
     await adapter.close();
   }
-  writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, resourceTypes, runId);
+  writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, { command: how.command, resource_types: resourceTypes, select: options.select, exclude: options.exclude, state: options.state }, runId, startedAt);
   const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
   return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0 };
 }
@@ -276,27 +302,6 @@ export function seed(options: RunCommandOptions): Promise<RunSummary> {
   return execute(options, ['seed'], { command: 'seed' });
 }
 
-export function writeRunResults(targetPath: string, manifest: Manifest, results: NodeResult[], elapsed: number, resourceTypes: ResourceType[], runId: string): void {
-  writeFileAtomic(
-    path.join(targetPath, 'run_results.json'),
-    JSON.stringify(
-      {
-        metadata: {
-          dbt_schema_version: 'https://schemas.getdbt.com/dbt/run-results/v6.json',
-          etl_version: ETL_VERSION,
-          generated_at: new Date().toISOString(),
-          invocation_id: runId,
-        },
-        results,
-        elapsed_time: elapsed,
-        args: { resource_types: resourceTypes, target: manifest.metadata.target_name },
-      },
-      null,
-      2,
-    ),
-  );
-}
-
 /** Lists the selected nodes (what `etl ls` prints). */
 export async function list(options: CompileOptions & SelectOptions & { resourceTypes?: ResourceType[] }): Promise<{ manifest: Manifest; ids: string[]; warnings: string[] }> {
   const { project, manifest } = await compile(options);
@@ -348,7 +353,7 @@ export interface FreshnessSummary {
 /** `etl source freshness`: checks each source with freshness config; writes target/sources.json. */
 export async function sourceFreshness(options: CompileOptions & { select?: string[] }): Promise<FreshnessSummary> {
   const { checkFreshness, freshnessSources } = await import('./data-tests/freshness.js');
-  const { project, manifest } = await compile(options);
+  const { project, manifest, invocationId } = await compile(options);
   const wanted = (options.select ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean).map((s) => s.replace(/^source:/, ''));
   const sources = freshnessSources(manifest).filter(
     (s) => wanted.length === 0 || wanted.some((w) => w === s.source_name || w === `${s.source_name}.${s.name}`),
@@ -362,18 +367,7 @@ export async function sourceFreshness(options: CompileOptions & { select?: strin
   } finally {
     await adapter.close();
   }
-  writeFileAtomic(
-    path.join(project.targetPath, 'sources.json'),
-    JSON.stringify(
-      {
-        metadata: { dbt_schema_version: 'https://schemas.getdbt.com/dbt/sources/v3.json', etl_version: ETL_VERSION, generated_at: new Date().toISOString(), invocation_id: randomUUID() },
-        results,
-        elapsed_time: (performance.now() - started) / 1000,
-      },
-      null,
-      2,
-    ),
-  );
+  writeSourcesJson(project.targetPath, results, (performance.now() - started) / 1000, invocationId);
   const failed = results.some((r) => r.status === 'error' || r.status === 'runtime error');
   return { results, exitCode: failed ? 1 : 0 };
 }

@@ -4,10 +4,11 @@
 // and the environment variables templates read).
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Manifest, ManifestNode } from './manifest.js';
 import { BUILD_ID } from './version.js';
+import { manifestFromJson, manifestJsonEntries, manifestLayoutProblem } from '../artifacts/manifest-json.js';
 import { RunError } from '../errors.js';
 import { Worker } from 'node:worker_threads';
 import { open } from 'node:fs/promises';
@@ -58,7 +59,7 @@ export function readCachedManifest(targetPath: string, compiledRoot: string, fin
     const stat = statSync(manifestFile);
     if (!cache.manifest || stat.size !== cache.manifest.size || stat.mtimeMs !== cache.manifest.mtimeMs) return undefined;
     let manifest: Manifest | undefined;
-    return { nodeCount: cache.manifest.nodes, load: () => (manifest ??= JSON.parse(readFileSync(manifestFile, 'utf8')) as Manifest) };
+    return { nodeCount: cache.manifest.nodes, load: () => (manifest ??= readManifestJson(manifestFile)!) };
   } catch {
     return undefined;
   }
@@ -81,6 +82,50 @@ export function writeCompileCache(targetPath: string, fingerprint: string, envRe
   writeFileAtomic(path.join(targetPath, CACHE_DIR, 'compile.json'), JSON.stringify(cache));
 }
 
+/**
+ * Gives the manifest.json of a cached compile the invocation id and time of
+ * this invocation, in place: the values have a fixed length (a UUID, an ISO
+ * time), so their bytes near the start of the file are overwritten and the
+ * rest (tens of MB on a large project) is not rewritten. The compile cache
+ * then records the file as it is now.
+ */
+export function stampManifest(targetPath: string, invocationId: string, generatedAt: string): boolean {
+  const file = path.join(targetPath, 'manifest.json');
+  const cacheFile = path.join(targetPath, CACHE_DIR, 'compile.json');
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r+');
+    const head = Buffer.alloc(4096);
+    const n = readSync(fd, head, 0, head.length, 0);
+    const text = head.subarray(0, n).toString('latin1');
+    const patches: Array<[string, string]> = [
+      ['"invocation_id":"', invocationId],
+      ['"generated_at":"', generatedAt],
+      ['"invocation_started_at":"', generatedAt],
+    ];
+    const writes: Array<[number, string]> = [];
+    for (const [key, value] of patches) {
+      const at = text.indexOf(key);
+      if (at < 0) return false;
+      const start = at + key.length;
+      if (text.indexOf('"', start) - start !== value.length) return false;
+      writes.push([start, value]);
+    }
+    for (const [start, value] of writes) writeSync(fd, Buffer.from(value, 'latin1'), 0, value.length, start);
+    closeSync(fd);
+    fd = undefined;
+    const cache = JSON.parse(readFileSync(cacheFile, 'utf8')) as CompileCache;
+    const stat = statSync(file);
+    cache.manifest = { size: stat.size, mtimeMs: stat.mtimeMs, nodes: cache.manifest?.nodes ?? 0 };
+    writeFileAtomic(cacheFile, JSON.stringify(cache));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /** Serialised text is handed to the file system in pieces of about this many characters. */
 const MANIFEST_PIECE = 1 << 21;
 
@@ -93,7 +138,16 @@ const MANIFEST_PIECE = 1 << 21;
  * string of the whole file is ever built.
  */
 export async function writeManifest(targetPath: string, manifest: Manifest): Promise<void> {
-  const file = path.join(targetPath, 'manifest.json');
+  await writeJsonStreamed(targetPath, 'manifest.json', manifestJsonEntries(manifest));
+}
+
+/**
+ * Writes `name` in targetPath from top-level entries, each map serialised
+ * entry by entry (through `convert`, when given): the same bytes as
+ * JSON.stringify of the object they make.
+ */
+export async function writeJsonStreamed(targetPath: string, name: string, entries: Iterable<[string, unknown, ((value: unknown) => unknown)?]>): Promise<void> {
+  const file = path.join(targetPath, name);
   mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   const handle = await open(tmp, 'w');
@@ -116,7 +170,7 @@ export async function writeManifest(targetPath: string, manifest: Manifest): Pro
   try {
     put('{');
     let firstKey = true;
-    for (const [key, value] of Object.entries(manifest)) {
+    for (const [key, value, convert] of entries) {
       if (value === undefined) continue; // as JSON.stringify does
       put(`${firstKey ? '' : ','}${JSON.stringify(key)}:`);
       firstKey = false;
@@ -125,7 +179,7 @@ export async function writeManifest(targetPath: string, manifest: Manifest): Pro
         put('{');
         let first = true;
         for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-          const json = JSON.stringify(v) as string | undefined;
+          const json = JSON.stringify(convert && v !== undefined ? convert(v) : v) as string | undefined;
           if (json === undefined) continue; // undefined, a function: left out, as JSON.stringify does
           put(`${first ? '' : ','}${JSON.stringify(k)}:${json}`);
           first = false;
@@ -241,6 +295,19 @@ async function writeFiles(files: Array<[file: string, text: string]>): Promise<v
     });
     worker.once('error', reject);
   });
+}
+
+/**
+ * Reads a manifest.json written by etl as the compiler's Manifest; undefined
+ * when there is none. A manifest of another layout (an older etl, or not
+ * etl's) throws an Error saying so.
+ */
+export function readManifestJson(file: string): Manifest | undefined {
+  const json = readJsonIfExists<Record<string, unknown>>(file);
+  if (!json) return undefined;
+  const problem = manifestLayoutProblem(json);
+  if (problem) throw new Error(`${file} cannot be read: ${problem}`);
+  return manifestFromJson(json);
 }
 
 export function readJsonIfExists<T>(file: string): T | undefined {

@@ -21,7 +21,7 @@ import { ETL_VERSION } from './version.js';
 import { compileGenericTests, type CustomGenericTest } from '../data-tests/compile-tests.js';
 import { BUILTIN_TESTS } from '../data-tests/generic.js';
 import { compileUnitTests } from '../data-tests/unit-tests.js';
-import { modelId, sourceId, type ColumnInfo, type Manifest, type ManifestNode, type ManifestSource, type ResourceType } from './manifest.js';
+import { macroEntry, modelId, sourceId, type ColumnInfo, type Manifest, type ManifestNode, type ManifestSource, type ResourceType } from './manifest.js';
 
 
 interface PendingNode {
@@ -414,7 +414,7 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
     nodes,
     sources,
     macros: Object.fromEntries(
-      [...partials].map(([name, p]) => [`macro.${project.name}.${name}`, { name, path: p.path, original_file_path: p.path }]),
+      [...project.partials.map((p) => macroEntry(project.name, p.name, p.path, p.text)), ...project.genericTests.map((t) => macroEntry(project.name, `test_${t.name}`, t.path, t.text))].map((m) => [m.unique_id, m]),
     ),
     parent_map: Object.fromEntries(graph.parents),
     child_map: Object.fromEntries(graph.children),
@@ -543,6 +543,7 @@ function buildSources(project: Project, dialect: Dialect): Record<string, Manife
         fqn: [project.name, source.name, table.name],
         description: table.description ?? '',
         source_description: source.description ?? '',
+        loader: source.loader ?? '',
         loaded_at_field: table.loaded_at_field ?? freshness?.loaded_at_field ?? source.loaded_at_field ?? null,
         freshness: freshness && Object.keys(freshness).length ? freshness : null,
         columns: columnsOf(table.columns),

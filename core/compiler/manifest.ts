@@ -115,6 +115,8 @@ export interface ManifestSource {
   fqn: string[];
   description: string;
   source_description: string;
+  /** The tool that loads it (`loader:` in the yml), as dbt has it. */
+  loader?: string;
   loaded_at_field: string | null;
   freshness: { warn_after?: string; error_after?: string; filter?: string } | null;
   columns: Record<string, ColumnInfo>;
@@ -138,7 +140,7 @@ export interface Manifest {
   };
   nodes: Record<string, ManifestNode>;
   sources: Record<string, ManifestSource>;
-  macros: Record<string, { name: string; path: string; original_file_path: string }>;
+  macros: Record<string, MacroEntry>;
   parent_map: Record<string, string[]>;
   child_map: Record<string, string[]>;
   exposures: Record<string, never>;
@@ -147,6 +149,41 @@ export interface Manifest {
   selectors: Record<string, never>;
   disabled: Record<string, ManifestNode[]>;
   docs: Record<string, never>;
+}
+
+/** A macro (a partial, a helper module's export, a custom generic test), as dbt's Macro entry. */
+export interface MacroEntry {
+  unique_id: string;
+  resource_type: 'macro';
+  package_name: string;
+  name: string;
+  path: string;
+  original_file_path: string;
+  macro_sql: string;
+  depends_on: { macros: string[] };
+  description: string;
+  meta: Record<string, unknown>;
+  docs: { show: boolean; node_color: null };
+  patch_path: null;
+  arguments: never[];
+}
+
+export function macroEntry(project: string, name: string, file: string, sql: string): MacroEntry {
+  return {
+    unique_id: `macro.${project}.${name}`,
+    resource_type: 'macro',
+    package_name: project,
+    name,
+    path: file,
+    original_file_path: file,
+    macro_sql: sql,
+    depends_on: { macros: [] },
+    description: '',
+    meta: {},
+    docs: { show: true, node_color: null },
+    patch_path: null,
+    arguments: [],
+  };
 }
 
 export function modelId(project: string, kind: ResourceType, name: string): string {

@@ -23,6 +23,13 @@ export interface UnitTestPlan {
   expectedSql: string;
   /** Columns compared: those the expected rows name. */
   columns: string[];
+  /** The yml entry as written, for manifest.json's unit_tests (dbt's UnitTestDefinition). */
+  definition: {
+    model: string;
+    given: Array<{ input: string; rows?: unknown; format?: 'dict' | 'csv'; fixture?: string }>;
+    expect: { rows?: unknown; format?: 'dict' | 'csv'; fixture?: string };
+    overrides?: { vars?: Record<string, unknown> };
+  };
 }
 
 export interface UnitTestCompileInput {
@@ -143,9 +150,12 @@ function compileOne(input: UnitTestCompileInput, def: UnitTestDefinition): Manif
   if (thisTable) sql = sql.split(model.relation_name ?? '\u0000').join(thisTable);
 
   const tags = def.config?.tags === undefined ? [] : Array.isArray(def.config.tags) ? def.config.tags : [def.config.tags];
-  const plan: UnitTestPlan = { schema, fixtures, expectedSql: rowsToSelect(expectRows.rows, expectRows.columns, dialect), columns: expectRows.columns };
+  const definition: UnitTestPlan['definition'] = { model: def.model, given: def.given ?? [], expect: def.expect };
+  if (def.overrides?.vars) definition.overrides = { vars: def.overrides.vars };
+  const plan: UnitTestPlan = { schema, fixtures, expectedSql: rowsToSelect(expectRows.rows, expectRows.columns, dialect), columns: expectRows.columns, definition };
   return {
-    unique_id: `test.${project.name}.${def.name}`,
+    // dbt's id: unit_test.<project>.<model>.<name>
+    unique_id: `unit_test.${project.name}.${model.name}.${def.name}`,
     resource_type: 'test',
     package_name: project.name,
     name: def.name,

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { copyTemplate, dbPathOf, killAll, makeTempDir, read, readJson, removeTempDirs, runCli, startCli, withDb, type CliResult } from './helpers.js';
+import { copyTemplate, dbPathOf, killAll, makeTempDir, read, readJson, removeTempDirs, runCli, startCli, withDb, type CliResult, readRunResults } from './helpers.js';
 
 const SEEDS = ['raw_customers', 'raw_orders', 'raw_payments'];
 const VIEWS = ['stg_customers', 'stg_orders', 'stg_payments'];
@@ -81,11 +81,11 @@ describe('etl build on project-template', () => {
   });
 
   it('writes run_results.json with dbt fields, one success per node', () => {
-    const runResults = readJson(project, 'target/run_results.json');
+    const runResults = readRunResults(project);
     const all = runResults.results as Array<Record<string, any>>;
     // Data tests (test.shop.*), when build runs them, must all pass; the rest is the 8 seeds and models.
-    for (const t of all.filter((r) => r.unique_id.startsWith('test.'))) expect(t.status, t.unique_id).toBe('pass');
-    const results = all.filter((r) => !r.unique_id.startsWith('test.'));
+    for (const t of all.filter((r) => /^(unit_)?test\./.test(r.unique_id))) expect(t.status, t.unique_id).toBe('pass');
+    const results = all.filter((r) => !/^(unit_)?test\./.test(r.unique_id));
     expect(results).toHaveLength(8);
     expect(results.map((r) => r.unique_id).sort()).toEqual(
       [...SEEDS.map((s) => `seed.shop.${s}`), ...[...VIEWS, ...TABLES].map((m) => `model.shop.${m}`)].sort(),
@@ -113,7 +113,7 @@ describe('etl build on project-template', () => {
   it('writes manifest.json with nodes, sources, parent_map and child_map keyed by unique_id', () => {
     const manifest = readJson(project, 'target/manifest.json');
     for (const key of ['nodes', 'sources', 'parent_map', 'child_map']) expect(manifest, key).toHaveProperty(key);
-    expect(Object.keys(manifest.nodes).filter((id) => !id.startsWith('test.')).sort()).toEqual(
+    expect(Object.keys(manifest.nodes).filter((id) => !/^(unit_)?test\./.test(id)).sort()).toEqual(
       [...SEEDS.map((s) => `seed.shop.${s}`), ...[...VIEWS, ...TABLES].map((m) => `model.shop.${m}`)].sort(),
     );
     const orders = manifest.nodes['model.shop.orders'];
@@ -130,7 +130,7 @@ describe('etl build on project-template', () => {
     expect(manifest.nodes['seed.shop.raw_orders'].resource_type).toBe('seed');
     expect(manifest.parent_map['model.shop.orders'].sort()).toEqual(['model.shop.stg_orders', 'model.shop.stg_payments']);
     expect(manifest.parent_map['model.shop.stg_orders']).toEqual(['seed.shop.raw_orders']);
-    const childModels = (id: string) => (manifest.child_map[id] as string[]).filter((c) => !c.startsWith('test.')).sort();
+    const childModels = (id: string) => (manifest.child_map[id] as string[]).filter((c) => !/^(unit_)?test\./.test(c)).sort();
     expect(childModels('model.shop.stg_orders')).toEqual(['model.shop.customers', 'model.shop.orders']);
     expect(childModels('seed.shop.raw_payments')).toEqual(['model.shop.stg_payments']);
     for (const [id, children] of Object.entries(manifest.child_map as Record<string, string[]>)) {
@@ -193,7 +193,7 @@ describe('etl seed, then etl run', () => {
       expect(Object.keys(await db.relations()).sort()).toEqual(SEEDS);
       expect(await db.count('raw_payments')).toBe(602);
     });
-    expect((readJson(project, 'target/run_results.json').results as Array<{ unique_id: string }>).map((r) => r.unique_id).sort()).toEqual(
+    expect((readRunResults(project).results as Array<{ unique_id: string }>).map((r) => r.unique_id).sort()).toEqual(
       SEEDS.map((s) => `seed.shop.${s}`),
     );
 
@@ -201,7 +201,7 @@ describe('etl seed, then etl run', () => {
     expect(run.code, run.output).toBe(0);
     expect(run.stdout).toMatch(/Finished 5 nodes .*: 5 succeeded/);
     expect(run.stdout).not.toMatch(/seed main\./);
-    const results = readJson(project, 'target/run_results.json').results as Array<{ unique_id: string; status: string }>;
+    const results = readRunResults(project).results as Array<{ unique_id: string; status: string }>;
     expect(results.map((r) => r.unique_id).sort()).toEqual([...VIEWS, ...TABLES].map((m) => `model.shop.${m}`).sort());
     expect(results.every((r) => r.status === 'success')).toBe(true);
     await withDb(dbPathOf(project), async (db) => {
@@ -265,9 +265,9 @@ describe('--log-format json', () => {
     expect(events[0]!.event).toBe('run_started');
     const finished = events.filter((e) => e.event === 'node_finished');
     expect(finished).toHaveLength(events[0]!.total);
-    expect(finished.filter((e) => !e.unique_id.startsWith('test.'))).toHaveLength(8);
+    expect(finished.filter((e) => !/^(unit_)?test\./.test(e.unique_id))).toHaveLength(8);
     for (const e of finished) {
-      expect(e.status).toBe(e.unique_id.startsWith('test.') ? 'pass' : 'success');
+      expect(e.status).toBe(/^(unit_)?test\./.test(e.unique_id) ? 'pass' : 'success');
       expect(typeof e.unique_id).toBe('string');
       expect(typeof e.execution_time).toBe('number');
     }
@@ -287,7 +287,7 @@ describe('--log-format json', () => {
     const r = await p.exitWithin(45_000);
     expect(r.stderr).not.toMatch(/EPIPE|Unhandled 'error' event/);
     expect(r.code, r.stderr).toBe(0);
-    expect((readJson(project, 'target/run_results.json').results as Array<{ status: string }>).every((x) => x.status === 'success' || x.status === 'pass')).toBe(true);
+    expect((readRunResults(project).results as Array<{ status: string }>).every((x) => x.status === 'success' || x.status === 'pass')).toBe(true);
     await withDb(dbPathOf(project), async (db) => {
       expect(await db.count('orders')).toBe(500);
       expect(await db.count('customers')).toBe(200);

@@ -380,8 +380,8 @@ describe('etl ls', () => {
     const known = ['customers', 'stg_customers', 'stg_orders', 'stg_payments', ...SEED_NAMES];
     expect(out.filter((l) => known.includes(l))).toEqual([]);
     const manifest = readJson(project, 'target/manifest.json');
-    const byName = new Map(Object.values(manifest.nodes as Record<string, { name: string; resource_type: string }>).map((n) => [n.name, n.resource_type]));
-    for (const name of out.slice(1)) expect(byName.get(name), name).toBe('test');
+    const byName = new Map(Object.values({ ...manifest.nodes, ...manifest.unit_tests } as Record<string, { name: string; resource_type: string }>).map((n) => [n.name, n.resource_type]));
+    for (const name of out.slice(1)) expect(['test', 'unit_test'], name).toContain(byName.get(name));
 
     const models = await runCli(['ls', '-s', 'orders', '--output', 'name', '--resource-type', 'model'], { cwd: project });
     expect(lines(models.stdout)).toEqual(['orders']);

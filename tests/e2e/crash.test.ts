@@ -9,7 +9,7 @@
 import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dbPathOf, etlYml, killAll, readJson, removeTempDirs, runCli, snapshotDir, startCli, withDb, writeFiles, writeProject, type CliResult, type Db } from './helpers.js';
+import { dbPathOf, etlYml, killAll, readJson, removeTempDirs, runCli, snapshotDir, startCli, withDb, writeFiles, writeProject, type CliResult, type Db, readRunResults } from './helpers.js';
 
 afterAll(async () => {
   await killAll();
@@ -196,7 +196,7 @@ describe('crash safety of an incremental merge over 1M rows', () => {
 
     const firstResult = await first.exitWithin(60_000);
     expect(firstResult.code, firstResult.output).toBe(0);
-    const runId = readJson<{ metadata: { invocation_id: string } }>(dir, 'target/run_results.json').metadata.invocation_id;
+    const runId = readRunResults<{ metadata: { invocation_id: string } }>(dir).metadata.invocation_id;
     await withDb(db, async (conn) => {
       // Only the first build is in the run history; the table is untouched.
       expect(await conn.rows(`select run_id, status from etl_meta.runs order by started_at desc limit 1`)).toEqual([{ run_id: runId, status: 'success' }]);

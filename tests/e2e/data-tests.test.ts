@@ -20,6 +20,7 @@ import {
   writeFiles,
   writeProject,
   type CliResult,
+  readRunResults,
 } from './helpers.js';
 
 afterEach(killAll);
@@ -34,10 +35,10 @@ type Result = {
   quarantined?: number;
   failing_rows_sample?: { columns: string[]; rows: unknown[][] };
 };
-type Manifest = { nodes: Record<string, { resource_type: string; name: string; attached_node?: string | null; test_metadata?: { name: string }; unit_test?: unknown; depends_on: { nodes: string[] } }> };
+type Manifest = { nodes: Record<string, { resource_type: string; name: string; model?: string; attached_node?: string | null; test_metadata?: { name: string }; depends_on: { nodes: string[] } }> };
 
 function runResults(dir: string): { metadata: { invocation_id: string }; results: Result[] } {
-  return readJson(dir, 'target/run_results.json');
+  return readRunResults(dir);
 }
 
 function byId(dir: string): Record<string, Result> {
@@ -122,22 +123,24 @@ describe('project-template: tests of every kind', () => {
   beforeAll(async () => {
     project = copyTemplate();
     first = await runCli(['build'], { cwd: project });
-    manifest = readJson(project, 'target/manifest.json');
+    const json = readJson(project, 'target/manifest.json');
+    // Unit tests sit under unit_tests, as in dbt's manifest.
+    manifest = { nodes: { ...json.nodes, ...json.unit_tests } };
   });
   afterAll(async () => {
     await killAll();
     removeTempDirs();
   });
 
-  const testIds = () => Object.keys(manifest.nodes).filter((id) => manifest.nodes[id]!.resource_type === 'test');
+  const testIds = () => Object.keys(manifest.nodes).filter((id) => ['test', 'unit_test'].includes(manifest.nodes[id]!.resource_type));
   const genericIds = () => testIds().filter((id) => manifest.nodes[id]!.test_metadata);
 
   it('build passes, with a pass for every test of every kind, 0 failures and an existing compiled file', async () => {
     ok(first);
     const results = runResults(project).results;
-    for (const r of results) expect(r.status, r.unique_id).toBe(r.unique_id.startsWith('test.') ? 'pass' : 'success');
+    for (const r of results) expect(r.status, r.unique_id).toBe(/^(unit_)?test\./.test(r.unique_id) ? 'pass' : 'success');
     // Every test of the manifest ran.
-    const tests = results.filter((r) => r.unique_id.startsWith('test.'));
+    const tests = results.filter((r) => /^(unit_)?test\./.test(r.unique_id));
     expect(tests.map((r) => r.unique_id).sort()).toEqual(testIds().sort());
     for (const t of tests) {
       expect(t.failures, t.unique_id).toBe(0);
@@ -154,13 +157,13 @@ describe('project-template: tests of every kind', () => {
       'test.shop.expression_is_true_customers_lifetime_value__2000',
       'test.shop.is_positive_orders_amount',
       'test.shop.assert_payments_match_orders',
-      'test.shop.orders_sum_payments_per_method',
+      'unit_test.shop.orders.orders_sum_payments_per_method',
     ]) {
       expect(ids.has(id), id).toBe(true);
     }
     expect(manifest.nodes['test.shop.is_positive_orders_amount']!.test_metadata!.name).toBe('is_positive');
     expect(manifest.nodes['test.shop.assert_payments_match_orders']!.test_metadata).toBeUndefined();
-    expect(manifest.nodes['test.shop.orders_sum_payments_per_method']!.unit_test).toBeTruthy();
+    expect(manifest.nodes['unit_test.shop.orders.orders_sum_payments_per_method']).toMatchObject({ resource_type: 'unit_test', model: 'orders' });
     // The compiled files hold what ran.
     expect(read(project, byId(project)['test.shop.not_null_orders_order_id']!.compiled_path!)).toMatch(/where "order_id" is null/);
     expect(read(project, byId(project)['test.shop.is_positive_orders_amount']!.compiled_path!)).toMatch(/from "main"\."orders"\s+where amount < 0/);
@@ -183,10 +186,10 @@ describe('project-template: tests of every kind', () => {
     const onOrders = testIds().filter((id) => manifest.nodes[id]!.depends_on.nodes.includes('model.shop.orders'));
     expect(ranIds).toEqual(onOrders.sort());
     for (const id of testIds().filter((id) => manifest.nodes[id]!.attached_node === 'model.shop.orders')) expect(ranIds).toContain(id);
-    expect(ranIds).toContain('test.shop.orders_sum_payments_per_method');
+    expect(ranIds).toContain('unit_test.shop.orders.orders_sum_payments_per_method');
     expect(ranIds.length).toBeGreaterThanOrEqual(10);
     // No model ran, and no test of another model.
-    expect(ranIds.every((id) => id.startsWith('test.'))).toBe(true);
+    expect(ranIds.every((id) => /^(unit_)?test\./.test(id))).toBe(true);
     for (const other of ['test.shop.unique_stg_orders_order_id', 'test.shop.unique_customers_customer_id', 'test.shop.not_null_stg_payments_amount']) {
       expect(ranIds).not.toContain(other);
     }
@@ -199,7 +202,7 @@ describe('project-template: tests of every kind', () => {
     expect(ran).toEqual(genericIds().sort());
     expect(ran).toContain('test.shop.is_positive_orders_amount');
     expect(ran).not.toContain('test.shop.assert_payments_match_orders');
-    expect(ran).not.toContain('test.shop.orders_sum_payments_per_method');
+    expect(ran).not.toContain('unit_test.shop.orders.orders_sum_payments_per_method');
 
     const singular = ok(await runCli(['ls', '-s', 'test_type:singular'], { cwd: project }));
     expect(singular.stdout.trim().split('\n')).toEqual(['shop.assert_payments_match_orders']);
@@ -537,7 +540,7 @@ describe('quarantine', () => {
     expect(res['model.quar.orders']).toMatchObject({ status: 'success', quarantined: 3, rows_affected: 7 });
     expect(res['model.quar.payments']).toMatchObject({ status: 'success', quarantined: 2, rows_affected: 2 });
     // The tests then pass on what was published.
-    for (const x of results.filter((x) => x.unique_id.startsWith('test.'))) expect(x.status, x.unique_id).toBe('pass');
+    for (const x of results.filter((x) => /^(unit_)?test\./.test(x.unique_id))) expect(x.status, x.unique_id).toBe('pass');
     expect(r.stdout).toMatch(/OK\s+table main\.orders \.+ \[7 rows, 3 quarantined, /);
 
     await withDb(dbPathOf(project), async (db) => {
@@ -615,7 +618,7 @@ describe('unit tests', () => {
     const r = ok(await runCli(['test', '--select', 'test_type:unit'], { cwd: project }));
     expect(r.stdout).toMatch(/PASS\s+test orders_sum_payments_per_method /);
     const results = runResults(project).results;
-    expect(results.map((x) => [x.unique_id, x.status, x.failures])).toEqual([['test.shop.orders_sum_payments_per_method', 'pass', 0]]);
+    expect(results.map((x) => [x.unique_id, x.status, x.failures])).toEqual([['unit_test.shop.orders.orders_sum_payments_per_method', 'pass', 0]]);
     expect(await unitSchemas()).toEqual([]);
     // Nothing real was built or read.
     const tables = await allTables(project);
@@ -627,7 +630,7 @@ describe('unit tests', () => {
     const r = await runCli(['test', '-s', 'test_type:unit'], { cwd: project });
     expect(r.code, r.output).toBe(1);
     const result = runResults(project).results[0]!;
-    expect(result).toMatchObject({ unique_id: 'test.shop.orders_sum_payments_per_method', status: 'fail', failures: 2 });
+    expect(result).toMatchObject({ unique_id: 'unit_test.shop.orders.orders_sum_payments_per_method', status: 'fail', failures: 2 });
     expect(result.failing_rows_sample!.columns).toEqual(['etl_diff', 'order_id', 'credit_card_amount', 'gift_card_amount', 'amount']);
     const diff = result.failing_rows_sample!.rows.map((row) => [row[0], row[1], Number(row[4])]);
     expect(diff).toEqual([
@@ -721,9 +724,9 @@ unit_tests:
     const r = await runCli(['test', '-s', 'test_type:unit', '--vars', '{start_date: "2024-01-05"}'], { cwd: project });
     expect(r.code, r.output).toBe(1);
     const res = byId(project);
-    expect(res['test.shop.stg_orders_vars_override']!.status).toBe('pass');
-    expect(res['test.shop.stg_orders_from_start_date']).toMatchObject({ status: 'fail', failures: 1, message: expect.stringMatching(/^1 row differs from the expected rows/) });
-    expect(res['test.shop.stg_orders_from_start_date']!.failing_rows_sample!.rows.map((row) => [row[0], row[1]])).toEqual([['missing', 2]]);
+    expect(res['unit_test.shop.stg_orders.stg_orders_vars_override']!.status).toBe('pass');
+    expect(res['unit_test.shop.stg_orders.stg_orders_from_start_date']).toMatchObject({ status: 'fail', failures: 1, message: expect.stringMatching(/^1 row differs from the expected rows/) });
+    expect(res['unit_test.shop.stg_orders.stg_orders_from_start_date']!.failing_rows_sample!.rows.map((row) => [row[0], row[1]])).toEqual([['missing', 2]]);
     expect(await unitSchemas()).toEqual([]);
   });
 
@@ -861,7 +864,7 @@ describe('source freshness', () => {
     expect(by['source.fr.raw.stale']!.status).toBe('warn');
     expect(by['source.fr.raw.old']!.status).toBe('error');
     // A table's own freshness (and loaded_at_field) wins: synced_at 12 days ago is past warn_after 10d.
-    expect(by['source.fr.raw.custom']).toMatchObject({ status: 'warn', criteria: { warn_after: '10d', error_after: '20d' } });
+    expect(by['source.fr.raw.custom']).toMatchObject({ status: 'warn', criteria: { warn_after: { count: 10, period: 'day' }, error_after: { count: 20, period: 'day' } } });
     const near = (id: string, seconds: number) => {
       const x = by[id]!;
       expect(x.max_loaded_at_time_ago_in_s, id).toBeGreaterThanOrEqual(seconds - 5);
@@ -875,7 +878,7 @@ describe('source freshness', () => {
     near('source.fr.raw.stale', 3 * 3600);
     near('source.fr.raw.old', 3 * 86400); // the max of the two rows
     near('source.fr.raw.custom', 12 * 86400);
-    expect(by['source.fr.raw.fresh']!.criteria).toEqual({ warn_after: '1h', error_after: '1d', filter: null });
+    expect(by['source.fr.raw.fresh']!.criteria).toEqual({ warn_after: { count: 1, period: 'hour' }, error_after: { count: 1, period: 'day' }, filter: null });
     expect(sources.metadata.invocation_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(r.stdout).toMatch(/PASS\s+raw\.fresh: loaded (\d+s|[56]m) ago/);
     expect(r.stdout).toMatch(/WARN\s+raw\.stale: loaded 3\.0h ago/);

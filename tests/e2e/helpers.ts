@@ -338,3 +338,20 @@ export async function dropPgSchema(client: pg.Client, schema: string): Promise<v
   await client.query(`delete from etl_meta.node_runs where relation like $1`, [relation]);
   for (const t of ['watermarks', 'batches', 'snapshot_runs']) await client.query(`delete from etl_meta.${t} where relation like $1`, [`${schema}.%`]);
 }
+
+// ---------------------------------------------------------------------------
+// Artifacts
+
+/**
+ * target/run_results.json with etl's per-result extras (rows_affected,
+ * quarantined, failing_rows_sample, compiled_path) lifted out of
+ * adapter_response, where dbt's schema lets them live, onto each result.
+ */
+export function readRunResults<T = any>(root: string): T {
+  const rr = readJson(root, 'target/run_results.json');
+  rr.results = (rr.results as Array<Record<string, any>>).map((r) => {
+    const { rows_affected = null, quarantined, failing_rows_sample, compiled_path = null } = r.adapter_response ?? {};
+    return { ...r, rows_affected, compiled_path, ...(quarantined !== undefined && { quarantined }), ...(failing_rows_sample && { failing_rows_sample }) };
+  });
+  return rr as T;
+}

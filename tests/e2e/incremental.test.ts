@@ -10,7 +10,7 @@
 import { copyFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, dbPathOf, etlYml, killAll, makeTempDir, readJson, removeTempDirs, runCli, withDb, writeFiles, writeProject, type CliResult, type Db } from './helpers.js';
+import { REPO_ROOT, dbPathOf, etlYml, killAll, makeTempDir, readJson, readRunResults, removeTempDirs, runCli, withDb, writeFiles, writeProject, type CliResult, type Db } from './helpers.js';
 
 const FIXTURES = path.join(REPO_ROOT, 'tests', 'fixtures', 'conformance-data');
 const fixture = (...parts: string[]) => path.join(FIXTURES, ...parts);
@@ -40,7 +40,7 @@ interface RunResult {
 }
 
 function runResults(dir: string): { invocation_id: string; results: Map<string, RunResult> } {
-  const rr = readJson<{ metadata: { invocation_id: string }; results: RunResult[] }>(dir, 'target/run_results.json');
+  const rr = readRunResults<{ metadata: { invocation_id: string }; results: RunResult[] }>(dir);
   return { invocation_id: rr.metadata.invocation_id, results: new Map(rr.results.map((r) => [r.unique_id, r])) };
 }
 

@@ -31,6 +31,7 @@ import {
   withDb,
   writeFiles,
   type CliResult,
+  readRunResults,
 } from './helpers.js';
 
 type EngineName = 'duckdb' | 'postgres';
@@ -131,7 +132,7 @@ class Project {
   }
 
   results(): Map<string, RunResult> {
-    const rr = readJson<{ results: RunResult[] }>(this.dir, 'target/run_results.json');
+    const rr = readRunResults<{ results: RunResult[] }>(this.dir);
     return new Map(rr.results.map((r) => [r.unique_id, r]));
   }
 
@@ -209,13 +210,14 @@ describe.each([['duckdb'], ['postgres']] as Array<[EngineName]>)('%s', (engine) 
     expect(r.stderr.trim()).toBe('');
 
     const results = p.results();
-    const manifest = readJson<{ nodes: Record<string, { resource_type: string; name: string; test_metadata?: { name: string }; unit_test?: unknown }> }>(dir, 'target/manifest.json');
-    const tests = Object.entries(manifest.nodes).filter(([, n]) => n.resource_type === 'test');
-    const kinds = new Set(tests.map(([, n]) => (n.unit_test ? 'unit' : n.test_metadata ? n.test_metadata.name : 'singular')));
+    type Node = { resource_type: string; name: string; test_metadata?: { name: string } };
+    const manifest = readJson<{ nodes: Record<string, Node>; unit_tests: Record<string, Node> }>(dir, 'target/manifest.json');
+    const tests = Object.entries({ ...manifest.nodes, ...manifest.unit_tests }).filter(([, n]) => n.resource_type === 'test' || n.resource_type === 'unit_test');
+    const kinds = new Set(tests.map(([, n]) => (n.resource_type === 'unit_test' ? 'unit' : n.test_metadata ? n.test_metadata.name : 'singular')));
     // generic (built in and the project's own is_positive), singular and unit tests
     expect([...kinds].sort()).toEqual(['accepted_values', 'expression_is_true', 'is_positive', 'not_null', 'relationships', 'row_count', 'singular', 'unique', 'unit'].sort());
     for (const [id] of tests) expect(results.get(id)?.status, id).toBe('pass');
-    for (const [id, res] of results) if (!id.startsWith('test.')) expect(res.status, `${id}: ${res.message}`).toBe('success');
+    for (const [id, res] of results) if (!/^(unit_)?test\./.test(id)) expect(res.status, `${id}: ${res.message}`).toBe('success');
 
     const relations = await p.relations();
     expect(relations).toEqual({
@@ -504,7 +506,7 @@ describe.each([['duckdb'], ['postgres']] as Array<[EngineName]>)('%s', (engine) 
     const r = ok(await p.etl('build'));
     expect(p.result('model.quar.orders')).toMatchObject({ status: 'success', quarantined: 3, rows_affected: 3 });
     expect(p.result('model.quar.payments')).toMatchObject({ status: 'success', quarantined: 1, rows_affected: 2 });
-    for (const [id, res] of p.results()) if (id.startsWith('test.')) expect(res.status, id).toBe('pass');
+    for (const [id, res] of p.results()) if (/^(unit_)?test\./.test(id)) expect(res.status, id).toBe('pass');
     expect(r.stdout).toMatch(/3 rows, 3 quarantined/);
     const orders = await p.rows(`select order_id from ${p.rel('orders')}`);
     expect(orders).toEqual([['1'], ['2'], ['6']]);
@@ -515,7 +517,7 @@ describe.each([['duckdb'], ['postgres']] as Array<[EngineName]>)('%s', (engine) 
       ['5', '3', 'placed', '-5', 'expression_is_true', 'true'],
     ]);
     expect(await p.rows(`select payment_id, customer_id, etl_failed_tests from ${p.rel('payments__quarantine')}`)).toEqual([['2', '9', 'relationships(customer_id)']]);
-    const runId = readJson<{ metadata: { invocation_id: string } }>(p.dir, 'target/run_results.json').metadata.invocation_id;
+    const runId = readRunResults<{ metadata: { invocation_id: string } }>(p.dir).metadata.invocation_id;
     expect(await p.rows(`select distinct etl_run_id from ${p.rel('orders__quarantine')}`)).toEqual([[runId]]);
     expect(await p.tempRelations()).toEqual([]);
     record(engine, 'quarantine', { orders, quarantined });
@@ -667,7 +669,7 @@ describe('postgres: retries after a killed backend', () => {
     expect(r.stdout).toMatch(/ERROR\s+table .*slow/);
     expect(r.stdout).toMatch(/Error in model slow \(models\/slow\.sql\)\n\s+terminating connection due to administrator command/);
     expect(r.stdout).toMatch(/Finished 1 node in .*: 0 succeeded, 1 failed, 0 skipped\./);
-    expect(readJson<{ results: RunResult[] }>(p.dir, 'target/run_results.json').results.map((x) => [x.unique_id, x.status])).toEqual([['model.noretry.slow', 'error']]);
+    expect(readRunResults<{ results: RunResult[] }>(p.dir).results.map((x) => [x.unique_id, x.status])).toEqual([['model.noretry.slow', 'error']]);
     expect((await admin.query(`select version from ${p.rel('slow')}`)).rows).toEqual([{ version: 'v1' }]);
     expect((await admin.query(`select relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 order by 1`, [p.schema])).rows).toEqual([{ relname: 'slow' }]);
   });

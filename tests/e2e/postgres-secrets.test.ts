@@ -15,7 +15,7 @@ import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresAdapter } from '../../adapters/postgres/adapter.js';
 import { migrateState } from '../../core/state/state.js';
-import { PG_URL, REPO_ROOT, assertCliBuilt, dropPgSchema, killAll, listFiles, makeTempDir, newPgSchema, pgConnect, pgQuoteIdent, readJson, removeTempDirs, runCli, writeFiles, type CliResult } from './helpers.js';
+import { PG_URL, REPO_ROOT, assertCliBuilt, dropPgSchema, killAll, listFiles, makeTempDir, newPgSchema, pgConnect, pgQuoteIdent, readJson, readRunResults, removeTempDirs, runCli, writeFiles, type CliResult } from './helpers.js';
 
 let admin: pg.Client;
 const roles: string[] = [];
@@ -195,7 +195,7 @@ describe('bad targets and missing privileges', () => {
     for (const m of ['m', 'v']) {
       expect(r.stdout).toMatch(new RegExp(`Error in model ${m} \\(models/${m}\\.sql\\)\\n\\s+permission denied for schema ${schema}\\n\\s+compiled SQL: target/compiled/noperm/models/${m}\\.sql`));
     }
-    const results = readJson<{ results: Array<{ unique_id: string; status: string; message: string; compiled_path: string }> }>(dir, 'target/run_results.json').results;
+    const results = readRunResults<{ results: Array<{ unique_id: string; status: string; message: string; compiled_path: string }> }>(dir).results;
     expect(results.map((x) => [x.unique_id, x.status, x.message]).sort()).toEqual([
       ['model.noperm.m', 'error', `permission denied for schema ${schema}`],
       ['model.noperm.v', 'error', `permission denied for schema ${schema}`],

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { copyTemplate, dbPathOf, etlYml, killAll, readJson, removeTempDirs, runCli, startCli, withDb, writeFiles, writeProject } from './helpers.js';
+import { copyTemplate, dbPathOf, etlYml, killAll, readJson, removeTempDirs, runCli, startCli, withDb, writeFiles, writeProject, readRunResults } from './helpers.js';
 
 afterEach(async () => {
   await killAll();
@@ -12,7 +12,7 @@ afterEach(async () => {
 });
 
 const resultsById = (dir: string): Record<string, Record<string, any>> =>
-  Object.fromEntries((readJson(dir, 'target/run_results.json').results as Array<Record<string, any>>).map((r) => [r.unique_id, r]));
+  Object.fromEntries((readRunResults(dir).results as Array<Record<string, any>>).map((r) => [r.unique_id, r]));
 
 /** project-template plus a child of orders and a table on the unrelated payments branch. */
 function shopWithExtras(): string {
@@ -56,7 +56,7 @@ describe('a model failing in the engine', () => {
     expect(results['model.shop.customers'].status).toBe('success');
     // Tests on the failed model are skipped too (when build runs tests).
     const childMap = readJson(dir, 'target/manifest.json').child_map as Record<string, string[]>;
-    for (const t of childMap['model.shop.orders']!.filter((c) => c.startsWith('test.'))) expect(results[t]?.status, t).toBe('skipped');
+    for (const t of childMap['model.shop.orders']!.filter((c) => /^(unit_)?test\./.test(c))) expect(results[t]?.status, t).toBe('skipped');
 
     await withDb(dbPathOf(dir), async (db) => {
       const relations = await db.relations();

@@ -13,7 +13,7 @@
 import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, dbPathOf, etlYml, killAll, readJson, removeTempDirs, runCli, withDb, writeProject, type CliResult, type Db } from './helpers.js';
+import { REPO_ROOT, dbPathOf, etlYml, killAll, readJson, readRunResults, removeTempDirs, runCli, withDb, writeProject, type CliResult, type Db } from './helpers.js';
 
 const FIXTURES = path.join(REPO_ROOT, 'tests', 'fixtures', 'conformance-data');
 const fixture = (...parts: string[]) => path.join(FIXTURES, ...parts);
@@ -97,7 +97,7 @@ describe('timestamp and check strategies, hard_deletes invalidate and new_record
     await mutate(dir, `create table main.fact as ${fromSeed('id <= 20')}`);
     const r = await etl(dir, 'snapshot');
     expectOk(r);
-    const rr = readJson<{ results: Array<{ unique_id: string; rows_affected: number; message: string }> }>(dir, 'target/run_results.json');
+    const rr = readRunResults<{ results: Array<{ unique_id: string; rows_affected: number; message: string }> }>(dir);
     expect(rr.results.map((x) => [x.unique_id, x.rows_affected])).toEqual(NAMES.map((n) => [`snapshot.snaps.${n}`, 20]).sort());
     return dir;
   }
@@ -127,7 +127,7 @@ describe('timestamp and check strategies, hard_deletes invalidate and new_record
     const dump = () => withDb(dbPathOf(dir), async (db) => Promise.all(NAMES.map((n) => textRows(db, `select * from main.${n}`))));
     const before = await dump();
     await snapshotAgain(dir);
-    const rr = readJson<{ results: Array<{ unique_id: string; rows_affected: number }> }>(dir, 'target/run_results.json');
+    const rr = readRunResults<{ results: Array<{ unique_id: string; rows_affected: number }> }>(dir);
     expect(rr.results.map((x) => x.rows_affected)).toEqual(NAMES.map(() => 0));
     expect(await dump()).toEqual(before);
   }
