@@ -87,6 +87,34 @@ export interface IncrementalChange {
   moveRows?: RowMove;
 }
 
+/** One run of a snapshot (SCD type 2): the query's rows against the history kept so far. */
+export interface SnapshotChange {
+  /** The history table (created by the first run). */
+  target: Relation;
+  /** The snapshot's query. */
+  sql: string;
+  uniqueKey: string[];
+  /** timestamp: a newer `updatedAt` makes a new version; check: a change in `checkCols`. */
+  strategy: 'timestamp' | 'check';
+  updatedAt?: string;
+  /** 'all': every column of the query but the key. */
+  checkCols: 'all' | string[];
+  /** What a row that vanished from the query becomes: kept current, closed, or closed plus a deletion record. */
+  hardDeletes: 'ignore' | 'invalidate' | 'new_record';
+  /** The run's time: checked rows' versions and deletions start or end at it. */
+  now: Date;
+  /** Committed with the versions; a snapshot_run without counts gets this run's. */
+  state: StateRecord[];
+}
+
+export interface SnapshotResult {
+  firstRun: boolean;
+  /** Versions added. */
+  inserted: number;
+  /** Versions closed. */
+  invalidated: number;
+}
+
 export interface StagedTable {
   relation: Relation;
   rows?: number;
@@ -159,6 +187,8 @@ export interface Adapter {
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;
   /** Applies new rows to an existing table in one transaction (incremental models). */
   applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number }>;
+  /** Applies one snapshot run, with its state, atomically. */
+  applySnapshot(session: AdapterSession, change: SnapshotChange): Promise<SnapshotResult>;
   /** Loads a CSV file into a table (replacing it atomically). */
   loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult>;
   /** Runs `selectSql` and returns at most `limit` rows. */

@@ -6,7 +6,8 @@
 
 import type { StateRecord } from '../core/state/state.js';
 import type { Dialect } from './dialect.js';
-import type { AdapterSession, ColumnChange, IncrementalChange, MaterializeResult, PublishExtras, Relation, RelationKind, RowMove, StageOptions, StagedTable } from './adapter.js';
+import type { AdapterSession, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, Relation, RelationKind, RowMove, SnapshotChange, SnapshotResult, StageOptions, StagedTable } from './adapter.js';
+import { applySnapshotSql } from './sql-snapshot.js';
 import { SqlStateStore } from './sql-state.js';
 import { transaction } from './transaction.js';
 
@@ -26,6 +27,7 @@ export abstract class SqlEngine {
   }
 
   abstract relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined>;
+  abstract listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]>;
 
   async ensureSchema(session: AdapterSession, schema: string, _options?: { shared?: boolean }): Promise<void> {
     await session.execute(`create schema if not exists ${this.dialect.quoteIdentifier(schema)}`);
@@ -183,5 +185,9 @@ export abstract class SqlEngine {
       return applied;
     });
     return { rowsAffected: rows };
+  }
+
+  applySnapshot(session: AdapterSession, change: SnapshotChange): Promise<SnapshotResult> {
+    return applySnapshotSql(this, session, change);
   }
 }

@@ -13,6 +13,7 @@ import type { AdapterSession, ColumnChange } from '../adapters/adapter.js';
 import type { Manifest, ManifestNode, NodeConfig } from '../core/compiler/manifest.js';
 import { batchesBetween, formatBound, nextBound, parseBound, runMicrobatch, truncate, BATCH_START, BATCH_END } from '../core/materializations/microbatch.js';
 import { incremental } from '../core/materializations/incremental.js';
+import { snapshot } from '../core/materializations/snapshot.js';
 import { explainSchemaChangeFailure, planSchemaChange, SchemaChangeError } from '../core/materializations/schema-change.js';
 import { CURRENT_STATE_VERSION, MIGRATIONS } from '../adapters/sql-state.js';
 import { finishedBatches, migrateState, readState, recordRunEnd, recordRunStart, recordState, type StateRecord } from '../core/state/state.js';
@@ -447,6 +448,55 @@ describe('with an in-memory DuckDB', () => {
       expect(r).toMatchObject({ rowsAffected: 1, quarantined: 1 });
       expect(await rows('select id, code from main.q order by id')).toEqual([[1, 10], [2, 20], [3, 3]]);
       expect(await quarantine()).toEqual([[null, '30']]);
+    });
+  });
+
+  // -------------------------------------------------------------------------
+
+  // #11 item 13: a snapshot run's record commits with its versions, and its failure is the run's.
+  describe('snapshot run records', () => {
+    const snap = node('snap', { materialized: 'snapshot', unique_key: 'id', strategy: 'check', check_cols: 'all' }, 'select id, v from main.src');
+    const run = () => session((s) => snapshot.run({ node: snap, manifest: EMPTY_MANIFEST, adapter, session: s, fullRefresh: false, runId: 'run-1' }));
+    const history = () => rows('select id, v, etl_valid_to is null from main.snap order by id, etl_valid_from');
+    const records = () => rows('select relation, unique_id, run_id, inserted, invalidated from etl_meta.snapshot_runs order by updated_at');
+
+    beforeEach(async () => {
+      await session(async (s) => {
+        await migrateState(adapter, s);
+        await s.execute(`create table main.src as select * from (values (1, 'a'), (2, 'b')) v(id, v)`);
+      });
+    });
+
+    it('records each run with the versions it inserted and closed', async () => {
+      expect((await run()).message).toBe('SNAPSHOT (2 rows, first run)');
+      await session((s) => s.execute(`update main.src set v = 'B' where id = 2`));
+      expect((await run()).message).toBe('SNAPSHOT (1 new versions)');
+      expect(await records()).toEqual([
+        ['main.snap', 'model.unit.snap', 'run-1', 2, 0],
+        ['main.snap', 'model.unit.snap', 'run-1', 1, 1],
+      ]);
+    });
+
+    it('a record that cannot be written fails the run and leaves the history as it was', async () => {
+      await run();
+      await session((s) => s.execute(`update main.src set v = 'B' where id = 2`));
+      await session((s) => s.execute('alter table etl_meta.snapshot_runs rename to snapshot_runs_moved'));
+      await expect(run()).rejects.toThrow(/snapshot_runs/);
+      expect(await history()).toEqual([
+        [1, 'a', true],
+        [2, 'b', true],
+      ]);
+      await session((s) => s.execute('alter table etl_meta.snapshot_runs_moved rename to snapshot_runs'));
+      await run();
+      expect(await history()).toEqual([
+        [1, 'a', true],
+        [2, 'b', false],
+        [2, 'B', true],
+      ]);
+      expect((await records()).map((r) => [r[3], r[4]])).toEqual([
+        [2, 0],
+        [1, 1],
+      ]);
     });
   });
 
