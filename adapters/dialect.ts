@@ -1,12 +1,27 @@
 // A dialect is the pure, connection-free part of an engine: how identifiers
-// are quoted and relations named. The compiler needs it to render {{ref}}
-// without opening a connection, so this module must stay free of drivers.
+// are quoted and relations named, and what else the core must know of an
+// engine before (or without) connecting: its default schema, its formatter
+// language, its name length limit, whether opening it writes anything. The
+// compiler needs it to render {{ref}} without opening a connection, so this
+// module must stay free of drivers. Core code asks the dialect; it never
+// compares an engine's name.
 
 export interface Dialect {
   /** Engine name, as in a target's `type`. */
   readonly name: 'duckdb' | 'postgres' | 'delta';
   /** sql-formatter language for `--format`. */
   readonly formatterLanguage: 'duckdb' | 'postgresql';
+  /** The schema models go to when the target names none. */
+  readonly defaultSchema: string;
+  /**
+   * Whether opening the target creates nothing (a connection to a server),
+   * rather than the target itself (an embedded database file): such a target
+   * may be opened while the project is still being compiled, before it is
+   * known to be good.
+   */
+  readonly opensWithoutWriting: boolean;
+  /** The longest name (of a schema, a relation) the engine keeps, in bytes; longer ones it would truncate. */
+  readonly maxNameBytes?: number;
   quoteIdentifier(name: string): string;
   /** The relation as it appears in SQL. */
   relation(schema: string, name: string): string;
@@ -71,12 +86,19 @@ const ansi = {
 };
 
 const DIALECTS: Record<Dialect['name'], Dialect> = {
-  duckdb: { name: 'duckdb', formatterLanguage: 'duckdb', ...ansi },
-  postgres: { name: 'postgres', formatterLanguage: 'postgresql', ...ansi },
+  duckdb: { name: 'duckdb', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, ...ansi },
+  postgres: { name: 'postgres', formatterLanguage: 'postgresql', defaultSchema: 'public', opensWithoutWriting: true, maxNameBytes: 63, ...ansi },
   // Delta tables are computed by DuckDB, so SQL over them is DuckDB's.
-  delta: { name: 'delta', formatterLanguage: 'duckdb', ...ansi },
+  delta: { name: 'delta', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, ...ansi },
 };
 
 export function dialectFor(type: Dialect['name']): Dialect {
   return DIALECTS[type];
+}
+
+/** A name the engine would truncate: an error naming it and the limit, or undefined. */
+export function nameTooLong(dialect: Dialect, name: string): string | undefined {
+  const max = dialect.maxNameBytes;
+  if (max === undefined || Buffer.byteLength(name) <= max) return undefined;
+  return `"${name}" is longer than ${max} bytes, the most ${dialect.name} allows in a name; set a shorter alias`;
 }

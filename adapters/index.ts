@@ -4,6 +4,7 @@
 import type { TargetConfig } from '../core/project/load.js';
 import { RunError } from '../core/errors.js';
 import type { Adapter } from './adapter.js';
+import { dialectFor } from './dialect.js';
 
 export interface AdapterOptions {
   /** Only reads (show, debug): an embedded database is neither created nor locked for writing. */
@@ -25,13 +26,9 @@ export async function createAdapter(target: TargetConfig, projectRoot: string, o
   }
 }
 
-/**
- * Whether open() creates nothing (a connection to a server) rather than the
- * target itself (an embedded database file): such a target may be opened
- * while the project is still being compiled, before it is known to be good.
- */
+/** Whether open() creates nothing (see Dialect.opensWithoutWriting). */
 export function opensWithoutWriting(target: TargetConfig): boolean {
-  return target.type === 'postgres';
+  return dialectFor(target.type).opensWithoutWriting;
 }
 
 export type { Adapter } from './adapter.js';

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { createAdapter, opensWithoutWriting } from '../adapters/index.js';
+import { dialectFor } from '../adapters/dialect.js';
 import type { Adapter, QueryResult } from '../adapters/adapter.js';
 import { ProjectError, RunError } from './errors.js';
 import { readCachedManifest, readJsonIfExists, readManifestJson, stampManifest, writeCompileCache, writeCompiledFiles, writeFileAtomic, writeManifest } from './compiler/artifacts.js';
@@ -93,7 +94,7 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
     let transform: ((sql: string) => string) | undefined;
     if (format) {
       const { createSqlFormatter } = await import('./compiler/format.js');
-      transform = createSqlFormatter(project.targetPath, project.target.type === 'postgres' ? 'postgresql' : 'duckdb');
+      transform = createSqlFormatter(project.targetPath, dialectFor(project.target.type).formatterLanguage);
     }
     // Tests' SQL (often most of the nodes) is written when they run: see execute().
     const compiledWritten = writeCompiledFiles(project.root, project.targetPath, manifest, transform, (n) => n.resource_type !== 'test');

@@ -3,6 +3,7 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { dialectFor } from '../adapters/dialect.js';
 import { formatTemplate } from './compiler/format.js';
 import { loadProject } from './project/load.js';
 
@@ -14,7 +15,7 @@ export interface FormatReport {
 
 export function formatProjectFiles(projectDir: string, options: { files?: string[]; check: boolean; target?: string }): FormatReport {
   const project = loadProject(projectDir, { target: options.target });
-  const language = project.target.type === 'postgres' ? 'postgresql' : 'duckdb';
+  const language = dialectFor(project.target.type).formatterLanguage;
   const files = options.files?.length
     ? options.files.map((f) => path.resolve(f))
     : [...project.models, ...project.snapshots].map((f) => f.absPath);

@@ -8,8 +8,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { format, type FormatOptionsWithLanguage } from 'sql-formatter';
 import { writeFileAtomic } from './artifacts.js';
+import type { Dialect } from '../../adapters/dialect.js';
 
-type Language = 'duckdb' | 'postgresql';
+type Language = Dialect['formatterLanguage'];
 
 /** A formatter for compiled SQL whose results are cached in target/.etl/format.json. */
 export function createSqlFormatter(targetPath: string, language: Language): ((sql: string) => string) & { flush(): void } {

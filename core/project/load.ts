@@ -24,6 +24,7 @@ import {
   type UnitTestInput,
 } from './schema.js';
 import { interpolateConfigString, type Secrets } from './secrets.js';
+import { dialectFor } from '../../adapters/dialect.js';
 
 export type ResourceKind = 'model' | 'seed' | 'snapshot' | 'test';
 
@@ -352,7 +353,7 @@ function resolveTarget(
   if (!target) return { targetName, secrets };
   return {
     targetName,
-    target: { ...target, name: targetName, schema: target.schema ?? (target.type === 'postgres' ? 'public' : 'main'), threads: target.threads ?? 4 },
+    target: { ...target, name: targetName, schema: target.schema ?? dialectFor(target.type).defaultSchema, threads: target.threads ?? 4 },
     secrets,
   };
 }
