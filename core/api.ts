@@ -176,6 +176,7 @@ async function openAdapter(project: ProjectScan): Promise<Adapter> {
 
 async function execute(options: RunCommandOptions, resourceTypes: ResourceType[], how: ExecuteOptions): Promise<RunSummary> {
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env ?? process.env });
+  const batchRange = options.eventTimeStart || options.eventTimeEnd ? eventTimeRange(options) : undefined;
   // A server target's connections (TCP, TLS, auth, the schema lock) are made
   // while the project compiles. An embedded file is opened only once the
   // project is known to be good: opening it creates it.
@@ -223,7 +224,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       onEvent,
       signal: options.signal,
       runId,
-      batchRange: options.eventTimeStart || options.eventTimeEnd ? eventTimeRange(options) : undefined,
+      batchRange,
       retryBatches: how.retryBatches,
     });
     if (keepsState) {

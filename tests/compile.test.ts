@@ -362,8 +362,8 @@ describe('compileProject: config', () => {
     const diags = await compileErrors({ 'models/a.sql': 'select 1\n{{config materialized="tabel" unique_key="id"}}' });
     expect(diags).toHaveLength(1);
     expect(diags[0]).toMatchObject({ file: 'models/a.sql', line: 2 });
-    expect(diags[0]!.message).toMatch(/^config materialized: /);
-    expect(diags[0]!.message).toContain('table');
+    expect(diags[0]!.message).toBe('invalid materialized "tabel" for model "a"');
+    expect(diags[0]!.hint).toBe('did you mean "table"? (one of: view, table, incremental, ephemeral)');
   });
 
   it('an unknown config key suggests the right one', async () => {

@@ -81,8 +81,8 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
     try {
       macroHelpers = await loadMacroHelpers(project.helperModules);
     } catch (err) {
-      const e = err as Error & { file?: string };
-      errors.push({ file: e.file, message: `cannot load macros: ${e.message}` });
+      const e = err as Error & { file?: string; line?: number; col?: number };
+      errors.push({ file: e.file, line: e.line, col: e.col, message: `cannot load macros: ${e.message}` });
     }
   }
 
@@ -125,7 +125,7 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
     const analysis = analyzeTemplate(parsed.ast, file.path, errors);
     const props = kind === 'test' ? undefined : project.properties[kind].get(file.name);
     let input = mergeConfig(project.folderConfig(kind, file.path), (props?.config ?? {}) as NodeConfigInput);
-    input = mergeConfig(input, evaluateTemplateConfig(analysis.configCalls, file.path, staticScope, errors));
+    input = mergeConfig(input, evaluateTemplateConfig(analysis.configCalls, file.path, staticScope, errors, `${kind} "${file.name}"`));
     const config = finalizeConfig(input, kind === 'test' ? 'test' : kind === 'snapshot' ? 'snapshot' : 'view');
     if (kind === 'snapshot') config.materialized = 'snapshot';
     for (const problem of configProblems(config)) errors.push({ file: file.path, line: 1, ...problem });

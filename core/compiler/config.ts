@@ -6,6 +6,7 @@
 import { closestMatch, type Diagnostic } from '../errors.js';
 import { asList, mergeConfig } from '../project/load.js';
 import { NODE_CONFIG_KEYS, nodeConfigSchema, type NodeConfigInput } from '../project/schema.js';
+import { describeValueIssue } from '../project/yaml.js';
 import { nodePosition } from '../templates/parse.js';
 import { readEnvVar, readVar } from '../templates/helpers.js';
 import type { NodeConfig, Materialization } from './manifest.js';
@@ -17,7 +18,7 @@ export interface StaticScope {
 }
 
 /** Evaluates the hash of {{config ...}} calls into a validated partial config. */
-export function evaluateTemplateConfig(calls: hbs.AST.Hash[], file: string, scope: StaticScope, errors: Diagnostic[]): NodeConfigInput {
+export function evaluateTemplateConfig(calls: hbs.AST.Hash[], file: string, scope: StaticScope, errors: Diagnostic[], owner = file): NodeConfigInput {
   let merged: Record<string, unknown> = {};
   for (const hash of calls) {
     const values: Record<string, unknown> = {};
@@ -47,7 +48,8 @@ export function evaluateTemplateConfig(calls: hbs.AST.Hash[], file: string, scop
             hint: suggestKey(bad),
           });
         } else {
-          errors.push({ file, ...pos, message: `config ${key}: ${describeIssue(issue)}` });
+          const path = issue.path.map(String);
+          errors.push({ file, ...pos, ...describeValueIssue(issue, getIn(values, path), path.join('.'), owner) });
         }
       }
       continue;
@@ -57,9 +59,10 @@ export function evaluateTemplateConfig(calls: hbs.AST.Hash[], file: string, scop
   return merged as NodeConfigInput;
 }
 
-function describeIssue(issue: { code: string; message: string; values?: unknown[] }): string {
-  if (issue.code === 'invalid_value' && issue.values) return `expected one of ${issue.values.map(String).join(', ')}`;
-  return issue.message;
+function getIn(values: Record<string, unknown>, path: string[]): unknown {
+  let cur: unknown = values;
+  for (const p of path) cur = cur && typeof cur === 'object' ? (cur as Record<string, unknown>)[p] : undefined;
+  return cur;
 }
 
 function suggestKey(bad: string): string {

@@ -10,6 +10,7 @@
 // trusted only when the file was last modified well before it was hashed, so
 // a write racing the hash (or a coarse file-system clock) never hides a change.
 
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -81,4 +82,29 @@ export function checksumOf(absPath: string, key: string, stamps: Record<string, 
   const checksum = createHash('sha256').update(readFileSync(absPath)).digest('hex');
   stamps[key] = { size: st.size, mtimeMs: st.mtimeMs, hashedAt, checksum };
   return { checksum, changed: true };
+}
+
+/**
+ * A text file of the project as a string. Bytes that are not UTF-8 would be
+ * read as U+FFFD and land in compiled SQL unseen, so they are a problem named
+ * by line and column (the first bad byte), and the text is still returned.
+ */
+export function readProjectText(absPath: string): { text: string; invalidAt?: { line: number; col: number } } {
+  const bytes = readFileSync(absPath);
+  const text = bytes.toString('utf8');
+  if (isUtf8(bytes)) return { text };
+  return { text, invalidAt: firstInvalidUtf8(bytes) };
+}
+
+/** Line and column (in characters) of the first byte sequence that is not UTF-8 (only called on a file that has one). */
+function firstInvalidUtf8(bytes: Buffer): { line: number; col: number } {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i]!;
+    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (len === 0 || !isUtf8(bytes.subarray(i, i + len))) break;
+    i += len;
+  }
+  const lines = bytes.subarray(0, i).toString('utf8').split('\n');
+  return { line: lines.length, col: lines[lines.length - 1]!.length + 1 };
 }

@@ -6,9 +6,9 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { checksumOf, filesUnder, readStamps, type FileStamp } from './files.js';
+import { checksumOf, filesUnder, readProjectText, readStamps, type FileStamp } from './files.js';
 import { type Diagnostic, Diagnostics, ProjectError, didYouMean } from '../errors.js';
-import { readYaml, validate, type YamlFile, type YamlPath } from './yaml.js';
+import { describeValueIssue, readYaml, validate, type YamlFile, type YamlPath } from './yaml.js';
 import {
   NODE_CONFIG_KEYS,
   nodeConfigSchema,
@@ -23,6 +23,7 @@ import {
   type TargetInput,
   type UnitTestInput,
 } from './schema.js';
+import { unknownColumnType } from './column-types.js';
 import { interpolateConfigString, type Secrets } from './secrets.js';
 import { dialectFor } from '../../adapters/dialect.js';
 
@@ -154,7 +155,8 @@ export function scanProject(projectDir: string, options: LoadOptions = {}): Proj
   }
   const diagnostics = new Diagnostics();
   const errors: Diagnostic[] = diagnostics.list;
-  const configText = readFileSync(configPath, 'utf8');
+  const { text: configText, invalidAt: configInvalid } = readProjectText(configPath);
+  if (configInvalid) throw new ProjectError([notUtf8('etl.yml', configInvalid)]);
   const configYaml = readYaml('etl.yml', configText);
   if (!('data' in configYaml)) throw new ProjectError([configYaml]);
   const file = validate(projectFileSchema, configYaml.data, configYaml, [], errors, 'etl.yml');
@@ -183,7 +185,8 @@ export function scanProject(projectDir: string, options: LoadOptions = {}): Proj
   const ext = (...exts: string[]) => (rel: string) => exts.some((e) => rel.endsWith(e));
   const readSql = (kind: ResourceKind, rel: string): ProjectSourceFile => {
     const absPath = path.join(root, rel);
-    const text = readFileSync(absPath, 'utf8');
+    const { text, invalidAt } = readProjectText(absPath);
+    if (invalidAt) errors.push(notUtf8(toPosix(rel), invalidAt));
     hash.update(rel).update('\0').update(text).update('\0');
     const checksum = sha256(text);
     return { kind, name: path.basename(rel).replace(/\.[^.]+$/, ''), path: toPosix(rel), absPath, text, checksum };
@@ -222,10 +225,21 @@ export function scanProject(projectDir: string, options: LoadOptions = {}): Proj
     ...listFiles('seed', ext('.yml', '.yaml')),
     ...listFiles('snapshot', ext('.yml', '.yaml')),
   ].map((rel) => {
-    const text = readFileSync(path.join(root, rel), 'utf8');
+    const { text, invalidAt } = readProjectText(path.join(root, rel));
+    if (invalidAt) errors.push(notUtf8(toPosix(rel), invalidAt));
     hash.update(rel).update('\0').update(text).update('\0');
     return { rel, text };
   });
+  for (const f of [...models, ...snapshots, ...singularTests]) {
+    if (isEmptyTemplate(f.text)) {
+      errors.push({
+        file: f.path,
+        line: 1,
+        message: `${f.kind} file holds no SQL${f.text.trim() ? ' (only comments or {{config}})' : ' (it is empty)'}`,
+        hint: f.kind === 'test' ? 'write a query that returns the failing rows, or delete the file' : 'write the select statement, or delete the file',
+      });
+    }
+  }
   diagnostics.throwIfAny();
   hash.update(JSON.stringify({ targetName, target, vars }));
   return {
@@ -243,6 +257,23 @@ export function scanProject(projectDir: string, options: LoadOptions = {}): Proj
     files: { models, seeds, snapshots, singularTests, partials, genericTests, helperModules, ymlFiles },
     fileStamps: fileStampsChanged ? fileStamps : undefined,
   };
+}
+
+function notUtf8(file: string, at: { line: number; col: number }): Diagnostic {
+  return { file, ...at, message: 'the file is not valid UTF-8', hint: 'save it as UTF-8 (the first byte that is not is here)' };
+}
+
+/** True when a template holds nothing but whitespace, SQL and Handlebars comments and {{config}} calls. */
+export function isEmptyTemplate(text: string): boolean {
+  const first = /\S/.exec(text);
+  // Most models start with their SQL: nothing to strip.
+  if (first && !'-/{'.includes(first[0])) return false;
+  const stripped = text
+    .replace(/\{\{!--[\s\S]*?--\}\}|\{\{![\s\S]*?\}\}/g, '')
+    .replace(/\{\{~?\s*config\b[^}]*~?\}\}/g, '')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/--[^\n]*/g, '');
+  return stripped.trim() === '';
 }
 
 /** The expensive half: properties yml files parsed and validated, folder config built. */
@@ -277,7 +308,13 @@ export function parseProject(scan: ProjectScan): Project {
           );
           return;
         }
-        if (entry.config) validate(nodeConfigSchema, entry.config, yaml, [...at, 'config'], errors, rel);
+        if (entry.config) {
+          const config = validate(nodeConfigSchema, entry.config, yaml, [...at, 'config'], errors, `${kind} "${entry.name}" (config in ${rel})`);
+          for (const [column, type] of Object.entries(config?.column_types ?? {})) {
+            const unknown = unknownColumnType(scan.target.type, type);
+            if (unknown) errors.push(yaml.diagnostic([...at, 'config', 'column_types', column], `${unknown.message} for column ${column} of ${kind} "${entry.name}" (column_types)`, unknown.hint));
+          }
+        }
         properties[kind].set(entry.name, { ...entry, declaredIn: yaml.lazyPosition(at), yaml, yamlPath: at });
       });
     }
@@ -349,7 +386,7 @@ function resolveTarget(
     }
     rendered[key] = result.value;
   }
-  const target = validate(targetSchema, rendered, yaml, ['targets', targetName], errors, 'etl.yml');
+  const target = validate(targetSchema, rendered, yaml, ['targets', targetName], errors, `target "${targetName}"`);
   if (!target) return { targetName, secrets };
   return {
     targetName,
@@ -396,7 +433,10 @@ function buildFolderConfig(
         if (NODE_CONFIG_KEYS.has(key)) {
           const parsed = nodeConfigShape[key as keyof typeof nodeConfigShape].safeParse(value);
           if (!parsed.success) {
-            errors.push(yaml.diagnostic([...at, rawKey], `invalid value for ${key} in etl.yml ${section}: ${parsed.error.issues[0]?.message}`));
+            const issue = parsed.error.issues[0]!;
+            const owner = `the folder default of ${folderDescription(section, folder, files[kind])} in etl.yml`;
+            const { message, hint } = describeValueIssue(issue, value, [key, ...issue.path].join('.'), owner);
+            errors.push(yaml.diagnostic([...at, rawKey, ...(issue.path as Array<string | number>)], message, hint));
           } else config[key] = parsed.data;
           continue;
         }
@@ -435,6 +475,13 @@ function buildFolderConfig(
     }
     return merged;
   };
+}
+
+/** "models/marts (orders, customers)": a folder default names the nodes it applies to. */
+function folderDescription(section: string, folder: string, files: ProjectSourceFile[]): string {
+  const names = files.filter((f) => folder === '' || f.path.split('/').slice(1, -1).join('/').startsWith(folder)).map((f) => f.name);
+  const list = names.length > 3 ? `${names.slice(0, 3).join(', ')}, ...` : names.join(', ');
+  return `${section}${folder ? `/${folder}` : ''}${list ? ` (${list})` : ''}`;
 }
 
 /** Later wins, except tags, which add up (as in dbt). */

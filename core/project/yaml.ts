@@ -104,6 +104,18 @@ export function readYaml(file: string, text: string): YamlFile | Diagnostic {
     return new YamlFile(file, text, yamlLib().parse(text, { prettyErrors: true, uniqueKeys: true, merge: true }) ?? {});
   } catch (err) {
     if (err instanceof yamlLib().YAMLParseError) {
+      if (err.code === 'DUPLICATE_KEY') {
+        const dup = findDuplicateKey(text);
+        if (dup) {
+          return {
+            file,
+            line: dup.second.line,
+            col: dup.second.col,
+            message: `duplicate key "${dup.key}": set on line ${dup.first.line} and again on line ${dup.second.line}`,
+            hint: 'a key may appear once in a mapping; remove one of the two',
+          };
+        }
+      }
       const pos = err.linePos?.[0];
       const message = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       return {
@@ -116,6 +128,32 @@ export function readYaml(file: string, text: string): YamlFile | Diagnostic {
     }
     throw err;
   }
+}
+
+/** The first key set twice in one mapping, with both positions. */
+function findDuplicateKey(text: string): { key: string; first: Position; second: Position } | undefined {
+  const { LineCounter, parseDocument, visit, isScalar } = yamlLib();
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false });
+  let found: { key: string; first: Position; second: Position } | undefined;
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Map<unknown, number>();
+      for (const pair of map.items) {
+        const k = isScalar(pair.key) ? pair.key.value : pair.key;
+        const at = (pair.key as { range?: [number, number, number] } | null)?.range?.[0];
+        if (at === undefined) continue;
+        const first = seen.get(k);
+        if (first !== undefined) {
+          found = { key: String(k), first: lines.linePos(first), second: lines.linePos(at) };
+          return visit.BREAK;
+        }
+        seen.set(k, at);
+      }
+      return undefined;
+    },
+  });
+  return found;
 }
 
 /**
@@ -133,8 +171,8 @@ export function validate<S extends z.ZodType>(
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   for (const issue of result.error.issues) {
-    const path = [...basePath, ...(issue.path as Array<string | number>)];
-    out.push(issueToDiagnostic(issue, yaml, path, what));
+    const relative = issue.path as Array<string | number>;
+    out.push(issueToDiagnostic(issue, yaml, [...basePath, ...relative], what, relative));
   }
   return undefined;
 }
@@ -143,37 +181,76 @@ function describePath(path: YamlPath): string {
   return path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[');
 }
 
-function issueToDiagnostic(issue: z.core.$ZodIssue, yaml: YamlFile, path: YamlPath, what: string): Diagnostic {
-  const at = describePath(path) || 'the top level';
+function issueToDiagnostic(issue: z.core.$ZodIssue, yaml: YamlFile, path: YamlPath, what: string, relative: YamlPath): Diagnostic {
+  const at = describePath(relative) || 'the top level';
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0]!;
     const known = knownKeys(issue);
     const match = closestMatch(key, known);
     return yaml.diagnostic(
       [...path, key],
-      `unknown key "${key}" in ${what}${path.length ? ` at ${at}` : ''}`,
+      `unknown key "${key}" in ${what}${relative.length ? ` at ${at}` : ''}`,
       match ? `did you mean "${match}"?` : known.length ? `expected one of: ${known.join(', ')}` : undefined,
       true,
     );
   }
-  if (issue.code === 'invalid_value' && 'values' in issue) {
-    const got = getIn(yaml.data, path);
-    const values = (issue.values as unknown[]).map(String);
-    const match = typeof got === 'string' ? closestMatch(got, values) : undefined;
-    return yaml.diagnostic(
-      path,
-      `invalid value ${JSON.stringify(got)} for ${at} in ${what}`,
-      match ? `did you mean "${match}"? (expected one of: ${values.join(', ')})` : `expected one of: ${values.join(', ')}`,
-    );
+  const got = getIn(yaml.data, path);
+  if (issue.code === 'invalid_type' && got === undefined) {
+    return yaml.diagnostic(path, `missing required key "${path[path.length - 1]}" in ${what}`, `add ${at}: <${issue.expected}>`);
   }
   if (issue.code === 'invalid_type') {
-    const got = getIn(yaml.data, path);
-    if (got === undefined) {
-      return yaml.diagnostic(path, `missing required key "${path[path.length - 1]}" in ${what}`, `add ${at}: <${issue.expected}>`);
-    }
-    return yaml.diagnostic(path, `${at} in ${what} should be ${article(issue.expected)}, got ${JSON.stringify(got)}`);
+    return yaml.diagnostic(path, `${at} in ${what} should be ${article(typeName(issue.expected))}, got ${shownValue(got)}`);
   }
-  return yaml.diagnostic(path, `${at} in ${what}: ${issue.message}`);
+  const { message, hint } = describeValueIssue(issue, got, at, what);
+  return yaml.diagnostic(path, message, hint);
+}
+
+/**
+ * "invalid materialized "tabel" for model "a"", with "did you mean" when the
+ * value is a near miss of an allowed one: the one wording for a bad value,
+ * wherever it was set (a yml file, a {{config}} call, an etl.yml default).
+ */
+export function describeValueIssue(issue: z.core.$ZodIssue, got: unknown, key: string, owner: string): { message: string; hint?: string } {
+  const message = `invalid ${key} ${shownValue(got)} for ${owner}`;
+  const values = allowedValues(issue);
+  if (values) {
+    const match = typeof got === 'string' ? closestMatch(got, values) : undefined;
+    const list = `one of: ${values.join(', ')}`;
+    return { message, hint: match ? `did you mean "${match}"? (${list})` : `expected ${list}` };
+  }
+  if (issue.code === 'invalid_type') return { message: `${message}: expected ${article(typeName(issue.expected))}` };
+  if (issue.code === 'invalid_union') {
+    const types = [...new Set(issue.errors.flat().flatMap((e) => (e.code === 'invalid_type' ? [article(typeName(e.expected))] : [])))];
+    if (types.length) return { message: `${message}: expected ${types.join(' or ')}` };
+  }
+  if (issue.code === 'too_small' || issue.code === 'too_big') {
+    const bound = issue.code === 'too_small' ? (issue.inclusive ? '>=' : '>') : issue.inclusive ? '<=' : '<';
+    return { message: `${message}: expected a ${issue.origin} ${bound} ${String(issue.code === 'too_small' ? issue.minimum : issue.maximum)}` };
+  }
+  return { message: `${message}: ${issue.message.charAt(0).toLowerCase()}${issue.message.slice(1)}` };
+}
+
+/** The values an enum or literal issue allows; a union of literals (e.g. `check_cols: all | [..]`) gives its literals. */
+function allowedValues(issue: z.core.$ZodIssue): string[] | undefined {
+  if (issue.code === 'invalid_value') return issue.values.map(String);
+  if (issue.code === 'invalid_union') {
+    const note = (issue as { note?: string }).note;
+    const options = (issue as { options?: unknown[] }).options;
+    if (note === 'No matching discriminator' && Array.isArray(options)) return options.map(String);
+    const literals = issue.errors.flat().flatMap((e) => (e.code === 'invalid_value' ? e.values.map(String) : []));
+    if (literals.length) return literals;
+  }
+  return undefined;
+}
+
+function shownValue(got: unknown): string {
+  const text = JSON.stringify(got instanceof Date ? got.toISOString() : got) ?? String(got);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** zod's name of a type, as a YAML user knows it. */
+function typeName(expected: string): string {
+  return expected === 'record' || expected === 'object' ? 'mapping' : expected === 'array' ? 'list' : expected;
 }
 
 function article(t: string): string {

@@ -123,7 +123,13 @@ export async function loadMacroHelpers(modules: Array<{ path: string; absPath: s
   for (const mod of modules) {
     let url = pathToFileURL(mod.absPath).href;
     if (mod.absPath.endsWith('.ts')) url = await transpileTs(mod.absPath);
-    const exports = (await import(url)) as Record<string, unknown>;
+    let exports: Record<string, unknown>;
+    try {
+      exports = (await import(url)) as Record<string, unknown>;
+    } catch (err) {
+      const message = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
+      throw Object.assign(new Error(message), { file: mod.path, ...(await locateModuleError(err, url)) });
+    }
     for (const [name, value] of Object.entries(exports)) {
       if (typeof value !== 'function' || name === 'default') continue;
       const existing = out.get(name);
@@ -134,6 +140,29 @@ export async function loadMacroHelpers(modules: Array<{ path: string; absPath: s
     }
   }
   return out;
+}
+
+/**
+ * Where in a macro module its import failed: the module's own frame in the
+ * stack for an error thrown while it ran, or, for a syntax error (whose stack
+ * holds no position), what `node --check` says of the file.
+ */
+async function locateModuleError(err: unknown, url: string): Promise<{ line?: number; col?: number }> {
+  const stack = err instanceof Error ? (err.stack ?? '') : '';
+  const escaped = url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const frame = new RegExp(`${escaped}:(\\d+):(\\d+)`).exec(stack);
+  if (frame) return { line: Number(frame[1]), col: Number(frame[2]) };
+  if (!(err instanceof SyntaxError)) return {};
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const file = fileURLToPath(url);
+  const check = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 10_000 });
+  const lines = (check.stderr ?? '').split('\n');
+  const at = lines.findIndex((l) => l.startsWith(`${file}:`));
+  if (at < 0) return {};
+  const line = Number(lines[at]!.slice(file.length + 1));
+  const caret = lines[at + 2]?.indexOf('^') ?? -1;
+  return Number.isInteger(line) ? { line, col: caret >= 0 ? caret + 1 : undefined } : {};
 }
 
 async function transpileTs(absPath: string): Promise<string> {
