@@ -194,7 +194,7 @@ describe('correctness: append, merge (single and list key), empty key, delete+in
     });
     const r = await etl(bad, 'build');
     expect(r.code, r.output).toBe(2);
-    expect(r.stderr).toMatch(/models\/incremental\.sql:1:\d+: .*incremental_strategy.*append, merge, delete\+insert, microbatch/);
+    expect(r.stderr).toMatch(/models\/incremental\.sql:1:\d+: invalid incremental_strategy "bad_strategy" for model "incremental"\n.*append, merge, delete\+insert, microbatch/);
     expect(existsSync(dbPathOf(bad))).toBe(false);
   });
 });
