@@ -29,6 +29,8 @@ interface RunOpts extends GlobalOpts, SelectionOpts {
   junit?: string;
   eventTimeStart?: string;
   eventTimeEnd?: string;
+  check: boolean;
+  checkSources: boolean;
 }
 
 let secretsForErrors: Secrets | undefined;
@@ -83,7 +85,9 @@ function addRunOptions(cmd: Command): Command {
     .option('--format', 'pretty-print target/compiled/**.sql')
     .option('--junit <path>', 'write a JUnit XML report of the run')
     .option('--event-time-start <time>', 'microbatch models: backfill from this event time (with --event-time-end)')
-    .option('--event-time-end <time>', 'microbatch models: backfill up to this event time (exclusive)');
+    .option('--event-time-end <time>', 'microbatch models: backfill up to this event time (exclusive)')
+    .option('--no-check', 'skip binding the models against their inputs before the run')
+    .option('--no-check-sources', 'a source missing from the target is a warning, not an error');
 }
 
 async function baseOptions(opts: GlobalOpts) {
@@ -120,6 +124,8 @@ async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 's
       format: opts.format,
       eventTimeStart: opts.eventTimeStart,
       eventTimeEnd: opts.eventTimeEnd,
+      check: opts.check,
+      noCheckSources: !opts.checkSources,
       onEvent: (e) => reporter.onEvent(e),
       signal: controller.signal,
     });
@@ -181,16 +187,31 @@ function buildProgram(): Command {
     process.exitCode = await runCommand('seed', opts);
   });
 
-  addSelectionOptions(addProjectOptions(program.command('compile').description('write target/manifest.json and target/compiled/**.sql; touches no database')))
+  addSelectionOptions(addProjectOptions(program.command('compile').description('write target/manifest.json and target/compiled/**.sql; touches no database (with --check: reads its catalog)')))
     .option('--format', 'pretty-print the compiled SQL with sql-formatter')
     .option('--no-cache', 'ignore the compile cache')
-    .action(async (opts: GlobalOpts & SelectionOpts & { format?: boolean; cache: boolean }) => {
+    .option('--check', "bind every model's SQL against its inputs' schemas: unknown columns, type errors and broken contracts, before anything runs")
+    .option('--no-check-sources', 'with --check: a source missing from the target is a warning, not an error')
+    .action(async (opts: GlobalOpts & SelectionOpts & { format?: boolean; cache: boolean; check?: boolean; checkSources: boolean }) => {
       const { compile } = await import('../core/api.js');
       const t0 = performance.now();
-      const { nodeCount: n, cached } = await compile({ ...(await baseOptions(opts)), format: opts.format, noCache: !opts.cache });
+      const result = await compile({ ...(await baseOptions(opts)), format: opts.format, noCache: !opts.cache, check: opts.check, noCheckSources: !opts.checkSources });
+      const { nodeCount: n, cached, check } = result;
       const line = `Compiled ${n} node${n === 1 ? '' : 's'} in ${((performance.now() - t0) / 1000).toFixed(2)}s${cached ? ' (unchanged, from cache)' : ''}`;
-      if (opts.logFormat === 'json') console.log(JSON.stringify({ event: 'compiled', nodes: n, cached }));
-      else console.log(line);
+      if (opts.logFormat === 'json') {
+        console.log(JSON.stringify({ event: 'compiled', nodes: n, cached, ...(check ? { check: { ...check.stats, unchecked: check.unchecked, schema_changes: check.schemaChanges, warnings: check.warnings } } : {}) }));
+        return;
+      }
+      console.log(line);
+      if (!check) return;
+      for (const w of check.warnings) console.error(`warning: ${w}`);
+      const s = check.stats;
+      console.log(`Checked ${s.models} model${s.models === 1 ? '' : 's'} in ${s.seconds.toFixed(2)}s: ${s.bound} bound, ${s.cached} unchanged (cached), ${check.unchecked.length} unchecked`);
+      for (const u of check.unchecked) console.log(`  unchecked ${result.manifest.nodes[u.unique_id]?.name ?? u.unique_id}: ${u.reason}`);
+      for (const c of check.schemaChanges) {
+        const parts = [...c.added.map((x) => `+${x}`), ...c.removed.map((x) => `-${x}`), ...c.retyped.map((x) => `~${x}`)];
+        console.log(`  ${result.manifest.nodes[c.unique_id]?.name ?? c.unique_id} (incremental) will change columns on its next run: ${parts.join(' ')} (on_schema_change: ${result.manifest.nodes[c.unique_id]?.config.on_schema_change ?? 'ignore'})`);
+      }
     });
 
   addSelectionOptions(addProjectOptions(program.command('ls').alias('list').description('list the selected nodes')))

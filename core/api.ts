@@ -35,6 +35,10 @@ export interface CompileOptions extends ProjectOptions {
   format?: boolean;
   /** Ignore the compile cache. */
   noCache?: boolean;
+  /** Bind every model's SQL against its inputs' schemas (core/analysis); compile() only when true, runs unless false. */
+  check?: boolean;
+  /** A source missing from the target's catalog is a warning, not an error. */
+  noCheckSources?: boolean;
 }
 
 export interface CompileResult {
@@ -46,12 +50,33 @@ export interface CompileResult {
   nodeCount: number;
   /** This invocation's id: manifest.json's metadata.invocation_id, and run_results.json's. */
   invocationId: string;
+  /** With check: the bound schemas, unchecked models and predicted schema changes. */
+  check?: import('./analysis/index.js').CheckResult;
 }
 
 /** Loads and compiles a project, writing manifest.json and compiled/**.sql. */
 export async function compile(options: CompileOptions): Promise<CompileResult> {
   const result = await compileUnwritten(options);
+  if (options.check) {
+    result.check = await staticCheck(result, options);
+    if (result.cached && result.check.manifestChanged) await writeManifest(result.project.targetPath, result.manifest);
+  }
   await result.writeArtifacts();
+  return result;
+}
+
+/** The check stage (core/analysis) on a compiled project; its errors are the project's (exit 2, nothing written). */
+async function staticCheck(compiled: CompileResult, options: CompileOptions, run?: { selected: Iterable<string>; adapter?: Adapter }) {
+  const { checkProject } = await import('./analysis/index.js');
+  const result = await checkProject(compiled.manifest, {
+    target: compiled.project.target,
+    projectRoot: compiled.project.root,
+    targetPath: compiled.project.targetPath,
+    selected: run?.selected,
+    adapter: run?.adapter,
+    allowMissingSources: options.noCheckSources,
+  });
+  if (result.errors.length) throw new ProjectError(result.errors);
   return result;
 }
 
@@ -190,7 +215,12 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   try {
     const compiled = await compileUnwritten({ ...options, scan });
     const { selected, warnings } = how.ids ? { selected: how.ids, warnings: [] } : selectFromManifest(compiled.manifest, compiled.project.targetPath, options);
-    prepared = { ...compiled, warnings, plan: planRun(compiled.manifest, selected, new Set(resourceTypes)) };
+    const plan = planRun(compiled.manifest, selected, new Set(resourceTypes));
+    if (options.check !== false && resourceTypes.includes('model')) {
+      const check = await staticCheck(compiled, options, { selected: plan.ids, adapter: connecting ? await connecting : undefined });
+      warnings.push(...check.warnings);
+    }
+    prepared = { ...compiled, warnings, plan };
   } catch (err) {
     // A bad project is reported as such, whatever the connection did; one
     // still being made is cut short (close() during open()).

@@ -199,15 +199,7 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   }
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {
-    const typeEntries = Object.entries(options.columnTypes);
-    // DuckDB's table functions take no bound parameters for their options, so
-    // the struct of column types is built from quoted literals.
-    const types = typeEntries.length
-      ? `, types = {${typeEntries.map(([c, t]) => `${this.dialect.quoteString(c)}: ${this.dialect.quoteString(t)}`).join(', ')}}`
-      : '';
-    const delimiter = options.delimiter ? `, delim = ${this.dialect.quoteString(options.delimiter)}` : '';
-    const select = `select * from read_csv(${this.dialect.quoteString(csvPath)}, header = true, auto_detect = true${types}${delimiter})`;
-    const loaded = await this.replaceTable(session, relation, select);
+    const loaded = await this.replaceTable(session, relation, seedSelectSql(csvPath, options));
     return { rowsAffected: loaded.rowsAffected, message: `INSERT ${loaded.rowsAffected}` };
   }
 
@@ -222,6 +214,20 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
       rows: reader.getRows().map((row) => row.map(displayValue)),
     };
   }
+}
+
+/**
+ * The query a seed is loaded with: DuckDB's CSV reader and its type sniffing.
+ * Static analysis describes the same query to learn a seed's columns.
+ */
+export function seedSelectSql(csvPath: string, options: SeedOptions): string {
+  const d = dialectFor('duckdb');
+  const typeEntries = Object.entries(options.columnTypes);
+  // DuckDB's table functions take no bound parameters for their options, so
+  // the struct of column types is built from quoted literals.
+  const types = typeEntries.length ? `, types = {${typeEntries.map(([c, t]) => `${d.quoteString(c)}: ${d.quoteString(t)}`).join(', ')}}` : '';
+  const delimiter = options.delimiter ? `, delim = ${d.quoteString(options.delimiter)}` : '';
+  return `select * from read_csv(${d.quoteString(csvPath)}, header = true, auto_detect = true${types}${delimiter})`;
 }
 
 /** A value as DuckDB prints it; integers that fit stay numbers (JSON-safe). */

@@ -427,7 +427,7 @@ from {{ref "src"}}
   it('a wrong data_type fails the build with expected vs actual; the old table keeps its old rows', async () => {
     appendFileSync(path.join(project, 'seeds/src.csv'), '4,d,500,2024-01-04\n');
     edit(project, 'models/schema.yml', '{ name: name, data_type: text }', '{ name: name, data_type: integer }');
-    const r = await runCli(['build'], { cwd: project });
+    const r = await runCli(['build', '--no-check'], { cwd: project });
     expect(r.code, r.output).toBe(1);
     expect(byId(project)['model.con.c']!.status).toBe('error');
     expect(byId(project)['seed.con.src']!.status).toBe('success');
@@ -444,7 +444,7 @@ from {{ref "src"}}
   it('a column the contract does not declare, or one it declares that is missing, fails too', async () => {
     edit(project, 'models/schema.yml', '{ name: name, data_type: integer }', '{ name: name, data_type: varchar(20) }');
     edit(project, 'models/schema.yml', '      - { name: note }\n', '      - { name: comment }\n');
-    const r = await runCli(['build'], { cwd: project });
+    const r = await runCli(['build', '--no-check'], { cwd: project });
     expect(r.code, r.output).toBe(1);
     expect(r.stdout).toMatch(/\|\s*comment\s*\|\s*\(any\)\s*\|\s*\(missing\)\s*\|\s*MISMATCH\s*\|/);
     expect(r.stdout).toMatch(/\|\s*note\s*\|\s*\(not declared\)\s*\|\s*VARCHAR\s*\|\s*MISMATCH\s*\|/);
@@ -943,7 +943,7 @@ describe('quarantine and contracts on an incremental model', () => {
     const project = writeProject({ 'etl.yml': etlYml('incc'), 'seeds/events.csv': first, 'models/inc.sql': model('cast(amount as integer)'), 'models/schema.yml': yml('{ contract: { enforced: true } }') });
     ok(await runCli(['build', '-s', 'events', 'inc'], { cwd: project }));
     writeFiles(project, { 'seeds/events.csv': second, 'models/inc.sql': model('cast(amount as varchar)') });
-    const r = await runCli(['build', '-s', 'events', 'inc', '--exclude', 'test_type:data'], { cwd: project });
+    const r = await runCli(['build', '--no-check', '-s', 'events', 'inc', '--exclude', 'test_type:data'], { cwd: project });
     expect(r.code, r.output).toBe(1);
     expect(r.output).toMatch(/contract of inc is not met/);
     expect(r.output).toMatch(/amount/);

@@ -458,7 +458,7 @@ describe.each([['duckdb'], ['postgres']] as Array<[EngineName]>)('%s', (engine) 
     ]);
     appendFileSync(path.join(p.dir, 'seeds/src.csv'), '3,c\n');
     p.write({ 'models/schema.yml': yml('integer') });
-    const r = await p.etl('build');
+    const r = await p.etl('build', '--no-check');
     expect(r.code, r.output).toBe(1);
     expect(p.result('seed.con.src').status).toBe('success');
     expect(p.result('model.con.c').status).toBe('error');

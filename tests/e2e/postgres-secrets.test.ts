@@ -107,14 +107,14 @@ describe('a password given through env_var', () => {
       'tests/no_rows.sql': 'select * from {{ref "ok"}} where id > 100\n',
     });
     const outputs: Array<[string, CliResult]> = [];
-    const text = await etl(dir, env, 'build', '--junit', 'target/junit.xml');
+    const text = await etl(dir, env, 'build', '--no-check', '--junit', 'target/junit.xml');
     outputs.push(['etl build (text)', text]);
     expect(text.code, text.output).toBe(1);
     // It did connect as the role, with the URL that holds the password.
     expect((await admin.query(`select built_by from ${pgQuoteIdent(schema)}.ok order by id`)).rows).toEqual([{ built_by: role }, { built_by: role }]);
     expect(text.stdout).toMatch(/Error in model broken \(models\/broken\.sql\)\n\s+column "no_such_column" does not exist/);
     expect(text.stdout).toMatch(/Failure in test accepted_values_ok_name_ann, on ok/);
-    const json = await etl(dir, env, 'build', '--log-format', 'json');
+    const json = await etl(dir, env, 'build', '--no-check', '--log-format', 'json');
     outputs.push(['etl build --log-format json', json]);
     expect(json.code, json.output).toBe(1);
     const events = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; message?: string });

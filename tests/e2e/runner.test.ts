@@ -36,7 +36,7 @@ describe('a model failing in the engine', () => {
   it('exits 1 naming the model, the DuckDB error and the compiled file; skips its descendants; builds the unrelated branch', async () => {
     const dir = shopWithExtras();
     BROKEN_ORDERS(dir);
-    const r = await runCli(['build'], { cwd: dir });
+    const r = await runCli(['build', '--no-check'], { cwd: dir });
     expect(r.code, r.output).toBe(1);
     expect(r.stdout).toMatch(/ERROR table main\.orders /);
     expect(r.stdout).toMatch(/SKIP\s+table main\.order_count \.+ \[skipped: upstream orders failed\]/);
@@ -69,7 +69,7 @@ describe('a model failing in the engine', () => {
     });
 
     // The same failure with --log-format json: still only JSON on stdout, the error in a node_finished event.
-    const json = await runCli(['build', '--log-format', 'json'], { cwd: dir });
+    const json = await runCli(['build', '--no-check', '--log-format', 'json'], { cwd: dir });
     expect(json.code, json.output).toBe(1);
     const events = json.stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, any>);
     const failed = events.find((e) => e.event === 'node_finished' && e.unique_id === 'model.shop.orders')!;
@@ -91,7 +91,7 @@ describe('a model failing in the engine', () => {
     expect(before.orders).toHaveLength(500);
 
     BROKEN_ORDERS(dir);
-    const r = await runCli(['build'], { cwd: dir });
+    const r = await runCli(['build', '--no-check'], { cwd: dir });
     expect(r.code, r.output).toBe(1);
     expect(r.stdout).toMatch(/ERROR table main\.orders /);
 
@@ -121,7 +121,7 @@ describe('--fail-fast', () => {
 
   it('stops scheduling other nodes after the first failure', async () => {
     const dir = project();
-    const r = await runCli(['build', '--fail-fast', '--threads', '1'], { cwd: dir });
+    const r = await runCli(['build', '--no-check', '--fail-fast', '--threads', '1'], { cwd: dir });
     expect(r.code, r.output).toBe(1);
     expect(r.output).toMatch(/Error in model a_fail/);
     const results = resultsById(dir);
@@ -137,7 +137,7 @@ describe('--fail-fast', () => {
     });
 
     // Without --fail-fast the same project builds everything but a_fail.
-    const all = await runCli(['build', '--threads', '1'], { cwd: dir });
+    const all = await runCli(['build', '--no-check', '--threads', '1'], { cwd: dir });
     expect(all.code, all.output).toBe(1);
     await withDb(dbPathOf(dir), async (db) => {
       const relations = await db.relations();
@@ -154,7 +154,7 @@ describe('--fail-fast', () => {
       'models/b_fail.sql': 'select missing_col from {{ref "a_input"}}\n',
       'models/big.sql': SLOW_SQL,
     });
-    const p = startCli(['build', '--fail-fast'], { cwd: dir });
+    const p = startCli(['build', '--no-check', '--fail-fast'], { cwd: dir });
     const r = await p.exitWithin(30_000);
     expect(r.code, r.output).toBe(1);
     const results = resultsById(dir);

@@ -1,0 +1,291 @@
+// Static analysis, the stage after compile: every selected model's compiled
+// SQL bound, in graph order, against its inputs' schemas (seeds from their
+// CSV, sources from the target's catalog or their yml types, upstream models
+// from their own bound result) without reading or writing any data. Errors
+// are collected as compile errors about the template; models that cannot be
+// analysed are listed as unchecked with the reason, never failed. Bound
+// schemas are cached by a hash of the SQL and of the inputs' schemas, so a
+// warm run re-binds only what changed and its descendants.
+
+import path from 'node:path';
+import type { ColumnDef, Relation } from '../../adapters/adapter.js';
+import { dialectFor } from '../../adapters/dialect.js';
+import type { Diagnostic } from '../errors.js';
+import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifest.js';
+import { buildGraph, graphOfManifest, reach, topologicalOrder } from '../graph/graph.js';
+import { ephemeralCteName } from '../compiler/ephemeral.js';
+import { DuckDbBinder, type BoundColumn } from './binder.js';
+import { bindDiagnostic, type BindInput } from './diagnose.js';
+import { analysisEngine } from './engines.js';
+import { BoundSchemaCache, hashOf } from './cache.js';
+import { ymlPosition } from './yml-position.js';
+
+export type { BoundColumn } from './binder.js';
+
+export interface CheckOptions {
+  /** Model ids to check (their ancestors are bound too, for their schemas); default every model. */
+  selected?: Iterable<string>;
+  /** Reads columns of relations from the target's catalog (sources); absent when there is no target to read. */
+  readCatalog?: (relations: Relation[]) => Promise<Map<string, ColumnDef[]>>;
+  /** A source missing from the catalog is a warning, not an error (sources the run itself creates). */
+  allowMissingSources?: boolean;
+  /** Reuse bound schemas from target/.etl (default true). */
+  cache?: boolean;
+}
+
+export interface CheckResult {
+  /** Bound columns of every node and source whose schema is known, by unique_id. */
+  columns: Map<string, BoundColumn[]>;
+  /** Errors, as compile errors (file:line:col). */
+  errors: Diagnostic[];
+  warnings: string[];
+  /** Models that could not be analysed, with the reason. */
+  unchecked: Array<{ unique_id: string; reason: string }>;
+  /** Incremental models whose columns would change on their next run. */
+  schemaChanges: Array<{ unique_id: string; added: string[]; removed: string[]; retyped: string[] }>;
+  stats: { models: number; bound: number; cached: number; seconds: number };
+}
+
+type Status = { ok: true } | { ok: false; reason: string; root?: string };
+
+const SNAPSHOT_COLUMNS: BoundColumn[] = [
+  { name: 'etl_scd_id', type: 'VARCHAR' },
+  { name: 'etl_updated_at', type: 'TIMESTAMP' },
+  { name: 'etl_valid_from', type: 'TIMESTAMP' },
+  { name: 'etl_valid_to', type: 'TIMESTAMP' },
+];
+
+/** The check stage: binds the compiled manifest; returns bound schemas and every problem found. */
+export async function checkManifest(manifest: Manifest, targetPath: string, options: CheckOptions = {}): Promise<CheckResult> {
+  const started = performance.now();
+  const engine = analysisEngine(manifest.metadata.adapter_type);
+  const dialect = dialectFor((manifest.metadata.adapter_type as 'duckdb' | 'postgres' | 'delta') ?? 'duckdb');
+  const root = manifest.metadata.project_root;
+  const cache = new BoundSchemaCache(targetPath, `${manifest.metadata.adapter_type}:${manifest.metadata.target_name}`, options.cache !== false);
+  const columns = new Map<string, BoundColumn[]>();
+  const status = new Map<string, Status>();
+  const errors: Diagnostic[] = [];
+  const warnings: string[] = [];
+  const unchecked: CheckResult['unchecked'] = [];
+  const downstreamOf = new Map<string, string[]>();
+  let bound = 0;
+  let cached = 0;
+
+  // What to bind: the selection and everything it reads.
+  const isModel = (n: ManifestNode | undefined) => !!n && (n.resource_type === 'model' || n.resource_type === 'snapshot');
+  const start = [...(options.selected ?? Object.keys(manifest.nodes))].filter((id) => isModel(manifest.nodes[id]));
+  const ids = [...reach(graphOfManifest(manifest), start, 'up')].filter((id) => manifest.nodes[id] || manifest.sources[id]);
+  // A compiled manifest has no cycle (the compiler refuses one).
+  const order = topologicalOrder(buildGraph(ids, (id) => manifest.nodes[id]?.depends_on.nodes ?? [])).order ?? [];
+
+  let binderPromise: Promise<DuckDbBinder> | undefined;
+  const binder = () => (binderPromise ??= DuckDbBinder.open());
+  try {
+    await resolveSources(manifest, order, { columns, status, errors, warnings, cache, options, dialect, root });
+
+    for (const id of order) {
+      const node = manifest.nodes[id];
+      if (!node || node.resource_type !== 'seed') continue;
+      const csv = path.join(root, node.original_file_path);
+      const seedOptions = { columnTypes: node.config.column_types ?? {}, delimiter: node.config.delimiter };
+      const key = hashOf(['seed', node.checksum.checksum, JSON.stringify(seedOptions)]);
+      const hit = cache.get(id, key);
+      try {
+        const cols = hit ?? (await engine.seedColumns(await binder(), csv, seedOptions));
+        columns.set(id, cols);
+        cache.set(id, key, cols);
+        status.set(id, { ok: true });
+      } catch (err) {
+        errors.push({ file: node.original_file_path, line: 1, message: `cannot read the columns of seed ${node.name}: ${(err as Error).message.split('\n')[0]}` });
+        status.set(id, { ok: false, reason: `seed ${node.name} cannot be read`, root: id });
+      }
+    }
+
+    for (const id of order) {
+      const node = manifest.nodes[id];
+      if (!isModel(node)) continue;
+      const n = node!;
+      // An input that failed or is unknown leaves this model unchecked.
+      const blocked = n.depends_on.nodes.map((p) => [p, status.get(p)] as const).find(([, s]) => !s || !s.ok);
+      if (blocked) {
+        const [p, s] = blocked;
+        const reason = s && !s.ok ? (s.root && s.root !== p ? `upstream ${nameOf(manifest, s.root)} (through ${nameOf(manifest, p)}) cannot be checked` : `upstream ${nameOf(manifest, p)} cannot be checked`) : `upstream ${nameOf(manifest, p)} is unknown`;
+        const rootId = s && !s.ok ? (s.root ?? p) : p;
+        status.set(id, { ok: false, reason, root: rootId });
+        unchecked.push({ unique_id: id, reason });
+        if (downstreamOf.has(rootId)) downstreamOf.get(rootId)!.push(n.name);
+        useDeclared(n, columns, status);
+        continue;
+      }
+      const inputs: BindInput[] = n.depends_on.nodes
+        .filter((p) => columns.has(p))
+        .map((p) => ({ label: nameOf(manifest, p), relation: relationOf(manifest, p) ?? dialect.quoteIdentifier(ephemeralCteName(nameOf(manifest, p))), columns: columns.get(p)! }));
+      const key = hashOf([n.compiled_code, n.compiled_incremental_code ?? '', n.config.materialized, ...n.depends_on.nodes.map((p) => `${p}=${hashOf([JSON.stringify(columns.get(p) ?? null)])}`)]);
+      const hit = cache.get(id, key);
+      if (hit) {
+        cached++;
+        columns.set(id, hit);
+        status.set(id, { ok: true });
+        continue;
+      }
+      const b = await binder();
+      await ensureStandIns(b, manifest, n.depends_on.nodes, columns, engine.standInType);
+      bound++;
+      const outcome = await b.bind(n.compiled_code);
+      let cols: BoundColumn[] | undefined;
+      let failure: { sql: string; message: string } | undefined;
+      if ('error' in outcome) failure = { sql: n.compiled_code, message: outcome.error };
+      else {
+        cols = n.resource_type === 'snapshot' ? [...outcome.columns, ...SNAPSHOT_COLUMNS, ...(n.config.hard_deletes === 'new_record' ? [{ name: 'etl_is_deleted', type: 'BOOLEAN' }] : [])] : outcome.columns;
+        if (n.compiled_incremental_code !== undefined && n.relation_name) {
+          // The incremental branch reads {{this}}: the model's own stand-in.
+          await b.createTables([{ schema: n.schema, name: n.alias, columns: cols.map((c) => ({ name: c.name, type: engine.standInType(c.type) })) }]);
+          const inc = await b.bind(n.compiled_incremental_code);
+          if ('error' in inc) failure = { sql: n.compiled_incremental_code, message: inc.error };
+        }
+      }
+      if (failure) {
+        const outside = /^Catalog Error: (?:Table|View|Schema) with name (.+?) does not exist/.exec(failure.message);
+        if (outside || engine.mayBeDialect(failure.message)) {
+          // Introspective SQL (the engine's own catalog, tables made outside the project) or another dialect: not an error of the model.
+          const reason = outside
+            ? `reads ${outside[1]}, which is not a ref or source of the project`
+            : `DuckDB cannot bind its ${manifest.metadata.adapter_type} SQL: ${failure.message.split('\n')[0]}`;
+          status.set(id, { ok: false, reason: `${n.name} is unchecked`, root: id });
+          unchecked.push({ unique_id: id, reason });
+          downstreamOf.set(id, []);
+          continue;
+        }
+        errors.push(bindDiagnostic({ file: n.original_file_path, template: n.raw_code, compiled: failure.sql, message: failure.message, inputs }));
+        status.set(id, { ok: false, reason: `${n.name} has errors`, root: id });
+        downstreamOf.set(id, []);
+        continue;
+      }
+      columns.set(id, cols!);
+      cache.set(id, key, cols!);
+      status.set(id, { ok: true });
+    }
+  } finally {
+    if (binderPromise) (await binderPromise).close();
+  }
+
+  // Root errors name the models they leave unchecked.
+  for (const e of errors) {
+    const id = Object.keys(manifest.nodes).find((k) => manifest.nodes[k]!.original_file_path === e.file);
+    const below = id ? downstreamOf.get(id) : undefined;
+    if (below?.length) e.hint = `${e.hint ? `${e.hint}\n  ` : ''}left unchecked downstream: ${below.slice(0, 10).join(', ')}${below.length > 10 ? `, and ${below.length - 10} more` : ''}`;
+  }
+  for (const id of order) {
+    const n = manifest.nodes[id];
+    if (isModel(n) && status.get(id)?.ok) errors.push(...contractProblems(n!, columns.get(id)!, dialect.canonicalType, root));
+  }
+  cache.write();
+  return {
+    columns,
+    errors,
+    warnings,
+    unchecked,
+    schemaChanges: [],
+    stats: { models: order.filter((id) => isModel(manifest.nodes[id])).length, bound, cached, seconds: (performance.now() - started) / 1000 },
+  };
+}
+
+function nameOf(manifest: Manifest, id: string): string {
+  const n = manifest.nodes[id];
+  if (n) return n.name;
+  const s = manifest.sources[id];
+  return s ? `${s.source_name}.${s.name}` : id;
+}
+
+function relationOf(manifest: Manifest, id: string): string | null {
+  return manifest.nodes[id]?.relation_name ?? manifest.sources[id]?.relation_name ?? null;
+}
+
+/** A model that cannot be bound but declares every column's data_type still gives its children a schema. */
+function useDeclared(n: ManifestNode, columns: Map<string, BoundColumn[]>, status: Map<string, Status>): boolean {
+  const declared = Object.values(n.columns);
+  if (!declared.length || declared.some((c) => !c.data_type)) return false;
+  columns.set(n.unique_id, declared.map((c) => ({ name: c.name, type: c.data_type! })));
+  status.set(n.unique_id, { ok: true });
+  return true;
+}
+
+async function ensureStandIns(b: DuckDbBinder, manifest: Manifest, inputs: string[], columns: Map<string, BoundColumn[]>, standInType: (t: string) => string): Promise<void> {
+  const missing = [];
+  for (const p of inputs) {
+    const n = manifest.nodes[p];
+    const s = manifest.sources[p];
+    const schema = n ? n.schema : s?.schema;
+    const name = n ? n.alias : s?.identifier;
+    if (!schema || !name || (n && !n.relation_name) || b.hasTable(schema, name)) continue;
+    missing.push({ schema, name, columns: (columns.get(p) ?? []).map((c) => ({ name: c.name, type: standInType(c.type) })) });
+  }
+  await b.createTables(missing);
+}
+
+interface SourceContext {
+  columns: Map<string, BoundColumn[]>;
+  status: Map<string, Status>;
+  errors: Diagnostic[];
+  warnings: string[];
+  cache: BoundSchemaCache;
+  options: CheckOptions;
+  dialect: ReturnType<typeof dialectFor>;
+  root: string;
+}
+
+/** Sources' columns: the target's catalog (cached in target/.etl), else the yml's data_types. */
+async function resolveSources(manifest: Manifest, order: string[], ctx: SourceContext): Promise<void> {
+  const sources = order.map((id) => manifest.sources[id]).filter((s): s is ManifestSource => !!s);
+  if (!sources.length) return;
+  const key = (s: ManifestSource) => `catalog:${s.schema}.${s.identifier}`;
+  const missing = sources.filter((s) => !ctx.cache.catalog(key(s)));
+  if (missing.length && ctx.options.readCatalog) {
+    const found = await ctx.options.readCatalog(missing.map((s) => ({ schema: s.schema, name: s.identifier })));
+    for (const s of missing) {
+      const cols = found.get(`${s.schema}.${s.identifier}`);
+      if (cols?.length) ctx.cache.setCatalog(key(s), cols);
+    }
+  }
+  for (const s of sources) {
+    const fromCatalog = ctx.cache.catalog(key(s));
+    const declared = Object.values(s.columns);
+    if (fromCatalog) ctx.columns.set(s.unique_id, fromCatalog);
+    else if (declared.length && declared.every((c) => c.data_type)) ctx.columns.set(s.unique_id, declared.map((c) => ({ name: c.name, type: c.data_type! })));
+    if (ctx.columns.has(s.unique_id)) {
+      ctx.status.set(s.unique_id, { ok: true });
+      continue;
+    }
+    const where = ymlPosition(ctx.root, s.original_file_path, ['sources', s.source_name, s.name]);
+    const message = `source ${s.source_name}.${s.name} (${s.relation_name}) is not in the target's catalog`;
+    const hint = 'load it first, or declare its columns with data_type in the yml; --no-check-sources makes this a warning for sources the run itself creates';
+    if (ctx.options.allowMissingSources || !ctx.options.readCatalog) {
+      ctx.warnings.push(`${s.original_file_path}:${where.line}: ${message}; models reading it are unchecked`);
+    } else ctx.errors.push({ file: s.original_file_path, line: where.line, col: where.col, message, hint });
+    ctx.status.set(s.unique_id, { ok: false, reason: `source ${s.source_name}.${s.name} is not in the catalog`, root: s.unique_id });
+  }
+}
+
+/** A contract whose declared columns or types disagree with the bound ones. */
+function contractProblems(n: ManifestNode, bound: BoundColumn[], canonical: (t: string) => string, root: string): Diagnostic[] {
+  if (!n.config.contract?.enforced) return [];
+  const out: Diagnostic[] = [];
+  const file = n.patch_path ?? n.original_file_path;
+  const byName = new Map(bound.map((c) => [c.name.toLowerCase(), c]));
+  const declared = Object.values(n.columns);
+  const declaredNames = new Set(declared.map((c) => c.name.toLowerCase()));
+  for (const c of declared) {
+    const pos = n.patch_path ? ymlPosition(root, n.patch_path, ['models', n.name, c.name]) : { line: 1, col: undefined };
+    const b = byName.get(c.name.toLowerCase());
+    if (!b) out.push({ file, line: pos.line, col: pos.col, message: `contract of ${n.name}: column "${c.name}" is declared but the query does not return it`, hint: `the query returns: ${bound.map((x) => x.name).join(', ')}` });
+    else if (c.data_type && canonical(c.data_type) !== canonical(b.type)) {
+      out.push({ file, line: pos.line, col: pos.col, message: `contract of ${n.name}: column "${c.name}" is declared ${c.data_type} but the query returns ${b.type}`, hint: `cast it in ${n.original_file_path} (cast(${c.name} as ${c.data_type})) or declare data_type: ${b.type.toLowerCase()}` });
+    }
+  }
+  const extra = bound.filter((b) => !declaredNames.has(b.name.toLowerCase()));
+  if (extra.length) {
+    const pos = n.patch_path ? ymlPosition(root, n.patch_path, ['models', n.name]) : { line: 1, col: undefined };
+    out.push({ file, line: pos.line, col: pos.col, message: `contract of ${n.name}: the query returns undeclared column${extra.length > 1 ? 's' : ''} ${extra.map((x) => `"${x.name}"`).join(', ')}`, hint: 'declare them under columns:, or leave them out of the select' });
+  }
+  return out;
+}

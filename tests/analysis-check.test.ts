@@ -1,0 +1,119 @@
+// Static analysis (core/analysis/check.ts) on DuckDB: the corpus of broken
+// projects each fails `etl build` before anything is written, with the
+// expected file:line and message; project-template's bound types equal the
+// types of the relations a build makes.
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { build, compile } from '../core/api.js';
+import { ProjectError, type Diagnostic } from '../core/errors.js';
+import { BROKEN_PROJECTS, type BrokenProject } from './analysis/broken-projects.js';
+
+const TEMPLATE = path.resolve(import.meta.dirname, '../project-template');
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+export function brokenProject(c: BrokenProject, etlYml?: (text: string) => string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'etl-check-'));
+  dirs.push(dir);
+  cpSync(TEMPLATE, dir, { recursive: true, filter: (src) => !src.includes(`${path.sep}target`) });
+  const edits: BrokenProject['edits'] = etlYml ? { ...c.edits, 'etl.yml': etlYml } : c.edits;
+  for (const [file, edit] of Object.entries(edits)) {
+    const abs = path.join(dir, file);
+    writeFileSync(abs, typeof edit === 'string' ? edit : edit(existsSync(abs) ? readFileSync(abs, 'utf8') : ''));
+  }
+  return dir;
+}
+
+export function expectDiagnostics(c: BrokenProject, diagnostics: Diagnostic[]): void {
+  const shown = diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}\n  ${d.hint ?? ''}`).join('\n');
+  expect(diagnostics.length, shown).toBe(c.errors.length);
+  for (const e of c.errors) {
+    const d = diagnostics.find((x) => x.file === e.file && e.message.test(x.message));
+    expect(d, `expected ${e.file}: ${e.message} in\n${shown}`).toBeDefined();
+    expect(d!.line, shown).toBe(e.line);
+    if (e.col !== undefined) expect(d!.col, shown).toBe(e.col);
+    if (e.hint) expect(d!.hint ?? '', shown).toMatch(e.hint);
+  }
+  for (const name of c.unchecked ?? []) expect(diagnostics.map((d) => d.hint ?? '').join('\n'), shown).toMatch(new RegExp(`left unchecked downstream: .*\\b${name}\\b`));
+}
+
+describe('etl build stops at static analysis errors, writing nothing', () => {
+  const cases = BROKEN_PROJECTS.filter((c) => c.only !== 'postgres');
+  it('has a corpus of at least 25 broken projects', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(25);
+  });
+  for (const c of cases) {
+    it(c.name, async () => {
+      const dir = brokenProject(c);
+      const err = await build({ projectDir: dir }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, 'build should fail with a project error').toBeInstanceOf(ProjectError);
+      expectDiagnostics(c, (err as ProjectError).diagnostics);
+      // Nothing written: no database, no artifacts.
+      expect(existsSync(path.join(dir, 'target/dev.duckdb'))).toBe(false);
+      expect(existsSync(path.join(dir, 'target/manifest.json'))).toBe(false);
+      expect(existsSync(path.join(dir, 'target/run_results.json'))).toBe(false);
+    });
+  }
+});
+
+describe('bound schemas', () => {
+  it("equal the types of project-template's built relations, and fill the manifest's columns", async () => {
+    const dir = brokenProject({ name: 'template', edits: {}, errors: [] });
+    const summary = await build({ projectDir: dir });
+    expect(summary.exitCode).toBe(0);
+    const { check, manifest } = await compile({ projectDir: dir, check: true, noCache: true });
+    const instance = await DuckDBInstance.create(path.join(dir, 'target/dev.duckdb'), { access_mode: 'READ_ONLY' });
+    const conn = await instance.connect();
+    try {
+      const models = Object.values(manifest.nodes).filter((n) => n.resource_type === 'model' || n.resource_type === 'seed');
+      expect(models.length).toBe(8);
+      for (const n of models) {
+        const r = await conn.runAndReadAll(`select column_name, data_type from duckdb_columns() where schema_name = $1 and table_name = $2 order by column_index`, [n.schema, n.alias]);
+        const built = r.getRowsJS().map((row) => `${row[0]} ${row[1]}`);
+        expect(check!.columns.get(n.unique_id)!.map((c) => `${c.name} ${c.type}`), n.name).toEqual(built);
+        expect(Object.values(n.columns).map((c) => `${c.name} ${c.data_type}`), n.name).toEqual(built);
+      }
+      // Nothing needed binding the second time: the bound schemas came from target/.etl.
+      const again = await compile({ projectDir: dir, check: true, noCache: true });
+      expect(again.check!.stats).toMatchObject({ models: 5, bound: 0, cached: 5 });
+    } finally {
+      conn.closeSync();
+      instance.closeSync();
+    }
+  });
+
+  it('re-binds a changed model and its descendants only', async () => {
+    const dir = brokenProject({ name: 'template', edits: {}, errors: [] });
+    await compile({ projectDir: dir, check: true });
+    writeFileSync(path.join(dir, 'models/staging/stg_orders.sql'), readFileSync(path.join(dir, 'models/staging/stg_orders.sql'), 'utf8').replace('    status\n', '    status,\n    1 as one\n'));
+    const { check } = await compile({ projectDir: dir, check: true });
+    expect(check!.stats).toMatchObject({ models: 5, bound: 3, cached: 2 });
+    expect(check!.columns.get('model.shop.stg_orders')!.at(-1)).toEqual({ name: 'one', type: 'INTEGER' });
+  });
+});
+
+describe('etl compile --check (the command)', () => {
+  it('prints every error as file:line:col with a hint, exits 2, and writes nothing', async () => {
+    const { runCli } = await import('./e2e/helpers.js');
+    const c = BROKEN_PROJECTS.find((x) => x.name === 'two broken models in one run')!;
+    const dir = brokenProject(c);
+    const r = await runCli(['compile', '--check'], { cwd: dir });
+    expect(r.code, r.output).toBe(2);
+    expect(r.stderr).toContain('2 errors in the project:');
+    expect(r.stderr).toContain('models/staging/stg_customers.sql:8:5: column "contry" not found in raw_customers (did you mean "country"?)');
+    expect(r.stderr).toMatch(/left unchecked downstream: (orders, customers|customers, orders)/);
+    expect(existsSync(path.join(dir, 'target/manifest.json'))).toBe(false);
+    const ok = await runCli(['compile', '--check'], { cwd: brokenProject({ name: 'ok', edits: {}, errors: [] }) });
+    expect(ok.code, ok.output).toBe(0);
+    expect(ok.stdout).toMatch(/Checked 5 models in [\d.]+s: 5 bound, 0 unchanged \(cached\), 0 unchecked/);
+  });
+});

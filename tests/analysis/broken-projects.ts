@@ -1,0 +1,219 @@
+// The corpus of broken projects for static analysis (issue #16): each case is
+// project-template with a few edits, and the errors `etl compile --check`
+// must report (file, line, and a piece of the message). Shared by the DuckDB
+// and Postgres suites.
+
+export interface ExpectedError {
+  file: string;
+  line: number;
+  col?: number;
+  message: RegExp;
+  hint?: RegExp;
+}
+
+export interface BrokenProject {
+  name: string;
+  /** File -> new text, or a function of the template's text. */
+  edits: Record<string, string | ((text: string) => string)>;
+  errors: ExpectedError[];
+  /** Models listed as left unchecked downstream (in a hint). */
+  unchecked?: string[];
+  /** Only on this engine (DuckDB and Postgres differ in what they accept). */
+  only?: 'duckdb' | 'postgres';
+}
+
+const replace = (from: string | RegExp, to: string) => (text: string) => {
+  const out = text.replace(from, to);
+  if (out === text) throw new Error(`corpus edit found nothing to replace: ${String(from)}`);
+  return out;
+};
+
+const ORDERS_CONTRACT = `models:
+  - name: orders
+    config: { contract: { enforced: true } }
+    columns:
+      - name: order_id
+        data_type: bigint
+      - name: customer_id
+        data_type: bigint
+      - name: order_date
+        data_type: date
+      - name: status
+        data_type: varchar
+      - name: credit_card_amount
+        data_type: decimal(38,2)
+      - name: bank_transfer_amount
+        data_type: decimal(38,2)
+      - name: gift_card_amount
+        data_type: decimal(38,2)
+      - name: paypal_amount
+        data_type: decimal(38,2)
+      - name: amount
+        data_type: decimal(38,2)
+`;
+
+export const BROKEN_PROJECTS: BrokenProject[] = [
+  {
+    name: 'misspelled column',
+    edits: { 'models/staging/stg_orders.sql': replace('    customer_id,', '    customr_id,') },
+    errors: [{ file: 'models/staging/stg_orders.sql', line: 4, col: 5, message: /column "customr_id" not found in raw_orders \(did you mean "customer_id"\?\)/ }],
+    unchecked: ['orders', 'customers'],
+  },
+  {
+    name: 'misspelled qualified column',
+    edits: { 'models/marts/orders.sql': replace('    o.status,', '    o.statuss,') },
+    errors: [{ file: 'models/marts/orders.sql', line: 20, col: 5, message: /column "statuss" not found in stg_orders \(did you mean "status"\?\)/ }],
+  },
+  {
+    name: 'column removed upstream',
+    edits: { 'models/staging/stg_orders.sql': replace('    cast(order_date as date) as order_date,\n    status', '    cast(order_date as date) as order_date') },
+    errors: [{ file: 'models/marts/orders.sql', line: 20, message: /column "status" not found in stg_orders/ }],
+  },
+  {
+    name: 'column renamed upstream breaks two models at once',
+    edits: { 'models/staging/stg_payments.sql': replace('as amount\n', 'as amount_usd\n') },
+    errors: [
+      { file: 'models/marts/customers.sql', line: 17, message: /column "amount" not found in stg_payments \(did you mean "amount_/ },
+      { file: 'models/marts/orders.sql', line: 7, message: /column "amount" not found in stg_payments/ },
+    ],
+  },
+  {
+    name: 'ambiguous column in a join',
+    edits: { 'models/marts/customers.sql': replace('        o.customer_id,\n        sum(p.amount)', '        o.customer_id,\n        max(order_id) as last_order,\n        sum(p.amount)') },
+    errors: [{ file: 'models/marts/customers.sql', line: 17, message: /column "order_id" is ambiguous/, hint: /o\.order_id|p\.order_id/ }],
+  },
+  {
+    name: 'wrong function arity',
+    edits: { 'models/staging/stg_customers.sql': replace('lower(email)', 'lower(email, 2)') },
+    errors: [{ file: 'models/staging/stg_customers.sql', line: 7, message: /lower\(VARCHAR, INTEGER_LITERAL\)/ }],
+    only: 'duckdb',
+  },
+  {
+    name: 'unknown function',
+    edits: { 'models/staging/stg_customers.sql': replace('lower(email)', 'lowerr(email)') },
+    errors: [{ file: 'models/staging/stg_customers.sql', line: 7, message: /lowerr/ }],
+  },
+  {
+    name: 'type mismatch in a comparison',
+    edits: { 'models/staging/stg_orders.sql': replace(">= cast('{{var \"start_date\"}}' as date)", '>= 20240101') },
+    errors: [{ file: 'models/staging/stg_orders.sql', line: 9, message: /compare|operator does not exist/i }],
+  },
+  {
+    name: 'type mismatch in an IN subquery',
+    edits: { 'models/marts/orders.sql': replace('left join order_payments as p on p.order_id = o.order_id', 'left join order_payments as p on p.order_id = o.order_id\nwhere o.order_date in (select status from {{ref "stg_orders"}})') },
+    errors: [{ file: 'models/marts/orders.sql', line: 29, message: /compare|operator does not exist/i }],
+  },
+  {
+    name: 'union with a different number of columns',
+    edits: { 'models/staging/stg_orders.sql': (t) => `${t.trimEnd()}\nunion all\nselect order_id, customer_id, cast(order_date as date) as order_date from {{ref "raw_orders"}}\n` },
+    errors: [{ file: 'models/staging/stg_orders.sql', line: 1, message: /same number of (result )?columns|each UNION query must have the same number of columns/i }],
+  },
+  {
+    name: 'aggregate without group by',
+    edits: { 'models/marts/customers.sql': replace('    group by customer_id\n', '') },
+    errors: [{ file: 'models/marts/customers.sql', line: 4, message: /GROUP BY/ }],
+  },
+  {
+    name: 'contract type mismatch',
+    edits: { 'models/marts/schema.yml': ORDERS_CONTRACT.replace('      - name: amount\n        data_type: decimal(38,2)', '      - name: amount\n        data_type: integer') },
+    errors: [{ file: 'models/marts/schema.yml', line: 21, message: /contract of orders: column "amount" is declared integer but the query returns DECIMAL\(38,2\)/ }],
+    only: 'duckdb',
+  },
+  {
+    name: 'contract column missing from the query',
+    edits: { 'models/marts/schema.yml': `${ORDERS_CONTRACT}      - name: discount\n        data_type: decimal(38,2)\n` },
+    errors: [{ file: 'models/marts/schema.yml', line: 23, message: /contract of orders: column "discount" is declared but the query does not return it/ }],
+  },
+  {
+    name: 'contract with an undeclared column',
+    edits: { 'models/marts/schema.yml': ORDERS_CONTRACT.replace('      - name: paypal_amount\n        data_type: decimal(38,2)\n', '') },
+    errors: [{ file: 'models/marts/schema.yml', line: 2, message: /undeclared column "paypal_amount"/ }],
+  },
+  {
+    name: 'error two hops downstream of a changed seed',
+    edits: { 'seeds/raw_payments.csv': replace('payment_id,order_id,payment_method,amount_cents', 'payment_id,order_id,payment_method,cents') },
+    errors: [{ file: 'models/staging/stg_payments.sql', line: 6, message: /column "amount_cents" not found in raw_payments/ }],
+    unchecked: ['orders', 'customers'],
+  },
+  {
+    name: 'misspelled column inside a CTE',
+    edits: { 'models/marts/customers.sql': replace('min(order_date)', 'min(order_datee)') },
+    errors: [{ file: 'models/marts/customers.sql', line: 5, col: 13, message: /column "order_datee" not found in stg_orders \(did you mean "order_date"\?\)/ }],
+  },
+  {
+    name: 'error in an ephemeral model',
+    edits: {
+      'models/staging/stg_orders.sql': (t) => `{{config materialized="ephemeral"}}\n${t.replace('    status\n', '    statu\n')}`,
+    },
+    errors: [{ file: 'models/staging/stg_orders.sql', line: 7, message: /column "statu" not found in raw_orders/ }],
+    unchecked: ['orders', 'customers'],
+  },
+  {
+    name: 'error in the consumer of an ephemeral model',
+    edits: {
+      'models/staging/stg_orders.sql': (t) => `{{config materialized="ephemeral"}}\n${t}`,
+      'models/marts/orders.sql': replace('    o.order_date,', '    o.order_day,'),
+    },
+    errors: [{ file: 'models/marts/orders.sql', line: 19, col: 5, message: /column "order_day" not found in stg_orders \(did you mean "order_date"\?\)/ }],
+  },
+  {
+    name: 'error in the incremental branch',
+    edits: {
+      'models/marts/orders.sql': (t) =>
+        t.replace('{{config materialized="table"}}', '{{config materialized="incremental" unique_key="order_id"}}') +
+        '\n{{#if is_incremental}}\nwhere o.order_date > (select max(order_dat) from {{this}})\n{{/if}}\n',
+    },
+    errors: [{ file: 'models/marts/orders.sql', line: 31, message: /column "order_dat" not found/ }],
+  },
+  {
+    name: 'misspelled partial argument',
+    edits: { 'models/staging/stg_payments.sql': replace('column="amount_cents"', 'column="amount_cent"') },
+    errors: [{ file: 'models/staging/stg_payments.sql', line: 7, message: /column "amount_cent" not found in raw_payments \(did you mean "amount_cents"\?\)/ }],
+  },
+  {
+    name: 'two broken models in one run',
+    edits: {
+      'models/staging/stg_customers.sql': replace('    country,', '    contry,'),
+      'models/staging/stg_payments.sql': replace('    payment_method,', '    payment_mthod,'),
+    },
+    errors: [
+      { file: 'models/staging/stg_customers.sql', line: 8, message: /column "contry" not found in raw_customers \(did you mean "country"\?\)/ },
+      { file: 'models/staging/stg_payments.sql', line: 5, message: /column "payment_mthod" not found in raw_payments/ },
+    ],
+  },
+  {
+    name: 'unknown column in having',
+    edits: { 'models/marts/customers.sql': replace('    group by o.customer_id\n', '    group by o.customer_id\n    having sum(p.amont) > 0\n') },
+    errors: [{ file: 'models/marts/customers.sql', line: 21, message: /column "amont" not found in stg_payments \(did you mean "amount"\?\)/ }],
+  },
+  {
+    name: 'unknown type in a cast',
+    edits: { 'models/staging/stg_orders.sql': replace('    cast(order_date as date) as order_date,', '    cast(order_date as dat) as order_date,') },
+    errors: [{ file: 'models/staging/stg_orders.sql', line: 5, message: /dat/ }],
+  },
+  {
+    name: 'unknown column in order by',
+    edits: { 'models/marts/orders.sql': (t) => `${t.trimEnd()}\norder by o.order_idd\n` },
+    errors: [{ file: 'models/marts/orders.sql', line: 29, message: /column "order_idd" not found in stg_orders \(did you mean "order_id"\?\)/ }],
+  },
+  {
+    name: 'unknown column in a window function',
+    edits: { 'models/staging/stg_orders.sql': replace('    status\n', '    status,\n    row_number() over (partition by customerid order by order_date) as order_number\n') },
+    errors: [{ file: 'models/staging/stg_orders.sql', line: 7, message: /column "customerid" not found in raw_orders \(did you mean "customer_id"\?\)/ }],
+  },
+  {
+    name: 'syntax error',
+    edits: { 'models/staging/stg_customers.sql': replace('select\n', 'selec\n') },
+    errors: [{ file: 'models/staging/stg_customers.sql', line: 2, message: /syntax error/ }],
+  },
+  {
+    name: 'unknown column in a join condition',
+    edits: { 'models/marts/orders.sql': replace('on p.order_id = o.order_id', 'on p.order_id = o.orderid') },
+    errors: [{ file: 'models/marts/orders.sql', line: 28, message: /column "orderid" not found in stg_orders \(did you mean "order_id"\?\)/ }],
+  },
+  {
+    name: 'unknown column in a coalesce of a CTE',
+    edits: { 'models/marts/orders.sql': replace('coalesce(p.amount, 0) as amount', 'coalesce(p.amout, 0) as amount') },
+    errors: [{ file: 'models/marts/orders.sql', line: 26, col: 14, message: /column "amout" not found in order_payments/ }],
+  },
+];
