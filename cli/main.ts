@@ -3,6 +3,7 @@
 // Exit codes: 0 all passed, 1 a node failed, 2 bad usage or bad project.
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import path from 'node:path';
 import { ProjectError, RunError, formatDiagnostic } from '../core/errors.js';
 import { ETL_VERSION } from '../core/compiler/version.js';
 import type { Secrets } from '../core/project/secrets.js';
@@ -284,6 +285,41 @@ function buildProgram(): Command {
       for (const f of report.changed) console.log(`${opts.check ? 'would format' : 'formatted'} ${f}`);
       console.log(`${report.changed.length} of ${report.total} file${report.total === 1 ? '' : 's'} ${opts.check ? 'need formatting' : 'formatted'}`);
       if (opts.check && report.changed.length) process.exitCode = 1;
+    });
+
+  const docs = program.command('docs').description('the lineage docs site in target/docs');
+  addProjectOptions(docs.command('generate').description('write target/docs: a static site (works from file:// and any static host)'))
+    .option('--no-history', "leave out the run history kept in the target (no database is opened)")
+    .action(async (opts: GlobalOpts & { history: boolean }) => {
+      const { generateDocs } = await import('../core/docs/generate.js');
+      const t0 = performance.now();
+      const r = await generateDocs({ ...(await baseOptions(opts)), history: opts.history });
+      for (const w of r.warnings) console.error(`warning: ${w}`);
+      console.log(`Wrote the docs of ${r.nodes} node${r.nodes === 1 ? '' : 's'} to ${path.relative(process.cwd(), r.dir) || '.'} in ${((performance.now() - t0) / 1000).toFixed(2)}s; open ${path.join(path.relative(process.cwd(), r.dir) || '.', 'index.html')}`);
+    });
+  addProjectOptions(docs.command('serve').description('serve target/docs on 127.0.0.1 and regenerate it when project files change'))
+    .option('--port <n>', 'port to listen on (0: any free port)', (v: string) => (v === '0' ? 0 : positiveInt(v)), 8080)
+    .option('--no-history', "leave out the run history kept in the target")
+    .action(async (opts: GlobalOpts & { port: number; history: boolean }) => {
+      const { serveDocs } = await import('../core/docs/serve.js');
+      const server = await serveDocs({
+        ...(await baseOptions(opts)),
+        history: opts.history,
+        port: opts.port,
+        onGenerate: (r) => {
+          if (r instanceof Error) console.error(`docs not regenerated: ${r.message}`);
+          else {
+            for (const w of r.warnings) console.error(`warning: ${w}`);
+            console.log(`${new Date().toLocaleTimeString()} generated the docs of ${r.nodes} nodes`);
+          }
+        },
+      });
+      console.log(`Serving the docs at ${server.url} (Ctrl-C to stop)`);
+      await new Promise<void>((resolve) => {
+        const stop = () => void server.close().then(resolve);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
     });
 
   addProjectOptions(program.command('debug').description('show the resolved project and target, and test the connection')).action(async (opts: GlobalOpts) => {

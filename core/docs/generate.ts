@@ -1,0 +1,128 @@
+// `etl docs generate`: compiles the project, reads what target/ knows of its
+// last runs (run_results.json, catalog.json, lineage.json, sources.json and
+// the run history in the target), splits it for the site (split.ts) and writes
+// target/docs/: index.html, the front-end's assets (built by
+// core/docs/site/build.mjs into dist/docs-site/) and data/ (model.ts).
+//
+// The folder is written beside the old one and swapped in, so a reader (or
+// `docs serve`) sees the old site or the new one, never half of each.
+
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { compile, type CompileOptions } from '../api.js';
+import { RunError } from '../errors.js';
+import { splitDocs, type CatalogFile, type DocsInputs, type LineageFile, type RunResultsFile, type SiteData, type SourcesFile } from './split.js';
+
+export interface DocsGenerateOptions extends CompileOptions {
+  /** Read the run history from the target (default true). */
+  history?: boolean;
+}
+
+export interface DocsGenerateResult {
+  dir: string;
+  nodes: number;
+  warnings: string[];
+}
+
+/** Where `npm run build` put the site's assets (dist/docs-site), from this module in dist/ or in the sources. */
+export function siteAssetsDir(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    for (const candidate of [path.join(dir, 'docs-site'), path.join(dir, 'dist', 'docs-site')]) {
+      if (existsSync(path.join(candidate, 'app.js'))) return candidate;
+    }
+    dir = path.dirname(dir);
+  }
+  throw new RunError('the docs site assets are missing (dist/docs-site/app.js)\n  hint: run npm run build in the etl checkout');
+}
+
+function readJson<T>(file: string, warnings: string[]): T | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch (err) {
+    warnings.push(`${path.basename(file)} is not valid JSON (${(err as Error).message}); left out of the docs`);
+    return undefined;
+  }
+}
+
+export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGenerateResult> {
+  const { project, manifest } = await compile(options);
+  const target = project.targetPath;
+  const warnings: string[] = [];
+  const inputs: DocsInputs = {
+    manifest,
+    runResults: readJson<RunResultsFile>(path.join(target, 'run_results.json'), warnings),
+    catalog: readJson<CatalogFile>(path.join(target, 'catalog.json'), warnings),
+    lineage: readJson<LineageFile>(path.join(target, 'lineage.json'), warnings),
+    sources: readJson<SourcesFile>(path.join(target, 'sources.json'), warnings),
+  };
+  if (options.history !== false) {
+    const { readRunHistory } = await import('./history.js');
+    const { history, warning } = await readRunHistory(project);
+    if (warning) warnings.push(warning);
+    inputs.history = history;
+  }
+  const data = splitDocs(inputs);
+  const dir = path.join(target, 'docs');
+  await writeSite(dir, data);
+  return { dir, nodes: data.nodes.length, warnings };
+}
+
+/** A data file: a classic script handing its payload to the page (file://-safe, unlike fetch). */
+export function dataScript(key: string, value: unknown): string {
+  return `etlDocs(${JSON.stringify(key)},${JSON.stringify(value)});\n`;
+}
+
+/** Node data files are written this many at a time. */
+const WRITE_BATCH = 256;
+
+export async function writeSite(dir: string, data: SiteData, assets = siteAssetsDir()): Promise<void> {
+  const tmp = `${dir}.${process.pid}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(path.join(tmp, 'data', 'nodes'), { recursive: true });
+  try {
+    cpSync(assets, path.join(tmp, 'assets'), { recursive: true });
+    // The stamp keeps a browser (or a static host's cache) from mixing two generations' files.
+    const stamp = Date.parse(data.index.generated_at).toString(36);
+    const html = readFileSync(path.join(assets, 'index.html'), 'utf8').replaceAll('__STAMP__', stamp).replaceAll('__PROJECT__', escapeHtml(data.index.project));
+    writeFileSync(path.join(tmp, 'index.html'), html);
+    rmSync(path.join(tmp, 'assets', 'index.html'));
+    writeFileSync(path.join(tmp, 'data', 'index.js'), dataScript('index', data.index));
+    writeFileSync(path.join(tmp, 'data', 'search.js'), dataScript('search', data.search));
+    for (let i = 0; i < data.nodes.length; i += WRITE_BATCH) {
+      const batch: Array<Promise<void>> = [];
+      for (let j = i; j < Math.min(i + WRITE_BATCH, data.nodes.length); j++) {
+        batch.push(writeFile(path.join(tmp, 'data', 'nodes', `${j}.js`), dataScript(`n${j}`, data.nodes[j])));
+      }
+      await Promise.all(batch);
+    }
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new RunError(`Could not write ${dir}: ${(err as Error).message}\n  hint: make sure target/ is writable`);
+  }
+  const old = `${dir}.${process.pid}.old`;
+  if (existsSync(dir)) renameSync(dir, old);
+  renameSync(tmp, dir);
+  rmSync(old, { recursive: true, force: true });
+  // Leftovers of a generate that was killed (not of one still running beside this one).
+  for (const entry of readdirSync(path.dirname(dir))) {
+    const m = /^docs\.(\d+)\.(tmp|old)$/.exec(entry);
+    if (m && !isRunning(Number(m[1]))) rmSync(path.join(path.dirname(dir), entry), { recursive: true, force: true });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

@@ -1,0 +1,341 @@
+// Lineage graphs: the neighbourhood of a node (levels up and down), the whole
+// project clustered by folder or tag, and the paths between two nodes. Only
+// what is shown is laid out (dagre, loaded with the first graph), so a graph
+// costs the same at 100 models as at 10,000. Drawn as SVG: every node is a
+// focusable link with a label, and the view pans and zooms by pointer, wheel,
+// buttons and keyboard.
+
+import { h, svg } from './dom.js';
+import { loadScript, type Site } from './data.js';
+import { nodeHref } from './routes.js';
+import { createSearchBox } from './search.js';
+import { isCurrent } from './routes.js';
+
+/** The most nodes drawn in one graph; beyond it the view says what it left out. */
+export const GRAPH_CAP = 300;
+
+interface LayoutOut {
+  width: number;
+  height: number;
+  nodes: Map<string, { x: number; y: number; width: number; height: number }>;
+  edges: Array<{ from: string; to: string; points: Array<{ x: number; y: number }> }>;
+}
+type Layout = (input: { nodes: Array<{ id: string; width: number; height: number }>; edges: Array<{ from: string; to: string }>; direction?: 'LR' | 'TB' }) => LayoutOut;
+
+export async function layoutLib(): Promise<Layout> {
+  await loadScript('assets/graph.js', 'etlLayout');
+  return (window as unknown as { etlLayout: Layout }).etlLayout;
+}
+
+export interface GraphNode {
+  id: string;
+  label: string;
+  /** CSS classes: kind-model, status-error, center, on-path... */
+  classes: string;
+  href: string;
+  title: string;
+}
+
+export interface GraphSpec {
+  nodes: GraphNode[];
+  edges: Array<{ from: string; to: string; classes?: string }>;
+  label: string;
+}
+
+const CHAR_W = 7.2;
+const NODE_H = 30;
+
+function shorten(label: string, max = 34): string {
+  return label.length > max ? `${label.slice(0, max - 1)}…` : label;
+}
+
+/** Draws a laid-out graph with pan and zoom; returns the element. */
+export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
+  const layout = await layoutLib();
+  const sizes = new Map(spec.nodes.map((n) => [n.id, { id: n.id, width: Math.max(70, Math.min(34, n.label.length) * CHAR_W + 24), height: NODE_H }]));
+  const out = layout({ nodes: [...sizes.values()], edges: spec.edges });
+  const edgeClass = new Map(spec.edges.map((e) => [`${e.from}\u0000${e.to}`, e.classes ?? '']));
+  const viewport = svg('g', { class: 'viewport' });
+  const edgeLayer = svg('g', { class: 'edges', 'aria-hidden': 'true' });
+  for (const e of out.edges) {
+    const d = e.points.map((p, k) => `${k ? 'L' : 'M'}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join('');
+    edgeLayer.append(svg('path', { d, class: `edge ${edgeClass.get(`${e.from}\u0000${e.to}`) ?? ''}`, 'marker-end': 'url(#arrow)' }));
+  }
+  const nodeLayer = svg('g', { class: 'nodes' });
+  for (const n of spec.nodes) {
+    const p = out.nodes.get(n.id)!;
+    const g = svg(
+      'a',
+      { href: n.href, class: `gnode ${n.classes}`, transform: `translate(${(p.x - p.width / 2).toFixed(1)},${(p.y - p.height / 2).toFixed(1)})`, 'aria-label': n.title, 'data-id': n.id },
+      svg('title', null, n.title),
+      svg('rect', { width: p.width, height: p.height, rx: 6 }),
+      svg('text', { x: 12, y: 19 }, shorten(n.label)),
+    );
+    nodeLayer.append(g);
+  }
+  viewport.append(edgeLayer, nodeLayer);
+  const defs = svg('defs', null, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, svg('path', { d: 'M0,0L10,5L0,10z', class: 'arrowhead' })));
+  const root = svg('svg', { class: 'graph', role: 'group', 'aria-label': `${spec.label}. Arrow keys pan, + and - zoom, 0 fits.`, tabindex: '0', style: `height:min(65vh,${Math.max(180, Math.round(out.height) + 60)}px)` }, defs, viewport) as SVGSVGElement;
+  const wrap = h('div', { class: 'graph-wrap' });
+  const view = { x: 0, y: 0, k: 1 };
+  const apply = () => viewport.setAttribute('transform', `translate(${view.x.toFixed(1)},${view.y.toFixed(1)}) scale(${view.k.toFixed(4)})`);
+  const fit = () => {
+    const w = root.clientWidth || 800;
+    const hgt = root.clientHeight || 400;
+    view.k = Math.min(1.4, Math.max(0.05, Math.min(w / (out.width || 1), hgt / (out.height || 1))));
+    view.x = (w - out.width * view.k) / 2;
+    view.y = (hgt - out.height * view.k) / 2;
+    apply();
+  };
+  const zoom = (factor: number, cx?: number, cy?: number) => {
+    const w = root.clientWidth || 800;
+    const hgt = root.clientHeight || 400;
+    const px = cx ?? w / 2;
+    const py = cy ?? hgt / 2;
+    const k = Math.min(4, Math.max(0.03, view.k * factor));
+    view.x = px - ((px - view.x) * k) / view.k;
+    view.y = py - ((py - view.y) * k) / view.k;
+    view.k = k;
+    apply();
+  };
+  root.addEventListener('wheel', (e) => {
+    e.preventDefault();
+    const r = root.getBoundingClientRect();
+    zoom(Math.exp(-e.deltaY * 0.0015), e.clientX - r.left, e.clientY - r.top);
+  }, { passive: false });
+  let drag: { x: number; y: number; vx: number; vy: number; moved: boolean; id: number } | undefined;
+  root.addEventListener('pointerdown', (e) => {
+    if (e.button !== 0) return;
+    drag = { x: e.clientX, y: e.clientY, vx: view.x, vy: view.y, moved: false, id: e.pointerId };
+  });
+  root.addEventListener('pointermove', (e) => {
+    if (!drag || drag.id !== e.pointerId) return;
+    const dx = e.clientX - drag.x;
+    const dy = e.clientY - drag.y;
+    if (!drag.moved && Math.hypot(dx, dy) < 4) return;
+    if (!drag.moved) root.setPointerCapture(e.pointerId);
+    drag.moved = true;
+    view.x = drag.vx + dx;
+    view.y = drag.vy + dy;
+    apply();
+  });
+  const endDrag = (e: PointerEvent) => {
+    if (drag?.moved) {
+      // A drag is not a click on the node it ended on.
+      const stop = (c: Event) => { c.preventDefault(); c.stopPropagation(); };
+      root.addEventListener('click', stop, { capture: true, once: true });
+      setTimeout(() => root.removeEventListener('click', stop, { capture: true }), 0);
+      root.releasePointerCapture(e.pointerId);
+    }
+    drag = undefined;
+  };
+  root.addEventListener('pointerup', endDrag);
+  root.addEventListener('pointercancel', endDrag);
+  root.addEventListener('keydown', (e) => {
+    if (e.target !== root) return;
+    const step = 60;
+    if (e.key === 'ArrowLeft') view.x += step;
+    else if (e.key === 'ArrowRight') view.x -= step;
+    else if (e.key === 'ArrowUp') view.y += step;
+    else if (e.key === 'ArrowDown') view.y -= step;
+    else if (e.key === '+' || e.key === '=') return zoom(1.25), e.preventDefault();
+    else if (e.key === '-') return zoom(0.8), e.preventDefault();
+    else if (e.key === '0') return fit(), e.preventDefault();
+    else return;
+    e.preventDefault();
+    apply();
+  });
+  const controls = h(
+    'div',
+    { class: 'graph-controls' },
+    h('button', { type: 'button', 'aria-label': 'Zoom in', onclick: () => zoom(1.25) }, '+'),
+    h('button', { type: 'button', 'aria-label': 'Zoom out', onclick: () => zoom(0.8) }, '−'),
+    h('button', { type: 'button', 'aria-label': 'Fit the graph to the view', onclick: fit }, 'Fit'),
+  );
+  wrap.append(root, controls);
+  // Fitted once the element has a size (after it is attached to the page).
+  requestAnimationFrame(fit);
+  return wrap;
+}
+
+/** Nodes within `up` levels upstream and `down` levels downstream, nearest first, at most cap. */
+export function neighbourhood(site: Site, center: number, up: number, down: number, cap = GRAPH_CAP): { nodes: number[]; truncated: boolean } {
+  const seen = new Set<number>([center]);
+  let truncated = false;
+  const walk = (next: (i: number) => number[], levels: number) => {
+    let frontier = [center];
+    for (let l = 0; l < levels && frontier.length; l++) {
+      const nextFrontier: number[] = [];
+      for (const i of frontier) {
+        for (const j of next(i)) {
+          if (seen.has(j)) continue;
+          if (seen.size >= cap) {
+            truncated = true;
+            return;
+          }
+          seen.add(j);
+          nextFrontier.push(j);
+        }
+      }
+      frontier = nextFrontier;
+    }
+  };
+  walk((i) => site.index.parents[i]!, up);
+  walk((i) => site.children[i]!, down);
+  return { nodes: [...seen], truncated };
+}
+
+export function nodeSpec(site: Site, ids: number[], extra: (i: number) => string = () => ''): GraphSpec {
+  const set = new Set(ids);
+  const nodes: GraphNode[] = ids.map((i) => ({
+    id: String(i),
+    label: site.index.names[i]!,
+    classes: `kind-${site.type(i)} ${site.index.status[i] ? `status-${site.index.status[i]}` : ''} ${extra(i)}`,
+    href: nodeHref(site, i),
+    title: `${site.type(i)} ${site.index.names[i]}${site.index.status[i] ? `, last run ${site.index.status[i]}` : ''}`,
+  }));
+  const edges: GraphSpec['edges'] = [];
+  for (const i of ids) for (const p of site.index.parents[i]!) if (set.has(p)) edges.push({ from: String(p), to: String(i) });
+  return { nodes, edges, label: '' };
+}
+
+function levelSelect(label: string, value: number, onChange: (v: number) => void): HTMLElement {
+  const id = `lvl-${label.replace(/\W+/g, '-').toLowerCase()}`;
+  const select = h('select', { id, onchange: (e: Event) => onChange(Number((e.target as HTMLSelectElement).value)) });
+  for (const v of [0, 1, 2, 3, 4, 5, 10, 99]) select.append(h('option', { value: v, selected: v === value }, v === 99 ? 'all' : String(v)));
+  return h('span', { class: 'field' }, h('label', { for: id }, label), select);
+}
+
+/** The lineage section of a node page: neighbourhood graph with level controls and a path finder. */
+export async function nodeLineage(site: Site, center: number, query: URLSearchParams, hrefWith: (q: URLSearchParams) => string): Promise<HTMLElement> {
+  const up = Number(query.get('up') ?? 2);
+  const down = Number(query.get('down') ?? 2);
+  const { nodes, truncated } = neighbourhood(site, center, up, down);
+  const spec = nodeSpec(site, nodes, (i) => (i === center ? 'center' : ''));
+  spec.label = `Lineage of ${site.index.names[center]}: ${nodes.length} nodes, ${up} levels up and ${down} down`;
+  const set = (k: string, v: number) => {
+    const q = new URLSearchParams(query);
+    q.set(k, String(v));
+    q.set('focus', 'keep');
+    location.hash = hrefWith(q).slice(1);
+  };
+  const picker = createSearchBox(site, {
+    id: 'path-to',
+    label: 'Highlight the paths from this node to another node',
+    placeholder: 'Paths to…',
+    nodesOnly: true,
+    onPick: (_href, r) => {
+      if (r.node !== undefined) location.hash = `/paths?from=${encodeURIComponent(site.index.ids[center]!)}&to=${encodeURIComponent(site.index.ids[r.node]!)}`;
+    },
+  });
+  const graph = await drawGraph(spec);
+  return h(
+    'div',
+    { class: 'lineage' },
+    h('div', { class: 'toolbar' }, levelSelect('Levels up', up, (v) => set('up', v)), levelSelect('Levels down', down, (v) => set('down', v)), picker.element),
+    truncated ? h('p', { class: 'muted' }, `Showing the nearest ${GRAPH_CAP} nodes; lower the levels to see a smaller part.`) : null,
+    graph,
+  );
+}
+
+/** Whole project: one box per folder (or tag), edges counting the models they link. */
+export async function renderProjectGraph(site: Site, view: HTMLElement, query: URLSearchParams, token: number): Promise<void> {
+  const by = query.get('by') === 'tag' ? 'tag' : 'folder';
+  const cluster = query.get('cluster');
+  const keyOf = (i: number): string => (by === 'folder' ? site.folder(i) : (site.tags(i)[0] ?? '(no tag)'));
+  const toolbar = h(
+    'div',
+    { class: 'toolbar' },
+    h('span', null, 'Cluster by '),
+    h('a', { href: '#/graph?by=folder', 'aria-current': by === 'folder' ? 'page' : null }, 'folder'),
+    ' · ',
+    h('a', { href: '#/graph?by=tag', 'aria-current': by === 'tag' ? 'page' : null }, 'tag'),
+  );
+  if (cluster !== null) {
+    const members: number[] = [];
+    for (let i = 0; i < site.size; i++) if (keyOf(i) === cluster) members.push(i);
+    const shown = members.slice(0, GRAPH_CAP);
+    const spec = nodeSpec(site, shown);
+    spec.label = `${by} ${cluster}: ${members.length} nodes`;
+    const graph = await drawGraph(spec);
+    if (!isCurrent(token)) return;
+    view.append(
+      h('h1', { tabindex: '-1' }, `${by === 'folder' ? 'Folder' : 'Tag'} ${cluster}`),
+      toolbar,
+      h('p', null, h('a', { href: `#/graph?by=${by}` }, `← all ${by}s`), ` · ${members.length} nodes`, members.length > GRAPH_CAP ? ` (the first ${GRAPH_CAP} drawn; `: '', members.length > GRAPH_CAP ? h('a', { href: `#/list?${by}=${encodeURIComponent(cluster)}` }, 'see the list') : '', members.length > GRAPH_CAP ? ')' : ''),
+      graph,
+    );
+    return;
+  }
+  const counts = new Map<string, number>();
+  const edgeCounts = new Map<string, number>();
+  for (let i = 0; i < site.size; i++) {
+    const k = keyOf(i);
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+    for (const p of site.index.parents[i]!) {
+      const pk = keyOf(p);
+      if (pk !== k) edgeCounts.set(`${pk}\u0000${k}`, (edgeCounts.get(`${pk}\u0000${k}`) ?? 0) + 1);
+    }
+  }
+  const keys = [...counts.keys()].sort().slice(0, GRAPH_CAP);
+  const keySet = new Set(keys);
+  const spec: GraphSpec = {
+    label: `Project ${site.index.project} by ${by}: ${counts.size} clusters`,
+    nodes: keys.map((k) => ({ id: k, label: `${k} (${counts.get(k)})`, classes: 'cluster', href: `#/graph?by=${by}&cluster=${encodeURIComponent(k)}`, title: `${by} ${k}, ${counts.get(k)} nodes` })),
+    edges: [...edgeCounts.keys()].map((e) => e.split('\u0000') as [string, string]).filter(([a, b]) => keySet.has(a) && keySet.has(b)).map(([from, to]) => ({ from, to })),
+  };
+  const graph = await drawGraph(spec);
+  if (!isCurrent(token)) return;
+  view.append(h('h1', { tabindex: '-1' }, `Project graph by ${by}`), toolbar, h('p', { class: 'muted' }, `${site.size} nodes in ${counts.size} ${by === 'folder' ? 'folders' : 'tags'}. Open a box to see its nodes.`), graph);
+}
+
+function reach(site: Site, start: number, next: (i: number) => number[]): Set<number> {
+  const seen = new Set<number>([start]);
+  const stack = [start];
+  while (stack.length) for (const j of next(stack.pop()!)) if (!seen.has(j)) seen.add(j), stack.push(j);
+  return seen;
+}
+
+/** The nodes on some path from a to b (either direction), and the edges between them. */
+export function pathsBetween(site: Site, a: number, b: number): Set<number> {
+  const on = new Set<number>();
+  for (const [from, to] of [[a, b], [b, a]] as const) {
+    const down = reach(site, from, (i) => site.children[i]!);
+    if (!down.has(to)) continue;
+    const up = reach(site, to, (i) => site.index.parents[i]!);
+    for (const i of down) if (up.has(i)) on.add(i);
+  }
+  return on;
+}
+
+export async function renderPathsPage(site: Site, view: HTMLElement, query: URLSearchParams, token: number): Promise<void> {
+  const a = site.byId.get(query.get('from') ?? '');
+  const b = site.byId.get(query.get('to') ?? '');
+  if (a === undefined || b === undefined) {
+    view.append(h('h1', { tabindex: '-1' }, 'Paths'), h('p', null, 'Open a node and pick the other end in "Paths to…".'));
+    return;
+  }
+  const on = pathsBetween(site, a, b);
+  const title = h('h1', { tabindex: '-1' }, `Paths between ${site.index.names[a]} and ${site.index.names[b]}`);
+  if (on.size === 0) {
+    view.append(title, h('p', null, 'No path: neither node is upstream of the other.'), h('p', null, h('a', { href: nodeHref(site, a) }, site.index.names[a]!), ' · ', h('a', { href: nodeHref(site, b) }, site.index.names[b]!)));
+    return;
+  }
+  // The paths, plus each path node's direct neighbours for context, dimmed.
+  const shown = new Set(on);
+  for (const i of on) for (const j of [...site.index.parents[i]!, ...site.children[i]!]) if (shown.size < GRAPH_CAP) shown.add(j);
+  const spec = nodeSpec(site, [...shown], (i) => `${on.has(i) ? 'on-path' : 'off-path'}${i === a || i === b ? ' center' : ''}`);
+  spec.edges = spec.edges.map((e) => ({ ...e, classes: on.has(Number(e.from)) && on.has(Number(e.to)) ? 'on-path' : 'off-path' }));
+  spec.label = `${on.size} nodes on the paths between ${site.index.names[a]} and ${site.index.names[b]}`;
+  const graph = await drawGraph(spec);
+  if (!isCurrent(token)) return;
+  const list = [...on].sort((x, y) => site.index.names[x]!.localeCompare(site.index.names[y]!));
+  view.append(
+    title,
+    h('p', { class: 'muted' }, `${on.size} nodes on the paths (highlighted); their other neighbours are dimmed.`),
+    graph,
+    h('h2', null, 'Nodes on the paths'),
+    h('ul', { class: 'node-list' }, list.map((i) => h('li', null, h('a', { href: nodeHref(site, i) }, site.index.names[i]!)))),
+  );
+}
+

@@ -1,0 +1,126 @@
+// core/docs: how the artifacts are split for the site (split.ts) and written
+// (generate.ts writeSite), on project-template's real compiled manifest.
+
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import vm from 'node:vm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compile } from '../core/api.js';
+import type { Manifest } from '../core/compiler/manifest.js';
+import { splitDocs, type LineageFile, type RunResultsFile } from '../core/docs/split.js';
+import { writeSite } from '../core/docs/generate.js';
+import { RESOURCE_TYPES } from '../core/docs/model.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+let dir: string;
+let manifest: Manifest;
+const lineage = JSON.parse(readFileSync(path.join(ROOT, 'tests/fixtures/docs/shop-lineage.json'), 'utf8')) as LineageFile;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'etl-docs-'));
+  cpSync(path.join(ROOT, 'project-template'), dir, { recursive: true });
+  ({ manifest } = await compile({ projectDir: dir }));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function result(unique_id: string, status: string, extra: Record<string, unknown> = {}) {
+  return { unique_id, status, timing: [{ name: 'execute', started_at: '2026-01-01T00:00:00Z', completed_at: '2026-01-01T00:00:01Z' }], thread_id: 'main', execution_time: 1, adapter_response: {}, message: status, failures: null, rows_affected: null, compiled_path: null, relation_name: null, ...extra };
+}
+
+describe('splitDocs', () => {
+  it('indexes every model, seed and source once, columnar, without tests', () => {
+    const { index, nodes } = splitDocs({ manifest });
+    const expected = Object.values(manifest.nodes).filter((n) => n.resource_type !== 'test').map((n) => n.unique_id).sort();
+    expect([...index.ids].sort()).toEqual(expected);
+    expect(nodes.map((n) => n.id)).toEqual(index.ids);
+    for (const key of ['names', 'types', 'folder', 'node_tags', 'materialized', 'status', 'parents'] as const) expect(index[key]).toHaveLength(index.ids.length);
+    const orders = index.ids.indexOf('model.shop.orders');
+    expect(index.names[orders]).toBe('orders');
+    expect(RESOURCE_TYPES[index.types[orders]!]).toBe('model');
+    expect(index.folders[index.folder[orders]!]).toBe('models/marts');
+    expect(index.tags[(index.node_tags[orders] as number[])[0]!]).toBe('marts');
+    expect(index.parents[orders]!.map((p) => index.ids[p]).sort()).toEqual(['model.shop.stg_orders', 'model.shop.stg_payments']);
+    expect(index.summary.counts).toEqual({ seed: 3, model: 5 });
+    expect(index.summary.tests).toBe(Object.values(manifest.nodes).filter((n) => n.resource_type === 'test').length);
+  });
+
+  it('puts columns, catalog types, tests and their results on the node they test', () => {
+    const notNull = Object.values(manifest.nodes).find((n) => n.resource_type === 'test' && n.attached_node === 'model.shop.orders' && n.column_name === 'order_id' && n.test_metadata?.name === 'not_null')!;
+    const { nodes, index } = splitDocs({
+      manifest,
+      catalog: { nodes: { 'model.shop.orders': { columns: { ORDER_ID: { type: 'INTEGER', index: 1 }, extra_col: { type: 'VARCHAR', index: 99, name: 'extra_col' } } } } },
+      runResults: { metadata: { generated_at: '2026-01-01T00:00:00Z', invocation_id: 'r1' }, elapsed_time: 3, results: [result('model.shop.orders', 'success', { rows_affected: 500, quarantined: 4 }), result(notNull.unique_id, 'fail', { failures: 7 })] } as RunResultsFile,
+    });
+    const orders = nodes.find((n) => n.id === 'model.shop.orders')!;
+    const orderId = orders.columns.find((c) => c.name === 'order_id')!;
+    expect(orderId.type).toBe('INTEGER');
+    expect(orderId.description).toBe('Primary key of the order.');
+    const tests = orderId.tests.map((k) => orders.tests[k]!);
+    expect(tests.map((t) => t.kind).sort()).toEqual(['not_null', 'unique']);
+    expect(tests.find((t) => t.kind === 'not_null')).toMatchObject({ status: 'fail', failures: 7 });
+    // A column only the engine knows of is listed after the declared ones.
+    expect(orders.columns.at(-1)).toMatchObject({ name: 'extra_col', type: 'VARCHAR', description: '' });
+    expect(orders.run).toMatchObject({ status: 'success', rows: 500, quarantined: 4 });
+    expect(index.summary.failing_tests).toEqual([expect.objectContaining({ name: notNull.name, failures: 7, column: 'order_id', node: index.ids.indexOf('model.shop.orders') })]);
+    expect(index.summary.quarantined).toEqual([{ node: index.ids.indexOf('model.shop.orders'), rows: 4 }]);
+    expect(index.summary.last_run).toMatchObject({ elapsed_time: 3, statuses: { success: 1, fail: 1 } });
+    // A singular test reads several models: it is listed on each.
+    const singular = Object.values(manifest.nodes).find((n) => n.resource_type === 'test' && !n.test_metadata && n.depends_on.nodes.length > 1);
+    if (singular) for (const id of singular.depends_on.nodes) expect(nodes.find((n) => n.id === id)!.tests.map((t) => t.name)).toContain(singular.name);
+  });
+
+  it('carries column lineage up and down, and inherited descriptions only where the model has none', () => {
+    const { nodes } = splitDocs({ manifest, lineage });
+    const stg = nodes.find((n) => n.id === 'model.shop.stg_payments')!;
+    const amount = stg.columns.find((c) => c.name === 'amount')!;
+    expect(amount.lineage).toEqual({ kind: 'transform', expression: 'CAST(amount_cents AS DECIMAL(16,2)) / 100', upstream: [{ node: 'seed.shop.raw_payments', column: 'amount_cents' }] });
+    expect(amount.downstream?.map((d) => `${d.node}.${d.column}`).sort()).toEqual(
+      ['model.shop.customers.lifetime_value', 'model.shop.orders.amount', 'model.shop.orders.bank_transfer_amount', 'model.shop.orders.credit_card_amount', 'model.shop.orders.gift_card_amount', 'model.shop.orders.paypal_amount'].sort(),
+    );
+    const customers = nodes.find((n) => n.id === 'model.shop.customers')!;
+    // project-template describes customers.first_name itself: its own text wins.
+    expect(customers.columns.find((c) => c.name === 'first_name')!.inherited).toBeUndefined();
+    const described = structuredClone(manifest);
+    described.nodes['model.shop.customers']!.columns.first_name!.description = '';
+    const inherited = splitDocs({ manifest: described, lineage }).nodes.find((n) => n.id === 'model.shop.customers')!.columns.find((c) => c.name === 'first_name')!;
+    expect(inherited.inherited).toEqual({ text: "Customer's first name.", from: { node: 'model.shop.stg_customers', column: 'first_name' } });
+    expect(customers.columns.find((c) => c.name === 'number_of_orders')!.lineage).toMatchObject({ kind: 'unresolved', reason: 'count(*) reads no column' });
+  });
+
+  it('builds a search index of distinct column names and description texts', () => {
+    const { search, index } = splitDocs({ manifest });
+    expect(new Set(search.columns).size).toBe(search.columns.length);
+    const customerId = search.columns.indexOf('customer_id');
+    expect(search.col_nodes[customerId]!.map((i) => index.names[i]).sort()).toEqual(['customers', 'orders', 'raw_customers', 'raw_orders', 'stg_customers', 'stg_orders']);
+    expect(new Set(search.texts).size).toBe(search.texts.length);
+    const t = search.texts.indexOf('Primary key of the order.');
+    const refs = search.text_refs[t]!;
+    const pairs: string[] = [];
+    for (let k = 0; k < refs.length; k += 2) pairs.push(`${index.names[refs[k] as number]}.${refs[k + 1]}`);
+    expect(pairs).toContain('orders.order_id');
+  });
+});
+
+describe('writeSite', () => {
+  it('writes one small data script per node, the index and the search index, and swaps the folder in whole', async () => {
+    const data = splitDocs({ manifest, lineage });
+    const out = path.join(dir, 'target', 'docs');
+    await writeSite(out, data);
+    expect(readdirSync(path.join(out, 'data', 'nodes')).sort()).toEqual(data.nodes.map((_, i) => `${i}.js`).sort());
+    const received: Record<string, unknown> = {};
+    const context = vm.createContext({ etlDocs: (k: string, v: unknown) => (received[k] = v) });
+    for (const f of ['data/index.js', 'data/search.js', 'data/nodes/0.js']) vm.runInContext(readFileSync(path.join(out, f), 'utf8'), context);
+    expect((received.index as { ids: string[] }).ids).toEqual(data.index.ids);
+    expect(received.search).toEqual(data.search);
+    expect(received.n0).toEqual(data.nodes[0]);
+    const html = readFileSync(path.join(out, 'index.html'), 'utf8');
+    expect(html).toContain('<title>shop · etl docs</title>');
+    expect(html).not.toMatch(/https?:\/\//);
+    expect(existsSync(path.join(out, 'assets', 'app.js'))).toBe(true);
+    // A second generation replaces the first entirely; nothing is left beside it.
+    await writeSite(out, { ...data, nodes: data.nodes.slice(0, 2), index: { ...data.index, ids: data.index.ids.slice(0, 2) } });
+    expect(readdirSync(path.join(out, 'data', 'nodes')).sort()).toEqual(['0.js', '1.js']);
+    expect(readdirSync(path.dirname(out)).filter((e) => e.startsWith('docs'))).toEqual(['docs']);
+  });
+});

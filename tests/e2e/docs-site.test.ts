@@ -1,0 +1,209 @@
+// The docs site of project-template in a real Chromium, opened from file://
+// and from `etl docs serve`: search a model, open it, read its columns, types
+// and tests, its lineage graph, click an upstream node, open a column's
+// lineage; no console error and no request to another host, ever.
+
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyTemplate, dbPathOf, killAll, REPO_ROOT, removeTempDirs, runCli, startCli, withDb } from './helpers.js';
+import { launchChromium, watchedPage, type WatchedPage } from './browser.js';
+
+let browser: Browser;
+let project: string;
+/** Engine types of the built project, by "table.column". */
+const engineTypes = new Map<string, string>();
+
+/** target/catalog.json from the built DuckDB file (until `etl docs generate` writes it itself). */
+async function writeCatalog(dir: string): Promise<void> {
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'target/manifest.json'), 'utf8')) as { nodes: Record<string, { alias: string; resource_type: string }> };
+  const rows = await withDb(dbPathOf(dir), (db) => db.rows(`select table_name, column_name, data_type, ordinal_position from information_schema.columns where table_schema = 'main'`));
+  const nodes: Record<string, { columns: Record<string, { type: string; index: number; name: string }> }> = {};
+  for (const [id, n] of Object.entries(manifest.nodes)) {
+    if (n.resource_type === 'test') continue;
+    for (const r of rows.filter((r) => r.table_name === n.alias)) {
+      (nodes[id] ??= { columns: {} }).columns[r.column_name as string] = { type: r.data_type as string, index: r.ordinal_position as number, name: r.column_name as string };
+      engineTypes.set(`${n.alias}.${r.column_name}`, r.data_type as string);
+    }
+  }
+  writeFileSync(path.join(dir, 'target/catalog.json'), JSON.stringify({ metadata: {}, nodes, sources: {} }));
+}
+
+beforeAll(async () => {
+  project = copyTemplate();
+  // customers.first_name loses its description (the lineage says where to inherit it from),
+  // and orders' description tries to run script: neither may work.
+  const marts = path.join(project, 'models/marts/schema.yml');
+  let yml = readFileSync(marts, 'utf8');
+  yml = yml.replace("      - name: first_name\n        description: Customer's first name.\n", '      - name: first_name\n');
+  yml = yml.replace(
+    'description: One row per order, with the amount paid by each payment method.',
+    'description: "One row per order, with the **amount** paid by each payment method. <script>window.__pwned = 1</script><img src=\\"https://tracker.example/pixel.png\\" alt=\\"pixel\\" onerror=\\"window.__pwned = 2\\"><a href=\\"javascript:window.__pwned=3\\">link</a>"',
+  );
+  writeFileSync(marts, yml);
+  const build = await runCli(['build'], { cwd: project });
+  expect(build.code, build.output).toBe(0);
+  await writeCatalog(project);
+  copyFileSync(path.join(REPO_ROOT, 'tests/fixtures/docs/shop-lineage.json'), path.join(project, 'target/lineage.json'));
+  const gen = await runCli(['docs', 'generate'], { cwd: project });
+  expect(gen.code, gen.output).toBe(0);
+  expect(gen.stdout).toMatch(/Wrote the docs of 8 nodes/);
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await killAll();
+  removeTempDirs();
+});
+
+async function heading(page: Page): Promise<string> {
+  return (await page.locator('main h1').first().textContent())?.trim() ?? '';
+}
+
+/** Waits until the page's h1 reads `text`. */
+async function waitForHeading(page: Page, text: string): Promise<void> {
+  await page.locator('main h1', { hasText: text }).first().waitFor();
+  expect(await heading(page)).toBe(text);
+}
+
+/** The walk every mode of the site must pass; `name` prefixes the screenshots. */
+async function walkSite(w: WatchedPage, url: string, name: string): Promise<void> {
+  const { page } = w;
+  await page.goto(url);
+  await waitForHeading(page, 'shop');
+  expect(await page.locator('.stats li', { hasText: 'Models' }).locator('strong').textContent()).toBe('5');
+  expect(await page.getByRole('region', { name: 'Last run', exact: true }).textContent()).toMatch(/No failures/);
+  await w.screenshot(`${name}-home`);
+
+  // Search, fuzzy (a letter missing), by keyboard.
+  await page.keyboard.press('/');
+  await page.keyboard.type('ordrs');
+  const options = page.locator('#search-results [role=option]');
+  await options.first().waitFor();
+  const labels = await options.locator('.label').allTextContents();
+  expect(labels).toContain('orders');
+  await w.screenshot(`${name}-search`);
+  const target = labels.indexOf('orders');
+  for (let k = 0; k < target; k++) await page.keyboard.press('ArrowDown');
+  expect(await page.locator('#search').getAttribute('aria-activedescendant')).toBe(await options.nth(target).getAttribute('id'));
+  await page.keyboard.press('Enter');
+  await waitForHeading(page, 'orders');
+
+  // Markdown rendered, script not run.
+  const description = page.locator('main .markdown').first();
+  expect(await description.locator('strong').textContent()).toBe('amount');
+  expect(await description.locator('script, img, a[href^="javascript"]').count()).toBe(0);
+  expect(await description.textContent()).toContain('pixel');
+  expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+
+  // Columns with engine types and tests.
+  const row = (column: string) => page.locator(`table.columns tr[data-column="${column}"]`);
+  expect(await page.locator('table.columns tbody tr').count()).toBe(9);
+  expect(await row('order_id').locator('td.type').textContent()).toBe(engineTypes.get('orders.order_id'));
+  expect(await row('amount').locator('td.type').textContent()).toBe(engineTypes.get('orders.amount'));
+  expect(await row('order_id').locator('.badge.test').allTextContents()).toEqual(['unique', 'not_null']);
+  expect(await row('customer_id').locator('.badge.test').allTextContents()).toEqual(['not_null', 'relationships']);
+  expect((await row('amount').locator('td.desc').textContent())?.trim()).toBe('Total amount paid for the order, all methods together.');
+  expect(await page.locator('#sec-tests tbody tr').count()).toBe(11);
+
+  // Its lineage graph: two levels up, nothing downstream.
+  const graphNodes = page.locator('#sec-lineage svg.graph a.gnode');
+  await graphNodes.first().waitFor();
+  expect((await graphNodes.locator('text').allTextContents()).sort()).toEqual(['orders', 'raw_orders', 'raw_payments', 'stg_orders', 'stg_payments']);
+  expect(await page.locator('#sec-lineage svg.graph a.gnode.center text').textContent()).toBe('orders');
+  expect(await page.locator('#sec-lineage svg.graph path.edge').count()).toBe(4);
+  // One level up leaves out the seeds.
+  await page.selectOption('#lvl-levels-up', '1');
+  await page.locator('#sec-lineage svg.graph a.gnode', { hasText: 'raw_orders' }).waitFor({ state: 'detached' });
+  expect((await page.locator('#sec-lineage svg.graph a.gnode text').allTextContents()).sort()).toEqual(['orders', 'stg_orders', 'stg_payments']);
+  await w.screenshot(`${name}-orders`);
+
+  // Click an upstream node in the graph.
+  await page.locator('#sec-lineage svg.graph a.gnode', { hasText: 'stg_orders' }).click();
+  await waitForHeading(page, 'stg_orders');
+  expect((await page.locator('#sec-lineage svg.graph a.gnode text').allTextContents()).sort()).toEqual(['customers', 'orders', 'raw_orders', 'stg_orders']);
+
+  // A column's lineage: its upstream and downstream columns, the transformation shown.
+  await page.getByRole('link', { name: 'Column lineage of order_date' }).click();
+  await waitForHeading(page, 'stg_orders.order_date');
+  expect(await page.locator('main').textContent()).toContain('Computed from its upstream columns');
+  expect(await page.locator('pre.expression').textContent()).toBe('CAST(order_date AS DATE)');
+  const colNodes = (await page.locator('svg.graph a.gnode text').allTextContents()).sort();
+  expect(colNodes).toEqual(['customers.first_order', 'customers.most_recent_order', 'orders.order_date', 'raw_orders.order_date', 'stg_orders.order_date']);
+  await w.screenshot(`${name}-column`);
+
+  // Inherited description, and where it came from.
+  await page.goto(`${url}#/n/model.shop.customers`);
+  await waitForHeading(page, 'customers');
+  const firstName = page.locator('table.columns tr[data-column="first_name"] td.desc');
+  expect((await firstName.innerText()).replace(/\s+/g, ' ').trim()).toBe("Customer's first name. Inherited from stg_customers.first_name");
+  await page.goto(`${url}#/c/model.shop.customers/number_of_orders`);
+  await waitForHeading(page, 'customers.number_of_orders');
+  expect(await page.locator('main').textContent()).toContain('Could not be resolved: count(*) reads no column.');
+
+  // Paths between two nodes, and the whole project by folder.
+  await page.goto(`${url}#/paths?from=seed.shop.raw_payments&to=model.shop.customers`);
+  await waitForHeading(page, 'Paths between raw_payments and customers');
+  expect((await page.locator('svg.graph a.gnode.on-path text').allTextContents()).sort()).toEqual(['customers', 'raw_payments', 'stg_payments']);
+  await page.goto(`${url}#/graph`);
+  await waitForHeading(page, 'Project graph by folder');
+  expect((await page.locator('svg.graph a.gnode text').allTextContents()).sort()).toEqual(['models/marts (2)', 'models/staging (3)', 'seeds (3)']);
+  await w.screenshot(`${name}-project-graph`);
+
+  expect(w.errors).toEqual([]);
+  expect(w.outside).toEqual([]);
+}
+
+describe('docs site of project-template', () => {
+  it('works from file://', async () => {
+    const index = path.join(project, 'target/docs/index.html');
+    const w = await watchedPage(browser, (u) => u.startsWith('file://'));
+    try {
+      await walkSite(w, pathToFileURL(index).href, 'file');
+      // Only the site's own files were read, each node's data file on its own.
+      expect(w.requests.every((u) => u.startsWith(pathToFileURL(path.join(project, 'target/docs')).href))).toBe(true);
+      expect(w.requests.some((u) => /data\/nodes\/\d+\.js/.test(u))).toBe(true);
+    } finally {
+      await w.context.close();
+    }
+  });
+
+  it('works from etl docs serve, which regenerates when a project file changes', async () => {
+    const server = startCli(['docs', 'serve', '--port', '0'], { cwd: project });
+    await server.waitForOutput(/Serving the docs at (http:\/\/127\.0\.0\.1:\d+\/)/);
+    const url = /Serving the docs at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(server.stdout)![1]!;
+    const w = await watchedPage(browser, (u) => u.startsWith(url));
+    try {
+      await walkSite(w, url, 'serve');
+      // A description changes: the next page load shows it.
+      const staging = path.join(project, 'models/staging/schema.yml');
+      writeFileSync(staging, readFileSync(staging, 'utf8').replace('One row per order placed on or after the start_date var.', 'Orders since start_date, regenerated.'));
+      // Served files are read per request: poll the node's data file until the new text is there.
+      const stgOrders = JSON.parse(/^etlDocs\("index",(.*)\);\n$/s.exec(await (await fetch(`${url}data/index.js`)).text())![1]!).ids.indexOf('model.shop.stg_orders') as number;
+      for (;;) {
+        if ((await (await fetch(`${url}data/nodes/${stgOrders}.js`)).text()).includes('regenerated')) break;
+        if (server.exited) throw new Error(server.stdout + server.stderr);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await w.page.goto(`${url}#/n/model.shop.stg_orders`);
+      await w.page.reload();
+      await waitForHeading(w.page, 'stg_orders');
+      expect((await w.page.locator('main .markdown').first().textContent())?.trim()).toBe('Orders since start_date, regenerated.');
+      // Phone width: readable, nothing wider than the screen but scrollable tables and the graph.
+      await w.page.setViewportSize({ width: 390, height: 844 });
+      await w.page.goto(`${url}#/n/model.shop.customers`);
+      await waitForHeading(w.page, 'customers');
+      expect(await w.page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      await w.screenshot('serve-phone-customers');
+      expect(w.errors).toEqual([]);
+      expect(w.outside).toEqual([]);
+    } finally {
+      await w.context.close();
+      if (process.env.DEBUG_DOCS) console.log(server.stdout, server.stderr);
+      server.kill();
+    }
+  });
+});
