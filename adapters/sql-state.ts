@@ -5,7 +5,7 @@
 // etl_meta is versioned from day one: numbered migrations, applied in order,
 // each recorded in etl_meta.schema_version.
 
-import type { NodeRunRecord, RunRecord, StateRecord, StateStore, StateTables } from '../core/state/state.js';
+import type { NodeRunRecord, RunHistory, RunRecord, StateRecord, StateStore, StateTables } from '../core/state/state.js';
 import { relationKey } from '../core/state/state.js';
 import type { AdapterSession, Relation } from './adapter.js';
 import type { Dialect } from './dialect.js';
@@ -178,6 +178,31 @@ export class SqlStateStore implements StateStore {
     );
     out.runs = await session.query(`select run_id, command, target, status, cast(started_at as varchar) as started_at, cast(finished_at as varchar) as finished_at from ${t('runs')} order by started_at desc limit 10`);
     return out;
+  }
+
+  async history(session: AdapterSession, limits: { runs: number; perNode: number }): Promise<RunHistory | undefined> {
+    const exists = await session.query(`select count(*) from information_schema.tables where table_schema = $1 and table_name = 'node_runs'`, [META_SCHEMA]);
+    if (Number(exists.rows[0]?.[0] ?? 0) === 0) return undefined;
+    const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
+    const runs = await session.query(`select run_id, command, status, cast(started_at as varchar), cast(finished_at as varchar) from ${t('runs')} order by started_at desc limit $1`, [limits.runs]);
+    const nodeRuns = await session.query(
+      `select run_id, unique_id, relation, status, cast(started_at as varchar), cast(finished_at as varchar), rows_affected, message from (` +
+        `select *, row_number() over (partition by unique_id order by started_at desc) as n from ${t('node_runs')}) as r where n <= $1 order by unique_id, started_at desc`,
+      [limits.perNode],
+    );
+    return {
+      runs: runs.rows.map((r) => ({ run_id: String(r[0]), command: String(r[1] ?? ''), status: String(r[2] ?? ''), started_at: text(r[3]), finished_at: text(r[4]) })),
+      node_runs: nodeRuns.rows.map((r) => ({
+        run_id: String(r[0]),
+        unique_id: String(r[1]),
+        relation: text(r[2]),
+        status: String(r[3] ?? ''),
+        started_at: text(r[4]),
+        finished_at: text(r[5]),
+        rows_affected: r[6] === null || r[6] === undefined ? null : Number(r[6]),
+        message: String(r[7] ?? ''),
+      })),
+    };
   }
 }
 

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifest.js';
 import type { NodeResult } from '../runner/events.js';
 import type { FreshnessResult } from '../data-tests/freshness.js';
+import type { RunHistory } from '../state/state.js';
 import { RESOURCE_TYPES, type HomeSummary, type SearchIndex, type SiteColumn, type SiteIndex, type SiteNode, type SiteTest, type TestSummary } from './model.js';
 
 export interface RunResultsFile {
@@ -44,22 +45,6 @@ export interface LineageFile {
 
 export interface SourcesFile {
   results: FreshnessResult[];
-}
-
-export interface NodeRunRow {
-  run_id: string;
-  unique_id: string;
-  status: string;
-  started_at: string | null;
-  finished_at: string | null;
-  rows_affected: number | null;
-  message: string;
-}
-
-export interface RunHistory {
-  runs: Array<{ run_id: string; command: string; status: string; started_at: string | null; finished_at: string | null }>;
-  /** Newest first. */
-  node_runs: NodeRunRow[];
 }
 
 export interface DocsInputs {

@@ -52,6 +52,13 @@ export interface NodeRunRecord {
   message: string;
 }
 
+/** The recent run history (the docs site shows it), newest first. */
+export interface RunHistory {
+  runs: Array<{ run_id: string; command: string; status: string; started_at: string | null; finished_at: string | null }>;
+  /** The last runs of each node, newest first per node. */
+  node_runs: Array<NodeRunRecord & { run_id: string }>;
+}
+
 /** What `etl state show` prints: tables by name. */
 export type StateTables = Record<string, { columns: string[]; rows: unknown[][] }>;
 
@@ -66,6 +73,8 @@ export interface StateStore {
   /** Starts of the batches of `relation` that succeeded. */
   finishedBatches(session: AdapterSession, relation: Relation): Promise<Set<string>>;
   read(session: AdapterSession): Promise<StateTables>;
+  /** The last `runs` runs and the last `perNode` runs of each node; undefined when there is no store yet. Read only. */
+  history?(session: AdapterSession, limits: { runs: number; perNode: number }): Promise<RunHistory | undefined>;
 }
 
 /** The key a relation's state is kept under. */

@@ -76,6 +76,8 @@ async function walkSite(w: WatchedPage, url: string, name: string): Promise<void
   await waitForHeading(page, 'shop');
   expect(await page.locator('.stats li', { hasText: 'Models' }).locator('strong').textContent()).toBe('5');
   expect(await page.getByRole('region', { name: 'Last run', exact: true }).textContent()).toMatch(/No failures/);
+  // The run history the target keeps: the build of beforeAll.
+  expect(await page.getByRole('region', { name: 'Run history' }).locator('tbody tr').first().textContent()).toMatch(/build\s*success/);
   await w.screenshot(`${name}-home`);
 
   // Search, fuzzy (a letter missing), by keyboard.
