@@ -1,7 +1,8 @@
 // Resolves a node's config from its three sources, lowest first:
 // etl.yml folder defaults < properties yml `config:` < {{config}} in the
 // template. {{config}} values are read from the syntax tree without rendering;
-// they may be literals or subexpressions of var, env_var and list.
+// they may be literals or subexpressions of var, env_var and list. Then
+// validates the result: combinations of keys that cannot work.
 
 import { closestMatch, type Diagnostic } from '../errors.js';
 import { asList, mergeConfig } from '../project/load.js';
@@ -117,6 +118,37 @@ export function finalizeConfig(input: NodeConfigInput, defaultMaterialization: M
   }
   if (out.materialized === 'incremental' && !out.incremental_strategy) {
     out.incremental_strategy = out.unique_key ? 'merge' : 'append';
+  }
+  return out;
+}
+
+/** Combinations of config keys that cannot work, found before anything runs. */
+export function validateConfig(config: NodeConfig): Array<{ message: string; hint?: string }> {
+  const out: Array<{ message: string; hint?: string }> = [];
+  const strategy = config.incremental_strategy;
+  if (config.materialized === 'incremental') {
+    if ((strategy === 'merge' || strategy === 'delete+insert') && !config.unique_key) {
+      out.push({ message: `incremental_strategy ${strategy} needs unique_key`, hint: `{{config materialized="incremental" incremental_strategy="${strategy}" unique_key="id"}}` });
+    }
+    if (strategy === 'microbatch') {
+      for (const key of ['event_time', 'batch_size', 'begin'] as const) {
+        if (config[key] === undefined) out.push({ message: `microbatch needs ${key}`, hint: '{{config materialized="incremental" incremental_strategy="microbatch" event_time="created_at" batch_size="day" begin="2024-01-01"}}' });
+      }
+      if (config.begin !== undefined && Number.isNaN(new Date(/^\d{4}-\d{2}-\d{2}$/.test(String(config.begin)) ? `${config.begin}T00:00:00Z` : String(config.begin)).getTime())) {
+        out.push({ message: `begin "${config.begin}" is not a date`, hint: 'write begin="2024-01-01"' });
+      }
+    }
+  } else if (strategy && config.materialized !== 'snapshot' && config.materialized !== 'test') {
+    out.push({ message: `incremental_strategy is set but the model is materialized as ${config.materialized}`, hint: 'add materialized="incremental"' });
+  }
+  if (config.materialized === 'snapshot') {
+    if (!config.unique_key) out.push({ message: 'a snapshot needs unique_key', hint: '{{config unique_key="id" strategy="timestamp" updated_at="updated_at"}}' });
+    if (!config.strategy) out.push({ message: 'a snapshot needs strategy="timestamp" or strategy="check"', hint: '{{config unique_key="id" strategy="timestamp" updated_at="updated_at"}}' });
+    if (config.strategy === 'timestamp' && !config.updated_at) out.push({ message: 'strategy timestamp needs updated_at', hint: 'updated_at="<column>"' });
+    if (config.strategy === 'check' && !config.check_cols) out.push({ message: 'strategy check needs check_cols', hint: 'check_cols="all" or check_cols=(list "a" "b")' });
+  }
+  if (config.quarantine && config.materialized !== 'table' && config.materialized !== 'incremental') {
+    out.push({ message: `quarantine needs a table or incremental model, not ${config.materialized}`, hint: 'set materialized="table"' });
   }
   return out;
 }
