@@ -22,6 +22,7 @@ export const MANIFEST_LAYOUT = '2';
 /** etl's own node fields, kept under `config.etl` in manifest.json. */
 interface NodeExtras {
   compiled_incremental_code?: string;
+  other_names?: string[];
   row_condition?: string;
   unit_test?: UnitTestPlan;
   /** Unit tests: the internal node's fields that UnitTestDefinition has no key for. */
@@ -34,10 +35,11 @@ const SEED_OMITS = ['refs', 'sources', 'compiled_code', 'compiled_path', 'langua
 
 /** One node as dbt writes it (Model, Seed, Snapshot, GenericTest, SingularTest). */
 export function dbtNode(node: ManifestNode): Json {
-  const { compiled_incremental_code, row_condition, unit_test, ...rest } = node;
+  const { compiled_incremental_code, other_names, row_condition, unit_test, ...rest } = node;
   const out: Json = rest;
   const extras: NodeExtras = {};
   if (compiled_incremental_code !== undefined) extras.compiled_incremental_code = compiled_incremental_code;
+  if (other_names !== undefined) extras.other_names = other_names;
   if (row_condition !== undefined) extras.row_condition = row_condition;
   if (unit_test !== undefined) extras.unit_test = unit_test;
   if (Object.keys(extras).length) out.config = { ...node.config, etl: extras };
@@ -61,6 +63,7 @@ function internalNode(json: Json): ManifestNode {
     const { etl, ...plain } = config;
     node.config = plain as ManifestNode['config'];
     if (etl.compiled_incremental_code !== undefined) node.compiled_incremental_code = etl.compiled_incremental_code;
+    if (etl.other_names !== undefined) node.other_names = etl.other_names;
     if (etl.row_condition !== undefined) node.row_condition = etl.row_condition;
     if (etl.unit_test !== undefined) node.unit_test = etl.unit_test;
   }

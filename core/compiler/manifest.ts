@@ -94,6 +94,8 @@ export interface ManifestNode {
   /** Tests: the node the test is about; its failure blocks that node's children. */
   attached_node?: string | null;
   column_name?: string | null;
+  /** Generic tests: other names --select accepts (the hashed alias, the name etl gave before it followed dbt's). */
+  other_names?: string[];
   /** Row-level generic tests: the predicate a passing row satisfies (for quarantine). */
   row_condition?: string;
   /** Unit tests: fixtures and expected rows (see core/data-tests/unit-tests.ts). */

@@ -13,6 +13,7 @@ import type { YamlFile, YamlPath } from '../project/yaml.js';
 import type { ManifestNode, ManifestSource, NodeConfig } from '../compiler/manifest.js';
 import { BUILTIN_TESTS, TEST_CONFIG_KEYS, type GenericTestInput } from './generic.js';
 import { parseThreshold } from './threshold.js';
+import { synthesizeTestNames, testIdHash, testModelKwarg } from './test-names.js';
 
 export interface CustomGenericTest {
   name: string;
@@ -37,6 +38,11 @@ interface Subject {
   uniqueId: string;
   /** Name used in test names: the model name, or source_table. */
   label: string;
+  /** Sources: the source's name (label is <source>_<table>); the table is `name`. */
+  source?: string;
+  name: string;
+  /** The model's tags (tests inherit them, as in dbt). */
+  tags: string[];
   relation: string;
   declaredColumns: Set<string>;
   yaml: YamlFile;
@@ -63,6 +69,8 @@ export function compileGenericTests(input: DataTestCompileInput): ManifestNode[]
           kind,
           uniqueId: node.unique_id,
           label: name,
+          name,
+          tags: node.config.tags,
           relation: node.relation_name,
           declaredColumns: new Set((props.columns ?? []).map((c) => c.name)),
           yaml: props.yaml,
@@ -83,6 +91,9 @@ export function compileGenericTests(input: DataTestCompileInput): ManifestNode[]
           kind: 'source',
           uniqueId: src.unique_id,
           label: `${source.name}_${table.name}`,
+          source: source.name,
+          name: table.name,
+          tags: src.tags,
           relation: src.relation_name,
           declaredColumns: new Set((table.columns ?? []).map((c) => c.name)),
           yaml: source.yaml,
@@ -96,17 +107,18 @@ export function compileGenericTests(input: DataTestCompileInput): ManifestNode[]
   }
 
   for (const { subject, props } of subjects) {
-    const entries: Array<{ entry: unknown; at: YamlPath; column?: string }> = [];
+    const entries: Array<{ entry: unknown; at: YamlPath; column?: string; columnTags?: string[] }> = [];
     const modelTests = props.data_tests ?? props.tests ?? [];
     const modelKey = props.data_tests ? 'data_tests' : 'tests';
     modelTests.forEach((entry, i) => entries.push({ entry, at: [...subject.yamlPath, modelKey, i] }));
     (props.columns ?? []).forEach((c, ci) => {
       const list = c.data_tests ?? c.tests ?? [];
       const key = c.data_tests ? 'data_tests' : 'tests';
-      list.forEach((entry, i) => entries.push({ entry, at: [...subject.yamlPath, 'columns', ci, key, i], column: c.name }));
+      const columnTags = c.tags === undefined ? [] : Array.isArray(c.tags) ? c.tags : [c.tags];
+      list.forEach((entry, i) => entries.push({ entry, at: [...subject.yamlPath, 'columns', ci, key, i], column: c.name, columnTags }));
     });
-    for (const { entry, at, column } of entries) {
-      const node = compileOne(input, subject, entry, at, column);
+    for (const { entry, at, column, columnTags } of entries) {
+      const node = compileOne(input, subject, entry, at, column, columnTags ?? []);
       if (!node) continue;
       const other = names.get(node.name);
       if (other) {
@@ -120,7 +132,7 @@ export function compileGenericTests(input: DataTestCompileInput): ManifestNode[]
   return out;
 }
 
-function compileOne(input: DataTestCompileInput, subject: Subject, entry: unknown, at: YamlPath, column: string | undefined): ManifestNode | undefined {
+function compileOne(input: DataTestCompileInput, subject: Subject, entry: unknown, at: YamlPath, column: string | undefined, columnTags: string[]): ManifestNode | undefined {
   const { errors, dialect, project } = input;
   const fail = (message: string, hint?: string, sub: YamlPath = []) => {
     errors.push(subject.yaml.diagnostic([...at, ...sub], message, hint));
@@ -233,9 +245,20 @@ function compileOne(input: DataTestCompileInput, subject: Subject, entry: unknow
   }
   if (config.limit !== undefined) sql = `select * from (\n${sql}\n) as etl_limited limit ${Number(config.limit)}`;
 
-  const name = typeof config.name === 'string' ? config.name : testNodeName(testName, subject.label, column, args);
+  // dbt's names (core/data-tests/test-names.ts): the full name, a hashed alias when it is long, an id with a hash.
+  const namingArgs = { ...args, ...(column ? { column_name: column } : {}) };
+  const synthesized = synthesizeTestNames(subject.kind === 'source' ? `source_${testName}` : testName, subject.label, namingArgs);
+  const custom_name = typeof config.name === 'string' ? config.name : undefined;
+  const name = custom_name ?? synthesized.name;
+  const alias = custom_name ?? synthesized.alias;
+  const kwargs: Record<string, unknown> = { ...namingArgs, model: testModelKwarg({ kind: subject.kind, name: subject.name, source: subject.source }) };
+  const testMetadata = { name: testName, kwargs, namespace: null };
+  // The names etl gave before it followed dbt's, still accepted by --select.
+  const otherNames = [...new Set([alias, testNodeName(testName, subject.label, column, args)])].filter((n) => n !== name);
   const auditSchema = `${project.target.schema}_etl_test__audit`;
-  const tags = config.tags === undefined ? [] : Array.isArray(config.tags) ? config.tags.map(String) : [String(config.tags)];
+  // As in dbt, a test carries its model's tags and its column's tags besides its own.
+  const ownTags = config.tags === undefined ? [] : Array.isArray(config.tags) ? config.tags.map(String) : [String(config.tags)];
+  const tags = [...new Set([...subject.tags, ...columnTags, ...ownTags])].sort();
   const nodeConfig: NodeConfig = {
     materialized: 'test',
     enabled: true,
@@ -251,9 +274,8 @@ function compileOne(input: DataTestCompileInput, subject: Subject, entry: unknow
     limit: config.limit as number | undefined,
     store_failures: (config.store_failures as boolean | undefined) ?? false,
   };
-  const kwargs: Record<string, unknown> = { ...args, ...(column ? { column_name: column } : {}), model: `{{ get_where_subquery(${subject.kind === 'source' ? 'source' : 'ref'}('${subject.label}')) }}` };
   return {
-    unique_id: `test.${project.name}.${name}`,
+    unique_id: `test.${project.name}.${name}.${testIdHash(name, testMetadata)}`,
     resource_type: 'test',
     package_name: project.name,
     name,
@@ -262,11 +284,11 @@ function compileOne(input: DataTestCompileInput, subject: Subject, entry: unknow
     fqn: [project.name, ...subject.folder, name],
     database: null,
     schema: auditSchema,
-    alias: name,
-    relation_name: nodeConfig.store_failures ? dialect.relation(auditSchema, name) : null,
+    alias,
+    relation_name: nodeConfig.store_failures ? dialect.relation(auditSchema, alias) : null,
     raw_code: `{{ test_${testName}(**${JSON.stringify(args)}) }}`,
     compiled_code: sql,
-    compiled_path: path.posix.join(project.compiledDir, subject.ymlFile, `${name}.sql`),
+    compiled_path: path.posix.join(project.compiledDir, subject.ymlFile, `${alias}.sql`),
     language: 'sql',
     depends_on: { nodes: [...dependsOn], macros: custom ? [`macro.${project.name}.test_${testName}`] : [] },
     refs: [],
@@ -278,15 +300,16 @@ function compileOne(input: DataTestCompileInput, subject: Subject, entry: unknow
     meta: nodeConfig.meta,
     checksum: { name: 'sha256', checksum: createHash('sha256').update(JSON.stringify([testName, subject.uniqueId, column ?? null, args, config])).digest('hex') },
     patch_path: null,
-    test_metadata: { name: testName, kwargs, namespace: null },
+    test_metadata: testMetadata,
+    ...(otherNames.length ? { other_names: otherNames } : {}),
     attached_node: subject.uniqueId,
     column_name: column ?? null,
     row_condition: failingRow,
   };
 }
 
-/** dbt's naming: test_model_column_args, shortened with a hash past 63 characters. */
-export function testNodeName(test: string, label: string, column: string | undefined, args: Record<string, unknown>): string {
+/** etl's names before it followed dbt's: kept so that selectors written for them still work. */
+function testNodeName(test: string, label: string, column: string | undefined, args: Record<string, unknown>): string {
   const flat: string[] = [];
   const walk = (v: unknown) => {
     if (Array.isArray(v)) v.forEach(walk);

@@ -332,7 +332,7 @@ class Evaluator {
     switch (part.method) {
       case 'fqn': {
         const name = globMatcher(v);
-        return take(this.nodes, (n) => name(n.name) || fqnMatches(n.fqn, v) || fqnMatches(n.fqn.slice(1), v));
+        return take(this.nodes, (n) => name(n.name) || !!n.other_names?.some(name) || fqnMatches(n.fqn, v) || fqnMatches(n.fqn.slice(1), v));
       }
       case 'tag': {
         const tag = globMatcher(v);

@@ -113,7 +113,7 @@ describe('a password given through env_var', () => {
     // It did connect as the role, with the URL that holds the password.
     expect((await admin.query(`select built_by from ${pgQuoteIdent(schema)}.ok order by id`)).rows).toEqual([{ built_by: role }, { built_by: role }]);
     expect(text.stdout).toMatch(/Error in model broken \(models\/broken\.sql\)\n\s+column "no_such_column" does not exist/);
-    expect(text.stdout).toMatch(/Failure in test accepted_values_ok_name_ann, on ok/);
+    expect(text.stdout).toMatch(/Failure in test accepted_values_ok_name__ann, on ok/);
     const json = await etl(dir, env, 'build', '--no-check', '--log-format', 'json');
     outputs.push(['etl build --log-format json', json]);
     expect(json.code, json.output).toBe(1);
