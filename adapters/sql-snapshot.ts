@@ -7,6 +7,7 @@
 
 import type { AdapterSession, SnapshotChange, SnapshotResult } from './adapter.js';
 import type { SqlEngine } from './sql-engine.js';
+import { selectBody } from './sql-text.js';
 import { transaction } from './transaction.js';
 
 interface SnapshotSql {
@@ -46,7 +47,7 @@ export async function applySnapshotSql(engine: SqlEngine, session: AdapterSessio
     const vf = versionStart(s, 'etl_src');
     const sql =
       `select etl_src.*, ${scdId(s, 'etl_src', vf)} as etl_scd_id, ${vf} as etl_updated_at, ${vf} as etl_valid_from, cast(null as timestamp) as etl_valid_to` +
-      `${deletions ? ', false as etl_is_deleted' : ''}\nfrom (\n${change.sql}\n) as etl_src`;
+      `${deletions ? ', false as etl_is_deleted' : ''}\nfrom (\n${selectBody(change.sql)}\n) as etl_src`;
     const staged = await engine.stageTable(session, relation, sql);
     const inserted = staged.rows ?? 0;
     try {

@@ -521,6 +521,12 @@ describe('with an in-memory DuckDB', () => {
       });
     });
 
+    it('a model ending in a semicolon (and a comment) runs batch by batch like any other', async () => {
+      const semi = node('mb', { incremental_strategy: 'microbatch', event_time: 'ts', batch_size: 'day', begin: '2024-01-01' }, `select * from main.events where ts >= '${BATCH_START}' and ts < '${BATCH_END}';\n-- done\n`);
+      expect(starts((await run(semi)).batches?.successful)).toHaveLength(5);
+      expect(await rows('select count(*) from main.mb')).toEqual([[5]]);
+    });
+
     it('the first run does every batch from begin to the batch holding now; the template bounds are filled in', async () => {
       const r = await run(mb());
       expect(starts(r.batches?.successful)).toEqual(['2024-01-01', '2024-01-02', '2024-01-03', '2024-01-04', '2024-01-05']);

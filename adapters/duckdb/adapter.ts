@@ -11,6 +11,7 @@ import { dialectFor } from '../dialect.js';
 import { SqlEngine } from '../sql-engine.js';
 import { ConnectionPool } from '../pool.js';
 import { traceSql } from '../trace.js';
+import { displayValue, previewSql } from '../display.js';
 
 /** DuckDB's catalog of temporary tables (one per connection). */
 const TEMP_CATALOG = 'temp';
@@ -204,10 +205,8 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   }
 
   async preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult> {
-    // Rows as DuckDB prints them (dates as dates, decimals with their scale).
-    const reader = await (session as DuckDbSession).connection.runAndReadAll(
-      `select * from (\n${selectSql}\n) as __etl_preview limit ${Math.max(0, Math.floor(limit))}`,
-    );
+    // Rows as DuckDB prints them (dates as dates, decimals with their scale): its value objects, not JS values.
+    const reader = await (session as DuckDbSession).connection.runAndReadAll(previewSql(selectSql, limit));
     return {
       columns: reader.columnNames(),
       types: reader.columnTypes().map((t) => t.toString()),
@@ -228,12 +227,4 @@ export function seedSelectSql(csvPath: string, options: SeedOptions): string {
   const types = typeEntries.length ? `, types = {${typeEntries.map(([c, t]) => `${d.quoteString(c)}: ${d.quoteString(t)}`).join(', ')}}` : '';
   const delimiter = options.delimiter ? `, delim = ${d.quoteString(options.delimiter)}` : '';
   return `select * from read_csv(${d.quoteString(csvPath)}, header = true, auto_detect = true${types}${delimiter})`;
-}
-
-/** A value as DuckDB prints it; integers that fit stay numbers (JSON-safe). */
-function displayValue(v: unknown): unknown {
-  if (v === null || v === undefined) return null;
-  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
-  if (typeof v === 'object') return String(v);
-  return v;
 }

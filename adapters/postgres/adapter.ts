@@ -11,6 +11,7 @@ import type { Adapter, AdapterCapabilities, AdapterSession, ColumnChange, Column
 import { dialectFor } from '../dialect.js';
 import { SqlEngine, TEMP_SUFFIX } from '../sql-engine.js';
 import { transaction } from '../transaction.js';
+import { previewRows } from '../display.js';
 import { connectionSettings, scrub, scrubError, type ConnectionSettings, type PostgresTarget } from './connection.js';
 import { inferCsvShape, inferCsvShapeInWorker, type CsvShape } from './csv-types.js';
 import { dependentViews, dropExistingSql, dropViewSql, existingRelation, recreateViewSql, type DependentView } from './dependents.js';
@@ -439,10 +440,8 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     });
   }
 
-  async preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult> {
-    const body = selectSql.trim().replace(/;\s*$/, '');
-    const r = await session.query(`select * from (\n${body}\n) as __etl_preview limit ${Math.max(0, Math.floor(limit))}`);
-    return { ...r, rows: r.rows.map((row) => (row as unknown[]).map(displayValue)) };
+  preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult> {
+    return previewRows(session, selectSql, limit);
   }
 
   protected override async swapInOpenTransaction(session: AdapterSession, tmp: Relation, relation: Relation): Promise<void> {
@@ -505,13 +504,4 @@ function checkName(relation: Relation): void {
       throw new Error(`"${part}" is longer than ${MAX_NAME_BYTES} bytes, the most Postgres allows in a name; set a shorter alias`);
     }
   }
-}
-
-/** Values as a person reads them: no Buffers, no objects. */
-function displayValue(v: unknown): unknown {
-  if (v === null || v === undefined) return null;
-  if (Buffer.isBuffer(v)) return `\\x${v.toString('hex')}`;
-  if (typeof v === 'bigint') return v.toString();
-  if (typeof v === 'object') return JSON.stringify(v);
-  return v;
 }

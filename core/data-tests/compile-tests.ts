@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Dialect } from '../../adapters/dialect.js';
+import { selectBody } from '../../adapters/sql-text.js';
 import { didYouMean, type Diagnostic } from '../errors.js';
 import type { Project, ResourceProperties, SourceDefinition } from '../project/load.js';
 import type { YamlFile, YamlPath } from '../project/yaml.js';
@@ -243,7 +244,7 @@ function compileOne(input: DataTestCompileInput, subject: Subject, entry: unknow
     }
     for (const dep of custom!.dependsOn) dependsOn.add(dep);
   }
-  if (config.limit !== undefined) sql = `select * from (\n${sql}\n) as etl_limited limit ${Number(config.limit)}`;
+  if (config.limit !== undefined) sql = `select * from (\n${selectBody(sql)}\n) as etl_limited limit ${Number(config.limit)}`;
 
   // dbt's names (core/data-tests/test-names.ts): the full name, a hashed alias when it is long, an id with a hash.
   const namingArgs = { ...args, ...(column ? { column_name: column } : {}) };

@@ -6,6 +6,7 @@
 // to catch late-arriving rows.
 
 import type { MaterializeResult } from '../../adapters/adapter.js';
+import { selectBody } from '../../adapters/sql-text.js';
 import { finishedBatches, recordState, type StateRecord } from '../state/state.js';
 import { relationOf, type MaterializationContext } from './materialization.js';
 import { wantsFullBuild, watermarkFor } from './incremental-state.js';
@@ -50,7 +51,7 @@ export function batchesBetween(from: Date, to: Date, size: BatchSize): Batch[] {
 function batchSql(code: string, eventTime: string, batch: Batch, quote: (s: string) => string): string {
   const filled = code.split(BATCH_START).join(batch[0]).split(BATCH_END).join(batch[1]);
   // The rows of a batch are only those in its interval, whatever the model's own filter.
-  return `select * from (\n${filled}\n) as etl_batch where ${quote(eventTime)} >= cast('${batch[0]}' as timestamp) and ${quote(eventTime)} < cast('${batch[1]}' as timestamp)`;
+  return `select * from (\n${selectBody(filled)}\n) as etl_batch where ${quote(eventTime)} >= cast('${batch[0]}' as timestamp) and ${quote(eventTime)} < cast('${batch[1]}' as timestamp)`;
 }
 
 export async function runMicrobatch(ctx: MaterializationContext): Promise<MaterializeResult> {

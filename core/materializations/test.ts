@@ -1,4 +1,5 @@
 import { testStatus } from '../data-tests/threshold.js';
+import { selectBody } from '../../adapters/sql-text.js';
 import { relationOf, type Materialization } from './materialization.js';
 
 /** Rows of a failing test shown in the log and JUnit report. */
@@ -12,7 +13,7 @@ const SAMPLE_ROWS = 5;
 export const test: Materialization = {
   run: async ({ adapter, session, node, manifest }) => {
     const sql = node.compiled_code;
-    const counted = await session.query(`select count(*) as failures from (\n${sql}\n) as etl_test`);
+    const counted = await session.query(`select count(*) as failures from (\n${selectBody(sql)}\n) as etl_test`);
     const failures = Number(counted.rows[0]?.[0] ?? 0);
     const status = testStatus(failures, node.config);
     const sample = failures > 0 ? await adapter.preview(session, sql, SAMPLE_ROWS) : undefined;

@@ -1,4 +1,5 @@
 import type { Materialization } from './materialization.js';
+import { selectBody } from '../../adapters/sql-text.js';
 
 /** Diff rows shown for a failing unit test. */
 const SAMPLE_ROWS = 20;
@@ -26,7 +27,7 @@ export const unitTest: Materialization = {
         await session.execute(`create table ${d.relation(plan.schema, f.name)} as ${select}`);
       }
       const cols = plan.columns.map((c) => d.quoteIdentifier(c)).join(', ');
-      const actual = `select ${cols} from (\n${node.compiled_code}\n) as etl_actual`;
+      const actual = `select ${cols} from (\n${selectBody(node.compiled_code)}\n) as etl_actual`;
       const expected = `select ${cols} from (\n${plan.expectedSql}\n) as etl_expected`;
       const diffSql =
         `select 'extra' as etl_diff, * from (${actual} except all ${expected}) as e\n` +

@@ -243,6 +243,40 @@ describe.each([['duckdb'], ['postgres']] as Array<[EngineName]>)('%s', (engine) 
     record(engine, 'template', { relations, counts, sums, tests: tests.length, kinds: [...kinds].sort() });
   });
 
+  // #9 item 5: the SQL of a model or a test is wrapped as a subquery in many places (show, a
+  // test's count, a unit test, a batch, an inlined ephemeral); a trailing `;` must not break any.
+  it('a trailing semicolon in models, singular tests and unit-tested models works: build, test, show', async () => {
+    const p = new Project(engine, 'semi', {
+      'seeds/nums.csv': 'id,v\n1,1\n2,2\n3,3\n',
+      'models/semi_view.sql': 'select id, v from {{ref "nums"}};\n',
+      'models/semi_eph.sql': '{{config materialized="ephemeral"}}\nselect id, v * 10 as v10 from {{ref "nums"}}; -- done\n',
+      'models/semi_table.sql': '{{config materialized="table"}}\nselect s.id, e.v10 from {{ref "semi_view"}} as s join {{ref "semi_eph"}} as e on e.id = s.id;\n-- the end\n',
+      'models/schema.yml': `unit_tests:
+  - name: semi_table_doubles
+    model: semi_table
+    given:
+      - { input: ref('semi_view'), rows: [{ id: 1, v: 1 }] }
+      - { input: ref('semi_eph'), rows: [{ id: 1, v10: 5 }] }
+    expect: { rows: [{ id: 1, v10: 5 }] }
+`,
+      'tests/semi_no_negative.sql': 'select * from {{ref "semi_table"}} where v10 < 0;\n',
+      'tests/semi_one_row.sql': 'select * from {{ref "semi_table"}} where id = 1;  \n\n',
+    });
+    const r = await p.etl('build');
+    expect(r.code, r.output).toBe(1);
+    const results = p.results();
+    for (const [id, res] of results) {
+      if (id.endsWith('semi_one_row')) expect(res).toMatchObject({ status: 'fail', failures: 1 });
+      else expect(res.status, `${id}: ${res.message}`).toMatch(/^(success|pass)$/);
+    }
+    expect(results.size).toBe(6);
+    expect(await p.rows(`select id, v10 from ${p.rel('semi_table')}`)).toEqual([['1', '10'], ['2', '20'], ['3', '30']]);
+    const shown = ok(await p.etl('show', '-s', 'semi_table', '--limit', '2', '--log-format', 'json'));
+    expect(shown.stdout).toMatch(/"v10"/);
+    const inline = ok(await p.etl('show', '--inline', 'select 42 as answer;', '--log-format', 'json'));
+    expect(inline.stdout).toMatch(/42/);
+  });
+
   it('ephemeral models are inlined as CTEs (chained, and merged into a WITH) and never built', async () => {
     const p = new Project(engine, 'eph', {
       'seeds/nums.csv': 'id,v\n1,1\n2,2\n3,3\n',
