@@ -10,7 +10,7 @@ import { compile } from '../core/api.js';
 import type { Manifest } from '../core/compiler/manifest.js';
 import { splitDocs, type LineageFile, type RunResultsFile } from '../core/docs/split.js';
 import { writeSite } from '../core/docs/generate.js';
-import { RESOURCE_TYPES } from '../core/docs/model.js';
+import { RESOURCE_TYPES, SHARD_SIZE } from '../core/docs/model.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 let dir: string;
@@ -103,24 +103,30 @@ describe('splitDocs', () => {
 });
 
 describe('writeSite', () => {
-  it('writes one small data script per node, the index and the search index, and swaps the folder in whole', async () => {
-    const data = splitDocs({ manifest, lineage });
+  it('writes the nodes in data scripts of SHARD_SIZE nodes, the index and the search index, and swaps the folder in whole', async () => {
+    // 70 nodes: three files, the last one short.
+    const base = splitDocs({ manifest, lineage });
+    const nodes = Array.from({ length: 70 }, (_, i) => ({ ...base.nodes[i % base.nodes.length]!, name: `n${i}` }));
+    const data = { ...base, nodes };
     const out = path.join(dir, 'target', 'docs');
     await writeSite(out, data);
-    expect(readdirSync(path.join(out, 'data', 'nodes')).sort()).toEqual(data.nodes.map((_, i) => `${i}.js`).sort());
+    expect(readdirSync(path.join(out, 'data', 'nodes')).sort()).toEqual(['0.js', '1.js', '2.js']);
     const received: Record<string, unknown> = {};
     const context = vm.createContext({ etlDocs: (k: string, v: unknown) => (received[k] = v) });
-    for (const f of ['data/index.js', 'data/search.js', 'data/nodes/0.js']) vm.runInContext(readFileSync(path.join(out, f), 'utf8'), context);
+    for (const f of ['data/index.js', 'data/search.js', 'data/nodes/0.js', 'data/nodes/1.js', 'data/nodes/2.js']) vm.runInContext(readFileSync(path.join(out, f), 'utf8'), context);
     expect((received.index as { ids: string[] }).ids).toEqual(data.index.ids);
     expect(received.search).toEqual(data.search);
-    expect(received.n0).toEqual(data.nodes[0]);
+    const shards = [received.s0, received.s1, received.s2] as Array<Array<{ name: string }>>;
+    expect(shards.map((s) => s.length)).toEqual([SHARD_SIZE, SHARD_SIZE, 70 - 2 * SHARD_SIZE]);
+    // Node i is entry i % SHARD_SIZE of file floor(i / SHARD_SIZE).
+    for (const i of [0, 31, 32, 69]) expect(shards[Math.floor(i / SHARD_SIZE)]![i % SHARD_SIZE]!.name).toBe(`n${i}`);
     const html = readFileSync(path.join(out, 'index.html'), 'utf8');
     expect(html).toContain('<title>shop · etl docs</title>');
     expect(html).not.toMatch(/https?:\/\//);
     expect(existsSync(path.join(out, 'assets', 'app.js'))).toBe(true);
     // A second generation replaces the first entirely; nothing is left beside it.
-    await writeSite(out, { ...data, nodes: data.nodes.slice(0, 2), index: { ...data.index, ids: data.index.ids.slice(0, 2) } });
-    expect(readdirSync(path.join(out, 'data', 'nodes')).sort()).toEqual(['0.js', '1.js']);
+    await writeSite(out, { ...data, nodes: data.nodes.slice(0, 2) });
+    expect(readdirSync(path.join(out, 'data', 'nodes')).sort()).toEqual(['0.js']);
     expect(readdirSync(path.dirname(out)).filter((e) => e.startsWith('docs'))).toEqual(['docs']);
   });
 });

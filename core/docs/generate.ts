@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compile, type CompileOptions } from '../api.js';
 import { RunError } from '../errors.js';
+import { SHARD_SIZE } from './model.js';
 import { splitDocs, type CatalogFile, type DocsInputs, type LineageFile, type RunResultsFile, type SiteData, type SourcesFile } from './split.js';
 
 export interface DocsGenerateOptions extends CompileOptions {
@@ -76,8 +77,8 @@ export function dataScript(key: string, value: unknown): string {
   return `etlDocs(${JSON.stringify(key)},${JSON.stringify(value)});\n`;
 }
 
-/** Node data files are written this many at a time. */
-const WRITE_BATCH = 256;
+/** Node data files are written this many at a time (by libuv's thread pool). */
+const WRITE_BATCH = 64;
 
 export async function writeSite(dir: string, data: SiteData, assets = siteAssetsDir()): Promise<void> {
   const tmp = `${dir}.${process.pid}.tmp`;
@@ -92,10 +93,11 @@ export async function writeSite(dir: string, data: SiteData, assets = siteAssets
     rmSync(path.join(tmp, 'assets', 'index.html'));
     writeFileSync(path.join(tmp, 'data', 'index.js'), dataScript('index', data.index));
     writeFileSync(path.join(tmp, 'data', 'search.js'), dataScript('search', data.search));
-    for (let i = 0; i < data.nodes.length; i += WRITE_BATCH) {
+    const shards = Math.ceil(data.nodes.length / SHARD_SIZE);
+    for (let i = 0; i < shards; i += WRITE_BATCH) {
       const batch: Array<Promise<void>> = [];
-      for (let j = i; j < Math.min(i + WRITE_BATCH, data.nodes.length); j++) {
-        batch.push(writeFile(path.join(tmp, 'data', 'nodes', `${j}.js`), dataScript(`n${j}`, data.nodes[j])));
+      for (let k = i; k < Math.min(i + WRITE_BATCH, shards); k++) {
+        batch.push(writeFile(path.join(tmp, 'data', 'nodes', `${k}.js`), dataScript(`s${k}`, data.nodes.slice(k * SHARD_SIZE, (k + 1) * SHARD_SIZE))));
       }
       await Promise.all(batch);
     }

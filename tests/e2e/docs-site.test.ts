@@ -10,6 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyTemplate, dbPathOf, killAll, REPO_ROOT, removeTempDirs, runCli, startCli, withDb } from './helpers.js';
 import { launchChromium, watchedPage, type WatchedPage } from './browser.js';
+import { SHARD_SIZE } from '../../core/docs/model.js';
 
 let browser: Browser;
 let project: string;
@@ -186,7 +187,7 @@ describe('docs site of project-template', () => {
       // Served files are read per request: poll the node's data file until the new text is there.
       const stgOrders = JSON.parse(/^etlDocs\("index",(.*)\);\n$/s.exec(await (await fetch(`${url}data/index.js`)).text())![1]!).ids.indexOf('model.shop.stg_orders') as number;
       for (;;) {
-        if ((await (await fetch(`${url}data/nodes/${stgOrders}.js`)).text()).includes('regenerated')) break;
+        if ((await (await fetch(`${url}data/nodes/${Math.floor(stgOrders / SHARD_SIZE)}.js`)).text()).includes('regenerated')) break;
         if (server.exited) throw new Error(server.stdout + server.stderr);
         await new Promise((r) => setTimeout(r, 50));
       }

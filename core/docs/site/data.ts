@@ -3,7 +3,7 @@
 // any script runs and queues what arrives before this module takes over.
 
 import type { SearchIndex, SiteIndex, SiteNode } from '../model.js';
-import { RESOURCE_TYPES } from '../model.js';
+import { RESOURCE_TYPES, SHARD_SIZE } from '../model.js';
 
 declare global {
   interface Window {
@@ -82,7 +82,8 @@ export class Site {
     return t ? t.map((k) => this.index.tags[k]!) : [];
   }
   node(i: number): Promise<SiteNode> {
-    return load<SiteNode>(`n${i}`, `data/nodes/${i}.js`);
+    const k = Math.floor(i / SHARD_SIZE);
+    return load<SiteNode[]>(`s${k}`, `data/nodes/${k}.js`).then((shard) => shard[i % SHARD_SIZE]!);
   }
   nodeById(id: string): Promise<SiteNode> | undefined {
     const i = this.byId.get(id);

@@ -79,10 +79,12 @@ export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
   const wrap = h('div', { class: 'graph-wrap' });
   const view = { x: 0, y: 0, k: 1 };
   const apply = () => viewport.setAttribute('transform', `translate(${view.x.toFixed(1)},${view.y.toFixed(1)}) scale(${view.k.toFixed(4)})`);
+  let moved = false;
   const fit = () => {
+    moved = false;
     const w = root.clientWidth || 800;
     const hgt = root.clientHeight || 400;
-    view.k = Math.min(1.4, Math.max(0.05, Math.min(w / (out.width || 1), hgt / (out.height || 1))));
+    view.k = Math.min(1.4, Math.max(0.02, Math.min(w / (out.width || 1), hgt / (out.height || 1))));
     view.x = (w - out.width * view.k) / 2;
     view.y = (hgt - out.height * view.k) / 2;
     apply();
@@ -92,7 +94,8 @@ export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
     const hgt = root.clientHeight || 400;
     const px = cx ?? w / 2;
     const py = cy ?? hgt / 2;
-    const k = Math.min(4, Math.max(0.03, view.k * factor));
+    moved = true;
+    const k = Math.min(4, Math.max(0.02, view.k * factor));
     view.x = px - ((px - view.x) * k) / view.k;
     view.y = py - ((py - view.y) * k) / view.k;
     view.k = k;
@@ -115,6 +118,7 @@ export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
     if (!drag.moved && Math.hypot(dx, dy) < 4) return;
     if (!drag.moved) root.setPointerCapture(e.pointerId);
     drag.moved = true;
+    moved = true;
     view.x = drag.vx + dx;
     view.y = drag.vy + dy;
     apply();
@@ -143,6 +147,7 @@ export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
     else if (e.key === '0') return fit(), e.preventDefault();
     else return;
     e.preventDefault();
+    moved = true;
     apply();
   });
   const controls = h(
@@ -153,8 +158,12 @@ export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
     h('button', { type: 'button', 'aria-label': 'Fit the graph to the view', onclick: fit }, 'Fit'),
   );
   wrap.append(root, controls);
-  // Fitted once the element has a size (after it is attached to the page).
-  requestAnimationFrame(fit);
+  // Fitted once the element has a size (it is drawn before the page attaches it), and again when
+  // the window changes size, unless the reader has panned or zoomed since.
+  new ResizeObserver(() => {
+    if (root.clientWidth && !moved) fit();
+  }).observe(root);
+  apply();
   return wrap;
 }
 
