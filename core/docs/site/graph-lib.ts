@@ -18,7 +18,9 @@ export interface LayoutOutput {
 
 function layout(input: LayoutInput): LayoutOutput {
   const g = new dagre.graphlib.Graph({ multigraph: false });
-  g.setGraph({ rankdir: input.direction ?? 'LR', nodesep: 14, ranksep: 60, marginx: 16, marginy: 16 });
+  // network-simplex ranks best but grows fast with edges; longest-path is linear and fine for big views.
+  const big = input.edges.length > 150 || input.nodes.length > 120;
+  g.setGraph({ rankdir: input.direction ?? 'LR', nodesep: 14, ranksep: 60, marginx: 16, marginy: 16, ranker: big ? 'longest-path' : 'network-simplex' });
   g.setDefaultEdgeLabel(() => ({}));
   for (const n of input.nodes) g.setNode(n.id, { width: n.width, height: n.height });
   for (const e of input.edges) g.setEdge(e.from, e.to);

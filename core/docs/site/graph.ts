@@ -13,6 +13,8 @@ import { isCurrent } from './routes.js';
 
 /** The most nodes drawn in one graph; beyond it the view says what it left out. */
 export const GRAPH_CAP = 300;
+/** Links drawn into each cluster of the project graph (the strongest). */
+const CLUSTER_LINKS = 3;
 
 interface LayoutOut {
   width: number;
@@ -40,7 +42,12 @@ export interface GraphSpec {
   nodes: GraphNode[];
   edges: Array<{ from: string; to: string; classes?: string }>;
   label: string;
+  /** The node the first view is centred on when the whole graph cannot be shown readably. */
+  focus?: string;
 }
+
+/** Below this scale labels cannot be read: the first view stays at it and the reader pans (Fit shows all). */
+const READABLE = 0.75;
 
 const CHAR_W = 7.2;
 const NODE_H = 30;
@@ -80,13 +87,21 @@ export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
   const view = { x: 0, y: 0, k: 1 };
   const apply = () => viewport.setAttribute('transform', `translate(${view.x.toFixed(1)},${view.y.toFixed(1)}) scale(${view.k.toFixed(4)})`);
   let moved = false;
-  const fit = () => {
+  const fit = (all: boolean) => {
     moved = false;
     const w = root.clientWidth || 800;
     const hgt = root.clientHeight || 400;
-    view.k = Math.min(1.4, Math.max(0.02, Math.min(w / (out.width || 1), hgt / (out.height || 1))));
-    view.x = (w - out.width * view.k) / 2;
-    view.y = (hgt - out.height * view.k) / 2;
+    const k = Math.min(1.4, Math.max(0.02, Math.min(w / (out.width || 1), hgt / (out.height || 1))));
+    view.k = all ? k : Math.max(k, READABLE);
+    if (view.k === k) {
+      view.x = (w - out.width * view.k) / 2;
+      view.y = (hgt - out.height * view.k) / 2;
+    } else {
+      // Too big to read whole: centre the focus node (or start at the graph's beginning).
+      const f = spec.focus !== undefined ? out.nodes.get(spec.focus) : undefined;
+      view.x = f ? w / 2 - f.x * view.k : 16;
+      view.y = f ? hgt / 2 - f.y * view.k : Math.min(16, (hgt - out.height * view.k) / 2);
+    }
     apply();
   };
   const zoom = (factor: number, cx?: number, cy?: number) => {
@@ -144,7 +159,7 @@ export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
     else if (e.key === 'ArrowDown') view.y -= step;
     else if (e.key === '+' || e.key === '=') return zoom(1.25), e.preventDefault();
     else if (e.key === '-') return zoom(0.8), e.preventDefault();
-    else if (e.key === '0') return fit(), e.preventDefault();
+    else if (e.key === '0') return fit(true), e.preventDefault();
     else return;
     e.preventDefault();
     moved = true;
@@ -155,13 +170,13 @@ export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
     { class: 'graph-controls' },
     h('button', { type: 'button', 'aria-label': 'Zoom in', onclick: () => zoom(1.25) }, '+'),
     h('button', { type: 'button', 'aria-label': 'Zoom out', onclick: () => zoom(0.8) }, '−'),
-    h('button', { type: 'button', 'aria-label': 'Fit the graph to the view', onclick: fit }, 'Fit'),
+    h('button', { type: 'button', 'aria-label': 'Fit the whole graph in the view', onclick: () => fit(true) }, 'Fit'),
   );
   wrap.append(root, controls);
   // Fitted once the element has a size (it is drawn before the page attaches it), and again when
   // the window changes size, unless the reader has panned or zoomed since.
   new ResizeObserver(() => {
-    if (root.clientWidth && !moved) fit();
+    if (root.clientWidth && !moved) fit(false);
   }).observe(root);
   apply();
   return wrap;
@@ -221,6 +236,7 @@ export async function nodeLineage(site: Site, center: number, query: URLSearchPa
   const down = Number(query.get('down') ?? 2);
   const { nodes, truncated } = neighbourhood(site, center, up, down);
   const spec = nodeSpec(site, nodes, (i) => (i === center ? 'center' : ''));
+  spec.focus = String(center);
   spec.label = `Lineage of ${site.index.names[center]}: ${nodes.length} nodes, ${up} levels up and ${down} down`;
   const set = (k: string, v: number) => {
     const q = new URLSearchParams(query);
@@ -288,14 +304,37 @@ export async function renderProjectGraph(site: Site, view: HTMLElement, query: U
   }
   const keys = [...counts.keys()].sort().slice(0, GRAPH_CAP);
   const keySet = new Set(keys);
+  // Folders of a large project link to many others: each cluster keeps its strongest
+  // incoming links (by the number of models they join), which keeps the picture (and
+  // the layout's time) readable; the others are counted, not drawn.
+  const incoming = new Map<string, Array<{ from: string; to: string; n: number }>>();
+  for (const [key, n] of edgeCounts) {
+    const [from, to] = key.split('\u0000') as [string, string];
+    if (!keySet.has(from) || !keySet.has(to)) continue;
+    let list = incoming.get(to);
+    if (!list) incoming.set(to, (list = []));
+    list.push({ from, to, n });
+  }
+  const drawn: GraphSpec['edges'] = [];
+  let hidden = 0;
+  for (const list of incoming.values()) {
+    list.sort((a, b) => b.n - a.n);
+    for (const e of list.slice(0, CLUSTER_LINKS)) drawn.push({ from: e.from, to: e.to, classes: e.n > 1 ? 'strong' : '' });
+    hidden += Math.max(0, list.length - CLUSTER_LINKS);
+  }
   const spec: GraphSpec = {
     label: `Project ${site.index.project} by ${by}: ${counts.size} clusters`,
     nodes: keys.map((k) => ({ id: k, label: `${k} (${counts.get(k)})`, classes: 'cluster', href: `#/graph?by=${by}&cluster=${encodeURIComponent(k)}`, title: `${by} ${k}, ${counts.get(k)} nodes` })),
-    edges: [...edgeCounts.keys()].map((e) => e.split('\u0000') as [string, string]).filter(([a, b]) => keySet.has(a) && keySet.has(b)).map(([from, to]) => ({ from, to })),
+    edges: drawn,
   };
   const graph = await drawGraph(spec);
   if (!isCurrent(token)) return;
-  view.append(h('h1', { tabindex: '-1' }, `Project graph by ${by}`), toolbar, h('p', { class: 'muted' }, `${site.size} nodes in ${counts.size} ${by === 'folder' ? 'folders' : 'tags'}. Open a box to see its nodes.`), graph);
+  view.append(
+    h('h1', { tabindex: '-1' }, `Project graph by ${by}`),
+    toolbar,
+    h('p', { class: 'muted' }, `${site.size} nodes in ${counts.size} ${by === 'folder' ? 'folders' : 'tags'}. Open a box to see its nodes.${hidden ? ` Each box shows its ${CLUSTER_LINKS} strongest incoming links; ${hidden} weaker ones are not drawn.` : ''}`),
+    graph,
+  );
 }
 
 function reach(site: Site, start: number, next: (i: number) => number[]): Set<number> {
