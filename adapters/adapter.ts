@@ -22,6 +22,16 @@ export interface StageOptions {
   transient?: boolean;
 }
 
+/** One column of a relation, as the engine's catalog has it. */
+export interface CatalogColumn {
+  schema: string;
+  table: string;
+  kind: RelationKind;
+  column: string;
+  type: string;
+  index: number;
+}
+
 export interface ColumnDef {
   name: string;
   type: string;
@@ -171,6 +181,14 @@ export interface Adapter {
   /** The kind of an existing relation, or undefined. */
   relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined>;
   listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]>;
+  /**
+   * Every column of every table and view in `schemas`, with the engine's type
+   * and 1-based position, in one catalog query (catalog.json). Optional: an
+   * engine without it is read relation by relation (listColumns).
+   */
+  catalogColumns?(session: AdapterSession, schemas: string[]): Promise<CatalogColumn[]>;
+  /** The database a user names to query this target (`dev` for dev.duckdb, the Postgres database). */
+  databaseName?(session: AdapterSession): Promise<string | null>;
 
   /** Creates or replaces a view, atomically. */
   replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult>;

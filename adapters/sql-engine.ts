@@ -6,7 +6,7 @@
 
 import type { StateRecord } from '../core/state/state.js';
 import type { Dialect } from './dialect.js';
-import type { AdapterSession, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, Relation, RelationKind, RowMove, SnapshotChange, SnapshotResult, StageOptions, StagedTable } from './adapter.js';
+import type { AdapterSession, CatalogColumn, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, Relation, RelationKind, RowMove, SnapshotChange, SnapshotResult, StageOptions, StagedTable } from './adapter.js';
 import { applySnapshotSql } from './sql-snapshot.js';
 import { SqlStateStore } from './sql-state.js';
 import { transaction } from './transaction.js';
@@ -28,6 +28,25 @@ export abstract class SqlEngine {
 
   abstract relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined>;
   abstract listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]>;
+
+  /** information_schema, which both engines have; Postgres overrides it for types with their precision. */
+  async catalogColumns(session: AdapterSession, schemas: string[]): Promise<CatalogColumn[]> {
+    if (!schemas.length) return [];
+    const result = await session.query(
+      `select c.table_schema, c.table_name, t.table_type, c.column_name, c.data_type, c.ordinal_position
+         from information_schema.columns c
+         join information_schema.tables t on t.table_catalog = c.table_catalog and t.table_schema = c.table_schema and t.table_name = c.table_name
+        where c.table_catalog = current_database() and c.table_schema in (${schemas.map((_, i) => `$${i + 1}`).join(', ')})
+        order by c.table_schema, c.table_name, c.ordinal_position`,
+      schemas,
+    );
+    return result.rows.map((r) => ({ schema: String(r[0]), table: String(r[1]), kind: String(r[2]) === 'VIEW' ? 'view' : 'table', column: String(r[3]), type: String(r[4]), index: Number(r[5]) }));
+  }
+
+  async databaseName(session: AdapterSession): Promise<string | null> {
+    const r = await session.query('select current_database()');
+    return r.rows[0]?.[0] === undefined || r.rows[0]?.[0] === null ? null : String(r.rows[0][0]);
+  }
 
   async ensureSchema(session: AdapterSession, schema: string, _options?: { shared?: boolean }): Promise<void> {
     await session.execute(`create schema if not exists ${this.dialect.quoteIdentifier(schema)}`);

@@ -52,6 +52,8 @@ const statements = [];
 for (const schema of new Set(nodes.map((n) => n.schema))) statements.push(`create schema if not exists ${qi(schema)}`);
 for (const id of order) {
   const n = manifest.nodes[id];
+  // manifest.json's relation_name names the database too ("dev"."main"."m"); this baseline writes to its own file.
+  n.relation_name = `${qi(n.schema)}.${qi(n.alias)}`;
   if (n.resource_type === 'seed') {
     const types = Object.entries(n.config.column_types ?? {});
     const typeSql = types.length ? `, types = {${types.map(([c, t]) => `${q(c)}: ${q(t)}`).join(', ')}}` : '';

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { RunError } from '../../core/errors.js';
 import type { StateRecord } from '../../core/state/state.js';
-import type { Adapter, AdapterCapabilities, AdapterSession, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, CatalogColumn, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { SqlEngine, TEMP_SUFFIX } from '../sql-engine.js';
 import { transaction } from '../transaction.js';
@@ -245,6 +245,21 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
     const existing = await existingRelation(session, relation);
     if (!existing) return undefined;
     return existing.relkind === 'v' || existing.relkind === 'm' ? 'view' : 'table';
+  }
+
+  /** pg_catalog rather than information_schema: format_type keeps precision and length (numeric(16,2), varchar(10)). */
+  override async catalogColumns(session: AdapterSession, schemas: string[]): Promise<CatalogColumn[]> {
+    if (!schemas.length) return [];
+    const result = await session.query(
+      `select n.nspname::text, c.relname::text, c.relkind::text, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnum::int
+         from pg_catalog.pg_attribute a
+         join pg_catalog.pg_class c on c.oid = a.attrelid
+         join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = any($1::text[]) and c.relkind in ('r', 'v', 'm', 'p', 'f') and a.attnum > 0 and not a.attisdropped
+        order by 1, 2, a.attnum`,
+      [schemas],
+    );
+    return result.rows.map((r) => ({ schema: String(r[0]), table: String(r[1]), kind: r[2] === 'v' || r[2] === 'm' ? 'view' : 'table', column: String(r[3]), type: String(r[4]), index: Number(r[5]) }));
   }
 
   async listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]> {

@@ -33,8 +33,46 @@ type Json = Record<string, unknown>;
 
 const SEED_OMITS = ['refs', 'sources', 'compiled_code', 'compiled_path', 'language'] as const;
 
+/**
+ * The database a user names to query the target: a DuckDB file's name
+ * without its extension (`dev` for target/dev.duckdb, `memory` in memory), a
+ * Postgres URL's or `database:` database; null where there is none.
+ */
+export function targetDatabase(target: { type: string; path?: string; url?: string; database?: string }): string | null {
+  if (target.type === 'duckdb') {
+    if (!target.path || target.path === ':memory:') return 'memory';
+    return target.path.split(/[\\/]/).pop()!.replace(/\.[^.]*$/, '');
+  }
+  if (target.type === 'postgres') {
+    if (target.database) return target.database;
+    try {
+      const db = decodeURIComponent(new URL(target.url ?? '').pathname.slice(1));
+      return db || null;
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
+
+const quoteName = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** A node's or source's database and relation_name in manifest.json: with the target's database, as a user types them. */
+function withDatabase(out: Json, database: string | null | undefined): void {
+  if (!database || out.database !== null) return;
+  out.database = database;
+  if (typeof out.relation_name === 'string') out.relation_name = `${quoteName(database)}.${out.relation_name}`;
+}
+
+function withoutDatabase(node: { database: string | null; relation_name: string | null }, database: string | null | undefined): void {
+  if (!database || node.database !== database) return;
+  node.database = null;
+  const prefix = `${quoteName(database)}.`;
+  if (node.relation_name?.startsWith(prefix)) node.relation_name = node.relation_name.slice(prefix.length);
+}
+
 /** One node as dbt writes it (Model, Seed, Snapshot, GenericTest, SingularTest). */
-export function dbtNode(node: ManifestNode): Json {
+export function dbtNode(node: ManifestNode, database?: string | null): Json {
   const { compiled_incremental_code, other_names, row_condition, unit_test, ...rest } = node;
   const out: Json = rest;
   const extras: NodeExtras = {};
@@ -51,10 +89,11 @@ export function dbtNode(node: ManifestNode): Json {
     out.extra_ctes_injected = true;
     out.extra_ctes = [];
   }
+  withDatabase(out, database);
   return out;
 }
 
-function internalNode(json: Json): ManifestNode {
+function internalNode(json: Json, database?: string | null): ManifestNode {
   const { compiled, extra_ctes_injected, extra_ctes, ...rest } = json;
   void compiled, extra_ctes_injected, extra_ctes;
   const node = rest as unknown as ManifestNode;
@@ -75,8 +114,7 @@ function internalNode(json: Json): ManifestNode {
     node.language = 'sql';
     node.depends_on = { nodes: [], macros: node.depends_on?.macros ?? [] };
   }
-  // One key order whichever way the node came: equal nodes serialise alike.
-  node.tags = node.tags ?? [];
+  withoutDatabase(node, database);
   return node;
 }
 
@@ -131,21 +169,25 @@ export function dbtFreshness(f: ManifestSource['freshness']): Json | null {
   return { warn_after: freshnessTime(f.warn_after), error_after: freshnessTime(f.error_after), filter: f.filter ?? null };
 }
 
-function dbtSource(source: ManifestSource): Json {
+function dbtSource(source: ManifestSource, database?: string | null): Json {
   const freshness = dbtFreshness(source.freshness);
-  return {
+  const out: Json = {
     ...source,
     loader: source.loader ?? '',
     freshness,
     source_meta: {},
-    config: { enabled: true, freshness, loaded_at_field: source.loaded_at_field, meta: source.meta, tags: source.tags },
+    // etl.database_from_target: the database was filled in from the target (it is not the yml's).
+    config: { enabled: true, freshness, loaded_at_field: source.loaded_at_field, meta: source.meta, tags: source.tags, ...(source.database === null && database ? { etl: { database_from_target: true } } : {}) },
   };
+  withDatabase(out, database);
+  return out;
 }
 
-function internalSource(json: Json): ManifestSource {
-  const { freshness, config, source_meta, ...rest } = json as Json & { freshness: { warn_after: never; error_after: never; filter: string | null } | null };
-  void config, source_meta;
+function internalSource(json: Json, database?: string | null): ManifestSource {
+  const { freshness, config, source_meta, ...rest } = json as Json & { freshness: { warn_after: never; error_after: never; filter: string | null } | null; config?: { etl?: { database_from_target?: boolean } } };
+  void source_meta;
   const out = rest as unknown as ManifestSource;
+  if (config?.etl?.database_from_target) withoutDatabase(out, database);
   out.freshness = freshness
     ? Object.fromEntries(
         Object.entries({ warn_after: durationText(freshness.warn_after), error_after: durationText(freshness.error_after), filter: freshness.filter ?? undefined }).filter(([, v]) => v !== undefined),
@@ -168,6 +210,7 @@ function dbtMetadata(m: Manifest['metadata']): Json {
       etl_project_root: m.project_root,
       etl_target_name: m.target_name,
       etl_target_schema: m.target_schema,
+      ...(m.database !== undefined ? { etl_database: m.database ?? '' } : {}),
       etl_fingerprint: m.fingerprint,
     },
     project_name: m.project_name,
@@ -201,6 +244,7 @@ function internalMetadata(json: Json): Manifest['metadata'] {
     target_name: env.etl_target_name ?? '',
     adapter_type: json.adapter_type as string,
     target_schema: env.etl_target_schema ?? '',
+    ...(env.etl_database !== undefined ? { database: env.etl_database || null } : {}),
     fingerprint: env.etl_fingerprint ?? '',
   };
 }
@@ -219,15 +263,16 @@ export function* manifestJsonEntries(manifest: Manifest): Generator<[string, unk
       else yield [id, node] as const;
     }
   };
-  yield ['nodes', Object.fromEntries(nodes()), (n) => dbtNode(n as ManifestNode)];
-  yield ['sources', manifest.sources, (s) => dbtSource(s as ManifestSource)];
+  const database = manifest.metadata.database;
+  yield ['nodes', Object.fromEntries(nodes()), (n) => dbtNode(n as ManifestNode, database)];
+  yield ['sources', manifest.sources, (s) => dbtSource(s as ManifestSource, database)];
   yield ['macros', manifest.macros];
   yield ['docs', manifest.docs];
   yield ['exposures', manifest.exposures];
   yield ['metrics', manifest.metrics];
   yield ['groups', manifest.groups];
   yield ['selectors', manifest.selectors];
-  yield ['disabled', manifest.disabled, (list) => (list as ManifestNode[]).map(dbtNode)];
+  yield ['disabled', manifest.disabled, (list) => (list as ManifestNode[]).map((n) => dbtNode(n, database))];
   yield ['parent_map', manifest.parent_map];
   yield ['child_map', manifest.child_map];
   yield ['group_map', {}];
@@ -247,13 +292,15 @@ export function manifestJson(manifest: Manifest): Json {
 
 /** A parsed manifest.json (this etl's layout: check manifestLayoutProblem first) as the compiler's Manifest. */
 export function manifestFromJson(json: Json): Manifest {
+  const metadata = internalMetadata(json.metadata as Json);
+  const database = metadata.database;
   const nodes: Record<string, ManifestNode> = {};
-  for (const [id, n] of Object.entries(json.nodes as Record<string, Json>)) nodes[id] = internalNode(n);
+  for (const [id, n] of Object.entries(json.nodes as Record<string, Json>)) nodes[id] = internalNode(n, database);
   for (const [id, t] of Object.entries((json.unit_tests ?? {}) as Record<string, Json>)) nodes[id] = internalUnitTest(t);
   return {
-    metadata: internalMetadata(json.metadata as Json),
+    metadata,
     nodes,
-    sources: Object.fromEntries(Object.entries(json.sources as Record<string, Json>).map(([id, s]) => [id, internalSource(s)])),
+    sources: Object.fromEntries(Object.entries(json.sources as Record<string, Json>).map(([id, s]) => [id, internalSource(s, database)])),
     macros: json.macros as Manifest['macros'],
     parent_map: json.parent_map as Manifest['parent_map'],
     child_map: json.child_map as Manifest['child_map'],
@@ -261,7 +308,7 @@ export function manifestFromJson(json: Json): Manifest {
     metrics: {},
     groups: {},
     selectors: {},
-    disabled: Object.fromEntries(Object.entries((json.disabled ?? {}) as Record<string, Json[]>).map(([id, list]) => [id, list.map(internalNode)])),
+    disabled: Object.fromEntries(Object.entries((json.disabled ?? {}) as Record<string, Json[]>).map(([id, list]) => [id, list.map((n) => internalNode(n, database))])),
     docs: {},
   };
 }

@@ -8,6 +8,7 @@ import type { Project } from '../project/load.js';
 import { macroEntry, type Manifest, type ManifestNode } from './manifest.js';
 import type { ProjectNodes } from './nodes.js';
 import { ETL_VERSION } from './version.js';
+import { targetDatabase } from '../artifacts/manifest-json.js';
 
 export function assembleManifest(project: Project, projectNodes: ProjectNodes, testNodes: ManifestNode[]): Manifest {
   const { sources, disabled } = projectNodes;
@@ -26,6 +27,7 @@ export function assembleManifest(project: Project, projectNodes: ProjectNodes, t
       target_name: project.targetName,
       adapter_type: project.target.type,
       target_schema: project.target.schema,
+      database: targetDatabase(project.target),
       fingerprint: project.fingerprint,
     },
     nodes,

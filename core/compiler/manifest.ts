@@ -137,6 +137,8 @@ export interface Manifest {
     target_name: string;
     adapter_type: string;
     target_schema: string;
+    /** The database a user names to query the target (dev for dev.duckdb); manifest.json's database and relation_name carry it. */
+    database?: string | null;
     /** Hash of every input of the compile; equal hashes mean an equal manifest. */
     fingerprint: string;
   };

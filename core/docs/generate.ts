@@ -50,13 +50,17 @@ function readJson<T>(file: string, warnings: string[]): T | undefined {
 }
 
 export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGenerateResult> {
-  const { project, manifest } = await compile(options);
+  const { project, manifest, invocationId } = await compile(options);
   const target = project.targetPath;
   const warnings: string[] = [];
+  // target/catalog.json from the target's database (core/artifacts/catalog.ts); the last one when it cannot be read.
+  const { writeCatalog } = await import('../artifacts/catalog.js');
+  const built = await writeCatalog(project, manifest, invocationId);
+  if (built.warning) warnings.push(built.warning);
   const inputs: DocsInputs = {
     manifest,
     runResults: readJson<RunResultsFile>(path.join(target, 'run_results.json'), warnings),
-    catalog: readJson<CatalogFile>(path.join(target, 'catalog.json'), warnings),
+    catalog: built.catalog ?? readJson<CatalogFile>(path.join(target, 'catalog.json'), warnings),
     lineage: readJson<LineageFile>(path.join(target, 'lineage.json'), warnings),
     sources: readJson<SourcesFile>(path.join(target, 'sources.json'), warnings),
   };

@@ -104,6 +104,9 @@ describe('the everything project: every kind of node, a failing build', () => {
     const freshness = await runCli(['source', 'freshness'], { cwd: dir });
     expect(freshness.code, freshness.output).toBe(1);
     artifacts.sources = readJson(dir, 'target/sources.json');
+    const docs = await runCli(['docs', 'generate'], { cwd: dir });
+    expect(docs.code, docs.output).toBe(0);
+    artifacts.catalog = readJson(dir, 'target/catalog.json');
   });
 
   it('built what it was meant to: every status appears', () => {
@@ -112,9 +115,36 @@ describe('the everything project: every kind of node, a failing build', () => {
     expect(new Set((artifacts.sources.results as Array<{ status: string }>).map((r) => r.status))).toEqual(new Set(['pass', 'error']));
   });
 
-  for (const name of ['manifest', 'run-results', 'sources'] as const) {
+  for (const name of ['manifest', 'run-results', 'sources', 'catalog'] as const) {
     it(`${name}.json is valid against dbt's schema`, () => expectValid(name, artifacts[name]));
   }
+
+  it('catalog.json has every built relation and source with the engine\'s columns, types and positions', () => {
+    const { nodes, sources } = artifacts.catalog;
+    // Built: seeds, views, the table, the incremental model, the snapshot. Not: the ephemeral model, the failed one, its skipped child, the disabled one.
+    expect(Object.keys(nodes).sort()).toEqual(
+      ['model.everything.customer_totals', 'model.everything.fresh_orders', 'model.everything.orders', 'model.everything.stg_customers', 'model.everything.stg_orders', 'seed.everything.raw_customers', 'seed.everything.raw_orders', 'snapshot.everything.orders_history'],
+    );
+    expect(Object.keys(sources).sort()).toEqual(['source.everything.shop_raw.fresh', 'source.everything.shop_raw.raw_orders', 'source.everything.shop_raw.unchecked']);
+    expect(nodes['model.everything.orders'].metadata).toMatchObject({ type: 'BASE TABLE', schema: 'main', name: 'orders', database: 'dev' });
+    expect(nodes['model.everything.stg_orders'].metadata.type).toBe('VIEW');
+    expect(Object.values(nodes['model.everything.orders'].columns)).toEqual([
+      { type: 'BIGINT', index: 1, name: 'order_id', comment: null },
+      { type: 'BIGINT', index: 2, name: 'customer_id', comment: null },
+      { type: 'VARCHAR', index: 3, name: 'status', comment: null },
+      { type: 'DECIMAL(16,2)', index: 4, name: 'amount', comment: null },
+    ]);
+    expect(sources['source.everything.shop_raw.fresh'].metadata).toMatchObject({ name: 'fresh_orders', type: 'VIEW' });
+  });
+
+  it('the manifest names relations as a user types them, and has the data_type of every column the yml declares', () => {
+    const { nodes, sources } = artifacts.manifest;
+    expect(nodes['model.everything.orders']).toMatchObject({ database: 'dev', relation_name: '"dev"."main"."orders"' });
+    expect(sources['source.everything.shop_raw.raw_orders']).toMatchObject({ database: 'dev', relation_name: '"dev"."main"."raw_orders"' });
+    expect(nodes['model.everything.orders'].columns.amount.data_type).toBe('decimal(16,2)');
+    expect(nodes['model.everything.stg_orders'].columns.order_id.data_type).toBe('integer');
+    expect(sources['source.everything.shop_raw.raw_orders'].columns.order_id.data_type).toBe('integer');
+  });
 });
 
 describe('project-template', () => {
