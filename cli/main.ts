@@ -23,6 +23,8 @@ interface SelectionOpts {
 }
 
 interface RunOpts extends GlobalOpts, SelectionOpts {
+  defer?: boolean;
+  favorState?: boolean;
   threads?: number;
   fullRefresh?: boolean;
   failFast?: boolean;
@@ -88,7 +90,9 @@ function addRunOptions(cmd: Command): Command {
     .option('--event-time-start <time>', 'microbatch models: backfill from this event time (with --event-time-end)')
     .option('--event-time-end <time>', 'microbatch models: backfill up to this event time (exclusive)')
     .option('--no-check', 'skip binding the models against their inputs before the run')
-    .option('--no-check-sources', 'a source missing from the target is a warning, not an error');
+    .option('--no-check-sources', 'a source missing from the target is a warning, not an error')
+    .option('--defer', 'refs to unselected models this target lacks read the relations of the --state manifest (slim CI)')
+    .option('--favor-state', 'with --defer: read the --state relations of unselected models even when this target has them');
 }
 
 async function baseOptions(opts: GlobalOpts) {
@@ -119,6 +123,8 @@ async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 's
       select: opts.select,
       exclude: opts.exclude,
       state: opts.state,
+      defer: opts.defer,
+      favorState: opts.favorState,
       threads: opts.threads,
       fullRefresh: opts.fullRefresh,
       failFast: opts.failFast,

@@ -143,6 +143,10 @@ export interface SelectOptions {
 }
 
 export interface RunCommandOptions extends CompileOptions, SelectOptions {
+  /** dbt's --defer: refs to unselected nodes this target lacks read the --state manifest's relations. */
+  defer?: boolean;
+  /** dbt's --favor-state: refs to unselected nodes read the --state manifest's relations even when this target has them. */
+  favorState?: boolean;
   threads?: number;
   fullRefresh?: boolean;
   failFast?: boolean;
@@ -216,18 +220,23 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     const compiled = await compileUnwritten({ ...options, scan });
     const { selected, warnings } = how.ids ? { selected: how.ids, warnings: [] } : selectFromManifest(compiled.manifest, compiled.project.targetPath, options);
     const plan = planRun(compiled.manifest, selected, new Set(resourceTypes));
+    if ((options.defer || options.favorState) && !options.state) {
+      throw new ProjectError([{ message: `--${options.defer ? 'defer' : 'favor-state'} needs --state DIR`, hint: 'point --state at the target/ folder of the run to defer to, e.g. --defer --state prod-target/' }]);
+    }
+    const deferTo = options.defer || options.favorState ? readStateManifest(options.state!, compiled.manifest) : undefined;
     if (options.check !== false && resourceTypes.includes('model')) {
       const check = await staticCheck(compiled, options, { selected: plan.ids, adapter: connecting ? await connecting : undefined });
       warnings.push(...check.warnings);
     }
-    prepared = { ...compiled, warnings, plan };
+    prepared = { ...compiled, warnings, plan, deferTo };
   } catch (err) {
     // A bad project is reported as such, whatever the connection did; one
     // still being made is cut short (close() during open()).
     await early?.then((a) => a.close(), () => undefined);
     throw err;
   }
-  const { project, manifest, writeArtifacts, warnings, plan, invocationId } = prepared;
+  const { project, writeArtifacts, warnings, plan, invocationId, deferTo } = prepared;
+  let manifest = prepared.manifest;
   const startedAt = new Date().toISOString();
   const threads = options.threads ?? project.target.threads;
   const adapter = await (connecting ?? openAdapter(project));
@@ -246,6 +255,14 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
         await migrateState(adapter, session);
         await recordRunStart(adapter, session, { runId, command: how.command, target: project.targetName, version: ETL_VERSION });
       });
+    }
+    if (deferTo) {
+      // Only this run's SQL reads the state's relations (core/artifacts/defer.ts); manifest.json and the compile cache keep the project's own.
+      const { deferToState } = await import('./artifacts/defer.js');
+      const exists = (n: { schema: string; alias: string }) => adapter.withSession(async (s) => (await adapter.relationKind(s, { schema: n.schema, name: n.alias })) !== undefined);
+      const deferral = await deferToState(manifest, plan.ids, { state: deferTo, favorState: options.favorState ?? false, exists });
+      manifest = deferral.manifest;
+      if (deferral.deferred.size) warnings.push(`deferred to --state ${options.state}: ${[...deferral.deferred].map(([id, rel]) => `${manifest.nodes[id]!.name} -> ${rel}`).join(', ')}`);
     }
     outcome = await executePlan(manifest, plan, adapter, {
       threads,
@@ -273,7 +290,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   } finally {
     await adapter.close();
   }
-  writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, { command: how.command, resource_types: resourceTypes, select: options.select, exclude: options.exclude, state: options.state }, runId, startedAt);
+  writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, { command: how.command, resource_types: resourceTypes, select: options.select, exclude: options.exclude, state: options.state, defer: options.defer, favor_state: options.favorState }, runId, startedAt);
   const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
   return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0 };
 }

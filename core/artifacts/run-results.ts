@@ -61,6 +61,7 @@ export interface RunResultsArgs {
   exclude?: string[];
   state?: string;
   defer?: boolean;
+  favor_state?: boolean;
 }
 
 export function writeRunResults(
