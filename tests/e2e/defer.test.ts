@@ -85,6 +85,18 @@ function scenario(engine: Engine, schemas: { prod: string; ci: string }, context
     expect(await ctx.rows(`select total, n from "${ctx.ci}".revenue`)).toEqual([{ total: 1060, n: 4 }]);
   });
 
+  it('etl docs generate writes catalog.json of the target: relations, engine types, positions, the database', async () => {
+    ok(await runCli(['docs', 'generate', '--target', 'ci'], { cwd: dir }));
+    const catalog = readJson(dir, 'target/catalog.json');
+    const database = engine === 'duckdb' ? 'dev' : new URL(PG_URL).pathname.slice(1);
+    expect(Object.keys(catalog.nodes).sort()).toEqual(['model.slim.orders', 'model.slim.revenue', 'seed.slim.raw_orders']);
+    expect(catalog.nodes['model.slim.orders'].metadata).toMatchObject({ type: 'BASE TABLE', schema: ctx.ci, name: 'orders', database });
+    expect(Object.values(catalog.nodes['model.slim.revenue'].columns).map((c: any) => [c.name, c.index])).toEqual([['total', 1], ['n', 2]]);
+    expect(catalog.nodes['model.slim.revenue'].columns.n.type).toMatch(engine === 'duckdb' ? /^BIGINT$/ : /^bigint$/);
+    const manifest = readJson(dir, 'target/manifest.json');
+    expect(manifest.nodes['model.slim.orders']).toMatchObject({ database, relation_name: `"${database}"."${ctx.ci}"."orders"` });
+  });
+
   it('bad --state input is a clear error, exit 2, nothing run', async () => {
     const noState = await runCli(['build', '--target', 'ci', '--defer'], { cwd: dir });
     expect(noState.code).toBe(2);
