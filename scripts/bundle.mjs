@@ -57,8 +57,8 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
   plugins: [pgNodeStreams],
-  // Native code, optional peers of pg, and the TypeScript compiler (loaded only for .ts macros).
-  external: ['@duckdb/node-api', 'pg-native', 'pg-cloudflare', 'typescript'],
+  // Native code, optional peers of pg, and esbuild (native too; loaded only for .ts macros).
+  external: ['@duckdb/node-api', 'pg-native', 'pg-cloudflare', 'esbuild'],
   define: { __ETL_BUILD_ID__: JSON.stringify(BUILD_ID) },
   // Bundled CommonJS (pg, commander, ...) calls require() for Node's built-ins.
   banner: { js: "import { createRequire as __etlCreateRequire } from 'node:module'; const require = __etlCreateRequire(import.meta.url);" },

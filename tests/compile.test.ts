@@ -443,6 +443,39 @@ export const notAHelper = 42;
     expect(m.macros['macro.shop.cols']).toMatchObject({ name: 'cols', path: 'macros/cols.hbs' });
   });
 
+  it('TypeScript macros are bundled in memory: relative imports and node: modules work, no temporary folder is left', async () => {
+    const macroTemps = () => fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('etl-macro-')).length;
+    const tempsBefore = macroTemps();
+    const m = await compile({
+      'lib/scale.ts': 'export const DEFAULT_SCALE: number = 2;\nexport function castTo(expr: string, scale: number): string {\n  return `(${expr} / 100)::decimal(16, ${scale})`;\n}\n',
+      'lib/names.js': "export const quoteName = (n) => '\"' + n + '\"';\n",
+      'macros/money.ts': `import { basename } from 'node:path';
+import { DEFAULT_SCALE, castTo } from '../lib/scale';
+import { quoteName } from '../lib/names.js';
+interface Options { hash: { scale?: number } }
+export function cents_to_dollars(column: string, options: Options): string {
+  return castTo(quoteName(column), options.hash.scale ?? DEFAULT_SCALE);
+}
+export function macro_file(): string {
+  return basename(new URL(import.meta.url).pathname);
+}
+`,
+      'models/payments.sql': 'select {{cents_to_dollars "amount"}} as amount, {{cents_to_dollars "fee" scale=4}} as fee, \'{{macro_file}}\' as f from t',
+    });
+    expect(model(m, 'payments').compiled_code).toBe('select ("amount" / 100)::decimal(16, 2) as amount, ("fee" / 100)::decimal(16, 4) as fee, \'money.ts\' as f from t');
+    expect(macroTemps()).toBe(tempsBefore);
+  });
+
+  it('a TypeScript macro that does not parse is a compile error naming the file and the position', async () => {
+    const diags = await compileErrors({
+      'macros/bad.ts': 'export function f(x: string {\n  return x;\n}\n',
+      'models/m.sql': 'select 1 as id',
+    });
+    expect(diags).toHaveLength(1);
+    expect(diags[0]).toMatchObject({ file: 'macros/bad.ts', line: 1, col: 29 });
+    expect(diags[0]!.message).toMatch(/^cannot load macros: Expected "\)" but found "\{"$/);
+  });
+
   it('refs inside a partial count as dependencies of the model using it', async () => {
     const m = await compile({
       'macros/from_orders.hbs': 'from {{ref "orders"}}',

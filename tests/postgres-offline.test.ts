@@ -1,13 +1,14 @@
 // The Postgres adapter's parts that need no server: CSV type inference
-// (csv-types.ts), the blank-line filter in front of COPY (seed.ts) and the
-// classification of errors as transient (errors.ts). They run, and must pass,
-// with Postgres down.
+// (csv-types.ts), the blank-line filter in front of COPY (seed.ts), target
+// urls (connection.ts) and the classification of errors as transient
+// (errors.ts). They run, and must pass, with Postgres down.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { classifyValue, inferCsvShape } from '../adapters/postgres/csv-types.js';
+import { connectionSettings, type PostgresTarget } from '../adapters/postgres/connection.js';
 import { isTransientPgError } from '../adapters/postgres/errors.js';
 import { dropBlankLines } from '../adapters/postgres/seed.js';
 
@@ -68,5 +69,35 @@ describe('errors', () => {
     ];
     for (const e of transient) expect(isTransientPgError(e), String(e)).toBe(true);
     for (const e of permanent) expect(isTransientPgError(e), String(e)).toBe(false);
+  });
+});
+
+describe('target urls (parsed by pg-connection-string)', () => {
+  const settings = (url: string, extra: Partial<PostgresTarget> = {}) => connectionSettings({ name: 'pg', url, schema: 's', threads: 1, ...extra }, tmpDir);
+
+  it('takes host, port, user, a percent-encoded password, database, sslmode and connect_timeout; the password in both spellings is a secret', () => {
+    const s = settings('postgres://bob:s3cr%40t%21@db.example.com:6543/shop?sslmode=require&connect_timeout=3');
+    expect(s.config).toMatchObject({ host: 'db.example.com', port: 6543, user: 'bob', password: 's3cr@t!', database: 'shop', connectionTimeoutMillis: 3000 });
+    expect(s.sslmode).toBe('require');
+    expect(s.secrets).toEqual(expect.arrayContaining(['s3cr@t!', 's3cr%40t%21']));
+    expect(s.address).toBe('db.example.com:6543');
+  });
+
+  it('reaches unix sockets, IPv6 hosts, and lets ?dbname= and explicit keys win', () => {
+    expect(settings('postgres:///test?host=/var/run/postgresql').config).toMatchObject({ host: '/var/run/postgresql', database: 'test' });
+    expect(settings('postgres://%2Fvar%2Frun%2Fpostgresql/db').config).toMatchObject({ host: '/var/run/postgresql', database: 'db' });
+    const v6 = settings('postgresql://u@[::1]:5/d?dbname=x&sslmode=disable');
+    expect(v6.config).toMatchObject({ host: '::1', port: 5, database: 'x', ssl: false });
+    expect(v6.address).toBe('[::1]:5');
+    expect(settings('postgres://u@h:5/d', { host: 'other', port: 7, database: 'e' }).config).toMatchObject({ host: 'other', port: 7, database: 'e', user: 'u' });
+  });
+
+  it('reads sslrootcert from the project folder, not the process folder', () => {
+    expect(() => settings('postgres://h/d?sslmode=verify-full&sslrootcert=certs/ca.crt')).toThrow(`cannot read sslrootcert ${path.join(tmpDir, 'certs/ca.crt')}`);
+  });
+
+  it('refuses another scheme and an unknown sslmode, without echoing the url', () => {
+    expect(() => settings('mysql://root:hunter2@h/d')).toThrow(/url must start with postgres:\/\/ or postgresql:\/\/, got mysql:\/\/$/);
+    expect(() => settings('postgres://a:hunter2@h/d?sslmode=nope')).toThrow(/url sslmode must be one of disable, prefer, require, verify-ca, verify-full, got "nope"/);
   });
 });

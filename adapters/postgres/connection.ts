@@ -9,6 +9,7 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import type pg from 'pg';
+import { parse as parseConnectionString } from 'pg-connection-string';
 import { RunError } from '../../core/errors.js';
 
 export type SslMode = 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
@@ -126,47 +127,35 @@ const SSL_MODES = new Set<string>(['disable', 'prefer', 'require', 'verify-ca', 
 
 function parseUrl(target: PostgresTarget): UrlParts {
   const raw = target.url!;
-  let url: URL;
+  if (!/^postgres(ql)?:\/\//i.test(raw)) {
+    throw new RunError(`target ${target.name}: url must start with postgres:// or postgresql://, got ${/^[a-z][a-z0-9+.-]*:\/\//i.exec(raw)?.[0] ?? 'something else'}`, 2);
+  }
+  let url: Record<string, string | null | undefined>;
   try {
-    url = new URL(raw);
+    // sslmode and sslrootcert pass through under other names: pg-connection-string would read
+    // the certificate from the process's folder (etl reads it from the project's) and warn
+    // that it treats sslmode unlike libpq (etl follows libpq: sslOptions).
+    url = parseConnectionString(raw.replace(/([?&])(sslmode|sslrootcert)=/gi, '$1etl_$2=')) as Record<string, string | null | undefined>;
   } catch {
     // The url may hold a password: never echo it.
     throw new RunError(`target ${target.name}: url is not a valid URL (expected postgres://user:password@host:port/database)`, 2);
   }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new RunError(`target ${target.name}: url must start with postgres:// or postgresql://, got ${url.protocol}//`, 2);
-  }
   const parts: UrlParts = {};
-  const decode = (s: string) => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      return s;
-    }
-  };
-  if (url.hostname) parts.host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (url.port) parts.port = url.port;
-  if (url.username) parts.user = decode(url.username);
-  if (url.password) {
-    parts.rawPassword = url.password;
-    parts.password = decode(url.password);
-  }
-  const db = url.pathname.replace(/^\//, '');
-  if (db) parts.database = decode(db);
-  const q = url.searchParams;
-  // postgres:///db?host=/var/run/postgresql reaches a unix socket
-  if (q.get('host')) parts.host = q.get('host')!;
-  if (q.get('port')) parts.port = q.get('port')!;
-  if (q.get('user')) parts.user = q.get('user')!;
-  if (q.get('password')) parts.password = parts.rawPassword = q.get('password')!;
-  if (q.get('dbname')) parts.database = q.get('dbname')!;
-  const sslmode = q.get('sslmode');
+  const given = (v: string | null | undefined) => (v === null || v === undefined || v === '' ? undefined : v);
+  parts.host = given(url.host);
+  parts.port = given(url.port);
+  parts.user = given(url.user);
+  parts.password = given(url.password);
+  // As written in the url (percent-encoded), also kept out of messages.
+  parts.rawPassword = /^[^:]+:\/\/[^/?#@]*?:([^@/?#]*)@/.exec(raw)?.[1] || undefined;
+  parts.database = given(url.dbname) ?? given(url.database);
+  const sslmode = given(url.etl_sslmode);
   if (sslmode) {
     if (!SSL_MODES.has(sslmode)) throw new RunError(`target ${target.name}: url sslmode must be one of ${[...SSL_MODES].join(', ')}, got "${sslmode}"`, 2);
     parts.sslmode = sslmode as SslMode;
   }
-  if (q.get('sslrootcert')) parts.sslrootcert = q.get('sslrootcert')!;
-  if (q.get('connect_timeout')) parts.connectTimeout = Number(q.get('connect_timeout'));
+  parts.sslrootcert = given(url.etl_sslrootcert);
+  if (given(url.connect_timeout)) parts.connectTimeout = Number(url.connect_timeout);
   return parts;
 }
 

@@ -175,6 +175,15 @@ export async function inferCsvShape(file: string, delimiter = ',', options: { ma
   return { columns, types: types.map((t) => t ?? 'text'), rows, blankLines, complete };
 }
 
+/** Feeds text, in the chunks given, through the reader inferCsvShape uses, and returns its records (tests compare it with csv-parse). */
+export function readCsvRecords(chunks: string[], delimiter = ','): Array<{ fields: string[]; quoted: boolean[]; line: number }> {
+  const records: Array<{ fields: string[]; quoted: boolean[]; line: number }> = [];
+  const reader = new LineSplitter(delimiter, (fields, quoted, line) => records.push({ fields, quoted: fields.map((_, i) => quoted[i] ?? false), line }));
+  for (const chunk of chunks) reader.push(chunk);
+  reader.end();
+  return records;
+}
+
 function readHeader(fields: string[], line: number): string[] {
   const names = fields.map((f, i) => (i === 0 ? f.replace(/^\uFEFF/, '') : f));
   const seen = new Set<string>();
@@ -204,6 +213,8 @@ class LineSplitter {
   ) {}
 
   push(text: string): void {
+    // A byte-order mark is not part of the first value (a quote after it still opens a quoted one).
+    if (this.line === 1 && this.pending === '' && !this.slow && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     if (this.slow) return this.slow.push(text);
     if (text.includes('"') || /\r(?!\n)/.test(text)) {
       this.slow = new CsvReader(this.delimiter, this.onRecord, this.line);

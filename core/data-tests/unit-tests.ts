@@ -5,6 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Dialect } from '../../adapters/dialect.js';
 import { didYouMean, type Diagnostic } from '../errors.js';
@@ -209,45 +210,51 @@ function readRows(root: string, rows: unknown, format: 'dict' | 'csv' | undefine
   return { rows: rows as Array<Record<string, unknown>>, columns };
 }
 
-/** A small CSV reader for fixtures: header row, quoted fields with "" escapes. */
+/**
+ * A CSV fixture (csv-parse; "" escapes a quote, CRLF and a BOM are fine): the
+ * header, then one row per non-blank record, each value typed by fixtureValue.
+ */
 export function parseCsv(text: string): Rows | { error: string } {
-  const records: string[][] = [];
-  let field = '';
-  let record: string[] = [];
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      record.push(field);
-      field = '';
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      record.push(field);
-      field = '';
-      if (record.some((f) => f.trim() !== '')) records.push(record);
-      record = [];
-    } else field += c;
+  let records: Array<Array<{ value: string; quoted: boolean }>>;
+  try {
+    records = csvParse()(text, { bom: true, skip_empty_lines: true, cast: (value, context) => ({ value, quoted: context.quoting }) }) as never;
+  } catch (err) {
+    return { error: `the CSV does not parse: ${(err as Error).message}` };
   }
-  record.push(field);
-  if (record.some((f) => f.trim() !== '')) records.push(record);
+  records = records.filter((r) => r.some((f) => f.quoted || f.value.trim() !== ''));
   if (records.length < 2) return { error: 'a CSV fixture needs a header row and at least one data row' };
-  const columns = records[0]!.map((c) => c.trim());
-  const rows = records.slice(1).map((r) => Object.fromEntries(columns.map((c, i) => [c, csvValue(r[i])])));
+  const columns = records[0]!.map((c) => c.value.trim());
+  const rows = records.slice(1).map((r) => Object.fromEntries(columns.map((c, i) => [c, r[i] ? fixtureValue(r[i]!.value, r[i]!.quoted) : null])));
   return { rows, columns };
 }
 
-function csvValue(v: string | undefined): unknown {
-  if (v === undefined || v === '') return null;
-  if (/^-?\d+$/.test(v) && Math.abs(Number(v)) <= Number.MAX_SAFE_INTEGER) return Number(v);
-  if (/^-?\d*\.\d+$/.test(v)) return Number(v);
-  if (v === 'true' || v === 'false') return v === 'true';
+/** csv-parse, loaded on first use: every command loads this module, few read a CSV fixture. */
+let csvParseSync: typeof import('csv-parse/sync').parse | undefined;
+function csvParse(): typeof import('csv-parse/sync').parse {
+  csvParseSync ??= (createRequire(import.meta.url)('csv-parse/sync') as typeof import('csv-parse/sync')).parse;
+  return csvParseSync;
+}
+
+const INTEGER = /^[+-]?\d+$/;
+const DECIMAL = /^[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?$/;
+const BOOLEAN = /^(?:true|false)$/i;
+
+/**
+ * A fixture value, by the seed reader's rules (adapters/postgres/csv-types.ts,
+ * classifyValue): a quoted value is text as written, an unquoted empty one is
+ * null, an integer with a leading zero stays text (ids, zip codes), other
+ * numbers and true/false are typed. Integers past 2^53 stay exact, as text.
+ */
+export function fixtureValue(v: string, quoted: boolean): unknown {
+  if (quoted) return v;
+  if (v === '') return null;
+  if (INTEGER.test(v)) {
+    const digits = v.replace(/^[+-]/, '');
+    if (digits.length > 1 && digits.startsWith('0')) return v;
+    return Number.isSafeInteger(Number(v)) ? Number(v) : v;
+  }
+  if (BOOLEAN.test(v)) return v.toLowerCase() === 'true';
+  if (DECIMAL.test(v)) return Number(v);
   return v;
 }
 

@@ -116,19 +116,19 @@ export function readVar(vars: Record<string, unknown>, params: unknown[]): unkno
 
 /**
  * Loads project helpers: every function exported by macros/**\/*.{js,mjs,ts}.
- * TypeScript macros are transpiled with the `typescript` package when it is installed.
+ * TypeScript macros are bundled in memory by esbuild (see importableTs).
  */
 export async function loadMacroHelpers(modules: Array<{ path: string; absPath: string }>): Promise<Map<string, { fn: HelperFn; path: string }>> {
   const out = new Map<string, { fn: HelperFn; path: string }>();
   for (const mod of modules) {
-    let url = pathToFileURL(mod.absPath).href;
-    if (mod.absPath.endsWith('.ts')) url = await transpileTs(mod.absPath);
+    const url = mod.absPath.endsWith('.ts') ? await importableTs(mod.absPath, mod.path) : pathToFileURL(mod.absPath).href;
     let exports: Record<string, unknown>;
     try {
       exports = (await import(url)) as Record<string, unknown>;
     } catch (err) {
       const message = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
-      throw Object.assign(new Error(message), { file: mod.path, ...(await locateModuleError(err, url)) });
+      // (A TypeScript macro runs as bundled code: its frames do not point into the .ts file.)
+      throw Object.assign(new Error(message), { file: mod.path, ...(url.startsWith('file:') ? await locateModuleError(err, url) : {}) });
     }
     for (const [name, value] of Object.entries(exports)) {
       if (typeof value !== 'function' || name === 'default') continue;
@@ -165,20 +165,38 @@ async function locateModuleError(err: unknown, url: string): Promise<{ line?: nu
   return Number.isInteger(line) ? { line, col: caret >= 0 ? caret + 1 : undefined } : {};
 }
 
-async function transpileTs(absPath: string): Promise<string> {
-  const { readFileSync, writeFileSync, mkdtempSync } = await import('node:fs');
-  const os = await import('node:os');
-  let ts: typeof import('typescript');
+/**
+ * A TypeScript macro as a URL that import() takes: esbuild bundles it, with
+ * the files it imports by relative path (.ts or not), into one ES module held
+ * in memory, so nothing is written to disk and nothing is left behind. Its
+ * `import.meta.url` and `require` still answer for the macro's own file.
+ */
+async function importableTs(absPath: string, relPath: string): Promise<string> {
+  const { build } = await import('esbuild');
+  const fileUrl = JSON.stringify(pathToFileURL(absPath).href);
   try {
-    ts = (await import('typescript')).default;
-  } catch {
-    throw new Error(`${absPath}: TypeScript macros need the "typescript" package; run npm install typescript, or write the macro as .mjs`);
+    const result = await build({
+      entryPoints: [absPath],
+      bundle: true,
+      write: false,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      logLevel: 'silent',
+      // Positions in errors are then relative to the macro's folder.
+      absWorkingDir: path.dirname(absPath),
+      define: { 'import.meta.url': fileUrl },
+      banner: { js: `import { createRequire as __etlCreateRequire } from 'node:module'; const require = __etlCreateRequire(${fileUrl});` },
+    });
+    return `data:text/javascript;base64,${Buffer.from(result.outputFiles[0]!.contents).toString('base64')}`;
+  } catch (err) {
+    const first = (err as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } | null }> }).errors?.[0];
+    if (!first) throw err;
+    const where = first.location;
+    // In the macro itself: its line and column; in a file it imports: that file's position in the message.
+    if (where && path.resolve(path.dirname(absPath), where.file) === absPath) {
+      throw Object.assign(new Error(first.text), { file: relPath, line: where.line, col: where.column + 1 });
+    }
+    throw Object.assign(new Error(`${first.text}${where ? ` (in ${where.file}:${where.line}:${where.column + 1})` : ''}`), { file: relPath });
   }
-  const out = ts.transpileModule(readFileSync(absPath, 'utf8'), {
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-  });
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'etl-macro-'));
-  const file = path.join(dir, path.basename(absPath).replace(/\.ts$/, '.mjs'));
-  writeFileSync(file, out.outputText);
-  return pathToFileURL(file).href;
 }

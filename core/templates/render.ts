@@ -107,9 +107,7 @@ class Walker {
     program: hbs.AST.Program | undefined,
     inverse: hbs.AST.Program | undefined,
   ): unknown {
-    const path = node.path;
-    if (path.type !== 'PathExpression') return literalValue(path as hbs.AST.Literal);
-    const p = path as hbs.AST.PathExpression;
+    const p = node.path.type === 'PathExpression' ? (node.path as hbs.AST.PathExpression) : literalAsPath(node.path as hbs.AST.Literal);
     const isBlock = node.type === 'BlockStatement';
     const helper = this.helperFor(p, scope);
     const hasArgs = node.params.length > 0 || (node.hash?.pairs.length ?? 0) > 0;
@@ -269,6 +267,12 @@ class Walker {
     }
     return lines.join('\n');
   }
+}
+
+/** `{{"odd name"}}`, `{{1}}`: a literal where a helper or path goes names one, as Handlebars reads it. */
+function literalAsPath(lit: hbs.AST.Literal): hbs.AST.PathExpression {
+  const name = String((lit as { original?: unknown }).original ?? (lit as hbs.AST.StringLiteral).value);
+  return { type: 'PathExpression', data: false, depth: 0, parts: [name], original: name, loc: lit.loc } as hbs.AST.PathExpression;
 }
 
 function literalValue(lit: hbs.AST.Literal): unknown {
