@@ -1,8 +1,22 @@
 // ETL_TRACE_SQL=1 prints every statement an adapter runs, with its time, to
 // stderr. Statements only: values are bound, so no data or secret is printed.
+//
+// ETL_PAUSE_AFTER_SQL=<regex> is for crash tests: once the first statement
+// matching it has completed, the process says so on stderr and stops where
+// it is (its thread blocked, nothing more sent to the engine), so that a
+// test can kill it at exactly that point instead of after a guessed delay.
+
+import { writeSync } from 'node:fs';
 
 const TRACE = process.env.ETL_TRACE_SQL === '1';
+const PAUSE = process.env.ETL_PAUSE_AFTER_SQL ? new RegExp(process.env.ETL_PAUSE_AFTER_SQL, 'i') : undefined;
+
+const oneLine = (sql: string) => sql.replace(/\s+/g, ' ').trim().slice(0, 160);
 
 export function traceSql(sql: string, startedAt: number): void {
-  if (TRACE) process.stderr.write(`[sql ${(performance.now() - startedAt).toFixed(1)} ms] ${sql.replace(/\s+/g, ' ').slice(0, 160)}\n`);
+  if (TRACE) process.stderr.write(`[sql ${(performance.now() - startedAt).toFixed(1)} ms] ${oneLine(sql)}\n`);
+  if (PAUSE?.test(oneLine(sql))) {
+    writeSync(2, `[paused after sql] ${oneLine(sql)}\n`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  }
 }

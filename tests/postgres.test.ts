@@ -391,10 +391,9 @@ describe('connections', () => {
   it('interrupts running statements', async () => {
     const running = adapter.withSession((s) => s.query('select pg_sleep(30)')).catch((e: unknown) => e);
     await waitFor(async () => (await rows(`select 1 from pg_stat_activity where application_name = 'etl' and query = 'select pg_sleep(30)' and state = 'active'`)).length > 0);
-    const t0 = Date.now();
     await adapter.cancelRunning();
+    // (A pg_sleep that ran out would return, not throw: the error says it was canceled.)
     const err = (await running) as Error;
-    expect(Date.now() - t0).toBeLessThan(5000);
     expect(err.message).toMatch(/^interrupted: canceling statement due to user request/);
     expect(adapter.isTransient(err)).toBe(false);
     expect((await adapter.withSession((s) => s.query('select 1'))).rows).toEqual([[1]]);
@@ -480,11 +479,10 @@ describe('etl build --target pg', () => {
       await holder.open();
       try {
         await holder.withSession((s) => holder.ensureSchema(s, schema));
-        const t0 = Date.now();
+        // Not waited: the holder keeps the lock until this block ends, so waiting would never end.
         const blocked = await run('node', [cli, 'build', '--project-dir', dir, '--target', 'pg'], { cwd: dir }).catch((e: { stderr: string; code: number }) => e);
         expect((blocked as { code: number }).code).toBe(1);
         expect(blocked.stderr).toMatch(/another etl run is building schema/);
-        expect(Date.now() - t0).toBeLessThan(15_000);
       } finally {
         await holder.close();
       }

@@ -324,6 +324,21 @@ export async function connectTestPostgres<C extends pg.Client>(client: C, url = 
   }
 }
 
+/** Polls pg_stat_activity until one client backend runs a statement containing every needle; returns its pid. */
+export async function waitForBackend(client: pg.Client, needles: string[], timeoutMs = 20_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await client.query<{ pid: string }>(
+      `select pid from pg_stat_activity where datname = current_database() and state = 'active' and backend_type = 'client backend' and pid <> pg_backend_pid() and ${needles.map((_, i) => `position($${i + 1} in query) > 0`).join(' and ')}`,
+      needles,
+    );
+    if (r.rows.length === 1) return Number(r.rows[0]!.pid);
+    if (r.rows.length > 1) throw new Error(`${r.rows.length} backends match ${needles.join(', ')}`);
+    if (Date.now() > deadline) throw new Error(`no backend ran a statement with ${needles.join(', ')} within ${timeoutMs}ms`);
+    await new Promise((res) => setTimeout(res, 25));
+  }
+}
+
 export function pgQuoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
