@@ -86,6 +86,17 @@ console.log(JSON.stringify({
     });
   });
 
+  it('the installed etl command builds project-template and writes its docs site', async () => {
+    const project = path.join(scratch, 'shop-cli');
+    cpSync(TEMPLATE_DIR, project, { recursive: true, filter: (src) => !src.includes(`${path.sep}target`) });
+    const etl = path.join(scratch, 'node_modules', '.bin', 'etl');
+    const built = await exec(etl, ['build', '--project-dir', project], { cwd: scratch });
+    expect(built.stdout).toMatch(/Finished \d+ nodes .*: \d+ succeeded, 0 failed/);
+    const docs = await exec(etl, ['docs', 'generate', '--project-dir', project], { cwd: scratch });
+    expect(docs.stdout).toMatch(/Wrote the docs of 8 nodes/);
+    expect(readFileSync(path.join(project, 'target/docs/index.html'), 'utf8')).toMatch(/<html/i);
+  });
+
   it('type-checks a TypeScript program against the shipped declarations', async () => {
     writeFileSync(
       path.join(scratch, 'typed.ts'),
