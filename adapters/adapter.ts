@@ -148,6 +148,8 @@ export interface MaterializeResult {
 export interface SeedOptions {
   columnTypes: Record<string, string>;
   delimiter?: string;
+  /** The file as the user names it (relative to the project), for errors. */
+  path?: string;
 }
 
 /** One connection; statements on it run one at a time. */

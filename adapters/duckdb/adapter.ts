@@ -8,6 +8,7 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { RunError } from '../../core/errors.js';
 import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
+import { checkSeedSql, seedCsvOptions, seedFileProblem } from './seed.js';
 import { SqlEngine } from '../sql-engine.js';
 import { ConnectionPool } from '../pool.js';
 import { traceSql } from '../trace.js';
@@ -200,8 +201,13 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   }
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {
-    const loaded = await this.replaceTable(session, relation, seedSelectSql(csvPath, options));
-    return { rowsAffected: loaded.rowsAffected, message: `INSERT ${loaded.rowsAffected}` };
+    try {
+      await session.query(await checkSeedSql(this.dialect, csvPath, options.delimiter ?? ','));
+      const loaded = await this.replaceTable(session, relation, seedSelectSql(csvPath, options));
+      return { rowsAffected: loaded.rowsAffected, message: `INSERT ${loaded.rowsAffected}` };
+    } catch (err) {
+      throw (await seedFileProblem(err, csvPath, options.path ?? csvPath)) ?? err;
+    }
   }
 
   async preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult> {
@@ -225,6 +231,5 @@ export function seedSelectSql(csvPath: string, options: SeedOptions): string {
   // DuckDB's table functions take no bound parameters for their options, so
   // the struct of column types is built from quoted literals.
   const types = typeEntries.length ? `, types = {${typeEntries.map(([c, t]) => `${d.quoteString(c)}: ${d.quoteString(t)}`).join(', ')}}` : '';
-  const delimiter = options.delimiter ? `, delim = ${d.quoteString(options.delimiter)}` : '';
-  return `select * from read_csv(${d.quoteString(csvPath)}, header = true, auto_detect = true${types}${delimiter})`;
+  return `select * from read_csv(${d.quoteString(csvPath)}, header = true, auto_detect = true${types}${seedCsvOptions(d, options.delimiter ?? ',')})`;
 }

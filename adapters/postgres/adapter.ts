@@ -16,7 +16,8 @@ import { connectionSettings, scrub, scrubError, type ConnectionSettings, type Po
 import { inferCsvShape, inferCsvShapeInWorker, type CsvShape } from './csv-types.js';
 import { dependentViews, dropExistingSql, dropViewSql, existingRelation, recreateViewSql, type DependentView } from './dependents.js';
 import { connectHint, errorText, isConnectionLost, isTransientPgError } from './errors.js';
-import { copyCsv, createTableSql, seedColumns, type SeedColumn } from './seed.js';
+import { copyCsv, copyFileProblem, createTableSql, seedColumns, type SeedColumn } from './seed.js';
+import { SeedFileError } from '../seed-file.js';
 import { PgSession, typeParsers } from './session.js';
 import { LOCK_APPLICATION_NAME, SchemaLocks } from './lock.js';
 
@@ -385,12 +386,22 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
   }
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {
+    try {
+      return await this.loadSeedFile(session, relation, csvPath, options);
+    } catch (err) {
+      throw (await copyFileProblem(err, csvPath, options.path ?? csvPath)) ?? err;
+    }
+  }
+
+  private async loadSeedFile(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {
     checkName(relation);
     const infer = async (maxRows?: number) => {
       try {
         return maxRows === undefined ? await inferCsvShapeInWorker(csvPath, options.delimiter) : await inferCsvShape(csvPath, options.delimiter, { maxRows });
       } catch (err) {
-        throw new Error(`${csvPath}: ${(err as Error).message}`, { cause: err });
+        const at = /^line (\d+):? (.*)$/s.exec((err as Error).message);
+        if (at) throw new SeedFileError(options.path ?? csvPath, Number(at[1]), at[2]!.replace(/^has /, 'the record has '));
+        throw new Error(`${options.path ?? csvPath}: ${(err as Error).message}`, { cause: err });
       }
     };
     const columnsOf = (shape: CsvShape) => {

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Dialect } from '../dialect.js';
 import type { CsvShape } from './csv-types.js';
+import { fileLineOf, lineOfInvalidUtf8, SeedFileError } from '../seed-file.js';
 
 /** A type name as written in DDL: `numeric(16, 2)`, `timestamp(3) with time zone`, `text[]`, `public.citext`. */
 const TYPE_NAME = /^[A-Za-z_][A-Za-z0-9_. ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?[A-Za-z ]*(\[\d*\])*$/;
@@ -101,4 +102,19 @@ export function dropBlankLines(): Transform {
       done(null, out.subarray(0, n));
     },
   });
+}
+
+/**
+ * COPY's complaint about the file as a SeedFileError at the file's line:
+ * bytes that are not UTF-8 (found again in the file, as COPY names only its
+ * own line count) or a malformed record (the type inference beside COPY
+ * usually finds those first); undefined for any other error.
+ */
+export async function copyFileProblem(err: unknown, csvPath: string, displayPath: string): Promise<SeedFileError | undefined> {
+  if (err instanceof SeedFileError) return err;
+  const e = err as { code?: string; where?: string; message?: string };
+  if (e.code === '22021') return new SeedFileError(displayPath, await lineOfInvalidUtf8(csvPath), 'the file is not valid UTF-8 (save it as UTF-8)');
+  if (e.code !== '22P04') return undefined;
+  const at = /COPY [^,]*, line (\d+)/.exec(e.where ?? '');
+  return new SeedFileError(displayPath, at ? await fileLineOf(csvPath, Number(at[1])) : undefined, e.message ?? 'the record cannot be read');
 }

@@ -7,5 +7,6 @@ export const seed: Materialization = {
     adapter.loadSeed(session, relationOf(node), path.join(manifest.metadata.project_root, node.original_file_path), {
       columnTypes: node.config.column_types ?? {},
       delimiter: node.config.delimiter,
+      path: node.original_file_path,
     }),
 };

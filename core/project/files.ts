@@ -96,8 +96,9 @@ export function readProjectText(absPath: string): { text: string; invalidAt?: { 
   return { text, invalidAt: firstInvalidUtf8(bytes) };
 }
 
-/** Line and column (in characters) of the first byte sequence that is not UTF-8 (only called on a file that has one). */
-function firstInvalidUtf8(bytes: Buffer): { line: number; col: number } {
+/** Line and column (in characters) of the first byte sequence that is not UTF-8; undefined when all are. */
+export function firstInvalidUtf8(bytes: Buffer): { line: number; col: number } | undefined {
+  if (isUtf8(bytes)) return undefined;
   let i = 0;
   while (i < bytes.length) {
     const b = bytes[i]!;
