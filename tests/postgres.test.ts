@@ -306,7 +306,7 @@ describe('seeds', () => {
 
   it('reports a malformed CSV with its line', async () => {
     const file = csv('bad.csv', 'a,b\n1,2\n3\n');
-    await expect(adapter.withSession((s) => adapter.loadSeed(s, rel('bad'), file, { columnTypes: {} }))).rejects.toThrow(/bad\.csv: line 3 has 1 values, the header has 2/);
+    await expect(adapter.withSession((s) => adapter.loadSeed(s, rel('bad'), file, { columnTypes: {} }))).rejects.toThrow(/bad\.csv:3: the record has 1 values, the header has 2/);
   });
 
   it('scans a large CSV in bounded memory', async () => {
