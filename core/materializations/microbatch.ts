@@ -48,11 +48,24 @@ export function batchesBetween(from: Date, to: Date, size: BatchSize): Batch[] {
   return out;
 }
 
-function batchSql(code: string, eventTime: string, batch: Batch, quote: (s: string) => string): string {
+/**
+ * `event_time` within the batch. Bounds are UTC: against a column with a time
+ * zone each bound is the UTC instant (a bare timestamp literal would be read
+ * in the session's zone, which on DuckDB is the machine's); against a column
+ * without one, the UTC wall-clock time.
+ */
+function inBatch(eventTime: string, batch: Batch, eventTimeType: string | undefined): string {
+  const bound = (b: string) => (eventTimeType && /with time zone|timestamptz/i.test(eventTimeType) ? `cast('${b}+00:00' as timestamptz)` : `cast('${b}' as timestamp)`);
+  return `${eventTime} >= ${bound(batch[0])} and ${eventTime} < ${bound(batch[1])}`;
+}
+
+function batchSql(code: string, eventTime: string, batch: Batch, quote: (s: string) => string, eventTimeType?: string): string {
   const filled = code.split(BATCH_START).join(batch[0]).split(BATCH_END).join(batch[1]);
   // The rows of a batch are only those in its interval, whatever the model's own filter.
-  return `select * from (\n${selectBody(filled)}\n) as etl_batch where ${quote(eventTime)} >= cast('${batch[0]}' as timestamp) and ${quote(eventTime)} < cast('${batch[1]}' as timestamp)`;
+  return `select * from (\n${selectBody(filled)}\n) as etl_batch where ${inBatch(quote(eventTime), batch, eventTimeType)}`;
 }
+
+const typeOf = (columns: Array<{ name: string; type: string }>, name: string) => columns.find((c) => c.name.toLowerCase() === name.toLowerCase())?.type;
 
 export async function runMicrobatch(ctx: MaterializationContext): Promise<MaterializeResult> {
   const { adapter, session, node, runId } = ctx;
@@ -103,9 +116,10 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
     // Full refresh: every batch goes into a staged table that replaces the old one at once.
     const staged = await adapter.stageTable(session, relation, `select * from (${batchSql(code, eventTime, all[0] ?? [formatBound(begin), formatBound(begin)], q)}) as etl_empty limit 0`);
     try {
-      const stagedColumns = (await adapter.listColumns(session, staged.relation)).map((c) => c.name);
+      const stagedDefs = await adapter.listColumns(session, staged.relation);
+      const stagedColumns = stagedDefs.map((c) => c.name);
       for (const b of all) {
-        const r = await adapter.applyIncremental(session, { strategy: 'append', target: staged.relation, staged: { sql: batchSql(code, eventTime, b, q) }, columns: stagedColumns, uniqueKey: [], columnChanges: [], state: [] });
+        const r = await adapter.applyIncremental(session, { strategy: 'append', target: staged.relation, staged: { sql: batchSql(code, eventTime, b, q, typeOf(stagedDefs, eventTime)) }, columns: stagedColumns, uniqueKey: [], columnChanges: [], state: [] });
         rows += r.rowsAffected;
       }
       // The table, its finished batches and its watermark change together.
@@ -124,14 +138,16 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
     const shape = await adapter.stageTable(session, relation, `select * from (${batchSql(node.compiled_code, eventTime, all[0] ?? [formatBound(begin), formatBound(begin)], q)}) as etl_empty limit 0`);
     await adapter.publishTable(session, shape, relation);
   }
-  const columns = (await adapter.listColumns(session, relation)).map((c) => c.name);
+  const columnDefs = await adapter.listColumns(session, relation);
+  const columns = columnDefs.map((c) => c.name);
+  const eventTimeType = typeOf(columnDefs, eventTime);
   for (const [i, b] of todo.entries()) {
-    const where = `${q(eventTime)} >= cast('${b[0]}' as timestamp) and ${q(eventTime)} < cast('${b[1]}' as timestamp)`;
+    const where = inBatch(q(eventTime), b, eventTimeType);
     try {
       const r = await adapter.applyIncremental(session, {
         strategy: 'replace_where',
         target: relation,
-        staged: { sql: batchSql(code, eventTime, b, q) },
+        staged: { sql: batchSql(code, eventTime, b, q, eventTimeType) },
         columns,
         uniqueKey: [],
         where,
