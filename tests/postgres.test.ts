@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PostgresAdapter, type PostgresTarget } from '../adapters/postgres/adapter.js';
+import { workerAnswer } from '../adapters/postgres/csv-types.js';
 import { RunError } from '../core/errors.js';
 import { PG_URL, connectTestPostgres } from './e2e/helpers.js';
 
@@ -193,6 +194,11 @@ describe('views and tables', () => {
 });
 
 describe('seeds', () => {
+  it('a type-inference worker that exits without answering rejects instead of leaving the seed waiting', async () => {
+    const worker = csv('exits.mjs', 'process.exit(3);\n');
+    await expect(workerAnswer(worker, {})).rejects.toThrow(/exit code 3/);
+  });
+
   it('infers column types and loads values with commas, quotes and newlines', async () => {
     const file = csv(
       'people.csv',

@@ -349,13 +349,24 @@ class CsvReader {
 export function inferCsvShapeInWorker(file: string, delimiter?: string): Promise<CsvShape & { complete: boolean }> {
   const workerFile = fileURLToPath(new URL('./infer-worker.js', import.meta.url));
   if (!existsSync(workerFile)) return inferCsvShape(file, delimiter);
+  return workerAnswer<CsvShape & { complete: boolean }>(workerFile, { file, delimiter });
+}
+
+/**
+ * The one message a worker answers with ({ shape } or { error }). A worker
+ * that ends without answering (process.exit in it, killed, out of memory)
+ * rejects too, so the caller never waits forever.
+ */
+export function workerAnswer<T>(workerFile: string, workerData: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(workerFile, { workerData: { file, delimiter } });
-    worker.once('message', (m: { shape?: CsvShape & { complete: boolean }; error?: string }) => {
+    const worker = new Worker(workerFile, { workerData });
+    worker.once('message', (m: { shape?: T; error?: string }) => {
       void worker.terminate();
       if (m.shape) resolve(m.shape);
       else reject(new CsvError(m.error ?? 'type inference failed'));
     });
     worker.once('error', reject);
+    // After an answer this settles nothing: a promise settles once.
+    worker.once('exit', (code) => reject(new Error(`the CSV type inference worker stopped (exit code ${code}) without an answer`)));
   });
 }
