@@ -168,6 +168,9 @@ export class SqlStateStore implements StateStore {
 
   async read(session: AdapterSession): Promise<StateTables> {
     const out: StateTables = {};
+    // Read only: a target never built has no store, and reading must not create one.
+    const exists = await session.query(`select count(*) from information_schema.tables where table_schema = $1 and table_name = 'schema_version'`, [META_SCHEMA]);
+    if (Number(exists.rows[0]?.[0] ?? 0) === 0) return out;
     out.schema_version = await session.query(`select version, description, cast(applied_at as varchar) as applied_at from ${t('schema_version')} order by version`);
     out.watermarks = await session.query(`select relation, event_time_column, watermark, cast(updated_at as varchar) as updated_at from ${t('watermarks')} order by relation`);
     out.batches = await session.query(

@@ -407,7 +407,8 @@ export async function sourceFreshness(options: CompileOptions & { select?: strin
   const sources = freshnessSources(manifest).filter(
     (s) => wanted.length === 0 || wanted.some((w) => w === s.source_name || w === `${s.source_name}.${s.name}`),
   );
-  const adapter = await createAdapter(project.target, project.root);
+  // Read only: no run lock (a build may be running) and nothing written to the target.
+  const adapter = await createAdapter(project.target, project.root, { readOnly: true });
   await adapter.open();
   const started = performance.now();
   let results;
@@ -424,11 +425,11 @@ export async function sourceFreshness(options: CompileOptions & { select?: strin
 /** `etl state show`: what etl_meta holds in the target. */
 export async function stateShow(options: ProjectOptions): Promise<Record<string, QueryResult>> {
   const project = scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env });
-  const adapter = await createAdapter(project.target, project.root);
+  // Read only: no run lock, and etl_meta is read, never created or migrated.
+  const adapter = await createAdapter(project.target, project.root, { readOnly: true });
   await adapter.open();
   try {
     return await adapter.withSession(async (session) => {
-      await migrateState(adapter, session);
       const state = await readState(adapter, session);
       return Object.fromEntries(Object.entries(state).map(([k, v]) => [k, { columns: v.columns, types: [], rows: v.rows }]));
     });

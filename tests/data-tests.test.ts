@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { holds, parseThreshold, testStatus } from '../core/data-tests/threshold.js';
-import { parseCsv, rowsToSelect } from '../core/data-tests/unit-tests.js';
+import { parseCsv, rowsToSelect, scratchSchema } from '../core/data-tests/unit-tests.js';
 import { checkFreshness, parseDuration, parseLoadedAt } from '../core/data-tests/freshness.js';
 import { canonicalTypeAnsi, dialectFor } from '../adapters/dialect.js';
 import { DuckDbAdapter } from '../adapters/duckdb/adapter.js';
@@ -451,5 +451,14 @@ describe('junitXml', () => {
     expect(xml).toMatch(/<testcase name="c" classname="model.c" time="0.250">\n\s*<skipped message="skipped: upstream t failed"\/>/);
     expect(xml).toMatch(/<testcase name="w"[^>]*>\n\s*<system-out>warning: 1 failing row<\/system-out>/);
     expect(xml).toMatch(/<testcase name="m" classname="model.m" time="0.250"\/>/);
+  });
+});
+
+describe('unit-test scratch schemas', () => {
+  it('names that differ only in characters a schema name cannot hold get schemas of their own', () => {
+    expect(scratchSchema('main__a-b')).not.toBe(scratchSchema('main__a_b'));
+    expect(scratchSchema('main__a_b')).toBe('etl_unit__main__a_b');
+    expect(scratchSchema('main__a-b')).toMatch(/^etl_unit__main__a_b_[0-9a-f]{10}$/);
+    expect(scratchSchema(`main__${'x'.repeat(60)}`).length).toBeLessThanOrEqual(50);
   });
 });

@@ -186,10 +186,12 @@ function compileOne(input: UnitTestCompileInput, def: UnitTestDefinition): Manif
   };
 }
 
-function scratchSchema(name: string): string {
-  const base = `etl_unit__${name}`.replace(/[^A-Za-z0-9_]/g, '_');
-  if (base.length <= 50) return base;
-  return `${base.slice(0, 38)}_${createHash('md5').update(base).digest('hex').slice(0, 10)}`;
+/** A schema name of letters, digits and _; a name that had to be changed (`a-b`) or cut keeps a hash of the original, so `a-b` and `a_b` get two. */
+export function scratchSchema(name: string): string {
+  const raw = `etl_unit__${name}`;
+  const base = raw.replace(/[^A-Za-z0-9_]/g, '_');
+  if (base === raw && base.length <= 50) return base;
+  return `${base.slice(0, 38)}_${createHash('md5').update(raw).digest('hex').slice(0, 10)}`;
 }
 
 type Rows = { rows: Array<Record<string, unknown>>; columns: string[] };

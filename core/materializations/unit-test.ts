@@ -14,6 +14,9 @@ export const unitTest: Materialization = {
     const plan = node.unit_test!;
     const d = adapter.dialect;
     const schema = d.quoteIdentifier(plan.schema);
+    // The schema is taken first (on Postgres, its run lock): a leftover of a
+    // crashed run is dropped only once no other run can be using it.
+    await adapter.ensureSchema(session, plan.schema);
     await session.execute(`drop schema if exists ${schema} cascade`);
     await adapter.ensureSchema(session, plan.schema);
     try {
