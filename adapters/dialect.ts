@@ -6,6 +6,8 @@
 // module must stay free of drivers. Core code asks the dialect; it never
 // compares an engine's name.
 
+import { createHash } from 'node:crypto';
+
 export interface Dialect {
   /** Engine name, as in a target's `type`. */
   readonly name: 'duckdb' | 'postgres' | 'delta';
@@ -94,6 +96,22 @@ const DIALECTS: Record<Dialect['name'], Dialect> = {
 
 export function dialectFor(type: Dialect['name']): Dialect {
   return DIALECTS[type];
+}
+
+/**
+ * An internal relation's name, `<name><suffix>` (`__etl_tmp`, `__etl_changes`):
+ * when the engine would truncate it, the name is cut and a hash of the whole
+ * name added, so two long names never share an internal relation and the
+ * engine never shortens one silently.
+ */
+export function internalName(dialect: Dialect, name: string, suffix: string): string {
+  const plain = `${name}${suffix}`;
+  const max = dialect.maxNameBytes;
+  if (max === undefined || Buffer.byteLength(plain) <= max) return plain;
+  const hash = createHash('sha1').update(name).digest('hex').slice(0, 8);
+  let base = name;
+  while (Buffer.byteLength(`${base}_${hash}${suffix}`) > max) base = base.slice(0, -1);
+  return `${base}_${hash}${suffix}`;
 }
 
 /** A name the engine would truncate: an error naming it and the limit, or undefined. */

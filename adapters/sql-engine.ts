@@ -5,7 +5,7 @@
 // that same transaction. Engines override the few statements that differ.
 
 import type { StateRecord } from '../core/state/state.js';
-import type { Dialect } from './dialect.js';
+import { internalName, type Dialect } from './dialect.js';
 import type { AdapterSession, CatalogColumn, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, Relation, RelationKind, RowMove, SnapshotChange, SnapshotResult, StageOptions, StagedTable } from './adapter.js';
 import { applySnapshotSql } from './sql-snapshot.js';
 import { SqlStateStore } from './sql-state.js';
@@ -23,7 +23,7 @@ export abstract class SqlEngine {
   }
 
   tempRelation(r: Relation): Relation {
-    return { schema: r.schema, name: `${r.name}${TEMP_SUFFIX}` };
+    return { schema: r.schema, name: internalName(this.dialect, r.name, TEMP_SUFFIX) };
   }
 
   abstract relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined>;

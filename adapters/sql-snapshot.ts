@@ -6,6 +6,7 @@
 // the run's state records (the snapshot run with what it inserted and closed).
 
 import type { AdapterSession, SnapshotChange, SnapshotResult } from './adapter.js';
+import { internalName } from './dialect.js';
 import type { SqlEngine } from './sql-engine.js';
 import { selectBody } from './sql-text.js';
 import { transaction } from './transaction.js';
@@ -59,7 +60,7 @@ export async function applySnapshotSql(engine: SqlEngine, session: AdapterSessio
     return { firstRun: true, inserted, invalidated: 0 };
   }
 
-  const source = await engine.stageTable(session, { schema: relation.schema, name: `${relation.name}__etl_source` }, change.sql);
+  const source = await engine.stageTable(session, { schema: relation.schema, name: internalName(d, relation.name, '__etl_source') }, change.sql);
   try {
     const sourceDefs = await engine.listColumns(session, source.relation);
     const sourceColumns = sourceDefs.map((c) => c.name);
@@ -67,8 +68,8 @@ export async function applySnapshotSql(engine: SqlEngine, session: AdapterSessio
     const missing = sourceColumns.filter((c) => !snapColumns.has(c.toLowerCase()));
     const rel = d.relation(relation.schema, relation.name);
     const src = d.relation(source.relation.schema, source.relation.name);
-    const changes = d.relation(relation.schema, `${relation.name}__etl_changes`);
-    const goneRel = d.relation(relation.schema, `${relation.name}__etl_gone`);
+    const changes = d.relation(relation.schema, internalName(d, relation.name, '__etl_changes'));
+    const goneRel = d.relation(relation.schema, internalName(d, relation.name, '__etl_gone'));
     const cols = sourceColumns.map(s.q).join(', ');
     const checkCols = change.strategy === 'check' ? (change.checkCols === 'all' ? sourceColumns.filter((c) => !s.keys.includes(c)) : change.checkCols) : [];
     const changed =

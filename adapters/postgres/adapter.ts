@@ -3,13 +3,12 @@
 // in within one transaction, dependent views recreated), COPY for seeds.
 // Knows nothing of the project beyond its target settings.
 
-import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { RunError } from '../../core/errors.js';
 import type { StateRecord } from '../../core/state/state.js';
 import type { Adapter, AdapterCapabilities, AdapterSession, CatalogColumn, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
-import { SqlEngine, TEMP_SUFFIX } from '../sql-engine.js';
+import { SqlEngine } from '../sql-engine.js';
 import { transaction } from '../transaction.js';
 import { previewRows } from '../display.js';
 import { connectionSettings, scrub, scrubError, type ConnectionSettings, type PostgresTarget } from './connection.js';
@@ -274,16 +273,6 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
       [relation.schema, relation.name],
     );
     return result.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
-  }
-
-  /** Long names get a hashed temporary name, so the temporary never collides with the relation itself. */
-  override tempRelation(r: Relation): Relation {
-    const plain = `${r.name}${TEMP_SUFFIX}`;
-    if (Buffer.byteLength(plain) <= MAX_NAME_BYTES) return { schema: r.schema, name: plain };
-    const hash = createHash('sha1').update(r.name).digest('hex').slice(0, 8);
-    let base = r.name;
-    while (Buffer.byteLength(`${base}_${hash}${TEMP_SUFFIX}`) > MAX_NAME_BYTES) base = base.slice(0, -1);
-    return { schema: r.schema, name: `${base}_${hash}${TEMP_SUFFIX}` };
   }
 
   override async replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {

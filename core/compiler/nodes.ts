@@ -6,7 +6,8 @@
 // resolved yet: depends_on stays empty until the next stage.
 
 import path from 'node:path';
-import type { Dialect } from '../../adapters/dialect.js';
+import { nameTooLong, type Dialect } from '../../adapters/dialect.js';
+import { quarantineRelationName } from '../data-tests/quarantine.js';
 import { didYouMean, type Diagnostic } from '../errors.js';
 import { mergeConfig, type Project, type ProjectSourceFile, type ResourceProperties } from '../project/load.js';
 import type { NodeConfigInput } from '../project/schema.js';
@@ -59,6 +60,7 @@ export function parseNodes(project: Project, dialect: Dialect, scope: StaticScop
     const config = finalizeConfig(mergeConfig(project.folderConfig('seed', file.path), (props?.config ?? {}) as NodeConfigInput), 'seed');
     config.materialized = 'seed';
     const node = baseNode(project, dialect, 'seed', file, config, props);
+    for (const problem of relationNameProblems(dialect, node)) errors.push({ file: file.path, line: 1, ...problem });
     if (!config.enabled) (disabled[node.unique_id] ??= []).push(node);
     else addNode({ node, file });
   }
@@ -78,6 +80,7 @@ export function parseNodes(project: Project, dialect: Dialect, scope: StaticScop
     if (kind === 'snapshot') config.materialized = 'snapshot';
     for (const problem of validateConfig(config)) errors.push({ file: file.path, line: 1, ...problem });
     const node = baseNode(project, dialect, kind, file, config, props);
+    for (const problem of relationNameProblems(dialect, node)) errors.push({ file: file.path, line: 1, ...problem });
     if (!config.enabled) {
       (disabled[node.unique_id] ??= []).push(node);
       continue;
@@ -108,6 +111,21 @@ function checkPropertiesEntries(project: Project, errors: Diagnostic[]): void {
       });
     }
   }
+}
+
+/**
+ * Names the engine would truncate (Postgres keeps 63 bytes): the schema, the
+ * relation and, with quarantine, <alias>__quarantine. Refused here, before
+ * anything runs; truncated, a table's final rename would land on a shorter
+ * name and the next run fail with "already exists".
+ */
+function relationNameProblems(dialect: Dialect, node: ManifestNode): Array<{ message: string; hint: string }> {
+  if (!node.relation_name) return [];
+  const names = [node.schema, node.alias, ...(node.config.quarantine ? [quarantineRelationName(node)] : [])];
+  return names.flatMap((name) => {
+    const problem = nameTooLong(dialect, name);
+    return problem ? [{ message: `${node.resource_type} "${node.name}": ${problem.replace(/; set a shorter alias$/, '')}`, hint: 'set a shorter alias (or schema) in its config, e.g. {{config alias="short_name"}}' }] : [];
+  });
 }
 
 /** dbt's rule: a custom schema is appended to the target schema. */

