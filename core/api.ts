@@ -209,7 +209,9 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   // A server target's connections (TCP, TLS, auth, the schema lock) are made
   // while the project compiles. An embedded file is opened only once the
   // project is known to be good: opening it creates it.
-  const early = opensWithoutWriting(scan.target) ? createAdapter(scan.target, scan.root) : undefined;
+  // The pool follows the effective thread count: --threads above the target's would otherwise wait for connections.
+  const runTarget = options.threads ? { ...scan.target, threads: options.threads } : scan.target;
+  const early = opensWithoutWriting(scan.target) ? createAdapter(runTarget, scan.root) : undefined;
   const connecting = early?.then(async (a) => {
     await a.open();
     return a;
@@ -239,7 +241,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   let manifest = prepared.manifest;
   const startedAt = new Date().toISOString();
   const threads = options.threads ?? project.target.threads;
-  const adapter = await (connecting ?? openAdapter(project));
+  const adapter = await (connecting ?? openAdapter({ ...project, target: runTarget }));
   const onEvent = options.onEvent ?? (() => undefined);
   let outcome;
   // One id for this invocation: manifest.json, run_results.json and etl_meta's run record.

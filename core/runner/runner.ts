@@ -127,8 +127,10 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
 const NOT_STARTED = 'run stopped before the node started';
 
 async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter, options: RunOptions, total: number, index: number, stopping: () => boolean = () => false): Promise<NodeResult> {
-  const startedAt = new Date();
-  const t0 = performance.now();
+  // The node's own work: the clock starts once it has a connection (re-set by the first one it gets).
+  let startedAt = new Date();
+  let t0 = performance.now();
+  let connected = false;
   const strategy = materializationFor(node.config.materialized);
   if (!strategy) {
     return finished(node, startedAt, t0, 'error', `materialization "${node.config.materialized}" is not supported yet`);
@@ -137,6 +139,11 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
   for (let attempt = 1; ; attempt++) {
     try {
       const outcome = await adapter.withSession(async (session) => {
+        if (!connected) {
+          connected = true;
+          startedAt = new Date();
+          t0 = performance.now();
+        }
         if (stopping()) throw new Error(NOT_STARTED);
         for (const hook of node.config.pre_hook) await session.execute(hook);
         const r = await strategy.run({

@@ -5,7 +5,7 @@
 
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PG_URL, dropPgSchema, killAll, newPgSchema, pgConnect, removeTempDirs, runCli, writeProject } from './helpers.js';
+import { PG_URL, dropPgSchema, killAll, newPgSchema, pgConnect, removeTempDirs, runCli, startCli, writeProject } from './helpers.js';
 
 let admin: pg.Client;
 const schemas: string[] = [];
@@ -78,5 +78,41 @@ describe('names past 63 bytes', () => {
     ]);
     // No internal relation is left behind.
     expect(await relations(schema)).toEqual([inc, snap, 'src'].sort());
+  });
+});
+
+/** Polls `probe` until it returns true (or fails after `ms`): waiting on the server's state, not on a clock. */
+async function until(probe: () => Promise<boolean>, ms = 20_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await probe()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+describe('--threads above the target threads', () => {
+  it('runs that many models at once: the pool follows the effective thread count', async () => {
+    const key = 700_000 + Math.floor(Math.random() * 100_000);
+    // Each model waits for a lock the test holds, so all three are running at once or not at all.
+    const model = `{{config materialized="table"}}\nselect 1 as id from (select pg_advisory_xact_lock_shared(${key})) as wait\n`;
+    const { dir } = pgProject({ 'models/m1.sql': model, 'models/m2.sql': model, 'models/m3.sql': model });
+    // (the target has threads: 2)
+    const holder = await pgConnect();
+    try {
+      await holder.query('select pg_advisory_lock($1)', [key]);
+      const run = startCli(['build', '--threads', '3', '--no-check'], { cwd: dir });
+      const waiting = () =>
+        admin
+          .query(`select count(*) as n from pg_locks where locktype = 'advisory' and not granted and objid = $1`, [key])
+          .then((r) => Number(r.rows[0].n) === 3);
+      const allThree = await until(waiting);
+      await holder.query('select pg_advisory_unlock($1)', [key]);
+      const r = await run.exitWithin(30_000);
+      expect(allThree, 'three models waiting on the lock at once').toBe(true);
+      expect(r.code, r.output).toBe(0);
+    } finally {
+      await holder.end();
+    }
   });
 });
