@@ -113,28 +113,31 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
    * Relations per schema, read once per run and kept up to date by our own
    * DDL: DuckDB's catalog is slow to query once per node, and the
    * file lock means no other process changes the catalog during a run.
+   * Keyed in lower case, as DuckDB's names are case-insensitive: a model
+   * renamed from Orders.sql to orders.sql is the same relation.
    */
   private readonly relations = new Map<string, Promise<Map<string, RelationKind>>>();
 
   async relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined> {
-    let known = this.relations.get(relation.schema);
+    const schemaKey = relation.schema.toLowerCase();
+    let known = this.relations.get(schemaKey);
     if (!known) {
       known = session
         .query(
-          `select table_name, 'table' from duckdb_tables() where database_name = current_database() and schema_name = $1
-           union all select view_name, 'view' from duckdb_views() where database_name = current_database() and schema_name = $1 and not internal`,
+          `select table_name, 'table' from duckdb_tables() where database_name = current_database() and lower(schema_name) = lower($1)
+           union all select view_name, 'view' from duckdb_views() where database_name = current_database() and lower(schema_name) = lower($1) and not internal`,
           [relation.schema],
         )
-        .then((r) => new Map(r.rows.map((row) => [String(row[0]), row[1] === 'view' ? ('view' as const) : ('table' as const)])));
-      this.relations.set(relation.schema, known);
-      known.catch(() => this.relations.delete(relation.schema));
+        .then((r) => new Map(r.rows.map((row) => [String(row[0]).toLowerCase(), row[1] === 'view' ? ('view' as const) : ('table' as const)])));
+      this.relations.set(schemaKey, known);
+      known.catch(() => this.relations.delete(schemaKey));
     }
-    return (await known).get(relation.name);
+    return (await known).get(relation.name.toLowerCase());
   }
 
   private async noteRelation(relation: Relation, kind: RelationKind): Promise<void> {
-    const known = this.relations.get(relation.schema);
-    if (known) (await known).set(relation.name, kind);
+    const known = this.relations.get(relation.schema.toLowerCase());
+    if (known) (await known).set(relation.name.toLowerCase(), kind);
   }
 
   override async replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
@@ -187,7 +190,7 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     const result = await session.query(
       transient
         ? `select column_name, data_type from duckdb_columns() where database_name = 'temp' and schema_name = 'main' and table_name = $1 order by column_index`
-        : 'select column_name, data_type from duckdb_columns() where database_name = current_database() and schema_name = $1 and table_name = $2 order by column_index',
+        : 'select column_name, data_type from duckdb_columns() where database_name = current_database() and lower(schema_name) = lower($1) and lower(table_name) = lower($2) order by column_index',
       transient ? [relation.name] : [relation.schema, relation.name],
     );
     return result.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
