@@ -160,6 +160,7 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
 
   async withSession<T>(fn: (session: AdapterSession) => Promise<T>): Promise<T> {
     if (!this.pool) throw new Error('PostgresAdapter: open() was not called');
+    this.locks?.assertHeld();
     const secrets = this.settings!.secrets;
     let client: pg.PoolClient;
     try {
@@ -168,7 +169,7 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
       throw scrubError(err, secrets);
     }
     const pid = (client as unknown as { processID: number | null }).processID ?? 0;
-    const session = new PgSession(client, pid, secrets, this.typeNames);
+    const session = new PgSession(client, pid, secrets, this.typeNames, () => this.locks?.assertHeld());
     this.busy.add(session);
     let broken: unknown;
     try {

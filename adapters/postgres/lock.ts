@@ -18,6 +18,9 @@ export class SchemaLocks {
   private client?: pg.Client;
   private connecting?: Promise<pg.Client>;
   private readonly held = new Set<string>();
+  /** Why the locks' connection failed (an error or an end we did not ask for): the locks went with it. */
+  private lostBecause?: string;
+  private releasing = false;
 
   constructor(
     private readonly config: pg.ClientConfig,
@@ -27,6 +30,35 @@ export class SchemaLocks {
     connected?: pg.Client,
   ) {
     this.client = connected;
+    if (connected) this.watch(connected);
+  }
+
+  /**
+   * A session-level advisory lock lives as long as its connection: a dropped
+   * connection, a terminated backend or idle_session_timeout releases it
+   * without a word to us. The connection's error and end events say so.
+   */
+  private watch(client: pg.Client): void {
+    const lost = (why: string) => {
+      if (!this.releasing) this.lostBecause ??= why;
+    };
+    client.on('error', (err: Error) => lost(scrubError(err, this.secrets).message));
+    client.on('end', () => lost('its connection to the server ended'));
+  }
+
+  /**
+   * Throws when a lock this run took is no longer held: called before every
+   * statement, so a run that lost its lock stops before its next write
+   * instead of racing another run that may now hold it.
+   */
+  assertHeld(): void {
+    if (this.lostBecause === undefined || this.held.size === 0) return;
+    const schemas = [...this.held].map((s) => `"${s}"`).join(', ');
+    throw new RunError(
+      `target ${this.targetName}: this run lost its lock on schema ${schemas} (${this.lostBecause}); it stopped before writing anything more\n` +
+        '  hint: another run may be building the schema now; run again once it is done. The lock is a session-level advisory lock: a transaction-mode pooler (PgBouncer pool_mode=transaction) cannot hold it, so connect etl to Postgres directly or through a session-mode pool',
+      1,
+    );
   }
 
   /** Takes the lock for `schema`, or throws RunError when another session holds it. */
@@ -64,6 +96,7 @@ export class SchemaLocks {
   }
 
   async releaseAll(): Promise<void> {
+    this.releasing = true;
     const client = this.client ?? (await this.connecting?.catch(() => undefined));
     this.client = undefined;
     this.connecting = undefined;
@@ -76,7 +109,7 @@ export class SchemaLocks {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
       const client = new pg.Client({ ...this.config, application_name: LOCK_APPLICATION_NAME });
-      client.on('error', () => undefined);
+      this.watch(client);
       try {
         await client.connect();
       } catch (err) {

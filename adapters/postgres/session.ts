@@ -70,9 +70,12 @@ export class PgSession implements AdapterSession {
     readonly pid: number,
     private readonly secrets: readonly string[],
     private readonly typeNames: Map<number, string>,
+    /** Runs before each statement; throws to stop it (a run that lost its schema lock). */
+    private readonly guard: () => void = () => undefined,
   ) {}
 
   async execute(sql: string, params?: unknown[]): Promise<{ rowsAffected?: number }> {
+    this.guard();
     const t0 = performance.now();
     try {
       const r = await this.client.query(sql, params);
@@ -86,6 +89,7 @@ export class PgSession implements AdapterSession {
   }
 
   async query(sql: string, params?: unknown[]): Promise<QueryResult> {
+    this.guard();
     let r: pg.QueryArrayResult;
     const t0 = performance.now();
     try {

@@ -116,3 +116,71 @@ describe('--threads above the target threads', () => {
     }
   });
 });
+
+describe('backends terminated mid-run', () => {
+  const key = () => 800_000 + Math.floor(Math.random() * 100_000);
+  // The slow model waits for a lock the test holds: the test knows when it is running.
+  const project = (k: number) =>
+    pgProject({
+      'models/base.sql': '{{config materialized="table"}}\nselect {{var "v" 1}} as v\n',
+      'models/slow.sql': `{{config materialized="table"}}\nselect {{var "v" 1}} as v from (select pg_advisory_xact_lock_shared(${k})) as wait\n`,
+      'models/after.sql': '{{config materialized="table"}}\nselect v from {{ref "slow"}}\n',
+    });
+
+  async function values(schema: string): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const t of ['base', 'slow', 'after']) out[t] = Number((await admin.query(`select v from "${schema}"."${t}"`)).rows[0].v);
+    return out;
+  }
+
+  /** Starts the second build (v=2) with the slow model waiting, runs `kill` on the server, then lets the model go. */
+  async function secondBuildKilling(dir: string, k: number, kill: () => Promise<number>) {
+    const holder = await pgConnect();
+    try {
+      await holder.query('select pg_advisory_lock($1)', [k]);
+      const run = startCli(['build', '--no-check', '--vars', '{v: 2}'], { cwd: dir });
+      const waiting = await until(async () => Number((await admin.query(`select count(*) as n from pg_locks where locktype = 'advisory' and not granted and objid = $1`, [k])).rows[0].n) === 1);
+      expect(waiting, 'the slow model is running').toBe(true);
+      expect(await kill()).toBe(1);
+      await holder.query('select pg_advisory_unlock($1)', [k]);
+      return await run.exitWithin(30_000);
+    } finally {
+      await holder.end();
+    }
+  }
+
+  it("the running model's backend: the run fails, the previous tables stay as they were", async () => {
+    const k = key();
+    const { dir, schema } = project(k);
+    expect((await runCli(['build', '--no-check'], { cwd: dir })).code).toBe(0);
+    const r = await secondBuildKilling(dir, k, async () => {
+      const t = await admin.query(`select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and not granted and objid = $1`, [k]);
+      return t.rowCount ?? 0;
+    });
+    expect(r.code, r.output).toBe(1);
+    expect(r.output).toMatch(/Error in model slow[\s\S]*terminat/);
+    expect(await values(schema)).toEqual({ base: 2, slow: 1, after: 1 });
+    expect(await relations(schema)).toEqual(['after', 'base', 'slow']);
+  });
+
+  it("the lock connection's backend: the run stops before its next write with a clear error, the previous tables stay", async () => {
+    const k = key();
+    const { dir, schema } = project(k);
+    expect((await runCli(['build', '--no-check'], { cwd: dir })).code).toBe(0);
+    const r = await secondBuildKilling(dir, k, async () => {
+      // This run's lock connection: the one holding the advisory lock on its schema.
+      const t = await admin.query(
+        `select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and granted
+            and classid::int8 = (hashtext('etl')::int8 & 4294967295) and objid::int8 = (hashtext($1)::int8 & 4294967295)`,
+        [schema],
+      );
+      return t.rowCount ?? 0;
+    });
+    expect(r.code, r.output).toBe(1);
+    expect(r.output).toContain(`lost its lock on schema "${schema}"`);
+    expect(r.output).toContain('PgBouncer');
+    // The slow model's new table was never published, and nothing after it ran.
+    expect((await values(schema)).slow).toBe(1);
+    expect((await values(schema)).after).toBe(1);
+  });
+});
