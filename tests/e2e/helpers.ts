@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** The CLI under test; ETL_E2E_CLI points the suite at another build (e.g. an installed package). */
@@ -369,4 +370,34 @@ export function readRunResults<T = any>(root: string): T {
     return { ...r, rows_affected, compiled_path, ...(quarantined !== undefined && { quarantined }), ...(failing_rows_sample && { failing_rows_sample }) };
   });
   return rr as T;
+}
+
+/**
+ * For a test file on Postgres: `admin`, a client connected before its tests,
+ * and `schema()`, a fresh schema name dropped (with what etl derived from it)
+ * after them, when the CLI processes and temporary folders are gone too.
+ */
+export function pgTestSchemas(): { readonly admin: pg.Client; schema(): string } {
+  let admin: pg.Client | undefined;
+  const made: string[] = [];
+  beforeAll(async () => {
+    admin = await pgConnect();
+  });
+  afterAll(async () => {
+    await killAll();
+    removeTempDirs();
+    if (!admin) return;
+    for (const s of made) await dropPgSchema(admin, s);
+    await admin.end();
+  });
+  return {
+    get admin() {
+      return admin!;
+    },
+    schema() {
+      const s = newPgSchema();
+      made.push(s);
+      return s;
+    },
+  };
 }

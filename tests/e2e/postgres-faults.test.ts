@@ -3,33 +3,19 @@
 // terminated under a running model and under the lock connection. Each
 // scenario builds into its own schema, dropped after.
 
-import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PG_URL, dropPgSchema, killAll, newPgSchema, pgConnect, removeTempDirs, runCli, startCli, writeProject } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { PG_URL, pgConnect, pgTestSchemas, runCli, startCli, writeProject } from './helpers.js';
 
-let admin: pg.Client;
-const schemas: string[] = [];
-
-beforeAll(async () => {
-  admin = await pgConnect();
-});
-
-afterAll(async () => {
-  await killAll();
-  removeTempDirs();
-  for (const s of schemas) await dropPgSchema(admin, s);
-  await admin.end();
-});
+const pgTest = pgTestSchemas();
 
 function pgProject(files: Record<string, string>): { dir: string; schema: string } {
-  const schema = newPgSchema();
-  schemas.push(schema);
+  const schema = pgTest.schema();
   const dir = writeProject({ 'etl.yml': `name: faults\nversion: 1\ntargets:\n  pg: { type: postgres, url: "${PG_URL}", schema: ${schema}, threads: 2 }\n`, ...files });
   return { dir, schema };
 }
 
 async function relations(schema: string): Promise<string[]> {
-  const r = await admin.query(`select relname::text as name from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relkind in ('r', 'v') order by 1`, [schema]);
+  const r = await pgTest.admin.query(`select relname::text as name from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relkind in ('r', 'v') order by 1`, [schema]);
   return r.rows.map((x) => x.name as string);
 }
 
@@ -62,17 +48,17 @@ describe('names past 63 bytes', () => {
     const first = await runCli(['build'], { cwd: dir });
     expect(first.code, first.output).toBe(0);
     // One row changes and one goes: the snapshot needs both of its work tables at once.
-    await admin.query(`update "${schema}".src set v = 20 where id = 1; delete from "${schema}".src where id = 2`);
+    await pgTest.admin.query(`update "${schema}".src set v = 20 where id = 1; delete from "${schema}".src where id = 2`);
     const second = await runCli(['build', '--exclude', 'src'], { cwd: dir });
     expect(second.code, second.output).toBe(0);
-    const versions = await admin.query(`select id, v, (etl_valid_to is null) as current, etl_is_deleted from "${schema}"."${snap}" order by id, v, current`);
+    const versions = await pgTest.admin.query(`select id, v, (etl_valid_to is null) as current, etl_is_deleted from "${schema}"."${snap}" order by id, v, current`);
     expect(versions.rows.map((x) => [Number(x.id), Number(x.v), x.current, x.etl_is_deleted])).toEqual([
       [1, 10, 'false', 'false'],
       [1, 20, 'true', 'false'],
       [2, 30, 'false', 'false'],
       [2, 30, 'true', 'true'],
     ]);
-    expect((await admin.query(`select id, v from "${schema}"."${inc}" order by id`)).rows.map((x) => [Number(x.id), Number(x.v)])).toEqual([
+    expect((await pgTest.admin.query(`select id, v from "${schema}"."${inc}" order by id`)).rows.map((x) => [Number(x.id), Number(x.v)])).toEqual([
       [1, 20],
       [2, 30],
     ]);
@@ -103,7 +89,7 @@ describe('--threads above the target threads', () => {
       await holder.query('select pg_advisory_lock($1)', [key]);
       const run = startCli(['build', '--threads', '3', '--no-check'], { cwd: dir });
       const waiting = () =>
-        admin
+        pgTest.admin
           .query(`select count(*) as n from pg_locks where locktype = 'advisory' and not granted and objid = $1`, [key])
           .then((r) => Number(r.rows[0].n) === 3);
       const allThree = await until(waiting);
@@ -129,7 +115,7 @@ describe('backends terminated mid-run', () => {
 
   async function values(schema: string): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    for (const t of ['base', 'slow', 'after']) out[t] = Number((await admin.query(`select v from "${schema}"."${t}"`)).rows[0].v);
+    for (const t of ['base', 'slow', 'after']) out[t] = Number((await pgTest.admin.query(`select v from "${schema}"."${t}"`)).rows[0].v);
     return out;
   }
 
@@ -139,7 +125,7 @@ describe('backends terminated mid-run', () => {
     try {
       await holder.query('select pg_advisory_lock($1)', [k]);
       const run = startCli(['build', '--no-check', '--vars', '{v: 2}'], { cwd: dir });
-      const waiting = await until(async () => Number((await admin.query(`select count(*) as n from pg_locks where locktype = 'advisory' and not granted and objid = $1`, [k])).rows[0].n) === 1);
+      const waiting = await until(async () => Number((await pgTest.admin.query(`select count(*) as n from pg_locks where locktype = 'advisory' and not granted and objid = $1`, [k])).rows[0].n) === 1);
       expect(waiting, 'the slow model is running').toBe(true);
       expect(await kill()).toBe(1);
       await holder.query('select pg_advisory_unlock($1)', [k]);
@@ -154,7 +140,7 @@ describe('backends terminated mid-run', () => {
     const { dir, schema } = project(k);
     expect((await runCli(['build', '--no-check'], { cwd: dir })).code).toBe(0);
     const r = await secondBuildKilling(dir, k, async () => {
-      const t = await admin.query(`select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and not granted and objid = $1`, [k]);
+      const t = await pgTest.admin.query(`select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and not granted and objid = $1`, [k]);
       return t.rowCount ?? 0;
     });
     expect(r.code, r.output).toBe(1);
@@ -169,7 +155,7 @@ describe('backends terminated mid-run', () => {
     expect((await runCli(['build', '--no-check'], { cwd: dir })).code).toBe(0);
     const r = await secondBuildKilling(dir, k, async () => {
       // This run's lock connection: the one holding the advisory lock on its schema.
-      const t = await admin.query(
+      const t = await pgTest.admin.query(
         `select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and granted
             and classid::int8 = (hashtext('etl')::int8 & 4294967295) and objid::int8 = (hashtext($1)::int8 & 4294967295)`,
         [schema],
@@ -182,5 +168,32 @@ describe('backends terminated mid-run', () => {
     // The slow model's new table was never published, and nothing after it ran.
     expect((await values(schema)).slow).toBe(1);
     expect((await values(schema)).after).toBe(1);
+  });
+});
+
+describe('unit-test scratch schemas', () => {
+  it('a scratch schema another run holds is not dropped: the unit test fails on the lock and its tables stay', async () => {
+    const { dir, schema } = pgProject({
+      'models/src.sql': '{{config materialized="table"}}\nselect 1 as id\n',
+      'models/doubled.sql': 'select id * 2 as id from {{ref "src"}}\n',
+      'models/unit.yml': "unit_tests:\n  - name: doubles\n    model: doubled\n    given:\n      - input: ref('src')\n        rows: [{ id: 2 }]\n    expect:\n      rows: [{ id: 4 }]\n",
+    });
+    const built = await runCli(['build', '--no-check'], { cwd: dir });
+    expect(built.code, built.output).toBe(0);
+    // The scratch schema of unit test "doubles" on this target schema (core/data-tests/unit-tests.ts).
+    const scratch = `etl_unit__${schema}__doubles`;
+    const holder = await pgConnect();
+    try {
+      // Another run's scratch schema, in use: it holds the schema's run lock.
+      await holder.query('select pg_advisory_lock(hashtext($1), hashtext($2))', ['etl', scratch]);
+      await holder.query(`create schema "${scratch}"; create table "${scratch}".in_use as select 1 as x`);
+      const r = await runCli(['test', '--select', 'doubled'], { cwd: dir });
+      expect(r.code, r.output).toBe(1);
+      expect(r.output).toContain(`another etl run is building schema "${scratch}"`);
+      expect(Number((await pgTest.admin.query(`select count(*) as n from "${scratch}".in_use`)).rows[0].n)).toBe(1);
+    } finally {
+      await holder.query(`drop schema if exists "${scratch}" cascade`);
+      await holder.end();
+    }
   });
 });

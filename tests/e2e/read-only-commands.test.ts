@@ -4,23 +4,10 @@
 // does not create etl_meta in a database that has none.
 
 import path from 'node:path';
-import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PG_URL, dbPathOf, dropPgSchema, killAll, newPgSchema, pgConnect, removeTempDirs, runCli, snapshotDir, withDb, writeProject } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { PG_URL, dbPathOf, pgConnect, pgTestSchemas, runCli, snapshotDir, withDb, writeProject } from './helpers.js';
 
-let admin: pg.Client;
-const schemas: string[] = [];
-
-beforeAll(async () => {
-  admin = await pgConnect();
-});
-
-afterAll(async () => {
-  await killAll();
-  removeTempDirs();
-  for (const s of schemas) await dropPgSchema(admin, s);
-  await admin.end();
-});
+const pgTest = pgTestSchemas();
 
 const SOURCES = (schema: string) => `sources:
   - name: raw
@@ -31,9 +18,8 @@ const SOURCES = (schema: string) => `sources:
 
 describe('read-only commands', () => {
   it('Postgres: source freshness and state show work while another run holds the schema lock, and take none', async () => {
-    const schema = newPgSchema();
-    schemas.push(schema);
-    await admin.query(`create schema ${schema}; create table ${schema}.events as select now() as loaded_at`);
+    const schema = pgTest.schema();
+    await pgTest.admin.query(`create schema ${schema}; create table ${schema}.events as select now() as loaded_at`);
     const dir = writeProject({
       'etl.yml': `name: ro\nversion: 1\ntargets:\n  pg: { type: postgres, url: "${PG_URL}", schema: ${schema}, threads: 2 }\n`,
       'models/sources.yml': SOURCES(schema),
@@ -49,7 +35,7 @@ describe('read-only commands', () => {
       const state = await runCli(['state', 'show'], { cwd: dir });
       expect(state.code, state.output).toBe(0);
       // Neither took a lock of its own (the holder's is the only one on the schema).
-      const locks = await admin.query(`select count(*)::int as n from pg_locks where locktype = 'advisory' and objid::int8 = (hashtext($1)::int8 & 4294967295)`, [schema]);
+      const locks = await pgTest.admin.query(`select count(*)::int as n from pg_locks where locktype = 'advisory' and objid::int8 = (hashtext($1)::int8 & 4294967295)`, [schema]);
       expect(Number(locks.rows[0].n)).toBe(1);
     } finally {
       await holder.end();

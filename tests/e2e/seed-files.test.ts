@@ -6,9 +6,8 @@
 
 import path from 'node:path';
 import { writeFileSync } from 'node:fs';
-import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PG_URL, dbPathOf, dropPgSchema, killAll, newPgSchema, pgConnect, removeTempDirs, runCli, withDb, writeProject } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { PG_URL, dbPathOf, pgTestSchemas, runCli, withDb, writeProject } from './helpers.js';
 
 const GOOD = 'id,name\n1,alpha\n2,beta\n';
 
@@ -27,8 +26,7 @@ interface Engine {
   rows(dir: string, schema: string): Promise<Array<[string, string]>>;
 }
 
-let admin: pg.Client;
-const schemas: string[] = [];
+const pgTest = pgTestSchemas();
 
 const ENGINES: Engine[] = [
   {
@@ -40,25 +38,13 @@ const ENGINES: Engine[] = [
   {
     name: 'postgres',
     etlYml: (schema) => `name: seeds\nversion: 1\ntargets:\n  pg: { type: postgres, url: "${PG_URL}", schema: ${schema}, threads: 2 }\n`,
-    rows: async (_dir, schema) => (await admin.query(`select id::text as id, name from "${schema}".s order by id`)).rows.map((r) => [r.id as string, r.name as string]),
+    rows: async (_dir, schema) => (await pgTest.admin.query(`select id::text as id, name from "${schema}".s order by id`)).rows.map((r) => [r.id as string, r.name as string]),
   },
 ];
 
-beforeAll(async () => {
-  admin = await pgConnect();
-});
-
-afterAll(async () => {
-  await killAll();
-  removeTempDirs();
-  for (const s of schemas) await dropPgSchema(admin, s);
-  await admin.end();
-});
-
 describe.each(ENGINES)('seed files on $name', (engine) => {
   it.each(BAD)('$name: exit 1 at the seed file and line, previous table intact', async (bad) => {
-    const schema = newPgSchema();
-    schemas.push(schema);
+    const schema = pgTest.schema();
     const dir = writeProject({ 'etl.yml': engine.etlYml(schema), 'seeds/s.csv': GOOD });
     const first = await runCli(['seed'], { cwd: dir });
     expect(first.code, first.output).toBe(0);
@@ -74,8 +60,7 @@ describe.each(ENGINES)('seed files on $name', (engine) => {
   });
 
   it('a UTF-8 BOM and CRLF line ends load as the plain file would', async () => {
-    const schema = newPgSchema();
-    schemas.push(schema);
+    const schema = pgTest.schema();
     const dir = writeProject({ 'etl.yml': engine.etlYml(schema), 'seeds/s.csv': '\ufeffid,name\r\n1,"a, ""quoted"" value"\r\n2,b\r\n' });
     const r = await runCli(['seed'], { cwd: dir });
     expect(r.code, r.output).toBe(0);
