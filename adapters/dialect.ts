@@ -22,6 +22,12 @@ export interface Dialect {
    * known to be good.
    */
   readonly opensWithoutWriting: boolean;
+  /**
+   * Whether a query may read another database by name: DuckDB reads any
+   * attached database as "db"."schema"."table"; Postgres only the one it is
+   * connected to, so a source's `database:` must name that one.
+   */
+  readonly readsOtherDatabases: boolean;
   /** The longest name (of a schema, a relation) the engine keeps, in bytes; longer ones it would truncate. */
   readonly maxNameBytes?: number;
   quoteIdentifier(name: string): string;
@@ -88,10 +94,10 @@ const ansi = {
 };
 
 const DIALECTS: Record<Dialect['name'], Dialect> = {
-  duckdb: { name: 'duckdb', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, ...ansi },
-  postgres: { name: 'postgres', formatterLanguage: 'postgresql', defaultSchema: 'public', opensWithoutWriting: true, maxNameBytes: 63, ...ansi },
+  duckdb: { name: 'duckdb', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, readsOtherDatabases: true, ...ansi },
+  postgres: { name: 'postgres', formatterLanguage: 'postgresql', defaultSchema: 'public', opensWithoutWriting: true, readsOtherDatabases: false, maxNameBytes: 63, ...ansi },
   // Delta tables are computed by DuckDB, so SQL over them is DuckDB's.
-  delta: { name: 'delta', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, ...ansi },
+  delta: { name: 'delta', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, readsOtherDatabases: true, ...ansi },
 };
 
 export function dialectFor(type: Dialect['name']): Dialect {

@@ -5,6 +5,7 @@
 // and the check that every properties entry names a file. Nothing is
 // resolved yet: depends_on stays empty until the next stage.
 
+import os from 'node:os';
 import path from 'node:path';
 import { nameTooLong, type Dialect } from '../../adapters/dialect.js';
 import { quarantineRelationName } from '../data-tests/quarantine.js';
@@ -94,7 +95,7 @@ export function parseNodes(project: Project, dialect: Dialect, scope: StaticScop
   }
 
   checkPropertiesEntries(project, errors);
-  return { pending, byName, singularTests, disabled, sources: buildSources(project, dialect) };
+  return { pending, byName, singularTests, disabled, sources: buildSources(project, dialect, errors) };
 }
 
 /** Properties entries that describe nothing are typos, not documentation. */
@@ -126,6 +127,20 @@ function relationNameProblems(dialect: Dialect, node: ManifestNode): Array<{ mes
     const problem = nameTooLong(dialect, name);
     return problem ? [{ message: `${node.resource_type} "${node.name}": ${problem.replace(/; set a shorter alias$/, '')}`, hint: 'set a shorter alias (or schema) in its config, e.g. {{config alias="short_name"}}' }] : [];
   });
+}
+
+/** The database a server target connects to, as libpq chooses it: the target's, its URL's, PGDATABASE, else the user's name. */
+function connectedDatabase(target: Project['target']): string {
+  const t = target as { database?: string; url?: string; user?: string };
+  let url: URL | undefined;
+  try {
+    url = t.url ? new URL(t.url) : undefined;
+  } catch {
+    url = undefined;
+  }
+  const fromUrl = url && url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : undefined;
+  const user = t.user ?? (url?.username ? decodeURIComponent(url.username) : undefined) ?? process.env.PGUSER ?? os.userInfo().username;
+  return t.database ?? fromUrl ?? process.env.PGDATABASE ?? user;
 }
 
 /** dbt's rule: a custom schema is appended to the target schema. */
@@ -189,9 +204,23 @@ function columnsOf(columns: ResourceProperties['columns']): Record<string, Colum
   return out;
 }
 
-function buildSources(project: Project, dialect: Dialect): Record<string, ManifestSource> {
+function buildSources(project: Project, dialect: Dialect, errors: Diagnostic[]): Record<string, ManifestSource> {
   const out: Record<string, ManifestSource> = {};
   for (const source of project.sources) {
+    const database = source.database;
+    if (database !== undefined && !dialect.readsOtherDatabases) {
+      const connected = connectedDatabase(project.target);
+      if (database !== connected) {
+        errors.push(
+          source.yaml.diagnostic(
+            [...source.yamlPath, 'database'],
+            `source "${source.name}" reads database "${database}", but target ${project.target.name} is connected to "${connected}", and ${dialect.name} reads only the database it is connected to`,
+            `remove database: (or set it to "${connected}"), or point the target at "${database}"`,
+          ),
+        );
+      }
+    }
+    const inOther = database !== undefined && dialect.readsOtherDatabases;
     for (const table of source.tables) {
       const id = sourceId(project.name, source.name, table.name);
       const schema = source.schema ?? source.name;
@@ -206,7 +235,8 @@ function buildSources(project: Project, dialect: Dialect): Record<string, Manife
         identifier,
         schema,
         database: source.database ?? null,
-        relation_name: dialect.relation(schema, identifier),
+        // In another (attached) database, the relation is named with it.
+        relation_name: inOther ? `${dialect.quoteIdentifier(database)}.${dialect.relation(schema, identifier)}` : dialect.relation(schema, identifier),
         path: source.declaredIn.file,
         original_file_path: source.declaredIn.file,
         fqn: [project.name, source.name, table.name],
