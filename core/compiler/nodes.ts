@@ -8,6 +8,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { nameTooLong, type Dialect } from '../../adapters/dialect.js';
+import { targetDatabase } from '../artifacts/manifest-json.js';
 import { quarantineRelationName } from '../data-tests/quarantine.js';
 import { didYouMean, type Diagnostic } from '../errors.js';
 import { mergeConfig, type Project, type ProjectSourceFile, type ResourceProperties } from '../project/load.js';
@@ -129,18 +130,18 @@ function relationNameProblems(dialect: Dialect, node: ManifestNode): Array<{ mes
   });
 }
 
-/** The database a server target connects to, as libpq chooses it: the target's, its URL's, PGDATABASE, else the user's name. */
+/** The database a server target connects to, as libpq chooses it: the target's (its URL's), PGDATABASE, else the user's name. */
 function connectedDatabase(target: Project['target']): string {
-  const t = target as { database?: string; url?: string; user?: string };
-  let url: URL | undefined;
+  const named = targetDatabase(target);
+  if (named) return named;
+  const t = target as { url?: string; user?: string };
+  let urlUser: string | undefined;
   try {
-    url = t.url ? new URL(t.url) : undefined;
+    urlUser = t.url ? decodeURIComponent(new URL(t.url).username) || undefined : undefined;
   } catch {
-    url = undefined;
+    urlUser = undefined;
   }
-  const fromUrl = url && url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : undefined;
-  const user = t.user ?? (url?.username ? decodeURIComponent(url.username) : undefined) ?? process.env.PGUSER ?? os.userInfo().username;
-  return t.database ?? fromUrl ?? process.env.PGDATABASE ?? user;
+  return process.env.PGDATABASE ?? t.user ?? urlUser ?? process.env.PGUSER ?? os.userInfo().username;
 }
 
 /** dbt's rule: a custom schema is appended to the target schema. */
