@@ -8,13 +8,19 @@
 
 export interface DependencyGraph {
   /** id -> the ids it depends on. Every node of the graph is a key. */
-  parents: Map<string, string[]>;
+  parents: ReadonlyMap<string, readonly string[]>;
   /** id -> the ids that depend on it. */
+  children: ReadonlyMap<string, readonly string[]>;
+}
+
+/** A graph built here (not read from a manifest), to which edges can be added. */
+export interface MutableGraph extends DependencyGraph {
+  parents: Map<string, string[]>;
   children: Map<string, string[]>;
 }
 
 /** A graph over `ids`; edges to ids outside it, and repeated edges, are dropped. */
-export function buildGraph(ids: Iterable<string>, dependsOn: (id: string) => readonly string[]): DependencyGraph {
+export function buildGraph(ids: Iterable<string>, dependsOn: (id: string) => readonly string[]): MutableGraph {
   const parents = new Map<string, string[]>();
   const children = new Map<string, string[]>();
   for (const id of ids) {
@@ -44,40 +50,74 @@ export interface ManifestEdges {
  * The graph a manifest describes, sources included: its parent_map and
  * child_map as written (a node missing from parent_map falls back to its
  * depends_on, and children missing from child_map are derived from parents).
- * The lists are the manifest's own arrays: read them, never change them.
+ * Read on demand, not copied: selecting and planning look up a few ids of
+ * graphs of 40,000 nodes. The lists are the manifest's own arrays.
  */
 export function graphOfManifest(manifest: ManifestEdges): DependencyGraph {
+  const { nodes } = manifest;
+  const sources = manifest.sources ?? {};
   const parentMap = manifest.parent_map ?? {};
   const childMap = manifest.child_map ?? {};
-  const ids = new Set([...Object.keys(manifest.nodes), ...Object.keys(manifest.sources ?? {}), ...Object.keys(parentMap), ...Object.keys(childMap)]);
-  const parents = new Map<string, string[]>();
-  const children = new Map<string, string[]>();
-  let derive = false;
-  for (const id of ids) {
-    parents.set(id, (Object.hasOwn(parentMap, id) ? parentMap[id] : undefined) ?? (Object.hasOwn(manifest.nodes, id) ? manifest.nodes[id]!.depends_on.nodes : []));
-    const cs = Object.hasOwn(childMap, id) ? childMap[id] : undefined;
-    if (cs) children.set(id, cs);
-    else derive = true;
-  }
-  if (derive) {
-    const derived = new Map<string, string[]>();
-    for (const [id, ps] of parents) {
-      for (const p of ps) {
-        if (Object.hasOwn(childMap, p)) continue;
+  const known = (id: string) => Object.hasOwn(nodes, id) || Object.hasOwn(sources, id) || Object.hasOwn(parentMap, id) || Object.hasOwn(childMap, id);
+  const ids = () => new Set([...Object.keys(nodes), ...Object.keys(sources), ...Object.keys(parentMap), ...Object.keys(childMap)]);
+  const parentsOf = (id: string): readonly string[] | undefined =>
+    (Object.hasOwn(parentMap, id) ? parentMap[id] : undefined) ?? (Object.hasOwn(nodes, id) ? nodes[id]!.depends_on.nodes : undefined) ?? (known(id) ? [] : undefined);
+  let derived: Map<string, string[]> | undefined;
+  const derivedChildren = (): Map<string, string[]> => {
+    if (derived) return derived;
+    derived = new Map();
+    for (const id of ids()) {
+      for (const p of parentsOf(id) ?? []) {
         let list = derived.get(p);
         if (!list) derived.set(p, (list = []));
         list.push(id);
       }
     }
-    for (const id of ids) if (!children.has(id)) children.set(id, derived.get(id) ?? []);
-    // Ids known only as someone's parent.
-    for (const [id, list] of derived) {
-      if (children.has(id)) continue;
-      parents.set(id, []);
-      children.set(id, list);
-    }
+    return derived;
+  };
+  const childrenOf = (id: string): readonly string[] | undefined =>
+    (Object.hasOwn(childMap, id) ? childMap[id] : undefined) ?? derivedChildren().get(id) ?? (known(id) ? [] : undefined);
+  return { parents: new LookupMap(parentsOf, ids), children: new LookupMap(childrenOf, ids) };
+}
+
+/** A read-only Map computed on demand: get() looks one id up; iterating lists every id (once, then kept). */
+class LookupMap implements ReadonlyMap<string, readonly string[]> {
+  private listing?: Map<string, readonly string[]>;
+  constructor(
+    private readonly lookup: (id: string) => readonly string[] | undefined,
+    private readonly ids: () => Iterable<string>,
+  ) {}
+  get(id: string): readonly string[] | undefined {
+    return this.lookup(id);
   }
-  return { parents, children };
+  has(id: string): boolean {
+    return this.lookup(id) !== undefined;
+  }
+  get size(): number {
+    return this.listed().size;
+  }
+  entries() {
+    return this.listed().entries();
+  }
+  keys() {
+    return this.listed().keys();
+  }
+  values() {
+    return this.listed().values();
+  }
+  forEach(fn: (value: readonly string[], key: string, map: ReadonlyMap<string, readonly string[]>) => void, thisArg?: unknown): void {
+    for (const [key, value] of this.listed()) fn.call(thisArg, value, key, this);
+  }
+  [Symbol.iterator]() {
+    return this.listed().entries();
+  }
+  private listed(): Map<string, readonly string[]> {
+    if (!this.listing) {
+      this.listing = new Map();
+      for (const id of this.ids()) this.listing.set(id, this.lookup(id) ?? []);
+    }
+    return this.listing;
+  }
 }
 
 /**
@@ -173,7 +213,7 @@ export function reach(graph: DependencyGraph, start: Iterable<string>, direction
  * the nodes `through` accepts (ephemeral models, never run themselves) and
  * stops at any other node outside `keep` (assumed built already).
  */
-export function contractGraph(graph: DependencyGraph, keep: readonly string[], through: (id: string) => boolean): DependencyGraph {
+export function contractGraph(graph: DependencyGraph, keep: readonly string[], through: (id: string) => boolean): MutableGraph {
   const kept = new Set(keep);
   const parents = new Map<string, string[]>();
   const children = new Map<string, string[]>(keep.map((id) => [id, []]));
@@ -195,7 +235,7 @@ export function contractGraph(graph: DependencyGraph, keep: readonly string[], t
 }
 
 /** Adds the edge parent -> child (both already in the graph). */
-export function addEdge(graph: DependencyGraph, parent: string, child: string): void {
+export function addEdge(graph: MutableGraph, parent: string, child: string): void {
   graph.parents.get(child)!.push(parent);
   graph.children.get(parent)!.push(child);
 }

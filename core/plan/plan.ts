@@ -5,9 +5,9 @@
 
 import type { Manifest, ResourceType } from '../compiler/manifest.js';
 import { ProjectError } from '../errors.js';
-import { addEdge, contractGraph, graphOfManifest, reach, topologicalOrder, type DependencyGraph } from '../graph/graph.js';
+import { addEdge, contractGraph, graphOfManifest, reach, topologicalOrder, type MutableGraph } from '../graph/graph.js';
 
-export interface Plan extends DependencyGraph {
+export interface Plan extends MutableGraph {
   /** Node ids in a topological order. */
   ids: string[];
 }
