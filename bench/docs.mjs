@@ -8,6 +8,8 @@
 //
 // 1. `etl docs generate`, cold (no compile cache, no target/docs) and warm
 //    (compile cache hit): wall time of the whole process and its peak RSS.
+//    Baseline, interleaved in the same run: `etl compile` cold, which
+//    generate does first; the difference is what the docs themselves cost.
 // 2. In Debian's Chromium (playwright-core, launched as the browser tests
 //    are), opening target/docs/index.html from file://:
 //    - first meaningful render: navigation start to the frame after the home
@@ -25,6 +27,7 @@
 
 import { spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -108,8 +111,15 @@ const manifest = JSON.parse(readFileSync(path.join(target, 'manifest.json'), 'ut
 
 const cold = [];
 const warm = [];
-for (let r = 0; r < REPS; r++) {
+const compileCold = [];
+const clean = () => {
   for (const p of ['.etl', 'manifest.json', 'compiled', 'docs']) rmSync(path.join(target, p), { recursive: true, force: true });
+};
+const load0 = os.loadavg()[0];
+for (let r = 0; r < REPS; r++) {
+  clean();
+  compileCold.push(etl(['compile']));
+  clean();
   cold.push(etl(['docs', 'generate']));
   warm.push(etl(['docs', 'generate']));
 }
@@ -120,6 +130,10 @@ const generate = {
   cold_s: round(median(cold.map((x) => x.seconds)), 2),
   cold_runs_s: cold.map((x) => round(x.seconds, 2)),
   cold_rss_mib: round(median(cold.map((x) => x.rssMiB)), 0),
+  compile_cold_s: round(median(compileCold.map((x) => x.seconds)), 2),
+  compile_cold_runs_s: compileCold.map((x) => round(x.seconds, 2)),
+  docs_over_compile_s: round(median(cold.map((x, k) => x.seconds - compileCold[k].seconds)), 2),
+  load_average_1m: [round(load0, 1), round(os.loadavg()[0], 1)],
   warm_s: round(median(warm.map((x) => x.seconds)), 2),
   warm_runs_s: warm.map((x) => round(x.seconds, 2)),
   node_files: nodeFiles.length,
@@ -340,7 +354,7 @@ const results = {
     search_keystroke_ms: { median: round(median(keystrokes.times), 1), max: round(Math.max(...keystrokes.times), 1), keystrokes: keystrokes.times.length, results_median: median(keystrokes.counts) },
     search_real_key_to_frame_ms: { median: round(median(realKeys), 1), max: round(Math.max(...realKeys), 1) },
     first_node_page_ms: round(firstNodePage, 0),
-    lineage_click_ms: { median: round(median(clicks), 0), max: round(Math.max(...clicks), 0), clicks: clicks.length, graph_nodes_median: median(graphSizes) },
+    lineage_click_ms: { median: round(median(clicks), 0), max: round(Math.max(...clicks), 0), all: clicks.map((c) => round(c, 0)), clicks: clicks.length, graph_nodes: graphSizes },
     project_graph_ms: round(projectGraph, 0),
     renderer_rss_mib: rendererMiB,
     renderer_pss_mib: rendererPssMiB,
@@ -356,6 +370,7 @@ const results = {
     js_heap_used_mib: round(bmetrics.JSHeapUsedSize / 2 ** 20, 1),
   },
 };
+results.load_average_1m_end = round(os.loadavg()[0], 1);
 console.log(JSON.stringify(results, null, 2));
 writeFileSync(path.join(WORK, 'docs-results.json'), `${JSON.stringify(results, null, 2)}\n`);
 if (errors.length || outside.length) process.exitCode = 1;
