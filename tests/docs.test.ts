@@ -130,3 +130,21 @@ describe('writeSite', () => {
     expect(readdirSync(path.dirname(out)).filter((e) => e.startsWith('docs'))).toEqual(['docs']);
   });
 });
+
+describe('site search', () => {
+  it('finds names with a typo, columns and description words', async () => {
+    const { Site } = await import('../core/docs/site/data.js');
+    const { searchSite } = await import('../core/docs/site/search.js');
+    const { index, search } = splitDocs({ manifest });
+    const site = new Site(index);
+    const labels = (q: string, kind?: string) => searchSite(site, search, q).filter((r) => !kind || r.kind === kind).map((r) => r.label);
+    expect(labels('ordrs', 'model')).toContain('orders');
+    expect(labels('stg_paymnts', 'model')[0]).toBe('stg_payments');
+    expect(labels('lifetime_value', 'column')).toEqual(['customers.lifetime_value']);
+    expect(labels('iso 3166', 'description')).toEqual(expect.arrayContaining(['stg_customers.country', 'customers.country']));
+    expect(labels('marts', 'tag')).toEqual(['marts']);
+    // Without the search index (before it has arrived): names and tags only.
+    expect(searchSite(site, undefined, 'lifetime_value').every((r) => r.kind !== 'column')).toBe(true);
+    expect(searchSite(site, search, '   ')).toEqual([]);
+  });
+});

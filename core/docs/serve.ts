@@ -59,6 +59,7 @@ function staticHandler(root: string) {
 
 export async function serveDocs(options: DocsServeOptions): Promise<DocsServer> {
   let result = await generateDocs(options);
+  let generation = 1;
   options.onGenerate?.(result);
   const root = result.dir;
   const projectRoot = path.dirname(path.dirname(root));
@@ -68,9 +69,16 @@ export async function serveDocs(options: DocsServeOptions): Promise<DocsServer> 
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
+    // The page served by `docs serve` asks this every few seconds and reloads when the site was generated again.
+    if (req.url === '/__etl/generation') {
+      res.writeHead(200, { 'content-type': TYPES['.txt']!, 'cache-control': 'no-store' });
+      res.end(String(generation));
+      return;
+    }
     const out = handle(req.url);
+    const body = out.status === 200 && /^\/(index\.html)?(\?|$)/.test(req.url ?? '/') ? String(out.body).replace('<html lang="en">', '<html lang="en" data-live-reload="/__etl/generation">') : out.body;
     res.writeHead(out.status, { 'content-type': out.type, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
-    res.end(req.method === 'HEAD' ? undefined : out.body);
+    res.end(req.method === 'HEAD' ? undefined : body);
   });
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
@@ -97,6 +105,7 @@ export async function serveDocs(options: DocsServeOptions): Promise<DocsServer> 
         waiters = [];
         try {
           result = await generateDocs(options);
+          generation++;
           options.onGenerate?.(result);
           for (const w of current) w.resolve(result);
         } catch (err) {

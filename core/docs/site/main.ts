@@ -76,4 +76,26 @@ void loadIndex().then((site) => {
   // Search beyond names needs the search index: fetched once the first page is drawn.
   const later = (window as unknown as { requestIdleCallback?: (f: () => void) => void }).requestIdleCallback ?? ((f: () => void) => setTimeout(f, 50));
   later(() => void site.search().catch(() => undefined));
+  watchGenerations();
 });
+
+/**
+ * Under `etl docs serve` (which marks the page), reload when the site has been
+ * generated again, keeping the reader's place (the hash). A static copy never asks.
+ */
+function watchGenerations(): void {
+  const url = document.documentElement.dataset.liveReload;
+  if (!url) return;
+  let seen: string | undefined;
+  const check = () =>
+    fetch(url, { cache: 'no-store' })
+      .then((r) => (r.ok ? r.text() : undefined))
+      .then((g) => {
+        if (g === undefined) return;
+        if (seen !== undefined && g !== seen) location.reload();
+        seen = g;
+      })
+      .catch(() => undefined) // the server stopped: stay as is
+      .finally(() => setTimeout(check, 1500));
+  void check();
+}

@@ -102,7 +102,8 @@ function codeBlock(node: SiteNode, dialect: string): HTMLElement {
   variants.forEach(([label], k) => buttons.push(h('button', { type: 'button', onclick: () => ((shown = k), void draw()) }, label)));
   const fmt = h('button', { type: 'button', onclick: () => ((formatted = !formatted), void draw()) }, 'Formatted');
   const copy = h('button', { type: 'button', onclick: () => void navigator.clipboard?.writeText(code.textContent ?? '') }, 'Copy');
-  setTimeout(() => void draw(), 0);
+  // After the page's first frame: formatting a long query must not delay showing the page.
+  requestAnimationFrame(() => setTimeout(() => void draw(), 0));
   return h('div', { class: 'code' }, h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'SQL view' }, buttons, fmt, copy), pre);
 }
 

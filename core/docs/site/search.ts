@@ -19,16 +19,31 @@ export interface SearchResult {
 }
 
 const fuzzy = new uFuzzy({ intraMode: 1, intraIns: 1, intraSub: 1, intraTrn: 1, intraDel: 1, interIns: 3 });
-const exactish = new uFuzzy({ intraIns: 0 });
+
+const RANKED = 200;
 
 /** Indices of haystack matching needle, best first, at most limit. */
-function rank(haystack: string[], needle: string, limit: number, strict = false): number[] {
-  const u = strict ? exactish : fuzzy;
-  const [idxs, info, order] = u.search(haystack, needle, 0, 1000);
+function rank(haystack: string[], needle: string, limit: number): number[] {
+  // Ranking is the costly part: beyond RANKED matches the shortest names come first instead.
+  // (Matches of the previous keystroke are not reused: with typos allowed inside a word,
+  // a longer word can match what its prefix did not.)
+  const [idxs, info, order] = fuzzy.search(haystack, needle, 0, RANKED);
   if (!idxs) return [];
   if (info && order) return order.slice(0, limit).map((k) => info.idx[k]!);
   // Too many matches to rank them all: shortest first.
   return [...idxs].sort((a, b) => haystack[a]!.length - haystack[b]!.length).slice(0, limit);
+}
+
+const lowered = new WeakMap<string[], string[]>();
+
+/** Descriptions: every word of the query, as typed, somewhere in the text (prose needs no fuzziness, and this is fast). */
+function containing(texts: string[], query: string, limit: number): number[] {
+  let lower = lowered.get(texts);
+  if (!lower) lowered.set(texts, (lower = texts.map((t) => t.toLowerCase())));
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  const out: number[] = [];
+  for (let i = 0; i < lower.length && out.length < limit; i++) if (words.every((w) => lower![i]!.includes(w))) out.push(i);
+  return out;
 }
 
 export function searchSite(site: Site, search: SearchIndex | undefined, query: string, options: { nodesOnly?: boolean } = {}): SearchResult[] {
@@ -54,7 +69,7 @@ export function searchSite(site: Site, search: SearchIndex | undefined, query: s
     }
     if (q.length >= 3) {
       let m = 0;
-      for (const t of rank(search.texts, q, 6, true)) {
+      for (const t of containing(search.texts, q, 6)) {
         const refs = search.text_refs[t]!;
         for (let k = 0; k < refs.length && m < 6; k += 2, m++) {
           const i = refs[k] as number;
