@@ -256,15 +256,11 @@ function internalMetadata(json: Json): Manifest['metadata'] {
  */
 export function* manifestJsonEntries(manifest: Manifest): Generator<[string, unknown, ((value: unknown) => unknown)?]> {
   yield ['metadata', dbtMetadata(manifest.metadata)];
+  // Unit tests are written under unit_tests; under nodes they are left out (undefined is skipped, as by JSON.stringify).
   const unitTests: ManifestNode[] = [];
-  const nodes = function* () {
-    for (const [id, node] of Object.entries(manifest.nodes)) {
-      if (node.unit_test) unitTests.push(node);
-      else yield [id, node] as const;
-    }
-  };
+  for (const node of Object.values(manifest.nodes)) if (node.unit_test) unitTests.push(node);
   const database = manifest.metadata.database;
-  yield ['nodes', Object.fromEntries(nodes()), (n) => dbtNode(n as ManifestNode, database)];
+  yield ['nodes', manifest.nodes, (n) => ((n as ManifestNode).unit_test ? undefined : dbtNode(n as ManifestNode, database))];
   yield ['sources', manifest.sources, (s) => dbtSource(s as ManifestSource, database)];
   yield ['macros', manifest.macros];
   yield ['docs', manifest.docs];
@@ -285,7 +281,7 @@ export function* manifestJsonEntries(manifest: Manifest): Generator<[string, unk
 export function manifestJson(manifest: Manifest): Json {
   const out: Json = {};
   for (const [key, value, convert] of manifestJsonEntries(manifest)) {
-    out[key] = convert ? Object.fromEntries(Object.entries(value as Json).map(([k, v]) => [k, convert(v)])) : value;
+    out[key] = convert ? Object.fromEntries(Object.entries(value as Json).map(([k, v]) => [k, convert(v)]).filter(([, v]) => v !== undefined)) : value;
   }
   return out;
 }

@@ -48,7 +48,8 @@ export function dbtRunResult(r: NodeResult, manifest: Manifest): Record<string, 
     // dbt: a seed is not compiled; every other node is, skipped or not.
     compiled: isSeed || !node ? null : true,
     compiled_code: isSeed || !node ? null : node.compiled_code,
-    relation_name: r.relation_name,
+    // As manifest.json names it: with the target's database ("dev"."main"."orders").
+    relation_name: r.relation_name && manifest.metadata.database && node?.database === null ? `"${manifest.metadata.database.replace(/"/g, '""')}".${r.relation_name}` : r.relation_name,
   };
   if (r.batch_results) out.batch_results = r.batch_results;
   return out;

@@ -141,6 +141,7 @@ describe('the everything project: every kind of node, a failing build', () => {
     const { nodes, sources } = artifacts.manifest;
     expect(nodes['model.everything.orders']).toMatchObject({ database: 'dev', relation_name: '"dev"."main"."orders"' });
     expect(sources['source.everything.shop_raw.raw_orders']).toMatchObject({ database: 'dev', relation_name: '"dev"."main"."raw_orders"' });
+    expect(artifacts['run-results'].results.find((r: { unique_id: string }) => r.unique_id === 'model.everything.orders').relation_name).toBe('"dev"."main"."orders"');
     expect(nodes['model.everything.orders'].columns.amount.data_type).toBe('decimal(16,2)');
     expect(nodes['model.everything.stg_orders'].columns.order_id.data_type).toBe('integer');
     expect(sources['source.everything.shop_raw.raw_orders'].columns.order_id.data_type).toBe('integer');
