@@ -809,6 +809,8 @@ ${tests}
 
 describe('source freshness', () => {
   let project: string;
+  /** The instant the source tables' load times are counted back from (ms since the epoch). */
+  let base: number;
   beforeAll(async () => {
     project = writeProject({
       'etl.yml': etlYml('fr'),
@@ -828,18 +830,22 @@ describe('source freshness', () => {
 `,
       'models/m.sql': 'select * from {{source "raw" "fresh"}}\n',
     });
-    // The source tables, loaded relative to now: a timestamp column, a timestamptz one, an old one.
+    // The source tables, loaded relative to a fixed instant: a timestamp column (UTC), a timestamptz
+    // one, an old one. The check then knows each table's exact load time, whenever it runs.
+    base = Date.now();
+    const utc = `timestamp '${new Date(base).toISOString().slice(0, 23).replace('T', ' ')}'`;
+    const tz = `timestamptz '${new Date(base).toISOString()}'`;
     mkdirSync(path.join(project, 'target'), { recursive: true });
     await withDb(
       dbPathOf(project),
       async (db) => {
         for (const sql of [
           'create schema raw',
-          "create table raw.fresh as select 1 as id, cast(now() at time zone 'UTC' as timestamp) - interval 5 minute as loaded_at",
-          'create table raw.stale as select 1 as id, now() - interval 3 hour as loaded_at',
-          "create table raw.old as select * from (values (cast(now() at time zone 'UTC' as timestamp) - interval 3 day), (cast(now() at time zone 'UTC' as timestamp) - interval 30 day)) as t(loaded_at)",
-          'create table raw.untracked as select now() - interval 300 day as loaded_at',
-          "create table raw.custom as select cast(now() at time zone 'UTC' as timestamp) - interval 2 day as loaded_at, cast(now() at time zone 'UTC' as timestamp) - interval 12 day as synced_at",
+          `create table raw.fresh as select 1 as id, ${utc} - interval 5 minute as loaded_at`,
+          `create table raw.stale as select 1 as id, ${tz} - interval 3 hour as loaded_at`,
+          `create table raw.old as select * from (values (${utc} - interval 3 day), (${utc} - interval 30 day)) as t(loaded_at)`,
+          `create table raw.untracked as select ${tz} - interval 300 day as loaded_at`,
+          `create table raw.custom as select ${utc} - interval 2 day as loaded_at, ${utc} - interval 12 day as synced_at`,
         ]) {
           await db.connection.run(sql);
         }
@@ -855,7 +861,6 @@ describe('source freshness', () => {
   type Sources = { metadata: { invocation_id: string }; results: Array<{ unique_id: string; status: string; max_loaded_at: string | null; max_loaded_at_time_ago_in_s: number | null; snapshotted_at: string; criteria: Record<string, unknown> }> };
 
   it('pass / warn / error per table, target/sources.json in dbt\'s shape, exit 1 on an error', async () => {
-    const started = Date.now();
     const r = await runCli(['source', 'freshness'], { cwd: project });
     expect(r.code, r.output).toBe(1);
     const sources = readJson<Sources>(project, 'target/sources.json');
@@ -869,12 +874,10 @@ describe('source freshness', () => {
     expect(by['source.fr.raw.custom']).toMatchObject({ status: 'warn', criteria: { warn_after: { count: 10, period: 'day' }, error_after: { count: 20, period: 'day' } } });
     const near = (id: string, seconds: number) => {
       const x = by[id]!;
-      expect(x.max_loaded_at_time_ago_in_s, id).toBeGreaterThanOrEqual(seconds - 5);
-      expect(x.max_loaded_at_time_ago_in_s, id).toBeLessThanOrEqual(seconds + 120);
-      // max_loaded_at is an ISO instant that agrees with the age.
+      // max_loaded_at is the instant written (to the millisecond), the age is counted from snapshotted_at.
+      expect(Date.parse(x.max_loaded_at!), id).toBe(base - seconds * 1000);
       const age = (Date.parse(x.snapshotted_at) - Date.parse(x.max_loaded_at!)) / 1000;
-      expect(Math.abs(age - x.max_loaded_at_time_ago_in_s!), id).toBeLessThanOrEqual(2);
-      expect(Date.parse(x.max_loaded_at!)).toBeLessThan(started);
+      expect(Math.abs(age - x.max_loaded_at_time_ago_in_s!), id).toBeLessThanOrEqual(1);
     };
     near('source.fr.raw.fresh', 300);
     near('source.fr.raw.stale', 3 * 3600);
