@@ -136,6 +136,7 @@ describe('postgres: one database, a schema per target', () => {
     admin = await pgConnect();
   });
   afterAll(async () => {
+    if (!admin) return; // Postgres was not reachable: beforeAll said so
     for (const s of Object.values(schemas)) await dropPgSchema(admin, s);
     await admin.end();
   });
