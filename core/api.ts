@@ -16,6 +16,7 @@ import { explainSelection } from './graph/select.js';
 import { planRun, type Plan } from './plan/plan.js';
 import { parseProject, scanProject, type ProjectScan } from './project/load.js';
 import { STAMPS_FILE } from './project/files.js';
+import { redact, type Secrets } from './project/secrets.js';
 import { unitTestFixtureFiles } from './data-tests/unit-tests.js';
 import { executePlan } from './runner/runner.js';
 import { migrateState, readState, recordRunEnd, recordRunStart } from './state/state.js';
@@ -276,6 +277,9 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       batchRange,
       retryBatches: how.retryBatches,
     });
+    // An engine's message may echo a secret (DuckDB's errors are not scrubbed by
+    // its driver): scrubbed once here for every record and artifact after.
+    outcome.results = scrubbed(outcome.results, project.secrets);
     if (keepsState) {
       const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
       const records = outcome.results.map((r) => ({
@@ -295,6 +299,11 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, { command: how.command, resource_types: resourceTypes, select: options.select, exclude: options.exclude, state: options.state, defer: options.defer, favor_state: options.favorState }, runId, startedAt);
   const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
   return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0 };
+}
+
+/** `value` with every secret masked, wherever in it a string holds one. */
+function scrubbed<T>(value: T, secrets: Secrets): T {
+  return secrets.values.size ? (JSON.parse(redact(JSON.stringify(value), secrets)) as T) : value;
 }
 
 function eventTimeRange(options: RunCommandOptions): { start: string; end: string } {
@@ -419,6 +428,7 @@ export async function sourceFreshness(options: CompileOptions & { select?: strin
   } finally {
     await adapter.close();
   }
+  results = scrubbed(results, project.secrets);
   writeSourcesJson(project.targetPath, results, (performance.now() - started) / 1000, invocationId);
   const failed = results.some((r) => r.status === 'error' || r.status === 'runtime error');
   return { results, exitCode: failed ? 1 : 0 };

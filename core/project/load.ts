@@ -24,7 +24,7 @@ import {
   type UnitTestInput,
 } from './schema.js';
 import { unknownColumnType } from './column-types.js';
-import { interpolateConfigString, type Secrets } from './secrets.js';
+import { declaredSecrets, interpolateConfigString, type Secrets } from './secrets.js';
 import { dialectFor } from '../../adapters/dialect.js';
 
 export type ResourceKind = 'model' | 'seed' | 'snapshot' | 'test';
@@ -359,6 +359,7 @@ function resolveTarget(
 ): { targetName: string; target?: TargetConfig; secrets: Secrets } {
   const names = Object.keys(file.targets);
   const secrets: Secrets = { values: new Set() };
+  declaredSecrets(env, secrets);
   const targetName = requested ?? file.target ?? names[0];
   if (!targetName || !(targetName in file.targets)) {
     const hint = targetName ? didYouMean(targetName, names) : undefined;
@@ -373,19 +374,20 @@ function resolveTarget(
     return { targetName: targetName ?? '', secrets };
   }
   const raw = file.targets[targetName]!;
-  const rendered: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(raw)) {
-    if (typeof value !== 'string') {
-      rendered[key] = value;
-      continue;
+  // Every string of the target, nested ones too (a DuckDB target's settings:), may read the environment.
+  const render = (value: unknown, at: string[]): unknown => {
+    if (typeof value === 'string') {
+      const result = interpolateConfigString(value, vars, env, secrets, at.some((k) => /password|url|secret|token|key/i.test(k)));
+      if (!('error' in result)) return result.value;
+      errors.push(yaml.diagnostic(['targets', targetName, ...at], result.error, result.hint));
+      return undefined;
     }
-    const result = interpolateConfigString(value, vars, env, secrets, /password|url/i.test(key));
-    if ('error' in result) {
-      errors.push(yaml.diagnostic(['targets', targetName, key], result.error, result.hint));
-      continue;
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, render(v, [...at, k])]).filter(([, v]) => v !== undefined));
     }
-    rendered[key] = result.value;
-  }
+    return value;
+  };
+  const rendered = render(raw, []) as Record<string, unknown>;
   const target = validate(targetSchema, rendered, yaml, ['targets', targetName], errors, `target "${targetName}"`);
   if (!target) return { targetName, secrets };
   return {

@@ -39,7 +39,8 @@ export function interpolateConfigString(
         error ??= { error: `environment variable ${name} is not set`, hint: `export ${name}=..., or give a default: {{env_var '${name}' 'default'}}` };
         return '';
       }
-      if (env[name] !== undefined && (holdsSecret || SECRET_ENV_NAME.test(name) || name.startsWith(SECRET_ENV_PREFIX))) addSecret(secrets, v);
+      if (env[name] !== undefined && name.startsWith(SECRET_ENV_PREFIX)) addDeclaredSecret(secrets, v);
+      else if (env[name] !== undefined && (holdsSecret || SECRET_ENV_NAME.test(name))) addSecret(secrets, v);
       return v;
     }
     const v = vars[name] ?? fallback;
@@ -52,6 +53,22 @@ export function interpolateConfigString(
   if (error) return error;
   if (holdsSecret) addSecret(secrets, out);
   return { value: out };
+}
+
+/**
+ * Every ETL_ENV_SECRET_* variable of the environment, as secrets: masked
+ * wherever they appear (an engine's error message, a setting echoed back),
+ * whether or not a setting reads them. Values shorter than 3 characters are
+ * not masked: hiding every "1" of the output would hide nothing.
+ */
+export function declaredSecrets(env: NodeJS.ProcessEnv, secrets: Secrets): void {
+  for (const [name, value] of Object.entries(env)) if (name.startsWith(SECRET_ENV_PREFIX) && value) addDeclaredSecret(secrets, value);
+}
+
+/** A declared secret is masked whole, and, when it is a URL with a password, by that password too. */
+function addDeclaredSecret(secrets: Secrets, value: string): void {
+  if (value.length >= 3) secrets.values.add(value);
+  addSecret(secrets, value);
 }
 
 function addSecret(secrets: Secrets, value: string): void {
