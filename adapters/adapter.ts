@@ -70,6 +70,8 @@ export interface PublishExtras {
   state?: StateRecord[];
   /** Rows that leave the staged table for another one before it is published. */
   moveRows?: RowMove;
+  /** partition_by: engines that partition tables (Delta) write the table partitioned by these columns. */
+  partitionBy?: string[];
 }
 
 /** A column change made by on_schema_change before new rows go in. */

@@ -21,8 +21,14 @@ export async function createAdapter(target: TargetConfig, projectRoot: string, o
       const { PostgresAdapter } = await import('./postgres/adapter.js');
       return new PostgresAdapter(target, projectRoot, { lockTargetSchema: !options.readOnly });
     }
-    default:
-      throw new RunError(`target ${target.name}: the ${target.type} adapter is not available yet`, 2);
+    case 'delta': {
+      const { DeltaAdapter } = await import('./delta/adapter.js');
+      return new DeltaAdapter(target, projectRoot, options);
+    }
+    default: {
+      const unknown = target as { name: string; type: string };
+      throw new RunError(`target ${unknown.name}: the ${unknown.type} adapter is not available yet`, 2);
+    }
   }
 }
 

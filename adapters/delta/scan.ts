@@ -27,6 +27,8 @@ export interface ScanOptions {
   filters?: ScanFilter[];
   /** Only these columns, in this order (all by default). */
   columns?: string[];
+  /** Adds a column of this name holding each row's file location (copy-on-write finds the files that hold given rows). */
+  fileColumn?: string;
 }
 
 export interface Scan {
@@ -192,11 +194,21 @@ interface FileColumn {
   naiveTimestamp: boolean;
 }
 
+/** Data files never change once written (unique names), so their columns are read once per process. */
+const COLUMNS_CACHE = new Map<string, Map<string, FileColumn>>();
+const COLUMNS_CACHE_MAX = 200_000;
+
 /** Top-level columns of each file, from the Parquet footers (parquet_schema lists schema elements depth-first). */
 async function fileColumns(session: SqlSession, locations: string[]): Promise<Map<string, Map<string, FileColumn>>> {
   const out = new Map<string, Map<string, FileColumn>>();
-  if (locations.length === 0) return out;
-  const result = await session.query(`select file_name, name, type, converted_type, logical_type, num_children from parquet_schema(${fileList(locations)})`);
+  const missing = locations.filter((l) => {
+    const cached = COLUMNS_CACHE.get(l);
+    if (cached) out.set(l, cached);
+    return !cached;
+  });
+  if (missing.length === 0) return out;
+  if (COLUMNS_CACHE.size > COLUMNS_CACHE_MAX) COLUMNS_CACHE.clear();
+  const result = await session.query(`select file_name, name, type, converted_type, logical_type, num_children from parquet_schema(${fileList(missing)})`);
   let remaining = new Map<string, number[]>(); // per file: a stack of children left at each depth
   for (const [file, name, type, converted, logical, children] of result.rows) {
     const f = String(file);
@@ -205,6 +217,7 @@ async function fileColumns(session: SqlSession, locations: string[]): Promise<Ma
       // The first element of a file is its root.
       remaining.set(f, [Number(children ?? 0)]);
       out.set(f, new Map());
+      COLUMNS_CACHE.set(f, out.get(f)!);
       continue;
     }
     const depth = stack.length;
@@ -236,7 +249,9 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
   const partitions = new Set(snapshot.metadata.partitionColumns);
   const where = options.filters?.length ? ` where ${options.filters.map(filterSql).join(' and ')}` : '';
   if (files.length === 0) {
-    return { sql: `select ${fields.map((f) => `cast(null as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`).join(', ')} where false`, files };
+    const cols = fields.map((f) => `cast(null as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`);
+    if (options.fileColumn) cols.push(`cast(null as varchar) as ${quoteIdent(options.fileColumn)}`);
+    return { sql: `select ${cols.join(', ')} where false`, files };
   }
   const locations = files.map((f) => fileLocation(storage, f.path));
   const columns = await fileColumns(session, locations.map((l) => path.normalize(l)));
@@ -260,7 +275,9 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
     const first = g[0]!;
     const select = fields.map((f) => (partitions.has(f.name) ? `${partitionLiteralSql(first.file.partitionValues[f.name], f.type)} as ${quoteIdent(f.name)}` : columnSql(f, first.cols.get(f.name))));
     const hasFileColumns = first.cols.size > 0;
-    const from = `read_parquet(${fileList(g.map((x) => x.location))}${hasFileColumns ? ', union_by_name = true' : ''})`;
+    const fileColumn = options.fileColumn ? `, filename = ${quoteString(options.fileColumn)}` : '';
+    if (options.fileColumn) select.push(quoteIdent(options.fileColumn));
+    const from = `read_parquet(${fileList(g.map((x) => x.location))}${hasFileColumns ? ', union_by_name = true' : ''}${fileColumn})`;
     return `select ${select.join(', ')} from ${from}`;
   });
   const body = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join('\nunion all\n');

@@ -133,6 +133,31 @@ export async function versionAtTimestamp(storage: DeltaStorage, timestamp: Date 
   return found;
 }
 
+/** Checks the replayed state and makes it a snapshot. */
+function finish(replay: Replay, table: string, version: number, timestamp: number, info: CommitInfo | undefined): Snapshot {
+  if (!replay.protocol) throw new DeltaTableError(`corrupt Delta table ${table}: no protocol action at version ${version}`);
+  if (!replay.metadata) throw new DeltaTableError(`corrupt Delta table ${table}: no metaData action at version ${version}`);
+  checkReadable(replay.protocol, replay.metadata, table);
+  const schema = parseSchema(replay.metadata.schemaString, `Delta table ${table} at version ${version}`);
+  if (replay.protocol.minReaderVersion === 3 || replay.protocol.minWriterVersion === 7) {
+    // Deletion vectors on a file would hide rows a plain read_parquet returns.
+    for (const f of replay.files.values()) if (f.deletionVector) throw new UnsupportedFeatureError('deletionVectors', table, `file ${f.path} has a deletion vector`);
+  }
+  return {
+    table,
+    version,
+    protocol: replay.protocol,
+    metadata: replay.metadata,
+    schema,
+    files: replay.files,
+    tombstones: replay.tombstones,
+    txns: replay.txns,
+    domains: replay.domains,
+    timestamp: typeof info?.inCommitTimestamp === 'number' ? info.inCommitTimestamp : timestamp,
+    commitInfo: info,
+  };
+}
+
 /** Replays the log into the snapshot at a version (latest by default). */
 export async function loadSnapshot(storage: DeltaStorage, session: SqlSession, options: SnapshotOptions = {}): Promise<Snapshot> {
   const table = storage.root;
@@ -145,30 +170,27 @@ export async function loadSnapshot(storage: DeltaStorage, session: SqlSession, o
   ]);
   if (segment.checkpoint) replay.apply(checkpointActions, table, segment.checkpoint.files[0]!.path);
   for (const c of commits) replay.apply(c.actions, table, `version ${c.version}`);
-  if (!replay.protocol) throw new DeltaTableError(`corrupt Delta table ${table}: no protocol action at version ${segment.version}`);
-  if (!replay.metadata) throw new DeltaTableError(`corrupt Delta table ${table}: no metaData action at version ${segment.version}`);
-  checkReadable(replay.protocol, replay.metadata, table);
-  const schema = parseSchema(replay.metadata.schemaString, `Delta table ${table} at version ${segment.version}`);
-  if (replay.protocol.minReaderVersion === 3 || replay.protocol.minWriterVersion === 7) {
-    // Deletion vectors on a file would hide rows a plain read_parquet returns.
-    for (const f of replay.files.values()) if (f.deletionVector) throw new UnsupportedFeatureError('deletionVectors', table, `file ${f.path} has a deletion vector`);
-  }
   const last = commits.at(-1);
   const lastFile = segment.commits.at(-1);
   const info = last && last.version === segment.version ? commitInfoOf(last) : undefined;
-  return {
-    table,
-    version: segment.version,
-    protocol: replay.protocol,
-    metadata: replay.metadata,
-    schema,
-    files: replay.files,
-    tombstones: replay.tombstones,
-    txns: replay.txns,
-    domains: replay.domains,
-    timestamp: typeof info?.inCommitTimestamp === 'number' ? info.inCommitTimestamp : (lastFile?.modificationTime ?? segment.checkpoint?.files[0]?.modificationTime ?? 0),
-    commitInfo: info,
-  };
+  return finish(replay, table, segment.version, lastFile?.modificationTime ?? segment.checkpoint?.files[0]?.modificationTime ?? 0, info);
+}
+
+/** The latest snapshot, from an earlier one plus the commits after it (no checkpoint or listing of the log). */
+export async function updateSnapshot(storage: DeltaStorage, snapshot: Snapshot): Promise<Snapshot> {
+  const commits = await readCommitsAfter(storage, snapshot.version);
+  if (commits.length === 0) return snapshot;
+  const replay = new Replay();
+  replay.protocol = snapshot.protocol;
+  replay.metadata = snapshot.metadata;
+  replay.files = new Map(snapshot.files);
+  replay.tombstones = new Map(snapshot.tombstones);
+  replay.txns = new Map(snapshot.txns);
+  replay.domains = new Map(snapshot.domains);
+  for (const c of commits) replay.apply(c.actions, storage.root, `version ${c.version}`);
+  const last = commits.at(-1)!;
+  const stat = await storage.stat(`_delta_log/${String(last.version).padStart(20, '0')}.json`);
+  return finish(replay, storage.root, last.version, stat?.modificationTime ?? Date.now(), commitInfoOf(last));
 }
 
 /** The commits after `version` up to the latest, read in order (conflict checks, history). */

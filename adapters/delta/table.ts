@@ -13,17 +13,29 @@ import { listCommits, LOG_DIR } from './log-files.js';
 import { checkWritable, protocolFor, sameProtocol } from './protocol.js';
 import { scanSnapshot, type Scan, type ScanOptions } from './scan.js';
 import { schemaFromDuckDb, schemaString, type StructType } from './schema.js';
-import { commitTimestamps, loadSnapshot, readCommit, type Snapshot, type SnapshotOptions } from './snapshot.js';
+import { commitTimestamps, loadSnapshot, readCommit, updateSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
 import type { SqlSession } from './sql.js';
 import type { DeltaStorage } from './storage.js';
 import { commit, type CommitResult } from './transaction.js';
 import { writeDataFiles } from './write.js';
 
-export type WriteMode = 'append' | 'overwrite' | 'overwrite-partitions';
+/**
+ * append: add the rows. overwrite: replace every file. overwrite-partitions:
+ * replace the files of the partitions the rows touch. rewrite: remove
+ * `removeFiles` (copy-on-write: the rows kept from them are in the new rows).
+ */
+export type WriteMode = 'append' | 'overwrite' | 'overwrite-partitions' | 'rewrite';
+
+export interface DomainValue {
+  domain: string;
+  configuration: string;
+}
 
 export interface WriteOptions {
-  /** The rows: any DuckDB SELECT. */
-  selectSql: string;
+  /** The rows: any DuckDB SELECT; undefined for a commit that adds no rows (state only, or removals). */
+  selectSql?: string;
+  /** A recent snapshot of the table, brought up to date from the commits after it instead of replaying the log. */
+  current?: Snapshot;
   mode: WriteMode;
   /** Partition columns of a new table (an existing table keeps its own unless overwritten). */
   partitionBy?: string[];
@@ -31,8 +43,20 @@ export interface WriteOptions {
   writer?: string;
   /** Idempotence: skipped when the table already holds this appId at this version or later. */
   txn?: { appId: string; version: number };
-  /** Metadata domains set in the same commit (etl's state). */
-  domains?: Array<{ domain: string; configuration: string }>;
+  /**
+   * Metadata domains set in the same commit (etl's state), or a function
+   * that computes them from the table as this commit leaves it.
+   */
+  domains?: DomainValue[] | ((after: Snapshot) => Promise<DomainValue[]>);
+  /** rewrite: the files removed. */
+  removeFiles?: AddFile[];
+  /** The table's schema after the write, when the caller changes it (columns added, dropped or retyped); default: from the rows. */
+  schema?: StructType;
+  /** Spark's operation name for commitInfo (default WRITE, or CREATE TABLE AS SELECT). */
+  operation?: string;
+  /** Conflict detection, when the caller read more than the mode implies (a merge reads the whole table). */
+  readPredicate?: 'none' | 'all' | ((file: AddFile) => boolean);
+  readFiles?: 'all' | Set<string>;
   commitInfo?: Record<string, unknown>;
   /** append: add columns that the table lacks (new columns read NULL in older files). */
   mergeSchema?: boolean;
@@ -104,42 +128,58 @@ export class DeltaTable {
 
   async write(options: WriteOptions): Promise<WriteResult> {
     const table = this.storage.root;
-    const current = (await this.exists()) ? await this.snapshot() : undefined;
+    const current = options.current ? await updateSnapshot(this.storage, options.current) : (await this.exists()) ? await this.snapshot() : undefined;
     if (current && options.txn) {
       const done = current.txns.get(options.txn.appId);
       if (done && done.version >= options.txn.version) return { adds: [], removes: [], rows: 0 };
     }
-    const incoming = schemaFromDuckDb(await this.describe(options.selectSql));
-    const { schema, metadata, protocol } = this.planMetadata(current, incoming, options);
+    if (options.selectSql === undefined && !options.schema && !current) throw new DeltaTableError(`cannot create ${table} without rows or a schema`);
+    const incoming = options.schema ?? (options.selectSql === undefined ? current!.schema : schemaFromDuckDb(await this.describe(options.selectSql)));
+    const usesDomains = options.domains !== undefined || (current?.protocol.writerFeatures ?? []).includes('domainMetadata');
+    const { schema, metadata, protocol } = this.planMetadata(current, incoming, options, usesDomains);
     const partitionColumns = metadata.partitionColumns;
     checkWritable(protocol, metadata, schema, table, { removesData: options.mode !== 'append' });
 
-    const adds = await writeDataFiles(this.storage, this.session, { selectSql: options.selectSql, schema, partitionColumns, targetFileSize: options.targetFileSize });
+    const adds = options.selectSql === undefined ? [] : await writeDataFiles(this.storage, this.session, { selectSql: options.selectSql, schema, partitionColumns, targetFileSize: options.targetFileSize });
     const now = Date.now();
-    let removes: RemoveFile[] = [];
+    let removed: AddFile[] = [];
     let readPredicate: 'none' | 'all' | ((f: AddFile) => boolean) = 'none';
     let readFiles: 'all' | Set<string> | undefined;
     if (current && options.mode === 'overwrite') {
-      removes = [...current.files.values()].map((f) => removeOf(f, now));
+      removed = [...current.files.values()];
       readPredicate = 'all';
       readFiles = 'all';
     } else if (current && options.mode === 'overwrite-partitions') {
       const touched = new Set(adds.map((a) => partitionKey(a, partitionColumns)));
-      const replaced = [...current.files.values()].filter((f) => touched.has(partitionKey(f, partitionColumns)));
-      removes = replaced.map((f) => removeOf(f, now));
+      removed = [...current.files.values()].filter((f) => touched.has(partitionKey(f, partitionColumns)));
       readPredicate = (f) => touched.has(partitionKey(f, partitionColumns));
-      readFiles = new Set(replaced.map(fileKey));
+      readFiles = new Set(removed.map(fileKey));
+    } else if (current && options.mode === 'rewrite') {
+      removed = options.removeFiles ?? [];
+      readPredicate = 'all';
+      readFiles = new Set(removed.map(fileKey));
     }
+    const removes = removed.map((f) => removeOf(f, now));
+
+    let domains: DomainValue[] = [];
+    if (typeof options.domains === 'function') {
+      // The table as this commit leaves it: kept files plus the new ones.
+      const files = new Map(current?.files ?? []);
+      for (const f of removed) files.delete(fileKey(f));
+      for (const a of adds) files.set(fileKey(a), a);
+      const after: Snapshot = current ? { ...current, schema, metadata, protocol, files } : { table, version: -1, protocol, metadata, schema, files, tombstones: new Map(), txns: new Map(), domains: new Map(), timestamp: now };
+      domains = await options.domains(after);
+    } else domains = options.domains ?? [];
 
     const actions: Action[] = [];
     if (!current || !sameProtocol(protocol, current.protocol)) actions.push({ protocol });
     if (!current || current.metadata !== metadata) actions.push({ metaData: metadata });
     if (options.txn) actions.push({ txn: { appId: options.txn.appId, version: options.txn.version, lastUpdated: now } });
-    for (const d of options.domains ?? []) actions.push({ domainMetadata: { domain: d.domain, configuration: d.configuration, removed: false } satisfies DomainMetadata });
+    for (const d of domains) actions.push({ domainMetadata: { domain: d.domain, configuration: d.configuration, removed: false } satisfies DomainMetadata });
     for (const remove of removes) actions.push({ remove });
     for (const add of adds) actions.push({ add });
 
-    const operation = !current ? 'CREATE TABLE AS SELECT' : 'WRITE';
+    const operation = options.operation ?? (!current ? 'CREATE TABLE AS SELECT' : 'WRITE');
     const mode = options.mode === 'append' ? 'Append' : 'Overwrite';
     const rows = rowCount(adds);
     const result = await commit(this.storage, this.session, {
@@ -148,8 +188,8 @@ export class DeltaTable {
       operationMetrics: { numFiles: adds.length, numOutputRows: rows, numOutputBytes: adds.reduce((s, a) => s + a.size, 0), numRemovedFiles: removes.length },
       readVersion: current?.version ?? -1,
       actions,
-      readPredicate,
-      readFiles,
+      readPredicate: options.readPredicate ?? readPredicate,
+      readFiles: options.readFiles ?? readFiles,
       writer: options.writer,
       commitInfo: options.commitInfo,
     });
@@ -157,11 +197,11 @@ export class DeltaTable {
   }
 
   /** The schema, metadata and protocol after this write (the current ones, unchanged, when nothing changes). */
-  private planMetadata(current: Snapshot | undefined, incoming: StructType, options: WriteOptions): { schema: StructType; metadata: Metadata; protocol: Protocol } {
+  private planMetadata(current: Snapshot | undefined, incoming: StructType, options: WriteOptions, domainMetadata: boolean): { schema: StructType; metadata: Metadata; protocol: Protocol } {
     const table = this.storage.root;
     const partitionBy = options.partitionBy ?? [];
     for (const p of partitionBy) if (!incoming.fields.some((f) => f.name === p)) throw new DeltaTableError(`partition column ${p} is not a column of the rows written to ${table}`);
-    if (!current || options.mode === 'overwrite') {
+    if (!current || options.mode === 'overwrite' || (options.mode === 'rewrite' && options.schema)) {
       // A new table, or a full overwrite: the rows define the schema and partitioning.
       const partitionColumns = current && options.partitionBy === undefined ? current.metadata.partitionColumns.filter((p) => incoming.fields.some((f) => f.name === p)) : partitionBy;
       if (partitionColumns.length && partitionColumns.length === incoming.fields.length) throw new DeltaTableError(`every column of ${table} is a partition column; a Delta table needs at least one data column`);
@@ -176,7 +216,7 @@ export class DeltaTable {
             configuration: { ...(current?.metadata.configuration ?? {}), ...(options.configuration ?? {}) },
             createdTime: current?.metadata.createdTime ?? Date.now(),
           };
-      const protocol = protocolFor(incoming, { current: current?.protocol });
+      const protocol = protocolFor(incoming, { current: current?.protocol, domainMetadata });
       return { schema: incoming, metadata, protocol };
     }
     // Appending to an existing table: the rows must fit its schema (or add columns when merging).
@@ -199,7 +239,7 @@ export class DeltaTable {
     }
     const schema: StructType = added.length ? { type: 'struct', fields: [...existing.fields, ...added] } : existing;
     const metadata = added.length ? { ...current.metadata, schemaString: schemaString(schema) } : current.metadata;
-    const protocol = protocolFor(schema, { current: current.protocol });
+    const protocol = protocolFor(schema, { current: current.protocol, domainMetadata });
     return { schema, metadata, protocol };
   }
 

@@ -2,6 +2,7 @@ import type { MaterializeResult } from '../../adapters/adapter.js';
 import { enforceContract } from '../data-tests/contract.js';
 import { planQuarantine } from '../data-tests/quarantine.js';
 import type { StateRecord } from '../state/state.js';
+import { asList } from '../project/load.js';
 import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';
 
 /**
@@ -19,7 +20,7 @@ export async function buildTable(ctx: MaterializationContext, state: StateRecord
     if (node.config.contract?.enforced) await enforceContract(adapter, session, node, staged.relation);
     const quarantine = node.config.quarantine ? await planQuarantine(adapter, session, manifest, node, staged, runId) : undefined;
     quarantined = quarantine?.count ?? 0;
-    await adapter.publishTable(session, staged, relation, { state, moveRows: quarantine?.move });
+    await adapter.publishTable(session, staged, relation, { state, moveRows: quarantine?.move, partitionBy: node.config.partition_by === undefined ? undefined : asList(node.config.partition_by) });
   } catch (err) {
     await adapter.discardStaged(session, staged);
     throw err;

@@ -1,0 +1,287 @@
+// The Delta target: DuckDB computes, Delta stores. Each model is a Delta
+// table at <lake>/<schema>/<name>/ (see lake.ts); an in-memory DuckDB runs
+// every query and sees each Delta table as a view of its latest snapshot.
+// Materializations are log actions: a table build is one overwrite commit
+// (remove every file, add the new ones), an incremental append adds files,
+// merge / delete+insert / microbatch rewrite only the files holding replaced
+// rows (changes.ts), and state commits with the data (state-store.ts). A
+// Delta target has no views: a view model is built as a table, with a warning.
+
+import path from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, RowMove, SeedOptions, SnapshotChange, SnapshotResult, StagedTable, StageOptions } from '../adapter.js';
+import type { SqlEngine } from '../sql-engine.js';
+import { applySnapshotSql } from '../sql-snapshot.js';
+import { dialectFor } from '../dialect.js';
+import { DuckDbAdapter, seedSelectSql } from '../duckdb/adapter.js';
+import { RunError } from '../../core/errors.js';
+import type { StateRecord } from '../../core/state/state.js';
+import { commit } from './transaction.js';
+import { ConcurrentModificationError } from './errors.js';
+import { planRewrite } from './changes.js';
+import { Lake, relationSql } from './lake.js';
+import { protocolFor, checkWritable, sameProtocol } from './protocol.js';
+import { scanSnapshot } from './scan.js';
+import { duckdbTypeOf, quoteIdent } from './schema.js';
+import type { Snapshot } from './snapshot.js';
+import { DeltaSession, type PendingState } from './session.js';
+import { applyRecords, DeltaStateStore, parseTableState, STATE_DOMAIN, type AppliedCounts, type DeltaStateHost } from './state-store.js';
+import type { SqlSession } from './sql.js';
+import type { Action } from './actions.js';
+import type { DomainValue } from './table.js';
+
+export interface DeltaTarget {
+  name: string;
+  path: string;
+  threads: number;
+}
+
+export class DeltaAdapter implements Adapter, DeltaStateHost {
+  readonly dialect = dialectFor('delta');
+  readonly capabilities: AdapterCapabilities = { merge: true };
+  readonly state: DeltaStateStore = new DeltaStateStore(this);
+  readonly lake: Lake;
+  /** The compute engine: an in-memory DuckDB, never written to disk. */
+  private readonly duck: DuckDbAdapter;
+  private warnedViews = false;
+
+  constructor(
+    private readonly target: DeltaTarget,
+    projectRoot: string,
+    private readonly options: { readOnly?: boolean; warn?: (message: string) => void } = {},
+  ) {
+    this.lake = new Lake(path.resolve(projectRoot, target.path));
+    this.duck = new DuckDbAdapter({ name: target.name, path: ':memory:', threads: target.threads }, projectRoot);
+  }
+
+  async open(): Promise<void> {
+    if (this.options.readOnly && !existsSync(this.lake.root)) {
+      throw new RunError(`target ${this.target.name} has not been built yet: ${this.lake.root} does not exist\n  hint: run etl build (or etl seed / etl run) first`, 1);
+    }
+    if (!this.options.readOnly) mkdirSync(this.lake.root, { recursive: true });
+    await this.duck.open();
+    const tables = await this.lake.discover();
+    await this.withSession(async (session) => {
+      for (const r of tables) await this.lake.createView(r, session);
+    });
+  }
+
+  close(): Promise<void> {
+    return this.duck.close();
+  }
+
+  withSession<T>(fn: (session: AdapterSession) => Promise<T>): Promise<T> {
+    return this.duck.withSession((s) => fn(new DeltaSession(s as SqlSession & { connection?: unknown }, this.shadowHost)));
+  }
+
+  interruptAll(): void {
+    this.duck.interruptAll();
+  }
+
+  isTransient(err: unknown): boolean {
+    // Another writer committed first and the change read what it changed: the node runs again on the new version.
+    return err instanceof ConcurrentModificationError || this.duck.isTransient(err);
+  }
+
+  async ensureSchema(session: AdapterSession, schema: string): Promise<void> {
+    // The lake folder of a schema is made by its first table's write: a schema that gets no table leaves none.
+    await session.execute(`create schema if not exists ${quoteIdent(schema)}`);
+  }
+
+  async relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined> {
+    if (this.lake.isTable(relation)) return 'table';
+    if (await this.lake.table(relation, session).exists()) {
+      await this.lake.refresh(relation, session);
+      return 'table';
+    }
+    return this.duck.relationKind(session, relation);
+  }
+
+  async listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]> {
+    if (!this.lake.isTable(relation)) return this.duck.listColumns(session, relation);
+    const snapshot = await this.lake.snapshot(relation, session);
+    return snapshot.schema.fields.map((f) => ({ name: f.name, type: duckdbTypeOf(f.type) }));
+  }
+
+  async replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
+    if (!this.warnedViews) {
+      this.warnedViews = true;
+      const message = `target ${this.target.name} (delta) has no views: view models are built as tables`;
+      if (this.options.warn) this.options.warn(message);
+      else process.stderr.write(`warning: ${message}\n`);
+    }
+    const result = await this.replaceTable(session, relation, selectSql);
+    return { ...result, message: result.message.replace('CREATE TABLE', 'CREATE TABLE (view)') };
+  }
+
+  async replaceTable(session: AdapterSession, relation: Relation, selectSql: string, state: StateRecord[] = []): Promise<MaterializeResult> {
+    const written = await this.lake.table(relation, session).write({ selectSql, mode: 'overwrite', writer: undefined, ...this.stateOption(session, relation, state, undefined) });
+    await this.lake.refresh(relation, session);
+    return { rowsAffected: written.rows, message: `CREATE TABLE (${written.rows} rows)` };
+  }
+
+  stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable> {
+    return this.duck.stageTable(session, relation, selectSql, options);
+  }
+
+  discardStaged(session: AdapterSession, staged: StagedTable): Promise<void> {
+    return this.duck.discardStaged(session, staged);
+  }
+
+  async publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras: PublishExtras = {}): Promise<void> {
+    if (extras.moveRows) await this.moveRows(session, relationSql(staged.relation), extras.moveRows);
+    await this.lake.table(relation, session).write({
+      selectSql: `select * from ${relationSql(staged.relation)}`,
+      current: this.lake.isTable(relation) ? await this.lake.snapshot(relation, session) : undefined,
+      mode: 'overwrite',
+      partitionBy: extras.partitionBy,
+      ...this.stateOption(session, relation, extras.state ?? [], { rows: staged.rows }),
+    });
+    await this.duck.discardStaged(session, staged);
+    await this.lake.refresh(relation, session);
+  }
+
+  /** Quarantine: the rows leave the staged table for a Delta table of their own (appended; its own commit, before the target's). */
+  private async moveRows(session: AdapterSession, from: string, move: RowMove): Promise<void> {
+    const select = `select ${move.columns} from ${from} as ${move.alias} where ${move.where}`;
+    const moving = Number((await session.query(`select count(*) from (${select}) as moving`)).rows[0]?.[0] ?? 0);
+    if (moving > 0 || !this.lake.isTable(move.into)) {
+      await this.lake.table(move.into, session).write({ selectSql: select, mode: 'append', mergeSchema: true });
+      await this.lake.refresh(move.into, session);
+    }
+    await session.execute(`delete from ${from} as ${move.alias} where ${move.where}`);
+  }
+
+  async applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number }> {
+    // A staged DuckDB table (microbatch's full refresh builds one batch by batch) is DuckDB's to change.
+    if (!this.lake.isTable(change.target)) return this.duck.applyIncremental(session, { ...change, state: [] });
+    const table = this.lake.table(change.target, session);
+    let source: string;
+    let scratch: string | undefined;
+    if ('sql' in change.staged) {
+      // The rows of a query are staged once: counted, matched and written from the same rows.
+      scratch = `"temp"."etl_delta_rows_${Math.random().toString(36).slice(2)}"`;
+      await session.execute(`create temp table ${scratch} as ${change.staged.sql}`);
+      source = scratch;
+    } else {
+      if (change.moveRows) await this.moveRows(session, relationSql(change.staged), change.moveRows);
+      source = relationSql(change.staged);
+    }
+    try {
+      const rows = Number((await session.query(`select count(*) from ${source}`)).rows[0]?.[0] ?? 0);
+      const snapshot = await this.lake.latest(change.target, session);
+      const plan = await planRewrite(table.storage, session, snapshot, change, source);
+      const nothing = rows === 0 && plan.removeFiles.length === 0 && !plan.schema;
+      if (nothing && change.state.length === 0) return { rowsAffected: 0 };
+      const replaces = change.strategy !== 'append';
+      await table.write({
+        current: snapshot,
+        // No rows to write and none to keep: a commit of state alone, without an empty data file.
+        selectSql: nothing ? undefined : plan.selectSql,
+        mode: plan.removeFiles.length || plan.schema ? 'rewrite' : 'append',
+        removeFiles: plan.removeFiles,
+        schema: plan.schema,
+        operation: change.strategy === 'merge' ? 'MERGE' : change.strategy === 'append' ? 'WRITE' : change.strategy === 'delete+insert' ? 'DELETE+INSERT' : 'REPLACE WHERE',
+        readPredicate: replaces ? 'all' : 'none',
+        readFiles: replaces ? 'all' : undefined,
+        ...this.stateOption(session, change.target, change.state, { rows }),
+      });
+      await this.lake.refresh(change.target, session);
+      return { rowsAffected: rows };
+    } finally {
+      if (scratch) await session.execute(`drop table if exists ${scratch}`).catch(() => undefined);
+    }
+  }
+
+  /** The etl.state domain of a commit that carries state records, computed over the table as the commit leaves it. */
+  private stateOption(session: AdapterSession, relation: Relation, records: StateRecord[], applied: AppliedCounts | undefined): { domains?: (after: Snapshot) => Promise<DomainValue[]> } {
+    if (records.length === 0) return {};
+    return {
+      domains: async (after) => {
+        const current = parseTableState(after.domains.get(STATE_DOMAIN)?.configuration, relation.name);
+        const next = await applyRecords(current, records, applied ?? {}, (column, newRows) => this.maxOf(session, relation, after, column, newRows));
+        return [{ domain: STATE_DOMAIN, configuration: JSON.stringify(next) }];
+      },
+    };
+  }
+
+  private async maxOf(session: AdapterSession, relation: Relation, after: Snapshot, column: string, newRows?: Relation): Promise<string | null> {
+    const scan = await scanSnapshot(this.lake.storage(relation), session, after);
+    const c = quoteIdent(column);
+    // As the SQL engines: with the new rows known, only rows at or above their maximum are read.
+    const where = newRows ? ` where ${c} >= (select max(${c}) from ${relationSql(newRows)})` : '';
+    const r = await session.query(`select cast(max(${c}) as varchar) from (${scan.sql}) as etl_table${where}`);
+    const v = r.rows[0]?.[0];
+    return v == null ? null : String(v);
+  }
+
+  /** State records that change no data: a commit with only the etl.state domain. */
+  async commitState(session: SqlSession, relation: Relation, records: StateRecord[]): Promise<void> {
+    if (!this.lake.isTable(relation)) return;
+    const table = this.lake.table(relation, session);
+    const snapshot = await this.lake.latest(relation, session);
+    checkWritable(snapshot.protocol, snapshot.metadata, snapshot.schema, table.storage.root);
+    const current = parseTableState(snapshot.domains.get(STATE_DOMAIN)?.configuration, relation.name);
+    const next = await applyRecords(current, records, {}, (column) => this.maxOf(session, relation, snapshot, column));
+    const protocol = protocolFor(snapshot.schema, { current: snapshot.protocol, domainMetadata: true });
+    const actions: Action[] = [];
+    if (!sameProtocol(protocol, snapshot.protocol)) actions.push({ protocol });
+    actions.push({ domainMetadata: { domain: STATE_DOMAIN, configuration: JSON.stringify(next), removed: false } });
+    await commit(table.storage, session, { operation: 'SET ETL STATE', readVersion: snapshot.version, actions, readPredicate: 'none' });
+    await this.lake.refresh(relation, session);
+  }
+
+  async appendRows(session: SqlSession, relation: Relation, selectSql: string): Promise<void> {
+    await this.lake.table(relation, session).write({ selectSql, mode: 'append', current: this.lake.isTable(relation) ? await this.lake.snapshot(relation, session) : undefined });
+    await this.lake.refresh(relation, session);
+  }
+
+  async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {
+    const loaded = await this.replaceTable(session, relation, seedSelectSql(csvPath, options));
+    return { rowsAffected: loaded.rowsAffected, message: `INSERT ${loaded.rowsAffected}` };
+  }
+
+  /**
+   * SCD-2 snapshots: the SQL engines' statements (adapters/sql-snapshot.ts),
+   * run on DuckDB against the history table shadowed from Delta (session.ts);
+   * the transaction's commit writes the new history and the snapshot_run
+   * record as one Delta commit.
+   */
+  applySnapshot(session: AdapterSession, change: SnapshotChange): Promise<SnapshotResult> {
+    const engine = {
+      dialect: this.dialect,
+      relationKind: (s: AdapterSession, r: Relation) => this.relationKind(s, r),
+      listColumns: (s: AdapterSession, r: Relation) => this.listColumns(s, r),
+      stageTable: (s: AdapterSession, r: Relation, sql: string, o?: StageOptions) => this.stageTable(s, r, sql, o),
+      publishTable: (s: AdapterSession, staged: StagedTable, r: Relation, extras?: PublishExtras) => this.publishTable(s, staged, r, extras),
+      discardStaged: (s: AdapterSession, staged: StagedTable) => this.discardStaged(s, staged),
+      state: { writeInTransaction: async (s: AdapterSession, records: StateRecord[], applied: AppliedCounts = {}) => (s as DeltaSession).addState(records, applied) },
+    };
+    return applySnapshotSql(engine as unknown as SqlEngine, session, change);
+  }
+
+  preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult> {
+    return this.duck.preview(session, selectSql, limit);
+  }
+
+  /** What DeltaSession needs to turn SQL that writes to a Delta table into a commit. */
+  private readonly shadowHost = {
+    isDeltaTable: (r: Relation) => this.lake.isTable(r),
+    scanSql: async (session: SqlSession, r: Relation) => (await scanSnapshot(this.lake.storage(r), session, await this.lake.table(r, session).snapshot())).sql,
+    writeBack: async (session: SqlSession, r: Relation, state: PendingState[]) => {
+      const name = relationSql(r);
+      try {
+        const records = state.flatMap((p) => p.records);
+        const applied = Object.assign({}, ...state.map((p) => p.applied)) as AppliedCounts;
+        await this.lake.table(r, session).write({ selectSql: `select * from ${name}`, mode: 'overwrite', operation: 'UPDATE', current: await this.lake.snapshot(r, session), ...this.stateOption(session, r, records, applied) });
+      } finally {
+        await session.execute(`drop table if exists ${name}`);
+        await this.lake.refresh(r, session);
+      }
+    },
+    restoreView: async (session: SqlSession, r: Relation) => {
+      await session.execute(`drop table if exists ${relationSql(r)}`);
+      await this.lake.refresh(r, session);
+    },
+  };
+}

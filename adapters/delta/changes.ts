@@ -1,0 +1,95 @@
+// Incremental changes as copy-on-write (merge, delete+insert, replace_where):
+// only the files holding rows the change replaces are rewritten. Candidate
+// files are pruned by the key's min/max statistics, then DuckDB finds the
+// files that really hold a matching row (reading the key columns and the
+// file name). Their other rows are written again with the new rows, and the
+// commit removes exactly those files.
+
+import path from 'node:path';
+import type { ColumnChange, IncrementalChange } from '../adapter.js';
+import type { AddFile } from './actions.js';
+import { fileLocation, pruneFiles, scanSnapshot, type ScanFilter } from './scan.js';
+import { deltaTypeOfDuckDb, duckdbTypeOf, quoteIdent, type StructField, type StructType } from './schema.js';
+import type { Snapshot } from './snapshot.js';
+import type { SqlSession } from './sql.js';
+import type { DeltaStorage } from './storage.js';
+
+const FILE_COLUMN = '__etl_file';
+
+export interface Rewrite {
+  /** The rows the new files hold: kept rows of rewritten files, then the new rows. */
+  selectSql: string;
+  /** Files replaced. */
+  removeFiles: AddFile[];
+  /** The schema when the change alters it. */
+  schema?: StructType;
+}
+
+/** The table's schema after on_schema_change's column changes; `rewriteAll` when a type changes (every file must hold the table's types). */
+export function schemaAfter(schema: StructType, changes: ColumnChange[]): { schema: StructType; changed: boolean; rewriteAll: boolean } {
+  let fields: StructField[] = [...schema.fields];
+  let rewriteAll = false;
+  for (const c of changes) {
+    if (c.kind === 'add') fields.push({ name: c.column, type: deltaTypeOfDuckDb(c.type, c.column), nullable: true, metadata: {} });
+    else if (c.kind === 'drop') fields = fields.filter((f) => f.name !== c.column);
+    else {
+      fields = fields.map((f) => (f.name === c.column ? { ...f, type: deltaTypeOfDuckDb(c.type, c.column) } : f));
+      rewriteAll = true;
+    }
+  }
+  return { schema: { type: 'struct', fields }, changed: changes.length > 0, rewriteAll };
+}
+
+/** The condition (on alias etl_target) of the existing rows the change replaces, or undefined for none. */
+function replacedRows(change: IncrementalChange, source: string): string | undefined {
+  const q = quoteIdent;
+  switch (change.strategy) {
+    case 'append':
+      return undefined;
+    case 'merge':
+    case 'delete+insert':
+      return `exists (select 1 from ${source} as etl_new where ${change.uniqueKey.map((k) => `etl_target.${q(k)} = etl_new.${q(k)}`).join(' and ')})`;
+    case 'replace_where':
+      return `(${change.where})`;
+  }
+}
+
+/** Candidate files by the key's range in the new rows (single-column keys with statistics). */
+async function candidates(session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string): Promise<AddFile[]> {
+  if ((change.strategy !== 'merge' && change.strategy !== 'delete+insert') || change.uniqueKey.length !== 1) return [...snapshot.files.values()];
+  const k = quoteIdent(change.uniqueKey[0]!);
+  const r = await session.query(`select cast(min(${k}) as varchar), cast(max(${k}) as varchar) from ${source}`);
+  const [min, max] = r.rows[0] ?? [];
+  if (min == null || max == null) return [];
+  const filters: ScanFilter[] = [
+    { column: change.uniqueKey[0]!, op: '>=', value: String(min) },
+    { column: change.uniqueKey[0]!, op: '<=', value: String(max) },
+  ];
+  return pruneFiles(snapshot, filters);
+}
+
+/** Plans the files a change rewrites and the rows of the new files. `source`: the new rows as a relation (already staged). */
+export async function planRewrite(storage: DeltaStorage, session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string): Promise<Rewrite> {
+  const after = schemaAfter(snapshot.schema, change.columnChanges);
+  const schema = after.schema;
+  const newRows = `select ${schema.fields.map((f) => (change.columns.includes(f.name) ? `etl_new.${quoteIdent(f.name)}` : `cast(null as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`)).join(', ')} from ${source} as etl_new`;
+  const replaced = replacedRows(change, source);
+  let affected: AddFile[] = [];
+  if (after.rewriteAll) affected = [...snapshot.files.values()];
+  else if (replaced) {
+    const pool = await candidates(session, snapshot, change, source);
+    if (pool.length) {
+      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [f.path, f])) }, { fileColumn: FILE_COLUMN });
+      const hit = await session.query(`select distinct ${quoteIdent(FILE_COLUMN)} from (${scan.sql}) as etl_target where ${replaced}`);
+      const byLocation = new Map(pool.map((f) => [path.normalize(fileLocation(storage, f.path)), f]));
+      affected = hit.rows.map((r) => byLocation.get(path.normalize(String(r[0])))).filter((f): f is AddFile => f !== undefined);
+    }
+  }
+  const parts: string[] = [];
+  if (affected.length) {
+    const kept = await scanSnapshot(storage, session, { ...snapshot, schema, files: new Map(affected.map((f) => [f.path, f])) });
+    parts.push(`select * from (${kept.sql}) as etl_target${replaced ? ` where not coalesce(${replaced}, false)` : ''}`);
+  }
+  parts.push(newRows);
+  return { selectSql: parts.length === 1 ? parts[0]! : parts.map((p) => `(${p})`).join('\nunion all\n'), removeFiles: affected, schema: after.changed ? schema : undefined };
+}

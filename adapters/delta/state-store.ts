@@ -1,0 +1,174 @@
+// etl's state on a Delta target, without a SQL catalog. A model's state (its
+// watermark, microbatch batches, snapshot runs) lives in its own table's log
+// as the metadata domain `etl.state` (a domainMetadata action, so the table
+// gets writer version 7 with the domainMetadata feature), written in the same
+// commit as the data it describes: a crash can never leave a watermark ahead
+// of the data. Domains survive checkpoints, unlike commitInfo. Run history is
+// two Delta tables of their own, <lake>/etl_meta/runs and node_runs.
+
+import type { Relation } from '../adapter.js';
+import type { NodeRunRecord, RunRecord, StateRecord, StateStore, StateTables } from '../../core/state/state.js';
+import { relationKey } from '../../core/state/state.js';
+import type { Lake } from './lake.js';
+import { quoteString, type SqlSession } from './sql.js';
+
+export const STATE_DOMAIN = 'etl.state';
+export const META_SCHEMA = 'etl_meta';
+const STATE_VERSION = 1;
+/** Snapshot runs kept per table (the newest). */
+const SNAPSHOT_RUNS_KEPT = 100;
+
+export interface TableState {
+  version: number;
+  uniqueId?: string;
+  watermark?: { column: string; value: string | null; runId: string; updatedAt: string };
+  batches: Record<string, { end: string; status: string; rows: number | null; runId: string; message: string; updatedAt: string }>;
+  snapshotRuns: Array<{ runId: string; inserted: number; invalidated: number; updatedAt: string }>;
+}
+
+export function parseTableState(configuration: string | undefined, table: string): TableState {
+  if (!configuration) return { version: STATE_VERSION, batches: {}, snapshotRuns: [] };
+  const s = JSON.parse(configuration) as TableState;
+  if (s.version > STATE_VERSION) throw new Error(`the etl state of ${table} is at version ${s.version}, newer than this etl understands (${STATE_VERSION}); upgrade etl`);
+  return { version: STATE_VERSION, uniqueId: s.uniqueId, watermark: s.watermark, batches: s.batches ?? {}, snapshotRuns: s.snapshotRuns ?? [] };
+}
+
+export interface AppliedCounts {
+  rows?: number;
+  inserted?: number;
+  invalidated?: number;
+}
+
+/**
+ * The state after `records`. `watermarkOf` computes max(event_time) of the
+ * table as the commit leaves it (null for no rows).
+ */
+export async function applyRecords(state: TableState, records: StateRecord[], applied: AppliedCounts, watermarkOf: (column: string, newRows?: Relation) => Promise<string | null>): Promise<TableState> {
+  const now = new Date().toISOString();
+  const next: TableState = { ...state, batches: { ...state.batches }, snapshotRuns: [...state.snapshotRuns] };
+  for (const r of records) {
+    switch (r.kind) {
+      case 'watermark': {
+        const value = await watermarkOf(r.eventTimeColumn, r.newRows);
+        // No new rows leave the watermark as it was, as the SQL engines do.
+        next.watermark = { column: r.eventTimeColumn, value: value ?? (r.newRows ? (state.watermark?.value ?? null) : null), runId: r.runId, updatedAt: now };
+        next.uniqueId = r.uniqueId;
+        break;
+      }
+      case 'batch':
+        next.batches[r.start] = { end: r.end, status: r.status, rows: r.rows === undefined ? (applied.rows ?? null) : r.rows, runId: r.runId, message: r.message.slice(0, 2000), updatedAt: now };
+        next.uniqueId = r.uniqueId;
+        break;
+      case 'batches_cleared':
+        next.batches = {};
+        break;
+      case 'snapshot_run':
+        next.snapshotRuns.push({ runId: r.runId, inserted: r.inserted ?? applied.inserted ?? 0, invalidated: r.invalidated ?? applied.invalidated ?? 0, updatedAt: now });
+        next.snapshotRuns = next.snapshotRuns.slice(-SNAPSHOT_RUNS_KEPT);
+        next.uniqueId = r.uniqueId;
+        break;
+    }
+  }
+  return next;
+}
+
+/** What the Delta adapter offers the store. */
+export interface DeltaStateHost {
+  readonly lake: Lake;
+  /** Commits records that change no data to the relation's table (a domainMetadata-only commit). */
+  commitState(session: SqlSession, relation: Relation, records: StateRecord[]): Promise<void>;
+  /** Appends rows (a SELECT) to a Delta table of the lake, creating it on first use. */
+  appendRows(session: SqlSession, relation: Relation, selectSql: string): Promise<void>;
+}
+
+const RUNS: Relation = { schema: META_SCHEMA, name: 'runs' };
+const NODE_RUNS: Relation = { schema: META_SCHEMA, name: 'node_runs' };
+
+const lit = (v: string | null | number | undefined) => (v === null || v === undefined ? 'null' : typeof v === 'number' ? String(v) : quoteString(v));
+const ts = (iso: string | null | undefined) => (iso ? `cast(${quoteString(iso)} as timestamptz)` : 'cast(null as timestamptz)');
+
+export class DeltaStateStore implements StateStore {
+  constructor(private readonly host: DeltaStateHost) {}
+
+  async prepare(): Promise<number> {
+    return STATE_VERSION;
+  }
+
+  async runStarted(session: SqlSession, run: RunRecord): Promise<void> {
+    await this.appendRun(session, run.runId, run.command, run.target, run.version, new Date().toISOString(), null, 'running');
+  }
+
+  private async appendRun(session: SqlSession, runId: string, command: string | null, target: string | null, version: string | null, started: string | null, finished: string | null, status: string): Promise<void> {
+    // The run log is append-only: a run's newest row is its state.
+    await this.host.appendRows(
+      session,
+      RUNS,
+      `select cast(${lit(runId)} as varchar) as run_id, cast(${lit(command)} as varchar) as command, cast(${lit(target)} as varchar) as target, cast(${lit(version)} as varchar) as etl_version, ${ts(started)} as started_at, ${ts(finished)} as finished_at, cast(${lit(status)} as varchar) as status`,
+    );
+  }
+
+  async runFinished(session: SqlSession, runId: string, status: string, nodes: NodeRunRecord[]): Promise<void> {
+    if (nodes.length) {
+      const rows = nodes.map((n) => `(${lit(runId)}, ${lit(n.unique_id)}, ${lit(n.relation)}, ${lit(n.status)}, ${ts(n.started_at)}, ${ts(n.finished_at)}, cast(${lit(n.rows_affected)} as bigint), ${lit(n.message.slice(0, 2000))})`);
+      await this.host.appendRows(
+        session,
+        NODE_RUNS,
+        `select cast(run_id as varchar) as run_id, cast(unique_id as varchar) as unique_id, cast(relation as varchar) as relation, cast(status as varchar) as status, started_at, finished_at, rows_affected, cast(message as varchar) as message from (values ${rows.join(', ')}) as t(run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message)`,
+      );
+    }
+    await this.appendRun(session, runId, null, null, null, null, new Date().toISOString(), status);
+  }
+
+  async record(session: SqlSession, records: StateRecord[]): Promise<void> {
+    const byRelation = new Map<string, { relation: Relation; records: StateRecord[] }>();
+    for (const r of records) {
+      const k = relationKey(r.relation);
+      if (!byRelation.has(k)) byRelation.set(k, { relation: r.relation, records: [] });
+      byRelation.get(k)!.records.push(r);
+    }
+    for (const { relation, records: rs } of byRelation.values()) await this.host.commitState(session, relation, rs);
+  }
+
+  async stateOf(session: SqlSession, relation: Relation): Promise<TableState> {
+    if (!this.host.lake.isTable(relation)) return parseTableState(undefined, relationKey(relation));
+    const snapshot = await this.host.lake.snapshot(relation, session);
+    return parseTableState(snapshot.domains.get(STATE_DOMAIN)?.configuration, relationKey(relation));
+  }
+
+  async finishedBatches(session: SqlSession, relation: Relation): Promise<Set<string>> {
+    const s = await this.stateOf(session, relation);
+    return new Set(Object.entries(s.batches).filter(([, b]) => b.status === 'success').map(([start]) => start));
+  }
+
+  async read(session: SqlSession): Promise<StateTables> {
+    const watermarks: unknown[][] = [];
+    const batches: unknown[][] = [];
+    const snapshots: unknown[][] = [];
+    for (const relation of this.host.lake.relations().sort((a, b) => relationKey(a).localeCompare(relationKey(b)))) {
+      if (relation.schema === META_SCHEMA) continue;
+      const s = await this.stateOf(session, relation);
+      const key = relationKey(relation);
+      if (s.watermark) watermarks.push([key, s.watermark.column, s.watermark.value, s.watermark.updatedAt]);
+      const b = Object.entries(s.batches);
+      if (b.length) {
+        const starts = b.map(([start]) => start).sort();
+        batches.push([key, b.filter(([, x]) => x.status === 'success').length, b.filter(([, x]) => x.status === 'error').length, starts[0], starts.at(-1)]);
+      }
+      if (s.snapshotRuns.length) snapshots.push([key, s.snapshotRuns.length, s.snapshotRuns.reduce((n, r) => n + r.inserted, 0), s.snapshotRuns.reduce((n, r) => n + r.invalidated, 0), s.snapshotRuns.at(-1)!.updatedAt]);
+    }
+    const out: StateTables = {
+      schema_version: { columns: ['version', 'description'], rows: [[STATE_VERSION, 'state in each table\'s etl.state metadata domain; run history in etl_meta/runs and etl_meta/node_runs']] },
+      watermarks: { columns: ['relation', 'event_time_column', 'watermark', 'updated_at'], rows: watermarks },
+      batches: { columns: ['relation', 'done', 'failed', 'first_batch', 'last_batch'], rows: batches },
+      snapshots: { columns: ['relation', 'runs', 'inserted', 'invalidated', 'last_run'], rows: snapshots },
+      runs: { columns: ['run_id', 'command', 'target', 'status', 'started_at', 'finished_at'], rows: [] },
+    };
+    if (this.host.lake.isTable(RUNS)) {
+      const runs = await session.query(
+        `select run_id, arg_max(command, started_at) filter (where command is not null), arg_max(target, started_at) filter (where target is not null), arg_max(status, coalesce(finished_at, started_at)), cast(max(started_at) as varchar), cast(max(finished_at) as varchar) from "${META_SCHEMA}"."runs" group by run_id order by max(started_at) desc limit 10`,
+      );
+      out.runs!.rows = runs.rows;
+    }
+    return out;
+  }
+}

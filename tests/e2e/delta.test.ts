@@ -1,0 +1,228 @@
+// The Delta target end to end, through the built CLI: project-template builds
+// on a lake and equals the DuckDB build table for table; incremental
+// strategies (append, merge, delete+insert), microbatch, snapshots, data
+// tests, contracts and quarantine on Delta, with each table read back by
+// etl's Delta reader and its state read from the table's own log.
+
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeltaTable, LocalStorage } from '../../adapters/delta/index.js';
+import { copyTemplate, etlYml, killAll, removeTempDirs, runCli, withDb, writeProject, type CliResult } from './helpers.js';
+import { openDuckDb, type TestDb } from '../delta/helpers.js';
+
+let db: TestDb;
+beforeAll(async () => {
+  db = await openDuckDb();
+});
+afterAll(async () => {
+  db?.close();
+  await killAll();
+  removeTempDirs();
+});
+
+const LAKE_TARGET = `  lake: { type: delta, path: lake, schema: main, threads: 4 }\n`;
+const deltaYml = (name: string, extra = '') => etlYml(name, extra).replace('target: dev\n', 'target: lake\n').replace('targets:\n', `targets:\n${LAKE_TARGET}`);
+
+function etl(dir: string, ...args: string[]): Promise<CliResult> {
+  return runCli([...args, '--project-dir', dir], { cwd: dir });
+}
+
+function expectOk(r: CliResult): void {
+  expect(r.code, r.output).toBe(0);
+}
+
+function table(dir: string, name: string, schema = 'main'): DeltaTable {
+  return new DeltaTable(new LocalStorage(path.join(dir, 'lake', schema, name)), db.session);
+}
+
+/** The rows of a lake table, every value as text, sorted. */
+async function rows(dir: string, name: string, columns = '*', schema = 'main'): Promise<string[][]> {
+  const scan = await table(dir, name, schema).scan();
+  const r = await db.session.query(`select cast(columns(*) as varchar) from (select ${columns} from (${scan.sql}) as t) as x order by all`);
+  return r.rows as string[][];
+}
+
+function commits(dir: string, name: string): Array<Array<Record<string, any>>> {
+  const log = path.join(dir, 'lake', 'main', name, '_delta_log');
+  return readdirSync(log)
+    .filter((f) => /^\d{20}\.json$/.test(f))
+    .sort()
+    .map((f) => readFileSync(path.join(log, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+}
+
+describe('project-template on a Delta target', () => {
+  let dir: string;
+  let build: CliResult;
+  beforeAll(async () => {
+    dir = copyTemplate();
+    writeFileSync(path.join(dir, 'etl.yml'), readFileSync(path.join(dir, 'etl.yml'), 'utf8').replace('targets:\n', `targets:\n${LAKE_TARGET}`));
+    build = await etl(dir, 'build', '--target', 'lake');
+  });
+
+  it('builds every seed, model and test, warning once that views are built as tables', () => {
+    expectOk(build);
+    expect(build.output).toMatch(/Finished \d+ nodes .*0 failed/);
+    expect(build.stderr.match(/has no views: view models are built as tables/g)).toHaveLength(1);
+  });
+
+  it('holds the same rows as the DuckDB build, table for table', async () => {
+    expectOk(await etl(dir, 'build', '--target', 'dev'));
+    const tables = readdirSync(path.join(dir, 'lake', 'main'));
+    expect(tables).toEqual(expect.arrayContaining(['orders', 'customers', 'stg_orders', 'raw_orders']));
+    await withDb(path.join(dir, 'target', 'dev.duckdb'), async (duck) => {
+      for (const name of tables) {
+        const lake = await rows(dir, name);
+        const reader = await duck.connection.runAndReadAll(`select cast(columns(*) as varchar) from main."${name}" order by all`);
+        expect(lake, name).toEqual(reader.getRowsJS());
+      }
+    });
+  });
+
+  it('etl show and etl test read the lake', async () => {
+    const show = await etl(dir, 'show', '--target', 'lake', '-s', 'customers', '--limit', '2');
+    expectOk(show);
+    expect(show.stdout).toMatch(/\(2 rows\)/);
+    const test = await etl(dir, 'test', '--target', 'lake');
+    expectOk(test);
+    expect(test.output).toMatch(/0 failed/);
+  });
+
+  it('keeps run history in Delta tables under the lake', async () => {
+    const runs = await rows(dir, 'runs', 'run_id, status', 'etl_meta');
+    expect(runs.filter((r) => r[1] === 'success').length).toBeGreaterThanOrEqual(1);
+    expect((await rows(dir, 'node_runs', 'unique_id', 'etl_meta')).length).toBeGreaterThan(10);
+  });
+});
+
+describe('incremental models on Delta', () => {
+  const model = (config: string, from: string, cutoff: string) =>
+    `{{config materialized="incremental" ${config}}}\nselect * from {{ref "${from}"}}\n{{#if is_incremental}}where ${cutoff} > (select max(${cutoff}) from {{this}}){{/if}}\n`;
+  const BEFORE = 'order_id,line_no,sku,qty,updated_at\n1,1,A,1,2024-01-01\n1,2,B,2,2024-01-01\n2,1,A,5,2024-01-02\n3,1,C,1,2024-01-03\n3,2,D,1,2024-01-03\n';
+  const AFTER = `${BEFORE.replace('1,2,B,2,2024-01-01', '1,2,B,7,2024-02-01').replace('3,1,C,1,2024-01-03', '3,1,C,9,2024-02-01')}2,2,E,1,2024-02-01\n4,1,F,3,2024-02-01\n`;
+  const EXPECTED = [
+    ['1', '1', 'A', '1', '2024-01-01'],
+    ['1', '2', 'B', '7', '2024-02-01'],
+    ['2', '1', 'A', '5', '2024-01-02'],
+    ['2', '2', 'E', '1', '2024-02-01'],
+    ['3', '1', 'C', '9', '2024-02-01'],
+    ['3', '2', 'D', '1', '2024-01-03'],
+    ['4', '1', 'F', '3', '2024-02-01'],
+  ];
+  let dir: string;
+  let second: CliResult;
+  beforeAll(async () => {
+    dir = writeProject({
+      'etl.yml': deltaYml('inc'),
+      'seeds/lines.csv': BEFORE,
+      'models/lines_append.sql': model('event_time="updated_at"', 'lines', 'updated_at'),
+      'models/lines_merge.sql': model('unique_key=(list "order_id" "line_no")', 'lines', 'updated_at'),
+      'models/lines_di.sql': model('incremental_strategy="delete+insert" unique_key=(list "order_id" "line_no")', 'lines', 'updated_at'),
+      'models/by_order.sql': '{{config materialized="incremental" unique_key="order_id" partition_by="order_id"}}\nselect order_id, sum(qty) as qty, max(updated_at) as updated_at from {{ref "lines"}} group by order_id\n',
+    });
+    expectOk(await etl(dir, 'build'));
+    writeFileSync(path.join(dir, 'seeds/lines.csv'), AFTER);
+    second = await etl(dir, 'build');
+  });
+
+  it('append adds the new rows in a commit that removes nothing, and records the watermark in the same commit', async () => {
+    expectOk(second);
+    expect(await rows(dir, 'lines_append', 'order_id, line_no, sku, qty, updated_at')).toHaveLength(9);
+    const last = commits(dir, 'lines_append').at(-1)!;
+    expect(last.filter((a) => a.remove)).toHaveLength(0);
+    expect(last.filter((a) => a.add)).toHaveLength(1);
+    const state = JSON.parse(last.find((a) => a.domainMetadata)!.domainMetadata.configuration);
+    expect(state.watermark).toMatchObject({ column: 'updated_at', value: '2024-02-01' });
+    expect((await table(dir, 'lines_append').snapshot()).protocol).toMatchObject({ minWriterVersion: 7, writerFeatures: ['domainMetadata'] });
+  });
+
+  it('merge and delete+insert on a composite key give the merged rows, in one commit each', async () => {
+    for (const name of ['lines_merge', 'lines_di']) {
+      expect(await rows(dir, name, 'order_id, line_no, sku, qty, updated_at'), name).toEqual(EXPECTED);
+      const last = commits(dir, name).at(-1)!;
+      expect(last[0]!.commitInfo.operation).toBe(name === 'lines_merge' ? 'MERGE' : 'DELETE+INSERT');
+      expect(last.filter((a) => a.remove)).toHaveLength(1);
+    }
+  });
+
+  it('a partitioned merge rewrites only the partitions holding changed keys', async () => {
+    const t = await table(dir, 'by_order').snapshot();
+    expect(t.metadata.partitionColumns).toEqual(['order_id']);
+    const last = commits(dir, 'by_order').at(-1)!;
+    // Orders 1, 2 and 3 changed (their partitions are rewritten); order 4 is new.
+    expect(last.filter((a) => a.remove).map((a) => a.remove.partitionValues.order_id).sort()).toEqual(['1', '2', '3']);
+    expect(last.filter((a) => a.add).map((a) => a.add.partitionValues.order_id).sort()).toEqual(['1', '2', '3', '4']);
+    expect(await rows(dir, 'by_order', 'order_id, qty')).toEqual([
+      ['1', '8'],
+      ['2', '6'],
+      ['3', '10'],
+      ['4', '3'],
+    ]);
+  });
+});
+
+const DAY = 86_400_000;
+const ymd = (offset: number) => new Date(Math.floor(Date.now() / DAY) * DAY + offset * DAY).toISOString().slice(0, 10);
+
+describe('microbatch, snapshots, tests, contracts and quarantine on Delta', () => {
+  let dir: string;
+  let first: CliResult;
+  // Batches from three days ago to today: a few commits, whatever the date.
+  const days = [ymd(-3), ymd(-2), ymd(-1)];
+  beforeAll(async () => {
+    dir = writeProject({
+      'etl.yml': deltaYml('more'),
+      'seeds/events.csv': `id,ts,v\n${days.map((d, i) => `${i + 1},${d} 06:00:00,${i + 1}`).join('\n')}\n`,
+      'seeds/people.csv': 'id,email,updated_at\n1,a@x,2024-01-01\n2,b@x,2024-01-01\n',
+      'models/events_mb.sql': `{{config materialized="incremental" incremental_strategy="microbatch" event_time="ts" batch_size="day" begin="${days[0]}"}}\nselect id, ts, v from {{ref "events"}}\n`,
+      'snapshots/people_snap.sql': '{{config unique_key="id" strategy="timestamp" updated_at="updated_at"}}\nselect * from {{ref "people"}}\n',
+      'models/orders.sql': `{{config materialized="table" quarantine=true}}\nselect * from (values (1, 10), (2, -5), (3, 30)) as t(id, amount)\n`,
+      'models/checked.sql': `{{config materialized="table"}}\nselect 1 as id, 'x' as name\n`,
+      'models/schema.yml': `models:
+  - name: orders
+    tests:
+      - expression_is_true: { expression: "amount >= 0" }
+  - name: checked
+    config: { contract: { enforced: true } }
+    columns:
+      - { name: id, data_type: integer }
+      - { name: name, data_type: varchar }
+`,
+    });
+    first = await etl(dir, 'build');
+  });
+
+  it('microbatch commits each batch with its record in the table\'s etl.state domain', async () => {
+    expectOk(first);
+    expect(await rows(dir, 'events_mb', 'id')).toEqual([['1'], ['2'], ['3']]);
+    const state = JSON.parse((await table(dir, 'events_mb').snapshot()).domains.get('etl.state')!.configuration);
+    expect(Object.keys(state.batches).slice(0, 3)).toEqual(days.map((d) => `${d} 00:00:00`));
+    expect(Object.values(state.batches).every((b: any) => b.status === 'success')).toBe(true);
+  });
+
+  it('quarantine moves failing rows to <model>__quarantine; a contract passes', async () => {
+    expect(await rows(dir, 'orders', 'id')).toEqual([['1'], ['3']]);
+    expect(await rows(dir, 'orders__quarantine', 'id')).toEqual([['2']]);
+    expect(await rows(dir, 'checked')).toEqual([['1', 'x']]);
+  });
+
+  it('a snapshot keeps SCD-2 history across runs', async () => {
+    writeFileSync(path.join(dir, 'seeds/people.csv'), 'id,email,updated_at\n1,a2@x,2024-02-01\n2,b@x,2024-01-01\n3,c@x,2024-02-01\n');
+    expectOk(await etl(dir, 'build'));
+    const history = await rows(dir, 'people_snap', 'id, email, etl_valid_to is null as current');
+    expect(history).toEqual([
+      ['1', 'a2@x', 'true'],
+      ['1', 'a@x', 'false'],
+      ['2', 'b@x', 'true'],
+      ['3', 'c@x', 'true'],
+    ]);
+  });
+
+  it('a failing data test fails the build (exit 1)', async () => {
+    writeFileSync(path.join(dir, 'models/schema.yml'), readFileSync(path.join(dir, 'models/schema.yml'), 'utf8').replace('amount >= 0', 'amount >= 20'));
+    writeFileSync(path.join(dir, 'models/orders.sql'), `{{config materialized="table"}}\nselect * from (values (1, 10), (3, 30)) as t(id, amount)\n`);
+    const r = await etl(dir, 'build');
+    expect(r.code, r.output).toBe(1);
+    expect(r.output).toMatch(/FAIL.*expression_is_true_orders/);
+  });
+});
