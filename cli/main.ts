@@ -190,6 +190,36 @@ function buildProgram(): Command {
       console.log('');
     }
   });
+  const delta = program.command('delta').description('maintenance of the Delta tables of a delta target');
+  addSelectionOptions(addProjectOptions(delta.command('history').description('list the versions of a Delta table (-s model)')))
+    .option('--limit <n>', 'newest versions only', positiveInt)
+    .action(async (opts: GlobalOpts & { select?: string[]; exclude?: string[]; limit?: number }) => {
+      const [{ deltaHistory }, { formatTable }] = await Promise.all([import('../core/delta.js'), import('../core/reporting/table.js')]);
+      const tables = await deltaHistory({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, limit: opts.limit });
+      if (opts.logFormat === 'json') return console.log(JSON.stringify(tables));
+      for (const t of tables) {
+        console.log(`${t.table}:`);
+        console.log(formatTable(['version', 'timestamp', 'operation', 'parameters', 'writer'], t.result.map((h) => [h.version, new Date(h.timestamp).toISOString(), h.operation ?? '', JSON.stringify(h.operationParameters ?? {}), h.writer ?? ''])));
+      }
+    });
+  addSelectionOptions(addProjectOptions(delta.command('vacuum').description('delete data files no version within the retention needs (all tables, or -s)')))
+    .option('--retain <duration>', "keep files removed less than this long ago, e.g. 168h or 7d (default: the table's delta.deletedFileRetentionDuration)")
+    .option('--force', "allow a retention shorter than the table's")
+    .option('--dry-run', 'list the files without deleting them')
+    .action(async (opts: GlobalOpts & { select?: string[]; exclude?: string[]; retain?: string; force?: boolean; dryRun?: boolean }) => {
+      const { deltaVacuum } = await import('../core/delta.js');
+      const tables = await deltaVacuum({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, retain: opts.retain, force: opts.force, dryRun: opts.dryRun });
+      if (opts.logFormat === 'json') return console.log(JSON.stringify(tables));
+      for (const t of tables) console.log(`${t.table}: ${opts.dryRun ? 'would delete' : 'deleted'} ${t.result.deleted.length} files (retention ${t.result.retentionHours}h)`);
+    });
+  addSelectionOptions(addProjectOptions(delta.command('optimize').description('compact small files into ~128 MB ones, one commit per table (all tables, or -s)')))
+    .option('--target-size <bytes>', 'the file size to compact to', positiveInt)
+    .action(async (opts: GlobalOpts & { select?: string[]; exclude?: string[]; targetSize?: number }) => {
+      const { deltaOptimize } = await import('../core/delta.js');
+      const tables = await deltaOptimize({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, targetFileSize: opts.targetSize });
+      if (opts.logFormat === 'json') return console.log(JSON.stringify(tables));
+      for (const t of tables) console.log(`${t.table}: ${t.result.filesRemoved} files compacted into ${t.result.filesAdded}${t.result.commit ? ` (version ${t.result.commit.version})` : ''}`);
+    });
   addRunOptions(program.command('seed').description('load seeds/**/*.csv into the target')).action(async (opts: RunOpts) => {
     process.exitCode = await runCommand('seed', opts);
   });

@@ -226,3 +226,44 @@ describe('microbatch, snapshots, tests, contracts and quarantine on Delta', () =
     expect(r.output).toMatch(/FAIL.*expression_is_true_orders/);
   });
 });
+
+describe('etl delta history | vacuum | optimize', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = writeProject({ 'etl.yml': deltaYml('maint'), 'models/events.sql': '{{config materialized="incremental"}}\nselect range as id from range(3)\n' });
+    for (let i = 0; i < 3; i++) expectOk(await etl(dir, 'build'));
+  });
+
+  it('history lists the versions of a model, newest first', async () => {
+    const r = await etl(dir, 'delta', 'history', '-s', 'events', '--log-format', 'json');
+    expectOk(r);
+    const [t] = JSON.parse(r.stdout) as Array<{ table: string; result: Array<{ version: number; operation: string }> }>;
+    expect(t!.table).toBe('main.events');
+    expect(t!.result.map((h) => [h.version, h.operation])).toEqual([
+      [2, 'WRITE'],
+      [1, 'WRITE'],
+      [0, 'CREATE TABLE AS SELECT'],
+    ]);
+  });
+
+  it('optimize compacts the appended files into one; vacuum refuses a short retention unless forced', async () => {
+    const opt = await etl(dir, 'delta', 'optimize', '-s', 'events');
+    expectOk(opt);
+    expect(opt.stdout).toMatch(/main\.events: 3 files compacted into 1 \(version 3\)/);
+    expect(await rows(dir, 'events', 'id')).toEqual([['0'], ['0'], ['0'], ['1'], ['1'], ['1'], ['2'], ['2'], ['2']]);
+    const refused = await etl(dir, 'delta', 'vacuum', '-s', 'events', '--retain', '1h');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/refusing to vacuum .*retention of 1h/);
+    const dry = await etl(dir, 'delta', 'vacuum', '-s', 'events', '--retain', '0h', '--force', '--dry-run');
+    expectOk(dry);
+    // The three files optimize replaced are unreferenced now; a dry run lists them and deletes nothing.
+    expect(dry.stdout).toMatch(/main\.events: would delete 3 files/);
+    expect(await rows(dir, 'events', 'id')).toHaveLength(9);
+  });
+
+  it('needs a delta target', async () => {
+    const r = await runCli(['delta', 'history', '-s', 'events', '--project-dir', dir, '--target', 'dev'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/works on a delta target; target dev is duckdb/);
+  });
+});

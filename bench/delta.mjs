@@ -1,0 +1,137 @@
+// Delta target benchmark (issue #12), measured in one run against baselines of
+// the same run:
+//  1. append of 10M rows as a Delta commit vs DuckDB's own
+//     COPY (query) TO 'x.parquet' (FORMAT parquet, COMPRESSION zstd);
+//  2. a merge touching 1% of the keys of a 10M-row, 100-file table: bytes
+//     rewritten, and time vs a full overwrite with the same result;
+//  3. reading the active files of a 10,000-commit table (checkpoints every 10);
+//  4. a filter on the partition column of a 100-partition table: files read.
+//
+//   node bench/delta.mjs [--rows N] [--commits N]
+
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { DeltaTable, LocalStorage, loadSnapshot, writeCheckpoint, serializeCommit } from '../dist/adapters/delta/index.js';
+import { planRewrite } from '../dist/adapters/delta/changes.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const ROWS = arg('--rows', 10_000_000);
+const COMMITS = arg('--commits', 10_000);
+const dir = path.join(here, '.work', 'delta');
+rmSync(dir, { recursive: true, force: true });
+mkdirSync(dir, { recursive: true });
+
+const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
+const connection = await instance.connect();
+const session = {
+  async execute(sql) {
+    await connection.run(sql);
+    return {};
+  },
+  async query(sql) {
+    const r = await connection.runAndReadAll(sql);
+    return { columns: r.columnNames(), types: r.columnTypes().map(String), rows: r.getRowsJS() };
+  },
+};
+const ms = async (fn) => {
+  const t0 = performance.now();
+  const result = await fn();
+  return [performance.now() - t0, result];
+};
+const fmt = (x) => `${(x / 1000).toFixed(2)} s`;
+const out = {};
+
+// 1. Append
+const query = `select range as id, range % 997 as grp, (range * 7) % 100000 / 100.0 as amount, 'tag' || (range % 1000) as tag, date '2024-01-01' + (range % 365)::integer as day from range(${ROWS})`;
+const copyTimes = [];
+const deltaTimes = [];
+for (let i = 0; i < 2; i++) {
+  const file = path.join(dir, `copy-${i}.parquet`);
+  copyTimes.push((await ms(() => session.execute(`copy (${query}) to '${file}' (format parquet, compression zstd)`)))[0]);
+  const table = new DeltaTable(new LocalStorage(path.join(dir, `append-${i}`)), session);
+  deltaTimes.push((await ms(() => table.write({ selectSql: query, mode: 'append' })))[0]);
+}
+out.append = { rows: ROWS, duckdbCopy: Math.min(...copyTimes), delta: Math.min(...deltaTimes) };
+out.append.ratio = out.append.delta / out.append.duckdbCopy;
+console.log(`append ${ROWS} rows: DuckDB COPY ${fmt(out.append.duckdbCopy)}, Delta commit ${fmt(out.append.delta)}: ${out.append.ratio.toFixed(3)}x`);
+
+// 2. Merge touching 1% of the keys of a 100-file table
+const FILES = 100;
+const per = Math.floor(ROWS / FILES);
+const mergeRoot = path.join(dir, 'merge');
+const merged = new DeltaTable(new LocalStorage(mergeRoot), session);
+for (let f = 0; f < FILES; f++) {
+  await merged.write({ selectSql: `select range as id, range % 997 as grp, (range * 7) % 100000 / 100.0 as amount, 'tag' || (range % 1000) as tag from range(${f * per}, ${(f + 1) * per})`, mode: 'append' });
+}
+const before = await merged.snapshot();
+const totalBytes = [...before.files.values()].reduce((s, f) => s + f.size, 0);
+const touched = Math.floor(ROWS / 100);
+const start = Math.floor(ROWS / 2);
+await session.execute(`create table staged as select range as id, range % 997 as grp, -1.0 as amount, 'changed' as tag from range(${start}, ${start + touched})`);
+const change = { strategy: 'merge', target: { schema: 'main', name: 'merge' }, staged: { schema: 'main', name: 'staged' }, columns: ['id', 'grp', 'amount', 'tag'], uniqueKey: ['id'], columnChanges: [], state: [] };
+const [mergeTime, rewritten] = await ms(async () => {
+  const snapshot = await merged.snapshot();
+  const plan = await planRewrite(merged.storage, session, snapshot, change, '"main"."staged"');
+  await merged.write({ current: snapshot, selectSql: plan.selectSql, mode: 'rewrite', removeFiles: plan.removeFiles, operation: 'MERGE', readPredicate: 'all', readFiles: 'all' });
+  return plan.removeFiles.reduce((s, f) => s + f.size, 0);
+});
+const afterMerge = await merged.scan();
+const [fullTime] = await ms(async () => {
+  // The same result as one overwrite: every row read and written again.
+  await merged.write({ selectSql: `select * from (${afterMerge.sql}) as t`, mode: 'overwrite' });
+});
+out.merge = { rows: ROWS, files: FILES, keysTouched: touched, bytesRewritten: rewritten, totalBytes, bytesRatio: rewritten / totalBytes, mergeTime, fullOverwrite: fullTime, timeRatio: mergeTime / fullTime };
+console.log(
+  `merge of ${touched} keys (1%) into ${ROWS} rows / ${FILES} files: rewrote ${(rewritten / 1e6).toFixed(1)} of ${(totalBytes / 1e6).toFixed(1)} MB (${(100 * out.merge.bytesRatio).toFixed(2)}%), ${fmt(mergeTime)} vs full overwrite ${fmt(fullTime)}: ${out.merge.timeRatio.toFixed(3)}x`,
+);
+
+// 3. Listing the active files of a table with many commits and a checkpoint every 10
+const logRoot = path.join(dir, 'commits');
+const storage = new LocalStorage(logRoot);
+const schemaString = JSON.stringify({ type: 'struct', fields: [{ name: 'id', type: 'long', nullable: true, metadata: {} }] });
+const metaData = { id: 'bench', format: { provider: 'parquet', options: {} }, schemaString, partitionColumns: [], configuration: {}, createdTime: Date.now() };
+const protocol = { minReaderVersion: 1, minWriterVersion: 2 };
+mkdirSync(path.join(logRoot, '_delta_log'), { recursive: true });
+const files = new Map();
+const [buildTime] = await ms(async () => {
+  for (let v = 0; v < COMMITS; v++) {
+    const add = { path: `part-${v}.parquet`, partitionValues: {}, size: 1000 + v, modificationTime: Date.now(), dataChange: true, stats: `{"numRecords":10,"minValues":{"id":${v * 10}},"maxValues":{"id":${v * 10 + 9}},"nullCount":{"id":0}}` };
+    const actions = [{ commitInfo: { timestamp: Date.now(), operation: 'WRITE' } }, ...(v === 0 ? [{ protocol }, { metaData }] : []), { add }];
+    writeFileSync(path.join(logRoot, '_delta_log', `${String(v).padStart(20, '0')}.json`), serializeCommit(actions));
+    files.set(add.path, add);
+    if (v > 0 && v % 10 === 0) {
+      await writeCheckpoint(storage, session, { table: logRoot, version: v, protocol, metadata: metaData, schema: JSON.parse(schemaString), files: new Map(files), tombstones: new Map(), txns: new Map(), domains: new Map(), timestamp: Date.now() });
+    }
+  }
+});
+const listTimes = [];
+let active = 0;
+for (let i = 0; i < 5; i++) {
+  const [t, s] = await ms(() => loadSnapshot(new LocalStorage(logRoot), session));
+  listTimes.push(t);
+  active = s.files.size;
+}
+listTimes.sort((a, b) => a - b);
+out.listing = { commits: COMMITS, activeFiles: active, medianMs: listTimes[2], minMs: listTimes[0], maxMs: listTimes[4], buildSeconds: buildTime / 1000 };
+console.log(`active files of a ${COMMITS}-commit table (checkpoint every 10): ${active} files in ${listTimes[2].toFixed(1)} ms (median of 5; ${listTimes[0].toFixed(1)}-${listTimes[4].toFixed(1)})`);
+
+// 4. Partition pruning
+const partRoot = path.join(dir, 'partitioned');
+const parts = new DeltaTable(new LocalStorage(partRoot), session);
+await parts.write({ selectSql: `select range as id, range % 100 as p, range * 2 as v from range(1000000)`, mode: 'append', partitionBy: ['p'] });
+const all = await parts.snapshot();
+const pruned = await parts.scan({ filters: [{ column: 'p', op: '=', value: 42 }] });
+const rows = Number((await session.query(`select count(*) from (${pruned.sql}) as t`)).rows[0][0]);
+out.partitions = { partitions: 100, files: all.files.size, filesRead: pruned.files.length, onlyThatPartition: pruned.files.every((f) => f.partitionValues.p === '42'), rows };
+console.log(`filter p = 42 on a 100-partition table: ${pruned.files.length} of ${all.files.size} files read (all of partition 42: ${out.partitions.onlyThatPartition}), ${rows} rows`);
+
+writeFileSync(path.join(here, '.work', 'delta-results.json'), JSON.stringify(out, null, 2));
+connection.closeSync();
+instance.closeSync();
+rmSync(dir, { recursive: true, force: true });
