@@ -82,7 +82,7 @@ export type ColumnChange =
 
 /** New rows (staged) applied to an existing table, in one transaction. */
 export interface IncrementalChange {
-  strategy: 'append' | 'merge' | 'delete+insert' | 'replace_where';
+  strategy: 'append' | 'merge' | 'delete+insert' | 'replace_where' | 'insert_overwrite';
   target: Relation;
   /** The new rows: a staged table, or (replace_where) a query read once inside the transaction. */
   staged: Relation | { sql: string };
@@ -90,6 +90,8 @@ export interface IncrementalChange {
   columns: string[];
   /** merge and delete+insert: the key columns. */
   uniqueKey: string[];
+  /** insert_overwrite: the partition columns; the target's rows in any partition the new rows touch are replaced. */
+  partitionBy?: string[];
   /** replace_where (microbatch): target rows matching this predicate are replaced. */
   where?: string;
   columnChanges: ColumnChange[];

@@ -171,6 +171,11 @@ export abstract class SqlEngine {
         return [`delete from ${target} as etl_target where exists (select 1 from ${staged} as etl_new where ${keyMatch})`, insert];
       case 'replace_where':
         return [`delete from ${target} where ${change.where}`, insert];
+      case 'insert_overwrite': {
+        // Null-safe: the rows of a NULL partition are replaced by new rows with NULL there.
+        const samePartition = (change.partitionBy ?? []).map((p) => `etl_target.${q(p)} is not distinct from ${this.newValueSql(change, p, 'etl_new')}`).join(' and ');
+        return [`delete from ${target} as etl_target where exists (select 1 from ${staged} as etl_new where ${samePartition})`, insert];
+      }
       case 'merge': {
         const updates = change.columns.filter((c) => !change.uniqueKey.includes(c)).map((c) => `${q(c)} = ${this.newValueSql(change, c, 'etl_new')}`);
         return [

@@ -30,6 +30,15 @@ import type { SqlSession } from './sql.js';
 import type { Action } from './actions.js';
 import type { DomainValue } from './table.js';
 
+/** commitInfo.operation of each incremental strategy. */
+const OPERATIONS: Record<IncrementalChange['strategy'], string> = {
+  append: 'WRITE',
+  merge: 'MERGE',
+  'delete+insert': 'DELETE+INSERT',
+  replace_where: 'REPLACE WHERE',
+  insert_overwrite: 'INSERT OVERWRITE',
+};
+
 export interface DeltaTarget {
   name: string;
   path: string;
@@ -181,7 +190,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
         mode: plan.removeFiles.length || plan.schema ? 'rewrite' : 'append',
         removeFiles: plan.removeFiles,
         schema: plan.schema,
-        operation: change.strategy === 'merge' ? 'MERGE' : change.strategy === 'append' ? 'WRITE' : change.strategy === 'delete+insert' ? 'DELETE+INSERT' : 'REPLACE WHERE',
+        operation: OPERATIONS[change.strategy],
         readPredicate: replaces ? 'all' : 'none',
         readFiles: replaces ? 'all' : undefined,
         ...this.stateOption(session, change.target, change.state, { rows }),

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { ColumnChange, IncrementalChange } from '../adapter.js';
 import type { AddFile } from './actions.js';
 import { fileLocation, pruneFiles, scanSnapshot, type ScanFilter } from './scan.js';
+import { serializePartitionSql } from './partitions.js';
 import { deltaTypeOfDuckDb, duckdbTypeOf, quoteIdent, type StructField, type StructType } from './schema.js';
 import type { Snapshot } from './snapshot.js';
 import type { SqlSession } from './sql.js';
@@ -51,6 +52,8 @@ function replacedRows(change: IncrementalChange, source: string): string | undef
       return `exists (select 1 from ${source} as etl_new where ${change.uniqueKey.map((k) => `etl_target.${q(k)} = etl_new.${q(k)}`).join(' and ')})`;
     case 'replace_where':
       return `(${change.where})`;
+    case 'insert_overwrite':
+      return `exists (select 1 from ${source} as etl_new where ${(change.partitionBy ?? []).map((p) => `etl_target.${q(p)} is not distinct from etl_new.${q(p)}`).join(' and ')})`;
   }
 }
 
@@ -68,12 +71,30 @@ async function candidates(session: SqlSession, snapshot: Snapshot, change: Incre
   return pruneFiles(snapshot, filters);
 }
 
+/**
+ * insert_overwrite on the table's own partition columns: the files of every
+ * partition the new rows touch go whole (no row of them is kept), found from
+ * the log alone; undefined when the change is not of that kind.
+ */
+async function partitionsReplaced(session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string): Promise<AddFile[] | undefined> {
+  const cols = change.partitionBy ?? [];
+  if (change.strategy !== 'insert_overwrite' || cols.length === 0 || !cols.every((c) => snapshot.metadata.partitionColumns.includes(c))) return undefined;
+  const types = new Map(snapshot.schema.fields.map((f) => [f.name, f.type]));
+  // The new rows' partition values serialized as the writer writes them into partitionValues.
+  const r = await session.query(`select distinct ${cols.map((c) => serializePartitionSql(c, types.get(c)!)).join(', ')} from ${source}`);
+  const touched = new Set(r.rows.map((row) => JSON.stringify(row.map((v) => (v == null ? null : String(v))))));
+  const key = (f: AddFile) => JSON.stringify(cols.map((c) => (f.partitionValues[c] === '' ? null : (f.partitionValues[c] ?? null))));
+  return [...snapshot.files.values()].filter((f) => touched.has(key(f)));
+}
+
 /** Plans the files a change rewrites and the rows of the new files. `source`: the new rows as a relation (already staged). */
 export async function planRewrite(storage: DeltaStorage, session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string): Promise<Rewrite> {
   const after = schemaAfter(snapshot.schema, change.columnChanges);
   const schema = after.schema;
   const newRows = `select ${schema.fields.map((f) => (change.columns.includes(f.name) ? `etl_new.${quoteIdent(f.name)}` : `cast(null as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`)).join(', ')} from ${source} as etl_new`;
   const replaced = replacedRows(change, source);
+  const wholeFiles = await partitionsReplaced(session, snapshot, change, source);
+  if (wholeFiles && !after.rewriteAll) return { selectSql: newRows, removeFiles: wholeFiles, schema: after.changed ? schema : undefined };
   let affected: AddFile[] = [];
   if (after.rewriteAll) affected = [...snapshot.files.values()];
   else if (replaced) {

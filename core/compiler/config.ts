@@ -130,6 +130,9 @@ export function validateConfig(config: NodeConfig): Array<{ message: string; hin
     if ((strategy === 'merge' || strategy === 'delete+insert') && !config.unique_key) {
       out.push({ message: `incremental_strategy ${strategy} needs unique_key`, hint: `{{config materialized="incremental" incremental_strategy="${strategy}" unique_key="id"}}` });
     }
+    if (strategy === 'insert_overwrite' && !config.partition_by) {
+      out.push({ message: 'incremental_strategy insert_overwrite needs partition_by', hint: '{{config materialized="incremental" incremental_strategy="insert_overwrite" partition_by="order_date"}}' });
+    }
     if (strategy === 'microbatch') {
       for (const key of ['event_time', 'batch_size', 'begin'] as const) {
         if (config[key] === undefined) out.push({ message: `microbatch needs ${key}`, hint: '{{config materialized="incremental" incremental_strategy="microbatch" event_time="created_at" batch_size="day" begin="2024-01-01"}}' });

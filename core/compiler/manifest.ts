@@ -17,7 +17,7 @@ export interface NodeConfig {
   pre_hook: string[];
   post_hook: string[];
   retries: number;
-  incremental_strategy?: 'append' | 'merge' | 'delete+insert' | 'microbatch';
+  incremental_strategy?: 'append' | 'merge' | 'delete+insert' | 'microbatch' | 'insert_overwrite';
   unique_key?: string | string[];
   on_schema_change?: 'ignore' | 'fail' | 'append_new_columns' | 'sync_all_columns';
   event_time?: string;

@@ -41,6 +41,7 @@ export const incremental: Materialization = {
           staged: staged.relation,
           columns: plan.columns,
           uniqueKey,
+          partitionBy: asList(node.config.partition_by),
           columnChanges: plan.changes,
           state: watermarkFor(ctx, staged.relation),
           moveRows: quarantine?.move,

@@ -21,7 +21,7 @@ export const nodeConfigShape = {
   retries: z.number().int().min(0),
   meta: z.record(z.string(), z.unknown()),
   // incremental
-  incremental_strategy: z.enum(['append', 'merge', 'delete+insert', 'microbatch']),
+  incremental_strategy: z.enum(['append', 'merge', 'delete+insert', 'microbatch', 'insert_overwrite']),
   unique_key: stringList,
   on_schema_change: z.enum(['ignore', 'fail', 'append_new_columns', 'sync_all_columns']),
   event_time: z.string(),

@@ -267,3 +267,48 @@ describe('etl delta history | vacuum | optimize', () => {
     expect(r.stderr).toMatch(/works on a delta target; target dev is duckdb/);
   });
 });
+
+describe('insert_overwrite on Delta and DuckDB', () => {
+  let dir: string;
+  const sales = (rows: string[]) => `id,day,amount\n${rows.join('\n')}\n`;
+  const FIRST = ['1,2024-01-01,10', '2,2024-01-02,20', '3,2024-01-03,30'];
+  const SECOND = [...FIRST, '4,2024-01-03,5', '5,2024-01-04,40'];
+  const EXPECTED = [
+    ['2024-01-01', '10', '1'],
+    ['2024-01-02', '20', '1'],
+    ['2024-01-03', '35', '2'],
+    ['2024-01-04', '40', '1'],
+  ];
+  beforeAll(async () => {
+    dir = writeProject({
+      'etl.yml': deltaYml('io'),
+      'seeds/sales.csv': sales(FIRST),
+      'models/daily.sql': '{{config materialized="incremental" incremental_strategy="insert_overwrite" partition_by="day"}}\nselect day, sum(amount) as total, count(*) as n from {{ref "sales"}}\n{{#if is_incremental}}where day >= (select max(day) from {{this}}){{/if}}\ngroup by day\n',
+    });
+    for (const target of ['lake', 'dev']) expectOk(await etl(dir, 'build', '--target', target));
+    writeFileSync(path.join(dir, 'seeds/sales.csv'), sales(SECOND));
+    for (const target of ['lake', 'dev']) expectOk(await etl(dir, 'build', '--target', target));
+  });
+
+  it('replaces exactly the partitions the new rows touch, on both engines', async () => {
+    expect(await rows(dir, 'daily', 'day, total, n')).toEqual(EXPECTED);
+    await withDb(path.join(dir, 'target', 'dev.duckdb'), async (duck) => {
+      const r = await duck.connection.runAndReadAll('select cast(columns(*) as varchar) from (select day, total, n from main.daily) as t order by all');
+      expect(r.getRowsJS()).toEqual(EXPECTED);
+    });
+  });
+
+  it('on Delta, the commit removes the files of the replaced partition and nothing else', async () => {
+    const last = commits(dir, 'daily').at(-1)!;
+    expect(last[0]!.commitInfo.operation).toBe('INSERT OVERWRITE');
+    expect(last.filter((a) => a.remove).map((a) => a.remove.partitionValues.day)).toEqual(['2024-01-03']);
+    expect(last.filter((a) => a.add).map((a) => a.add.partitionValues.day).sort()).toEqual(['2024-01-03', '2024-01-04']);
+  });
+
+  it('needs partition_by', async () => {
+    const bad = writeProject({ 'etl.yml': deltaYml('io_bad'), 'models/m.sql': '{{config materialized="incremental" incremental_strategy="insert_overwrite"}}\nselect 1 as id\n' });
+    const r = await etl(bad, 'compile');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/insert_overwrite needs partition_by/);
+  });
+});
