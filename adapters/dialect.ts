@@ -35,6 +35,11 @@ export interface Dialect {
   relation(schema: string, name: string): string;
   /** A string literal. Prefer bound parameters; this is for DDL where engines accept no binds. */
   quoteString(value: string): string;
+  /**
+   * An older version of a table as a relation name (targets that keep versions: Delta):
+   * the adapter makes the name readable when a statement uses it.
+   */
+  versionedRelation?(schema: string, name: string, at: { version: number } | { timestamp: string }): string;
   /** A type name in one canonical spelling, so `int` and `INTEGER` compare equal (contracts). */
   canonicalType(type: string): string;
 }
@@ -97,7 +102,16 @@ const DIALECTS: Record<Dialect['name'], Dialect> = {
   duckdb: { name: 'duckdb', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, readsOtherDatabases: true, ...ansi },
   postgres: { name: 'postgres', formatterLanguage: 'postgresql', defaultSchema: 'public', opensWithoutWriting: true, readsOtherDatabases: false, maxNameBytes: 63, ...ansi },
   // Delta tables are computed by DuckDB, so SQL over them is DuckDB's.
-  delta: { name: 'delta', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, readsOtherDatabases: true, ...ansi },
+  delta: {
+    name: 'delta',
+    formatterLanguage: 'duckdb',
+    defaultSchema: 'main',
+    opensWithoutWriting: false,
+    readsOtherDatabases: true,
+    ...ansi,
+    // "orders@v12" / "orders@2024-06-01T00:00:00.000Z": a view the Delta adapter makes on first use (adapters/delta/session.ts).
+    versionedRelation: (schema, name, at) => ansi.relation(schema, `${name}@${'version' in at ? `v${at.version}` : at.timestamp}`),
+  },
 };
 
 export function dialectFor(type: Dialect['name']): Dialect {

@@ -53,6 +53,8 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   /** The compute engine: an in-memory DuckDB, never written to disk. */
   private readonly duck: DuckDbAdapter;
   private warnedViews = false;
+  /** Views of older versions made so far ({{ref "x" version=N}}); a version never changes. */
+  private readonly versionViews = new Set<string>();
 
   constructor(
     private readonly target: DeltaTarget,
@@ -287,6 +289,16 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
         await session.execute(`drop table if exists ${name}`);
         await this.lake.refresh(r, session);
       }
+    },
+    versionView: async (session: SqlSession, view: Relation, table: Relation, at: { version: number } | { timestamp: string }) => {
+      const key = relationSql(view);
+      if (this.versionViews.has(key)) return;
+      if (!(await this.lake.table(table, session).exists())) throw new RunError(`${table.schema}.${table.name} is not a Delta table of target ${this.target.name} (read at ${'version' in at ? `version ${at.version}` : at.timestamp})\n  hint: build it first`);
+      const snapshot = await this.lake.table(table, session).snapshot(at);
+      const scan = await scanSnapshot(this.lake.storage(table), session, snapshot);
+      await session.execute(`create schema if not exists ${quoteIdent(view.schema)}`);
+      await session.execute(`create or replace view ${key} as ${scan.sql}`);
+      this.versionViews.add(key);
     },
     restoreView: async (session: SqlSession, r: Relation) => {
       await session.execute(`drop table if exists ${relationSql(r)}`);

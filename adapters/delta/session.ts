@@ -40,6 +40,22 @@ export interface ShadowHost {
   writeBack(session: SqlSession, r: Relation, state: PendingState[]): Promise<void>;
   /** Makes the name a view of the current Delta snapshot again. */
   restoreView(session: SqlSession, r: Relation): Promise<void>;
+  /** Makes `"schema"."table@v12"` (or `@<timestamp>`) a view of that older snapshot. */
+  versionView(session: SqlSession, view: Relation, table: Relation, at: { version: number } | { timestamp: string }): Promise<void>;
+}
+
+const VERSIONED = /"((?:[^"]|"")*)"\s*\.\s*"((?:[^"]|"")*)@(v\d+|\d{4}-\d\d-\d\dT[\d:.]+Z)"/g;
+
+/** The older versions a statement reads (dialect.versionedRelation's names). */
+export function versionedRelations(sql: string): Array<{ view: Relation; table: Relation; at: { version: number } | { timestamp: string } }> {
+  const out = [];
+  for (const m of sql.matchAll(VERSIONED)) {
+    const schema = m[1]!.replace(/""/g, '"');
+    const name = m[2]!.replace(/""/g, '"');
+    const tag = m[3]!;
+    out.push({ view: { schema, name: `${name}@${tag}` }, table: { schema, name }, at: tag.startsWith('v') ? { version: Number(tag.slice(1)) } : { timestamp: tag } });
+  }
+  return out;
 }
 
 export class DeltaSession implements SqlSession {
@@ -67,6 +83,7 @@ export class DeltaSession implements SqlSession {
     if (word === 'begin' || word === 'begin transaction') return 'begin';
     if (word === 'commit') return 'commit';
     if (word === 'rollback') return 'rollback';
+    if (sql.includes('@')) for (const v of versionedRelations(sql)) await this.host.versionView(this.inner, v.view, v.table, v.at);
     const target = writtenRelation(sql);
     if (target && this.host.isDeltaTable(target) && !this.shadows.has(relationKeyOf(target))) {
       const scan = await this.host.scanSql(this.inner, target);

@@ -129,7 +129,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
         continue;
       }
       const b = await binder();
-      await ensureStandIns(b, manifest, n.depends_on.nodes, columns, engine.standInType);
+      await ensureStandIns(b, manifest, n.depends_on.nodes, columns, engine.standInType, n.compiled_code);
       bound++;
       const outcome = await b.bind(n.compiled_code);
       let cols: BoundColumn[] | undefined;
@@ -210,15 +210,26 @@ function useDeclared(n: ManifestNode, columns: Map<string, BoundColumn[]>, statu
   return true;
 }
 
-async function ensureStandIns(b: DuckDbBinder, manifest: Manifest, inputs: string[], columns: Map<string, BoundColumn[]>, standInType: (t: string) => string): Promise<void> {
+/** `name@v12` / `name@<timestamp>` relations of schema.name that the SQL reads. */
+function versionedNames(sql: string, schema: string, name: string): string[] {
+  if (!sql.includes('@')) return [];
+  const q = (s: string) => s.replace(/"/g, '""').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`"${q(schema)}"\\s*\\.\\s*"(${q(name)}@[^"]+)"`, 'g');
+  return [...new Set([...sql.matchAll(re)].map((m) => m[1]!))];
+}
+
+async function ensureStandIns(b: DuckDbBinder, manifest: Manifest, inputs: string[], columns: Map<string, BoundColumn[]>, standInType: (t: string) => string, sql = ''): Promise<void> {
   const missing = [];
   for (const p of inputs) {
     const n = manifest.nodes[p];
     const s = manifest.sources[p];
     const schema = n ? n.schema : s?.schema;
     const name = n ? n.alias : s?.identifier;
-    if (!schema || !name || (n && !n.relation_name) || b.hasTable(schema, name)) continue;
-    missing.push({ schema, name, columns: (columns.get(p) ?? []).map((c) => ({ name: c.name, type: standInType(c.type) })) });
+    if (!schema || !name || (n && !n.relation_name)) continue;
+    const cols = (columns.get(p) ?? []).map((c) => ({ name: c.name, type: standInType(c.type) }));
+    if (!b.hasTable(schema, name)) missing.push({ schema, name, columns: cols });
+    // Older versions of the input ({{ref "x" version=N}} on a Delta target, dialect.versionedRelation) have its columns.
+    for (const versioned of versionedNames(sql, schema, name)) if (!b.hasTable(schema, versioned)) missing.push({ schema, name: versioned, columns: cols });
   }
   await b.createTables(missing);
 }

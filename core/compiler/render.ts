@@ -28,10 +28,22 @@ export interface Renderer {
   rootContext(node: ManifestNode): Record<string, unknown>;
 }
 
+/** {{ref "orders" version=12}} / timestamp="...": an older version of a table, where the target keeps versions. */
+function timeTravelRelation(dialect: Dialect, n: ManifestNode, at: { version?: unknown; timestamp?: unknown }): string {
+  if (!dialect.versionedRelation) {
+    throw Object.assign(new Error(`{{ref "${n.name}" ${'version' in at ? 'version=' : 'timestamp='}...}} reads an older version of a table, which a ${dialect.name} target does not keep`), { hint: 'time travel needs a delta target' });
+  }
+  if (n.config.materialized === 'ephemeral') throw Object.assign(new Error(`{{ref "${n.name}" ...}}: an ephemeral model has no older versions`), { hint: 'ref it without version= or timestamp=' });
+  if (at.version !== undefined && !(Number.isInteger(Number(at.version)) && Number(at.version) >= 0)) throw Object.assign(new Error(`version=${String(at.version)} is not a version number`), { hint: 'e.g. {{ref "orders" version=12}}' });
+  if (at.timestamp !== undefined && Number.isNaN(new Date(String(at.timestamp)).getTime())) throw Object.assign(new Error(`timestamp="${String(at.timestamp)}" is not a timestamp`), { hint: 'e.g. {{ref "orders" timestamp="2024-06-01T00:00:00Z"}}' });
+  return dialect.versionedRelation(n.schema, n.alias, at.version !== undefined ? { version: Number(at.version) } : { timestamp: new Date(String(at.timestamp)).toISOString() });
+}
+
 export function createRenderer(project: Project, dialect: Dialect, macros: ProjectMacros, nodes: ProjectNodes, env: NodeJS.ProcessEnv, envRead: Set<string>): Renderer {
   const scope: HelperScope = {
-    resolveRef: (name) => {
+    resolveRef: (name, at) => {
       const n = nodes.byName.get(name)!.node;
+      if (at) return timeTravelRelation(dialect, n, at);
       return n.config.materialized === 'ephemeral' ? dialect.quoteIdentifier(ephemeralCteName(n.name)) : n.relation_name!;
     },
     resolveSource: (source, table) => nodes.sources[sourceId(project.name, source, table)]!.relation_name,

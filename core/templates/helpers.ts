@@ -8,8 +8,8 @@ import { isEmpty, type HelperFn, type HelperOptions } from './render.js';
 import { SECRET_ENV_PREFIX } from '../project/secrets.js';
 
 export interface HelperScope {
-  /** The quoted relation (or ephemeral CTE name) of a model, seed or snapshot. */
-  resolveRef(name: string): string;
+  /** The quoted relation (or ephemeral CTE name) of a model, seed or snapshot; `at`: an older version of it (version=, timestamp=). */
+  resolveRef(name: string, at?: { version?: unknown; timestamp?: unknown }): string;
   resolveSource(source: string, table: string): string;
   vars: Record<string, unknown>;
   env: NodeJS.ProcessEnv;
@@ -70,7 +70,11 @@ export function builtinHelpers(scope: HelperScope): Map<string, HelperFn> {
     return (obj as Record<string, unknown>)[String(key)];
   });
 
-  helpers.set('ref', (...args) => scope.resolveRef(String(lastIsOptions(args).params[0])));
+  helpers.set('ref', (...args) => {
+    const { params, options } = lastIsOptions(args);
+    const at = options.hash && ('version' in options.hash || 'timestamp' in options.hash) ? options.hash : undefined;
+    return scope.resolveRef(String(params[0]), at);
+  });
   helpers.set('source', (...args) => {
     const { params } = lastIsOptions(args);
     return scope.resolveSource(String(params[0]), String(params[1]));

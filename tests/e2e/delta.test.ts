@@ -312,3 +312,39 @@ describe('insert_overwrite on Delta and DuckDB', () => {
     expect(r.stderr).toMatch(/insert_overwrite needs partition_by/);
   });
 });
+
+describe('time travel: {{ref "x" version=N}} and timestamp="..."', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = writeProject({
+      'etl.yml': deltaYml('tt'),
+      'models/orders.sql': '{{config materialized="table"}}\nselect range as id from range({{var "n" 1}})\n',
+      'models/orders_first.sql': '{{config materialized="table"}}\nselect * from {{ref "orders" version=0}}\n',
+      'models/orders_then.sql': '{{config materialized="table"}}\nselect * from {{ref "orders" timestamp=(var "ts" "2999-01-01T00:00:00Z")}}\n',
+    });
+    expectOk(await etl(dir, 'build'));
+  });
+
+  it('reads the version asked for, while the latest moves on', async () => {
+    const v0 = (await table(dir, 'orders').history()).find((h) => h.version === 0)!;
+    expectOk(await etl(dir, 'build', '--vars', JSON.stringify({ n: 3, ts: new Date(v0.timestamp).toISOString() })));
+    expect(await rows(dir, 'orders', 'id')).toEqual([['0'], ['1'], ['2']]);
+    expect(await rows(dir, 'orders_first', 'id')).toEqual([['0']]);
+    expect(await rows(dir, 'orders_then', 'id')).toEqual([['0']]);
+    const compiled = readFileSync(path.join(dir, 'target/compiled/tt/models/orders_first.sql'), 'utf8');
+    expect(compiled).toContain('"main"."orders@v0"');
+  });
+
+  it('a version that does not exist fails the model, naming the table and version', async () => {
+    writeFileSync(path.join(dir, 'models/orders_first.sql'), '{{config materialized="table"}}\nselect * from {{ref "orders" version=99}}\n');
+    const r = await etl(dir, 'build', '-s', 'orders_first', '--no-check');
+    expect(r.code).toBe(1);
+    expect(r.output).toMatch(/has no version 99: its latest version is 1/);
+  });
+
+  it('needs a target that keeps versions', async () => {
+    const r = await etl(dir, 'compile', '--target', 'dev');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/orders_first\.sql:2:\d+: .*does not keep[\s\S]*time travel needs a delta target/);
+  });
+});
