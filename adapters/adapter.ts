@@ -215,6 +215,12 @@ export interface Adapter {
   applySnapshot(session: AdapterSession, change: SnapshotChange): Promise<SnapshotResult>;
   /** Loads a CSV file into a table (replacing it atomically). */
   loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult>;
+  /**
+   * Makes tables stored elsewhere readable under their source relation
+   * (`location:` on a source table). Targets that read tables by path
+   * implement it (Delta); others cannot have such sources.
+   */
+  attachExternal?(session: AdapterSession, tables: Array<{ relation: Relation; location: string }>): Promise<void>;
   /** Runs `selectSql` and returns at most `limit` rows. */
   preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult>;
 }

@@ -198,6 +198,19 @@ interface ExecuteOptions {
   retryBatches?: Map<string, Array<[string, string]>>;
 }
 
+/** Sources with `location:` become readable under their relation (before any node reads them). */
+async function attachExternalSources(adapter: Adapter, manifest: Manifest, project: ProjectScan): Promise<void> {
+  const tables = Object.values(manifest.sources)
+    .filter((s) => s.external?.location)
+    .map((s) => ({ relation: { schema: s.schema, name: s.identifier }, location: path.resolve(project.root, s.external!.location), source: `${s.source_name}.${s.name}` }));
+  if (tables.length === 0) return;
+  if (!adapter.attachExternal) {
+    const first = Object.values(manifest.sources).find((s) => s.external)!;
+    throw new ProjectError([{ file: first.original_file_path, message: `source ${tables[0]!.source} has a location, which target ${project.targetName} (${project.target.type}) cannot read`, hint: 'read tables by path on a delta target' }]);
+  }
+  await adapter.withSession((session) => adapter.attachExternal!(session, tables));
+}
+
 async function openAdapter(project: ProjectScan): Promise<Adapter> {
   const adapter = await createAdapter(project.target, project.root);
   await adapter.open();
@@ -243,6 +256,12 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   const startedAt = new Date().toISOString();
   const threads = options.threads ?? project.target.threads;
   const adapter = await (connecting ?? openAdapter({ ...project, target: runTarget }));
+  try {
+    await attachExternalSources(adapter, manifest, project);
+  } catch (err) {
+    await adapter.close();
+    throw err;
+  }
   const onEvent = options.onEvent ?? (() => undefined);
   let outcome;
   // One id for this invocation: manifest.json, run_results.json and etl_meta's run record.
@@ -396,6 +415,7 @@ export async function show(options: CompileOptions & SelectOptions & { inline?: 
   const adapter: Adapter = await createAdapter(project.target, project.root, { readOnly: true });
   await adapter.open();
   try {
+    await attachExternalSources(adapter, manifest, project);
     const result = await adapter.withSession((s) => adapter.preview(s, sql, options.limit));
     return { ...result, node: nodeId };
   } catch (err) {

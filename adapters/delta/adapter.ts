@@ -23,7 +23,8 @@ import { Lake, relationSql } from './lake.js';
 import { protocolFor, checkWritable, sameProtocol } from './protocol.js';
 import { scanSnapshot } from './scan.js';
 import { duckdbTypeOf, quoteIdent } from './schema.js';
-import type { Snapshot } from './snapshot.js';
+import { loadSnapshot, type Snapshot } from './snapshot.js';
+import { LocalStorage } from './storage.js';
 import { DeltaSession, type PendingState } from './session.js';
 import { applyRecords, DeltaStateStore, parseTableState, STATE_DOMAIN, type AppliedCounts, type DeltaStateHost } from './state-store.js';
 import type { SqlSession } from './sql.js';
@@ -273,6 +274,17 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
 
   preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult> {
     return this.duck.preview(session, selectSql, limit);
+  }
+
+  /** Sources with `location:`: any Delta table by path (Spark's included), a view of its latest snapshot under the source's relation. */
+  async attachExternal(session: AdapterSession, tables: Array<{ relation: Relation; location: string }>): Promise<void> {
+    for (const t of tables) {
+      const storage = new LocalStorage(t.location);
+      const snapshot = await loadSnapshot(storage, session);
+      const scan = await scanSnapshot(storage, session, snapshot);
+      await session.execute(`create schema if not exists ${quoteIdent(t.relation.schema)}`);
+      await session.execute(`create or replace view ${relationSql(t.relation)} as ${scan.sql}`);
+    }
   }
 
   /** What DeltaSession needs to turn SQL that writes to a Delta table into a commit. */

@@ -124,6 +124,8 @@ export interface ManifestSource {
   columns: Record<string, ColumnInfo>;
   meta: Record<string, unknown>;
   tags: string[];
+  /** `location:` in the yml: a table read by path (dbt's ExternalTable). */
+  external?: { location: string };
 }
 
 export interface Manifest {

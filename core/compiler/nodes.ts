@@ -249,6 +249,7 @@ function buildSources(project: Project, dialect: Dialect, errors: Diagnostic[]):
         columns: columnsOf(table.columns),
         meta: table.meta ?? source.meta ?? {},
         tags: [],
+        ...(table.location ? { external: { location: table.location } } : {}),
       };
     }
   }

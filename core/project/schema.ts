@@ -208,6 +208,8 @@ function buildPropertiesSchemas() {
     freshness: z.union([freshnessSchema, z.null()]),
     loaded_at_field: z.string(),
     meta: z.record(z.string(), z.unknown()),
+    /** A table stored elsewhere, read by path (a Delta table on a delta target). */
+    location: z.string(),
   }).partial({
     identifier: true,
     description: true,
@@ -217,6 +219,7 @@ function buildPropertiesSchemas() {
     freshness: true,
     loaded_at_field: true,
     meta: true,
+    location: true,
   });
 
   const sourceSchema = strictObject({

@@ -4,12 +4,12 @@
 // tests, contracts and quarantine on Delta, with each table read back by
 // etl's Delta reader and its state read from the table's own log.
 
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeltaTable, LocalStorage } from '../../adapters/delta/index.js';
 import { copyTemplate, etlYml, killAll, removeTempDirs, runCli, withDb, writeProject, type CliResult } from './helpers.js';
-import { openDuckDb, type TestDb } from '../delta/helpers.js';
+import { extractGolden, openDuckDb, type TestDb } from '../delta/helpers.js';
 
 let db: TestDb;
 beforeAll(async () => {
@@ -346,5 +346,37 @@ describe('time travel: {{ref "x" version=N}} and timestamp="..."', () => {
     const r = await etl(dir, 'compile', '--target', 'dev');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/orders_first\.sql:2:\d+: .*does not keep[\s\S]*time travel needs a delta target/);
+  });
+});
+
+describe('a source at a location: any Delta table by path', () => {
+  it('reads a table Spark wrote, in a model, in show and in a test', async () => {
+    const dir = writeProject({
+      'etl.yml': deltaYml('ext'),
+      'models/sources.yml': 'sources:\n  - name: spark\n    tables:\n      - name: primitives\n        location: external/data-reader-primitives/delta\n        columns:\n          - { name: as_int, tests: [unique] }\n',
+      'models/ints.sql': '{{config materialized="table"}}\nselect as_int, as_string from {{source "spark" "primitives"}} where as_int is not null\n',
+    });
+    mkdirSync(path.join(dir, 'external'), { recursive: true });
+    extractGolden('data-reader-primitives', path.join(dir, 'external'));
+    const r = await etl(dir, 'build');
+    expectOk(r);
+    expect(await rows(dir, 'ints', 'as_int, as_string')).toEqual(Array.from({ length: 10 }, (_, i) => [String(i), String(i)]).sort());
+    const show = await etl(dir, 'show', '--inline', 'select count(*) as n from spark.primitives');
+    expectOk(show);
+    expect(show.stdout).toMatch(/\|\s+11 \|/);
+  });
+
+  it('a location that is not a Delta table fails with its path; another target cannot have such sources', async () => {
+    const dir = writeProject({
+      'etl.yml': deltaYml('ext_bad'),
+      'models/sources.yml': 'sources:\n  - name: raw\n    tables:\n      - { name: t, location: nowhere }\n',
+      'models/m.sql': 'select * from {{source "raw" "t"}}\n',
+    });
+    const r = await etl(dir, 'build', '--no-check');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/not a Delta table: .*nowhere has no _delta_log/);
+    const dev = await etl(dir, 'build', '--target', 'dev', '--no-check');
+    expect(dev.code).toBe(2);
+    expect(dev.stderr).toMatch(/models\/sources\.yml.*source raw\.t has a location, which target dev \(duckdb\) cannot read/);
   });
 });
