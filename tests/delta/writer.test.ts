@@ -7,7 +7,7 @@
 import { cpSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DeltaTable, LocalStorage, loadSnapshot, optimize, parseSchema, vacuum, type Action, type AddFile } from '../../adapters/delta/index.js';
+import { commit, ConcurrentModificationError, DeltaTable, LocalStorage, loadSnapshot, optimize, parseSchema, vacuum, type Action, type AddFile } from '../../adapters/delta/index.js';
 import { fileLocation } from '../../adapters/delta/scan.js';
 import { count, openDuckDb, tempDir, type TestDb } from './helpers.js';
 
@@ -332,5 +332,23 @@ describe('maintenance', () => {
     expect(done.deleted).toContain('part-orphan.parquet');
     expect(await count(db.session, (await table.scan()).sql)).toBe(1);
     expect(readdirSync(path.join(root, '_delta_log')).filter((f) => f.endsWith('.json'))).toHaveLength(2);
+  });
+});
+
+describe('concurrent commits', () => {
+  it('retries a blind append past another commit, and refuses an overwrite whose files another writer removed, naming both writers', async () => {
+    const { table, root } = newTable();
+    await table.write({ selectSql: 'select 1 as id', mode: 'append' });
+    const storage = new LocalStorage(root);
+    const base = await table.snapshot();
+    // Writer B computed an overwrite from version 0; writer A's overwrite lands first.
+    await table.write({ selectSql: 'select 2 as id', mode: 'overwrite', writer: 'run-a' });
+    const removes = [...base.files.values()].map((f) => ({ remove: { path: f.path, deletionTimestamp: Date.now(), dataChange: true } }));
+    const err = await commit(storage, db.session, { operation: 'WRITE', readVersion: 0, actions: removes, readPredicate: 'all', readFiles: 'all', writer: 'run-b' }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(ConcurrentModificationError);
+    expect((err as Error).message).toMatch(/conflicting commit on Delta table .* at version 1: WRITE by run-b conflicts with WRITE by run-a \(version 1\) \(both removed the file/);
+    // A blind append computed from version 0 commits at version 2.
+    const appended = await commit(storage, db.session, { operation: 'WRITE', readVersion: 0, actions: [], readPredicate: 'none', writer: 'run-c' });
+    expect(appended).toMatchObject({ version: 2, attempts: 2 });
   });
 });

@@ -380,3 +380,31 @@ describe('a source at a location: any Delta table by path', () => {
     expect(dev.stderr).toMatch(/models\/sources\.yml.*source raw\.t has a location, which target dev \(duckdb\) cannot read/);
   });
 });
+
+describe('on_schema_change on Delta', () => {
+  it('append_new_columns adds the column in the commit\'s metaData; sync_all_columns drops one and retypes another, rewriting the files', async () => {
+    const model = (cols: string, mode: string) => `{{config materialized="incremental" on_schema_change="${mode}"}}\nselect ${cols} from range({{var "n" 1}}) as r(i)\n{{#if is_incremental}}where i >= (select count(*) from {{this}}){{/if}}\n`;
+    const dir = writeProject({ 'etl.yml': deltaYml('osc'), 'models/m.sql': model('i as id, i * 10 as a', 'append_new_columns') });
+    expectOk(await etl(dir, 'build'));
+    writeFileSync(path.join(dir, 'models/m.sql'), model(`i as id, i * 10 as a, 'x' || i as b`, 'append_new_columns'));
+    expectOk(await etl(dir, 'build', '--vars', '{n: 2}'));
+    expect(await rows(dir, 'm', 'id, a, b')).toEqual([
+      ['0', '0', null],
+      ['1', '10', 'x1'],
+    ]);
+    const added = commits(dir, 'm').at(-1)!;
+    expect(JSON.parse(added.find((a) => a.metaData)!.metaData.schemaString).fields.map((f: { name: string }) => f.name)).toEqual(['id', 'a', 'b']);
+    writeFileSync(path.join(dir, 'models/m.sql'), model(`cast(i as integer) as id, 'x' || i as b`, 'sync_all_columns'));
+    expectOk(await etl(dir, 'build', '--vars', '{n: 3}'));
+    const s = await table(dir, 'm').snapshot();
+    expect(s.schema.fields.map((f) => [f.name, f.type])).toEqual([
+      ['id', 'integer'],
+      ['b', 'string'],
+    ]);
+    expect(await rows(dir, 'm', 'id, b')).toEqual([
+      ['0', null],
+      ['1', 'x1'],
+      ['2', 'x2'],
+    ]);
+  });
+});
