@@ -331,7 +331,7 @@ export function parseProject(scan: ProjectScan): Project {
     seed: seeds,
     snapshot: snapshots,
     test: singularTests,
-  });
+  }, scan.target.type);
   diagnostics.throwIfAny();
   return {
     ...scan,
@@ -408,6 +408,7 @@ function buildFolderConfig(
   projectName: string,
   errors: Diagnostic[],
   files: Record<ResourceKind, ProjectSourceFile[]>,
+  engine: string,
 ): Project['folderConfig'] {
   const sections = { model: 'models', seed: 'seeds', snapshot: 'snapshots', test: 'tests' } as const;
   // For each kind: folder path ('' = top) -> config declared at that level.
@@ -439,7 +440,15 @@ function buildFolderConfig(
             const owner = `the folder default of ${folderDescription(section, folder, files[kind])} in etl.yml`;
             const { message, hint } = describeValueIssue(issue, value, [key, ...issue.path].join('.'), owner);
             errors.push(yaml.diagnostic([...at, rawKey, ...(issue.path as Array<string | number>)], message, hint));
-          } else config[key] = parsed.data;
+          } else {
+            config[key] = parsed.data;
+            if (key === 'column_types') {
+              for (const [column, type] of Object.entries(parsed.data as Record<string, string>)) {
+                const unknown = unknownColumnType(engine, type);
+                if (unknown) errors.push(yaml.diagnostic([...at, rawKey, column], `${unknown.message} for column ${column} in the column_types default of ${folderDescription(section, folder, files[kind])} in etl.yml`, unknown.hint));
+              }
+            }
+          }
           continue;
         }
         if (folder === '' && key === projectName && value && typeof value === 'object') {
