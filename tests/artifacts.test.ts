@@ -73,6 +73,23 @@ describe('manifest.json in dbt\'s shape, read back', () => {
     expect(() => readManifestJson(path.join(dir, 'manifest.json'))).toThrow(/written by etl 0\.1\.0 in manifest layout 1; this etl reads layout 2 \(etl 0\.2 or later\)/);
   });
 
+  it('a yml freshness may be written as dbt writes it, {count, period}, or as "12h"; a period dbt lacks is an error', async () => {
+    const dir = tempDir();
+    const write = (freshness: string) => {
+      fs.mkdirSync(path.join(dir, 'models'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'etl.yml'), 'name: fr\nversion: 1\ntarget: dev\ntargets:\n  dev: { type: duckdb, path: target/dev.duckdb, schema: main }\n');
+      fs.writeFileSync(path.join(dir, 'models/sources.yml'), `sources:\n  - name: raw\n    loaded_at_field: at\n    freshness: ${freshness}\n    tables: [{ name: t }]\n`);
+      fs.writeFileSync(path.join(dir, 'models/m.sql'), 'select * from {{source "raw" "t"}}\n');
+    };
+    write('{ warn_after: { count: 12, period: hour }, error_after: 2d }');
+    const { manifest } = await compile({ projectDir: dir, noCache: true });
+    expect(manifest.sources['source.fr.raw.t']!.freshness).toEqual({ warn_after: '12h', error_after: '2d' });
+    const json = JSON.parse(fs.readFileSync(path.join(dir, 'target/manifest.json'), 'utf8'));
+    expect(json.sources['source.fr.raw.t'].freshness).toEqual({ warn_after: { count: 12, period: 'hour' }, error_after: { count: 2, period: 'day' }, filter: null });
+    write('{ warn_after: { count: 2, period: week } }');
+    await expect(compile({ projectDir: dir, noCache: true })).rejects.toThrow(/models\/sources\.yml:\d+/);
+  });
+
   it('source freshness durations become dbt\'s {count, period}', () => {
     expect(freshnessTime('12h')).toEqual({ count: 12, period: 'hour' });
     expect(freshnessTime('1d')).toEqual({ count: 1, period: 'day' });

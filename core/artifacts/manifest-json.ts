@@ -164,6 +164,15 @@ function durationText(time: { count: number | null; period: string | null } | nu
   return `${time.count}${time.period[0]}`;
 }
 
+/** A yml freshness with dbt's {count, period} durations, as the "12h" text the rest of etl reads. */
+export function durationsAsText<T extends { warn_after?: unknown; error_after?: unknown }>(f: T): T & { warn_after?: string; error_after?: string } {
+  const text = (d: unknown) => (d && typeof d === 'object' ? durationText(d as { count: number; period: string }) : (d as string | undefined));
+  const out = { ...f } as T & { warn_after?: string; error_after?: string };
+  if (f.warn_after !== undefined) out.warn_after = text(f.warn_after);
+  if (f.error_after !== undefined) out.error_after = text(f.error_after);
+  return out;
+}
+
 export function dbtFreshness(f: ManifestSource['freshness']): Json | null {
   if (!f) return null;
   return { warn_after: freshnessTime(f.warn_after), error_after: freshnessTime(f.error_after), filter: f.filter ?? null };

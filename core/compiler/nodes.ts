@@ -5,6 +5,7 @@
 // and the check that every properties entry names a file. Nothing is
 // resolved yet: depends_on stays empty until the next stage.
 
+import { durationsAsText } from '../artifacts/manifest-json.js';
 import os from 'node:os';
 import path from 'node:path';
 import { nameTooLong, type Dialect } from '../../adapters/dialect.js';
@@ -226,7 +227,7 @@ function buildSources(project: Project, dialect: Dialect, errors: Diagnostic[]):
       const id = sourceId(project.name, source.name, table.name);
       const schema = source.schema ?? source.name;
       const identifier = table.identifier ?? table.name;
-      const freshness = table.freshness === null ? null : { ...(source.freshness ?? {}), ...(table.freshness ?? {}) };
+      const freshness = table.freshness === null ? null : durationsAsText({ ...(source.freshness ?? {}), ...(table.freshness ?? {}) });
       out[id] = {
         unique_id: id,
         resource_type: 'source',

@@ -189,7 +189,11 @@ function buildPropertiesSchemas() {
     docs: true,
   });
 
-  const duration = z.string().regex(/^\s*\d+(\.\d+)?\s*(s|m|h|d)\s*$/, 'expected a duration like "30m", "12h" or "2d"');
+  // "12h", or dbt's { count: 12, period: hour } (what manifest.json and sources.json write).
+  const duration = z.union([
+    z.string().regex(/^\s*\d+(\.\d+)?\s*(s|m|h|d)\s*$/, 'expected a duration like "30m", "12h" or "2d"'),
+    strictObject({ count: z.number().int().positive(), period: z.enum(['minute', 'hour', 'day']) }),
+  ]);
 
   const freshnessSchema = strictObject({
     warn_after: duration,
