@@ -264,6 +264,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   }
   const onEvent = options.onEvent ?? (() => undefined);
   let outcome;
+  let recordFailed: unknown;
   // One id for this invocation: manifest.json, run_results.json and etl_meta's run record.
   const runId = invocationId;
   // Runs that build something keep their history and state in the target (etl_meta).
@@ -310,12 +311,19 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
         rows_affected: r.rows_affected,
         message: r.message,
       }));
-      await adapter.withSession((session) => recordRunEnd(adapter, session, runId, outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', records));
+      try {
+        await adapter.withSession((session) => recordRunEnd(adapter, session, runId, outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', records));
+      } catch (err) {
+        // The target refused the run's record (a lost schema lock, a lost connection):
+        // run_results.json still says what ran, so `etl retry` knows what to rerun.
+        recordFailed = err;
+      }
     }
   } finally {
     await adapter.close();
   }
   writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, { command: how.command, resource_types: resourceTypes, select: options.select, exclude: options.exclude, state: options.state, defer: options.defer, favor_state: options.favorState }, runId, startedAt);
+  if (recordFailed !== undefined) throw recordFailed;
   const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
   return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0 };
 }

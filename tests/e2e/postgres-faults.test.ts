@@ -3,6 +3,8 @@
 // terminated under a running model and under the lock connection. Each
 // scenario builds into its own schema, dropped after.
 
+import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PG_URL, pgConnect, pgTestSchemas, runCli, startCli, writeProject } from './helpers.js';
 
@@ -165,6 +167,9 @@ describe('backends terminated mid-run', () => {
     expect(r.code, r.output).toBe(1);
     expect(r.output).toContain(`lost its lock on schema "${schema}"`);
     expect(r.output).toContain('PgBouncer');
+    // What ran is still on record, for etl retry: the slow model failed.
+    const results = JSON.parse(readFileSync(path.join(dir, 'target/run_results.json'), 'utf8')) as { results: Array<{ unique_id: string; status: string }> };
+    expect(results.results.find((x) => x.unique_id.endsWith('.slow'))?.status).toBe('error');
     // The slow model's new table was never published, and nothing after it ran.
     expect((await values(schema)).slow).toBe(1);
     expect((await values(schema)).after).toBe(1);
