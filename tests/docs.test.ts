@@ -148,3 +148,36 @@ describe('site search', () => {
     expect(searchSite(site, search, '   ')).toEqual([]);
   });
 });
+
+describe('generateDocs on a built project', () => {
+  it('shows the rows and quarantined rows run_results.json keeps in adapter_response', async () => {
+    const built = mkdtempSync(path.join(os.tmpdir(), 'etl-docs-built-'));
+    try {
+      cpSync(path.join(ROOT, 'project-template'), built, { recursive: true });
+      const { build } = await import('../core/api.js');
+      const { generateDocs } = await import('../core/docs/generate.js');
+      const summary = await build({ projectDir: built });
+      expect(summary.results.every((r) => r.status === 'success' || r.status === 'pass')).toBe(true);
+      const ordersResult = summary.results.find((r) => r.unique_id === 'model.shop.orders')!;
+      expect(ordersResult.rows_affected).toBeGreaterThan(0);
+      // The file on disk holds dbt's shape: no top-level rows_affected.
+      const file = JSON.parse(readFileSync(path.join(built, 'target', 'run_results.json'), 'utf8')) as { results: Array<Record<string, unknown>> };
+      expect(file.results.find((r) => r.unique_id === 'model.shop.orders')).not.toHaveProperty('rows_affected');
+
+      const { dir: site } = await generateDocs({ projectDir: built, history: false });
+      const loaded: Array<{ id: string; run?: { rows: number | null } }> = [];
+      const context = vm.createContext({ etlDocs: (_key: string, value: unknown) => { if (Array.isArray(value)) loaded.push(...(value as typeof loaded)); } });
+      for (const f of readdirSync(path.join(site, 'data', 'nodes'))) vm.runInContext(readFileSync(path.join(site, 'data', 'nodes', f), 'utf8'), context);
+      expect(loaded.find((n) => n.id === 'model.shop.orders')?.run?.rows).toBe(ordersResult.rows_affected);
+    } finally {
+      rmSync(built, { recursive: true, force: true });
+    }
+  });
+
+  it('reads back what dbtRunResult moved into adapter_response', async () => {
+    const { dbtRunResult, nodeResultFromJson } = await import('../core/artifacts/run-results.js');
+    const original = { ...result('model.shop.orders', 'success'), rows_affected: 12, quarantined: 3, compiled_path: 'target/compiled/x.sql', failing_rows_sample: { columns: ['a'], rows: [[1]] } };
+    const back = nodeResultFromJson(JSON.parse(JSON.stringify(dbtRunResult(original as never, manifest))) as Record<string, unknown>);
+    expect(back).toMatchObject({ rows_affected: 12, quarantined: 3, compiled_path: 'target/compiled/x.sql', failing_rows_sample: { columns: ['a'], rows: [[1]] } });
+  });
+});

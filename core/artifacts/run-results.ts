@@ -55,6 +55,24 @@ export function dbtRunResult(r: NodeResult, manifest: Manifest): Record<string, 
   return out;
 }
 
+/**
+ * A result of run_results.json read back as the runner reported it: etl's own
+ * facts lifted out of `adapter_response`, where dbtRunResult put them (the
+ * file has no top-level rows_affected or quarantined: dbt's schema forbids them).
+ */
+export function nodeResultFromJson(r: Record<string, unknown>): NodeResult {
+  const response = (r.adapter_response ?? {}) as Record<string, unknown>;
+  const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+  const result = { ...r } as unknown as NodeResult;
+  result.rows_affected = num(r.rows_affected) ?? num(response.rows_affected) ?? null;
+  const quarantined = num(r.quarantined) ?? num(response.quarantined);
+  if (quarantined !== undefined) result.quarantined = quarantined;
+  const sample = r.failing_rows_sample ?? response.failing_rows_sample;
+  if (sample) result.failing_rows_sample = sample as NodeResult['failing_rows_sample'];
+  result.compiled_path = (r.compiled_path ?? response.compiled_path ?? null) as string | null;
+  return result;
+}
+
 export interface RunResultsArgs {
   command: string;
   resource_types: ResourceType[];

@@ -12,6 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compile, type CompileOptions } from '../api.js';
+import { nodeResultFromJson } from '../artifacts/run-results.js';
 import { RunError } from '../errors.js';
 import { SHARD_SIZE } from './model.js';
 import { splitDocs, type CatalogFile, type DocsInputs, type LineageFile, type RunResultsFile, type SiteData, type SourcesFile } from './split.js';
@@ -49,6 +50,13 @@ function readJson<T>(file: string, warnings: string[]): T | undefined {
   }
 }
 
+/** run_results.json with each result as the runner reported it (rows and quarantined rows out of adapter_response). */
+function readRunResults(file: string, warnings: string[]): RunResultsFile | undefined {
+  const json = readJson<Omit<RunResultsFile, 'results'> & { results?: Array<Record<string, unknown>> }>(file, warnings);
+  if (!json) return undefined;
+  return { ...json, results: (json.results ?? []).map(nodeResultFromJson) };
+}
+
 export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGenerateResult> {
   const { project, manifest, invocationId } = await compile(options);
   const target = project.targetPath;
@@ -59,7 +67,7 @@ export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGe
   if (built.warning) warnings.push(built.warning);
   const inputs: DocsInputs = {
     manifest,
-    runResults: readJson<RunResultsFile>(path.join(target, 'run_results.json'), warnings),
+    runResults: readRunResults(path.join(target, 'run_results.json'), warnings),
     catalog: built.catalog ?? readJson<CatalogFile>(path.join(target, 'catalog.json'), warnings),
     lineage: readJson<LineageFile>(path.join(target, 'lineage.json'), warnings),
     sources: readJson<SourcesFile>(path.join(target, 'sources.json'), warnings),
