@@ -590,3 +590,14 @@ select * from named order by id`,
     expect(await rows(`select count(*) from (${inc.compiled_incremental_code})`)).toEqual([[1n]]);
   });
 });
+
+describe('custom generic tests', () => {
+  it('a ref to an unknown model in a custom generic test is one error at its line, not a second one from rendering it', async () => {
+    const diagnostics = await compileErrors({
+      'macros/tests/matches_other.sql': 'select * from {{model}}\nwhere {{column_name}} not in (select id from {{ref "missing_model"}})\n',
+      'models/a.sql': 'select 1 as id\n',
+      'models/a.yml': 'models:\n  - name: a\n    columns:\n      - name: id\n        tests: [matches_other]\n',
+    });
+    expect(diagnostics.map((d) => `${d.file}:${d.line}: ${d.message}`)).toEqual([expect.stringMatching(/matches_other\.sql:2: unknown ref "missing_model"/)]);
+  });
+});

@@ -23,16 +23,20 @@ export function compileTestNodes(project: Project, dialect: Dialect, macros: Pro
   const customTests = new Map<string, CustomGenericTest>();
   for (const [name, def] of macros.genericTests) {
     const dependsOn: string[] = [];
+    let unresolved = false;
     for (const ref of def.analysis.refs) {
       const target = byName.get(ref.name);
-      if (!target) errors.push({ file: def.path, line: ref.line, col: ref.col, message: `unknown ref "${ref.name}"`, hint: didYouMean(ref.name, byName.keys()) });
-      else dependsOn.push(target.node.unique_id);
+      if (!target) {
+        unresolved = true;
+        errors.push({ file: def.path, line: ref.line, col: ref.col, message: `unknown ref "${ref.name}"`, hint: didYouMean(ref.name, byName.keys()) });
+      } else dependsOn.push(target.node.unique_id);
     }
     customTests.set(name, {
       name,
       path: def.path,
       dependsOn,
-      render: (context) => renderTemplate(def.ast, { ...context, target: renderer.target }, { file: def.path, helpers: renderer.helpers, partials: renderer.partials, thisRelation: String(context.model) }),
+      // Its unknown ref is already reported: rendering it would only add a second, confusing error.
+      render: unresolved ? () => '' : (context) => renderTemplate(def.ast, { ...context, target: renderer.target }, { file: def.path, helpers: renderer.helpers, partials: renderer.partials, thisRelation: String(context.model) }),
     });
   }
   const input = { project, dialect, nodesByName: new Map([...byName].map(([k, v]) => [k, v.node])), sources: nodes.sources, errors };
