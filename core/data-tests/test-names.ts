@@ -22,6 +22,8 @@ const md5 = (text: string) => createHash('md5').update(text, 'utf8').digest('hex
 
 /** Python's repr() of a str. */
 export function pyReprString(s: string): string {
+  // Most strings have nothing to escape.
+  if (!/['\\\x00-\x1f\x7f-\x9f]/.test(s)) return `'${s}'`;
   const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
   let out = quote;
   for (const ch of s) {
@@ -79,16 +81,19 @@ export function synthesizeTestNames(testType: string, target: string, args: Reco
   return { name, alias: name.length >= 64 ? `${identifier.slice(0, 30)}_${md5(name)}` : name };
 }
 
-/** Leaves as strings, mappings with sorted keys: dbt's get_hashable_md. */
-function hashable(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(hashable);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, hashable((v as Record<string, unknown>)[k])]));
-  return pyStr(v);
+/** repr() of dbt's get_hashable_md(v): leaves made strings, mappings' keys sorted; written directly. */
+function hashableRepr(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(hashableRepr).join(', ')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${pyReprString(k)}: ${hashableRepr(o[k])}`).join(', ')}}`;
+  }
+  return pyReprString(pyStr(v));
 }
 
 /** The 10 hex digits that end a generic test's unique_id. */
 export function testIdHash(name: string, metadata: { name: string; kwargs: Record<string, unknown>; namespace: string | null }): string {
-  return md5(name + pyRepr(hashable(metadata))).slice(-10);
+  return md5(name + hashableRepr(metadata)).slice(-10);
 }
 
 /** dbt's `model` kwarg of a generic test: the relation it tests, as dbt writes it. */
