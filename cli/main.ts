@@ -251,6 +251,22 @@ function buildProgram(): Command {
       }
     });
 
+  addProjectOptions(program.command('lineage').description("a column's upstream and downstream columns (column-level lineage from the compiled SQL)"))
+    .requiredOption('-s, --select <model.column>', 'the column, e.g. orders.amount (a source: raw.orders.id)')
+    .option('--upstream', 'only the columns it derives from')
+    .option('--downstream', 'only the columns derived from it')
+    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .action(async (opts: GlobalOpts & { select: string; upstream?: boolean; downstream?: boolean; output: string }) => {
+      const [{ columnLineage }, { findColumn, traceColumn, formatTrace }] = await Promise.all([import('../core/api.js'), import('../core/analysis/lineage-query.js')]);
+      const { manifest, lineage } = await columnLineage(await baseOptions(opts));
+      const found = findColumn(manifest, lineage, opts.select);
+      if ('error' in found) throw new ProjectError([{ message: found.error, hint: found.hint }]);
+      const both = !opts.upstream && !opts.downstream;
+      const trace = traceColumn(lineage, found.column, { upstream: both || !!opts.upstream, downstream: both || !!opts.downstream });
+      if (opts.output === 'json' || opts.logFormat === 'json') console.log(JSON.stringify(trace));
+      else console.log(formatTrace(manifest, trace));
+    });
+
   addSelectionOptions(addProjectOptions(program.command('ls').alias('list').description('list the selected nodes')))
     .addOption(new Option('--resource-type <type>', 'only this resource type (repeatable)').choices(['model', 'seed', 'snapshot', 'test']).argParser(collect as never))
     .addOption(new Option('-o, --output <format>', 'what to print per node').choices(['selector', 'name', 'path', 'json']).default('selector'))

@@ -63,7 +63,27 @@ export async function compile(options: CompileOptions): Promise<CompileResult> {
     if (result.cached && result.check.manifestChanged) await writeManifest(result.project.targetPath, result.manifest);
   }
   await result.writeArtifacts();
+  if (result.check) {
+    const { projectLineage, writeLineageArtifact } = await import('./analysis/column-lineage.js');
+    writeLineageArtifact(result.project.targetPath, await projectLineage(result.manifest, result.check.columns, result.project.targetPath));
+  }
   return result;
+}
+
+/**
+ * Column lineage of the project, written to target/lineage.json (what `etl
+ * docs generate` and `etl lineage` read). Unlike compile --check, models
+ * that do not bind are not an error here: their columns are left out.
+ */
+export async function columnLineage(options: CompileOptions): Promise<CompileResult & { lineage: import('./analysis/column-lineage.js').LineageArtifact }> {
+  const result = await compileUnwritten(options);
+  const [{ checkProject }, { projectLineage, writeLineageArtifact }] = await Promise.all([import('./analysis/index.js'), import('./analysis/column-lineage.js')]);
+  result.check = await checkProject(result.manifest, { target: result.project.target, projectRoot: result.project.root, targetPath: result.project.targetPath, allowMissingSources: true });
+  if (result.cached && result.check.manifestChanged) await writeManifest(result.project.targetPath, result.manifest);
+  await result.writeArtifacts();
+  const lineage = await projectLineage(result.manifest, result.check.columns, result.project.targetPath);
+  writeLineageArtifact(result.project.targetPath, lineage);
+  return { ...result, lineage };
 }
 
 /** The check stage (core/analysis) on a compiled project; its errors are the project's (exit 2, nothing written). */

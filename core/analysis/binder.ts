@@ -3,7 +3,7 @@
 // SQL uses. prepare() parses and binds a statement and reports its result
 // columns and types; no row is read or written anywhere.
 
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection, type DuckDBPreparedStatement } from '@duckdb/node-api';
 import { quoteIdentifierAnsi as q } from '../../adapters/dialect.js';
 
 export interface BoundColumn {
@@ -29,6 +29,7 @@ export class DuckDbBinder {
   }
 
   close(): void {
+    this.parseStatement?.destroySync();
     this.connection.closeSync();
     this.instance.closeSync();
   }
@@ -84,6 +85,16 @@ export class DuckDbBinder {
       return { error: (err as Error).message };
     }
   }
+
+  /** DuckDB's parse tree of `sql` as JSON (json_serialize_sql); a parse error is in the result, not thrown. */
+  async parse(sql: string): Promise<Record<string, unknown>> {
+    this.parseStatement ??= await this.connection.prepare('select json_serialize_sql($1::varchar)');
+    this.parseStatement.bindVarchar(1, stripTrailingSemicolon(sql));
+    const reader = await this.parseStatement.runAndReadAll();
+    return JSON.parse(String(reader.getRows()[0]![0])) as Record<string, unknown>;
+  }
+
+  private parseStatement?: DuckDBPreparedStatement;
 
   /** Columns of any query the binder can describe (seeds: DuckDB's own CSV sniffing). */
   async describe(sql: string): Promise<BoundColumn[]> {

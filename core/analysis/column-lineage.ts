@@ -1,0 +1,117 @@
+// Column lineage of a whole project, written as target/lineage.json: for
+// every model column, its upstream columns (core/analysis/lineage.ts over
+// DuckDB's parse of the compiled SQL, `select *` expanded with the bound
+// schemas), and a description inherited along pass-through lineage where
+// the model does not describe the column. Parses are cached by a hash of
+// the SQL and of its inputs' columns, so a warm run parses only what changed.
+
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { readJsonIfExists, writeFileAtomic } from '../compiler/artifacts.js';
+import type { Manifest } from '../compiler/manifest.js';
+import { ETL_VERSION } from '../compiler/version.js';
+import { ephemeralCteName } from '../compiler/ephemeral.js';
+import { buildGraph, topologicalOrder } from '../graph/graph.js';
+import type { BoundColumn } from './binder.js';
+import { DuckDbBinder } from './binder.js';
+import { hashOf } from './cache.js';
+import { queryLineage, type ColumnLineage, type KnownRelation, type UpstreamColumn } from './lineage.js';
+
+export const LINEAGE_FILE = 'lineage.json';
+const CACHE_FILE = path.join('.etl', 'lineage-cache.json');
+
+export interface LineageColumn extends ColumnLineage {
+  data_type?: string;
+  inherited_description?: { text: string; from: UpstreamColumn };
+}
+
+export interface LineageArtifact {
+  metadata: { generated_at: string; invocation_id: string; etl_version: string };
+  nodes: Record<string, { columns: Record<string, LineageColumn> }>;
+}
+
+interface LineageCache {
+  etl_version: string;
+  entries: Record<string, { key: string; columns: Record<string, ColumnLineage> }>;
+}
+
+/** Lineage of every model whose columns are known; `columns` are the bound schemas (core/analysis/check.ts). */
+export async function projectLineage(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string): Promise<LineageArtifact> {
+  const relations = new Map<string, KnownRelation>();
+  const colsOf = (id: string, declared: Record<string, { name: string }>) => (columns.get(id) ?? Object.values(declared)).map((c) => c.name);
+  for (const n of Object.values(manifest.nodes)) {
+    if (n.resource_type === 'test') continue;
+    const known = { node: n.unique_id, columns: colsOf(n.unique_id, n.columns) };
+    if (n.relation_name) relations.set(`${n.schema}.${n.alias}`.toLowerCase(), known);
+    else if (n.config.materialized === 'ephemeral') relations.set(ephemeralCteName(n.name).toLowerCase(), known);
+  }
+  for (const s of Object.values(manifest.sources)) relations.set(`${s.schema}.${s.identifier}`.toLowerCase(), { node: s.unique_id, columns: colsOf(s.unique_id, s.columns) });
+
+  const cacheFile = path.join(targetPath, CACHE_FILE);
+  const read = readJsonIfExists<LineageCache>(cacheFile);
+  const cache: LineageCache = read?.etl_version === ETL_VERSION ? read : { etl_version: ETL_VERSION, entries: {} };
+  let changed = false;
+  const ids = Object.keys(manifest.nodes).filter((id) => {
+    const n = manifest.nodes[id]!;
+    return (n.resource_type === 'model' || n.resource_type === 'snapshot') && columns.has(id);
+  });
+  const order = topologicalOrder(buildGraph(ids, (id) => manifest.nodes[id]!.depends_on.nodes)).order ?? [];
+  const out: LineageArtifact['nodes'] = {};
+  let binder: DuckDbBinder | undefined;
+  try {
+    for (const id of order) {
+      const n = manifest.nodes[id]!;
+      const outputs = columns.get(id)!.map((c) => c.name);
+      const key = hashOf([n.compiled_code, outputs.join(','), ...n.depends_on.nodes.map((p) => `${p}=${(relations.get(relationKey(manifest, p)) ?? { columns: [] }).columns.join(',')}`)]);
+      let lineage = cache.entries[id]?.key === key ? cache.entries[id]!.columns : undefined;
+      if (!lineage) {
+        binder ??= await DuckDbBinder.open();
+        lineage = Object.fromEntries(queryLineage(n.compiled_code, await binder.parse(n.compiled_code), { relations, outputColumns: outputs }));
+        cache.entries[id] = { key, columns: lineage };
+        changed = true;
+      }
+      const types = new Map(columns.get(id)!.map((c) => [c.name, c.type]));
+      out[id] = { columns: Object.fromEntries(Object.entries(lineage).map(([c, l]) => [c, { data_type: types.get(c), ...l }])) };
+    }
+  } finally {
+    binder?.close();
+  }
+  if (changed) writeFileAtomic(cacheFile, JSON.stringify(cache));
+  inheritDescriptions(manifest, order, out);
+  return { metadata: { generated_at: new Date().toISOString(), invocation_id: randomUUID(), etl_version: ETL_VERSION }, nodes: out };
+}
+
+function relationKey(manifest: Manifest, id: string): string {
+  const n = manifest.nodes[id];
+  if (n) return (n.relation_name ? `${n.schema}.${n.alias}` : ephemeralCteName(n.name)).toLowerCase();
+  const s = manifest.sources[id];
+  return s ? `${s.schema}.${s.identifier}`.toLowerCase() : '';
+}
+
+/**
+ * A column the model does not describe takes the description of the column
+ * it passes through (dbt #2995), following pass-through hops upstream; the
+ * entry says where the text came from. Parents come first in `order`.
+ */
+function inheritDescriptions(manifest: Manifest, order: string[], nodes: LineageArtifact['nodes']): void {
+  const describedAt = (u: UpstreamColumn): { text: string; from: UpstreamColumn } | undefined => {
+    const owner = manifest.nodes[u.node] ?? manifest.sources[u.node];
+    const own = owner ? Object.values(owner.columns).find((c) => c.name.toLowerCase() === u.column.toLowerCase())?.description : undefined;
+    if (own) return { text: own, from: u };
+    return nodes[u.node]?.columns[u.column]?.inherited_description;
+  };
+  for (const id of order) {
+    const n = manifest.nodes[id]!;
+    for (const [name, col] of Object.entries(nodes[id]?.columns ?? {})) {
+      const own = Object.values(n.columns).find((c) => c.name.toLowerCase() === name.toLowerCase())?.description;
+      if (own || col.kind !== 'passthrough' || col.upstream.length === 0) continue;
+      const found = col.upstream.map(describedAt);
+      // Several upstreams (a union, USING) must agree, or nothing is inherited.
+      if (found[0] && found.every((f) => f?.text === found[0]!.text)) col.inherited_description = found[0];
+    }
+  }
+}
+
+export function writeLineageArtifact(targetPath: string, artifact: LineageArtifact): void {
+  writeFileAtomic(path.join(targetPath, LINEAGE_FILE), JSON.stringify(artifact));
+}
