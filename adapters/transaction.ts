@@ -26,3 +26,17 @@ export async function transaction<T>(session: AdapterSession, fn: () => Promise<
     throw err;
   }
 }
+
+/**
+ * Runs `fn` in a transaction that is always rolled back, whatever `fn` does:
+ * scratch work (static analysis binding SQL against temporary stand-ins)
+ * that must leave nothing behind and is never visible to another session.
+ */
+export async function rolledBack<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T> {
+  await session.execute('begin');
+  try {
+    return await fn();
+  } finally {
+    await session.execute('rollback');
+  }
+}

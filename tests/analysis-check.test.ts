@@ -4,44 +4,14 @@
 // types of the relations a build makes.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { build, compile } from '../core/api.js';
-import { ProjectError, type Diagnostic } from '../core/errors.js';
-import { BROKEN_PROJECTS, type BrokenProject } from './analysis/broken-projects.js';
+import { ProjectError } from '../core/errors.js';
+import { BROKEN_PROJECTS, brokenProject, expectDiagnostics, removeBrokenProjects } from './analysis/broken-projects.js';
 
-const TEMPLATE = path.resolve(import.meta.dirname, '../project-template');
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-export function brokenProject(c: BrokenProject, etlYml?: (text: string) => string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'etl-check-'));
-  dirs.push(dir);
-  cpSync(TEMPLATE, dir, { recursive: true, filter: (src) => !src.includes(`${path.sep}target`) });
-  const edits: BrokenProject['edits'] = etlYml ? { ...c.edits, 'etl.yml': etlYml } : c.edits;
-  for (const [file, edit] of Object.entries(edits)) {
-    const abs = path.join(dir, file);
-    writeFileSync(abs, typeof edit === 'string' ? edit : edit(existsSync(abs) ? readFileSync(abs, 'utf8') : ''));
-  }
-  return dir;
-}
-
-export function expectDiagnostics(c: BrokenProject, diagnostics: Diagnostic[]): void {
-  const shown = diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}\n  ${d.hint ?? ''}`).join('\n');
-  expect(diagnostics.length, shown).toBe(c.errors.length);
-  for (const e of c.errors) {
-    const d = diagnostics.find((x) => x.file === e.file && e.message.test(x.message));
-    expect(d, `expected ${e.file}: ${e.message} in\n${shown}`).toBeDefined();
-    expect(d!.line, shown).toBe(e.line);
-    if (e.col !== undefined) expect(d!.col, shown).toBe(e.col);
-    if (e.hint) expect(d!.hint ?? '', shown).toMatch(e.hint);
-  }
-  for (const name of c.unchecked ?? []) expect(diagnostics.map((d) => d.hint ?? '').join('\n'), shown).toMatch(new RegExp(`left unchecked downstream: .*\\b${name}\\b`));
-}
+afterAll(removeBrokenProjects);
 
 describe('etl build stops at static analysis errors, writing nothing', () => {
   const cases = BROKEN_PROJECTS.filter((c) => c.only !== 'postgres');

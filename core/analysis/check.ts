@@ -14,7 +14,9 @@ import type { Diagnostic } from '../errors.js';
 import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifest.js';
 import { buildGraph, graphOfManifest, reach, topologicalOrder } from '../graph/graph.js';
 import { ephemeralCteName } from '../compiler/ephemeral.js';
-import { DuckDbBinder, type BoundColumn } from './binder.js';
+import { DuckDbBinder, type BindJob, type BoundColumn } from './binder.js';
+import type { TargetBindOutcome, TargetBindRequest } from './postgres-binder.js';
+import { templatePosition } from './template-position.js';
 import { bindDiagnostic, type BindInput } from './diagnose.js';
 import { analysisEngine } from './engines.js';
 import { BoundSchemaCache, hashOf } from './cache.js';
@@ -31,6 +33,8 @@ export interface CheckOptions {
   allowMissingSources?: boolean;
   /** Reuse bound schemas from target/.etl (default true). */
   cache?: boolean;
+  /** Binds on the target itself (Postgres): what DuckDB cannot, and the engine's own result types. */
+  bindOnTarget?: (request: TargetBindRequest) => Promise<Map<string, TargetBindOutcome> | undefined>;
 }
 
 export interface CheckResult {
@@ -101,69 +105,111 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
       }
     }
 
+    // Waves: a model's wave is one more than its deepest model input, so the
+    // models of a wave are independent and bind in one batch.
+    const waveOf = new Map<string, number>();
+    const waves: string[][] = [];
     for (const id of order) {
-      const node = manifest.nodes[id];
-      if (!isModel(node)) continue;
-      const n = node!;
-      // An input that failed or is unknown leaves this model unchecked.
-      const blocked = n.depends_on.nodes.map((p) => [p, status.get(p)] as const).find(([, s]) => !s || !s.ok);
-      if (blocked) {
-        const [p, s] = blocked;
-        const reason = s && !s.ok ? (s.root && s.root !== p ? `upstream ${nameOf(manifest, s.root)} (through ${nameOf(manifest, p)}) cannot be checked` : `upstream ${nameOf(manifest, p)} cannot be checked`) : `upstream ${nameOf(manifest, p)} is unknown`;
-        const rootId = s && !s.ok ? (s.root ?? p) : p;
-        status.set(id, { ok: false, reason, root: rootId });
-        unchecked.push({ unique_id: id, reason });
-        if (downstreamOf.has(rootId)) downstreamOf.get(rootId)!.push(n.name);
-        useDeclared(n, columns, status);
-        continue;
-      }
-      const inputs: BindInput[] = n.depends_on.nodes
-        .filter((p) => columns.has(p))
-        .map((p) => ({ label: nameOf(manifest, p), relation: relationOf(manifest, p) ?? dialect.quoteIdentifier(ephemeralCteName(nameOf(manifest, p))), columns: columns.get(p)! }));
-      const key = hashOf([n.compiled_code, n.compiled_incremental_code ?? '', n.config.materialized, ...n.depends_on.nodes.map((p) => `${p}=${hashOf([JSON.stringify(columns.get(p) ?? null)])}`)]);
-      const hit = cache.get(id, key);
-      if (hit) {
-        cached++;
-        columns.set(id, hit);
-        status.set(id, { ok: true });
-        continue;
-      }
-      const b = await binder();
-      await ensureStandIns(b, manifest, n.depends_on.nodes, columns, engine.standInType, n.compiled_code);
-      bound++;
-      const outcome = await b.bind(n.compiled_code);
-      let cols: BoundColumn[] | undefined;
-      let failure: { sql: string; message: string } | undefined;
-      if ('error' in outcome) failure = { sql: n.compiled_code, message: outcome.error };
-      else {
-        cols = n.resource_type === 'snapshot' ? [...outcome.columns, ...SNAPSHOT_COLUMNS, ...(n.config.hard_deletes === 'new_record' ? [{ name: 'etl_is_deleted', type: 'BOOLEAN' }] : [])] : outcome.columns;
-        if (n.compiled_incremental_code !== undefined && n.relation_name) {
-          // The incremental branch reads {{this}}: the model's own stand-in.
-          await b.createTables([{ schema: n.schema, name: n.alias, columns: cols.map((c) => ({ name: c.name, type: engine.standInType(c.type) })) }]);
-          const inc = await b.bind(n.compiled_incremental_code);
-          if ('error' in inc) failure = { sql: n.compiled_incremental_code, message: inc.error };
+      if (!isModel(manifest.nodes[id])) continue;
+      const w = 1 + Math.max(0, ...manifest.nodes[id]!.depends_on.nodes.map((p) => waveOf.get(p) ?? 0));
+      waveOf.set(id, w);
+      (waves[w] ??= []).push(id);
+    }
+    const deferred = new Set<string>();
+    const fresh = new Set<string>();
+    const keys = new Map<string, string>();
+    for (const wave of waves) {
+      if (!wave) continue;
+      const jobs: BindJob[] = [];
+      const inputsOf = new Map<string, BindInput[]>();
+      for (const id of wave) {
+        const n = manifest.nodes[id]!;
+        // An input that failed or is unknown leaves this model unchecked.
+        const blocked = n.depends_on.nodes.map((p) => [p, status.get(p)] as const).find(([, s]) => !s || !s.ok);
+        if (blocked) {
+          const [p, s] = blocked;
+          const reason = s && !s.ok ? (s.root && s.root !== p ? `upstream ${nameOf(manifest, s.root)} (through ${nameOf(manifest, p)}) cannot be checked` : `upstream ${nameOf(manifest, p)} cannot be checked`) : `upstream ${nameOf(manifest, p)} is unknown`;
+          const rootId = s && !s.ok ? (s.root ?? p) : p;
+          status.set(id, { ok: false, reason, root: rootId });
+          unchecked.push({ unique_id: id, reason });
+          if (downstreamOf.has(rootId)) downstreamOf.get(rootId)!.push(n.name);
+          useDeclared(n, columns, status);
+          continue;
         }
+        if (n.depends_on.nodes.some((p) => deferred.has(p))) {
+          // Reads a model only the target can bind: the target binds this one too.
+          deferred.add(id);
+          fresh.add(id);
+          status.set(id, { ok: true });
+          continue;
+        }
+        const key = hashOf([n.compiled_code, n.compiled_incremental_code ?? '', n.config.materialized, ...n.depends_on.nodes.map((p) => `${p}=${hashOf([JSON.stringify(columns.get(p) ?? null)])}`)]);
+        keys.set(id, key);
+        const hit = cache.get(id, key);
+        if (hit) {
+          cached++;
+          columns.set(id, hit);
+          status.set(id, { ok: true });
+          continue;
+        }
+        inputsOf.set(id, n.depends_on.nodes
+          .filter((p) => columns.has(p))
+          .map((p) => ({ label: nameOf(manifest, p), relation: relationOf(manifest, p) ?? dialect.quoteIdentifier(ephemeralCteName(nameOf(manifest, p))), columns: columns.get(p)! })));
+        jobs.push({
+          id,
+          target: n.relation_name ? { schema: n.schema, name: n.alias } : undefined,
+          sql: n.compiled_code,
+          incrementalSql: n.relation_name ? n.compiled_incremental_code : undefined,
+          extraColumns: n.resource_type === 'snapshot' ? snapshotColumns(n) : undefined,
+        });
       }
-      if (failure) {
-        const outside = /^Catalog Error: (?:Table|View|Schema) with name (.+?) does not exist/.exec(failure.message);
-        if (outside || engine.mayBeDialect(failure.message)) {
+      if (!jobs.length) continue;
+      const b = await binder();
+      await ensureStandIns(b, manifest, [...new Set(jobs.flatMap((j) => manifest.nodes[j.id]!.depends_on.nodes))], columns, engine.standInType);
+      bound += jobs.length;
+      const outcomes = await b.bindAll(jobs);
+      for (const job of jobs) {
+        const id = job.id;
+        const n = manifest.nodes[id]!;
+        const outcome = outcomes.get(id)!;
+        if ('columns' in outcome) {
+          columns.set(id, outcome.columns);
+          if (options.bindOnTarget) fresh.add(id);
+          else cache.set(id, keys.get(id)!, outcome.columns);
+          status.set(id, { ok: true });
+          continue;
+        }
+        const sql = outcome.incremental ? n.compiled_incremental_code! : n.compiled_code;
+        const outside = /^Catalog Error: (?:Table|View|Schema) with name (.+?) does not exist/.exec(outcome.error);
+        if (options.bindOnTarget && (outside || engine.mayBeDialect(outcome.error))) {
+          // DuckDB does not speak this dialect (or lacks this relation): the target decides.
+          deferred.add(id);
+          fresh.add(id);
+          status.set(id, { ok: true });
+          continue;
+        }
+        if (outside || engine.mayBeDialect(outcome.error)) {
           // Introspective SQL (the engine's own catalog, tables made outside the project) or another dialect: not an error of the model.
-          const reason = outside
-            ? `reads ${outside[1]}, which is not a ref or source of the project`
-            : `DuckDB cannot bind its ${manifest.metadata.adapter_type} SQL: ${failure.message.split('\n')[0]}`;
+          const reason = outside ? `reads ${outside[1]}, which is not a ref or source of the project` : `DuckDB cannot bind its ${manifest.metadata.adapter_type} SQL: ${outcome.error.split('\n')[0]}`;
           status.set(id, { ok: false, reason: `${n.name} is unchecked`, root: id });
           unchecked.push({ unique_id: id, reason });
           downstreamOf.set(id, []);
           continue;
         }
-        errors.push(bindDiagnostic({ file: n.original_file_path, template: n.raw_code, compiled: failure.sql, message: failure.message, inputs }));
+        errors.push(bindDiagnostic({ file: n.original_file_path, template: n.raw_code, compiled: sql, message: outcome.error, inputs: inputsOf.get(id) ?? [] }));
         status.set(id, { ok: false, reason: `${n.name} has errors`, root: id });
         downstreamOf.set(id, []);
-        continue;
       }
-      columns.set(id, cols!);
-      cache.set(id, key, cols!);
-      status.set(id, { ok: true });
+    }
+    if (options.bindOnTarget) {
+      await bindOnTarget(manifest, order, options.bindOnTarget, { columns, status, errors, unchecked, downstreamOf, cache, keys, fresh });
+      for (const id of deferred) {
+        if (status.get(id)?.ok && !columns.has(id)) {
+          // An ephemeral model DuckDB cannot bind is bound inside its consumers only.
+          const reason = `${manifest.nodes[id]!.name} is ephemeral and DuckDB cannot bind it; it is checked inside its consumers`;
+          unchecked.push({ unique_id: id, reason });
+        }
+      }
     }
   } finally {
     if (binderPromise) (await binderPromise).close();
@@ -210,26 +256,15 @@ function useDeclared(n: ManifestNode, columns: Map<string, BoundColumn[]>, statu
   return true;
 }
 
-/** `name@v12` / `name@<timestamp>` relations of schema.name that the SQL reads. */
-function versionedNames(sql: string, schema: string, name: string): string[] {
-  if (!sql.includes('@')) return [];
-  const q = (s: string) => s.replace(/"/g, '""').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const re = new RegExp(`"${q(schema)}"\\s*\\.\\s*"(${q(name)}@[^"]+)"`, 'g');
-  return [...new Set([...sql.matchAll(re)].map((m) => m[1]!))];
-}
-
-async function ensureStandIns(b: DuckDbBinder, manifest: Manifest, inputs: string[], columns: Map<string, BoundColumn[]>, standInType: (t: string) => string, sql = ''): Promise<void> {
+async function ensureStandIns(b: DuckDbBinder, manifest: Manifest, inputs: string[], columns: Map<string, BoundColumn[]>, standInType: (t: string) => string): Promise<void> {
   const missing = [];
   for (const p of inputs) {
     const n = manifest.nodes[p];
     const s = manifest.sources[p];
     const schema = n ? n.schema : s?.schema;
     const name = n ? n.alias : s?.identifier;
-    if (!schema || !name || (n && !n.relation_name)) continue;
-    const cols = (columns.get(p) ?? []).map((c) => ({ name: c.name, type: standInType(c.type) }));
-    if (!b.hasTable(schema, name)) missing.push({ schema, name, columns: cols });
-    // Older versions of the input ({{ref "x" version=N}} on a Delta target, dialect.versionedRelation) have its columns.
-    for (const versioned of versionedNames(sql, schema, name)) if (!b.hasTable(schema, versioned)) missing.push({ schema, name: versioned, columns: cols });
+    if (!schema || !name || (n && !n.relation_name) || b.hasTable(schema, name)) continue;
+    missing.push({ schema, name, columns: (columns.get(p) ?? []).map((c) => ({ name: c.name, type: standInType(c.type) })) });
   }
   await b.createTables(missing);
 }
@@ -299,4 +334,69 @@ function contractProblems(n: ManifestNode, bound: BoundColumn[], canonical: (t: 
     out.push({ file, line: pos.line, col: pos.col, message: `contract of ${n.name}: the query returns undeclared column${extra.length > 1 ? 's' : ''} ${extra.map((x) => `"${x.name}"`).join(', ')}`, hint: 'declare them under columns:, or leave them out of the select' });
   }
   return out;
+}
+
+function snapshotColumns(n: ManifestNode): BoundColumn[] {
+  return [...SNAPSHOT_COLUMNS, ...(n.config.hard_deletes === 'new_record' ? [{ name: 'etl_is_deleted', type: 'BOOLEAN' }] : [])];
+}
+
+interface TargetContext {
+  columns: Map<string, BoundColumn[]>;
+  status: Map<string, Status>;
+  errors: Diagnostic[];
+  unchecked: CheckResult['unchecked'];
+  downstreamOf: Map<string, string[]>;
+  cache: BoundSchemaCache;
+  keys: Map<string, string>;
+  /** Models bound in DuckDB this run, or left to the target. */
+  fresh: Set<string>;
+}
+
+/**
+ * The target binds what DuckDB could not and gives its own result types for
+ * what DuckDB bound this run (cached models already have them). Errors found
+ * only there are errors of the model, at the position the server names.
+ */
+async function bindOnTarget(manifest: Manifest, order: string[], bind: NonNullable<CheckOptions['bindOnTarget']>, ctx: TargetContext): Promise<void> {
+  const pass = order.filter((id) => ctx.fresh.has(id) && ctx.status.get(id)?.ok && manifest.nodes[id]!.relation_name);
+  if (!pass.length) return;
+  const inPass = new Set(pass);
+  const graph = buildGraph(order, (id) => manifest.nodes[id]?.depends_on.nodes ?? []);
+  const tables = [...reach(graph, pass, 'up')]
+    .filter((id) => !inPass.has(id) && ctx.columns.has(id) && (manifest.sources[id] || manifest.nodes[id]?.relation_name))
+    .map((id) => ({ relation: relationOf(manifest, id)!, columns: ctx.columns.get(id)! }));
+  const results = await bind({
+    tables,
+    models: pass.map((id) => {
+      const n = manifest.nodes[id]!;
+      return { id, relation: n.relation_name!, sql: n.compiled_code, incrementalSql: n.compiled_incremental_code, inputs: [...reach(graph, [id], 'up')].filter((p) => p !== id && inPass.has(p)) };
+    }),
+  });
+  if (!results) {
+    // The target cannot be reached: DuckDB's types stand; what only the target can bind is unchecked.
+    for (const id of pass.filter((p) => !ctx.columns.has(p))) ctx.unchecked.push({ unique_id: id, reason: 'only the target can bind it, and the target cannot be reached' });
+    return;
+  }
+  for (const id of pass) {
+    const n = manifest.nodes[id]!;
+    const r = results.get(id);
+    if (r && 'columns' in r) {
+      ctx.columns.set(id, r.columns);
+      const key = ctx.keys.get(id);
+      if (key) ctx.cache.set(id, key, r.columns);
+      continue;
+    }
+    if (!r || 'skipped' in r) {
+      const reason = r?.skipped ?? 'not bound on the target';
+      ctx.status.set(id, { ok: false, reason, root: id });
+      ctx.unchecked.push({ unique_id: id, reason });
+      continue;
+    }
+    const sql = r.incremental ? n.compiled_incremental_code! : n.compiled_code;
+    const pos = r.offset === undefined ? { line: 1, col: undefined } : templatePosition(n.raw_code, sql, r.offset);
+    ctx.errors.push({ file: n.original_file_path, line: pos.line, col: pos.col, message: `${r.error.split('\n')[0]} (${manifest.metadata.adapter_type})`, hint: r.hint });
+    ctx.status.set(id, { ok: false, reason: `${n.name} has errors`, root: id });
+    ctx.downstreamOf.set(id, []);
+    for (const c of pass.filter((c) => results.get(c) && 'skipped' in results.get(c)! && reach(graph, [c], 'up').has(id))) ctx.downstreamOf.get(id)!.push(manifest.nodes[c]!.name);
+  }
 }

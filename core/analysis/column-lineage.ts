@@ -57,24 +57,33 @@ export async function projectLineage(manifest: Manifest, columns: Map<string, Bo
   });
   const order = topologicalOrder(buildGraph(ids, (id) => manifest.nodes[id]!.depends_on.nodes)).order ?? [];
   const out: LineageArtifact['nodes'] = {};
-  let binder: DuckDbBinder | undefined;
-  try {
-    for (const id of order) {
-      const n = manifest.nodes[id]!;
-      const outputs = columns.get(id)!.map((c) => c.name);
-      const key = hashOf([n.compiled_code, outputs.join(','), ...n.depends_on.nodes.map((p) => `${p}=${(relations.get(relationKey(manifest, p)) ?? { columns: [] }).columns.join(',')}`)]);
-      let lineage = cache.entries[id]?.key === key ? cache.entries[id]!.columns : undefined;
-      if (!lineage) {
-        binder ??= await DuckDbBinder.open();
-        lineage = Object.fromEntries(queryLineage(n.compiled_code, await binder.parse(n.compiled_code), { relations, outputColumns: outputs }));
-        cache.entries[id] = { key, columns: lineage };
-        changed = true;
-      }
-      const types = new Map(columns.get(id)!.map((c) => [c.name, c.type]));
-      out[id] = { columns: Object.fromEntries(Object.entries(lineage).map(([c, l]) => [c, { data_type: types.get(c), ...l }])) };
+  const keys = new Map<string, string>();
+  const toParse: string[] = [];
+  for (const id of order) {
+    const n = manifest.nodes[id]!;
+    const outputs = columns.get(id)!.map((c) => c.name);
+    const key = hashOf([n.compiled_code, outputs.join(','), ...n.depends_on.nodes.map((p) => `${p}=${(relations.get(relationKey(manifest, p)) ?? { columns: [] }).columns.join(',')}`)]);
+    keys.set(id, key);
+    if (cache.entries[id]?.key !== key) toParse.push(id);
+  }
+  if (toParse.length) {
+    // One parse for every model that changed, in one round trip.
+    const binder = await DuckDbBinder.open();
+    try {
+      const parsed = await binder.parseAll(toParse.map((id) => manifest.nodes[id]!.compiled_code));
+      toParse.forEach((id, i) => {
+        const n = manifest.nodes[id]!;
+        const lineage = Object.fromEntries(queryLineage(n.compiled_code, parsed[i]!, { relations, outputColumns: columns.get(id)!.map((c) => c.name) }));
+        cache.entries[id] = { key: keys.get(id)!, columns: lineage };
+      });
+      changed = true;
+    } finally {
+      binder.close();
     }
-  } finally {
-    binder?.close();
+  }
+  for (const id of order) {
+    const types = new Map(columns.get(id)!.map((c) => [c.name, c.type]));
+    out[id] = { columns: Object.fromEntries(Object.entries(cache.entries[id]!.columns).map(([c, l]) => [c, { data_type: types.get(c), ...l }])) };
   }
   if (changed) writeFileAtomic(cacheFile, JSON.stringify(cache));
   inheritDescriptions(manifest, order, out);

@@ -14,12 +14,15 @@ export interface AnalysisEngine {
   standInType(type: string): string;
   /** Whether a binder error may only mean "DuckDB does not speak this dialect" (then the engine itself decides). */
   mayBeDialect(message: string): boolean;
+  /** The engine binds SQL itself (a server): the final types are its own, and what DuckDB cannot bind goes there. */
+  bindsOnTarget: boolean;
 }
 
 const duckdb: AnalysisEngine = {
   seedColumns: (binder, csvPath, options) => binder.describe(seedSelectSql(csvPath, options)),
   standInType: (type) => type,
   mayBeDialect: () => false,
+  bindsOnTarget: false,
 };
 
 const POSTGRES_TYPES: Array<[RegExp, string | ((m: RegExpExecArray) => string)]> = [
@@ -47,6 +50,8 @@ const postgres: AnalysisEngine = {
     return seedColumns(await inferCsvShape(csvPath, options.delimiter), options.columnTypes);
   },
   standInType(type) {
+    // DuckDB spells the types it bound in upper case; Postgres's format_type in lower case.
+    if (!/[a-z]/.test(type)) return type;
     const t = type.trim().toLowerCase();
     const array = /\[\]$/.test(t);
     const base = t.replace(/(\[\d*\])+$/, '');
@@ -59,6 +64,7 @@ const postgres: AnalysisEngine = {
   // Functions, operators, types and syntax DuckDB lacks; a missing column is an error on any engine.
   mayBeDialect: (message) =>
     /^Parser Error|^Catalog Error: (Scalar |Aggregate |Table )?Function|^Catalog Error: Type with name|No function matches|^Not implemented/.test(message),
+  bindsOnTarget: true,
 };
 
 const ENGINES: Record<string, AnalysisEngine> = { duckdb, delta: duckdb, postgres };

@@ -11,6 +11,7 @@ import { dialectFor } from '../../adapters/dialect.js';
 import type { Manifest } from '../compiler/manifest.js';
 import type { TargetConfig } from '../project/load.js';
 import { checkManifest, type CheckResult as BaseCheckResult } from './check.js';
+import { analysisEngine } from './engines.js';
 
 export type { BoundColumn } from './check.js';
 export type CheckResult = BaseCheckResult & { manifestChanged?: boolean };
@@ -49,6 +50,15 @@ export async function checkProject(manifest: Manifest, options: CheckProjectOpti
       readCatalog: canRead ? readCatalog : undefined,
       allowMissingSources: options.allowMissingSources,
       cache: options.cache,
+      bindOnTarget:
+        canRead && analysisEngine(options.target.type).bindsOnTarget
+          ? async (request) => {
+              const a = await adapter();
+              if (!a) return undefined;
+              const { bindOnPostgres } = await import('./postgres-binder.js');
+              return bindOnPostgres(a, request);
+            }
+          : undefined,
     });
     if (canRead && result.errors.length === 0) result.schemaChanges = await predictSchemaChanges(manifest, result, readCatalog);
     result.manifestChanged = applyBoundColumns(manifest, result);

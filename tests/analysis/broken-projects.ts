@@ -3,6 +3,12 @@
 // must report (file, line, and a piece of the message). Shared by the DuckDB
 // and Postgres suites.
 
+import { expect } from 'vitest';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Diagnostic } from '../../core/errors.js';
+
 export interface ExpectedError {
   file: string;
   line: number;
@@ -52,7 +58,31 @@ const ORDERS_CONTRACT = `models:
         data_type: decimal(38,2)
 `;
 
+// The same contract in Postgres's types (seeds load as integer, text, numeric).
+const ORDERS_CONTRACT_PG = ORDERS_CONTRACT.replace(/bigint/g, 'integer').replace(/varchar/g, 'text').replace(/decimal\(38,2\)/g, 'numeric');
+
 export const BROKEN_PROJECTS: BrokenProject[] = [
+  {
+    name: 'contract type mismatch (Postgres types)',
+    edits: { 'models/marts/schema.yml': ORDERS_CONTRACT_PG.replace('      - name: amount\n        data_type: numeric', '      - name: amount\n        data_type: integer') },
+    errors: [{ file: 'models/marts/schema.yml', line: 21, message: /contract of orders: column "amount" is declared integer but the query returns numeric/ }],
+    only: 'postgres',
+  },
+  {
+    name: 'contract column missing from the query (Postgres types)',
+    edits: { 'models/marts/schema.yml': `${ORDERS_CONTRACT_PG}      - name: discount\n        data_type: numeric\n` },
+    errors: [{ file: 'models/marts/schema.yml', line: 23, message: /contract of orders: column "discount" is declared but the query does not return it/ }],
+    only: 'postgres',
+  },
+  {
+    name: 'union of text and a date (Postgres rejects what DuckDB casts)',
+    edits: { 'models/staging/stg_orders.sql': (t) => `${t.trimEnd()}
+union all
+select order_id, customer_id, cast(order_date as date) as order_date, order_date as status from {{ref "raw_orders"}}
+` },
+    errors: [{ file: 'models/staging/stg_orders.sql', line: 11, col: 71, message: /UNION types text and date cannot be matched \(postgres\)/ }],
+    only: 'postgres',
+  },
   {
     name: 'misspelled column',
     edits: { 'models/staging/stg_orders.sql': replace('    customer_id,', '    customr_id,') },
@@ -123,11 +153,13 @@ export const BROKEN_PROJECTS: BrokenProject[] = [
     name: 'contract column missing from the query',
     edits: { 'models/marts/schema.yml': `${ORDERS_CONTRACT}      - name: discount\n        data_type: decimal(38,2)\n` },
     errors: [{ file: 'models/marts/schema.yml', line: 23, message: /contract of orders: column "discount" is declared but the query does not return it/ }],
+    only: 'duckdb',
   },
   {
     name: 'contract with an undeclared column',
     edits: { 'models/marts/schema.yml': ORDERS_CONTRACT.replace('      - name: paypal_amount\n        data_type: decimal(38,2)\n', '') },
     errors: [{ file: 'models/marts/schema.yml', line: 2, message: /undeclared column "paypal_amount"/ }],
+    only: 'duckdb',
   },
   {
     name: 'error two hops downstream of a changed seed',
@@ -217,3 +249,37 @@ export const BROKEN_PROJECTS: BrokenProject[] = [
     errors: [{ file: 'models/marts/orders.sql', line: 26, col: 14, message: /column "amout" not found in order_payments/ }],
   },
 ];
+
+const TEMPLATE = path.resolve(import.meta.dirname, '../../project-template');
+const dirs: string[] = [];
+/** Deletes the projects brokenProject made (call in afterAll). */
+export function removeBrokenProjects(): void {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/** project-template in a temp folder, with the case's edits (and etl.yml rewritten by `etlYml`). */
+export function brokenProject(c: BrokenProject, etlYml?: (text: string) => string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'etl-check-'));
+  dirs.push(dir);
+  cpSync(TEMPLATE, dir, { recursive: true, filter: (src) => !src.includes(`${path.sep}target`) });
+  const edits: BrokenProject['edits'] = etlYml ? { ...c.edits, 'etl.yml': etlYml } : c.edits;
+  for (const [file, edit] of Object.entries(edits)) {
+    const abs = path.join(dir, file);
+    writeFileSync(abs, typeof edit === 'string' ? edit : edit(existsSync(abs) ? readFileSync(abs, 'utf8') : ''));
+  }
+  return dir;
+}
+
+/** The diagnostics are exactly the case's errors, at their lines (and columns), with their hints. */
+export function expectDiagnostics(c: BrokenProject, diagnostics: Diagnostic[]): void {
+  const shown = diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}\n  ${d.hint ?? ''}`).join('\n');
+  expect(diagnostics.length, shown).toBe(c.errors.length);
+  for (const e of c.errors) {
+    const d = diagnostics.find((x) => x.file === e.file && e.message.test(x.message));
+    expect(d, `expected ${e.file}: ${e.message} in\n${shown}`).toBeDefined();
+    expect(d!.line, shown).toBe(e.line);
+    if (e.col !== undefined) expect(d!.col, shown).toBe(e.col);
+    if (e.hint) expect(d!.hint ?? '', shown).toMatch(e.hint);
+  }
+  for (const name of c.unchecked ?? []) expect(diagnostics.map((d) => d.hint ?? '').join('\n'), shown).toMatch(new RegExp(`left unchecked downstream: .*\\b${name}\\b`));
+}
