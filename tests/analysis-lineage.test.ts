@@ -3,19 +3,15 @@
 // in DuckDB's dialect and in Postgres's.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDbBinder } from '../core/analysis/binder.js';
 import { queryLineage, type KnownRelation } from '../core/analysis/lineage.js';
 
-let instance: DuckDBInstance;
-let conn: DuckDBConnection;
+// The parse the project's lineage uses (json_serialize_sql, defaults left out).
+let binder: DuckDbBinder;
 beforeAll(async () => {
-  instance = await DuckDBInstance.create(':memory:');
-  conn = await instance.connect();
+  binder = await DuckDbBinder.open();
 });
-afterAll(() => {
-  conn.closeSync();
-  instance.closeSync();
-});
+afterAll(() => binder.close());
 
 const RELATIONS: Record<string, KnownRelation> = {
   'main.orders': { node: 'model.shop.orders', columns: ['order_id', 'customer_id', 'amount', 'status', 'created_at', 'tags'] },
@@ -97,8 +93,8 @@ const SHAPES: Shape[] = [
 ];
 
 async function lineageOf(sql: string, outputColumns?: string[]) {
-  const r = await conn.runAndReadAll('select json_serialize_sql($1::varchar)', [sql]);
-  return queryLineage(sql, JSON.parse(String(r.getRows()[0]![0])), { relations, outputColumns });
+  const [parsed] = await binder.parseAll([sql]);
+  return queryLineage(sql, parsed!, { relations, outputColumns });
 }
 
 const short = (id: string) => id.split('.').at(-1);

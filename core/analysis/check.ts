@@ -14,7 +14,8 @@ import type { Diagnostic } from '../errors.js';
 import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifest.js';
 import { buildGraph, graphOfManifest, reach, topologicalOrder } from '../graph/graph.js';
 import { ephemeralCteName } from '../compiler/ephemeral.js';
-import { DuckDbBinder, type BindJob, type BoundColumn } from './binder.js';
+import { DuckDbBinder, type BoundColumn, type InlineInput, type InlineJob } from './binder.js';
+import { quoteIdentifierAnsi as q } from '../../adapters/dialect.js';
 import type { TargetBindOutcome, TargetBindRequest } from './postgres-binder.js';
 import { templatePosition } from './template-position.js';
 import { bindDiagnostic, type BindInput } from './diagnose.js';
@@ -120,8 +121,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
     const keys = new Map<string, string>();
     for (const wave of waves) {
       if (!wave) continue;
-      const jobs: BindJob[] = [];
-      const inputsOf = new Map<string, BindInput[]>();
+      const jobs: InlineJob[] = [];
       for (const id of wave) {
         const n = manifest.nodes[id]!;
         // An input that failed or is unknown leaves this model unchecked.
@@ -152,34 +152,38 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
           status.set(id, { ok: true });
           continue;
         }
-        inputsOf.set(id, n.depends_on.nodes
-          .filter((p) => columns.has(p))
-          .map((p) => ({ label: nameOf(manifest, p), relation: relationOf(manifest, p) ?? dialect.quoteIdentifier(ephemeralCteName(nameOf(manifest, p))), columns: columns.get(p)! })));
         jobs.push({
           id,
-          target: n.relation_name ? { schema: n.schema, name: n.alias } : undefined,
           sql: n.compiled_code,
+          inputs: inlinedInputs(manifest, n, columns, engine.standInType),
           incrementalSql: n.relation_name ? n.compiled_incremental_code : undefined,
-          extraColumns: n.resource_type === 'snapshot' ? snapshotColumns(n) : undefined,
+          self: n.relation_name ?? undefined,
+          selfName: n.alias,
         });
       }
       if (!jobs.length) continue;
       const b = await binder();
-      await ensureStandIns(b, manifest, [...new Set(jobs.flatMap((j) => manifest.nodes[j.id]!.depends_on.nodes))], columns, engine.standInType);
       bound += jobs.length;
-      const outcomes = await b.bindAll(jobs);
+      const outcomes = await b.bindInline(jobs);
       for (const job of jobs) {
         const id = job.id;
         const n = manifest.nodes[id]!;
         const outcome = outcomes.get(id)!;
         if ('columns' in outcome) {
-          columns.set(id, outcome.columns);
+          const cols = n.resource_type === 'snapshot' ? [...outcome.columns, ...snapshotColumns(n)] : outcome.columns;
+          columns.set(id, cols);
           if (options.bindOnTarget) fresh.add(id);
-          else cache.set(id, keys.get(id)!, outcome.columns);
+          else cache.set(id, keys.get(id)!, cols);
           status.set(id, { ok: true });
           continue;
         }
-        const sql = outcome.incremental ? n.compiled_incremental_code! : n.compiled_code;
+        // Positions and names are those of the SQL as bound: inputs inlined as CTEs named after them.
+        const inputs: BindInput[] = [...outcome.names].map(([relation, name]) => ({ label: labelOf(manifest, relation), relation: q(name), columns: job.inputs.find((i) => i.relation === relation)?.columns ?? [] }));
+        // Ephemeral models read by the model are CTEs of its compiled SQL.
+        for (const p of n.depends_on.nodes) {
+          const e = manifest.nodes[p];
+          if (e && !e.relation_name && columns.has(p)) inputs.push({ label: e.name, relation: q(ephemeralCteName(e.name)), columns: columns.get(p)! });
+        }
         const outside = /^Catalog Error: (?:Table|View|Schema) with name (.+?) does not exist/.exec(outcome.error);
         if (options.bindOnTarget && (outside || engine.mayBeDialect(outcome.error))) {
           // DuckDB does not speak this dialect (or lacks this relation): the target decides.
@@ -196,7 +200,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
           downstreamOf.set(id, []);
           continue;
         }
-        errors.push(bindDiagnostic({ file: n.original_file_path, template: n.raw_code, compiled: sql, message: outcome.error, inputs: inputsOf.get(id) ?? [] }));
+        errors.push(bindDiagnostic({ file: n.original_file_path, template: n.raw_code, compiled: outcome.sql, message: outcome.error, inputs }));
         status.set(id, { ok: false, reason: `${n.name} has errors`, root: id });
         downstreamOf.set(id, []);
       }
@@ -256,17 +260,31 @@ function useDeclared(n: ManifestNode, columns: Map<string, BoundColumn[]>, statu
   return true;
 }
 
-async function ensureStandIns(b: DuckDbBinder, manifest: Manifest, inputs: string[], columns: Map<string, BoundColumn[]>, standInType: (t: string) => string): Promise<void> {
-  const missing = [];
-  for (const p of inputs) {
-    const n = manifest.nodes[p];
-    const s = manifest.sources[p];
-    const schema = n ? n.schema : s?.schema;
-    const name = n ? n.alias : s?.identifier;
-    if (!schema || !name || (n && !n.relation_name) || b.hasTable(schema, name)) continue;
-    missing.push({ schema, name, columns: (columns.get(p) ?? []).map((c) => ({ name: c.name, type: standInType(c.type) })) });
-  }
-  await b.createTables(missing);
+/** The relations a model's compiled SQL names (through inlined ephemeral models too), with their columns as DuckDB types. */
+function inlinedInputs(manifest: Manifest, n: ManifestNode, columns: Map<string, BoundColumn[]>, standInType: (t: string) => string): InlineInput[] {
+  const out = new Map<string, InlineInput>();
+  const visit = (ids: string[]) => {
+    for (const p of ids) {
+      const node = manifest.nodes[p];
+      if (node && !node.relation_name) {
+        visit(node.depends_on.nodes);
+        continue;
+      }
+      const relation = relationOf(manifest, p);
+      if (!relation || out.has(relation) || !columns.has(p)) continue;
+      out.set(relation, { relation, name: node ? node.alias : manifest.sources[p]!.identifier, columns: columns.get(p)!.map((c) => ({ name: c.name, type: standInType(c.type) })) });
+    }
+  };
+  visit(n.depends_on.nodes);
+  return [...out.values()];
+}
+
+/** What a user calls the relation the compiled SQL names. */
+function labelOf(manifest: Manifest, relation: string): string {
+  const n = Object.values(manifest.nodes).find((x) => x.relation_name === relation);
+  if (n) return n.name;
+  const s = Object.values(manifest.sources).find((x) => x.relation_name === relation);
+  return s ? `${s.source_name}.${s.name}` : relation;
 }
 
 interface SourceContext {
