@@ -11,7 +11,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, r
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compile, type CompileOptions } from '../api.js';
+import { columnLineage, type CompileOptions } from '../api.js';
 import { nodeResultFromJson } from '../artifacts/run-results.js';
 import { RunError } from '../errors.js';
 import { SHARD_SIZE } from './model.js';
@@ -58,7 +58,8 @@ function readRunResults(file: string, warnings: string[]): RunResultsFile | unde
 }
 
 export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGenerateResult> {
-  const { project, manifest, invocationId } = await compile(options);
+  // Column lineage (core/analysis) is computed here and written to target/lineage.json as well.
+  const { project, manifest, invocationId, lineage } = await columnLineage(options);
   const target = project.targetPath;
   const warnings: string[] = [];
   // target/catalog.json from the target's database (core/artifacts/catalog.ts); the last one when it cannot be read.
@@ -69,7 +70,7 @@ export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGe
     manifest,
     runResults: readRunResults(path.join(target, 'run_results.json'), warnings),
     catalog: built.catalog ?? readJson<CatalogFile>(path.join(target, 'catalog.json'), warnings),
-    lineage: readJson<LineageFile>(path.join(target, 'lineage.json'), warnings),
+    lineage: lineage as LineageFile,
     sources: readJson<SourcesFile>(path.join(target, 'sources.json'), warnings),
   };
   if (options.history !== false) {

@@ -4,12 +4,12 @@
 // lineage; no console error and no request to another host, ever. Engine
 // types come from the catalog.json that etl docs generate writes.
 
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyTemplate, killAll, REPO_ROOT, removeTempDirs, runCli, startCli } from './helpers.js';
+import { copyTemplate, killAll, removeTempDirs, runCli, startCli } from './helpers.js';
 import { launchChromium, watchedPage, type WatchedPage } from './browser.js';
 
 let browser: Browser;
@@ -31,7 +31,7 @@ beforeAll(async () => {
   writeFileSync(marts, yml);
   const build = await runCli(['build'], { cwd: project });
   expect(build.code, build.output).toBe(0);
-  copyFileSync(path.join(REPO_ROOT, 'tests/fixtures/docs/shop-lineage.json'), path.join(project, 'target/lineage.json'));
+  // docs generate computes the column lineage (core/analysis) and writes target/lineage.json itself.
   const gen = await runCli(['docs', 'generate'], { cwd: project });
   expect(gen.code, gen.output).toBe(0);
   expect(gen.stdout).toMatch(/Wrote the docs of 8 nodes/);
@@ -121,7 +121,7 @@ async function walkSite(w: WatchedPage, url: string, name: string): Promise<void
   await page.getByRole('link', { name: 'Column lineage of order_date' }).click();
   await waitForHeading(page, 'stg_orders.order_date');
   expect(await page.locator('main').textContent()).toContain('Computed from its upstream columns');
-  expect(await page.locator('pre.expression').textContent()).toBe('CAST(order_date AS DATE)');
+  expect(await page.locator('pre.expression').textContent()).toBe('cast(order_date as date)');
   const colNodes = (await page.locator('svg.graph a.gnode text').allTextContents()).sort();
   expect(colNodes).toEqual(['customers.first_order', 'customers.most_recent_order', 'orders.order_date', 'raw_orders.order_date', 'stg_orders.order_date']);
   await w.screenshot(`${name}-column`);
@@ -133,7 +133,8 @@ async function walkSite(w: WatchedPage, url: string, name: string): Promise<void
   expect((await firstName.innerText()).replace(/\s+/g, ' ').trim()).toBe("Customer's first name. Inherited from stg_customers.first_name");
   await page.goto(`${url}#/c/model.shop.customers/number_of_orders`);
   await waitForHeading(page, 'customers.number_of_orders');
-  expect(await page.locator('main').textContent()).toContain('Could not be resolved: count(*) reads no column.');
+  // count(*) reads no column: a transformation without upstream columns (unresolved columns are tested with a fixture in docs.test.ts).
+  expect(await page.locator('pre.expression').textContent()).toBe('coalesce(co.number_of_orders, 0)');
 
   // Paths between two nodes, and the whole project by folder.
   await page.goto(`${url}#/paths?from=seed.shop.raw_payments&to=model.shop.customers`);
