@@ -272,13 +272,14 @@ function buildProgram(): Command {
     .addOption(new Option('-o, --output <format>', 'what to print per node').choices(['selector', 'name', 'path', 'json']).default('selector'))
     .action(async (opts: GlobalOpts & SelectionOpts & { resourceType?: Array<'model' | 'seed' | 'snapshot' | 'test'>; output: string }) => {
       const { list } = await import('../core/api.js');
-      const { manifest, ids, warnings } = await list({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, state: opts.state, resourceTypes: opts.resourceType });
+      // With --state, json output says whether each model's change breaks its children (its bound columns changed).
+      const { manifest, ids, warnings, breaking } = await list({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, state: opts.state, resourceTypes: opts.resourceType, breaking: opts.output === 'json' && !!opts.state });
       for (const w of warnings) console.error(`warning: ${w}`);
       for (const id of ids) {
         const node = manifest.nodes[id]!;
         if (opts.output === 'name') console.log(node.name);
         else if (opts.output === 'path') console.log(node.original_file_path);
-        else if (opts.output === 'json') console.log(JSON.stringify({ unique_id: id, name: node.name, resource_type: node.resource_type, config: { materialized: node.config.materialized, tags: node.tags }, original_file_path: node.original_file_path, depends_on: node.depends_on.nodes }));
+        else if (opts.output === 'json') console.log(JSON.stringify({ unique_id: id, name: node.name, resource_type: node.resource_type, config: { materialized: node.config.materialized, tags: node.tags }, original_file_path: node.original_file_path, depends_on: node.depends_on.nodes, ...(breaking?.has(id) ? { breaking: breaking.get(id) } : {}) }));
         else console.log(node.fqn.join('.'));
       }
     });

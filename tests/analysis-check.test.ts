@@ -4,7 +4,7 @@
 // types of the relations a build makes.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { build, compile } from '../core/api.js';
@@ -85,5 +85,39 @@ describe('etl compile --check (the command)', () => {
     const ok = await runCli(['compile', '--check'], { cwd: brokenProject({ name: 'ok', edits: {}, errors: [] }) });
     expect(ok.code, ok.output).toBe(0);
     expect(ok.stdout).toMatch(/Checked 5 models in [\d.]+s: 5 bound, 0 unchanged \(cached\), 0 unchecked/);
+  });
+});
+
+describe('what the bound schemas tell about the next run', () => {
+  it('etl ls -s state:modified --state prod --output json says which changes break their children', async () => {
+    const { runCli } = await import('./e2e/helpers.js');
+    const dir = brokenProject({ name: 'state', edits: {}, errors: [] });
+    const built = await runCli(['build'], { cwd: dir });
+    expect(built.code, built.output).toBe(0);
+    const prod = path.join(dir, 'prod');
+    mkdirSync(prod);
+    copyFileSync(path.join(dir, 'target/manifest.json'), path.join(prod, 'manifest.json'));
+    // stg_orders: another filter, the same columns. stg_payments: a new column.
+    const edit = (file: string, from: string, to: string) => writeFileSync(path.join(dir, file), readFileSync(path.join(dir, file), 'utf8').replace(from, to));
+    edit('models/staging/stg_orders.sql', ">= cast('{{var \"start_date\"}}' as date)", ">= cast('{{var \"start_date\"}}' as date) and status <> 'deleted'");
+    edit('models/staging/stg_payments.sql', '    payment_method,', '    payment_method,\n    upper(payment_method) as method_code,');
+    const ls = await runCli(['ls', '-s', 'state:modified', '--state', 'prod', '--output', 'json', '--resource-type', 'model'], { cwd: dir });
+    expect(ls.code, ls.output).toBe(0);
+    const rows = ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { name: string; breaking?: boolean });
+    expect(rows.map((r) => [r.name, r.breaking]).sort()).toEqual([
+      ['stg_orders', false],
+      ['stg_payments', true],
+    ]);
+  });
+
+  it('etl compile --check lists the incremental models whose columns change on their next run', async () => {
+    const { runCli } = await import('./e2e/helpers.js');
+    const dir = brokenProject({ name: 'incremental', edits: { 'models/marts/orders.sql': (t) => t.replace('{{config materialized="table"}}', '{{config materialized="incremental" unique_key="order_id" on_schema_change="append_new_columns"}}') }, errors: [] });
+    expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
+    const file = path.join(dir, 'models/marts/orders.sql');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('    o.status,', '    o.status,\n    upper(o.status) as status_code,'));
+    const r = await runCli(['compile', '--check'], { cwd: dir });
+    expect(r.code, r.output).toBe(0);
+    expect(r.stdout).toContain('orders (incremental) will change columns on its next run: +status_code (on_schema_change: append_new_columns)');
   });
 });

@@ -116,6 +116,13 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
       waveOf.set(id, w);
       (waves[w] ??= []).push(id);
     }
+    // A schema's hash, once per node however many children read it.
+    const hashes = new Map<string, string>();
+    const columnsHash = (id: string) => {
+      let h = hashes.get(id);
+      if (h === undefined) hashes.set(id, (h = hashOf([JSON.stringify(columns.get(id) ?? null)])));
+      return h;
+    };
     const deferred = new Set<string>();
     const fresh = new Set<string>();
     const keys = new Map<string, string>();
@@ -143,7 +150,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
           status.set(id, { ok: true });
           continue;
         }
-        const key = hashOf([n.compiled_code, n.compiled_incremental_code ?? '', n.config.materialized, ...n.depends_on.nodes.map((p) => `${p}=${hashOf([JSON.stringify(columns.get(p) ?? null)])}`)]);
+        const key = hashOf([n.compiled_code, n.compiled_incremental_code ?? '', n.config.materialized, ...n.depends_on.nodes.map((p) => `${p}=${columnsHash(p)}`)]);
         keys.set(id, key);
         const hit = cache.get(id, key);
         if (hit) {
