@@ -121,3 +121,36 @@ describe('what the bound schemas tell about the next run', () => {
     expect(r.stdout).toContain('orders (incremental) will change columns on its next run: +status_code (on_schema_change: append_new_columns)');
   });
 });
+
+describe('inputs the check cannot take from the project', () => {
+  it('a source missing from the target is an error at its yml line, a warning with --no-check-sources; one in the catalog is bound', async () => {
+    const { runCli } = await import('./e2e/helpers.js');
+    const dir = brokenProject({ name: 'sources', edits: {}, errors: [] });
+    expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
+    writeFileSync(path.join(dir, 'models/sources.yml'), 'sources:\n  - name: raw\n    schema: main\n    tables:\n      - name: raw_orders\n      - name: events\n');
+    writeFileSync(path.join(dir, 'models/from_source.sql'), 'select order_id, status from {{source "raw" "raw_orders"}}\n');
+    writeFileSync(path.join(dir, 'models/from_events.sql'), 'select * from {{source "raw" "events"}}\n');
+    const r = await runCli(['compile', '--check'], { cwd: dir });
+    expect(r.code, r.output).toBe(2);
+    expect(r.stderr).toContain('models/sources.yml:6:9: source raw.events ("main"."events") is not in the target\'s catalog');
+    const lenient = await runCli(['compile', '--check', '--no-check-sources'], { cwd: dir });
+    expect(lenient.code, lenient.output).toBe(0);
+    expect(lenient.stderr).toMatch(/warning: models\/sources\.yml:6: source raw\.events .* models reading it are unchecked/);
+    expect(lenient.stdout).toMatch(/unchecked from_events: upstream raw\.events cannot be checked/);
+    const { check } = await compile({ projectDir: dir, check: true, noCheckSources: true });
+    expect(check!.columns.get('model.shop.from_source')).toEqual([
+      { name: 'order_id', type: 'BIGINT' },
+      { name: 'status', type: 'VARCHAR' },
+    ]);
+  });
+
+  it('a model reading a table made outside the project is listed as unchecked, with the reason, not failed', async () => {
+    const dir = brokenProject({ name: 'outside', edits: { 'models/outside.sql': 'select id, note from main.loaded_by_another_tool\n', 'models/after_outside.sql': 'select note from {{ref "outside"}}\n' }, errors: [] });
+    const { check } = await compile({ projectDir: dir, check: true });
+    expect(check!.unchecked).toEqual([
+      { unique_id: 'model.shop.outside', reason: 'reads loaded_by_another_tool, which is not a ref or source of the project' },
+      { unique_id: 'model.shop.after_outside', reason: 'upstream outside cannot be checked' },
+    ]);
+    expect(check!.columns.get('model.shop.stg_orders')).toHaveLength(4);
+  });
+});

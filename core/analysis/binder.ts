@@ -22,13 +22,15 @@ export class DuckDbBinder {
   ) {}
 
   static async open(): Promise<DuckDbBinder> {
-    // No extension may be fetched while binding, and one thread is plenty for empty inputs.
-    const instance = await DuckDBInstance.create(':memory:', { threads: '1', autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
+    const instance = await emptyDatabase();
     return new DuckDbBinder(instance, await bindingConnection(instance));
   }
 
   close(): void {
-    for (const c of this.pool ?? []) if (c !== this.connection) c.closeSync();
+    for (const p of this.pool ?? []) {
+      p.connection.closeSync();
+      p.instance.closeSync();
+    }
     this.connection.closeSync();
     this.instance.closeSync();
   }
@@ -63,14 +65,21 @@ export class DuckDbBinder {
         out.set(job.id, result);
       }
     };
-    await Promise.all((await this.connections()).map(worker));
+    // A few queries bind faster than another database opens.
+    await Promise.all((jobs.length >= 64 ? await this.connections() : [this.connection]).map(worker));
     return out;
   }
 
-  private pool?: DuckDBConnection[];
+  /** One connection per in-memory database: binding on one database is serialised, on several it runs in parallel. */
+  private pool?: Array<{ instance: DuckDBInstance; connection: DuckDBConnection }>;
   private async connections(): Promise<DuckDBConnection[]> {
-    this.pool ??= [this.connection, ...(await Promise.all(Array.from({ length: BIND_CONNECTIONS - 1 }, () => bindingConnection(this.instance))))];
-    return this.pool;
+    this.pool ??= await Promise.all(
+      Array.from({ length: BIND_CONNECTIONS - 1 }, async () => {
+        const instance = await emptyDatabase();
+        return { instance, connection: await bindingConnection(instance) };
+      }),
+    );
+    return [this.connection, ...this.pool.map((p) => p.connection)];
   }
 
   /** DuckDB's parse trees (json_serialize_sql) of many statements, in one round trip; a parse error is in its result, not thrown. */
@@ -142,6 +151,11 @@ export function inlineInputs(sql: string, inputs: InlineInput[]): { sql: string;
     return { name: q(names.get(input.relation)!), sql: `select ${cols} limit 0` };
   });
   return { sql: injectCtes(body, ctes), names };
+}
+
+function emptyDatabase(): Promise<DuckDBInstance> {
+  // No extension may be fetched while binding, and one thread is plenty for empty inputs.
+  return DuckDBInstance.create(':memory:', { threads: '1', autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
 }
 
 /** A connection that binds without optimizing: the result types are the binder's; plans are never run. */

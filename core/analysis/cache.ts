@@ -56,7 +56,14 @@ export class BoundSchemaCache {
   }
 
   setCatalog(key: string, columns: BoundColumn[]): void {
+    if (JSON.stringify(this.data.catalog[key]) === JSON.stringify(columns)) return;
     this.data.catalog[key] = columns;
+    this.changed = true;
+  }
+
+  deleteCatalog(key: string): void {
+    if (!(key in this.data.catalog)) return;
+    delete this.data.catalog[key];
     this.changed = true;
   }
 

@@ -310,12 +310,16 @@ async function resolveSources(manifest: Manifest, order: string[], ctx: SourceCo
   const sources = order.map((id) => manifest.sources[id]).filter((s): s is ManifestSource => !!s);
   if (!sources.length) return;
   const key = (s: ManifestSource) => `catalog:${s.schema}.${s.identifier}`;
-  const missing = sources.filter((s) => !ctx.cache.catalog(key(s)));
-  if (missing.length && ctx.options.readCatalog) {
-    const found = await ctx.options.readCatalog(missing.map((s) => ({ schema: s.schema, name: s.identifier })));
-    for (const s of missing) {
-      const cols = found.get(`${s.schema}.${s.identifier}`);
-      if (cols?.length) ctx.cache.setCatalog(key(s), cols);
+  // Read from the target whenever it can be (a source's columns change outside the project);
+  // the copy in target/.etl stands in when it cannot (a locked file, a server down).
+  if (ctx.options.readCatalog) {
+    const found = await ctx.options.readCatalog(sources.map((s) => ({ schema: s.schema, name: s.identifier })));
+    if (found.size) {
+      for (const s of sources) {
+        const cols = found.get(`${s.schema}.${s.identifier}`);
+        if (cols?.length) ctx.cache.setCatalog(key(s), cols);
+        else ctx.cache.deleteCatalog(key(s));
+      }
     }
   }
   for (const s of sources) {
