@@ -7,6 +7,7 @@ import { DuckDBInstance, listValue, type DuckDBConnection } from '@duckdb/node-a
 import { availableParallelism } from 'node:os';
 import { quoteIdentifierAnsi as q } from '../../adapters/dialect.js';
 import { injectCtes } from '../compiler/ephemeral.js';
+import { selectBody } from '../../adapters/sql-text.js';
 
 export interface BoundColumn {
   name: string;
@@ -86,7 +87,7 @@ export class DuckDbBinder {
   async parseAll(sqls: string[]): Promise<Array<Record<string, unknown>>> {
     const out: Array<Record<string, unknown>> = [];
     for (let i = 0; i < sqls.length; i += 2000) {
-      const chunk = sqls.slice(i, i + 2000).map(stripTrailingSemicolon);
+      const chunk = sqls.slice(i, i + 2000).map(selectBody);
       const reader = await this.connection.runAndReadAll('select json_serialize_sql(s, skip_null := true, skip_empty := true, skip_default := true) from (select unnest($1::varchar[]) as s, generate_subscripts($1::varchar[], 1) as i) order by i', [listValue(chunk)]);
       for (const row of reader.getRows()) out.push(JSON.parse(String(row[0])) as Record<string, unknown>);
     }
@@ -100,9 +101,6 @@ export class DuckDbBinder {
   }
 }
 
-function stripTrailingSemicolon(sql: string): string {
-  return sql.replace(/;\s*$/, '');
-}
 
 /** Parallel binding connections: binding is CPU work in DuckDB, off the JS thread. */
 const BIND_CONNECTIONS = Math.max(1, Math.min(4, availableParallelism()));
@@ -134,7 +132,7 @@ export type InlineOutcome = { columns: BoundColumn[] } | { error: string; sql: s
  */
 export function inlineInputs(sql: string, inputs: InlineInput[]): { sql: string; names: Map<string, string> } {
   const used = inputs.filter((i) => sql.includes(i.relation));
-  if (!used.length) return { sql: stripTrailingSemicolon(sql), names: new Map() };
+  if (!used.length) return { sql: selectBody(sql), names: new Map() };
   const names = new Map<string, string>();
   const taken = new Set<string>();
   used.forEach((input, i) => {
@@ -145,7 +143,7 @@ export function inlineInputs(sql: string, inputs: InlineInput[]): { sql: string;
     names.set(input.relation, name);
   });
   const pattern = new RegExp([...names.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp).join('|'), 'g');
-  const body = stripTrailingSemicolon(sql).replace(pattern, (m) => q(names.get(m)!));
+  const body = selectBody(sql).replace(pattern, (m) => q(names.get(m)!));
   const ctes = used.map((input) => {
     const cols = input.columns.length ? input.columns.map((c) => `cast(null as ${c.type}) as ${q(c.name)}`).join(', ') : 'null as __etl_no_columns';
     return { name: q(names.get(input.relation)!), sql: `select ${cols} limit 0` };

@@ -9,6 +9,7 @@
 import type { Adapter, AdapterSession } from '../../adapters/adapter.js';
 import { quoteIdentifierAnsi as q } from '../../adapters/dialect.js';
 import { rolledBack } from '../../adapters/transaction.js';
+import { selectBody } from '../../adapters/sql-text.js';
 import type { BoundColumn } from './binder.js';
 
 export interface TargetBindRequest {
@@ -78,7 +79,7 @@ async function createAs(session: AdapterSession, target: string, r: Rewritten): 
   const prefix = `create temp table ${target} as\n`;
   await session.execute('savepoint etl_check');
   try {
-    await session.execute(`${prefix}${stripSemicolon(r.sql)}\nwith no data`);
+    await session.execute(`${prefix}${selectBody(r.sql)}\nwith no data`);
     const cols = await session.query(
       `select a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) from pg_catalog.pg_attribute a
         where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum`,
@@ -88,7 +89,10 @@ async function createAs(session: AdapterSession, target: string, r: Rewritten): 
     return { columns: cols.rows.map((row) => ({ name: String(row[0]), type: String(row[1]) })) };
   } catch (err) {
     await session.execute('rollback to savepoint etl_check');
-    const e = err as Error & { position?: string; hint?: string };
+    const e = err as Error & { position?: string; hint?: string; code?: string };
+    // A data exception (class 22: a constant Postgres folds while planning, such as
+    // 'x'::integer) is about values, not names or types: the run reports it.
+    if (e.code?.startsWith('22')) return { skipped: `Postgres rejects a value while planning it: ${e.message.split('\n')[0]}` };
     const position = e.position ? Number(e.position) - 1 - prefix.length : undefined;
     return { error: e.message, hint: e.hint, offset: position === undefined || position < 0 ? undefined : originalOffset(position, r.edits) };
   }
@@ -104,10 +108,6 @@ function originalOffset(offset: number, edits: Rewritten['edits']): number {
     shift += e.to - e.from;
   }
   return offset - shift;
-}
-
-function stripSemicolon(sql: string): string {
-  return sql.replace(/;\s*$/, '');
 }
 
 function escape(s: string): string {
