@@ -279,11 +279,24 @@ function inlinedInputs(manifest: Manifest, n: ManifestNode, columns: Map<string,
       }
       const relation = relationOf(manifest, p);
       if (!relation || out.has(relation) || !columns.has(p)) continue;
-      out.set(relation, { relation, name: node ? node.alias : manifest.sources[p]!.identifier, columns: columns.get(p)!.map((c) => ({ name: c.name, type: standInType(c.type) })) });
+      const name = node ? node.alias : manifest.sources[p]!.identifier;
+      const cols = columns.get(p)!.map((c) => ({ name: c.name, type: standInType(c.type) }));
+      out.set(relation, { relation, name, columns: cols });
+      // Older versions of the input ({{ref "x" version=N}} on a Delta target, dialect.versionedRelation) have its columns.
+      const schema = node ? node.schema : manifest.sources[p]!.schema;
+      for (const versioned of versionedNames(n.compiled_code, schema, name)) out.set(versioned.relation, { relation: versioned.relation, name: versioned.name, columns: cols });
     }
   };
   visit(n.depends_on.nodes);
   return [...out.values()];
+}
+
+/** `"schema"."name@v12"` / `"schema"."name@<timestamp>"` relations of schema.name that the SQL reads. */
+function versionedNames(sql: string, schema: string, name: string): Array<{ relation: string; name: string }> {
+  if (!sql.includes('@')) return [];
+  const q = (s: string) => s.replace(/"/g, '""').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`"${q(schema)}"\\s*\\.\\s*"(${q(name)}@[^"]+)"`, 'g');
+  return [...new Map([...sql.matchAll(re)].map((m) => [m[0], { relation: m[0], name: m[1]! }])).values()];
 }
 
 /** What a user calls the relation the compiled SQL names. */
