@@ -462,13 +462,13 @@ export async function show(options: CompileOptions & SelectOptions & { inline?: 
 }
 
 export interface FreshnessSummary {
-  results: import('./data-tests/freshness.js').FreshnessResult[];
+  results: import('./data-tests/engine/freshness.js').FreshnessResult[];
   exitCode: 0 | 1;
 }
 
 /** `etl source freshness`: checks each source with freshness config; writes target/sources.json. */
 export async function sourceFreshness(options: CompileOptions & { select?: string[] }): Promise<FreshnessSummary> {
-  const { checkFreshness, freshnessSources } = await import('./data-tests/freshness.js');
+  const { checkFreshness, freshnessSources } = await import('./data-tests/engine/freshness.js');
   const { project, manifest, invocationId } = await compile(options);
   const wanted = (options.select ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean).map((s) => s.replace(/^source:/, ''));
   const sources = freshnessSources(manifest).filter(

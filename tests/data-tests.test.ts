@@ -9,7 +9,7 @@ import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { holds, parseThreshold, testStatus } from '../core/data-tests/threshold.js';
 import { parseCsv, rowsToSelect, scratchSchema } from '../core/data-tests/unit-tests.js';
-import { checkFreshness, parseDuration, parseLoadedAt } from '../core/data-tests/freshness.js';
+import { checkFreshness, parseDuration, parseLoadedAt } from '../core/data-tests/engine/freshness.js';
 import { canonicalTypeAnsi, dialectFor } from '../adapters/dialect.js';
 import { DuckDbAdapter } from '../adapters/duckdb/adapter.js';
 import { build, compile } from '../core/api.js';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Manifest, ResourceType } from '../compiler/manifest.js';
 import { writeFileAtomic } from '../compiler/artifacts.js';
 import { ETL_VERSION } from '../compiler/version.js';
-import type { FreshnessResult } from '../data-tests/freshness.js';
+import type { FreshnessResult } from '../data-tests/engine/freshness.js';
 import type { NodeResult } from '../runner/events.js';
 import { DBT_VERSION, freshnessTime } from './manifest-json.js';
 

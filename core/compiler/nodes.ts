@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { nameTooLong, type Dialect } from '../../adapters/dialect.js';
 import { targetDatabase } from '../artifacts/manifest-json.js';
-import { quarantineRelationName } from '../data-tests/quarantine.js';
+import { quarantineRelationName } from '../data-tests/engine/quarantine.js';
 import { didYouMean, type Diagnostic } from '../errors.js';
 import { mergeConfig, type Project, type ProjectSourceFile, type ResourceProperties } from '../project/load.js';
 import type { NodeConfigInput } from '../project/schema.js';

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifest.js';
 import type { NodeResult } from '../runner/events.js';
-import type { FreshnessResult } from '../data-tests/freshness.js';
+import type { FreshnessResult } from '../data-tests/engine/freshness.js';
 import type { RunHistory } from '../state/state.js';
 import { RESOURCE_TYPES, type HomeSummary, type SearchIndex, type SiteColumn, type SiteIndex, type SiteNode, type SiteTest, type TestSummary } from './model.js';
 

@@ -6,8 +6,8 @@
 // and its state as they were before the run.
 
 import type { MaterializeResult } from '../../adapters/adapter.js';
-import { enforceContract } from '../data-tests/contract.js';
-import { planQuarantine } from '../data-tests/quarantine.js';
+import { enforceContract } from '../data-tests/engine/contract.js';
+import { planQuarantine } from '../data-tests/engine/quarantine.js';
 import { asList } from '../project/load.js';
 import { relationOf, type Materialization } from './materialization.js';
 import { wantsFullBuild, watermarkFor } from './incremental-state.js';

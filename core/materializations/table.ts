@@ -1,6 +1,6 @@
 import type { MaterializeResult } from '../../adapters/adapter.js';
-import { enforceContract } from '../data-tests/contract.js';
-import { planQuarantine } from '../data-tests/quarantine.js';
+import { enforceContract } from '../data-tests/engine/contract.js';
+import { planQuarantine } from '../data-tests/engine/quarantine.js';
 import type { StateRecord } from '../state/state.js';
 import { asList } from '../project/load.js';
 import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';

@@ -2,8 +2,8 @@
 // max(loaded_at_field), judged against warn_after / error_after ("12h",
 // "30m", "2d"). Results are written as target/sources.json (dbt's shape).
 
-import type { Adapter } from '../../adapters/adapter.js';
-import type { Manifest, ManifestSource } from '../compiler/manifest.js';
+import type { Adapter } from '../../../adapters/adapter.js';
+import type { Manifest, ManifestSource } from '../../compiler/manifest.js';
 
 export type FreshnessStatus = 'pass' | 'warn' | 'error' | 'runtime error';
 

@@ -6,9 +6,9 @@
 // The move itself is done by the adapter in the publish's own transaction
 // (a RowMove): a failed publish moves nothing, so a rerun quarantines once.
 
-import type { Adapter, AdapterSession, RowMove, StagedTable } from '../../adapters/adapter.js';
-import type { Manifest, ManifestNode } from '../compiler/manifest.js';
-import { ROW_ALIAS } from './generic.js';
+import type { Adapter, AdapterSession, RowMove, StagedTable } from '../../../adapters/adapter.js';
+import type { Manifest, ManifestNode } from '../../compiler/manifest.js';
+import { ROW_ALIAS } from '../generic.js';
 
 export class QuarantineLimitError extends Error {}
 

@@ -3,9 +3,9 @@
 // replaces the previous version. A mismatch fails the build with a table of
 // expected against actual columns, and the previous table is untouched.
 
-import type { Adapter, AdapterSession, Relation } from '../../adapters/adapter.js';
-import type { ManifestNode } from '../compiler/manifest.js';
-import { formatTable } from '../reporting/table.js';
+import type { Adapter, AdapterSession, Relation } from '../../../adapters/adapter.js';
+import type { ManifestNode } from '../../compiler/manifest.js';
+import { formatTable } from '../../reporting/table.js';
 
 export class ContractError extends Error {
   constructor(message: string) {
