@@ -7,6 +7,7 @@
 // compares an engine's name.
 
 import { createHash } from 'node:crypto';
+import { DUCKDB_TYPES, POSTGRES_TYPES } from './type-names.js';
 
 export interface Dialect {
   /** Engine name, as in a target's `type`. */
@@ -30,6 +31,10 @@ export interface Dialect {
   readonly readsOtherDatabases: boolean;
   /** The longest name (of a schema, a relation) the engine keeps, in bytes; longer ones it would truncate. */
   readonly maxNameBytes?: number;
+  /** Base names of the types the engine knows (lower case, no parameters): what a seed's column_types may use. */
+  readonly knownTypes: ReadonlySet<string>;
+  /** Type constructors that take any argument list (DuckDB's struct(...), map(...), enum(...)). */
+  readonly nestedTypes?: RegExp;
   quoteIdentifier(name: string): string;
   /** The relation as it appears in SQL. */
   relation(schema: string, name: string): string;
@@ -98,9 +103,11 @@ const ansi = {
   },
 };
 
+const duckdbTypes = { knownTypes: new Set(DUCKDB_TYPES), nestedTypes: /^(struct|map|union|list|enum)\b/ };
+
 const DIALECTS: Record<Dialect['name'], Dialect> = {
-  duckdb: { name: 'duckdb', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, readsOtherDatabases: true, ...ansi },
-  postgres: { name: 'postgres', formatterLanguage: 'postgresql', defaultSchema: 'public', opensWithoutWriting: true, readsOtherDatabases: false, maxNameBytes: 63, ...ansi },
+  duckdb: { name: 'duckdb', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, readsOtherDatabases: true, ...duckdbTypes, ...ansi },
+  postgres: { name: 'postgres', formatterLanguage: 'postgresql', defaultSchema: 'public', opensWithoutWriting: true, readsOtherDatabases: false, maxNameBytes: 63, knownTypes: new Set(POSTGRES_TYPES), ...ansi },
   // Delta tables are computed by DuckDB, so SQL over them is DuckDB's.
   delta: {
     name: 'delta',
@@ -108,6 +115,7 @@ const DIALECTS: Record<Dialect['name'], Dialect> = {
     defaultSchema: 'main',
     opensWithoutWriting: false,
     readsOtherDatabases: true,
+    ...duckdbTypes,
     ...ansi,
     // "orders@v12" / "orders@2024-06-01T00:00:00.000Z": a view the Delta adapter makes on first use (adapters/delta/session.ts).
     versionedRelation: (schema, name, at) => ansi.relation(schema, `${name}@${'version' in at ? `v${at.version}` : at.timestamp}`),

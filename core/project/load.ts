@@ -25,7 +25,7 @@ import {
 } from './schema.js';
 import { unknownColumnType } from './column-types.js';
 import { declaredSecrets, interpolateConfigString, type Secrets } from './secrets.js';
-import { dialectFor } from '../../adapters/dialect.js';
+import { dialectFor, type Dialect } from '../../adapters/dialect.js';
 
 export type ResourceKind = 'model' | 'seed' | 'snapshot' | 'test';
 
@@ -311,7 +311,7 @@ export function parseProject(scan: ProjectScan): Project {
         if (entry.config) {
           const config = validate(nodeConfigSchema, entry.config, yaml, [...at, 'config'], errors, `${kind} "${entry.name}" (config in ${rel})`);
           for (const [column, type] of Object.entries(config?.column_types ?? {})) {
-            const unknown = unknownColumnType(scan.target.type, type);
+            const unknown = unknownColumnType(dialectFor(scan.target.type), type);
             if (unknown) errors.push(yaml.diagnostic([...at, 'config', 'column_types', column], `${unknown.message} for column ${column} of ${kind} "${entry.name}" (column_types)`, unknown.hint));
           }
         }
@@ -444,7 +444,7 @@ function buildFolderConfig(
             config[key] = parsed.data;
             if (key === 'column_types') {
               for (const [column, type] of Object.entries(parsed.data as Record<string, string>)) {
-                const unknown = unknownColumnType(engine, type);
+                const unknown = unknownColumnType(dialectFor(engine as Dialect['name']), type);
                 if (unknown) errors.push(yaml.diagnostic([...at, rawKey, column], `${unknown.message} for column ${column} in the column_types default of ${folderDescription(section, folder, files[kind])} in etl.yml`, unknown.hint));
               }
             }
