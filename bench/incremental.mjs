@@ -60,7 +60,7 @@ function etl(args) {
   if (r.status !== 0) throw new Error(`etl ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
   const results = JSON.parse(readFileSync(path.join(dir, 'target', 'run_results.json'), 'utf8')).results;
   const fact = results.find((x) => x.unique_id === 'model.bench_incremental.fact');
-  return { wall, model: fact.execution_time, rows: fact.rows_affected };
+  return { wall, model: fact.execution_time, rows: fact.adapter_response?.rows_affected ?? fact.rows_affected };
 }
 
 mkdirSync(path.join(dir, 'target'), { recursive: true });

@@ -30,9 +30,9 @@ const nodes = Object.values(manifest.nodes).filter((n) => n.resource_type === 's
 // Kahn's algorithm, ties in manifest order: a valid build order.
 const ids = nodes.map((n) => n.unique_id);
 const inPlan = new Set(ids);
-const waiting = new Map(nodes.map((n) => [n.unique_id, n.depends_on.nodes.filter((d) => inPlan.has(d)).length]));
+const waiting = new Map(nodes.map((n) => [n.unique_id, (n.depends_on.nodes ?? []).filter((d) => inPlan.has(d)).length]));
 const children = new Map(ids.map((id) => [id, []]));
-for (const n of nodes) for (const d of n.depends_on.nodes) if (inPlan.has(d)) children.get(d).push(n.unique_id);
+for (const n of nodes) for (const d of n.depends_on.nodes ?? []) if (inPlan.has(d)) children.get(d).push(n.unique_id);
 const order = [];
 const ready = ids.filter((id) => waiting.get(id) === 0);
 for (let i = 0; i < ready.length; i++) {
