@@ -8,7 +8,7 @@ import { LocalStorage } from './storage.js';
 import { DeltaTable, type HistoryEntry } from './table.js';
 import { vacuum, type VacuumOptions } from './vacuum.js';
 import { Lake } from './lake.js';
-import type { SqlSession } from './sql.js';
+import { duckDbSqlSession, type SqlSession } from './sql.js';
 
 export interface TableOutcome<T> {
   table: string;
@@ -19,16 +19,7 @@ export interface TableOutcome<T> {
 async function withSession<T>(fn: (session: SqlSession) => Promise<T>): Promise<T> {
   const instance = await DuckDBInstance.create(':memory:');
   const connection = await instance.connect();
-  const session: SqlSession = {
-    async execute(sql, params) {
-      const r = await connection.run(sql, params as never);
-      return { rowsAffected: r.rowsChanged };
-    },
-    async query(sql, params) {
-      const r = await connection.runAndReadAll(sql, params as never);
-      return { columns: r.columnNames(), types: r.columnTypes().map(String), rows: r.getRowsJS() as unknown[][] };
-    },
-  };
+  const session: SqlSession = duckDbSqlSession(connection);
   try {
     return await fn(session);
   } finally {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import type { SqlSession } from '../../adapters/delta/sql.js';
+import { duckDbSqlSession, type SqlSession } from '../../adapters/delta/sql.js';
 
 export const GOLDEN_DIR = path.resolve(import.meta.dirname, '../fixtures/delta-golden');
 
@@ -21,16 +21,7 @@ export async function openDuckDb(): Promise<TestDb> {
   const connection = await instance.connect();
   // Comparisons of timestamps print and cast in UTC, whatever the machine's zone.
   await connection.run(`set TimeZone = 'UTC'`);
-  const session: SqlSession = {
-    async execute(sql, params) {
-      const r = await connection.run(sql, params as never);
-      return { rowsAffected: r.rowsChanged };
-    },
-    async query(sql, params) {
-      const r = await connection.runAndReadAll(sql, params as never);
-      return { columns: r.columnNames(), types: r.columnTypes().map(String), rows: r.getRowsJS() as unknown[][] };
-    },
-  };
+  const session: SqlSession = duckDbSqlSession(connection);
   return {
     session,
     connection,
