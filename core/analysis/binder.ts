@@ -47,8 +47,12 @@ export class DuckDbBinder {
     // Batches of queries described in one statement (one round trip, DuckDB's
     // own type names); a batch that fails is bound query by query, which
     // names the failing one and its position.
+    // A few queries bind faster than another database opens.
+    const connections = jobs.length >= 64 ? await this.connections() : [this.connection];
+    // Even batches, at least one per connection.
+    const size = Math.min(BATCH, Math.ceil(jobs.length / connections.length));
     const batches: InlineJob[][] = [];
-    for (let i = 0; i < jobs.length; i += BATCH) batches.push(jobs.slice(i, i + BATCH));
+    for (let i = 0; i < jobs.length; i += size) batches.push(jobs.slice(i, i + size));
     let next = 0;
     const worker = async (conn: DuckDBConnection) => {
       while (next < batches.length) {
@@ -75,8 +79,7 @@ export class DuckDbBinder {
         }
       }
     };
-    // A few queries bind faster than another database opens.
-    await Promise.all((jobs.length >= 64 ? await this.connections() : [this.connection]).map(worker));
+    await Promise.all(connections.map(worker));
     return out;
   }
 
