@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { quoteIdentifierAnsi as q } from '../../adapters/dialect.js';
 import { injectCtes } from '../compiler/ephemeral.js';
 import { selectBody } from '../../adapters/sql-text.js';
+import { mayHaveSetOperation, setOperationMismatch, type SetOperationDescriber } from './set-operations.js';
 
 export interface BoundColumn {
   name: string;
@@ -65,6 +66,13 @@ export class DuckDbBinder {
           if ('error' in result) {
             out.set(job.id, { error: result.error, sql: full[k]!.sql, names: full[k]!.names });
             continue;
+          }
+          if (job.setOperations && mayHaveSetOperation(job.sql)) {
+            const mismatch = await setOperationMismatch(describer(conn), full[k]!.sql);
+            if (mismatch) {
+              out.set(job.id, { error: mismatch.message, hint: mismatch.hint, offset: mismatch.offset, sql: full[k]!.sql, names: full[k]!.names });
+              continue;
+            }
           }
           if (job.incrementalSql !== undefined) {
             // The incremental branch reads {{this}}: the model's own result, just bound.
@@ -133,12 +141,17 @@ export interface InlineJob {
   sql: string;
   inputs: InlineInput[];
   incrementalSql?: string;
+  /** Report set operations whose branches disagree on a column's type family (what DuckDB casts silently). */
+  setOperations?: boolean;
   /** The model's own relation and CTE name, for {{this}} in the incremental branch. */
   self?: string;
   selfName?: string;
 }
 
-export type InlineOutcome = { columns: BoundColumn[] } | { error: string; sql: string; names: Map<string, string>; incremental?: boolean };
+export type InlineOutcome =
+  | { columns: BoundColumn[] }
+  /** An error of the query (`sql`, with its inputs inlined as `names`): DuckDB's message, or the check's own with its hint and offset. */
+  | { error: string; sql: string; names: Map<string, string>; incremental?: boolean; hint?: string; offset?: number };
 
 /**
  * `sql` with each input relation replaced by a CTE of the same columns and
@@ -220,6 +233,16 @@ async function describeAll(conn: DuckDBConnection, sqls: string[]): Promise<Boun
   const out: BoundColumn[][] = sqls.map(() => []);
   for (const r of rows) out[Number(r[0])]!.push({ name: String(r[1]), type: String(r[2]) });
   return out.some((cols) => !cols.length) ? undefined : out;
+}
+
+/** Parse, unparse and describe on one binding connection, for the set-operation check. */
+function describer(conn: DuckDBConnection): SetOperationDescriber {
+  const one = async (sql: string, param: string) => String((await conn.runAndReadAll(sql, [param])).getRows()[0]![0]);
+  return {
+    parse: (sql) => one('select json_serialize_sql($1::varchar)', sql),
+    unparse: (json) => one('select json_deserialize_sql($1::json)', json),
+    describe: async (sql) => (await describeAll(conn, [sql]))?.[0],
+  };
 }
 
 /** One query: the binder's error with its position, or its columns as describeAll names them. */

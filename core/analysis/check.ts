@@ -168,6 +168,8 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
           incrementalSql: n.relation_name ? n.compiled_incremental_code : undefined,
           self: n.relation_name ?? undefined,
           selfName: n.alias,
+          // Postgres refuses such a union itself, with its own message.
+          setOperations: !options.bindOnTarget,
         });
       }
       if (!jobs.length) continue;
@@ -209,7 +211,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
           downstreamOf.set(id, []);
           continue;
         }
-        errors.push(bindDiagnostic({ file: n.original_file_path, template: n.raw_code, compiled: outcome.sql, message: outcome.error, inputs }));
+        errors.push(bindDiagnostic({ file: n.original_file_path, template: n.raw_code, compiled: outcome.sql, message: outcome.error, inputs, hint: outcome.hint, offset: outcome.offset }));
         status.set(id, { ok: false, reason: `${n.name} has errors`, root: id });
         downstreamOf.set(id, []);
       }
