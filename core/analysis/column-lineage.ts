@@ -14,6 +14,7 @@ import { ephemeralCteName } from '../compiler/ephemeral.js';
 import { buildGraph, topologicalOrder } from '../graph/graph.js';
 import type { BoundColumn } from './binder.js';
 import { DuckDbBinder } from './binder.js';
+import { analysisEngine } from './engines.js';
 import { hashOf } from './cache.js';
 import { queryLineage, type ColumnLineage, type KnownRelation, type UpstreamColumn } from './lineage.js';
 
@@ -35,8 +36,32 @@ interface LineageCache {
   entries: Record<string, { key: string; columns: Record<string, ColumnLineage> }>;
 }
 
-/** Lineage of every model whose columns are known; `columns` are the bound schemas (core/analysis/check.ts). */
-export async function projectLineage(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string): Promise<LineageArtifact> {
+export interface ProjectLineageOptions {
+  /**
+   * Without a bind (`etl docs generate`): every model is traced, and its
+   * output names are the ones the parse gives (an alias, a column's name, a
+   * `select *` expanded with its inputs' columns, traced in graph order).
+   * `columns` then only holds what is known without binding (the target's
+   * catalog): a model's catalog names replace the parsed ones when as many;
+   * seeds it lacks are described with DuckDB's CSV sniffing.
+   */
+  derive?: boolean;
+}
+
+/** Lineage of every model whose columns are known; `columns` are the bound schemas (core/analysis/check.ts), or see `derive`. */
+export async function projectLineage(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string, options: ProjectLineageOptions = {}): Promise<LineageArtifact> {
+  const derive = options.derive === true;
+  let binder: Promise<DuckDbBinder> | undefined;
+  const openBinder = () => (binder ??= DuckDbBinder.open());
+  try {
+    if (derive) await describeSeeds(manifest, columns, openBinder);
+    return await traceProject(manifest, columns, targetPath, derive, openBinder);
+  } finally {
+    if (binder) (await binder).close();
+  }
+}
+
+async function traceProject(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string, derive: boolean, openBinder: () => Promise<DuckDbBinder>): Promise<LineageArtifact> {
   const relations = new Map<string, KnownRelation>();
   const colsOf = (id: string, declared: Record<string, { name: string }>) => (columns.get(id) ?? Object.values(declared)).map((c) => c.name);
   for (const n of Object.values(manifest.nodes)) {
@@ -53,41 +78,67 @@ export async function projectLineage(manifest: Manifest, columns: Map<string, Bo
   let changed = false;
   const ids = Object.keys(manifest.nodes).filter((id) => {
     const n = manifest.nodes[id]!;
-    return (n.resource_type === 'model' || n.resource_type === 'snapshot') && columns.has(id);
+    return (n.resource_type === 'model' || n.resource_type === 'snapshot') && (derive || columns.has(id));
   });
+  const traced = new Set(ids);
   const order = topologicalOrder(buildGraph(ids, (id) => manifest.nodes[id]!.depends_on.nodes)).order ?? [];
   const out: LineageArtifact['nodes'] = {};
   const keys = new Map<string, string>();
   const toParse: string[] = [];
   for (const id of order) {
     const n = manifest.nodes[id]!;
-    const outputs = columns.get(id)!.map((c) => c.name);
-    const key = hashOf([n.compiled_code, outputs.join(','), ...n.depends_on.nodes.map((p) => `${p}=${(relations.get(relationKey(manifest, p)) ?? { columns: [] }).columns.join(',')}`)]);
+    const known = columns.get(id)?.map((c) => c.name).join(',') ?? '';
+    // A derived model's columns follow from its own key: its parents' keys stand for their columns.
+    const input = (p: string) => (derive && traced.has(p) ? `${p}#${keys.get(p)}` : `${p}=${(relations.get(relationKey(manifest, p)) ?? { columns: [] }).columns.join(',')}`);
+    const key = hashOf([derive ? 'derive' : 'bound', n.compiled_code, known, ...n.depends_on.nodes.map(input)]);
     keys.set(id, key);
     if (cache.entries[id]?.key !== key) toParse.push(id);
   }
+  // One parse for every model that changed, in one round trip.
+  const parsed = new Map<string, Record<string, unknown>>();
   if (toParse.length) {
-    // One parse for every model that changed, in one round trip.
-    const binder = await DuckDbBinder.open();
-    try {
-      const parsed = await binder.parseAll(toParse.map((id) => manifest.nodes[id]!.compiled_code));
-      toParse.forEach((id, i) => {
-        const n = manifest.nodes[id]!;
-        const lineage = Object.fromEntries(queryLineage(n.compiled_code, parsed[i]!, { relations, outputColumns: columns.get(id)!.map((c) => c.name) }));
-        cache.entries[id] = { key: keys.get(id)!, columns: lineage };
-      });
+    const trees = await (await openBinder()).parseAll(toParse.map((id) => manifest.nodes[id]!.compiled_code));
+    toParse.forEach((id, i) => parsed.set(id, trees[i]!));
+  }
+  for (const id of order) {
+    const n = manifest.nodes[id]!;
+    const tree = parsed.get(id);
+    if (tree) {
+      const bound = derive ? undefined : columns.get(id)!.map((c) => c.name);
+      let lineage = [...queryLineage(n.compiled_code, tree, { relations, outputColumns: bound })];
+      const catalog = derive ? columns.get(id) : undefined;
+      // The engine's names (an expression without an alias) where the catalog agrees on the width.
+      if (catalog && catalog.length === lineage.length) lineage = lineage.map(([, l], i) => [catalog[i]!.name, l]);
+      cache.entries[id] = { key: keys.get(id)!, columns: Object.fromEntries(lineage) };
       changed = true;
-    } finally {
-      binder.close();
+    }
+    // Graph order: a child reading this model with `select *` sees the columns just traced.
+    if (derive) {
+      const rel = relations.get(relationKey(manifest, id));
+      if (rel) rel.columns = Object.keys(cache.entries[id]!.columns);
     }
   }
   for (const id of order) {
-    const types = new Map(columns.get(id)!.map((c) => [c.name, c.type]));
+    const types = new Map((columns.get(id) ?? []).map((c) => [c.name, c.type]));
     out[id] = { columns: Object.fromEntries(Object.entries(cache.entries[id]!.columns).map(([c, l]) => [c, { data_type: types.get(c), ...l }])) };
   }
   if (changed) writeFileAtomic(cacheFile, JSON.stringify(cache));
   inheritDescriptions(manifest, order, out);
   return { metadata: { generated_at: new Date().toISOString(), invocation_id: randomUUID(), etl_version: ETL_VERSION }, nodes: out };
+}
+
+/** Seeds the catalog does not know, described as the check does (DuckDB's CSV sniffing, or the engine's own). */
+async function describeSeeds(manifest: Manifest, columns: Map<string, BoundColumn[]>, openBinder: () => Promise<DuckDbBinder>): Promise<void> {
+  const engine = analysisEngine(manifest.metadata.adapter_type);
+  for (const n of Object.values(manifest.nodes)) {
+    if (n.resource_type !== 'seed' || columns.has(n.unique_id)) continue;
+    const csv = path.join(manifest.metadata.project_root, n.original_file_path);
+    try {
+      columns.set(n.unique_id, await engine.seedColumns(await openBinder(), csv, { columnTypes: n.config.column_types ?? {}, delimiter: n.config.delimiter }));
+    } catch {
+      // An unreadable seed: its readers' columns are unresolved, with the reason (the check reports the seed).
+    }
+  }
 }
 
 function relationKey(manifest: Manifest, id: string): string {
