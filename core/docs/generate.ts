@@ -64,16 +64,18 @@ export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGe
   const { project, invocationId } = compiled;
   const manifest = compiled.manifest;
   const target = project.targetPath;
-  // manifest.json and compiled/ are written while the target is read and the lineage parsed.
+  const [{ readTarget }, { projectLineageInWorker, writeLineageArtifact }] = await Promise.all([import('./history.js'), import('../analysis/column-lineage.js')]);
+  // One read-only connection: target/catalog.json (engine types) and the run history, read
+  // (by the engine, off this thread) while this thread writes manifest.json and compiled/.
+  const reading = readTarget(project, manifest, invocationId, { history: options.history !== false });
   const writing = compiled.writeArtifacts();
-  const [{ readTarget }, { projectLineage, writeLineageArtifact }] = await Promise.all([import('./history.js'), import('../analysis/column-lineage.js')]);
-  // One read-only connection: target/catalog.json (engine types) and the run history.
-  const read = await readTarget(project, manifest, invocationId, { history: options.history !== false });
-  const warnings = [...read.warnings];
   // Column lineage from DuckDB's parse of the compiled SQL, with the catalog's columns where the
-  // target has them (no bind: that is `etl compile --check`'s), written to target/lineage.json too.
-  const lineage = await projectLineage(manifest, catalogColumns(read.catalog), target, { derive: true });
-  await writing;
+  // target has them (no bind: that is `etl compile --check`'s), on a worker thread while the
+  // artifacts are written; written to target/lineage.json too.
+  const tracing = reading.then((read) => projectLineageInWorker(manifest, catalogColumns(read.catalog), target, { derive: true }));
+  // Awaited together: the first failure is the command's, and no rejection goes unhandled.
+  const [read, , lineage] = await Promise.all([reading, writing, tracing]);
+  const warnings = [...read.warnings];
   writeLineageArtifact(target, lineage);
   const inputs: DocsInputs = {
     manifest,
