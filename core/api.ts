@@ -104,9 +104,10 @@ async function staticCheck(compiled: CompileResult, options: CompileOptions, run
 
 /**
  * Compiles without writing anything yet: a run first takes the target's lock,
- * so a second process that is refused changes nothing in target/ either.
+ * so a second process that is refused changes nothing in target/ either
+ * (`etl docs generate` writes while it reads the target).
  */
-async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
+export async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
   const env = options.env ?? process.env;
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
