@@ -190,6 +190,26 @@ function buildProgram(): Command {
       console.log('');
     }
   });
+  const history = addSelectionOptions(addProjectOptions(program.command('history').description('the run history and audit trail kept in the target: runs, or with -s the attempts of those nodes')))
+    .option('--since <when>', 'runs started since: 7d, 12h, 30m, 2w, or a date')
+    .option('--limit <n>', 'newest runs only (default 50; 0: all)', (v) => (v === '0' ? 0 : positiveInt(v)))
+    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .action(async (opts: GlobalOpts & SelectionOpts & { since?: string; limit?: number; output: string }) => {
+      const [{ readHistory, parseSince }, { formatRuns, formatNodeRuns }] = await Promise.all([import('../core/history/history.js'), import('../core/reporting/history.js')]);
+      const since = opts.since ? parseSince(opts.since, '--since') : undefined;
+      const rows = await readHistory({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, since, limit: opts.limit === 0 ? undefined : (opts.limit ?? 50) });
+      if (opts.output === 'json' || opts.logFormat === 'json') return console.log(JSON.stringify(rows));
+      console.log(opts.select?.length ? formatNodeRuns(rows) : formatRuns(rows));
+    });
+  addProjectOptions(history.command('prune').description('delete the runs (and their node attempts) older than --older-than: the only way history rows leave'))
+    .requiredOption('--older-than <age>', 'e.g. 90d, 12w, or a date')
+    .action(async (opts: GlobalOpts & { olderThan: string }) => {
+      const { pruneHistory, parseSince } = await import('../core/history/history.js');
+      const before = parseSince(opts.olderThan, '--older-than');
+      const r = await pruneHistory({ ...(await baseOptions(opts)), before });
+      if (opts.logFormat === 'json') return console.log(JSON.stringify({ event: 'history_pruned', before, ...r }));
+      console.log(`pruned ${r.runs} run${r.runs === 1 ? '' : 's'} and ${r.node_runs} node attempt${r.node_runs === 1 ? '' : 's'} that started before ${before}`);
+    });
   const delta = program.command('delta').description('maintenance of the Delta tables of a delta target');
   addSelectionOptions(addProjectOptions(delta.command('history').description('list the versions of a Delta table (-s model)')))
     .option('--limit <n>', 'newest versions only', positiveInt)

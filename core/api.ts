@@ -19,6 +19,8 @@ import { STAMPS_FILE } from './project/files.js';
 import { redact, type Secrets } from './project/secrets.js';
 import { unitTestFixtureFiles } from './data-tests/unit-tests.js';
 import { executePlan } from './runner/runner.js';
+import { flushPendingInvocations, invocationFacts, selectionText } from './history/invocation.js';
+import { nodeRunRecords } from './history/records.js';
 import { migrateState, readState, recordRunEnd, recordRunStart } from './state/state.js';
 import type { NodeResult, RunEvent } from './runner/events.js';
 
@@ -176,6 +178,8 @@ export interface RunCommandOptions extends CompileOptions, SelectOptions {
   eventTimeEnd?: string;
   onEvent?: (event: RunEvent) => void;
   signal?: AbortSignal;
+  /** The job (`etl schedule`) this run is for, kept in the run history. */
+  job?: string;
 }
 
 export interface RunSummary {
@@ -239,6 +243,8 @@ async function openAdapter(project: ProjectScan): Promise<Adapter> {
 
 async function execute(options: RunCommandOptions, resourceTypes: ResourceType[], how: ExecuteOptions): Promise<RunSummary> {
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env ?? process.env });
+  // git status runs while the project compiles: the audit trail's commit and dirty flag.
+  const facts = resourceTypes.some((t) => t !== 'test') ? invocationFacts(scan.root) : undefined;
   const batchRange = options.eventTimeStart || options.eventTimeEnd ? eventTimeRange(options) : undefined;
   // A server target's connections (TCP, TLS, auth, the schema lock) are made
   // while the project compiles. An embedded file is opened only once the
@@ -296,7 +302,23 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     if (keepsState) {
       await adapter.withSession(async (session) => {
         await migrateState(adapter, session);
-        await recordRunStart(adapter, session, { runId, command: how.command, target: project.targetName, version: ETL_VERSION });
+        const f = await facts!;
+        await recordRunStart(adapter, session, {
+          runId,
+          command: how.command,
+          target: project.targetName,
+          version: ETL_VERSION,
+          startedAt,
+          selection: selectionText(options.select, options.exclude),
+          job: options.job ?? null,
+          gitCommit: f.gitCommit,
+          gitDirty: f.gitDirty,
+          user: f.user,
+          host: f.host,
+        });
+        await flushPendingInvocations(project.targetPath, async (records) => {
+          for (const r of records) await recordRunStart(adapter, session, r);
+        });
       });
     }
     if (deferTo) {
@@ -323,15 +345,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     outcome.results = scrubbed(outcome.results, project.secrets);
     if (keepsState) {
       const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
-      const records = outcome.results.map((r) => ({
-        unique_id: r.unique_id,
-        relation: r.relation_name,
-        status: r.status,
-        started_at: r.timing[0]?.started_at ?? null,
-        finished_at: r.timing[0]?.completed_at ?? null,
-        rows_affected: r.rows_affected,
-        message: r.message,
-      }));
+      const records = nodeRunRecords(manifest, outcome.results);
       try {
         await adapter.withSession((session) => recordRunEnd(adapter, session, runId, outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', records));
       } catch (err) {

@@ -35,13 +35,38 @@ export type StateRecord =
   /** One snapshot run; counts left out: the versions the change inserted and closed. */
   | { kind: 'snapshot_run'; relation: Relation; uniqueId: string; runId: string; inserted?: number; invalidated?: number };
 
+/** One invocation of etl: written when it starts (status running), completed when it ends. */
 export interface RunRecord {
   runId: string;
   command: string;
   target: string;
   version: string;
+  /** The selection as given: "-s tag:daily --exclude big". */
+  selection?: string | null;
+  /** The job (`etl schedule`) that started it. */
+  job?: string | null;
+  /** The project's git commit, and whether tracked files differ from it. */
+  gitCommit?: string | null;
+  gitDirty?: boolean | null;
+  user?: string | null;
+  host?: string | null;
+  /** Left out: running, started now. An invocation that never ran (a job skipped for overlap) is recorded whole at once. */
+  status?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  message?: string | null;
 }
 
+/** A relation a node read, as it was when the node ran. */
+export interface UpstreamRead {
+  relation: string;
+  /** Rows, when this run built it (rows affected). */
+  rows?: number | null;
+  /** Its table version, on engines that version tables (Delta). */
+  version?: number | null;
+}
+
+/** One attempt of one node (a node tried once has one). */
 export interface NodeRunRecord {
   unique_id: string;
   relation: string | null;
@@ -50,6 +75,51 @@ export interface NodeRunRecord {
   finished_at: string | null;
   rows_affected: number | null;
   message: string;
+  /** 1-based; the last attempt's status is the node's. */
+  attempt?: number;
+  /** Seconds. */
+  execution_time?: number | null;
+  /** Where the engine reports them. */
+  bytes_written?: number | null;
+  bytes_scanned?: number | null;
+  upstream?: UpstreamRead[];
+}
+
+/** What `etl history` and `etl report` read: invocations and node attempts since a time. */
+export interface HistoryQuery {
+  /** ISO instant: runs that started at or after it. */
+  since?: string;
+  /** Only these nodes' attempts (and the runs that ran them). */
+  uniqueIds?: string[];
+  /** The newest runs at most. */
+  limit?: number;
+}
+
+export interface HistoryRun {
+  run_id: string;
+  command: string | null;
+  target: string | null;
+  selection: string | null;
+  job: string | null;
+  git_commit: string | null;
+  git_dirty: boolean | null;
+  user: string | null;
+  host: string | null;
+  etl_version: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  status: string;
+  message: string | null;
+}
+
+export interface HistoryNodeRun extends Required<Omit<NodeRunRecord, 'upstream'>> {
+  run_id: string;
+  upstream: UpstreamRead[];
+}
+
+export interface HistoryRows {
+  runs: HistoryRun[];
+  node_runs: HistoryNodeRun[];
 }
 
 /** The recent run history (the docs site shows it), newest first. */
@@ -75,6 +145,10 @@ export interface StateStore {
   read(session: AdapterSession): Promise<StateTables>;
   /** The last `runs` runs and the last `perNode` runs of each node; undefined when there is no store yet. Read only. */
   history?(session: AdapterSession, limits: { runs: number; perNode: number }): Promise<RunHistory | undefined>;
+  /** Invocations and node attempts (`etl history`, `etl report`), newest first; empty when there is no store yet. Read only. */
+  historyRows(session: AdapterSession, query: HistoryQuery): Promise<HistoryRows>;
+  /** Deletes runs (and their node attempts) that started before `before` (ISO): the only way history rows leave. */
+  pruneHistory(session: AdapterSession, before: string): Promise<{ runs: number; node_runs: number }>;
 }
 
 /** The key a relation's state is kept under. */
