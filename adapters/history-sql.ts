@@ -4,7 +4,7 @@
 // (adapters/delta/state-store.ts), which DuckDB reads. `etl history` reads
 // rows; `etl report` aggregates in the engine, never in JS.
 
-import type { HistoryNodeRun, HistoryQuery, HistoryRows, HistoryRun, UpstreamRead } from '../core/state/state.js';
+import type { HistoryNodeRun, HistoryQuery, HistoryRows, HistoryRun, ReportGroupRow, ReportQuery, ReportRows, UpstreamRead } from '../core/state/state.js';
 import type { AdapterSession } from './adapter.js';
 
 /** Where a store keeps its history, as SQL. */
@@ -120,4 +120,68 @@ export async function pruneHistorySql(session: AdapterSession, src: HistorySourc
   const nodes = await session.execute(`delete from ${src.nodeRuns} where run_id in (select run_id from ${src.runsTable} where started_at < ${cutoff})`, [b]);
   const runs = await session.execute(`delete from ${src.runsTable} where started_at < ${cutoff}`, [b]);
   return { runs: runs.rowsAffected ?? 0, node_runs: nodes.rowsAffected ?? 0 };
+}
+
+/** Cost and time per group and period, aggregated in the engine (`etl report`). */
+export async function reportHistorySql(session: AdapterSession, src: HistorySource, q: ReportQuery): Promise<ReportRows> {
+  const params: unknown[] = [];
+  const bind = (v: unknown) => (params.push(v), `$${params.length}`);
+  const current = src.timestamp(bind(src.bindTimestamp(q.since)));
+  const from = q.previousSince ? src.timestamp(bind(src.bindTimestamp(q.previousSince))) : current;
+  // Rates are numbers validated at load: literals, so the planner sees constants.
+  const rate = (x: number) => (Number.isFinite(x) ? String(x) : '0');
+  const cost = `(coalesce(nr.execution_time, 0) / 3600.0 * ${rate(q.rates.per_cpu_hour)} + coalesce(nr.bytes_written, 0) / 1e9 * ${rate(q.rates.per_gb_written)} + coalesce(nr.bytes_scanned, 0) / 1e9 * ${rate(q.rates.per_gb_scanned)})`;
+  let group = `cast('total' as varchar)`;
+  let join = '';
+  if (q.by === 'model') group = 'nr.unique_id';
+  else if (q.by === 'job') {
+    group = `coalesce(runs.job, '')`;
+    join = ` join ${src.runs} on runs.run_id = nr.run_id`;
+  } else if (typeof q.by === 'object') {
+    if (q.by.groups.length === 0) return { groups: [], runs: await runTotals() };
+    group = 'g.grp';
+    join = ` join (values ${q.by.groups.map(([id, g]) => `(cast(${bind(id)} as varchar), cast(${bind(g)} as varchar))`).join(', ')}) as g(unique_id, grp) on g.unique_id = nr.unique_id`;
+  }
+  const period = (column: string) => `case when ${column} >= ${current} then 'current' else 'previous' end`;
+  const r = await session.query(
+    `with n as (select ${group} as grp, ${period('nr.started_at')} as period, nr.status, coalesce(nr.attempt, 1) as attempt, cast(nr.execution_time as double precision) as secs, ` +
+      `nr.bytes_written, nr.bytes_scanned, ${cost} as cost, row_number() over (partition by nr.run_id, nr.unique_id order by coalesce(nr.attempt, 1) desc) as rn ` +
+      `from ${src.nodeRuns} as nr${join} where nr.started_at >= ${from}) ` +
+      `select grp, period, count(*) filter (where rn = 1), count(*) filter (where rn = 1 and status in ('success', 'pass', 'warn')), count(*) filter (where rn = 1 and status in ('error', 'fail')), ` +
+      `count(*) filter (where attempt > 1), cast(coalesce(sum(secs), 0) as double precision), cast(coalesce(sum(cost), 0) as double precision), cast(coalesce(sum(bytes_written), 0) as double precision), cast(coalesce(sum(bytes_scanned), 0) as double precision), ` +
+      `cast(percentile_cont(0.5) within group (order by secs) filter (where rn = 1) as double precision), cast(percentile_cont(0.95) within group (order by secs) filter (where rn = 1) as double precision) ` +
+      `from n group by grp, period`,
+    params,
+  );
+  return { groups: r.rows.map(groupRow), runs: await runTotals() };
+
+  async function runTotals(): Promise<ReportRows['runs']> {
+    const p: unknown[] = [];
+    const b = (v: unknown) => (p.push(v), `$${p.length}`);
+    const cur = src.timestamp(b(src.bindTimestamp(q.since)));
+    const start = q.previousSince ? src.timestamp(b(src.bindTimestamp(q.previousSince))) : cur;
+    const t = await session.query(
+      `select case when started_at >= ${cur} then 'current' else 'previous' end as period, count(*), count(*) filter (where status = 'success'), count(*) filter (where status in ('error', 'interrupted')), count(*) filter (where status = 'skipped') ` +
+        `from ${src.runs} where started_at >= ${start} and status <> 'running' group by 1`,
+      p,
+    );
+    return t.rows.map((x) => ({ period: String(x[0]) as 'current' | 'previous', runs: Number(x[1]), succeeded: Number(x[2]), failed: Number(x[3]), skipped: Number(x[4]) }));
+  }
+}
+
+function groupRow(r: unknown[]): ReportGroupRow {
+  return {
+    group: String(r[0] ?? ''),
+    period: String(r[1]) as 'current' | 'previous',
+    nodes: Number(r[2]),
+    succeeded: Number(r[3]),
+    failed: Number(r[4]),
+    retries: Number(r[5]),
+    seconds: Number(r[6]),
+    cost: Number(r[7]),
+    bytes_written: Number(r[8]),
+    bytes_scanned: Number(r[9]),
+    p50: num(r[10]),
+    p95: num(r[11]),
+  };
 }

@@ -5,11 +5,11 @@
 // etl_meta is versioned from day one: numbered migrations, applied in order,
 // each recorded in etl_meta.schema_version.
 
-import type { HistoryQuery, HistoryRows, NodeRunRecord, RunHistory, RunRecord, StateRecord, StateStore, StateTables } from '../core/state/state.js';
+import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows, RunHistory, RunRecord, StateRecord, StateStore, StateTables } from '../core/state/state.js';
 import { relationKey } from '../core/state/state.js';
 import type { AdapterSession, Relation } from './adapter.js';
 import type { Dialect } from './dialect.js';
-import { pruneHistorySql, queryHistory, type HistorySource } from './history-sql.js';
+import { pruneHistorySql, queryHistory, reportHistorySql, type HistorySource } from './history-sql.js';
 import { transaction } from './transaction.js';
 
 export const META_SCHEMA = 'etl_meta';
@@ -248,6 +248,11 @@ export class SqlStateStore implements StateStore {
   async historyRows(session: AdapterSession, query: HistoryQuery): Promise<HistoryRows> {
     if (!(await this.hasHistory(session))) return { runs: [], node_runs: [] };
     return queryHistory(session, this.historySource, query);
+  }
+
+  async historyReport(session: AdapterSession, query: ReportQuery): Promise<ReportRows> {
+    if (!(await this.hasHistory(session))) return { groups: [], runs: [] };
+    return reportHistorySql(session, this.historySource, query);
   }
 
   async pruneHistory(session: AdapterSession, before: string): Promise<{ runs: number; node_runs: number }> {

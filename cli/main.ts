@@ -210,6 +210,17 @@ function buildProgram(): Command {
       if (opts.logFormat === 'json') return console.log(JSON.stringify({ event: 'history_pruned', before, ...r }));
       console.log(`pruned ${r.runs} run${r.runs === 1 ? '' : 's'} and ${r.node_runs} node attempt${r.node_runs === 1 ? '' : 's'} that started before ${before}`);
     });
+  addProjectOptions(program.command('report').description('cost and time from the run history: top models by cost and time, success rate, p50/p95 duration, failures, trend against the previous period, budget'))
+    .option('--since <when>', 'the period: since 30d (default), 12h, 2w, or a date; compared with the period as long before it', '30d')
+    .addOption(new Option('--by <what>', 'group by').choices(['model', 'tag', 'folder', 'job']).default('model'))
+    .option('--limit <n>', 'groups printed (default 20; 0: all)', (v) => (v === '0' ? 0 : positiveInt(v)))
+    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .action(async (opts: GlobalOpts & { since: string; by: 'model' | 'tag' | 'folder' | 'job'; limit?: number; output: string }) => {
+      const [{ parseSince }, { costReport }, { formatReport }] = await Promise.all([import('../core/history/history.js'), import('../core/history/report.js'), import('../core/reporting/report.js')]);
+      const report = await costReport({ ...(await baseOptions(opts)), since: parseSince(opts.since, '--since'), by: opts.by });
+      if (opts.output === 'json' || opts.logFormat === 'json') return console.log(JSON.stringify(report));
+      console.log(formatReport(report, opts.limit === 0 ? Infinity : (opts.limit ?? 20)));
+    });
   const delta = program.command('delta').description('maintenance of the Delta tables of a delta target');
   addSelectionOptions(addProjectOptions(delta.command('history').description('list the versions of a Delta table (-s model)')))
     .option('--limit <n>', 'newest versions only', positiveInt)

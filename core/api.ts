@@ -190,6 +190,8 @@ export interface RunSummary {
   warnings: string[];
   /** 0 all passed, 1 something failed. */
   exitCode: 0 | 1;
+  /** The budget alert this run raised (etl.yml budget:), if its cost crossed alert_at of the month's budget. */
+  costAlerts?: import('./history/report.js').BudgetAlertEvent[];
 }
 
 /** Resolves --select/--exclude against a manifest; returns selected ids and warnings. */
@@ -291,6 +293,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   const onEvent = options.onEvent ?? (() => undefined);
   let outcome;
   let recordFailed: unknown;
+  const budgetEvents: import('./history/report.js').BudgetAlertEvent[] = [];
   // One id for this invocation: manifest.json, run_results.json and etl_meta's run record.
   const runId = invocationId;
   // Runs that build something keep their history and state in the target (etl_meta).
@@ -348,6 +351,13 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       const records = nodeRunRecords(manifest, outcome.results);
       try {
         await adapter.withSession((session) => recordRunEnd(adapter, session, runId, outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', records));
+        if (project.file.budget) {
+          // The run that takes the month's spend across the budget's alert_at raises the alert.
+          const { budgetCheck, budgetConfig, costConfig, costOf } = await import('./history/report.js');
+          const rates = costConfig(project.file);
+          const event = await adapter.withSession((session) => budgetCheck(adapter, session, { runId, job: options.job, cost: costOf(records, rates) }, budgetConfig(project.file)!, rates));
+          if (event) budgetEvents.push(event);
+        }
       } catch (err) {
         // The target refused the run's record (a lost schema lock, a lost connection):
         // run_results.json still says what ran, so `etl retry` knows what to rerun.
@@ -360,7 +370,8 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, { command: how.command, resource_types: resourceTypes, select: options.select, exclude: options.exclude, state: options.state, defer: options.defer, favor_state: options.favorState }, runId, startedAt);
   if (recordFailed !== undefined) throw recordFailed;
   const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
-  return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0 };
+  for (const e of budgetEvents) warnings.push(e.message);
+  return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0, costAlerts: budgetEvents };
 }
 
 /** `value` with every secret masked, wherever in it a string holds one. */

@@ -7,9 +7,9 @@
 // two Delta tables of their own, <lake>/etl_meta/runs and node_runs.
 
 import type { Relation } from '../adapter.js';
-import type { HistoryQuery, HistoryRows, NodeRunRecord, RunRecord, StateRecord, StateStore, StateTables } from '../../core/state/state.js';
+import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows, RunRecord, StateRecord, StateStore, StateTables } from '../../core/state/state.js';
 import { relationKey } from '../../core/state/state.js';
-import { queryHistory, type HistorySource } from '../history-sql.js';
+import { queryHistory, reportHistorySql, type HistorySource } from '../history-sql.js';
 import type { Lake } from './lake.js';
 import { quoteString, type SqlSession } from './sql.js';
 
@@ -152,6 +152,11 @@ export class DeltaStateStore implements StateStore {
   private async hasHistoryColumns(session: SqlSession): Promise<boolean> {
     const r = await session.query(`select count(*) from (describe "${META_SCHEMA}"."runs") where column_name = 'selection'`);
     return Number(r.rows[0]?.[0] ?? 0) > 0;
+  }
+
+  async historyReport(session: SqlSession, query: ReportQuery): Promise<ReportRows> {
+    if (!this.host.lake.isTable(RUNS) || !this.host.lake.isTable(NODE_RUNS) || !(await this.hasHistoryColumns(session))) return { groups: [], runs: [] };
+    return reportHistorySql(session, this.historySource, query);
   }
 
   async pruneHistory(session: SqlSession, before: string): Promise<{ runs: number; node_runs: number }> {

@@ -129,6 +129,49 @@ export interface RunHistory {
   node_runs: Array<NodeRunRecord & { run_id: string }>;
 }
 
+/** What a second of a node's time and a GB written or scanned cost (etl.yml `cost:`). */
+export interface CostRates {
+  per_cpu_hour: number;
+  per_gb_written: number;
+  per_gb_scanned: number;
+}
+
+/** What `etl report` asks the store to aggregate. */
+export interface ReportQuery {
+  /** ISO: the period's start (it runs to now). */
+  since: string;
+  /** ISO: the previous period's start; it ends at `since`. */
+  previousSince?: string;
+  rates: CostRates;
+  /** model: per node; job: per runs.job; total: one group; groups: per the group(s) given for each node (tags, folders). */
+  by: 'model' | 'job' | 'total' | { groups: Array<[uniqueId: string, group: string]> };
+}
+
+/** One group in one period, as the engine aggregated it. */
+export interface ReportGroupRow {
+  group: string;
+  period: 'current' | 'previous';
+  /** Node runs (a node's last attempt in each run). */
+  nodes: number;
+  succeeded: number;
+  failed: number;
+  /** Attempts after a first. */
+  retries: number;
+  seconds: number;
+  cost: number;
+  bytes_written: number;
+  bytes_scanned: number;
+  /** Of the node runs' durations (seconds). */
+  p50: number | null;
+  p95: number | null;
+}
+
+export interface ReportRows {
+  groups: ReportGroupRow[];
+  /** Invocations per period. */
+  runs: Array<{ period: 'current' | 'previous'; runs: number; succeeded: number; failed: number; skipped: number }>;
+}
+
 /** What `etl state show` prints: tables by name. */
 export type StateTables = Record<string, { columns: string[]; rows: unknown[][] }>;
 
@@ -147,6 +190,8 @@ export interface StateStore {
   history?(session: AdapterSession, limits: { runs: number; perNode: number }): Promise<RunHistory | undefined>;
   /** Invocations and node attempts (`etl history`, `etl report`), newest first; empty when there is no store yet. Read only. */
   historyRows(session: AdapterSession, query: HistoryQuery): Promise<HistoryRows>;
+  /** Cost and time per group and period, aggregated by the engine (`etl report`, the budget check). Read only. */
+  historyReport(session: AdapterSession, query: ReportQuery): Promise<ReportRows>;
   /** Deletes runs (and their node attempts) that started before `before` (ISO): the only way history rows leave. */
   pruneHistory(session: AdapterSession, before: string): Promise<{ runs: number; node_runs: number }>;
 }
