@@ -105,7 +105,9 @@ async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 's
   // Load once up front so secrets are known before anything is printed.
   const project = scanProject(base.projectDir, { target: base.target, vars: base.vars });
   secretsForErrors = project.secrets;
-  const reporter = await createReporter({ format: opts.logFormat, secrets: project.secrets });
+  // The run's id, made here so that every JSON event carries it, warnings before the run included.
+  const runId = (await import('node:crypto')).randomUUID();
+  const reporter = await createReporter({ format: opts.logFormat, secrets: project.secrets, runId });
   const controller = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -135,6 +137,7 @@ async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 's
       noCheckSources: !opts.checkSources,
       onEvent: (e) => reporter.onEvent(e),
       signal: controller.signal,
+      invocationId: runId,
     });
     for (const w of summary.warnings) reporter.warn(w);
     reporter.summary(summary.results, summary.elapsedSeconds, summary.interrupted);

@@ -42,6 +42,8 @@ export interface CompileOptions extends ProjectOptions {
   check?: boolean;
   /** A source missing from the target's catalog is a warning, not an error. */
   noCheckSources?: boolean;
+  /** This invocation's id (run id), when the caller made it first (the CLI: its JSON log events carry it from the start); default a new UUID. */
+  invocationId?: string;
 }
 
 export interface CompileResult {
@@ -114,7 +116,7 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
   if (!options.noCache) {
     const cached = readCachedManifest(scan.targetPath, path.join(scan.root, scan.compiledDir), scan.fingerprint, env, format);
     if (cached) {
-      const invocationId = randomUUID();
+      const invocationId = options.invocationId ?? randomUUID();
       const generatedAt = new Date().toISOString();
       return {
         project: scan,
@@ -138,6 +140,7 @@ async function compileUnwritten(options: CompileOptions): Promise<CompileResult 
   // The compiler (Handlebars and all) is loaded only when there is something to compile.
   const { compileProject } = await import('./compiler/compile.js');
   const { manifest, envRead } = await compileProject(project, env);
+  if (options.invocationId) manifest.metadata.invocation_id = options.invocationId;
   const writeArtifacts = async () => {
     let transform: ((sql: string) => string) | undefined;
     if (format) {
@@ -290,7 +293,23 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     await adapter.close();
     throw err;
   }
-  const onEvent = options.onEvent ?? (() => undefined);
+  const env = options.env ?? process.env;
+  // With OTEL_EXPORTER_OTLP_ENDPOINT set, a trace of the run (core/reporting/tracing.ts); the SDK is loaded only then.
+  let tracing: import('./reporting/tracing.js').RunTracing | undefined;
+  if (env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
+    try {
+      tracing = await (await import('./reporting/tracing.js')).startRunTracing({ runId: invocationId, command: how.command, project: project.name, target: project.targetName, version: ETL_VERSION, job: options.job, env });
+    } catch (err) {
+      // Tracing is an observer: a run never fails for it.
+      warnings.push(`OpenTelemetry tracing is off for this run: ${(err as Error).message}`);
+    }
+  }
+  const onEvent = tracing
+    ? (e: RunEvent) => {
+        options.onEvent?.(e);
+        tracing.onEvent(e);
+      }
+    : (options.onEvent ?? (() => undefined));
   let outcome;
   let recordFailed: unknown;
   const budgetEvents: import('./history/report.js').BudgetAlertEvent[] = [];
@@ -366,6 +385,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     }
   } finally {
     await adapter.close();
+    await tracing?.finish(!outcome ? 'error' : outcome.interrupted ? 'interrupted' : outcome.results.some((r) => r.status === 'error' || r.status === 'fail') ? 'error' : 'success');
   }
   writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, { command: how.command, resource_types: resourceTypes, select: options.select, exclude: options.exclude, state: options.state, defer: options.defer, favor_state: options.favorState }, runId, startedAt);
   if (recordFailed !== undefined) throw recordFailed;
