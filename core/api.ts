@@ -8,6 +8,7 @@ import { createAdapter, opensWithoutWriting } from '../adapters/index.js';
 import { dialectFor } from '../adapters/dialect.js';
 import type { Adapter, QueryResult } from '../adapters/adapter.js';
 import { ProjectError, RunError } from './errors.js';
+import { runClock } from './clock.js';
 import { readCachedManifest, readJsonIfExists, readManifestJson, stampManifest, writeCompileCache, writeCompiledFiles, writeFileAtomic, writeManifest } from './compiler/artifacts.js';
 import { writeRunResults, writeSourcesJson } from './artifacts/run-results.js';
 import type { Manifest, ResourceType } from './compiler/manifest.js';
@@ -107,9 +108,10 @@ async function staticCheck(compiled: CompileResult, options: CompileOptions, run
 
 /**
  * Compiles without writing anything yet: a run first takes the target's lock,
- * so a second process that is refused changes nothing in target/ either.
+ * so a second process that is refused changes nothing in target/ either
+ * (`etl docs generate` writes while it reads the target).
  */
-async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
+export async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
   const env = options.env ?? process.env;
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
@@ -179,6 +181,8 @@ export interface RunCommandOptions extends CompileOptions, SelectOptions {
   /** Microbatch backfill: process only this event-time range. */
   eventTimeStart?: string;
   eventTimeEnd?: string;
+  /** Pins the run's clock (core/clock.ts) to this instant; the environment's ETL_NOW when left out, else the system clock. */
+  now?: Date | string;
   onEvent?: (event: RunEvent) => void;
   signal?: AbortSignal;
   /** The job (`etl schedule`) this run is for, kept in the run history. */
@@ -247,6 +251,7 @@ async function openAdapter(project: ProjectScan): Promise<Adapter> {
 }
 
 async function execute(options: RunCommandOptions, resourceTypes: ResourceType[], how: ExecuteOptions): Promise<RunSummary> {
+  const clock = runClock(options.now, options.env ?? process.env);
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env ?? process.env });
   // git status runs while the project compiles: the audit trail's commit and dirty flag.
   const facts = resourceTypes.some((t) => t !== 'test') ? invocationFacts(scan.root) : undefined;
@@ -284,7 +289,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   }
   const { project, writeArtifacts, warnings, plan, invocationId, deferTo } = prepared;
   let manifest = prepared.manifest;
-  const startedAt = new Date().toISOString();
+  const startedAt = clock.now().toISOString();
   const threads = options.threads ?? project.target.threads;
   const adapter = await (connecting ?? openAdapter({ ...project, target: runTarget }));
   try {
@@ -358,6 +363,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       onEvent,
       signal: options.signal,
       runId,
+      clock,
       batchRange,
       retryBatches: how.retryBatches,
       circuitBreaker: project.target.circuit_breaker,
@@ -369,12 +375,12 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
       const records = nodeRunRecords(manifest, outcome.results);
       try {
-        await adapter.withSession((session) => recordRunEnd(adapter, session, runId, outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', records));
+        await adapter.withSession((session) => recordRunEnd(adapter, session, { runId, status: outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', finishedAt: clock.now().toISOString() }, records));
         if (project.file.budget) {
           // The run that takes the month's spend across the budget's alert_at raises the alert.
           const { budgetCheck, budgetConfig, costConfig, costOf } = await import('./history/report.js');
           const rates = costConfig(project.file);
-          const event = await adapter.withSession((session) => budgetCheck(adapter, session, { runId, job: options.job, cost: costOf(records, rates) }, budgetConfig(project.file)!, rates));
+          const event = await adapter.withSession((session) => budgetCheck(adapter, session, { runId, job: options.job, cost: costOf(records, rates) }, budgetConfig(project.file)!, rates, clock.now()));
           if (event) budgetEvents.push(event);
         }
       } catch (err) {
@@ -513,7 +519,8 @@ export interface FreshnessSummary {
 }
 
 /** `etl source freshness`: checks each source with freshness config; writes target/sources.json. */
-export async function sourceFreshness(options: CompileOptions & { select?: string[] }): Promise<FreshnessSummary> {
+export async function sourceFreshness(options: CompileOptions & { select?: string[]; now?: Date | string }): Promise<FreshnessSummary> {
+  const clock = runClock(options.now, options.env ?? process.env);
   const { checkFreshness, freshnessSources } = await import('./data-tests/engine/freshness.js');
   const { project, manifest, invocationId } = await compile(options);
   const wanted = (options.select ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean).map((s) => s.replace(/^source:/, ''));
@@ -526,7 +533,7 @@ export async function sourceFreshness(options: CompileOptions & { select?: strin
   const started = performance.now();
   let results;
   try {
-    results = await checkFreshness(adapter, sources);
+    results = await checkFreshness(adapter, sources, () => clock.now());
   } finally {
     await adapter.close();
   }

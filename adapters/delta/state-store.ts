@@ -7,7 +7,7 @@
 // two Delta tables of their own, <lake>/etl_meta/runs and node_runs.
 
 import type { Relation } from '../adapter.js';
-import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows, RunRecord, StateRecord, StateStore, StateTables } from '../../core/state/state.js';
+import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows, RunEnd, RunRecord, StateRecord, StateStore, StateTables } from '../../core/state/state.js';
 import { relationKey } from '../../core/state/state.js';
 import { queryHistory, reportHistorySql, type HistorySource } from '../history-sql.js';
 import type { Lake } from './lake.js';
@@ -45,26 +45,25 @@ export interface AppliedCounts {
  * table as the commit leaves it (null for no rows).
  */
 export async function applyRecords(state: TableState, records: StateRecord[], applied: AppliedCounts, watermarkOf: (column: string, newRows?: Relation) => Promise<string | null>): Promise<TableState> {
-  const now = new Date().toISOString();
   const next: TableState = { ...state, batches: { ...state.batches }, snapshotRuns: [...state.snapshotRuns] };
   for (const r of records) {
     switch (r.kind) {
       case 'watermark': {
         const value = await watermarkOf(r.eventTimeColumn, r.newRows);
         // No new rows leave the watermark as it was, as the SQL engines do.
-        next.watermark = { column: r.eventTimeColumn, value: value ?? (r.newRows ? (state.watermark?.value ?? null) : null), runId: r.runId, updatedAt: now };
+        next.watermark = { column: r.eventTimeColumn, value: value ?? (r.newRows ? (state.watermark?.value ?? null) : null), runId: r.runId, updatedAt: r.at };
         next.uniqueId = r.uniqueId;
         break;
       }
       case 'batch':
-        next.batches[r.start] = { end: r.end, status: r.status, rows: r.rows === undefined ? (applied.rows ?? null) : r.rows, runId: r.runId, message: r.message.slice(0, 2000), updatedAt: now };
+        next.batches[r.start] = { end: r.end, status: r.status, rows: r.rows === undefined ? (applied.rows ?? null) : r.rows, runId: r.runId, message: r.message.slice(0, 2000), updatedAt: r.at };
         next.uniqueId = r.uniqueId;
         break;
       case 'batches_cleared':
         next.batches = {};
         break;
       case 'snapshot_run':
-        next.snapshotRuns.push({ runId: r.runId, inserted: r.inserted ?? applied.inserted ?? 0, invalidated: r.invalidated ?? applied.invalidated ?? 0, updatedAt: now });
+        next.snapshotRuns.push({ runId: r.runId, inserted: r.inserted ?? applied.inserted ?? 0, invalidated: r.invalidated ?? applied.invalidated ?? 0, updatedAt: r.at });
         next.snapshotRuns = next.snapshotRuns.slice(-SNAPSHOT_RUNS_KEPT);
         next.uniqueId = r.uniqueId;
         break;
@@ -104,7 +103,7 @@ export class DeltaStateStore implements StateStore {
   }
 
   async runStarted(session: SqlSession, run: RunRecord): Promise<void> {
-    await this.appendRun(session, { ...run, startedAt: run.startedAt ?? new Date().toISOString(), status: run.status ?? 'running' });
+    await this.appendRun(session, { ...run, status: run.status ?? 'running' });
   }
 
   private async appendRun(session: SqlSession, run: Partial<RunRecord> & { runId: string; status: string }): Promise<void> {
@@ -118,7 +117,7 @@ export class DeltaStateStore implements StateStore {
     );
   }
 
-  async runFinished(session: SqlSession, runId: string, status: string, nodes: NodeRunRecord[]): Promise<void> {
+  async runFinished(session: SqlSession, { runId, status, finishedAt }: RunEnd, nodes: NodeRunRecord[]): Promise<void> {
     if (nodes.length) {
       const rows = nodes.map(
         (n) =>
@@ -132,7 +131,7 @@ export class DeltaStateStore implements StateStore {
           `from (values ${rows.join(', ')}) as t(run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time, bytes_written, bytes_scanned, upstream)`,
       );
     }
-    await this.appendRun(session, { runId, finishedAt: new Date().toISOString(), status });
+    await this.appendRun(session, { runId, finishedAt, status });
   }
 
   private readonly historySource: HistorySource = {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { createAdapter } from '../../adapters/index.js';
 import type { Adapter, AdapterSession } from '../../adapters/adapter.js';
 import { compile, type ProjectOptions } from '../api.js';
+import { runClock } from '../clock.js';
 import type { Manifest } from '../compiler/manifest.js';
 import { scanProject, type ProjectScan } from '../project/load.js';
 import type { CostRates, ReportGroupRow, ReportQuery, ReportRows } from '../state/state.js';
@@ -189,7 +190,7 @@ export interface ReportOptions extends ProjectOptions {
 
 export async function costReport(options: ReportOptions): Promise<CostReport> {
   const scan: ProjectScan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env ?? process.env });
-  const now = options.now ?? new Date();
+  const now = options.now ?? runClock(undefined, options.env ?? process.env).now();
   const since = options.since ?? new Date(now.getTime() - 30 * 86_400_000).toISOString();
   const previousSince = new Date(2 * Date.parse(since) - now.getTime()).toISOString();
   const by = options.by ?? 'model';
