@@ -48,7 +48,8 @@ export interface CheckResult {
   unchecked: Array<{ unique_id: string; reason: string }>;
   /** Incremental models whose columns would change on their next run. */
   schemaChanges: Array<{ unique_id: string; added: string[]; removed: string[]; retyped: string[] }>;
-  stats: { models: number; bound: number; cached: number; seconds: number };
+  /** seconds: wall time; cpu_seconds: the process's CPU time meanwhile (DuckDB's threads included). */
+  stats: { models: number; bound: number; cached: number; seconds: number; cpu_seconds: number };
 }
 
 type Status = { ok: true } | { ok: false; reason: string; root?: string };
@@ -63,6 +64,7 @@ const SNAPSHOT_COLUMNS: BoundColumn[] = [
 /** The check stage: binds the compiled manifest; returns bound schemas and every problem found. */
 export async function checkManifest(manifest: Manifest, targetPath: string, options: CheckOptions = {}): Promise<CheckResult> {
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const engine = analysisEngine(manifest.metadata.adapter_type);
   const dialect = dialectFor((manifest.metadata.adapter_type as 'duckdb' | 'postgres' | 'delta') ?? 'duckdb');
   const root = manifest.metadata.project_root;
@@ -253,8 +255,12 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
     warnings,
     unchecked,
     schemaChanges: [],
-    stats: { models: order.filter((id) => isModel(manifest.nodes[id])).length, bound, cached, seconds: (performance.now() - started) / 1000 },
+    stats: { models: order.filter((id) => isModel(manifest.nodes[id])).length, bound, cached, seconds: (performance.now() - started) / 1000, cpu_seconds: cpuSeconds(process.cpuUsage(cpuStarted)) },
   };
+}
+
+function cpuSeconds(u: NodeJS.CpuUsage): number {
+  return (u.user + u.system) / 1e6;
 }
 
 function nameOf(manifest: Manifest, id: string): string {
