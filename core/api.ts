@@ -297,7 +297,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       await adapter.withSession(async (session) => {
         await migrateState(adapter, session);
         await recordRunStart(adapter, session, { runId, command: how.command, target: project.targetName, version: ETL_VERSION });
-      });
+      }, { invocationId: runId });
     }
     if (deferTo) {
       // Only this run's SQL reads the state's relations (core/artifacts/defer.ts); manifest.json and the compile cache keep the project's own.
@@ -332,7 +332,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
         message: r.message,
       }));
       try {
-        await adapter.withSession((session) => recordRunEnd(adapter, session, runId, outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', records));
+        await adapter.withSession((session) => recordRunEnd(adapter, session, runId, outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', records), { invocationId: runId });
       } catch (err) {
         // The target refused the run's record (a lost schema lock, a lost connection):
         // run_results.json still says what ran, so `etl retry` knows what to rerun.

@@ -9,7 +9,7 @@
 
 import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
-import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, RowMove, SeedOptions, SnapshotChange, SnapshotResult, StagedTable, StageOptions } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, SessionContext, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, RowMove, SeedOptions, SnapshotChange, SnapshotResult, StagedTable, StageOptions } from '../adapter.js';
 import type { SqlEngine } from '../sql-engine.js';
 import { applySnapshotSql } from '../sql-snapshot.js';
 import { dialectFor } from '../dialect.js';
@@ -39,6 +39,11 @@ const OPERATIONS: Record<IncrementalChange['strategy'], string> = {
   replace_where: 'REPLACE WHERE',
   insert_overwrite: 'INSERT OVERWRITE',
 };
+
+/** commitInfo's writer fields from the session's context. */
+function writerOf(context: SessionContext | undefined): { writer?: string; nodeId?: string } {
+  return context ? { writer: context.invocationId, nodeId: context.nodeId } : {};
+}
 
 export interface DeltaTarget {
   name: string;
@@ -82,8 +87,8 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     return this.duck.close();
   }
 
-  withSession<T>(fn: (session: AdapterSession) => Promise<T>): Promise<T> {
-    return this.duck.withSession((s) => fn(new DeltaSession(s as SqlSession & { connection?: unknown }, this.shadowHost)));
+  withSession<T>(fn: (session: AdapterSession) => Promise<T>, context?: SessionContext): Promise<T> {
+    return this.duck.withSession((s) => fn(new DeltaSession(s as SqlSession & { connection?: unknown }, this.shadowHost, context)));
   }
 
   interruptAll(): void {
@@ -127,7 +132,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   }
 
   async replaceTable(session: AdapterSession, relation: Relation, selectSql: string, state: StateRecord[] = []): Promise<MaterializeResult> {
-    const written = await this.lake.table(relation, session).write({ selectSql, mode: 'overwrite', writer: undefined, ...this.stateOption(session, relation, state, undefined) });
+    const written = await this.lake.table(relation, session).write({ selectSql, mode: 'overwrite', ...this.stateOption(session, relation, state, undefined) });
     await this.lake.refresh(relation, session);
     return { rowsAffected: written.rows, message: `CREATE TABLE (${written.rows} rows)` };
   }
@@ -239,7 +244,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     const actions: Action[] = [];
     if (!sameProtocol(protocol, snapshot.protocol)) actions.push({ protocol });
     actions.push({ domainMetadata: { domain: STATE_DOMAIN, configuration: JSON.stringify(next), removed: false } });
-    await commit(table.storage, session, { operation: 'SET ETL STATE', readVersion: snapshot.version, actions, readPredicate: 'none' });
+    await commit(table.storage, session, { operation: 'SET ETL STATE', readVersion: snapshot.version, actions, readPredicate: 'none', ...writerOf(session.context) });
     await this.lake.refresh(relation, session);
   }
 
@@ -291,12 +296,12 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   private readonly shadowHost = {
     isDeltaTable: (r: Relation) => this.lake.isTable(r),
     scanSql: async (session: SqlSession, r: Relation) => (await scanSnapshot(this.lake.storage(r), session, await this.lake.table(r, session).snapshot())).sql,
-    writeBack: async (session: SqlSession, r: Relation, state: PendingState[]) => {
+    writeBack: async (session: SqlSession, r: Relation, state: PendingState[], context: SessionContext | undefined) => {
       const name = relationSql(r);
       try {
         const records = state.flatMap((p) => p.records);
         const applied = Object.assign({}, ...state.map((p) => p.applied)) as AppliedCounts;
-        await this.lake.table(r, session).write({ selectSql: `select * from ${name}`, mode: 'overwrite', operation: 'UPDATE', current: await this.lake.snapshot(r, session), ...this.stateOption(session, r, records, applied) });
+        await this.lake.table(r, session).write({ selectSql: `select * from ${name}`, mode: 'overwrite', operation: 'UPDATE', ...writerOf(context), current: await this.lake.snapshot(r, session), ...this.stateOption(session, r, records, applied) });
       } finally {
         await session.execute(`drop table if exists ${name}`);
         await this.lake.refresh(r, session);

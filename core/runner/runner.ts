@@ -46,7 +46,7 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
   if (schemas.size) {
     await adapter.withSession(async (session) => {
       for (const schema of schemas) await adapter.ensureSchema(session, schema);
-    });
+    }, { invocationId: options.runId });
   }
 
   // An interrupt reaches only statements already running: one that starts a
@@ -159,7 +159,7 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
         });
         for (const hook of node.config.post_hook) await session.execute(hook);
         return r;
-      });
+      }, { invocationId: options.runId, nodeId: node.unique_id });
       const result = finished(node, startedAt, t0, outcome.status ?? 'success', outcome.message);
       result.rows_affected = outcome.rowsAffected ?? null;
       if (outcome.failures !== undefined) result.failures = outcome.failures;

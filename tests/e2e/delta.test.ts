@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeltaTable, LocalStorage } from '../../adapters/delta/index.js';
-import { copyTemplate, etlYml, killAll, removeTempDirs, runCli, withDb, writeProject, type CliResult } from './helpers.js';
+import { copyTemplate, etlYml, killAll, readJson, removeTempDirs, runCli, withDb, writeProject, type CliResult } from './helpers.js';
 import { extractGolden, openDuckDb, type TestDb } from '../delta/helpers.js';
 
 let db: TestDb;
@@ -43,8 +43,8 @@ async function rows(dir: string, name: string, columns = '*', schema = 'main'): 
   return r.rows as string[][];
 }
 
-function commits(dir: string, name: string): Array<Array<Record<string, any>>> {
-  const log = path.join(dir, 'lake', 'main', name, '_delta_log');
+function commits(dir: string, name: string, schema = 'main'): Array<Array<Record<string, any>>> {
+  const log = path.join(dir, 'lake', schema, name, '_delta_log');
   return readdirSync(log)
     .filter((f) => /^\d{20}\.json$/.test(f))
     .sort()
@@ -244,6 +244,19 @@ describe('etl delta history | vacuum | optimize', () => {
       [1, 'WRITE'],
       [0, 'CREATE TABLE AS SELECT'],
     ]);
+  });
+
+  it('each commit names the invocation (run_results.json\'s and manifest.json\'s) and the node that wrote it', async () => {
+    const invocation = readJson(dir, 'target/run_results.json').metadata.invocation_id as string;
+    const last = commits(dir, 'events').at(-1)!.find((a) => a.commitInfo)!.commitInfo;
+    expect(last).toMatchObject({ etlInvocationId: invocation, etlNodeId: 'model.maint.events', operation: 'WRITE' });
+    expect(last.engineInfo).toMatch(/^etl\/\d/);
+    const r = await etl(dir, 'delta', 'history', '-s', 'events', '--limit', '1');
+    expectOk(r);
+    expect(r.stdout).toMatch(new RegExp(`\\| WRITE .*\\| ${invocation} \\| model\\.maint\\.events \\|`));
+    // The run's own records in etl_meta carry the same id.
+    const runs = commits(dir, 'runs', 'etl_meta').flat().filter((a) => a.commitInfo).map((a) => a.commitInfo.etlInvocationId);
+    expect(runs).toContain(invocation);
   });
 
   it('optimize compacts the appended files into one; vacuum refuses a short retention unless forced', async () => {
