@@ -12,6 +12,7 @@ import { commitInfoOf, fileKey, serializeCommit } from './actions.js';
 import { CHECKPOINT_INTERVAL, writeCheckpoint } from './checkpoint.js';
 import { ConcurrentModificationError, DeltaTableError } from './errors.js';
 import { ETL_VERSION } from '../../core/compiler/version.js';
+import { pausePoint } from '../trace.js';
 import { commitPath } from './log-files.js';
 import { loadSnapshot, readCommitsAfter } from './snapshot.js';
 import type { SqlSession } from './sql.js';
@@ -117,6 +118,7 @@ export async function commit(storage: DeltaStorage, session: SqlSession, request
     };
     const body = serializeCommit([{ commitInfo: info }, ...request.actions]);
     if (await storage.putIfAbsent(commitPath(version), body)) {
+      pausePoint(`delta commit ${request.operation} v${version} ${storage.root}`);
       let checkpointError: Error | undefined;
       if (version > 0 && version % CHECKPOINT_INTERVAL === 0) {
         try {

@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeltaTable, LocalStorage } from '../../adapters/delta/index.js';
-import { copyTemplate, etlYml, killAll, readJson, removeTempDirs, runCli, withDb, writeProject, type CliResult } from './helpers.js';
+import { copyTemplate, etlYml, killAll, readJson, removeTempDirs, runCli, startCli, withDb, writeProject, type CliResult } from './helpers.js';
 import { extractGolden, openDuckDb, type TestDb } from '../delta/helpers.js';
 
 let db: TestDb;
@@ -419,5 +419,72 @@ describe('on_schema_change on Delta', () => {
       ['1', 'x1'],
       ['2', 'x2'],
     ]);
+  });
+});
+
+describe('quarantine and its model commit, killed between the two', () => {
+  // Delta commits one table at a time: the quarantine rows commit first, then
+  // the model's commit records which quarantine version it goes with. Killed
+  // right after the quarantine commit, the next run removes the rows of the
+  // run that never published, then quarantines its own: none lost, none twice.
+  const src = (rows: Array<[number, number, number]>) => `id,batch,amount\n${rows.map((r) => r.join(',')).join('\n')}\n`;
+  const FIRST: Array<[number, number, number]> = [[1, 1, 10], [2, 1, -5], [3, 1, 30]];
+  const SECOND: Array<[number, number, number]> = [...FIRST, [4, 2, -7], [5, 2, 50], [6, 2, -9]];
+  const MODELS = {
+    orders_t: '{{config materialized="table" quarantine=true}}\nselect * from {{ref "src"}}\n',
+    orders_i: '{{config materialized="incremental" unique_key="id" quarantine=true}}\nselect * from {{ref "src"}}\n{{#if is_incremental}}where batch > (select max(batch) from {{this}}){{/if}}\n',
+  };
+  let dir: string;
+  beforeAll(async () => {
+    dir = writeProject({
+      'etl.yml': deltaYml('quar'),
+      'seeds/src.csv': src(FIRST),
+      ...Object.fromEntries(Object.entries(MODELS).map(([name, sql]) => [`models/${name}.sql`, sql])),
+      'models/schema.yml': `models:\n${Object.keys(MODELS).map((m) => `  - name: ${m}\n    tests: [{ expression_is_true: { expression: "amount >= 0" } }]\n`).join('')}`,
+    });
+    expectOk(await etl(dir, 'build'));
+    writeFileSync(path.join(dir, 'seeds/src.csv'), src(SECOND));
+    expectOk(await etl(dir, 'seed'));
+  });
+
+  const pairing = async (model: string) => JSON.parse((await table(dir, model).snapshot()).domains.get('etl.quarantine')!.configuration) as { table: string; version: number };
+  const quarantinedBy = async (model: string, version?: number) => {
+    const scan = await table(dir, `${model}__quarantine`).scan(version === undefined ? {} : { version });
+    return (await db.session.query(`select etl_run_id, list(id order by id) from (${scan.sql}) group by all order by min(etl_quarantined_at)`)).rows.map((r) => [r[0], (r[1] as number[]).map(Number)]);
+  };
+
+  it.each([
+    ['table', 'orders_t', [1, 3, 5], [2, 4, 6]],
+    ['incremental (merge)', 'orders_i', [1, 3, 5], [4, 6]],
+  ])('%s: the next run removes the unpublished run\'s rows and quarantines its own once', async (_kind, model, good, secondBad) => {
+    const first = await quarantinedBy(model);
+    expect(first).toEqual([[expect.any(String), [2]]]);
+    const publishedBefore = await rows(dir, model, 'id');
+    const pairedBefore = await pairing(model);
+
+    const child = startCli(['build', '-s', model, '--project-dir', dir], { cwd: dir, env: { ETL_PAUSE_AFTER_SQL: `^delta commit WRITE v\\d+ .*${model}__quarantine$` } });
+    await child.waitForOutput(/\[paused after sql\]/);
+    child.kill('SIGKILL');
+    await child.done;
+    // The quarantine commit happened, the model's did not: the model and its pairing are as before.
+    const killed = await quarantinedBy(model);
+    expect(killed).toHaveLength(2);
+    expect(killed[1]![1]).toEqual(secondBad);
+    expect(await rows(dir, model, 'id')).toEqual(publishedBefore);
+    expect(await pairing(model)).toEqual(pairedBefore);
+
+    const rerun = await etl(dir, 'build', '-s', model);
+    expectOk(rerun);
+    const invocation = readJson(dir, 'target/run_results.json').metadata.invocation_id as string;
+    expect(await rows(dir, model, 'id')).toEqual(good.map((id) => [String(id)]));
+    // The killed run's rows are gone; the rerun's are there once.
+    expect(await quarantinedBy(model)).toEqual([first[0], [invocation, secondBad]]);
+    // The model's commit names the quarantine version holding its rows.
+    const paired = await pairing(model);
+    expect(paired.table).toBe(`main.${model}__quarantine`);
+    expect(await quarantinedBy(model, paired.version)).toEqual([first[0], [invocation, secondBad]]);
+    const repair = commits(dir, `${model}__quarantine`).flat().filter((a) => a.commitInfo?.etlQuarantineRepair);
+    expect(repair).toHaveLength(1);
+    expect(repair[0]!.commitInfo.operation).toBe('DELETE');
   });
 });
