@@ -18,11 +18,11 @@ import { RunError } from '../../core/errors.js';
 import type { StateRecord } from '../../core/state/state.js';
 import { commit } from './transaction.js';
 import { ConcurrentModificationError } from './errors.js';
-import { planRewrite } from './changes.js';
+import { planCopyOnWrite, planRewrite } from './changes.js';
 import { Lake, relationSql } from './lake.js';
 import { protocolFor, checkWritable, sameProtocol } from './protocol.js';
 import { scanSnapshot } from './scan.js';
-import { duckdbTypeOf, quoteIdent } from './schema.js';
+import { duckdbTypeOf, quoteIdent, schemaFromDuckDb } from './schema.js';
 import { loadSnapshot, type Snapshot } from './snapshot.js';
 import { LocalStorage } from './storage.js';
 import { DeltaSession, type PendingState } from './session.js';
@@ -340,13 +340,22 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   /** What DeltaSession needs to turn SQL that writes to a Delta table into a commit. */
   private readonly shadowHost = {
     isDeltaTable: (r: Relation) => this.lake.isTable(r),
-    scanSql: async (session: SqlSession, r: Relation) => (await scanSnapshot(this.lake.storage(r), session, await this.lake.table(r, session).snapshot())).sql,
+    scanSql: async (session: SqlSession, r: Relation) => (await scanSnapshot(this.lake.storage(r), session, await this.lake.latest(r, session))).sql,
     writeBack: async (session: SqlSession, r: Relation, state: PendingState[], context: SessionContext | undefined) => {
       const name = relationSql(r);
       try {
         const records = state.flatMap((p) => p.records);
         const applied = Object.assign({}, ...state.map((p) => p.applied)) as AppliedCounts;
-        await this.lake.table(r, session).write({ selectSql: `select * from ${name}`, mode: 'overwrite', operation: 'UPDATE', ...writerOf(context), current: await this.lake.snapshot(r, session), ...this.stateOption(session, r, records, applied) });
+        const table = this.lake.table(r, session);
+        // The snapshot the shadow was copied from: only its files that lost or changed a row are rewritten.
+        const current = await this.lake.snapshot(r, session);
+        const plan = await planCopyOnWrite(table.storage, session, current, name, schemaFromDuckDb(await table.describe(`select * from ${name}`)));
+        await table.write({
+          ...(plan ? { selectSql: plan.selectSql, mode: 'rewrite', removeFiles: plan.removeFiles, operation: 'MERGE' } : { selectSql: `select * from ${name}`, mode: 'overwrite', operation: 'UPDATE' }),
+          current,
+          ...writerOf(context),
+          ...this.stateOption(session, r, records, applied),
+        });
       } finally {
         await session.execute(`drop table if exists ${name}`);
         await this.lake.refresh(r, session);

@@ -488,3 +488,56 @@ describe('quarantine and its model commit, killed between the two', () => {
     expect(repair[0]!.commitInfo.operation).toBe('DELETE');
   });
 });
+
+describe('snapshots on Delta rewrite only the files holding changed keys', () => {
+  let dir: string;
+  const people = (rows: string[]) => `id,email,updated_at\n${rows.join('\n')}\n`;
+  const paths = async () => [...(await table(dir, 'people_snap').snapshot()).files.values()].map((f) => f.path).sort();
+  beforeAll(async () => {
+    dir = writeProject({
+      'etl.yml': deltaYml('snapcow'),
+      'seeds/people.csv': people(['1,a@x,2024-01-01', '2,b@x,2024-01-01', '3,c@x,2024-01-01']),
+      'snapshots/people_snap.sql': '{{config unique_key="id" strategy="timestamp" updated_at="updated_at" hard_deletes="invalidate"}}\nselect * from {{ref "people"}}\n',
+    });
+    expectOk(await etl(dir, 'build'));
+  });
+
+  it('new keys add a file; a changed key rewrites only its file; the other keeps its path', async () => {
+    const [first] = await paths();
+    expect(await paths()).toHaveLength(1);
+    // New keys only: the first file stays, one file is added.
+    writeFileSync(path.join(dir, 'seeds/people.csv'), people(['1,a@x,2024-01-01', '2,b@x,2024-01-01', '3,c@x,2024-01-01', '4,d@x,2024-02-01', '5,e@x,2024-02-01']));
+    expectOk(await etl(dir, 'build'));
+    const afterInsert = await paths();
+    expect(afterInsert).toHaveLength(2);
+    expect(afterInsert).toContain(first);
+    const second = afterInsert.find((p) => p !== first)!;
+    // Key 5 changes: only the second file (which holds key 5) is rewritten.
+    writeFileSync(path.join(dir, 'seeds/people.csv'), people(['1,a@x,2024-01-01', '2,b@x,2024-01-01', '3,c@x,2024-01-01', '4,d@x,2024-02-01', '5,e2@x,2024-03-01']));
+    expectOk(await etl(dir, 'build'));
+    const afterChange = await paths();
+    expect(afterChange).toContain(first);
+    expect(afterChange).not.toContain(second);
+    const last = commits(dir, 'people_snap').at(-1)!;
+    expect(last.filter((a) => a.remove).map((a) => a.remove.path)).toEqual([second]);
+    expect(last.find((a) => a.commitInfo).commitInfo.operation).toBe('MERGE');
+    // Key 2 is deleted from the source (invalidated): the first file is rewritten, the rest kept.
+    const beforeDelete = await paths();
+    writeFileSync(path.join(dir, 'seeds/people.csv'), people(['1,a@x,2024-01-01', '3,c@x,2024-01-01', '4,d@x,2024-02-01', '5,e2@x,2024-03-01']));
+    expectOk(await etl(dir, 'build'));
+    const removed = commits(dir, 'people_snap').at(-1)!.filter((a) => a.remove).map((a) => a.remove.path);
+    expect(removed).toEqual([first]);
+    expect(await paths()).toEqual(expect.arrayContaining(beforeDelete.filter((p) => p !== first)));
+    expect(await rows(dir, 'people_snap', 'id, email, etl_valid_to is null as current')).toEqual([
+      ['1', 'a@x', 'true'],
+      ['2', 'b@x', 'false'],
+      ['3', 'c@x', 'true'],
+      ['4', 'd@x', 'true'],
+      ['5', 'e2@x', 'true'],
+      ['5', 'e@x', 'false'],
+    ]);
+    // Every row once: the same rows as a full read of the log's latest version, no duplicate version ids.
+    const ids = await rows(dir, 'people_snap', 'etl_scd_id');
+    expect(new Set(ids.map((r) => r[0])).size).toBe(ids.length);
+  });
+});
