@@ -8,7 +8,6 @@
 // Delta target has no views: a view model is built as a table, with a warning.
 
 import path from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
 import type { Adapter, AdapterCapabilities, AdapterSession, SessionContext, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, RowMove, SeedOptions, SnapshotChange, SnapshotResult, StagedTable, StageOptions } from '../adapter.js';
 import type { SqlEngine } from '../sql-engine.js';
 import { applySnapshotSql } from '../sql-snapshot.js';
@@ -79,10 +78,10 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   }
 
   async open(): Promise<void> {
-    if (this.options.readOnly && !existsSync(this.lake.root)) {
+    if (this.options.readOnly && !(await this.lake.storageRoot.stat(''))) {
       throw new RunError(`target ${this.target.name} has not been built yet: ${this.lake.root} does not exist\n  hint: run etl build (or etl seed / etl run) first`, 1);
     }
-    if (!this.options.readOnly) mkdirSync(this.lake.root, { recursive: true });
+    if (!this.options.readOnly) await this.lake.storageRoot.prepareDir('');
     await this.duck.open();
     const tables = await this.lake.discover();
     await this.withSession(async (session) => {

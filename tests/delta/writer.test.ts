@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { commit, ConcurrentModificationError, DeltaTable, LocalStorage, loadSnapshot, optimize, parseSchema, vacuum, type Action, type AddFile } from '../../adapters/delta/index.js';
 import { fileLocation } from '../../adapters/delta/scan.js';
 import { count, openDuckDb, tempDir, type TestDb } from './helpers.js';
+import { REPO_ROOT } from '../e2e/helpers.js';
 
 let db: TestDb;
 let tmp: ReturnType<typeof tempDir>;
@@ -337,6 +338,18 @@ describe('writing a table', () => {
     await table.write({ selectSql: 'select 1 as id', mode: 'append' });
     writeFileSync(path.join(root, '_delta_log', '00000000000000000001.json'), '{"commitInfo":{}}\n{"add": {"path": "x"\n');
     await expect(table.snapshot()).rejects.toThrow(/corrupt Delta commit .*00000000000000000001\.json:2 \(version 1\)/);
+  });
+});
+
+describe('the storage interface', () => {
+  it('is the only file access of the Delta library (object storage goes behind it): no node:fs outside storage.ts, but checkpoint.ts\'s local scratch folder', () => {
+    const dir = path.join(REPO_ROOT, 'adapters', 'delta');
+    const users = readdirSync(dir)
+      .filter((f) => f.endsWith('.ts'))
+      .filter((f) => /from 'node:fs(\/promises)?'/.test(readFileSync(path.join(dir, f), 'utf8')));
+    expect(users.sort()).toEqual(['checkpoint.ts', 'storage.ts']);
+    // The checkpoint's scratch folder is local temp space; the checkpoint itself is written through the storage.
+    expect(readFileSync(path.join(dir, 'checkpoint.ts'), 'utf8')).toMatch(/await storage\.write\(/);
   });
 });
 
