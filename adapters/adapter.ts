@@ -159,6 +159,17 @@ export interface SeedOptions {
   path?: string;
 }
 
+/**
+ * Who works on a session: the run (its invocation id, as in manifest.json and
+ * run_results.json) and the node. Engines that record their writers (Delta's
+ * commitInfo) use it; others ignore it.
+ */
+export interface SessionContext {
+  invocationId: string;
+  /** The node's unique_id, when the session builds one. */
+  nodeId?: string;
+}
+
 /** One connection; statements on it run one at a time. */
 export interface AdapterSession {
   execute(sql: string, params?: unknown[]): Promise<{ rowsAffected?: number }>;
@@ -180,8 +191,8 @@ export interface Adapter {
   /** Connects (or opens the file). Throws RunError with exit code 2 when the target cannot be reached. */
   open(): Promise<void>;
   close(): Promise<void>;
-  /** Runs `fn` on a pooled connection; the pool is sized by the target's threads. */
-  withSession<T>(fn: (session: AdapterSession) => Promise<T>): Promise<T>;
+  /** Runs `fn` on a pooled connection; the pool is sized by the target's threads. `context` names who works on it. */
+  withSession<T>(fn: (session: AdapterSession) => Promise<T>, context?: SessionContext): Promise<T>;
   /** Cancels every running statement (Ctrl-C). */
   interruptAll(): void;
   /**

@@ -233,7 +233,7 @@ function buildProgram(): Command {
       if (opts.logFormat === 'json') return console.log(JSON.stringify(tables));
       for (const t of tables) {
         console.log(`${t.table}:`);
-        console.log(formatTable(['version', 'timestamp', 'operation', 'parameters', 'writer'], t.result.map((h) => [h.version, new Date(h.timestamp).toISOString(), h.operation ?? '', JSON.stringify(h.operationParameters ?? {}), h.writer ?? ''])));
+        console.log(formatTable(['version', 'timestamp', 'operation', 'parameters', 'writer', 'node'], t.result.map((h) => [h.version, new Date(h.timestamp).toISOString(), h.operation ?? '', JSON.stringify(h.operationParameters ?? {}), h.writer ?? '', h.nodeId ?? ''])));
       }
     });
   addSelectionOptions(addProjectOptions(delta.command('vacuum').description('delete data files no version within the retention needs (all tables, or -s)')))

@@ -346,7 +346,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
         await flushPendingInvocations(project.targetPath, async (records) => {
           for (const r of records) await recordRunStart(adapter, session, r);
         });
-      });
+      }, { invocationId: runId });
     }
     if (deferTo) {
       // Only this run's SQL reads the state's relations (core/artifacts/defer.ts); manifest.json and the compile cache keep the project's own.
@@ -375,7 +375,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
       const records = nodeRunRecords(manifest, outcome.results);
       try {
-        await adapter.withSession((session) => recordRunEnd(adapter, session, { runId, status: outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', finishedAt: clock.now().toISOString() }, records));
+        await adapter.withSession((session) => recordRunEnd(adapter, session, { runId, status: outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', finishedAt: clock.now().toISOString() }, records), { invocationId: runId });
         if (project.file.budget) {
           // The run that takes the month's spend across the budget's alert_at raises the alert.
           const { budgetCheck, budgetConfig, costConfig, costOf } = await import('./history/report.js');
