@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { RunError } from '../../core/errors.js';
 import type { StateRecord } from '../../core/state/state.js';
-import type { Adapter, AdapterCapabilities, AdapterSession, CatalogColumn, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, CatalogColumn, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions, StagedTable } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { SqlEngine } from '../sql-engine.js';
 import { transaction } from '../transaction.js';
@@ -15,7 +15,7 @@ import { connectionSettings, scrub, scrubError, type ConnectionSettings, type Po
 import { inferCsvShape, inferCsvShapeInWorker, type CsvShape } from './csv-types.js';
 import { dependentViews, dropExistingSql, dropViewSql, existingRelation, recreateViewSql, type DependentView } from './dependents.js';
 import { connectHint, errorText, isConnectionLost, isTransientPgError } from './errors.js';
-import { copyCsv, copyFileProblem, createTableSql, seedColumns, type SeedColumn } from './seed.js';
+import { copyCsv, copyCsvStream, copyFileProblem, createTableSql, seedColumns, type SeedColumn } from './seed.js';
 import { SeedFileError } from '../seed-file.js';
 import { PgSession, typeParsers } from './session.js';
 import { LOCK_APPLICATION_NAME, SchemaLocks } from './lock.js';
@@ -373,6 +373,21 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
       return count;
     });
     return { rowsAffected: rows, message: `CREATE TABLE (${rows ?? '?'} rows)` };
+  }
+
+  /** COPY ... FROM STDIN into a new table beside the target: the server reads the stream as it comes. */
+  async stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream): Promise<StagedTable> {
+    checkName(relation);
+    const tmp = this.tempRelation(relation);
+    await session.execute(this.dropSql(tmp, 'table'));
+    try {
+      await session.execute(createTableSql(this.dialect, this.relationSql(tmp), columns));
+      const rows = await copyCsvStream((session as PgSession).client, this.dialect, this.relationSql(tmp), columns, csv, { header: false });
+      return { relation: tmp, rows };
+    } catch (err) {
+      await session.execute(this.dropSql(tmp, 'table')).catch(() => undefined);
+      throw scrubError(err, this.settings!.secrets);
+    }
   }
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {

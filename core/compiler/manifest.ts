@@ -3,8 +3,9 @@
 // planner and runner read only it. Shapes follow dbt's manifest where the two
 // overlap, so tools written for dbt's artifacts can read ours.
 
-export type ResourceType = 'model' | 'seed' | 'snapshot' | 'test';
-export type Materialization = 'view' | 'table' | 'incremental' | 'ephemeral' | 'seed' | 'snapshot' | 'test' | 'unit_test';
+/** `loader`: extract and load into a source's raw table (a `loader:` on a source table; core/extract/). */
+export type ResourceType = 'model' | 'seed' | 'snapshot' | 'test' | 'loader';
+export type Materialization = 'view' | 'table' | 'incremental' | 'ephemeral' | 'seed' | 'snapshot' | 'test' | 'unit_test' | 'loader';
 
 /** Config after merging etl.yml folder defaults < properties yml < {{config}} in the template. */
 export interface NodeConfig {
@@ -44,7 +45,25 @@ export interface NodeConfig {
   where?: string;
   limit?: number;
   store_failures?: boolean;
+  /** Loaders: what to extract and how (the yml's `loader:`, merged with the source's defaults). */
+  loader?: LoaderSpec;
   [key: string]: unknown;
+}
+
+/** A loader's config as compiled: the yml's keys, with `url` still a template (`{{env_var ...}}`, rendered when it runs). */
+export interface LoaderSpec {
+  type: 'postgres';
+  url: string;
+  table?: string;
+  query?: string;
+  incremental?: { cursor: string; primary_key: string[]; lookback?: number | string };
+  sslmode?: 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+  sslrootcert?: string;
+  connect_timeout?: number;
+  /** The source table it loads: `crm.customers`. */
+  source: string;
+  /** Where it was declared, `models/crm.yml:12`, for errors at run time. */
+  declared_at: string;
 }
 
 export interface ColumnInfo {
@@ -126,6 +145,8 @@ export interface ManifestSource {
   tags: string[];
   /** `location:` in the yml: a table read by path (dbt's ExternalTable). */
   external?: { location: string };
+  /** The loader node that loads it (`loader.<project>.<source>.<table>`), when it has a `loader:` mapping. */
+  loaded_by?: string;
 }
 
 export interface Manifest {
@@ -194,6 +215,10 @@ export function macroEntry(project: string, name: string, file: string, sql: str
 
 export function modelId(project: string, kind: ResourceType, name: string): string {
   return `${kind}.${project}.${name}`;
+}
+
+export function loaderId(project: string, source: string, table: string): string {
+  return `loader.${project}.${source}.${table}`;
 }
 
 export function sourceId(project: string, source: string, table: string): string {
