@@ -27,7 +27,7 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
       const what = `the loader of source ${source.name}.${table.name}`;
       const parsed = validate(loaderSchema().resolved, merged, source.yaml, at, errors, what);
       if (!parsed) return;
-      const line = source.yaml.locate(at).line;
+      const line = source.yaml.locate(at, true).line;
       const problems: Array<{ key: string; message: string; hint: string }> = [];
       if (parsed.table !== undefined && parsed.query !== undefined) {
         problems.push({ key: 'query', message: `${what} has both table: and query:`, hint: 'keep one: table: names a table at the source, query: is a select run there' });
