@@ -12,6 +12,7 @@ import type { LoaderSpec, ManifestNode } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
 import { extractorFor, lookbackAmount, type SourceColumn } from '../extract/extractor.js';
 import { storedWatermark, type StateRecord } from '../state/state.js';
+import { formatBytes } from '../reporting/bytes.js';
 import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';
 import { explainSchemaChangeFailure, planSchemaChange } from './schema-change.js';
 
@@ -128,11 +129,4 @@ function loaderSchemaNode(node: ManifestNode): ManifestNode {
 function round(n: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }

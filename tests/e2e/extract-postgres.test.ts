@@ -226,3 +226,62 @@ describe('postgres -> duckdb', () => {
     expect(await duck(dir, 'select count(*)::int as n, max(name) as m from main.active_customers')).toEqual([{ n: 10, m: 'NAME 9' }]);
   });
 });
+
+describe('other targets', () => {
+  /** Source changes between the two loads: 100 updated, 50 inserted. */
+  async function changeSource(src: string): Promise<void> {
+    const t = `${pgQuoteIdent(src)}.customers`;
+    await pg.admin.query(`update ${t} set name = 'renamed ' || id, updated_at = timestamptz '2025-01-01 00:00:00+00' + id * interval '1 second' where id between 101 and 200`);
+    await pg.admin.query(`insert into ${t} select g, 'new ' || g, null, 1, true, null, timestamptz '2025-06-01 00:00:00+00' + g * interval '1 second' from generate_series(10001, 10050) g`);
+  }
+
+  it('postgres -> postgres: COPY into a staged table, merged with the watermark in one transaction', async () => {
+    const src = await sourceTable(10_000);
+    const raw = pg.schema();
+    const target = pg.schema();
+    const dir = writeProject({
+      'etl.yml': etlYml('shop').replace(/dev: \{[^}]*\}/, `dev: { type: postgres, url: "${PG_URL}", schema: ${target}, threads: 2 }`),
+      'models/crm.yml': loaderYml(src, INCREMENTAL).replace('  - name: crm\n', `  - name: crm\n    schema: ${raw}\n`),
+      'models/active_customers.sql': "select id, name from {{source 'crm' 'customers'}} where active",
+    });
+    const first = await runCli(['build'], { cwd: dir, env });
+    expect(first.code, first.output).toBe(0);
+    const q = async (sql: string) => (await pg.admin.query(sql)).rows;
+    expect(await q(`select count(*)::int as n, sum(id)::text as s from ${pgQuoteIdent(raw)}.customers`)).toEqual([{ n: '10000', s: '50005000' }]);
+    expect(await q(`select format_type(atttypid, atttypmod) as t from pg_attribute where attrelid = '${pgQuoteIdent(raw)}.customers'::regclass and attnum > 0 order by attnum`)).toEqual(
+      ['bigint', 'text', 'character varying(80)', 'numeric(12,2)', 'boolean', 'date', 'timestamp with time zone'].map((t) => ({ t })),
+    );
+    expect(await q(`select count(*)::int as n from ${pgQuoteIdent(target)}.active_customers`)).toEqual([{ n: '3333' }]);
+    await changeSource(src);
+    const second = await runCli(['extract'], { cwd: dir, env });
+    expect(second.code, second.output).toBe(0);
+    expect(loaderResult(dir).adapter_response).toMatchObject({ rows_read: 151, rows_loaded: 151 });
+    expect(await q(`select count(*)::int as n, count(*) filter (where name like 'renamed %')::int as renamed, count(*) filter (where name like 'new %')::int as added from ${pgQuoteIdent(raw)}.customers`)).toEqual([{ n: '10050', renamed: '100', added: '50' }]);
+    expect(await q(`select watermark from etl_meta.watermarks where relation = '${raw}.customers'`)).toEqual([{ watermark: '2025-06-01 02:47:30+00' }]);
+  });
+
+  it('postgres -> delta: staged by DuckDB, written as Parquet files and committed with the watermark', async () => {
+    const src = await sourceTable(10_000);
+    const dir = writeProject({
+      'etl.yml': etlYml('shop').replace(/dev: \{[^}]*\}/, 'dev: { type: delta, path: lake, schema: main, threads: 2 }'),
+      'models/crm.yml': loaderYml(src, INCREMENTAL),
+      'models/active_customers.sql': "select id, name from {{source 'crm' 'customers'}} where active",
+    });
+    const first = await runCli(['build'], { cwd: dir, env });
+    expect(first.code, first.output).toBe(0);
+    const count = async () => {
+      const r = await runCli(['show', '--inline', "select count(*) as n, count(*) filter (where name like 'renamed %') as renamed, count(*) filter (where name like 'new %') as added from crm.customers"], { cwd: dir, env });
+      expect(r.code, r.output).toBe(0);
+      return r.stdout;
+    };
+    expect(await count()).toContain('10000');
+    await changeSource(src);
+    const second = await runCli(['extract'], { cwd: dir, env });
+    expect(second.code, second.output).toBe(0);
+    expect(loaderResult(dir).adapter_response).toMatchObject({ rows_read: 151, rows_loaded: 151 });
+    const log = readFileSync(path.join(dir, 'lake/crm/customers/_delta_log/00000000000000000001.json'), 'utf8');
+    expect(log).toContain('"operation":"MERGE"');
+    expect(log).toContain('2025-06-01');
+    expect(await count()).toMatch(/\|\s*10050\s*\|\s*100\s*\|\s*50\s*\|/);
+  });
+});
