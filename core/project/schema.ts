@@ -7,6 +7,10 @@ import { strictObject } from './yaml.js';
 
 const stringList = z.union([z.string(), z.array(z.string())]);
 
+/** A wait: seconds as a number, or "250ms", "2s", "5m", "1h" (core/runner/retry.ts reads it). */
+const waitDuration = z.union([z.number().min(0), z.string().regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$/, 'expected a duration like "500ms", "2s" or "1m"')]);
+const backoffStrategy = z.enum(['exponential', 'constant', 'none']);
+
 export const MATERIALIZATIONS = ['view', 'table', 'incremental', 'ephemeral', 'seed', 'snapshot'] as const;
 
 /** Every config key a model, seed or snapshot may set, from any of the three places. */
@@ -19,6 +23,7 @@ export const nodeConfigShape = {
   pre_hook: stringList,
   post_hook: stringList,
   retries: z.number().int().min(0),
+  retry_backoff: z.union([backoffStrategy, strictObject({ strategy: backoffStrategy, base: waitDuration, max: waitDuration, jitter: z.union([z.boolean(), z.number().min(0).max(1)]) }).partial()]),
   meta: z.record(z.string(), z.unknown()),
   // incremental
   incremental_strategy: z.enum(['append', 'merge', 'delete+insert', 'microbatch', 'insert_overwrite']),
@@ -58,14 +63,17 @@ export type NodeConfigInput = z.output<typeof nodeConfigSchema>;
 export const NODE_CONFIG_KEYS = new Set(Object.keys(nodeConfigShape));
 
 const threads = z.number().int().min(1).max(64);
+/** Consecutive transient failures after which a run stops calling the target (0: never). */
+const circuit_breaker = z.number().int().min(0);
 
 export const duckdbTargetSchema = strictObject({
   type: z.literal('duckdb'),
   path: z.string(),
   schema: z.string(),
   threads,
+  circuit_breaker,
   settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
-}).partial({ schema: true, threads: true, settings: true, path: true });
+}).partial({ schema: true, threads: true, circuit_breaker: true, settings: true, path: true });
 
 export const postgresTargetSchema = strictObject({
   type: z.literal('postgres'),
@@ -81,7 +89,9 @@ export const postgresTargetSchema = strictObject({
   sslrootcert: z.string(),
   connect_timeout: z.number().min(0),
   statement_timeout: z.number().min(0),
+  circuit_breaker,
 }).partial({
+  circuit_breaker: true,
   url: true,
   host: true,
   port: true,
@@ -101,7 +111,8 @@ export const deltaTargetSchema = strictObject({
   path: z.string(),
   schema: z.string(),
   threads,
-}).partial({ schema: true, threads: true });
+  circuit_breaker,
+}).partial({ schema: true, threads: true, circuit_breaker: true });
 
 export const targetSchema = z.discriminatedUnion('type', [duckdbTargetSchema, postgresTargetSchema, deltaTargetSchema]);
 export type TargetInput = z.output<typeof targetSchema>;
