@@ -32,19 +32,21 @@ export const loader: Materialization = {
     const spec = node.config.loader!;
     const relation = relationOf(node);
     const t0 = performance.now();
-    const existing = await adapter.relationKind(session, relation);
+    // The source's connection and description are made while the target is asked what it holds.
+    const extractor = extractorFor(spec, ctx.manifest.metadata.project_root, process.env);
+    const described = extractor.open().then(() => extractor.columns());
+    described.catch(() => undefined);
     const incremental = spec.incremental;
     const refresh = node.config.full_refresh === false ? false : ctx.fullRefresh || node.config.full_refresh === true;
-    const stored = incremental && existing === 'table' && !refresh ? await storedWatermark(adapter, session, relation) : undefined;
-    const since = incremental && stored?.value != null && stored.column === incremental.cursor ? { cursor: incremental.cursor, value: stored.value, lookback: lookbackAmount(incremental.lookback) } : undefined;
-    const merging = since !== undefined;
-
-    const extractor = extractorFor(spec, ctx.manifest.metadata.project_root, process.env);
-    await extractor.open();
+    let existing;
+    let since: { cursor: string; value: string; lookback: number } | undefined;
     let bytes = 0;
     let staged;
     try {
-      const columns = await extractor.columns();
+      existing = await adapter.relationKind(session, relation);
+      const stored = incremental && existing === 'table' && !refresh ? await storedWatermark(adapter, session, relation) : undefined;
+      since = incremental && stored?.value != null && stored.column === incremental.cursor ? { cursor: incremental.cursor, value: stored.value, lookback: lookbackAmount(incremental.lookback) } : undefined;
+      const columns = await described;
       checkColumns(spec, columns);
       const counted = new Transform({
         transform(chunk: Buffer, _enc, done) {
@@ -55,10 +57,12 @@ export const loader: Materialization = {
       const rows = extractor.extract({ columns, since });
       rows.on('error', (err) => counted.destroy(err));
       const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
-      staged = await adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: merging });
+      staged = await adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: since !== undefined });
     } finally {
+      await described.catch(() => undefined);
       await extractor.close();
     }
+    const merging = since !== undefined;
 
     let loaded: number;
     let changes = 0;
