@@ -29,10 +29,10 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
       if (!parsed) return;
       const line = source.yaml.locate(at, true).line;
       const problems: Array<{ key: string; message: string; hint: string }> = [];
-      if (parsed.table !== undefined && parsed.query !== undefined) {
+      if (parsed.type === 'postgres' && parsed.table !== undefined && parsed.query !== undefined) {
         problems.push({ key: 'query', message: `${what} has both table: and query:`, hint: 'keep one: table: names a table at the source, query: is a select run there' });
       }
-      if (parsed.incremental) {
+      if (parsed.type === 'postgres' && parsed.incremental) {
         const keys = Array.isArray(parsed.incremental.primary_key) ? parsed.incremental.primary_key : [parsed.incremental.primary_key];
         if (keys.length === 0 || keys.some((k) => !k)) problems.push({ key: 'incremental', message: `${what}: incremental.primary_key is empty`, hint: 'name the column(s) that identify a row: primary_key: id' });
       }
@@ -40,7 +40,17 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
       if (problems.length) return;
       const src = sources[`source.${project.name}.${source.name}.${table.name}`];
       if (!src) return;
-      const spec: LoaderSpec = {
+      const spec: LoaderSpec =
+        parsed.type === 'files'
+          ? {
+              type: 'files',
+              path: parsed.path,
+              ...(parsed.format ? { format: parsed.format } : {}),
+              ...(parsed.max_rejected !== undefined ? { max_rejected: parsed.max_rejected } : {}),
+              source: `${source.name}.${table.name}`,
+              declared_at: `${source.yaml.file}:${line}`,
+            }
+          : {
         type: parsed.type,
         url: parsed.url,
         ...(parsed.query !== undefined ? { query: parsed.query } : { table: parsed.table ?? table.identifier ?? table.name }),
@@ -74,7 +84,7 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
       };
       const id = loaderId(project.name, source.name, table.name);
       src.loaded_by = id;
-      const sql = spec.query ?? `select * from ${dialect.quoteIdentifier(spec.table!)}`;
+      const sql = spec.type === 'files' ? `-- files: ${spec.path}` : (spec.query ?? `select * from ${dialect.quoteIdentifier(spec.table!)}`);
       out[id] = {
         unique_id: id,
         resource_type: 'loader',

@@ -54,8 +54,14 @@ export interface NodeConfig {
 
 /** A loader's config as compiled: the yml's keys, with `url` still a template (`{{env_var ...}}`, rendered when it runs). */
 export interface LoaderSpec {
-  type: 'postgres';
-  url: string;
+  type: 'postgres' | 'files';
+  /** postgres: the source database (a template). */
+  url?: string;
+  /** files: a glob relative to the project root; the format from the extension unless `format`. */
+  path?: string;
+  format?: 'csv' | 'parquet' | 'json' | 'ndjson';
+  /** Rejected records allowed before nothing of the run is published: a count, or "5%" of the records read. */
+  max_rejected?: number | string;
   table?: string;
   query?: string;
   incremental?: { cursor: string; primary_key: string[]; lookback?: number | string };

@@ -5,6 +5,7 @@
 // publish or merge with the watermark.
 
 import type { LoaderSpec } from '../compiler/manifest.js';
+import { FilesExtractor } from './files.js';
 import { PostgresExtractor } from './postgres.js';
 
 /** A column at the source, with the source's type name. */
@@ -20,18 +21,42 @@ export interface ExtractRequest {
   since?: { cursor: string; value: string; lookback: number };
 }
 
+/** A unit of a source loaded once (a file): `key` changes when its contents may have (path@size@mtime). */
+export interface SourceUnit {
+  name: string;
+  key: string;
+}
+
+/** A record the source could not parse or cast: kept in <source>__rejected. */
+export interface RejectedRecord {
+  file: string;
+  line: number;
+  raw: string;
+  error: string;
+}
+
 export interface Extractor {
   open(): Promise<void>;
   columns(): Promise<SourceColumn[]>;
   /** CSV without a header, as Postgres writes it (an empty unquoted field is NULL). */
   extract(request: ExtractRequest): NodeJS.ReadableStream;
   close(): Promise<void>;
+  /** Sources of units (files): what is there now; the loader reads only those not loaded yet. */
+  units?(): Promise<SourceUnit[]>;
+  /** Restricts columns() and extract() to these units. */
+  only?(keys: Set<string>): void;
+  /** Records rejected while reading (after columns()). */
+  rejected?(): RejectedRecord[];
+  /** Rows read per unit name (after columns()). */
+  rowsPerFile?(): Promise<Map<string, number>>;
 }
 
-export function extractorFor(spec: LoaderSpec, projectRoot: string, env: NodeJS.ProcessEnv): Extractor {
+export function extractorFor(spec: LoaderSpec, projectRoot: string, env: NodeJS.ProcessEnv, declaredTypes: Record<string, string>): Extractor {
   switch (spec.type) {
     case 'postgres':
       return new PostgresExtractor(spec, projectRoot, env);
+    case 'files':
+      return new FilesExtractor(spec, projectRoot, declaredTypes);
   }
 }
 

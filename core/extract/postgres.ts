@@ -34,7 +34,7 @@ export class PostgresExtractor implements Extractor {
   }
 
   async open(): Promise<void> {
-    const rendered = interpolateConfigString(this.spec.url, {}, this.env, { values: new Set() }, true);
+    const rendered = interpolateConfigString(this.spec.url!, {}, this.env, { values: new Set() }, true);
     if ('error' in rendered) throw new RunError(`loader of source ${this.spec.source} (${this.spec.declared_at}): url: ${rendered.error}${rendered.hint ? `\n  hint: ${rendered.hint}` : ''}`);
     const settings = connectionSettings(
       { name: `source ${this.spec.source}`, url: rendered.value, sslmode: this.spec.sslmode, sslrootcert: this.spec.sslrootcert, connect_timeout: this.spec.connect_timeout, schema: 'public', threads: 1 },

@@ -6,12 +6,13 @@
 // cursor) commits with the data. A failure leaves the previous table as it
 // was. Deletes at the source are seen by a full load only.
 
-import { Transform } from 'node:stream';
-import type { AdapterSession, MaterializeResult } from '../../adapters/adapter.js';
+import { Readable, Transform } from 'node:stream';
+import type { AdapterSession, MaterializeResult, StagedTable } from '../../adapters/adapter.js';
 import type { LoaderSpec, ManifestNode } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
-import { extractorFor, lookbackAmount, type SourceColumn } from '../extract/extractor.js';
-import { storedWatermark, type StateRecord } from '../state/state.js';
+import { extractorFor, lookbackAmount, type RejectedRecord, type SourceColumn, type SourceUnit } from '../extract/extractor.js';
+import { FILE_COLUMN } from '../extract/files.js';
+import { finishedBatches, storedWatermark, type StateRecord } from '../state/state.js';
 import { formatBytes } from '../reporting/bytes.js';
 import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';
 import { explainSchemaChangeFailure, planSchemaChange } from './schema-change.js';
@@ -32,22 +33,39 @@ export const loader: Materialization = {
     const spec = node.config.loader!;
     const relation = relationOf(node);
     const t0 = performance.now();
-    // The source's connection and description are made while the target is asked what it holds.
-    const extractor = extractorFor(spec, ctx.manifest.metadata.project_root, process.env);
-    const described = extractor.open().then(() => extractor.columns());
-    described.catch(() => undefined);
+    const declaredTypes = Object.fromEntries(Object.values(node.columns).flatMap((c) => (c.data_type ? [[c.name, c.data_type]] : [])));
+    const extractor = extractorFor(spec, ctx.manifest.metadata.project_root, process.env, declaredTypes);
+    // The source is opened while the target is asked what it holds.
+    const opened = extractor.open();
+    opened.catch(() => undefined);
     const incremental = spec.incremental;
     const refresh = node.config.full_refresh === false ? false : ctx.fullRefresh || node.config.full_refresh === true;
     let existing;
     let since: { cursor: string; value: string; lookback: number } | undefined;
+    let units: SourceUnit[] | undefined;
     let bytes = 0;
-    let staged;
+    let staged: StagedTable | undefined;
+    let rejected: RejectedRecord[] = [];
+    let perFile = new Map<string, number>();
     try {
       existing = await adapter.relationKind(session, relation);
-      const stored = incremental && existing === 'table' && !refresh ? await storedWatermark(adapter, session, relation) : undefined;
-      since = incremental && stored?.value != null && stored.column === incremental.cursor ? { cursor: incremental.cursor, value: stored.value, lookback: lookbackAmount(incremental.lookback) } : undefined;
-      const columns = await described;
+      const replacing = !existing || refresh || (!incremental && !extractor.units);
+      if (incremental && !replacing) {
+        const stored = await storedWatermark(adapter, session, relation);
+        if (stored?.value != null && stored.column === incremental.cursor) since = { cursor: incremental.cursor, value: stored.value, lookback: lookbackAmount(incremental.lookback) };
+      }
+      await opened;
+      if (extractor.units) {
+        const done = replacing ? new Set<string>() : await finishedBatches(adapter, session, relation);
+        units = (await extractor.units()).filter((u) => !done.has(u.key));
+        extractor.only!(new Set(units.map((u) => u.key)));
+        if (units.length === 0) return nothingNew(t0, existing ? 'no new or changed files' : `no files match ${spec.path}`);
+      }
+      const columns = await extractor.columns();
       checkColumns(spec, columns);
+      rejected = extractor.rejected?.() ?? [];
+      perFile = (await extractor.rowsPerFile?.()) ?? perFile;
+      checkRejected(spec, rejected.length, [...perFile.values()].reduce((a, b) => a + b, 0));
       const counted = new Transform({
         transform(chunk: Buffer, _enc, done) {
           bytes += chunk.length;
@@ -57,18 +75,25 @@ export const loader: Materialization = {
       const rows = extractor.extract({ columns, since });
       rows.on('error', (err) => counted.destroy(err));
       const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
-      staged = await adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: since !== undefined });
+      staged = await adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: !!existing && !replacing });
     } finally {
-      await described.catch(() => undefined);
+      await opened.catch(() => undefined);
       await extractor.close();
     }
-    const merging = since !== undefined;
+    const merging = !!existing && !refresh && (since !== undefined || units !== undefined);
 
     let loaded: number;
     let changes = 0;
     try {
       if (incremental) await checkUniqueKey(session, adapter.dialect.quoteIdentifier, adapter.dialect.relation(staged.relation.schema, staged.relation.name), spec, incremental.primary_key);
-      const state: StateRecord[] = incremental ? [{ kind: 'watermark', relation, uniqueId: node.unique_id, eventTimeColumn: incremental.cursor, runId: ctx.runId, newRows: merging ? staged.relation : undefined }] : [];
+      const state: StateRecord[] = incremental
+        ? [{ kind: 'watermark', relation, uniqueId: node.unique_id, eventTimeColumn: incremental.cursor, runId: ctx.runId, newRows: merging ? staged.relation : undefined }]
+        : units
+          ? [
+              ...(merging ? [] : [{ kind: 'batches_cleared' as const, relation }]),
+              ...units.map((u): StateRecord => ({ kind: 'batch', relation, uniqueId: node.unique_id, start: u.key, end: u.name, status: 'success', runId: ctx.runId, message: '', rows: perFile.get(u.name) ?? 0 })),
+            ]
+          : [];
       if (!merging) {
         await adapter.publishTable(session, staged, relation, { state });
         loaded = staged.rows ?? 0;
@@ -76,7 +101,15 @@ export const loader: Materialization = {
         const plan = await planSchemaChange(adapter, session, loaderSchemaNode(node), relation, staged.relation);
         changes = plan.changes.length;
         try {
-          const applied = await adapter.applyIncremental(session, { strategy: 'merge', target: relation, staged: staged.relation, columns: plan.columns, uniqueKey: incremental!.primary_key, columnChanges: plan.changes, state });
+          const applied = await adapter.applyIncremental(session, {
+            // Files: a changed file's rows replace the rows it gave before.
+            ...(units ? { strategy: 'delete+insert', uniqueKey: [FILE_COLUMN] } : { strategy: 'merge', uniqueKey: incremental!.primary_key }),
+            target: relation,
+            staged: staged.relation,
+            columns: plan.columns,
+            columnChanges: plan.changes,
+            state,
+          });
           loaded = applied.rowsAffected;
         } catch (err) {
           throw explainSchemaChangeFailure(node, plan, err);
@@ -87,17 +120,61 @@ export const loader: Materialization = {
       await adapter.discardStaged(session, staged);
       throw err;
     }
+    if (rejected.length) await keepRejected(ctx, relation, rejected);
     const seconds = (performance.now() - t0) / 1000;
-    const read = staged.rows ?? loaded;
-    const stats: LoadStats = { rows_read: read, rows_loaded: loaded, rows_rejected: 0, bytes, seconds: round(seconds, 3), rows_per_second: Math.round(read / Math.max(seconds, 1e-3)) };
-    const how = merging ? `MERGE since ${since!.value}` : existing ? (incremental && refresh ? 'FULL REFRESH' : 'FULL LOAD') : 'CREATE TABLE';
+    const read = (staged.rows ?? loaded) + rejected.length;
+    const stats: LoadStats = { rows_read: read, rows_loaded: loaded, rows_rejected: rejected.length, bytes, seconds: round(seconds, 3), rows_per_second: Math.round(read / Math.max(seconds, 1e-3)) };
+    const how = units && merging ? `LOAD ${units.length} new or changed file${units.length === 1 ? '' : 's'}` : merging ? `MERGE since ${since!.value}` : existing ? (refresh ? 'FULL REFRESH' : 'FULL LOAD') : 'CREATE TABLE';
     return {
       rowsAffected: loaded,
-      message: `${how} (${read} rows read, ${loaded} loaded, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s${changes ? `, ${changes} column change${changes === 1 ? '' : 's'}` : ''})`,
+      message: `${how} (${read} rows read, ${loaded} loaded${rejected.length ? `, ${rejected.length} rejected` : ''}, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s${changes ? `, ${changes} column change${changes === 1 ? '' : 's'}` : ''})`,
       stats: { ...stats },
     };
   },
 };
+
+function nothingNew(t0: number, why: string): MaterializeResult {
+  const seconds = round((performance.now() - t0) / 1000, 3);
+  return { rowsAffected: 0, message: `NOTHING TO LOAD (${why})`, stats: { rows_read: 0, rows_loaded: 0, rows_rejected: 0, bytes: 0, seconds, rows_per_second: 0 } };
+}
+
+/** max_rejected: a count, or a percentage of the records read; exceeded, nothing of the run is published. */
+function checkRejected(spec: LoaderSpec, rejected: number, good: number): void {
+  if (rejected === 0) return;
+  const limit = spec.max_rejected ?? 0;
+  const total = rejected + good;
+  const over = typeof limit === 'number' ? rejected > limit : (rejected / Math.max(total, 1)) * 100 > parseFloat(limit);
+  if (over) {
+    throw new RunError(
+      `loader of source ${spec.source} (${spec.declared_at}): ${rejected} of ${total} records rejected, more than max_rejected (${limit}); nothing of this run is published\n  hint: fix the files, or raise max_rejected to load the good records and keep the bad ones in ${spec.source.split('.')[1]}__rejected`,
+    );
+  }
+}
+
+/** Rejected records go to <table>__rejected (created on first use): the raw record, the error, where it was, and the run. */
+async function keepRejected(ctx: MaterializationContext, relation: { schema: string; name: string }, rejected: RejectedRecord[]): Promise<void> {
+  const { adapter, session } = ctx;
+  const into = { schema: relation.schema, name: `${relation.name}__rejected` };
+  const csvField = (v: string | number) => `"${String(v).replace(/"/g, '""')}"`;
+  const text = rejected.map((r) => [r.file, r.line, r.raw, r.error, ctx.runId, new Date().toISOString()].map(csvField).join(',')).join('\n') + '\n';
+  const t = (name: string) => adapter.dialect.typeFromPostgres(name);
+  const columns = [
+    { name: 'file', type: t('text') },
+    { name: 'line', type: t('bigint') },
+    { name: 'raw_record', type: t('text') },
+    { name: 'error', type: t('text') },
+    { name: 'run_id', type: t('text') },
+    { name: 'rejected_at', type: t('timestamp with time zone') },
+  ];
+  const exists = await adapter.relationKind(session, into);
+  const staged = await adapter.stageCsv(session, into, columns, Readable.from([text]), { transient: !!exists });
+  try {
+    if (exists) await adapter.applyIncremental(session, { strategy: 'append', target: into, staged: staged.relation, columns: columns.map((c) => c.name), uniqueKey: [], columnChanges: [], state: [] });
+    else await adapter.publishTable(session, staged, into);
+  } finally {
+    if (exists) await adapter.discardStaged(session, staged);
+  }
+}
 
 /** The cursor and the primary key must be columns at the source: an error names the source and its yml line. */
 function checkColumns(spec: LoaderSpec, columns: SourceColumn[]): void {

@@ -323,7 +323,14 @@ function loaderSchemas() {
     connect_timeout: z.number().min(0),
     ...common,
   }).partial({ table: true, query: true, incremental: true, sslmode: true, sslrootcert: true, connect_timeout: true, on_schema_change: true, full_refresh: true, tags: true });
-  const table = z.discriminatedUnion('type', [postgres]);
+  const files = strictObject({
+    type: z.literal('files'),
+    path: z.string(),
+    format: z.enum(['csv', 'parquet', 'json', 'ndjson']),
+    max_rejected: z.union([z.number().int().min(0), z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/, 'expected a count or a percentage like "5%"')]),
+    ...common,
+  }).partial({ format: true, max_rejected: true, on_schema_change: true, full_refresh: true, tags: true });
+  const table = z.discriminatedUnion('type', [postgres, files]);
   // A source's defaults: any key of any loader type, none required (checked once merged into a table's).
   const source = z.record(z.string(), z.unknown());
   return { table: z.record(z.string(), z.unknown()), source, resolved: table };
