@@ -146,7 +146,7 @@ export interface MaterializeResult {
   /** Rows moved to <model>__quarantine by quarantine: true. */
   quarantined?: number;
   /** Loaders: rows read, loaded and rejected, bytes moved, throughput (run_results' adapter_response). */
-  stats?: Record<string, number>;
+  stats?: Record<string, unknown>;
   /** Microbatch models: which batches ([start, end)) succeeded and failed. */
   batches?: { successful: Array<[string, string]>; failed: Array<[string, string]> };
 }

@@ -15,7 +15,7 @@ import { FILE_COLUMN } from '../extract/files.js';
 import { finishedBatches, storedWatermark, type StateRecord } from '../state/state.js';
 import { formatBytes } from '../reporting/bytes.js';
 import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';
-import { explainSchemaChangeFailure, planSchemaChange } from './schema-change.js';
+import { explainSchemaChangeFailure, planSchemaChange, planSourceDrift, type DriftPlan, type SchemaPlan } from './schema-change.js';
 
 /** What one load moved, for the run output, run_results and history. */
 export interface LoadStats {
@@ -83,7 +83,7 @@ export const loader: Materialization = {
     const merging = !!existing && !refresh && (since !== undefined || units !== undefined);
 
     let loaded: number;
-    let changes = 0;
+    let drift: { added: string[]; removed: string[]; changed: string[] } | undefined;
     try {
       if (incremental) await checkUniqueKey(session, adapter.dialect.quoteIdentifier, adapter.dialect.relation(staged.relation.schema, staged.relation.name), spec, incremental.primary_key);
       const state: StateRecord[] = incremental
@@ -98,8 +98,9 @@ export const loader: Materialization = {
         await adapter.publishTable(session, staged, relation, { state });
         loaded = staged.rows ?? 0;
       } else {
-        const plan = await planSchemaChange(adapter, session, loaderSchemaNode(node), relation, staged.relation);
-        changes = plan.changes.length;
+        // The loader's own on_schema_change if it sets one, else: add, keep removed (warn), widen, fail on the rest.
+        const plan = node.config.on_schema_change ? await planSchemaChange(adapter, session, node, relation, staged.relation) : await planSourceDrift(adapter, session, node, relation, staged.relation);
+        drift = describeDrift(plan);
         try {
           const applied = await adapter.applyIncremental(session, {
             // Files: a changed file's rows replace the rows it gave before.
@@ -124,11 +125,14 @@ export const loader: Materialization = {
     const seconds = (performance.now() - t0) / 1000;
     const read = (staged.rows ?? loaded) + rejected.length;
     const stats: LoadStats = { rows_read: read, rows_loaded: loaded, rows_rejected: rejected.length, bytes, seconds: round(seconds, 3), rows_per_second: Math.round(read / Math.max(seconds, 1e-3)) };
+    const warning = drift?.removed.length && !node.config.on_schema_change ? `; column${drift.removed.length === 1 ? '' : 's'} ${drift.removed.join(', ')} no longer at the source (kept, NULL in new rows)` : '';
+    const changed = drift ? [...drift.added.map((c) => `+${c}`), ...drift.changed.map((c) => `~${c}`)] : [];
     const how = units && merging ? `LOAD ${units.length} new or changed file${units.length === 1 ? '' : 's'}` : merging ? `MERGE since ${since!.value}` : existing ? (refresh ? 'FULL REFRESH' : 'FULL LOAD') : 'CREATE TABLE';
     return {
       rowsAffected: loaded,
-      message: `${how} (${read} rows read, ${loaded} loaded${rejected.length ? `, ${rejected.length} rejected` : ''}, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s${changes ? `, ${changes} column change${changes === 1 ? '' : 's'}` : ''})`,
-      stats: { ...stats },
+      message: `${how} (${read} rows read, ${loaded} loaded${rejected.length ? `, ${rejected.length} rejected` : ''}, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s${changed.length ? `, columns ${changed.join(' ')}` : ''})${warning}`,
+      ...(warning ? { status: 'warn' as const } : {}),
+      stats: { ...stats, ...(drift && (drift.added.length || drift.removed.length || drift.changed.length) ? { schema_changes: drift } : {}) },
     };
   },
 };
@@ -202,9 +206,14 @@ async function checkUniqueKey(session: AdapterSession, quote: (s: string) => str
   );
 }
 
-/** on_schema_change of a loader: new columns are added by default (core/materializations/schema-change.ts decides). */
-function loaderSchemaNode(node: ManifestNode): ManifestNode {
-  return { ...node, config: { ...node.config, on_schema_change: node.config.on_schema_change ?? 'append_new_columns' } };
+/** What changed in the raw table's columns, for run_results (schema_changes) and the run output. */
+function describeDrift(plan: SchemaPlan | DriftPlan): { added: string[]; removed: string[]; changed: string[] } {
+  if ('removed' in plan) return { added: plan.added, removed: plan.removed, changed: plan.widened };
+  return {
+    added: plan.changes.flatMap((c) => (c.kind === 'add' ? [c.column] : [])),
+    removed: plan.changes.flatMap((c) => (c.kind === 'drop' ? [c.column] : [])),
+    changed: plan.changes.flatMap((c) => (c.kind === 'alter_type' ? [c.column] : [])),
+  };
 }
 
 function round(n: number, digits: number): number {

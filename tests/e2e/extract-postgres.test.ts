@@ -285,3 +285,42 @@ describe('other targets', () => {
     expect(await count()).toMatch(/\|\s*10050\s*\|\s*100\s*\|\s*50\s*\|/);
   });
 });
+
+describe('schema drift at the source', () => {
+  it('by default: a new column is added, a removed one kept (a warning), a widened type widened, reported in run_results; a narrowing change fails and leaves the table as it was', async () => {
+    const schema = pg.schema();
+    const t = `${pgQuoteIdent(schema)}.items`;
+    await pg.admin.query(`create schema ${pgQuoteIdent(schema)}`);
+    await pg.admin.query(`create table ${t} (id integer primary key, qty integer, note text, price numeric(8,2), updated_at timestamptz)`);
+    await pg.admin.query(`insert into ${t} select g, g, 'n' || g, g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute' from generate_series(1, 10) g`);
+    const dir = writeProject({
+      'etl.yml': etlYml('shop'),
+      'models/crm.yml': loaderYml(schema, INCREMENTAL).replace(`table: ${schema}.customers`, `table: ${schema}.items`),
+    });
+    expect((await runCli(['extract'], { cwd: dir, env })).code).toBe(0);
+
+    await pg.admin.query(`alter table ${t} add column color text, drop column note, alter column qty type bigint, alter column price type numeric(12,2)`);
+    await pg.admin.query(`update ${t} set color = 'red', qty = 5000000000, updated_at = timestamptz '2025-01-01 00:00:00+00' where id = 3`);
+    const drift = await runCli(['extract'], { cwd: dir, env });
+    expect(drift.code, drift.output).toBe(0);
+    expect(drift.stdout).toContain('WARN');
+    expect(drift.stdout).toContain('column note no longer at the source (kept, NULL in new rows)');
+    const result = loaderResult(dir);
+    expect(result.status).toBe('warn');
+    expect(result.adapter_response.schema_changes).toEqual({ added: ['color'], removed: ['note'], changed: ['qty', 'price'] });
+    const types = await duck(dir, `select column_name as c, data_type as t from information_schema.columns where table_schema = 'crm' and table_name = 'customers' order by ordinal_position`);
+    expect(types.map((r) => `${r.c} ${r.t}`)).toEqual(['id INTEGER', 'qty BIGINT', 'note VARCHAR', 'price DECIMAL(12,2)', 'updated_at TIMESTAMP WITH TIME ZONE', 'color VARCHAR']);
+    expect(await duck(dir, `select qty::varchar as qty, note, color from crm.customers where id in (2, 3) order by id`)).toEqual([
+      { qty: '2', note: 'n2', color: null },
+      { qty: '5000000000', note: null, color: 'red' },
+    ]);
+
+    // text -> integer cannot be taken by the raw table: the load fails, nothing changes.
+    await pg.admin.query(`alter table ${t} alter column color type integer using 1`);
+    await pg.admin.query(`update ${t} set qty = 7, updated_at = timestamptz '2025-02-01 00:00:00+00' where id = 4`);
+    const narrowing = await runCli(['extract'], { cwd: dir, env });
+    expect(narrowing.code).toBe(1);
+    expect(narrowing.output).toContain('the type of color (VARCHAR -> INTEGER) changed at the source of crm.customers in a way the raw table cannot take; the table is unchanged');
+    expect(await duck(dir, `select qty::int as qty from crm.customers where id = 4`)).toEqual([{ qty: 4 }]);
+  });
+});
