@@ -32,7 +32,7 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
       if (parsed.type === 'postgres' && parsed.table !== undefined && parsed.query !== undefined) {
         problems.push({ key: 'query', message: `${what} has both table: and query:`, hint: 'keep one: table: names a table at the source, query: is a select run there' });
       }
-      if (parsed.type === 'postgres' && parsed.incremental) {
+      if (parsed.type !== 'files' && parsed.incremental) {
         const keys = Array.isArray(parsed.incremental.primary_key) ? parsed.incremental.primary_key : [parsed.incremental.primary_key];
         if (keys.length === 0 || keys.some((k) => !k)) problems.push({ key: 'incremental', message: `${what}: incremental.primary_key is empty`, hint: 'name the column(s) that identify a row: primary_key: id' });
       }
@@ -40,8 +40,16 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
       if (problems.length) return;
       const src = sources[`source.${project.name}.${source.name}.${table.name}`];
       if (!src) return;
+      const incrementalSpec = parsed.type !== 'files' && parsed.incremental ? { incremental: { ...parsed.incremental, primary_key: Array.isArray(parsed.incremental.primary_key) ? parsed.incremental.primary_key : [parsed.incremental.primary_key] } } : {};
       const spec: LoaderSpec =
-        parsed.type === 'files'
+        parsed.type === 'http'
+          ? {
+              ...(parsed as Omit<typeof parsed, 'incremental' | 'on_schema_change' | 'full_refresh' | 'tags'>),
+              ...incrementalSpec,
+              source: `${source.name}.${table.name}`,
+              declared_at: `${source.yaml.file}:${line}`,
+            }
+          : parsed.type === 'files'
           ? {
               type: 'files',
               path: parsed.path,
@@ -84,7 +92,7 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
       };
       const id = loaderId(project.name, source.name, table.name);
       src.loaded_by = id;
-      const sql = spec.type === 'files' ? `-- files: ${spec.path}` : (spec.query ?? `select * from ${dialect.quoteIdentifier(spec.table!)}`);
+      const sql = spec.type === 'files' ? `-- files: ${spec.path}` : spec.type === 'http' ? `-- http: ${spec.url}` : (spec.query ?? `select * from ${dialect.quoteIdentifier(spec.table!)}`);
       out[id] = {
         unique_id: id,
         resource_type: 'loader',

@@ -54,9 +54,22 @@ export interface NodeConfig {
 
 /** A loader's config as compiled: the yml's keys, with `url` still a template (`{{env_var ...}}`, rendered when it runs). */
 export interface LoaderSpec {
-  type: 'postgres' | 'files';
-  /** postgres: the source database (a template). */
+  type: 'postgres' | 'files' | 'http';
+  /** postgres: the source database; http: the first page (templates, rendered when the loader runs). */
   url?: string;
+  /** http: request headers (templates: `Authorization: "Bearer {{env_var 'API_TOKEN'}}"`). */
+  headers?: Record<string, string>;
+  /** http: where the records are in a response (`data.items`); the response itself when absent. */
+  records_path?: string;
+  /** http: how the next page is asked for. */
+  pagination?: { type: 'none' | 'page' | 'offset' | 'cursor' | 'link'; param?: string; size?: number; size_param?: string; start?: number; cursor_path?: string };
+  /** http: requests per second at most. */
+  rate_limit?: number;
+  /** http: retries of a request that failed transiently (429, 5xx, a connection error); default 5. */
+  retries?: number;
+  retry_backoff?: import('../runner/retry.js').RetryBackoffConfig;
+  /** http: consecutive transient failures after which the host is not called again in this run; default 5. */
+  circuit_breaker?: number;
   /** files: a glob relative to the project root; the format from the extension unless `format`. */
   path?: string;
   format?: 'csv' | 'parquet' | 'json' | 'ndjson';
@@ -64,7 +77,8 @@ export interface LoaderSpec {
   max_rejected?: number | string;
   table?: string;
   query?: string;
-  incremental?: { cursor: string; primary_key: string[]; lookback?: number | string };
+  /** `param` (http): the query parameter the watermark is sent in. */
+  incremental?: { cursor: string; primary_key: string[]; lookback?: number | string; param?: string };
   sslmode?: 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
   sslrootcert?: string;
   connect_timeout?: number;

@@ -6,6 +6,7 @@
 
 import type { LoaderSpec } from '../compiler/manifest.js';
 import { FilesExtractor } from './files.js';
+import { HttpExtractor } from './http.js';
 import { PostgresExtractor } from './postgres.js';
 
 /** A column at the source, with the source's type name. */
@@ -37,7 +38,8 @@ export interface RejectedRecord {
 
 export interface Extractor {
   open(): Promise<void>;
-  columns(): Promise<SourceColumn[]>;
+  /** The columns of what will be extracted; `since` (the stored watermark): sources that filter while reading (http) need it here. */
+  columns(request?: { since?: string }): Promise<SourceColumn[]>;
   /** CSV without a header, as Postgres writes it (an empty unquoted field is NULL). */
   extract(request: ExtractRequest): NodeJS.ReadableStream;
   close(): Promise<void>;
@@ -49,6 +51,8 @@ export interface Extractor {
   rejected?(): RejectedRecord[];
   /** Rows read per unit name (after columns()). */
   rowsPerFile?(): Promise<Map<string, number>>;
+  /** Good records read (after columns()), where there are no units. */
+  rowsRead?(): Promise<number>;
 }
 
 export function extractorFor(spec: LoaderSpec, projectRoot: string, env: NodeJS.ProcessEnv, declaredTypes: Record<string, string>): Extractor {
@@ -57,6 +61,8 @@ export function extractorFor(spec: LoaderSpec, projectRoot: string, env: NodeJS.
       return new PostgresExtractor(spec, projectRoot, env);
     case 'files':
       return new FilesExtractor(spec, projectRoot, declaredTypes);
+    case 'http':
+      return new HttpExtractor(spec, env, declaredTypes);
   }
 }
 

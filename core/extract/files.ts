@@ -60,6 +60,7 @@ export class FilesExtractor implements Extractor {
     private readonly projectRoot: string,
     /** Declared types of the source's columns (data_type in the yml): CSV values are cast to them. */
     private readonly declaredTypes: Record<string, string>,
+    private readonly options: { fileColumn: boolean } = { fileColumn: true },
   ) {}
 
   private format(file: string): 'csv' | 'parquet' | 'json' | 'ndjson' {
@@ -109,7 +110,7 @@ export class FilesExtractor implements Extractor {
           : `read_json(${list}, filename = true, format = ${format === 'ndjson' ? "'newline_delimited'" : "'auto'"})`;
     const rel = `substr(filename, ${this.projectRoot.length + 2})`;
     try {
-      await conn.run(`create temp table etl_rows as select * exclude (filename), ${rel} as ${qi(FILE_COLUMN)} from ${reader}`);
+      await conn.run(`create temp table etl_rows as select * exclude (filename)${this.options.fileColumn ? `, ${rel} as ${qi(FILE_COLUMN)}` : ''} from ${reader}`);
     } catch (err) {
       throw new RunError(`loader of source ${this.spec.source} (${this.spec.declared_at}): cannot read the files: ${(err as Error).message.split('\n')[0]}`);
     }
@@ -132,6 +133,7 @@ export class FilesExtractor implements Extractor {
 
   /** Rows read per file, for the state. */
   async rowsPerFile(): Promise<Map<string, number>> {
+    if (!this.options.fileColumn) return new Map();
     const r = await this.conn!.runAndReadAll(`select ${qi(FILE_COLUMN)}, count(*) from etl_rows group by all`);
     return new Map((r.getRowsJS() as Array<[string, bigint]>).map(([f, n]) => [f, Number(n)]));
   }

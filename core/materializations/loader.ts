@@ -61,11 +61,17 @@ export const loader: Materialization = {
         extractor.only!(new Set(units.map((u) => u.key)));
         if (units.length === 0) return nothingNew(t0, existing ? 'no new or changed files' : `no files match ${spec.path}`);
       }
-      const columns = await extractor.columns();
-      checkColumns(spec, columns);
+      const columns = await extractor.columns({ since: since?.value });
       rejected = extractor.rejected?.() ?? [];
       perFile = (await extractor.rowsPerFile?.()) ?? perFile;
-      checkRejected(spec, rejected.length, [...perFile.values()].reduce((a, b) => a + b, 0));
+      if (columns.length === 0) {
+        // No record at all (an API with nothing new): nothing changes but the rejected ones.
+        checkRejected(spec, rejected.length, 0);
+        if (rejected.length) await keepRejected(ctx, relation, rejected);
+        return nothingNew(t0, 'no new records', rejected.length);
+      }
+      checkColumns(spec, columns);
+      checkRejected(spec, rejected.length, await countRows(extractor, perFile));
       const counted = new Transform({
         transform(chunk: Buffer, _enc, done) {
           bytes += chunk.length;
@@ -137,9 +143,15 @@ export const loader: Materialization = {
   },
 };
 
-function nothingNew(t0: number, why: string): MaterializeResult {
+function nothingNew(t0: number, why: string, rejected = 0): MaterializeResult {
   const seconds = round((performance.now() - t0) / 1000, 3);
-  return { rowsAffected: 0, message: `NOTHING TO LOAD (${why})`, stats: { rows_read: 0, rows_loaded: 0, rows_rejected: 0, bytes: 0, seconds, rows_per_second: 0 } };
+  return { rowsAffected: 0, message: `NOTHING TO LOAD (${why})`, stats: { rows_read: rejected, rows_loaded: 0, rows_rejected: rejected, bytes: 0, seconds, rows_per_second: 0 } };
+}
+
+/** Records read, for max_rejected as a percentage: per file when the source counts them so. */
+async function countRows(extractor: { rowsRead?(): Promise<number> }, perFile: Map<string, number>): Promise<number> {
+  if (extractor.rowsRead) return extractor.rowsRead();
+  return [...perFile.values()].reduce((a, b) => a + b, 0);
 }
 
 /** max_rejected: a count, or a percentage of the records read; exceeded, nothing of the run is published. */

@@ -330,7 +330,28 @@ function loaderSchemas() {
     max_rejected: z.union([z.number().int().min(0), z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/, 'expected a count or a percentage like "5%"')]),
     ...common,
   }).partial({ format: true, max_rejected: true, on_schema_change: true, full_refresh: true, tags: true });
-  const table = z.discriminatedUnion('type', [postgres, files]);
+  const http = strictObject({
+    type: z.literal('http'),
+    url: z.string(),
+    headers: z.record(z.string(), z.string()),
+    records_path: z.string(),
+    pagination: strictObject({
+      type: z.enum(['none', 'page', 'offset', 'cursor', 'link']),
+      param: z.string(),
+      size: z.number().int().positive(),
+      size_param: z.string(),
+      start: z.number().int().min(0),
+      cursor_path: z.string(),
+    }).partial({ param: true, size: true, size_param: true, start: true, cursor_path: true }),
+    rate_limit: z.number().positive(),
+    retries: z.number().int().min(0),
+    retry_backoff: z.union([z.enum(['exponential', 'constant', 'none']), z.record(z.string(), z.unknown())]),
+    circuit_breaker: z.number().int().min(0),
+    incremental: strictObject({ cursor: z.string(), primary_key: stringList, lookback: duration, param: z.string() }).partial({ lookback: true, param: true }),
+    max_rejected: z.union([z.number().int().min(0), z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/, 'expected a count or a percentage like "5%"')]),
+    ...common,
+  }).partial({ headers: true, records_path: true, pagination: true, rate_limit: true, retries: true, retry_backoff: true, circuit_breaker: true, incremental: true, max_rejected: true, on_schema_change: true, full_refresh: true, tags: true });
+  const table = z.discriminatedUnion('type', [postgres, files, http]);
   // A source's defaults: any key of any loader type, none required (checked once merged into a table's).
   const source = z.record(z.string(), z.unknown());
   return { table: z.record(z.string(), z.unknown()), source, resolved: table };
