@@ -44,10 +44,10 @@ async function sourceTable(name, rows) {
   await client.query(`vacuum analyze ${schema}.${name}`);
 }
 
-function project(table) {
+function project(table, settings = '') {
   rmSync(work, { recursive: true, force: true });
   mkdirSync(path.join(work, 'models'), { recursive: true });
-  writeFileSync(path.join(work, 'etl.yml'), 'name: bench_extract\ntargets:\n  dev: { type: duckdb, path: target/bench.duckdb, threads: 4 }\n');
+  writeFileSync(path.join(work, 'etl.yml'), `name: bench_extract\ntargets:\n  dev: { type: duckdb, path: target/bench.duckdb, threads: 4${settings} }\n`);
   writeFileSync(
     path.join(work, 'models', 'crm.yml'),
     `sources:\n  - name: crm\n    tables:\n      - name: customers\n        loader:\n          type: postgres\n          url: "{{env_var 'BENCH_PG_URL'}}"\n          table: ${schema}.${table}\n          incremental: { cursor: updated_at, primary_key: id }\n`,
@@ -113,7 +113,13 @@ try {
     await sourceTable('customers_big', BIG);
     project('customers_big');
     const big = etl('extract');
-    console.log(`Peak RSS of etl extract at ${BIG} rows: ${big.rssMiB.toFixed(0)} MiB (${big.wall.toFixed(1)} s wall, ${Math.round(BIG / big.wall)} rows/s)`);
+    console.log(`Peak RSS of etl extract at ${BIG} rows: ${big.rssMiB.toFixed(0)} MiB (${big.wall.toFixed(1)} s wall, ${Math.round(BIG / big.wall)} rows/s; loader node ${big.node.toFixed(1)} s)`);
+    await client.query(`update ${schema}.customers_big set name = 'changed', updated_at = timestamptz '2025-01-01 00:00:00+00' + id * interval '1 second' where id % 100 = 0`);
+    const bigIncr = etl('extract');
+    console.log(`Incremental at ${BIG} rows, 1% changed (${bigIncr.response.rows_read} rows read): loader node ${bigIncr.node.toFixed(2)} s, ${(bigIncr.node / big.node).toFixed(3)} of the full load's node time`);
+    project('customers_big', ", settings: { memory_limit: '128MB' }");
+    const limited = etl('extract');
+    console.log(`Peak RSS at ${BIG} rows with the target's settings: { memory_limit: 128MB }: ${limited.rssMiB.toFixed(0)} MiB (${limited.wall.toFixed(1)} s wall)`);
   }
 } finally {
   await client.query(`drop schema if exists ${schema} cascade`);
