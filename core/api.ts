@@ -8,6 +8,7 @@ import { createAdapter, opensWithoutWriting } from '../adapters/index.js';
 import { dialectFor } from '../adapters/dialect.js';
 import type { Adapter, QueryResult } from '../adapters/adapter.js';
 import { ProjectError, RunError } from './errors.js';
+import { runClock } from './clock.js';
 import { readCachedManifest, readJsonIfExists, readManifestJson, stampManifest, writeCompileCache, writeCompiledFiles, writeFileAtomic, writeManifest } from './compiler/artifacts.js';
 import { writeRunResults, writeSourcesJson } from './artifacts/run-results.js';
 import type { Manifest, ResourceType } from './compiler/manifest.js';
@@ -103,9 +104,10 @@ async function staticCheck(compiled: CompileResult, options: CompileOptions, run
 
 /**
  * Compiles without writing anything yet: a run first takes the target's lock,
- * so a second process that is refused changes nothing in target/ either.
+ * so a second process that is refused changes nothing in target/ either
+ * (`etl docs generate` writes while it reads the target).
  */
-async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
+export async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
   const env = options.env ?? process.env;
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
@@ -174,6 +176,8 @@ export interface RunCommandOptions extends CompileOptions, SelectOptions {
   /** Microbatch backfill: process only this event-time range. */
   eventTimeStart?: string;
   eventTimeEnd?: string;
+  /** Pins the run's clock (core/clock.ts) to this instant; the environment's ETL_NOW when left out, else the system clock. */
+  now?: Date | string;
   onEvent?: (event: RunEvent) => void;
   signal?: AbortSignal;
 }
@@ -238,6 +242,7 @@ async function openAdapter(project: ProjectScan): Promise<Adapter> {
 }
 
 async function execute(options: RunCommandOptions, resourceTypes: ResourceType[], how: ExecuteOptions): Promise<RunSummary> {
+  const clock = runClock(options.now, options.env ?? process.env);
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env ?? process.env });
   const batchRange = options.eventTimeStart || options.eventTimeEnd ? eventTimeRange(options) : undefined;
   // A server target's connections (TCP, TLS, auth, the schema lock) are made
@@ -273,7 +278,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   }
   const { project, writeArtifacts, warnings, plan, invocationId, deferTo } = prepared;
   let manifest = prepared.manifest;
-  const startedAt = new Date().toISOString();
+  const startedAt = clock.now().toISOString();
   const threads = options.threads ?? project.target.threads;
   const adapter = await (connecting ?? openAdapter({ ...project, target: runTarget }));
   try {
@@ -296,7 +301,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     if (keepsState) {
       await adapter.withSession(async (session) => {
         await migrateState(adapter, session);
-        await recordRunStart(adapter, session, { runId, command: how.command, target: project.targetName, version: ETL_VERSION });
+        await recordRunStart(adapter, session, { runId, command: how.command, target: project.targetName, version: ETL_VERSION, startedAt });
       });
     }
     if (deferTo) {
@@ -314,6 +319,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       onEvent,
       signal: options.signal,
       runId,
+      clock,
       batchRange,
       retryBatches: how.retryBatches,
       circuitBreaker: project.target.circuit_breaker,
@@ -333,7 +339,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
         message: r.message,
       }));
       try {
-        await adapter.withSession((session) => recordRunEnd(adapter, session, runId, outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', records));
+        await adapter.withSession((session) => recordRunEnd(adapter, session, { runId, status: outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', finishedAt: clock.now().toISOString() }, records));
       } catch (err) {
         // The target refused the run's record (a lost schema lock, a lost connection):
         // run_results.json still says what ran, so `etl retry` knows what to rerun.
@@ -473,7 +479,8 @@ export interface FreshnessSummary {
 }
 
 /** `etl source freshness`: checks each source with freshness config; writes target/sources.json. */
-export async function sourceFreshness(options: CompileOptions & { select?: string[] }): Promise<FreshnessSummary> {
+export async function sourceFreshness(options: CompileOptions & { select?: string[]; now?: Date | string }): Promise<FreshnessSummary> {
+  const clock = runClock(options.now, options.env ?? process.env);
   const { checkFreshness, freshnessSources } = await import('./data-tests/engine/freshness.js');
   const { project, manifest, invocationId } = await compile(options);
   const wanted = (options.select ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean).map((s) => s.replace(/^source:/, ''));
@@ -486,7 +493,7 @@ export async function sourceFreshness(options: CompileOptions & { select?: strin
   const started = performance.now();
   let results;
   try {
-    results = await checkFreshness(adapter, sources);
+    results = await checkFreshness(adapter, sources, () => clock.now());
   } finally {
     await adapter.close();
   }
