@@ -93,11 +93,11 @@ export const loader: Materialization = {
     try {
       if (incremental) await checkUniqueKey(session, adapter.dialect.quoteIdentifier, adapter.dialect.relation(staged.relation.schema, staged.relation.name), spec, incremental.primary_key);
       const state: StateRecord[] = incremental
-        ? [{ kind: 'watermark', relation, uniqueId: node.unique_id, eventTimeColumn: incremental.cursor, runId: ctx.runId, newRows: merging ? staged.relation : undefined }]
+        ? [{ kind: 'watermark', relation, uniqueId: node.unique_id, eventTimeColumn: incremental.cursor, runId: ctx.runId, at: ctx.clock.now().toISOString(), newRows: merging ? staged.relation : undefined }]
         : units
           ? [
               ...(merging ? [] : [{ kind: 'batches_cleared' as const, relation }]),
-              ...units.map((u): StateRecord => ({ kind: 'batch', relation, uniqueId: node.unique_id, start: u.key, end: u.name, status: 'success', runId: ctx.runId, message: '', rows: perFile.get(u.name) ?? 0 })),
+              ...units.map((u): StateRecord => ({ kind: 'batch', relation, uniqueId: node.unique_id, start: u.key, end: u.name, status: 'success', runId: ctx.runId, at: ctx.clock.now().toISOString(), message: '', rows: perFile.get(u.name) ?? 0 })),
             ]
           : [];
       if (!merging) {
@@ -172,7 +172,7 @@ async function keepRejected(ctx: MaterializationContext, relation: { schema: str
   const { adapter, session } = ctx;
   const into = { schema: relation.schema, name: `${relation.name}__rejected` };
   const csvField = (v: string | number) => `"${String(v).replace(/"/g, '""')}"`;
-  const text = rejected.map((r) => [r.file, r.line, r.raw, r.error, ctx.runId, new Date().toISOString()].map(csvField).join(',')).join('\n') + '\n';
+  const text = rejected.map((r) => [r.file, r.line, r.raw, r.error, ctx.runId, ctx.clock.now().toISOString()].map(csvField).join(',')).join('\n') + '\n';
   const t = (name: string) => adapter.dialect.typeFromPostgres(name);
   const columns = [
     { name: 'file', type: t('text') },
