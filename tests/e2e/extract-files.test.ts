@@ -7,13 +7,31 @@
 import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dbPathOf, etlYml, killAll, PG_URL, pgQuoteIdent, pgTestSchemas, readJson, removeTempDirs, runCli, withDb, writeProject } from './helpers.js';
+import { dbPathOf, etlYml, killAll, PG_URL, pgConnect, pgQuoteIdent, pgTestSchemas, readJson, removeTempDirs, runCli, withDb, writeProject } from './helpers.js';
 
 const pg = pgTestSchemas();
 afterAll(async () => {
   await killAll();
   removeTempDirs();
 });
+
+/**
+ * A database of its own for a Postgres target (dropped after the file's tests):
+ * etl_meta, the state's schema, is per database, so this test's state is its own.
+ */
+const databases: string[] = [];
+async function ownDatabase(): Promise<string> {
+  const name = `etl_x_${Math.random().toString(36).slice(2, 10)}`;
+  await pg.admin.query(`create database ${name}`);
+  databases.push(name);
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+afterAll(async () => {
+  for (const d of databases) await pg.admin.query(`drop database if exists ${d} with (force)`);
+});
+
 
 function filesProject(loader: string, files: Record<string, string> = {}, target?: string): string {
   return writeProject({
@@ -132,18 +150,21 @@ describe('files loader', () => {
   });
 
   it('loads files into a Postgres target (DuckDB reads them, COPY writes them)', async () => {
-    const schema = pg.schema();
-    const raw = pg.schema();
-    const dir = filesProject('{ type: files, path: "data/*.csv", max_rejected: "50%" }', { 'data/a.csv': 'id,amount\n1,10\n2,bad\n3,60\n' }, `dev: { type: postgres, url: "${PG_URL}", schema: ${schema}, threads: 2 }`);
+    const schema = 'analytics';
+    const raw = 'raw';
+    const targetUrl = await ownDatabase();
+    const dir = filesProject('{ type: files, path: "data/*.csv", max_rejected: "50%" }', { 'data/a.csv': 'id,amount\n1,10\n2,bad\n3,60\n' }, `dev: { type: postgres, url: "${targetUrl}", schema: ${schema}, threads: 2 }`);
     writeFileSync(path.join(dir, 'models/shop.yml'), readFileSync(path.join(dir, 'models/shop.yml'), 'utf8').replace('  - name: shop\n', `  - name: shop\n    schema: ${raw}\n`));
     const r = await runCli(['build'], { cwd: dir });
     expect(r.code, r.output).toBe(0);
-    const q = async (sql: string) => (await pg.admin.query(sql)).rows;
+    const db = await pgConnect(targetUrl);
+    const q = async (sql: string) => (await db.query(sql)).rows;
     expect(await q(`select id::int, amount, _etl_file from ${pgQuoteIdent(raw)}.orders order by id`)).toEqual([
-      { id: 1, amount: 10, _etl_file: 'data/a.csv' },
-      { id: 3, amount: 60, _etl_file: 'data/a.csv' },
+      { id: '1', amount: '10', _etl_file: 'data/a.csv' },
+      { id: '3', amount: '60', _etl_file: 'data/a.csv' },
     ]);
     expect(await q(`select raw_record from ${pgQuoteIdent(raw)}.orders__rejected`)).toEqual([{ raw_record: '2,bad' }]);
-    expect(await q(`select count(*)::int as n from ${pgQuoteIdent(schema)}.big_orders`)).toEqual([{ n: 1 }]);
+    expect(await q(`select count(*)::int as n from ${pgQuoteIdent(schema)}.big_orders`)).toEqual([{ n: '1' }]);
+    await db.end();
   });
 });

@@ -9,11 +9,29 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
-import { describe, expect, it } from 'vitest';
-import { dbPathOf, etlYml, PG_URL, pgQuoteIdent, pgTestSchemas, readJson, REPO_ROOT, runCli, withDb, writeProject } from './helpers.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { dbPathOf, etlYml, PG_URL, pgConnect, pgQuoteIdent, pgTestSchemas, readJson, REPO_ROOT, runCli, withDb, writeProject } from './helpers.js';
 
 const pg = pgTestSchemas();
 const env = { CRM_URL: PG_URL };
+
+/**
+ * A database of its own for a Postgres target (dropped after the file's tests):
+ * etl_meta, the state's schema, is per database, so this test's state is its own.
+ */
+const databases: string[] = [];
+async function ownDatabase(): Promise<string> {
+  const name = `etl_x_${Math.random().toString(36).slice(2, 10)}`;
+  await pg.admin.query(`create database ${name}`);
+  databases.push(name);
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+afterAll(async () => {
+  for (const d of databases) await pg.admin.query(`drop database if exists ${d} with (force)`);
+});
+
 
 /** A source table of `rows` customers: updated_at one second apart from 2024-01-01, so the order is known. */
 async function sourceTable(rows: number): Promise<string> {
@@ -237,16 +255,18 @@ describe('other targets', () => {
 
   it('postgres -> postgres: COPY into a staged table, merged with the watermark in one transaction', async () => {
     const src = await sourceTable(10_000);
-    const raw = pg.schema();
-    const target = pg.schema();
+    const raw = 'raw';
+    const target = 'analytics';
+    const targetUrl = await ownDatabase();
     const dir = writeProject({
-      'etl.yml': etlYml('shop').replace(/dev: \{[^}]*\}/, `dev: { type: postgres, url: "${PG_URL}", schema: ${target}, threads: 2 }`),
+      'etl.yml': etlYml('shop').replace(/dev: \{[^}]*\}/, `dev: { type: postgres, url: "${targetUrl}", schema: ${target}, threads: 2 }`),
       'models/crm.yml': loaderYml(src, INCREMENTAL).replace('  - name: crm\n', `  - name: crm\n    schema: ${raw}\n`),
       'models/active_customers.sql': "select id, name from {{source 'crm' 'customers'}} where active",
     });
     const first = await runCli(['build'], { cwd: dir, env });
     expect(first.code, first.output).toBe(0);
-    const q = async (sql: string) => (await pg.admin.query(sql)).rows;
+    const db = await pgConnect(targetUrl);
+    const q = async (sql: string) => (await db.query(sql)).rows;
     expect(await q(`select count(*)::int as n, sum(id)::text as s from ${pgQuoteIdent(raw)}.customers`)).toEqual([{ n: '10000', s: '50005000' }]);
     expect(await q(`select format_type(atttypid, atttypmod) as t from pg_attribute where attrelid = '${pgQuoteIdent(raw)}.customers'::regclass and attnum > 0 order by attnum`)).toEqual(
       ['bigint', 'text', 'character varying(80)', 'numeric(12,2)', 'boolean', 'date', 'timestamp with time zone'].map((t) => ({ t })),
@@ -258,6 +278,7 @@ describe('other targets', () => {
     expect(loaderResult(dir).adapter_response).toMatchObject({ rows_read: 151, rows_loaded: 151 });
     expect(await q(`select count(*)::int as n, count(*) filter (where name like 'renamed %')::int as renamed, count(*) filter (where name like 'new %')::int as added from ${pgQuoteIdent(raw)}.customers`)).toEqual([{ n: '10050', renamed: '100', added: '50' }]);
     expect(await q(`select watermark from etl_meta.watermarks where relation = '${raw}.customers'`)).toEqual([{ watermark: '2025-06-01 02:47:30+00' }]);
+    await db.end();
   });
 
   it('postgres -> delta: staged by DuckDB, written as Parquet files and committed with the watermark', async () => {
