@@ -133,7 +133,13 @@ export const projectFileSchema = strictObject({
   'test-paths': z.array(z.string()),
   'macro-paths': z.array(z.string()),
   'target-path': z.string(),
+  /** Rates `etl report` prices the run history with (core/history/report.ts). */
+  cost: strictObject({ per_cpu_hour: z.number().min(0), per_gb_written: z.number().min(0), per_gb_scanned: z.number().min(0), currency: z.string().min(1) }).partial(),
+  /** A monthly spend; crossing alert_at of it raises a cost_spike alert. */
+  budget: strictObject({ monthly: z.number().positive(), alert_at: z.number().gt(0).max(1) }).partial({ alert_at: true }),
 }).partial({
+  cost: true,
+  budget: true,
   version: true,
   vars: true,
   target: true,
