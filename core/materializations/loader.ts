@@ -138,6 +138,9 @@ export const loader: Materialization = {
       rowsAffected: loaded,
       message: `${how} (${read} rows read, ${loaded} loaded${rejected.length ? `, ${rejected.length} rejected` : ''}, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s${changed.length ? `, columns ${changed.join(' ')}` : ''})${warning}`,
       ...(warning ? { status: 'warn' as const } : {}),
+      // The run history keeps these (etl history): the bytes read at the source and moved into the target.
+      bytesScanned: bytes,
+      bytesWritten: bytes,
       stats: { ...stats, ...(drift && (drift.added.length || drift.removed.length || drift.changed.length) ? { schema_changes: drift } : {}) },
     };
   },
