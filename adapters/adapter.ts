@@ -148,6 +148,8 @@ export interface MaterializeResult {
   sample?: QueryResult;
   /** Rows moved to <model>__quarantine by quarantine: true. */
   quarantined?: number;
+  /** Loaders: rows read, loaded and rejected, bytes moved, throughput (run_results' adapter_response). */
+  stats?: Record<string, unknown>;
   /** Microbatch models: which batches ([start, end)) succeeded and failed. */
   batches?: { successful: Array<[string, string]>; failed: Array<[string, string]> };
 }
@@ -232,6 +234,13 @@ export interface Adapter {
    * publishTable swaps it in atomically, or discardStaged drops it.
    */
   stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable>;
+  /**
+   * Loaders: stages rows streamed in as CSV (no header; Postgres's CSV, where
+   * an empty unquoted field is NULL and "" an empty string) into a new table
+   * of `columns` (this engine's types), where no reader sees it yet, as
+   * stageTable does. The stream is consumed as it comes: never held in memory.
+   */
+  stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable>;
   /** Swaps the staged table in; `extras` (state, quarantined rows) commit with it. */
   publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras?: PublishExtras): Promise<void>;
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;

@@ -147,6 +147,11 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     return this.duck.stageTable(session, relation, selectSql, options);
   }
 
+  /** Staged in DuckDB as any table; publishTable writes its Parquet files and commits them. */
+  stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable> {
+    return this.duck.stageCsv(session, relation, columns, csv, options);
+  }
+
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void> {
     return this.duck.discardStaged(session, staged);
   }
