@@ -5,12 +5,14 @@
 // on_schema_change, `etl state show`, and state that lives in the target.
 //
 // The fixtures (CSV seeds and expected tables ported from dbt's adapter test
-// suite) live in tests/fixtures/conformance-data (see its README).
+// suite) live in tests/fixtures/conformance-data (see its README). The
+// strategies' conformance cases run on DuckDB and on Delta (tests/e2e/targets.ts).
 
 import { copyFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, dbPathOf, etlYml, killAll, makeTempDir, readJson, readRunResults, removeTempDirs, runCli, withDb, writeFiles, writeProject, type CliResult, type Db } from './helpers.js';
+import { copyStore, storeOf, targetYml, TARGETS, withStore } from './targets.js';
 
 const FIXTURES = path.join(REPO_ROOT, 'tests', 'fixtures', 'conformance-data');
 const fixture = (...parts: string[]) => path.join(FIXTURES, ...parts);
@@ -76,7 +78,7 @@ async function columnsOf(db: Db, table: string, schema = 'main'): Promise<Array<
 
 // ---------------------------------------------------------------------------
 
-describe('correctness: append, merge (single and list key), empty key, delete+insert on a composite key', () => {
+describe.each(TARGETS)('%s: correctness: append, merge (single and list key), empty key, delete+insert on a composite key', (target) => {
   const F = 'incremental_unique_key';
   const model = (config: string, from: string, cutoff: string) =>
     `{{config materialized="incremental" ${config}}}\nselect * from {{ref "${from}"}}\n{{#if is_incremental}}where ${cutoff} > (select max(${cutoff}) from {{this}}){{/if}}\n`;
@@ -91,7 +93,7 @@ describe('correctness: append, merge (single and list key), empty key, delete+in
 
   beforeAll(async () => {
     dir = writeProject({
-      'etl.yml': etlYml('conformance'),
+      'etl.yml': targetYml(target, 'conformance'),
       'seeds/base.csv': fixtureText('incremental_append', 'seeds', 'base.csv'),
       'seeds/seed.csv': fixtureText(F, 'seeds', 'seed.csv'),
       'seeds/seed_add.csv': fixtureText('incremental_unique_key_empty', 'seeds', 'seed.csv'),
@@ -108,8 +110,7 @@ describe('correctness: append, merge (single and list key), empty key, delete+in
       'expected/lines.csv': LINES_EXPECTED,
     });
     build1 = await etl(dir, 'build');
-    step1Db = path.join(dir, 'step1.duckdb');
-    copyFileSync(dbPathOf(dir), step1Db);
+    step1Db = copyStore(target, dir, path.join(dir, target === 'duckdb' ? 'step1.duckdb' : 'step1-lake'));
     // The second step: dbt's "added" seed, its duplicate_insert / add_new_rows statements, new order lines.
     copyFileSync(fixture('incremental_append', 'replacements', 'base.csv'), path.join(dir, 'seeds/base.csv'));
     writeFileSync(path.join(dir, 'seeds/seed.csv'), `${fixtureText(F, 'seeds', 'seed.csv').trimEnd()}\nCT,Hartford,Hartford,2022-02-14\n`);
@@ -120,7 +121,7 @@ describe('correctness: append, merge (single and list key), empty key, delete+in
 
   it('the first build creates every model as a table equal to its seed', async () => {
     expectOk(build1);
-    await withDb(step1Db, async (db) => {
+    await withStore(target, step1Db, async (db) => {
       await expectRowsMatchCsv(db, 'select * from main."incremental"', fixture('incremental_append', 'expected', 'base.csv'));
       for (const m of ['one_str__overwrite', 'unique_key_list__inplace_overwrite', 'bad_unique_key']) {
         await expectRowsMatchCsv(db, `select * from main.${m}`, fixture(F, 'seeds', 'seed.csv'));
@@ -137,7 +138,7 @@ describe('correctness: append, merge (single and list key), empty key, delete+in
     expect(r.status, r.message).toBe('success');
     expect(r.rows_affected).toBe(10);
     expect(r.message).toMatch(/^APPEND/);
-    await withDb(dbPathOf(dir), (db) => expectRowsMatchCsv(db, 'select * from main."incremental"', fixture('incremental_append', 'expected', 'added.csv')));
+    await withStore(target, storeOf(target, dir), (db) => expectRowsMatchCsv(db, 'select * from main."incremental"', fixture('incremental_append', 'expected', 'added.csv')));
   });
 
   it('merge on one key overwrites the existing row (one_str__overwrite.csv)', async () => {
@@ -145,12 +146,12 @@ describe('correctness: append, merge (single and list key), empty key, delete+in
     expect(r.status, r.message).toBe('success');
     expect(r.rows_affected).toBe(1);
     expect(r.message).toMatch(/^MERGE/);
-    await withDb(dbPathOf(dir), (db) => expectRowsMatchCsv(db, 'select * from main.one_str__overwrite', fixture(F, 'expected', 'one_str__overwrite.csv')));
+    await withStore(target, storeOf(target, dir), (db) => expectRowsMatchCsv(db, 'select * from main.one_str__overwrite', fixture(F, 'expected', 'one_str__overwrite.csv')));
   });
 
   it('merge on a list key updates in place (unique_key_list__inplace_overwrite.csv)', async () => {
     expect(resultOf(dir, 'model.conformance.unique_key_list__inplace_overwrite').status).toBe('success');
-    await withDb(dbPathOf(dir), (db) =>
+    await withStore(target, storeOf(target, dir), (db) =>
       expectRowsMatchCsv(db, 'select * from main.unique_key_list__inplace_overwrite', fixture(F, 'expected', 'unique_key_list__inplace_overwrite.csv')),
     );
   });
@@ -161,7 +162,7 @@ describe('correctness: append, merge (single and list key), empty key, delete+in
       expect(r.status, `${m}: ${r.message}`).toBe('success');
       expect(r.rows_affected, m).toBe(2);
     }
-    await withDb(dbPathOf(dir), async (db) => {
+    await withStore(target, storeOf(target, dir), async (db) => {
       for (const m of ['no_unique_key', 'empty_str__unique_key', 'empty_unique_key_list']) {
         await expectRowsMatchCsv(db, `select * from main.${m}`, fixture('incremental_unique_key_empty', 'expected', 'seed_after_add_new_rows.csv'));
       }
@@ -173,7 +174,7 @@ describe('correctness: append, merge (single and list key), empty key, delete+in
     expect(r.status, r.message).toBe('success');
     expect(r.rows_affected).toBe(4);
     expect(r.message).toMatch(/^DELETE\+INSERT/);
-    await withDb(dbPathOf(dir), async (db) => {
+    await withStore(target, storeOf(target, dir), async (db) => {
       await expectRowsMatchCsv(db, 'select * from main.lines_di', path.join(dir, 'expected/lines.csv'));
       expect(await db.value('select count(*) from (select order_id, line_no from main.lines_di group by all having count(*) > 1)')).toBe(0);
     });
@@ -185,7 +186,7 @@ describe('correctness: append, merge (single and list key), empty key, delete+in
     const failed = [...results.values()].filter((r) => r.status !== 'success').map((r) => r.unique_id);
     expect(failed).toEqual(['model.conformance.bad_unique_key']);
     expect(results.get('model.conformance.bad_unique_key')!.message).toMatch(/thisisnotacolumn/);
-    await withDb(dbPathOf(dir), async (db) => {
+    await withStore(target, storeOf(target, dir), async (db) => {
       await expectRowsMatchCsv(db, 'select * from main.bad_unique_key', fixture('incremental_unique_key_missing_column', 'seeds', 'seed.csv'));
       expect(await db.tempRelations()).toEqual([]);
     });
@@ -193,14 +194,14 @@ describe('correctness: append, merge (single and list key), empty key, delete+in
 
   it('an unknown incremental_strategy is a project error with file:line, exit 2, nothing built (incremental_bad_strategy)', async () => {
     const bad = writeProject({
-      'etl.yml': etlYml('bad_strategy'),
+      'etl.yml': targetYml(target, 'bad_strategy'),
       'seeds/base.csv': fixtureText('incremental_bad_strategy', 'seeds', 'base.csv'),
       'models/incremental.sql': '{{config materialized="incremental" incremental_strategy="bad_strategy"}}\nselect * from {{ref "base"}}\n',
     });
     const r = await etl(bad, 'build');
     expect(r.code, r.output).toBe(2);
     expect(r.stderr).toMatch(/models\/incremental\.sql:1:\d+: invalid incremental_strategy "bad_strategy" for model "incremental"\n.*append, merge, delete\+insert, microbatch/);
-    expect(existsSync(dbPathOf(bad))).toBe(false);
+    expect(existsSync(storeOf(target, bad))).toBe(false);
   });
 });
 
