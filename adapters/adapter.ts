@@ -163,6 +163,13 @@ export interface SeedOptions {
 export interface AdapterSession {
   execute(sql: string, params?: unknown[]): Promise<{ rowsAffected?: number }>;
   query(sql: string, params?: unknown[]): Promise<QueryResult>;
+  /**
+   * The result columns of each statement of `sql` (one or several, separated
+   * by semicolons), with their full engine types (numeric(38,2), varchar(20)),
+   * as a relation created from it would have them. Static analysis runs
+   * queries that return no rows through it (engines that bind on the server).
+   */
+  describeResults?(sql: string): Promise<ColumnDef[][]>;
 }
 
 export interface Adapter {

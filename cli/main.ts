@@ -307,13 +307,13 @@ function buildProgram(): Command {
     .action(async (opts: GlobalOpts & SelectionOpts & { resourceType?: Array<'model' | 'seed' | 'snapshot' | 'test'>; output: string }) => {
       const { list } = await import('../core/api.js');
       // With --state, json output says whether each model's change breaks its children (its bound columns changed).
-      const { manifest, ids, warnings, breaking } = await list({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, state: opts.state, resourceTypes: opts.resourceType, breaking: opts.output === 'json' && !!opts.state });
+      const { manifest, ids, warnings, breaking } = await list({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, state: opts.state, resourceTypes: opts.resourceType, breaking: opts.output === 'json' && !!opts.state, columns: opts.output === 'json' });
       for (const w of warnings) console.error(`warning: ${w}`);
       for (const id of ids) {
         const node = manifest.nodes[id]!;
         if (opts.output === 'name') console.log(node.name);
         else if (opts.output === 'path') console.log(node.original_file_path);
-        else if (opts.output === 'json') console.log(JSON.stringify({ unique_id: id, name: node.name, resource_type: node.resource_type, config: { materialized: node.config.materialized, tags: node.tags }, original_file_path: node.original_file_path, depends_on: node.depends_on.nodes, ...(breaking?.has(id) ? { breaking: breaking.get(id) } : {}) }));
+        else if (opts.output === 'json') console.log(JSON.stringify({ unique_id: id, name: node.name, resource_type: node.resource_type, config: { materialized: node.config.materialized, tags: node.tags }, original_file_path: node.original_file_path, depends_on: node.depends_on.nodes, columns: Object.values(node.columns).map((c) => ({ name: c.name, data_type: c.data_type ?? null })), ...(breaking?.has(id) ? { breaking: breaking.get(id) } : {}) }));
         else console.log(node.fqn.join('.'));
       }
     });

@@ -463,18 +463,22 @@ export function seed(options: RunCommandOptions): Promise<RunSummary> {
 
 /** Lists the selected nodes (what `etl ls` prints). */
 export async function list(
-  options: CompileOptions & SelectOptions & { resourceTypes?: ResourceType[]; breaking?: boolean },
+  options: CompileOptions & SelectOptions & { resourceTypes?: ResourceType[]; breaking?: boolean; columns?: boolean },
 ): Promise<{ manifest: Manifest; ids: string[]; warnings: string[]; breaking?: Map<string, boolean> }> {
   const { project, manifest } = await compile(options);
   const { selected, warnings } = selectFromManifest(manifest, project.targetPath, options);
   const types = options.resourceTypes ? new Set(options.resourceTypes) : undefined;
   const ids = Object.keys(manifest.nodes).filter((id) => selected.has(id) && (!types || types.has(manifest.nodes[id]!.resource_type)));
-  if (!options.breaking || !options.state) return { manifest, ids, warnings };
-  // Against --state: whether each listed model's bound columns changed (core/analysis/breaking.ts).
+  const breaking = options.breaking && !!options.state;
+  if (!breaking && !options.columns) return { manifest, ids, warnings };
+  // The bound schemas (core/analysis; cached in target/.etl) fill the manifest's columns;
+  // models that do not bind are listed with the columns their yml declares.
   const models = ids.filter((id) => ['model', 'snapshot'].includes(manifest.nodes[id]!.resource_type));
   const [{ checkProject }, { breakingChanges }] = await Promise.all([import('./analysis/index.js'), import('./analysis/breaking.js')]);
-  const check = await checkProject(manifest, { target: project.target, projectRoot: project.root, targetPath: project.targetPath, selected: models, allowMissingSources: true });
-  const state = readJsonIfExists<Manifest>(path.join(options.state, 'manifest.json'))!;
+  const check = await checkProject(manifest, { target: project.target, projectRoot: project.root, targetPath: project.targetPath, selected: options.columns ? undefined : models, allowMissingSources: true });
+  if (!breaking) return { manifest, ids, warnings };
+  // Against --state: whether each listed model's bound columns changed (core/analysis/breaking.ts).
+  const state = readJsonIfExists<Manifest>(path.join(options.state!, 'manifest.json'))!;
   return { manifest, ids, warnings, breaking: breakingChanges(models, check.columns, state, dialectFor(project.target.type).canonicalType) };
 }
 
