@@ -52,9 +52,9 @@ async function heading(page: Page): Promise<string> {
   return (await page.locator('main h1').first().textContent())?.trim() ?? '';
 }
 
-/** Waits until the page's h1 reads `text`. */
+/** Waits until the page's h1 reads `text`, exactly: hasText matches substrings, and 'stg_orders' contains 'orders'. */
 async function waitForHeading(page: Page, text: string): Promise<void> {
-  await page.locator('main h1', { hasText: text }).first().waitFor();
+  await page.locator('main h1', { hasText: new RegExp(`^\\s*${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`) }).first().waitFor();
   expect(await heading(page)).toBe(text);
 }
 
