@@ -99,7 +99,7 @@ async function baseOptions(opts: GlobalOpts) {
   return { projectDir: opts.projectDir, target: opts.target, vars: await parseVars(opts.vars) };
 }
 
-async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 'snapshot', opts: RunOpts): Promise<number> {
+async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 'snapshot' | 'extract', opts: RunOpts): Promise<number> {
   const [api, { createReporter }, { scanProject }] = await Promise.all([import('../core/api.js'), import('../core/reporting/reporter.js'), import('../core/project/load.js')]);
   const base = await baseOptions(opts);
   // Load once up front so secrets are known before anything is printed.
@@ -165,6 +165,9 @@ function buildProgram(): Command {
 
   addRunOptions(program.command('build').description('seed, then build every selected model, in graph order')).action(async (opts: RunOpts) => {
     process.exitCode = await runCommand('build', opts);
+  });
+  addRunOptions(program.command('extract').description("run the selected loaders: extract from the sources' systems into their raw tables (-s source:crm.customers)")).action(async (opts: RunOpts) => {
+    process.exitCode = await runCommand('extract', opts);
   });
   addRunOptions(program.command('run').description('build the selected models')).action(async (opts: RunOpts) => {
     process.exitCode = await runCommand('run', opts);
@@ -233,7 +236,7 @@ function buildProgram(): Command {
       if (opts.logFormat === 'json') return console.log(JSON.stringify(tables));
       for (const t of tables) {
         console.log(`${t.table}:`);
-        console.log(formatTable(['version', 'timestamp', 'operation', 'parameters', 'writer'], t.result.map((h) => [h.version, new Date(h.timestamp).toISOString(), h.operation ?? '', JSON.stringify(h.operationParameters ?? {}), h.writer ?? ''])));
+        console.log(formatTable(['version', 'timestamp', 'operation', 'parameters', 'writer', 'node'], t.result.map((h) => [h.version, new Date(h.timestamp).toISOString(), h.operation ?? '', JSON.stringify(h.operationParameters ?? {}), h.writer ?? '', h.nodeId ?? ''])));
       }
     });
   addSelectionOptions(addProjectOptions(delta.command('vacuum').description('delete data files no version within the retention needs (all tables, or -s)')))
@@ -302,9 +305,9 @@ function buildProgram(): Command {
     });
 
   addSelectionOptions(addProjectOptions(program.command('ls').alias('list').description('list the selected nodes')))
-    .addOption(new Option('--resource-type <type>', 'only this resource type (repeatable)').choices(['model', 'seed', 'snapshot', 'test']).argParser(collect as never))
+    .addOption(new Option('--resource-type <type>', 'only this resource type (repeatable)').choices(['model', 'seed', 'snapshot', 'test', 'loader']).argParser(collect as never))
     .addOption(new Option('-o, --output <format>', 'what to print per node').choices(['selector', 'name', 'path', 'json']).default('selector'))
-    .action(async (opts: GlobalOpts & SelectionOpts & { resourceType?: Array<'model' | 'seed' | 'snapshot' | 'test'>; output: string }) => {
+    .action(async (opts: GlobalOpts & SelectionOpts & { resourceType?: Array<'model' | 'seed' | 'snapshot' | 'test' | 'loader'>; output: string }) => {
       const { list } = await import('../core/api.js');
       // With --state, json output says whether each model's change breaks its children (its bound columns changed).
       const { manifest, ids, warnings, breaking } = await list({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, state: opts.state, resourceTypes: opts.resourceType, breaking: opts.output === 'json' && !!opts.state, columns: opts.output === 'json' });

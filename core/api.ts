@@ -346,7 +346,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
         await flushPendingInvocations(project.targetPath, async (records) => {
           for (const r of records) await recordRunStart(adapter, session, r);
         });
-      });
+      }, { invocationId: runId });
     }
     if (deferTo) {
       // Only this run's SQL reads the state's relations (core/artifacts/defer.ts); manifest.json and the compile cache keep the project's own.
@@ -375,7 +375,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
       const records = nodeRunRecords(manifest, outcome.results);
       try {
-        await adapter.withSession((session) => recordRunEnd(adapter, session, { runId, status: outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', finishedAt: clock.now().toISOString() }, records));
+        await adapter.withSession((session) => recordRunEnd(adapter, session, { runId, status: outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', finishedAt: clock.now().toISOString() }, records), { invocationId: runId });
         if (project.file.budget) {
           // The run that takes the month's spend across the budget's alert_at raises the alert.
           const { budgetCheck, budgetConfig, costConfig, costOf } = await import('./history/report.js');
@@ -429,16 +429,21 @@ export async function retry(options: RunCommandOptions): Promise<RunSummary> {
     ids.add(r.unique_id);
     if (r.batch_results?.failed.length) retryBatches.set(r.unique_id, r.batch_results.failed);
   }
-  const types = last.args?.resource_types ?? ['seed', 'model', 'snapshot', 'test'];
+  const types = last.args?.resource_types ?? ['loader', 'seed', 'model', 'snapshot', 'test'];
   if (ids.size === 0) {
     return { manifest: (await compile(options)).manifest, results: [], elapsedSeconds: 0, interrupted: false, warnings: ['the last run had no failures; nothing to retry'], exitCode: 0 };
   }
   return execute(options, types, { command: 'retry', ids, retryBatches });
 }
 
-/** Seeds, models, snapshots and tests in graph order; a failing test skips its model's children. */
+/** Loaders, seeds, models, snapshots and tests in graph order; a failing test skips its model's children. */
 export function build(options: RunCommandOptions): Promise<RunSummary> {
-  return execute(options, ['seed', 'model', 'snapshot', 'test'], { command: 'build' });
+  return execute(options, ['loader', 'seed', 'model', 'snapshot', 'test'], { command: 'build' });
+}
+
+/** Loaders only: extract from the sources' systems and load their raw tables. */
+export function extract(options: RunCommandOptions): Promise<RunSummary> {
+  return execute(options, ['loader'], { command: 'extract' });
 }
 
 /** Snapshots only. */
