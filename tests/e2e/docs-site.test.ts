@@ -52,9 +52,11 @@ async function heading(page: Page): Promise<string> {
   return (await page.locator('main h1').first().textContent())?.trim() ?? '';
 }
 
-/** Waits until the page's h1 reads `text`, exactly: hasText matches substrings, and 'stg_orders' contains 'orders'. */
+/** Waits until the page's h1 reads `text`. */
 async function waitForHeading(page: Page, text: string): Promise<void> {
-  await page.locator('main h1', { hasText: new RegExp(`^\\s*${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`) }).first().waitFor();
+  // hasText with a string matches a substring ('orders' in 'stg_orders'): wait for the exact heading.
+  const exact = new RegExp(`^\\s*${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);
+  await page.locator('main h1', { hasText: exact }).first().waitFor();
   expect(await heading(page)).toBe(text);
 }
 
