@@ -316,7 +316,7 @@ function buildProgram(): Command {
         const node = manifest.nodes[id]!;
         if (opts.output === 'name') console.log(node.name);
         else if (opts.output === 'path') console.log(node.original_file_path);
-        else if (opts.output === 'json') console.log(JSON.stringify({ unique_id: id, name: node.name, resource_type: node.resource_type, config: { materialized: node.config.materialized, tags: node.tags }, original_file_path: node.original_file_path, depends_on: node.depends_on.nodes, columns: Object.values(node.columns).map((c) => ({ name: c.name, data_type: c.data_type ?? null })), ...(breaking?.has(id) ? { breaking: breaking.get(id) } : {}) }));
+        else if (opts.output === 'json') console.log(JSON.stringify({ unique_id: id, name: node.name, resource_type: node.unit_test ? 'unit_test' : node.resource_type, config: { materialized: node.config.materialized, tags: node.tags }, original_file_path: node.original_file_path, depends_on: node.depends_on.nodes, columns: Object.values(node.columns).map((c) => ({ name: c.name, data_type: c.data_type ?? null })), ...(breaking?.has(id) ? { breaking: breaking.get(id) } : {}) }));
         else console.log(node.fqn.join('.'));
       }
     });

@@ -3,7 +3,7 @@
 // compiling altogether (keyed by a hash of every input file, the target, vars
 // and the environment variables templates read).
 
-import { createHash } from 'node:crypto';
+import { createHash, hash as oneShotHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Manifest, ManifestNode } from './manifest.js';
@@ -233,7 +233,7 @@ export async function writeCompiledFiles(
     const file = path.join(projectRoot, node.compiled_path);
     const raw = transform ? transform(node.compiled_code) : node.compiled_code;
     const sql = raw.endsWith('\n') ? raw : `${raw}\n`;
-    const hash = createHash('sha1').update(sql).digest('base64');
+    const hash = oneShotHash('sha1', sql, 'base64');
     if (previous[node.compiled_path] !== hash) recordChanged = true;
     record[node.compiled_path] = hash;
     if (previous[node.compiled_path] === hash && existsSync(file)) continue;

@@ -4,7 +4,7 @@
 // (severity, thresholds, where, limit, store_failures, tags) checked here,
 // at compile time, with the yml file:line of the entry.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import path from 'node:path';
 import type { Dialect } from '../../adapters/dialect.js';
 import { selectBody } from '../../adapters/sql-text.js';
@@ -299,7 +299,7 @@ function compileOne(input: DataTestCompileInput, subject: Subject, entry: unknow
     description: '',
     columns: {},
     meta: nodeConfig.meta,
-    checksum: { name: 'sha256', checksum: createHash('sha256').update(JSON.stringify([testName, subject.uniqueId, column ?? null, args, config])).digest('hex') },
+    checksum: { name: 'sha256', checksum: hash('sha256', JSON.stringify([testName, subject.uniqueId, column ?? null, args, config]), 'hex') },
     patch_path: null,
     test_metadata: testMetadata,
     ...(otherNames.length ? { other_names: otherNames } : {}),
@@ -324,6 +324,5 @@ function testNodeName(test: string, label: string, column: string | undefined, a
     .replace(/[^A-Za-z0-9_]+/g, '_')
     .replace(/_+$/, '');
   if (full.length <= 63) return full;
-  const hash = createHash('md5').update(full).digest('hex').slice(0, 10);
-  return `${full.slice(0, 52)}_${hash}`;
+  return `${full.slice(0, 52)}_${hash('md5', full, 'hex').slice(0, 10)}`;
 }

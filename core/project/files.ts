@@ -11,7 +11,7 @@
 // a write racing the hash (or a coarse file-system clock) never hides a change.
 
 import { isUtf8 } from 'node:buffer';
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
@@ -79,7 +79,7 @@ export function checksumOf(absPath: string, key: string, stamps: Record<string, 
   const s = stamps[key];
   if (s && s.size === st.size && s.mtimeMs === st.mtimeMs && st.mtimeMs < s.hashedAt - RACY_MS) return { checksum: s.checksum, changed: false };
   const hashedAt = Date.now();
-  const checksum = createHash('sha256').update(readFileSync(absPath)).digest('hex');
+  const checksum = hash('sha256', readFileSync(absPath), 'hex');
   stamps[key] = { size: st.size, mtimeMs: st.mtimeMs, hashedAt, checksum };
   return { checksum, changed: true };
 }

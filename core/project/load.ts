@@ -4,7 +4,7 @@
 // plain Project that the compiler turns into a manifest.
 
 import { readFileSync, existsSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import path from 'node:path';
 import { checksumOf, filesUnder, readProjectText, readStamps, type FileStamp } from './files.js';
 import { type Diagnostic, Diagnostics, ProjectError, didYouMean } from '../errors.js';
@@ -125,7 +125,7 @@ const PATH_DEFAULTS = {
 } as const;
 
 function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return hash('sha256', text, 'hex');
 }
 
 function toPosix(p: string): string {

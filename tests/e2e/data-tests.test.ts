@@ -213,6 +213,12 @@ describe('project-template: tests of every kind', () => {
     expect(singular.stdout.trim().split('\n')).toEqual(['shop.assert_payments_match_orders']);
     const unit = ok(await runCli(['ls', '-s', 'test_type:unit', '-o', 'name'], { cwd: project }));
     expect(unit.stdout.trim().split('\n')).toEqual(['orders_sum_payments_per_method']);
+    // As dbt ls: a unit test's resource_type is unit_test, a data test's test.
+    const json = ok(await runCli(['ls', '-s', 'test_type:unit', 'test_type:singular', '--output', 'json'], { cwd: project }));
+    expect(json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { unique_id: string; resource_type: string }).map((x) => [x.unique_id, x.resource_type]).sort()).toEqual([
+      ['test.shop.assert_payments_match_orders', 'test'],
+      ['unit_test.shop.orders.orders_sum_payments_per_method', 'unit_test'],
+    ]);
   });
 
   // Runs last: it breaks the seed.
