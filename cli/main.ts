@@ -135,8 +135,10 @@ async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 's
       noCheckSources: !opts.checkSources,
       onEvent: (e) => reporter.onEvent(e),
       signal: controller.signal,
+      job: process.env.ETL_JOB,
     });
     for (const w of summary.warnings) reporter.warn(w);
+    for (const line of await undeliveredAlerts(summary.alerts)) reporter.warn(line);
     reporter.summary(summary.results, summary.elapsedSeconds, summary.interrupted);
     if (opts.junit) {
       const { junitXml } = await import('../core/reporting/junit.js');
@@ -305,7 +307,8 @@ function buildProgram(): Command {
     .option('-s, --select <selector>', 'sources to check: source:raw or source:raw.orders (repeatable)', collect)
     .action(async (opts: GlobalOpts & { select?: string[] }) => {
       const { sourceFreshness } = await import('../core/api.js');
-      const summary = await sourceFreshness({ ...(await baseOptions(opts)), select: opts.select });
+      const summary = await sourceFreshness({ ...(await baseOptions(opts)), select: opts.select, job: process.env.ETL_JOB });
+      for (const line of await undeliveredAlerts(summary.alerts)) console.error(`warning: ${line}`);
       for (const r of summary.results) {
         const name = r.unique_id.split('.').slice(2).join('.');
         if (opts.logFormat === 'json') console.log(JSON.stringify({ event: 'source_freshness', ...r }));
@@ -390,6 +393,14 @@ function buildProgram(): Command {
     console.log(`Removed ${removed.length} path${removed.length === 1 ? '' : 's'} from target/`);
   });
   return program;
+}
+
+/** Alerts that could not be delivered: said as warnings, never errors (the run's outcome stands). */
+async function undeliveredAlerts(alerts: Array<import('../core/alerts/index.js').AlertDelivery>): Promise<string[]> {
+  const failed = alerts.filter((a) => !a.delivered);
+  if (failed.length === 0) return [];
+  const { describeUndelivered } = await import('../core/alerts/index.js');
+  return failed.map(describeUndelivered);
 }
 
 function formatAge(seconds: number): string {

@@ -176,6 +176,8 @@ export interface RunCommandOptions extends CompileOptions, SelectOptions {
   eventTimeEnd?: string;
   onEvent?: (event: RunEvent) => void;
   signal?: AbortSignal;
+  /** The scheduled job (etl.yml jobs:) this run is, for its alerts; `etl schedule` sets ETL_JOB for the runs it starts. */
+  job?: string;
 }
 
 export interface RunSummary {
@@ -186,6 +188,8 @@ export interface RunSummary {
   warnings: string[];
   /** 0 all passed, 1 something failed. */
   exitCode: 0 | 1;
+  /** The alerts the run raised (etl.yml alerts:), delivered or not: a failed delivery never fails the run. */
+  alerts: import('./alerts/index.js').AlertDelivery[];
 }
 
 /** Resolves --select/--exclude against a manifest; returns selected ids and warnings. */
@@ -285,6 +289,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   const onEvent = options.onEvent ?? (() => undefined);
   let outcome;
   let recordFailed: unknown;
+  let alertEvents: import('./alerts/index.js').AlertEvent[] = [];
   // One id for this invocation: manifest.json, run_results.json and etl_meta's run record.
   const runId = invocationId;
   // Runs that build something keep their history and state in the target (etl_meta).
@@ -339,13 +344,39 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
         recordFailed = err;
       }
     }
+    if (project.alerts.length) alertEvents = await runAlerts(project, manifest, outcome.results, adapter, { runId, job: options.job });
   } finally {
     await adapter.close();
   }
   writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, { command: how.command, resource_types: resourceTypes, select: options.select, exclude: options.exclude, state: options.state, defer: options.defer, favor_state: options.favorState }, runId, startedAt);
+  const alerts = alertEvents.length ? await (await import('./alerts/index.js')).raiseAlerts(project, alertEvents) : [];
   if (recordFailed !== undefined) throw recordFailed;
   const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
-  return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0 };
+  return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0, alerts };
+}
+
+/**
+ * The alert events of a finished run (core/alerts/run-alerts.ts). The run
+ * history is read only when a model with an SLA was not built by this run:
+ * its last success in the history decides whether the SLA still holds.
+ */
+async function runAlerts(project: ProjectScan, manifest: Manifest, results: NodeResult[], adapter: Adapter, run: { runId: string; job?: string }): Promise<import('./alerts/index.js').AlertEvent[]> {
+  const [{ runAlertEvents, staleCandidates, staleSlaEvents }, { wantsAlert }, { parseLoadedAt }] = await Promise.all([import('./alerts/run-alerts.js'), import('./alerts/index.js'), import('./data-tests/engine/freshness.js')]);
+  const events = runAlertEvents(manifest, results, run);
+  const stale = wantsAlert(project, 'sla_breach') ? staleCandidates(manifest, results) : [];
+  if (stale.length && adapter.state.history) {
+    try {
+      const history = await adapter.withSession((s) => adapter.state.history!(s, { runs: 1, perNode: 100 }));
+      const last = new Map<string, string | null>(stale.map((id) => [id, null]));
+      for (const r of history?.node_runs ?? []) {
+        if (last.has(r.unique_id) && last.get(r.unique_id) === null && r.status === 'success' && r.finished_at) last.set(r.unique_id, parseLoadedAt(r.finished_at).toISOString());
+      }
+      events.push(...staleSlaEvents(manifest, stale, last, run, new Date()));
+    } catch {
+      // No history to read (a target that never ran): nothing to compare against.
+    }
+  }
+  return events.filter((e) => wantsAlert(project, e.event));
 }
 
 /** `value` with every secret masked, wherever in it a string holds one. */
@@ -379,7 +410,7 @@ export async function retry(options: RunCommandOptions): Promise<RunSummary> {
   }
   const types = last.args?.resource_types ?? ['seed', 'model', 'snapshot', 'test'];
   if (ids.size === 0) {
-    return { manifest: (await compile(options)).manifest, results: [], elapsedSeconds: 0, interrupted: false, warnings: ['the last run had no failures; nothing to retry'], exitCode: 0 };
+    return { manifest: (await compile(options)).manifest, results: [], elapsedSeconds: 0, interrupted: false, warnings: ['the last run had no failures; nothing to retry'], exitCode: 0, alerts: [] };
   }
   return execute(options, types, { command: 'retry', ids, retryBatches });
 }
@@ -464,10 +495,12 @@ export async function show(options: CompileOptions & SelectOptions & { inline?: 
 export interface FreshnessSummary {
   results: import('./data-tests/engine/freshness.js').FreshnessResult[];
   exitCode: 0 | 1;
+  /** freshness_error alerts raised (etl.yml alerts:), delivered or not. */
+  alerts: import('./alerts/index.js').AlertDelivery[];
 }
 
 /** `etl source freshness`: checks each source with freshness config; writes target/sources.json. */
-export async function sourceFreshness(options: CompileOptions & { select?: string[] }): Promise<FreshnessSummary> {
+export async function sourceFreshness(options: CompileOptions & { select?: string[]; job?: string }): Promise<FreshnessSummary> {
   const { checkFreshness, freshnessSources } = await import('./data-tests/engine/freshness.js');
   const { project, manifest, invocationId } = await compile(options);
   const wanted = (options.select ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean).map((s) => s.replace(/^source:/, ''));
@@ -486,8 +519,29 @@ export async function sourceFreshness(options: CompileOptions & { select?: strin
   }
   results = scrubbed(results, project.secrets);
   writeSourcesJson(project.targetPath, results, (performance.now() - started) / 1000, invocationId);
-  const failed = results.some((r) => r.status === 'error' || r.status === 'runtime error');
-  return { results, exitCode: failed ? 1 : 0 };
+  const failed = results.filter((r) => r.status === 'error' || r.status === 'runtime error');
+  let alerts: FreshnessSummary['alerts'] = [];
+  if (failed.length && project.alerts.some((a) => a.on.includes('freshness_error'))) {
+    const [{ raiseAlerts }, { subjectOf }] = await Promise.all([import('./alerts/index.js'), import('./alerts/run-alerts.js')]);
+    alerts = await raiseAlerts(
+      project,
+      failed.map((r) => {
+        const source = manifest.sources[r.unique_id]!;
+        const name = `${source.source_name}.${source.name}`;
+        return {
+          event: 'freshness_error' as const,
+          run_id: invocationId,
+          job: options.job ?? null,
+          node: subjectOf({ ...source, name }),
+          max_loaded_at: r.max_loaded_at,
+          age_seconds: r.max_loaded_at_time_ago_in_s,
+          error_after: r.criteria.error_after,
+          message: r.error ? `source ${name}: ${r.error}` : `source ${name} was last loaded ${r.max_loaded_at_time_ago_in_s}s ago, over its error_after of ${r.criteria.error_after}`,
+        };
+      }),
+    );
+  }
+  return { results, exitCode: failed.length ? 1 : 0, alerts };
 }
 
 /** `etl state show`: what etl_meta holds in the target. */

@@ -4,8 +4,11 @@
 
 import * as z from 'zod';
 import { strictObject } from './yaml.js';
+import { DURATION_HINT, DURATION_PATTERN } from './duration.js';
 
 const stringList = z.union([z.string(), z.array(z.string())]);
+/** "30m", "12h", "2d" (core/project/duration.ts). */
+const durationText = z.string().regex(DURATION_PATTERN, DURATION_HINT);
 
 export const MATERIALIZATIONS = ['view', 'table', 'incremental', 'ephemeral', 'seed', 'snapshot'] as const;
 
@@ -19,6 +22,8 @@ export const nodeConfigShape = {
   pre_hook: stringList,
   post_hook: stringList,
   retries: z.number().int().min(0),
+  /** A model's SLA: its build takes longer, or its last successful build is older, than this (an sla_breach alert). */
+  sla: durationText,
   meta: z.record(z.string(), z.unknown()),
   // incremental
   incremental_strategy: z.enum(['append', 'merge', 'delete+insert', 'microbatch', 'insert_overwrite']),
@@ -122,7 +127,12 @@ export const projectFileSchema = strictObject({
   'test-paths': z.array(z.string()),
   'macro-paths': z.array(z.string()),
   'target-path': z.string(),
+  /** Scheduled jobs and alert sinks: checked entry by entry in core/project/orchestration.ts, only when present. */
+  jobs: z.array(z.unknown()),
+  alerts: z.array(z.unknown()),
 }).partial({
+  jobs: true,
+  alerts: true,
   version: true,
   vars: true,
   target: true,
@@ -191,7 +201,7 @@ function buildPropertiesSchemas() {
 
   // "12h", or dbt's { count: 12, period: hour } (what manifest.json and sources.json write).
   const duration = z.union([
-    z.string().regex(/^\s*\d+(\.\d+)?\s*(s|m|h|d)\s*$/, 'expected a duration like "30m", "12h" or "2d"'),
+    durationText,
     strictObject({ count: z.number().int().positive(), period: z.enum(['minute', 'hour', 'day']) }),
   ]);
 
