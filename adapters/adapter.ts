@@ -174,7 +174,12 @@ export interface Adapter {
   withSession<T>(fn: (session: AdapterSession) => Promise<T>): Promise<T>;
   /** Cancels every running statement (Ctrl-C). */
   interruptAll(): void;
-  /** Whether an error is worth retrying (dropped connection, serialization failure). */
+  /**
+   * Whether an error is transient: the same work can succeed when tried again
+   * (a dropped connection, a serialization failure, a deadlock, a lock timeout,
+   * a Delta commit conflict). Only these are retried (core/runner/retry.ts) and
+   * counted by the circuit breaker; anything else fails the node at once.
+   */
   isTransient(err: unknown): boolean;
 
   /**

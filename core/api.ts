@@ -321,6 +321,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       runId,
       batchRange,
       retryBatches: how.retryBatches,
+      circuitBreaker: project.target.circuit_breaker,
     });
     // An engine's message may echo a secret (DuckDB's errors are not scrubbed by
     // its driver): scrubbed once here for every record and artifact after.

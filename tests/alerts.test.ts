@@ -42,7 +42,7 @@ const FAILURE: AlertEvent = {
   occurred_at: '2026-01-02T03:04:05.000Z',
 };
 
-const fast = { backoffMs: () => 5 };
+const fast = { backoff: { strategy: 'exponential' as const, baseMs: 5, maxMs: 20, jitter: 0 } };
 
 describe('webhook sink', () => {
   it('posts the documented JSON payload, retrying a 500 until it is accepted', async () => {

@@ -105,8 +105,10 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   }
 
   isTransient(err: unknown): boolean {
-    // Concurrent catalog writes from our own threads can conflict; a retry succeeds.
-    return /write-write conflict|Catalog write-write/i.test((err as Error)?.message ?? '');
+    // Concurrent catalog writes from our own threads can conflict, and a transaction can
+    // lose a race with another (TransactionContext: Conflict); a retry succeeds. The
+    // database file held by another process is not transient: it is held for a whole run.
+    return /write-write conflict|Catalog write-write|TransactionContext Error: Conflict/i.test((err as Error)?.message ?? '');
   }
 
   /**

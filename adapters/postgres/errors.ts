@@ -8,6 +8,7 @@ const TRANSIENT_SQLSTATES = new Set([
   '57P03', // cannot_connect_now: the server is starting up or shutting down
   '40001', // serialization_failure
   '40P01', // deadlock_detected
+  '55P03', // lock_not_available: lock_timeout ran out
 ]);
 
 /** Socket errors of a dropped or refused connection. */
@@ -31,10 +32,10 @@ function* chain(err: unknown, depth = 0): Generator<ErrorLike> {
   if (e.cause) yield* chain(e.cause, depth + 1);
 }
 
-/** Dropped/refused connection, terminated backend, serialization failure, deadlock. Nothing else. */
+/** Dropped/refused connection (class 08), terminated backend, serialization failure, deadlock, lock timeout. Nothing else. */
 export function isTransientPgError(err: unknown): boolean {
   for (const e of chain(err)) {
-    if (typeof e.code === 'string' && (TRANSIENT_SQLSTATES.has(e.code) || CONNECTION_ERRNOS.has(e.code))) return true;
+    if (typeof e.code === 'string' && (TRANSIENT_SQLSTATES.has(e.code) || e.code.startsWith('08') || CONNECTION_ERRNOS.has(e.code))) return true;
     if (typeof e.message === 'string' && CONNECTION_TERMINATED.test(e.message)) return true;
   }
   return false;

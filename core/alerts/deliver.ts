@@ -1,7 +1,8 @@
 // Delivering one alert to one sink: a webhook (a JSON POST over node:http,
 // so no fetch implementation is loaded) or a command (the payload as JSON on
-// its stdin). Each is tried 1 + retries times with exponential backoff, each
-// try bounded by the alert's timeout. Nothing here throws: the outcome is a
+// its stdin). Each is tried 1 + retries times with exponential backoff (the
+// runner's retry policy, core/runner/retry.ts), each try bounded by the
+// alert's timeout. Nothing here throws: the outcome is a
 // value, and a failure says why without the URL's path or any header (a
 // chat webhook's URL is its credential).
 
@@ -11,6 +12,7 @@ import https from 'node:https';
 import type { AlertConfig } from '../project/orchestration.js';
 import type { AlertPayload } from './events.js';
 import { webhookBody } from './formats.js';
+import { RetriesExhausted, withRetry, type BackoffPolicy } from '../runner/retry.js';
 
 export interface AlertDelivery {
   alert: string;
@@ -36,33 +38,43 @@ interface Attempt {
 export interface DeliverOptions {
   /** Folder a command sink runs in (the project's root). */
   cwd: string;
-  /** Delay before retry n (1-based), in ms; exponential with jitter by default. */
-  backoffMs?: (retry: number) => number;
+  /** The waits between tries; ALERT_BACKOFF by default. */
+  backoff?: BackoffPolicy;
 }
 
 /** 0.5 s, 1 s, 2 s, ... up to 30 s, each with up to half of it taken off at random (so many senders spread out). */
-export function alertBackoffMs(retry: number): number {
-  const full = Math.min(30_000, 500 * 2 ** (retry - 1));
-  return Math.round(full * (0.5 + Math.random() / 2));
+export const ALERT_BACKOFF: BackoffPolicy = { strategy: 'exponential', baseMs: 500, maxMs: 30_000, jitter: 0.5 };
+
+/** A failed try, as withRetry sees it: transient unless a retry cannot change the answer. */
+class AttemptFailed extends Error {
+  constructor(readonly attempt: Attempt) {
+    super(attempt.error);
+  }
 }
 
 export async function deliverAlert(alert: AlertConfig, payload: AlertPayload, options: DeliverOptions): Promise<AlertDelivery> {
   const sink = alert.webhook ? 'webhook' : 'command';
   const destination = alert.webhook ? new URL(alert.webhook.url).origin : 'command';
-  const backoff = options.backoffMs ?? alertBackoffMs;
-  let last: Attempt = { ok: false, status: null, error: 'not tried', retryable: true };
-  let attempts = 0;
-  for (let attempt = 1; attempt <= 1 + alert.retries; attempt++) {
-    if (attempt > 1) await new Promise((r) => setTimeout(r, backoff(attempt - 1)));
-    attempts = attempt;
+  const once = async (): Promise<Attempt> => {
+    let a: Attempt;
     try {
-      last = alert.webhook ? await postWebhook(alert.webhook, payload, alert.timeoutSeconds * 1000) : await runCommand(alert.command!, payload, alert.timeoutSeconds * 1000, options.cwd);
+      a = alert.webhook ? await postWebhook(alert.webhook, payload, alert.timeoutSeconds * 1000) : await runCommand(alert.command!, payload, alert.timeoutSeconds * 1000, options.cwd);
     } catch (err) {
-      last = { ok: false, status: null, error: (err as Error)?.message ?? String(err), retryable: true };
+      a = { ok: false, status: null, error: (err as Error)?.message ?? String(err), retryable: true };
     }
-    if (last.ok || !last.retryable) break;
+    if (!a.ok) throw new AttemptFailed(a);
+    return a;
+  };
+  const result = { alert: alert.name, event: payload.event, sink, destination } as const;
+  try {
+    const { value, attempts } = await withRetry(once, { maxAttempts: 1 + alert.retries, policy: options.backoff ?? ALERT_BACKOFF, isTransient: (err) => err instanceof AttemptFailed && err.attempt.retryable });
+    return { ...result, delivered: true, attempts: attempts.length, status: value.status };
+  } catch (err) {
+    const attempts = err instanceof RetriesExhausted ? err.attempts.length : 1;
+    const cause = err instanceof RetriesExhausted ? err.cause : err;
+    const last = cause instanceof AttemptFailed ? cause.attempt : { status: null, error: (cause as Error)?.message ?? String(cause) };
+    return { ...result, delivered: false, attempts, status: last.status, error: last.error };
   }
-  return { alert: alert.name, event: payload.event, sink, destination, delivered: last.ok, attempts, status: last.status, ...(last.ok ? {} : { error: last.error }) };
 }
 
 function postWebhook(webhook: NonNullable<AlertConfig['webhook']>, payload: AlertPayload, timeoutMs: number): Promise<Attempt> {

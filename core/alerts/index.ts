@@ -30,7 +30,8 @@ export interface AlertContext {
 export interface RaiseOptions {
   /** Told of each alert that could not be delivered (already free of secrets). */
   onUndelivered?: (message: string, delivery: AlertDelivery) => void;
-  backoffMs?: DeliverOptions['backoffMs'];
+  /** The waits between tries (tests make them short). */
+  backoff?: DeliverOptions['backoff'];
 }
 
 /** The file every delivery (and every failure to deliver) is appended to, one JSON object a line. */
@@ -47,7 +48,7 @@ export async function raiseAlerts(project: AlertContext, events: AlertEvent[], o
   for (const event of events) {
     const payload = alertPayload(event, project);
     for (const alert of project.alerts) {
-      if (alert.on.includes(event.event)) jobs.push(deliverAlert(alert, payload, { cwd: project.root, backoffMs: options.backoffMs }));
+      if (alert.on.includes(event.event)) jobs.push(deliverAlert(alert, payload, { cwd: project.root, backoff: options.backoff }));
     }
   }
   if (jobs.length === 0) return [];

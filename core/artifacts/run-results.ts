@@ -36,6 +36,7 @@ export function dbtRunResult(r: NodeResult, manifest: Manifest): Record<string, 
   if (r.quarantined !== undefined) adapterResponse.quarantined = r.quarantined;
   if (r.failing_rows_sample) adapterResponse.failing_rows_sample = r.failing_rows_sample;
   if (r.compiled_path) adapterResponse.compiled_path = r.compiled_path;
+  if (r.attempts) adapterResponse.attempts = r.attempts;
   const out: Record<string, unknown> = {
     status: r.status,
     timing: r.timing,
@@ -70,6 +71,7 @@ export function nodeResultFromJson(r: Record<string, unknown>): NodeResult {
   const sample = r.failing_rows_sample ?? response.failing_rows_sample;
   if (sample) result.failing_rows_sample = sample as NodeResult['failing_rows_sample'];
   result.compiled_path = (r.compiled_path ?? response.compiled_path ?? null) as string | null;
+  if (Array.isArray(response.attempts)) result.attempts = response.attempts as NodeResult['attempts'];
   return result;
 }
 

@@ -17,6 +17,8 @@ export interface NodeConfig {
   pre_hook: string[];
   post_hook: string[];
   retries: number;
+  /** How long to wait between retries (core/runner/retry.ts). */
+  retry_backoff?: import('../runner/retry.js').RetryBackoffConfig;
   incremental_strategy?: 'append' | 'merge' | 'delete+insert' | 'microbatch' | 'insert_overwrite';
   unique_key?: string | string[];
   on_schema_change?: 'ignore' | 'fail' | 'append_new_columns' | 'sync_all_columns';

@@ -10,6 +10,10 @@ const stringList = z.union([z.string(), z.array(z.string())]);
 /** "30m", "12h", "2d" (core/project/duration.ts). */
 const durationText = z.string().regex(DURATION_PATTERN, DURATION_HINT);
 
+/** A wait: seconds as a number, or "250ms", "2s", "5m", "1h" (core/runner/retry.ts reads it). */
+const waitDuration = z.union([z.number().min(0), z.string().regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$/, 'expected a duration like "500ms", "2s" or "1m"')]);
+const backoffStrategy = z.enum(['exponential', 'constant', 'none']);
+
 export const MATERIALIZATIONS = ['view', 'table', 'incremental', 'ephemeral', 'seed', 'snapshot'] as const;
 
 /** Every config key a model, seed or snapshot may set, from any of the three places. */
@@ -24,6 +28,7 @@ export const nodeConfigShape = {
   retries: z.number().int().min(0),
   /** A model's SLA: its build takes longer, or its last successful build is older, than this (an sla_breach alert). */
   sla: durationText,
+  retry_backoff: z.union([backoffStrategy, strictObject({ strategy: backoffStrategy, base: waitDuration, max: waitDuration, jitter: z.union([z.boolean(), z.number().min(0).max(1)]) }).partial()]),
   meta: z.record(z.string(), z.unknown()),
   // incremental
   incremental_strategy: z.enum(['append', 'merge', 'delete+insert', 'microbatch', 'insert_overwrite']),
@@ -63,14 +68,17 @@ export type NodeConfigInput = z.output<typeof nodeConfigSchema>;
 export const NODE_CONFIG_KEYS = new Set(Object.keys(nodeConfigShape));
 
 const threads = z.number().int().min(1).max(64);
+/** Consecutive transient failures after which a run stops calling the target (0: never). */
+const circuit_breaker = z.number().int().min(0);
 
 export const duckdbTargetSchema = strictObject({
   type: z.literal('duckdb'),
   path: z.string(),
   schema: z.string(),
   threads,
+  circuit_breaker,
   settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
-}).partial({ schema: true, threads: true, settings: true, path: true });
+}).partial({ schema: true, threads: true, circuit_breaker: true, settings: true, path: true });
 
 export const postgresTargetSchema = strictObject({
   type: z.literal('postgres'),
@@ -86,7 +94,9 @@ export const postgresTargetSchema = strictObject({
   sslrootcert: z.string(),
   connect_timeout: z.number().min(0),
   statement_timeout: z.number().min(0),
+  circuit_breaker,
 }).partial({
+  circuit_breaker: true,
   url: true,
   host: true,
   port: true,
@@ -106,7 +116,8 @@ export const deltaTargetSchema = strictObject({
   path: z.string(),
   schema: z.string(),
   threads,
-}).partial({ schema: true, threads: true });
+  circuit_breaker,
+}).partial({ schema: true, threads: true, circuit_breaker: true });
 
 export const targetSchema = z.discriminatedUnion('type', [duckdbTargetSchema, postgresTargetSchema, deltaTargetSchema]);
 export type TargetInput = z.output<typeof targetSchema>;

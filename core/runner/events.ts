@@ -2,6 +2,7 @@
 // output; the runner itself never prints.
 
 import type { ManifestNode } from '../compiler/manifest.js';
+import type { AttemptRecord } from './retry.js';
 
 export type NodeStatus = 'success' | 'error' | 'skipped' | 'pass' | 'fail' | 'warn';
 
@@ -24,10 +25,12 @@ export interface NodeResult {
   quarantined?: number;
   /** Microbatch models: the batches ([start, end)) that succeeded and failed. */
   batch_results?: { successful: Array<[string, string]>; failed: Array<[string, string]> };
+  /** A node tried more than once (retries): every attempt, the last one's outcome being the node's. */
+  attempts?: AttemptRecord[];
 }
 
 export type RunEvent =
   | { type: 'run_started'; total: number; threads: number }
   | { type: 'node_started'; index: number; total: number; node: ManifestNode }
   | { type: 'node_finished'; index: number; total: number; node: ManifestNode; result: NodeResult }
-  | { type: 'node_retry'; index: number; total: number; node: ManifestNode; attempt: number; delayMs: number; reason: string };
+  | { type: 'node_retry'; index: number; total: number; node: ManifestNode; /** The retry's number (1: the first retry, after attempt 1 failed). */ attempt: number; delayMs: number; reason: string };

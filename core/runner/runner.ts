@@ -9,6 +9,7 @@ import type { Manifest, ManifestNode } from '../compiler/manifest.js';
 import { materializationFor } from '../materializations/index.js';
 import { descendantsInPlan, type Plan } from '../plan/plan.js';
 import type { NodeResult, RunEvent } from './events.js';
+import { backoffPolicy, CircuitBreaker, RetriesExhausted, withRetry, type Sleeper } from './retry.js';
 
 export interface RunOptions {
   threads: number;
@@ -22,6 +23,10 @@ export interface RunOptions {
   batchRange?: { start: string; end: string };
   /** etl retry: the failed batches of each microbatch model. */
   retryBatches?: Map<string, Array<[string, string]>>;
+  /** Consecutive transient failures on the target after which no more nodes start (0: never); default 5. */
+  circuitBreaker?: number;
+  /** Where retry backoff waits (tests pass one that does not sleep). */
+  sleeper?: Sleeper;
 }
 
 export interface RunOutcome {
@@ -40,6 +45,8 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
   let running = 0;
   let stopping = false;
   let interrupted = false;
+  let stopReason = 'skipped: run stopped by --fail-fast';
+  const breaker = new CircuitBreaker(options.circuitBreaker ?? DEFAULT_CIRCUIT_BREAKER);
   options.onEvent({ type: 'run_started', total, threads: options.threads });
 
   const schemas = new Set(plan.ids.map((id) => manifest.nodes[id]!).filter((n) => n.relation_name).map((n) => n.schema));
@@ -60,6 +67,7 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
   };
   const onAbort = () => {
     interrupted = true;
+    stopReason = 'skipped: run interrupted';
     halt();
   };
   if (options.signal?.aborted) onAbort();
@@ -97,11 +105,16 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
         const node = manifest.nodes[id]!;
         const myIndex = ++index;
         options.onEvent({ type: 'node_started', index: myIndex, total, node });
-        void runNode(node, manifest, adapter, options, total, myIndex, () => stopping).then((result) => {
+        void runNode(node, manifest, adapter, options, total, myIndex, breaker, () => stopping).then((result) => {
           // A node stopped before it ran, or whose statement --fail-fast cancelled, did not fail.
           if (stopping && result.status === 'error' && (result.message === NOT_STARTED || (!interrupted && /interrupt/i.test(result.message)))) {
             result.status = 'skipped';
-            result.message = interrupted ? 'skipped: run interrupted' : 'skipped: run stopped by --fail-fast';
+            result.message = stopReason;
+          }
+          // The engine keeps failing: nodes running finish, no more start.
+          if (breaker.isOpen && !stopping) {
+            stopping = true;
+            stopReason = `skipped: ${breaker.reason}`;
           }
           options.onEvent({ type: 'node_finished', index: myIndex, total, node, result });
           finish(id, result);
@@ -115,7 +128,7 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
   options.signal?.removeEventListener('abort', onAbort);
 
   for (const id of plan.ids) {
-    if (!results.has(id)) skip(id, interrupted ? 'skipped: run interrupted' : 'skipped: run stopped by --fail-fast');
+    if (!results.has(id)) skip(id, stopReason);
   }
   return {
     results: plan.ids.map((id) => results.get(id)!),
@@ -126,7 +139,7 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
 
 const NOT_STARTED = 'run stopped before the node started';
 
-async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter, options: RunOptions, total: number, index: number, stopping: () => boolean = () => false): Promise<NodeResult> {
+async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter, options: RunOptions, total: number, index: number, breaker: CircuitBreaker, stopping: () => boolean = () => false): Promise<NodeResult> {
   // The node's own work: the clock starts once it has a connection (re-set by the first one it gets).
   let startedAt = new Date();
   let t0 = performance.now();
@@ -135,52 +148,61 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
   if (!strategy) {
     return finished(node, startedAt, t0, 'error', `materialization "${node.config.materialized}" is not supported yet`);
   }
-  const maxAttempts = 1 + (node.config.retries ?? 0);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const outcome = await adapter.withSession(async (session) => {
-        if (!connected) {
-          connected = true;
-          startedAt = new Date();
-          t0 = performance.now();
-        }
-        if (stopping()) throw new Error(NOT_STARTED);
-        for (const hook of node.config.pre_hook) await session.execute(hook);
-        const r = await strategy.run({
-          node,
-          manifest,
-          adapter,
-          session,
-          fullRefresh: options.fullRefresh,
-          runId: options.runId,
-          signal: options.signal,
-          batchRange: options.batchRange,
-          retryBatches: options.retryBatches?.get(node.unique_id),
-        });
-        for (const hook of node.config.post_hook) await session.execute(hook);
-        return r;
-      });
-      const result = finished(node, startedAt, t0, outcome.status ?? 'success', outcome.message);
-      result.rows_affected = outcome.rowsAffected ?? null;
-      if (outcome.failures !== undefined) result.failures = outcome.failures;
-      if (outcome.quarantined !== undefined) result.quarantined = outcome.quarantined;
-      if (outcome.batches) result.batch_results = outcome.batches;
-      if (outcome.sample) result.failing_rows_sample = { columns: outcome.sample.columns, rows: outcome.sample.rows };
-      result.adapter_response = { _message: outcome.message, rows_affected: outcome.rowsAffected };
-      return result;
-    } catch (err) {
-      const message = (err as Error)?.message ?? String(err);
-      if (attempt < maxAttempts && adapter.isTransient(err) && !options.signal?.aborted) {
-        const delayMs = Math.round(Math.min(30_000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
-        options.onEvent({ type: 'node_retry', index, total, node, attempt, delayMs, reason: message.split('\n')[0]! });
-        await new Promise((r) => setTimeout(r, delayMs));
-        continue;
+  const attempt = () =>
+    adapter.withSession(async (session) => {
+      if (!connected) {
+        connected = true;
+        startedAt = new Date();
+        t0 = performance.now();
       }
-      const interrupted = options.signal?.aborted && /interrupt/i.test(message);
-      return finished(node, startedAt, t0, 'error', interrupted ? 'interrupted' : message);
-    }
+      if (stopping()) throw new Error(NOT_STARTED);
+      for (const hook of node.config.pre_hook) await session.execute(hook);
+      const r = await strategy.run({
+        node,
+        manifest,
+        adapter,
+        session,
+        fullRefresh: options.fullRefresh,
+        runId: options.runId,
+        signal: options.signal,
+        batchRange: options.batchRange,
+        retryBatches: options.retryBatches?.get(node.unique_id),
+      });
+      for (const hook of node.config.post_hook) await session.execute(hook);
+      return r;
+    });
+  try {
+    const { value: outcome, attempts } = await withRetry(attempt, {
+      maxAttempts: 1 + (node.config.retries ?? 0),
+      policy: backoffPolicy(node.config.retry_backoff),
+      isTransient: (err) => adapter.isTransient(err),
+      sleeper: options.sleeper,
+      signal: options.signal,
+      breaker,
+      onRetry: (n, delayMs, err) => options.onEvent({ type: 'node_retry', index, total, node, attempt: n, delayMs, reason: errorMessage(err).split('\n')[0]! }),
+    });
+    const result = finished(node, startedAt, t0, outcome.status ?? 'success', outcome.message);
+    result.rows_affected = outcome.rowsAffected ?? null;
+    if (outcome.failures !== undefined) result.failures = outcome.failures;
+    if (outcome.quarantined !== undefined) result.quarantined = outcome.quarantined;
+    if (outcome.batches) result.batch_results = outcome.batches;
+    if (outcome.sample) result.failing_rows_sample = { columns: outcome.sample.columns, rows: outcome.sample.rows };
+    result.adapter_response = { _message: outcome.message, rows_affected: outcome.rowsAffected };
+    if (attempts.length > 1) result.attempts = attempts;
+    return result;
+  } catch (err) {
+    const exhausted = err instanceof RetriesExhausted ? err : undefined;
+    const message = errorMessage(exhausted ? exhausted.cause : err);
+    const interrupted = options.signal?.aborted && /interrupt/i.test(message);
+    const result = finished(node, startedAt, t0, 'error', interrupted ? 'interrupted' : message);
+    if (exhausted && exhausted.attempts.length > 1) result.attempts = exhausted.attempts;
+    return result;
   }
 }
+
+const DEFAULT_CIRCUIT_BREAKER = 5;
+
+const errorMessage = (err: unknown): string => (err as Error)?.message ?? String(err);
 
 function finished(node: ManifestNode, startedAt: Date, t0: number, status: NodeResult['status'], message: string): NodeResult {
   const result = emptyResult(node, status, message);
