@@ -345,7 +345,9 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
         recordFailed = err;
       }
     }
-    if (project.alerts.length) alertEvents = await runAlerts(project, manifest, outcome.results, adapter, { runId, job: options.job });
+    // The alerts code is loaded only when a result could raise one: a clean run without SLAs pays nothing.
+    const mayAlert = project.alerts.length > 0 && outcome.results.some((r) => r.status === 'error' || r.status === 'fail' || r.status === 'warn' || manifest.nodes[r.unique_id]?.config.sla !== undefined);
+    if (mayAlert) alertEvents = await runAlerts(project, manifest, outcome.results, adapter, { runId, job: options.job });
   } finally {
     await adapter.close();
   }

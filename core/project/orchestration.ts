@@ -48,7 +48,7 @@ export interface AlertConfig {
 
 const duration = z.string().regex(DURATION_PATTERN, DURATION_HINT);
 
-function schemas() {
+function buildSchemas() {
   const job = strictObject({
     name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a job name is letters, digits, "_", "-" and "."'),
     cron: z.string(),
@@ -71,6 +71,10 @@ function schemas() {
   }).partial({ name: true, webhook: true, command: true, timeout: true, retries: true });
   return { job, alert };
 }
+
+// Built on first use: a project without jobs or alerts never pays for them.
+let built: ReturnType<typeof buildSchemas> | undefined;
+const schemas = () => (built ??= buildSchemas());
 
 /** Reads `jobs:`; pushes a diagnostic per problem. */
 export function readJobs(entries: unknown[], yaml: YamlFile, errors: Diagnostic[]): JobConfig[] {
