@@ -5,7 +5,7 @@
 // etl_meta is versioned from day one: numbered migrations, applied in order,
 // each recorded in etl_meta.schema_version.
 
-import type { NodeRunRecord, RunHistory, RunRecord, StateRecord, StateStore, StateTables } from '../core/state/state.js';
+import type { NodeRunRecord, RunEnd, RunHistory, RunRecord, StateRecord, StateStore, StateTables } from '../core/state/state.js';
 import { relationKey } from '../core/state/state.js';
 import type { AdapterSession, Relation } from './adapter.js';
 import type { Dialect } from './dialect.js';
@@ -87,10 +87,11 @@ export class SqlStateStore implements StateStore {
   }
 
   async runStarted(session: AdapterSession, run: RunRecord): Promise<void> {
-    await session.execute(`insert into ${t('runs')} values ($1, $2, $3, $4, current_timestamp, null, 'running')`, [run.runId, run.command, run.target, run.version]);
+    await session.execute(`insert into ${t('runs')} values ($1, $2, $3, $4, cast($5 as timestamp), null, 'running')`, [run.runId, run.command, run.target, run.version, sqlTimestamp(run.startedAt)]);
   }
 
-  async runFinished(session: AdapterSession, runId: string, status: string, nodes: NodeRunRecord[]): Promise<void> {
+  async runFinished(session: AdapterSession, end: RunEnd, nodes: NodeRunRecord[]): Promise<void> {
+    const { runId, status } = end;
     await transaction(session, async () => {
       // Many rows per statement: one insert per node costs more than the nodes on a large view-only project.
       const ROWS_PER_INSERT = 200;
@@ -105,7 +106,7 @@ export class SqlStateStore implements StateStore {
         });
         await session.execute(`insert into ${t('node_runs')} values ${tuples.join(', ')}`, params);
       }
-      await session.execute(`update ${t('runs')} set finished_at = current_timestamp, status = $1 where run_id = $2`, [status, runId]);
+      await session.execute(`update ${t('runs')} set finished_at = cast($1 as timestamp), status = $2 where run_id = $3`, [sqlTimestamp(end.finishedAt), status, runId]);
     });
   }
 
@@ -139,24 +140,24 @@ export class SqlStateStore implements StateStore {
         const watermark = record.newRows ? 'coalesce(excluded.watermark, "watermarks".watermark)' : 'excluded.watermark';
         return {
           sql:
-            `insert into ${t('watermarks')} select cast($1 as varchar), cast($2 as varchar), cast($3 as varchar), cast(max(${col}) as varchar), cast($4 as varchar), current_timestamp from ${rel}${where} ` +
+            `insert into ${t('watermarks')} select cast($1 as varchar), cast($2 as varchar), cast($3 as varchar), cast(max(${col}) as varchar), cast($4 as varchar), cast($5 as timestamp) from ${rel}${where} ` +
             `on conflict (relation) do update set unique_id = excluded.unique_id, event_time_column = excluded.event_time_column, watermark = ${watermark}, run_id = excluded.run_id, updated_at = excluded.updated_at`,
-          params: [key, record.uniqueId, record.eventTimeColumn, record.runId],
+          params: [key, record.uniqueId, record.eventTimeColumn, record.runId, sqlTimestamp(record.at)],
         };
       }
       case 'batch':
         return {
           sql:
-            `insert into ${t('batches')} values ($1, $2, $3, $4, $5, cast($6 as bigint), $7, current_timestamp, $8) ` +
+            `insert into ${t('batches')} values ($1, $2, $3, $4, $5, cast($6 as bigint), $7, cast($9 as timestamp), $8) ` +
             `on conflict (relation, batch_start) do update set batch_end = excluded.batch_end, status = excluded.status, rows_affected = excluded.rows_affected, run_id = excluded.run_id, updated_at = excluded.updated_at, message = excluded.message`,
-          params: [key, record.start, record.end, record.uniqueId, record.status, record.rows === undefined ? (applied.rows ?? null) : record.rows, record.runId, record.message.slice(0, 2000)],
+          params: [key, record.start, record.end, record.uniqueId, record.status, record.rows === undefined ? (applied.rows ?? null) : record.rows, record.runId, record.message.slice(0, 2000), sqlTimestamp(record.at)],
         };
       case 'batches_cleared':
         return { sql: `delete from ${t('batches')} where relation = $1`, params: [key] };
       case 'snapshot_run':
         return {
-          sql: `insert into ${t('snapshot_runs')} values ($1, $2, $3, cast($4 as bigint), cast($5 as bigint), current_timestamp)`,
-          params: [key, record.uniqueId, record.runId, record.inserted ?? applied.inserted ?? 0, record.invalidated ?? applied.invalidated ?? 0],
+          sql: `insert into ${t('snapshot_runs')} values ($1, $2, $3, cast($4 as bigint), cast($5 as bigint), cast($6 as timestamp))`,
+          params: [key, record.uniqueId, record.runId, record.inserted ?? applied.inserted ?? 0, record.invalidated ?? applied.invalidated ?? 0, sqlTimestamp(record.at)],
         };
     }
   }

@@ -393,7 +393,7 @@ function buildProgram(): Command {
 
   const docs = program.command('docs').description('the lineage docs site in target/docs');
   addProjectOptions(docs.command('generate').description('write target/docs: a static site (works from file:// and any static host)'))
-    .option('--no-history', "leave out the run history kept in the target (no database is opened)")
+    .option('--no-history', "leave out the run history kept in the target")
     .action(async (opts: GlobalOpts & { history: boolean }) => {
       const { generateDocs } = await import('../core/docs/generate.js');
       const t0 = performance.now();

@@ -8,6 +8,7 @@ import { createAdapter, opensWithoutWriting } from '../adapters/index.js';
 import { dialectFor } from '../adapters/dialect.js';
 import type { Adapter, QueryResult } from '../adapters/adapter.js';
 import { ProjectError, RunError } from './errors.js';
+import { runClock } from './clock.js';
 import { readCachedManifest, readJsonIfExists, readManifestJson, stampManifest, writeCompileCache, writeCompiledFiles, writeFileAtomic, writeManifest } from './compiler/artifacts.js';
 import { writeRunResults, writeSourcesJson } from './artifacts/run-results.js';
 import type { Manifest, ResourceType } from './compiler/manifest.js';
@@ -103,9 +104,10 @@ async function staticCheck(compiled: CompileResult, options: CompileOptions, run
 
 /**
  * Compiles without writing anything yet: a run first takes the target's lock,
- * so a second process that is refused changes nothing in target/ either.
+ * so a second process that is refused changes nothing in target/ either
+ * (`etl docs generate` writes while it reads the target).
  */
-async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
+export async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
   const env = options.env ?? process.env;
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
@@ -174,6 +176,8 @@ export interface RunCommandOptions extends CompileOptions, SelectOptions {
   /** Microbatch backfill: process only this event-time range. */
   eventTimeStart?: string;
   eventTimeEnd?: string;
+  /** Pins the run's clock (core/clock.ts) to this instant; the environment's ETL_NOW when left out, else the system clock. */
+  now?: Date | string;
   onEvent?: (event: RunEvent) => void;
   signal?: AbortSignal;
   /** The scheduled job (etl.yml jobs:) this run is, for its alerts; `etl schedule` sets ETL_JOB for the runs it starts. */
@@ -242,6 +246,7 @@ async function openAdapter(project: ProjectScan): Promise<Adapter> {
 }
 
 async function execute(options: RunCommandOptions, resourceTypes: ResourceType[], how: ExecuteOptions): Promise<RunSummary> {
+  const clock = runClock(options.now, options.env ?? process.env);
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env ?? process.env });
   const batchRange = options.eventTimeStart || options.eventTimeEnd ? eventTimeRange(options) : undefined;
   // A server target's connections (TCP, TLS, auth, the schema lock) are made
@@ -277,7 +282,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   }
   const { project, writeArtifacts, warnings, plan, invocationId, deferTo } = prepared;
   let manifest = prepared.manifest;
-  const startedAt = new Date().toISOString();
+  const startedAt = clock.now().toISOString();
   const threads = options.threads ?? project.target.threads;
   const adapter = await (connecting ?? openAdapter({ ...project, target: runTarget }));
   try {
@@ -301,7 +306,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     if (keepsState) {
       await adapter.withSession(async (session) => {
         await migrateState(adapter, session);
-        await recordRunStart(adapter, session, { runId, command: how.command, target: project.targetName, version: ETL_VERSION });
+        await recordRunStart(adapter, session, { runId, command: how.command, target: project.targetName, version: ETL_VERSION, startedAt });
       });
     }
     if (deferTo) {
@@ -319,6 +324,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       onEvent,
       signal: options.signal,
       runId,
+      clock,
       batchRange,
       retryBatches: how.retryBatches,
       circuitBreaker: project.target.circuit_breaker,
@@ -338,7 +344,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
         message: r.message,
       }));
       try {
-        await adapter.withSession((session) => recordRunEnd(adapter, session, runId, outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', records));
+        await adapter.withSession((session) => recordRunEnd(adapter, session, { runId, status: outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', finishedAt: clock.now().toISOString() }, records));
       } catch (err) {
         // The target refused the run's record (a lost schema lock, a lost connection):
         // run_results.json still says what ran, so `etl retry` knows what to rerun.
@@ -347,7 +353,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     }
     // The alerts code is loaded only when a result could raise one: a clean run without SLAs pays nothing.
     const mayAlert = project.alerts.length > 0 && outcome.results.some((r) => r.status === 'error' || r.status === 'fail' || r.status === 'warn' || manifest.nodes[r.unique_id]?.config.sla !== undefined);
-    if (mayAlert) alertEvents = await runAlerts(project, manifest, outcome.results, adapter, { runId, job: options.job });
+    if (mayAlert) alertEvents = await runAlerts(project, manifest, outcome.results, adapter, { runId, job: options.job, now: clock.now() });
   } finally {
     await adapter.close();
   }
@@ -363,7 +369,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
  * history is read only when a model with an SLA was not built by this run:
  * its last success in the history decides whether the SLA still holds.
  */
-async function runAlerts(project: ProjectScan, manifest: Manifest, results: NodeResult[], adapter: Adapter, run: { runId: string; job?: string }): Promise<import('./alerts/index.js').AlertEvent[]> {
+async function runAlerts(project: ProjectScan, manifest: Manifest, results: NodeResult[], adapter: Adapter, run: { runId: string; job?: string; now: Date }): Promise<import('./alerts/index.js').AlertEvent[]> {
   const [{ runAlertEvents, staleCandidates, staleSlaEvents }, { wantsAlert }, { parseLoadedAt }] = await Promise.all([import('./alerts/run-alerts.js'), import('./alerts/index.js'), import('./data-tests/engine/freshness.js')]);
   const events = runAlertEvents(manifest, results, run);
   const stale = wantsAlert(project, 'sla_breach') ? staleCandidates(manifest, results) : [];
@@ -374,7 +380,7 @@ async function runAlerts(project: ProjectScan, manifest: Manifest, results: Node
       for (const r of history?.node_runs ?? []) {
         if (last.has(r.unique_id) && last.get(r.unique_id) === null && r.status === 'success' && r.finished_at) last.set(r.unique_id, parseLoadedAt(r.finished_at).toISOString());
       }
-      events.push(...staleSlaEvents(manifest, stale, last, run, new Date()));
+      events.push(...staleSlaEvents(manifest, stale, last, run, run.now));
     } catch {
       // No history to read (a target that never ran): nothing to compare against.
     }
@@ -503,7 +509,8 @@ export interface FreshnessSummary {
 }
 
 /** `etl source freshness`: checks each source with freshness config; writes target/sources.json. */
-export async function sourceFreshness(options: CompileOptions & { select?: string[]; job?: string }): Promise<FreshnessSummary> {
+export async function sourceFreshness(options: CompileOptions & { select?: string[]; now?: Date | string; job?: string }): Promise<FreshnessSummary> {
+  const clock = runClock(options.now, options.env ?? process.env);
   const { checkFreshness, freshnessSources } = await import('./data-tests/engine/freshness.js');
   const { project, manifest, invocationId } = await compile(options);
   const wanted = (options.select ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean).map((s) => s.replace(/^source:/, ''));
@@ -516,7 +523,7 @@ export async function sourceFreshness(options: CompileOptions & { select?: strin
   const started = performance.now();
   let results;
   try {
-    results = await checkFreshness(adapter, sources);
+    results = await checkFreshness(adapter, sources, () => clock.now());
   } finally {
     await adapter.close();
   }

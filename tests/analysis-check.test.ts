@@ -61,6 +61,18 @@ describe('bound schemas', () => {
     }
   });
 
+  it('accept a union that widens within a type family (INTEGER and BIGINT, DATE and TIMESTAMP, an untyped NULL), with the widened types', async () => {
+    const dir = brokenProject({ name: 'template', edits: {}, errors: [] });
+    writeFileSync(
+      path.join(dir, 'models/staging/stg_orders.sql'),
+      readFileSync(path.join(dir, 'models/staging/stg_orders.sql'), 'utf8').trimEnd() +
+        "\nunion all\nselect cast(order_id as bigint), null, cast(order_date as timestamp), 'x' from {{ref \"raw_orders\"}}\n",
+    );
+    const { check } = await compile({ projectDir: dir, check: true });
+    expect(check!.errors).toEqual([]);
+    expect(check!.columns.get('model.shop.stg_orders')!.map((c) => `${c.name} ${c.type}`)).toEqual(['order_id BIGINT', 'customer_id BIGINT', 'order_date TIMESTAMP', 'status VARCHAR']);
+  });
+
   it('re-binds a changed model and its descendants only', async () => {
     const dir = brokenProject({ name: 'template', edits: {}, errors: [] });
     await compile({ projectDir: dir, check: true });

@@ -67,6 +67,28 @@ describe('target/lineage.json', () => {
   });
 });
 
+describe('etl docs generate', () => {
+  it('traces the same edges without a bind or a built target, select * expanded through a model and a seed', async () => {
+    const dir = template();
+    // A model reading a model and a seed with `select *`, and an expression without an alias.
+    writeFileSync(path.join(dir, 'models/marts/order_wide.sql'), 'select o.*, c.* exclude (customer_id), upper(c.first_name) from {{ref "orders"}} o join {{ref "raw_customers"}} c on c.customer_id = o.customer_id\n');
+    await compile({ projectDir: dir, check: true });
+    const bound = readLineage(dir);
+    rmSync(path.join(dir, 'target'), { recursive: true, force: true });
+    const gen = await runCli(['docs', 'generate'], { cwd: dir });
+    expect(gen.code, gen.output).toBe(0);
+    // Nothing built: no catalog, and the target was read (opened) once for catalog and history together.
+    expect(gen.stderr.match(/could not be read/g)).toHaveLength(1);
+    const derived = readLineage(dir);
+    const edges = (l: { nodes: Record<string, { columns: Record<string, { kind: string; upstream: unknown[]; expression?: string }> }> }, renamed: Record<string, string> = {}) =>
+      Object.fromEntries(Object.entries(l.nodes).map(([id, n]) => [id, Object.entries(n.columns).map(([c, x]) => [renamed[c] ?? c, x.kind, x.expression ?? '', JSON.stringify(x.upstream)])]));
+    // DuckDB names the unaliased upper(c.first_name) "upper(c.first_name)" as the parse does; the rest is identical.
+    expect(Object.keys(derived.nodes['model.shop.order_wide'].columns)).toEqual([...Object.keys(bound.nodes['model.shop.orders'].columns), 'first_name', 'last_name', 'email', 'country', 'signup_date', 'upper(c.first_name)']);
+    expect(edges(derived)).toEqual(edges(bound));
+    expect(derived.nodes['model.shop.order_wide'].columns.last_name).toMatchObject({ kind: 'passthrough', upstream: [{ node: 'seed.shop.raw_customers', column: 'last_name' }], inherited_description: { text: "Customer's last name." } });
+  });
+});
+
 describe('etl lineage', () => {
   it('prints the upstream and downstream columns of orders.amount, as text and json', async () => {
     const dir = template();

@@ -45,6 +45,12 @@ describe('splitDocs', () => {
     expect(index.summary.tests).toBe(Object.values(manifest.nodes).filter((n) => n.resource_type === 'test').length);
   });
 
+  it("names the SQL formatter's dialect from the adapter's Dialect, so the site never compares engine names", () => {
+    expect(splitDocs({ manifest }).index.sql_dialect).toBe('duckdb');
+    const pg = { ...manifest, metadata: { ...manifest.metadata, adapter_type: 'postgres' } } as Manifest;
+    expect(splitDocs({ manifest: pg }).index.sql_dialect).toBe('postgresql');
+  });
+
   it('puts columns, catalog types, tests and their results on the node they test', () => {
     const notNull = Object.values(manifest.nodes).find((n) => n.resource_type === 'test' && n.attached_node === 'model.shop.orders' && n.column_name === 'order_id' && n.test_metadata?.name === 'not_null')!;
     const { nodes, index } = splitDocs({

@@ -16,6 +16,7 @@ import { incremental } from '../core/materializations/incremental.js';
 import { snapshot } from '../core/materializations/snapshot.js';
 import { explainSchemaChangeFailure, planSchemaChange, SchemaChangeError } from '../core/materializations/schema-change.js';
 import { CURRENT_STATE_VERSION, MIGRATIONS } from '../adapters/sql-state.js';
+import { pinnedClock } from '../core/clock.js';
 import { finishedBatches, migrateState, readState, recordRunEnd, recordRunStart, recordState, type StateRecord } from '../core/state/state.js';
 
 const dirs: string[] = [];
@@ -29,6 +30,10 @@ function tempDir(): string {
 }
 
 const utc = (s: string) => new Date(`${s}Z`);
+// The run clock of the tests: each call a minute after the last, from 2024-01-01 (runs apart, whatever the wall clock does).
+let minutes = 0;
+const nextClock = () => pinnedClock(new Date(Date.UTC(2024, 0, 1) + ++minutes * 60_000));
+const at = () => nextClock().now().toISOString();
 const iso = (d: Date) => d.toISOString();
 
 // ---------------------------------------------------------------------------
@@ -215,8 +220,8 @@ describe('with an in-memory DuckDB', () => {
     });
 
     const m = { schema: 'main', name: 'm' };
-    const watermark = (runId: string): StateRecord => ({ kind: 'watermark', relation: m, uniqueId: 'model.p.m', eventTimeColumn: 'ts', runId });
-    const batch = (start: string, status: 'success' | 'error', runId: string, message = ''): StateRecord => ({ kind: 'batch', relation: m, uniqueId: 'model.p.m', start, end: `${start}+1`, status, runId, message, rows: null });
+    const watermark = (runId: string): StateRecord => ({ kind: 'watermark', relation: m, uniqueId: 'model.p.m', eventTimeColumn: 'ts', runId, at: at() });
+    const batch = (start: string, status: 'success' | 'error', runId: string, message = ''): StateRecord => ({ kind: 'batch', relation: m, uniqueId: 'model.p.m', start, end: `${start}+1`, status, runId, at: at(), message, rows: null });
 
     it('a watermark record upserts max(event_time) of the table, read when it is written', async () => {
       await session((s) => s.execute(`create table main.m as select * from (values (1, timestamp '2024-01-01 10:00:00'), (2, timestamp '2024-01-03 00:00:00')) t(id, ts)`));
@@ -245,13 +250,15 @@ describe('with an in-memory DuckDB', () => {
     });
 
     it('readState summarises runs, watermarks, batches and snapshots', async () => {
-      await session((s) => recordRunStart(adapter, s, { runId: 'r1', command: 'build', target: 'dev', version: '0.0.0' }));
+      await session((s) => recordRunStart(adapter, s, { runId: 'r1', command: 'build', target: 'dev', version: '0.0.0', startedAt: '2024-01-01T00:00:00.000Z' }));
       await session((s) => recordState(adapter, s, [{ ...batch('2024-01-01 00:00:00', 'error', 'r1', 'boom'), end: '2024-01-02 00:00:00' } as StateRecord]));
-      await session((s) => recordRunEnd(adapter, s, 'r1', 'error', [{ unique_id: 'model.p.m', relation: '"main"."m"', status: 'error', started_at: '2024-01-01T00:00:00.000Z', finished_at: '2024-01-01T00:00:01.000Z', rows_affected: null, message: 'boom' }]));
+      await session((s) => recordRunEnd(adapter, s, { runId: 'r1', status: 'error', finishedAt: '2024-01-01T00:00:02.000Z' }, [{ unique_id: 'model.p.m', relation: '"main"."m"', status: 'error', started_at: '2024-01-01T00:00:00.000Z', finished_at: '2024-01-01T00:00:01.000Z', rows_affected: null, message: 'boom' }]));
       const state = await session((s) => readState(adapter, s));
       expect(Object.keys(state)).toEqual(['schema_version', 'watermarks', 'batches', 'snapshots', 'runs']);
       expect(state.batches!.rows.map((r) => r.map((v) => (typeof v === 'bigint' ? Number(v) : v)))).toEqual([['main.m', 0, 1, '2024-01-01 00:00:00', '2024-01-01 00:00:00']]);
       expect(state.runs!.rows.map((r) => [r[0], r[1], r[3]])).toEqual([['r1', 'build', 'error']]);
+      // The run's times are the ones its clock gave, not the engine's current_timestamp.
+      expect(state.runs!.rows.map((r) => [r[4], r[5]])).toEqual([['2024-01-01 00:00:00', '2024-01-01 00:00:02']]);
       expect(await rows('select unique_id, status, message from etl_meta.node_runs')).toEqual([['model.p.m', 'error', 'boom']]);
     });
   });
@@ -376,7 +383,7 @@ describe('with an in-memory DuckDB', () => {
       const before = await table();
       // The delete of delete+insert succeeds, then the insert fails on a value that is not an integer.
       await session((s) => s.execute(`create or replace table main.t__new as select * from (values ('1', 2, 'x'), ('oops', 1, 'y')) v(k1, k2, val)`));
-      const wm: StateRecord = { kind: 'watermark', relation: { schema: 'main', name: 't' }, uniqueId: 'model.p.t', eventTimeColumn: 'k1', runId: 'r1' };
+      const wm: StateRecord = { kind: 'watermark', relation: { schema: 'main', name: 't' }, uniqueId: 'model.p.t', eventTimeColumn: 'k1', runId: 'r1', at: at() };
       await expect(
         apply('delete+insert', { columnChanges: [{ kind: 'add', column: 'extra', type: 'integer' }], state: [wm], uniqueKey: ['k2'] }),
       ).rejects.toThrow(/Could not convert string 'oops'/);
@@ -410,7 +417,7 @@ describe('with an in-memory DuckDB', () => {
 
   describe('incremental materialization', () => {
     const ctx = (n: ManifestNode, extra: Record<string, unknown> = {}) =>
-      session((s) => incremental.run({ node: n, manifest: EMPTY_MANIFEST, adapter, session: s, fullRefresh: false, runId: 'run', ...extra }));
+      session((s) => incremental.run({ node: n, manifest: EMPTY_MANIFEST, adapter, session: s, fullRefresh: false, runId: 'run', clock: nextClock(), ...extra }));
 
     it('an empty unique_key list appends instead of writing a merge without a key', async () => {
       await session((s) => migrateState(adapter, s));
@@ -434,7 +441,7 @@ describe('with an in-memory DuckDB', () => {
       const n = node('q', { incremental_strategy: 'append', quarantine: true }, 'select id, cast(code as integer) as code from main.src', 'select id, code from main.src where id is null or id > (select max(id) from "main"."q")');
       const notNull = { unique_id: 'test.unit.not_null_q_id', resource_type: 'test', name: 'not_null_q_id', attached_node: n.unique_id, row_condition: 'etl_row."id" is null', test_metadata: { name: 'not_null' }, column_name: 'id' };
       const manifest = { nodes: { [n.unique_id]: n, [notNull.unique_id]: notNull }, sources: {}, child_map: { [n.unique_id]: [notNull.unique_id] } } as unknown as Manifest;
-      const build = () => session((s) => incremental.run({ node: n, manifest, adapter, session: s, fullRefresh: false, runId: 'run', ...{} }));
+      const build = () => session((s) => incremental.run({ node: n, manifest, adapter, session: s, fullRefresh: false, runId: 'run', clock: nextClock() }));
       const quarantine = () => rows(`select count(*) from duckdb_tables() where table_name = 'q__quarantine'`).then(async (r) => (r[0]![0] ? (await rows('select id, code from main.q__quarantine'))  : []));
       expect((await build()).message).toMatch(/^CREATE TABLE/);
       await session((s) => s.execute(`insert into main.src values (null, '30'), (3, 'x')`));
@@ -456,7 +463,7 @@ describe('with an in-memory DuckDB', () => {
   // #11 item 13: a snapshot run's record commits with its versions, and its failure is the run's.
   describe('snapshot run records', () => {
     const snap = node('snap', { materialized: 'snapshot', unique_key: 'id', strategy: 'check', check_cols: 'all' }, 'select id, v from main.src');
-    const run = () => session((s) => snapshot.run({ node: snap, manifest: EMPTY_MANIFEST, adapter, session: s, fullRefresh: false, runId: 'run-1' }));
+    const run = () => session((s) => snapshot.run({ node: snap, manifest: EMPTY_MANIFEST, adapter, session: s, fullRefresh: false, runId: 'run-1', clock: nextClock() }));
     const history = () => rows('select id, v, etl_valid_to is null from main.snap order by id, etl_valid_from');
     const records = () => rows('select relation, unique_id, run_id, inserted, invalidated from etl_meta.snapshot_runs order by updated_at');
 
@@ -511,7 +518,7 @@ describe('with an in-memory DuckDB', () => {
         `select * from main.events where ts >= '${BATCH_START}' and ts < '${BATCH_END}'`,
       );
     const run = (n: ManifestNode, extra: Record<string, unknown> = {}) =>
-      session((s) => runMicrobatch({ node: n, manifest: EMPTY_MANIFEST, adapter, session: s, fullRefresh: false, runId: 'run', now: NOW, ...extra }));
+      session((s) => runMicrobatch({ node: n, manifest: EMPTY_MANIFEST, adapter, session: s, fullRefresh: false, runId: 'run', clock: pinnedClock(NOW), ...extra }));
     const starts = (batches?: Array<[string, string]>) => (batches ?? []).map((b) => b[0].slice(0, 10));
 
     beforeEach(async () => {
@@ -540,7 +547,7 @@ describe('with an in-memory DuckDB', () => {
       expect(starts((await run(mb(0))).batches?.successful)).toEqual(['2024-01-05']);
       expect(starts((await run(mb(3))).batches?.successful)).toEqual(['2024-01-02', '2024-01-03', '2024-01-04', '2024-01-05']);
       // A day later: the new day, the last done one and one before it.
-      expect(starts((await run(mb(), { now: utc('2024-01-06T01:00:00') })).batches?.successful)).toEqual(['2024-01-04', '2024-01-05', '2024-01-06']);
+      expect(starts((await run(mb(), { clock: pinnedClock(utc('2024-01-06T01:00:00')) })).batches?.successful)).toEqual(['2024-01-04', '2024-01-05', '2024-01-06']);
       expect(await rows('select count(*), count(distinct id) from main.mb')).toEqual([[5, 5]]);
     });
 

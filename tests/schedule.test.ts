@@ -10,10 +10,10 @@ import type { AlertEvent } from '../core/alerts/events.js';
 import type { JobConfig } from '../core/project/orchestration.js';
 import { Scheduler, type ScheduleRecord } from '../core/schedule/scheduler.js';
 import { recordRun, SCHEDULE_LOG_FILE, SCHEDULE_STATE_FILE } from '../core/schedule/index.js';
-import type { Clock } from '../core/schedule/clock.js';
+import type { SchedulerClock } from '../core/schedule/clock.js';
 
 /** A clock that stands still until advance() moves it, waking each sleeper at its time, in order. */
-class TestClock implements Clock {
+class TestClock implements SchedulerClock {
   private sleepers: Array<{ at: number; wake: () => void }> = [];
   constructor(private t: number) {}
   now(): Date {

@@ -7,7 +7,7 @@
 // two Delta tables of their own, <lake>/etl_meta/runs and node_runs.
 
 import type { Relation } from '../adapter.js';
-import type { NodeRunRecord, RunRecord, StateRecord, StateStore, StateTables } from '../../core/state/state.js';
+import type { NodeRunRecord, RunEnd, RunRecord, StateRecord, StateStore, StateTables } from '../../core/state/state.js';
 import { relationKey } from '../../core/state/state.js';
 import type { Lake } from './lake.js';
 import { quoteString, type SqlSession } from './sql.js';
@@ -44,26 +44,25 @@ export interface AppliedCounts {
  * table as the commit leaves it (null for no rows).
  */
 export async function applyRecords(state: TableState, records: StateRecord[], applied: AppliedCounts, watermarkOf: (column: string, newRows?: Relation) => Promise<string | null>): Promise<TableState> {
-  const now = new Date().toISOString();
   const next: TableState = { ...state, batches: { ...state.batches }, snapshotRuns: [...state.snapshotRuns] };
   for (const r of records) {
     switch (r.kind) {
       case 'watermark': {
         const value = await watermarkOf(r.eventTimeColumn, r.newRows);
         // No new rows leave the watermark as it was, as the SQL engines do.
-        next.watermark = { column: r.eventTimeColumn, value: value ?? (r.newRows ? (state.watermark?.value ?? null) : null), runId: r.runId, updatedAt: now };
+        next.watermark = { column: r.eventTimeColumn, value: value ?? (r.newRows ? (state.watermark?.value ?? null) : null), runId: r.runId, updatedAt: r.at };
         next.uniqueId = r.uniqueId;
         break;
       }
       case 'batch':
-        next.batches[r.start] = { end: r.end, status: r.status, rows: r.rows === undefined ? (applied.rows ?? null) : r.rows, runId: r.runId, message: r.message.slice(0, 2000), updatedAt: now };
+        next.batches[r.start] = { end: r.end, status: r.status, rows: r.rows === undefined ? (applied.rows ?? null) : r.rows, runId: r.runId, message: r.message.slice(0, 2000), updatedAt: r.at };
         next.uniqueId = r.uniqueId;
         break;
       case 'batches_cleared':
         next.batches = {};
         break;
       case 'snapshot_run':
-        next.snapshotRuns.push({ runId: r.runId, inserted: r.inserted ?? applied.inserted ?? 0, invalidated: r.invalidated ?? applied.invalidated ?? 0, updatedAt: now });
+        next.snapshotRuns.push({ runId: r.runId, inserted: r.inserted ?? applied.inserted ?? 0, invalidated: r.invalidated ?? applied.invalidated ?? 0, updatedAt: r.at });
         next.snapshotRuns = next.snapshotRuns.slice(-SNAPSHOT_RUNS_KEPT);
         next.uniqueId = r.uniqueId;
         break;
@@ -95,7 +94,7 @@ export class DeltaStateStore implements StateStore {
   }
 
   async runStarted(session: SqlSession, run: RunRecord): Promise<void> {
-    await this.appendRun(session, run.runId, run.command, run.target, run.version, new Date().toISOString(), null, 'running');
+    await this.appendRun(session, run.runId, run.command, run.target, run.version, run.startedAt, null, 'running');
   }
 
   private async appendRun(session: SqlSession, runId: string, command: string | null, target: string | null, version: string | null, started: string | null, finished: string | null, status: string): Promise<void> {
@@ -107,7 +106,7 @@ export class DeltaStateStore implements StateStore {
     );
   }
 
-  async runFinished(session: SqlSession, runId: string, status: string, nodes: NodeRunRecord[]): Promise<void> {
+  async runFinished(session: SqlSession, { runId, status, finishedAt }: RunEnd, nodes: NodeRunRecord[]): Promise<void> {
     if (nodes.length) {
       const rows = nodes.map((n) => `(${lit(runId)}, ${lit(n.unique_id)}, ${lit(n.relation)}, ${lit(n.status)}, ${ts(n.started_at)}, ${ts(n.finished_at)}, cast(${lit(n.rows_affected)} as bigint), ${lit(n.message.slice(0, 2000))})`);
       await this.host.appendRows(
@@ -116,7 +115,7 @@ export class DeltaStateStore implements StateStore {
         `select cast(run_id as varchar) as run_id, cast(unique_id as varchar) as unique_id, cast(relation as varchar) as relation, cast(status as varchar) as status, started_at, finished_at, rows_affected, cast(message as varchar) as message from (values ${rows.join(', ')}) as t(run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message)`,
       );
     }
-    await this.appendRun(session, runId, null, null, null, null, new Date().toISOString(), status);
+    await this.appendRun(session, runId, null, null, null, null, finishedAt, status);
   }
 
   async record(session: SqlSession, records: StateRecord[]): Promise<void> {

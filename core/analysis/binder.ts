@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { quoteIdentifierAnsi as q } from '../../adapters/dialect.js';
 import { injectCtes } from '../compiler/ephemeral.js';
 import { selectBody } from '../../adapters/sql-text.js';
+import { mayHaveSetOperation, setOperationMismatch, type SetOperationDescriber } from './set-operations.js';
 
 export interface BoundColumn {
   name: string;
@@ -44,30 +45,49 @@ export class DuckDbBinder {
    */
   async bindInline(jobs: InlineJob[]): Promise<Map<string, InlineOutcome>> {
     const out = new Map<string, InlineOutcome>();
+    // Batches of queries described in one statement (one round trip, DuckDB's
+    // own type names); a batch that fails is bound query by query, which
+    // names the failing one and its position.
+    // A few queries bind faster than another database opens.
+    const connections = jobs.length >= 64 ? await this.connections() : [this.connection];
+    // Even batches, at least one per connection.
+    const size = Math.min(BATCH, Math.ceil(jobs.length / connections.length));
+    const batches: InlineJob[][] = [];
+    for (let i = 0; i < jobs.length; i += size) batches.push(jobs.slice(i, i + size));
     let next = 0;
     const worker = async (conn: DuckDBConnection) => {
-      while (next < jobs.length) {
-        const job = jobs[next++]!;
-        const full = inlineInputs(job.sql, job.inputs);
-        const result = await prepareColumns(conn, full.sql);
-        if ('error' in result) {
-          out.set(job.id, { error: result.error, sql: full.sql, names: full.names });
-          continue;
-        }
-        if (job.incrementalSql !== undefined) {
-          // The incremental branch reads {{this}}: the model's own result, just bound.
-          const inc = inlineInputs(job.incrementalSql, [...job.inputs, { relation: job.self!, name: job.selfName!, columns: result.columns }]);
-          const r = await prepareColumns(conn, inc.sql);
-          if ('error' in r) {
-            out.set(job.id, { error: r.error, sql: inc.sql, names: inc.names, incremental: true });
+      while (next < batches.length) {
+        const batch = batches[next++]!;
+        const full = batch.map((job) => inlineInputs(job.sql, job.inputs));
+        const described = await describeAll(conn, full.map((f) => f.sql));
+        for (let k = 0; k < batch.length; k++) {
+          const job = batch[k]!;
+          const result = described ? { columns: described[k]! } : await bindOne(conn, full[k]!.sql);
+          if ('error' in result) {
+            out.set(job.id, { error: result.error, sql: full[k]!.sql, names: full[k]!.names });
             continue;
           }
+          if (job.setOperations && mayHaveSetOperation(job.sql)) {
+            const mismatch = await setOperationMismatch(describer(conn), full[k]!.sql);
+            if (mismatch) {
+              out.set(job.id, { error: mismatch.message, hint: mismatch.hint, offset: mismatch.offset, sql: full[k]!.sql, names: full[k]!.names });
+              continue;
+            }
+          }
+          if (job.incrementalSql !== undefined) {
+            // The incremental branch reads {{this}}: the model's own result, just bound.
+            const inc = inlineInputs(job.incrementalSql, [...job.inputs, { relation: job.self!, name: job.selfName!, columns: result.columns }]);
+            const r = await prepareColumns(conn, inc.sql);
+            if ('error' in r) {
+              out.set(job.id, { error: r.error, sql: inc.sql, names: inc.names, incremental: true });
+              continue;
+            }
+          }
+          out.set(job.id, result);
         }
-        out.set(job.id, result);
       }
     };
-    // A few queries bind faster than another database opens.
-    await Promise.all((jobs.length >= 64 ? await this.connections() : [this.connection]).map(worker));
+    await Promise.all(connections.map(worker));
     return out;
   }
 
@@ -102,6 +122,9 @@ export class DuckDbBinder {
 }
 
 
+/** Queries described per statement. */
+const BATCH = 200;
+
 /** Parallel binding connections: binding is CPU work in DuckDB, off the JS thread. */
 const BIND_CONNECTIONS = Math.max(1, Math.min(4, availableParallelism()));
 
@@ -118,12 +141,17 @@ export interface InlineJob {
   sql: string;
   inputs: InlineInput[];
   incrementalSql?: string;
+  /** Report set operations whose branches disagree on a column's type family (what DuckDB casts silently). */
+  setOperations?: boolean;
   /** The model's own relation and CTE name, for {{this}} in the incremental branch. */
   self?: string;
   selfName?: string;
 }
 
-export type InlineOutcome = { columns: BoundColumn[] } | { error: string; sql: string; names: Map<string, string>; incremental?: boolean };
+export type InlineOutcome =
+  | { columns: BoundColumn[] }
+  /** An error of the query (`sql`, with its inputs inlined as `names`): DuckDB's message, or the check's own with its hint and offset. */
+  | { error: string; sql: string; names: Map<string, string>; incremental?: boolean; hint?: string; offset?: number };
 
 /**
  * `sql` with each input relation replaced by a CTE of the same columns and
@@ -135,20 +163,45 @@ export function inlineInputs(sql: string, inputs: InlineInput[]): { sql: string;
   if (!used.length) return { sql: selectBody(sql), names: new Map() };
   const names = new Map<string, string>();
   const taken = new Set<string>();
+  const lower = sql.toLowerCase();
   used.forEach((input, i) => {
     let name = input.name;
-    const own = new RegExp(`(^|[\\s,(])"?${escapeRegExp(name)}"?\\s+as\\s*\\(`, 'i').test(sql);
-    if (own || taken.has(name.toLowerCase())) name = `__etl_input_${i}`;
+    if (taken.has(name.toLowerCase()) || definesCte(lower, name.toLowerCase())) name = `__etl_input_${i}`;
     taken.add(name.toLowerCase());
     names.set(input.relation, name);
   });
-  const pattern = new RegExp([...names.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp).join('|'), 'g');
-  const body = selectBody(sql).replace(pattern, (m) => q(names.get(m)!));
-  const ctes = used.map((input) => {
-    const cols = input.columns.length ? input.columns.map((c) => `cast(null as ${c.type}) as ${q(c.name)}`).join(', ') : 'null as __etl_no_columns';
-    return { name: q(names.get(input.relation)!), sql: `select ${cols} limit 0` };
-  });
+  // Longest first: no relation is a prefix of another once quoted, but be safe.
+  let body = selectBody(sql);
+  for (const relation of [...names.keys()].sort((a, b) => b.length - a.length)) body = body.split(relation).join(q(names.get(relation)!));
+  const ctes = used.map((input) => ({ name: q(names.get(input.relation)!), sql: standInSelect(input.columns) }));
   return { sql: injectCtes(body, ctes), names };
+}
+
+/** An empty select of these columns and types; one text per input however many models read it. */
+const standIns = new WeakMap<BoundColumn[], string>();
+function standInSelect(columns: BoundColumn[]): string {
+  let text = standIns.get(columns);
+  if (text === undefined) {
+    const cols = columns.length ? columns.map((c) => `cast(null as ${c.type}) as ${q(c.name)}`).join(', ') : 'null as __etl_no_columns';
+    standIns.set(columns, (text = `select ${cols} limit 0`));
+  }
+  return text;
+}
+
+/** Whether the (lower-cased) SQL defines a CTE of this (lower-cased) name: `name as (`. */
+function definesCte(sql: string, name: string): boolean {
+  for (let at = sql.indexOf(name); at !== -1; at = sql.indexOf(name, at + 1)) {
+    let start = at;
+    let end = at + name.length;
+    if (sql[start - 1] === '"' && sql[end] === '"') {
+      start--;
+      end++;
+    }
+    const before = sql[start - 1];
+    if (before !== undefined && !/[\s,(]/.test(before)) continue;
+    if (/^\s+as\s*\(/.test(sql.slice(end, end + 40))) return true;
+  }
+  return false;
 }
 
 function emptyDatabase(): Promise<DuckDBInstance> {
@@ -163,6 +216,42 @@ async function bindingConnection(instance: DuckDBInstance): Promise<DuckDBConnec
   return c;
 }
 
+/**
+ * The result columns of each query, as DuckDB's DESCRIBE names their types
+ * (the names duckdb_columns() gives a built relation), from one statement;
+ * undefined when any query fails. One thread and no optimizer: the union's
+ * branches run in order, each DESCRIBE's rows in column order.
+ */
+async function describeAll(conn: DuckDBConnection, sqls: string[]): Promise<BoundColumn[][] | undefined> {
+  const union = sqls.map((sql, i) => `select ${i} as i, column_name, column_type from (describe ${selectBody(sql)}\n)`).join('\nunion all\n');
+  let rows: unknown[][];
+  try {
+    rows = (await conn.runAndReadAll(union)).getRows();
+  } catch {
+    return undefined;
+  }
+  const out: BoundColumn[][] = sqls.map(() => []);
+  for (const r of rows) out[Number(r[0])]!.push({ name: String(r[1]), type: String(r[2]) });
+  return out.some((cols) => !cols.length) ? undefined : out;
+}
+
+/** Parse, unparse and describe on one binding connection, for the set-operation check. */
+function describer(conn: DuckDBConnection): SetOperationDescriber {
+  const one = async (sql: string, param: string) => String((await conn.runAndReadAll(sql, [param])).getRows()[0]![0]);
+  return {
+    parse: (sql) => one('select json_serialize_sql($1::varchar)', sql),
+    unparse: (json) => one('select json_deserialize_sql($1::json)', json),
+    describe: async (sql) => (await describeAll(conn, [sql]))?.[0],
+  };
+}
+
+/** One query: the binder's error with its position, or its columns as describeAll names them. */
+async function bindOne(conn: DuckDBConnection, sql: string): Promise<BindOutcome> {
+  const prepared = await prepareColumns(conn, sql);
+  if ('error' in prepared) return prepared;
+  return { columns: (await describeAll(conn, [sql]))?.[0] ?? prepared.columns };
+}
+
 async function prepareColumns(conn: DuckDBConnection, sql: string): Promise<BindOutcome> {
   try {
     const prepared = await conn.prepare(sql);
@@ -173,8 +262,4 @@ async function prepareColumns(conn: DuckDBConnection, sql: string): Promise<Bind
   } catch (err) {
     return { error: (err as Error).message };
   }
-}
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -123,6 +123,8 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
       if (h === undefined) hashes.set(id, (h = hashOf([JSON.stringify(columns.get(id) ?? null)])));
       return h;
     };
+    // Each input's columns as stand-in types, once however many models read it.
+    const standIns = new Map<string, BoundColumn[]>();
     const deferred = new Set<string>();
     const fresh = new Set<string>();
     const keys = new Map<string, string>();
@@ -162,10 +164,12 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
         jobs.push({
           id,
           sql: n.compiled_code,
-          inputs: inlinedInputs(manifest, n, columns, engine.standInType),
+          inputs: inlinedInputs(manifest, n, columns, engine.standInType, standIns),
           incrementalSql: n.relation_name ? n.compiled_incremental_code : undefined,
           self: n.relation_name ?? undefined,
           selfName: n.alias,
+          // Postgres refuses such a union itself, with its own message.
+          setOperations: !options.bindOnTarget,
         });
       }
       if (!jobs.length) continue;
@@ -207,7 +211,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
           downstreamOf.set(id, []);
           continue;
         }
-        errors.push(bindDiagnostic({ file: n.original_file_path, template: n.raw_code, compiled: outcome.sql, message: outcome.error, inputs }));
+        errors.push(bindDiagnostic({ file: n.original_file_path, template: n.raw_code, compiled: outcome.sql, message: outcome.error, inputs, hint: outcome.hint, offset: outcome.offset }));
         status.set(id, { ok: false, reason: `${n.name} has errors`, root: id });
         downstreamOf.set(id, []);
       }
@@ -268,7 +272,7 @@ function useDeclared(n: ManifestNode, columns: Map<string, BoundColumn[]>, statu
 }
 
 /** The relations a model's compiled SQL names (through inlined ephemeral models too), with their columns as DuckDB types. */
-function inlinedInputs(manifest: Manifest, n: ManifestNode, columns: Map<string, BoundColumn[]>, standInType: (t: string) => string): InlineInput[] {
+function inlinedInputs(manifest: Manifest, n: ManifestNode, columns: Map<string, BoundColumn[]>, standInType: (t: string) => string, standIns: Map<string, BoundColumn[]>): InlineInput[] {
   const out = new Map<string, InlineInput>();
   const visit = (ids: string[]) => {
     for (const p of ids) {
@@ -280,7 +284,8 @@ function inlinedInputs(manifest: Manifest, n: ManifestNode, columns: Map<string,
       const relation = relationOf(manifest, p);
       if (!relation || out.has(relation) || !columns.has(p)) continue;
       const name = node ? node.alias : manifest.sources[p]!.identifier;
-      const cols = columns.get(p)!.map((c) => ({ name: c.name, type: standInType(c.type) }));
+      let cols = standIns.get(p);
+      if (!cols) standIns.set(p, (cols = columns.get(p)!.map((c) => ({ name: c.name, type: standInType(c.type) }))));
       out.set(relation, { relation, name, columns: cols });
       // Older versions of the input ({{ref "x" version=N}} on a Delta target, dialect.versionedRelation) have its columns.
       const schema = node ? node.schema : manifest.sources[p]!.schema;

@@ -5,7 +5,10 @@
 // the model does not describe the column. Parses are cached by a hash of
 // the SQL and of its inputs' columns, so a warm run parses only what changed.
 
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { readJsonIfExists, writeFileAtomic } from '../compiler/artifacts.js';
 import type { Manifest } from '../compiler/manifest.js';
@@ -14,6 +17,7 @@ import { ephemeralCteName } from '../compiler/ephemeral.js';
 import { buildGraph, topologicalOrder } from '../graph/graph.js';
 import type { BoundColumn } from './binder.js';
 import { DuckDbBinder } from './binder.js';
+import { analysisEngine } from './engines.js';
 import { hashOf } from './cache.js';
 import { queryLineage, type ColumnLineage, type KnownRelation, type UpstreamColumn } from './lineage.js';
 
@@ -35,8 +39,32 @@ interface LineageCache {
   entries: Record<string, { key: string; columns: Record<string, ColumnLineage> }>;
 }
 
-/** Lineage of every model whose columns are known; `columns` are the bound schemas (core/analysis/check.ts). */
-export async function projectLineage(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string): Promise<LineageArtifact> {
+export interface ProjectLineageOptions {
+  /**
+   * Without a bind (`etl docs generate`): every model is traced, and its
+   * output names are the ones the parse gives (an alias, a column's name, a
+   * `select *` expanded with its inputs' columns, traced in graph order).
+   * `columns` then only holds what is known without binding (the target's
+   * catalog): a model's catalog names replace the parsed ones when as many;
+   * seeds it lacks are described with DuckDB's CSV sniffing.
+   */
+  derive?: boolean;
+}
+
+/** Lineage of every model whose columns are known; `columns` are the bound schemas (core/analysis/check.ts), or see `derive`. */
+export async function projectLineage(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string, options: ProjectLineageOptions = {}): Promise<LineageArtifact> {
+  const derive = options.derive === true;
+  let binder: Promise<DuckDbBinder> | undefined;
+  const openBinder = () => (binder ??= DuckDbBinder.open());
+  try {
+    if (derive) await describeSeeds(manifest, columns, openBinder);
+    return await traceProject(manifest, columns, targetPath, derive, openBinder);
+  } finally {
+    if (binder) (await binder).close();
+  }
+}
+
+async function traceProject(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string, derive: boolean, openBinder: () => Promise<DuckDbBinder>): Promise<LineageArtifact> {
   const relations = new Map<string, KnownRelation>();
   const colsOf = (id: string, declared: Record<string, { name: string }>) => (columns.get(id) ?? Object.values(declared)).map((c) => c.name);
   for (const n of Object.values(manifest.nodes)) {
@@ -53,41 +81,112 @@ export async function projectLineage(manifest: Manifest, columns: Map<string, Bo
   let changed = false;
   const ids = Object.keys(manifest.nodes).filter((id) => {
     const n = manifest.nodes[id]!;
-    return (n.resource_type === 'model' || n.resource_type === 'snapshot') && columns.has(id);
+    return (n.resource_type === 'model' || n.resource_type === 'snapshot') && (derive || columns.has(id));
   });
+  const traced = new Set(ids);
   const order = topologicalOrder(buildGraph(ids, (id) => manifest.nodes[id]!.depends_on.nodes)).order ?? [];
   const out: LineageArtifact['nodes'] = {};
   const keys = new Map<string, string>();
   const toParse: string[] = [];
   for (const id of order) {
     const n = manifest.nodes[id]!;
-    const outputs = columns.get(id)!.map((c) => c.name);
-    const key = hashOf([n.compiled_code, outputs.join(','), ...n.depends_on.nodes.map((p) => `${p}=${(relations.get(relationKey(manifest, p)) ?? { columns: [] }).columns.join(',')}`)]);
+    const known = columns.get(id)?.map((c) => c.name).join(',') ?? '';
+    // A derived model's columns follow from its own key: its parents' keys stand for their columns.
+    const input = (p: string) => (derive && traced.has(p) ? `${p}#${keys.get(p)}` : `${p}=${(relations.get(relationKey(manifest, p)) ?? { columns: [] }).columns.join(',')}`);
+    const key = hashOf([derive ? 'derive' : 'bound', n.compiled_code, known, ...n.depends_on.nodes.map(input)]);
     keys.set(id, key);
     if (cache.entries[id]?.key !== key) toParse.push(id);
   }
+  // One parse for every model that changed, in one round trip.
+  const parsed = new Map<string, Record<string, unknown>>();
   if (toParse.length) {
-    // One parse for every model that changed, in one round trip.
-    const binder = await DuckDbBinder.open();
-    try {
-      const parsed = await binder.parseAll(toParse.map((id) => manifest.nodes[id]!.compiled_code));
-      toParse.forEach((id, i) => {
-        const n = manifest.nodes[id]!;
-        const lineage = Object.fromEntries(queryLineage(n.compiled_code, parsed[i]!, { relations, outputColumns: columns.get(id)!.map((c) => c.name) }));
-        cache.entries[id] = { key: keys.get(id)!, columns: lineage };
-      });
+    const trees = await (await openBinder()).parseAll(toParse.map((id) => manifest.nodes[id]!.compiled_code));
+    toParse.forEach((id, i) => parsed.set(id, trees[i]!));
+  }
+  for (const id of order) {
+    const n = manifest.nodes[id]!;
+    const tree = parsed.get(id);
+    if (tree) {
+      const bound = derive ? undefined : columns.get(id)!.map((c) => c.name);
+      let lineage = [...queryLineage(n.compiled_code, tree, { relations, outputColumns: bound })];
+      const catalog = derive ? columns.get(id) : undefined;
+      // The engine's names (an expression without an alias) where the catalog agrees on the width.
+      if (catalog && catalog.length === lineage.length) lineage = lineage.map(([, l], i) => [catalog[i]!.name, l]);
+      cache.entries[id] = { key: keys.get(id)!, columns: Object.fromEntries(lineage) };
       changed = true;
-    } finally {
-      binder.close();
+    }
+    // Graph order: a child reading this model with `select *` sees the columns just traced.
+    if (derive) {
+      const rel = relations.get(relationKey(manifest, id));
+      if (rel) rel.columns = Object.keys(cache.entries[id]!.columns);
     }
   }
   for (const id of order) {
-    const types = new Map(columns.get(id)!.map((c) => [c.name, c.type]));
+    const types = new Map((columns.get(id) ?? []).map((c) => [c.name, c.type]));
     out[id] = { columns: Object.fromEntries(Object.entries(cache.entries[id]!.columns).map(([c, l]) => [c, { data_type: types.get(c), ...l }])) };
   }
   if (changed) writeFileAtomic(cacheFile, JSON.stringify(cache));
   inheritDescriptions(manifest, order, out);
   return { metadata: { generated_at: new Date().toISOString(), invocation_id: randomUUID(), etl_version: ETL_VERSION }, nodes: out };
+}
+
+/** Seeds the catalog does not know, described as the check does (DuckDB's CSV sniffing, or the engine's own). */
+async function describeSeeds(manifest: Manifest, columns: Map<string, BoundColumn[]>, openBinder: () => Promise<DuckDbBinder>): Promise<void> {
+  const engine = analysisEngine(manifest.metadata.adapter_type);
+  for (const n of Object.values(manifest.nodes)) {
+    if (n.resource_type !== 'seed' || columns.has(n.unique_id)) continue;
+    const csv = path.join(manifest.metadata.project_root, n.original_file_path);
+    try {
+      columns.set(n.unique_id, await engine.seedColumns(await openBinder(), csv, { columnTypes: n.config.column_types ?? {}, delimiter: n.config.delimiter }));
+    } catch {
+      // An unreadable seed: its readers' columns are unresolved, with the reason (the check reports the seed).
+    }
+  }
+}
+
+/**
+ * projectLineage on a worker thread (lineage-worker.ts) when it is built
+ * beside this module: the caller's thread goes on meanwhile. Only what the
+ * lineage reads of the manifest is sent (no tests, no rendered templates).
+ */
+export function projectLineageInWorker(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string, options: ProjectLineageOptions = {}): Promise<LineageArtifact> {
+  const workerFile = fileURLToPath(new URL('./lineage-worker.js', import.meta.url));
+  if (!existsSync(workerFile)) return projectLineage(manifest, columns, targetPath, options);
+  const slim = {
+    metadata: { adapter_type: manifest.metadata.adapter_type, project_root: manifest.metadata.project_root },
+    nodes: Object.fromEntries(
+      Object.entries(manifest.nodes)
+        .filter(([, n]) => n.resource_type !== 'test')
+        .map(([id, n]) => [
+          id,
+          {
+            unique_id: n.unique_id,
+            resource_type: n.resource_type,
+            name: n.name,
+            schema: n.schema,
+            alias: n.alias,
+            relation_name: n.relation_name,
+            original_file_path: n.original_file_path,
+            compiled_code: n.compiled_code,
+            depends_on: { nodes: n.depends_on.nodes },
+            config: { materialized: n.config.materialized, column_types: n.config.column_types, delimiter: n.config.delimiter },
+            columns: Object.fromEntries(Object.entries(n.columns).map(([k, c]) => [k, { name: c.name, description: c.description }])),
+          },
+        ]),
+    ),
+    sources: Object.fromEntries(Object.entries(manifest.sources).map(([id, s]) => [id, { unique_id: s.unique_id, schema: s.schema, identifier: s.identifier, columns: Object.fromEntries(Object.entries(s.columns).map(([k, c]) => [k, { name: c.name, description: c.description }])) }])),
+  };
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(workerFile, { workerData: { manifest: slim, columns, targetPath, options } });
+    worker.once('message', (m: { artifact?: LineageArtifact; error?: string }) => {
+      void worker.terminate();
+      if (m.artifact) resolve(m.artifact);
+      else reject(new Error(m.error ?? 'column lineage failed'));
+    });
+    worker.once('error', reject);
+    // After an answer this settles nothing: a promise settles once.
+    worker.once('exit', (code) => reject(new Error(`the column lineage worker stopped (exit code ${code}) without an answer`)));
+  });
 }
 
 function relationKey(manifest: Manifest, id: string): string {

@@ -22,6 +22,9 @@ export interface BindFailure {
   compiled: string;
   message: string;
   inputs: BindInput[];
+  /** The check's own finding (not DuckDB's message): its hint and offset in `compiled`. */
+  hint?: string;
+  offset?: number;
 }
 
 /** Offset in the compiled SQL that DuckDB's "LINE n: ... ^" excerpt points at. */
@@ -46,9 +49,9 @@ export function errorOffset(message: string, compiled: string): number | undefin
 
 /** The diagnostic for a model whose SQL does not bind. */
 export function bindDiagnostic(f: BindFailure): Diagnostic {
-  const offset = errorOffset(f.message, f.compiled);
+  const offset = f.offset ?? errorOffset(f.message, f.compiled);
   const pos = offset === undefined ? undefined : templatePosition(f.template, f.compiled, offset);
-  const { message, hint } = explain(f);
+  const { message, hint } = f.hint !== undefined ? { message: f.message, hint: f.hint } : explain(f);
   return { file: f.file, line: pos?.line ?? 1, col: pos?.col, message, hint };
 }
 

@@ -3,15 +3,11 @@
 // columns with their engine types and positions. Read with one catalog query
 // per run over the schemas the project uses (adapter.catalogColumns), so a
 // project of 10k models costs one query, not 10k. `etl docs generate` writes
-// it; the docs site and tools written for dbt's catalog read it.
+// it (core/docs/history.ts); the docs site and tools written for dbt's catalog read it.
 
-import path from 'node:path';
 import type { Adapter, AdapterSession, CatalogColumn } from '../../adapters/adapter.js';
-import { createAdapter } from '../../adapters/index.js';
-import { writeFileAtomic } from '../compiler/artifacts.js';
 import type { Manifest } from '../compiler/manifest.js';
 import { ETL_VERSION } from '../compiler/version.js';
-import type { ProjectScan } from '../project/load.js';
 import { DBT_VERSION } from './manifest-json.js';
 
 export const CATALOG_SCHEMA = 'https://schemas.getdbt.com/dbt/catalog/v1.json';
@@ -83,25 +79,4 @@ export async function buildCatalog(adapter: Adapter, session: AdapterSession, ma
     (r.isSource ? catalog.sources : catalog.nodes)[r.id] = table;
   }
   return catalog;
-}
-
-/**
- * Builds target/catalog.json from the target's database, read only. When the
- * target cannot be read (nothing built yet, or a server that refuses), no
- * catalog is written and the reason is returned as a warning.
- */
-export async function writeCatalog(project: ProjectScan, manifest: Manifest, invocationId: string | null = null): Promise<{ catalog?: CatalogJson; warning?: string }> {
-  let adapter: Adapter | undefined;
-  try {
-    adapter = await createAdapter(project.target, project.root, { readOnly: true });
-    await adapter.open();
-    const a = adapter;
-    const catalog = await a.withSession((session) => buildCatalog(a, session, manifest, invocationId));
-    writeFileAtomic(path.join(project.targetPath, 'catalog.json'), JSON.stringify(catalog, null, 2));
-    return { catalog };
-  } catch (err) {
-    return { warning: `catalog.json not written: the target ${project.targetName} could not be read (${(err as Error).message.split('\n')[0]}); build the project first` };
-  } finally {
-    await adapter?.close().catch(() => undefined);
-  }
 }

@@ -1,7 +1,7 @@
 // `etl docs generate`: compiles the project, reads what target/ knows of its
-// last runs (run_results.json, catalog.json, lineage.json, sources.json and
-// the run history in the target), splits it for the site (split.ts) and writes
-// target/docs/: index.html, the front-end's assets (built by
+// last runs (run_results.json, sources.json, and over one connection to the
+// target its catalog and run history), traces column lineage (core/analysis),
+// splits it all for the site (split.ts) and writes target/docs/: index.html, the front-end's assets (built by
 // core/docs/site/build.mjs into dist/docs-site/) and data/ (model.ts).
 //
 // The folder is written beside the old one and swapped in, so a reader (or
@@ -11,7 +11,9 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, r
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { columnLineage, type CompileOptions } from '../api.js';
+import { compileUnwritten, type CompileOptions } from '../api.js';
+import type { BoundColumn } from '../analysis/binder.js';
+import type { CatalogJson } from '../artifacts/catalog.js';
 import { nodeResultFromJson } from '../artifacts/run-results.js';
 import { RunError } from '../errors.js';
 import { SHARD_SIZE } from './model.js';
@@ -58,31 +60,46 @@ function readRunResults(file: string, warnings: string[]): RunResultsFile | unde
 }
 
 export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGenerateResult> {
-  // Column lineage (core/analysis) is computed here and written to target/lineage.json as well.
-  const { project, manifest, invocationId, lineage } = await columnLineage(options);
+  const compiled = await compileUnwritten(options);
+  const { project, invocationId } = compiled;
+  const manifest = compiled.manifest;
   const target = project.targetPath;
-  const warnings: string[] = [];
-  // target/catalog.json from the target's database (core/artifacts/catalog.ts); the last one when it cannot be read.
-  const { writeCatalog } = await import('../artifacts/catalog.js');
-  const built = await writeCatalog(project, manifest, invocationId);
-  if (built.warning) warnings.push(built.warning);
+  const [{ readTarget }, { projectLineageInWorker, writeLineageArtifact }] = await Promise.all([import('./history.js'), import('../analysis/column-lineage.js')]);
+  // One read-only connection: target/catalog.json (engine types) and the run history, read
+  // (by the engine, off this thread) while this thread writes manifest.json and compiled/.
+  const reading = readTarget(project, manifest, invocationId, { history: options.history !== false });
+  const writing = compiled.writeArtifacts();
+  // Column lineage from DuckDB's parse of the compiled SQL, with the catalog's columns where the
+  // target has them (no bind: that is `etl compile --check`'s), on a worker thread while the
+  // artifacts are written; written to target/lineage.json too.
+  const tracing = reading.then((read) => projectLineageInWorker(manifest, catalogColumns(read.catalog), target, { derive: true }));
+  // Awaited together: the first failure is the command's, and no rejection goes unhandled.
+  const [read, , lineage] = await Promise.all([reading, writing, tracing]);
+  const warnings = [...read.warnings];
+  writeLineageArtifact(target, lineage);
   const inputs: DocsInputs = {
     manifest,
     runResults: readRunResults(path.join(target, 'run_results.json'), warnings),
-    catalog: built.catalog ?? readJson<CatalogFile>(path.join(target, 'catalog.json'), warnings),
+    catalog: read.catalog ?? readJson<CatalogFile>(path.join(target, 'catalog.json'), warnings),
     lineage: lineage as LineageFile,
     sources: readJson<SourcesFile>(path.join(target, 'sources.json'), warnings),
+    history: read.history,
   };
-  if (options.history !== false) {
-    const { readRunHistory } = await import('./history.js');
-    const { history, warning } = await readRunHistory(project);
-    if (warning) warnings.push(warning);
-    inputs.history = history;
-  }
   const data = splitDocs(inputs);
   const dir = path.join(target, 'docs');
   await writeSite(dir, data);
   return { dir, nodes: data.nodes.length, warnings };
+}
+
+/** The columns of each relation the catalog describes, in the engine's order. */
+function catalogColumns(catalog: CatalogJson | undefined): Map<string, BoundColumn[]> {
+  const out = new Map<string, BoundColumn[]>();
+  for (const tables of [catalog?.nodes, catalog?.sources]) {
+    for (const [id, t] of Object.entries(tables ?? {})) {
+      out.set(id, Object.values(t.columns).sort((a, b) => a.index - b.index).map((c) => ({ name: c.name, type: c.type })));
+    }
+  }
+  return out;
 }
 
 /** A data file: a classic script handing its payload to the page (file://-safe, unlike fetch). */

@@ -24,6 +24,8 @@ export interface SiteIndex {
   project: string;
   generated_at: string;
   adapter: string;
+  /** The dialect sql-formatter formats the compiled SQL in (the adapter's Dialect.formatterLanguage). */
+  sql_dialect: 'duckdb' | 'postgresql';
   ids: string[];
   names: string[];
   /** Index into RESOURCE_TYPES. */

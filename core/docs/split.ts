@@ -4,6 +4,7 @@
 // Pure: reads nothing from disk, so tests hand it objects.
 
 import path from 'node:path';
+import { dialectFor, type Dialect } from '../../adapters/dialect.js';
 import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifest.js';
 import type { NodeResult } from '../runner/events.js';
 import type { FreshnessResult } from '../data-tests/engine/freshness.js';
@@ -174,6 +175,7 @@ export function splitDocs(inputs: DocsInputs): SiteData {
     project: manifest.metadata.project_name,
     generated_at: new Date().toISOString(),
     adapter: manifest.metadata.adapter_type,
+    sql_dialect: dialectFor(manifest.metadata.adapter_type as Dialect['name']).formatterLanguage,
     ids: [],
     names: [],
     types: [],

@@ -16,5 +16,5 @@ export function wantsFullBuild(ctx: MaterializationContext, existing: 'table' | 
 export function watermarkFor(ctx: MaterializationContext, newRows?: Relation): StateRecord[] {
   const { node } = ctx;
   if (!node.config.event_time) return [];
-  return [{ kind: 'watermark', relation: relationOf(node), uniqueId: node.unique_id, eventTimeColumn: node.config.event_time, runId: ctx.runId, newRows }];
+  return [{ kind: 'watermark', relation: relationOf(node), uniqueId: node.unique_id, eventTimeColumn: node.config.event_time, runId: ctx.runId, at: ctx.clock.now().toISOString(), newRows }];
 }

@@ -28,7 +28,7 @@ export const incremental: Materialization = {
     const staged = await adapter.stageTable(session, relation, node.compiled_incremental_code ?? node.compiled_code, { transient: true });
     try {
       if (node.config.contract?.enforced) await enforceContract(adapter, session, node, staged.relation);
-      const quarantine = node.config.quarantine ? await planQuarantine(adapter, session, manifest, node, staged, runId) : undefined;
+      const quarantine = node.config.quarantine ? await planQuarantine(adapter, session, manifest, node, staged, runId, ctx.clock.now()) : undefined;
       const plan = await planSchemaChange(adapter, session, node, relation, staged.relation);
       // An empty unique_key (`unique_key=(list)`, as dbt allows) means no key: rows are appended.
       const uniqueKey = asList(node.config.unique_key).filter((k) => k !== '');

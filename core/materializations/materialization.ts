@@ -2,6 +2,7 @@
 // adding a module and a line in the registry, not editing a switch elsewhere.
 
 import type { Adapter, AdapterSession, MaterializeResult, Relation } from '../../adapters/adapter.js';
+import type { Clock } from '../clock.js';
 import type { Manifest, ManifestNode } from '../compiler/manifest.js';
 
 export interface MaterializationContext {
@@ -17,8 +18,8 @@ export interface MaterializationContext {
   batchRange?: { start: string; end: string };
   /** Microbatch: rerun exactly these batches (etl retry). */
   retryBatches?: Array<[string, string]>;
-  /** The clock, for microbatch bounds (tests pin it). */
-  now?: Date;
+  /** The run's clock (core/clock.ts): microbatch bounds, snapshot versions, quarantine and state times. */
+  clock: Clock;
 }
 
 export interface Materialization {

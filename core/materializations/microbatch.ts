@@ -80,12 +80,13 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
     end: b[1],
     status,
     runId,
+    at: ctx.clock.now().toISOString(),
     message,
     rows,
   });
   const q = (s: string) => adapter.dialect.quoteIdentifier(s);
   const existing = await adapter.relationKind(session, relation);
-  const now = ctx.now ?? new Date();
+  const now = ctx.clock.now();
   const begin = parseBound(String(node.config.begin));
   const all = batchesBetween(begin, nextBound(truncate(now, size), size), size);
 

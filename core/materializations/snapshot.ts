@@ -13,8 +13,9 @@ import { asList } from '../project/load.js';
 import { relationOf, type Materialization } from './materialization.js';
 
 export const snapshot: Materialization = {
-  run: async ({ adapter, session, node, runId, now }): Promise<MaterializeResult> => {
+  run: async ({ adapter, session, node, runId, clock }): Promise<MaterializeResult> => {
     const relation = relationOf(node);
+    const now = clock.now();
     const r = await adapter.applySnapshot(session, {
       target: relation,
       sql: node.compiled_code,
@@ -23,8 +24,8 @@ export const snapshot: Materialization = {
       updatedAt: node.config.updated_at,
       checkCols: node.config.check_cols ?? [],
       hardDeletes: node.config.hard_deletes ?? 'ignore',
-      now: now ?? new Date(),
-      state: [{ kind: 'snapshot_run', relation, uniqueId: node.unique_id, runId }],
+      now,
+      state: [{ kind: 'snapshot_run', relation, uniqueId: node.unique_id, runId, at: now.toISOString() }],
     });
     return r.firstRun
       ? { rowsAffected: r.inserted, message: `SNAPSHOT (${r.inserted} rows, first run)` }

@@ -18,7 +18,7 @@ export async function buildTable(ctx: MaterializationContext, state: StateRecord
   let quarantined = 0;
   try {
     if (node.config.contract?.enforced) await enforceContract(adapter, session, node, staged.relation);
-    const quarantine = node.config.quarantine ? await planQuarantine(adapter, session, manifest, node, staged, runId) : undefined;
+    const quarantine = node.config.quarantine ? await planQuarantine(adapter, session, manifest, node, staged, runId, ctx.clock.now()) : undefined;
     quarantined = quarantine?.count ?? 0;
     await adapter.publishTable(session, staged, relation, { state, moveRows: quarantine?.move, partitionBy: node.config.partition_by === undefined ? undefined : asList(node.config.partition_by) });
   } catch (err) {

@@ -131,6 +131,8 @@ export interface RetryOptions {
   signal?: AbortSignal;
   breaker?: CircuitBreaker;
   random?: () => number;
+  /** The run's clock, for the attempts' times (core/clock.ts); the system clock when left out. */
+  now?: () => Date;
   /** Before each wait: the failed attempt, the wait, the error. */
   onRetry?(attempt: number, delayMs: number, err: unknown): void;
 }
@@ -152,14 +154,15 @@ export class RetriesExhausted extends Error {
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions): Promise<{ value: T; attempts: AttemptRecord[] }> {
   const sleeper = options.sleeper ?? realSleeper;
   const attempts: AttemptRecord[] = [];
+  const now = options.now ?? (() => new Date());
   for (let attempt = 1; ; attempt++) {
-    const startedAt = new Date();
+    const startedAt = now();
     const t0 = performance.now();
     const record = (status: AttemptRecord['status']): AttemptRecord => ({
       attempt,
       status,
       started_at: startedAt.toISOString(),
-      completed_at: new Date().toISOString(),
+      completed_at: now().toISOString(),
       execution_time: (performance.now() - t0) / 1000,
     });
     try {

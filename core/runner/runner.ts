@@ -5,6 +5,7 @@
 // materializations are atomic, so nothing is left half built.
 
 import type { Adapter } from '../../adapters/adapter.js';
+import type { Clock } from '../clock.js';
 import type { Manifest, ManifestNode } from '../compiler/manifest.js';
 import { materializationFor } from '../materializations/index.js';
 import { descendantsInPlan, type Plan } from '../plan/plan.js';
@@ -19,6 +20,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Identifies this run in quarantine tables and run_results. */
   runId: string;
+  /** The run's clock (core/clock.ts): every time the run records or computes with. */
+  clock: Clock;
   /** Microbatch backfill range (--event-time-start / --event-time-end). */
   batchRange?: { start: string; end: string };
   /** etl retry: the failed batches of each microbatch model. */
@@ -141,18 +144,18 @@ const NOT_STARTED = 'run stopped before the node started';
 
 async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter, options: RunOptions, total: number, index: number, breaker: CircuitBreaker, stopping: () => boolean = () => false): Promise<NodeResult> {
   // The node's own work: the clock starts once it has a connection (re-set by the first one it gets).
-  let startedAt = new Date();
+  let startedAt = options.clock.now();
   let t0 = performance.now();
   let connected = false;
   const strategy = materializationFor(node.config.materialized);
   if (!strategy) {
-    return finished(node, startedAt, t0, 'error', `materialization "${node.config.materialized}" is not supported yet`);
+    return finished(node, options.clock, startedAt, t0, 'error', `materialization "${node.config.materialized}" is not supported yet`);
   }
   const attempt = () =>
     adapter.withSession(async (session) => {
       if (!connected) {
         connected = true;
-        startedAt = new Date();
+        startedAt = options.clock.now();
         t0 = performance.now();
       }
       if (stopping()) throw new Error(NOT_STARTED);
@@ -164,6 +167,7 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
         session,
         fullRefresh: options.fullRefresh,
         runId: options.runId,
+        clock: options.clock,
         signal: options.signal,
         batchRange: options.batchRange,
         retryBatches: options.retryBatches?.get(node.unique_id),
@@ -177,11 +181,12 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
       policy: backoffPolicy(node.config.retry_backoff),
       isTransient: (err) => adapter.isTransient(err),
       sleeper: options.sleeper,
+      now: () => options.clock.now(),
       signal: options.signal,
       breaker,
       onRetry: (n, delayMs, err) => options.onEvent({ type: 'node_retry', index, total, node, attempt: n, delayMs, reason: errorMessage(err).split('\n')[0]! }),
     });
-    const result = finished(node, startedAt, t0, outcome.status ?? 'success', outcome.message);
+    const result = finished(node, options.clock, startedAt, t0, outcome.status ?? 'success', outcome.message);
     result.rows_affected = outcome.rowsAffected ?? null;
     if (outcome.failures !== undefined) result.failures = outcome.failures;
     if (outcome.quarantined !== undefined) result.quarantined = outcome.quarantined;
@@ -194,7 +199,7 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
     const exhausted = err instanceof RetriesExhausted ? err : undefined;
     const message = errorMessage(exhausted ? exhausted.cause : err);
     const interrupted = options.signal?.aborted && /interrupt/i.test(message);
-    const result = finished(node, startedAt, t0, 'error', interrupted ? 'interrupted' : message);
+    const result = finished(node, options.clock, startedAt, t0, 'error', interrupted ? 'interrupted' : message);
     if (exhausted && exhausted.attempts.length > 1) result.attempts = exhausted.attempts;
     return result;
   }
@@ -204,9 +209,9 @@ const DEFAULT_CIRCUIT_BREAKER = 5;
 
 const errorMessage = (err: unknown): string => (err as Error)?.message ?? String(err);
 
-function finished(node: ManifestNode, startedAt: Date, t0: number, status: NodeResult['status'], message: string): NodeResult {
+function finished(node: ManifestNode, clock: Clock, startedAt: Date, t0: number, status: NodeResult['status'], message: string): NodeResult {
   const result = emptyResult(node, status, message);
-  const completedAt = new Date();
+  const completedAt = clock.now();
   result.timing = [{ name: 'execute', started_at: startedAt.toISOString(), completed_at: completedAt.toISOString() }];
   result.execution_time = (performance.now() - t0) / 1000;
   return result;

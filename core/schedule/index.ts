@@ -21,11 +21,11 @@ import { didYouMean } from '../errors.js';
 import { writeFileAtomic } from '../compiler/artifacts.js';
 import { scanProject, type ProjectScan } from '../project/load.js';
 import type { JobConfig } from '../project/orchestration.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemSchedulerClock, type SchedulerClock } from './clock.js';
 import { Scheduler, nextFireTimes, type JobRunner, type ScheduleEvent, type ScheduleRecord } from './scheduler.js';
 
 export { Scheduler, nextFireTimes, type JobRunner, type ScheduleEvent, type ScheduleRecord } from './scheduler.js';
-export { systemClock, type Clock } from './clock.js';
+export { systemSchedulerClock, type SchedulerClock } from './clock.js';
 
 export const SCHEDULE_STATE_FILE = 'schedule-state.json';
 export const SCHEDULE_LOG_FILE = 'schedule.jsonl';
@@ -43,7 +43,7 @@ export interface ScheduleOptions {
   onEvent?: (event: ScheduleEvent) => void;
   /** Alerts that could not be delivered. */
   onWarning?: (message: string) => void;
-  clock?: Clock;
+  clock?: SchedulerClock;
 }
 
 /** The project's jobs; exit 2 when it has none. */
@@ -66,7 +66,7 @@ function findJob(scan: ProjectScan, name: string): JobConfig {
 /** `etl schedule --list`: each job's next `count` fire times. */
 export function listSchedule(options: ScheduleOptions & { count: number }): Array<{ job: JobConfig; next: Date[] }> {
   const { jobs } = projectJobs(options);
-  const now = (options.clock ?? systemClock).now();
+  const now = (options.clock ?? systemSchedulerClock).now();
   return jobs.map((job) => ({ job, next: nextFireTimes(job, now, options.count) }));
 }
 
@@ -93,7 +93,7 @@ export async function runJobOnce(options: ScheduleOptions & { job: string; signa
 function createScheduler(scan: ProjectScan, jobs: JobConfig[], options: ScheduleOptions): Scheduler {
   return new Scheduler({
     jobs,
-    clock: options.clock ?? systemClock,
+    clock: options.clock ?? systemSchedulerClock,
     run: childRunner(scan, options),
     lastSlots: readLastSlots(scan.targetPath),
     onEvent: options.onEvent,

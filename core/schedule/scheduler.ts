@@ -14,7 +14,7 @@
 import { Cron } from 'croner';
 import type { JobConfig } from '../project/orchestration.js';
 import type { AlertEvent } from '../alerts/events.js';
-import type { Clock } from './clock.js';
+import type { SchedulerClock } from './clock.js';
 
 /** Runs one job's command; resolves with its exit code. `signal` aborts when the scheduler stops. */
 export type JobRunner = (job: JobConfig, run: { slot: Date; signal: AbortSignal }) => Promise<number>;
@@ -29,7 +29,7 @@ export type ScheduleEvent = ScheduleRecord | { type: 'next'; job: string; at: st
 
 export interface SchedulerOptions {
   jobs: JobConfig[];
-  clock: Clock;
+  clock: SchedulerClock;
   run: JobRunner;
   /** The last slot each job ran for (from the previous process): what catch-up compares with. */
   lastSlots?: Map<string, Date>;

@@ -25,21 +25,34 @@
 
 import type { Adapter, AdapterSession, Relation } from '../../adapters/adapter.js';
 
+// Every time a record carries (`at`, a run's start and end) is an ISO 8601 UTC
+// instant read from the run's clock (core/clock.ts), never the engine's
+// current_timestamp: ETL_NOW pins them all.
 export type StateRecord =
   /** max(event_time) of the relation after the change; `newRows`: the rows just added, where that maximum is (a shortcut, not a filter). */
-  | { kind: 'watermark'; relation: Relation; uniqueId: string; eventTimeColumn: string; runId: string; newRows?: Relation }
+  | { kind: 'watermark'; relation: Relation; uniqueId: string; eventTimeColumn: string; runId: string; at: string; newRows?: Relation }
   /** One microbatch interval [start, end); `rows` left out: the rows the change applied. */
-  | { kind: 'batch'; relation: Relation; uniqueId: string; start: string; end: string; status: 'success' | 'error'; runId: string; message: string; rows?: number | null }
+  | { kind: 'batch'; relation: Relation; uniqueId: string; start: string; end: string; status: 'success' | 'error'; runId: string; at: string; message: string; rows?: number | null }
   /** Forgets every batch of a relation (a full refresh rebuilds them all). */
   | { kind: 'batches_cleared'; relation: Relation }
   /** One snapshot run; counts left out: the versions the change inserted and closed. */
-  | { kind: 'snapshot_run'; relation: Relation; uniqueId: string; runId: string; inserted?: number; invalidated?: number };
+  | { kind: 'snapshot_run'; relation: Relation; uniqueId: string; runId: string; at: string; inserted?: number; invalidated?: number };
 
 export interface RunRecord {
   runId: string;
   command: string;
   target: string;
   version: string;
+  /** ISO 8601, from the run's clock. */
+  startedAt: string;
+}
+
+/** How a run ended. */
+export interface RunEnd {
+  runId: string;
+  status: string;
+  /** ISO 8601, from the run's clock. */
+  finishedAt: string;
 }
 
 export interface NodeRunRecord {
@@ -67,7 +80,7 @@ export interface StateStore {
   /** Creates the store or upgrades it to this etl's version (before a run that builds); returns the version. */
   prepare(session: AdapterSession): Promise<number>;
   runStarted(session: AdapterSession, run: RunRecord): Promise<void>;
-  runFinished(session: AdapterSession, runId: string, status: string, nodes: NodeRunRecord[]): Promise<void>;
+  runFinished(session: AdapterSession, end: RunEnd, nodes: NodeRunRecord[]): Promise<void>;
   /** Records that change no data (a failed batch), committed together on their own. */
   record(session: AdapterSession, records: StateRecord[]): Promise<void>;
   /** Starts of the batches of `relation` that succeeded. */
@@ -90,8 +103,8 @@ export function recordRunStart(adapter: Adapter, session: AdapterSession, run: R
   return adapter.state.runStarted(session, run);
 }
 
-export function recordRunEnd(adapter: Adapter, session: AdapterSession, runId: string, status: string, nodes: NodeRunRecord[]): Promise<void> {
-  return adapter.state.runFinished(session, runId, status, nodes);
+export function recordRunEnd(adapter: Adapter, session: AdapterSession, end: RunEnd, nodes: NodeRunRecord[]): Promise<void> {
+  return adapter.state.runFinished(session, end, nodes);
 }
 
 /** Records that change no data, on their own. */

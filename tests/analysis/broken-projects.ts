@@ -84,6 +84,27 @@ select order_id, customer_id, cast(order_date as date) as order_date, order_date
     only: 'postgres',
   },
   {
+    name: 'union of text and a date (DuckDB would cast the dates to text silently)',
+    edits: { 'models/staging/stg_orders.sql': (t) => `${t.trimEnd()}
+union all
+select order_id, customer_id, cast(order_date as date) as order_date, order_date as status from {{ref "raw_orders"}}
+` },
+    errors: [{ file: 'models/staging/stg_orders.sql', line: 11, col: 71, message: /^UNION branches disagree on the type of column 4 "status": VARCHAR in branch 1, DATE in branch 2$/, hint: /DuckDB would silently cast both to VARCHAR/ }],
+    unchecked: ['orders', 'customers'],
+    only: 'duckdb',
+  },
+  {
+    name: 'union of a number and text inside a CTE, three branches',
+    edits: {
+      'models/marts/customers.sql': replace(
+        '    group by customer_id\n),',
+        "    group by customer_id\n),\n\nsegments as (\n    select 1 as segment_id, 'new' as label\n    union all\n    select 2, 'returning'\n    union all\n    select 'three', 3\n),",
+      ),
+    },
+    errors: [{ file: 'models/marts/customers.sql', line: 17, col: 12, message: /^UNION branches disagree on the type of column 1 "segment_id": INTEGER in branch 1, VARCHAR in branch 3$/ }],
+    only: 'duckdb',
+  },
+  {
     name: 'misspelled column',
     edits: { 'models/staging/stg_orders.sql': replace('    customer_id,', '    customr_id,') },
     errors: [{ file: 'models/staging/stg_orders.sql', line: 4, col: 5, message: /column "customr_id" not found in raw_orders \(did you mean "customer_id"\?\)/ }],

@@ -28,6 +28,11 @@ function etl(dir: string, ...args: string[]): Promise<CliResult> {
   return runCli([...args, '--project-dir', dir], { cwd: dir });
 }
 
+/** etl with its run clock pinned (ETL_NOW). */
+function etlAt(now: string, dir: string, ...args: string[]): Promise<CliResult> {
+  return runCli([...args, '--project-dir', dir], { cwd: dir, env: { ETL_NOW: now } });
+}
+
 function expectOk(r: CliResult): void {
   expect(r.code, r.output).toBe(0);
 }
@@ -162,12 +167,14 @@ describe('incremental models on Delta', () => {
 });
 
 const DAY = 86_400_000;
-const ymd = (offset: number) => new Date(Math.floor(Date.now() / DAY) * DAY + offset * DAY).toISOString().slice(0, 10);
+// Microbatch runs below pin their clock (ETL_NOW) here: the same batches whatever the date.
+const NOW = '2024-03-10T12:00:00Z';
+const ymd = (offset: number) => new Date(Math.floor(Date.parse(NOW) / DAY) * DAY + offset * DAY).toISOString().slice(0, 10);
 
 describe('microbatch, snapshots, tests, contracts and quarantine on Delta', () => {
   let dir: string;
   let first: CliResult;
-  // Batches from three days ago to today: a few commits, whatever the date.
+  // Batches from three days before the pinned clock to its day: a few commits.
   const days = [ymd(-3), ymd(-2), ymd(-1)];
   beforeAll(async () => {
     dir = writeProject({
@@ -189,7 +196,7 @@ describe('microbatch, snapshots, tests, contracts and quarantine on Delta', () =
       - { name: name, data_type: varchar }
 `,
     });
-    first = await etl(dir, 'build');
+    first = await etlAt(NOW, dir, 'build');
   });
 
   it('microbatch commits each batch with its record in the table\'s etl.state domain', async () => {
@@ -208,7 +215,7 @@ describe('microbatch, snapshots, tests, contracts and quarantine on Delta', () =
 
   it('a snapshot keeps SCD-2 history across runs', async () => {
     writeFileSync(path.join(dir, 'seeds/people.csv'), 'id,email,updated_at\n1,a2@x,2024-02-01\n2,b@x,2024-01-01\n3,c@x,2024-02-01\n');
-    expectOk(await etl(dir, 'build'));
+    expectOk(await etlAt(NOW, dir, 'build'));
     const history = await rows(dir, 'people_snap', 'id, email, etl_valid_to is null as current');
     expect(history).toEqual([
       ['1', 'a2@x', 'true'],
@@ -221,7 +228,7 @@ describe('microbatch, snapshots, tests, contracts and quarantine on Delta', () =
   it('a failing data test fails the build (exit 1)', async () => {
     writeFileSync(path.join(dir, 'models/schema.yml'), readFileSync(path.join(dir, 'models/schema.yml'), 'utf8').replace('amount >= 0', 'amount >= 20'));
     writeFileSync(path.join(dir, 'models/orders.sql'), `{{config materialized="table"}}\nselect * from (values (1, 10), (3, 30)) as t(id, amount)\n`);
-    const r = await etl(dir, 'build');
+    const r = await etlAt(NOW, dir, 'build');
     expect(r.code, r.output).toBe(1);
     expect(r.output).toMatch(/FAIL.*expression_is_true_orders/);
   });

@@ -143,7 +143,18 @@ async function walkSite(w: WatchedPage, url: string, name: string): Promise<void
   await page.goto(`${url}#/graph`);
   await waitForHeading(page, 'Project graph by folder');
   expect((await page.locator('svg.graph a.gnode text').allTextContents()).sort()).toEqual(['models/marts (2)', 'models/staging (3)', 'seeds (3)']);
+  // A box opens in place: its nodes drawn, linked to the other boxes; a node opens its page.
+  await page.locator('svg.graph a.gnode', { hasText: 'models/staging (3)' }).click();
+  await page.locator('svg.graph a.gnode.member').first().waitFor();
+  expect((await page.locator('svg.graph a.gnode text').allTextContents()).sort()).toEqual(['models/marts (2)', 'seeds (3)', 'stg_customers', 'stg_orders', 'stg_payments']);
+  // seeds -> each staging model, and each staging model -> marts.
+  expect(await page.locator('svg.graph path.edge').count()).toBe(6);
   await w.screenshot(`${name}-project-graph`);
+  await page.getByRole('link', { name: 'Close models/staging (3)' }).click();
+  await page.locator('svg.graph a.gnode', { hasText: 'models/staging (3)' }).waitFor();
+  await page.locator('svg.graph a.gnode', { hasText: 'models/marts (2)' }).click();
+  await page.locator('svg.graph a.gnode.member', { hasText: 'orders' }).click();
+  await waitForHeading(page, 'orders');
 
   expect(w.errors).toEqual([]);
   expect(w.outside).toEqual([]);

@@ -25,6 +25,11 @@ function etl(dir: string, ...args: string[]): Promise<CliResult> {
   return runCli([...args, '--project-dir', dir], { cwd: dir });
 }
 
+/** etl with its run clock pinned (ETL_NOW): what "now" is for microbatch bounds and the state's times. */
+function etlAt(now: Date, dir: string, ...args: string[]): Promise<CliResult> {
+  return runCli([...args, '--project-dir', dir], { cwd: dir, env: { ETL_NOW: now.toISOString() } });
+}
+
 function expectOk(r: CliResult): void {
   expect(r.code, r.output).toBe(0);
 }
@@ -202,17 +207,14 @@ describe('correctness: append, merge (single and list key), empty key, delete+in
 // ---------------------------------------------------------------------------
 
 const DAY = 86_400_000;
-const utcDay = (offset: number, now = Date.now()) => new Date(Math.floor(now / DAY) * DAY + offset * DAY);
+// The runs below pin their clock (ETL_NOW) to this instant: the batches are the same whatever the wall clock says.
+const NOW = new Date('2024-03-10T12:00:00Z');
+const day = (offset: number) => new Date(Math.floor(NOW.getTime() / DAY) * DAY + offset * DAY);
 const ymd = (d: Date) => d.toISOString().slice(0, 10);
 const at = (d: Date, hour: number) => `${ymd(d)} ${String(hour).padStart(2, '0')}:00:00`;
 
 describe('microbatch', () => {
   it('lookback: a late row of the previous day is picked up by the next run, one older than lookback is not (until --full-refresh)', async () => {
-    // Microbatch takes "now" from the clock: keep the whole test inside one UTC day.
-    const toMidnight = DAY - (Date.now() % DAY);
-    if (toMidnight < 60_000) await new Promise((r) => setTimeout(r, toMidnight + 1000));
-    const now = Date.now();
-    const day = (n: number) => utcDay(n, now);
     const seed = (rows: Array<[number, string]>) => `id,ts,v\n${rows.map(([id, ts]) => `${id},${ts},${id * 10}`).join('\n')}\n`;
     const initial: Array<[number, string]> = [-4, -3, -2, -1, 0].map((n, i) => [i + 1, at(day(n), 6)]);
     const dir = writeProject({
@@ -220,13 +222,13 @@ describe('microbatch', () => {
       'seeds/events.csv': seed(initial),
       'models/events_mb.sql': `{{config materialized="incremental" incremental_strategy="microbatch" event_time="ts" batch_size="day" begin="${ymd(day(-4))}" lookback=1}}\nselect id, ts, v from {{ref "events"}}\n`,
     });
-    expectOk(await etl(dir, 'build'));
+    expectOk(await etlAt(NOW, dir, 'build'));
     const run1 = runResults(dir).invocation_id;
     expect(resultOf(dir, 'model.mb_lookback.events_mb').batch_results?.successful).toHaveLength(5);
 
     // Late rows: yesterday (within lookback), three days ago (beyond it), and today's batch.
     writeFileSync(path.join(dir, 'seeds/events.csv'), seed([...initial, [10, at(day(-1), 18)], [11, at(day(-3), 18)], [12, at(day(0), 18)]]));
-    expectOk(await etl(dir, 'build'));
+    expectOk(await etlAt(NOW, dir, 'build'));
     const run2 = runResults(dir).invocation_id;
     const r2 = resultOf(dir, 'model.mb_lookback.events_mb');
     expect(r2.batch_results?.successful.map((b) => b[0])).toEqual([at(day(-1), 0), at(day(0), 0)]);
@@ -237,15 +239,34 @@ describe('microbatch', () => {
       const batches = await db.rows(`select batch_start, batch_end, status, run_id from etl_meta.batches where relation = 'main.events_mb' order by batch_start`);
       expect(batches.map((b) => [b.batch_start, b.batch_end, b.status])).toEqual([-4, -3, -2, -1, 0].map((n) => [at(day(n), 0), at(day(n + 1), 0), 'success']));
       expect(batches.map((b) => b.run_id)).toEqual([run1, run1, run1, run2, run2]);
+      // The state's times are the run clock's, not the engine's.
+      expect(await db.rows(`select distinct cast(updated_at as varchar) as t from etl_meta.batches`)).toEqual([{ t: '2024-03-10 12:00:00' }]);
+      expect(await db.rows(`select cast(started_at as varchar) as s, cast(finished_at as varchar) as f from etl_meta.runs`)).toEqual([
+        { s: '2024-03-10 12:00:00', f: '2024-03-10 12:00:00' },
+        { s: '2024-03-10 12:00:00', f: '2024-03-10 12:00:00' },
+      ]);
     });
 
     // A full refresh rebuilds every batch, so the row beyond lookback arrives too.
-    expectOk(await etl(dir, 'build', '--full-refresh'));
+    expectOk(await etlAt(NOW, dir, 'build', '--full-refresh'));
     expect(resultOf(dir, 'model.mb_lookback.events_mb').message).toMatch(/^FULL REFRESH \(5 batches, 8 rows\)/);
     await withDb(dbPathOf(dir), async (db) => {
       expect((await db.rows('select id from main.events_mb order by id')).map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 10, 11, 12]);
       expect(await db.value(`select count(*) from etl_meta.batches where relation = 'main.events_mb' and status = 'success'`)).toBe(5);
     });
+
+    // A day later by the clock: the new day's batch, the last done one and one of lookback.
+    expectOk(await etlAt(new Date(NOW.getTime() + DAY), dir, 'build'));
+    expect(resultOf(dir, 'model.mb_lookback.events_mb').batch_results?.successful.map((b) => b[0])).toEqual([at(day(-1), 0), at(day(0), 0), at(day(1), 0)]);
+  });
+
+  it('ETL_NOW that is not a timestamp is a usage error (exit 2) before anything is built', async () => {
+    const dir = writeProject({ 'etl.yml': etlYml('bad_now'), 'models/m.sql': 'select 1 as id\n' });
+    const r = await runCli(['build', '--project-dir', dir], { cwd: dir, env: { ETL_NOW: 'yesterday' } });
+    expect(r.code, r.output).toBe(2);
+    expect(r.stderr).toMatch(/ETL_NOW="yesterday" is not a timestamp/);
+    expect(r.stderr).toMatch(/ETL_NOW=2024-01-06T01:00:00Z/);
+    expect(existsSync(dbPathOf(dir))).toBe(false);
   });
 
   describe('--event-time-start/--event-time-end backfill, a failing batch, etl retry', () => {
@@ -480,10 +501,6 @@ describe('on_schema_change', () => {
 
 describe('state lives in the target', () => {
   it('a fresh clone of the project, pointed at the same database, continues incrementally', async () => {
-    const now = Date.now();
-    const day = (n: number) => utcDay(n, now);
-    const toMidnight = DAY - (now % DAY);
-    if (toMidnight < 60_000) await new Promise((r) => setTimeout(r, toMidnight + 1000));
     const orders = (extra = '') => `id,amount,updated_at\n1,10,2024-01-01 00:00:00\n2,20,2024-01-02 00:00:00\n3,30,2024-01-03 00:00:00\n${extra}`;
     const events = `id,ts\n${[-3, -2, -1, 0].map((n, i) => `${i + 1},${at(day(n), 1)}`).join('\n')}\n`;
     const files = (dbPath: string, ordersCsv: string) => ({
@@ -497,7 +514,7 @@ describe('state lives in the target', () => {
     const original = path.join(makeTempDir(), 'original');
     const db = path.join(original, 'target', 'dev.duckdb');
     writeFiles(original, files(db, orders()));
-    expectOk(await etl(original, 'build'));
+    expectOk(await etlAt(NOW, original, 'build'));
     expect(resultOf(original, 'model.cloned.events_mb').batch_results?.successful).toHaveLength(4);
 
     // The clone has the project files only (no target/), and a changed seed: one update, one new row.
@@ -505,7 +522,7 @@ describe('state lives in the target', () => {
     cpSync(original, clone, { recursive: true, filter: (p) => !p.startsWith(path.join(original, 'target')) });
     expect(existsSync(path.join(clone, 'target'))).toBe(false);
     writeFiles(clone, { 'seeds/orders.csv': orders('2,25,2024-02-01 00:00:00\n4,40,2024-02-02 00:00:00\n').replace('2,20,2024-01-02 00:00:00\n', '') });
-    expectOk(await etl(clone, 'build'));
+    expectOk(await etlAt(NOW, clone, 'build'));
     const inc = resultOf(clone, 'model.cloned.orders_inc');
     expect(inc.message).toMatch(/^MERGE \(2 rows/);
     const mb = resultOf(clone, 'model.cloned.events_mb');

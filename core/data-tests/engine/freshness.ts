@@ -26,7 +26,7 @@ export function freshnessSources(manifest: Manifest): ManifestSource[] {
   return Object.values(manifest.sources).filter((s) => s.freshness && s.loaded_at_field && (s.freshness.warn_after || s.freshness.error_after));
 }
 
-export async function checkFreshness(adapter: Adapter, sources: ManifestSource[], now: () => Date = () => new Date()): Promise<FreshnessResult[]> {
+export async function checkFreshness(adapter: Adapter, sources: ManifestSource[], now: () => Date): Promise<FreshnessResult[]> {
   const results: FreshnessResult[] = [];
   for (const source of sources) {
     const started = performance.now();

@@ -31,7 +31,7 @@ export interface QuarantinePlan {
 }
 
 /** Counts the staged rows that fail row-level tests and checks quarantine_max; moves nothing. */
-export async function planQuarantine(adapter: Adapter, session: AdapterSession, manifest: Manifest, node: ManifestNode, staged: StagedTable, runId: string): Promise<QuarantinePlan> {
+export async function planQuarantine(adapter: Adapter, session: AdapterSession, manifest: Manifest, node: ManifestNode, staged: StagedTable, runId: string, at: Date): Promise<QuarantinePlan> {
   const tests = rowLevelTests(manifest, node);
   if (tests.length === 0) return { count: 0 };
   const d = adapter.dialect;
@@ -58,7 +58,7 @@ export async function planQuarantine(adapter: Adapter, session: AdapterSession, 
     move: {
       into: { schema: node.schema, name: quarantineRelationName(node) },
       alias: ROW_ALIAS,
-      columns: `${ROW_ALIAS}.*, concat_ws(', ', ${labels.join(', ')}) as etl_failed_tests, ${d.quoteString(runId)} as etl_run_id, current_timestamp as etl_quarantined_at`,
+      columns: `${ROW_ALIAS}.*, concat_ws(', ', ${labels.join(', ')}) as etl_failed_tests, ${d.quoteString(runId)} as etl_run_id, cast(${d.quoteString(at.toISOString())} as timestamp with time zone) as etl_quarantined_at`,
       where: anyFailing,
     },
   };

@@ -263,11 +263,148 @@ export async function nodeLineage(site: Site, center: number, query: URLSearchPa
   );
 }
 
-/** Whole project: one box per folder (or tag), edges counting the models they link. */
+/** Members drawn for one open box of the project graph; a larger folder (or tag) opens into bands of this many. */
+export const OPEN_MAX = 60;
+/** Boxes and nodes drawn at once in the project graph: boxes opened beyond it stay closed. */
+export const PROJECT_CAP = 400;
+
+/** A box of the project graph: a folder (or tag), or a band of a large one (its members by depth in the DAG). */
+interface Box {
+  key: string;
+  label: string;
+  members: number[];
+  bands?: Box[];
+}
+
+/** Each node's depth: the longest path from a node without parents (computed once). */
+const depthCache = new WeakMap<Site, Int32Array>();
+function depths(site: Site): Int32Array {
+  let d = depthCache.get(site);
+  if (d) return d;
+  d = new Int32Array(site.size);
+  const pending = site.index.parents.map((ps) => ps.length);
+  const queue: number[] = [];
+  pending.forEach((n, i) => n === 0 && queue.push(i));
+  for (let k = 0; k < queue.length; k++) {
+    const i = queue[k]!;
+    for (const c of site.children[i]!) {
+      if (d[c]! < d[i]! + 1) d[c] = d[i]! + 1;
+      if (--pending[c]! === 0) queue.push(c);
+    }
+  }
+  depthCache.set(site, d);
+  return d;
+}
+
+function projectBoxes(site: Site, by: 'folder' | 'tag'): Box[] {
+  const keyOf = (i: number): string => (by === 'folder' ? site.folder(i) : (site.tags(i)[0] ?? '(no tag)'));
+  const members = new Map<string, number[]>();
+  for (let i = 0; i < site.size; i++) {
+    const k = keyOf(i);
+    let list = members.get(k);
+    if (!list) members.set(k, (list = []));
+    list.push(i);
+  }
+  const depth = depths(site);
+  return [...members.keys()].sort().map((key) => {
+    const list = members.get(key)!;
+    const box: Box = { key, label: `${key} (${list.length})`, members: list };
+    if (list.length > OPEN_MAX) {
+      // Upstream first: a band holds the nodes of neighbouring depths, so its edges mostly run band to band.
+      list.sort((a, b) => depth[a]! - depth[b]! || site.index.names[a]!.localeCompare(site.index.names[b]!));
+      box.bands = [];
+      for (let k = 0; k * OPEN_MAX < list.length; k++) {
+        const part = list.slice(k * OPEN_MAX, (k + 1) * OPEN_MAX);
+        const lo = depth[part[0]!]!;
+        const hi = depth[part.at(-1)!]!;
+        box.bands.push({ key: `${key} ${k + 1}`, label: `${key} ${k + 1}/${Math.ceil(list.length / OPEN_MAX)}, depth ${lo === hi ? lo : `${lo}–${hi}`} (${part.length})`, members: part });
+      }
+    }
+    return box;
+  });
+}
+
+/**
+ * The whole project as boxes, one per folder (or tag), edges counting the
+ * nodes they link. A box opens in place (its link), showing its nodes, or,
+ * when it holds more than OPEN_MAX, its bands, each of which opens in turn:
+ * what is drawn stays a few hundred boxes and nodes at any project size, so
+ * laying it out stays fast. The open boxes are in the address (open=...).
+ */
 export async function renderProjectGraph(site: Site, view: HTMLElement, query: URLSearchParams, token: number): Promise<void> {
   const by = query.get('by') === 'tag' ? 'tag' : 'folder';
-  const cluster = query.get('cluster');
-  const keyOf = (i: number): string => (by === 'folder' ? site.folder(i) : (site.tags(i)[0] ?? '(no tag)'));
+  const open = new Set(query.getAll('open'));
+  const hrefWith = (keys: Set<string>) => `#/graph?${new URLSearchParams([['by', by], ...[...keys].map((k) => ['open', k] as [string, string])]).toString()}`;
+  const toggled = (box: Box, parent?: Box) => {
+    const next = new Set(open);
+    if (next.has(box.key)) {
+      next.delete(box.key);
+      for (const b of box.bands ?? []) next.delete(b.key);
+    } else {
+      next.add(box.key);
+      if (parent) next.add(parent.key);
+    }
+    return hrefWith(next);
+  };
+  const boxes = projectBoxes(site, by);
+  // What is drawn: node i is drawn as itself or as the box holding it.
+  const repOf = new Array<string>(site.size);
+  const drawnBoxes: Array<{ box: Box; parent?: Box }> = [];
+  const openBoxes: Array<{ box: Box; parent?: Box }> = [];
+  const drawnNodes: number[] = [];
+  let budget = PROJECT_CAP - boxes.length;
+  let refused = 0;
+  const place = (box: Box, parent?: Box) => {
+    const grow = box.bands ? box.bands.length - 1 : box.members.length - 1;
+    if (open.has(box.key) && grow <= budget) {
+      budget -= grow;
+      openBoxes.push({ box, parent });
+      if (box.bands) for (const b of box.bands) place(b, box);
+      else for (const i of box.members) (repOf[i] = String(i)), drawnNodes.push(i);
+      return;
+    }
+    if (open.has(box.key)) refused++;
+    drawnBoxes.push({ box, parent });
+    for (const i of box.members) repOf[i] = `g:${box.key}`;
+  };
+  for (const box of boxes) place(box);
+
+  const edgeCounts = new Map<string, number>();
+  for (let i = 0; i < site.size; i++) {
+    const to = repOf[i]!;
+    for (const p of site.index.parents[i]!) {
+      const from = repOf[p]!;
+      if (from !== to) edgeCounts.set(`${from}\u0000${to}`, (edgeCounts.get(`${from}\u0000${to}`) ?? 0) + 1);
+    }
+  }
+  // Boxes of a large project link to many others: between two boxes each keeps its strongest
+  // incoming links (by the number of nodes they join), which keeps the picture (and the
+  // layout's time) readable; the others are counted, not drawn. Edges to a node are all drawn.
+  const incoming = new Map<string, Array<{ from: string; to: string; n: number }>>();
+  const drawn: GraphSpec['edges'] = [];
+  for (const [key, n] of edgeCounts) {
+    const [from, to] = key.split('\u0000') as [string, string];
+    if (!from.startsWith('g:') || !to.startsWith('g:')) {
+      drawn.push({ from, to, classes: n > 1 ? 'strong' : '' });
+      continue;
+    }
+    let list = incoming.get(to);
+    if (!list) incoming.set(to, (list = []));
+    list.push({ from, to, n });
+  }
+  let hidden = 0;
+  for (const list of incoming.values()) {
+    list.sort((a, b) => b.n - a.n);
+    for (const e of list.slice(0, CLUSTER_LINKS)) drawn.push({ from: e.from, to: e.to, classes: e.n > 1 ? 'strong' : '' });
+    hidden += Math.max(0, list.length - CLUSTER_LINKS);
+  }
+  const nodes = nodeSpec(site, drawnNodes, () => 'member').nodes;
+  for (const { box, parent } of drawnBoxes) {
+    nodes.push({ id: `g:${box.key}`, label: box.label, classes: box.bands ? 'cluster has-bands' : 'cluster', href: toggled(box, parent), title: `${by} ${box.label}: open it` });
+  }
+  const spec: GraphSpec = { label: `Project ${site.index.project} by ${by}: ${drawnBoxes.length} boxes and ${drawnNodes.length} nodes`, nodes, edges: drawn };
+  const graph = await drawGraph(spec);
+  if (!isCurrent(token)) return;
   const toolbar = h(
     'div',
     { class: 'toolbar' },
@@ -276,63 +413,25 @@ export async function renderProjectGraph(site: Site, view: HTMLElement, query: U
     ' · ',
     h('a', { href: '#/graph?by=tag', 'aria-current': by === 'tag' ? 'page' : null }, 'tag'),
   );
-  if (cluster !== null) {
-    const members: number[] = [];
-    for (let i = 0; i < site.size; i++) if (keyOf(i) === cluster) members.push(i);
-    const shown = members.slice(0, GRAPH_CAP);
-    const spec = nodeSpec(site, shown);
-    spec.label = `${by} ${cluster}: ${members.length} nodes`;
-    const graph = await drawGraph(spec);
-    if (!isCurrent(token)) return;
-    view.append(
-      h('h1', { tabindex: '-1' }, `${by === 'folder' ? 'Folder' : 'Tag'} ${cluster}`),
-      toolbar,
-      h('p', null, h('a', { href: `#/graph?by=${by}` }, `← all ${by}s`), ` · ${members.length} nodes`, members.length > GRAPH_CAP ? ` (the first ${GRAPH_CAP} drawn; `: '', members.length > GRAPH_CAP ? h('a', { href: `#/list?${by}=${encodeURIComponent(cluster)}` }, 'see the list') : '', members.length > GRAPH_CAP ? ')' : ''),
-      graph,
-    );
-    return;
-  }
-  const counts = new Map<string, number>();
-  const edgeCounts = new Map<string, number>();
-  for (let i = 0; i < site.size; i++) {
-    const k = keyOf(i);
-    counts.set(k, (counts.get(k) ?? 0) + 1);
-    for (const p of site.index.parents[i]!) {
-      const pk = keyOf(p);
-      if (pk !== k) edgeCounts.set(`${pk}\u0000${k}`, (edgeCounts.get(`${pk}\u0000${k}`) ?? 0) + 1);
-    }
-  }
-  const keys = [...counts.keys()].sort().slice(0, GRAPH_CAP);
-  const keySet = new Set(keys);
-  // Folders of a large project link to many others: each cluster keeps its strongest
-  // incoming links (by the number of models they join), which keeps the picture (and
-  // the layout's time) readable; the others are counted, not drawn.
-  const incoming = new Map<string, Array<{ from: string; to: string; n: number }>>();
-  for (const [key, n] of edgeCounts) {
-    const [from, to] = key.split('\u0000') as [string, string];
-    if (!keySet.has(from) || !keySet.has(to)) continue;
-    let list = incoming.get(to);
-    if (!list) incoming.set(to, (list = []));
-    list.push({ from, to, n });
-  }
-  const drawn: GraphSpec['edges'] = [];
-  let hidden = 0;
-  for (const list of incoming.values()) {
-    list.sort((a, b) => b.n - a.n);
-    for (const e of list.slice(0, CLUSTER_LINKS)) drawn.push({ from: e.from, to: e.to, classes: e.n > 1 ? 'strong' : '' });
-    hidden += Math.max(0, list.length - CLUSTER_LINKS);
-  }
-  const spec: GraphSpec = {
-    label: `Project ${site.index.project} by ${by}: ${counts.size} clusters`,
-    nodes: keys.map((k) => ({ id: k, label: `${k} (${counts.get(k)})`, classes: 'cluster', href: `#/graph?by=${by}&cluster=${encodeURIComponent(k)}`, title: `${by} ${k}, ${counts.get(k)} nodes` })),
-    edges: drawn,
-  };
-  const graph = await drawGraph(spec);
-  if (!isCurrent(token)) return;
+  const opened = openBoxes.length
+    ? h(
+        'ul',
+        { class: 'open-boxes', 'aria-label': 'Open boxes' },
+        openBoxes.map(({ box, parent }) => h('li', null, h('a', { href: toggled(box, parent), 'aria-label': `Close ${box.label}` }, `${box.label} ✕`))),
+        h('li', null, h('a', { href: hrefWith(new Set()) }, 'close all')),
+      )
+    : null;
   view.append(
     h('h1', { tabindex: '-1' }, `Project graph by ${by}`),
     toolbar,
-    h('p', { class: 'muted' }, `${site.size} nodes in ${counts.size} ${by === 'folder' ? 'folders' : 'tags'}. Open a box to see its nodes.${hidden ? ` Each box shows its ${CLUSTER_LINKS} strongest incoming links; ${hidden} weaker ones are not drawn.` : ''}`),
+    h(
+      'p',
+      { class: 'muted' },
+      `${site.size} nodes in ${boxes.length} ${by === 'folder' ? 'folders' : 'tags'}. Open a box to draw its nodes in place (a box of more than ${OPEN_MAX} opens into bands by depth); open a node to see its page.`,
+      hidden ? ` Between boxes, each shows its ${CLUSTER_LINKS} strongest incoming links; ${hidden} weaker ones are not drawn.` : '',
+      refused ? ` ${refused} open box${refused > 1 ? 'es' : ''} stayed closed: at most ${PROJECT_CAP} boxes and nodes are drawn at once.` : '',
+    ),
+    ...(opened ? [opened] : []),
     graph,
   );
 }

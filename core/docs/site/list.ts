@@ -23,7 +23,7 @@ export function renderList(site: Site, view: HTMLElement, query: URLSearchParams
   const shown = ids.slice(page * PAGE, (page + 1) * PAGE);
   view.append(
     h('h1', { tabindex: '-1' }, title),
-    h('p', { class: 'muted' }, `${ids.length} node${ids.length === 1 ? '' : 's'}`, folder !== null || tag !== null ? [' · ', h('a', { href: `#/graph?by=${folder !== null ? 'folder' : 'tag'}&cluster=${encodeURIComponent((folder ?? tag)!)}` }, 'show as a graph')] : ''),
+    h('p', { class: 'muted' }, `${ids.length} node${ids.length === 1 ? '' : 's'}`, folder !== null || tag !== null ? [' · ', h('a', { href: `#/graph?by=${folder !== null ? 'folder' : 'tag'}&open=${encodeURIComponent((folder ?? tag)!)}` }, 'show as a graph')] : ''),
     h(
       'ul',
       { class: 'node-list' },

@@ -3,7 +3,7 @@
 // lineage graph, tests, runs, config, contract and SQL. Needs the node's own
 // data file only; the graph reads the index.
 
-import type { SiteColumn, SiteNode, SiteTest } from '../model.js';
+import type { SiteColumn, SiteIndex, SiteNode, SiteTest } from '../model.js';
 import { h, formatAge, formatSeconds, formatTime, statusBadge } from './dom.js';
 import type { Site } from './data.js';
 import { columnHref, isCurrent, nodeHref } from './routes.js';
@@ -77,7 +77,7 @@ function valueText(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
-function codeBlock(node: SiteNode, dialect: string): HTMLElement {
+function codeBlock(node: SiteNode, dialect: SiteIndex['sql_dialect']): HTMLElement {
   const variants: Array<[string, string]> = [];
   if (node.compiled_code) variants.push(['Compiled', node.compiled_code]);
   if (node.raw_code) variants.push(['Source', node.raw_code]);
@@ -208,6 +208,6 @@ export async function renderNodePage(site: Site, view: HTMLElement, id: string, 
       node.contract ? h('p', null, `Contract: ${node.contract.enforced ? 'enforced' : 'not enforced'}`, node.contract.status ? [', last build ', statusBadge(node.contract.status)] : '', node.contract.message ? h('span', { class: 'message' }, ` ${node.contract.message}`) : null) : null,
       Object.keys(node.config).length ? h('dl', { class: 'config' }, Object.entries(node.config).map(([k, v]) => [h('dt', null, k), h('dd', { class: 'mono' }, valueText(v))])) : h('p', { class: 'muted' }, 'Defaults.'),
     ),
-    section('code', 'SQL', codeBlock(node, site.index.adapter)),
+    section('code', 'SQL', codeBlock(node, site.index.sql_dialect)),
   );
 }

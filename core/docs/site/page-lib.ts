@@ -11,9 +11,13 @@ import sql from 'highlight.js/lib/languages/sql';
 hljs.registerLanguage('sql', sql);
 void format;
 
+/** sql-formatter's dialects by the name the data carries (the adapter's Dialect.formatterLanguage). */
+const FORMATTER_DIALECTS = { duckdb, postgresql };
+
 export interface PageLib {
   markdown(text: string): DocumentFragment;
-  formatSql(text: string, dialect: string): string;
+  /** `dialect`: sql-formatter's language, as the generated index names it (SiteIndex.sql_dialect). */
+  formatSql(text: string, dialect: keyof typeof FORMATTER_DIALECTS): string;
   highlightSql(text: string): DocumentFragment;
 }
 
@@ -48,7 +52,7 @@ const lib: PageLib = {
   },
   formatSql(text, dialect) {
     try {
-      return formatDialect(text, { dialect: dialect === 'postgres' ? postgresql : duckdb, keywordCase: 'lower' });
+      return formatDialect(text, { dialect: FORMATTER_DIALECTS[dialect] ?? duckdb, keywordCase: 'lower' });
     } catch {
       return text; // template leftovers or dialect corners the formatter refuses: shown as written
     }
