@@ -137,6 +137,9 @@ export interface StagedTable {
 /** What a materialization reports back. */
 export interface MaterializeResult {
   rowsAffected?: number;
+  /** Bytes of data the change wrote and the query scanned, where the engine reports them (run history, cost). */
+  bytesWritten?: number;
+  bytesScanned?: number;
   /** Engine-specific, short: "CREATE VIEW", "INSERT 0 12". */
   message: string;
   /** Data tests: the verdict, the failing-row count and the first failing rows. */

@@ -1,6 +1,7 @@
 // Creates the adapter for a target. Engine modules are imported lazily, so a
 // compile never loads a database driver.
 
+import path from 'node:path';
 import type { TargetConfig } from '../core/project/load.js';
 import { RunError } from '../core/errors.js';
 import type { Adapter } from './adapter.js';
@@ -35,6 +36,39 @@ export async function createAdapter(target: TargetConfig, projectRoot: string, o
 /** Whether open() creates nothing (see Dialect.opensWithoutWriting). */
 export function opensWithoutWriting(target: TargetConfig): boolean {
   return dialectFor(target.type).opensWithoutWriting;
+}
+
+/** Where an embedded target keeps its data (a DuckDB file, a Delta lake's folder), resolved; undefined for a server or memory. */
+export function targetLocation(target: TargetConfig, projectRoot: string): string | undefined {
+  if (target.type !== 'duckdb' && target.type !== 'delta') return undefined;
+  return target.path && target.path !== ':memory:' ? path.resolve(projectRoot, target.path) : undefined;
+}
+
+/** The folder of the Delta tables of a delta target (what `etl delta` maintains); undefined for any other target. */
+export function deltaLakeRoot(target: TargetConfig, projectRoot: string): string | undefined {
+  return target.type === 'delta' ? targetLocation(target, projectRoot) : undefined;
+}
+
+/**
+ * The database a user names to query the target: a DuckDB file's name
+ * without its extension (`dev` for target/dev.duckdb, `memory` in memory), a
+ * Postgres URL's or `database:` database; null where there is none.
+ */
+export function targetDatabase(target: { type: string; path?: string; url?: string; database?: string }): string | null {
+  if (target.type === 'duckdb') {
+    if (!target.path || target.path === ':memory:') return 'memory';
+    return target.path.split(/[\\/]/).pop()!.replace(/\.[^.]*$/, '');
+  }
+  if (target.type === 'postgres') {
+    if (target.database) return target.database;
+    try {
+      const db = decodeURIComponent(new URL(target.url ?? '').pathname.slice(1));
+      return db || null;
+    } catch {
+      return null;
+    }
+  }
+  return null;
 }
 
 export type { Adapter } from './adapter.js';

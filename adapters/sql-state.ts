@@ -5,10 +5,11 @@
 // etl_meta is versioned from day one: numbered migrations, applied in order,
 // each recorded in etl_meta.schema_version.
 
-import type { NodeRunRecord, RunEnd, RunHistory, RunRecord, StateRecord, StateStore, StateTables } from '../core/state/state.js';
+import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows, RunEnd, RunHistory, RunRecord, StateRecord, StateStore, StateTables } from '../core/state/state.js';
 import { relationKey } from '../core/state/state.js';
 import type { AdapterSession, Relation } from './adapter.js';
 import type { Dialect } from './dialect.js';
+import { pruneHistorySql, queryHistory, reportHistorySql, type HistorySource } from './history-sql.js';
 import { transaction } from './transaction.js';
 
 export const META_SCHEMA = 'etl_meta';
@@ -34,7 +35,19 @@ export const MIGRATIONS: Migration[] = [
       `create table if not exists ${t('snapshot_runs')} (relation varchar, unique_id varchar, run_id varchar, inserted bigint, invalidated bigint, updated_at timestamp)`,
     ],
   },
+  {
+    version: 2,
+    description: 'run history and audit trail: who ran what from which commit, one node_runs row per attempt with its duration, bytes and upstream reads',
+    statements: [
+      ...['selection varchar', 'job varchar', 'git_commit varchar', 'git_dirty boolean', 'user_name varchar', 'host varchar', 'message varchar'].map((c) => `alter table ${t('runs')} add column ${c}`),
+      ...['attempt integer', 'execution_time double precision', 'bytes_written bigint', 'bytes_scanned bigint', 'upstream varchar'].map((c) => `alter table ${t('node_runs')} add column ${c}`),
+    ],
+  },
 ];
+
+/** The columns of a runs row, in the order runStarted binds them. */
+const RUN_COLUMNS = 'run_id, command, target, etl_version, started_at, finished_at, status, selection, job, git_commit, git_dirty, user_name, host, message';
+const NODE_RUN_COLUMNS = 'run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time, bytes_written, bytes_scanned, upstream';
 
 export const CURRENT_STATE_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
@@ -87,7 +100,25 @@ export class SqlStateStore implements StateStore {
   }
 
   async runStarted(session: AdapterSession, run: RunRecord): Promise<void> {
-    await session.execute(`insert into ${t('runs')} values ($1, $2, $3, $4, cast($5 as timestamp), null, 'running')`, [run.runId, run.command, run.target, run.version, sqlTimestamp(run.startedAt)]);
+    await session.execute(
+      `insert into ${t('runs')} (${RUN_COLUMNS}) values ($1, $2, $3, $4, cast($5 as timestamp), cast($6 as timestamp), $7, $8, $9, $10, cast($11 as boolean), $12, $13, $14)`,
+      [
+        run.runId,
+        run.command,
+        run.target,
+        run.version,
+        sqlTimestamp(run.startedAt),
+        sqlTimestamp(run.finishedAt ?? null),
+        run.status ?? 'running',
+        run.selection ?? null,
+        run.job ?? null,
+        run.gitCommit ?? null,
+        run.gitDirty === undefined || run.gitDirty === null ? null : String(run.gitDirty),
+        run.user ?? null,
+        run.host ?? null,
+        run.message ?? null,
+      ],
+    );
   }
 
   async runFinished(session: AdapterSession, end: RunEnd, nodes: NodeRunRecord[]): Promise<void> {
@@ -100,12 +131,27 @@ export class SqlStateStore implements StateStore {
         const params: unknown[] = [];
         const tuples = chunk.map((n) => {
           const base = params.length;
-          params.push(runId, n.unique_id, n.relation, n.status, sqlTimestamp(n.started_at), sqlTimestamp(n.finished_at), n.rows_affected, n.message.slice(0, 2000));
+          params.push(
+            runId,
+            n.unique_id,
+            n.relation,
+            n.status,
+            sqlTimestamp(n.started_at),
+            sqlTimestamp(n.finished_at),
+            n.rows_affected,
+            n.message.slice(0, 2000),
+            n.attempt ?? 1,
+            n.execution_time ?? null,
+            n.bytes_written ?? null,
+            n.bytes_scanned ?? null,
+            n.upstream?.length ? JSON.stringify(n.upstream) : null,
+          );
           const p = (k: number) => `$${base + k}`;
-          return `(cast(${p(1)} as varchar), cast(${p(2)} as varchar), cast(${p(3)} as varchar), cast(${p(4)} as varchar), cast(${p(5)} as timestamp), cast(${p(6)} as timestamp), cast(${p(7)} as bigint), cast(${p(8)} as varchar))`;
+          return `(cast(${p(1)} as varchar), cast(${p(2)} as varchar), cast(${p(3)} as varchar), cast(${p(4)} as varchar), cast(${p(5)} as timestamp), cast(${p(6)} as timestamp), cast(${p(7)} as bigint), cast(${p(8)} as varchar), cast(${p(9)} as integer), cast(${p(10)} as double precision), cast(${p(11)} as bigint), cast(${p(12)} as bigint), cast(${p(13)} as varchar))`;
         });
-        await session.execute(`insert into ${t('node_runs')} values ${tuples.join(', ')}`, params);
+        await session.execute(`insert into ${t('node_runs')} (${NODE_RUN_COLUMNS}) values ${tuples.join(', ')}`, params);
       }
+      // The run's own row is completed; no other row is ever changed (etl history prune alone deletes).
       await session.execute(`update ${t('runs')} set finished_at = cast($1 as timestamp), status = $2 where run_id = $3`, [sqlTimestamp(end.finishedAt), status, runId]);
     });
   }
@@ -182,6 +228,37 @@ export class SqlStateStore implements StateStore {
     );
     out.runs = await session.query(`select run_id, command, target, status, cast(started_at as varchar) as started_at, cast(finished_at as varchar) as finished_at from ${t('runs')} order by started_at desc limit 10`);
     return out;
+  }
+
+  private readonly historySource: HistorySource & { runsTable: string } = {
+    runs: t('runs'),
+    runsTable: t('runs'),
+    nodeRuns: t('node_runs'),
+    timestamp: (param) => `cast(${param} as timestamp)`,
+    bindTimestamp: (iso) => sqlTimestamp(iso)!,
+  };
+
+  /** Whether etl_meta has run history at this etl's version (read only: never creates it). */
+  private async hasHistory(session: AdapterSession): Promise<boolean> {
+    const exists = await session.query(`select count(*) from information_schema.tables where table_schema = $1 and table_name = 'schema_version'`, [META_SCHEMA]);
+    if (Number(exists.rows[0]?.[0] ?? 0) === 0) return false;
+    const r = await session.query(`select max(version) from ${t('schema_version')}`);
+    return Number(r.rows[0]?.[0] ?? 0) >= 2;
+  }
+
+  async historyRows(session: AdapterSession, query: HistoryQuery): Promise<HistoryRows> {
+    if (!(await this.hasHistory(session))) return { runs: [], node_runs: [] };
+    return queryHistory(session, this.historySource, query);
+  }
+
+  async historyReport(session: AdapterSession, query: ReportQuery): Promise<ReportRows> {
+    if (!(await this.hasHistory(session))) return { groups: [], runs: [] };
+    return reportHistorySql(session, this.historySource, query);
+  }
+
+  async pruneHistory(session: AdapterSession, before: string): Promise<{ runs: number; node_runs: number }> {
+    if (!(await this.hasHistory(session))) return { runs: 0, node_runs: 0 };
+    return transaction(session, () => pruneHistorySql(session, this.historySource, before));
   }
 
   async history(session: AdapterSession, limits: { runs: number; perNode: number }): Promise<RunHistory | undefined> {

@@ -105,7 +105,9 @@ async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 's
   // Load once up front so secrets are known before anything is printed.
   const project = scanProject(base.projectDir, { target: base.target, vars: base.vars });
   secretsForErrors = project.secrets;
-  const reporter = await createReporter({ format: opts.logFormat, secrets: project.secrets });
+  // The run's id, made here so that every JSON event carries it, warnings before the run included.
+  const runId = (await import('node:crypto')).randomUUID();
+  const reporter = await createReporter({ format: opts.logFormat, secrets: project.secrets, runId });
   const controller = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -136,6 +138,7 @@ async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 's
       onEvent: (e) => reporter.onEvent(e),
       signal: controller.signal,
       job: process.env.ETL_JOB,
+      invocationId: runId,
     });
     for (const w of summary.warnings) reporter.warn(w);
     for (const line of await undeliveredAlerts(summary.alerts)) reporter.warn(line);
@@ -192,6 +195,37 @@ function buildProgram(): Command {
       console.log('');
     }
   });
+  const history = addSelectionOptions(addProjectOptions(program.command('history').description('the run history and audit trail kept in the target: runs, or with -s the attempts of those nodes')))
+    .option('--since <when>', 'runs started since: 7d, 12h, 30m, 2w, or a date')
+    .option('--limit <n>', 'newest runs only (default 50; 0: all)', (v) => (v === '0' ? 0 : positiveInt(v)))
+    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .action(async (opts: GlobalOpts & SelectionOpts & { since?: string; limit?: number; output: string }) => {
+      const [{ readHistory, parseSince }, { formatRuns, formatNodeRuns }] = await Promise.all([import('../core/history/history.js'), import('../core/reporting/history.js')]);
+      const since = opts.since ? parseSince(opts.since, '--since') : undefined;
+      const rows = await readHistory({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, since, limit: opts.limit === 0 ? undefined : (opts.limit ?? 50) });
+      if (opts.output === 'json' || opts.logFormat === 'json') return console.log(JSON.stringify(rows));
+      console.log(opts.select?.length ? formatNodeRuns(rows) : formatRuns(rows));
+    });
+  addProjectOptions(history.command('prune').description('delete the runs (and their node attempts) older than --older-than: the only way history rows leave'))
+    .requiredOption('--older-than <age>', 'e.g. 90d, 12w, or a date')
+    .action(async (opts: GlobalOpts & { olderThan: string }) => {
+      const { pruneHistory, parseSince } = await import('../core/history/history.js');
+      const before = parseSince(opts.olderThan, '--older-than');
+      const r = await pruneHistory({ ...(await baseOptions(opts)), before });
+      if (opts.logFormat === 'json') return console.log(JSON.stringify({ event: 'history_pruned', before, ...r }));
+      console.log(`pruned ${r.runs} run${r.runs === 1 ? '' : 's'} and ${r.node_runs} node attempt${r.node_runs === 1 ? '' : 's'} that started before ${before}`);
+    });
+  addProjectOptions(program.command('report').description('cost and time from the run history: top models by cost and time, success rate, p50/p95 duration, failures, trend against the previous period, budget'))
+    .option('--since <when>', 'the period: since 30d (default), 12h, 2w, or a date; compared with the period as long before it', '30d')
+    .addOption(new Option('--by <what>', 'group by').choices(['model', 'tag', 'folder', 'job']).default('model'))
+    .option('--limit <n>', 'groups printed (default 20; 0: all)', (v) => (v === '0' ? 0 : positiveInt(v)))
+    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .action(async (opts: GlobalOpts & { since: string; by: 'model' | 'tag' | 'folder' | 'job'; limit?: number; output: string }) => {
+      const [{ parseSince }, { costReport }, { formatReport }] = await Promise.all([import('../core/history/history.js'), import('../core/history/report.js'), import('../core/reporting/report.js')]);
+      const report = await costReport({ ...(await baseOptions(opts)), since: parseSince(opts.since, '--since'), by: opts.by });
+      if (opts.output === 'json' || opts.logFormat === 'json') return console.log(JSON.stringify(report));
+      console.log(formatReport(report, opts.limit === 0 ? Infinity : (opts.limit ?? 20)));
+    });
   const delta = program.command('delta').description('maintenance of the Delta tables of a delta target');
   addSelectionOptions(addProjectOptions(delta.command('history').description('list the versions of a Delta table (-s model)')))
     .option('--limit <n>', 'newest versions only', positiveInt)

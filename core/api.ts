@@ -20,6 +20,8 @@ import { STAMPS_FILE } from './project/files.js';
 import { redact, type Secrets } from './project/secrets.js';
 import { unitTestFixtureFiles } from './data-tests/unit-tests.js';
 import { executePlan } from './runner/runner.js';
+import { flushPendingInvocations, invocationFacts, selectionText } from './history/invocation.js';
+import { nodeRunRecords } from './history/records.js';
 import { migrateState, readState, recordRunEnd, recordRunStart } from './state/state.js';
 import type { NodeResult, RunEvent } from './runner/events.js';
 
@@ -41,6 +43,8 @@ export interface CompileOptions extends ProjectOptions {
   check?: boolean;
   /** A source missing from the target's catalog is a warning, not an error. */
   noCheckSources?: boolean;
+  /** This invocation's id (run id), when the caller made it first (the CLI: its JSON log events carry it from the start); default a new UUID. */
+  invocationId?: string;
 }
 
 export interface CompileResult {
@@ -114,7 +118,7 @@ export async function compileUnwritten(options: CompileOptions): Promise<Compile
   if (!options.noCache) {
     const cached = readCachedManifest(scan.targetPath, path.join(scan.root, scan.compiledDir), scan.fingerprint, env, format);
     if (cached) {
-      const invocationId = randomUUID();
+      const invocationId = options.invocationId ?? randomUUID();
       const generatedAt = new Date().toISOString();
       return {
         project: scan,
@@ -138,6 +142,7 @@ export async function compileUnwritten(options: CompileOptions): Promise<Compile
   // The compiler (Handlebars and all) is loaded only when there is something to compile.
   const { compileProject } = await import('./compiler/compile.js');
   const { manifest, envRead } = await compileProject(project, env);
+  if (options.invocationId) manifest.metadata.invocation_id = options.invocationId;
   const writeArtifacts = async () => {
     let transform: ((sql: string) => string) | undefined;
     if (format) {
@@ -180,7 +185,7 @@ export interface RunCommandOptions extends CompileOptions, SelectOptions {
   now?: Date | string;
   onEvent?: (event: RunEvent) => void;
   signal?: AbortSignal;
-  /** The scheduled job (etl.yml jobs:) this run is, for its alerts; `etl schedule` sets ETL_JOB for the runs it starts. */
+  /** The scheduled job (etl.yml jobs:) this run is, kept in the run history and named in its alerts; `etl schedule` sets ETL_JOB for the runs it starts. */
   job?: string;
 }
 
@@ -194,6 +199,8 @@ export interface RunSummary {
   exitCode: 0 | 1;
   /** The alerts the run raised (etl.yml alerts:), delivered or not: a failed delivery never fails the run. */
   alerts: import('./alerts/index.js').AlertDelivery[];
+  /** The budget alert this run raised (etl.yml budget:), if its cost crossed alert_at of the month's budget. */
+  costAlerts?: import('./history/report.js').BudgetAlertEvent[];
 }
 
 /** Resolves --select/--exclude against a manifest; returns selected ids and warnings. */
@@ -248,6 +255,8 @@ async function openAdapter(project: ProjectScan): Promise<Adapter> {
 async function execute(options: RunCommandOptions, resourceTypes: ResourceType[], how: ExecuteOptions): Promise<RunSummary> {
   const clock = runClock(options.now, options.env ?? process.env);
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env ?? process.env });
+  // git status runs while the project compiles: the audit trail's commit and dirty flag.
+  const facts = resourceTypes.some((t) => t !== 'test') ? invocationFacts(scan.root) : undefined;
   const batchRange = options.eventTimeStart || options.eventTimeEnd ? eventTimeRange(options) : undefined;
   // A server target's connections (TCP, TLS, auth, the schema lock) are made
   // while the project compiles. An embedded file is opened only once the
@@ -291,10 +300,27 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     await adapter.close();
     throw err;
   }
-  const onEvent = options.onEvent ?? (() => undefined);
+  const env = options.env ?? process.env;
+  // With OTEL_EXPORTER_OTLP_ENDPOINT set, a trace of the run (core/reporting/tracing.ts); the SDK is loaded only then.
+  let tracing: import('./reporting/tracing.js').RunTracing | undefined;
+  if (env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
+    try {
+      tracing = await (await import('./reporting/tracing.js')).startRunTracing({ runId: invocationId, command: how.command, project: project.name, target: project.targetName, version: ETL_VERSION, job: options.job, env });
+    } catch (err) {
+      // Tracing is an observer: a run never fails for it.
+      warnings.push(`OpenTelemetry tracing is off for this run: ${(err as Error).message}`);
+    }
+  }
+  const onEvent = tracing
+    ? (e: RunEvent) => {
+        options.onEvent?.(e);
+        tracing.onEvent(e);
+      }
+    : (options.onEvent ?? (() => undefined));
   let outcome;
   let recordFailed: unknown;
   let alertEvents: import('./alerts/index.js').AlertEvent[] = [];
+  const budgetEvents: import('./history/report.js').BudgetAlertEvent[] = [];
   // One id for this invocation: manifest.json, run_results.json and etl_meta's run record.
   const runId = invocationId;
   // Runs that build something keep their history and state in the target (etl_meta).
@@ -306,7 +332,23 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     if (keepsState) {
       await adapter.withSession(async (session) => {
         await migrateState(adapter, session);
-        await recordRunStart(adapter, session, { runId, command: how.command, target: project.targetName, version: ETL_VERSION, startedAt });
+        const f = await facts!;
+        await recordRunStart(adapter, session, {
+          runId,
+          command: how.command,
+          target: project.targetName,
+          version: ETL_VERSION,
+          startedAt,
+          selection: selectionText(options.select, options.exclude),
+          job: options.job ?? null,
+          gitCommit: f.gitCommit,
+          gitDirty: f.gitDirty,
+          user: f.user,
+          host: f.host,
+        });
+        await flushPendingInvocations(project.targetPath, async (records) => {
+          for (const r of records) await recordRunStart(adapter, session, r);
+        });
       });
     }
     if (deferTo) {
@@ -334,17 +376,16 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     outcome.results = scrubbed(outcome.results, project.secrets);
     if (keepsState) {
       const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
-      const records = outcome.results.map((r) => ({
-        unique_id: r.unique_id,
-        relation: r.relation_name,
-        status: r.status,
-        started_at: r.timing[0]?.started_at ?? null,
-        finished_at: r.timing[0]?.completed_at ?? null,
-        rows_affected: r.rows_affected,
-        message: r.message,
-      }));
+      const records = nodeRunRecords(manifest, outcome.results);
       try {
         await adapter.withSession((session) => recordRunEnd(adapter, session, { runId, status: outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', finishedAt: clock.now().toISOString() }, records));
+        if (project.file.budget) {
+          // The run that takes the month's spend across the budget's alert_at raises the alert.
+          const { budgetCheck, budgetConfig, costConfig, costOf } = await import('./history/report.js');
+          const rates = costConfig(project.file);
+          const event = await adapter.withSession((session) => budgetCheck(adapter, session, { runId, job: options.job, cost: costOf(records, rates) }, budgetConfig(project.file)!, rates, clock.now()));
+          if (event) budgetEvents.push(event);
+        }
       } catch (err) {
         // The target refused the run's record (a lost schema lock, a lost connection):
         // run_results.json still says what ran, so `etl retry` knows what to rerun.
@@ -356,12 +397,16 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     if (mayAlert) alertEvents = await runAlerts(project, manifest, outcome.results, adapter, { runId, job: options.job, now: clock.now() });
   } finally {
     await adapter.close();
+    await tracing?.finish(!outcome ? 'error' : outcome.interrupted ? 'interrupted' : outcome.results.some((r) => r.status === 'error' || r.status === 'fail') ? 'error' : 'success');
   }
   writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, { command: how.command, resource_types: resourceTypes, select: options.select, exclude: options.exclude, state: options.state, defer: options.defer, favor_state: options.favorState }, runId, startedAt);
-  const alerts = alertEvents.length ? await (await import('./alerts/index.js')).raiseAlerts(project, alertEvents) : [];
+  // A budget crossed is a cost_spike alert too (the BudgetAlertEvent is one), for the alerts that listen for it.
+  const costSpikes = budgetEvents.filter(() => project.alerts.some((a) => a.on.includes('cost_spike')));
+  const alerts = alertEvents.length || costSpikes.length ? await (await import('./alerts/index.js')).raiseAlerts(project, [...alertEvents, ...costSpikes]) : [];
   if (recordFailed !== undefined) throw recordFailed;
   const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
-  return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0, alerts };
+  for (const e of budgetEvents) warnings.push(e.message);
+  return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0, alerts, costAlerts: budgetEvents };
 }
 
 /**

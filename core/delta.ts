@@ -2,8 +2,8 @@
 // a delta target. The selection names models (as everywhere); without one,
 // vacuum and optimize visit every table of the lake.
 
-import path from 'node:path';
 import type { Relation } from '../adapters/adapter.js';
+import { deltaLakeRoot } from '../adapters/index.js';
 import { compile, selectFromManifest, type ProjectOptions } from './api.js';
 import { ProjectError } from './errors.js';
 import { scanProject } from './project/load.js';
@@ -15,11 +15,10 @@ export interface DeltaCommandOptions extends ProjectOptions {
 
 async function resolve(options: DeltaCommandOptions, command: string, selectionRequired: boolean): Promise<{ lakeRoot: string; relations?: Relation[] }> {
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env ?? process.env });
-  const target = scan.target as { type: string; path?: string; name: string };
-  if (target.type !== 'delta' || !target.path) {
-    throw new ProjectError([{ message: `etl delta ${command} works on a delta target; target ${target.name} is ${target.type}`, hint: 'pick one with --target, e.g. targets: { lake: { type: delta, path: ./lake } }' }]);
+  const lakeRoot = deltaLakeRoot(scan.target, scan.root);
+  if (!lakeRoot) {
+    throw new ProjectError([{ message: `etl delta ${command} works on a delta target; target ${scan.target.name} is ${scan.target.type}`, hint: 'pick one with --target, e.g. targets: { lake: { type: delta, path: ./lake } }' }]);
   }
-  const lakeRoot = path.resolve(scan.root, target.path);
   if (!options.select?.length) {
     if (selectionRequired) throw new ProjectError([{ message: `etl delta ${command} needs a model: -s <name>`, hint: `e.g. etl delta ${command} -s orders` }]);
     return { lakeRoot };

@@ -76,6 +76,27 @@ describe('splitDocs', () => {
     if (singular) for (const id of singular.depends_on.nodes) expect(nodes.find((n) => n.id === id)!.tests.map((t) => t.name)).toContain(singular.name);
   });
 
+  it("sums up the home page: the last run, warning tests, the slowest nodes, stale sources", () => {
+    const test = (name: string) => Object.values(manifest.nodes).find((n) => n.resource_type === 'test' && n.test_metadata?.name === name)!;
+    const warned = test('accepted_values');
+    const { index } = splitDocs({
+      manifest,
+      runResults: {
+        metadata: { generated_at: '2026-01-01T00:00:00Z', invocation_id: 'r1' },
+        elapsed_time: 9,
+        results: [result('model.shop.orders', 'success', { execution_time: 4 }), result('model.shop.customers', 'error', { execution_time: 6 }), result('seed.shop.raw_orders', 'success', { execution_time: 0.5 }), result(warned.unique_id, 'warn', { failures: 2 })],
+      } as RunResultsFile,
+      sources: { results: [{ unique_id: 'source.shop.raw.orders', status: 'error', max_loaded_at: '2025-12-30T00:00:00Z', snapshotted_at: '2026-01-01T00:00:00Z', max_loaded_at_time_ago_in_s: 172800, criteria: { warn_after: null, error_after: '1 day', filter: null }, execution_time: 0.1 }, { unique_id: 'source.shop.raw.payments', status: 'pass', max_loaded_at: '2026-01-01T00:00:00Z', snapshotted_at: '2026-01-01T00:00:00Z', max_loaded_at_time_ago_in_s: 60, criteria: { warn_after: null, error_after: '1 day', filter: null }, execution_time: 0.1 }] },
+    });
+    const s = index.summary;
+    expect(s.last_run).toMatchObject({ elapsed_time: 9, statuses: { success: 2, error: 1, warn: 1 }, failures: [{ id: 'model.shop.customers', status: 'error' }] });
+    expect(s.warning_tests).toEqual([expect.objectContaining({ name: warned.name, failures: 2 })]);
+    expect(s.failing_tests).toEqual([]);
+    expect(s.slowest.map((x) => [index.names[x.node], x.seconds])).toEqual([['customers', 6], ['orders', 4], ['raw_orders', 0.5]]);
+    // Only what is not fresh, with its age; a source outside the manifest keeps its id.
+    expect(s.stale_sources).toEqual([{ node: null, id: 'source.shop.raw.orders', status: 'error', max_loaded_at: '2025-12-30T00:00:00Z', age_s: 172800, error: undefined }]);
+  });
+
   it('carries column lineage up and down, and inherited descriptions only where the model has none', () => {
     const { nodes } = splitDocs({ manifest, lineage });
     const stg = nodes.find((n) => n.id === 'model.shop.stg_payments')!;

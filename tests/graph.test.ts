@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { addEdge, buildGraph, contractGraph, findCycle, graphOfManifest, reach, topologicalOrder, type DependencyGraph } from '../core/graph/graph.js';
+import { addEdge, buildGraph, contractGraph, findCycle, graphOfManifest, parentsThrough, reach, topologicalOrder, type DependencyGraph } from '../core/graph/graph.js';
 
 function graphOf(edges: Record<string, string[]>): DependencyGraph {
   return buildGraph(Object.keys(edges), (id) => edges[id] ?? []);
@@ -119,6 +119,18 @@ describe('graphOfManifest', () => {
     const g = graphOfManifest({ nodes: { a: node([]), b: node(['a']), c: node(['a', 'b']) } });
     expect(Object.fromEntries(g.children)).toEqual({ a: ['b', 'c'], b: ['c'], c: [] });
     expect(topologicalOrder(g)).toEqual({ order: ['a', 'b', 'c'] });
+  });
+});
+
+describe('parentsThrough', () => {
+  it('replaces each accepted parent by its own parents, up any depth; each ancestor once, in depth-first order', () => {
+    // m reads e1 (ephemeral, reading e2 (ephemeral) and a) and b; e2 also reads src.
+    const g = graphOf({ a: [], b: [], src: [], e2: ['a', 'src'], e1: ['e2', 'a'], m: ['e1', 'b'] });
+    const ephemeral = (id: string) => id.startsWith('e');
+    expect(parentsThrough(g, 'm', ephemeral)).toEqual(['a', 'src', 'b']);
+    expect(parentsThrough(g, 'm', () => false)).toEqual(['e1', 'b']);
+    expect(parentsThrough(g, 'a', ephemeral)).toEqual([]);
+    expect(parentsThrough(g, 'unknown', ephemeral)).toEqual([]);
   });
 });
 

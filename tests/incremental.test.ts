@@ -205,8 +205,8 @@ describe('with an in-memory DuckDB', () => {
       MIGRATIONS.push({ version: CURRENT_STATE_VERSION + 1, description: 'broken', statements: ['create table "etl_meta"."half_done" (x integer)', 'this is not sql'] });
       try {
         await expect(session((s) => migrateState(adapter, s))).rejects.toThrow();
-        // Version 1 went in; the broken one left nothing behind.
-        expect(await rows('select version from etl_meta.schema_version')).toEqual([[1]]);
+        // The released versions went in; the broken one left nothing behind.
+        expect(await rows('select version from etl_meta.schema_version order by version')).toEqual(MIGRATIONS.slice(0, -1).map((m) => [m.version]));
         expect(await rows(`select count(*) from information_schema.tables where table_schema = 'etl_meta' and table_name = 'half_done'`)).toEqual([[0]]);
       } finally {
         MIGRATIONS.pop();

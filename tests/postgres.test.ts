@@ -455,7 +455,7 @@ describe('etl build --target pg', () => {
       rmSync(path.join(dir, 'target'), { recursive: true, force: true });
       const config = readFileSync(path.join(dir, 'etl.yml'), 'utf8').replace(
         /^targets:\n/m,
-        `targets:\n  pg: { type: postgres, url: "postgres://127.0.0.1:5432/test", schema: ${schema}, threads: 4 }\n`,
+        `targets:\n  pg: { type: postgres, url: "${PG_URL}", schema: ${schema}, threads: 4 }\n`,
       );
       writeFileSync(path.join(dir, 'etl.yml'), config);
       const cli = path.join(ROOT, 'dist/bin/etl.js');

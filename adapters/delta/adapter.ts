@@ -244,7 +244,12 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   }
 
   async appendRows(session: SqlSession, relation: Relation, selectSql: string): Promise<void> {
-    await this.lake.table(relation, session).write({ selectSql, mode: 'append', current: this.lake.isTable(relation) ? await this.lake.snapshot(relation, session) : undefined });
+    await this.lake.table(relation, session).write({ selectSql, mode: 'append', mergeSchema: true, current: this.lake.isTable(relation) ? await this.lake.snapshot(relation, session) : undefined });
+    await this.lake.refresh(relation, session);
+  }
+
+  async overwriteRows(session: SqlSession, relation: Relation, selectSql: string): Promise<void> {
+    await this.lake.table(relation, session).write({ selectSql, mode: 'overwrite', current: await this.lake.snapshot(relation, session) });
     await this.lake.refresh(relation, session);
   }
 

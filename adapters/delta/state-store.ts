@@ -7,8 +7,9 @@
 // two Delta tables of their own, <lake>/etl_meta/runs and node_runs.
 
 import type { Relation } from '../adapter.js';
-import type { NodeRunRecord, RunEnd, RunRecord, StateRecord, StateStore, StateTables } from '../../core/state/state.js';
+import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows, RunEnd, RunRecord, StateRecord, StateStore, StateTables } from '../../core/state/state.js';
 import { relationKey } from '../../core/state/state.js';
+import { queryHistory, reportHistorySql, type HistorySource } from '../history-sql.js';
 import type { Lake } from './lake.js';
 import { quoteString, type SqlSession } from './sql.js';
 
@@ -76,12 +77,20 @@ export interface DeltaStateHost {
   readonly lake: Lake;
   /** Commits records that change no data to the relation's table (a domainMetadata-only commit). */
   commitState(session: SqlSession, relation: Relation, records: StateRecord[]): Promise<void>;
-  /** Appends rows (a SELECT) to a Delta table of the lake, creating it on first use. */
+  /** Appends rows (a SELECT) to a Delta table of the lake, creating it on first use; columns the table lacks are added. */
   appendRows(session: SqlSession, relation: Relation, selectSql: string): Promise<void>;
+  /** Replaces every row of a Delta table of the lake with a SELECT's (one overwrite commit; older versions keep the rest until vacuumed). */
+  overwriteRows(session: SqlSession, relation: Relation, selectSql: string): Promise<void>;
 }
 
 const RUNS: Relation = { schema: META_SCHEMA, name: 'runs' };
 const NODE_RUNS: Relation = { schema: META_SCHEMA, name: 'node_runs' };
+
+/** One row per run: the start row's facts and the end row's outcome. */
+const RUNS_BY_ID = `(select run_id, max(command) as command, max(target) as target, max(selection) as selection, max(job) as job, max(git_commit) as git_commit, bool_or(git_dirty) as git_dirty, max(user_name) as user_name, max(host) as host, max(etl_version) as etl_version, max(started_at) as started_at, max(finished_at) as finished_at, coalesce(max(status) filter (where finished_at is not null), max(status)) as status, max(message) as message from "${META_SCHEMA}"."runs" group by run_id) as runs`;
+const EMPTY_NODE_RUNS =
+  '(select null::varchar as run_id, null::varchar as unique_id, null::varchar as relation, null::varchar as status, null::timestamptz as started_at, null::timestamptz as finished_at, null::bigint as rows_affected, ' +
+  'null::varchar as message, null::integer as attempt, null::double as execution_time, null::bigint as bytes_written, null::bigint as bytes_scanned, null::varchar as upstream where false) as node_runs';
 
 const lit = (v: string | null | number | undefined) => (v === null || v === undefined ? 'null' : typeof v === 'number' ? String(v) : quoteString(v));
 const ts = (iso: string | null | undefined) => (iso ? `cast(${quoteString(iso)} as timestamptz)` : 'cast(null as timestamptz)');
@@ -94,28 +103,76 @@ export class DeltaStateStore implements StateStore {
   }
 
   async runStarted(session: SqlSession, run: RunRecord): Promise<void> {
-    await this.appendRun(session, run.runId, run.command, run.target, run.version, run.startedAt, null, 'running');
+    await this.appendRun(session, { ...run, status: run.status ?? 'running' });
   }
 
-  private async appendRun(session: SqlSession, runId: string, command: string | null, target: string | null, version: string | null, started: string | null, finished: string | null, status: string): Promise<void> {
-    // The run log is append-only: a run's newest row is its state.
+  private async appendRun(session: SqlSession, run: Partial<RunRecord> & { runId: string; status: string }): Promise<void> {
+    // The run log is append-only: a run's start row has its facts, its end row the outcome (see RUNS_BY_ID).
+    const v = (x: string | null | undefined) => `cast(${lit(x)} as varchar)`;
     await this.host.appendRows(
       session,
       RUNS,
-      `select cast(${lit(runId)} as varchar) as run_id, cast(${lit(command)} as varchar) as command, cast(${lit(target)} as varchar) as target, cast(${lit(version)} as varchar) as etl_version, ${ts(started)} as started_at, ${ts(finished)} as finished_at, cast(${lit(status)} as varchar) as status`,
+      `select ${v(run.runId)} as run_id, ${v(run.command)} as command, ${v(run.target)} as target, ${v(run.version)} as etl_version, ${ts(run.startedAt)} as started_at, ${ts(run.finishedAt)} as finished_at, ${v(run.status)} as status, ` +
+        `${v(run.selection)} as selection, ${v(run.job)} as job, ${v(run.gitCommit)} as git_commit, cast(${run.gitDirty === undefined || run.gitDirty === null ? 'null' : String(run.gitDirty)} as boolean) as git_dirty, ${v(run.user)} as user_name, ${v(run.host)} as host, ${v(run.message)} as message`,
     );
   }
 
   async runFinished(session: SqlSession, { runId, status, finishedAt }: RunEnd, nodes: NodeRunRecord[]): Promise<void> {
     if (nodes.length) {
-      const rows = nodes.map((n) => `(${lit(runId)}, ${lit(n.unique_id)}, ${lit(n.relation)}, ${lit(n.status)}, ${ts(n.started_at)}, ${ts(n.finished_at)}, cast(${lit(n.rows_affected)} as bigint), ${lit(n.message.slice(0, 2000))})`);
+      const rows = nodes.map(
+        (n) =>
+          `(${lit(runId)}, ${lit(n.unique_id)}, ${lit(n.relation)}, ${lit(n.status)}, ${ts(n.started_at)}, ${ts(n.finished_at)}, cast(${lit(n.rows_affected)} as bigint), ${lit(n.message.slice(0, 2000))}, ` +
+          `cast(${lit(n.attempt ?? 1)} as integer), cast(${lit(n.execution_time)} as double), cast(${lit(n.bytes_written)} as bigint), cast(${lit(n.bytes_scanned)} as bigint), cast(${lit(n.upstream?.length ? JSON.stringify(n.upstream) : null)} as varchar))`,
+      );
       await this.host.appendRows(
         session,
         NODE_RUNS,
-        `select cast(run_id as varchar) as run_id, cast(unique_id as varchar) as unique_id, cast(relation as varchar) as relation, cast(status as varchar) as status, started_at, finished_at, rows_affected, cast(message as varchar) as message from (values ${rows.join(', ')}) as t(run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message)`,
+        `select cast(run_id as varchar) as run_id, cast(unique_id as varchar) as unique_id, cast(relation as varchar) as relation, cast(status as varchar) as status, started_at, finished_at, rows_affected, cast(message as varchar) as message, attempt, execution_time, bytes_written, bytes_scanned, upstream ` +
+          `from (values ${rows.join(', ')}) as t(run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time, bytes_written, bytes_scanned, upstream)`,
       );
     }
-    await this.appendRun(session, runId, null, null, null, null, finishedAt, status);
+    await this.appendRun(session, { runId, finishedAt, status });
+  }
+
+  private readonly historySource: HistorySource = {
+    runs: RUNS_BY_ID,
+    nodeRuns: `"${META_SCHEMA}"."node_runs"`,
+    timestamp: (param) => `cast(${param} as timestamptz)`,
+    bindTimestamp: (iso) => iso,
+  };
+
+  async historyRows(session: SqlSession, query: HistoryQuery): Promise<HistoryRows> {
+    if (!this.host.lake.isTable(RUNS) || !(await this.hasHistoryColumns(session))) return { runs: [], node_runs: [] };
+    if (!this.host.lake.isTable(NODE_RUNS)) return { runs: (await queryHistory(session, { ...this.historySource, nodeRuns: EMPTY_NODE_RUNS }, query)).runs, node_runs: [] };
+    return queryHistory(session, this.historySource, query);
+  }
+
+  /** Tables written before run history had its audit columns are read as having none. */
+  private async hasHistoryColumns(session: SqlSession): Promise<boolean> {
+    const r = await session.query(`select count(*) from (describe "${META_SCHEMA}"."runs") where column_name = 'selection'`);
+    return Number(r.rows[0]?.[0] ?? 0) > 0;
+  }
+
+  async historyReport(session: SqlSession, query: ReportQuery): Promise<ReportRows> {
+    if (!this.host.lake.isTable(RUNS) || !this.host.lake.isTable(NODE_RUNS) || !(await this.hasHistoryColumns(session))) return { groups: [], runs: [] };
+    return reportHistorySql(session, this.historySource, query);
+  }
+
+  async pruneHistory(session: SqlSession, before: string): Promise<{ runs: number; node_runs: number }> {
+    if (!this.host.lake.isTable(RUNS)) return { runs: 0, node_runs: 0 };
+    const cutoff = `cast(${quoteString(before)} as timestamptz)`;
+    // A run's rows go together: its start row decides (the end row has no started_at).
+    const old = `select run_id from "${META_SCHEMA}"."runs" group by run_id having max(started_at) < ${cutoff}`;
+    const count = async (sql: string) => Number((await session.query(sql)).rows[0]?.[0] ?? 0);
+    const runs = await count(`select count(*) from (${old})`);
+    if (runs === 0) return { runs: 0, node_runs: 0 };
+    let nodeRuns = 0;
+    if (this.host.lake.isTable(NODE_RUNS)) {
+      nodeRuns = await count(`select count(*) from "${META_SCHEMA}"."node_runs" where run_id in (${old})`);
+      await this.host.overwriteRows(session, NODE_RUNS, `select * from "${META_SCHEMA}"."node_runs" where run_id not in (${old})`);
+    }
+    await this.host.overwriteRows(session, RUNS, `select * from "${META_SCHEMA}"."runs" where run_id not in (${old})`);
+    return { runs, node_runs: nodeRuns };
   }
 
   async record(session: SqlSession, records: StateRecord[]): Promise<void> {

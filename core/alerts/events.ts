@@ -36,8 +36,8 @@ export type AlertEvent =
    */
   | (AlertBase & { event: 'sla_breach'; node?: AlertSubject; kind: 'duration' | 'stale' | 'deadline'; sla: string; sla_seconds: number; observed_seconds: number | null; last_success_at?: string | null })
   | (AlertBase & { event: 'freshness_error'; node: AlertSubject; max_loaded_at: string | null; age_seconds: number | null; error_after: string | null })
-  /** Spend over a period against a budget (`budget: { monthly, alert_at }`). */
-  | (AlertBase & { event: 'cost_spike'; period: string; cost: number; budget: number; alert_at: number; currency?: string; [extra: string]: unknown });
+  /** Month-to-date spend crossing alert_at of the budget (`budget: { monthly, alert_at }`; core/history/report.ts budgetCheck). */
+  | (AlertBase & { event: 'cost_spike'; period: string; cost: number; budget: number; alert_at: number; currency?: string; run_cost?: number });
 
 /** The JSON body of a `format: json` webhook and the stdin of a command sink. */
 export interface AlertPayload {

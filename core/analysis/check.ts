@@ -12,7 +12,7 @@ import type { ColumnDef, Relation } from '../../adapters/adapter.js';
 import { dialectFor } from '../../adapters/dialect.js';
 import type { Diagnostic } from '../errors.js';
 import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifest.js';
-import { buildGraph, graphOfManifest, reach, topologicalOrder } from '../graph/graph.js';
+import { buildGraph, graphOfManifest, parentsThrough, reach, topologicalOrder, type DependencyGraph } from '../graph/graph.js';
 import { ephemeralCteName } from '../compiler/ephemeral.js';
 import { DuckDbBinder, type BoundColumn, type InlineInput, type InlineJob } from './binder.js';
 import { quoteIdentifierAnsi as q } from '../../adapters/dialect.js';
@@ -79,7 +79,8 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
   // What to bind: the selection and everything it reads.
   const isModel = (n: ManifestNode | undefined) => !!n && (n.resource_type === 'model' || n.resource_type === 'snapshot');
   const start = [...(options.selected ?? Object.keys(manifest.nodes))].filter((id) => isModel(manifest.nodes[id]));
-  const ids = [...reach(graphOfManifest(manifest), start, 'up')].filter((id) => manifest.nodes[id] || manifest.sources[id]);
+  const manifestGraph = graphOfManifest(manifest);
+  const ids = [...reach(manifestGraph, start, 'up')].filter((id) => manifest.nodes[id] || manifest.sources[id]);
   // A compiled manifest has no cycle (the compiler refuses one).
   const order = topologicalOrder(buildGraph(ids, (id) => manifest.nodes[id]?.depends_on.nodes ?? [])).order ?? [];
 
@@ -164,7 +165,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
         jobs.push({
           id,
           sql: n.compiled_code,
-          inputs: inlinedInputs(manifest, n, columns, engine.standInType, standIns),
+          inputs: inlinedInputs(manifest, manifestGraph, n, columns, engine.standInType, standIns),
           incrementalSql: n.relation_name ? n.compiled_incremental_code : undefined,
           self: n.relation_name ?? undefined,
           selfName: n.alias,
@@ -272,27 +273,21 @@ function useDeclared(n: ManifestNode, columns: Map<string, BoundColumn[]>, statu
 }
 
 /** The relations a model's compiled SQL names (through inlined ephemeral models too), with their columns as DuckDB types. */
-function inlinedInputs(manifest: Manifest, n: ManifestNode, columns: Map<string, BoundColumn[]>, standInType: (t: string) => string, standIns: Map<string, BoundColumn[]>): InlineInput[] {
+function inlinedInputs(manifest: Manifest, graph: DependencyGraph, n: ManifestNode, columns: Map<string, BoundColumn[]>, standInType: (t: string) => string, standIns: Map<string, BoundColumn[]>): InlineInput[] {
   const out = new Map<string, InlineInput>();
-  const visit = (ids: string[]) => {
-    for (const p of ids) {
-      const node = manifest.nodes[p];
-      if (node && !node.relation_name) {
-        visit(node.depends_on.nodes);
-        continue;
-      }
-      const relation = relationOf(manifest, p);
-      if (!relation || out.has(relation) || !columns.has(p)) continue;
-      const name = node ? node.alias : manifest.sources[p]!.identifier;
-      let cols = standIns.get(p);
-      if (!cols) standIns.set(p, (cols = columns.get(p)!.map((c) => ({ name: c.name, type: standInType(c.type) }))));
-      out.set(relation, { relation, name, columns: cols });
-      // Older versions of the input ({{ref "x" version=N}} on a Delta target, dialect.versionedRelation) have its columns.
-      const schema = node ? node.schema : manifest.sources[p]!.schema;
-      for (const versioned of versionedNames(n.compiled_code, schema, name)) out.set(versioned.relation, { relation: versioned.relation, name: versioned.name, columns: cols });
-    }
-  };
-  visit(n.depends_on.nodes);
+  // Through ephemeral inputs (no relation of their own) to what they read.
+  for (const p of parentsThrough(graph, n.unique_id, (id) => !!manifest.nodes[id] && !manifest.nodes[id]!.relation_name)) {
+    const node = manifest.nodes[p];
+    const relation = relationOf(manifest, p);
+    if (!relation || out.has(relation) || !columns.has(p)) continue;
+    const name = node ? node.alias : manifest.sources[p]!.identifier;
+    let cols = standIns.get(p);
+    if (!cols) standIns.set(p, (cols = columns.get(p)!.map((c) => ({ name: c.name, type: standInType(c.type) }))));
+    out.set(relation, { relation, name, columns: cols });
+    // Older versions of the input ({{ref "x" version=N}} on a Delta target, dialect.versionedRelation) have its columns.
+    const schema = node ? node.schema : manifest.sources[p]!.schema;
+    for (const versioned of versionedNames(n.compiled_code, schema, name)) out.set(versioned.relation, { relation: versioned.relation, name: versioned.name, columns: cols });
+  }
   return [...out.values()];
 }
 

@@ -4,9 +4,8 @@
 // schema has room for them (columns.<name>.data_type).
 
 import type { Adapter, ColumnDef, Relation } from '../../adapters/adapter.js';
-import { createAdapter } from '../../adapters/index.js';
+import { createAdapter, opensWithoutWriting, targetLocation } from '../../adapters/index.js';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { dialectFor } from '../../adapters/dialect.js';
 import type { Manifest } from '../compiler/manifest.js';
 import type { TargetConfig } from '../project/load.js';
@@ -68,10 +67,11 @@ export async function checkProject(manifest: Manifest, options: CheckProjectOpti
   }
 }
 
+/** A server target exists; an embedded one once its file or folder does (opening it would create it). */
 function targetExists(target: TargetConfig, root: string): boolean {
-  if (target.type !== 'duckdb' && target.type !== 'delta') return true;
-  const p = (target as { path?: string }).path;
-  return !!p && p !== ':memory:' && existsSync(path.resolve(root, p));
+  if (opensWithoutWriting(target)) return true;
+  const location = targetLocation(target, root);
+  return !!location && existsSync(location);
 }
 
 async function openReadOnly(target: TargetConfig, root: string): Promise<Adapter | undefined> {

@@ -11,6 +11,7 @@
 // count too). A quoted two-part name cannot be part of another identifier.
 
 import type { Manifest, ManifestNode } from '../compiler/manifest.js';
+import { graphOfManifest, parentsThrough, type DependencyGraph } from '../graph/graph.js';
 
 export interface DeferOptions {
   /** The --state manifest. */
@@ -30,27 +31,20 @@ export interface Deferral {
 
 const DEFERRABLE = new Set(['model', 'seed', 'snapshot']);
 
-/** Upstreams of `node` whose relation its SQL names: parents, and parents of ephemeral parents. */
-function relationParents(manifest: Manifest, node: ManifestNode, out = new Set<string>(), seen = new Set<string>()): Set<string> {
-  for (const id of node.depends_on.nodes) {
-    if (seen.has(id)) continue;
-    seen.add(id);
-    const parent = manifest.nodes[id];
-    if (!parent) continue; // a source
-    if (parent.config.materialized === 'ephemeral') relationParents(manifest, parent, out, seen);
-    else out.add(id);
-  }
-  return out;
+/** Upstream nodes (not sources) of `node` whose relation its SQL names: parents, and parents of ephemeral parents. */
+function relationParents(manifest: Manifest, graph: DependencyGraph, node: ManifestNode): string[] {
+  return parentsThrough(graph, node.unique_id, (id) => manifest.nodes[id]?.config.materialized === 'ephemeral').filter((id) => manifest.nodes[id]);
 }
 
 /** The run's manifest with refs to unselected upstreams pointed at the state's relations. */
 export async function deferToState(manifest: Manifest, selected: Iterable<string>, options: DeferOptions): Promise<Deferral> {
   const planned = new Set(selected);
+  const graph = graphOfManifest(manifest);
   const candidates = new Set<string>();
   for (const id of planned) {
     const node = manifest.nodes[id];
     if (!node) continue;
-    for (const p of relationParents(manifest, node)) if (!planned.has(p)) candidates.add(p);
+    for (const p of relationParents(manifest, graph, node)) if (!planned.has(p)) candidates.add(p);
   }
   const deferred = new Map<string, string>();
   for (const id of candidates) {
@@ -65,7 +59,7 @@ export async function deferToState(manifest: Manifest, selected: Iterable<string
   for (const id of planned) {
     const node = nodes[id];
     if (!node) continue;
-    const reads = [...relationParents(manifest, node)].filter((p) => deferred.has(p));
+    const reads = [...relationParents(manifest, graph, node)].filter((p) => deferred.has(p));
     if (!reads.length) continue;
     const swap = (sql: string) => reads.reduce((s, p) => s.split(manifest.nodes[p]!.relation_name!).join(deferred.get(p)!), sql);
     nodes[id] = {

@@ -33,28 +33,6 @@ type Json = Record<string, unknown>;
 
 const SEED_OMITS = ['refs', 'sources', 'compiled_code', 'compiled_path', 'language'] as const;
 
-/**
- * The database a user names to query the target: a DuckDB file's name
- * without its extension (`dev` for target/dev.duckdb, `memory` in memory), a
- * Postgres URL's or `database:` database; null where there is none.
- */
-export function targetDatabase(target: { type: string; path?: string; url?: string; database?: string }): string | null {
-  if (target.type === 'duckdb') {
-    if (!target.path || target.path === ':memory:') return 'memory';
-    return target.path.split(/[\\/]/).pop()!.replace(/\.[^.]*$/, '');
-  }
-  if (target.type === 'postgres') {
-    if (target.database) return target.database;
-    try {
-      const db = decodeURIComponent(new URL(target.url ?? '').pathname.slice(1));
-      return db || null;
-    } catch {
-      return null;
-    }
-  }
-  return null;
-}
-
 const quoteName = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** A node's or source's database and relation_name in manifest.json: with the target's database, as a user types them. */

@@ -8,7 +8,7 @@ import type { Project } from '../project/load.js';
 import { macroEntry, type Manifest, type ManifestNode } from './manifest.js';
 import type { ProjectNodes } from './nodes.js';
 import { ETL_VERSION } from './version.js';
-import { targetDatabase } from '../artifacts/manifest-json.js';
+import { targetDatabase } from '../../adapters/index.js';
 
 export function assembleManifest(project: Project, projectNodes: ProjectNodes, testNodes: ManifestNode[]): Manifest {
   const { sources, disabled } = projectNodes;

@@ -9,7 +9,7 @@ import { durationsAsText } from '../artifacts/manifest-json.js';
 import os from 'node:os';
 import path from 'node:path';
 import { nameTooLong, type Dialect } from '../../adapters/dialect.js';
-import { targetDatabase } from '../artifacts/manifest-json.js';
+import { targetDatabase } from '../../adapters/index.js';
 import { quarantineRelationName } from '../data-tests/engine/quarantine.js';
 import { didYouMean, type Diagnostic } from '../errors.js';
 import { mergeConfig, type Project, type ProjectSourceFile, type ResourceProperties } from '../project/load.js';

@@ -65,16 +65,15 @@ export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGe
   const manifest = compiled.manifest;
   const target = project.targetPath;
   const [{ readTarget }, { projectLineageInWorker, writeLineageArtifact }] = await Promise.all([import('./history.js'), import('../analysis/column-lineage.js')]);
-  // One read-only connection: target/catalog.json (engine types) and the run history, read
-  // (by the engine, off this thread) while this thread writes manifest.json and compiled/.
-  const reading = readTarget(project, manifest, invocationId, { history: options.history !== false });
-  const writing = compiled.writeArtifacts();
+  // One read-only connection: target/catalog.json (engine types) and the run history.
+  const read = await readTarget(project, manifest, invocationId, { history: options.history !== false });
   // Column lineage from DuckDB's parse of the compiled SQL, with the catalog's columns where the
-  // target has them (no bind: that is `etl compile --check`'s), on a worker thread while the
-  // artifacts are written; written to target/lineage.json too.
-  const tracing = reading.then((read) => projectLineageInWorker(manifest, catalogColumns(read.catalog), target, { derive: true }));
+  // target has them (no bind: that is `etl compile --check`'s), on a worker thread started
+  // before this one writes manifest.json and compiled/; written to target/lineage.json too.
+  const tracing = projectLineageInWorker(manifest, catalogColumns(read.catalog), target, { derive: true });
+  const writing = compiled.writeArtifacts();
   // Awaited together: the first failure is the command's, and no rejection goes unhandled.
-  const [read, , lineage] = await Promise.all([reading, writing, tracing]);
+  const [, lineage] = await Promise.all([writing, tracing]);
   const warnings = [...read.warnings];
   writeLineageArtifact(target, lineage);
   const inputs: DocsInputs = {

@@ -217,21 +217,35 @@ export function contractGraph(graph: DependencyGraph, keep: readonly string[], t
   const kept = new Set(keep);
   const parents = new Map<string, string[]>();
   const children = new Map<string, string[]>(keep.map((id) => [id, []]));
+  const passes = (p: string) => !kept.has(p) && through(p);
   for (const id of keep) {
-    const found = new Set<string>();
-    const seen = new Set<string>();
-    const stack = [...(graph.parents.get(id) ?? [])];
-    while (stack.length) {
-      const p = stack.pop()!;
-      if (seen.has(p)) continue;
-      seen.add(p);
-      if (kept.has(p)) found.add(p);
-      else if (through(p)) stack.push(...(graph.parents.get(p) ?? []));
-    }
-    parents.set(id, [...found]);
+    const found = parentsThrough(graph, id, passes).filter((p) => kept.has(p));
+    parents.set(id, found);
     for (const p of found) children.get(p)!.push(id);
   }
   return { parents, children };
+}
+
+/**
+ * The nearest ancestors of `id` that `through` does not accept: its parents,
+ * with each accepted one (an ephemeral model, say) replaced by its own
+ * parents, and so on up. Each once, in the order a depth-first walk of the
+ * parent lists meets them.
+ */
+export function parentsThrough(graph: DependencyGraph, id: string, through: (id: string) => boolean): string[] {
+  const found: string[] = [];
+  const seen = new Set<string>();
+  const stack = [...(graph.parents.get(id) ?? [])].reverse();
+  while (stack.length) {
+    const p = stack.pop()!;
+    if (seen.has(p)) continue;
+    seen.add(p);
+    if (through(p)) {
+      const ps = graph.parents.get(p) ?? [];
+      for (let i = ps.length - 1; i >= 0; i--) stack.push(ps[i]!);
+    } else found.push(p);
+  }
+  return found;
 }
 
 /** Adds the edge parent -> child (both already in the graph). */

@@ -20,7 +20,8 @@ export function planRun(manifest: Manifest, selected: ReadonlySet<string>, resou
   };
   const ids = Object.keys(manifest.nodes).filter(runnable);
   const inPlan = new Set(ids);
-  const graph = contractGraph(graphOfManifest(manifest), ids, (id) => manifest.nodes[id]?.config.materialized === 'ephemeral');
+  const full = graphOfManifest(manifest);
+  const graph = contractGraph(full, ids, (id) => manifest.nodes[id]?.config.materialized === 'ephemeral');
   // A test blocks only its model's children (not every descendant, which is
   // what makes dbt slow on large projects): each child waits for the tests
   // attached to its parent, and a failing test skips them through that edge.
@@ -29,7 +30,7 @@ export function planRun(manifest: Manifest, selected: ReadonlySet<string>, resou
     if (test.resource_type !== 'test' || !test.attached_node) continue;
     const testParents = graph.parents.get(id)!;
     const guard = testParents.length > 1 ? reach(graph, testParents.filter((p) => p !== test.attached_node), 'up') : undefined;
-    for (const child of manifest.child_map[test.attached_node] ?? []) {
+    for (const child of full.children.get(test.attached_node) ?? []) {
       if (!inPlan.has(child) || manifest.nodes[child]!.resource_type === 'test' || child === id) continue;
       // A test that also reads another model must not wait on that model's own ancestors' children.
       if (guard?.has(child)) continue;

@@ -141,9 +141,15 @@ export const projectFileSchema = strictObject({
   /** Scheduled jobs and alert sinks: checked entry by entry in core/project/orchestration.ts, only when present. */
   jobs: z.array(z.unknown()),
   alerts: z.array(z.unknown()),
+  /** Rates `etl report` prices the run history with (core/history/report.ts). */
+  cost: strictObject({ per_cpu_hour: z.number().min(0), per_gb_written: z.number().min(0), per_gb_scanned: z.number().min(0), currency: z.string().min(1) }).partial(),
+  /** A monthly spend; crossing alert_at of it raises a cost_spike alert. */
+  budget: strictObject({ monthly: z.number().positive(), alert_at: z.number().gt(0).max(1) }).partial({ alert_at: true }),
 }).partial({
   jobs: true,
   alerts: true,
+  cost: true,
+  budget: true,
   version: true,
   vars: true,
   target: true,

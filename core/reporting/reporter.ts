@@ -28,6 +28,8 @@ export interface ReporterOptions {
   out?: NodeJS.WriteStream;
   /** Colours and a progress bar; defaults to whether `out` is a terminal. */
   tty?: boolean;
+  /** The run's id: every JSON event carries it as run_id. */
+  runId?: string;
 }
 
 type Style = Parameters<typeof styleText>[0];
@@ -35,7 +37,7 @@ type Style = Parameters<typeof styleText>[0];
 export async function createReporter(options: ReporterOptions): Promise<Reporter> {
   const out = options.out ?? process.stdout;
   const scrub = (s: string) => redact(s, options.secrets);
-  if (options.format === 'json') return new JsonReporter((line) => out.write(`${scrub(line)}\n`));
+  if (options.format === 'json') return new JsonReporter((line) => out.write(`${scrub(line)}\n`), options.runId);
   const tty = options.tty ?? Boolean(out.isTTY);
   // The progress bar's library (and its string-width helpers) is loaded only
   // for a terminal: ~10 ms of every run's start-up otherwise.
@@ -171,10 +173,15 @@ class TextReporter implements Reporter {
 }
 
 class JsonReporter implements Reporter {
-  constructor(private readonly write: (line: string) => void) {}
+  constructor(
+    private readonly write: (line: string) => void,
+    private readonly runId?: string,
+  ) {}
 
+  /** Every event carries the run id; a node's events its node id (= unique_id) too. */
   private emit(event: string, fields: Record<string, unknown>): void {
-    this.write(JSON.stringify({ ts: new Date().toISOString(), event, ...fields }));
+    const node = typeof fields.unique_id === 'string' ? { node_id: fields.unique_id } : {};
+    this.write(JSON.stringify({ ts: new Date().toISOString(), event, ...(this.runId ? { run_id: this.runId } : {}), ...node, ...fields }));
   }
 
   onEvent(event: RunEvent): void {

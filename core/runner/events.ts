@@ -13,7 +13,8 @@ export interface NodeResult {
   timing: Array<{ name: string; started_at: string; completed_at: string }>;
   thread_id: string;
   execution_time: number;
-  adapter_response: { _message?: string; rows_affected?: number };
+  /** bytes_written/bytes_scanned: where the engine reports them. */
+  adapter_response: { _message?: string; rows_affected?: number; bytes_written?: number; bytes_scanned?: number };
   message: string;
   failures: number | null;
   rows_affected: number | null;

@@ -193,6 +193,8 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
     if (outcome.batches) result.batch_results = outcome.batches;
     if (outcome.sample) result.failing_rows_sample = { columns: outcome.sample.columns, rows: outcome.sample.rows };
     result.adapter_response = { _message: outcome.message, rows_affected: outcome.rowsAffected };
+    if (outcome.bytesWritten !== undefined) result.adapter_response.bytes_written = outcome.bytesWritten;
+    if (outcome.bytesScanned !== undefined) result.adapter_response.bytes_scanned = outcome.bytesScanned;
     if (attempts.length > 1) result.attempts = attempts;
     return result;
   } catch (err) {

@@ -9,7 +9,8 @@
 //
 // What the scheduler remembers lives in target/: schedule-state.json (the
 // last slot of each job, what catch-up compares with), schedule.jsonl
-// (every started, finished and skipped run, appended), and while a job runs,
+// (every started, finished and skipped run, appended; a skipped one also goes
+// to the run history, core/history), and while a job runs,
 // schedule-<job>.lock (the pid of the etl running it), so that no two
 // processes run one job at once (two schedulers, or an external --once).
 
@@ -97,7 +98,16 @@ function createScheduler(scan: ProjectScan, jobs: JobConfig[], options: Schedule
     run: childRunner(scan, options),
     lastSlots: readLastSlots(scan.targetPath),
     onEvent: options.onEvent,
-    record: (r) => recordRun(scan.targetPath, r),
+    record: async (r) => {
+      recordRun(scan.targetPath, r);
+      // A skipped run is an invocation of the job too: the run history keeps it (in the
+      // target; while a run holds an embedded file, in target/ until the next run writes it).
+      if (r.type === 'skipped') {
+        const { recordSkippedInvocation } = await import('../history/history.js');
+        const job = jobs.find((j) => j.name === r.job)!;
+        await recordSkippedInvocation({ projectDir: scan.root, scan, target: options.target, env: options.env, job: r.job, command: job.command, reason: r.reason, at: new Date(r.slot) });
+      }
+    },
     claim: (job) => claimJob(scan.targetPath, job.name),
     raiseAlert: scan.alerts.length
       ? async (event) => {

@@ -38,13 +38,27 @@ export type StateRecord =
   /** One snapshot run; counts left out: the versions the change inserted and closed. */
   | { kind: 'snapshot_run'; relation: Relation; uniqueId: string; runId: string; at: string; inserted?: number; invalidated?: number };
 
+/** One invocation of etl: written when it starts (status running), completed when it ends. */
 export interface RunRecord {
   runId: string;
   command: string;
   target: string;
   version: string;
+  /** The selection as given: "-s tag:daily --exclude big". */
+  selection?: string | null;
+  /** The job (`etl schedule`) that started it. */
+  job?: string | null;
+  /** The project's git commit, and whether tracked files differ from it. */
+  gitCommit?: string | null;
+  gitDirty?: boolean | null;
+  user?: string | null;
+  host?: string | null;
   /** ISO 8601, from the run's clock. */
   startedAt: string;
+  /** Left out: running. An invocation that never ran (a job skipped for overlap) is recorded whole at once, with its end. */
+  status?: string;
+  finishedAt?: string;
+  message?: string | null;
 }
 
 /** How a run ended. */
@@ -55,6 +69,16 @@ export interface RunEnd {
   finishedAt: string;
 }
 
+/** A relation a node read, as it was when the node ran. */
+export interface UpstreamRead {
+  relation: string;
+  /** Rows, when this run built it (rows affected). */
+  rows?: number | null;
+  /** Its table version, on engines that version tables (Delta). */
+  version?: number | null;
+}
+
+/** One attempt of one node (a node tried once has one). */
 export interface NodeRunRecord {
   unique_id: string;
   relation: string | null;
@@ -63,6 +87,51 @@ export interface NodeRunRecord {
   finished_at: string | null;
   rows_affected: number | null;
   message: string;
+  /** 1-based; the last attempt's status is the node's. */
+  attempt?: number;
+  /** Seconds. */
+  execution_time?: number | null;
+  /** Where the engine reports them. */
+  bytes_written?: number | null;
+  bytes_scanned?: number | null;
+  upstream?: UpstreamRead[];
+}
+
+/** What `etl history` and `etl report` read: invocations and node attempts since a time. */
+export interface HistoryQuery {
+  /** ISO instant: runs that started at or after it. */
+  since?: string;
+  /** Only these nodes' attempts (and the runs that ran them). */
+  uniqueIds?: string[];
+  /** The newest runs at most. */
+  limit?: number;
+}
+
+export interface HistoryRun {
+  run_id: string;
+  command: string | null;
+  target: string | null;
+  selection: string | null;
+  job: string | null;
+  git_commit: string | null;
+  git_dirty: boolean | null;
+  user: string | null;
+  host: string | null;
+  etl_version: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  status: string;
+  message: string | null;
+}
+
+export interface HistoryNodeRun extends Required<Omit<NodeRunRecord, 'upstream'>> {
+  run_id: string;
+  upstream: UpstreamRead[];
+}
+
+export interface HistoryRows {
+  runs: HistoryRun[];
+  node_runs: HistoryNodeRun[];
 }
 
 /** The recent run history (the docs site shows it), newest first. */
@@ -70,6 +139,49 @@ export interface RunHistory {
   runs: Array<{ run_id: string; command: string; status: string; started_at: string | null; finished_at: string | null }>;
   /** The last runs of each node, newest first per node. */
   node_runs: Array<NodeRunRecord & { run_id: string }>;
+}
+
+/** What a second of a node's time and a GB written or scanned cost (etl.yml `cost:`). */
+export interface CostRates {
+  per_cpu_hour: number;
+  per_gb_written: number;
+  per_gb_scanned: number;
+}
+
+/** What `etl report` asks the store to aggregate. */
+export interface ReportQuery {
+  /** ISO: the period's start (it runs to now). */
+  since: string;
+  /** ISO: the previous period's start; it ends at `since`. */
+  previousSince?: string;
+  rates: CostRates;
+  /** model: per node; job: per runs.job; total: one group; groups: per the group(s) given for each node (tags, folders). */
+  by: 'model' | 'job' | 'total' | { groups: Array<[uniqueId: string, group: string]> };
+}
+
+/** One group in one period, as the engine aggregated it. */
+export interface ReportGroupRow {
+  group: string;
+  period: 'current' | 'previous';
+  /** Node runs (a node's last attempt in each run). */
+  nodes: number;
+  succeeded: number;
+  failed: number;
+  /** Attempts after a first. */
+  retries: number;
+  seconds: number;
+  cost: number;
+  bytes_written: number;
+  bytes_scanned: number;
+  /** Of the node runs' durations (seconds). */
+  p50: number | null;
+  p95: number | null;
+}
+
+export interface ReportRows {
+  groups: ReportGroupRow[];
+  /** Invocations per period. */
+  runs: Array<{ period: 'current' | 'previous'; runs: number; succeeded: number; failed: number; skipped: number }>;
 }
 
 /** What `etl state show` prints: tables by name. */
@@ -88,6 +200,12 @@ export interface StateStore {
   read(session: AdapterSession): Promise<StateTables>;
   /** The last `runs` runs and the last `perNode` runs of each node; undefined when there is no store yet. Read only. */
   history?(session: AdapterSession, limits: { runs: number; perNode: number }): Promise<RunHistory | undefined>;
+  /** Invocations and node attempts (`etl history`, `etl report`), newest first; empty when there is no store yet. Read only. */
+  historyRows(session: AdapterSession, query: HistoryQuery): Promise<HistoryRows>;
+  /** Cost and time per group and period, aggregated by the engine (`etl report`, the budget check). Read only. */
+  historyReport(session: AdapterSession, query: ReportQuery): Promise<ReportRows>;
+  /** Deletes runs (and their node attempts) that started before `before` (ISO): the only way history rows leave. */
+  pruneHistory(session: AdapterSession, before: string): Promise<{ runs: number; node_runs: number }>;
 }
 
 /** The key a relation's state is kept under. */

@@ -58,6 +58,119 @@ async function waitForHeading(page: Page, text: string): Promise<void> {
   expect(await heading(page)).toBe(text);
 }
 
+/**
+ * Checks of the kind axe-core makes, on the page as drawn: every control and
+ * link has an accessible name, every form field a label, every graph node a
+ * label; ids are unique; one h1 and a main landmark, headings not skipping a
+ * level; no positive tabindex; the language set; and text contrast at least
+ * WCAG AA (4.5:1, 3:1 for large text) against the colour behind it.
+ * Returns the problems found, each naming the element.
+ */
+async function audit(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const problems: string[] = [];
+    const describe = (el: Element) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}${el.getAttribute('class') ? `.${String(el.getAttribute('class')).trim().split(/\s+/).join('.')}` : ''} "${(el.textContent ?? '').trim().slice(0, 40)}"`;
+    const visible = (el: Element) => {
+      const r = el.getBoundingClientRect();
+      const s = getComputedStyle(el);
+      return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none';
+    };
+    const name = (el: Element): string => {
+      const labelledby = el.getAttribute('aria-labelledby');
+      if (labelledby) return labelledby.split(/\s+/).map((id) => document.getElementById(id)?.textContent ?? '').join(' ').trim();
+      const aria = el.getAttribute('aria-label');
+      if (aria?.trim()) return aria.trim();
+      if (el.id) {
+        const label = document.querySelector(`label[for="${CSS.escape(el.id)}"]`);
+        if (label?.textContent?.trim()) return label.textContent.trim();
+      }
+      const wrapping = el.closest('label');
+      if (wrapping?.textContent?.trim()) return wrapping.textContent.trim();
+      const text = el instanceof HTMLElement ? el.innerText : el.textContent;
+      if (text?.trim()) return text.trim();
+      const title = el.querySelector(':scope > title')?.textContent ?? el.getAttribute('title');
+      return title?.trim() ?? '';
+    };
+    if (!document.documentElement.lang) problems.push('html has no lang');
+    for (const el of document.querySelectorAll('a[href], button, input, select, textarea, [role=button], [role=link], [role=combobox], [role=option], [role=group], [role=listbox], [role=region], svg a')) {
+      if (el.closest('[hidden]') || (el instanceof HTMLInputElement && el.type === 'hidden')) continue;
+      if (!name(el)) problems.push(`no accessible name: ${describe(el)}`);
+    }
+    for (const el of document.querySelectorAll('[tabindex]')) if (Number(el.getAttribute('tabindex')) > 0) problems.push(`positive tabindex: ${describe(el)}`);
+    const ids = new Map<string, number>();
+    for (const el of document.querySelectorAll('[id]')) ids.set(el.id, (ids.get(el.id) ?? 0) + 1);
+    for (const [id, n] of ids) if (n > 1) problems.push(`id ${id} used ${n} times`);
+    for (const ref of document.querySelectorAll('[aria-controls], [aria-activedescendant], [aria-labelledby]')) {
+      for (const attr of ['aria-controls', 'aria-activedescendant', 'aria-labelledby']) {
+        for (const id of (ref.getAttribute(attr) ?? '').split(/\s+/).filter(Boolean)) if (!document.getElementById(id)) problems.push(`${attr} names a missing id ${id}: ${describe(ref)}`);
+      }
+    }
+    if (document.querySelectorAll('main').length !== 1) problems.push(`${document.querySelectorAll('main').length} main landmarks`);
+    const h1s = [...document.querySelectorAll('main h1')];
+    if (h1s.length !== 1) problems.push(`${h1s.length} h1 in main`);
+    let last = 0;
+    for (const hd of document.querySelectorAll('main h1, main h2, main h3, main h4, main h5, main h6')) {
+      const level = Number(hd.tagName[1]);
+      if (last && level > last + 1) problems.push(`heading skips from h${last} to h${level}: ${describe(hd)}`);
+      last = level;
+    }
+    for (const img of document.querySelectorAll('img')) if (!img.hasAttribute('alt')) problems.push(`img without alt: ${describe(img)}`);
+    // Contrast of text against the first opaque background behind it.
+    const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
+    const lum = ([r, g, b]: number[]) => {
+      const f = (v: number) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * f(r!) + 0.7152 * f(g!) + 0.0722 * f(b!);
+    };
+    const background = (el: Element | null): number[] => {
+      for (; el; el = el.parentElement) {
+        const c = rgb(getComputedStyle(el).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3]! >= 0.95)) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const seen = new Set<Element>();
+    for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+      const el = t.parentElement;
+      if (!el || seen.has(el) || !t.textContent?.trim() || el.closest('svg, [hidden], .sr-only, .skip, pre code') || !visible(el)) continue;
+      seen.add(el);
+      const s = getComputedStyle(el);
+      const fg = rgb(s.color);
+      if (fg.length === 4 && fg[3]! < 1) continue;
+      const [a, b] = [lum(fg), lum(background(el))].sort((x, y) => y - x);
+      const ratio = (a! + 0.05) / (b! + 0.05);
+      const size = parseFloat(s.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(s.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) problems.push(`contrast ${ratio.toFixed(2)}: ${describe(el)}`);
+    }
+    return problems;
+  });
+}
+
+/** The element that has the keyboard focus, described by its accessible name. */
+async function focused(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return '(body)';
+    // What a screen reader says: the label, or the text without what is hidden from it.
+    const copy = el.cloneNode(true) as Element;
+    for (const hidden of copy.querySelectorAll('[aria-hidden=true]')) hidden.remove();
+    return `${el.tagName.toLowerCase()}: ${(el.getAttribute('aria-label') ?? copy.textContent ?? '').trim().replace(/\s+/g, ' ').slice(0, 60)}`;
+  });
+}
+
+/** Presses Tab until the focused element's description matches, at most `max` times; returns the stops. */
+async function tabTo(page: Page, match: RegExp, max = 80): Promise<string[]> {
+  const stops: string[] = [];
+  for (let k = 0; k < max; k++) {
+    await page.keyboard.press('Tab');
+    const f = await focused(page);
+    stops.push(f);
+    if (match.test(f)) return stops;
+  }
+  throw new Error(`Tab never reached ${match}: ${stops.join(' | ')}`);
+}
+
 /** The walk every mode of the site must pass; `name` prefixes the screenshots. */
 async function walkSite(w: WatchedPage, url: string, name: string): Promise<void> {
   const { page } = w;
@@ -200,6 +313,65 @@ describe('docs site of project-template', () => {
       await w.context.close();
       if (process.env.DEBUG_DOCS) console.log(server.stdout, server.stderr);
       server.kill();
+    }
+  });
+
+  it('is usable by keyboard alone and labelled for a screen reader, on a laptop and a phone', async () => {
+    const index = pathToFileURL(path.join(project, 'target/docs/index.html')).href;
+    for (const viewport of [{ width: 1280, height: 900, name: 'laptop' }, { width: 390, height: 844, name: 'phone' }]) {
+      const w = await watchedPage(browser, (u) => u.startsWith('file://'), viewport);
+      const { page } = w;
+      try {
+        await page.goto(index);
+        await waitForHeading(page, 'shop');
+        expect(await audit(page)).toEqual([]);
+        // The first stops: skip link, brand, site navigation, search.
+        const first = await tabTo(page, /^input: Search models/);
+        expect(first).toEqual(['a: Skip to content', 'a: shop', 'a: Home', 'a: Graph', 'input: Search models, sources, columns, tags and descriptions']);
+        // Search, pick with the arrows, open with Enter: the page's heading takes the focus.
+        await page.keyboard.type('stg_orders');
+        await page.locator('#search-results [role=option]').first().waitFor();
+        expect(await audit(page)).toEqual([]);
+        await page.keyboard.press('Enter');
+        await waitForHeading(page, 'stg_orders');
+        expect(await focused(page)).toBe('h1: stg_orders');
+        await page.locator('#sec-lineage svg.graph a.gnode').first().waitFor();
+        expect(await audit(page)).toEqual([]);
+        await w.screenshot(`a11y-${viewport.name}-stg_orders`);
+        // Tab to the lineage graph (a labelled group that pans by arrows), then to a node in it, and open it.
+        await tabTo(page, /^svg: Lineage of stg_orders/);
+        await page.keyboard.press('ArrowLeft');
+        await tabTo(page, /^a: model orders/);
+        await page.keyboard.press('Enter');
+        await waitForHeading(page, 'orders');
+        // A column's lineage, by keyboard.
+        await tabTo(page, /^a: Column lineage of amount/, 200);
+        await page.keyboard.press('Enter');
+        await waitForHeading(page, 'orders.amount');
+        expect(await audit(page)).toEqual([]);
+        await w.screenshot(`a11y-${viewport.name}-column`);
+        // The project graph: a box opens by keyboard, and its nodes are links.
+        await page.goto(`${index}#/graph`);
+        await waitForHeading(page, 'Project graph by folder');
+        await tabTo(page, /^a: folder models\/staging \(3\): open it/);
+        await page.keyboard.press('Enter');
+        await page.locator('svg.graph a.gnode.member').first().waitFor();
+        expect(await audit(page)).toEqual([]);
+        await w.screenshot(`a11y-${viewport.name}-project-graph`);
+        // Nothing wider than the screen but what scrolls by itself (tables, code, the graph).
+        for (const hash of ['#/', '#/n/model.shop.orders', '#/graph', '#/c/model.shop.orders/amount']) {
+          await page.goto(`${index}${hash}`);
+          await page.locator('main h1').first().waitFor();
+          expect(await page.evaluate(() => document.documentElement.scrollWidth), hash).toBeLessThanOrEqual(viewport.width);
+        }
+        // The audit finds what it looks for: a link without a name and pale text.
+        await page.evaluate(() => document.querySelector('main')!.insertAdjacentHTML('beforeend', '<a href="#/"></a><p style="color:#ccc">pale</p>'));
+        expect(await audit(page)).toEqual(['no accessible name: a ""', expect.stringMatching(/^contrast 1\.\d+: p "pale"$/)]);
+        expect(w.errors).toEqual([]);
+        expect(w.outside).toEqual([]);
+      } finally {
+        await w.context.close();
+      }
     }
   });
 });

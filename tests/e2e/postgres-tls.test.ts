@@ -27,6 +27,7 @@ let schema: string;
 let project: string;
 const host = new URL(PG_URL).hostname || '127.0.0.1';
 const port = Number(new URL(PG_URL).port || 5432);
+const database = new URL(PG_URL).pathname.slice(1) || 'test';
 
 async function openssl(args: string[], cwd: string): Promise<void> {
   try {
@@ -64,7 +65,7 @@ async function serveCertificate(name: string, commonName: string): Promise<void>
       host,
       port,
       user: 'postgres',
-      database: new URL(PG_URL).pathname.slice(1) || 'test',
+      database,
       // (Node asks checkServerIdentity only of a chain it could verify: hence the CA.)
       ssl: { ca: readFileSync(path.join(certDir, 'ca.crt'), 'utf8'), rejectUnauthorized: false, checkServerIdentity: (_h, cert) => void (served = String(cert.subject.CN)) },
     });
@@ -174,7 +175,7 @@ afterAll(async () => {
 /** Sets the target's TLS settings (as etl.yml keys) and runs etl. */
 function etl(tls: string, ...args: string[]): Promise<CliResult> {
   writeFiles(project, {
-    'etl.yml': `name: tls\nversion: 1\ntarget: pg\ntargets:\n  pg: { type: postgres, host: "${host}", port: ${port}, user: postgres, database: test, schema: ${schema}, threads: 2, ${tls} }\n`,
+    'etl.yml': `name: tls\nversion: 1\ntarget: pg\ntargets:\n  pg: { type: postgres, host: "${host}", port: ${port}, user: postgres, database: ${database}, schema: ${schema}, threads: 2, ${tls} }\n`,
   });
   return runCli([...args, '--project-dir', project], { cwd: project });
 }
@@ -198,7 +199,7 @@ describe('sslmode against a server with TLS on', () => {
   });
 
   it('sslmode and sslrootcert in the url work the same (verify-full)', async () => {
-    const url = `postgres://postgres@${host}:${port}/test?sslmode=verify-full&sslrootcert=certs/ca.crt`;
+    const url = `postgres://postgres@${host}:${port}/${database}?sslmode=verify-full&sslrootcert=certs/ca.crt`;
     writeFiles(project, { 'etl.yml': `name: tls\nversion: 1\ntarget: pg\ntargets:\n  pg: { type: postgres, url: "${url}", schema: ${schema}, threads: 2 }\n` });
     const build = await runCli(['build', '--project-dir', project], { cwd: project });
     expect(build.code, build.output).toBe(0);
@@ -208,7 +209,7 @@ describe('sslmode against a server with TLS on', () => {
   it('verify-ca with a CA that did not sign the server certificate fails with exit 2 and a hint', async () => {
     const build = await etl('sslmode: verify-ca, sslrootcert: certs/stranger_ca.crt', 'build');
     expect(build.code, build.output).toBe(2);
-    expect(build.stderr).toMatch(new RegExp(`cannot connect to postgres target pg at ${host.replace(/\./g, '\\.')}:${port} \\(database test, user postgres\\): .*(certificate|self[- ]signed)`, 'i'));
+    expect(build.stderr).toMatch(new RegExp(`cannot connect to postgres target pg at ${host.replace(/\./g, '\\.')}:${port} \\(database ${database}, user postgres\\): .*(certificate|self[- ]signed)`, 'i'));
     expect(build.stderr).toMatch(/hint: check sslrootcert/);
     expect(build.stdout).toBe('');
   });
@@ -218,7 +219,7 @@ describe('sslmode against a server with TLS on', () => {
     const build = await etl('sslmode: verify-full, sslrootcert: certs/ca.crt', 'build');
     expect(build.code, build.output).toBe(2);
     expect(build.stderr).toMatch(
-      new RegExp(`cannot connect to postgres target pg at ${host.replace(/\./g, '\\.')}:${port} \\(database test, user postgres\\): Hostname/IP does not match certificate's altnames: IP: ${host.replace(/\./g, '\\.')} is not in the cert's list`),
+      new RegExp(`cannot connect to postgres target pg at ${host.replace(/\./g, '\\.')}:${port} \\(database ${database}, user postgres\\): Hostname/IP does not match certificate's altnames: IP: ${host.replace(/\./g, '\\.')} is not in the cert's list`),
     );
     expect(build.stderr).toMatch(/hint: check sslrootcert .* and sslmode \(verify-ca skips the host name check\)/);
     expect(build.stdout).toBe('');

@@ -51,6 +51,15 @@ describe('retries on Postgres', () => {
     // The yml's backoff (base 20ms, half of it jitter) set the wait.
     expect(attempts[0]!.delay_ms).toBeGreaterThanOrEqual(10);
     expect(attempts[0]!.delay_ms).toBeLessThanOrEqual(20);
+    // The history keeps a row per attempt.
+    const h = await runCli(['history', '-s', 'slow', '--output', 'json', '--limit', '1'], { cwd: dir });
+    expect(h.code, h.output).toBe(0);
+    const rows = (JSON.parse(h.stdout) as { node_runs: Array<{ attempt: number; status: string; message: string }> }).node_runs;
+    expect(rows.map((n) => [n.attempt, n.status])).toEqual([
+      [2, 'success'],
+      [1, 'error'],
+    ]);
+    expect(rows[1]!.message).toMatch(/terminating connection/);
     // The attempts live in adapter_response, where dbt's schema allows them.
     const validate = new Ajv2020({ strict: false, validateFormats: false }).compile(JSON.parse(readFileSync(path.join(REPO_ROOT, 'tests/fixtures/dbt-schemas/run-results.json'), 'utf8')) as object);
     expect(validate(readJson(dir, 'target/run_results.json')), JSON.stringify(validate.errors)).toBe(true);

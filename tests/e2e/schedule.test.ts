@@ -77,7 +77,11 @@ describe('etl schedule --once', () => {
     expect(r.stdout).toContain(`nightly: skipped the run of `);
     expect(r.stdout).toContain(`another etl process (pid ${process.pid}) is running the job`);
     expect(scheduleLog(dir)).toEqual([expect.objectContaining({ type: 'skipped', job: 'nightly', reason: `another etl process (pid ${process.pid}) is running the job` })]);
-    expect(existsSync(dbPathOf(dir))).toBe(false);
+    // The run history in the target has the skipped invocation; nothing was built.
+    await withDb(dbPathOf(dir), async (db) => {
+      expect(await db.rows("select job, command, status, message from etl_meta.runs")).toEqual([{ job: 'nightly', command: 'build -s tag:daily', status: 'skipped', message: `another etl process (pid ${process.pid}) is running the job` }]);
+      expect(await db.relations()).toEqual({});
+    });
 
     // A pid no process has: the lock is stale.
     writeFileSync(path.join(dir, 'target/schedule-nightly.lock'), '999999999');
@@ -85,7 +89,10 @@ describe('etl schedule --once', () => {
     expect(again.code, again.output).toBe(0);
     expect(scheduleLog(dir).map((l) => l.type)).toEqual(['skipped', 'started', 'finished']);
     expect(existsSync(path.join(dir, 'target/schedule-nightly.lock'))).toBe(false);
-    await withDb(dbPathOf(dir), async (db) => expect(await db.relations()).toEqual({ daily_a: 'BASE TABLE' }));
+    await withDb(dbPathOf(dir), async (db) => {
+      expect(await db.relations()).toEqual({ daily_a: 'BASE TABLE' });
+      expect(await db.rows('select job, status from etl_meta.runs order by started_at')).toEqual([{ job: 'nightly', status: 'skipped' }, { job: 'nightly', status: 'success' }]);
+    });
   });
 
   it('an unknown job is exit 2, naming where the jobs are declared', async () => {

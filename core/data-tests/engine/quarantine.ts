@@ -8,6 +8,7 @@
 
 import type { Adapter, AdapterSession, RowMove, StagedTable } from '../../../adapters/adapter.js';
 import type { Manifest, ManifestNode } from '../../compiler/manifest.js';
+import { graphOfManifest } from '../../graph/graph.js';
 import { ROW_ALIAS } from '../generic.js';
 
 export class QuarantineLimitError extends Error {}
@@ -18,7 +19,7 @@ export function quarantineRelationName(node: ManifestNode): string {
 
 /** The row-level tests attached to a model, with their failing-row predicates. */
 export function rowLevelTests(manifest: Manifest, node: ManifestNode): ManifestNode[] {
-  return (manifest.child_map[node.unique_id] ?? [])
+  return (graphOfManifest(manifest).children.get(node.unique_id) ?? [])
     .map((id) => manifest.nodes[id]!)
     .filter((t) => t && t.resource_type === 'test' && t.attached_node === node.unique_id && t.row_condition);
 }

@@ -13,8 +13,19 @@ import { isCurrent } from './routes.js';
 
 /** The most nodes drawn in one graph; beyond it the view says what it left out. */
 export const GRAPH_CAP = 300;
-/** Links drawn into each cluster of the project graph (the strongest). */
-const CLUSTER_LINKS = 3;
+/**
+ * The most nodes of a node page's lineage graph: a click from graph to graph
+ * stays under 100 ms even on a hub (a seed read by hundreds of models), whose
+ * whole neighbourhood is in its upstream and downstream lists below.
+ */
+export const NEIGHBOURHOOD_CAP = 100;
+/**
+ * Links drawn into each box of the project graph from other boxes (the
+ * strongest). Many boxes keep one each: a link spanning many ranks costs the
+ * layout a node per rank, and a project's folders link to nearly all the
+ * folders before them.
+ */
+const clusterLinks = (boxes: number) => (boxes > 20 ? 1 : 3);
 
 interface LayoutOut {
   width: number;
@@ -40,7 +51,8 @@ export interface GraphNode {
 
 export interface GraphSpec {
   nodes: GraphNode[];
-  edges: Array<{ from: string; to: string; classes?: string }>;
+  /** layout: false draws the edge straight between its ends, not as a constraint of the layout (context links). */
+  edges: Array<{ from: string; to: string; classes?: string; layout?: boolean }>;
   label: string;
   /** The node the first view is centred on when the whole graph cannot be shown readably. */
   focus?: string;
@@ -60,14 +72,26 @@ function shorten(label: string, max = 34): string {
 export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
   const layout = await layoutLib();
   const sizes = new Map(spec.nodes.map((n) => [n.id, { id: n.id, width: Math.max(70, Math.min(34, n.label.length) * CHAR_W + 24), height: NODE_H }]));
-  const out = layout({ nodes: [...sizes.values()], edges: spec.edges });
+  const out = layout({ nodes: [...sizes.values()], edges: spec.edges.filter((e) => e.layout !== false) });
   const edgeClass = new Map(spec.edges.map((e) => [`${e.from}\u0000${e.to}`, e.classes ?? '']));
+  for (const e of spec.edges) {
+    if (e.layout !== false) continue;
+    const a = out.nodes.get(e.from)!;
+    const b = out.nodes.get(e.to)!;
+    out.edges.push({ from: e.from, to: e.to, points: [{ x: a.x + a.width / 2, y: a.y }, { x: b.x - b.width / 2, y: b.y }] });
+  }
   const viewport = svg('g', { class: 'viewport' });
   const edgeLayer = svg('g', { class: 'edges', 'aria-hidden': 'true' });
   for (const e of out.edges) {
     const d = e.points.map((p, k) => `${k ? 'L' : 'M'}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join('');
-    edgeLayer.append(svg('path', { d, class: `edge ${edgeClass.get(`${e.from}\u0000${e.to}`) ?? ''}`, 'marker-end': 'url(#arrow)' }));
+    edgeLayer.append(svg('path', { d, class: `edge ${edgeClass.get(`${e.from}\u0000${e.to}`) ?? ''}`, 'marker-end': 'url(#arrow)', 'data-from': e.from, 'data-to': e.to }));
   }
+  // A node under the pointer or the keyboard focus lights its edges (the faint context links too).
+  const light = (target: EventTarget | null, on: boolean) => {
+    const id = (target as Element | null)?.closest?.('a.gnode')?.getAttribute('data-id');
+    if (!id) return;
+    for (const p of edgeLayer.querySelectorAll(`path[data-from="${CSS.escape(id)}"], path[data-to="${CSS.escape(id)}"]`)) p.classList.toggle('lit', on);
+  };
   const nodeLayer = svg('g', { class: 'nodes' });
   for (const n of spec.nodes) {
     const p = out.nodes.get(n.id)!;
@@ -80,6 +104,10 @@ export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
     );
     nodeLayer.append(g);
   }
+  nodeLayer.addEventListener('pointerover', (e) => light(e.target, true));
+  nodeLayer.addEventListener('pointerout', (e) => light(e.target, false));
+  nodeLayer.addEventListener('focusin', (e) => light(e.target, true));
+  nodeLayer.addEventListener('focusout', (e) => light(e.target, false));
   viewport.append(edgeLayer, nodeLayer);
   const defs = svg('defs', null, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, svg('path', { d: 'M0,0L10,5L0,10z', class: 'arrowhead' })));
   const root = svg('svg', { class: 'graph', role: 'group', 'aria-label': `${spec.label}. Arrow keys pan, + and - zoom, 0 fits.`, tabindex: '0', style: `height:min(65vh,${Math.max(180, Math.round(out.height) + 60)}px)` }, defs, viewport) as SVGSVGElement;
@@ -183,7 +211,7 @@ export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
 }
 
 /** Nodes within `up` levels upstream and `down` levels downstream, nearest first, at most cap. */
-export function neighbourhood(site: Site, center: number, up: number, down: number, cap = GRAPH_CAP): { nodes: number[]; truncated: boolean } {
+export function neighbourhood(site: Site, center: number, up: number, down: number, cap = NEIGHBOURHOOD_CAP): { nodes: number[]; truncated: boolean } {
   const seen = new Set<number>([center]);
   let truncated = false;
   const walk = (next: (i: number) => number[], levels: number) => {
@@ -258,13 +286,13 @@ export async function nodeLineage(site: Site, center: number, query: URLSearchPa
     'div',
     { class: 'lineage' },
     h('div', { class: 'toolbar' }, levelSelect('Levels up', up, (v) => set('up', v)), levelSelect('Levels down', down, (v) => set('down', v)), picker.element),
-    truncated ? h('p', { class: 'muted' }, `Showing the nearest ${GRAPH_CAP} nodes; lower the levels to see a smaller part.`) : null,
+    truncated ? h('p', { class: 'muted' }, `Showing the nearest ${NEIGHBOURHOOD_CAP} nodes (all of them are in the upstream and downstream lists); lower the levels to see a smaller part.`) : null,
     graph,
   );
 }
 
 /** Members drawn for one open box of the project graph; a larger folder (or tag) opens into bands of this many. */
-export const OPEN_MAX = 60;
+export const OPEN_MAX = 40;
 /** Boxes and nodes drawn at once in the project graph: boxes opened beyond it stay closed. */
 export const PROJECT_CAP = 400;
 
@@ -317,7 +345,7 @@ function projectBoxes(site: Site, by: 'folder' | 'tag'): Box[] {
         const part = list.slice(k * OPEN_MAX, (k + 1) * OPEN_MAX);
         const lo = depth[part[0]!]!;
         const hi = depth[part.at(-1)!]!;
-        box.bands.push({ key: `${key} ${k + 1}`, label: `${key} ${k + 1}/${Math.ceil(list.length / OPEN_MAX)}, depth ${lo === hi ? lo : `${lo}–${hi}`} (${part.length})`, members: part });
+        box.bands.push({ key: `${key} ${k + 1}`, label: `${key.split('/').at(-1)} ${k + 1}/${Math.ceil(list.length / OPEN_MAX)} · depth ${lo === hi ? lo : `${lo}–${hi}`} (${part.length})`, members: part });
       }
     }
     return box;
@@ -382,10 +410,11 @@ export async function renderProjectGraph(site: Site, view: HTMLElement, query: U
   // layout's time) readable; the others are counted, not drawn. Edges to a node are all drawn.
   const incoming = new Map<string, Array<{ from: string; to: string; n: number }>>();
   const drawn: GraphSpec['edges'] = [];
+  const memberEdges: Array<{ from: string; to: string; n: number }> = [];
   for (const [key, n] of edgeCounts) {
     const [from, to] = key.split('\u0000') as [string, string];
     if (!from.startsWith('g:') || !to.startsWith('g:')) {
-      drawn.push({ from, to, classes: n > 1 ? 'strong' : '' });
+      memberEdges.push({ from, to, n });
       continue;
     }
     let list = incoming.get(to);
@@ -393,10 +422,21 @@ export async function renderProjectGraph(site: Site, view: HTMLElement, query: U
     list.push({ from, to, n });
   }
   let hidden = 0;
+  const links = clusterLinks(drawnBoxes.length);
   for (const list of incoming.values()) {
     list.sort((a, b) => b.n - a.n);
-    for (const e of list.slice(0, CLUSTER_LINKS)) drawn.push({ from: e.from, to: e.to, classes: e.n > 1 ? 'strong' : '' });
-    hidden += Math.max(0, list.length - CLUSTER_LINKS);
+    for (const e of list.slice(0, links)) drawn.push({ from: e.from, to: e.to, classes: e.n > 1 ? 'strong' : '' });
+    hidden += Math.max(0, list.length - links);
+  }
+  // Between nodes, every edge places them; a node's links to and from closed boxes would each
+  // stretch over many ranks: its strongest link from a box places it, the others are drawn straight.
+  const placedBy = new Map<string, { from: string; n: number }>();
+  for (const e of memberEdges) {
+    if (e.from.startsWith('g:') && (placedBy.get(e.to)?.n ?? 0) < e.n) placedBy.set(e.to, e);
+  }
+  for (const e of memberEdges) {
+    const layout = !e.from.startsWith('g:') && !e.to.startsWith('g:') ? true : placedBy.get(e.to) === e;
+    drawn.push({ from: e.from, to: e.to, classes: `${e.n > 1 ? 'strong' : ''}${layout ? '' : ' context'}`, layout });
   }
   const nodes = nodeSpec(site, drawnNodes, () => 'member').nodes;
   for (const { box, parent } of drawnBoxes) {
@@ -428,7 +468,7 @@ export async function renderProjectGraph(site: Site, view: HTMLElement, query: U
       'p',
       { class: 'muted' },
       `${site.size} nodes in ${boxes.length} ${by === 'folder' ? 'folders' : 'tags'}. Open a box to draw its nodes in place (a box of more than ${OPEN_MAX} opens into bands by depth); open a node to see its page.`,
-      hidden ? ` Between boxes, each shows its ${CLUSTER_LINKS} strongest incoming links; ${hidden} weaker ones are not drawn.` : '',
+      hidden ? ` Between boxes, each shows its ${links === 1 ? 'strongest incoming link' : `${links} strongest incoming links`}; ${hidden} weaker ones are not drawn.` : '',
       refused ? ` ${refused} open box${refused > 1 ? 'es' : ''} stayed closed: at most ${PROJECT_CAP} boxes and nodes are drawn at once.` : '',
     ),
     ...(opened ? [opened] : []),

@@ -11,6 +11,8 @@ import { renderProjectGraph, renderPathsPage } from './graph.js';
 import { renderList } from './list.js';
 import { isCurrent, nextRender, parseHash } from './routes.js';
 
+let first = true;
+
 async function route(site: Site, main: HTMLElement): Promise<void> {
   const token = nextRender();
   const r = parseHash(location.hash);
@@ -32,7 +34,10 @@ async function route(site: Site, main: HTMLElement): Promise<void> {
   main.append(view);
   const title = view.querySelector('h1');
   document.title = `${title?.textContent ?? ''} · ${site.index.project} · etl docs`;
-  if (r.query.get('focus') !== 'keep') (title as HTMLElement | null)?.focus({ preventScroll: true });
+  // A new page's heading takes the focus (a screen reader reads where it is now); not on the first
+  // page, where the keyboard starts at the top (skip link, navigation, search).
+  if (r.query.get('focus') !== 'keep' && !first) (title as HTMLElement | null)?.focus({ preventScroll: true });
+  first = false;
   window.scrollTo(0, 0);
   document.dispatchEvent(new CustomEvent('etl:rendered', { detail: { hash: location.hash } }));
 }

@@ -1,0 +1,187 @@
+// Run history as SQL, for every store whose history is two relations a
+// session can query (etl_meta.runs and etl_meta.node_runs): the SQL engines'
+// etl_meta (adapters/sql-state.ts) and the Delta tables under the lake
+// (adapters/delta/state-store.ts), which DuckDB reads. `etl history` reads
+// rows; `etl report` aggregates in the engine, never in JS.
+
+import type { HistoryNodeRun, HistoryQuery, HistoryRows, HistoryRun, ReportGroupRow, ReportQuery, ReportRows, UpstreamRead } from '../core/state/state.js';
+import type { AdapterSession } from './adapter.js';
+
+/** Where a store keeps its history, as SQL. */
+export interface HistorySource {
+  /** A relation or subquery with one row per run (run_id, command, target, selection, job, git_commit, git_dirty, user_name, host, etl_version, started_at, finished_at, status, message). */
+  runs: string;
+  /** A relation with one row per node attempt. */
+  nodeRuns: string;
+  /** A parameter as the store's timestamp type. */
+  timestamp(param: string): string;
+  /** An ISO instant as the value bound to `timestamp(param)`. */
+  bindTimestamp(iso: string): string;
+}
+
+const text = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+/** A timestamp as the engines print it ('2024-01-01 10:00:00.123', maybe with '+00'), as ISO in UTC. */
+export function isoFromSql(v: unknown): string | null {
+  if (v === null || v === undefined) return null;
+  if (v instanceof Date) return v.toISOString();
+  const s = String(v).trim().replace(' ', 'T');
+  const withZone = /([+-]\d\d(:?\d\d)?|Z)$/.test(s) ? s.replace(/([+-]\d\d)$/, '$1:00') : `${s}Z`;
+  const d = new Date(withZone);
+  return Number.isNaN(d.getTime()) ? String(v) : d.toISOString();
+}
+
+function where(src: HistorySource, query: HistoryQuery, params: unknown[], column = 'started_at'): string {
+  const parts: string[] = [];
+  if (query.since) {
+    params.push(src.bindTimestamp(query.since));
+    parts.push(`${column} >= ${src.timestamp(`$${params.length}`)}`);
+  }
+  if (query.uniqueIds) {
+    if (query.uniqueIds.length === 0) parts.push('false');
+    else {
+      const marks = query.uniqueIds.map((id) => (params.push(id), `$${params.length}`));
+      parts.push(`run_id in (select run_id from ${src.nodeRuns} where unique_id in (${marks.join(', ')}))`);
+    }
+  }
+  return parts.length ? ` where ${parts.join(' and ')}` : '';
+}
+
+export async function queryHistory(session: AdapterSession, src: HistorySource, query: HistoryQuery): Promise<HistoryRows> {
+  const params: unknown[] = [];
+  const limit = query.limit ? ` limit ${Math.max(1, Math.floor(query.limit))}` : '';
+  const runs = await session.query(
+    `select run_id, command, target, selection, job, git_commit, cast(git_dirty as varchar), user_name, host, etl_version, cast(started_at as varchar), cast(finished_at as varchar), status, message from ${src.runs}${where(src, query, params)} order by started_at desc${limit}`,
+    params,
+  );
+  const out: HistoryRows = { runs: runs.rows.map(runRow), node_runs: [] };
+  if (out.runs.length === 0) return out;
+  const ids = out.runs.map((r) => r.run_id);
+  const nodeParams: unknown[] = [...ids];
+  let nodeFilter = `run_id in (${ids.map((_, i) => `$${i + 1}`).join(', ')})`;
+  if (query.uniqueIds) nodeFilter += ` and unique_id in (${query.uniqueIds.map((id) => (nodeParams.push(id), `$${nodeParams.length}`)).join(', ')})`;
+  const nodes = await session.query(
+    `select run_id, unique_id, relation, status, cast(started_at as varchar), cast(finished_at as varchar), rows_affected, message, coalesce(attempt, 1), execution_time, bytes_written, bytes_scanned, upstream from ${src.nodeRuns} where ${nodeFilter} order by started_at desc, unique_id, attempt desc`,
+    nodeParams,
+  );
+  out.node_runs = nodes.rows.map(nodeRow);
+  return out;
+}
+
+function runRow(r: unknown[]): HistoryRun {
+  const dirty = text(r[6]);
+  return {
+    run_id: String(r[0]),
+    command: text(r[1]),
+    target: text(r[2]),
+    selection: text(r[3]),
+    job: text(r[4]),
+    git_commit: text(r[5]),
+    git_dirty: dirty === null ? null : dirty === 'true',
+    user: text(r[7]),
+    host: text(r[8]),
+    etl_version: text(r[9]),
+    started_at: isoFromSql(r[10]),
+    finished_at: isoFromSql(r[11]),
+    status: String(r[12] ?? ''),
+    message: text(r[13]),
+  };
+}
+
+function nodeRow(r: unknown[]): HistoryNodeRun {
+  let upstream: UpstreamRead[] = [];
+  try {
+    upstream = r[12] ? (JSON.parse(String(r[12])) as UpstreamRead[]) : [];
+  } catch {
+    // a row written by hand: no upstream
+  }
+  return {
+    run_id: String(r[0]),
+    unique_id: String(r[1]),
+    relation: text(r[2]),
+    status: String(r[3] ?? ''),
+    started_at: isoFromSql(r[4]),
+    finished_at: isoFromSql(r[5]),
+    rows_affected: num(r[6]),
+    message: String(r[7] ?? ''),
+    attempt: Number(r[8] ?? 1),
+    execution_time: num(r[9]),
+    bytes_written: num(r[10]),
+    bytes_scanned: num(r[11]),
+    upstream,
+  };
+}
+
+/** Deletes runs that started before `before`, and their node attempts. */
+export async function pruneHistorySql(session: AdapterSession, src: HistorySource & { runsTable: string }, before: string): Promise<{ runs: number; node_runs: number }> {
+  const cutoff = src.timestamp('$1');
+  const b = src.bindTimestamp(before);
+  const nodes = await session.execute(`delete from ${src.nodeRuns} where run_id in (select run_id from ${src.runsTable} where started_at < ${cutoff})`, [b]);
+  const runs = await session.execute(`delete from ${src.runsTable} where started_at < ${cutoff}`, [b]);
+  return { runs: runs.rowsAffected ?? 0, node_runs: nodes.rowsAffected ?? 0 };
+}
+
+/** Cost and time per group and period, aggregated in the engine (`etl report`). */
+export async function reportHistorySql(session: AdapterSession, src: HistorySource, q: ReportQuery): Promise<ReportRows> {
+  const params: unknown[] = [];
+  const bind = (v: unknown) => (params.push(v), `$${params.length}`);
+  const current = src.timestamp(bind(src.bindTimestamp(q.since)));
+  const from = q.previousSince ? src.timestamp(bind(src.bindTimestamp(q.previousSince))) : current;
+  // Rates are numbers validated at load: literals, so the planner sees constants.
+  const rate = (x: number) => (Number.isFinite(x) ? String(x) : '0');
+  const cost = `(coalesce(nr.execution_time, 0) / 3600.0 * ${rate(q.rates.per_cpu_hour)} + coalesce(nr.bytes_written, 0) / 1e9 * ${rate(q.rates.per_gb_written)} + coalesce(nr.bytes_scanned, 0) / 1e9 * ${rate(q.rates.per_gb_scanned)})`;
+  let group = `cast('total' as varchar)`;
+  let join = '';
+  if (q.by === 'model') group = 'nr.unique_id';
+  else if (q.by === 'job') {
+    group = `coalesce(runs.job, '')`;
+    join = ` join ${src.runs} on runs.run_id = nr.run_id`;
+  } else if (typeof q.by === 'object') {
+    if (q.by.groups.length === 0) return { groups: [], runs: await runTotals() };
+    group = 'g.grp';
+    join = ` join (values ${q.by.groups.map(([id, g]) => `(cast(${bind(id)} as varchar), cast(${bind(g)} as varchar))`).join(', ')}) as g(unique_id, grp) on g.unique_id = nr.unique_id`;
+  }
+  const period = (column: string) => `case when ${column} >= ${current} then 'current' else 'previous' end`;
+  const r = await session.query(
+    `with n as (select ${group} as grp, ${period('nr.started_at')} as period, nr.status, coalesce(nr.attempt, 1) as attempt, cast(nr.execution_time as double precision) as secs, ` +
+      `nr.bytes_written, nr.bytes_scanned, ${cost} as cost, row_number() over (partition by nr.run_id, nr.unique_id order by coalesce(nr.attempt, 1) desc) as rn ` +
+      `from ${src.nodeRuns} as nr${join} where nr.started_at >= ${from}) ` +
+      `select grp, period, count(*) filter (where rn = 1), count(*) filter (where rn = 1 and status in ('success', 'pass', 'warn')), count(*) filter (where rn = 1 and status in ('error', 'fail')), ` +
+      `count(*) filter (where attempt > 1), cast(coalesce(sum(secs), 0) as double precision), cast(coalesce(sum(cost), 0) as double precision), cast(coalesce(sum(bytes_written), 0) as double precision), cast(coalesce(sum(bytes_scanned), 0) as double precision), ` +
+      `cast(percentile_cont(0.5) within group (order by secs) filter (where rn = 1) as double precision), cast(percentile_cont(0.95) within group (order by secs) filter (where rn = 1) as double precision) ` +
+      `from n group by grp, period`,
+    params,
+  );
+  return { groups: r.rows.map(groupRow), runs: await runTotals() };
+
+  async function runTotals(): Promise<ReportRows['runs']> {
+    const p: unknown[] = [];
+    const b = (v: unknown) => (p.push(v), `$${p.length}`);
+    const cur = src.timestamp(b(src.bindTimestamp(q.since)));
+    const start = q.previousSince ? src.timestamp(b(src.bindTimestamp(q.previousSince))) : cur;
+    const t = await session.query(
+      `select case when started_at >= ${cur} then 'current' else 'previous' end as period, count(*), count(*) filter (where status = 'success'), count(*) filter (where status in ('error', 'interrupted')), count(*) filter (where status = 'skipped') ` +
+        `from ${src.runs} where started_at >= ${start} and status <> 'running' group by 1`,
+      p,
+    );
+    return t.rows.map((x) => ({ period: String(x[0]) as 'current' | 'previous', runs: Number(x[1]), succeeded: Number(x[2]), failed: Number(x[3]), skipped: Number(x[4]) }));
+  }
+}
+
+function groupRow(r: unknown[]): ReportGroupRow {
+  return {
+    group: String(r[0] ?? ''),
+    period: String(r[1]) as 'current' | 'previous',
+    nodes: Number(r[2]),
+    succeeded: Number(r[3]),
+    failed: Number(r[4]),
+    retries: Number(r[5]),
+    seconds: Number(r[6]),
+    cost: Number(r[7]),
+    bytes_written: Number(r[8]),
+    bytes_scanned: Number(r[9]),
+    p50: num(r[10]),
+    p95: num(r[11]),
+  };
+}

@@ -1,0 +1,53 @@
+// A run's results as the audit trail's rows: one per node and attempt, with
+// its duration, the rows and bytes the engine reported, and the relations it
+// read (with their rows when this run built them).
+
+import type { Manifest } from '../compiler/manifest.js';
+import type { NodeResult } from '../runner/events.js';
+import type { NodeRunRecord, UpstreamRead } from '../state/state.js';
+
+function upstreamOf(manifest: Manifest, id: string, byId: Map<string, NodeResult>): UpstreamRead[] {
+  const node = manifest.nodes[id];
+  if (!node) return [];
+  const out: UpstreamRead[] = [];
+  for (const parent of node.depends_on.nodes) {
+    const p = manifest.nodes[parent] ?? manifest.sources[parent];
+    if (!p?.relation_name) continue;
+    const built = byId.get(parent);
+    out.push(built && built.status === 'success' ? { relation: p.relation_name, rows: built.rows_affected } : { relation: p.relation_name });
+  }
+  return out;
+}
+
+export function nodeRunRecords(manifest: Manifest, results: NodeResult[]): NodeRunRecord[] {
+  const byId = new Map(results.map((r) => [r.unique_id, r]));
+  const out: NodeRunRecord[] = [];
+  for (const r of results) {
+    const upstream = upstreamOf(manifest, r.unique_id, byId);
+    const last: NodeRunRecord = {
+      unique_id: r.unique_id,
+      relation: r.relation_name,
+      status: r.status,
+      started_at: r.timing[0]?.started_at ?? null,
+      finished_at: r.timing[0]?.completed_at ?? null,
+      rows_affected: r.rows_affected,
+      message: r.message,
+      attempt: 1,
+      execution_time: r.status === 'skipped' ? null : r.execution_time,
+      bytes_written: r.adapter_response.bytes_written ?? null,
+      bytes_scanned: r.adapter_response.bytes_scanned ?? null,
+      upstream,
+    };
+    if (!r.attempts?.length) {
+      out.push(last);
+      continue;
+    }
+    // Every attempt but the last failed; the last is the node's outcome.
+    for (const a of r.attempts.slice(0, -1)) {
+      out.push({ ...last, status: a.status, started_at: a.started_at, finished_at: a.completed_at, rows_affected: null, message: a.message ?? '', attempt: a.attempt, execution_time: a.execution_time, bytes_written: null, bytes_scanned: null });
+    }
+    const final = r.attempts.at(-1)!;
+    out.push({ ...last, started_at: final.started_at, finished_at: final.completed_at, attempt: final.attempt, execution_time: final.execution_time });
+  }
+  return out;
+}

@@ -1,0 +1,169 @@
+// Run history and audit trail (core/history, the state API's historyRows and
+// pruneHistory) after real runs on each engine: DuckDB's etl_meta, Postgres's
+// (in a database of its own, so pruning touches no other test's runs) and the
+// Delta tables under the lake. The rows are read back through `etl history
+// --output json` and, on DuckDB and Postgres, straight from etl_meta.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { recordSkippedInvocation } from '../../core/history/history.js';
+import type { HistoryRows } from '../../core/state/state.js';
+import { dbPathOf, etlYml, killAll, PG_URL, pgConnect, readJson, removeTempDirs, runCli, withDb, writeFiles, writeProject } from './helpers.js';
+
+afterAll(async () => {
+  await killAll();
+  removeTempDirs();
+});
+
+const FILES = {
+  'models/src.sql': '{{config materialized="table"}}\nselect * from (values (0), (1), (2)) as t(id)\n',
+  'models/doubled.sql': '{{config materialized="table"}}\nselect id * 2 as id from {{ref "src"}}\n',
+};
+
+async function history(dir: string, ...args: string[]): Promise<HistoryRows> {
+  const r = await runCli(['history', '--output', 'json', ...args], { cwd: dir });
+  expect(r.code, r.output).toBe(0);
+  return JSON.parse(r.stdout) as HistoryRows;
+}
+
+const runIdOf = (dir: string) => readJson(dir, 'target/run_results.json').metadata.invocation_id as string;
+
+function git(dir: string, ...args: string[]): string {
+  return execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+}
+
+/** The audit facts and node attempts every engine must keep for a build of FILES. */
+async function expectBuildRecorded(dir: string, extraArgs: string[] = []) {
+  git(dir, 'init', '-q');
+  git(dir, 'add', '.');
+  git(dir, 'commit', '-qm', 'first');
+  const commit = git(dir, 'rev-parse', 'HEAD');
+  const r = await runCli(['build', '-s', 'src+', '--exclude', 'nothing_like_it', ...extraArgs], { cwd: dir });
+  expect(r.code, r.output).toBe(0);
+  const runId = runIdOf(dir);
+  const h = await history(dir, ...extraArgs);
+  const run = h.runs.find((x) => x.run_id === runId)!;
+  expect(run).toMatchObject({ command: 'build', selection: '-s src+ --exclude nothing_like_it', status: 'success', git_commit: commit, git_dirty: false, job: null, etl_version: expect.any(String), host: expect.any(String), user: expect.any(String) });
+  expect(Date.parse(run.finished_at!)).toBeGreaterThanOrEqual(Date.parse(run.started_at!));
+  const nodes = h.node_runs.filter((n) => n.run_id === runId).sort((a, b) => a.unique_id.localeCompare(b.unique_id));
+  expect(nodes.map((n) => [n.unique_id, n.status, n.attempt, n.rows_affected])).toEqual([
+    ['model.hist.doubled', 'success', 1, 3],
+    ['model.hist.src', 'success', 1, 3],
+  ]);
+  expect(nodes[0]!.upstream).toEqual([{ relation: expect.stringMatching(/"src"$/), rows: 3 }]);
+  expect(nodes[1]!.upstream).toEqual([]);
+  for (const n of nodes) expect(n.execution_time).toEqual(expect.any(Number));
+
+  // An edit to a tracked file makes the next run dirty; -s narrows to that node's attempts.
+  writeFiles(dir, { 'models/src.sql': '{{config materialized="table"}}\nselect * from (values (0), (1), (2), (3)) as t(id)\n' });
+  expect((await runCli(['build', ...extraArgs], { cwd: dir })).code).toBe(0);
+  const second = runIdOf(dir);
+  const only = await history(dir, '-s', 'doubled', ...extraArgs);
+  expect(only.runs.map((x) => x.run_id)).toEqual([second, runId]);
+  expect(only.runs[0]!.git_dirty).toBe(true);
+  expect(only.node_runs.map((n) => [n.run_id, n.unique_id, n.rows_affected])).toEqual([
+    [second, 'model.hist.doubled', 4],
+    [runId, 'model.hist.doubled', 3],
+  ]);
+  return { first: runId, second, firstStarted: run.started_at!, secondStarted: only.runs[0]!.started_at! };
+}
+
+describe('run history on DuckDB', () => {
+  it('one row per run with its audit facts, one per node attempt with rows, duration and what it read', async () => {
+    const dir = writeProject({ 'etl.yml': etlYml('hist'), ...FILES });
+    const { first, second } = await expectBuildRecorded(dir);
+    // The same rows, straight from etl_meta.
+    await withDb(dbPathOf(dir), async (db) => {
+      const runs = await db.rows(`select run_id, command, status, git_dirty from etl_meta.runs order by started_at`);
+      expect(runs).toEqual([
+        { run_id: first, command: 'build', status: 'success', git_dirty: false },
+        { run_id: second, command: 'build', status: 'success', git_dirty: true },
+      ]);
+      const upstream = await db.rows(`select upstream from etl_meta.node_runs where run_id = '${first}' and unique_id = 'model.hist.doubled'`);
+      expect(JSON.parse(String(upstream[0]!.upstream))).toEqual([{ relation: '"main"."src"', rows: 3 }]);
+    }, { readOnly: true });
+  });
+
+  it('history prune deletes only the runs older than --older-than, with their node attempts', async () => {
+    const dir = writeProject({ 'etl.yml': etlYml('hist'), ...FILES });
+    expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
+    const first = runIdOf(dir);
+    expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
+    const h = await history(dir);
+    const secondStart = h.runs[0]!.started_at!;
+    const pruned = await runCli(['history', 'prune', '--older-than', secondStart], { cwd: dir });
+    expect(pruned.code, pruned.output).toBe(0);
+    expect(pruned.stdout).toContain('pruned 1 run and 2 node attempts');
+    const after = await history(dir);
+    expect(after.runs.map((r) => r.run_id)).toEqual([h.runs[0]!.run_id]);
+    expect(after.runs.map((r) => r.run_id)).not.toContain(first);
+    expect(after.node_runs).toHaveLength(2);
+  });
+
+  it('a skipped job invocation is recorded with its reason', async () => {
+    const dir = writeProject({ 'etl.yml': etlYml('hist'), ...FILES });
+    expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
+    const skipped = await recordSkippedInvocation({ projectDir: dir, job: 'nightly', command: 'build -s tag:daily', reason: 'the previous run of nightly is still running' });
+    expect(skipped.written).toBe('target');
+    const h = await history(dir);
+    expect(h.runs[0]).toMatchObject({ run_id: skipped.runId, job: 'nightly', command: 'build -s tag:daily', status: 'skipped', message: 'the previous run of nightly is still running' });
+    expect(h.node_runs.filter((n) => n.run_id === skipped.runId)).toEqual([]);
+  });
+
+  it('bad --since is exit 2 with the fix', async () => {
+    const dir = writeProject({ 'etl.yml': etlYml('hist'), ...FILES });
+    const r = await runCli(['history', '--since', 'last week'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--since "last week" is not a duration or a date');
+  });
+});
+
+describe('run history on Postgres', () => {
+  let admin: pg.Client;
+  const database = `etl_hist_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+  const url = PG_URL.replace(/\/[^/]*$/, `/${database}`);
+  beforeAll(async () => {
+    admin = await pgConnect();
+    await admin.query(`create database "${database}"`);
+  });
+  afterAll(async () => {
+    await killAll();
+    await admin.query(`drop database if exists "${database}" with (force)`);
+    await admin.end();
+  });
+
+  it('keeps the same rows in etl_meta, and prunes them', async () => {
+    const dir = writeProject({ 'etl.yml': `name: hist\nversion: 1\ntargets:\n  pg: { type: postgres, url: "${url}", schema: hist, threads: 2 }\n`, ...FILES });
+    const { first, second, secondStarted } = await expectBuildRecorded(dir);
+    const db = await pgConnect(url);
+    try {
+      const runs = await db.query(`select run_id, status, git_dirty, selection from etl_meta.runs order by started_at`);
+      expect(runs.rows).toEqual([
+        { run_id: first, status: 'success', git_dirty: 'false', selection: '-s src+ --exclude nothing_like_it' },
+        { run_id: second, status: 'success', git_dirty: 'true', selection: null },
+      ]);
+      expect((await runCli(['history', 'prune', '--older-than', secondStarted], { cwd: dir })).code).toBe(0);
+      expect((await db.query(`select run_id from etl_meta.runs`)).rows).toEqual([{ run_id: second }]);
+      expect((await db.query(`select distinct run_id from etl_meta.node_runs`)).rows).toEqual([{ run_id: second }]);
+    } finally {
+      await db.end();
+    }
+  });
+});
+
+describe('run history on Delta', () => {
+  it('keeps the rows in Delta tables under the lake, and prunes them', async () => {
+    const yml = etlYml('hist').replace('target: dev\n', 'target: lake\n').replace('targets:\n', 'targets:\n  lake: { type: delta, path: lake, schema: main, threads: 2 }\n');
+    const dir = writeProject({ 'etl.yml': yml, ...FILES });
+    const { second, secondStarted } = await expectBuildRecorded(dir);
+    expect((await runCli(['history', 'prune', '--older-than', secondStarted], { cwd: dir })).code).toBe(0);
+    const h = await history(dir);
+    expect(h.runs.map((r) => r.run_id)).toEqual([second]);
+    expect([...new Set(h.node_runs.map((n) => n.run_id))]).toEqual([second]);
+    // The history is Delta tables of its own, beside the models'.
+    expect(existsSync(path.join(dir, 'lake', 'etl_meta', 'runs', '_delta_log', '00000000000000000000.json'))).toBe(true);
+  });
+});

@@ -1,0 +1,151 @@
+// `etl report` (core/history/report.ts) checked against the history rows it
+// summarises: real builds on DuckDB and Postgres (one model failing, one
+// retried), plus a previous period made of the same rows moved 40 days back
+// with twice the time, so the trend is known. The budget alert is raised by
+// the run whose cost crosses alert_at of the month's budget, and only by it.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import type { CostReport } from '../../core/history/report.js';
+import type { HistoryRows } from '../../core/state/state.js';
+import { dbPathOf, etlYml, killAll, PG_URL, pgConnect, removeTempDirs, runCli, withDb, writeFiles, writeProject } from './helpers.js';
+
+afterAll(async () => {
+  await killAll();
+  removeTempDirs();
+});
+
+const RATES = 'cost: { per_cpu_hour: 3600, per_gb_written: 2, per_gb_scanned: 1 }\n';
+const FILES = {
+  'models/staging/a.sql': '{{config materialized="table" tags=(list "daily")}}\nselect 1 as id\n',
+  'models/staging/b.sql': '{{config materialized="table"}}\nselect id from {{ref "a"}}\n',
+  'models/marts/bad.sql': '{{config materialized="table" tags=(list "daily")}}\nselect cast((select \'not a number\') as integer) as x\n',
+};
+
+async function json<T>(dir: string, args: string[]): Promise<T> {
+  const r = await runCli([...args, '--output', 'json'], { cwd: dir });
+  expect(r.code, r.output).toBe(0);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** percentile_cont, as the engines compute it. */
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const rank = p * (s.length - 1);
+  const lo = Math.floor(rank);
+  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (rank - lo);
+}
+
+/** Three builds (bad fails each time), the report, and its figures against the rows. */
+async function checkReport(dir: string, shiftPrevious: (sql: string) => Promise<void>) {
+  for (let i = 0; i < 3; i++) expect((await runCli(['build', '--no-check'], { cwd: dir })).code).toBe(1);
+  const h = await json<HistoryRows>(dir, ['history', '--limit', '0']);
+  expect(h.runs).toHaveLength(3);
+  // The previous period: the same node attempts 40 days earlier, each taking twice as long.
+  await shiftPrevious('40 days');
+  const report = await json<CostReport>(dir, ['report', '--since', '30d']);
+  const rows = h.node_runs.filter((n) => n.status !== 'skipped');
+  const byModel = (name: string) => rows.filter((n) => n.unique_id.endsWith(`.${name}`));
+  for (const name of ['a', 'b', 'bad']) {
+    const mine = byModel(name);
+    const g = report.groups.find((x) => x.group === name)!;
+    const secs = mine.map((n) => n.execution_time!);
+    const total = secs.reduce((x, y) => x + y, 0);
+    expect(g.runs).toBe(3);
+    expect(g.failed).toBe(name === 'bad' ? 3 : 0);
+    expect(g.success_rate).toBe(name === 'bad' ? 0 : 1);
+    expect(g.seconds).toBeCloseTo(total, 6);
+    // 3600 per cpu-hour: a second costs 1.
+    expect(g.cost).toBeCloseTo(total, 6);
+    expect(g.p50_seconds).toBeCloseTo(percentile(secs, 0.5), 6);
+    expect(g.p95_seconds).toBeCloseTo(percentile(secs, 0.95), 6);
+    expect(g.previous!.seconds).toBeCloseTo(2 * total, 6);
+    expect(g.cost_trend_pct).toBeCloseTo(-50, 6);
+  }
+  // Ranked by cost, most first.
+  expect(report.groups.map((g) => g.cost)).toEqual([...report.groups.map((g) => g.cost)].sort((x, y) => y - x));
+  expect(report.current).toMatchObject({ runs: 3, succeeded: 0, failed: 3, node_runs: 9, node_failures: 3 });
+  expect(report.current.cost).toBeCloseTo(rows.reduce((x, n) => x + n.execution_time!, 0), 6);
+  expect(report.previous.runs).toBe(3);
+  expect(report.cost_trend_pct).toBeCloseTo(-50, 6);
+
+  // --by tag: a and bad are daily, b is untagged.
+  const tags = await json<CostReport>(dir, ['report', '--since', '30d', '--by', 'tag']);
+  const daily = [...byModel('a'), ...byModel('bad')].reduce((x, n) => x + n.execution_time!, 0);
+  expect(tags.groups.map((g) => g.group).sort()).toEqual(['(untagged)', 'daily']);
+  expect(tags.groups.find((g) => g.group === 'daily')!.seconds).toBeCloseTo(daily, 6);
+  expect(tags.groups.find((g) => g.group === 'daily')!.runs).toBe(6);
+  // --by folder
+  const folders = await json<CostReport>(dir, ['report', '--since', '30d', '--by', 'folder']);
+  expect(folders.groups.map((g) => [g.group, g.runs]).sort()).toEqual([
+    ['models/marts', 3],
+    ['models/staging', 6],
+  ]);
+}
+
+describe('etl report on DuckDB', () => {
+  it('figures match the history rows they summarise', async () => {
+    const dir = writeProject({ 'etl.yml': etlYml('rep', RATES), ...FILES });
+    await checkReport(dir, (interval) =>
+      withDb(dbPathOf(dir), async (db) => {
+        await db.rows(`insert into etl_meta.runs (run_id, command, target, etl_version, started_at, finished_at, status) select 'old-' || run_id, command, target, etl_version, started_at - interval '${interval}', finished_at - interval '${interval}', status from etl_meta.runs`);
+        await db.rows(
+          `insert into etl_meta.node_runs (run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time) select 'old-' || run_id, unique_id, relation, status, started_at - interval '${interval}', finished_at - interval '${interval}', rows_affected, message, attempt, execution_time * 2 from etl_meta.node_runs`,
+        );
+      }, { readOnly: false }),
+    );
+  });
+
+  it('a bad cost or budget is exit 2 with file:line', async () => {
+    const dir = writeProject({ 'etl.yml': etlYml('rep', 'cost: { per_cpu_hour: -1 }\nbudget: { monthly: 100, alert_at: 2 }\n'), ...FILES });
+    const r = await runCli(['report'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/etl\.yml:6:\d+: invalid cost\.per_cpu_hour -1/);
+    expect(r.stderr).toMatch(/etl\.yml:7:\d+: invalid budget\.alert_at 2/);
+  });
+
+  it('the run that crosses alert_at of the monthly budget raises the alert, and only that run', async () => {
+    // A second of a node costs 1; the budget's alert is at 50% of 1,000,000: no run crosses it.
+    const dir = writeProject({ 'etl.yml': etlYml('rep', `${RATES}budget: { monthly: 1000000, alert_at: 0.5 }\n`), 'models/a.sql': 'select 1 as id\n' });
+    const first = await runCli(['build'], { cwd: dir });
+    expect(first.stdout).not.toContain('budget:');
+    const spent = (await json<CostReport>(dir, ['report'])).budget!.month_to_date;
+    expect(spent).toBeGreaterThan(0);
+    // Now the threshold (50% of twice the spend so far) lies just past it: the next run crosses.
+    writeFiles(dir, { 'etl.yml': etlYml('rep', `${RATES}budget: { monthly: ${spent * 2 + 1e-9}, alert_at: 0.5 }\n`) });
+    const crossing = await runCli(['build'], { cwd: dir });
+    expect(crossing.stdout).toMatch(/warning: budget: .* spent in \d{4}-\d{2}, .*% of the monthly .* \(alert at 50%\); this run cost/);
+    const after = await runCli(['build'], { cwd: dir });
+    expect(after.stdout).not.toContain('budget:');
+  });
+});
+
+describe('etl report on Postgres', () => {
+  let admin: pg.Client;
+  const database = `etl_rep_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+  const url = PG_URL.replace(/\/[^/]*$/, `/${database}`);
+  beforeAll(async () => {
+    admin = await pgConnect();
+    await admin.query(`create database "${database}"`);
+  });
+  afterAll(async () => {
+    await killAll();
+    await admin.query(`drop database if exists "${database}" with (force)`);
+    await admin.end();
+  });
+
+  it('figures match the history rows they summarise', async () => {
+    const dir = writeProject({ 'etl.yml': `name: rep\nversion: 1\ntargets:\n  pg: { type: postgres, url: "${url}", schema: rep, threads: 2 }\n${RATES}`, ...FILES });
+    await checkReport(dir, async (interval) => {
+      const db = await pgConnect(url);
+      try {
+        await db.query(`insert into etl_meta.runs (run_id, command, target, etl_version, started_at, finished_at, status) select 'old-' || run_id, command, target, etl_version, started_at - interval '${interval}', finished_at - interval '${interval}', status from etl_meta.runs`);
+        await db.query(
+          `insert into etl_meta.node_runs (run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time) select 'old-' || run_id, unique_id, relation, status, started_at - interval '${interval}', finished_at - interval '${interval}', rows_affected, message, attempt, execution_time * 2 from etl_meta.node_runs`,
+        );
+      } finally {
+        await db.end();
+      }
+    });
+  });
+});
