@@ -148,6 +148,8 @@ export interface MaterializeResult {
   sample?: QueryResult;
   /** Rows moved to <model>__quarantine by quarantine: true. */
   quarantined?: number;
+  /** Loaders: rows read, loaded and rejected, bytes moved, throughput (run_results' adapter_response). */
+  stats?: Record<string, unknown>;
   /** Microbatch models: which batches ([start, end)) succeeded and failed. */
   batches?: { successful: Array<[string, string]>; failed: Array<[string, string]> };
 }
@@ -159,10 +161,28 @@ export interface SeedOptions {
   path?: string;
 }
 
+/**
+ * Who works on a session: the run (its invocation id, as in manifest.json and
+ * run_results.json) and the node. Engines that record their writers (Delta's
+ * commitInfo) use it; others ignore it.
+ */
+export interface SessionContext {
+  invocationId: string;
+  /** The node's unique_id, when the session builds one. */
+  nodeId?: string;
+}
+
 /** One connection; statements on it run one at a time. */
 export interface AdapterSession {
   execute(sql: string, params?: unknown[]): Promise<{ rowsAffected?: number }>;
   query(sql: string, params?: unknown[]): Promise<QueryResult>;
+  /**
+   * The result columns of each statement of `sql` (one or several, separated
+   * by semicolons), with their full engine types (numeric(38,2), varchar(20)),
+   * as a relation created from it would have them. Static analysis runs
+   * queries that return no rows through it (engines that bind on the server).
+   */
+  describeResults?(sql: string): Promise<ColumnDef[][]>;
 }
 
 export interface Adapter {
@@ -173,8 +193,8 @@ export interface Adapter {
   /** Connects (or opens the file). Throws RunError with exit code 2 when the target cannot be reached. */
   open(): Promise<void>;
   close(): Promise<void>;
-  /** Runs `fn` on a pooled connection; the pool is sized by the target's threads. */
-  withSession<T>(fn: (session: AdapterSession) => Promise<T>): Promise<T>;
+  /** Runs `fn` on a pooled connection; the pool is sized by the target's threads. `context` names who works on it. */
+  withSession<T>(fn: (session: AdapterSession) => Promise<T>, context?: SessionContext): Promise<T>;
   /** Cancels every running statement (Ctrl-C). */
   interruptAll(): void;
   /**
@@ -214,6 +234,13 @@ export interface Adapter {
    * publishTable swaps it in atomically, or discardStaged drops it.
    */
   stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable>;
+  /**
+   * Loaders: stages rows streamed in as CSV (no header; Postgres's CSV, where
+   * an empty unquoted field is NULL and "" an empty string) into a new table
+   * of `columns` (this engine's types), where no reader sees it yet, as
+   * stageTable does. The stream is consumed as it comes: never held in memory.
+   */
+  stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable>;
   /** Swaps the staged table in; `extras` (state, quarantined rows) commit with it. */
   publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras?: PublishExtras): Promise<void>;
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;

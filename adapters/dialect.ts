@@ -47,6 +47,13 @@ export interface Dialect {
   versionedRelation?(schema: string, name: string, at: { version: number } | { timestamp: string }): string;
   /** A type name in one canonical spelling, so `int` and `INTEGER` compare equal (contracts). */
   canonicalType(type: string): string;
+  /**
+   * The type a column of a Postgres source (as format_type prints it:
+   * `numeric(12,2)`, `timestamp with time zone`, `integer[]`) gets when a
+   * loader loads it here, reading Postgres's CSV text. Types without an
+   * equivalent become text.
+   */
+  typeFromPostgres(type: string): string;
 }
 
 const TYPE_ALIASES: Record<string, string> = {
@@ -103,11 +110,55 @@ const ansi = {
   },
 };
 
-const duckdbTypes = { knownTypes: new Set(DUCKDB_TYPES), nestedTypes: /^(struct|map|union|list|enum)\b/ };
+/** Postgres base types and DuckDB's equivalent (read from Postgres's CSV text); others load as varchar. */
+const DUCKDB_FROM_POSTGRES: Record<string, string> = {
+  smallint: 'SMALLINT',
+  integer: 'INTEGER',
+  bigint: 'BIGINT',
+  real: 'FLOAT',
+  'double precision': 'DOUBLE',
+  boolean: 'BOOLEAN',
+  date: 'DATE',
+  'timestamp without time zone': 'TIMESTAMP',
+  'timestamp with time zone': 'TIMESTAMPTZ',
+  'time without time zone': 'TIME',
+  'time with time zone': 'TIMETZ',
+  interval: 'INTERVAL',
+  uuid: 'UUID',
+  json: 'JSON',
+  jsonb: 'JSON',
+  text: 'VARCHAR',
+  'character varying': 'VARCHAR',
+  character: 'VARCHAR',
+  name: 'VARCHAR',
+  oid: 'BIGINT',
+};
+
+function duckdbTypeFromPostgres(type: string): string {
+  const t = type.trim().toLowerCase();
+  if (t.endsWith(']')) return 'VARCHAR';
+  const numeric = /^numeric(?:\((\d+)(?:,(\d+))?\))?$/.exec(t.replace(/\s+/g, ''));
+  if (numeric) {
+    // DuckDB's DECIMAL holds 38 digits; an unconstrained numeric has no fixed scale: DOUBLE.
+    const [p, sc] = [Number(numeric[1] ?? NaN), Number(numeric[2] ?? 0)];
+    return Number.isFinite(p) && p <= 38 ? `DECIMAL(${p},${sc})` : 'DOUBLE';
+  }
+  const base = t.replace(/\(\d+(,\d+)?\)/, '').replace(/\s+/g, ' ').trim();
+  return DUCKDB_FROM_POSTGRES[base] ?? 'VARCHAR';
+}
+
+/** Postgres keeps a built-in type as it is; a type of the source's own (an enum, a domain) becomes text. */
+function postgresTypeFromPostgres(type: string): string {
+  const base = type.trim().toLowerCase().replace(/\[\d*\]/g, '').replace(/\(.*\)/, '').replace(/\s+/g, ' ').trim();
+  return POSTGRES_BUILTIN_BASES.has(base) ? type : type.trim().endsWith(']') ? 'text[]' : 'text';
+}
+const POSTGRES_BUILTIN_BASES = new Set([...POSTGRES_TYPES, 'time with time zone', 'time without time zone', 'timestamp with time zone', 'timestamp without time zone', 'bit varying']);
+
+const duckdbTypes = { knownTypes: new Set(DUCKDB_TYPES), nestedTypes: /^(struct|map|union|list|enum)\b/, typeFromPostgres: duckdbTypeFromPostgres };
 
 const DIALECTS: Record<Dialect['name'], Dialect> = {
   duckdb: { name: 'duckdb', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, readsOtherDatabases: true, ...duckdbTypes, ...ansi },
-  postgres: { name: 'postgres', formatterLanguage: 'postgresql', defaultSchema: 'public', opensWithoutWriting: true, readsOtherDatabases: false, maxNameBytes: 63, knownTypes: new Set(POSTGRES_TYPES), ...ansi },
+  postgres: { name: 'postgres', formatterLanguage: 'postgresql', defaultSchema: 'public', opensWithoutWriting: true, readsOtherDatabases: false, maxNameBytes: 63, knownTypes: new Set(POSTGRES_TYPES), typeFromPostgres: postgresTypeFromPostgres, ...ansi },
   // Delta tables are computed by DuckDB, so SQL over them is DuckDB's.
   delta: {
     name: 'delta',

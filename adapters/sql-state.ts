@@ -208,6 +208,12 @@ export class SqlStateStore implements StateStore {
     }
   }
 
+  async watermark(session: AdapterSession, relation: Relation): Promise<{ column: string; value: string | null } | undefined> {
+    const r = await session.query(`select event_time_column, watermark from ${t('watermarks')} where relation = $1`, [relationKey(relation)]);
+    const row = r.rows[0];
+    return row ? { column: String(row[0]), value: row[1] === null || row[1] === undefined ? null : String(row[1]) } : undefined;
+  }
+
   async finishedBatches(session: AdapterSession, relation: Relation): Promise<Set<string>> {
     const r = await session.query(`select batch_start from ${t('batches')} where relation = $1 and status = 'success'`, [relationKey(relation)]);
     return new Set(r.rows.map((row) => String(row[0])));

@@ -5,6 +5,8 @@
 // matching it has completed, the process says so on stderr and stops where
 // it is (its thread blocked, nothing more sent to the engine), so that a
 // test can kill it at exactly that point instead of after a guessed delay.
+// The Delta target's commits are points too: `delta commit <operation>
+// v<version> <table folder>` once the version's file is in the log.
 
 import { writeSync } from 'node:fs';
 
@@ -15,8 +17,13 @@ const oneLine = (sql: string) => sql.replace(/\s+/g, ' ').trim().slice(0, 160);
 
 export function traceSql(sql: string, startedAt: number): void {
   if (TRACE) process.stderr.write(`[sql ${(performance.now() - startedAt).toFixed(1)} ms] ${oneLine(sql)}\n`);
-  if (PAUSE?.test(oneLine(sql))) {
-    writeSync(2, `[paused after sql] ${oneLine(sql)}\n`);
+  pausePoint(oneLine(sql));
+}
+
+/** Stops the process here (see the header) when ETL_PAUSE_AFTER_SQL matches `label`. */
+export function pausePoint(label: string): void {
+  if (PAUSE?.test(label)) {
+    writeSync(2, `[paused after sql] ${label}\n`);
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
   }
 }

@@ -99,7 +99,7 @@ async function baseOptions(opts: GlobalOpts) {
   return { projectDir: opts.projectDir, target: opts.target, vars: await parseVars(opts.vars) };
 }
 
-async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 'snapshot', opts: RunOpts): Promise<number> {
+async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 'snapshot' | 'extract', opts: RunOpts): Promise<number> {
   const [api, { createReporter }, { scanProject }] = await Promise.all([import('../core/api.js'), import('../core/reporting/reporter.js'), import('../core/project/load.js')]);
   const base = await baseOptions(opts);
   // Load once up front so secrets are known before anything is printed.
@@ -168,6 +168,9 @@ function buildProgram(): Command {
   addRunOptions(program.command('build').description('seed, then build every selected model, in graph order')).action(async (opts: RunOpts) => {
     process.exitCode = await runCommand('build', opts);
   });
+  addRunOptions(program.command('extract').description("run the selected loaders: extract from the sources' systems into their raw tables (-s source:crm.customers)")).action(async (opts: RunOpts) => {
+    process.exitCode = await runCommand('extract', opts);
+  });
   addRunOptions(program.command('run').description('build the selected models')).action(async (opts: RunOpts) => {
     process.exitCode = await runCommand('run', opts);
   });
@@ -235,7 +238,7 @@ function buildProgram(): Command {
       if (opts.logFormat === 'json') return console.log(JSON.stringify(tables));
       for (const t of tables) {
         console.log(`${t.table}:`);
-        console.log(formatTable(['version', 'timestamp', 'operation', 'parameters', 'writer'], t.result.map((h) => [h.version, new Date(h.timestamp).toISOString(), h.operation ?? '', JSON.stringify(h.operationParameters ?? {}), h.writer ?? ''])));
+        console.log(formatTable(['version', 'timestamp', 'operation', 'parameters', 'writer', 'node'], t.result.map((h) => [h.version, new Date(h.timestamp).toISOString(), h.operation ?? '', JSON.stringify(h.operationParameters ?? {}), h.writer ?? '', h.nodeId ?? ''])));
       }
     });
   addSelectionOptions(addProjectOptions(delta.command('vacuum').description('delete data files no version within the retention needs (all tables, or -s)')))
@@ -304,18 +307,18 @@ function buildProgram(): Command {
     });
 
   addSelectionOptions(addProjectOptions(program.command('ls').alias('list').description('list the selected nodes')))
-    .addOption(new Option('--resource-type <type>', 'only this resource type (repeatable)').choices(['model', 'seed', 'snapshot', 'test']).argParser(collect as never))
+    .addOption(new Option('--resource-type <type>', 'only this resource type (repeatable)').choices(['model', 'seed', 'snapshot', 'test', 'loader']).argParser(collect as never))
     .addOption(new Option('-o, --output <format>', 'what to print per node').choices(['selector', 'name', 'path', 'json']).default('selector'))
-    .action(async (opts: GlobalOpts & SelectionOpts & { resourceType?: Array<'model' | 'seed' | 'snapshot' | 'test'>; output: string }) => {
+    .action(async (opts: GlobalOpts & SelectionOpts & { resourceType?: Array<'model' | 'seed' | 'snapshot' | 'test' | 'loader'>; output: string }) => {
       const { list } = await import('../core/api.js');
       // With --state, json output says whether each model's change breaks its children (its bound columns changed).
-      const { manifest, ids, warnings, breaking } = await list({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, state: opts.state, resourceTypes: opts.resourceType, breaking: opts.output === 'json' && !!opts.state });
+      const { manifest, ids, warnings, breaking } = await list({ ...(await baseOptions(opts)), select: opts.select, exclude: opts.exclude, state: opts.state, resourceTypes: opts.resourceType, breaking: opts.output === 'json' && !!opts.state, columns: opts.output === 'json' });
       for (const w of warnings) console.error(`warning: ${w}`);
       for (const id of ids) {
         const node = manifest.nodes[id]!;
         if (opts.output === 'name') console.log(node.name);
         else if (opts.output === 'path') console.log(node.original_file_path);
-        else if (opts.output === 'json') console.log(JSON.stringify({ unique_id: id, name: node.name, resource_type: node.resource_type, config: { materialized: node.config.materialized, tags: node.tags }, original_file_path: node.original_file_path, depends_on: node.depends_on.nodes, ...(breaking?.has(id) ? { breaking: breaking.get(id) } : {}) }));
+        else if (opts.output === 'json') console.log(JSON.stringify({ unique_id: id, name: node.name, resource_type: node.resource_type, config: { materialized: node.config.materialized, tags: node.tags }, original_file_path: node.original_file_path, depends_on: node.depends_on.nodes, columns: Object.values(node.columns).map((c) => ({ name: c.name, data_type: c.data_type ?? null })), ...(breaking?.has(id) ? { breaking: breaking.get(id) } : {}) }));
         else console.log(node.fqn.join('.'));
       }
     });

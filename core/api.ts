@@ -349,7 +349,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
         await flushPendingInvocations(project.targetPath, async (records) => {
           for (const r of records) await recordRunStart(adapter, session, r);
         });
-      });
+      }, { invocationId: runId });
     }
     if (deferTo) {
       // Only this run's SQL reads the state's relations (core/artifacts/defer.ts); manifest.json and the compile cache keep the project's own.
@@ -378,7 +378,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
       const records = nodeRunRecords(manifest, outcome.results);
       try {
-        await adapter.withSession((session) => recordRunEnd(adapter, session, { runId, status: outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', finishedAt: clock.now().toISOString() }, records));
+        await adapter.withSession((session) => recordRunEnd(adapter, session, { runId, status: outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', finishedAt: clock.now().toISOString() }, records), { invocationId: runId });
         if (project.file.budget) {
           // The run that takes the month's spend across the budget's alert_at raises the alert.
           const { budgetCheck, budgetConfig, costConfig, costOf } = await import('./history/report.js');
@@ -462,16 +462,21 @@ export async function retry(options: RunCommandOptions): Promise<RunSummary> {
     ids.add(r.unique_id);
     if (r.batch_results?.failed.length) retryBatches.set(r.unique_id, r.batch_results.failed);
   }
-  const types = last.args?.resource_types ?? ['seed', 'model', 'snapshot', 'test'];
+  const types = last.args?.resource_types ?? ['loader', 'seed', 'model', 'snapshot', 'test'];
   if (ids.size === 0) {
     return { manifest: (await compile(options)).manifest, results: [], elapsedSeconds: 0, interrupted: false, warnings: ['the last run had no failures; nothing to retry'], exitCode: 0, alerts: [] };
   }
   return execute(options, types, { command: 'retry', ids, retryBatches });
 }
 
-/** Seeds, models, snapshots and tests in graph order; a failing test skips its model's children. */
+/** Loaders, seeds, models, snapshots and tests in graph order; a failing test skips its model's children. */
 export function build(options: RunCommandOptions): Promise<RunSummary> {
-  return execute(options, ['seed', 'model', 'snapshot', 'test'], { command: 'build' });
+  return execute(options, ['loader', 'seed', 'model', 'snapshot', 'test'], { command: 'build' });
+}
+
+/** Loaders only: extract from the sources' systems and load their raw tables. */
+export function extract(options: RunCommandOptions): Promise<RunSummary> {
+  return execute(options, ['loader'], { command: 'extract' });
 }
 
 /** Snapshots only. */
@@ -496,18 +501,22 @@ export function seed(options: RunCommandOptions): Promise<RunSummary> {
 
 /** Lists the selected nodes (what `etl ls` prints). */
 export async function list(
-  options: CompileOptions & SelectOptions & { resourceTypes?: ResourceType[]; breaking?: boolean },
+  options: CompileOptions & SelectOptions & { resourceTypes?: ResourceType[]; breaking?: boolean; columns?: boolean },
 ): Promise<{ manifest: Manifest; ids: string[]; warnings: string[]; breaking?: Map<string, boolean> }> {
   const { project, manifest } = await compile(options);
   const { selected, warnings } = selectFromManifest(manifest, project.targetPath, options);
   const types = options.resourceTypes ? new Set(options.resourceTypes) : undefined;
   const ids = Object.keys(manifest.nodes).filter((id) => selected.has(id) && (!types || types.has(manifest.nodes[id]!.resource_type)));
-  if (!options.breaking || !options.state) return { manifest, ids, warnings };
-  // Against --state: whether each listed model's bound columns changed (core/analysis/breaking.ts).
+  const breaking = options.breaking && !!options.state;
+  if (!breaking && !options.columns) return { manifest, ids, warnings };
+  // The bound schemas (core/analysis; cached in target/.etl) fill the manifest's columns;
+  // models that do not bind are listed with the columns their yml declares.
   const models = ids.filter((id) => ['model', 'snapshot'].includes(manifest.nodes[id]!.resource_type));
   const [{ checkProject }, { breakingChanges }] = await Promise.all([import('./analysis/index.js'), import('./analysis/breaking.js')]);
-  const check = await checkProject(manifest, { target: project.target, projectRoot: project.root, targetPath: project.targetPath, selected: models, allowMissingSources: true });
-  const state = readJsonIfExists<Manifest>(path.join(options.state, 'manifest.json'))!;
+  const check = await checkProject(manifest, { target: project.target, projectRoot: project.root, targetPath: project.targetPath, selected: options.columns ? undefined : models, allowMissingSources: true });
+  if (!breaking) return { manifest, ids, warnings };
+  // Against --state: whether each listed model's bound columns changed (core/analysis/breaking.ts).
+  const state = readJsonIfExists<Manifest>(path.join(options.state!, 'manifest.json'))!;
   return { manifest, ids, warnings, breaking: breakingChanges(models, check.columns, state, dialectFor(project.target.type).canonicalType) };
 }
 

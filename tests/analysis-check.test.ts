@@ -101,6 +101,20 @@ describe('etl compile --check (the command)', () => {
 });
 
 describe('what the bound schemas tell about the next run', () => {
+  it('etl ls --output json shows every model\'s bound columns and types before the first build', async () => {
+    const { runCli } = await import('./e2e/helpers.js');
+    const dir = brokenProject({ name: 'ls', edits: {}, errors: [] });
+    const ls = await runCli(['ls', '-s', 'stg_orders', 'raw_orders', '--output', 'json'], { cwd: dir });
+    expect(ls.code, ls.output).toBe(0);
+    const rows = ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { name: string; columns: Array<{ name: string; data_type: string | null }> });
+    const listed = rows.filter((r) => r.name === 'raw_orders' || r.name === 'stg_orders');
+    expect(Object.fromEntries(listed.map((r) => [r.name, r.columns.map((c) => `${c.name} ${c.data_type}`)]))).toEqual({
+      raw_orders: ['order_id BIGINT', 'customer_id BIGINT', 'order_date DATE', 'status VARCHAR'],
+      stg_orders: ['order_id BIGINT', 'customer_id BIGINT', 'order_date DATE', 'status VARCHAR'],
+    });
+    expect(existsSync(path.join(dir, 'target/dev.duckdb'))).toBe(false);
+  });
+
   it('etl ls -s state:modified --state prod --output json says which changes break their children', async () => {
     const { runCli } = await import('./e2e/helpers.js');
     const dir = brokenProject({ name: 'state', edits: {}, errors: [] });

@@ -97,6 +97,17 @@ describe('splitDocs', () => {
     expect(s.stale_sources).toEqual([{ node: null, id: 'source.shop.raw.orders', status: 'error', max_loaded_at: '2025-12-30T00:00:00Z', age_s: 172800, error: undefined }]);
   });
 
+  it("gives a model's contract and its status at the last build", () => {
+    const m = structuredClone(manifest);
+    m.nodes['model.shop.orders']!.config.contract = { enforced: true };
+    const { nodes, index } = splitDocs({
+      manifest: m,
+      runResults: { metadata: { generated_at: '2026-01-01T00:00:00Z', invocation_id: 'r1' }, elapsed_time: 1, results: [result('model.shop.orders', 'error', { message: 'contract: column amount is VARCHAR, the contract says DECIMAL(16,2)' })] } as RunResultsFile,
+    });
+    expect(nodes[index.ids.indexOf('model.shop.orders')]!.contract).toEqual({ enforced: true, status: 'error', message: 'contract: column amount is VARCHAR, the contract says DECIMAL(16,2)' });
+    expect(nodes[index.ids.indexOf('model.shop.customers')]!.contract).toBeUndefined();
+  });
+
   it('carries column lineage up and down, and inherited descriptions only where the model has none', () => {
     const { nodes } = splitDocs({ manifest, lineage });
     const stg = nodes.find((n) => n.id === 'model.shop.stg_payments')!;

@@ -8,8 +8,7 @@
 // Delta target has no views: a view model is built as a table, with a warning.
 
 import path from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
-import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, RowMove, SeedOptions, SnapshotChange, SnapshotResult, StagedTable, StageOptions } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, SessionContext, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, RowMove, SeedOptions, SnapshotChange, SnapshotResult, StagedTable, StageOptions } from '../adapter.js';
 import type { SqlEngine } from '../sql-engine.js';
 import { applySnapshotSql } from '../sql-snapshot.js';
 import { dialectFor } from '../dialect.js';
@@ -18,14 +17,15 @@ import { RunError } from '../../core/errors.js';
 import type { StateRecord } from '../../core/state/state.js';
 import { commit } from './transaction.js';
 import { ConcurrentModificationError } from './errors.js';
-import { planRewrite } from './changes.js';
+import { planCopyOnWrite, planRewrite } from './changes.js';
 import { Lake, relationSql } from './lake.js';
 import { protocolFor, checkWritable, sameProtocol } from './protocol.js';
 import { scanSnapshot } from './scan.js';
-import { duckdbTypeOf, quoteIdent } from './schema.js';
+import { duckdbTypeOf, quoteIdent, schemaFromDuckDb } from './schema.js';
 import { loadSnapshot, type Snapshot } from './snapshot.js';
 import { LocalStorage } from './storage.js';
 import { DeltaSession, type PendingState } from './session.js';
+import { pairingDomain, pairingOf, quarantineCommit, repairQuarantine } from './quarantine.js';
 import { applyRecords, DeltaStateStore, parseTableState, STATE_DOMAIN, type AppliedCounts, type DeltaStateHost } from './state-store.js';
 import type { SqlSession } from './sql.js';
 import type { Action } from './actions.js';
@@ -39,6 +39,17 @@ const OPERATIONS: Record<IncrementalChange['strategy'], string> = {
   replace_where: 'REPLACE WHERE',
   insert_overwrite: 'INSERT OVERWRITE',
 };
+
+/** The quarantine table a model's commit goes with, and the domain recording the pairing. */
+interface Quarantined {
+  into?: Relation;
+  domains: DomainValue[];
+}
+
+/** commitInfo's writer fields from the session's context. */
+function writerOf(context: SessionContext | undefined): { writer?: string; nodeId?: string } {
+  return context ? { writer: context.invocationId, nodeId: context.nodeId } : {};
+}
 
 export interface DeltaTarget {
   name: string;
@@ -67,10 +78,10 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   }
 
   async open(): Promise<void> {
-    if (this.options.readOnly && !existsSync(this.lake.root)) {
+    if (this.options.readOnly && !(await this.lake.storageRoot.stat(''))) {
       throw new RunError(`target ${this.target.name} has not been built yet: ${this.lake.root} does not exist\n  hint: run etl build (or etl seed / etl run) first`, 1);
     }
-    if (!this.options.readOnly) mkdirSync(this.lake.root, { recursive: true });
+    if (!this.options.readOnly) await this.lake.storageRoot.prepareDir('');
     await this.duck.open();
     const tables = await this.lake.discover();
     await this.withSession(async (session) => {
@@ -82,8 +93,8 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     return this.duck.close();
   }
 
-  withSession<T>(fn: (session: AdapterSession) => Promise<T>): Promise<T> {
-    return this.duck.withSession((s) => fn(new DeltaSession(s as SqlSession & { connection?: unknown }, this.shadowHost)));
+  withSession<T>(fn: (session: AdapterSession) => Promise<T>, context?: SessionContext): Promise<T> {
+    return this.duck.withSession((s) => fn(new DeltaSession(s as SqlSession & { connection?: unknown }, this.shadowHost, context)));
   }
 
   interruptAll(): void {
@@ -127,7 +138,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   }
 
   async replaceTable(session: AdapterSession, relation: Relation, selectSql: string, state: StateRecord[] = []): Promise<MaterializeResult> {
-    const written = await this.lake.table(relation, session).write({ selectSql, mode: 'overwrite', writer: undefined, ...this.stateOption(session, relation, state, undefined) });
+    const written = await this.lake.table(relation, session).write({ selectSql, mode: 'overwrite', ...this.stateOption(session, relation, state, undefined) });
     await this.lake.refresh(relation, session);
     return { rowsAffected: written.rows, message: `CREATE TABLE (${written.rows} rows)` };
   }
@@ -136,68 +147,111 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     return this.duck.stageTable(session, relation, selectSql, options);
   }
 
+  /** Staged in DuckDB as any table; publishTable writes its Parquet files and commits them. */
+  stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable> {
+    return this.duck.stageCsv(session, relation, columns, csv, options);
+  }
+
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void> {
     return this.duck.discardStaged(session, staged);
   }
 
   async publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras: PublishExtras = {}): Promise<void> {
-    if (extras.moveRows) await this.moveRows(session, relationSql(staged.relation), extras.moveRows);
-    await this.lake.table(relation, session).write({
-      selectSql: `select * from ${relationSql(staged.relation)}`,
-      current: this.lake.isTable(relation) ? await this.lake.snapshot(relation, session) : undefined,
-      mode: 'overwrite',
-      partitionBy: extras.partitionBy,
-      ...this.stateOption(session, relation, extras.state ?? [], { rows: staged.rows }),
-    });
+    const current = this.lake.isTable(relation) ? await this.lake.latest(relation, session) : undefined;
+    const quarantine = await this.quarantineFirst(session, relationSql(staged.relation), relation, current, extras.moveRows);
+    await this.withQuarantine(session, relation, quarantine, () =>
+      this.lake.table(relation, session).write({
+        selectSql: `select * from ${relationSql(staged.relation)}`,
+        current,
+        mode: 'overwrite',
+        partitionBy: extras.partitionBy,
+        ...this.stateOption(session, relation, extras.state ?? [], { rows: staged.rows }, quarantine.domains),
+      }),
+    );
     await this.duck.discardStaged(session, staged);
     await this.lake.refresh(relation, session);
   }
 
-  /** Quarantine: the rows leave the staged table for a Delta table of their own (appended; its own commit, before the target's). */
-  private async moveRows(session: AdapterSession, from: string, move: RowMove): Promise<void> {
+  /**
+   * Quarantine (quarantine.ts): the rows leave the staged table for a Delta
+   * table of their own, committed before the model's commit, which records
+   * the quarantine version it goes with (the returned domain). Rows of an
+   * earlier model commit that never happened are removed first.
+   */
+  private async quarantineFirst(session: AdapterSession, from: string, target: Relation, current: Snapshot | undefined, move: RowMove | undefined): Promise<Quarantined> {
+    const pairing = pairingOf(current);
+    if (!move) {
+      // Nothing to quarantine this time: still settle what an unpublished run left, and keep the pairing current.
+      if (!pairing) return { domains: [] };
+      const dot = pairing.table.indexOf('.');
+      const into = { schema: pairing.table.slice(0, dot), name: pairing.table.slice(dot + 1) };
+      const version = await repairQuarantine(this.lake, session, target, into, current);
+      return { domains: version === undefined || version === pairing.version ? [] : [pairingDomain(into, version)] };
+    }
+    await repairQuarantine(this.lake, session, target, move.into, current);
     const select = `select ${move.columns} from ${from} as ${move.alias} where ${move.where}`;
     const moving = Number((await session.query(`select count(*) from (${select}) as moving`)).rows[0]?.[0] ?? 0);
+    let version: number;
     if (moving > 0 || !this.lake.isTable(move.into)) {
-      await this.lake.table(move.into, session).write({ selectSql: select, mode: 'append', mergeSchema: true });
+      const existing = this.lake.isTable(move.into) ? await this.lake.latest(move.into, session) : undefined;
+      const written = await this.lake.table(move.into, session).write({ selectSql: select, mode: 'append', mergeSchema: true, current: existing, ...quarantineCommit(target, existing, (session as SqlSession).context?.invocationId) });
+      version = written.commit!.version;
       await this.lake.refresh(move.into, session);
-    }
+    } else version = (await this.lake.latest(move.into, session)).version;
     await session.execute(`delete from ${from} as ${move.alias} where ${move.where}`);
+    return { into: move.into, domains: [pairingDomain(move.into, version)] };
+  }
+
+  /** The model's commit; when it fails, the quarantine rows committed for it are removed at once (the next write would otherwise). */
+  private async withQuarantine<T>(session: AdapterSession, target: Relation, quarantine: Quarantined, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (err) {
+      if (quarantine.into) {
+        const current = this.lake.isTable(target) ? await this.lake.latest(target, session).catch(() => undefined) : undefined;
+        await repairQuarantine(this.lake, session, target, quarantine.into, current).catch(() => undefined);
+      }
+      throw err;
+    }
   }
 
   async applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number }> {
     // A staged DuckDB table (microbatch's full refresh builds one batch by batch) is DuckDB's to change.
     if (!this.lake.isTable(change.target)) return this.duck.applyIncremental(session, { ...change, state: [] });
     const table = this.lake.table(change.target, session);
+    const snapshot = await this.lake.latest(change.target, session);
     let source: string;
     let scratch: string | undefined;
+    let quarantine: Quarantined = { domains: [] };
     if ('sql' in change.staged) {
       // The rows of a query are staged once: counted, matched and written from the same rows.
       scratch = `"temp"."etl_delta_rows_${Math.random().toString(36).slice(2)}"`;
       await session.execute(`create temp table ${scratch} as ${change.staged.sql}`);
       source = scratch;
     } else {
-      if (change.moveRows) await this.moveRows(session, relationSql(change.staged), change.moveRows);
       source = relationSql(change.staged);
+      quarantine = await this.quarantineFirst(session, source, change.target, snapshot, change.moveRows);
     }
     try {
       const rows = Number((await session.query(`select count(*) from ${source}`)).rows[0]?.[0] ?? 0);
-      const snapshot = await this.lake.latest(change.target, session);
       const plan = await planRewrite(table.storage, session, snapshot, change, source);
       const nothing = rows === 0 && plan.removeFiles.length === 0 && !plan.schema;
-      if (nothing && change.state.length === 0) return { rowsAffected: 0 };
+      if (nothing && change.state.length === 0 && quarantine.domains.length === 0) return { rowsAffected: 0 };
       const replaces = change.strategy !== 'append';
-      await table.write({
-        current: snapshot,
-        // No rows to write and none to keep: a commit of state alone, without an empty data file.
-        selectSql: nothing ? undefined : plan.selectSql,
-        mode: plan.removeFiles.length || plan.schema ? 'rewrite' : 'append',
-        removeFiles: plan.removeFiles,
-        schema: plan.schema,
-        operation: OPERATIONS[change.strategy],
-        readPredicate: replaces ? 'all' : 'none',
-        readFiles: replaces ? 'all' : undefined,
-        ...this.stateOption(session, change.target, change.state, { rows }),
-      });
+      await this.withQuarantine(session, change.target, quarantine, () =>
+        table.write({
+          current: snapshot,
+          // No rows to write and none to keep: a commit of state alone, without an empty data file.
+          selectSql: nothing ? undefined : plan.selectSql,
+          mode: plan.removeFiles.length || plan.schema ? 'rewrite' : 'append',
+          removeFiles: plan.removeFiles,
+          schema: plan.schema,
+          operation: OPERATIONS[change.strategy],
+          readPredicate: replaces ? 'all' : 'none',
+          readFiles: replaces ? 'all' : undefined,
+          ...this.stateOption(session, change.target, change.state, { rows }, quarantine.domains),
+        }),
+      );
       await this.lake.refresh(change.target, session);
       return { rowsAffected: rows };
     } finally {
@@ -205,14 +259,14 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     }
   }
 
-  /** The etl.state domain of a commit that carries state records, computed over the table as the commit leaves it. */
-  private stateOption(session: AdapterSession, relation: Relation, records: StateRecord[], applied: AppliedCounts | undefined): { domains?: (after: Snapshot) => Promise<DomainValue[]> } {
-    if (records.length === 0) return {};
+  /** The etl.state domain of a commit that carries state records, computed over the table as the commit leaves it, and `extra` domains. */
+  private stateOption(session: AdapterSession, relation: Relation, records: StateRecord[], applied: AppliedCounts | undefined, extra: DomainValue[] = []): { domains?: (after: Snapshot) => Promise<DomainValue[]> } {
+    if (records.length === 0) return extra.length ? { domains: async () => extra } : {};
     return {
       domains: async (after) => {
         const current = parseTableState(after.domains.get(STATE_DOMAIN)?.configuration, relation.name);
         const next = await applyRecords(current, records, applied ?? {}, (column, newRows) => this.maxOf(session, relation, after, column, newRows));
-        return [{ domain: STATE_DOMAIN, configuration: JSON.stringify(next) }];
+        return [...extra, { domain: STATE_DOMAIN, configuration: JSON.stringify(next) }];
       },
     };
   }
@@ -239,7 +293,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     const actions: Action[] = [];
     if (!sameProtocol(protocol, snapshot.protocol)) actions.push({ protocol });
     actions.push({ domainMetadata: { domain: STATE_DOMAIN, configuration: JSON.stringify(next), removed: false } });
-    await commit(table.storage, session, { operation: 'SET ETL STATE', readVersion: snapshot.version, actions, readPredicate: 'none' });
+    await commit(table.storage, session, { operation: 'SET ETL STATE', readVersion: snapshot.version, actions, readPredicate: 'none', ...writerOf(session.context) });
     await this.lake.refresh(relation, session);
   }
 
@@ -295,13 +349,22 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   /** What DeltaSession needs to turn SQL that writes to a Delta table into a commit. */
   private readonly shadowHost = {
     isDeltaTable: (r: Relation) => this.lake.isTable(r),
-    scanSql: async (session: SqlSession, r: Relation) => (await scanSnapshot(this.lake.storage(r), session, await this.lake.table(r, session).snapshot())).sql,
-    writeBack: async (session: SqlSession, r: Relation, state: PendingState[]) => {
+    scanSql: async (session: SqlSession, r: Relation) => (await scanSnapshot(this.lake.storage(r), session, await this.lake.latest(r, session))).sql,
+    writeBack: async (session: SqlSession, r: Relation, state: PendingState[], context: SessionContext | undefined) => {
       const name = relationSql(r);
       try {
         const records = state.flatMap((p) => p.records);
         const applied = Object.assign({}, ...state.map((p) => p.applied)) as AppliedCounts;
-        await this.lake.table(r, session).write({ selectSql: `select * from ${name}`, mode: 'overwrite', operation: 'UPDATE', current: await this.lake.snapshot(r, session), ...this.stateOption(session, r, records, applied) });
+        const table = this.lake.table(r, session);
+        // The snapshot the shadow was copied from: only its files that lost or changed a row are rewritten.
+        const current = await this.lake.snapshot(r, session);
+        const plan = await planCopyOnWrite(table.storage, session, current, name, schemaFromDuckDb(await table.describe(`select * from ${name}`)));
+        await table.write({
+          ...(plan ? { selectSql: plan.selectSql, mode: 'rewrite', removeFiles: plan.removeFiles, operation: 'MERGE' } : { selectSql: `select * from ${name}`, mode: 'overwrite', operation: 'UPDATE' }),
+          current,
+          ...writerOf(context),
+          ...this.stateOption(session, r, records, applied),
+        });
       } finally {
         await session.execute(`drop table if exists ${name}`);
         await this.lake.refresh(r, session);

@@ -3,14 +3,15 @@
 // files are pruned by the key's min/max statistics, then DuckDB finds the
 // files that really hold a matching row (reading the key columns and the
 // file name). Their other rows are written again with the new rows, and the
-// commit removes exactly those files.
+// commit removes exactly those files. Snapshots (any SQL on a copy of the
+// table) are compared with the table file by file (planCopyOnWrite).
 
 import path from 'node:path';
 import type { ColumnChange, IncrementalChange } from '../adapter.js';
 import type { AddFile } from './actions.js';
 import { fileLocation, pruneFiles, scanSnapshot, type ScanFilter } from './scan.js';
 import { serializePartitionSql } from './partitions.js';
-import { deltaTypeOfDuckDb, duckdbTypeOf, quoteIdent, type StructField, type StructType } from './schema.js';
+import { deltaTypeOfDuckDb, duckdbTypeOf, quoteIdent, schemaString, type StructField, type StructType } from './schema.js';
 import type { Snapshot } from './snapshot.js';
 import type { SqlSession } from './sql.js';
 import type { DeltaStorage } from './storage.js';
@@ -101,9 +102,7 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
     const pool = await candidates(session, snapshot, change, source);
     if (pool.length) {
       const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [f.path, f])) }, { fileColumn: FILE_COLUMN });
-      const hit = await session.query(`select distinct ${quoteIdent(FILE_COLUMN)} from (${scan.sql}) as etl_target where ${replaced}`);
-      const byLocation = new Map(pool.map((f) => [path.normalize(fileLocation(storage, f.path)), f]));
-      affected = hit.rows.map((r) => byLocation.get(path.normalize(String(r[0])))).filter((f): f is AddFile => f !== undefined);
+      affected = await filesNamed(storage, session, pool, `select distinct ${quoteIdent(FILE_COLUMN)} from (${scan.sql}) as etl_target where ${replaced}`);
     }
   }
   const parts: string[] = [];
@@ -113,4 +112,39 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
   }
   parts.push(newRows);
   return { selectSql: parts.length === 1 ? parts[0]! : parts.map((p) => `(${p})`).join('\nunion all\n'), removeFiles: affected, schema: after.changed ? schema : undefined };
+}
+
+/** The files (of `pool`) whose locations a query returns in its first column. */
+async function filesNamed(storage: DeltaStorage, session: SqlSession, pool: AddFile[], sql: string): Promise<AddFile[]> {
+  const hit = await session.query(sql);
+  const byLocation = new Map(pool.map((f) => [path.normalize(fileLocation(storage, f.path)), f]));
+  return hit.rows.map((r) => byLocation.get(path.normalize(String(r[0])))).filter((f): f is AddFile => f !== undefined);
+}
+
+/**
+ * The table changed by arbitrary SQL (a snapshot's SCD-2 statements ran on
+ * `changed`, a copy of `snapshot`'s rows) as copy-on-write: the files holding
+ * a row that is no longer there, or changed (compared as a multiset over
+ * every column, NULL-safe), are removed; the new files hold the rows of
+ * `changed` that the untouched files do not. Undefined when the columns
+ * changed (the caller rewrites the whole table).
+ */
+export async function planCopyOnWrite(storage: DeltaStorage, session: SqlSession, snapshot: Snapshot, changed: string, changedSchema: StructType): Promise<Omit<Rewrite, 'schema'> | undefined> {
+  if (schemaString(changedSchema) !== schemaString(snapshot.schema)) return undefined;
+  const cols = snapshot.schema.fields.map((f) => quoteIdent(f.name));
+  const list = cols.join(', ');
+  const files = [...snapshot.files.values()];
+  let removeFiles: AddFile[] = [];
+  if (files.length) {
+    const old = await scanSnapshot(storage, session, snapshot, { fileColumn: FILE_COLUMN });
+    // Equal rows are told apart by their rank among equals, so a multiset difference finds each removed copy.
+    const numbered = (from: string) => `select *, row_number() over (partition by ${list}) as etl_rank from (${from}) as etl_rows`;
+    const same = [...cols.map((c) => `etl_old.${c} is not distinct from etl_now.${c}`), 'etl_old.etl_rank = etl_now.etl_rank'].join(' and ');
+    removeFiles = await filesNamed(storage, session, files, `select distinct etl_old.${quoteIdent(FILE_COLUMN)} from (${numbered(old.sql)}) as etl_old anti join (${numbered(`select ${list} from ${changed}`)}) as etl_now on ${same}`);
+  }
+  const removed = new Set(removeFiles);
+  const kept = files.filter((f) => !removed.has(f));
+  if (kept.length === 0) return { selectSql: `select ${list} from ${changed}`, removeFiles };
+  const untouched = await scanSnapshot(storage, session, { ...snapshot, files: new Map(kept.map((f) => [f.path, f])) });
+  return { selectSql: `select ${list} from ${changed} except all select ${list} from (${untouched.sql}) as etl_kept`, removeFiles };
 }

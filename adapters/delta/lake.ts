@@ -3,7 +3,6 @@
 // files of its latest snapshot (refreshed after each commit), so models,
 // tests and `etl show` read Delta tables with plain SQL.
 
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Relation } from '../adapter.js';
 import { quoteIdent } from './schema.js';
@@ -25,7 +24,12 @@ export class Lake {
   /** Relations known to be Delta tables, with their latest snapshot once read. */
   private readonly tables = new Map<string, { relation: Relation; snapshot?: Snapshot }>();
 
-  constructor(readonly root: string) {}
+  /** The lake's own folder (schemas, then tables), through the storage interface like every table. */
+  readonly storageRoot: LocalStorage;
+
+  constructor(readonly root: string) {
+    this.storageRoot = new LocalStorage(root);
+  }
 
   folder(r: Relation): string {
     return path.join(this.root, r.schema, r.name);
@@ -50,9 +54,10 @@ export class Lake {
   /** Finds the Delta tables already in the lake (<schema>/<name>/_delta_log). */
   async discover(): Promise<Relation[]> {
     const found: Relation[] = [];
-    for (const schema of await dirs(this.root)) {
-      for (const name of await dirs(path.join(this.root, schema))) {
-        if ((await dirs(path.join(this.root, schema, name))).includes('_delta_log')) found.push({ schema, name });
+    const folders = (dir: string) => this.storageRoot.folders(dir);
+    for (const schema of await folders('')) {
+      for (const name of await folders(schema)) {
+        if ((await folders(`${schema}/${name}`)).includes('_delta_log')) found.push({ schema, name });
       }
     }
     for (const r of found) if (!this.tables.has(relationKeyOf(r))) this.tables.set(relationKeyOf(r), { relation: r });
@@ -87,13 +92,5 @@ export class Lake {
     const scan = await scanSnapshot(this.storage(r), session, s);
     await session.execute(`create schema if not exists ${quoteIdent(r.schema)}`);
     await session.execute(`create or replace view ${relationSql(r)} as ${scan.sql}`);
-  }
-}
-
-async function dirs(p: string): Promise<string[]> {
-  try {
-    return (await fs.readdir(p, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
-  } catch {
-    return [];
   }
 }

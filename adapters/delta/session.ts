@@ -6,7 +6,7 @@
 // Delta commit (a full rewrite: correct for any SQL, though not file by
 // file). A rollback, or a failed Delta commit, leaves the table as it was.
 
-import type { QueryResult } from '../adapter.js';
+import type { QueryResult, SessionContext } from '../adapter.js';
 import type { Relation } from '../adapter.js';
 import { relationKeyOf, relationSql } from './lake.js';
 import type { SqlSession } from './sql.js';
@@ -37,7 +37,7 @@ export interface ShadowHost {
   /** The rows of the Delta table now, as a SELECT. */
   scanSql(session: SqlSession, r: Relation): Promise<string>;
   /** Writes the DuckDB table back as the Delta table's next version (with its state) and makes the name a view again. */
-  writeBack(session: SqlSession, r: Relation, state: PendingState[]): Promise<void>;
+  writeBack(session: SqlSession, r: Relation, state: PendingState[], context: SessionContext | undefined): Promise<void>;
   /** Makes the name a view of the current Delta snapshot again. */
   restoreView(session: SqlSession, r: Relation): Promise<void>;
   /** Makes `"schema"."table@v12"` (or `@<timestamp>`) a view of that older snapshot. */
@@ -71,6 +71,8 @@ export class DeltaSession implements SqlSession {
   constructor(
     readonly inner: SqlSession & { connection?: unknown },
     private readonly host: ShadowHost,
+    /** Who works on this session (commitInfo's etlInvocationId and etlNodeId). */
+    readonly context?: SessionContext,
   ) {}
 
   /** The DuckDB connection (preview reads through it). */
@@ -119,7 +121,7 @@ export class DeltaSession implements SqlSession {
       for (const [i, r] of shadows.entries()) {
         try {
           const state = pending.map((p) => ({ records: p.records.filter((x) => relationKeyOf(x.relation) === relationKeyOf(r)), applied: p.applied })).filter((p) => p.records.length);
-          await this.host.writeBack(this.inner, r, state);
+          await this.host.writeBack(this.inner, r, state, this.context);
         } catch (err) {
           for (const rest of shadows.slice(i)) await this.host.restoreView(this.inner, rest).catch(() => undefined);
           throw err;

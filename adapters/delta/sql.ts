@@ -2,9 +2,10 @@
 // parquet_metadata), and the few SQL-building helpers it shares.
 
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { AdapterSession } from '../adapter.js';
+import type { AdapterSession, SessionContext } from '../adapter.js';
 
-export type SqlSession = AdapterSession;
+/** A session; `context` (the run and node working on it) goes into the commitInfo of what it commits. */
+export type SqlSession = AdapterSession & { readonly context?: SessionContext };
 
 export function quoteString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;

@@ -191,6 +191,11 @@ export class DeltaStateStore implements StateStore {
     return parseTableState(snapshot.domains.get(STATE_DOMAIN)?.configuration, relationKey(relation));
   }
 
+  async watermark(session: SqlSession, relation: Relation): Promise<{ column: string; value: string | null } | undefined> {
+    const w = (await this.stateOf(session, relation)).watermark;
+    return w ? { column: w.column, value: w.value } : undefined;
+  }
+
   async finishedBatches(session: SqlSession, relation: Relation): Promise<Set<string>> {
     const s = await this.stateOf(session, relation);
     return new Set(Object.entries(s.batches).filter(([, b]) => b.status === 'success').map(([start]) => start));

@@ -7,8 +7,34 @@
 import { fileList, type SqlSession } from './sql.js';
 import type { DeltaType, StructType } from './schema.js';
 
-/** Strings longer than this get no min/max (Delta's own writers keep a 32-character prefix). */
-const STRING_STATS_LIMIT = 32;
+/**
+ * Longer strings get bounds cut to this many characters, as Delta's own
+ * writers do: the prefix as the minimum (never above any value), the prefix
+ * with its last character incremented as the maximum (above every value that
+ * starts with the prefix). PROTOCOL.md asks only for bounds, not exact values.
+ */
+export const STRING_STATS_LIMIT = 32;
+
+/** The smallest string above every string starting with `prefix` (code point order, which is UTF-8 byte order), or undefined when none is (all U+10FFFF). */
+export function stringAbove(prefix: string): string | undefined {
+  const points = [...prefix].map((c) => c.codePointAt(0)!);
+  while (points.length) {
+    const last = points.pop()!;
+    if (last >= 0x10ffff) continue;
+    // Surrogates are not characters: the one after U+D7FF is U+E000.
+    points.push(last + 1 === 0xd800 ? 0xe000 : last + 1);
+    return String.fromCodePoint(...points);
+  }
+  return undefined;
+}
+
+/** A string bound as Delta keeps it: at most STRING_STATS_LIMIT characters, still a bound. */
+export function stringBound(value: string, side: 'min' | 'max'): string | undefined {
+  const chars = [...value];
+  if (chars.length <= STRING_STATS_LIMIT) return value;
+  const prefix = chars.slice(0, STRING_STATS_LIMIT).join('');
+  return side === 'min' ? prefix : stringAbove(prefix);
+}
 
 export interface FileStats {
   numRecords: number;
@@ -85,7 +111,7 @@ function timestampStat(micros: bigint, ntz: boolean): string {
 }
 
 /** A bound as it goes into the stats JSON, or undefined when Delta keeps none for the type. */
-function statValue(type: string, raw: string): unknown {
+function statValue(type: string, raw: string, side: 'min' | 'max'): unknown {
   switch (type) {
     case 'long':
     case 'integer':
@@ -103,10 +129,12 @@ function statValue(type: string, raw: string): unknown {
     case 'timestamp_ntz':
       return timestampStat(timestampMicros(raw), type === 'timestamp_ntz');
     case 'string':
-      return [...raw].length <= STRING_STATS_LIMIT ? raw : undefined;
+      return stringBound(raw, side);
+    case 'boolean':
+      return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : undefined;
     default:
       if (type.startsWith('decimal')) return /^-?\d+(\.\d+)?$/.test(raw) ? new RawNumber(raw) : undefined;
-      return undefined; // boolean, binary: no bounds, as in Delta's own writers
+      return undefined; // binary: no bounds, as in Delta's own writers
   }
 }
 
@@ -184,8 +212,8 @@ export async function collectStats(session: SqlSession, locations: string[], sch
       const leaf = leaves.get(path.join(', '))!;
       if (Number.isFinite(a.nulls)) setPath(stats.nullCount, path, a.nulls);
       if (!a.boundsValid || a.min === undefined || a.max === undefined) continue;
-      const min = statValue(leaf.type, a.min);
-      const max = statValue(leaf.type, a.max);
+      const min = statValue(leaf.type, a.min, 'min');
+      const max = statValue(leaf.type, a.max, 'max');
       if (min === undefined || max === undefined) continue;
       setPath(stats.minValues, path, min);
       setPath(stats.maxValues, path, max);

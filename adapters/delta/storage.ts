@@ -2,7 +2,9 @@
 // touches the file system itself, so object storage (S3, Azure Blob/ADLS with
 // conditional writes for putIfAbsent) can be added behind it later without
 // changing the log, reader or writer. Paths are relative to the table root,
-// with '/' separators.
+// with '/' separators. (The lake's folders of schemas and tables are listed
+// through it too, with the lake as root. A checkpoint is made by DuckDB in a
+// local scratch folder, then written through write().)
 
 import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -31,6 +33,8 @@ export interface DeltaStorage {
    * object store's paginated listing does), so a long log is not listed whole.
    */
   list(dir: string, options?: ListOptions): Promise<StoredFile[]>;
+  /** The names of the folders in `dir` (an object store's common prefixes), sorted; [] when `dir` does not exist. */
+  folders(dir: string): Promise<string[]>;
   /** The file's bytes; throws a NotFound error (isNotFound) when absent. */
   read(file: string): Promise<Buffer>;
   /** Size and modification time, or undefined when absent. */
@@ -95,6 +99,18 @@ export class LocalStorage implements DeltaStorage {
     };
     await walk(dir.replace(/\/+$/, ''));
     return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  async folders(dir: string): Promise<string[]> {
+    try {
+      return (await fs.readdir(this.locate(dir), { withFileTypes: true }))
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name)
+        .sort();
+    } catch (err) {
+      if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+      throw err;
+    }
   }
 
   read(file: string): Promise<Buffer> {

@@ -39,8 +39,10 @@ export interface WriteOptions {
   mode: WriteMode;
   /** Partition columns of a new table (an existing table keeps its own unless overwritten). */
   partitionBy?: string[];
-  /** Who writes (an etl run id): commitInfo and conflict messages. */
+  /** Who writes (an etl invocation id; default: the session's): commitInfo and conflict messages. */
   writer?: string;
+  /** The node that writes (its unique_id; default: the session's). */
+  nodeId?: string;
   /** Idempotence: skipped when the table already holds this appId at this version or later. */
   txn?: { appId: string; version: number };
   /**
@@ -78,7 +80,10 @@ export interface HistoryEntry {
   timestamp: number;
   operation?: string;
   operationParameters?: Record<string, unknown>;
+  /** Who wrote it: etl's invocation id (run_results.json's), or the engine (Spark, delta-rs). */
   writer?: string;
+  /** The etl node that wrote it (unique_id). */
+  nodeId?: string;
   commitInfo?: Record<string, unknown>;
 }
 
@@ -190,7 +195,8 @@ export class DeltaTable {
       actions,
       readPredicate: options.readPredicate ?? readPredicate,
       readFiles: options.readFiles ?? readFiles,
-      writer: options.writer,
+      writer: options.writer ?? this.session.context?.invocationId,
+      nodeId: options.nodeId ?? this.session.context?.nodeId,
       commitInfo: options.commitInfo,
     });
     return { commit: result, adds, removes, rows };
@@ -257,7 +263,8 @@ export class DeltaTable {
         timestamp: typeof info?.inCommitTimestamp === 'number' ? info.inCommitTimestamp : times[i]!,
         operation: info?.operation,
         operationParameters: info?.operationParameters as Record<string, unknown> | undefined,
-        writer: (info?.etlRunId as string | undefined) ?? (info?.engineInfo as string | undefined),
+        writer: ((info?.etlInvocationId ?? info?.etlRunId) as string | undefined) ?? (info?.engineInfo as string | undefined),
+        nodeId: info?.etlNodeId as string | undefined,
         commitInfo: info,
       });
     }

@@ -11,12 +11,15 @@ import type { Action, AddFile, Commit, CommitInfo, RemoveFile } from './actions.
 import { commitInfoOf, fileKey, serializeCommit } from './actions.js';
 import { CHECKPOINT_INTERVAL, writeCheckpoint } from './checkpoint.js';
 import { ConcurrentModificationError, DeltaTableError } from './errors.js';
+import { ETL_VERSION } from '../../core/compiler/version.js';
+import { pausePoint } from '../trace.js';
 import { commitPath } from './log-files.js';
 import { loadSnapshot, readCommitsAfter } from './snapshot.js';
 import type { SqlSession } from './sql.js';
 import type { DeltaStorage } from './storage.js';
 
-export const ENGINE_INFO = 'etl';
+/** commitInfo.engineInfo, as Spark writes `Apache-Spark/3.5.0 Delta-Lake/3.1.0`. */
+export const ENGINE_INFO = `etl/${ETL_VERSION}`;
 
 export interface CommitRequest {
   /** Spark's operation name: WRITE, CREATE OR REPLACE TABLE, MERGE, DELETE, OPTIMIZE... */
@@ -35,8 +38,10 @@ export interface CommitRequest {
   readPredicate: 'none' | 'all' | ((file: AddFile) => boolean);
   /** Keys (fileKey) of files this change read; a concurrent removal of one is a conflict. 'all' when it read every file. */
   readFiles?: 'all' | Set<string>;
-  /** Who writes (an etl run id), recorded in commitInfo and named in conflicts. */
+  /** Who writes (an etl invocation id: manifest.json's and run_results.json's), recorded in commitInfo and named in conflicts. */
   writer?: string;
+  /** The node that writes (its unique_id), recorded in commitInfo. */
+  nodeId?: string;
   /** Extra commitInfo fields (etl's state records, for example). */
   commitInfo?: Record<string, unknown>;
   maxAttempts?: number;
@@ -52,7 +57,8 @@ export interface CommitResult {
 
 function describeWriter(info: CommitInfo | undefined, version: number): string {
   const op = typeof info?.operation === 'string' ? info.operation : 'a commit';
-  const who = (info?.etlRunId as string | undefined) ?? (info?.engineInfo as string | undefined) ?? (info?.userName as string | undefined);
+  const run = (info?.etlInvocationId ?? info?.etlRunId) as string | undefined;
+  const who = (run && info?.etlNodeId ? `${run} (${String(info.etlNodeId)})` : run) ?? (info?.engineInfo as string | undefined) ?? (info?.userName as string | undefined);
   return `${op}${who ? ` by ${who}` : ''} (version ${version})`;
 }
 
@@ -90,7 +96,7 @@ export function conflictWith(winner: Commit, request: CommitRequest): string | u
 /** Commits the actions at the next free version (see the module header). */
 export async function commit(storage: DeltaStorage, session: SqlSession, request: CommitRequest): Promise<CommitResult> {
   const txnId = randomUUID();
-  const ours = `${request.operation}${request.writer ? ` by ${request.writer}` : ''}`;
+  const ours = `${request.operation}${request.writer ? ` by ${request.writer}${request.nodeId ? ` (${request.nodeId})` : ''}` : ''}`;
   const maxAttempts = request.maxAttempts ?? 10_000;
   let version = request.readVersion + 1;
   let checkedUpTo = request.readVersion;
@@ -106,11 +112,13 @@ export async function commit(storage: DeltaStorage, session: SqlSession, request
       ...(request.operationMetrics ? { operationMetrics: Object.fromEntries(Object.entries(request.operationMetrics).map(([k, v]) => [k, String(v)])) } : {}),
       engineInfo: ENGINE_INFO,
       txnId,
-      ...(request.writer ? { etlRunId: request.writer } : {}),
+      ...(request.writer ? { etlInvocationId: request.writer } : {}),
+      ...(request.nodeId ? { etlNodeId: request.nodeId } : {}),
       ...request.commitInfo,
     };
     const body = serializeCommit([{ commitInfo: info }, ...request.actions]);
     if (await storage.putIfAbsent(commitPath(version), body)) {
+      pausePoint(`delta commit ${request.operation} v${version} ${storage.root}`);
       let checkpointError: Error | undefined;
       if (version > 0 && version % CHECKPOINT_INTERVAL === 0) {
         try {

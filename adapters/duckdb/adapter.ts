@@ -3,7 +3,10 @@
 // transactional, so the shared tmp-then-swap table build is atomic here.
 
 import path from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { pipeline } from 'node:stream/promises';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { RunError } from '../../core/errors.js';
 import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions } from '../adapter.js';
@@ -205,6 +208,22 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     return count === undefined ? undefined : Number(count);
   }
 
+  /**
+   * The stream goes to a file in the temporary folder, which read_csv then
+   * reads on all threads with the types given (no sniffing): Node holds one
+   * chunk at a time, DuckDB's buffer pool the rest.
+   */
+  async stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-load-'));
+    try {
+      const file = path.join(dir, 'rows.csv');
+      await pipeline(csv, createWriteStream(file));
+      return await this.stageTable(session, relation, csvSelectSql(file, columns), options);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {
     try {
       await session.query(await checkSeedSql(this.dialect, csvPath, options.delimiter ?? ','));
@@ -224,6 +243,13 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
       rows: reader.getRows().map((row) => row.map(displayValue)),
     };
   }
+}
+
+/** Postgres's CSV (no header, empty unquoted = NULL, "" = empty string) read with fixed column types. */
+export function csvSelectSql(csvPath: string, columns: ColumnDef[]): string {
+  const d = dialectFor('duckdb');
+  const struct = columns.map((c) => `${d.quoteString(c.name)}: ${d.quoteString(c.type)}`).join(', ');
+  return `select * from read_csv(${d.quoteString(csvPath)}, header = false, auto_detect = false, columns = {${struct}}, delim = ',', quote = '"', escape = '"', nullstr = '', allow_quoted_nulls = false, strict_mode = true)`;
 }
 
 /**

@@ -6,17 +6,17 @@
 // is sql-engine.ts. Knows nothing of the project beyond its target settings.
 
 import type { StateRecord } from '../../core/state/state.js';
-import type { Adapter, AdapterCapabilities, AdapterSession, CatalogColumn, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, CatalogColumn, ColumnChange, ColumnDef, IncrementalChange, MaterializeResult, QueryResult, Relation, RelationKind, SeedOptions, StagedTable } from '../adapter.js';
 import { dialectFor, nameTooLong } from '../dialect.js';
 import { previewRows } from '../display.js';
 import { SqlEngine } from '../sql-engine.js';
 import { transaction } from '../transaction.js';
 import { PgConnections } from './connect.js';
-import type { PostgresTarget } from './connection.js';
+import { scrubError, type PostgresTarget } from './connection.js';
 import { existingRelation } from './dependents.js';
 import { isTransientPgError } from './errors.js';
 import { castNewValue, mergeWithoutMerge, withCasts } from './merge.js';
-import { loadSeedCsv } from './seed.js';
+import { copyCsvStream, createTableSql, loadSeedCsv } from './seed.js';
 import type { PgSession } from './session.js';
 import { replaceWithDependents } from './swap.js';
 
@@ -181,6 +181,21 @@ export class PostgresAdapter extends SqlEngine implements Adapter {
       return count;
     });
     return { rowsAffected: rows, message: `CREATE TABLE (${rows ?? '?'} rows)` };
+  }
+
+  /** COPY ... FROM STDIN into a new table beside the target: the server reads the stream as it comes. */
+  async stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream): Promise<StagedTable> {
+    this.checkName(relation);
+    const tmp = this.tempRelation(relation);
+    await session.execute(this.dropSql(tmp, 'table'));
+    try {
+      await session.execute(createTableSql(this.dialect, this.relationSql(tmp), columns));
+      const rows = await copyCsvStream((session as PgSession).client, this.dialect, this.relationSql(tmp), columns, csv, { header: false });
+      return { relation: tmp, rows };
+    } catch (err) {
+      await session.execute(this.dropSql(tmp, 'table')).catch(() => undefined);
+      throw scrubError(err, this.connections.secrets as string[]);
+    }
   }
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {

@@ -54,11 +54,21 @@ export interface CopyOptions {
 
 /** Streams `file` into `table` with COPY ... FROM STDIN (CSV, header skipped); returns the rows copied. */
 export async function copyCsv(client: pg.PoolClient, dialect: Dialect, table: string, columns: SeedColumn[], file: string, options: CopyOptions = {}): Promise<number> {
-  const columnList = columns.map((c) => dialect.quoteIdentifier(c.name)).join(', ');
-  const sql = `copy ${table} (${columnList}) from stdin with (format csv, header true, delimiter ${dialect.quoteString(options.delimiter ?? ',')})`;
-  const copy = client.query(copyFrom(sql));
+  const copy = client.query(copyFrom(copySql(dialect, table, columns, true, options.delimiter)));
   if (options.skipBlankLines) await pipeline(createReadStream(file), dropBlankLines(), copy);
   else await pipeline(createReadStream(file), copy);
+  return copy.rowCount;
+}
+
+function copySql(dialect: Dialect, table: string, columns: SeedColumn[], header: boolean, delimiter = ','): string {
+  const columnList = columns.map((c) => dialect.quoteIdentifier(c.name)).join(', ');
+  return `copy ${table} (${columnList}) from stdin with (format csv, header ${header}, delimiter ${dialect.quoteString(delimiter)})`;
+}
+
+/** Streams CSV into `table` with COPY ... FROM STDIN; returns the rows copied. */
+export async function copyCsvStream(client: pg.PoolClient, dialect: Dialect, table: string, columns: SeedColumn[], input: NodeJS.ReadableStream, options: { header: boolean; delimiter?: string }): Promise<number> {
+  const copy = client.query(copyFrom(copySql(dialect, table, columns, options.header, options.delimiter)));
+  await pipeline(input, copy);
   return copy.rowCount;
 }
 

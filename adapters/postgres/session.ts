@@ -5,7 +5,7 @@
 // password scrubbed out of them.
 
 import pg from 'pg';
-import type { AdapterSession, QueryResult } from '../adapter.js';
+import type { AdapterSession, ColumnDef, QueryResult } from '../adapter.js';
 import { scrubError } from './connection.js';
 import { traceSql } from '../trace.js';
 
@@ -106,6 +106,35 @@ export class PgSession implements AdapterSession {
       rows: r.rows ?? [],
     };
   }
+
+  async describeResults(sql: string): Promise<ColumnDef[][]> {
+    this.guard();
+    let r: pg.QueryArrayResult | pg.QueryArrayResult[];
+    const t0 = performance.now();
+    try {
+      r = await this.client.query({ text: sql, rowMode: 'array' });
+      traceSql(sql, t0);
+    } catch (err) {
+      throw scrubError(err, this.secrets);
+    }
+    const results = Array.isArray(r) ? r : [r];
+    // format_type of each (type, modifier) once: numeric(38,2), character varying(20), integer[].
+    const key = (f: pg.FieldDef) => `${f.dataTypeID}:${f.dataTypeModifier}`;
+    const unknown = new Map<string, pg.FieldDef>();
+    for (const res of results) for (const f of res.fields ?? []) if (!this.formattedTypes.has(key(f))) unknown.set(key(f), f);
+    if (unknown.size) {
+      const fields = [...unknown.values()];
+      const names = await this.client.query({
+        text: 'select pg_catalog.format_type(t, m) from unnest($1::oid[], $2::int4[]) with ordinality as u(t, m, i) order by i',
+        values: [fields.map((f) => f.dataTypeID), fields.map((f) => f.dataTypeModifier)],
+        rowMode: 'array',
+      });
+      fields.forEach((f, i) => this.formattedTypes.set(key(f), String(names.rows[i]![0])));
+    }
+    return results.map((res) => (res.fields ?? []).map((f: pg.FieldDef) => ({ name: f.name, type: this.formattedTypes.get(key(f))! })));
+  }
+
+  private readonly formattedTypes = new Map<string, string>();
 
   /** Whether a transaction is open (or failed) on this connection. */
   inTransaction(): boolean {

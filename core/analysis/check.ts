@@ -48,7 +48,8 @@ export interface CheckResult {
   unchecked: Array<{ unique_id: string; reason: string }>;
   /** Incremental models whose columns would change on their next run. */
   schemaChanges: Array<{ unique_id: string; added: string[]; removed: string[]; retyped: string[] }>;
-  stats: { models: number; bound: number; cached: number; seconds: number };
+  /** seconds: wall time; cpu_seconds: the process's CPU time meanwhile (DuckDB's threads included). */
+  stats: { models: number; bound: number; cached: number; seconds: number; cpu_seconds: number };
 }
 
 type Status = { ok: true } | { ok: false; reason: string; root?: string };
@@ -63,6 +64,7 @@ const SNAPSHOT_COLUMNS: BoundColumn[] = [
 /** The check stage: binds the compiled manifest; returns bound schemas and every problem found. */
 export async function checkManifest(manifest: Manifest, targetPath: string, options: CheckOptions = {}): Promise<CheckResult> {
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const engine = analysisEngine(manifest.metadata.adapter_type);
   const dialect = dialectFor((manifest.metadata.adapter_type as 'duckdb' | 'postgres' | 'delta') ?? 'duckdb');
   const root = manifest.metadata.project_root;
@@ -126,9 +128,11 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
     };
     // Each input's columns as stand-in types, once however many models read it.
     const standIns = new Map<string, BoundColumn[]>();
+    // A model's cache key: its SQL and its inputs' schemas.
+    const keyOf = (n: ManifestNode) => hashOf([n.compiled_code, n.compiled_incremental_code ?? '', n.config.materialized, ...n.depends_on.nodes.map((p) => `${p}=${columnsHash(p)}`)]);
+    const keys = new Map<string, string>();
     const deferred = new Set<string>();
     const fresh = new Set<string>();
-    const keys = new Map<string, string>();
     for (const wave of waves) {
       if (!wave) continue;
       const jobs: InlineJob[] = [];
@@ -153,7 +157,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
           status.set(id, { ok: true });
           continue;
         }
-        const key = hashOf([n.compiled_code, n.compiled_incremental_code ?? '', n.config.materialized, ...n.depends_on.nodes.map((p) => `${p}=${columnsHash(p)}`)]);
+        const key = keyOf(n);
         keys.set(id, key);
         const hit = cache.get(id, key);
         if (hit) {
@@ -218,7 +222,11 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
       }
     }
     if (options.bindOnTarget) {
-      await bindOnTarget(manifest, order, options.bindOnTarget, { columns, status, errors, unchecked, downstreamOf, cache, keys, fresh });
+      const onServer = await bindOnTarget(manifest, order, options.bindOnTarget, { columns, status, errors, unchecked, downstreamOf, fresh });
+      // Cached under keys of the final (the server's) types of their inputs, as a warm run computes them;
+      // models only the server could bind are cached too, so a warm run does not defer their descendants.
+      for (const id of fresh) hashes.delete(id);
+      for (const id of order) if (onServer.has(id)) cache.set(id, keyOf(manifest.nodes[id]!), columns.get(id)!);
       for (const id of deferred) {
         if (status.get(id)?.ok && !columns.has(id)) {
           // An ephemeral model DuckDB cannot bind is bound inside its consumers only.
@@ -248,8 +256,12 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
     warnings,
     unchecked,
     schemaChanges: [],
-    stats: { models: order.filter((id) => isModel(manifest.nodes[id])).length, bound, cached, seconds: (performance.now() - started) / 1000 },
+    stats: { models: order.filter((id) => isModel(manifest.nodes[id])).length, bound, cached, seconds: (performance.now() - started) / 1000, cpu_seconds: cpuSeconds(process.cpuUsage(cpuStarted)) },
   };
+}
+
+function cpuSeconds(u: NodeJS.CpuUsage): number {
+  return (u.user + u.system) / 1e6;
 }
 
 function nameOf(manifest: Manifest, id: string): string {
@@ -347,7 +359,8 @@ async function resolveSources(manifest: Manifest, order: string[], ctx: SourceCo
     const where = ymlPosition(ctx.root, s.original_file_path, ['sources', s.source_name, s.name]);
     const message = `source ${s.source_name}.${s.name} (${s.relation_name}) is not in the target's catalog`;
     const hint = 'load it first, or declare its columns with data_type in the yml; --no-check-sources makes this a warning for sources the run itself creates';
-    if (ctx.options.allowMissingSources || !ctx.options.readCatalog) {
+    // A source with a loader is created by the run itself (its loader runs first).
+    if (ctx.options.allowMissingSources || !ctx.options.readCatalog || s.loaded_by) {
       ctx.warnings.push(`${s.original_file_path}:${where.line}: ${message}; models reading it are unchecked`);
     } else ctx.errors.push({ file: s.original_file_path, line: where.line, col: where.col, message, hint });
     ctx.status.set(s.unique_id, { ok: false, reason: `source ${s.source_name}.${s.name} is not in the catalog`, root: s.unique_id });
@@ -388,8 +401,6 @@ interface TargetContext {
   errors: Diagnostic[];
   unchecked: CheckResult['unchecked'];
   downstreamOf: Map<string, string[]>;
-  cache: BoundSchemaCache;
-  keys: Map<string, string>;
   /** Models bound in DuckDB this run, or left to the target. */
   fresh: Set<string>;
 }
@@ -399,10 +410,23 @@ interface TargetContext {
  * what DuckDB bound this run (cached models already have them). Errors found
  * only there are errors of the model, at the position the server names.
  */
-async function bindOnTarget(manifest: Manifest, order: string[], bind: NonNullable<CheckOptions['bindOnTarget']>, ctx: TargetContext): Promise<void> {
+async function bindOnTarget(manifest: Manifest, order: string[], bind: NonNullable<CheckOptions['bindOnTarget']>, ctx: TargetContext): Promise<Set<string>> {
+  const onServer = new Set<string>();
   const pass = order.filter((id) => ctx.fresh.has(id) && ctx.status.get(id)?.ok && manifest.nodes[id]!.relation_name);
-  if (!pass.length) return;
+  if (!pass.length) return onServer;
   const inPass = new Set(pass);
+  // The models of the pass a model reads, directly or through ephemeral models.
+  const passInputs = (id: string): string[] => {
+    const out = new Set<string>();
+    const visit = (ids: string[]) => {
+      for (const p of ids) {
+        if (inPass.has(p)) out.add(p);
+        else if (manifest.nodes[p] && !manifest.nodes[p]!.relation_name) visit(manifest.nodes[p]!.depends_on.nodes);
+      }
+    };
+    visit(manifest.nodes[id]!.depends_on.nodes);
+    return [...out];
+  };
   const graph = buildGraph(order, (id) => manifest.nodes[id]?.depends_on.nodes ?? []);
   const tables = [...reach(graph, pass, 'up')]
     .filter((id) => !inPass.has(id) && ctx.columns.has(id) && (manifest.sources[id] || manifest.nodes[id]?.relation_name))
@@ -411,21 +435,20 @@ async function bindOnTarget(manifest: Manifest, order: string[], bind: NonNullab
     tables,
     models: pass.map((id) => {
       const n = manifest.nodes[id]!;
-      return { id, relation: n.relation_name!, sql: n.compiled_code, incrementalSql: n.compiled_incremental_code, inputs: [...reach(graph, [id], 'up')].filter((p) => p !== id && inPass.has(p)) };
+      return { id, relation: n.relation_name!, sql: n.compiled_code, incrementalSql: n.compiled_incremental_code, inputs: passInputs(id) };
     }),
   });
   if (!results) {
     // The target cannot be reached: DuckDB's types stand; what only the target can bind is unchecked.
     for (const id of pass.filter((p) => !ctx.columns.has(p))) ctx.unchecked.push({ unique_id: id, reason: 'only the target can bind it, and the target cannot be reached' });
-    return;
+    return onServer;
   }
   for (const id of pass) {
     const n = manifest.nodes[id]!;
     const r = results.get(id);
     if (r && 'columns' in r) {
       ctx.columns.set(id, r.columns);
-      const key = ctx.keys.get(id);
-      if (key) ctx.cache.set(id, key, r.columns);
+      onServer.add(id);
       continue;
     }
     if (!r || 'skipped' in r) {
@@ -441,4 +464,5 @@ async function bindOnTarget(manifest: Manifest, order: string[], bind: NonNullab
     ctx.downstreamOf.set(id, []);
     for (const c of pass.filter((c) => results.get(c) && 'skipped' in results.get(c)! && reach(graph, [c], 'up').has(id))) ctx.downstreamOf.get(id)!.push(manifest.nodes[c]!.name);
   }
+  return onServer;
 }

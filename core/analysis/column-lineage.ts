@@ -146,12 +146,17 @@ async function describeSeeds(manifest: Manifest, columns: Map<string, BoundColum
 
 /**
  * projectLineage on a worker thread (lineage-worker.ts) when it is built
- * beside this module: the caller's thread goes on meanwhile. Only what the
- * lineage reads of the manifest is sent (no tests, no rendered templates).
+ * beside this module, written to target/lineage.json there too: the
+ * caller's thread goes on meanwhile. Only what the lineage reads of the
+ * manifest is sent (no tests, no rendered templates).
  */
-export function projectLineageInWorker(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string, options: ProjectLineageOptions = {}): Promise<LineageArtifact> {
+export async function projectLineageInWorker(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string, options: ProjectLineageOptions = {}): Promise<LineageArtifact> {
   const workerFile = fileURLToPath(new URL('./lineage-worker.js', import.meta.url));
-  if (!existsSync(workerFile)) return projectLineage(manifest, columns, targetPath, options);
+  if (!existsSync(workerFile)) {
+    const artifact = await projectLineage(manifest, columns, targetPath, options);
+    writeLineageArtifact(targetPath, artifact);
+    return artifact;
+  }
   const slim = {
     metadata: { adapter_type: manifest.metadata.adapter_type, project_root: manifest.metadata.project_root },
     nodes: Object.fromEntries(
@@ -178,9 +183,11 @@ export function projectLineageInWorker(manifest: Manifest, columns: Map<string, 
   };
   return new Promise((resolve, reject) => {
     const worker = new Worker(workerFile, { workerData: { manifest: slim, columns, targetPath, options } });
-    worker.once('message', (m: { artifact?: LineageArtifact; error?: string }) => {
+    // The answer is lineage.json's text: one string copied, and parsed here faster than the
+    // object would be cloned across.
+    worker.once('message', (m: { json?: string; error?: string }) => {
       void worker.terminate();
-      if (m.artifact) resolve(m.artifact);
+      if (m.json !== undefined) resolve(JSON.parse(m.json) as LineageArtifact);
       else reject(new Error(m.error ?? 'column lineage failed'));
     });
     worker.once('error', reject);
@@ -220,6 +227,9 @@ function inheritDescriptions(manifest: Manifest, order: string[], nodes: Lineage
   }
 }
 
-export function writeLineageArtifact(targetPath: string, artifact: LineageArtifact): void {
-  writeFileAtomic(path.join(targetPath, LINEAGE_FILE), JSON.stringify(artifact));
+/** Writes target/lineage.json; returns its text. */
+export function writeLineageArtifact(targetPath: string, artifact: LineageArtifact): string {
+  const json = JSON.stringify(artifact);
+  writeFileAtomic(path.join(targetPath, LINEAGE_FILE), json);
+  return json;
 }

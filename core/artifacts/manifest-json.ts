@@ -156,25 +156,42 @@ export function dbtFreshness(f: ManifestSource['freshness']): Json | null {
   return { warn_after: freshnessTime(f.warn_after), error_after: freshnessTime(f.error_after), filter: f.filter ?? null };
 }
 
-function dbtSource(source: ManifestSource, database?: string | null): Json {
+/** etl's own source fields, under the source's `config.etl` in manifest.json. */
+interface SourceExtras {
+  /** The database was filled in from the target (it is not the yml's). */
+  database_from_target?: boolean;
+  /** The loader node that loads the source (dbt's nodes have no loader type, so it rides here). */
+  loader_node?: ManifestNode;
+}
+
+function dbtSource(source: ManifestSource, database: string | null | undefined, loader: ManifestNode | undefined): Json {
   const freshness = dbtFreshness(source.freshness);
+  const { loaded_by, ...rest } = source;
+  void loaded_by;
+  const extras: SourceExtras = {};
+  if (source.database === null && database) extras.database_from_target = true;
+  if (loader) extras.loader_node = loader;
   const out: Json = {
-    ...source,
+    ...rest,
     loader: source.loader ?? '',
     freshness,
     source_meta: {},
-    // etl.database_from_target: the database was filled in from the target (it is not the yml's).
-    config: { enabled: true, freshness, loaded_at_field: source.loaded_at_field, meta: source.meta, tags: source.tags, ...(source.database === null && database ? { etl: { database_from_target: true } } : {}) },
+    config: { enabled: true, freshness, loaded_at_field: source.loaded_at_field, meta: source.meta, tags: source.tags, ...(Object.keys(extras).length ? { etl: extras } : {}) },
   };
   withDatabase(out, database);
   return out;
 }
 
-function internalSource(json: Json, database?: string | null): ManifestSource {
-  const { freshness, config, source_meta, ...rest } = json as Json & { freshness: { warn_after: never; error_after: never; filter: string | null } | null; config?: { etl?: { database_from_target?: boolean } } };
+function internalSource(json: Json, database: string | null | undefined, nodes: Record<string, ManifestNode>): ManifestSource {
+  const { freshness, config, source_meta, ...rest } = json as Json & { freshness: { warn_after: never; error_after: never; filter: string | null } | null; config?: { etl?: SourceExtras } };
   void source_meta;
   const out = rest as unknown as ManifestSource;
   if (config?.etl?.database_from_target) withoutDatabase(out, database);
+  const loader = config?.etl?.loader_node;
+  if (loader) {
+    nodes[loader.unique_id] = loader;
+    out.loaded_by = loader.unique_id;
+  }
   out.freshness = freshness
     ? Object.fromEntries(
         Object.entries({ warn_after: durationText(freshness.warn_after), error_after: durationText(freshness.error_after), filter: freshness.filter ?? undefined }).filter(([, v]) => v !== undefined),
@@ -247,8 +264,9 @@ export function* manifestJsonEntries(manifest: Manifest): Generator<[string, unk
   const unitTests: ManifestNode[] = [];
   for (const node of Object.values(manifest.nodes)) if (node.unit_test) unitTests.push(node);
   const database = manifest.metadata.database;
-  yield ['nodes', manifest.nodes, (n) => ((n as ManifestNode).unit_test ? undefined : dbtNode(n as ManifestNode, database))];
-  yield ['sources', manifest.sources, (s) => dbtSource(s as ManifestSource, database)];
+  // Loader nodes are written inside the source they load (dbt's nodes have no such type).
+  yield ['nodes', manifest.nodes, (n) => ((n as ManifestNode).unit_test || (n as ManifestNode).resource_type === 'loader' ? undefined : dbtNode(n as ManifestNode, database))];
+  yield ['sources', manifest.sources, (s) => dbtSource(s as ManifestSource, database, (s as ManifestSource).loaded_by ? manifest.nodes[(s as ManifestSource).loaded_by!] : undefined)];
   yield ['macros', manifest.macros];
   yield ['docs', manifest.docs];
   yield ['exposures', manifest.exposures];
@@ -283,7 +301,7 @@ export function manifestFromJson(json: Json): Manifest {
   return {
     metadata,
     nodes,
-    sources: Object.fromEntries(Object.entries(json.sources as Record<string, Json>).map(([id, s]) => [id, internalSource(s, database)])),
+    sources: Object.fromEntries(Object.entries(json.sources as Record<string, Json>).map(([id, s]) => [id, internalSource(s, database, nodes)])),
     macros: json.macros as Manifest['macros'],
     parent_map: json.parent_map as Manifest['parent_map'],
     child_map: json.child_map as Manifest['child_map'],

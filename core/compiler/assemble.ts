@@ -15,6 +15,16 @@ export function assembleManifest(project: Project, projectNodes: ProjectNodes, t
   const nodes: Record<string, ManifestNode> = {};
   for (const p of projectNodes.pending.values()) nodes[p.node.unique_id] = p.node;
   for (const t of testNodes) nodes[t.unique_id] = t;
+  for (const l of Object.values(projectNodes.loaders)) nodes[l.unique_id] = l;
+  // A node that reads a loaded source (a model, a snapshot, a test on it) waits for its loader.
+  if (Object.keys(projectNodes.loaders).length) {
+    for (const node of Object.values(nodes)) {
+      for (const dep of node.depends_on.nodes) {
+        const loader = sources[dep]?.loaded_by;
+        if (loader && !node.depends_on.nodes.includes(loader)) node.depends_on.nodes.push(loader);
+      }
+    }
+  }
   const graph = buildGraph([...Object.keys(nodes), ...Object.keys(sources)], (id) => nodes[id]?.depends_on.nodes ?? []);
   return {
     metadata: {

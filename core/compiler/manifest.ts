@@ -3,8 +3,9 @@
 // planner and runner read only it. Shapes follow dbt's manifest where the two
 // overlap, so tools written for dbt's artifacts can read ours.
 
-export type ResourceType = 'model' | 'seed' | 'snapshot' | 'test';
-export type Materialization = 'view' | 'table' | 'incremental' | 'ephemeral' | 'seed' | 'snapshot' | 'test' | 'unit_test';
+/** `loader`: extract and load into a source's raw table (a `loader:` on a source table; core/extract/). */
+export type ResourceType = 'model' | 'seed' | 'snapshot' | 'test' | 'loader';
+export type Materialization = 'view' | 'table' | 'incremental' | 'ephemeral' | 'seed' | 'snapshot' | 'test' | 'unit_test' | 'loader';
 
 /** Config after merging etl.yml folder defaults < properties yml < {{config}} in the template. */
 export interface NodeConfig {
@@ -46,7 +47,45 @@ export interface NodeConfig {
   where?: string;
   limit?: number;
   store_failures?: boolean;
+  /** Loaders: what to extract and how (the yml's `loader:`, merged with the source's defaults). */
+  loader?: LoaderSpec;
   [key: string]: unknown;
+}
+
+/** A loader's config as compiled: the yml's keys, with `url` still a template (`{{env_var ...}}`, rendered when it runs). */
+export interface LoaderSpec {
+  type: 'postgres' | 'files' | 'http';
+  /** postgres: the source database; http: the first page (templates, rendered when the loader runs). */
+  url?: string;
+  /** http: request headers (templates: `Authorization: "Bearer {{env_var 'API_TOKEN'}}"`). */
+  headers?: Record<string, string>;
+  /** http: where the records are in a response (`data.items`); the response itself when absent. */
+  records_path?: string;
+  /** http: how the next page is asked for. */
+  pagination?: { type: 'none' | 'page' | 'offset' | 'cursor' | 'link'; param?: string; size?: number; size_param?: string; start?: number; cursor_path?: string };
+  /** http: requests per second at most. */
+  rate_limit?: number;
+  /** http: retries of a request that failed transiently (429, 5xx, a connection error); default 5. */
+  retries?: number;
+  retry_backoff?: import('../runner/retry.js').RetryBackoffConfig;
+  /** http: consecutive transient failures after which the host is not called again in this run; default 5. */
+  circuit_breaker?: number;
+  /** files: a glob relative to the project root; the format from the extension unless `format`. */
+  path?: string;
+  format?: 'csv' | 'parquet' | 'json' | 'ndjson';
+  /** Rejected records allowed before nothing of the run is published: a count, or "5%" of the records read. */
+  max_rejected?: number | string;
+  table?: string;
+  query?: string;
+  /** `param` (http): the query parameter the watermark is sent in. */
+  incremental?: { cursor: string; primary_key: string[]; lookback?: number | string; param?: string };
+  sslmode?: 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+  sslrootcert?: string;
+  connect_timeout?: number;
+  /** The source table it loads: `crm.customers`. */
+  source: string;
+  /** Where it was declared, `models/crm.yml:12`, for errors at run time. */
+  declared_at: string;
 }
 
 export interface ColumnInfo {
@@ -128,6 +167,8 @@ export interface ManifestSource {
   tags: string[];
   /** `location:` in the yml: a table read by path (dbt's ExternalTable). */
   external?: { location: string };
+  /** The loader node that loads it (`loader.<project>.<source>.<table>`), when it has a `loader:` mapping. */
+  loaded_by?: string;
 }
 
 export interface Manifest {
@@ -196,6 +237,10 @@ export function macroEntry(project: string, name: string, file: string, sql: str
 
 export function modelId(project: string, kind: ResourceType, name: string): string {
   return `${kind}.${project}.${name}`;
+}
+
+export function loaderId(project: string, source: string, table: string): string {
+  return `loader.${project}.${source}.${table}`;
 }
 
 export function sourceId(project: string, source: string, table: string): string {

@@ -17,6 +17,7 @@ import type { NodeConfigInput } from '../project/schema.js';
 import { analyzeTemplate, type TemplateAnalysis } from '../templates/analyze.js';
 import { parseTemplate, type Ast } from '../templates/parse.js';
 import { evaluateTemplateConfig, finalizeConfig, validateConfig, type StaticScope } from './config.js';
+import { buildLoaders } from './loaders.js';
 import { modelId, sourceId, type ColumnInfo, type ManifestNode, type ManifestSource, type ResourceType } from './manifest.js';
 
 /** A node being compiled, with the template it came from (seeds have none). */
@@ -36,6 +37,8 @@ export interface ProjectNodes {
   /** Disabled nodes, as the manifest lists them. */
   disabled: Record<string, ManifestNode[]>;
   sources: Record<string, ManifestSource>;
+  /** Loader nodes (loaders.ts), by unique_id. */
+  loaders: Record<string, ManifestNode>;
 }
 
 export function parseNodes(project: Project, dialect: Dialect, scope: StaticScope, errors: Diagnostic[]): ProjectNodes {
@@ -97,7 +100,8 @@ export function parseNodes(project: Project, dialect: Dialect, scope: StaticScop
   }
 
   checkPropertiesEntries(project, errors);
-  return { pending, byName, singularTests, disabled, sources: buildSources(project, dialect, errors) };
+  const sources = buildSources(project, dialect, errors);
+  return { pending, byName, singularTests, disabled, sources, loaders: buildLoaders(project, dialect, sources, errors) };
 }
 
 /** Properties entries that describe nothing are typos, not documentation. */
@@ -244,7 +248,8 @@ function buildSources(project: Project, dialect: Dialect, errors: Diagnostic[]):
         fqn: [project.name, source.name, table.name],
         description: table.description ?? '',
         source_description: source.description ?? '',
-        loader: source.loader ?? '',
+        // dbt's loader is the name of the tool; etl's own loaders name their type.
+        loader: typeof source.loader === 'object' ? String(table.loader?.type ?? source.loader.type ?? '') : typeof table.loader === 'object' ? String(table.loader.type ?? '') : (source.loader ?? ''),
         loaded_at_field: table.loaded_at_field ?? freshness?.loaded_at_field ?? source.loaded_at_field ?? null,
         freshness: freshness && Object.keys(freshness).length ? freshness : null,
         columns: columnsOf(table.columns),

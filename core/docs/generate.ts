@@ -64,18 +64,17 @@ export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGe
   const { project, invocationId } = compiled;
   const manifest = compiled.manifest;
   const target = project.targetPath;
-  const [{ readTarget }, { projectLineageInWorker, writeLineageArtifact }] = await Promise.all([import('./history.js'), import('../analysis/column-lineage.js')]);
+  const [{ readTarget }, { projectLineageInWorker }] = await Promise.all([import('./history.js'), import('../analysis/column-lineage.js')]);
   // One read-only connection: target/catalog.json (engine types) and the run history.
   const read = await readTarget(project, manifest, invocationId, { history: options.history !== false });
   // Column lineage from DuckDB's parse of the compiled SQL, with the catalog's columns where the
   // target has them (no bind: that is `etl compile --check`'s), on a worker thread started
-  // before this one writes manifest.json and compiled/; written to target/lineage.json too.
+  // before this one writes manifest.json and compiled/; it writes target/lineage.json too.
   const tracing = projectLineageInWorker(manifest, catalogColumns(read.catalog), target, { derive: true });
   const writing = compiled.writeArtifacts();
   // Awaited together: the first failure is the command's, and no rejection goes unhandled.
   const [, lineage] = await Promise.all([writing, tracing]);
   const warnings = [...read.warnings];
-  writeLineageArtifact(target, lineage);
   const inputs: DocsInputs = {
     manifest,
     runResults: readRunResults(path.join(target, 'run_results.json'), warnings),

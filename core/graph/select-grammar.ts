@@ -27,7 +27,7 @@ export const SELECTOR_METHODS = [
 ] as const;
 export type SelectorMethod = (typeof SELECTOR_METHODS)[number];
 
-const RESOURCE_TYPES = ['model', 'seed', 'snapshot', 'test', 'source', 'unit_test'] as const;
+const RESOURCE_TYPES = ['model', 'seed', 'snapshot', 'test', 'source', 'unit_test', 'loader'] as const;
 const TEST_TYPES = ['generic', 'singular', 'unit', 'data', 'schema'] as const;
 const STATE_VALUES = ['modified', 'modified.body', 'modified.configs', 'new', 'old', 'unmodified'] as const;
 

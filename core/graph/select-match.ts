@@ -84,7 +84,10 @@ export function matchPart(part: Part, scope: MatchScope): Set<string> {
       const pkgM = pkg === undefined ? () => true : globMatcher(pkg);
       const srcM = globMatcher(src ?? '');
       const tableM = table === undefined ? () => true : globMatcher(table);
-      return take(scope.sources, (s) => pkgM(s.package_name) && srcM(s.source_name) && tableM(s.name));
+      take(scope.sources, (s) => pkgM(s.package_name) && srcM(s.source_name) && tableM(s.name));
+      // A loaded source selects its loader too: `etl extract -s source:crm.customers`.
+      for (const s of scope.sources) if (s.loaded_by && out.has(s.unique_id)) out.add(s.loaded_by);
+      return out;
     }
     case 'state':
     case 'result':

@@ -8,8 +8,9 @@ import { unitTest } from './unit-test.js';
 import { incremental } from './incremental.js';
 import { snapshot } from './snapshot.js';
 import { view } from './view.js';
+import { loader } from './loader.js';
 
-const STRATEGIES: Record<string, Materialization> = { view, table, incremental, seed, snapshot, test, unit_test: unitTest };
+const STRATEGIES: Record<string, Materialization> = { view, table, incremental, seed, snapshot, test, unit_test: unitTest, loader };
 
 export function materializationFor(materialized: string): Materialization | undefined {
   return STRATEGIES[materialized];

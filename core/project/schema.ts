@@ -229,6 +229,8 @@ function buildPropertiesSchemas() {
     filter: z.string(),
   }).partial();
 
+  const loaderSchema = loaderSchemas();
+
   const sourceTableSchema = strictObject({
     name: z.string(),
     identifier: z.string(),
@@ -241,6 +243,8 @@ function buildPropertiesSchemas() {
     meta: z.record(z.string(), z.unknown()),
     /** A table stored elsewhere, read by path (a Delta table on a delta target). */
     location: z.string(),
+    /** Extract and load: how etl loads this table (core/extract/). */
+    loader: loaderSchema.table,
   }).partial({
     identifier: true,
     description: true,
@@ -251,6 +255,7 @@ function buildPropertiesSchemas() {
     loaded_at_field: true,
     meta: true,
     location: true,
+    loader: true,
   });
 
   const sourceSchema = strictObject({
@@ -258,7 +263,8 @@ function buildPropertiesSchemas() {
     schema: z.string(),
     database: z.string(),
     description: z.string(),
-    loader: z.string(),
+    // dbt's loader: the name of the tool that loads the source; etl's: a mapping, the defaults of every table's loader.
+    loader: z.union([z.string(), loaderSchema.source]),
     freshness: freshnessSchema,
     loaded_at_field: z.string(),
     tables: z.array(sourceTableSchema),
@@ -304,6 +310,73 @@ function buildPropertiesSchemas() {
   }).partial();
   return { columnSchema, resourcePropertiesSchema, sourceSchema, unitTestSchema, propertiesFileSchema };
 }
+
+/**
+ * `loader:` of a source table (a mapping with `type:`), and of a source (the
+ * same keys, every one optional: defaults for its tables). The table's is
+ * validated after the source's defaults are merged in (core/compiler/loaders.ts).
+ */
+function loaderSchemas() {
+  const duration = z.union([z.number().min(0), z.string().regex(/^\s*\d+(\.\d+)?\s*(s|m|h|d)\s*$/, 'expected a number or a duration like "30m", "12h" or "2d"')]);
+  const incremental = strictObject({
+    cursor: z.string(),
+    primary_key: stringList,
+    lookback: duration,
+  }).partial({ lookback: true });
+  const common = {
+    on_schema_change: z.enum(['append_new_columns', 'sync_all_columns', 'fail', 'ignore']),
+    full_refresh: z.boolean(),
+    tags: stringList,
+  };
+  const postgres = strictObject({
+    type: z.literal('postgres'),
+    url: z.string(),
+    table: z.string(),
+    query: z.string(),
+    incremental,
+    sslmode: z.enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']),
+    sslrootcert: z.string(),
+    connect_timeout: z.number().min(0),
+    ...common,
+  }).partial({ table: true, query: true, incremental: true, sslmode: true, sslrootcert: true, connect_timeout: true, on_schema_change: true, full_refresh: true, tags: true });
+  const files = strictObject({
+    type: z.literal('files'),
+    path: z.string(),
+    format: z.enum(['csv', 'parquet', 'json', 'ndjson']),
+    max_rejected: z.union([z.number().int().min(0), z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/, 'expected a count or a percentage like "5%"')]),
+    ...common,
+  }).partial({ format: true, max_rejected: true, on_schema_change: true, full_refresh: true, tags: true });
+  const http = strictObject({
+    type: z.literal('http'),
+    url: z.string(),
+    headers: z.record(z.string(), z.string()),
+    records_path: z.string(),
+    pagination: strictObject({
+      type: z.enum(['none', 'page', 'offset', 'cursor', 'link']),
+      param: z.string(),
+      size: z.number().int().positive(),
+      size_param: z.string(),
+      start: z.number().int().min(0),
+      cursor_path: z.string(),
+    }).partial({ param: true, size: true, size_param: true, start: true, cursor_path: true }),
+    rate_limit: z.number().positive(),
+    retries: z.number().int().min(0),
+    retry_backoff: z.union([z.enum(['exponential', 'constant', 'none']), z.record(z.string(), z.unknown())]),
+    circuit_breaker: z.number().int().min(0),
+    incremental: strictObject({ cursor: z.string(), primary_key: stringList, lookback: duration, param: z.string() }).partial({ lookback: true, param: true }),
+    max_rejected: z.union([z.number().int().min(0), z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/, 'expected a count or a percentage like "5%"')]),
+    ...common,
+  }).partial({ headers: true, records_path: true, pagination: true, rate_limit: true, retries: true, retry_backoff: true, circuit_breaker: true, incremental: true, max_rejected: true, on_schema_change: true, full_refresh: true, tags: true });
+  const table = z.discriminatedUnion('type', [postgres, files, http]);
+  // A source's defaults: any key of any loader type, none required (checked once merged into a table's).
+  const source = z.record(z.string(), z.unknown());
+  return { table: z.record(z.string(), z.unknown()), source, resolved: table };
+}
+
+let loaderSchemasBuilt: ReturnType<typeof loaderSchemas> | undefined;
+/** The loader schemas (built on first use, as the properties schemas). */
+export const loaderSchema = (): ReturnType<typeof loaderSchemas> => (loaderSchemasBuilt ??= loaderSchemas());
+export type LoaderInput = z.output<ReturnType<typeof loaderSchemas>['resolved']>;
 
 type PropertiesSchemas = ReturnType<typeof buildPropertiesSchemas>;
 let propertiesSchemasBuilt: PropertiesSchemas | undefined;

@@ -9,6 +9,7 @@ import { redact } from '../project/secrets.js';
 import type { NodeResult, RunEvent } from '../runner/events.js';
 import type { ManifestNode } from '../compiler/manifest.js';
 import { formatTable } from './table.js';
+import { formatBytes } from './bytes.js';
 
 export type LogFormat = 'text' | 'json';
 
@@ -70,6 +71,12 @@ function describeNode(node: ManifestNode): string {
   return `${kind} ${where}`;
 }
 
+/** A loader's line: rows read, loaded and rejected, bytes and throughput. */
+function loadSummary(result: NodeResult): string {
+  const a = result.adapter_response;
+  return `${a.rows_read} read, ${a.rows_loaded ?? 0} loaded, ${a.rows_rejected ?? 0} rejected, ${formatBytes(a.bytes ?? 0)}, ${a.rows_per_second ?? 0} rows/s, `;
+}
+
 class TextReporter implements Reporter {
   private bar?: cliProgress.SingleBar;
   private done = 0;
@@ -121,7 +128,13 @@ class TextReporter implements Reporter {
         const label = this.paint(STATUS_STYLE[result.status], STATUS_LABEL[result.status].padEnd(5));
         const what = describeNode(node);
         const quarantined = result.quarantined ? `${result.quarantined} quarantined, ` : '';
-        const rows = result.rows_affected !== null && result.rows_affected !== undefined ? `${result.rows_affected} rows, ${quarantined}` : '';
+        const load = result.adapter_response.rows_read;
+        const rows =
+          load !== undefined
+            ? loadSummary(result)
+            : result.rows_affected !== null && result.rows_affected !== undefined
+              ? `${result.rows_affected} rows, ${quarantined}`
+              : '';
         const detail = result.status === 'skipped' ? result.message : `${rows}${result.execution_time.toFixed(2)}s`;
         const dots = '.'.repeat(Math.max(3, 56 - what.length));
         this.line(`${index} ${label} ${what} ${this.paint('dim', dots)} [${detail}]`);
@@ -204,6 +217,7 @@ class JsonReporter implements Reporter {
           status: r.status,
           execution_time: r.execution_time,
           rows_affected: r.rows_affected,
+          ...(r.adapter_response.rows_read !== undefined ? { load: { rows_read: r.adapter_response.rows_read, rows_loaded: r.adapter_response.rows_loaded, rows_rejected: r.adapter_response.rows_rejected, bytes: r.adapter_response.bytes, rows_per_second: r.adapter_response.rows_per_second } } : {}),
           message: r.message,
           compiled_path: r.compiled_path,
         });

@@ -177,7 +177,9 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
       attempts.push(a);
       const open = transient ? (options.breaker?.transientFailure(message) ?? false) : (options.breaker?.permanentFailure(), false);
       if (!transient || open || attempt >= options.maxAttempts || options.signal?.aborted) throw new RetriesExhausted(err, attempts);
-      a.delay_ms = backoffDelay(options.policy, attempt, options.random);
+      // A server that says when to come back (HTTP Retry-After) is waited for at least that long.
+      const asked = (err as { retryAfterMs?: unknown })?.retryAfterMs;
+      a.delay_ms = Math.max(backoffDelay(options.policy, attempt, options.random), typeof asked === 'number' ? asked : 0);
       options.onRetry?.(attempt, a.delay_ms, err);
       await sleeper.sleep(a.delay_ms, options.signal);
       if (options.signal?.aborted) throw new RetriesExhausted(err, attempts);

@@ -56,7 +56,7 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
   if (schemas.size) {
     await adapter.withSession(async (session) => {
       for (const schema of schemas) await adapter.ensureSchema(session, schema);
-    });
+    }, { invocationId: options.runId });
   }
 
   // An interrupt reaches only statements already running: one that starts a
@@ -174,7 +174,7 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
       });
       for (const hook of node.config.post_hook) await session.execute(hook);
       return r;
-    });
+    }, { invocationId: options.runId, nodeId: node.unique_id });
   try {
     const { value: outcome, attempts } = await withRetry(attempt, {
       maxAttempts: 1 + (node.config.retries ?? 0),
@@ -192,7 +192,7 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
     if (outcome.quarantined !== undefined) result.quarantined = outcome.quarantined;
     if (outcome.batches) result.batch_results = outcome.batches;
     if (outcome.sample) result.failing_rows_sample = { columns: outcome.sample.columns, rows: outcome.sample.rows };
-    result.adapter_response = { _message: outcome.message, rows_affected: outcome.rowsAffected };
+    result.adapter_response = { _message: outcome.message, rows_affected: outcome.rowsAffected, ...(outcome.stats ?? {}) };
     if (outcome.bytesWritten !== undefined) result.adapter_response.bytes_written = outcome.bytesWritten;
     if (outcome.bytesScanned !== undefined) result.adapter_response.bytes_scanned = outcome.bytesScanned;
     if (attempts.length > 1) result.attempts = attempts;

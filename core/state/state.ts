@@ -195,6 +195,8 @@ export interface StateStore {
   runFinished(session: AdapterSession, end: RunEnd, nodes: NodeRunRecord[]): Promise<void>;
   /** Records that change no data (a failed batch), committed together on their own. */
   record(session: AdapterSession, records: StateRecord[]): Promise<void>;
+  /** The watermark stored for `relation` (max of its cursor column as text); undefined when none is stored. */
+  watermark(session: AdapterSession, relation: Relation): Promise<{ column: string; value: string | null } | undefined>;
   /** Starts of the batches of `relation` that succeeded. */
   finishedBatches(session: AdapterSession, relation: Relation): Promise<Set<string>>;
   read(session: AdapterSession): Promise<StateTables>;
@@ -228,6 +230,11 @@ export function recordRunEnd(adapter: Adapter, session: AdapterSession, end: Run
 /** Records that change no data, on their own. */
 export function recordState(adapter: Adapter, session: AdapterSession, records: StateRecord[]): Promise<void> {
   return adapter.state.record(session, records);
+}
+
+/** The stored watermark of `relation` (loaders read it to extract only newer rows). */
+export function storedWatermark(adapter: Adapter, session: AdapterSession, relation: Relation): Promise<{ column: string; value: string | null } | undefined> {
+  return adapter.state.watermark(session, relation);
 }
 
 export function finishedBatches(adapter: Adapter, session: AdapterSession, relation: Relation): Promise<Set<string>> {

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { commit, ConcurrentModificationError, DeltaTable, LocalStorage, loadSnapshot, optimize, parseSchema, vacuum, type Action, type AddFile } from '../../adapters/delta/index.js';
 import { fileLocation } from '../../adapters/delta/scan.js';
 import { count, openDuckDb, tempDir, type TestDb } from './helpers.js';
+import { REPO_ROOT } from '../e2e/helpers.js';
 
 let db: TestDb;
 let tmp: ReturnType<typeof tempDir>;
@@ -146,6 +147,45 @@ describe('writing a table', () => {
     expect(stats.maxValues).toMatchObject({ i: 99, s: 'name 99', d: '2024-04-09', ts: '2024-01-01T01:39:00.000Z', amount: 24.75, st: { a: 99 } });
     expect(stats.nullCount).toMatchObject({ i: 0, maybe: 20, st: { a: 0, b: 0 } });
     expect(stats.minValues.l).toBeUndefined(); // no bounds for lists
+  });
+
+  it('bounds strings longer than 32 characters by a prefix (min) and a bumped prefix (max), and booleans by false/true; pruning by them stays correct', async () => {
+    const { table, root } = newTable();
+    const long = (c: string) => `${c.repeat(31)}é${c}-tail-${'x'.repeat(20)}`;
+    // Three files: long strings starting with a, b and c (b's 32nd character is U+10FFFF, which cannot be bumped), flags all true, all false, mixed.
+    await table.write({ selectSql: `select i as id, '${long('a')}' || i as s, true as flag from range(5) t(i)`, mode: 'append' });
+    await table.write({ selectSql: `select i as id, '${'b'.repeat(31)}\u{10FFFF}' || 'zz' || i as s, false as flag from range(5) t(i)`.replace('\\u{10FFFF}', String.fromCodePoint(0x10ffff)), mode: 'append' });
+    await table.write({ selectSql: `select i as id, '${long('c')}' || i as s, i % 2 = 0 as flag from range(5) t(i)`, mode: 'append' });
+    await checkProtocol(root);
+    const files = [...(await table.snapshot()).files.values()].map((f) => JSON.parse(f.stats!));
+    const [a, b, c] = files.sort((x, y) => (x.minValues.s < y.minValues.s ? -1 : 1));
+    expect(a.minValues.s).toBe(`${'a'.repeat(31)}é`);
+    expect(a.maxValues.s).toBe(`${'a'.repeat(31)}ê`);
+    expect(b.minValues.s).toBe(`${'b'.repeat(31)}${String.fromCodePoint(0x10ffff)}`);
+    expect(b.maxValues.s).toBe(`${'b'.repeat(30)}c`);
+    expect([a.minValues.flag, a.maxValues.flag, b.minValues.flag, b.maxValues.flag, c.minValues.flag, c.maxValues.flag]).toEqual([true, true, false, false, false, true]);
+    // Every value lies within its file's bounds (DuckDB compares strings byte-wise, as Delta does).
+    for (const f of [a, b, c]) {
+      const scan = await table.scan();
+      const outside = await count(db.session, `select * from (${scan.sql}) x where s like ${JSON.stringify(f.minValues.s.slice(0, 3)).replace(/"/g, "'")} || '%' and (s < ${`'${f.minValues.s}'`} or s >= ${`'${f.maxValues.s}'`})`);
+      expect(outside).toBe(0);
+    }
+    const all = (await table.scan()).sql;
+    const cases: Array<[{ column: string; op: '=' | '<' | '>' | '>='; value: string | boolean }, number]> = [
+      [{ column: 's', op: '=', value: `${long('a')}3` }, 1],
+      [{ column: 's', op: '=', value: `${'a'.repeat(31)}é` }, 1], // the bare prefix is within a's bounds, though no row holds it
+      [{ column: 's', op: '>', value: `${'a'.repeat(31)}ê` }, 2],
+      [{ column: 's', op: '<', value: `${'b'.repeat(31)}` }, 1],
+      [{ column: 's', op: '>=', value: `${'b'.repeat(30)}c` }, 2], // b's max is that bound itself: kept (a bound, not a value)
+      [{ column: 'flag', op: '=', value: true }, 2],
+      [{ column: 'flag', op: '=', value: false }, 2],
+    ];
+    for (const [filter, files] of cases) {
+      const scan = await table.scan({ filters: [filter] });
+      expect(scan.files, JSON.stringify(filter)).toHaveLength(files);
+      const where = typeof filter.value === 'boolean' ? String(filter.value) : `'${filter.value}'`;
+      expect(await count(db.session, scan.sql), JSON.stringify(filter)).toBe(await count(db.session, `select * from (${all}) x where ${filter.column} ${filter.op} ${where}`));
+    }
   });
 
   it('gives a table with naive timestamps the timestampNtz feature (reader 3, writer 7), and only then', async () => {
@@ -298,6 +338,18 @@ describe('writing a table', () => {
     await table.write({ selectSql: 'select 1 as id', mode: 'append' });
     writeFileSync(path.join(root, '_delta_log', '00000000000000000001.json'), '{"commitInfo":{}}\n{"add": {"path": "x"\n');
     await expect(table.snapshot()).rejects.toThrow(/corrupt Delta commit .*00000000000000000001\.json:2 \(version 1\)/);
+  });
+});
+
+describe('the storage interface', () => {
+  it('is the only file access of the Delta library (object storage goes behind it): no node:fs outside storage.ts, but checkpoint.ts\'s local scratch folder', () => {
+    const dir = path.join(REPO_ROOT, 'adapters', 'delta');
+    const users = readdirSync(dir)
+      .filter((f) => f.endsWith('.ts'))
+      .filter((f) => /from 'node:fs(\/promises)?'/.test(readFileSync(path.join(dir, f), 'utf8')));
+    expect(users.sort()).toEqual(['checkpoint.ts', 'storage.ts']);
+    // The checkpoint's scratch folder is local temp space; the checkpoint itself is written through the storage.
+    expect(readFileSync(path.join(dir, 'checkpoint.ts'), 'utf8')).toMatch(/await storage\.write\(/);
   });
 });
 

@@ -141,3 +141,21 @@ describe('alerts raised by source freshness', () => {
 function readJsonResults(dir: string): { metadata: { invocation_id: string } } {
   return JSON.parse(read(dir, 'target/run_results.json'));
 }
+
+describe('alerts raised by the budget', () => {
+  it('the run whose cost crosses alert_at of the budget delivers a cost_spike event', async () => {
+    const hook = await receiver([200]);
+    // A second of a node costs 1; a budget of 1e-9 is crossed by the first run.
+    const dir = writeProject({
+      'etl.yml': etlYml('cs', `cost: { per_cpu_hour: 3600, currency: EUR }\nbudget: { monthly: 0.000000001, alert_at: 1 }\nalerts:\n  - { on: [cost_spike], webhook: { url: "${hook.url}" } }\n`),
+      'models/a.sql': 'select 1 as id\n',
+    });
+    const r = await runCli(['build'], { cwd: dir });
+    expect(r.code, r.output).toBe(0);
+    await hook.closed;
+    const body = JSON.parse(hook.received[0]!.body);
+    expect(body).toMatchObject({ version: 1, event: 'cost_spike', project: 'cs', node: null, run_id: readJsonResults(dir).metadata.invocation_id, details: { budget: 0.000000001, alert_at: 1, currency: 'EUR', period: expect.stringMatching(/^\d{4}-\d{2}$/) } });
+    expect(body.details.cost).toBeGreaterThan(0);
+    expect(body.message).toMatch(/^budget: .* spent in \d{4}-\d{2}/);
+  });
+});

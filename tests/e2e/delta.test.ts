@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeltaTable, LocalStorage } from '../../adapters/delta/index.js';
-import { copyTemplate, etlYml, killAll, removeTempDirs, runCli, withDb, writeProject, type CliResult } from './helpers.js';
+import { copyTemplate, etlYml, killAll, readJson, removeTempDirs, runCli, startCli, withDb, writeProject, type CliResult } from './helpers.js';
 import { extractGolden, openDuckDb, type TestDb } from '../delta/helpers.js';
 
 let db: TestDb;
@@ -48,8 +48,8 @@ async function rows(dir: string, name: string, columns = '*', schema = 'main'): 
   return r.rows as string[][];
 }
 
-function commits(dir: string, name: string): Array<Array<Record<string, any>>> {
-  const log = path.join(dir, 'lake', 'main', name, '_delta_log');
+function commits(dir: string, name: string, schema = 'main'): Array<Array<Record<string, any>>> {
+  const log = path.join(dir, 'lake', schema, name, '_delta_log');
   return readdirSync(log)
     .filter((f) => /^\d{20}\.json$/.test(f))
     .sort()
@@ -253,6 +253,19 @@ describe('etl delta history | vacuum | optimize', () => {
     ]);
   });
 
+  it('each commit names the invocation (run_results.json\'s and manifest.json\'s) and the node that wrote it', async () => {
+    const invocation = readJson(dir, 'target/run_results.json').metadata.invocation_id as string;
+    const last = commits(dir, 'events').at(-1)!.find((a) => a.commitInfo)!.commitInfo;
+    expect(last).toMatchObject({ etlInvocationId: invocation, etlNodeId: 'model.maint.events', operation: 'WRITE' });
+    expect(last.engineInfo).toMatch(/^etl\/\d/);
+    const r = await etl(dir, 'delta', 'history', '-s', 'events', '--limit', '1');
+    expectOk(r);
+    expect(r.stdout).toMatch(new RegExp(`\\| WRITE .*\\| ${invocation} \\| model\\.maint\\.events \\|`));
+    // The run's own records in etl_meta carry the same id.
+    const runs = commits(dir, 'runs', 'etl_meta').flat().filter((a) => a.commitInfo).map((a) => a.commitInfo.etlInvocationId);
+    expect(runs).toContain(invocation);
+  });
+
   it('optimize compacts the appended files into one; vacuum refuses a short retention unless forced', async () => {
     const opt = await etl(dir, 'delta', 'optimize', '-s', 'events');
     expectOk(opt);
@@ -413,5 +426,125 @@ describe('on_schema_change on Delta', () => {
       ['1', 'x1'],
       ['2', 'x2'],
     ]);
+  });
+});
+
+describe('quarantine and its model commit, killed between the two', () => {
+  // Delta commits one table at a time: the quarantine rows commit first, then
+  // the model's commit records which quarantine version it goes with. Killed
+  // right after the quarantine commit, the next run removes the rows of the
+  // run that never published, then quarantines its own: none lost, none twice.
+  const src = (rows: Array<[number, number, number]>) => `id,batch,amount\n${rows.map((r) => r.join(',')).join('\n')}\n`;
+  const FIRST: Array<[number, number, number]> = [[1, 1, 10], [2, 1, -5], [3, 1, 30]];
+  const SECOND: Array<[number, number, number]> = [...FIRST, [4, 2, -7], [5, 2, 50], [6, 2, -9]];
+  const MODELS = {
+    orders_t: '{{config materialized="table" quarantine=true}}\nselect * from {{ref "src"}}\n',
+    orders_i: '{{config materialized="incremental" unique_key="id" quarantine=true}}\nselect * from {{ref "src"}}\n{{#if is_incremental}}where batch > (select max(batch) from {{this}}){{/if}}\n',
+  };
+  let dir: string;
+  beforeAll(async () => {
+    dir = writeProject({
+      'etl.yml': deltaYml('quar'),
+      'seeds/src.csv': src(FIRST),
+      ...Object.fromEntries(Object.entries(MODELS).map(([name, sql]) => [`models/${name}.sql`, sql])),
+      'models/schema.yml': `models:\n${Object.keys(MODELS).map((m) => `  - name: ${m}\n    tests: [{ expression_is_true: { expression: "amount >= 0" } }]\n`).join('')}`,
+    });
+    expectOk(await etl(dir, 'build'));
+    writeFileSync(path.join(dir, 'seeds/src.csv'), src(SECOND));
+    expectOk(await etl(dir, 'seed'));
+  });
+
+  const pairing = async (model: string) => JSON.parse((await table(dir, model).snapshot()).domains.get('etl.quarantine')!.configuration) as { table: string; version: number };
+  const quarantinedBy = async (model: string, version?: number) => {
+    const scan = await table(dir, `${model}__quarantine`).scan(version === undefined ? {} : { version });
+    return (await db.session.query(`select etl_run_id, list(id order by id) from (${scan.sql}) group by all order by min(etl_quarantined_at)`)).rows.map((r) => [r[0], (r[1] as number[]).map(Number)]);
+  };
+
+  it.each([
+    ['table', 'orders_t', [1, 3, 5], [2, 4, 6]],
+    ['incremental (merge)', 'orders_i', [1, 3, 5], [4, 6]],
+  ])('%s: the next run removes the unpublished run\'s rows and quarantines its own once', async (_kind, model, good, secondBad) => {
+    const first = await quarantinedBy(model);
+    expect(first).toEqual([[expect.any(String), [2]]]);
+    const publishedBefore = await rows(dir, model, 'id');
+    const pairedBefore = await pairing(model);
+
+    const child = startCli(['build', '-s', model, '--project-dir', dir], { cwd: dir, env: { ETL_PAUSE_AFTER_SQL: `^delta commit WRITE v\\d+ .*${model}__quarantine$` } });
+    await child.waitForOutput(/\[paused after sql\]/);
+    child.kill('SIGKILL');
+    await child.done;
+    // The quarantine commit happened, the model's did not: the model and its pairing are as before.
+    const killed = await quarantinedBy(model);
+    expect(killed).toHaveLength(2);
+    expect(killed[1]![1]).toEqual(secondBad);
+    expect(await rows(dir, model, 'id')).toEqual(publishedBefore);
+    expect(await pairing(model)).toEqual(pairedBefore);
+
+    const rerun = await etl(dir, 'build', '-s', model);
+    expectOk(rerun);
+    const invocation = readJson(dir, 'target/run_results.json').metadata.invocation_id as string;
+    expect(await rows(dir, model, 'id')).toEqual(good.map((id) => [String(id)]));
+    // The killed run's rows are gone; the rerun's are there once.
+    expect(await quarantinedBy(model)).toEqual([first[0], [invocation, secondBad]]);
+    // The model's commit names the quarantine version holding its rows.
+    const paired = await pairing(model);
+    expect(paired.table).toBe(`main.${model}__quarantine`);
+    expect(await quarantinedBy(model, paired.version)).toEqual([first[0], [invocation, secondBad]]);
+    const repair = commits(dir, `${model}__quarantine`).flat().filter((a) => a.commitInfo?.etlQuarantineRepair);
+    expect(repair).toHaveLength(1);
+    expect(repair[0]!.commitInfo.operation).toBe('DELETE');
+  });
+});
+
+describe('snapshots on Delta rewrite only the files holding changed keys', () => {
+  let dir: string;
+  const people = (rows: string[]) => `id,email,updated_at\n${rows.join('\n')}\n`;
+  const paths = async () => [...(await table(dir, 'people_snap').snapshot()).files.values()].map((f) => f.path).sort();
+  beforeAll(async () => {
+    dir = writeProject({
+      'etl.yml': deltaYml('snapcow'),
+      'seeds/people.csv': people(['1,a@x,2024-01-01', '2,b@x,2024-01-01', '3,c@x,2024-01-01']),
+      'snapshots/people_snap.sql': '{{config unique_key="id" strategy="timestamp" updated_at="updated_at" hard_deletes="invalidate"}}\nselect * from {{ref "people"}}\n',
+    });
+    expectOk(await etl(dir, 'build'));
+  });
+
+  it('new keys add a file; a changed key rewrites only its file; the other keeps its path', async () => {
+    const [first] = await paths();
+    expect(await paths()).toHaveLength(1);
+    // New keys only: the first file stays, one file is added.
+    writeFileSync(path.join(dir, 'seeds/people.csv'), people(['1,a@x,2024-01-01', '2,b@x,2024-01-01', '3,c@x,2024-01-01', '4,d@x,2024-02-01', '5,e@x,2024-02-01']));
+    expectOk(await etl(dir, 'build'));
+    const afterInsert = await paths();
+    expect(afterInsert).toHaveLength(2);
+    expect(afterInsert).toContain(first);
+    const second = afterInsert.find((p) => p !== first)!;
+    // Key 5 changes: only the second file (which holds key 5) is rewritten.
+    writeFileSync(path.join(dir, 'seeds/people.csv'), people(['1,a@x,2024-01-01', '2,b@x,2024-01-01', '3,c@x,2024-01-01', '4,d@x,2024-02-01', '5,e2@x,2024-03-01']));
+    expectOk(await etl(dir, 'build'));
+    const afterChange = await paths();
+    expect(afterChange).toContain(first);
+    expect(afterChange).not.toContain(second);
+    const last = commits(dir, 'people_snap').at(-1)!;
+    expect(last.filter((a) => a.remove).map((a) => a.remove.path)).toEqual([second]);
+    expect(last.find((a) => a.commitInfo).commitInfo.operation).toBe('MERGE');
+    // Key 2 is deleted from the source (invalidated): the first file is rewritten, the rest kept.
+    const beforeDelete = await paths();
+    writeFileSync(path.join(dir, 'seeds/people.csv'), people(['1,a@x,2024-01-01', '3,c@x,2024-01-01', '4,d@x,2024-02-01', '5,e2@x,2024-03-01']));
+    expectOk(await etl(dir, 'build'));
+    const removed = commits(dir, 'people_snap').at(-1)!.filter((a) => a.remove).map((a) => a.remove.path);
+    expect(removed).toEqual([first]);
+    expect(await paths()).toEqual(expect.arrayContaining(beforeDelete.filter((p) => p !== first)));
+    expect(await rows(dir, 'people_snap', 'id, email, etl_valid_to is null as current')).toEqual([
+      ['1', 'a@x', 'true'],
+      ['2', 'b@x', 'false'],
+      ['3', 'c@x', 'true'],
+      ['4', 'd@x', 'true'],
+      ['5', 'e2@x', 'true'],
+      ['5', 'e@x', 'false'],
+    ]);
+    // Every row once: the same rows as a full read of the log's latest version, no duplicate version ids.
+    const ids = await rows(dir, 'people_snap', 'etl_scd_id');
+    expect(new Set(ids.map((r) => r[0])).size).toBe(ids.length);
   });
 });

@@ -389,6 +389,30 @@ describe.each([['duckdb'], ['postgres']] as Array<[EngineName]>)('%s', (engine) 
     expect(await watermark()).toBe('2024-02-01 00:00:00');
   });
 
+  it('incremental insert_overwrite replaces exactly the partitions the new rows touch, a NULL partition included', async () => {
+    const sales = (rows: string[]) => `id,day,amount\n${rows.join('\n')}\n`;
+    const p = new Project(engine, 'io', {
+      'seeds/sales.csv': sales(['1,2024-01-01,10', '2,2024-01-02,20', '3,2024-01-03,30', '4,,7']),
+      // Each run reads the latest day and the undated rows again: their partitions are replaced, the others kept.
+      'models/daily.sql':
+        '{{config materialized="incremental" incremental_strategy="insert_overwrite" partition_by="day"}}\nselect day, sum(amount) as total, count(*) as n from {{ref "sales"}}\n{{#if is_incremental}}where day is null or day >= (select max(day) from {{this}}){{/if}}\ngroup by day\n',
+    });
+    ok(await p.etl('build'));
+    // Day 1 is changed in the seed but not re-read (its partition is not touched); day 3 and the NULL day are replaced; day 4 is new.
+    p.write({ 'seeds/sales.csv': sales(['1,2024-01-01,99', '2,2024-01-02,20', '3,2024-01-03,30', '5,2024-01-03,5', '6,2024-01-04,40', '4,,7', '7,,1']) });
+    ok(await p.etl('build'));
+    expect(p.result('model.io.daily').message).toMatch(/^INSERT_OVERWRITE \(3 rows/);
+    const rows = await p.rows(`select cast(day as varchar), total, n from ${p.rel('daily')}`);
+    expect(rows).toEqual([
+      ['2024-01-01', '10', '1'],
+      ['2024-01-02', '20', '1'],
+      ['2024-01-03', '35', '2'],
+      ['2024-01-04', '40', '1'],
+      [null, '8', '2'],
+    ]);
+    record(engine, 'insert_overwrite', rows);
+  });
+
   it('microbatch backfills exactly --event-time-start..--event-time-end, batch by batch', async () => {
     const p = new Project(engine, 'mb', {
       'seeds/events.csv': 'id,ts,v\n1,2024-01-01 06:00:00,10\n2,2024-01-02 06:00:00,20\n3,2024-01-02 18:00:00,30\n4,2024-01-03 06:00:00,40\n5,2024-01-04 06:00:00,50\n',

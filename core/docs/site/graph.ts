@@ -72,13 +72,15 @@ function shorten(label: string, max = 34): string {
 export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
   const layout = await layoutLib();
   const sizes = new Map(spec.nodes.map((n) => [n.id, { id: n.id, width: Math.max(70, Math.min(34, n.label.length) * CHAR_W + 24), height: NODE_H }]));
-  const out = layout({ nodes: [...sizes.values()], edges: spec.edges.filter((e) => e.layout !== false) });
+  // A phone's screen is narrow: the graph runs top to bottom there, so a chain fits its width.
+  const direction = window.matchMedia('(max-width: 640px)').matches ? 'TB' : 'LR';
+  const out = layout({ nodes: [...sizes.values()], edges: spec.edges.filter((e) => e.layout !== false), direction });
   const edgeClass = new Map(spec.edges.map((e) => [`${e.from}\u0000${e.to}`, e.classes ?? '']));
   for (const e of spec.edges) {
     if (e.layout !== false) continue;
     const a = out.nodes.get(e.from)!;
     const b = out.nodes.get(e.to)!;
-    out.edges.push({ from: e.from, to: e.to, points: [{ x: a.x + a.width / 2, y: a.y }, { x: b.x - b.width / 2, y: b.y }] });
+    out.edges.push({ from: e.from, to: e.to, points: direction === 'LR' ? [{ x: a.x + a.width / 2, y: a.y }, { x: b.x - b.width / 2, y: b.y }] : [{ x: a.x, y: a.y + a.height / 2 }, { x: b.x, y: b.y - b.height / 2 }] });
   }
   const viewport = svg('g', { class: 'viewport' });
   const edgeLayer = svg('g', { class: 'edges', 'aria-hidden': 'true' });

@@ -1,0 +1,104 @@
+// The Postgres source of a loader: one connection to the source database
+// (url from the environment, TLS as for a Postgres target: sslmode,
+// sslrootcert), the source's columns with their types as format_type prints
+// them, and the rows streamed out with COPY (...) TO STDOUT in CSV. Nothing is
+// read into memory: the stream goes straight to the target's stageCsv.
+
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { connectionSettings, scrub, scrubError } from '../../adapters/postgres/connection.js';
+import type { LoaderSpec } from '../compiler/manifest.js';
+import { RunError } from '../errors.js';
+import { interpolateConfigString } from '../project/secrets.js';
+import type { ExtractRequest, Extractor, SourceColumn } from './extractor.js';
+
+const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** Types whose lookback is an interval (a duration); other cursors subtract a number. */
+const TIME_TYPE = /^(date|timestamp|time)/i;
+
+export class PostgresExtractor implements Extractor {
+  private client?: pg.Client;
+  private secrets: string[] = [];
+
+  constructor(
+    private readonly spec: LoaderSpec,
+    private readonly projectRoot: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  /** What the loader reads at the source: its table, or its query. */
+  private baseSql(): string {
+    if (this.spec.query !== undefined) return this.spec.query.trim().replace(/;\s*$/, '');
+    return `select * from ${this.spec.table!.split('.').map(quoteIdent).join('.')}`;
+  }
+
+  async open(): Promise<void> {
+    const rendered = interpolateConfigString(this.spec.url!, {}, this.env, { values: new Set() }, true);
+    if ('error' in rendered) throw new RunError(`loader of source ${this.spec.source} (${this.spec.declared_at}): url: ${rendered.error}${rendered.hint ? `\n  hint: ${rendered.hint}` : ''}`);
+    const settings = connectionSettings(
+      { name: `source ${this.spec.source}`, url: rendered.value, sslmode: this.spec.sslmode, sslrootcert: this.spec.sslrootcert, connect_timeout: this.spec.connect_timeout, schema: 'public', threads: 1 },
+      this.projectRoot,
+    );
+    this.secrets = settings.secrets;
+    const connect = async (config: pg.ClientConfig) => {
+      const client = new pg.Client({ ...config, application_name: 'etl extract' });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        return client;
+      } catch (err) {
+        await client.end().catch(() => undefined);
+        throw err;
+      }
+    };
+    try {
+      this.client = await connect(settings.config).catch((err: unknown) => {
+        // sslmode=prefer: a server without TLS gets a plain connection, as with libpq.
+        if (settings.sslmode === 'prefer' && /does not support SSL/i.test(String((err as Error)?.message))) return connect({ ...settings.config, ssl: false });
+        throw err;
+      });
+      // One snapshot for the description and the rows.
+      await this.client.query('begin isolation level repeatable read read only');
+    } catch (err) {
+      throw new RunError(`loader of source ${this.spec.source}: cannot connect to ${settings.address}/${settings.database}: ${scrub((err as Error).message, this.secrets)}`);
+    }
+  }
+
+  async columns(): Promise<SourceColumn[]> {
+    const client = this.client!;
+    try {
+      const described = await client.query(`select * from (${this.baseSql()}) as etl_source limit 0`);
+      const oids = described.fields.map((f) => f.dataTypeID);
+      const mods = described.fields.map((f) => f.dataTypeModifier);
+      const types = await client.query<{ t: string }>('select format_type(o, m) as t from unnest($1::oid[], $2::int[]) with ordinality as x(o, m, n) order by n', [oids, mods]);
+      return described.fields.map((f, i) => ({ name: f.name, type: types.rows[i]!.t }));
+    } catch (err) {
+      throw scrubError(new Error(`loader of source ${this.spec.source} (${this.spec.declared_at}): cannot read ${this.spec.query !== undefined ? 'its query' : `table ${this.spec.table}`} at the source: ${(err as Error).message}`), this.secrets);
+    }
+  }
+
+  extract(request: ExtractRequest): NodeJS.ReadableStream {
+    const client = this.client!;
+    const list = request.columns.map((c) => quoteIdent(c.name)).join(', ');
+    let where = '';
+    if (request.since) {
+      const { cursor, value, lookback } = request.since;
+      const col = request.columns.find((c) => c.name === cursor)!;
+      const bound = `cast(${client.escapeLiteral(value)} as ${col.type})`;
+      const back = lookback ? (TIME_TYPE.test(col.type) ? ` - interval '${lookback} seconds'` : ` - ${lookback}`) : '';
+      where = ` where ${quoteIdent(cursor)} >= ${bound}${back}`;
+    }
+    const sql = `copy (select ${list} from (${this.baseSql()}) as etl_source${where}) to stdout with (format csv)`;
+    const stream = client.query(copyTo(sql));
+    stream.on('error', (err: Error) => scrubError(err, this.secrets));
+    return stream;
+  }
+
+  async close(): Promise<void> {
+    if (!this.client) return;
+    await this.client.query('rollback').catch(() => undefined);
+    await this.client.end().catch(() => undefined);
+    this.client = undefined;
+  }
+}

@@ -1,0 +1,237 @@
+// Loader nodes: extract from a source system and load the source's raw table.
+// The rows stream from the source (core/extract/) into a table staged on the
+// target (adapter.stageCsv), which is then checked and published in one
+// atomic step: a full load swaps it in (publishTable), an incremental one
+// merges it by the primary key (applyIncremental); the watermark (max of the
+// cursor) commits with the data. A failure leaves the previous table as it
+// was. Deletes at the source are seen by a full load only.
+
+import { Readable, Transform } from 'node:stream';
+import type { AdapterSession, MaterializeResult, StagedTable } from '../../adapters/adapter.js';
+import type { LoaderSpec, ManifestNode } from '../compiler/manifest.js';
+import { RunError } from '../errors.js';
+import { extractorFor, lookbackAmount, type RejectedRecord, type SourceColumn, type SourceUnit } from '../extract/extractor.js';
+import { FILE_COLUMN } from '../extract/files.js';
+import { finishedBatches, storedWatermark, type StateRecord } from '../state/state.js';
+import { formatBytes } from '../reporting/bytes.js';
+import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';
+import { explainSchemaChangeFailure, planSchemaChange, planSourceDrift, type DriftPlan, type SchemaPlan } from './schema-change.js';
+
+/** What one load moved, for the run output, run_results and history. */
+export interface LoadStats {
+  rows_read: number;
+  rows_loaded: number;
+  rows_rejected: number;
+  bytes: number;
+  seconds: number;
+  rows_per_second: number;
+}
+
+export const loader: Materialization = {
+  run: async (ctx): Promise<MaterializeResult> => {
+    const { adapter, session, node } = ctx;
+    const spec = node.config.loader!;
+    const relation = relationOf(node);
+    const t0 = performance.now();
+    const declaredTypes = Object.fromEntries(Object.values(node.columns).flatMap((c) => (c.data_type ? [[c.name, c.data_type]] : [])));
+    const extractor = extractorFor(spec, ctx.manifest.metadata.project_root, process.env, declaredTypes);
+    // The source is opened while the target is asked what it holds.
+    const opened = extractor.open();
+    opened.catch(() => undefined);
+    const incremental = spec.incremental;
+    const refresh = node.config.full_refresh === false ? false : ctx.fullRefresh || node.config.full_refresh === true;
+    let existing;
+    let since: { cursor: string; value: string; lookback: number } | undefined;
+    let units: SourceUnit[] | undefined;
+    let bytes = 0;
+    let staged: StagedTable | undefined;
+    let rejected: RejectedRecord[] = [];
+    let perFile = new Map<string, number>();
+    try {
+      existing = await adapter.relationKind(session, relation);
+      const replacing = !existing || refresh || (!incremental && !extractor.units);
+      if (incremental && !replacing) {
+        const stored = await storedWatermark(adapter, session, relation);
+        if (stored?.value != null && stored.column === incremental.cursor) since = { cursor: incremental.cursor, value: stored.value, lookback: lookbackAmount(incremental.lookback) };
+      }
+      await opened;
+      if (extractor.units) {
+        const done = replacing ? new Set<string>() : await finishedBatches(adapter, session, relation);
+        units = (await extractor.units()).filter((u) => !done.has(u.key));
+        extractor.only!(new Set(units.map((u) => u.key)));
+        if (units.length === 0) return nothingNew(t0, existing ? 'no new or changed files' : `no files match ${spec.path}`);
+      }
+      const columns = await extractor.columns({ since: since?.value });
+      rejected = extractor.rejected?.() ?? [];
+      perFile = (await extractor.rowsPerFile?.()) ?? perFile;
+      if (columns.length === 0) {
+        // No record at all (an API with nothing new): nothing changes but the rejected ones.
+        checkRejected(spec, rejected.length, 0);
+        if (rejected.length) await keepRejected(ctx, relation, rejected);
+        return nothingNew(t0, 'no new records', rejected.length);
+      }
+      checkColumns(spec, columns);
+      checkRejected(spec, rejected.length, await countRows(extractor, perFile));
+      const counted = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          bytes += chunk.length;
+          done(null, chunk);
+        },
+      });
+      const rows = extractor.extract({ columns, since });
+      rows.on('error', (err) => counted.destroy(err));
+      const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
+      staged = await adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: !!existing && !replacing });
+    } finally {
+      await opened.catch(() => undefined);
+      await extractor.close();
+    }
+    const merging = !!existing && !refresh && (since !== undefined || units !== undefined);
+
+    let loaded: number;
+    let drift: { added: string[]; removed: string[]; changed: string[] } | undefined;
+    try {
+      if (incremental) await checkUniqueKey(session, adapter.dialect.quoteIdentifier, adapter.dialect.relation(staged.relation.schema, staged.relation.name), spec, incremental.primary_key);
+      const state: StateRecord[] = incremental
+        ? [{ kind: 'watermark', relation, uniqueId: node.unique_id, eventTimeColumn: incremental.cursor, runId: ctx.runId, at: ctx.clock.now().toISOString(), newRows: merging ? staged.relation : undefined }]
+        : units
+          ? [
+              ...(merging ? [] : [{ kind: 'batches_cleared' as const, relation }]),
+              ...units.map((u): StateRecord => ({ kind: 'batch', relation, uniqueId: node.unique_id, start: u.key, end: u.name, status: 'success', runId: ctx.runId, at: ctx.clock.now().toISOString(), message: '', rows: perFile.get(u.name) ?? 0 })),
+            ]
+          : [];
+      if (!merging) {
+        await adapter.publishTable(session, staged, relation, { state });
+        loaded = staged.rows ?? 0;
+      } else {
+        // The loader's own on_schema_change if it sets one, else: add, keep removed (warn), widen, fail on the rest.
+        const plan = node.config.on_schema_change ? await planSchemaChange(adapter, session, node, relation, staged.relation) : await planSourceDrift(adapter, session, node, relation, staged.relation);
+        drift = describeDrift(plan);
+        try {
+          const applied = await adapter.applyIncremental(session, {
+            // Files: a changed file's rows replace the rows it gave before.
+            ...(units ? { strategy: 'delete+insert', uniqueKey: [FILE_COLUMN] } : { strategy: 'merge', uniqueKey: incremental!.primary_key }),
+            target: relation,
+            staged: staged.relation,
+            columns: plan.columns,
+            columnChanges: plan.changes,
+            state,
+          });
+          loaded = applied.rowsAffected;
+        } catch (err) {
+          throw explainSchemaChangeFailure(node, plan, err);
+        }
+        await adapter.discardStaged(session, staged);
+      }
+    } catch (err) {
+      await adapter.discardStaged(session, staged);
+      throw err;
+    }
+    if (rejected.length) await keepRejected(ctx, relation, rejected);
+    const seconds = (performance.now() - t0) / 1000;
+    const read = (staged.rows ?? loaded) + rejected.length;
+    const stats: LoadStats = { rows_read: read, rows_loaded: loaded, rows_rejected: rejected.length, bytes, seconds: round(seconds, 3), rows_per_second: Math.round(read / Math.max(seconds, 1e-3)) };
+    const warning = drift?.removed.length && !node.config.on_schema_change ? `; column${drift.removed.length === 1 ? '' : 's'} ${drift.removed.join(', ')} no longer at the source (kept, NULL in new rows)` : '';
+    const changed = drift ? [...drift.added.map((c) => `+${c}`), ...drift.changed.map((c) => `~${c}`)] : [];
+    const how = units && merging ? `LOAD ${units.length} new or changed file${units.length === 1 ? '' : 's'}` : merging ? `MERGE since ${since!.value}` : existing ? (refresh ? 'FULL REFRESH' : 'FULL LOAD') : 'CREATE TABLE';
+    return {
+      rowsAffected: loaded,
+      message: `${how} (${read} rows read, ${loaded} loaded${rejected.length ? `, ${rejected.length} rejected` : ''}, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s${changed.length ? `, columns ${changed.join(' ')}` : ''})${warning}`,
+      ...(warning ? { status: 'warn' as const } : {}),
+      // The run history keeps these (etl history): the bytes read at the source and moved into the target.
+      bytesScanned: bytes,
+      bytesWritten: bytes,
+      stats: { ...stats, ...(drift && (drift.added.length || drift.removed.length || drift.changed.length) ? { schema_changes: drift } : {}) },
+    };
+  },
+};
+
+function nothingNew(t0: number, why: string, rejected = 0): MaterializeResult {
+  const seconds = round((performance.now() - t0) / 1000, 3);
+  return { rowsAffected: 0, message: `NOTHING TO LOAD (${why})`, stats: { rows_read: rejected, rows_loaded: 0, rows_rejected: rejected, bytes: 0, seconds, rows_per_second: 0 } };
+}
+
+/** Records read, for max_rejected as a percentage: per file when the source counts them so. */
+async function countRows(extractor: { rowsRead?(): Promise<number> }, perFile: Map<string, number>): Promise<number> {
+  if (extractor.rowsRead) return extractor.rowsRead();
+  return [...perFile.values()].reduce((a, b) => a + b, 0);
+}
+
+/** max_rejected: a count, or a percentage of the records read; exceeded, nothing of the run is published. */
+function checkRejected(spec: LoaderSpec, rejected: number, good: number): void {
+  if (rejected === 0) return;
+  const limit = spec.max_rejected ?? 0;
+  const total = rejected + good;
+  const over = typeof limit === 'number' ? rejected > limit : (rejected / Math.max(total, 1)) * 100 > parseFloat(limit);
+  if (over) {
+    throw new RunError(
+      `loader of source ${spec.source} (${spec.declared_at}): ${rejected} of ${total} records rejected, more than max_rejected (${limit}); nothing of this run is published\n  hint: fix the files, or raise max_rejected to load the good records and keep the bad ones in ${spec.source.split('.')[1]}__rejected`,
+    );
+  }
+}
+
+/** Rejected records go to <table>__rejected (created on first use): the raw record, the error, where it was, and the run. */
+async function keepRejected(ctx: MaterializationContext, relation: { schema: string; name: string }, rejected: RejectedRecord[]): Promise<void> {
+  const { adapter, session } = ctx;
+  const into = { schema: relation.schema, name: `${relation.name}__rejected` };
+  const csvField = (v: string | number) => `"${String(v).replace(/"/g, '""')}"`;
+  const text = rejected.map((r) => [r.file, r.line, r.raw, r.error, ctx.runId, ctx.clock.now().toISOString()].map(csvField).join(',')).join('\n') + '\n';
+  const t = (name: string) => adapter.dialect.typeFromPostgres(name);
+  const columns = [
+    { name: 'file', type: t('text') },
+    { name: 'line', type: t('bigint') },
+    { name: 'raw_record', type: t('text') },
+    { name: 'error', type: t('text') },
+    { name: 'run_id', type: t('text') },
+    { name: 'rejected_at', type: t('timestamp with time zone') },
+  ];
+  const exists = await adapter.relationKind(session, into);
+  const staged = await adapter.stageCsv(session, into, columns, Readable.from([text]), { transient: !!exists });
+  try {
+    if (exists) await adapter.applyIncremental(session, { strategy: 'append', target: into, staged: staged.relation, columns: columns.map((c) => c.name), uniqueKey: [], columnChanges: [], state: [] });
+    else await adapter.publishTable(session, staged, into);
+  } finally {
+    if (exists) await adapter.discardStaged(session, staged);
+  }
+}
+
+/** The cursor and the primary key must be columns at the source: an error names the source and its yml line. */
+function checkColumns(spec: LoaderSpec, columns: SourceColumn[]): void {
+  if (!spec.incremental) return;
+  const names = columns.map((c) => c.name);
+  const wanted = [['cursor', [spec.incremental.cursor]] as const, ['primary_key', spec.incremental.primary_key] as const];
+  for (const [key, list] of wanted) {
+    const missing = list.filter((c) => !names.includes(c));
+    if (missing.length) {
+      throw new RunError(
+        `loader of source ${spec.source} (${spec.declared_at}): incremental.${key} ${missing.map((m) => `"${m}"`).join(', ')} is not a column at the source; its columns: ${names.join(', ')}\n  hint: name one of its columns, or add the column to ${spec.query !== undefined ? 'the query' : `table ${spec.table}`}; the raw table is unchanged`,
+      );
+    }
+  }
+}
+
+/** A primary key that is not unique in the extracted rows would merge arbitrarily: refused, naming the keys. */
+async function checkUniqueKey(session: AdapterSession, quote: (s: string) => string, staged: string, spec: LoaderSpec, key: string[]): Promise<void> {
+  const cols = key.map(quote).join(', ');
+  const dup = await session.query(`select ${cols}, count(*) as n from ${staged} group by ${cols} having count(*) > 1 order by count(*) desc limit 5`);
+  if (dup.rows.length === 0) return;
+  const shown = dup.rows.map((r) => `${key.length > 1 ? `(${r.slice(0, key.length).map(String).join(', ')})` : String(r[0])} x${String(r[key.length])}`).join(', ');
+  throw new RunError(
+    `loader of source ${spec.source} (${spec.declared_at}): primary_key ${key.join(', ')} is not unique in the extracted rows: ${shown}${dup.rows.length === 5 ? ', ...' : ''}\n  hint: fix the key at the source or name the columns that identify a row; the raw table is unchanged`,
+  );
+}
+
+/** What changed in the raw table's columns, for run_results (schema_changes) and the run output. */
+function describeDrift(plan: SchemaPlan | DriftPlan): { added: string[]; removed: string[]; changed: string[] } {
+  if ('removed' in plan) return { added: plan.added, removed: plan.removed, changed: plan.widened };
+  return {
+    added: plan.changes.flatMap((c) => (c.kind === 'add' ? [c.column] : [])),
+    removed: plan.changes.flatMap((c) => (c.kind === 'drop' ? [c.column] : [])),
+    changed: plan.changes.flatMap((c) => (c.kind === 'alter_type' ? [c.column] : [])),
+  };
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
