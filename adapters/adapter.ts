@@ -241,11 +241,11 @@ export interface Adapter {
    * stageTable does. The stream is consumed as it comes: never held in memory.
    */
   stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable>;
-  /** Swaps the staged table in; `extras` (state, quarantined rows) commit with it. */
-  publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras?: PublishExtras): Promise<void>;
+  /** Swaps the staged table in; `extras` (state, quarantined rows) commit with it. Engines that know what the swap wrote say so (run history, cost). */
+  publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras?: PublishExtras): Promise<void | { bytesWritten?: number }>;
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;
   /** Applies new rows to an existing table in one transaction (incremental models). */
-  applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number }>;
+  applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number; bytesWritten?: number }>;
   /** Applies one snapshot run, with its state, atomically. */
   applySnapshot(session: AdapterSession, change: SnapshotChange): Promise<SnapshotResult>;
   /** Loads a CSV file into a table (replacing it atomically). */
@@ -256,6 +256,12 @@ export interface Adapter {
    * implement it (Delta); others cannot have such sources.
    */
   attachExternal?(session: AdapterSession, tables: Array<{ relation: Relation; location: string }>): Promise<void>;
+  /**
+   * The current version of each relation (undefined: not a versioned table),
+   * on engines that version tables (Delta): the run history records the
+   * versions a node read. Optional.
+   */
+  relationVersions?(session: AdapterSession, relations: Relation[]): Promise<Array<number | undefined>>;
   /** Runs `selectSql` and returns at most `limit` rows. */
   preview(session: AdapterSession, selectSql: string, limit: number): Promise<QueryResult>;
 }

@@ -3,7 +3,9 @@
 //  1. append of 10M rows as a Delta commit vs DuckDB's own
 //     COPY (query) TO 'x.parquet' (FORMAT parquet, COMPRESSION zstd);
 //  2. a merge touching 1% of the keys of a 10M-row, 100-file table: bytes
-//     rewritten, and time vs a full overwrite with the same result;
+//     rewritten, and time vs a full overwrite with the same result: keys in
+//     one contiguous range; keys scattered at random; keys of 1% of the
+//     groups, with the table laid out by key and clustered by group;
 //  3. reading the active files of a 10,000-commit table (checkpoints every 10);
 //  4. a filter on the partition column of a 100-partition table: files read.
 //
@@ -90,6 +92,54 @@ out.merge = { rows: ROWS, files: FILES, keysTouched: touched, bytesRewritten: re
 console.log(
   `merge of ${touched} keys (1%) into ${ROWS} rows / ${FILES} files: rewrote ${(rewritten / 1e6).toFixed(1)} of ${(totalBytes / 1e6).toFixed(1)} MB (${(100 * out.merge.bytesRatio).toFixed(2)}%), ${fmt(mergeTime)} vs full overwrite ${fmt(fullTime)}: ${out.merge.timeRatio.toFixed(3)}x`,
 );
+
+// 2b. The same 1% of keys, scattered at random over the key range (what a
+// merge of real changes usually looks like): every file of a table laid out
+// by key holds some of them, so copy-on-write rewrites them all. Then the
+// layout that helps: when the changed keys follow another column (here: the
+// rows of 1% of the groups), a table clustered by that column (rows sorted by
+// it before they are cut into files) keeps the rewrite to those files.
+async function mergeRun(table, stagedSql) {
+  await session.execute(`create or replace table staged as ${stagedSql}`);
+  return ms(async () => {
+    const snapshot = await table.snapshot();
+    const plan = await planRewrite(table.storage, session, snapshot, change, '"main"."staged"');
+    await table.write({ current: snapshot, selectSql: plan.selectSql, mode: 'rewrite', removeFiles: plan.removeFiles, operation: 'MERGE', readPredicate: 'all', readFiles: 'all' });
+    return { bytes: plan.removeFiles.reduce((s, f) => s + f.size, 0), files: plan.removeFiles.length };
+  });
+}
+async function overwriteTime(table) {
+  const scan = await table.scan();
+  return (await ms(() => table.write({ selectSql: `select * from (${scan.sql}) as t`, mode: 'overwrite' })))[0];
+}
+async function buildTable(root, orderBy) {
+  const t = new DeltaTable(new LocalStorage(root), session);
+  // 100 files of ROWS/100 rows each, in `orderBy` order.
+  await session.execute(`create or replace table layout as select range as id, range % 997 as grp, (range * 7) % 100000 / 100.0 as amount, 'tag' || (range % 1000) as tag from range(${ROWS}) order by ${orderBy}`);
+  for (let f = 0; f < FILES; f++) await t.write({ selectSql: `select id, grp, amount, tag from layout where rowid >= ${f * per} and rowid < ${(f + 1) * per}`, mode: 'append' });
+  await session.execute('drop table layout');
+  const total = [...(await t.snapshot()).files.values()].reduce((s, f) => s + f.size, 0);
+  return { t, total };
+}
+const scattered = await buildTable(path.join(dir, 'merge-scattered'), 'id');
+const [scatterTime, scatterHit] = await mergeRun(scattered.t, `select id, id % 997 as grp, -1.0 as amount, 'changed' as tag from (select range as id from range(${ROWS}) using sample reservoir(${touched} rows) repeatable (42))`);
+const scatterFull = await overwriteTime(scattered.t);
+const groups = Math.max(1, Math.round(997 / 100));
+const byKey = await buildTable(path.join(dir, 'merge-by-key'), 'id');
+const [byKeyTime, byKeyHit] = await mergeRun(byKey.t, `select range as id, range % 997 as grp, -1.0 as amount, 'changed' as tag from range(${ROWS}) where range % 997 < ${groups}`);
+const byKeyFull = await overwriteTime(byKey.t);
+const clustered = await buildTable(path.join(dir, 'merge-clustered'), 'grp, id');
+const [clusteredTime, clusteredHit] = await mergeRun(clustered.t, `select range as id, range % 997 as grp, -1.0 as amount, 'changed' as tag from range(${ROWS}) where range % 997 < ${groups}`);
+const clusteredFull = await overwriteTime(clustered.t);
+const row = (label, time, hit, total, full) => ({ label, files: hit.files, bytesRewritten: hit.bytes, totalBytes: total, bytesRatio: hit.bytes / total, mergeTime: time, fullOverwrite: full, timeRatio: time / full });
+out.mergeLayouts = [
+  row('1% random keys, table laid out by key', scatterTime, scatterHit, scattered.total, scatterFull),
+  row(`rows of ${groups} of 997 groups, table laid out by key`, byKeyTime, byKeyHit, byKey.total, byKeyFull),
+  row(`rows of ${groups} of 997 groups, table clustered by group`, clusteredTime, clusteredHit, clustered.total, clusteredFull),
+];
+for (const r of out.mergeLayouts) {
+  console.log(`merge, ${r.label}: ${r.files} of ${FILES} files, ${(100 * r.bytesRatio).toFixed(2)}% of bytes rewritten, ${fmt(r.mergeTime)} vs full overwrite ${fmt(r.fullOverwrite)}: ${r.timeRatio.toFixed(3)}x`);
+}
 
 // 3. Listing the active files of a table with many commits and a checkpoint every 10
 const logRoot = path.join(dir, 'commits');

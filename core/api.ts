@@ -21,7 +21,7 @@ import { redact, type Secrets } from './project/secrets.js';
 import { unitTestFixtureFiles } from './data-tests/unit-tests.js';
 import { executePlan } from './runner/runner.js';
 import { flushPendingInvocations, invocationFacts, selectionText } from './history/invocation.js';
-import { nodeRunRecords } from './history/records.js';
+import { nodeRunRecords, upstreamRelations } from './history/records.js';
 import { migrateState, readState, recordRunEnd, recordRunStart } from './state/state.js';
 import type { NodeResult, RunEvent } from './runner/events.js';
 
@@ -376,7 +376,13 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     outcome.results = scrubbed(outcome.results, project.secrets);
     if (keepsState) {
       const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
-      const records = nodeRunRecords(manifest, outcome.results);
+      let versions: Map<string, number> | undefined;
+      if (adapter.relationVersions) {
+        const upstream = [...upstreamRelations(manifest, outcome.results)];
+        const found = await adapter.withSession((session) => adapter.relationVersions!(session, upstream.map(([, r]) => r))).catch(() => []);
+        versions = new Map(upstream.flatMap(([name], i) => (found[i] === undefined ? [] : [[name, found[i]!] as [string, number]])));
+      }
+      const records = nodeRunRecords(manifest, outcome.results, versions);
       try {
         await adapter.withSession((session) => recordRunEnd(adapter, session, { runId, status: outcome!.interrupted ? 'interrupted' : failed ? 'error' : 'success', finishedAt: clock.now().toISOString() }, records), { invocationId: runId });
         if (project.file.budget) {

@@ -140,7 +140,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   async replaceTable(session: AdapterSession, relation: Relation, selectSql: string, state: StateRecord[] = []): Promise<MaterializeResult> {
     const written = await this.lake.table(relation, session).write({ selectSql, mode: 'overwrite', ...this.stateOption(session, relation, state, undefined) });
     await this.lake.refresh(relation, session);
-    return { rowsAffected: written.rows, message: `CREATE TABLE (${written.rows} rows)` };
+    return { rowsAffected: written.rows, bytesWritten: bytesOf(written.adds), message: `CREATE TABLE (${written.rows} rows)` };
   }
 
   stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable> {
@@ -156,10 +156,10 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     return this.duck.discardStaged(session, staged);
   }
 
-  async publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras: PublishExtras = {}): Promise<void> {
+  async publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras: PublishExtras = {}): Promise<{ bytesWritten: number }> {
     const current = this.lake.isTable(relation) ? await this.lake.latest(relation, session) : undefined;
     const quarantine = await this.quarantineFirst(session, relationSql(staged.relation), relation, current, extras.moveRows);
-    await this.withQuarantine(session, relation, quarantine, () =>
+    const written = await this.withQuarantine(session, relation, quarantine, () =>
       this.lake.table(relation, session).write({
         selectSql: `select * from ${relationSql(staged.relation)}`,
         current,
@@ -170,6 +170,13 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     );
     await this.duck.discardStaged(session, staged);
     await this.lake.refresh(relation, session);
+    return { bytesWritten: bytesOf(written.adds) };
+  }
+
+  async relationVersions(session: AdapterSession, relations: Relation[]): Promise<Array<number | undefined>> {
+    const out: Array<number | undefined> = [];
+    for (const r of relations) out.push(this.lake.isTable(r) ? (await this.lake.snapshot(r, session as SqlSession)).version : undefined);
+    return out;
   }
 
   /**
@@ -215,7 +222,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     }
   }
 
-  async applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number }> {
+  async applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number; bytesWritten?: number }> {
     // A staged DuckDB table (microbatch's full refresh builds one batch by batch) is DuckDB's to change.
     if (!this.lake.isTable(change.target)) return this.duck.applyIncremental(session, { ...change, state: [] });
     const table = this.lake.table(change.target, session);
@@ -238,7 +245,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
       const nothing = rows === 0 && plan.removeFiles.length === 0 && !plan.schema;
       if (nothing && change.state.length === 0 && quarantine.domains.length === 0) return { rowsAffected: 0 };
       const replaces = change.strategy !== 'append';
-      await this.withQuarantine(session, change.target, quarantine, () =>
+      const written = await this.withQuarantine(session, change.target, quarantine, () =>
         table.write({
           current: snapshot,
           // No rows to write and none to keep: a commit of state alone, without an empty data file.
@@ -253,7 +260,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
         }),
       );
       await this.lake.refresh(change.target, session);
-      return { rowsAffected: rows };
+      return { rowsAffected: rows, bytesWritten: bytesOf(written.adds) };
     } finally {
       if (scratch) await session.execute(`drop table if exists ${scratch}`).catch(() => undefined);
     }
@@ -309,7 +316,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {
     const loaded = await this.replaceTable(session, relation, seedSelectSql(csvPath, options));
-    return { rowsAffected: loaded.rowsAffected, message: `INSERT ${loaded.rowsAffected}` };
+    return { rowsAffected: loaded.rowsAffected, bytesWritten: loaded.bytesWritten, message: `INSERT ${loaded.rowsAffected}` };
   }
 
   /**
@@ -385,4 +392,9 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
       await this.lake.refresh(r, session);
     },
   };
+}
+
+/** Bytes of the data files a commit added. */
+function bytesOf(adds: Array<{ size: number }>): number {
+  return adds.reduce((n, a) => n + a.size, 0);
 }

@@ -14,7 +14,7 @@
 export const SHARD_SIZE = 32;
 
 /** Resource types in the order of SiteIndex.types. */
-export const RESOURCE_TYPES = ['model', 'seed', 'snapshot', 'source'] as const;
+export const RESOURCE_TYPES = ['model', 'seed', 'snapshot', 'source', 'loader'] as const;
 export type SiteResourceType = (typeof RESOURCE_TYPES)[number];
 
 export type RunStatus = 'success' | 'error' | 'skipped' | 'pass' | 'fail' | 'warn';

@@ -2,11 +2,26 @@
 // its duration, the rows and bytes the engine reported, and the relations it
 // read (with their rows when this run built them).
 
+import type { Relation } from '../../adapters/adapter.js';
 import type { Manifest } from '../compiler/manifest.js';
 import type { NodeResult } from '../runner/events.js';
 import type { NodeRunRecord, UpstreamRead } from '../state/state.js';
 
-function upstreamOf(manifest: Manifest, id: string, byId: Map<string, NodeResult>): UpstreamRead[] {
+/** The relations the nodes of `results` read (their parents and sources), once each, keyed by relation_name. */
+export function upstreamRelations(manifest: Manifest, results: NodeResult[]): Map<string, Relation> {
+  const out = new Map<string, Relation>();
+  for (const r of results) {
+    for (const parent of manifest.nodes[r.unique_id]?.depends_on.nodes ?? []) {
+      const n = manifest.nodes[parent];
+      const s = manifest.sources[parent];
+      if (n?.relation_name) out.set(n.relation_name, { schema: n.schema, name: n.alias });
+      else if (s?.relation_name) out.set(s.relation_name, { schema: s.schema, name: s.identifier });
+    }
+  }
+  return out;
+}
+
+function upstreamOf(manifest: Manifest, id: string, byId: Map<string, NodeResult>, versions?: Map<string, number>): UpstreamRead[] {
   const node = manifest.nodes[id];
   if (!node) return [];
   const out: UpstreamRead[] = [];
@@ -14,16 +29,20 @@ function upstreamOf(manifest: Manifest, id: string, byId: Map<string, NodeResult
     const p = manifest.nodes[parent] ?? manifest.sources[parent];
     if (!p?.relation_name) continue;
     const built = byId.get(parent);
-    out.push(built && built.status === 'success' ? { relation: p.relation_name, rows: built.rows_affected } : { relation: p.relation_name });
+    const read: UpstreamRead = built && built.status === 'success' ? { relation: p.relation_name, rows: built.rows_affected } : { relation: p.relation_name };
+    const version = versions?.get(p.relation_name);
+    if (version !== undefined) read.version = version;
+    out.push(read);
   }
   return out;
 }
 
-export function nodeRunRecords(manifest: Manifest, results: NodeResult[]): NodeRunRecord[] {
+/** `versions`: the table version of each upstream relation, by relation_name, where the engine versions tables (Delta). */
+export function nodeRunRecords(manifest: Manifest, results: NodeResult[], versions?: Map<string, number>): NodeRunRecord[] {
   const byId = new Map(results.map((r) => [r.unique_id, r]));
   const out: NodeRunRecord[] = [];
   for (const r of results) {
-    const upstream = upstreamOf(manifest, r.unique_id, byId);
+    const upstream = upstreamOf(manifest, r.unique_id, byId, versions);
     const last: NodeRunRecord = {
       unique_id: r.unique_id,
       relation: r.relation_name,

@@ -35,7 +35,7 @@ export const incremental: Materialization = {
       const configured = node.config.incremental_strategy ?? 'append';
       const strategy = uniqueKey.length === 0 && (configured === 'merge' || configured === 'delete+insert') ? 'append' : configured;
       try {
-        const { rowsAffected } = await adapter.applyIncremental(session, {
+        const { rowsAffected, bytesWritten } = await adapter.applyIncremental(session, {
           strategy,
           target: relation,
           staged: staged.relation,
@@ -50,6 +50,7 @@ export const incremental: Materialization = {
         const rows = rowsAffected;
         return {
           rowsAffected: rows,
+          bytesWritten,
           quarantined: quarantine?.count,
           message: `${strategy.toUpperCase()} (${rows} rows${plan.changes.length ? `, ${plan.changes.length} column change${plan.changes.length === 1 ? '' : 's'}` : ''})`,
         };

@@ -16,11 +16,12 @@ export async function buildTable(ctx: MaterializationContext, state: StateRecord
   const relation = relationOf(node);
   const staged = await adapter.stageTable(session, relation, node.compiled_code);
   let quarantined = 0;
+  let published;
   try {
     if (node.config.contract?.enforced) await enforceContract(adapter, session, node, staged.relation);
     const quarantine = node.config.quarantine ? await planQuarantine(adapter, session, manifest, node, staged, runId, ctx.clock.now()) : undefined;
     quarantined = quarantine?.count ?? 0;
-    await adapter.publishTable(session, staged, relation, { state, moveRows: quarantine?.move, partitionBy: node.config.partition_by === undefined ? undefined : asList(node.config.partition_by) });
+    published = await adapter.publishTable(session, staged, relation, { state, moveRows: quarantine?.move, partitionBy: node.config.partition_by === undefined ? undefined : asList(node.config.partition_by) });
   } catch (err) {
     await adapter.discardStaged(session, staged);
     throw err;
@@ -28,6 +29,7 @@ export async function buildTable(ctx: MaterializationContext, state: StateRecord
   const rows = staged.rows === undefined ? undefined : staged.rows - quarantined;
   return {
     rowsAffected: rows,
+    bytesWritten: published?.bytesWritten,
     quarantined: node.config.quarantine ? quarantined : undefined,
     message: `CREATE TABLE (${rows ?? '?'} rows${node.config.quarantine ? `, ${quarantined} quarantined` : ''})`,
   };

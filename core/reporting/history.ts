@@ -50,7 +50,12 @@ export function formatNodeRuns(h: HistoryRows): string {
     n.rows_affected,
     formatBytes(n.bytes_written),
     n.execution_time === null ? null : Number(n.execution_time.toFixed(2)),
-    n.upstream.map((u) => `${u.relation}${u.rows !== undefined && u.rows !== null ? ` (${u.rows} rows)` : u.version !== undefined && u.version !== null ? ` (v${u.version})` : ''}`).join(', '),
+    n.upstream
+      .map((u) => {
+        const facts = [u.rows !== undefined && u.rows !== null ? `${u.rows} rows` : '', u.version !== undefined && u.version !== null ? `v${u.version}` : ''].filter(Boolean);
+        return `${u.relation}${facts.length ? ` (${facts.join(', ')})` : ''}`;
+      })
+      .join(', '),
     n.status === 'success' || n.status === 'pass' ? '' : n.message.split('\n')[0]!,
   ]);
   return formatTable(['started (UTC)', 'run', 'node', 'attempt', 'status', 'rows', 'written', 'seconds', 'read', 'message'], rows, 60);

@@ -1,8 +1,11 @@
 // The Delta target end to end, through the built CLI: project-template builds
 // on a lake and equals the DuckDB build table for table; incremental
-// strategies (append, merge, delete+insert), microbatch, snapshots, data
-// tests, contracts and quarantine on Delta, with each table read back by
-// etl's Delta reader and its state read from the table's own log.
+// strategies (append, merge, delete+insert), microbatch, data tests,
+// contracts and quarantine on Delta, with each table read back by etl's Delta
+// reader and its state read from the table's own log; what only Delta has
+// (commits, history, vacuum, optimize, time travel, quarantine pairing,
+// copy-on-write). The shared snapshot scenarios run on Delta in
+// snapshots.test.ts (tests/e2e/targets.ts).
 
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -171,7 +174,7 @@ const DAY = 86_400_000;
 const NOW = '2024-03-10T12:00:00Z';
 const ymd = (offset: number) => new Date(Math.floor(Date.parse(NOW) / DAY) * DAY + offset * DAY).toISOString().slice(0, 10);
 
-describe('microbatch, snapshots, tests, contracts and quarantine on Delta', () => {
+describe('microbatch, tests, contracts and quarantine on Delta', () => {
   let dir: string;
   let first: CliResult;
   // Batches from three days before the pinned clock to its day: a few commits.
@@ -180,9 +183,7 @@ describe('microbatch, snapshots, tests, contracts and quarantine on Delta', () =
     dir = writeProject({
       'etl.yml': deltaYml('more'),
       'seeds/events.csv': `id,ts,v\n${days.map((d, i) => `${i + 1},${d} 06:00:00,${i + 1}`).join('\n')}\n`,
-      'seeds/people.csv': 'id,email,updated_at\n1,a@x,2024-01-01\n2,b@x,2024-01-01\n',
       'models/events_mb.sql': `{{config materialized="incremental" incremental_strategy="microbatch" event_time="ts" batch_size="day" begin="${days[0]}"}}\nselect id, ts, v from {{ref "events"}}\n`,
-      'snapshots/people_snap.sql': '{{config unique_key="id" strategy="timestamp" updated_at="updated_at"}}\nselect * from {{ref "people"}}\n',
       'models/orders.sql': `{{config materialized="table" quarantine=true}}\nselect * from (values (1, 10), (2, -5), (3, 30)) as t(id, amount)\n`,
       'models/checked.sql': `{{config materialized="table"}}\nselect 1 as id, 'x' as name\n`,
       'models/schema.yml': `models:
@@ -211,18 +212,6 @@ describe('microbatch, snapshots, tests, contracts and quarantine on Delta', () =
     expect(await rows(dir, 'orders', 'id')).toEqual([['1'], ['3']]);
     expect(await rows(dir, 'orders__quarantine', 'id')).toEqual([['2']]);
     expect(await rows(dir, 'checked')).toEqual([['1', 'x']]);
-  });
-
-  it('a snapshot keeps SCD-2 history across runs', async () => {
-    writeFileSync(path.join(dir, 'seeds/people.csv'), 'id,email,updated_at\n1,a2@x,2024-02-01\n2,b@x,2024-01-01\n3,c@x,2024-02-01\n');
-    expectOk(await etlAt(NOW, dir, 'build'));
-    const history = await rows(dir, 'people_snap', 'id, email, etl_valid_to is null as current');
-    expect(history).toEqual([
-      ['1', 'a2@x', 'true'],
-      ['1', 'a@x', 'false'],
-      ['2', 'b@x', 'true'],
-      ['3', 'c@x', 'true'],
-    ]);
   });
 
   it('a failing data test fails the build (exit 1)', async () => {

@@ -54,7 +54,9 @@ async function heading(page: Page): Promise<string> {
 
 /** Waits until the page's h1 reads `text`. */
 async function waitForHeading(page: Page, text: string): Promise<void> {
-  await page.locator('main h1', { hasText: text }).first().waitFor();
+  // hasText with a string matches a substring ('orders' in 'stg_orders'): wait for the exact heading.
+  const exact = new RegExp(`^\\s*${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);
+  await page.locator('main h1', { hasText: exact }).first().waitFor();
   expect(await heading(page)).toBe(text);
 }
 

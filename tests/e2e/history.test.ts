@@ -36,15 +36,15 @@ function git(dir: string, ...args: string[]): string {
 }
 
 /** The audit facts and node attempts every engine must keep for a build of FILES. */
-async function expectBuildRecorded(dir: string, extraArgs: string[] = []) {
+async function expectBuildRecorded(dir: string, engine: { versioned?: boolean } = {}) {
   git(dir, 'init', '-q');
   git(dir, 'add', '.');
   git(dir, 'commit', '-qm', 'first');
   const commit = git(dir, 'rev-parse', 'HEAD');
-  const r = await runCli(['build', '-s', 'src+', '--exclude', 'nothing_like_it', ...extraArgs], { cwd: dir });
+  const r = await runCli(['build', '-s', 'src+', '--exclude', 'nothing_like_it'], { cwd: dir });
   expect(r.code, r.output).toBe(0);
   const runId = runIdOf(dir);
-  const h = await history(dir, ...extraArgs);
+  const h = await history(dir);
   const run = h.runs.find((x) => x.run_id === runId)!;
   expect(run).toMatchObject({ command: 'build', selection: '-s src+ --exclude nothing_like_it', status: 'success', git_commit: commit, git_dirty: false, job: null, etl_version: expect.any(String), host: expect.any(String), user: expect.any(String) });
   expect(Date.parse(run.finished_at!)).toBeGreaterThanOrEqual(Date.parse(run.started_at!));
@@ -53,15 +53,16 @@ async function expectBuildRecorded(dir: string, extraArgs: string[] = []) {
     ['model.hist.doubled', 'success', 1, 3],
     ['model.hist.src', 'success', 1, 3],
   ]);
-  expect(nodes[0]!.upstream).toEqual([{ relation: expect.stringMatching(/"src"$/), rows: 3 }]);
+  // What doubled read: src, with the rows this run wrote to it (and its table version, where tables have versions).
+  expect(nodes[0]!.upstream).toEqual([{ relation: expect.stringMatching(/"src"$/), rows: 3, ...(engine.versioned ? { version: expect.any(Number) } : {}) }]);
   expect(nodes[1]!.upstream).toEqual([]);
   for (const n of nodes) expect(n.execution_time).toEqual(expect.any(Number));
 
   // An edit to a tracked file makes the next run dirty; -s narrows to that node's attempts.
   writeFiles(dir, { 'models/src.sql': '{{config materialized="table"}}\nselect * from (values (0), (1), (2), (3)) as t(id)\n' });
-  expect((await runCli(['build', ...extraArgs], { cwd: dir })).code).toBe(0);
+  expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
   const second = runIdOf(dir);
-  const only = await history(dir, '-s', 'doubled', ...extraArgs);
+  const only = await history(dir, '-s', 'doubled');
   expect(only.runs.map((x) => x.run_id)).toEqual([second, runId]);
   expect(only.runs[0]!.git_dirty).toBe(true);
   expect(only.node_runs.map((n) => [n.run_id, n.unique_id, n.rows_affected])).toEqual([
@@ -158,7 +159,11 @@ describe('run history on Delta', () => {
   it('keeps the rows in Delta tables under the lake, and prunes them', async () => {
     const yml = etlYml('hist').replace('target: dev\n', 'target: lake\n').replace('targets:\n', 'targets:\n  lake: { type: delta, path: lake, schema: main, threads: 2 }\n');
     const dir = writeProject({ 'etl.yml': yml, ...FILES });
-    const { second, secondStarted } = await expectBuildRecorded(dir);
+    const { second, secondStarted } = await expectBuildRecorded(dir, { versioned: true });
+    // Delta reports the bytes of the data files each table's commit added.
+    const written = (await history(dir, '-s', 'src')).node_runs.map((n) => n.bytes_written);
+    expect(written).toHaveLength(2);
+    for (const b of written) expect(b).toBeGreaterThan(0);
     expect((await runCli(['history', 'prune', '--older-than', secondStarted], { cwd: dir })).code).toBe(0);
     const h = await history(dir);
     expect(h.runs.map((r) => r.run_id)).toEqual([second]);

@@ -30,7 +30,7 @@ function testList(site: Site, tests: TestSummary[], empty: string): HTMLElement 
 
 export function renderHome(site: Site, view: HTMLElement): void {
   const s = site.index.summary;
-  const types: Array<[string, string]> = [['model', 'Models'], ['source', 'Sources'], ['seed', 'Seeds'], ['snapshot', 'Snapshots']];
+  const types: Array<[string, string]> = [['model', 'Models'], ['source', 'Sources'], ['seed', 'Seeds'], ['snapshot', 'Snapshots'], ['loader', 'Loaders']];
   view.append(
     h('h1', { tabindex: '-1' }, site.index.project),
     h('p', { class: 'muted' }, `Generated ${new Date(site.index.generated_at).toLocaleString()} · ${site.index.adapter}`),
