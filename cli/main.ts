@@ -137,9 +137,11 @@ async function runCommand(kind: 'build' | 'run' | 'seed' | 'test' | 'retry' | 's
       noCheckSources: !opts.checkSources,
       onEvent: (e) => reporter.onEvent(e),
       signal: controller.signal,
+      job: process.env.ETL_JOB,
       invocationId: runId,
     });
     for (const w of summary.warnings) reporter.warn(w);
+    for (const line of await undeliveredAlerts(summary.alerts)) reporter.warn(line);
     reporter.summary(summary.results, summary.elapsedSeconds, summary.interrupted);
     if (opts.junit) {
       const { junitXml } = await import('../core/reporting/junit.js');
@@ -342,7 +344,8 @@ function buildProgram(): Command {
     .option('-s, --select <selector>', 'sources to check: source:raw or source:raw.orders (repeatable)', collect)
     .action(async (opts: GlobalOpts & { select?: string[] }) => {
       const { sourceFreshness } = await import('../core/api.js');
-      const summary = await sourceFreshness({ ...(await baseOptions(opts)), select: opts.select });
+      const summary = await sourceFreshness({ ...(await baseOptions(opts)), select: opts.select, job: process.env.ETL_JOB });
+      for (const line of await undeliveredAlerts(summary.alerts)) console.error(`warning: ${line}`);
       for (const r of summary.results) {
         const name = r.unique_id.split('.').slice(2).join('.');
         if (opts.logFormat === 'json') console.log(JSON.stringify({ event: 'source_freshness', ...r }));
@@ -375,6 +378,54 @@ function buildProgram(): Command {
       for (const f of report.changed) console.log(`${opts.check ? 'would format' : 'formatted'} ${f}`);
       console.log(`${report.changed.length} of ${report.total} file${report.total === 1 ? '' : 's'} ${opts.check ? 'need formatting' : 'formatted'}`);
       if (opts.check && report.changed.length) process.exitCode = 1;
+    });
+
+  addProjectOptions(program.command('schedule').description("run the jobs of etl.yml (jobs:) on their cron schedules until SIGTERM/SIGINT"))
+    .option('--once <job>', 'run this job once, now, and exit with its run\'s exit code (for cron, a Kubernetes CronJob, Airflow)')
+    .option('--list', 'print the next fire times of each job and exit')
+    .option('--count <n>', 'with --list: how many fire times per job', positiveInt, 3)
+    .action(async (opts: GlobalOpts & { once?: string; list?: boolean; count: number }) => {
+      const schedule = await import('../core/schedule/index.js');
+      const json = opts.logFormat === 'json';
+      const base = { projectDir: opts.projectDir, target: opts.target, varsText: opts.vars, etl: [process.execPath, ...process.execArgv, process.argv[1]!], logFormat: opts.logFormat };
+      if (opts.list) {
+        const rows = schedule.listSchedule({ ...base, count: opts.count });
+        if (json) {
+          for (const { job, next } of rows) console.log(JSON.stringify({ event: 'schedule_next', job: job.name, cron: job.cron, timezone: job.timezone ?? null, command: job.command, sla: job.sla ?? null, catchup: job.catchup, next: next.map((d) => d.toISOString()) }));
+          return;
+        }
+        for (const { job, next } of rows) {
+          console.log(`${job.name}: "${job.cron}" in ${job.timezone ?? `${localZone()} (the machine's zone)`}, runs \`etl ${job.command}\`${job.sla ? `, sla ${job.sla}` : ''}${job.catchup ? ', catches up' : ''}`);
+          for (const d of next) console.log(`  ${localTime(d, job.timezone)}  (${d.toISOString()})`);
+        }
+        return;
+      }
+      const log = (e: import('../core/schedule/index.js').ScheduleEvent) => {
+        if (json) return console.log(JSON.stringify({ ...e, type: undefined, event: `schedule_${e.type}` }));
+        const when = new Date().toISOString();
+        if (e.type === 'next') console.log(`${when} ${e.job}: next run at ${e.at}`);
+        else if (e.type === 'started') console.log(`${when} ${e.job}: started${e.catchup ? ` (catching up the run missed at ${e.slot})` : ''}`);
+        else if (e.type === 'finished') console.log(`${when} ${e.job}: finished with exit code ${e.exit_code} in ${e.seconds.toFixed(1)}s`);
+        else if (e.type === 'skipped') console.log(`${when} ${e.job}: skipped the run of ${e.slot}: ${e.reason}`);
+        else console.log(`${when} stopping${e.running.length ? `: waiting for ${e.running.join(', ')} to stop cleanly` : ''}`);
+      };
+      const controller = new AbortController();
+      let signals = 0;
+      const onSignal = () => {
+        // The first stops the scheduler and cancels the running runs cleanly; a second quits at once.
+        if (++signals > 1) process.exit(130);
+        controller.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        const options = { ...base, signal: controller.signal, onEvent: opts.once ? (e: import('../core/schedule/index.js').ScheduleEvent) => e.type === 'skipped' && log(e) : log, onWarning: (m: string) => console.error(`warning: ${m}`) };
+        if (opts.once) process.exitCode = await schedule.runJobOnce({ ...options, job: opts.once });
+        else await schedule.runSchedule(options);
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
     });
 
   const docs = program.command('docs').description('the lineage docs site in target/docs');
@@ -427,6 +478,25 @@ function buildProgram(): Command {
     console.log(`Removed ${removed.length} path${removed.length === 1 ? '' : 's'} from target/`);
   });
   return program;
+}
+
+/** Alerts that could not be delivered: said as warnings, never errors (the run's outcome stands). */
+async function undeliveredAlerts(alerts: Array<import('../core/alerts/index.js').AlertDelivery>): Promise<string[]> {
+  const failed = alerts.filter((a) => !a.delivered);
+  if (failed.length === 0) return [];
+  const { describeUndelivered } = await import('../core/alerts/index.js');
+  return failed.map(describeUndelivered);
+}
+
+function localZone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone;
+}
+
+/** "2026-12-06 02:00 Europe/Berlin": a fire time as the job's zone reads it. */
+function localTime(d: Date, zone: string | undefined): string {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23', timeZoneName: 'short' }).formatToParts(d).map((p) => [p.type, p.value]));
+  const seconds = parts.second === '00' ? '' : `:${parts.second}`;
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}${seconds} ${parts.timeZoneName}`;
 }
 
 function formatAge(seconds: number): string {

@@ -185,7 +185,7 @@ export interface RunCommandOptions extends CompileOptions, SelectOptions {
   now?: Date | string;
   onEvent?: (event: RunEvent) => void;
   signal?: AbortSignal;
-  /** The job (`etl schedule`) this run is for, kept in the run history. */
+  /** The scheduled job (etl.yml jobs:) this run is, kept in the run history and named in its alerts; `etl schedule` sets ETL_JOB for the runs it starts. */
   job?: string;
 }
 
@@ -197,6 +197,8 @@ export interface RunSummary {
   warnings: string[];
   /** 0 all passed, 1 something failed. */
   exitCode: 0 | 1;
+  /** The alerts the run raised (etl.yml alerts:), delivered or not: a failed delivery never fails the run. */
+  alerts: import('./alerts/index.js').AlertDelivery[];
   /** The budget alert this run raised (etl.yml budget:), if its cost crossed alert_at of the month's budget. */
   costAlerts?: import('./history/report.js').BudgetAlertEvent[];
 }
@@ -317,6 +319,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     : (options.onEvent ?? (() => undefined));
   let outcome;
   let recordFailed: unknown;
+  let alertEvents: import('./alerts/index.js').AlertEvent[] = [];
   const budgetEvents: import('./history/report.js').BudgetAlertEvent[] = [];
   // One id for this invocation: manifest.json, run_results.json and etl_meta's run record.
   const runId = invocationId;
@@ -395,15 +398,45 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
         recordFailed = err;
       }
     }
+    // The alerts code is loaded only when a result could raise one: a clean run without SLAs pays nothing.
+    const mayAlert = project.alerts.length > 0 && outcome.results.some((r) => r.status === 'error' || r.status === 'fail' || r.status === 'warn' || manifest.nodes[r.unique_id]?.config.sla !== undefined);
+    if (mayAlert) alertEvents = await runAlerts(project, manifest, outcome.results, adapter, { runId, job: options.job, now: clock.now() });
   } finally {
     await adapter.close();
     await tracing?.finish(!outcome ? 'error' : outcome.interrupted ? 'interrupted' : outcome.results.some((r) => r.status === 'error' || r.status === 'fail') ? 'error' : 'success');
   }
   writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, { command: how.command, resource_types: resourceTypes, select: options.select, exclude: options.exclude, state: options.state, defer: options.defer, favor_state: options.favorState }, runId, startedAt);
+  // A budget crossed is a cost_spike alert too (the BudgetAlertEvent is one), for the alerts that listen for it.
+  const costSpikes = budgetEvents.filter(() => project.alerts.some((a) => a.on.includes('cost_spike')));
+  const alerts = alertEvents.length || costSpikes.length ? await (await import('./alerts/index.js')).raiseAlerts(project, [...alertEvents, ...costSpikes]) : [];
   if (recordFailed !== undefined) throw recordFailed;
   const failed = outcome.interrupted || outcome.results.some((r) => r.status === 'error' || r.status === 'fail');
   for (const e of budgetEvents) warnings.push(e.message);
-  return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0, costAlerts: budgetEvents };
+  return { manifest, results: outcome.results, elapsedSeconds: outcome.elapsedSeconds, interrupted: outcome.interrupted, warnings, exitCode: failed ? 1 : 0, alerts, costAlerts: budgetEvents };
+}
+
+/**
+ * The alert events of a finished run (core/alerts/run-alerts.ts). The run
+ * history is read only when a model with an SLA was not built by this run:
+ * its last success in the history decides whether the SLA still holds.
+ */
+async function runAlerts(project: ProjectScan, manifest: Manifest, results: NodeResult[], adapter: Adapter, run: { runId: string; job?: string; now: Date }): Promise<import('./alerts/index.js').AlertEvent[]> {
+  const [{ runAlertEvents, staleCandidates, staleSlaEvents }, { wantsAlert }, { parseLoadedAt }] = await Promise.all([import('./alerts/run-alerts.js'), import('./alerts/index.js'), import('./data-tests/engine/freshness.js')]);
+  const events = runAlertEvents(manifest, results, run);
+  const stale = wantsAlert(project, 'sla_breach') ? staleCandidates(manifest, results) : [];
+  if (stale.length && adapter.state.history) {
+    try {
+      const history = await adapter.withSession((s) => adapter.state.history!(s, { runs: 1, perNode: 100 }));
+      const last = new Map<string, string | null>(stale.map((id) => [id, null]));
+      for (const r of history?.node_runs ?? []) {
+        if (last.has(r.unique_id) && last.get(r.unique_id) === null && r.status === 'success' && r.finished_at) last.set(r.unique_id, parseLoadedAt(r.finished_at).toISOString());
+      }
+      events.push(...staleSlaEvents(manifest, stale, last, run, run.now));
+    } catch {
+      // No history to read (a target that never ran): nothing to compare against.
+    }
+  }
+  return events.filter((e) => wantsAlert(project, e.event));
 }
 
 /** `value` with every secret masked, wherever in it a string holds one. */
@@ -437,7 +470,7 @@ export async function retry(options: RunCommandOptions): Promise<RunSummary> {
   }
   const types = last.args?.resource_types ?? ['loader', 'seed', 'model', 'snapshot', 'test'];
   if (ids.size === 0) {
-    return { manifest: (await compile(options)).manifest, results: [], elapsedSeconds: 0, interrupted: false, warnings: ['the last run had no failures; nothing to retry'], exitCode: 0 };
+    return { manifest: (await compile(options)).manifest, results: [], elapsedSeconds: 0, interrupted: false, warnings: ['the last run had no failures; nothing to retry'], exitCode: 0, alerts: [] };
   }
   return execute(options, types, { command: 'retry', ids, retryBatches });
 }
@@ -531,10 +564,12 @@ export async function show(options: CompileOptions & SelectOptions & { inline?: 
 export interface FreshnessSummary {
   results: import('./data-tests/engine/freshness.js').FreshnessResult[];
   exitCode: 0 | 1;
+  /** freshness_error alerts raised (etl.yml alerts:), delivered or not. */
+  alerts: import('./alerts/index.js').AlertDelivery[];
 }
 
 /** `etl source freshness`: checks each source with freshness config; writes target/sources.json. */
-export async function sourceFreshness(options: CompileOptions & { select?: string[]; now?: Date | string }): Promise<FreshnessSummary> {
+export async function sourceFreshness(options: CompileOptions & { select?: string[]; now?: Date | string; job?: string }): Promise<FreshnessSummary> {
   const clock = runClock(options.now, options.env ?? process.env);
   const { checkFreshness, freshnessSources } = await import('./data-tests/engine/freshness.js');
   const { project, manifest, invocationId } = await compile(options);
@@ -554,8 +589,29 @@ export async function sourceFreshness(options: CompileOptions & { select?: strin
   }
   results = scrubbed(results, project.secrets);
   writeSourcesJson(project.targetPath, results, (performance.now() - started) / 1000, invocationId);
-  const failed = results.some((r) => r.status === 'error' || r.status === 'runtime error');
-  return { results, exitCode: failed ? 1 : 0 };
+  const failed = results.filter((r) => r.status === 'error' || r.status === 'runtime error');
+  let alerts: FreshnessSummary['alerts'] = [];
+  if (failed.length && project.alerts.some((a) => a.on.includes('freshness_error'))) {
+    const [{ raiseAlerts }, { subjectOf }] = await Promise.all([import('./alerts/index.js'), import('./alerts/run-alerts.js')]);
+    alerts = await raiseAlerts(
+      project,
+      failed.map((r) => {
+        const source = manifest.sources[r.unique_id]!;
+        const name = `${source.source_name}.${source.name}`;
+        return {
+          event: 'freshness_error' as const,
+          run_id: invocationId,
+          job: options.job ?? null,
+          node: subjectOf({ ...source, name }),
+          max_loaded_at: r.max_loaded_at,
+          age_seconds: r.max_loaded_at_time_ago_in_s,
+          error_after: r.criteria.error_after,
+          message: r.error ? `source ${name}: ${r.error}` : `source ${name} was last loaded ${r.max_loaded_at_time_ago_in_s}s ago, over its error_after of ${r.criteria.error_after}`,
+        };
+      }),
+    );
+  }
+  return { results, exitCode: failed.length ? 1 : 0, alerts };
 }
 
 /** `etl state show`: what etl_meta holds in the target. */

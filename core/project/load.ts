@@ -26,6 +26,7 @@ import {
 import { unknownColumnType } from './column-types.js';
 import { declaredSecrets, interpolateConfigString, type Secrets } from './secrets.js';
 import { dialectFor, type Dialect } from '../../adapters/dialect.js';
+import { readAlerts, readJobs, type AlertConfig, type JobConfig } from './orchestration.js';
 
 export type ResourceKind = 'model' | 'seed' | 'snapshot' | 'test';
 
@@ -79,6 +80,10 @@ export interface ProjectScan {
   /** Hash of every file read, the target and the vars: the compile cache key. */
   fingerprint: string;
   secrets: Secrets;
+  /** etl.yml `jobs:` (what `etl schedule` runs). */
+  jobs: JobConfig[];
+  /** etl.yml `alerts:`, their settings rendered (core/alerts delivers them). */
+  alerts: AlertConfig[];
   files: {
     models: ProjectSourceFile[];
     seeds: ProjectSourceFile[];
@@ -166,6 +171,8 @@ export function scanProject(projectDir: string, options: LoadOptions = {}): Proj
   const env = options.env ?? process.env;
   const vars = { ...(projectFile.vars ?? {}), ...(options.vars ?? {}) };
   const { targetName, target, secrets } = resolveTarget(projectFile, configYaml, options.target, vars, env, errors);
+  const jobs = projectFile.jobs ? readJobs(projectFile.jobs, configYaml, errors) : [];
+  const alerts = projectFile.alerts ? readAlerts(projectFile.alerts, configYaml, vars, env, secrets, errors) : [];
 
   const hash = createHash('sha256');
   hash.update(configText);
@@ -254,6 +261,8 @@ export function scanProject(projectDir: string, options: LoadOptions = {}): Proj
     compiledDir: path.posix.join(toPosix(projectFile['target-path'] ?? 'target'), 'compiled', projectFile.name),
     fingerprint: hash.digest('hex'),
     secrets,
+    jobs,
+    alerts,
     files: { models, seeds, snapshots, singularTests, partials, genericTests, helperModules, ymlFiles },
     fileStamps: fileStampsChanged ? fileStamps : undefined,
   };

@@ -4,8 +4,11 @@
 
 import * as z from 'zod';
 import { strictObject } from './yaml.js';
+import { DURATION_HINT, DURATION_PATTERN } from './duration.js';
 
 const stringList = z.union([z.string(), z.array(z.string())]);
+/** "30m", "12h", "2d" (core/project/duration.ts). */
+const durationText = z.string().regex(DURATION_PATTERN, DURATION_HINT);
 
 /** A wait: seconds as a number, or "250ms", "2s", "5m", "1h" (core/runner/retry.ts reads it). */
 const waitDuration = z.union([z.number().min(0), z.string().regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$/, 'expected a duration like "500ms", "2s" or "1m"')]);
@@ -23,6 +26,8 @@ export const nodeConfigShape = {
   pre_hook: stringList,
   post_hook: stringList,
   retries: z.number().int().min(0),
+  /** A model's SLA: its build takes longer, or its last successful build is older, than this (an sla_breach alert). */
+  sla: durationText,
   retry_backoff: z.union([backoffStrategy, strictObject({ strategy: backoffStrategy, base: waitDuration, max: waitDuration, jitter: z.union([z.boolean(), z.number().min(0).max(1)]) }).partial()]),
   meta: z.record(z.string(), z.unknown()),
   // incremental
@@ -133,11 +138,16 @@ export const projectFileSchema = strictObject({
   'test-paths': z.array(z.string()),
   'macro-paths': z.array(z.string()),
   'target-path': z.string(),
+  /** Scheduled jobs and alert sinks: checked entry by entry in core/project/orchestration.ts, only when present. */
+  jobs: z.array(z.unknown()),
+  alerts: z.array(z.unknown()),
   /** Rates `etl report` prices the run history with (core/history/report.ts). */
   cost: strictObject({ per_cpu_hour: z.number().min(0), per_gb_written: z.number().min(0), per_gb_scanned: z.number().min(0), currency: z.string().min(1) }).partial(),
   /** A monthly spend; crossing alert_at of it raises a cost_spike alert. */
   budget: strictObject({ monthly: z.number().positive(), alert_at: z.number().gt(0).max(1) }).partial({ alert_at: true }),
 }).partial({
+  jobs: true,
+  alerts: true,
   cost: true,
   budget: true,
   version: true,
@@ -208,7 +218,7 @@ function buildPropertiesSchemas() {
 
   // "12h", or dbt's { count: 12, period: hour } (what manifest.json and sources.json write).
   const duration = z.union([
-    z.string().regex(/^\s*\d+(\.\d+)?\s*(s|m|h|d)\s*$/, 'expected a duration like "30m", "12h" or "2d"'),
+    durationText,
     strictObject({ count: z.number().int().positive(), period: z.enum(['minute', 'hour', 'day']) }),
   ]);
 

@@ -4,6 +4,7 @@
 
 import type { Adapter } from '../../../adapters/adapter.js';
 import type { Manifest, ManifestSource } from '../../compiler/manifest.js';
+import { parseDuration } from '../../project/duration.js';
 
 export type FreshnessStatus = 'pass' | 'warn' | 'error' | 'runtime error';
 
@@ -18,13 +19,7 @@ export interface FreshnessResult {
   error?: string;
 }
 
-const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-
-/** "12h" -> 43200 seconds; undefined when malformed. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$/.exec(text);
-  return m ? Number(m[1]) * UNITS[m[2]!]! : undefined;
-}
+export { parseDuration };
 
 /** Sources that declare freshness and a loaded_at_field. */
 export function freshnessSources(manifest: Manifest): ManifestSource[] {
