@@ -9,5 +9,6 @@ export type { QueryResult } from '../adapters/adapter.js';
 export type { Manifest, ManifestNode, ResourceType } from './compiler/manifest.js';
 export type { NodeResult, RunEvent } from './runner/events.js';
 export { ProjectError, RunError, type Diagnostic } from './errors.js';
-export { backoffDelay, backoffPolicy, CircuitBreaker, DEFAULT_BACKOFF, parseDurationMs, realSleeper, RetriesExhausted, withRetry } from './runner/retry.js';
+export { backoffDelay, backoffPolicy, CircuitBreaker, DEFAULT_BACKOFF, realSleeper, RetriesExhausted, withRetry } from './runner/retry.js';
+export { parseDurationMs } from './project/duration.js';
 export type { AttemptRecord, BackoffPolicy, RetryBackoffConfig, RetryOptions, Sleeper } from './runner/retry.js';

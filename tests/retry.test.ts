@@ -3,7 +3,8 @@
 // stands in for the clock, so nothing here sleeps.
 
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, backoffPolicy, CircuitBreaker, parseDurationMs, RetriesExhausted, withRetry, type Sleeper } from '../core/runner/retry.js';
+import { backoffDelay, backoffPolicy, CircuitBreaker, RetriesExhausted, withRetry, type Sleeper } from '../core/runner/retry.js';
+import { parseDurationMs } from '../core/project/duration.js';
 
 class TransientError extends Error {
   readonly transient = true;

@@ -4,14 +4,14 @@
 
 import * as z from 'zod';
 import { strictObject } from './yaml.js';
-import { DURATION_HINT, DURATION_PATTERN } from './duration.js';
+import { DURATION_HINT, DURATION_PATTERN, WAIT_DURATION_PATTERN } from './duration.js';
 
 const stringList = z.union([z.string(), z.array(z.string())]);
 /** "30m", "12h", "2d" (core/project/duration.ts). */
 const durationText = z.string().regex(DURATION_PATTERN, DURATION_HINT);
 
 /** A wait: seconds as a number, or "250ms", "2s", "5m", "1h" (core/runner/retry.ts reads it). */
-const waitDuration = z.union([z.number().min(0), z.string().regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$/, 'expected a duration like "500ms", "2s" or "1m"')]);
+const waitDuration = z.union([z.number().min(0), z.string().regex(WAIT_DURATION_PATTERN, 'expected a duration like "500ms", "2s" or "1m"')]);
 const backoffStrategy = z.enum(['exponential', 'constant', 'none']);
 
 export const MATERIALIZATIONS = ['view', 'table', 'incremental', 'ephemeral', 'seed', 'snapshot'] as const;

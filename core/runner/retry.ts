@@ -6,6 +6,8 @@
 // Postgres) can retry a request with it the same way. Waits go through a
 // Sleeper, so a test can run the policy without sleeping.
 
+import { parseDurationMs } from '../project/duration.js';
+
 /** How long to wait before attempt n+1. */
 export interface BackoffPolicy {
   /** exponential: base·2^(n-1); constant: base each time; none: no wait. */
@@ -21,15 +23,6 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { strategy: 'exponential', baseMs:
 
 /** The `retry_backoff` config as a project may write it (see core/project/schema.ts). */
 export type RetryBackoffConfig = BackoffPolicy['strategy'] | { strategy?: BackoffPolicy['strategy']; base?: string | number; max?: string | number; jitter?: boolean | number };
-
-/** A duration: a number of seconds, or "250ms", "2s", "5m", "1h". */
-export function parseDurationMs(value: string | number): number | undefined {
-  if (typeof value === 'number') return value >= 0 && Number.isFinite(value) ? value * 1000 : undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
-  if (!m) return undefined;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-  return Number(m[1]) * unit;
-}
 
 /** The policy a node's `retry_backoff` config describes (validated already: bad durations fall back to the default). */
 export function backoffPolicy(config: RetryBackoffConfig | undefined): BackoffPolicy {
