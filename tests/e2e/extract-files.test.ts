@@ -7,7 +7,7 @@
 import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dbPathOf, etlYml, killAll, PG_URL, pgConnect, pgQuoteIdent, pgTestSchemas, readJson, removeTempDirs, runCli, withDb, writeProject } from './helpers.js';
+import { dbPathOf, etlYml, killAll, createPgDatabase, dropPgDatabase, pgConnect, pgQuoteIdent, pgTestSchemas, readJson, removeTempDirs, runCli, withDb, writeProject } from './helpers.js';
 
 const pg = pgTestSchemas();
 afterAll(async () => {
@@ -21,15 +21,12 @@ afterAll(async () => {
  */
 const databases: string[] = [];
 async function ownDatabase(): Promise<string> {
-  const name = `etl_x_${Math.random().toString(36).slice(2, 10)}`;
-  await pg.admin.query(`create database ${name}`);
-  databases.push(name);
-  const url = new URL(PG_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
+  const url = await createPgDatabase(pg.admin, 'etl_x');
+  databases.push(url);
+  return url;
 }
 afterAll(async () => {
-  for (const d of databases) await pg.admin.query(`drop database if exists ${d} with (force)`);
+  for (const url of databases) await dropPgDatabase(pg.admin, url);
 });
 
 

@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dbPathOf, etlYml, PG_URL, pgConnect, pgQuoteIdent, pgTestSchemas, readJson, REPO_ROOT, runCli, withDb, writeProject } from './helpers.js';
+import { dbPathOf, etlYml, createPgDatabase, dropPgDatabase, PG_URL, pgConnect, pgQuoteIdent, pgTestSchemas, readJson, REPO_ROOT, runCli, withDb, writeProject } from './helpers.js';
 
 const pg = pgTestSchemas();
 // TZ pinned: the watermark of a timestamptz cursor is printed in the session's time zone.
@@ -22,15 +22,12 @@ const env = { CRM_URL: PG_URL, TZ: 'UTC' };
  */
 const databases: string[] = [];
 async function ownDatabase(): Promise<string> {
-  const name = `etl_x_${Math.random().toString(36).slice(2, 10)}`;
-  await pg.admin.query(`create database ${name}`);
-  databases.push(name);
-  const url = new URL(PG_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
+  const url = await createPgDatabase(pg.admin, 'etl_x');
+  databases.push(url);
+  return url;
 }
 afterAll(async () => {
-  for (const d of databases) await pg.admin.query(`drop database if exists ${d} with (force)`);
+  for (const url of databases) await dropPgDatabase(pg.admin, url);
 });
 
 

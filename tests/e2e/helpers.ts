@@ -301,6 +301,24 @@ export function newPgSchema(): string {
  * A client on the test database whose values come back as the text Postgres
  * prints (booleans as true/false), so they compare with DuckDB's casts to varchar.
  */
+/**
+ * A database of the test's own, on the server PG_URL names; returns its URL.
+ * etl_meta, the state's schema, is per database: a test with its own database
+ * has state (runs, watermarks, history) no other test can see or migrate.
+ */
+export async function createPgDatabase(admin: pg.Client, prefix: string): Promise<string> {
+  const name = `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  await admin.query(`create database ${pgQuoteIdent(name)}`);
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** Drops a database createPgDatabase made, connections and all. */
+export async function dropPgDatabase(admin: pg.Client, url: string): Promise<void> {
+  await admin.query(`drop database if exists ${pgQuoteIdent(new URL(url).pathname.slice(1))} with (force)`);
+}
+
 export async function pgConnect(url = PG_URL): Promise<pg.Client> {
   const client = new pg.Client({
     connectionString: url,

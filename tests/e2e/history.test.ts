@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { recordSkippedInvocation } from '../../core/history/history.js';
 import type { HistoryRows } from '../../core/state/state.js';
-import { dbPathOf, etlYml, killAll, PG_URL, pgConnect, readJson, removeTempDirs, runCli, withDb, writeFiles, writeProject } from './helpers.js';
+import { createPgDatabase, dbPathOf, dropPgDatabase, etlYml, killAll, pgConnect, readJson, removeTempDirs, runCli, withDb, writeFiles, writeProject } from './helpers.js';
 
 afterAll(async () => {
   await killAll();
@@ -124,15 +124,14 @@ describe('run history on DuckDB', () => {
 
 describe('run history on Postgres', () => {
   let admin: pg.Client;
-  const database = `etl_hist_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
-  const url = PG_URL.replace(/\/[^/]*$/, `/${database}`);
+  let url: string;
   beforeAll(async () => {
     admin = await pgConnect();
-    await admin.query(`create database "${database}"`);
+    url = await createPgDatabase(admin, 'etl_hist');
   });
   afterAll(async () => {
     await killAll();
-    await admin.query(`drop database if exists "${database}" with (force)`);
+    await dropPgDatabase(admin, url);
     await admin.end();
   });
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import type { CostReport } from '../../core/history/report.js';
 import type { HistoryRows } from '../../core/state/state.js';
-import { dbPathOf, etlYml, killAll, PG_URL, pgConnect, removeTempDirs, runCli, withDb, writeFiles, writeProject } from './helpers.js';
+import { createPgDatabase, dbPathOf, dropPgDatabase, etlYml, killAll, pgConnect, removeTempDirs, runCli, withDb, writeFiles, writeProject } from './helpers.js';
 
 afterAll(async () => {
   await killAll();
@@ -122,15 +122,14 @@ describe('etl report on DuckDB', () => {
 
 describe('etl report on Postgres', () => {
   let admin: pg.Client;
-  const database = `etl_rep_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
-  const url = PG_URL.replace(/\/[^/]*$/, `/${database}`);
+  let url: string;
   beforeAll(async () => {
     admin = await pgConnect();
-    await admin.query(`create database "${database}"`);
+    url = await createPgDatabase(admin, 'etl_rep');
   });
   afterAll(async () => {
     await killAll();
-    await admin.query(`drop database if exists "${database}" with (force)`);
+    await dropPgDatabase(admin, url);
     await admin.end();
   });
 
