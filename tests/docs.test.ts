@@ -97,6 +97,23 @@ describe('splitDocs', () => {
     expect(s.stale_sources).toEqual([{ node: null, id: 'source.shop.raw.orders', status: 'error', max_loaded_at: '2025-12-30T00:00:00Z', age_s: 172800, error: undefined }]);
   });
 
+  it("prices each run at etl.yml's cost: rates, as etl report does, and not at all without rates", () => {
+    const history = { runs: [], node_runs: [{ run_id: 'r1', unique_id: 'model.shop.orders', relation: null, status: 'success', started_at: null, finished_at: null, rows_affected: 5, message: '', execution_time: 1800, bytes_written: 2e9, bytes_scanned: null }] };
+    const runResults = { metadata: { generated_at: '2026-01-01T00:00:00Z', invocation_id: 'r1' }, elapsed_time: 9, results: [result('model.shop.orders', 'success', { execution_time: 7200 })] } as RunResultsFile;
+    const cost = { per_cpu_hour: 2, per_gb_written: 0.5, per_gb_scanned: 0, currency: 'EUR' };
+    const priced = splitDocs({ manifest, history, runResults, cost });
+    const orders = priced.nodes.find((n) => n.id === 'model.shop.orders')!;
+    // Half an hour at 2 an hour, and 2 GB written at 0.5 a GB.
+    expect(orders.history).toEqual([expect.objectContaining({ seconds: 1800, cost: 2 })]);
+    expect(orders.run?.cost).toBe(4);
+    expect(priced.index.currency).toBe('EUR');
+    expect(priced.index.summary.slowest[0]).toMatchObject({ seconds: 7200, cost: 4 });
+    const free = splitDocs({ manifest, history, runResults, cost: { ...cost, per_cpu_hour: 0, per_gb_written: 0 } });
+    expect(free.index.currency).toBeUndefined();
+    expect(free.nodes.find((n) => n.id === 'model.shop.orders')!.history[0]).not.toHaveProperty('cost');
+    expect(free.index.summary.slowest[0]).not.toHaveProperty('cost');
+  });
+
   it("gives a model's contract and its status at the last build", () => {
     const m = structuredClone(manifest);
     m.nodes['model.shop.orders']!.config.contract = { enforced: true };

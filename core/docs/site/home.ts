@@ -3,7 +3,7 @@
 // quarantined rows, stale sources, the slowest models, recent runs.
 
 import type { TestSummary } from '../model.js';
-import { h, formatAge, formatSeconds, formatTime, statusBadge } from './dom.js';
+import { h, formatAge, formatCost, formatSeconds, formatTime, statusBadge } from './dom.js';
 import type { Site } from './data.js';
 import { nodeHref } from './routes.js';
 
@@ -75,7 +75,7 @@ export function renderHome(site: Site, view: HTMLElement): void {
     section(
       'Slowest in the last run',
       s.slowest.length
-        ? h('ol', { class: 'plain bars' }, s.slowest.map((x) => h('li', null, nodeLink(site, x.node, ''), h('span', { class: 'count' }, ` ${formatSeconds(x.seconds)}`), h('span', { class: 'bar', style: `width:${Math.max(2, (100 * x.seconds) / s.slowest[0]!.seconds)}%`, 'aria-hidden': 'true' }))))
+        ? h('ol', { class: 'plain bars' }, s.slowest.map((x) => h('li', null, nodeLink(site, x.node, ''), h('span', { class: 'count' }, ` ${formatSeconds(x.seconds)}`), x.cost !== undefined && site.index.currency ? h('span', { class: 'count cost' }, ` · ${formatCost(x.cost, site.index.currency)}`) : null, h('span', { class: 'bar', style: `width:${Math.max(2, (100 * x.seconds) / s.slowest[0]!.seconds)}%`, 'aria-hidden': 'true' }))))
         : h('p', { class: 'muted' }, 'No run yet.'),
     ),
   );

@@ -1,0 +1,155 @@
+// The docs site of a project shaped to strain it, in a real Chromium: a seed
+// read by 130 models (a hub), a source loaded by a files loader, and etl.yml
+// `cost:` rates. A hub's lineage graph draws FANOUT children and a "+N more"
+// node that draws the rest, then lists them all; a loader sits with its
+// source; runs show their cost as `etl report` prices them. No console error
+// and no request to another host.
+
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { etlYml, killAll, removeTempDirs, runCli, writeProject } from './helpers.js';
+import { launchChromium, watchedPage } from './browser.js';
+
+/** Must match core/docs/site/graph.ts. */
+const FANOUT = 12;
+const NEIGHBOURHOOD_CAP = 100;
+const FAN = 130;
+
+let browser: Browser;
+let project: string;
+let index: string;
+
+beforeAll(async () => {
+  const files: Record<string, string> = {
+    // 3600 per cpu-hour: a second of a node's time costs 1 EUR.
+    'etl.yml': etlYml('hub', 'cost: { per_cpu_hour: 3600, currency: EUR }\n'),
+    'seeds/raw_events.csv': 'id,kind\n1,a\n2,b\n',
+    'models/sources.yml': 'sources:\n  - name: landing\n    tables:\n      - name: visits\n        loader: { type: files, path: "data/*.csv" }\n',
+    'data/visits.csv': 'id,page\n1,/\n2,/about\n',
+    'models/visits_by_page.sql': "select page, count(*) as n from {{source 'landing' 'visits'}} group by page\n",
+  };
+  for (let k = 0; k < FAN; k++) files[`models/fan/fan_${String(k).padStart(3, '0')}.sql`] = `select id, kind, ${k} as k from {{ref "raw_events"}}\n`;
+  project = writeProject(files);
+  const build = await runCli(['build'], { cwd: project, timeoutMs: 180_000 });
+  expect(build.code, build.output).toBe(0);
+  const gen = await runCli(['docs', 'generate'], { cwd: project });
+  expect(gen.code, gen.output).toBe(0);
+  index = pathToFileURL(path.join(project, 'target/docs/index.html')).href;
+  browser = await launchChromium();
+}, 240_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await killAll();
+  removeTempDirs();
+});
+
+async function open(page: Page, hash: string, heading: string): Promise<void> {
+  await page.goto(`${index}${hash}`);
+  await page.locator('main h1', { hasText: new RegExp(`^\\s*${heading.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`) }).waitFor();
+}
+
+const graphLabels = (page: Page) => page.locator('#sec-lineage svg.graph a.gnode text').allTextContents();
+
+describe('docs site of a project with a hub, a loader and cost rates', () => {
+  it("draws a hub's children FANOUT at a time, with a +N more node that draws and then lists the rest", async () => {
+    const w = await watchedPage(browser, (u) => u.startsWith('file://'));
+    const { page } = w;
+    try {
+      await open(page, '#/n/seed.hub.raw_events', 'raw_events');
+      await page.locator('#sec-lineage svg.graph a.gnode').first().waitFor();
+      const labels = await graphLabels(page);
+      // The seed, FANOUT children, and one node for the rest (the children have no children).
+      expect(labels.filter((l) => l.startsWith('fan_'))).toHaveLength(FANOUT);
+      expect(labels.filter((l) => /^\+\d+ more$/.test(l))).toEqual([`+${FAN - FANOUT} more`]);
+      expect(labels).toHaveLength(FANOUT + 2);
+      // Readable: no two nodes overlap, and each label is drawn at a readable size.
+      const boxes = await page.locator('#sec-lineage svg.graph a.gnode rect').evaluateAll((rs) => rs.map((r) => r.getBoundingClientRect()).map((b) => ({ x: b.x, y: b.y, w: b.width, h: b.height })));
+      for (let a = 0; a < boxes.length; a++) for (let b = a + 1; b < boxes.length; b++) {
+        const p = boxes[a]!;
+        const q = boxes[b]!;
+        expect(p.x + p.w <= q.x || q.x + q.w <= p.x || p.y + p.h <= q.y || q.y + q.h <= p.y, `nodes ${a} and ${b} overlap`).toBe(true);
+      }
+      expect(boxes[0]!.h).toBeGreaterThanOrEqual(30 * 0.75);
+      await w.screenshot('hub-capped');
+      // The +N more node draws the rest, up to the graph's cap; it is a labelled link.
+      const more = page.locator('#sec-lineage svg.graph a.gnode.more');
+      expect(await more.getAttribute('aria-label')).toBe(`${FAN - FANOUT} more directly downstream of raw_events: draw them`);
+      await more.click();
+      await page.locator('#sec-lineage svg.graph a.gnode.more', { hasText: `+${FAN - (NEIGHBOURHOOD_CAP - 1)} more` }).waitFor();
+      expect((await graphLabels(page)).filter((l) => l.startsWith('fan_'))).toHaveLength(NEIGHBOURHOOD_CAP - 1);
+      expect(page.url()).toContain('expand=seed.hub.raw_events');
+      await w.screenshot('hub-expanded');
+      // Then it lists them all (by keyboard: the tall graph has it off screen, centred on the hub).
+      const rest = page.locator('#sec-lineage svg.graph a.gnode.more');
+      expect(await rest.getAttribute('aria-label')).toBe(`${FAN - (NEIGHBOURHOOD_CAP - 1)} more directly downstream of raw_events: list them all`);
+      await rest.focus();
+      await page.keyboard.press('Enter');
+      await page.locator('main h1', { hasText: 'Downstream of raw_events' }).waitFor();
+      expect(await page.locator('main .node-list li').count()).toBe(FAN);
+      // The node page's own list names 130 children at once (below the list's cap of 200).
+      await open(page, '#/n/seed.hub.raw_events', 'raw_events');
+      expect(await page.locator('#sec-lineage h3', { hasText: 'Downstream' }).textContent()).toBe(`Downstream (${FAN})`);
+      // A child's graph shows its one parent and no +N more (a parent's other children are not its lineage).
+      await open(page, '#/n/model.hub.fan_007', 'fan_007');
+      await page.locator('#sec-lineage svg.graph a.gnode').first().waitFor();
+      expect((await graphLabels(page)).sort()).toEqual(['fan_007', 'raw_events']);
+      expect(w.errors).toEqual([]);
+      expect(w.outside).toEqual([]);
+    } finally {
+      await w.context.close();
+    }
+  });
+
+  it('puts a loader with its source, not under models', async () => {
+    const w = await watchedPage(browser, (u) => u.startsWith('file://'));
+    const { page } = w;
+    try {
+      await open(page, '#/n/loader.hub.landing.visits', 'landing.visits');
+      expect(await page.locator('main .crumbs').textContent()).toBe('sources/landing');
+      expect(await page.locator('main .badges .badge').first().textContent()).toBe('loader');
+      await page.locator('main .crumbs a').click();
+      await page.locator('main h1', { hasText: 'Folder sources/landing' }).waitFor();
+      expect((await page.locator('main .node-list li a').allTextContents()).sort()).toEqual(['landing.visits', 'landing.visits']);
+      expect((await page.locator('main .node-list li .kind').allTextContents()).sort()).toEqual(['loader', 'source']);
+      await w.screenshot('hub-loader-folder');
+      expect(w.errors).toEqual([]);
+      expect(w.outside).toEqual([]);
+    } finally {
+      await w.context.close();
+    }
+  });
+
+  it('shows what each run cost, as etl report prices it, on the node page and the home page', async () => {
+    const report = await runCli(['report', '--since', '1d', '--output', 'json'], { cwd: project });
+    expect(report.code, report.output).toBe(0);
+    const groups = (JSON.parse(report.stdout) as { groups: Array<{ group: string; cost: number; runs: number }> }).groups;
+    const visits = groups.find((g) => g.group === 'visits_by_page')!;
+    expect(visits.runs).toBe(1);
+    const w = await watchedPage(browser, (u) => u.startsWith('file://'));
+    const { page } = w;
+    try {
+      await open(page, '#/n/model.hub.visits_by_page', 'visits_by_page');
+      const runs = page.locator('#sec-runs table.runs');
+      expect(await runs.locator('thead th').allTextContents()).toEqual(['Started', 'Status', 'Duration', 'Rows', 'Cost', 'Message']);
+      const cost = (await runs.locator('tbody tr td.cost').allTextContents()).map((t) => t.trim());
+      expect(cost).toHaveLength(1);
+      // At 1 EUR a second the run's cost is its seconds in EUR, the figure etl report gives.
+      expect(cost[0]).toMatch(/^\d+\.\d+ EUR$/);
+      expect(parseFloat(cost[0]!)).toBeCloseTo(visits.cost, visits.cost >= 1 ? 2 : 4);
+      await w.screenshot('hub-cost-node');
+      // Home: the slowest models with their cost.
+      await open(page, '#/', 'hub');
+      const slowest = page.getByRole('region', { name: 'Slowest in the last run' }).locator('li');
+      expect(await slowest.count()).toBeGreaterThan(0);
+      for (const text of await slowest.allTextContents()) expect(text).toMatch(/ · \d+\.\d+ EUR$/);
+      await w.screenshot('hub-cost-home');
+      expect(w.errors).toEqual([]);
+      expect(w.outside).toEqual([]);
+    } finally {
+      await w.context.close();
+    }
+  });
+});
