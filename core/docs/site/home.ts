@@ -93,15 +93,17 @@ export function renderHome(site: Site, view: HTMLElement): void {
     );
   }
   view.append(grid);
+  // Only the resource types the project has; on a phone each folder is a card.
+  const present = types.filter(([t]) => s.counts[t]);
   const folders = h(
     'table',
-    { class: 'folders' },
+    { class: 'folders cards' },
     h('caption', null, 'Folders'),
-    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Folder'), types.map(([, label]) => h('th', { scope: 'col', class: 'num' }, label)))),
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Folder'), present.map(([, label]) => h('th', { scope: 'col', class: 'num' }, label)))),
     h(
       'tbody',
       null,
-      s.folders.slice(0, 200).map((f) => h('tr', null, h('th', { scope: 'row' }, h('a', { href: `#/list?folder=${encodeURIComponent(f.folder)}` }, f.folder)), types.map(([t]) => h('td', { class: 'num' }, f.counts[t] ? String(f.counts[t]) : '')))),
+      s.folders.slice(0, 200).map((f) => h('tr', null, h('th', { scope: 'row' }, h('a', { href: `#/list?folder=${encodeURIComponent(f.folder)}` }, f.folder)), present.map(([t, label]) => h('td', { class: 'num', 'data-label': label }, f.counts[t] ? String(f.counts[t]) : '')))),
     ),
   );
   view.append(h('div', { class: 'scroll' }, folders));
