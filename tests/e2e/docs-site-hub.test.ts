@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etlYml, killAll, removeTempDirs, runCli, writeProject } from './helpers.js';
-import { launchChromium, watchedPage } from './browser.js';
+import { launchChromium, overflowing, watchedPage } from './browser.js';
 
 /** Must match core/docs/site/graph.ts. */
 const FANOUT = 12;
@@ -150,6 +150,33 @@ describe('docs site of a project with a hub, a loader and cost rates', () => {
       expect(w.outside).toEqual([]);
     } finally {
       await w.context.close();
+    }
+  });
+
+  it('fits a laptop and a phone: the source, the loader, the hub and its list, the home with cost', async () => {
+    for (const viewport of [{ width: 1280, height: 900, name: 'laptop' }, { width: 390, height: 844, name: 'phone' }]) {
+      const w = await watchedPage(browser, (u) => u.startsWith('file://'), viewport);
+      const { page } = w;
+      try {
+        const pages: Array<[string, string, string]> = [
+          ['home', '#/', 'hub'],
+          ['source', '#/n/source.hub.landing.visits', 'landing.visits'],
+          ['loader', '#/n/loader.hub.landing.visits', 'landing.visits'],
+          ['hub', '#/n/seed.hub.raw_events', 'raw_events'],
+          ['model', '#/n/model.hub.visits_by_page', 'visits_by_page'],
+          ['children', '#/list?children=seed.hub.raw_events', 'Downstream of raw_events'],
+        ];
+        for (const [kind, hash, heading] of pages) {
+          await open(page, hash, heading);
+          if (hash.startsWith('#/n/')) await page.locator('#sec-lineage svg.graph a.gnode').first().waitFor();
+          expect(await overflowing(page), `${kind} on a ${viewport.name}`).toEqual([]);
+          await w.screenshot(`hub-fit-${viewport.name}-${kind}`);
+        }
+        expect(w.errors).toEqual([]);
+        expect(w.outside).toEqual([]);
+      } finally {
+        await w.context.close();
+      }
     }
   });
 });
