@@ -62,7 +62,8 @@ export interface HomeSummary {
     elapsed_time: number;
     /** status -> count */
     statuses: Record<string, number>;
-    failures: Array<{ node: number | null; id: string; status: string; message: string }>;
+    /** node: the node that failed, or the node a failed test tests (test: the test's name). */
+    failures: Array<{ node: number | null; id: string; status: string; message: string; test?: string }>;
   };
   failing_tests: TestSummary[];
   warning_tests: TestSummary[];

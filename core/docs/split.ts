@@ -348,9 +348,15 @@ function summarise(inputs: DocsInputs, entries: GraphEntry[], indexOf: Map<strin
   if (rr) {
     const statuses: Record<string, number> = {};
     const failures: NonNullable<HomeSummary['last_run']>['failures'] = [];
+    const tests = new Map(testNodes.map((t) => [t.unique_id, t]));
     for (const r of rr.results) {
       statuses[r.status] = (statuses[r.status] ?? 0) + 1;
-      if (r.status === 'error' || r.status === 'fail') failures.push({ node: indexOf.get(r.unique_id) ?? null, id: r.unique_id, status: r.status, message: r.message });
+      if (r.status !== 'error' && r.status !== 'fail') continue;
+      // A test is not a node of the site: it is named, on the node it tests.
+      const test = tests.get(r.unique_id);
+      const tested = test ? (test.attached_node ?? test.depends_on.nodes[0]) : undefined;
+      const node = indexOf.get(tested ?? r.unique_id) ?? null;
+      failures.push(test ? { node, id: r.unique_id, status: r.status, message: r.message, test: test.name } : { node, id: r.unique_id, status: r.status, message: r.message });
     }
     summary.last_run = { generated_at: rr.metadata.generated_at, invocation_id: rr.metadata.invocation_id, command: rr.args?.command, elapsed_time: rr.elapsed_time, statuses, failures: failures.slice(0, 50) };
   }

@@ -1,6 +1,6 @@
 // The docs site of a project shaped to strain it, in a real Chromium: a seed
-// read by 130 models (a hub), a source loaded by a files loader, and etl.yml
-// `cost:` rates. A hub's lineage graph draws FANOUT children and a "+N more"
+// read by 130 models (a hub), a source loaded by a files loader (and stale),
+// a failing test, a warning, quarantined rows, and etl.yml `cost:` rates. A hub's lineage graph draws FANOUT children and a "+N more"
 // node that draws the rest, then lists them all; a loader sits with its
 // source; runs show their cost as `etl report` prices them. No console error
 // and no request to another host.
@@ -26,14 +26,22 @@ beforeAll(async () => {
     // 3600 per cpu-hour: a second of a node's time costs 1 EUR.
     'etl.yml': etlYml('hub', 'cost: { per_cpu_hour: 3600, currency: EUR }\n'),
     'seeds/raw_events.csv': 'id,kind\n1,a\n2,b\n',
-    'models/sources.yml': 'sources:\n  - name: landing\n    tables:\n      - name: visits\n        loader: { type: files, path: "data/*.csv" }\n',
-    'data/visits.csv': 'id,page\n1,/\n2,/about\n',
+    'models/sources.yml': 'sources:\n  - name: landing\n    freshness: { error_after: 1d }\n    loaded_at_field: loaded_at\n    tables:\n      - name: visits\n        loader: { type: files, path: "data/*.csv" }\n',
+    'data/visits.csv': 'id,page,loaded_at\n1,/,2020-01-01 00:00:00\n2,/about,2020-01-02 00:00:00\n',
+    // One row of scored has no score: quarantined. Page /about is not accepted: a warning. dupes has a duplicate: a failure.
+    'models/scored.sql': "select id, kind, case when id = 2 then null else id * 10 end as score from (values (1, 'a'), (2, 'b')) as t(id, kind)\n",
+    'models/dupes.sql': "select 1 as id union all select 1 as id union all select 2\n",
+    'models/checks.yml': 'models:\n  - name: scored\n    config: { materialized: table, quarantine: true }\n    columns:\n      - name: score\n        tests: [not_null]\n  - name: visits_by_page\n    columns:\n      - name: page\n        tests: [{ accepted_values: { values: [/], config: { severity: warn } } }]\n  - name: dupes\n    columns:\n      - name: id\n        tests: [unique]\n',
     'models/visits_by_page.sql': "select page, count(*) as n from {{source 'landing' 'visits'}} group by page\n",
   };
   for (let k = 0; k < FAN; k++) files[`models/fan/fan_${String(k).padStart(3, '0')}.sql`] = `select id, kind, ${k} as k from {{ref "raw_events"}}\n`;
   project = writeProject(files);
   const build = await runCli(['build'], { cwd: project, timeoutMs: 180_000 });
-  expect(build.code, build.output).toBe(0);
+  // The unique test on dupes fails the build; everything else succeeds.
+  expect(build.code, build.output).toBe(1);
+  expect(build.output).toMatch(/unique_dupes_id/);
+  const fresh = await runCli(['source', 'freshness'], { cwd: project });
+  expect(fresh.output).toMatch(/landing\.visits/);
   const gen = await runCli(['docs', 'generate'], { cwd: project });
   expect(gen.code, gen.output).toBe(0);
   index = pathToFileURL(path.join(project, 'target/docs/index.html')).href;
@@ -177,6 +185,36 @@ describe('docs site of a project with a hub, a loader and cost rates', () => {
       } finally {
         await w.context.close();
       }
+    }
+  });
+
+  it('sums the project up on the home page: counts by type and folder, the last run and its failure, failing and warning tests, quarantined rows, stale sources', async () => {
+    const w = await watchedPage(browser, (u) => u.startsWith('file://'));
+    const { page } = w;
+    try {
+      await open(page, '#/', 'hub');
+      const stat = async (label: string) => page.locator('.stats li', { hasText: label }).locator('strong').textContent();
+      expect([await stat('Models'), await stat('Sources'), await stat('Seeds'), await stat('Loaders')]).toEqual([String(FAN + 3), '1', '1', '1']);
+      const folders = await page.locator('table.folders tbody tr').evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent?.trim() ?? '')));
+      // Columns: folder, then the types the project has (models, sources, seeds, loaders).
+      expect(await page.locator('table.folders thead th').allTextContents()).toEqual(['Folder', 'Models', 'Sources', 'Seeds', 'Loaders']);
+      expect(folders).toEqual([['models', '3', '', '', ''], ['models/fan', String(FAN), '', '', ''], ['seeds', '', '', '1', ''], ['sources/landing', '', '1', '', '1']]);
+      const region = (name: string) => page.getByRole('region', { name, exact: true });
+      const lastRun = region('Last run');
+      expect(await lastRun.locator('.badge').first().textContent()).toBe('error');
+      expect(await lastRun.locator('ul li').allTextContents()).toEqual(['fail unique_dupes_id on dupes1 failing row']);
+      expect(await region('Failing tests').locator('li').allTextContents()).toEqual(['unique_dupes_id on dupes (id) 1 failing row']);
+      expect(await region('Warnings').locator('li').allTextContents()).toEqual([expect.stringMatching(/^accepted_values_visits_by_page_page__\S* on visits_by_page \(page\) 1 failing row$/)]);
+      expect(await region('Quarantined rows').locator('li').allTextContents()).toEqual(['scored 1 row']);
+      expect(await region('Stale sources').locator('li').allTextContents()).toEqual([expect.stringMatching(/^error landing\.visits · \d+(\.\d)? days ago$/)]);
+      await region('Stale sources').getByRole('link', { name: 'landing.visits' }).click();
+      await page.locator('main h1', { hasText: 'landing.visits' }).waitFor();
+      expect(await page.locator('#sec-freshness').textContent()).toMatch(/error loaded \d+(\.\d)? days ago \(2020-01-02/);
+      await w.screenshot('hub-source-stale');
+      expect(w.errors).toEqual([]);
+      expect(w.outside).toEqual([]);
+    } finally {
+      await w.context.close();
     }
   });
 });

@@ -53,7 +53,7 @@ export function renderHome(site: Site, view: HTMLElement): void {
             h('p', null, statusBadge(lr.failures.length ? 'error' : 'success'), ` ${formatTime(lr.generated_at)} · ${formatSeconds(lr.elapsed_time)}`),
             h('p', null, Object.entries(lr.statuses).map(([k, v]) => h('span', { class: 'pill' }, statusBadge(k), ` ${v}`))),
             lr.failures.length
-              ? h('ul', { class: 'plain' }, lr.failures.map((f) => h('li', null, statusBadge(f.status), ' ', nodeLink(site, f.node, f.id), h('div', { class: 'message' }, f.message))))
+              ? h('ul', { class: 'plain' }, lr.failures.map((f) => h('li', null, statusBadge(f.status), ' ', f.test ? [h('span', { class: 'mono' }, f.test), ' on '] : null, nodeLink(site, f.node, f.test ?? f.id), h('div', { class: 'message' }, f.message))))
               : h('p', { class: 'muted' }, 'No failures.'),
           )
         : h('p', { class: 'muted' }, 'No run yet (target/run_results.json is written by etl build, run, seed and test).'),
