@@ -30,6 +30,8 @@ beforeAll(async () => {
     'data/visits.csv': 'id,page,loaded_at\n1,/,2020-01-01 00:00:00\n2,/about,2020-01-02 00:00:00\n',
     // One row of scored has no score: quarantined. Page /about is not accepted: a warning. dupes has a duplicate: a failure.
     'models/scored.sql': "select id, kind, case when id = 2 then null else id * 10 end as score from (values (1, 'a'), (2, 'b')) as t(id, kind)\n",
+    // A table function: its columns' lineage cannot be resolved, and the site says so.
+    'models/from_file.sql': "select page, id from read_csv('data/visits.csv')\n",
     'models/dupes.sql': "select 1 as id union all select 1 as id union all select 2\n",
     'models/checks.yml': 'models:\n  - name: scored\n    config: { materialized: table, quarantine: true }\n    columns:\n      - name: score\n        tests: [not_null]\n  - name: visits_by_page\n    columns:\n      - name: page\n        tests: [{ accepted_values: { values: [/], config: { severity: warn } } }]\n  - name: dupes\n    columns:\n      - name: id\n        tests: [unique]\n',
     'models/visits_by_page.sql': "select page, count(*) as n from {{source 'landing' 'visits'}} group by page\n",
@@ -194,11 +196,11 @@ describe('docs site of a project with a hub, a loader and cost rates', () => {
     try {
       await open(page, '#/', 'hub');
       const stat = async (label: string) => page.locator('.stats li', { hasText: label }).locator('strong').textContent();
-      expect([await stat('Models'), await stat('Sources'), await stat('Seeds'), await stat('Loaders')]).toEqual([String(FAN + 3), '1', '1', '1']);
+      expect([await stat('Models'), await stat('Sources'), await stat('Seeds'), await stat('Loaders')]).toEqual([String(FAN + 4), '1', '1', '1']);
       const folders = await page.locator('table.folders tbody tr').evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent?.trim() ?? '')));
       // Columns: folder, then the types the project has (models, sources, seeds, loaders).
       expect(await page.locator('table.folders thead th').allTextContents()).toEqual(['Folder', 'Models', 'Sources', 'Seeds', 'Loaders']);
-      expect(folders).toEqual([['models', '3', '', '', ''], ['models/fan', String(FAN), '', '', ''], ['seeds', '', '', '1', ''], ['sources/landing', '', '1', '', '1']]);
+      expect(folders).toEqual([['models', '4', '', '', ''], ['models/fan', String(FAN), '', '', ''], ['seeds', '', '', '1', ''], ['sources/landing', '', '1', '', '1']]);
       const region = (name: string) => page.getByRole('region', { name, exact: true });
       const lastRun = region('Last run');
       expect(await lastRun.locator('.badge').first().textContent()).toBe('error');
@@ -211,6 +213,25 @@ describe('docs site of a project with a hub, a loader and cost rates', () => {
       await page.locator('main h1', { hasText: 'landing.visits' }).waitFor();
       expect(await page.locator('#sec-freshness').textContent()).toMatch(/error loaded \d+(\.\d)? days ago \(2020-01-02/);
       await w.screenshot('hub-source-stale');
+      expect(w.errors).toEqual([]);
+      expect(w.outside).toEqual([]);
+    } finally {
+      await w.context.close();
+    }
+  });
+
+  it('says a column whose lineage cannot be resolved is unresolved, and why, rather than guess', async () => {
+    const w = await watchedPage(browser, (u) => u.startsWith('file://'));
+    const { page } = w;
+    try {
+      await open(page, '#/n/model.hub.from_file', 'from_file');
+      expect(await page.locator('table.columns tr[data-column="page"] td.lin').textContent()).toBe('unresolved');
+      await page.getByRole('link', { name: 'Column lineage of page' }).click();
+      await page.locator('main h1', { hasText: 'from_file.page' }).waitFor();
+      expect(await page.locator('main').textContent()).toMatch(/Could not be resolved: [^.]*table function read_csv/);
+      expect(await page.getByRole('region', { name: 'Upstream columns' }).textContent()).toContain('Unresolved.');
+      expect(await page.locator('pre.expression').count()).toBe(0);
+      await w.screenshot('hub-column-unresolved');
       expect(w.errors).toEqual([]);
       expect(w.outside).toEqual([]);
     } finally {

@@ -29,7 +29,7 @@ beforeAll(async () => {
   yml = yml.replace("      - name: first_name\n        description: Customer's first name.\n", '      - name: first_name\n');
   yml = yml.replace(
     'description: One row per order, with the amount paid by each payment method.',
-    'description: "One row per order, with the **amount** paid by each payment method. <script>window.__pwned = 1</script><img src=\\"https://tracker.example/pixel.png\\" alt=\\"pixel\\" onerror=\\"window.__pwned = 2\\"><a href=\\"javascript:window.__pwned=3\\">link</a>"',
+    'description: "One row per order, with the **amount** paid by each payment method. <script>window.__pwned = 1</script><img src=\\"https://tracker.example/pixel.png\\" alt=\\"pixel\\" onerror=\\"window.__pwned = 2\\"><a href=\\"javascript:window.__pwned=3\\">link</a><details open ontoggle=\\"window.__pwned=4\\"><summary>more</summary>hidden</details>"',
   );
   writeFileSync(marts, yml);
   const build = await runCli(['build'], { cwd: project });
@@ -267,6 +267,19 @@ async function walkSite(w: WatchedPage, url: string, name: string): Promise<void
   const colNodes = (await page.locator('svg.graph a.gnode text').allTextContents()).sort();
   expect(colNodes).toEqual(['customers.first_order', 'customers.most_recent_order', 'orders.order_date', 'raw_orders.order_date', 'stg_orders.order_date']);
   await w.screenshot(`${name}-column`);
+
+  // A pass-through says so, without an expression; its edge is drawn solid, a transformation's dashed.
+  await page.goto(`${url}#/c/model.shop.orders/order_id`);
+  await waitForHeading(page, 'orders.order_id');
+  expect(await page.locator('main').textContent()).toContain('Passed through unchanged from its upstream column.');
+  expect(await page.locator('pre.expression').count()).toBe(0);
+  await page.locator('svg.graph path.edge').first().waitFor({ state: 'attached' });
+  const into = await page.locator('svg.graph path.edge').evaluateAll((es) => es.filter((e) => e.getAttribute('data-to') === 'model.shop.orders\u0000order_id').map((e) => e.getAttribute('class')));
+  expect(into).toEqual([expect.stringContaining('lineage-passthrough')]);
+  await page.goto(`${url}#/c/model.shop.orders/amount`);
+  await waitForHeading(page, 'orders.amount');
+  await page.locator('svg.graph path.edge').first().waitFor({ state: 'attached' });
+  expect(await page.locator('svg.graph path.edge.lineage-transform').count()).toBeGreaterThan(0);
 
   // Inherited description, and where it came from.
   await page.goto(`${url}#/n/model.shop.customers`);
