@@ -209,6 +209,16 @@ describe('docs site of a project with a hub, a loader and cost rates', () => {
       expect(await region('Warnings').locator('li').allTextContents()).toEqual([expect.stringMatching(/^accepted_values_visits_by_page_page__\S* on visits_by_page \(page\) 1 failing row$/)]);
       expect(await region('Quarantined rows').locator('li').allTextContents()).toEqual(['scored 1 row']);
       expect(await region('Stale sources').locator('li').allTextContents()).toEqual([expect.stringMatching(/^error landing\.visits · \d+(\.\d)? days ago$/)]);
+      // Search finds the source and its loader by name (a letter missing), and a column; the arrows pick the source.
+      await page.keyboard.press('/');
+      await page.keyboard.type('landing.vists');
+      const options = page.locator('#search-results [role=option]');
+      await options.first().waitFor();
+      const found = await options.evaluateAll((os) => os.map((o) => `${o.querySelector('.kind')?.textContent} ${o.querySelector('.label')?.textContent}`));
+      expect(found.slice(0, 2).sort()).toEqual(['loader landing.visits', 'source landing.visits']);
+      await page.locator('#search').fill('loaded_at');
+      await options.filter({ hasText: 'landing.visits.loaded_at' }).first().waitFor();
+      await page.locator('#search').fill('');
       await region('Stale sources').getByRole('link', { name: 'landing.visits' }).click();
       await page.locator('main h1', { hasText: 'landing.visits' }).waitFor();
       expect(await page.locator('#sec-freshness').textContent()).toMatch(/error loaded \d+(\.\d)? days ago \(2020-01-02/);
