@@ -236,3 +236,31 @@ describe('generateDocs on a built project', () => {
     expect(back).toMatchObject({ rows_affected: 12, quarantined: 3, compiled_path: 'target/compiled/x.sql', failing_rows_sample: { columns: ['a'], rows: [[1]] } });
   });
 });
+
+describe('lineage graph of a hub', () => {
+  it('takes FANOUT parents and children per node, the rest counted for a +N more node; an expanded node takes them all up to the cap', async () => {
+    const { Site } = await import('../core/docs/site/data.js');
+    const { neighbourhood, FANOUT } = await import('../core/docs/site/graph.js');
+    // Node 0 reads nodes 1..30; node 31 reads node 0; nodes 32..71 read node 31.
+    const n = 72;
+    const parents: number[][] = Array.from({ length: n }, () => []);
+    for (let i = 1; i <= 30; i++) parents[0]!.push(i);
+    parents[31] = [0];
+    for (let i = 32; i < n; i++) parents[i] = [31];
+    const site = new Site({ ids: Array.from({ length: n }, (_, i) => `model.p.m${i}`), names: Array.from({ length: n }, (_, i) => `m${i}`), parents } as never);
+    const one = neighbourhood(site, 0, 1, 2);
+    expect(one.nodes).toHaveLength(1 + FANOUT + 1 + FANOUT);
+    expect(one.truncated).toBe(false);
+    expect(one.hidden).toEqual([{ node: 0, dir: 'up', count: 30 - FANOUT }, { node: 31, dir: 'down', count: 40 - FANOUT }]);
+    // Two levels up reach nothing more (the parents have no parents): no +N more for them.
+    expect(neighbourhood(site, 0, 2, 0).hidden).toEqual([{ node: 0, dir: 'up', count: 30 - FANOUT }]);
+    const expanded = neighbourhood(site, 0, 1, 2, 100, new Set([0, 31]));
+    expect(expanded.nodes).toHaveLength(72);
+    expect(expanded.hidden).toEqual([]);
+    // The cap still holds: the nearest first, the rest counted.
+    const capped = neighbourhood(site, 0, 1, 2, 50, new Set([0, 31]));
+    expect(capped.nodes).toHaveLength(50);
+    expect(capped.truncated).toBe(true);
+    expect(capped.hidden).toEqual([{ node: 31, dir: 'down', count: 72 - 50 }]);
+  });
+});
