@@ -254,6 +254,45 @@ async function walkSite(w: WatchedPage, url: string, name: string): Promise<void
   expect((await page.locator('#sec-lineage svg.graph a.gnode text').allTextContents()).sort()).toEqual(['orders', 'stg_orders', 'stg_payments']);
   await w.screenshot(`${name}-orders`);
 
+  // Pan by dragging and by the arrows, zoom by the buttons and the wheel; Fit shows it whole again.
+  const viewport = page.locator('#sec-lineage svg.graph g.viewport');
+  const view = async () => {
+    const m = /translate\(([-\d.]+),([-\d.]+)\) scale\(([-\d.]+)\)/.exec((await viewport.getAttribute('transform')) ?? '')!;
+    return { x: Number(m[1]), y: Number(m[2]), k: Number(m[3]) };
+  };
+  const before = await view();
+  await page.locator('#sec-lineage svg.graph').scrollIntoViewIfNeeded();
+  const box = (await page.locator('#sec-lineage svg.graph').boundingBox())!;
+  await page.mouse.move(box.x + 20, box.y + box.height - 20);
+  await page.mouse.down();
+  await page.mouse.move(box.x + 80, box.y + box.height - 40, { steps: 5 });
+  await page.mouse.up();
+  const dragged = await view();
+  expect(dragged.x).toBeCloseTo(before.x + 60, 1);
+  expect(dragged.y).toBeCloseTo(before.y - 20, 1);
+  expect(dragged.k).toBe(before.k);
+  await page.getByRole('button', { name: 'Zoom in' }).click();
+  expect((await view()).k).toBeCloseTo(before.k * 1.25, 3);
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.wheel(0, 200);
+  expect((await view()).k).toBeLessThan(before.k * 1.25);
+  await page.locator('#sec-lineage svg.graph').focus();
+  const beforeKeys = await view();
+  await page.keyboard.press('ArrowRight');
+  expect((await view()).x).toBeCloseTo(beforeKeys.x - 60, 3);
+  await page.getByRole('button', { name: 'Fit the whole graph in the view' }).click();
+  expect(await view()).toEqual(before);
+
+  // The paths to another node, picked in "Paths to…".
+  await page.getByRole('combobox', { name: 'Highlight the paths from this node to another node' }).fill('raw_payments');
+  await page.locator('#path-to-results [role=option]').first().waitFor();
+  await page.keyboard.press('Enter');
+  await waitForHeading(page, 'Paths between orders and raw_payments');
+  expect((await page.locator('svg.graph a.gnode.on-path text').allTextContents()).sort()).toEqual(['orders', 'raw_payments', 'stg_payments']);
+  await page.goBack();
+  await waitForHeading(page, 'orders');
+  await page.locator('#sec-lineage svg.graph a.gnode', { hasText: 'stg_orders' }).waitFor();
+
   // Click an upstream node in the graph.
   await page.locator('#sec-lineage svg.graph a.gnode', { hasText: 'stg_orders' }).click();
   await waitForHeading(page, 'stg_orders');
