@@ -88,6 +88,10 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
 
   let binderPromise: Promise<DuckDbBinder> | undefined;
   const binder = () => (binderPromise ??= DuckDbBinder.open());
+  // Opened while the cache keys are hashed (DuckDB starts on another thread): a
+  // warm run that re-binds one model does not wait for it afterwards. Its error,
+  // if any, is the first binding's.
+  if (order.some((id) => isModel(manifest.nodes[id]))) binder().catch(() => undefined);
   try {
     await resolveSources(manifest, order, { columns, status, errors, warnings, cache, options, dialect, root });
 
@@ -119,15 +123,25 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
       waveOf.set(id, w);
       (waves[w] ??= []).push(id);
     }
-    // A schema's hash, once per node however many children read it.
+    // A schema's hash, once per node however many children read it, and once per
+    // column list however many nodes share it (the cache and the binder share equal lists).
     const hashes = new Map<string, string>();
+    const schemaHashes = new WeakMap<BoundColumn[], string>();
     const columnsHash = (id: string) => {
       let h = hashes.get(id);
-      if (h === undefined) hashes.set(id, (h = hashOf([JSON.stringify(columns.get(id) ?? null)])));
+      if (h === undefined) {
+        const cols = columns.get(id);
+        h = cols && schemaHashes.get(cols);
+        if (h === undefined) {
+          h = hashOf([JSON.stringify(cols ?? null)]);
+          if (cols) schemaHashes.set(cols, h);
+        }
+        hashes.set(id, h);
+      }
       return h;
     };
-    // Each input's columns as stand-in types, once however many models read it.
-    const standIns = new Map<string, BoundColumn[]>();
+    // Each column list as stand-in types, once however many models read it.
+    const standIns = new WeakMap<BoundColumn[], BoundColumn[]>();
     // A model's cache key: its SQL and its inputs' schemas.
     const keyOf = (n: ManifestNode) => hashOf([n.compiled_code, n.compiled_incremental_code ?? '', n.config.materialized, ...n.depends_on.nodes.map((p) => `${p}=${columnsHash(p)}`)]);
     const keys = new Map<string, string>();
@@ -236,7 +250,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
       }
     }
   } finally {
-    if (binderPromise) (await binderPromise).close();
+    await binderPromise?.then((b) => b.close(), () => undefined);
   }
 
   // Root errors name the models they leave unchecked.
@@ -285,7 +299,7 @@ function useDeclared(n: ManifestNode, columns: Map<string, BoundColumn[]>, statu
 }
 
 /** The relations a model's compiled SQL names (through inlined ephemeral models too), with their columns as DuckDB types. */
-function inlinedInputs(manifest: Manifest, graph: DependencyGraph, n: ManifestNode, columns: Map<string, BoundColumn[]>, standInType: (t: string) => string, standIns: Map<string, BoundColumn[]>): InlineInput[] {
+function inlinedInputs(manifest: Manifest, graph: DependencyGraph, n: ManifestNode, columns: Map<string, BoundColumn[]>, standInType: (t: string) => string, standIns: WeakMap<BoundColumn[], BoundColumn[]>): InlineInput[] {
   const out = new Map<string, InlineInput>();
   // Through ephemeral inputs (no relation of their own) to what they read.
   for (const p of parentsThrough(graph, n.unique_id, (id) => !!manifest.nodes[id] && !manifest.nodes[id]!.relation_name)) {
@@ -293,8 +307,9 @@ function inlinedInputs(manifest: Manifest, graph: DependencyGraph, n: ManifestNo
     const relation = relationOf(manifest, p);
     if (!relation || out.has(relation) || !columns.has(p)) continue;
     const name = node ? node.alias : manifest.sources[p]!.identifier;
-    let cols = standIns.get(p);
-    if (!cols) standIns.set(p, (cols = columns.get(p)!.map((c) => ({ name: c.name, type: standInType(c.type) }))));
+    const bound = columns.get(p)!;
+    let cols = standIns.get(bound);
+    if (!cols) standIns.set(bound, (cols = bound.map((c) => ({ name: c.name, type: standInType(c.type) }))));
     out.set(relation, { relation, name, columns: cols });
     // Older versions of the input ({{ref "x" version=N}} on a Delta target, dialect.versionedRelation) have its columns.
     const schema = node ? node.schema : manifest.sources[p]!.schema;
