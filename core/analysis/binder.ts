@@ -135,6 +135,15 @@ export class DuckDbBinder {
 }
 
 
+/**
+ * Whether a DuckDB binder error may only mean that DuckDB does not speak the
+ * target's dialect (a function, operator, type or syntax DuckDB lacks), so
+ * that an engine binding SQL itself decides; a missing column is an error on any engine.
+ */
+export function mayBeDialectGap(message: string): boolean {
+  return /^Parser Error|^Catalog Error: (Scalar |Aggregate |Table )?Function|^Catalog Error: Type with name|No function matches|^Not implemented/.test(message);
+}
+
 /** Queries described per statement. */
 const BATCH = 200;
 

@@ -14,12 +14,12 @@ import type { Diagnostic } from '../errors.js';
 import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifest.js';
 import { buildGraph, graphOfManifest, parentsThrough, reach, topologicalOrder, type DependencyGraph } from '../graph/graph.js';
 import { ephemeralCteName } from '../compiler/ephemeral.js';
-import { DuckDbBinder, type BoundColumn, type InlineInput, type InlineJob } from './binder.js';
+import { DuckDbBinder, mayBeDialectGap, type BoundColumn, type InlineInput, type InlineJob } from './binder.js';
 import { quoteIdentifierAnsi as q } from '../../adapters/dialect.js';
 import type { TargetBindOutcome, TargetBindRequest } from './postgres-binder.js';
 import { templatePosition } from './template-position.js';
 import { bindDiagnostic, type BindInput } from './diagnose.js';
-import { analysisEngine } from './engines.js';
+import { seedColumnTypes } from '../../adapters/index.js';
 import { BoundSchemaCache, hashOf } from './cache.js';
 import { ymlPosition } from './yml-position.js';
 
@@ -65,8 +65,10 @@ const SNAPSHOT_COLUMNS: BoundColumn[] = [
 export async function checkManifest(manifest: Manifest, targetPath: string, options: CheckOptions = {}): Promise<CheckResult> {
   const started = performance.now();
   const cpuStarted = process.cpuUsage();
-  const engine = analysisEngine(manifest.metadata.adapter_type);
-  const dialect = dialectFor((manifest.metadata.adapter_type as 'duckdb' | 'postgres' | 'delta') ?? 'duckdb');
+  const engineType = (manifest.metadata.adapter_type as 'duckdb' | 'postgres' | 'delta') ?? 'duckdb';
+  const dialect = dialectFor(engineType);
+  // A DuckDB error that may only mean "not DuckDB's dialect": the engine's own SQL, not the model's error.
+  const dialectGap = (message: string) => dialect.bindsOnServer && mayBeDialectGap(message);
   const root = manifest.metadata.project_root;
   const cache = new BoundSchemaCache(targetPath, `${manifest.metadata.adapter_type}:${manifest.metadata.target_name}`, options.cache !== false);
   const columns = new Map<string, BoundColumn[]>();
@@ -103,7 +105,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
       const key = hashOf(['seed', node.checksum.checksum, JSON.stringify(seedOptions)]);
       const hit = cache.get(id, key);
       try {
-        const cols = hit ?? (await engine.seedColumns(await binder(), csv, seedOptions));
+        const cols = hit ?? (await seedColumnTypes(engineType, csv, seedOptions, async (sql) => (await binder()).describe(sql)));
         columns.set(id, cols);
         cache.set(id, key, cols);
         status.set(id, { ok: true });
@@ -183,7 +185,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
         jobs.push({
           id,
           sql: n.compiled_code,
-          inputs: inlinedInputs(manifest, manifestGraph, n, columns, engine.standInType, standIns),
+          inputs: inlinedInputs(manifest, manifestGraph, n, columns, dialect.bindingType, standIns),
           incrementalSql: n.relation_name ? n.compiled_incremental_code : undefined,
           self: n.relation_name ?? undefined,
           selfName: n.alias,
@@ -215,14 +217,14 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
           if (e && !e.relation_name && columns.has(p)) inputs.push({ label: e.name, relation: q(ephemeralCteName(e.name)), columns: columns.get(p)! });
         }
         const outside = /^Catalog Error: (?:Table|View|Schema) with name (.+?) does not exist/.exec(outcome.error);
-        if (options.bindOnTarget && (outside || engine.mayBeDialect(outcome.error))) {
+        if (options.bindOnTarget && (outside || dialectGap(outcome.error))) {
           // DuckDB does not speak this dialect (or lacks this relation): the target decides.
           deferred.add(id);
           fresh.add(id);
           status.set(id, { ok: true });
           continue;
         }
-        if (outside || engine.mayBeDialect(outcome.error)) {
+        if (outside || dialectGap(outcome.error)) {
           // Introspective SQL (the engine's own catalog, tables made outside the project) or another dialect: not an error of the model.
           const reason = outside ? `reads ${outside[1]}, which is not a ref or source of the project` : `DuckDB cannot bind its ${manifest.metadata.adapter_type} SQL: ${outcome.error.split('\n')[0]}`;
           status.set(id, { ok: false, reason: `${n.name} is unchecked`, root: id });

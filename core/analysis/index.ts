@@ -10,7 +10,6 @@ import { dialectFor } from '../../adapters/dialect.js';
 import type { Manifest } from '../compiler/manifest.js';
 import type { TargetConfig } from '../project/load.js';
 import { checkManifest, type CheckResult as BaseCheckResult } from './check.js';
-import { analysisEngine } from './engines.js';
 
 export type { BoundColumn } from './check.js';
 export type CheckResult = BaseCheckResult & { manifestChanged?: boolean };
@@ -50,7 +49,7 @@ export async function checkProject(manifest: Manifest, options: CheckProjectOpti
       allowMissingSources: options.allowMissingSources,
       cache: options.cache,
       bindOnTarget:
-        canRead && analysisEngine(options.target.type).bindsOnTarget
+        canRead && dialectFor(options.target.type).bindsOnServer
           ? async (request) => {
               const a = await adapter();
               if (!a) return undefined;
