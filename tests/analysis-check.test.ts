@@ -35,6 +35,24 @@ describe('etl build stops at static analysis errors, writing nothing', () => {
   }
 });
 
+describe('Delta target: the check binds as on DuckDB', () => {
+  const delta = (text: string) => text.replace(/dev: \{[^}]*\}/, 'dev: { type: delta, path: lake, schema: main, threads: 2 }');
+  for (const name of ['misspelled column', 'column removed upstream', 'contract type mismatch', 'error two hops downstream of a changed seed']) {
+    it(`${name}: etl build fails before the lake is made`, async () => {
+      const c = BROKEN_PROJECTS.find((x) => x.name === name)!;
+      const dir = brokenProject(c, delta);
+      const err = await build({ projectDir: dir }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, 'build should fail with a project error').toBeInstanceOf(ProjectError);
+      expectDiagnostics(c, (err as ProjectError).diagnostics);
+      expect(existsSync(path.join(dir, 'lake'))).toBe(false);
+      expect(existsSync(path.join(dir, 'target/manifest.json'))).toBe(false);
+    });
+  }
+});
+
 describe('bound schemas', () => {
   it("equal the types of project-template's built relations, and fill the manifest's columns", async () => {
     const dir = brokenProject({ name: 'template', edits: {}, errors: [] });
