@@ -99,6 +99,23 @@ describe('bound schemas', () => {
     expect(check!.stats).toMatchObject({ models: 5, bound: 3, cached: 2 });
     expect(check!.columns.get('model.shop.stg_orders')!.at(-1)).toEqual({ name: 'one', type: 'INTEGER' });
   });
+
+  it('keep each distinct column list once in target/.etl/bound-schemas.json, and ignore a file of the earlier layout', async () => {
+    const dir = brokenProject({ name: 'template', edits: {}, errors: [] });
+    await compile({ projectDir: dir, check: true });
+    const file = path.join(dir, 'target/.etl/bound-schemas.json');
+    const written = JSON.parse(readFileSync(file, 'utf8')) as { etl_version: string; target: string; schemas: Array<Array<{ name: string; type: string }>>; entries: Record<string, { key: string; schema: number }>; catalog: object };
+    // stg_orders reads raw_orders and returns the same columns: one list for both.
+    expect(written.entries['model.shop.stg_orders']!.schema).toBe(written.entries['seed.shop.raw_orders']!.schema);
+    expect(written.schemas.length).toBe(new Set(written.schemas.map((c) => JSON.stringify(c))).size);
+    // The layout before (columns in each entry): read as no cache at all, then rewritten.
+    const entries = Object.fromEntries(Object.entries(written.entries).map(([id, e]) => [id, { key: e.key, columns: written.schemas[e.schema] }]));
+    writeFileSync(file, JSON.stringify({ etl_version: written.etl_version, target: written.target, entries, catalog: written.catalog }));
+    const { check } = await compile({ projectDir: dir, check: true });
+    expect(check!.stats).toMatchObject({ models: 5, bound: 5, cached: 0 });
+    expect(check!.columns.get('model.shop.stg_orders')).toHaveLength(4);
+    expect((await compile({ projectDir: dir, check: true })).check!.stats).toMatchObject({ bound: 0, cached: 5 });
+  });
 });
 
 describe('etl compile --check (the command)', () => {

@@ -88,12 +88,14 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
   // A compiled manifest has no cycle (the compiler refuses one).
   const order = topologicalOrder(buildGraph(ids, (id) => manifest.nodes[id]?.depends_on.nodes ?? [])).order ?? [];
 
-  let binderPromise: Promise<DuckDbBinder> | undefined;
-  const binder = () => (binderPromise ??= DuckDbBinder.open());
   // Opened while the cache keys are hashed (DuckDB starts on another thread): a
   // warm run that re-binds one model does not wait for it afterwards. Its error,
-  // if any, is the first binding's.
-  if (order.some((id) => isModel(manifest.nodes[id]))) binder().catch(() => undefined);
+  // if any, is the first binding's; unused (every model cached), it is closed
+  // without being waited for.
+  const opening = order.some((id) => isModel(manifest.nodes[id])) ? DuckDbBinder.open() : undefined;
+  opening?.catch(() => undefined);
+  let binderPromise: Promise<DuckDbBinder> | undefined;
+  const binder = () => (binderPromise ??= opening ?? DuckDbBinder.open());
   try {
     await resolveSources(manifest, order, { columns, status, errors, warnings, cache, options, dialect, root });
 
@@ -252,7 +254,8 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
       }
     }
   } finally {
-    await binderPromise?.then((b) => b.close(), () => undefined);
+    if (binderPromise) await binderPromise.then((b) => b.close(), () => undefined);
+    else void opening?.then((b) => b.close(), () => undefined);
   }
 
   // Root errors name the models they leave unchecked.
