@@ -143,7 +143,7 @@ export interface MaterializeResult {
   /** Engine-specific, short: "CREATE VIEW", "INSERT 0 12". */
   message: string;
   /** Data tests: the verdict, the failing-row count and the first failing rows. */
-  status?: 'pass' | 'warn' | 'fail' | 'error';
+  status?: 'pass' | 'warn' | 'fail' | 'error' | 'skipped';
   failures?: number;
   sample?: QueryResult;
   /** Rows moved to <model>__quarantine by quarantine: true. */

@@ -22,7 +22,7 @@ const CSV_CHUNK_BYTES = 16 * 1024 * 1024;
 /** read_csv's buffer (one per thread at work, in the buffer pool): 4 of them per chunk, so a chunk is read on 4 threads. */
 const CSV_BUFFER_BYTES = 4 * 1024 * 1024;
 /** DuckDB's buffer pool during a load (withBoundedMemory). */
-const LOAD_MEMORY_LIMIT = '100MB';
+const LOAD_MEMORY_LIMIT = '64MB';
 
 /** DuckDB's catalog of temporary tables (one per connection). */
 const TEMP_CATALOG = 'temp';

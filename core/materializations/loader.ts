@@ -10,6 +10,7 @@ import { Readable, Transform } from 'node:stream';
 import type { AdapterSession, MaterializeResult, StagedTable } from '../../adapters/adapter.js';
 import type { LoaderSpec, ManifestNode } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
+import { CircuitOpenError } from '../runner/retry.js';
 import { extractorFor, lookbackAmount, type RejectedRecord, type SourceColumn, type SourceUnit } from '../extract/extractor.js';
 import { FILE_COLUMN } from '../extract/files.js';
 import { finishedBatches, storedWatermark, type StateRecord } from '../state/state.js';
@@ -29,7 +30,15 @@ export interface LoadStats {
 
 export const loader: Materialization = {
   // The engine's memory is bounded for the whole load, where it has a bound to set: a load's memory must not grow with the table.
-  run: (ctx) => (ctx.adapter.withBoundedMemory ? ctx.adapter.withBoundedMemory(ctx.session, () => load(ctx)) : load(ctx)),
+  run: async (ctx) => {
+    try {
+      return await (ctx.adapter.withBoundedMemory ? ctx.adapter.withBoundedMemory(ctx.session, () => load(ctx)) : load(ctx));
+    } catch (err) {
+      // The source's host is resting after failing again and again: not called, the node and those after it skipped.
+      if (err instanceof CircuitOpenError) return { rowsAffected: 0, status: 'skipped', message: `skipped: source ${ctx.node.config.loader!.source}: ${err.message}` };
+      throw err;
+    }
+  },
 };
 
 async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
@@ -38,7 +47,7 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   const relation = relationOf(node);
   const t0 = performance.now();
   const declaredTypes = Object.fromEntries(Object.values(node.columns).flatMap((c) => (c.data_type ? [[c.name, c.data_type]] : [])));
-  const extractor = extractorFor(spec, ctx.manifest.metadata.project_root, process.env, declaredTypes);
+  const extractor = extractorFor(spec, ctx.manifest.metadata.project_root, process.env, declaredTypes, ctx.clock);
   // The source is opened while the target is asked what it holds.
   const opened = extractor.open();
   opened.catch(() => undefined);
@@ -51,6 +60,7 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   let staged: StagedTable | undefined;
   let rejected: RejectedRecord[] = [];
   let perFile = new Map<string, number>();
+  let closing: Promise<void> | undefined;
   try {
     existing = await adapter.relationKind(session, relation);
     const replacing = !existing || refresh || (!incremental && !extractor.units);
@@ -86,16 +96,21 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     rows.on('error', (err) => counted.destroy(err));
     const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
     staged = await adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: !!existing && !replacing });
+    // Staged: the source's connection closes while the rows are checked and merged.
+    closing = opened.catch(() => undefined).then(() => extractor.close());
+    closing.catch(() => undefined);
   } finally {
-    await opened.catch(() => undefined);
-    await extractor.close();
+    if (!closing) {
+      await opened.catch(() => undefined);
+      await extractor.close();
+    }
   }
   const merging = !!existing && !refresh && (since !== undefined || units !== undefined);
 
   let loaded: number;
   let drift: { added: string[]; removed: string[]; changed: string[] } | undefined;
   try {
-    if (incremental) await checkUniqueKey(session, adapter.dialect.quoteIdentifier, adapter.dialect.relation(staged.relation.schema, staged.relation.name), spec, incremental.primary_key);
+    if (incremental && !(await extractor.keyIsUnique?.(incremental.primary_key))) await checkUniqueKey(session, adapter.dialect.quoteIdentifier, adapter.dialect.relation(staged.relation.schema, staged.relation.name), spec, incremental.primary_key);
     const state: StateRecord[] = incremental
       ? [{ kind: 'watermark', relation, uniqueId: node.unique_id, eventTimeColumn: incremental.cursor, runId: ctx.runId, at: ctx.clock.now().toISOString(), newRows: merging ? staged.relation : undefined }]
       : units
@@ -129,8 +144,10 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     }
   } catch (err) {
     await adapter.discardStaged(session, staged);
+    await closing;
     throw err;
   }
+  await closing;
   if (rejected.length) await keepRejected(ctx, relation, rejected);
   const seconds = (performance.now() - t0) / 1000;
   const read = (staged.rows ?? loaded) + rejected.length;
