@@ -113,7 +113,6 @@ export async function loadCsvInChunks(csv: NodeJS.ReadableStream, dir: string, c
       if (file === undefined) break;
       signal('writer');
       await load(file, index);
-      if (process.env.ETL_MEM_DEBUG) { const m = process.memoryUsage(); process.stderr.write(`chunk ${index} rss ${m.rss >> 20} heap ${m.heapUsed >> 20} ext ${m.external >> 20} ab ${m.arrayBuffers >> 20}\n`); }
       await rm(file, { force: true });
     }
   } catch (error) {
