@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etlYml, killAll, removeTempDirs, runCli, writeProject } from './helpers.js';
-import { launchChromium, overflowing, watchedPage } from './browser.js';
+import { audit, launchChromium, overflowing, watchedPage } from './browser.js';
 
 /** Must match core/docs/site/graph.ts. */
 const FANOUT = 12;
@@ -180,6 +180,8 @@ describe('docs site of a project with a hub, a loader and cost rates', () => {
           await open(page, hash, heading);
           if (hash.startsWith('#/n/')) await page.locator('#sec-lineage svg.graph a.gnode').first().waitFor();
           expect(await overflowing(page), `${kind} on a ${viewport.name}`).toEqual([]);
+          // Labelled for a screen reader, with readable contrast (the +N more node, the cost columns too).
+          expect(await audit(page), `${kind} on a ${viewport.name}`).toEqual([]);
           await w.screenshot(`hub-fit-${viewport.name}-${kind}`);
         }
         expect(w.errors).toEqual([]);
