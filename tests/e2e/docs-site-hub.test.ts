@@ -102,6 +102,10 @@ describe('docs site of a project with a hub, a loader and cost rates', () => {
       // The node page's own list names 130 children at once (below the list's cap of 200).
       await open(page, '#/n/seed.hub.raw_events', 'raw_events');
       expect(await page.locator('#sec-lineage h3', { hasText: 'Downstream' }).textContent()).toBe(`Downstream (${FAN})`);
+      // The paths between the hub and a child: the two highlighted, FANOUT of the hub's other children for context.
+      await open(page, '#/paths?from=seed.hub.raw_events&to=model.hub.fan_007', 'Paths between raw_events and fan_007');
+      expect((await page.locator('svg.graph a.gnode.on-path text').allTextContents()).sort()).toEqual(['fan_007', 'raw_events']);
+      expect(await page.locator('svg.graph a.gnode.off-path').count()).toBe(FANOUT);
       // A child's graph shows its one parent and no +N more (a parent's other children are not its lineage).
       await open(page, '#/n/model.hub.fan_007', 'fan_007');
       await page.locator('#sec-lineage svg.graph a.gnode').first().waitFor();
