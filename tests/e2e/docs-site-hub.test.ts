@@ -10,11 +10,9 @@ import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etlYml, killAll, removeTempDirs, runCli, writeProject } from './helpers.js';
+import { FANOUT, NEIGHBOURHOOD_CAP } from '../../core/docs/site/graph.js';
 import { audit, launchChromium, overflowing, watchedPage } from './browser.js';
 
-/** Must match core/docs/site/graph.ts. */
-const FANOUT = 12;
-const NEIGHBOURHOOD_CAP = 100;
 const FAN = 130;
 
 let browser: Browser;
