@@ -533,6 +533,35 @@ describe('txn: a change whose commit landed before its process died is applied o
   });
 });
 
+describe('microbatch killed between two batch commits', () => {
+  it('etl retry reruns the run: each batch once, every batch recorded, the batch commits carrying their txn', async () => {
+    const days = [ymd(-3), ymd(-2), ymd(-1), ymd(0)];
+    const dir = writeProject({
+      'etl.yml': deltaYml('mbkill'),
+      'seeds/events.csv': `id,ts\n${days.flatMap((d, i) => [`${2 * i + 1},${d} 06:00:00`, `${2 * i + 2},${d} 18:00:00`]).join('\n')}\n`,
+      'models/events_mb.sql': `{{config materialized="incremental" incremental_strategy="microbatch" event_time="ts" batch_size="day" begin="${days[0]}"}}\nselect id, ts from {{ref "events"}}\n`,
+    });
+    expectOk(await etlAt(NOW, dir, 'seed'));
+    // v0 creates the empty table, v1 and v2 are the first two batches: killed once v2 is in the log.
+    const child = startCli(['run', '--project-dir', dir], { cwd: dir, env: { ETL_NOW: NOW, ETL_PAUSE_AFTER_SQL: '^delta commit REPLACE WHERE v2 .*/main/events_mb$' } });
+    await child.waitForOutput(/\[paused after sql\]/);
+    child.kill('SIGKILL');
+    await child.done;
+    expect(await rows(dir, 'events_mb', 'id')).toEqual([['1'], ['2'], ['3'], ['4']]);
+    const killed = commits(dir, 'events_mb');
+    const killedRun = killed.at(-1)!.find((a) => a.commitInfo)!.commitInfo.etlInvocationId as string;
+    // Each batch's txn: the run, the batch's day number since the epoch.
+    expect(killed.slice(1).map((c) => c.find((a) => a.txn)?.txn)).toEqual(days.slice(0, 2).map((d) => expect.objectContaining({ appId: killedRun, version: Date.parse(`${d}T00:00:00Z`) / DAY })));
+
+    const retry = await etlAt(NOW, dir, 'retry');
+    expectOk(retry);
+    expect(retry.output).toMatch(/did not finish: its 1 node ran again/);
+    expect(await rows(dir, 'events_mb', 'id')).toEqual(['1', '2', '3', '4', '5', '6', '7', '8'].map((id) => [id]));
+    const state = JSON.parse((await table(dir, 'events_mb').snapshot()).domains.get('etl.state')!.configuration) as { batches: Record<string, { status: string }> };
+    expect(Object.entries(state.batches).map(([start, b]) => [start, b.status])).toEqual(days.map((d) => [`${d} 00:00:00`, 'success']));
+  });
+});
+
 describe('snapshots on Delta rewrite only the files holding changed keys', () => {
   let dir: string;
   const people = (rows: string[]) => `id,email,updated_at\n${rows.join('\n')}\n`;
