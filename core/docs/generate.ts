@@ -79,8 +79,10 @@ function startDocs(job: DocsJob): DocsRun {
   if (!existsSync(workerFile)) {
     let settle!: { resolve: (rest: DocsRest) => void; reject: (err: Error) => void };
     const rest = new Promise<DocsRest>((resolve, reject) => (settle = { resolve, reject }));
+    // Both awaited (rest by buildDocs, built by the caller) unless cancelled before.
+    rest.catch(() => undefined);
     const built = buildDocs(job, rest);
-    built.catch(() => undefined); // awaited by the caller, unless cancelled
+    built.catch(() => undefined);
     return { finish: settle.resolve, cancel: () => settle.reject(new Error('cancelled')), built };
   }
   const worker = new Worker(workerFile, { workerData: job });
