@@ -94,16 +94,17 @@ async function traceProject(manifest: Manifest, columns: Map<string, BoundColumn
     keys.set(id, key);
     if (cache.entries[id]?.key !== key) toParse.push(id);
   }
-  // One parse for every model that changed, in one round trip.
-  const parsed = new Map<string, Record<string, unknown>>();
+  // One parse for every model that changed, in one round trip; each tree read from its JSON when traced.
+  const parsed = new Map<string, string>();
   if (toParse.length) {
     const trees = await (await openBinder()).parseAll(toParse.map((id) => manifest.nodes[id]!.compiled_code));
     toParse.forEach((id, i) => parsed.set(id, trees[i]!));
   }
   for (const id of order) {
     const n = manifest.nodes[id]!;
-    const tree = parsed.get(id);
-    if (tree) {
+    const text = parsed.get(id);
+    if (text !== undefined) {
+      const tree = JSON.parse(text) as Record<string, unknown>;
       const bound = derive ? undefined : columns.get(id)!.map((c) => c.name);
       let lineage = [...queryLineage(n.compiled_code, tree, { relations, outputColumns: bound })];
       const catalog = derive ? columns.get(id) : undefined;

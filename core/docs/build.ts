@@ -26,7 +26,7 @@ import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifes
 import { RunError } from '../errors.js';
 import type { ProjectScan } from '../project/load.js';
 import { SHARD_SIZE } from './model.js';
-import { splitDocs, type CatalogFile, type DocsInputs, type LineageFile, type RunResultsFile, type SiteData, type SourcesFile } from './split.js';
+import { CONFIG_KEYS, splitDocs, testKind, type CatalogFile, type DocsInputs, type LineageFile, type RunResultsFile, type SiteData, type SourcesFile } from './split.js';
 
 /** What the docs need to start, as soon as the project's SQL is rendered. */
 export interface DocsJob {
@@ -36,17 +36,29 @@ export interface DocsJob {
   invocationId: string;
   /** Read the run history from the target. */
   history: boolean;
-  /** The nodes that are not tests (models, seeds, snapshots, loaders), rendered, in the manifest's order. */
+  /** The nodes that are not tests (models, seeds, snapshots, loaders), rendered, in the manifest's order, as docsNode gives them. */
   nodes: ManifestNode[];
   sources: Record<string, ManifestSource>;
 }
 
 /** What the docs need of the rest of the compile, sent once it has succeeded. */
 export interface DocsRest {
-  /** The test nodes, with the fields the site reads of them (see testForDocs). */
-  tests: ManifestNode[];
-  /** Every node's depends_on.nodes as compiled: later stages add to the rendered nodes' (quarantine, loaders). */
+  tests: DocsTests;
+  /** depends_on.nodes of the nodes it changed for after they were rendered (a quarantined model's test inputs, a source's loader). */
   dependsOn: Record<string, string[]>;
+}
+
+/** The test nodes, column by column (entry i of each describes test i): tens of thousands of objects cost more to send to a worker. */
+export interface DocsTests {
+  ids: string[];
+  names: string[];
+  /** As testKind gives it: the generic test's name, 'unit' or 'singular'. */
+  kinds: string[];
+  columns: Array<string | null>;
+  severities: string[];
+  attached: Array<string | null>;
+  /** depends_on.nodes of a test attached to no node (the site lists it on each), else 0. */
+  dependsOn: Array<string[] | 0>;
 }
 
 export interface DocsBuilt {
@@ -55,20 +67,64 @@ export interface DocsBuilt {
   warnings: string[];
 }
 
-/** A test node with only what splitDocs reads of it: a few hundred bytes less each to send to the worker. */
-export function testForDocs(t: ManifestNode): ManifestNode {
-  const slim = {
-    unique_id: t.unique_id,
-    resource_type: t.resource_type,
-    name: t.name,
-    column_name: t.column_name,
-    attached_node: t.attached_node,
-    test_metadata: t.test_metadata ? { name: t.test_metadata.name } : undefined,
-    unit_test: t.unit_test ? {} : undefined,
-    depends_on: { nodes: t.depends_on.nodes },
-    config: { materialized: t.config.materialized, severity: t.config.severity },
+/** The config keys the docs read: those a node page shows, and the lineage's and the catalog's. */
+const DOCS_CONFIG_KEYS = new Set([...CONFIG_KEYS, 'materialized', 'enabled', 'contract', 'column_types', 'delimiter']);
+
+/** A node with what the docs read of it (split.ts, the catalog, the lineage): about half the bytes to send to the worker. */
+export function docsNode(n: ManifestNode): ManifestNode {
+  const config: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(n.config)) if (DOCS_CONFIG_KEYS.has(k)) config[k] = v;
+  const columns: ManifestNode['columns'] = {};
+  for (const [k, c] of Object.entries(n.columns)) columns[k] = { name: c.name, description: c.description, data_type: c.data_type, constraints: c.constraints } as ManifestNode['columns'][string];
+  const slim: Partial<ManifestNode> = {
+    unique_id: n.unique_id,
+    resource_type: n.resource_type,
+    name: n.name,
+    original_file_path: n.original_file_path,
+    schema: n.schema,
+    alias: n.alias,
+    relation_name: n.relation_name,
+    description: n.description,
+    tags: n.tags,
+    raw_code: n.raw_code,
+    compiled_code: n.compiled_code,
+    depends_on: { nodes: n.depends_on.nodes, macros: [] },
+    config: config as ManifestNode['config'],
+    columns,
   };
-  return slim as unknown as ManifestNode;
+  return slim as ManifestNode;
+}
+
+export function packTests(tests: ManifestNode[]): DocsTests {
+  const out: DocsTests = { ids: [], names: [], kinds: [], columns: [], severities: [], attached: [], dependsOn: [] };
+  for (const t of tests) {
+    out.ids.push(t.unique_id);
+    out.names.push(t.name);
+    out.kinds.push(testKind(t));
+    out.columns.push(t.column_name ?? null);
+    out.severities.push(t.config.severity ?? 'error');
+    out.attached.push(t.attached_node ?? null);
+    out.dependsOn.push(t.attached_node ? 0 : t.depends_on.nodes);
+  }
+  return out;
+}
+
+/** The test nodes of packTests again, with the fields split.ts reads. */
+function unpackTests(t: DocsTests): ManifestNode[] {
+  return t.ids.map((id, i) => {
+    const kind = t.kinds[i]!;
+    const test = {
+      unique_id: id,
+      resource_type: 'test',
+      name: t.names[i]!,
+      column_name: t.columns[i],
+      attached_node: t.attached[i],
+      test_metadata: kind === 'unit' || kind === 'singular' ? undefined : { name: kind },
+      config: { materialized: kind === 'unit' ? 'unit_test' : 'test', severity: t.severities[i] },
+      depends_on: { nodes: t.dependsOn[i] || [t.attached[i]!] },
+    };
+    return test as unknown as ManifestNode;
+  });
 }
 
 export async function buildDocs(job: DocsJob, rest: Promise<DocsRest>): Promise<DocsBuilt> {
@@ -89,8 +145,8 @@ export async function buildDocs(job: DocsJob, rest: Promise<DocsRest>): Promise<
   const { tests, dependsOn } = await rest;
   if (read.catalog) writeFileAtomic(path.join(target, 'catalog.json'), JSON.stringify(read.catalog, null, 2));
   writeLineageArtifact(target, lineage);
-  for (const n of job.nodes) n.depends_on.nodes = dependsOn[n.unique_id] ?? n.depends_on.nodes;
-  for (const t of tests) manifest.nodes[t.unique_id] = t;
+  for (const [id, nodes] of Object.entries(dependsOn)) if (manifest.nodes[id]) manifest.nodes[id].depends_on.nodes = nodes;
+  for (const t of unpackTests(tests)) manifest.nodes[t.unique_id] = t;
 
   const warnings = [...read.warnings];
   const inputs: DocsInputs = {

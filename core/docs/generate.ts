@@ -2,19 +2,20 @@
 // catalog.json, lineage.json). The main thread compiles and writes
 // manifest.json and compiled/; the docs themselves (build.ts: the target's
 // catalog and run history, column lineage, the site) are built on a worker
-// thread (docs-worker.ts) started as soon as every node's SQL is rendered,
-// before the tests stage: the two halves take about as long on a large
-// project, so the second core does one while the first does the other.
+// thread (docs-worker.ts), started first and handed the rendered nodes as
+// soon as the compiler has them, before its tests stage: the two halves take
+// about as long on a large project, so the second core does one while the
+// first does the other.
 
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { compileUnwritten, type CompileOptions } from '../api.js';
-import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifest.js';
+import type { ManifestNode, ManifestSource } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
 import { scanProject } from '../project/load.js';
-import { buildDocs, testForDocs, type DocsBuilt, type DocsJob, type DocsRest } from './build.js';
+import { buildDocs, docsNode, packTests, type DocsBuilt, type DocsJob, type DocsRest } from './build.js';
 
 export { dataScript, siteAssetsDir, writeSite } from './build.js';
 
@@ -26,46 +27,49 @@ export interface DocsGenerateOptions extends CompileOptions {
 export type DocsGenerateResult = DocsBuilt;
 
 export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGenerateResult> {
-  const env = options.env ?? process.env;
-  const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
-  const invocationId = options.invocationId ?? randomUUID();
-  let docs: DocsRun | undefined;
-  const start = (nodes: ManifestNode[], sources: Record<string, ManifestSource>) =>
-    (docs = startDocs({
-      project: { root: scan.root, target: scan.target, targetName: scan.targetName, targetPath: scan.targetPath },
-      metadata: { project_name: scan.name, adapter_type: scan.target.type, project_root: scan.root },
-      invocationId,
-      history: options.history !== false,
-      nodes,
-      sources,
-    }));
+  // Started first: the worker loads its modules while this thread reads the project.
+  const docs = startDocs();
   try {
+    const env = options.env ?? process.env;
+    const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
+    const invocationId = options.invocationId ?? randomUUID();
+    // depends_on.nodes of each node as the worker got it: later stages may add to some.
+    const sent = new Map<string, number>();
+    const start = (nodes: ManifestNode[], sources: Record<string, ManifestSource>) => {
+      for (const n of nodes) sent.set(n.unique_id, n.depends_on.nodes.length);
+      docs.start({
+        project: { root: scan.root, target: scan.target, targetName: scan.targetName, targetPath: scan.targetPath },
+        metadata: { project_name: scan.name, adapter_type: scan.target.type, project_root: scan.root },
+        invocationId,
+        history: options.history !== false,
+        nodes: nodes.map(docsNode),
+        sources,
+      });
+    };
     const compiled = await compileUnwritten({ ...options, scan, invocationId }, { rendered: start });
     const { manifest } = compiled;
     // From the compile cache, nothing was rendered: the docs start now.
-    const run = docs ?? start(Object.values(manifest.nodes).filter((n) => n.resource_type !== 'test'), manifest.sources);
+    if (!sent.size) start(Object.values(manifest.nodes).filter((n) => n.resource_type !== 'test'), manifest.sources);
     const writing = compiled.writeArtifacts();
-    run.finish(restOf(manifest));
+    const tests: ManifestNode[] = [];
+    const dependsOn: Record<string, string[]> = {};
+    for (const n of Object.values(manifest.nodes)) {
+      if (n.resource_type === 'test') tests.push(n);
+      else if (n.depends_on.nodes.length !== sent.get(n.unique_id)) dependsOn[n.unique_id] = n.depends_on.nodes;
+    }
+    docs.finish({ tests: packTests(tests), dependsOn });
     // Awaited together: the first failure is the command's, and no rejection goes unhandled.
-    const [, built] = await Promise.all([writing, run.built]);
+    const [, built] = await Promise.all([writing, docs.built]);
     return built;
   } catch (err) {
-    (docs as DocsRun | undefined)?.cancel();
+    docs.cancel();
     throw err;
   }
 }
 
-function restOf(manifest: Manifest): DocsRest {
-  const tests: ManifestNode[] = [];
-  const dependsOn: Record<string, string[]> = {};
-  for (const n of Object.values(manifest.nodes)) {
-    if (n.resource_type === 'test') tests.push(testForDocs(n));
-    else dependsOn[n.unique_id] = n.depends_on.nodes;
-  }
-  return { tests, dependsOn };
-}
-
 interface DocsRun {
+  /** The SQL is rendered: the docs may start. */
+  start(job: DocsJob): void;
   /** The compile succeeded: the docs may be written. */
   finish(rest: DocsRest): void;
   /** The compile failed: nothing is written. */
@@ -74,18 +78,20 @@ interface DocsRun {
 }
 
 /** buildDocs on a worker thread when it is built beside this module (dist/), else here. */
-function startDocs(job: DocsJob): DocsRun {
+function startDocs(): DocsRun {
   const workerFile = fileURLToPath(new URL('./docs-worker.js', import.meta.url));
   if (!existsSync(workerFile)) {
-    let settle!: { resolve: (rest: DocsRest) => void; reject: (err: Error) => void };
-    const rest = new Promise<DocsRest>((resolve, reject) => (settle = { resolve, reject }));
+    let job!: (job: DocsJob) => void;
+    let rest!: { resolve: (rest: DocsRest) => void; reject: (err: Error) => void };
+    const jobGiven = new Promise<DocsJob>((resolve) => (job = resolve));
+    const restGiven = new Promise<DocsRest>((resolve, reject) => (rest = { resolve, reject }));
     // Both awaited (rest by buildDocs, built by the caller) unless cancelled before.
-    rest.catch(() => undefined);
-    const built = buildDocs(job, rest);
+    restGiven.catch(() => undefined);
+    const built = jobGiven.then((j) => buildDocs(j, restGiven));
     built.catch(() => undefined);
-    return { finish: settle.resolve, cancel: () => settle.reject(new Error('cancelled')), built };
+    return { start: job, finish: rest.resolve, cancel: () => rest.reject(new Error('cancelled')), built };
   }
-  const worker = new Worker(workerFile, { workerData: job });
+  const worker = new Worker(workerFile);
   const built = new Promise<DocsBuilt>((resolve, reject) => {
     worker.once('message', (m: { built?: DocsBuilt; error?: string; runError?: boolean }) => {
       void worker.terminate();
@@ -97,5 +103,5 @@ function startDocs(job: DocsJob): DocsRun {
     worker.once('exit', (code) => reject(new Error(`the docs worker stopped (exit code ${code}) without an answer`)));
   });
   built.catch(() => undefined);
-  return { finish: (rest) => worker.postMessage(rest), cancel: () => void worker.terminate(), built };
+  return { start: (job) => worker.postMessage(job), finish: (rest) => worker.postMessage(rest), cancel: () => void worker.terminate(), built };
 }
