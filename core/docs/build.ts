@@ -36,6 +36,8 @@ export interface DocsJob {
   invocationId: string;
   /** Read the run history from the target. */
   history: boolean;
+  /** etl.yml `cost:` (core/history/cost.ts costConfig), to price the runs shown. */
+  cost: DocsInputs['cost'];
   /** The nodes that are not tests (models, seeds, snapshots, loaders), rendered, in the manifest's order, as docsNode gives them. */
   nodes: ManifestNode[];
   sources: Record<string, ManifestSource>;
@@ -70,7 +72,7 @@ export interface DocsBuilt {
 /** The config keys the docs read: those a node page shows, and the lineage's and the catalog's. */
 const DOCS_CONFIG_KEYS = new Set([...CONFIG_KEYS, 'materialized', 'enabled', 'contract', 'column_types', 'delimiter']);
 
-/** A node with what the docs read of it (split.ts, the catalog, the lineage): about half the bytes to send to the worker. */
+/** A node with what the docs read of it (split.ts, the catalog, the lineage): about half the bytes to send to the worker. A field split.ts starts to read must be added here. */
 export function docsNode(n: ManifestNode): ManifestNode {
   const config: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(n.config)) if (DOCS_CONFIG_KEYS.has(k)) config[k] = v;
@@ -80,6 +82,7 @@ export function docsNode(n: ManifestNode): ManifestNode {
     unique_id: n.unique_id,
     resource_type: n.resource_type,
     name: n.name,
+    fqn: n.fqn,
     original_file_path: n.original_file_path,
     schema: n.schema,
     alias: n.alias,
@@ -156,6 +159,7 @@ export async function buildDocs(job: DocsJob, rest: Promise<DocsRest>): Promise<
     lineage: lineage as LineageFile,
     sources: readJson<SourcesFile>(path.join(target, 'sources.json'), warnings),
     history: read.history,
+    cost: job.cost,
   };
   const data = splitDocs(inputs);
   const dir = path.join(target, 'docs');

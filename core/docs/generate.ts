@@ -14,6 +14,7 @@ import { Worker } from 'node:worker_threads';
 import { compileUnwritten, type CompileOptions } from '../api.js';
 import type { ManifestNode, ManifestSource } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
+import { costConfig } from '../history/cost.js';
 import { scanProject } from '../project/load.js';
 import { buildDocs, docsNode, packTests, type DocsBuilt, type DocsJob, type DocsRest } from './build.js';
 
@@ -42,6 +43,7 @@ export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGe
         metadata: { project_name: scan.name, adapter_type: scan.target.type, project_root: scan.root },
         invocationId,
         history: options.history !== false,
+        cost: costConfig(scan.file),
         nodes: nodes.map(docsNode),
         sources,
       });
