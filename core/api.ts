@@ -111,7 +111,7 @@ async function staticCheck(compiled: CompileResult, options: CompileOptions, run
  * so a second process that is refused changes nothing in target/ either
  * (`etl docs generate` writes while it reads the target).
  */
-export async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
+export async function compileUnwritten(options: CompileOptions, hooks?: import('./compiler/compile.js').CompileHooks): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
   const env = options.env ?? process.env;
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
@@ -141,7 +141,7 @@ export async function compileUnwritten(options: CompileOptions): Promise<Compile
   const project = parseProject(scan);
   // The compiler (Handlebars and all) is loaded only when there is something to compile.
   const { compileProject } = await import('./compiler/compile.js');
-  const { manifest, envRead } = await compileProject(project, env);
+  const { manifest, envRead } = await compileProject(project, env, hooks);
   if (options.invocationId) manifest.metadata.invocation_id = options.invocationId;
   const writeArtifacts = async () => {
     let transform: ((sql: string) => string) | undefined;
