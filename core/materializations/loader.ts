@@ -122,7 +122,9 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
           ]
         : [];
     if (!merging) {
-      await adapter.publishTable(session, staged, relation, { state });
+      // Bounded too: Delta writes the staged rows out as Parquet here, and would hold them all on the way.
+      const table = staged;
+      await bounded(ctx, () => adapter.publishTable(session, table, relation, { state }));
       loaded = staged.rows ?? 0;
     } else {
       // The loader's own on_schema_change if it sets one, else: add, keep removed (warn), widen, fail on the rest.
@@ -170,9 +172,10 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
 
 /**
  * The steps of a load whose memory would grow with the table (the stage, the
- * key check of a full load) run with the engine's memory bounded, where it has
- * a bound to set (DuckDB's buffer pool); the merge's grows with the new rows
- * only, and runs at the engine's own limit.
+ * key check, a full load's publish) run with the engine's memory bounded,
+ * where it has a bound to set (DuckDB's buffer pool); a merge joins the new
+ * rows with the table, which fails to pin its blocks under the bound, and runs
+ * at the engine's own limit.
  */
 function bounded<T>(ctx: MaterializationContext, fn: () => Promise<T>): Promise<T> {
   return ctx.adapter.withBoundedMemory ? ctx.adapter.withBoundedMemory(ctx.session, fn) : fn();
