@@ -250,9 +250,10 @@ export interface Adapter {
    */
   stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable>;
   /**
-   * Loaders: runs a whole load (stage, checks, publish or merge) with the
-   * engine's memory bounded, for engines that would otherwise hold what they
-   * build in memory (DuckDB's buffer pool). Others stream and need not.
+   * Loaders: runs a step whose memory would grow with the table (a stage, a
+   * check over it) with the engine's memory bounded, for engines that would
+   * otherwise hold what they build in memory (DuckDB's buffer pool). Others
+   * stream and need not.
    */
   withBoundedMemory?<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T>;
   /** Swaps the staged table in; `extras` (state, quarantined rows) commit with it. Engines that know what the swap wrote say so (run history, cost). */
