@@ -73,6 +73,8 @@ export class DuckDbBinder {
         const batch = batches[next++]!;
         const full = batch.map((job) => inlineInputs(job.sql, job.inputs));
         const described = await describeAll(conn, full.map((f) => f.sql));
+        // Models whose incremental branch is bound next, with the branch's SQL.
+        const incremental: Array<{ job: InlineJob; result: { columns: BoundColumn[] }; sql: string; names: Map<string, string> }> = [];
         for (let k = 0; k < batch.length; k++) {
           const job = batch[k]!;
           const result = described ? { columns: this.interned(described[k]!) } : await bindOne(conn, full[k]!.sql);
@@ -89,14 +91,16 @@ export class DuckDbBinder {
           }
           if (job.incrementalSql !== undefined) {
             // The incremental branch reads {{this}}: the model's own result, just bound.
-            const inc = inlineInputs(job.incrementalSql, [...job.inputs, { relation: job.self!, name: job.selfName!, columns: result.columns }]);
-            const r = await prepareColumns(conn, inc.sql);
-            if ('error' in r) {
-              out.set(job.id, { error: r.error, sql: inc.sql, names: inc.names, incremental: true });
-              continue;
-            }
+            incremental.push({ job, result, ...inlineInputs(job.incrementalSql, [...job.inputs, { relation: job.self!, name: job.selfName!, columns: result.columns }]) });
+            continue;
           }
           out.set(job.id, result);
+        }
+        // The batch's incremental branches in one statement too; query by query only when one fails.
+        const branches = incremental.length ? await describeAll(conn, incremental.map((i) => i.sql)) : [];
+        for (const { job, result, sql, names } of incremental) {
+          const r = branches ? undefined : await prepareColumns(conn, sql);
+          out.set(job.id, r && 'error' in r ? { error: r.error, sql, names, incremental: true } : result);
         }
       }
     };

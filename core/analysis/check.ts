@@ -83,9 +83,10 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
 
   // What to bind: the selection and everything it reads.
   const isModel = (n: ManifestNode | undefined) => !!n && (n.resource_type === 'model' || n.resource_type === 'snapshot');
-  const start = [...(options.selected ?? Object.keys(manifest.nodes))].filter((id) => isModel(manifest.nodes[id]));
+  const start = [...new Set(options.selected ?? Object.keys(manifest.nodes))].filter((id) => isModel(manifest.nodes[id]));
   const manifestGraph = graphOfManifest(manifest);
-  const ids = [...reach(manifestGraph, start, 'up')].filter((id) => manifest.nodes[id] || manifest.sources[id]);
+  const everyModel = !options.selected || start.length === Object.values(manifest.nodes).filter(isModel).length;
+  const ids = everyModel ? withInputs(manifest, start) : [...reach(manifestGraph, start, 'up')].filter((id) => manifest.nodes[id] || manifest.sources[id]);
   // A compiled manifest has no cycle (the compiler refuses one).
   const order = topologicalOrder(buildGraph(ids, (id) => manifest.nodes[id]?.depends_on.nodes ?? [])).order ?? [];
 
@@ -279,6 +280,17 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
     schemaChanges: [],
     stats: { models: order.filter((id) => isModel(manifest.nodes[id])).length, bound, cached, seconds: (performance.now() - started) / 1000, cpu_seconds: cpuSeconds(process.cpuUsage(cpuStarted)) },
   };
+}
+
+/**
+ * Every model with the nodes and sources it reads: what reach() upwards gives
+ * when every model is selected (their ancestors are models too, or seeds and
+ * sources, which read nothing), without walking the graph.
+ */
+function withInputs(manifest: Manifest, models: string[]): string[] {
+  const ids = new Set(models);
+  for (const id of models) for (const p of manifest.nodes[id]!.depends_on.nodes) if (manifest.nodes[p] || manifest.sources[p]) ids.add(p);
+  return [...ids];
 }
 
 function cpuSeconds(u: NodeJS.CpuUsage): number {
