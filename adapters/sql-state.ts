@@ -9,7 +9,7 @@ import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows,
 import { relationKey } from '../core/state/state.js';
 import type { AdapterSession, Relation } from './adapter.js';
 import type { Dialect } from './dialect.js';
-import { pruneHistorySql, queryHistory, reportHistorySql, type HistorySource } from './history-sql.js';
+import { lastSuccessesSql, pruneHistorySql, queryHistory, reportHistorySql, type HistorySource } from './history-sql.js';
 import { transaction } from './transaction.js';
 
 export const META_SCHEMA = 'etl_meta';
@@ -43,7 +43,22 @@ export const MIGRATIONS: Migration[] = [
       ...['attempt integer', 'execution_time double precision', 'bytes_written bigint', 'bytes_scanned bigint', 'upstream varchar'].map((c) => `alter table ${t('node_runs')} add column ${c}`),
     ],
   },
+  {
+    version: 3,
+    description: 'append-only run history: a run ends with a row of run_ends instead of an update of its runs row',
+    statements: [`create table if not exists ${t('run_ends')} (run_id varchar primary key, finished_at timestamp, status varchar)`],
+  },
 ];
+
+/**
+ * One row per run, as `etl history` and `etl report` read it: the facts of
+ * its runs row (written when it started) and the outcome of its run_ends row
+ * (written when it ended). Runs recorded whole (a skipped job invocation) and
+ * runs ended before version 3 carry their outcome in their runs row.
+ */
+const RUNS_WITH_ENDS =
+  `(select r.run_id, r.command, r.target, r.selection, r.job, r.git_commit, r.git_dirty, r.user_name, r.host, r.etl_version, r.started_at, ` +
+  `coalesce(e.finished_at, r.finished_at) as finished_at, coalesce(e.status, r.status) as status, r.message from ${t('runs')} as r left join ${t('run_ends')} as e on e.run_id = r.run_id) as runs`;
 
 /** The columns of a runs row, in the order runStarted binds them. */
 const RUN_COLUMNS = 'run_id, command, target, etl_version, started_at, finished_at, status, selection, job, git_commit, git_dirty, user_name, host, message';
@@ -151,8 +166,8 @@ export class SqlStateStore implements StateStore {
         });
         await session.execute(`insert into ${t('node_runs')} (${NODE_RUN_COLUMNS}) values ${tuples.join(', ')}`, params);
       }
-      // The run's own row is completed; no other row is ever changed (etl history prune alone deletes).
-      await session.execute(`update ${t('runs')} set finished_at = cast($1 as timestamp), status = $2 where run_id = $3`, [sqlTimestamp(end.finishedAt), status, runId]);
+      // The history is an audit trail: rows are only ever added (etl history prune alone deletes).
+      await session.execute(`insert into ${t('run_ends')} (run_id, finished_at, status) values ($1, cast($2 as timestamp), $3)`, [runId, sqlTimestamp(end.finishedAt), status]);
     });
   }
 
@@ -232,46 +247,61 @@ export class SqlStateStore implements StateStore {
     out.snapshots = await session.query(
       `select relation, count(*) as runs, sum(inserted) as inserted, sum(invalidated) as invalidated, cast(max(updated_at) as varchar) as last_run from ${t('snapshot_runs')} group by relation order by relation`,
     );
-    out.runs = await session.query(`select run_id, command, target, status, cast(started_at as varchar) as started_at, cast(finished_at as varchar) as finished_at from ${t('runs')} order by started_at desc limit 10`);
+    const runs = Number(out.schema_version.rows.at(-1)?.[0] ?? 0) >= 3 ? RUNS_WITH_ENDS : t('runs');
+    out.runs = await session.query(`select run_id, command, target, status, cast(started_at as varchar) as started_at, cast(finished_at as varchar) as finished_at from ${runs} order by started_at desc limit 10`);
     return out;
   }
 
-  private readonly historySource: HistorySource & { runsTable: string } = {
-    runs: t('runs'),
-    runsTable: t('runs'),
-    nodeRuns: t('node_runs'),
-    timestamp: (param) => `cast(${param} as timestamp)`,
-    bindTimestamp: (iso) => sqlTimestamp(iso)!,
-  };
+  /** Where the history is, as etl_meta's version keeps it: runs ended by a row of run_ends from version 3, by an update of their runs row before. */
+  private historySource(version: number): HistorySource & { runsTable: string; runEndsTable?: string } {
+    return {
+      runs: version >= 3 ? RUNS_WITH_ENDS : t('runs'),
+      runsTable: t('runs'),
+      runEndsTable: version >= 3 ? t('run_ends') : undefined,
+      nodeRuns: t('node_runs'),
+      timestamp: (param) => `cast(${param} as timestamp)`,
+      bindTimestamp: (iso) => sqlTimestamp(iso)!,
+    };
+  }
 
-  /** Whether etl_meta has run history at this etl's version (read only: never creates it). */
-  private async hasHistory(session: AdapterSession): Promise<boolean> {
+  /** etl_meta's version when it has run history (2 on), else 0 (read only: never creates it). */
+  private async historyVersion(session: AdapterSession): Promise<number> {
     const exists = await session.query(`select count(*) from information_schema.tables where table_schema = $1 and table_name = 'schema_version'`, [META_SCHEMA]);
-    if (Number(exists.rows[0]?.[0] ?? 0) === 0) return false;
+    if (Number(exists.rows[0]?.[0] ?? 0) === 0) return 0;
     const r = await session.query(`select max(version) from ${t('schema_version')}`);
-    return Number(r.rows[0]?.[0] ?? 0) >= 2;
+    const version = Number(r.rows[0]?.[0] ?? 0);
+    return version >= 2 ? version : 0;
   }
 
   async historyRows(session: AdapterSession, query: HistoryQuery): Promise<HistoryRows> {
-    if (!(await this.hasHistory(session))) return { runs: [], node_runs: [] };
-    return queryHistory(session, this.historySource, query);
+    const version = await this.historyVersion(session);
+    if (!version) return { runs: [], node_runs: [] };
+    return queryHistory(session, this.historySource(version), query);
+  }
+
+  async lastSuccesses(session: AdapterSession, uniqueIds: string[]): Promise<Map<string, string>> {
+    const exists = await session.query(`select count(*) from information_schema.tables where table_schema = $1 and table_name = 'node_runs'`, [META_SCHEMA]);
+    if (Number(exists.rows[0]?.[0] ?? 0) === 0) return new Map();
+    return lastSuccessesSql(session, { nodeRuns: t('node_runs') }, uniqueIds);
   }
 
   async historyReport(session: AdapterSession, query: ReportQuery): Promise<ReportRows> {
-    if (!(await this.hasHistory(session))) return { groups: [], runs: [] };
-    return reportHistorySql(session, this.historySource, query);
+    const version = await this.historyVersion(session);
+    if (!version) return { groups: [], runs: [] };
+    return reportHistorySql(session, this.historySource(version), query);
   }
 
   async pruneHistory(session: AdapterSession, before: string): Promise<{ runs: number; node_runs: number }> {
-    if (!(await this.hasHistory(session))) return { runs: 0, node_runs: 0 };
-    return transaction(session, () => pruneHistorySql(session, this.historySource, before));
+    const version = await this.historyVersion(session);
+    if (!version) return { runs: 0, node_runs: 0 };
+    return transaction(session, () => pruneHistorySql(session, this.historySource(version), before));
   }
 
   async history(session: AdapterSession, limits: { runs: number; perNode: number }): Promise<RunHistory | undefined> {
     const exists = await session.query(`select count(*) from information_schema.tables where table_schema = $1 and table_name = 'node_runs'`, [META_SCHEMA]);
     if (Number(exists.rows[0]?.[0] ?? 0) === 0) return undefined;
     const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
-    const runs = await session.query(`select run_id, command, status, cast(started_at as varchar), cast(finished_at as varchar) from ${t('runs')} order by started_at desc limit $1`, [limits.runs]);
+    const runs = await session.query(`select run_id, command, status, cast(started_at as varchar), cast(finished_at as varchar) from ${this.historySource(await this.historyVersion(session)).runs} order by started_at desc limit $1`, [limits.runs]);
     const nodeRuns = await session.query(
       `select run_id, unique_id, relation, status, cast(started_at as varchar), cast(finished_at as varchar), rows_affected, message from (` +
         `select *, row_number() over (partition by unique_id order by started_at desc) as n from ${t('node_runs')}) as r where n <= $1 order by unique_id, started_at desc`,
