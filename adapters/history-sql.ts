@@ -125,12 +125,12 @@ export async function lastSuccessesSql(session: AdapterSession, src: Pick<Histor
   return out;
 }
 
-/** Deletes runs that started before `before`, and their node attempts and ends. */
-export async function pruneHistorySql(session: AdapterSession, src: HistorySource & { runsTable: string; runEndsTable?: string }, before: string): Promise<{ runs: number; node_runs: number }> {
+/** Deletes runs that started before `before`, and their node attempts (and starts, where a store keeps them apart). */
+export async function pruneHistorySql(session: AdapterSession, src: HistorySource & { runsTable: string; runStartsTable?: string }, before: string): Promise<{ runs: number; node_runs: number }> {
   const cutoff = src.timestamp('$1');
   const b = src.bindTimestamp(before);
-  const nodes = await session.execute(`delete from ${src.nodeRuns} where run_id in (select run_id from ${src.runsTable} where started_at < ${cutoff})`, [b]);
-  if (src.runEndsTable) await session.execute(`delete from ${src.runEndsTable} where run_id in (select run_id from ${src.runsTable} where started_at < ${cutoff})`, [b]);
+  const nodes = await session.execute(`delete from ${src.nodeRuns} where run_id in (select run_id from ${src.runs} where started_at < ${cutoff})`, [b]);
+  if (src.runStartsTable) await session.execute(`delete from ${src.runStartsTable} where started_at < ${cutoff}`, [b]);
   const runs = await session.execute(`delete from ${src.runsTable} where started_at < ${cutoff}`, [b]);
   return { runs: runs.rowsAffected ?? 0, node_runs: nodes.rowsAffected ?? 0 };
 }

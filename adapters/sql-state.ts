@@ -45,20 +45,25 @@ export const MIGRATIONS: Migration[] = [
   },
   {
     version: 3,
-    description: 'append-only run history: a run ends with a row of run_ends instead of an update of its runs row',
-    statements: [`create table if not exists ${t('run_ends')} (run_id varchar primary key, finished_at timestamp, status varchar)`],
+    description: 'append-only run history: a run starting is a row of run_starts; its runs row is written once, complete, when it ends',
+    statements: [
+      `create table if not exists ${t('run_starts')} (run_id varchar primary key, command varchar, target varchar, etl_version varchar, started_at timestamp, selection varchar, job varchar, git_commit varchar, git_dirty boolean, user_name varchar, host varchar)`,
+    ],
   },
 ];
 
+/** The columns a run has when it starts (run_starts), in the order runStarted binds them. */
+const RUN_START_COLUMNS = 'run_id, command, target, etl_version, started_at, selection, job, git_commit, git_dirty, user_name, host';
+
 /**
- * One row per run, as `etl history` and `etl report` read it: the facts of
- * its runs row (written when it started) and the outcome of its run_ends row
- * (written when it ended). Runs recorded whole (a skipped job invocation) and
- * runs ended before version 3 carry their outcome in their runs row.
+ * One row per run, as `etl history` and `etl report` read it: the ended runs
+ * (complete rows of runs) and the runs still going, or that never ended (a
+ * killed process), as their row of run_starts with status running.
  */
-const RUNS_WITH_ENDS =
-  `(select r.run_id, r.command, r.target, r.selection, r.job, r.git_commit, r.git_dirty, r.user_name, r.host, r.etl_version, r.started_at, ` +
-  `coalesce(e.finished_at, r.finished_at) as finished_at, coalesce(e.status, r.status) as status, r.message from ${t('runs')} as r left join ${t('run_ends')} as e on e.run_id = r.run_id) as runs`;
+const RUNS_AND_STARTS =
+  `(select run_id, command, target, etl_version, started_at, finished_at, status, selection, job, git_commit, git_dirty, user_name, host, message from ${t('runs')} union all ` +
+  `select s.run_id, s.command, s.target, s.etl_version, s.started_at, cast(null as timestamp), 'running', s.selection, s.job, s.git_commit, s.git_dirty, s.user_name, s.host, cast(null as varchar) ` +
+  `from ${t('run_starts')} as s where not exists (select 1 from ${t('runs')} as ended where ended.run_id = s.run_id)) as runs`;
 
 /** The columns of a runs row, in the order runStarted binds them. */
 const RUN_COLUMNS = 'run_id, command, target, etl_version, started_at, finished_at, status, selection, job, git_commit, git_dirty, user_name, host, message';
@@ -115,6 +120,25 @@ export class SqlStateStore implements StateStore {
   }
 
   async runStarted(session: AdapterSession, run: RunRecord): Promise<void> {
+    const gitDirty = run.gitDirty === undefined || run.gitDirty === null ? null : String(run.gitDirty);
+    if (run.status === undefined) {
+      // Running: its runs row is written once, whole, when it ends (the history is never updated).
+      await session.execute(`insert into ${t('run_starts')} (${RUN_START_COLUMNS}) values ($1, $2, $3, $4, cast($5 as timestamp), $6, $7, $8, cast($9 as boolean), $10, $11)`, [
+        run.runId,
+        run.command,
+        run.target,
+        run.version,
+        sqlTimestamp(run.startedAt),
+        run.selection ?? null,
+        run.job ?? null,
+        run.gitCommit ?? null,
+        gitDirty,
+        run.user ?? null,
+        run.host ?? null,
+      ]);
+      return;
+    }
+    // An invocation recorded whole (a skipped job): its one row.
     await session.execute(
       `insert into ${t('runs')} (${RUN_COLUMNS}) values ($1, $2, $3, $4, cast($5 as timestamp), cast($6 as timestamp), $7, $8, $9, $10, cast($11 as boolean), $12, $13, $14)`,
       [
@@ -124,11 +148,11 @@ export class SqlStateStore implements StateStore {
         run.version,
         sqlTimestamp(run.startedAt),
         sqlTimestamp(run.finishedAt ?? null),
-        run.status ?? 'running',
+        run.status,
         run.selection ?? null,
         run.job ?? null,
         run.gitCommit ?? null,
-        run.gitDirty === undefined || run.gitDirty === null ? null : String(run.gitDirty),
+        gitDirty,
         run.user ?? null,
         run.host ?? null,
         run.message ?? null,
@@ -167,7 +191,11 @@ export class SqlStateStore implements StateStore {
         await session.execute(`insert into ${t('node_runs')} (${NODE_RUN_COLUMNS}) values ${tuples.join(', ')}`, params);
       }
       // The history is an audit trail: rows are only ever added (etl history prune alone deletes).
-      await session.execute(`insert into ${t('run_ends')} (run_id, finished_at, status) values ($1, cast($2 as timestamp), $3)`, [runId, sqlTimestamp(end.finishedAt), status]);
+      // The run's one runs row: what it started with (run_starts) and how it ended.
+      await session.execute(
+        `insert into ${t('runs')} (${RUN_COLUMNS}) select ${RUN_START_COLUMNS.replace('started_at', 'started_at, cast($2 as timestamp), cast($3 as varchar)')}, cast(null as varchar) from ${t('run_starts')} where run_id = $1`,
+        [runId, sqlTimestamp(end.finishedAt), status],
+      );
     });
   }
 
@@ -247,17 +275,17 @@ export class SqlStateStore implements StateStore {
     out.snapshots = await session.query(
       `select relation, count(*) as runs, sum(inserted) as inserted, sum(invalidated) as invalidated, cast(max(updated_at) as varchar) as last_run from ${t('snapshot_runs')} group by relation order by relation`,
     );
-    const runs = Number(out.schema_version.rows.at(-1)?.[0] ?? 0) >= 3 ? RUNS_WITH_ENDS : t('runs');
+    const runs = Number(out.schema_version.rows.at(-1)?.[0] ?? 0) >= 3 ? RUNS_AND_STARTS : t('runs');
     out.runs = await session.query(`select run_id, command, target, status, cast(started_at as varchar) as started_at, cast(finished_at as varchar) as finished_at from ${runs} order by started_at desc limit 10`);
     return out;
   }
 
-  /** Where the history is, as etl_meta's version keeps it: runs ended by a row of run_ends from version 3, by an update of their runs row before. */
-  private historySource(version: number): HistorySource & { runsTable: string; runEndsTable?: string } {
+  /** Where the history is, as etl_meta's version keeps it: runs still going in run_starts from version 3, in runs (updated when they ended) before. */
+  private historySource(version: number): HistorySource & { runsTable: string; runStartsTable?: string } {
     return {
-      runs: version >= 3 ? RUNS_WITH_ENDS : t('runs'),
+      runs: version >= 3 ? RUNS_AND_STARTS : t('runs'),
       runsTable: t('runs'),
-      runEndsTable: version >= 3 ? t('run_ends') : undefined,
+      runStartsTable: version >= 3 ? t('run_starts') : undefined,
       nodeRuns: t('node_runs'),
       timestamp: (param) => `cast(${param} as timestamp)`,
       bindTimestamp: (iso) => sqlTimestamp(iso)!,

@@ -369,6 +369,9 @@ export async function dropPgSchema(client: pg.Client, schema: string): Promise<v
   if (!(await client.query(`select 1 from pg_namespace where nspname = 'etl_meta'`)).rowCount) return;
   const relation = `"${schema}".%`;
   await client.query(`delete from etl_meta.runs where run_id in (select run_id from etl_meta.node_runs where relation like $1)`, [relation]);
+  if ((await client.query(`select 1 from pg_tables where schemaname = 'etl_meta' and tablename = 'run_starts'`)).rowCount) {
+    await client.query(`delete from etl_meta.run_starts where run_id in (select run_id from etl_meta.node_runs where relation like $1)`, [relation]);
+  }
   await client.query(`delete from etl_meta.node_runs where relation like $1`, [relation]);
   for (const t of ['watermarks', 'batches', 'snapshot_runs']) await client.query(`delete from etl_meta.${t} where relation like $1`, [`${schema}.%`]);
 }

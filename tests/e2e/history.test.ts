@@ -81,8 +81,7 @@ describe('run history on DuckDB', () => {
     const { first, second } = await expectBuildRecorded(dir);
     // The same rows, straight from etl_meta.
     await withDb(dbPathOf(dir), async (db) => {
-      // A run's start row and its end row (run_ends), both inserted.
-      const runs = await db.rows(`select r.run_id, r.command, e.status, r.git_dirty from etl_meta.runs as r join etl_meta.run_ends as e using (run_id) order by r.started_at`);
+      const runs = await db.rows(`select run_id, command, status, git_dirty from etl_meta.runs order by started_at`);
       expect(runs).toEqual([
         { run_id: first, command: 'build', status: 'success', git_dirty: false },
         { run_id: second, command: 'build', status: 'success', git_dirty: true },
@@ -92,34 +91,35 @@ describe('run history on DuckDB', () => {
     }, { readOnly: true });
   });
 
-  it('a run ends with a row of run_ends, never an update; an etl_meta of version 2 (ended in place) reads the same, before and after its upgrade', async () => {
+  it('a run starts as a row of run_starts and ends as one complete row of runs, never updated; an etl_meta of version 2 reads the same before and after its upgrade', async () => {
     const dir = writeProject({ 'etl.yml': etlYml('hist'), ...FILES });
     expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
     const old = runIdOf(dir);
-    // The start row stays as written when the run started.
     await withDb(dbPathOf(dir), async (db) => {
-      expect(await db.rows(`select status, finished_at from etl_meta.runs`)).toEqual([{ status: 'running', finished_at: null }]);
-      expect(await db.rows(`select run_id, status from etl_meta.run_ends`)).toEqual([{ run_id: old, status: 'success' }]);
-      // Back to version 2, as an older etl left it: the outcome in the runs row, no run_ends.
-      for (const sql of [
-        `update etl_meta.runs set status = 'error', finished_at = (select finished_at from etl_meta.run_ends)`,
-        `drop table etl_meta.run_ends`,
-        `delete from etl_meta.schema_version where version = 3`,
-      ])
-        await db.rows(sql);
+      expect(await db.rows(`select run_id, command from etl_meta.run_starts`)).toEqual([{ run_id: old, command: 'build' }]);
+      expect(await db.rows(`select run_id, command, status from etl_meta.runs`)).toEqual([{ run_id: old, command: 'build', status: 'success' }]);
+      // A run that never ended (its process killed): only its start.
+      await db.rows(`insert into etl_meta.run_starts (run_id, command, target, started_at) values ('killed', 'run', 'dev', now()::timestamp)`);
+    }, { readOnly: false });
+    expect((await history(dir)).runs.map((r) => [r.run_id, r.status, r.finished_at])).toEqual([
+      ['killed', 'running', null],
+      [old, 'success', expect.any(String)],
+    ]);
+    // Back to version 2, as an older etl left it: no run_starts, runs ended in place.
+    await withDb(dbPathOf(dir), async (db) => {
+      for (const sql of [`drop table etl_meta.run_starts`, `delete from etl_meta.schema_version where version = 3`]) await db.rows(sql);
     }, { readOnly: false });
     const before = await history(dir);
-    expect(before.runs.map((r) => [r.run_id, r.status])).toEqual([[old, 'error']]);
-    expect(before.runs[0]!.finished_at).not.toBeNull();
-    // The next build upgrades etl_meta (migration 3) and ends its own run with a run_ends row.
+    expect(before.runs.map((r) => [r.run_id, r.status])).toEqual([[old, 'success']]);
+    // The next build upgrades etl_meta (migration 3) and records its own run the new way.
     expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
     const upgraded = runIdOf(dir);
     const after = await history(dir);
     expect(after.runs.map((r) => [r.run_id, r.status])).toEqual([
       [upgraded, 'success'],
-      [old, 'error'],
+      [old, 'success'],
     ]);
-    expect(after.runs[1]!.finished_at).toBe(before.runs[0]!.finished_at);
+    expect(after.runs[1]).toEqual(before.runs[0]);
     await withDb(dbPathOf(dir), async (db) => expect(await db.rows(`select max(version) as v from etl_meta.schema_version`)).toEqual([{ v: 3 }]), { readOnly: true });
   });
 
@@ -177,7 +177,7 @@ describe('run history on Postgres', () => {
       // etl_meta as a first run creates it, then triggers that refuse every UPDATE, DELETE and TRUNCATE of the history.
       expect((await runCli(['build', '-s', 'src'], { cwd: dir })).code).toBe(0);
       await db.query(`create function public.history_is_append_only() returns trigger language plpgsql as $$ begin raise exception 'history is append-only: % on %', tg_op, tg_table_name; end $$`);
-      for (const table of ['runs', 'node_runs', 'run_ends']) {
+      for (const table of ['runs', 'node_runs', 'run_starts']) {
         await db.query(`create trigger no_update before update on etl_meta.${table} for each statement execute function public.history_is_append_only()`);
         await db.query(`create trigger no_delete before delete or truncate on etl_meta.${table} for each statement execute function public.history_is_append_only()`);
       }
@@ -197,7 +197,7 @@ describe('run history on Postgres', () => {
       expect(h.runs.slice(0, 3).map((r) => r.status)).toEqual(['skipped', 'success', 'error']);
       expect(h.runs[2]!.run_id).toBe(failed);
       expect((await runCli(['report'], { cwd: dir })).code).toBe(0);
-      const runs = await db.query(`select r.run_id, e.status, r.git_dirty, r.selection from etl_meta.runs as r join etl_meta.run_ends as e using (run_id) where r.run_id in ($1, $2) order by r.started_at`, [first, second]);
+      const runs = await db.query(`select run_id, status, git_dirty, selection from etl_meta.runs where run_id in ($1, $2) order by started_at`, [first, second]);
       expect(runs.rows).toEqual([
         { run_id: first, status: 'success', git_dirty: 'false', selection: '-s src+ --exclude nothing_like_it' },
         { run_id: second, status: 'success', git_dirty: 'true', selection: null },
@@ -206,14 +206,14 @@ describe('run history on Postgres', () => {
       const refused = await runCli(['history', 'prune', '--older-than', secondStarted], { cwd: dir });
       expect(refused.code).not.toBe(0);
       expect(refused.output).toContain('history is append-only: DELETE on');
-      for (const table of ['runs', 'node_runs', 'run_ends']) await db.query(`drop trigger no_delete on etl_meta.${table}`);
+      for (const table of ['runs', 'node_runs', 'run_starts']) await db.query(`drop trigger no_delete on etl_meta.${table}`);
       const pruned = await runCli(['history', 'prune', '--older-than', secondStarted], { cwd: dir });
       expect(pruned.code, pruned.output).toBe(0);
       const left = await db.query(`select run_id from etl_meta.runs order by started_at`);
       expect(left.rows.map((r) => r.run_id)).not.toContain(first);
       expect(left.rows[0]).toEqual({ run_id: second });
       expect((await db.query(`select count(*)::int as n from etl_meta.node_runs where run_id = $1`, [first])).rows).toEqual([{ n: '0' }]);
-      expect((await db.query(`select count(*)::int as n from etl_meta.run_ends where run_id = $1`, [first])).rows).toEqual([{ n: '0' }]);
+      expect((await db.query(`select count(*)::int as n from etl_meta.run_starts where run_id = $1`, [first])).rows).toEqual([{ n: '0' }]);
     } finally {
       await db.end();
     }

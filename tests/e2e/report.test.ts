@@ -51,7 +51,6 @@ async function checkReport(dir: string, exec: (sql: string) => Promise<void>) {
   // The previous period: the same runs and node attempts 40 days earlier, each taking twice as long.
   const interval = '40 days';
   await exec(`insert into etl_meta.runs (run_id, command, target, etl_version, started_at, finished_at, status) select 'old-' || run_id, command, target, etl_version, started_at - interval '${interval}', finished_at - interval '${interval}', status from etl_meta.runs`);
-  await exec(`insert into etl_meta.run_ends (run_id, finished_at, status) select 'old-' || run_id, finished_at - interval '${interval}', status from etl_meta.run_ends`);
   await exec(
     `insert into etl_meta.node_runs (run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time) select 'old-' || run_id, unique_id, relation, status, started_at - interval '${interval}', finished_at - interval '${interval}', rows_affected, message, attempt, execution_time * 2 from etl_meta.node_runs`,
   );
