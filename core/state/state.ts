@@ -38,7 +38,7 @@ export type StateRecord =
   /** One snapshot run; counts left out: the versions the change inserted and closed. */
   | { kind: 'snapshot_run'; relation: Relation; uniqueId: string; runId: string; at: string; inserted?: number; invalidated?: number };
 
-/** One invocation of etl: written when it starts (status running), completed when it ends. */
+/** One invocation of etl: recorded when it starts, and again with its outcome when it ends (the history is append-only: no record is changed). */
 export interface RunRecord {
   runId: string;
   command: string;
