@@ -1,5 +1,5 @@
 // `etl report` (core/history/report.ts) checked against the history rows it
-// summarises: real builds on DuckDB and Postgres (one model failing, one
+// summarises: real builds on DuckDB, Postgres and Delta (one model failing, one
 // retried), plus a previous period made of the same rows moved 40 days back
 // with twice the time, so the trend is known. The budget alert is raised by
 // the run whose cost crosses alert_at of the month's budget, and only by it.
@@ -156,5 +156,29 @@ describe('etl report on Postgres', () => {
         await db.end();
       }
     });
+  });
+});
+
+describe('etl report on Delta', () => {
+  it('figures, bytes written included, match the history rows in the lake', async () => {
+    const yml = etlYml('rep', RATES).replace('target: dev\n', 'target: lake\n').replace('targets:\n', 'targets:\n  lake: { type: delta, path: lake, schema: main, threads: 2 }\n');
+    const dir = writeProject({ 'etl.yml': yml, ...FILES });
+    for (let i = 0; i < 2; i++) expect((await runCli(['build', '--no-check'], { cwd: dir })).code).toBe(1);
+    const h = await json<HistoryRows>(dir, ['history', '--limit', '0']);
+    const report = await json<CostReport>(dir, ['report', '--since', '30d']);
+    for (const name of ['a', 'b', 'bad']) {
+      const mine = h.node_runs.filter((n) => n.unique_id.endsWith(`.${name}`));
+      const g = report.groups.find((x) => x.group === name)!;
+      expect(mine).toHaveLength(2);
+      expect(g.runs).toBe(2);
+      expect(g.failed).toBe(name === 'bad' ? 2 : 0);
+      expect(g.seconds).toBeCloseTo(mine.reduce((x, n) => x + n.execution_time!, 0), 6);
+      const written = mine.reduce((x, n) => x + (n.bytes_written ?? 0), 0);
+      expect(g.bytes_written).toBe(written);
+      if (name !== 'bad') expect(written).toBeGreaterThan(0);
+      // A second costs 1, a GB written 2, a GB scanned 1.
+      expect(g.cost).toBeCloseTo(mine.reduce((x, n) => x + n.execution_time! + ((n.bytes_written ?? 0) / 1e9) * 2 + (n.bytes_scanned ?? 0) / 1e9, 0), 9);
+    }
+    expect(report.current).toMatchObject({ runs: 2, succeeded: 0, failed: 2, node_runs: 6, node_failures: 2 });
   });
 });
