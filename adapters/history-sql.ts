@@ -129,10 +129,12 @@ export async function lastSuccessesSql(session: AdapterSession, src: Pick<Histor
 export async function pruneHistorySql(session: AdapterSession, src: HistorySource & { runsTable: string; runStartsTable?: string }, before: string): Promise<{ runs: number; node_runs: number }> {
   const cutoff = src.timestamp('$1');
   const b = src.bindTimestamp(before);
+  // Runs as history shows them: ended ones, and those that never ended (only a start).
+  const runs = Number((await session.query(`select count(*) from ${src.runs} where started_at < ${cutoff}`, [b])).rows[0]?.[0] ?? 0);
   const nodes = await session.execute(`delete from ${src.nodeRuns} where run_id in (select run_id from ${src.runs} where started_at < ${cutoff})`, [b]);
   if (src.runStartsTable) await session.execute(`delete from ${src.runStartsTable} where started_at < ${cutoff}`, [b]);
-  const runs = await session.execute(`delete from ${src.runsTable} where started_at < ${cutoff}`, [b]);
-  return { runs: runs.rowsAffected ?? 0, node_runs: nodes.rowsAffected ?? 0 };
+  await session.execute(`delete from ${src.runsTable} where started_at < ${cutoff}`, [b]);
+  return { runs, node_runs: nodes.rowsAffected ?? 0 };
 }
 
 /**

@@ -128,11 +128,15 @@ describe('run history on DuckDB', () => {
     expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
     const first = runIdOf(dir);
     expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
+    // A run whose process was killed a day before: only its start row.
+    await withDb(dbPathOf(dir), (db) => db.rows(`insert into etl_meta.run_starts (run_id, command, target, started_at) values ('killed', 'build', 'dev', now()::timestamp - interval 1 day)`), { readOnly: false });
     const h = await history(dir);
+    expect(h.runs.at(-1)).toMatchObject({ run_id: 'killed', status: 'running' });
     const secondStart = h.runs[0]!.started_at!;
     const pruned = await runCli(['history', 'prune', '--older-than', secondStart], { cwd: dir });
     expect(pruned.code, pruned.output).toBe(0);
-    expect(pruned.stdout).toContain('pruned 1 run and 2 node attempts');
+    expect(pruned.stdout).toContain('pruned 2 runs and 2 node attempts');
+    await withDb(dbPathOf(dir), async (db) => expect(await db.rows(`select run_id from etl_meta.run_starts`)).toEqual([{ run_id: h.runs[0]!.run_id }]), { readOnly: true });
     const after = await history(dir);
     expect(after.runs.map((r) => r.run_id)).toEqual([h.runs[0]!.run_id]);
     expect(after.runs.map((r) => r.run_id)).not.toContain(first);
