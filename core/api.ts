@@ -426,16 +426,14 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
  * its last success in the history decides whether the SLA still holds.
  */
 async function runAlerts(project: ProjectScan, manifest: Manifest, results: NodeResult[], adapter: Adapter, run: { runId: string; job?: string; now: Date }): Promise<import('./alerts/index.js').AlertEvent[]> {
-  const [{ runAlertEvents, staleCandidates, staleSlaEvents }, { wantsAlert }, { parseLoadedAt }] = await Promise.all([import('./alerts/run-alerts.js'), import('./alerts/index.js'), import('./data-tests/engine/freshness.js')]);
+  const [{ runAlertEvents, staleCandidates, staleSlaEvents }, { wantsAlert }] = await Promise.all([import('./alerts/run-alerts.js'), import('./alerts/index.js')]);
   const events = runAlertEvents(manifest, results, run);
   const stale = wantsAlert(project, 'sla_breach') ? staleCandidates(manifest, results) : [];
-  if (stale.length && adapter.state.history) {
+  if (stale.length) {
     try {
-      const history = await adapter.withSession((s) => adapter.state.history!(s, { runs: 1, perNode: 100 }));
-      const last = new Map<string, string | null>(stale.map((id) => [id, null]));
-      for (const r of history?.node_runs ?? []) {
-        if (last.has(r.unique_id) && last.get(r.unique_id) === null && r.status === 'success' && r.finished_at) last.set(r.unique_id, parseLoadedAt(r.finished_at).toISOString());
-      }
+      // Each candidate's last success however long ago (one aggregate query), not just among the recent runs.
+      const found = await adapter.withSession((s) => adapter.state.lastSuccesses(s, stale));
+      const last = new Map<string, string | null>(stale.map((id) => [id, found.get(id) ?? null]));
       events.push(...staleSlaEvents(manifest, stale, last, run, run.now));
     } catch {
       // No history to read (a target that never ran): nothing to compare against.

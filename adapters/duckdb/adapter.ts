@@ -6,7 +6,7 @@ import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { duckdb, type DuckDBConnection, type DuckDBInstance } from './driver.js';
 import { RunError } from '../../core/errors.js';
 import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
@@ -82,7 +82,7 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     if (this.options.readOnly && this.databasePath !== ':memory:') options.access_mode = 'READ_ONLY';
     for (const [k, v] of Object.entries(this.target.settings ?? {})) options[k] = String(v);
     try {
-      this.instance = await DuckDBInstance.create(this.databasePath, options);
+      this.instance = await duckdb.DuckDBInstance.create(this.databasePath, options);
     } catch (err) {
       const message = (err as Error).message;
       const lock = /Conflicting lock is held in .*\(PID (\d+)\)/.exec(message);

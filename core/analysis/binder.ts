@@ -3,7 +3,7 @@
 // columns and types, and prepare() parses and binds the query and reports
 // its result columns and types; no row is read or written anywhere.
 
-import { DuckDBInstance, listValue, type DuckDBConnection } from '@duckdb/node-api';
+import { duckdb, type DuckDBConnection, type DuckDBInstance } from '../../adapters/duckdb/driver.js';
 import { availableParallelism } from 'node:os';
 import { quoteIdentifierAnsi as q } from '../../adapters/dialect.js';
 import { injectCtes } from '../compiler/ephemeral.js';
@@ -130,7 +130,7 @@ export class DuckDbBinder {
     const out: string[] = [];
     for (let i = 0; i < sqls.length; i += 2000) {
       const chunk = sqls.slice(i, i + 2000).map(selectBody);
-      const reader = await this.connection.runAndReadAll('select json_serialize_sql(s, skip_null := true, skip_empty := true, skip_default := true) from (select unnest($1::varchar[]) as s, generate_subscripts($1::varchar[], 1) as i) order by i', [listValue(chunk)]);
+      const reader = await this.connection.runAndReadAll('select json_serialize_sql(s, skip_null := true, skip_empty := true, skip_default := true) from (select unnest($1::varchar[]) as s, generate_subscripts($1::varchar[], 1) as i) order by i', [duckdb.listValue(chunk)]);
       for (const row of reader.getRows()) out.push(String(row[0]));
     }
     return out;
@@ -237,7 +237,7 @@ function definesCte(sql: string, name: string): boolean {
 
 function emptyDatabase(): Promise<DuckDBInstance> {
   // No extension may be fetched while binding, and one thread is plenty for empty inputs.
-  return DuckDBInstance.create(':memory:', { threads: '1', autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
+  return duckdb.DuckDBInstance.create(':memory:', { threads: '1', autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
 }
 
 /** A connection that binds without optimizing: the result types are the binder's; plans are never run. */
