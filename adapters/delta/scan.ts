@@ -148,24 +148,26 @@ interface FileStatsJson {
 }
 
 /** The active files that may hold rows matching every filter. */
-export function pruneFiles(snapshot: Snapshot, filters: ScanFilter[] = []): AddFile[] {
+export function pruneFiles(snapshot: Pick<Snapshot, 'files' | 'metadata' | 'schema'>, filters: ScanFilter[] = []): AddFile[] {
   const files = [...snapshot.files.values()];
   if (filters.length === 0) return files;
-  const partitions = new Set(snapshot.metadata.partitionColumns);
-  const fields = new Map(snapshot.schema.fields.map((f) => [f.name, f]));
-  return files.filter((file) => {
-    let stats: FileStatsJson | undefined;
-    if (file.stats) {
-      try {
-        stats = JSON.parse(file.stats) as FileStatsJson;
-      } catch {
-        stats = undefined;
-      }
+  return files.filter((file) => fileMayMatch(snapshot, file, filters));
+}
+
+/** Whether a file (of this table, active or added by another writer) may hold rows matching every filter, by its partition values and statistics. */
+export function fileMayMatch(table: Pick<Snapshot, 'metadata' | 'schema'>, file: AddFile, filters: ScanFilter[]): boolean {
+  const partitions = new Set(table.metadata.partitionColumns);
+  let stats: FileStatsJson | undefined;
+  if (file.stats) {
+    try {
+      stats = JSON.parse(file.stats) as FileStatsJson;
+    } catch {
+      stats = undefined;
     }
-    return filters.every((f) => {
-      const field = fields.get(f.column);
-      return !field || mayMatch(file, stats, field, partitions.has(f.column), f);
-    });
+  }
+  return filters.every((f) => {
+    const field = table.schema.fields.find((x) => x.name === f.column);
+    return !field || mayMatch(file, stats, field, partitions.has(f.column), f);
   });
 }
 

@@ -36,6 +36,13 @@ export interface WriteOptions {
   selectSql?: string;
   /** A recent snapshot of the table, brought up to date from the commits after it instead of replaying the log. */
   current?: Snapshot;
+  /**
+   * The snapshot the change was computed from (the rows it read, the files it
+   * removes). The commit is made against it, never brought up to date: every
+   * commit after it is checked for a conflict (transaction.ts), so a change
+   * planned on version N cannot silently undo one committed at N+1.
+   */
+  readSnapshot?: Snapshot;
   mode: WriteMode;
   /** Partition columns of a new table (an existing table keeps its own unless overwritten). */
   partitionBy?: string[];
@@ -133,7 +140,7 @@ export class DeltaTable {
 
   async write(options: WriteOptions): Promise<WriteResult> {
     const table = this.storage.root;
-    const current = options.current ? await updateSnapshot(this.storage, options.current) : (await this.exists()) ? await this.snapshot() : undefined;
+    const current = options.readSnapshot ?? (options.current ? await updateSnapshot(this.storage, options.current) : (await this.exists()) ? await this.snapshot() : undefined);
     if (current && options.txn) {
       const done = current.txns.get(options.txn.appId);
       if (done && done.version >= options.txn.version) return { adds: [], removes: [], rows: 0 };
