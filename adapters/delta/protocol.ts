@@ -8,10 +8,10 @@ import { UnsupportedFeatureError, DeltaTableError } from './errors.js';
 import { type StructType, type DeltaType, usesTimestampNtz } from './schema.js';
 
 /** Reader features etl reads correctly. */
-const READER_FEATURES = new Set(['timestampNtz', 'vacuumProtocolCheck']);
+const READER_FEATURES = new Set(['timestampNtz', 'vacuumProtocolCheck', 'deletionVectors']);
 
 /** Writer features etl writes correctly, given the checks in checkWritable. */
-const WRITER_FEATURES = new Set(['appendOnly', 'invariants', 'timestampNtz', 'domainMetadata', 'vacuumProtocolCheck', 'changeDataFeed', 'checkConstraints', 'generatedColumns', 'identityColumns', 'columnMapping']);
+const WRITER_FEATURES = new Set(['appendOnly', 'invariants', 'timestampNtz', 'domainMetadata', 'vacuumProtocolCheck', 'changeDataFeed', 'checkConstraints', 'generatedColumns', 'identityColumns', 'columnMapping', 'deletionVectors']);
 
 function columnMappingMode(metadata: Metadata): string {
   return metadata.configuration['delta.columnMapping.mode'] ?? 'none';

@@ -4,9 +4,11 @@
 // UTC), and files pruned by partition values and min/max statistics for
 // simple filters before DuckDB opens them.
 
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { AddFile } from './actions.js';
-import { canonicalPath } from './actions.js';
+import { canonicalPath, fileKey } from './actions.js';
+import { readDeletionVector } from './deletion-vectors.js';
 import { partitionLiteralSql } from './partitions.js';
 import { duckdbTypeOf, quoteIdent, type DeltaType, type StructField } from './schema.js';
 import { timestampMicros } from './stats.js';
@@ -257,6 +259,7 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
   }
   const locations = files.map((f) => fileLocation(storage, f.path));
   const columns = await fileColumns(session, locations.map((l) => path.normalize(l)));
+  const deleted = await deletedRowTables(storage, session, files);
   // Files with the same partition values and the same physical columns are read by one read_parquet.
   const groups = new Map<string, { file: AddFile; location: string; cols: Map<string, FileColumn> }[]>();
   files.forEach((file, i) => {
@@ -268,7 +271,8 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
       const c = cols.get(f.name) ?? lower.get(f.name.toLowerCase());
       if (c) resolved.set(f.name, c);
     }
-    const key = JSON.stringify([fields.filter((f) => partitions.has(f.name)).map((f) => file.partitionValues[f.name] ?? null), [...resolved.entries()].map(([k, c]) => [k, c.name, c.naiveTimestamp])]);
+    // A file with a deletion vector is read alone: its row numbers are matched against the deleted ones.
+    const key = JSON.stringify([fields.filter((f) => partitions.has(f.name)).map((f) => file.partitionValues[f.name] ?? null), [...resolved.entries()].map(([k, c]) => [k, c.name, c.naiveTimestamp]), deleted.get(file) ?? null]);
     let g = groups.get(key);
     if (!g) groups.set(key, (g = []));
     g.push({ file, location: locations[i]!, cols: resolved });
@@ -279,11 +283,55 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
     const hasFileColumns = first.cols.size > 0;
     const fileColumn = options.fileColumn ? `, filename = ${quoteString(options.fileColumn)}` : '';
     if (options.fileColumn) select.push(quoteIdent(options.fileColumn));
-    const from = `read_parquet(${fileList(g.map((x) => x.location))}${hasFileColumns ? ', union_by_name = true' : ''}${fileColumn})`;
-    return `select ${select.join(', ')} from ${from}`;
+    const dv = deleted.get(first.file);
+    const from = `read_parquet(${fileList(g.map((x) => x.location))}${hasFileColumns ? ', union_by_name = true' : ''}${fileColumn}${dv ? ', file_row_number = true' : ''})`;
+    return `select ${select.join(', ')} from ${from}${dv ? ` where file_row_number not in (select pos from ${dv})` : ''}`;
   });
   const body = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join('\nunion all\n');
   return { sql: where ? `select * from (${body}) as etl_delta_scan${where}` : body, files };
+}
+
+/** A file outside the table (a deletion vector stored by absolute path), read by DuckDB: the library's own file access is the storage interface. */
+async function readBlob(session: SqlSession, file: string): Promise<Buffer> {
+  const r = await session.query(`select content from read_blob(${quoteString(file)})`);
+  return Buffer.from(r.rows[0]?.[0] as Uint8Array);
+}
+
+/** Deleted positions of deletion vectors, read once per process (a DV never changes once written). */
+const DELETED_CACHE = new Map<string, number[]>();
+const DELETED_CACHE_MAX = 10_000;
+const DV_SCHEMA = 'etl_deletion_vectors';
+
+/**
+ * For each file with a deletion vector, a DuckDB table of its deleted row
+ * positions (column pos), made on first use in the session's database and
+ * named by the table and the vector, so the scan stays one SQL relation.
+ */
+async function deletedRowTables(storage: DeltaStorage, session: SqlSession, files: AddFile[]): Promise<Map<AddFile, string>> {
+  const out = new Map<AddFile, string>();
+  const withDv = files.filter((f) => f.deletionVector);
+  if (withDv.length === 0) return out;
+  const existing = new Set((await session.query(`select table_name from duckdb_tables() where schema_name = '${DV_SCHEMA}'`)).rows.map((r) => String(r[0])));
+  for (const file of withDv) {
+    const dv = file.deletionVector!;
+    const name = `dv_${createHash('sha1').update(`${storage.root}\u0000${fileKey(file)}`).digest('hex').slice(0, 32)}`;
+    out.set(file, `${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)}`);
+    if (existing.has(name)) continue;
+    let positions = DELETED_CACHE.get(name);
+    if (!positions) {
+      positions = await readDeletionVector(storage, dv, (f) => readBlob(session, f), `file ${file.path} of ${storage.root}`);
+      if (DELETED_CACHE.size > DELETED_CACHE_MAX) DELETED_CACHE.clear();
+      DELETED_CACHE.set(name, positions);
+    }
+    await session.execute(`create schema if not exists ${quoteIdent(DV_SCHEMA)}`);
+    await session
+      .execute(`create table if not exists ${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)} as select cast(unnest(string_split(?, ',')) as bigint) as pos`, [positions.join(',')])
+      .catch(async (err: unknown) => {
+        // Another session of the same database made it at the same time.
+        if (!(await session.query(`select 1 from duckdb_tables() where schema_name = '${DV_SCHEMA}' and table_name = '${name}'`)).rows.length) throw err;
+      });
+  }
+  return out;
 }
 
 function missingColumn(snapshot: Snapshot, column: string): never {
