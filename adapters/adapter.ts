@@ -72,6 +72,8 @@ export interface PublishExtras {
   moveRows?: RowMove;
   /** partition_by: engines that partition tables (Delta) write the table partitioned by these columns. */
   partitionBy?: string[];
+  /** deletion_vectors: Delta marks the rows later changes delete in deletion vectors instead of rewriting files. */
+  deletionVectors?: boolean;
 }
 
 /** A column change made by on_schema_change before new rows go in. */
@@ -99,6 +101,8 @@ export interface IncrementalChange {
   state: StateRecord[];
   /** Rows that leave the staged table (quarantine) in the same transaction, before the rest is applied. */
   moveRows?: RowMove;
+  /** deletion_vectors (Delta): true turns them on for the table; undefined follows the table's own property. */
+  deletionVectors?: boolean;
 }
 
 /** One run of a snapshot (SCD type 2): the query's rows against the history kept so far. */

@@ -19,6 +19,7 @@ import { commit } from './transaction.js';
 import { ConcurrentModificationError } from './errors.js';
 import { planCopyOnWrite, planRewrite } from './changes.js';
 import { Lake, relationSql } from './lake.js';
+import { deletionVectorsEnabled } from './table-properties.js';
 import { protocolFor, checkWritable, sameProtocol } from './protocol.js';
 import { scanSnapshot } from './scan.js';
 import { duckdbTypeOf, quoteIdent, schemaFromDuckDb } from './schema.js';
@@ -165,6 +166,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
         current,
         mode: 'overwrite',
         partitionBy: extras.partitionBy,
+        ...(extras.deletionVectors ? { deletionVectors: true } : {}),
         ...this.stateOption(session, relation, extras.state ?? [], { rows: staged.rows }, quarantine.domains),
       }),
     );
@@ -242,16 +244,19 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     }
     try {
       const rows = Number((await session.query(`select count(*) from ${source}`)).rows[0]?.[0] ?? 0);
-      const plan = await planRewrite(table.storage, session, snapshot, change, source);
-      const nothing = rows === 0 && plan.removeFiles.length === 0 && !plan.schema;
+      const deletionVectors = change.deletionVectors ?? deletionVectorsEnabled(snapshot.metadata);
+      const plan = await planRewrite(table.storage, session, snapshot, change, source, { deletionVectors });
+      const nothing = rows === 0 && plan.removeFiles.length === 0 && plan.markDeleted.length === 0 && !plan.schema;
       if (nothing && change.state.length === 0 && quarantine.domains.length === 0) return { rowsAffected: 0 };
       const written = await this.withQuarantine(session, change.target, quarantine, () =>
         table.write({
           readSnapshot: snapshot,
           // No rows to write and none to keep: a commit of state alone, without an empty data file.
           selectSql: nothing ? undefined : plan.selectSql,
-          mode: plan.removeFiles.length || plan.schema ? 'rewrite' : 'append',
+          mode: plan.removeFiles.length || plan.markDeleted.length || plan.schema ? 'rewrite' : 'append',
           removeFiles: plan.removeFiles,
+          markDeleted: plan.markDeleted,
+          ...(change.deletionVectors ? { deletionVectors: true } : {}),
           schema: plan.schema,
           operation: OPERATIONS[change.strategy],
           readPredicate: plan.readPredicate,

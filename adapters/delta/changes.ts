@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { ColumnChange, IncrementalChange } from '../adapter.js';
 import type { AddFile } from './actions.js';
 import { fileKey } from './actions.js';
-import { fileLocation, fileMayMatch, pruneFiles, scanSnapshot, type ScanFilter } from './scan.js';
+import { deletedPositions, fileLocation, fileMayMatch, pruneFiles, scanSnapshot, type ScanFilter } from './scan.js';
 import { serializePartitionSql } from './partitions.js';
 import { deltaTypeOfDuckDb, duckdbTypeOf, quoteIdent, schemaString, type StructField, type StructType } from './schema.js';
 import type { Snapshot } from './snapshot.js';
@@ -18,12 +18,33 @@ import type { SqlSession } from './sql.js';
 import type { DeltaStorage } from './storage.js';
 
 const FILE_COLUMN = '__etl_file';
+const ROW_COLUMN = '__etl_row';
+
+/**
+ * With deletion vectors, a file whose deleted rows (earlier ones included)
+ * would be at most this share of its rows keeps its rows in place and gets a
+ * vector; a file losing more is rewritten (copy-on-write), so files do not
+ * fill up with deleted rows that every read skips.
+ */
+export const DV_MAX_DELETED_SHARE = 0.5;
+
+/** The rows physically in a file (its stats' numRecords, which counts rows a deletion vector deletes), when recorded. */
+function physicalRows(file: AddFile): number | undefined {
+  try {
+    const n = (JSON.parse(file.stats ?? '{}') as { numRecords?: unknown }).numRecords;
+    return typeof n === 'number' ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface Rewrite {
   /** The rows the new files hold: kept rows of rewritten files, then the new rows. */
   selectSql: string;
   /** Files replaced. */
   removeFiles: AddFile[];
+  /** Deletion vectors: files kept, whose replaced rows are marked deleted (all their deleted positions). */
+  markDeleted: Array<{ file: AddFile; positions: number[] }>;
   /** The schema when the change alters it. */
   schema?: StructType;
   /** Conflict detection (transaction.ts): the files the plan read, and which files added by another writer it would have read. */
@@ -98,7 +119,7 @@ async function partitionsReplaced(session: SqlSession, snapshot: Snapshot, chang
 }
 
 /** Plans the files a change rewrites and the rows of the new files. `source`: the new rows as a relation (already staged). */
-export async function planRewrite(storage: DeltaStorage, session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string): Promise<Rewrite> {
+export async function planRewrite(storage: DeltaStorage, session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string, options: { deletionVectors?: boolean } = {}): Promise<Rewrite> {
   const after = schemaAfter(snapshot.schema, change.columnChanges);
   const schema = after.schema;
   const newRows = `select ${schema.fields.map((f) => (change.columns.includes(f.name) ? `etl_new.${quoteIdent(f.name)}` : `cast(null as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`)).join(', ')} from ${source} as etl_new`;
@@ -106,9 +127,10 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
   const wholeFiles = await partitionsReplaced(session, snapshot, change, source);
   if (wholeFiles && !after.rewriteAll) {
     // The partitions read are the ones replaced: a file another writer adds to one of them conflicts.
-    return { selectSql: newRows, removeFiles: wholeFiles.files, schema: after.changed ? schema : undefined, readFiles: new Set(wholeFiles.files.map(fileKey)), readPredicate: (f) => wholeFiles.touched.has(wholeFiles.key(f)) };
+    return { selectSql: newRows, removeFiles: wholeFiles.files, markDeleted: [], schema: after.changed ? schema : undefined, readFiles: new Set(wholeFiles.files.map(fileKey)), readPredicate: (f) => wholeFiles.touched.has(wholeFiles.key(f)) };
   }
   let affected: AddFile[] = [];
+  const markDeleted: Rewrite['markDeleted'] = [];
   let readFiles: Rewrite['readFiles'] = new Set();
   let readPredicate: Rewrite['readPredicate'] = 'none';
   if (after.rewriteAll) {
@@ -121,7 +143,19 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
     readFiles = new Set(pool.map(fileKey));
     // A row another writer adds within the new rows' key ranges would have been replaced: its file conflicts.
     readPredicate = ranges === 'no keys' ? 'none' : ranges ? (f) => fileMayMatch(snapshot, f, ranges) : 'all';
-    if (pool.length) {
+    if (pool.length && options.deletionVectors) {
+      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileColumn: FILE_COLUMN, rowNumberColumn: ROW_COLUMN });
+      const hits = await session.query(`select ${quoteIdent(FILE_COLUMN)}, list(${quoteIdent(ROW_COLUMN)}) from (${scan.sql}) as etl_target where ${replaced} group by all`);
+      const byLocation = new Map(pool.map((f) => [path.normalize(fileLocation(storage, f.path)), f]));
+      for (const [location, rows] of hits.rows) {
+        const file = byLocation.get(path.normalize(String(location)));
+        if (!file) continue;
+        const positions = [...new Set([...(await deletedPositions(storage, session, file)), ...(rows as Array<bigint | number>).map(Number)])].sort((a, b) => a - b);
+        const physical = physicalRows(file);
+        if (physical !== undefined && positions.length <= physical * DV_MAX_DELETED_SHARE) markDeleted.push({ file, positions });
+        else affected.push(file);
+      }
+    } else if (pool.length) {
       const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileColumn: FILE_COLUMN });
       affected = await filesNamed(storage, session, pool, `select distinct ${quoteIdent(FILE_COLUMN)} from (${scan.sql}) as etl_target where ${replaced}`);
     }
@@ -132,7 +166,7 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
     parts.push(`select * from (${kept.sql}) as etl_target${replaced ? ` where not coalesce(${replaced}, false)` : ''}`);
   }
   parts.push(newRows);
-  return { selectSql: parts.length === 1 ? parts[0]! : parts.map((p) => `(${p})`).join('\nunion all\n'), removeFiles: affected, schema: after.changed ? schema : undefined, readFiles, readPredicate };
+  return { selectSql: parts.length === 1 ? parts[0]! : parts.map((p) => `(${p})`).join('\nunion all\n'), removeFiles: affected, markDeleted, schema: after.changed ? schema : undefined, readFiles, readPredicate };
 }
 
 /** The files (of `pool`) whose locations a query returns in its first column. */

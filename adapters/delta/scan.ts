@@ -31,6 +31,8 @@ export interface ScanOptions {
   columns?: string[];
   /** Adds a column of this name holding each row's file location (copy-on-write finds the files that hold given rows). */
   fileColumn?: string;
+  /** Adds a column of this name holding each row's position in its file (deletion vectors mark rows by it). */
+  rowNumberColumn?: string;
 }
 
 export interface Scan {
@@ -255,6 +257,7 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
   if (files.length === 0) {
     const cols = fields.map((f) => `cast(null as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`);
     if (options.fileColumn) cols.push(`cast(null as varchar) as ${quoteIdent(options.fileColumn)}`);
+    if (options.rowNumberColumn) cols.push(`cast(null as bigint) as ${quoteIdent(options.rowNumberColumn)}`);
     return { sql: `select ${cols.join(', ')} where false`, files };
   }
   const locations = files.map((f) => fileLocation(storage, f.path));
@@ -283,8 +286,9 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
     const hasFileColumns = first.cols.size > 0;
     const fileColumn = options.fileColumn ? `, filename = ${quoteString(options.fileColumn)}` : '';
     if (options.fileColumn) select.push(quoteIdent(options.fileColumn));
+    if (options.rowNumberColumn) select.push(`file_row_number as ${quoteIdent(options.rowNumberColumn)}`);
     const dv = deleted.get(first.file);
-    const from = `read_parquet(${fileList(g.map((x) => x.location))}${hasFileColumns ? ', union_by_name = true' : ''}${fileColumn}${dv ? ', file_row_number = true' : ''})`;
+    const from = `read_parquet(${fileList(g.map((x) => x.location))}${hasFileColumns ? ', union_by_name = true' : ''}${fileColumn}${dv || options.rowNumberColumn ? ', file_row_number = true' : ''})`;
     return `select ${select.join(', ')} from ${from}${dv ? ` where file_row_number not in (select pos from ${dv})` : ''}`;
   });
   const body = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join('\nunion all\n');
@@ -302,6 +306,20 @@ const DELETED_CACHE = new Map<string, number[]>();
 const DELETED_CACHE_MAX = 10_000;
 const DV_SCHEMA = 'etl_deletion_vectors';
 
+/** The row positions a file's deletion vector deletes ([] without one). */
+export async function deletedPositions(storage: DeltaStorage, session: SqlSession, file: AddFile): Promise<number[]> {
+  const dv = file.deletionVector;
+  if (!dv) return [];
+  const key = `${storage.root}\u0000${fileKey(file)}`;
+  let positions = DELETED_CACHE.get(key);
+  if (!positions) {
+    positions = await readDeletionVector(storage, dv, (f) => readBlob(session, f), `file ${file.path} of ${storage.root}`);
+    if (DELETED_CACHE.size > DELETED_CACHE_MAX) DELETED_CACHE.clear();
+    DELETED_CACHE.set(key, positions);
+  }
+  return positions;
+}
+
 /**
  * For each file with a deletion vector, a DuckDB table of its deleted row
  * positions (column pos), made on first use in the session's database and
@@ -313,16 +331,10 @@ async function deletedRowTables(storage: DeltaStorage, session: SqlSession, file
   if (withDv.length === 0) return out;
   const existing = new Set((await session.query(`select table_name from duckdb_tables() where schema_name = '${DV_SCHEMA}'`)).rows.map((r) => String(r[0])));
   for (const file of withDv) {
-    const dv = file.deletionVector!;
     const name = `dv_${createHash('sha1').update(`${storage.root}\u0000${fileKey(file)}`).digest('hex').slice(0, 32)}`;
     out.set(file, `${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)}`);
     if (existing.has(name)) continue;
-    let positions = DELETED_CACHE.get(name);
-    if (!positions) {
-      positions = await readDeletionVector(storage, dv, (f) => readBlob(session, f), `file ${file.path} of ${storage.root}`);
-      if (DELETED_CACHE.size > DELETED_CACHE_MAX) DELETED_CACHE.clear();
-      DELETED_CACHE.set(name, positions);
-    }
+    const positions = await deletedPositions(storage, session, file);
     await session.execute(`create schema if not exists ${quoteIdent(DV_SCHEMA)}`);
     await session
       .execute(`create table if not exists ${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)} as select cast(unnest(string_split(?, ',')) as bigint) as pos`, [positions.join(',')])

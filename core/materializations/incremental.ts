@@ -45,6 +45,7 @@ export const incremental: Materialization = {
           columnChanges: plan.changes,
           state: watermarkFor(ctx, staged.relation),
           moveRows: quarantine?.move,
+          deletionVectors: node.config.deletion_vectors,
         });
         // Counted after the quarantined rows left the staged table.
         const rows = rowsAffected;
