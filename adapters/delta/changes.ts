@@ -122,7 +122,8 @@ async function partitionsReplaced(session: SqlSession, snapshot: Snapshot, chang
 export async function planRewrite(storage: DeltaStorage, session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string, options: { deletionVectors?: boolean } = {}): Promise<Rewrite> {
   const after = schemaAfter(snapshot.schema, change.columnChanges);
   const schema = after.schema;
-  const newRows = `select ${schema.fields.map((f) => (change.columns.includes(f.name) ? `etl_new.${quoteIdent(f.name)}` : `cast(null as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`)).join(', ')} from ${source} as etl_new`;
+  // In the table's types, as an insert into a SQL table casts (the new rows alone may be all a commit writes).
+  const newRows = `select ${schema.fields.map((f) => `cast(${change.columns.includes(f.name) ? `etl_new.${quoteIdent(f.name)}` : 'null'} as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`).join(', ')} from ${source} as etl_new`;
   const replaced = replacedRows(change, source);
   const wholeFiles = await partitionsReplaced(session, snapshot, change, source);
   if (wholeFiles && !after.rewriteAll) {

@@ -337,7 +337,7 @@ async function deletedRowTables(storage: DeltaStorage, session: SqlSession, file
     const positions = await deletedPositions(storage, session, file);
     await session.execute(`create schema if not exists ${quoteIdent(DV_SCHEMA)}`);
     await session
-      .execute(`create table if not exists ${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)} as select cast(unnest(string_split(?, ',')) as bigint) as pos`, [positions.join(',')])
+      .execute(`create table if not exists ${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)} as select cast(unnest(string_split(${quoteString(positions.join(','))}, ',')) as bigint) as pos`)
       .catch(async (err: unknown) => {
         // Another session of the same database made it at the same time.
         if (!(await session.query(`select 1 from duckdb_tables() where schema_name = '${DV_SCHEMA}' and table_name = '${name}'`)).rows.length) throw err;
