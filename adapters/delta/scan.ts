@@ -274,8 +274,7 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
       const c = cols.get(f.name) ?? lower.get(f.name.toLowerCase());
       if (c) resolved.set(f.name, c);
     }
-    // A file with a deletion vector is read alone: its row numbers are matched against the deleted ones.
-    const key = JSON.stringify([fields.filter((f) => partitions.has(f.name)).map((f) => file.partitionValues[f.name] ?? null), [...resolved.entries()].map(([k, c]) => [k, c.name, c.naiveTimestamp]), deleted.get(file) ?? null]);
+    const key = JSON.stringify([fields.filter((f) => partitions.has(f.name)).map((f) => file.partitionValues[f.name] ?? null), [...resolved.entries()].map(([k, c]) => [k, c.name, c.naiveTimestamp])]);
     let g = groups.get(key);
     if (!g) groups.set(key, (g = []));
     g.push({ file, location: locations[i]!, cols: resolved });
@@ -284,12 +283,17 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
     const first = g[0]!;
     const select = fields.map((f) => (partitions.has(f.name) ? `${partitionLiteralSql(first.file.partitionValues[f.name], f.type)} as ${quoteIdent(f.name)}` : columnSql(f, first.cols.get(f.name))));
     const hasFileColumns = first.cols.size > 0;
-    const fileColumn = options.fileColumn ? `, filename = ${quoteString(options.fileColumn)}` : '';
+    // Rows deleted by the files' deletion vectors: an anti join on (file, row number) with their positions.
+    const dvs = g.flatMap((x) => deleted.get(x.file) ?? []);
+    const fileName = options.fileColumn ?? (dvs.length ? DV_FILE : undefined);
+    const fileColumn = fileName ? `, filename = ${quoteString(fileName)}` : '';
     if (options.fileColumn) select.push(quoteIdent(options.fileColumn));
     if (options.rowNumberColumn) select.push(`file_row_number as ${quoteIdent(options.rowNumberColumn)}`);
-    const dv = deleted.get(first.file);
-    const from = `read_parquet(${fileList(g.map((x) => x.location))}${hasFileColumns ? ', union_by_name = true' : ''}${fileColumn}${dv || options.rowNumberColumn ? ', file_row_number = true' : ''})`;
-    return `select ${select.join(', ')} from ${from}${dv ? ` where file_row_number not in (select pos from ${dv})` : ''}`;
+    const read = `read_parquet(${fileList(g.map((x) => x.location))}${hasFileColumns ? ', union_by_name = true' : ''}${fileColumn}${dvs.length || options.rowNumberColumn ? ', file_row_number = true' : ''})`;
+    const from = dvs.length
+      ? `${read} as etl_f anti join (${dvs.map((t) => `select * from ${t}`).join(' union all ')}) as etl_d on etl_d.${DV_FILE} = etl_f.${quoteIdent(fileName!)} and etl_d.${DV_POS} = etl_f.file_row_number`
+      : read;
+    return `select ${select.join(', ')} from ${from}`;
   });
   const body = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join('\nunion all\n');
   return { sql: where ? `select * from (${body}) as etl_delta_scan${where}` : body, files };
@@ -305,6 +309,8 @@ async function readBlob(session: SqlSession, file: string): Promise<Buffer> {
 const DELETED_CACHE = new Map<string, number[]>();
 const DELETED_CACHE_MAX = 10_000;
 const DV_SCHEMA = 'etl_deletion_vectors';
+const DV_FILE = '__etl_dv_file';
+const DV_POS = '__etl_dv_pos';
 
 /** The row positions a file's deletion vector deletes ([] without one). */
 export async function deletedPositions(storage: DeltaStorage, session: SqlSession, file: AddFile): Promise<number[]> {
@@ -321,8 +327,8 @@ export async function deletedPositions(storage: DeltaStorage, session: SqlSessio
 }
 
 /**
- * For each file with a deletion vector, a DuckDB table of its deleted row
- * positions (column pos), made on first use in the session's database and
+ * For each file with a deletion vector, a DuckDB table of its deleted rows
+ * (its location as read_parquet names it, and the row position), made on first use in the session's database and
  * named by the table and the vector, so the scan stays one SQL relation.
  */
 async function deletedRowTables(storage: DeltaStorage, session: SqlSession, files: AddFile[]): Promise<Map<AddFile, string>> {
@@ -331,13 +337,14 @@ async function deletedRowTables(storage: DeltaStorage, session: SqlSession, file
   if (withDv.length === 0) return out;
   const existing = new Set((await session.query(`select table_name from duckdb_tables() where schema_name = '${DV_SCHEMA}'`)).rows.map((r) => String(r[0])));
   for (const file of withDv) {
+    const location = fileLocation(storage, file.path);
     const name = `dv_${createHash('sha1').update(`${storage.root}\u0000${fileKey(file)}`).digest('hex').slice(0, 32)}`;
     out.set(file, `${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)}`);
     if (existing.has(name)) continue;
     const positions = await deletedPositions(storage, session, file);
     await session.execute(`create schema if not exists ${quoteIdent(DV_SCHEMA)}`);
     await session
-      .execute(`create table if not exists ${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)} as select cast(unnest(string_split(${quoteString(positions.join(','))}, ',')) as bigint) as pos`)
+      .execute(`create table if not exists ${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)} as select ${quoteString(location)} as ${DV_FILE}, cast(unnest(string_split(${quoteString(positions.join(','))}, ',')) as bigint) as ${DV_POS}`)
       .catch(async (err: unknown) => {
         // Another session of the same database made it at the same time.
         if (!(await session.query(`select 1 from duckdb_tables() where schema_name = '${DV_SCHEMA}' and table_name = '${name}'`)).rows.length) throw err;
