@@ -6,22 +6,13 @@
 // conflict (another writer committed a change this one read) is retried from
 // a fresh snapshot, as a node with `retries:` is. Prints the merges and conflicts.
 import { DuckDBInstance } from '@duckdb/node-api';
+import { duckDbSqlSession } from '../../dist/adapters/delta/sql.js';
 import { ConcurrentModificationError, DeltaTable, LocalStorage, scanSnapshot } from '../../dist/adapters/delta/index.js';
 import { planRewrite } from '../../dist/adapters/delta/changes.js';
 
 const [tableDir, writer, merges, keys] = process.argv.slice(2);
 const instance = await DuckDBInstance.create(':memory:');
-const connection = await instance.connect();
-const session = {
-  async execute(sql) {
-    await connection.run(sql);
-    return {};
-  },
-  async query(sql) {
-    const r = await connection.runAndReadAll(sql);
-    return { columns: r.columnNames(), types: r.columnTypes().map(String), rows: r.getRowsJS() };
-  },
-};
+const session = duckDbSqlSession(await instance.connect());
 const storage = new LocalStorage(tableDir);
 const table = new DeltaTable(storage, session);
 let conflicts = 0;
