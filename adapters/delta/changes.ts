@@ -144,8 +144,10 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
     readFiles = new Set(pool.map(fileKey));
     // A row another writer adds within the new rows' key ranges would have been replaced: its file conflicts.
     readPredicate = ranges === 'no keys' ? 'none' : ranges ? (f) => fileMayMatch(snapshot, f, ranges) : 'all';
+    // Finding the replaced rows reads only the key columns when the condition is on the key.
+    const columns = ranges ? change.uniqueKey : undefined;
     if (pool.length && options.deletionVectors) {
-      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileColumn: FILE_COLUMN, rowNumberColumn: ROW_COLUMN });
+      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileColumn: FILE_COLUMN, rowNumberColumn: ROW_COLUMN, columns });
       const hits = await session.query(`select ${quoteIdent(FILE_COLUMN)}, list(${quoteIdent(ROW_COLUMN)}) from (${scan.sql}) as etl_target where ${replaced} group by all`);
       const byLocation = new Map(pool.map((f) => [path.normalize(fileLocation(storage, f.path)), f]));
       for (const [location, rows] of hits.rows) {
@@ -157,7 +159,7 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
         else affected.push(file);
       }
     } else if (pool.length) {
-      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileColumn: FILE_COLUMN });
+      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileColumn: FILE_COLUMN, columns });
       affected = await filesNamed(storage, session, pool, `select distinct ${quoteIdent(FILE_COLUMN)} from (${scan.sql}) as etl_target where ${replaced}`);
     }
   }
