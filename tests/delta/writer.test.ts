@@ -528,4 +528,48 @@ describe('concurrent commits', () => {
     const appended = await commit(storage, db.session, { operation: 'WRITE', readVersion: 0, actions: [], readPredicate: 'none', writer: 'run-c' });
     expect(appended).toMatchObject({ version: 2, attempts: 2 });
   });
+
+  /** Plans a change on the table's current version (as a model's run does), to be committed after another writer's commit. */
+  async function planned(table: DeltaTable, change: { strategy: 'merge' | 'insert_overwrite'; rows: string; partitionBy?: string[] }) {
+    const snapshot = await table.snapshot();
+    await db.session.execute(`create or replace temp table etl_new as ${change.rows}`);
+    const plan = await planRewrite(table.storage, db.session, snapshot, { strategy: change.strategy, target: { schema: 'main', name: 't' }, staged: { schema: 'temp', name: 'etl_new' }, columns: ['k', 'p', 'v'], uniqueKey: change.strategy === 'merge' ? ['k'] : [], partitionBy: change.partitionBy, columnChanges: [], state: [] }, 'temp.etl_new');
+    // The rows are written now (from the staged rows), the commit comes later.
+    await db.session.execute(`create or replace temp table etl_planned as ${plan.selectSql}`);
+    return () => table.write({ readSnapshot: snapshot, selectSql: 'select * from temp.etl_planned', mode: 'rewrite', removeFiles: plan.removeFiles, readFiles: plan.readFiles, readPredicate: plan.readPredicate, operation: change.strategy.toUpperCase(), writer: 'run-b' });
+  }
+
+  it('a merge is retried past an append outside its key range, and conflicts with one inside it (the appended key would have been replaced)', async () => {
+    const { table } = newTable();
+    await table.write({ selectSql: `select range as k, 0 as p, 'v1' as v from range(100)`, mode: 'append' });
+    // Keys 10..20 merged; another writer appends keys 500..509 first: no row of those could match.
+    const outside = await planned(table, { strategy: 'merge', rows: `select range as k, 0 as p, 'v2' as v from range(10, 21)` });
+    await table.write({ selectSql: `select range as k, 0 as p, 'other' as v from range(500, 510)`, mode: 'append', writer: 'run-a' });
+    const retried = await outside();
+    expect(retried.commit).toMatchObject({ version: 2, attempts: 2 });
+    expect(await count(db.session, `select * from (${(await table.scan()).sql}) t where v = 'v2'`)).toBe(11);
+    expect(await count(db.session, (await table.scan()).sql)).toBe(110);
+    // Keys 30..40 merged; another writer appends key 35 first: the merge would have replaced it.
+    const inside = await planned(table, { strategy: 'merge', rows: `select range as k, 0 as p, 'v3' as v from range(30, 41)` });
+    await table.write({ selectSql: `select 35 as k, 0 as p, 'other' as v`, mode: 'append', writer: 'run-a' });
+    await expect(inside()).rejects.toThrow(/conflicting commit on Delta table .* at version 3: MERGE by run-b conflicts with WRITE by run-a \(version 3\) \(it added the file part-.* to data this change read\)/);
+    expect(await count(db.session, `select * from (${(await table.scan()).sql}) t where k = 35`)).toBe(2);
+  });
+
+  it('insert_overwrite is retried past a write to another partition, and conflicts with one to a partition it replaces, naming it', async () => {
+    const { table } = newTable();
+    await table.write({ selectSql: `select range as k, range % 3 as p, 'v1' as v from range(30)`, mode: 'append', partitionBy: ['p'] });
+    const other = await planned(table, { strategy: 'insert_overwrite', rows: `select 100 as k, 1 as p, 'new' as v`, partitionBy: ['p'] });
+    await table.write({ selectSql: `select 200 as k, 2 as p, 'other' as v`, mode: 'append', writer: 'run-a' });
+    expect((await other()).commit).toMatchObject({ version: 2, attempts: 2 });
+    const rows = await db.session.query(`select p, count(*) from (${(await table.scan()).sql}) t group by p order by p`);
+    expect(rows.rows.map((r) => r.map(Number))).toEqual([
+      [0, 10],
+      [1, 1],
+      [2, 11],
+    ]);
+    const same = await planned(table, { strategy: 'insert_overwrite', rows: `select 101 as k, 0 as p, 'new' as v`, partitionBy: ['p'] });
+    await table.write({ selectSql: `select 300 as k, 0 as p, 'other' as v`, mode: 'append', writer: 'run-a' });
+    await expect(same()).rejects.toThrow(/INSERT_OVERWRITE by run-b conflicts with WRITE by run-a \(version 3\) \(it added the file p=0\/part-.* in partition p=0 to data this change read\)/);
+  });
 });
