@@ -122,7 +122,7 @@ async function partitionsReplaced(session: SqlSession, snapshot: Snapshot, chang
 export async function planRewrite(storage: DeltaStorage, session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string, options: { deletionVectors?: boolean } = {}): Promise<Rewrite> {
   const after = schemaAfter(snapshot.schema, change.columnChanges);
   const schema = after.schema;
-  // In the table's types, as an insert into a SQL table casts (the new rows alone may be all a commit writes).
+  // The new rows take the table's types, as an INSERT into it would (on_schema_change ignore keeps a column's type while the model's widens).
   const newRows = `select ${schema.fields.map((f) => `cast(${change.columns.includes(f.name) ? `etl_new.${quoteIdent(f.name)}` : 'null'} as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`).join(', ')} from ${source} as etl_new`;
   const replaced = replacedRows(change, source);
   const wholeFiles = await partitionsReplaced(session, snapshot, change, source);
