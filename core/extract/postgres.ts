@@ -7,10 +7,15 @@
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { connectionSettings, scrub, scrubError } from '../../adapters/postgres/connection.js';
+import type { Clock } from '../clock.js';
 import type { LoaderSpec } from '../compiler/manifest.js';
+import { CircuitOpenError } from '../runner/retry.js';
 import { RunError } from '../errors.js';
 import { interpolateConfigString } from '../project/secrets.js';
-import type { ExtractRequest, Extractor, SourceColumn } from './extractor.js';
+import { sourceBreaker, type ExtractRequest, type Extractor, type SourceColumn } from './extractor.js';
+
+/** Connection failures that say the host is down or unreachable, not that the request was wrong. */
+const UNREACHABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|timeout|terminated unexpectedly|the database system is (starting up|shutting down)/i;
 
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
@@ -25,6 +30,7 @@ export class PostgresExtractor implements Extractor {
     private readonly spec: LoaderSpec,
     private readonly projectRoot: string,
     private readonly env: NodeJS.ProcessEnv,
+    private readonly clock: Clock,
   ) {}
 
   /** What the loader reads at the source: its table, or its query. */
@@ -52,26 +58,65 @@ export class PostgresExtractor implements Extractor {
         throw err;
       }
     };
+    // A host that keeps refusing connections is not called again for a while (extractor.ts).
+    const breaker = sourceBreaker(settings.address, this.spec, this.clock);
+    if (breaker.isOpen) throw new CircuitOpenError(settings.address, breaker);
     try {
       this.client = await connect(settings.config).catch((err: unknown) => {
         // sslmode=prefer: a server without TLS gets a plain connection, as with libpq.
         if (settings.sslmode === 'prefer' && /does not support SSL/i.test(String((err as Error)?.message))) return connect({ ...settings.config, ssl: false });
         throw err;
       });
+      breaker.success();
       // One snapshot for the description and the rows.
       await this.client.query('begin isolation level repeatable read read only');
     } catch (err) {
-      throw new RunError(`loader of source ${this.spec.source}: cannot connect to ${settings.address}/${settings.database}: ${scrub((err as Error).message, this.secrets)}`);
+      const message = scrub((err as Error).message, this.secrets);
+      if (!this.client && UNREACHABLE.test(`${(err as { code?: string }).code ?? ''} ${message}`)) breaker.transientFailure(message);
+      throw new RunError(`loader of source ${this.spec.source}: cannot connect to ${settings.address}/${settings.database}: ${message}${breaker.isOpen ? `; ${breaker.reason}` : ''}`);
     }
+    // Described at once, while the loader reads the target's state (an incremental run's fixed cost).
+    this.described = this.describe();
+    this.described.catch(() => undefined);
   }
 
-  async columns(): Promise<SourceColumn[]> {
+  private described?: Promise<SourceColumn[]>;
+
+  columns(): Promise<SourceColumn[]> {
+    return this.described!;
+  }
+
+  private uniqueKeys: string[][] = [];
+
+  /**
+   * Whether the source itself guarantees `key` unique: a table (not a query)
+   * with a primary key or a unique index on NOT NULL columns, all of them in
+   * `key`. Then the extracted rows need no check (a scan of the whole staged
+   * table on a full load).
+   */
+  async keyIsUnique(key: string[]): Promise<boolean> {
+    await this.described;
+    return this.uniqueKeys.some((cols) => cols.every((c) => key.includes(c)));
+  }
+
+  private async describe(): Promise<SourceColumn[]> {
     const client = this.client!;
     try {
       const described = await client.query(`select * from (${this.baseSql()}) as etl_source limit 0`);
       const oids = described.fields.map((f) => f.dataTypeID);
       const mods = described.fields.map((f) => f.dataTypeModifier);
       const types = await client.query<{ t: string }>('select format_type(o, m) as t from unnest($1::oid[], $2::int[]) with ordinality as x(o, m, n) order by n', [oids, mods]);
+      if (this.spec.query === undefined && this.spec.incremental) {
+        const keys = await client.query<{ cols: string[] }>(
+          `select array_agg(a.attname::text order by k.n) as cols
+             from pg_index i cross join lateral unnest(i.indkey) with ordinality as k(attnum, n)
+             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+            where i.indrelid = $1::regclass and i.indisunique and i.indimmediate and i.indpred is null and i.indexprs is null
+            group by i.indexrelid having bool_and(a.attnotnull)`,
+          [this.spec.table!.split('.').map(quoteIdent).join('.')],
+        );
+        this.uniqueKeys = keys.rows.map((r) => r.cols);
+      }
       return described.fields.map((f, i) => ({ name: f.name, type: types.rows[i]!.t }));
     } catch (err) {
       throw scrubError(new Error(`loader of source ${this.spec.source} (${this.spec.declared_at}): cannot read ${this.spec.query !== undefined ? 'its query' : `table ${this.spec.table}`} at the source: ${(err as Error).message}`), this.secrets);
