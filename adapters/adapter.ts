@@ -72,6 +72,8 @@ export interface PublishExtras {
   moveRows?: RowMove;
   /** partition_by: engines that partition tables (Delta) write the table partitioned by these columns. */
   partitionBy?: string[];
+  /** deletion_vectors: Delta marks the rows later changes delete in deletion vectors instead of rewriting files. */
+  deletionVectors?: boolean;
 }
 
 /** A column change made by on_schema_change before new rows go in. */
@@ -99,6 +101,8 @@ export interface IncrementalChange {
   state: StateRecord[];
   /** Rows that leave the staged table (quarantine) in the same transaction, before the rest is applied. */
   moveRows?: RowMove;
+  /** deletion_vectors (Delta): true turns them on for the table; undefined follows the table's own property. */
+  deletionVectors?: boolean;
   /**
    * Identifies the change for a retry: `run` (the run that first made it) and
    * `seq` (ascending within the run). A target that records applied changes

@@ -6,12 +6,15 @@
 // it is (its thread blocked, nothing more sent to the engine), so that a
 // test can kill it at exactly that point instead of after a guessed delay.
 // The Delta target's commits are points too: `delta commit <operation>
-// v<version> <table folder>` once the version's file is in the log.
+// v<version> <table folder>` once the version's file is in the log. With
+// ETL_RESUME_FILE=<path> as well, a paused process goes on once that file
+// exists (so a test can make another writer commit in between).
 
-import { writeSync } from 'node:fs';
+import { existsSync, writeSync } from 'node:fs';
 
 const TRACE = process.env.ETL_TRACE_SQL === '1';
 const PAUSE = process.env.ETL_PAUSE_AFTER_SQL ? new RegExp(process.env.ETL_PAUSE_AFTER_SQL, 'i') : undefined;
+const RESUME_FILE = process.env.ETL_RESUME_FILE;
 
 const oneLine = (sql: string) => sql.replace(/\s+/g, ' ').trim().slice(0, 160);
 
@@ -24,6 +27,8 @@ export function traceSql(sql: string, startedAt: number): void {
 export function pausePoint(label: string): void {
   if (PAUSE?.test(label)) {
     writeSync(2, `[paused after sql] ${label}\n`);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+    const cell = new Int32Array(new SharedArrayBuffer(4));
+    if (!RESUME_FILE) Atomics.wait(cell, 0, 0);
+    else while (!existsSync(RESUME_FILE)) Atomics.wait(cell, 0, 0, 20);
   }
 }

@@ -24,6 +24,8 @@ export function relationSql(r: Relation): string {
 export class Lake {
   /** Relations known to be Delta tables, with their latest snapshot once read. */
   private readonly tables = new Map<string, { relation: Relation; snapshot?: Snapshot }>();
+  /** The snapshot each table's DuckDB view shows: what a model's SQL read. */
+  private readonly views = new Map<string, Snapshot>();
 
   /** The lake's own folder (schemas, then tables), through the storage interface like every table. */
   readonly storageRoot: LocalStorage;
@@ -80,11 +82,20 @@ export class Lake {
     return snapshot;
   }
 
+  /**
+   * The snapshot the table's view shows (what SQL run since the last refresh
+   * read): a change computed from that SQL is checked for conflicts against
+   * every commit after it.
+   */
+  async viewed(r: Relation, session: SqlSession): Promise<Snapshot> {
+    return this.views.get(relationKeyOf(r)) ?? this.latest(r, session);
+  }
+
   /** After a commit: the table's view reads the new snapshot. */
   async refresh(r: Relation, session: SqlSession): Promise<Snapshot> {
     const before = this.tables.get(relationKeyOf(r))?.snapshot;
     const snapshot = await this.latest(r, session);
-    if (snapshot !== before || !before) await this.createView(r, session, snapshot);
+    if (snapshot !== before || !before || this.views.get(relationKeyOf(r)) !== snapshot) await this.createView(r, session, snapshot);
     return snapshot;
   }
 
@@ -112,5 +123,6 @@ export class Lake {
     const scan = await scanSnapshot(this.storage(r), session, s);
     await session.execute(`create schema if not exists ${quoteIdent(r.schema)}`);
     await session.execute(`create or replace view ${relationSql(r)} as ${scan.sql}`);
+    this.views.set(relationKeyOf(r), s);
   }
 }

@@ -45,6 +45,7 @@ export const incremental: Materialization = {
           columnChanges: plan.changes,
           state: watermarkFor(ctx, staged.relation),
           moveRows: quarantine?.move,
+          deletionVectors: node.config.deletion_vectors,
           // One change per model per run: retried (by the runner, or by etl retry for the run it retries) it is applied once.
           commitId: { run: ctx.retriedRun ?? runId, seq: 0 },
         });
