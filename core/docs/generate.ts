@@ -35,9 +35,9 @@ export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGe
     const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
     const invocationId = options.invocationId ?? randomUUID();
     // depends_on.nodes of each node as the worker got it: later stages may add to some.
-    const sent = new Map<string, number>();
+    let sent: Map<string, number> | undefined;
     const start = (nodes: ManifestNode[], sources: Record<string, ManifestSource>) => {
-      for (const n of nodes) sent.set(n.unique_id, n.depends_on.nodes.length);
+      sent = new Map(nodes.map((n) => [n.unique_id, n.depends_on.nodes.length]));
       docs.start({
         project: { root: scan.root, target: scan.target, targetName: scan.targetName, targetPath: scan.targetPath },
         metadata: { project_name: scan.name, adapter_type: scan.target.type, project_root: scan.root },
@@ -51,13 +51,13 @@ export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGe
     const compiled = await compileUnwritten({ ...options, scan, invocationId }, { rendered: start });
     const { manifest } = compiled;
     // From the compile cache, nothing was rendered: the docs start now.
-    if (!sent.size) start(Object.values(manifest.nodes).filter((n) => n.resource_type !== 'test'), manifest.sources);
+    if (!sent) start(Object.values(manifest.nodes).filter((n) => n.resource_type !== 'test'), manifest.sources);
     const writing = compiled.writeArtifacts();
     const tests: ManifestNode[] = [];
     const dependsOn: Record<string, string[]> = {};
     for (const n of Object.values(manifest.nodes)) {
       if (n.resource_type === 'test') tests.push(n);
-      else if (n.depends_on.nodes.length !== sent.get(n.unique_id)) dependsOn[n.unique_id] = n.depends_on.nodes;
+      else if (n.depends_on.nodes.length !== sent!.get(n.unique_id)) dependsOn[n.unique_id] = n.depends_on.nodes;
     }
     docs.finish({ tests: packTests(tests), dependsOn });
     // Awaited together: the first failure is the command's, and no rejection goes unhandled.

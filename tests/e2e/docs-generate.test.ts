@@ -8,7 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProjectError } from '../../core/errors.js';
-import { assertCliBuilt, copyTemplate, killAll, removeTempDirs, runCli } from './helpers.js';
+import { assertCliBuilt, copyTemplate, etlYml, killAll, removeTempDirs, runCli, writeProject } from './helpers.js';
 
 afterEach(async () => {
   await killAll();
@@ -52,5 +52,16 @@ describe('etl docs generate on a project that fails to compile', () => {
     expect(error).toBeInstanceOf(ProjectError);
     expect(String((error as Error).message)).toMatch(/unknown test "no_such_test"/);
     expect(written(dir)).toEqual([]);
+  });
+});
+
+describe('etl docs generate on a project without nodes', () => {
+  it('writes a site of no nodes (the worker gets its one job, with nothing rendered)', async () => {
+    assertCliBuilt();
+    const dir = writeProject({ 'etl.yml': etlYml('empty') });
+    const gen = await runCli(['docs', 'generate'], { cwd: dir, timeoutMs: 120_000 });
+    expect(gen.code, gen.output).toBe(0);
+    expect(gen.stdout).toMatch(/Wrote the docs of 0 nodes/);
+    expect(existsSync(path.join(dir, 'target/docs/index.html'))).toBe(true);
   });
 });
