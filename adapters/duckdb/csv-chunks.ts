@@ -60,10 +60,14 @@ export async function loadCsvInChunks(csv: NodeJS.ReadableStream, dir: string, c
     wake?.();
   };
 
+  // Every chunk file's errors are the load's: a write still pending when the
+  // load fails and the file is destroyed must not become an unhandled 'error'.
+  const open = (file: string) => createWriteStream(file).on('error', (error) => void (failure ??= { error }));
+
   const writer = (async () => {
     let index = 0;
     let file = path.join(dir, `chunk-${index}.csv`);
-    let out = createWriteStream(file);
+    let out = open(file);
     let size = 0;
     let odd = false;
     try {
@@ -87,7 +91,7 @@ export async function loadCsvInChunks(csv: NodeJS.ReadableStream, dir: string, c
         signal('loader');
         index++;
         file = path.join(dir, `chunk-${index}.csv`);
-        out = createWriteStream(file);
+        out = open(file);
         const rest = buf.subarray(cut);
         await write(out, rest);
         size = rest.length;
