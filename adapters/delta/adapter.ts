@@ -217,7 +217,13 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   /** The model's commit; when it fails, the quarantine rows committed for it are removed at once (the next write would otherwise). */
   private async withQuarantine<T>(session: AdapterSession, target: Relation, quarantine: Quarantined, write: () => Promise<T>): Promise<T> {
     try {
-      return await write();
+      const written = await write();
+      // The quarantine table reads as of the version the model pairs with (Lake.published): now the new one.
+      if (quarantine.into) {
+        await this.lake.refresh(target, session);
+        await this.lake.createView(quarantine.into, session);
+      }
+      return written;
     } catch (err) {
       if (quarantine.into) {
         const current = this.lake.isTable(target) ? await this.lake.latest(target, session).catch(() => undefined) : undefined;
@@ -227,11 +233,14 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     }
   }
 
-  async applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number; bytesWritten?: number }> {
+  async applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number; bytesWritten?: number; alreadyApplied?: boolean }> {
     // A staged DuckDB table (microbatch's full refresh builds one batch by batch) is DuckDB's to change.
     if (!this.lake.isTable(change.target)) return this.duck.applyIncremental(session, { ...change, state: [] });
     const table = this.lake.table(change.target, session);
     const snapshot = await this.lake.latest(change.target, session);
+    // The change's txn (appId: the run, version: its seq) committed already: a retry after the commit landed.
+    const txn = change.commitId && { appId: change.commitId.run, version: change.commitId.seq };
+    if (txn && (snapshot.txns.get(txn.appId)?.version ?? -1) >= txn.version) return { rowsAffected: 0, alreadyApplied: true };
     let source: string;
     let scratch: string | undefined;
     let quarantine: Quarantined = { domains: [] };
@@ -259,12 +268,14 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
           removeFiles: plan.removeFiles,
           schema: plan.schema,
           operation: OPERATIONS[change.strategy],
+          txn,
           readPredicate: replaces ? 'all' : 'none',
           readFiles: replaces ? 'all' : undefined,
           ...this.stateOption(session, change.target, change.state, { rows }, quarantine.domains),
         }),
       );
       await this.lake.refresh(change.target, session);
+      if (txn && !written.commit) return { rowsAffected: 0, alreadyApplied: true };
       return { rowsAffected: rows, bytesWritten: bytesOf(written.adds) };
     } finally {
       if (scratch) await session.execute(`drop table if exists ${scratch}`).catch(() => undefined);

@@ -243,37 +243,45 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     }
   }
 
-  /** Loads holding the bounded buffer pool now, and the setting of it under way. */
-  private bounded = { loads: 0, applied: undefined as Promise<void> | undefined };
+  /** Steps holding the bounded buffer pool now, the setting of it under way, and the values it replaced (read once: see below). */
+  private bounded = { steps: 0, applied: undefined as Promise<void> | undefined, before: undefined as Record<string, string> | undefined };
 
   /**
-   * A load (its stage, checks and publish) with the buffer pool bounded to
-   * LOAD_MEMORY_LIMIT and insertion order not kept (a raw table has none to
-   * keep, and keeping it holds rows back), unless the target's settings set
-   * either: then they stand. DuckDB would otherwise keep the table it builds
-   * in memory up to its memory_limit (80% of RAM by default), so a load's
-   * memory would grow with the table; bounded, it spills to the database file
-   * and temp_directory. Both settings are the instance's: loads at the same
-   * time share one bound (other nodes running meanwhile are bounded too), and
-   * the last load to finish resets them to their defaults.
+   * A step of a load (its stage, a check over it) with the buffer pool
+   * bounded to LOAD_MEMORY_LIMIT and insertion order not kept (a raw table
+   * has none to keep, and keeping it holds rows back), unless the target's
+   * settings set either: then they stand. DuckDB would otherwise keep the
+   * table it builds in memory up to its memory_limit (80% of RAM by default),
+   * so a load's memory would grow with the table; bounded, it spills to the
+   * database file and temp_directory. Both settings are the instance's: steps
+   * at the same time share one bound (other nodes running meanwhile are
+   * bounded too), and the last one to finish sets back what was there. Set
+   * back, not RESET: after a RESET DuckDB shows the default but its buffer
+   * pool keeps the bound (a later join failed to pin blocks at 61 MiB), and
+   * the values are read once, as DuckDB shows them rounded (18.8 GiB).
    */
   async withBoundedMemory<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T> {
     const settings = this.target.settings ?? {};
     const own = ['memory_limit', 'preserve_insertion_order'].filter((k) => settings[k] === undefined);
     if (own.length === 0) return fn();
-    const values: Record<string, string> = { memory_limit: `'${LOAD_MEMORY_LIMIT}'`, preserve_insertion_order: 'false' };
-    if (this.bounded.loads++ === 0) {
+    const bound: Record<string, string> = { memory_limit: `'${LOAD_MEMORY_LIMIT}'`, preserve_insertion_order: 'false' };
+    if (this.bounded.steps++ === 0) {
       this.bounded.applied = (async () => {
-        for (const k of own) await session.execute(`set global ${k} = ${values[k]}`);
+        if (!this.bounded.before) {
+          const r = await session.query(`select ${own.map((k) => `current_setting('${k}')::varchar`).join(', ')}`);
+          this.bounded.before = Object.fromEntries(own.map((k, i) => [k, this.dialect.quoteString(String(r.rows[0]![i]))]));
+        }
+        for (const k of own) await session.execute(`set global ${k} = ${bound[k]}`);
       })();
     }
     try {
       await this.bounded.applied;
       return await fn();
     } finally {
-      if (--this.bounded.loads === 0) {
+      if (--this.bounded.steps === 0) {
         this.bounded.applied = undefined;
-        for (const k of own) await session.execute(`reset global ${k}`);
+        const before = this.bounded.before;
+        if (before) for (const k of own) await session.execute(`set global ${k} = ${before[k]}`);
       }
     }
   }

@@ -219,8 +219,9 @@ export class FilesExtractor implements Extractor {
       this.tmp ??= await mkdtemp(path.join(os.tmpdir(), 'etl-files-'));
       const file = path.join(this.tmp, 'rows.csv');
       const list = request.columns.map((c) => qi(c.name)).join(', ');
-      // Postgres's CSV: NULL unquoted and empty, an empty string quoted.
-      await this.conn!.run(`copy (select ${list} from etl_rows) to ${q(file)} (format csv, header false, force_quote *, null '')`);
+      // Postgres's CSV: NULL unquoted and empty, an empty string quoted (DuckDB quotes a value equal to the null string),
+      // other values quoted only where they must be, as Postgres does (the loads cut the stream at newlines outside quotes).
+      await this.conn!.run(`copy (select ${list} from etl_rows) to ${q(file)} (format csv, header false, null '')`);
       return createReadStream(file);
     })();
     const pass = new PassThrough();
