@@ -43,6 +43,11 @@ export const MIGRATIONS: Migration[] = [
       ...['attempt integer', 'execution_time double precision', 'bytes_written bigint', 'bytes_scanned bigint', 'upstream varchar'].map((c) => `alter table ${t('node_runs')} add column ${c}`),
     ],
   },
+  {
+    version: 3,
+    description: 'CDC loaders: the replication slot and the last source position applied to each raw table',
+    statements: [`create table if not exists ${t('cdc_positions')} (relation varchar primary key, unique_id varchar, slot varchar, position varchar, run_id varchar, updated_at timestamp)`],
+  },
 ];
 
 /** The columns of a runs row, in the order runStarted binds them. */
@@ -200,6 +205,13 @@ export class SqlStateStore implements StateStore {
         };
       case 'batches_cleared':
         return { sql: `delete from ${t('batches')} where relation = $1`, params: [key] };
+      case 'cdc_position':
+        return {
+          sql:
+            `insert into ${t('cdc_positions')} values ($1, $2, $3, $4, $5, cast($6 as timestamp)) ` +
+            `on conflict (relation) do update set unique_id = excluded.unique_id, slot = excluded.slot, position = excluded.position, run_id = excluded.run_id, updated_at = excluded.updated_at`,
+          params: [key, record.uniqueId, record.slot, record.position, record.runId, sqlTimestamp(record.at)],
+        };
       case 'snapshot_run':
         return {
           sql: `insert into ${t('snapshot_runs')} values ($1, $2, $3, cast($4 as bigint), cast($5 as bigint), cast($6 as timestamp))`,
@@ -212,6 +224,12 @@ export class SqlStateStore implements StateStore {
     const r = await session.query(`select event_time_column, watermark from ${t('watermarks')} where relation = $1`, [relationKey(relation)]);
     const row = r.rows[0];
     return row ? { column: String(row[0]), value: row[1] === null || row[1] === undefined ? null : String(row[1]) } : undefined;
+  }
+
+  async cdcPosition(session: AdapterSession, relation: Relation): Promise<{ slot: string; position: string } | undefined> {
+    const r = await session.query(`select slot, position from ${t('cdc_positions')} where relation = $1`, [relationKey(relation)]);
+    const row = r.rows[0];
+    return row ? { slot: String(row[0]), position: String(row[1]) } : undefined;
   }
 
   async finishedBatches(session: AdapterSession, relation: Relation): Promise<Set<string>> {
@@ -232,6 +250,7 @@ export class SqlStateStore implements StateStore {
     out.snapshots = await session.query(
       `select relation, count(*) as runs, sum(inserted) as inserted, sum(invalidated) as invalidated, cast(max(updated_at) as varchar) as last_run from ${t('snapshot_runs')} group by relation order by relation`,
     );
+    out.cdc_positions = await session.query(`select relation, slot, position, cast(updated_at as varchar) as updated_at from ${t('cdc_positions')} order by relation`);
     out.runs = await session.query(`select run_id, command, target, status, cast(started_at as varchar) as started_at, cast(finished_at as varchar) as finished_at from ${t('runs')} order by started_at desc limit 10`);
     return out;
   }

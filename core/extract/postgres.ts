@@ -17,6 +17,37 @@ const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 /** Types whose lookback is an interval (a duration); other cursors subtract a number. */
 const TIME_TYPE = /^(date|timestamp|time)/i;
 
+/** A connection to a loader's Postgres source (TLS as for a Postgres target); `replication`: a logical replication connection (CDC). */
+export async function connectSource(spec: LoaderSpec, projectRoot: string, env: NodeJS.ProcessEnv, options: { replication?: boolean } = {}): Promise<{ client: pg.Client; secrets: string[] }> {
+  const rendered = interpolateConfigString(spec.url!, {}, env, { values: new Set() }, true);
+  if ('error' in rendered) throw new RunError(`loader of source ${spec.source} (${spec.declared_at}): url: ${rendered.error}${rendered.hint ? `\n  hint: ${rendered.hint}` : ''}`);
+  const settings = connectionSettings(
+    { name: `source ${spec.source}`, url: rendered.value, sslmode: spec.sslmode, sslrootcert: spec.sslrootcert, connect_timeout: spec.connect_timeout, schema: 'public', threads: 1 },
+    projectRoot,
+  );
+  const connect = async (config: pg.ClientConfig) => {
+    const client = new pg.Client({ ...config, application_name: 'etl extract', ...(options.replication ? { replication: 'database' } : {}) });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+  };
+  try {
+    const client = await connect(settings.config).catch((err: unknown) => {
+      // sslmode=prefer: a server without TLS gets a plain connection, as with libpq.
+      if (settings.sslmode === 'prefer' && /does not support SSL/i.test(String((err as Error)?.message))) return connect({ ...settings.config, ssl: false });
+      throw err;
+    });
+    return { client, secrets: settings.secrets };
+  } catch (err) {
+    throw new RunError(`loader of source ${spec.source}: cannot connect to ${settings.address}/${settings.database}${options.replication ? ' (replication connection)' : ''}: ${scrub((err as Error).message, settings.secrets)}`);
+  }
+}
+
 export class PostgresExtractor implements Extractor {
   private client?: pg.Client;
   private secrets: string[] = [];
@@ -25,6 +56,8 @@ export class PostgresExtractor implements Extractor {
     private readonly spec: LoaderSpec,
     private readonly projectRoot: string,
     private readonly env: NodeJS.ProcessEnv,
+    /** A snapshot exported by the source (a CDC slot's): the rows are read as of it. */
+    private readonly snapshot?: string,
   ) {}
 
   /** What the loader reads at the source: its table, or its query. */
@@ -34,34 +67,13 @@ export class PostgresExtractor implements Extractor {
   }
 
   async open(): Promise<void> {
-    const rendered = interpolateConfigString(this.spec.url!, {}, this.env, { values: new Set() }, true);
-    if ('error' in rendered) throw new RunError(`loader of source ${this.spec.source} (${this.spec.declared_at}): url: ${rendered.error}${rendered.hint ? `\n  hint: ${rendered.hint}` : ''}`);
-    const settings = connectionSettings(
-      { name: `source ${this.spec.source}`, url: rendered.value, sslmode: this.spec.sslmode, sslrootcert: this.spec.sslrootcert, connect_timeout: this.spec.connect_timeout, schema: 'public', threads: 1 },
-      this.projectRoot,
-    );
-    this.secrets = settings.secrets;
-    const connect = async (config: pg.ClientConfig) => {
-      const client = new pg.Client({ ...config, application_name: 'etl extract' });
-      client.on('error', () => undefined);
-      try {
-        await client.connect();
-        return client;
-      } catch (err) {
-        await client.end().catch(() => undefined);
-        throw err;
-      }
-    };
+    ({ client: this.client, secrets: this.secrets } = await connectSource(this.spec, this.projectRoot, this.env));
     try {
-      this.client = await connect(settings.config).catch((err: unknown) => {
-        // sslmode=prefer: a server without TLS gets a plain connection, as with libpq.
-        if (settings.sslmode === 'prefer' && /does not support SSL/i.test(String((err as Error)?.message))) return connect({ ...settings.config, ssl: false });
-        throw err;
-      });
       // One snapshot for the description and the rows.
       await this.client.query('begin isolation level repeatable read read only');
+      if (this.snapshot) await this.client.query(`set transaction snapshot ${this.client.escapeLiteral(this.snapshot)}`);
     } catch (err) {
-      throw new RunError(`loader of source ${this.spec.source}: cannot connect to ${settings.address}/${settings.database}: ${scrub((err as Error).message, this.secrets)}`);
+      throw new RunError(`loader of source ${this.spec.source}: cannot start reading: ${scrub((err as Error).message, this.secrets)}`);
     }
   }
 
