@@ -9,8 +9,11 @@
 // nothing. A dropped slot and a truncated source table give a full reload
 // that says why. A million rows are loaded once, then only a 1% change.
 
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPgDatabase, dbPathOf, dropPgDatabase, etlYml, pgConnect, pgTestSchemas, readJson, runCli, startCli, withDb, writeProject, type CliResult } from './helpers.js';
+import { storeOf, withStore } from './targets.js';
 
 const pg = pgTestSchemas();
 
@@ -65,7 +68,7 @@ const PG_CANONICAL = `select id::text as id, name, email, amount::text as amount
 const DUCK_CANONICAL = (table: string) =>
   `select id::varchar as id, name, email, amount::varchar as amount, active::varchar as active, born::varchar as born, epoch(updated_at)::bigint::varchar as updated_at, round(score, 6)::decimal(30, 6)::varchar as score, md5(note) as note from ${table} order by id`;
 
-type Target = 'duckdb' | 'postgres';
+type Target = 'duckdb' | 'postgres' | 'delta';
 
 interface Setup {
   dir: string;
@@ -85,7 +88,12 @@ async function setup(target: Target, rows: number, loader = ''): Promise<Setup> 
   await sourceTable(source, rows);
   const targetUrl = target === 'postgres' ? await database('etl_cdc_tgt') : undefined;
   const dir = writeProject({
-    'etl.yml': target === 'postgres' ? etlYml('shop').replace(/dev: \{[^}]*\}/, `dev: { type: postgres, url: "${targetUrl}", schema: raw, threads: 2 }`) : etlYml('shop'),
+    'etl.yml':
+      target === 'postgres'
+        ? etlYml('shop').replace(/dev: \{[^}]*\}/, `dev: { type: postgres, url: "${targetUrl}", schema: raw, threads: 2 }`)
+        : target === 'delta'
+          ? etlYml('shop').replace(/dev: \{[^}]*\}/, 'dev: { type: delta, path: lake, schema: main, threads: 2 }')
+          : etlYml('shop'),
     'models/crm.yml': `sources:
   - name: crm
     tables:
@@ -98,13 +106,13 @@ async function setup(target: Target, rows: number, loader = ''): Promise<Setup> 
 `,
   });
   const env = { CRM_URL: source, TZ: 'UTC' };
-  const onTarget = (sql: string) => (target === 'duckdb' ? withDb(dbPathOf(dir), (db) => db.rows(sql)) : sourceRows(targetUrl!, sql));
+  const onTarget = (sql: string) => (target === 'postgres' ? sourceRows(targetUrl!, sql) : withStore(target, storeOf(target, dir), (db) => db.rows(sql)));
   return {
     dir,
     source,
     target,
     onTarget,
-    loaded: () => onTarget(target === 'duckdb' ? DUCK_CANONICAL('crm.customers') : PG_CANONICAL.replace('from customers', 'from crm.customers')),
+    loaded: () => onTarget(target === 'postgres' ? PG_CANONICAL.replace('from customers', 'from crm.customers') : DUCK_CANONICAL('crm.customers')),
     expected: () => sourceRows(source, PG_CANONICAL),
     etl: (...args: string[]) => runCli([...args, '--project-dir', dir], { cwd: dir, env, timeoutMs: 300_000 }),
   };
@@ -122,6 +130,13 @@ async function slotOf(source: string): Promise<{ slot_name: string; confirmed: s
 }
 
 async function storedPosition(s: Setup): Promise<string> {
+  if (s.target === 'delta') {
+    // The table's etl.state domain, as its latest commit that carries one has it.
+    const log = path.join(s.dir, 'lake/crm/customers/_delta_log');
+    const commits = readdirSync(log).filter((f) => f.endsWith('.json')).sort();
+    const states = commits.flatMap((f) => readFileSync(path.join(log, f), 'utf8').split('\n').filter((l) => l.includes('"etl.state"')).map((l) => JSON.parse(JSON.parse(l).domainMetadata.configuration)));
+    return String(states.at(-1).cdc.position);
+  }
   const rows = await s.onTarget(`select position from etl_meta.cdc_positions where relation = 'crm.customers'`);
   expect(rows).toHaveLength(1);
   return String(rows[0]!.position);
@@ -144,7 +159,7 @@ async function changeEverything(source: string): Promise<void> {
   );
 }
 
-describe.each<Target>(['duckdb', 'postgres'])('CDC into %s', (target) => {
+describe.each<Target>(['duckdb', 'postgres', 'delta'])('CDC into %s', (target) => {
   it('inserts, updates (a changed key, NULLs, quotes, a TOASTed value left alone) and deletes between runs are reflected exactly; the slot moves on', async () => {
     const s = await setup(target, 1000);
     const first = await s.etl('extract');
