@@ -176,8 +176,8 @@ async function cdcBench() {
     const full = [];
     for (let i = 0; i < REPEAT; i++) {
       // 1% of the rows: 0.8% updated, 0.1% deleted, 0.1% new, in one transaction each.
-      await source.query(`update public.customers set name = 'changed ${i} ' || id, amount = amount + 1 where id % 1000 between ${i * 10} and ${i * 10 + 7}`);
-      await source.query(`delete from public.customers where id % 1000 = ${i * 10 + 8}`);
+      await source.query(`update public.customers set name = 'changed ${i} ' || id, amount = amount + 1 where id <= ${ROWS} and id % 1000 between ${i * 10} and ${i * 10 + 7}`);
+      await source.query(`delete from public.customers where id <= ${ROWS} and id % 1000 = ${i * 10 + 8}`);
       await source.query(`insert into public.customers select g, 'new ' || g, null, 1, true, null, now() from generate_series(${ROWS + 1 + i * (ROWS / 1000)}, ${ROWS + (i + 1) * (ROWS / 1000)}) g`);
       const r = run('extract');
       if (r.response.rows_read !== ROWS / 100) throw new Error(`CDC read ${r.response.rows_read} changes, expected ${ROWS / 100}: ${r.line}`);

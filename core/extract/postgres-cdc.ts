@@ -386,20 +386,9 @@ function parseTuple(s: string, at: number, stop?: string): { tuple: Array<[strin
     if (s.startsWith('(no-tuple-data)', i)) return { tuple, end: i + '(no-tuple-data)'.length };
     let name: string;
     if (s[i] === '"') {
-      let j = i + 1;
-      name = '';
-      for (;;) {
-        const q = s.indexOf('"', j);
-        if (q < 0) throw bad();
-        name += s.slice(j, q);
-        if (s[q + 1] === '"') {
-          name += '"';
-          j = q + 2;
-        } else {
-          i = q + 1;
-          break;
-        }
-      }
+      const quoted = readQuoted(s, i + 1, '"');
+      if (!quoted) throw bad();
+      ({ text: name, end: i } = quoted);
     } else {
       const b = s.indexOf('[', i);
       if (b < 0) throw bad();
@@ -419,21 +408,9 @@ function parseTuple(s: string, at: number, stop?: string): { tuple: Array<[strin
       value = UNCHANGED;
       i += 'unchanged-toast-datum'.length;
     } else if (s[i] === "'" || (s[i] === 'B' && s[i + 1] === "'")) {
-      let j = s[i] === 'B' ? i + 2 : i + 1;
-      let text = '';
-      for (;;) {
-        const q = s.indexOf("'", j);
-        if (q < 0) throw bad();
-        text += s.slice(j, q);
-        if (s[q + 1] === "'") {
-          text += "'";
-          j = q + 2;
-        } else {
-          i = q + 1;
-          break;
-        }
-      }
-      value = text;
+      const quoted = readQuoted(s, s[i] === 'B' ? i + 2 : i + 1, "'");
+      if (!quoted) throw bad();
+      ({ text: value, end: i } = quoted);
     } else {
       const sp = s.indexOf(' ', i);
       const end = sp < 0 ? s.length : sp;
@@ -443,6 +420,20 @@ function parseTuple(s: string, at: number, stop?: string): { tuple: Array<[strin
     tuple.push([name, value]);
   }
   return { tuple, end: i };
+}
+
+/** The text quoted from `start` (just past the opening `quote`) to the closing one, a doubled quote standing for one; undefined when it is not closed. */
+function readQuoted(s: string, start: number, quote: string): { text: string; end: number } | undefined {
+  let text = '';
+  let j = start;
+  for (;;) {
+    const q = s.indexOf(quote, j);
+    if (q < 0) return undefined;
+    text += s.slice(j, q);
+    if (s[q + 1] !== quote) return { text, end: q + 1 };
+    text += quote;
+    j = q + 2;
+  }
 }
 
 /** A field of COPY's text format: \N is NULL; backslash escapes. */
