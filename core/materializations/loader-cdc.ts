@@ -26,6 +26,7 @@
 // source truncated the table, the changes in between cannot be known: the
 // table is reloaded in full from a new slot, and the run says why (a warning).
 
+import { Transform } from 'node:stream';
 import type { ColumnDef, MaterializeResult, Relation, StagedTable } from '../../adapters/adapter.js';
 import { pausePoint } from '../../adapters/trace.js';
 import { RunError } from '../errors.js';
@@ -37,7 +38,6 @@ import { recordState, storedCdcPosition, type StateRecord } from '../state/state
 import { describeDrift, nothingNew, round, type LoadStats } from './loader.js';
 import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';
 import { explainSchemaChangeFailure, planSchemaChange, planSourceDrift } from './schema-change.js';
-import { Transform } from 'node:stream';
 
 /** The column of the reduced changes that says a key's last change deleted it. */
 const DELETED = 'etl_cdc_deleted';
