@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { PostgresAdapter, type PostgresTarget } from '../adapters/postgres/adapter.js';
 import { workerAnswer } from '../adapters/postgres/csv-types.js';
 import { RunError } from '../core/errors.js';
-import { PG_URL, connectTestPostgres } from './e2e/helpers.js';
+import { PG_URL, connectTestPostgres, pollUntil } from './e2e/helpers.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -522,9 +522,5 @@ function expectedTotals(dir: string, startDate: string): { orders: string; custo
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  if (!(await pollUntil(check, timeoutMs))) throw new Error('timed out waiting');
 }

@@ -346,6 +346,16 @@ export async function connectTestPostgres<C extends pg.Client>(client: C, url = 
   }
 }
 
+/** Polls `probe` until it returns true, or returns false after `timeoutMs`: waiting on the server's state, not on a clock. */
+export async function pollUntil(probe: () => Promise<boolean>, timeoutMs = 20_000, intervalMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe()) return true;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  return false;
+}
+
 /** Polls pg_stat_activity until one client backend runs a statement containing every needle; returns its pid. */
 export async function waitForBackend(client: pg.Client, needles: string[], timeoutMs = 20_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { PG_URL, pgConnect, pgTestSchemas, runCli, startCli, writeProject } from './helpers.js';
+import { PG_URL, pgConnect, pollUntil, pgTestSchemas, runCli, startCli, writeProject } from './helpers.js';
 
 const pgTest = pgTestSchemas();
 
@@ -69,15 +69,6 @@ describe('names past 63 bytes', () => {
   });
 });
 
-/** Polls `probe` until it returns true (or fails after `ms`): waiting on the server's state, not on a clock. */
-async function until(probe: () => Promise<boolean>, ms = 20_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await probe()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
 
 describe('--threads above the target threads', () => {
   it('runs that many models at once: the pool follows the effective thread count', async () => {
@@ -94,7 +85,7 @@ describe('--threads above the target threads', () => {
         pgTest.admin
           .query(`select count(*) as n from pg_locks where locktype = 'advisory' and not granted and objid = $1`, [key])
           .then((r) => Number(r.rows[0].n) === 3);
-      const allThree = await until(waiting);
+      const allThree = await pollUntil(waiting);
       await holder.query('select pg_advisory_unlock($1)', [key]);
       const r = await run.exitWithin(30_000);
       expect(allThree, 'three models waiting on the lock at once').toBe(true);
@@ -127,7 +118,7 @@ describe('backends terminated mid-run', () => {
     try {
       await holder.query('select pg_advisory_lock($1)', [k]);
       const run = startCli(['build', '--no-check', '--vars', '{v: 2}'], { cwd: dir });
-      const waiting = await until(async () => Number((await pgTest.admin.query(`select count(*) as n from pg_locks where locktype = 'advisory' and not granted and objid = $1`, [k])).rows[0].n) === 1);
+      const waiting = await pollUntil(async () => Number((await pgTest.admin.query(`select count(*) as n from pg_locks where locktype = 'advisory' and not granted and objid = $1`, [k])).rows[0].n) === 1);
       expect(waiting, 'the slow model is running').toBe(true);
       expect(await kill()).toBe(1);
       await holder.query('select pg_advisory_unlock($1)', [k]);
