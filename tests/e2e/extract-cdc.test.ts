@@ -192,6 +192,14 @@ describe.each<Target>(['duckdb', 'postgres', 'delta'])('CDC into %s', (target) =
     expect(slot).toBeDefined();
     expect(slot!.confirmed).toBe(await storedPosition(s));
     expect(await s.loaded()).toEqual(await s.expected());
+    if (target === 'duckdb') {
+      // etl state show lists the slot and the position.
+      const state = await s.etl('state', 'show');
+      expect(state.code, state.output).toBe(0);
+      expect(state.stdout).toContain('cdc_positions');
+      expect(state.stdout).toContain(slot!.slot_name);
+      expect(state.stdout).toContain(slot!.confirmed);
+    }
   }, 180_000);
 });
 
@@ -252,6 +260,15 @@ describe('CDC full reloads', () => {
     const truncated = await s.etl('extract');
     expect(truncated.code, truncated.output).toBe(0);
     expect(truncated.stdout).toContain('FULL RELOAD: the table was truncated at the source');
+    expect(await s.loaded()).toEqual(await s.expected());
+
+    // Another reader consumed the slot past the stored position: the changes it took are lost to this table.
+    await onSource(s.source, `update customers set name = 'consumed elsewhere' where id = 3`);
+    await onSource(s.source, `select pg_replication_slot_advance('${slot}', pg_current_wal_lsn())`);
+    const consumed = await s.etl('extract');
+    expect(consumed.code, consumed.output).toBe(0);
+    expect(consumed.stdout).toMatch(new RegExp(`FULL RELOAD: replication slot ${slot} is at [0-9A-F]+/[0-9A-F]+, past this table's position [0-9A-F]+/[0-9A-F]+: another reader consumed changes`));
+    expect(loaderResult(s.dir).adapter_response.cdc.reason).toMatch(/another reader consumed changes/);
     expect(await s.loaded()).toEqual(await s.expected());
 
     await onSource(s.source, `delete from customers where id = 1`);
