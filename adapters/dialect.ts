@@ -54,6 +54,13 @@ export interface Dialect {
    * equivalent become text.
    */
   typeFromPostgres(type: string): string;
+  /**
+   * Whether the engine binds SQL itself (a server), so that static analysis
+   * sends it what DuckDB cannot bind, and takes the final result types from it.
+   */
+  readonly bindsOnServer: boolean;
+  /** A type name of this engine as DuckDB spells it: the type of a stand-in column when DuckDB binds a model (core/analysis). */
+  bindingType(type: string): string;
 }
 
 const TYPE_ALIASES: Record<string, string> = {
@@ -147,6 +154,39 @@ function duckdbTypeFromPostgres(type: string): string {
   return DUCKDB_FROM_POSTGRES[base] ?? 'VARCHAR';
 }
 
+/** Postgres type names (format_type's, and the aliases a yml may use) as DuckDB types. */
+const DUCKDB_BINDING_TYPES: Array<[RegExp, string | ((m: RegExpExecArray) => string)]> = [
+  [/^(integer|int|int4|serial)$/, 'INTEGER'],
+  [/^(bigint|int8|bigserial)$/, 'BIGINT'],
+  [/^(smallint|int2)$/, 'SMALLINT'],
+  [/^(numeric|decimal)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)$/, (m) => (Number(m[2]) <= 38 ? `DECIMAL(${m[2]},${m[3] ?? 0})` : 'DOUBLE')],
+  [/^(numeric|decimal)$/, 'DECIMAL(38,10)'],
+  [/^(double precision|float8|float)$/, 'DOUBLE'],
+  [/^(real|float4)$/, 'FLOAT'],
+  [/^(boolean|bool)$/, 'BOOLEAN'],
+  [/^date$/, 'DATE'],
+  [/^(timestamp with time zone|timestamptz)(\(\d+\))?$/, 'TIMESTAMPTZ'],
+  [/^timestamp(\(\d+\))?( without time zone)?$/, 'TIMESTAMP'],
+  [/^time(\(\d+\))?( without time zone)?$/, 'TIME'],
+  [/^interval/, 'INTERVAL'],
+  [/^uuid$/, 'UUID'],
+  [/^bytea$/, 'BLOB'],
+  [/^jsonb?$/, 'JSON'],
+];
+
+function duckdbBindingTypeOfPostgres(type: string): string {
+  // DuckDB spells the types it bound in upper case; Postgres's format_type in lower case.
+  if (!/[a-z]/.test(type)) return type;
+  const t = type.trim().toLowerCase();
+  const array = /\[\]$/.test(t);
+  const base = t.replace(/(\[\d*\])+$/, '');
+  for (const [re, to] of DUCKDB_BINDING_TYPES) {
+    const m = re.exec(base);
+    if (m) return `${typeof to === 'string' ? to : to(m)}${array ? '[]' : ''}`;
+  }
+  return `VARCHAR${array ? '[]' : ''}`;
+}
+
 /** Postgres keeps a built-in type as it is; a type of the source's own (an enum, a domain) becomes text. */
 function postgresTypeFromPostgres(type: string): string {
   const base = type.trim().toLowerCase().replace(/\[\d*\]/g, '').replace(/\(.*\)/, '').replace(/\s+/g, ' ').trim();
@@ -154,11 +194,11 @@ function postgresTypeFromPostgres(type: string): string {
 }
 const POSTGRES_BUILTIN_BASES = new Set([...POSTGRES_TYPES, 'time with time zone', 'time without time zone', 'timestamp with time zone', 'timestamp without time zone', 'bit varying']);
 
-const duckdbTypes = { knownTypes: new Set(DUCKDB_TYPES), nestedTypes: /^(struct|map|union|list|enum)\b/, typeFromPostgres: duckdbTypeFromPostgres };
+const duckdbTypes = { knownTypes: new Set(DUCKDB_TYPES), nestedTypes: /^(struct|map|union|list|enum)\b/, typeFromPostgres: duckdbTypeFromPostgres, bindsOnServer: false, bindingType: (type: string) => type };
 
 const DIALECTS: Record<Dialect['name'], Dialect> = {
   duckdb: { name: 'duckdb', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, readsOtherDatabases: true, ...duckdbTypes, ...ansi },
-  postgres: { name: 'postgres', formatterLanguage: 'postgresql', defaultSchema: 'public', opensWithoutWriting: true, readsOtherDatabases: false, maxNameBytes: 63, knownTypes: new Set(POSTGRES_TYPES), typeFromPostgres: postgresTypeFromPostgres, ...ansi },
+  postgres: { name: 'postgres', formatterLanguage: 'postgresql', defaultSchema: 'public', opensWithoutWriting: true, readsOtherDatabases: false, maxNameBytes: 63, knownTypes: new Set(POSTGRES_TYPES), typeFromPostgres: postgresTypeFromPostgres, bindsOnServer: true, bindingType: duckdbBindingTypeOfPostgres, ...ansi },
   // Delta tables are computed by DuckDB, so SQL over them is DuckDB's.
   delta: {
     name: 'delta',

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import type { TargetConfig } from '../core/project/load.js';
 import { RunError } from '../core/errors.js';
-import type { Adapter } from './adapter.js';
+import type { Adapter, ColumnDef, SeedOptions } from './adapter.js';
 import { dialectFor } from './dialect.js';
 
 export interface AdapterOptions {
@@ -69,6 +69,21 @@ export function targetDatabase(target: { type: string; path?: string; url?: stri
     }
   }
   return null;
+}
+
+/**
+ * A seed's columns as the target's adapter would load it, without loading it:
+ * DuckDB's own CSV sniffing (run by `describe`, on a DuckDB connection of the
+ * caller's), or the Postgres adapter's inference from the file.
+ */
+export async function seedColumnTypes(type: TargetConfig['type'], csvPath: string, options: SeedOptions, describe: (sql: string) => Promise<ColumnDef[]>): Promise<ColumnDef[]> {
+  if (type === 'postgres') {
+    const [{ inferCsvShape }, { seedColumns }] = await Promise.all([import('./postgres/csv-types.js'), import('./postgres/seed.js')]);
+    return seedColumns(await inferCsvShape(csvPath, options.delimiter), options.columnTypes);
+  }
+  // Delta targets load seeds through DuckDB too.
+  const { seedSelectSql } = await import('./duckdb/adapter.js');
+  return describe(seedSelectSql(csvPath, options));
 }
 
 export type { Adapter } from './adapter.js';

@@ -290,9 +290,10 @@ export class SqlStateStore implements StateStore {
     const exists = await session.query(`select count(*) from information_schema.tables where table_schema = $1 and table_name = 'node_runs'`, [META_SCHEMA]);
     if (Number(exists.rows[0]?.[0] ?? 0) === 0) return undefined;
     const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
+    const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
     const runs = await session.query(`select run_id, command, status, cast(started_at as varchar), cast(finished_at as varchar) from ${t('runs')} order by started_at desc limit $1`, [limits.runs]);
     const nodeRuns = await session.query(
-      `select run_id, unique_id, relation, status, cast(started_at as varchar), cast(finished_at as varchar), rows_affected, message from (` +
+      `select run_id, unique_id, relation, status, cast(started_at as varchar), cast(finished_at as varchar), rows_affected, message, execution_time, bytes_written, bytes_scanned from (` +
         `select *, row_number() over (partition by unique_id order by started_at desc) as n from ${t('node_runs')}) as r where n <= $1 order by unique_id, started_at desc`,
       [limits.perNode],
     );
@@ -307,6 +308,9 @@ export class SqlStateStore implements StateStore {
         finished_at: text(r[5]),
         rows_affected: r[6] === null || r[6] === undefined ? null : Number(r[6]),
         message: String(r[7] ?? ''),
+        execution_time: num(r[8]),
+        bytes_written: num(r[9]),
+        bytes_scanned: num(r[10]),
       })),
     };
   }

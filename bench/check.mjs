@@ -3,13 +3,15 @@
 // compile` cold, warm with nothing changed, warm after one model changes
 // (a comment: only it re-binds; a new column: it and its descendants do),
 // and what the check adds to `etl build` of project-template (warm, against
-// `--no-check`). Then the same project on a Postgres target with 5% of its
-// models calling to_char (Postgres-only): DuckDB binds what it can, the
-// server binds those models and their descendants and gives Postgres's types
-// for all (skipped with --no-postgres; ETL_PG_URL, default the local test
-// database). Each figure is the median of N separate processes; CPU time
-// (user + system of the process and its DuckDB threads) is given beside wall
-// time, since the machine is shared.
+// `--no-check`), and the engine floor (bench/check-floor.mjs: DuckDB alone
+// binding the same statements, alternated with the check in one process).
+// Then the same project on a Postgres target with 5% of its models calling
+// to_char (Postgres-only): DuckDB binds what it can, the server binds those
+// models and their descendants and gives Postgres's types for all (skipped
+// with --no-postgres; ETL_PG_URL, default the local test database). Each
+// figure is the median of N separate processes; CPU time (user + system of
+// the process and its DuckDB threads) is given beside wall time, since the
+// machine is shared.
 //
 //   node bench/check.mjs [--reps N] [--models 10000] [--no-postgres]
 
@@ -82,6 +84,13 @@ results.cold = {
   per_model_ms: r3((median(cold.stage) / MODELS) * 1000),
   per_model_cpu_ms: r3((median(cold.cpu) / MODELS) * 1000),
 };
+
+// 1b. The engine floor: in one process, the cold check alternated with DuckDB alone binding the same statements.
+{
+  const r = spawnSync(process.execPath, [path.join(BENCH, 'check-floor.mjs'), path.join(SNAPSHOT, 'dist'), project, String(REPS)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`check-floor.mjs exited ${r.status}:\n${r.stderr}`);
+  results.floor = JSON.parse(r.stdout.trim().split('\n').pop());
+}
 
 // 2. Warm, nothing changed: every bound schema from target/.etl.
 const warm = [];

@@ -314,6 +314,7 @@ if (doBuild) {
   const etl = [];
   const etl1 = [];
   const etlCold = [];
+  const etlColdNoCheck = [];
   const raw = [];
   for (let i = 0; i < reps; i++) {
     const e = measureNode(`build-${n}-etl`, [CLI, 'build', '--project-dir', rel], { expect: ok, setup: () => rmDb(etlDb) });
@@ -322,10 +323,13 @@ if (doBuild) {
     etl1.push(e1);
     const ec = measureNode(`build-${n}-etl-cold`, [CLI, 'build', '--project-dir', rel], { expect: ok, setup: () => rmTarget(dir) });
     etlCold.push(ec);
+    // What the check stage (core/analysis) adds to a cold build.
+    const en = measureNode(`build-${n}-etl-cold-no-check`, [CLI, 'build', '--no-check', '--project-dir', rel], { expect: ok, setup: () => rmTarget(dir) });
+    etlColdNoCheck.push(en);
     const r = measureNode(`build-${n}-raw`, [RAW, manifestCopy, rawDb], { expect: /"statements"/, setup: () => rmDb(rawDb) });
     r.inner = JSON.parse(r.stdout.trim().split('\n').pop());
     raw.push(r);
-    console.log(`  build ${n} views: etl ${show(e)}; etl --threads 1 ${show(e1)}; etl cold ${show(ec)}; raw ${show(r)}`);
+    console.log(`  build ${n} views: etl ${show(e)}; etl --threads 1 ${show(e1)}; etl cold ${show(ec)}; etl cold --no-check ${show(en)}; raw ${show(r)}`);
   }
   // Both databases must hold the same views.
   const { DuckDBInstance } = await import('@duckdb/node-api');
@@ -350,10 +354,12 @@ if (doBuild) {
     etl: { ...sEtl, note: 'etl build, target threads (default 4), fresh DuckDB file, compile cache warm' },
     etl_threads1: { ...summarize(etl1), note: 'etl build --threads 1 (one connection, like the baseline)' },
     etl_cold: { ...summarize(etlCold), note: 'etl build with target/ deleted: compile included' },
+    etl_cold_no_check: { ...summarize(etlColdNoCheck), note: 'the same with --no-check: what the check stage adds' },
     raw: { ...sRaw, median_execute_s: median(raw.map((r) => r.inner.execute_s)), runs: raw.map(({ stdout, ...r }) => r), note: 'bench/raw-duckdb.mjs: same statements, one connection, one process' },
     ratio: round(sEtl.median_wall_s / sRaw.median_wall_s, 2),
     ratio_threads1: round(median(etl1.map((r) => r.wall_s)) / sRaw.median_wall_s, 2),
     ratio_cold: round(median(etlCold.map((r) => r.wall_s)) / sRaw.median_wall_s, 2),
+    ratio_cold_no_check: round(median(etlColdNoCheck.map((r) => r.wall_s)) / sRaw.median_wall_s, 2),
   };
 }
 
@@ -386,6 +392,7 @@ if (results.build) {
   rows.push([`build ${b.models} views, etl`, fmt(b.etl.median_wall_s), fmt(b.etl.median_cpu_s), fmt(b.etl.median_sys_s), fmt(b.etl.median_rss_mib, 0), `${fmt(b.ratio)}x`]);
   rows.push([`build ${b.models} views, etl --threads 1`, fmt(b.etl_threads1.median_wall_s), fmt(b.etl_threads1.median_cpu_s), fmt(b.etl_threads1.median_sys_s), fmt(b.etl_threads1.median_rss_mib, 0), `${fmt(b.ratio_threads1)}x`]);
   rows.push([`build ${b.models} views, etl, cold target/`, fmt(b.etl_cold.median_wall_s), fmt(b.etl_cold.median_cpu_s), fmt(b.etl_cold.median_sys_s), fmt(b.etl_cold.median_rss_mib, 0), `${fmt(b.ratio_cold)}x`]);
+  rows.push([`build ${b.models} views, etl, cold target/, --no-check`, fmt(b.etl_cold_no_check.median_wall_s), fmt(b.etl_cold_no_check.median_cpu_s), fmt(b.etl_cold_no_check.median_sys_s), fmt(b.etl_cold_no_check.median_rss_mib, 0), `${fmt(b.ratio_cold_no_check)}x`]);
 }
 console.log(`\n${table(['benchmark (median of ' + reps + ')', 'wall s', 'cpu s', 'of it sys', 'peak RSS MiB', 'wall vs raw'], rows)}`);
 if (results.targets.length) {

@@ -36,7 +36,11 @@ function pgProject(c: Parameters<typeof brokenProject>[0]): { dir: string; schem
 const schemaExists = async (schema: string) => ((await admin.query('select 1 from pg_namespace where nspname = $1', [schema])).rowCount ?? 0) > 0;
 
 describe('Postgres target: etl build stops at static analysis errors, writing nothing', () => {
-  for (const c of BROKEN_PROJECTS.filter((x) => x.only !== 'duckdb')) {
+  const cases = BROKEN_PROJECTS.filter((x) => x.only !== 'duckdb');
+  it('has a corpus of at least 25 broken projects', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(25);
+  });
+  for (const c of cases) {
     it(c.name, async () => {
       const { dir, schema } = pgProject(c);
       const err = await build({ projectDir: dir }).then(

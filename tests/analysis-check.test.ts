@@ -35,6 +35,24 @@ describe('etl build stops at static analysis errors, writing nothing', () => {
   }
 });
 
+describe('Delta target: the check binds as on DuckDB', () => {
+  const delta = (text: string) => text.replace(/dev: \{[^}]*\}/, 'dev: { type: delta, path: lake, schema: main, threads: 2 }');
+  for (const name of ['misspelled column', 'column removed upstream', 'contract type mismatch', 'error two hops downstream of a changed seed']) {
+    it(`${name}: etl build fails before the lake is made`, async () => {
+      const c = BROKEN_PROJECTS.find((x) => x.name === name)!;
+      const dir = brokenProject(c, delta);
+      const err = await build({ projectDir: dir }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, 'build should fail with a project error').toBeInstanceOf(ProjectError);
+      expectDiagnostics(c, (err as ProjectError).diagnostics);
+      expect(existsSync(path.join(dir, 'lake'))).toBe(false);
+      expect(existsSync(path.join(dir, 'target/manifest.json'))).toBe(false);
+    });
+  }
+});
+
 describe('bound schemas', () => {
   it("equal the types of project-template's built relations, and fill the manifest's columns", async () => {
     const dir = brokenProject({ name: 'template', edits: {}, errors: [] });
@@ -80,6 +98,23 @@ describe('bound schemas', () => {
     const { check } = await compile({ projectDir: dir, check: true });
     expect(check!.stats).toMatchObject({ models: 5, bound: 3, cached: 2 });
     expect(check!.columns.get('model.shop.stg_orders')!.at(-1)).toEqual({ name: 'one', type: 'INTEGER' });
+  });
+
+  it('keep each distinct column list once in target/.etl/bound-schemas.json, and ignore a file of the earlier layout', async () => {
+    const dir = brokenProject({ name: 'template', edits: {}, errors: [] });
+    await compile({ projectDir: dir, check: true });
+    const file = path.join(dir, 'target/.etl/bound-schemas.json');
+    const written = JSON.parse(readFileSync(file, 'utf8')) as { etl_version: string; target: string; schemas: Array<Array<{ name: string; type: string }>>; entries: Record<string, { key: string; schema: number }>; catalog: object };
+    // stg_orders reads raw_orders and returns the same columns: one list for both.
+    expect(written.entries['model.shop.stg_orders']!.schema).toBe(written.entries['seed.shop.raw_orders']!.schema);
+    expect(written.schemas.length).toBe(new Set(written.schemas.map((c) => JSON.stringify(c))).size);
+    // The layout before (columns in each entry): read as no cache at all, then rewritten.
+    const entries = Object.fromEntries(Object.entries(written.entries).map(([id, e]) => [id, { key: e.key, columns: written.schemas[e.schema] }]));
+    writeFileSync(file, JSON.stringify({ etl_version: written.etl_version, target: written.target, entries, catalog: written.catalog }));
+    const { check } = await compile({ projectDir: dir, check: true });
+    expect(check!.stats).toMatchObject({ models: 5, bound: 5, cached: 0 });
+    expect(check!.columns.get('model.shop.stg_orders')).toHaveLength(4);
+    expect((await compile({ projectDir: dir, check: true })).check!.stats).toMatchObject({ bound: 0, cached: 5 });
   });
 });
 

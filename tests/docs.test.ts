@@ -97,6 +97,23 @@ describe('splitDocs', () => {
     expect(s.stale_sources).toEqual([{ node: null, id: 'source.shop.raw.orders', status: 'error', max_loaded_at: '2025-12-30T00:00:00Z', age_s: 172800, error: undefined }]);
   });
 
+  it("prices each run at etl.yml's cost: rates, as etl report does, and not at all without rates", () => {
+    const history = { runs: [], node_runs: [{ run_id: 'r1', unique_id: 'model.shop.orders', relation: null, status: 'success', started_at: null, finished_at: null, rows_affected: 5, message: '', execution_time: 1800, bytes_written: 2e9, bytes_scanned: null }] };
+    const runResults = { metadata: { generated_at: '2026-01-01T00:00:00Z', invocation_id: 'r1' }, elapsed_time: 9, results: [result('model.shop.orders', 'success', { execution_time: 7200 })] } as RunResultsFile;
+    const cost = { per_cpu_hour: 2, per_gb_written: 0.5, per_gb_scanned: 0, currency: 'EUR' };
+    const priced = splitDocs({ manifest, history, runResults, cost });
+    const orders = priced.nodes.find((n) => n.id === 'model.shop.orders')!;
+    // Half an hour at 2 an hour, and 2 GB written at 0.5 a GB.
+    expect(orders.history).toEqual([expect.objectContaining({ seconds: 1800, cost: 2 })]);
+    expect(orders.run?.cost).toBe(4);
+    expect(priced.index.currency).toBe('EUR');
+    expect(priced.index.summary.slowest[0]).toMatchObject({ seconds: 7200, cost: 4 });
+    const free = splitDocs({ manifest, history, runResults, cost: { ...cost, per_cpu_hour: 0, per_gb_written: 0 } });
+    expect(free.index.currency).toBeUndefined();
+    expect(free.nodes.find((n) => n.id === 'model.shop.orders')!.history[0]).not.toHaveProperty('cost');
+    expect(free.index.summary.slowest[0]).not.toHaveProperty('cost');
+  });
+
   it("gives a model's contract and its status at the last build", () => {
     const m = structuredClone(manifest);
     m.nodes['model.shop.orders']!.config.contract = { enforced: true };
@@ -217,5 +234,33 @@ describe('generateDocs on a built project', () => {
     const original = { ...result('model.shop.orders', 'success'), rows_affected: 12, quarantined: 3, compiled_path: 'target/compiled/x.sql', failing_rows_sample: { columns: ['a'], rows: [[1]] } };
     const back = nodeResultFromJson(JSON.parse(JSON.stringify(dbtRunResult(original as never, manifest))) as Record<string, unknown>);
     expect(back).toMatchObject({ rows_affected: 12, quarantined: 3, compiled_path: 'target/compiled/x.sql', failing_rows_sample: { columns: ['a'], rows: [[1]] } });
+  });
+});
+
+describe('lineage graph of a hub', () => {
+  it('takes FANOUT parents and children per node, the rest counted for a +N more node; an expanded node takes them all up to the cap', async () => {
+    const { Site } = await import('../core/docs/site/data.js');
+    const { neighbourhood, FANOUT } = await import('../core/docs/site/graph.js');
+    // Node 0 reads nodes 1..30; node 31 reads node 0; nodes 32..71 read node 31.
+    const n = 72;
+    const parents: number[][] = Array.from({ length: n }, () => []);
+    for (let i = 1; i <= 30; i++) parents[0]!.push(i);
+    parents[31] = [0];
+    for (let i = 32; i < n; i++) parents[i] = [31];
+    const site = new Site({ ids: Array.from({ length: n }, (_, i) => `model.p.m${i}`), names: Array.from({ length: n }, (_, i) => `m${i}`), parents } as never);
+    const one = neighbourhood(site, 0, 1, 2);
+    expect(one.nodes).toHaveLength(1 + FANOUT + 1 + FANOUT);
+    expect(one.truncated).toBe(false);
+    expect(one.hidden).toEqual([{ node: 0, dir: 'up', count: 30 - FANOUT }, { node: 31, dir: 'down', count: 40 - FANOUT }]);
+    // Two levels up reach nothing more (the parents have no parents): no +N more for them.
+    expect(neighbourhood(site, 0, 2, 0).hidden).toEqual([{ node: 0, dir: 'up', count: 30 - FANOUT }]);
+    const expanded = neighbourhood(site, 0, 1, 2, 100, new Set([0, 31]));
+    expect(expanded.nodes).toHaveLength(72);
+    expect(expanded.hidden).toEqual([]);
+    // The cap still holds: the nearest first, the rest counted.
+    const capped = neighbourhood(site, 0, 1, 2, 50, new Set([0, 31]));
+    expect(capped.nodes).toHaveLength(50);
+    expect(capped.truncated).toBe(true);
+    expect(capped.hidden).toEqual([{ node: 31, dir: 'down', count: 72 - 50 }]);
   });
 });

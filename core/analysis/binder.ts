@@ -28,6 +28,19 @@ export class DuckDbBinder {
     return new DuckDbBinder(instance, await bindingConnection(instance));
   }
 
+  /**
+   * One array per distinct column list bound by this binder: most models of a
+   * project share a few schemas, whose stand-in text and hash are then made once.
+   */
+  private readonly schemas = new Map<string, BoundColumn[]>();
+  private interned(columns: BoundColumn[]): BoundColumn[] {
+    const key = columns.map((c) => `${c.name}\0${c.type}`).join('\0');
+    const known = this.schemas.get(key);
+    if (known) return known;
+    this.schemas.set(key, columns);
+    return columns;
+  }
+
   close(): void {
     for (const p of this.pool ?? []) {
       p.connection.closeSync();
@@ -62,7 +75,7 @@ export class DuckDbBinder {
         const described = await describeAll(conn, full.map((f) => f.sql));
         for (let k = 0; k < batch.length; k++) {
           const job = batch[k]!;
-          const result = described ? { columns: described[k]! } : await bindOne(conn, full[k]!.sql);
+          const result = described ? { columns: this.interned(described[k]!) } : await bindOne(conn, full[k]!.sql);
           if ('error' in result) {
             out.set(job.id, { error: result.error, sql: full[k]!.sql, names: full[k]!.names });
             continue;
@@ -121,6 +134,15 @@ export class DuckDbBinder {
   }
 }
 
+
+/**
+ * Whether a DuckDB binder error may only mean that DuckDB does not speak the
+ * target's dialect (a function, operator, type or syntax DuckDB lacks), so
+ * that an engine binding SQL itself decides; a missing column is an error on any engine.
+ */
+export function mayBeDialectGap(message: string): boolean {
+  return /^Parser Error|^Catalog Error: (Scalar |Aggregate |Table )?Function|^Catalog Error: Type with name|No function matches|^Not implemented/.test(message);
+}
 
 /** Queries described per statement. */
 const BATCH = 200;
@@ -220,18 +242,20 @@ async function bindingConnection(instance: DuckDBInstance): Promise<DuckDBConnec
  * The result columns of each query, as DuckDB's DESCRIBE names their types
  * (the names duckdb_columns() gives a built relation), from one statement;
  * undefined when any query fails. One thread and no optimizer: the union's
- * branches run in order, each DESCRIBE's rows in column order.
+ * branches run in order, each DESCRIBE's rows in column order. The rows come
+ * back as one JSON text: one value to convert rather than three per column.
  */
 async function describeAll(conn: DuckDBConnection, sqls: string[]): Promise<BoundColumn[][] | undefined> {
   const union = sqls.map((sql, i) => `select ${i} as i, column_name, column_type from (describe ${selectBody(sql)}\n)`).join('\nunion all\n');
-  let rows: unknown[][];
+  let rows: Array<[number, string, string]>;
   try {
-    rows = (await conn.runAndReadAll(union)).getRows();
+    const reader = await conn.runAndReadAll(`select json_group_array(json_array(i, column_name, column_type))::varchar from (${union}\n)`);
+    rows = JSON.parse(String(reader.getRows()[0]![0])) as Array<[number, string, string]>;
   } catch {
     return undefined;
   }
   const out: BoundColumn[][] = sqls.map(() => []);
-  for (const r of rows) out[Number(r[0])]!.push({ name: String(r[1]), type: String(r[2]) });
+  for (const [i, name, type] of rows) out[i]!.push({ name, type });
   return out.some((cols) => !cols.length) ? undefined : out;
 }
 

@@ -14,12 +14,12 @@ import type { Diagnostic } from '../errors.js';
 import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifest.js';
 import { buildGraph, graphOfManifest, parentsThrough, reach, topologicalOrder, type DependencyGraph } from '../graph/graph.js';
 import { ephemeralCteName } from '../compiler/ephemeral.js';
-import { DuckDbBinder, type BoundColumn, type InlineInput, type InlineJob } from './binder.js';
+import { DuckDbBinder, mayBeDialectGap, type BoundColumn, type InlineInput, type InlineJob } from './binder.js';
 import { quoteIdentifierAnsi as q } from '../../adapters/dialect.js';
 import type { TargetBindOutcome, TargetBindRequest } from './postgres-binder.js';
 import { templatePosition } from './template-position.js';
 import { bindDiagnostic, type BindInput } from './diagnose.js';
-import { analysisEngine } from './engines.js';
+import { seedColumnTypes } from '../../adapters/index.js';
 import { BoundSchemaCache, hashOf } from './cache.js';
 import { ymlPosition } from './yml-position.js';
 
@@ -65,8 +65,10 @@ const SNAPSHOT_COLUMNS: BoundColumn[] = [
 export async function checkManifest(manifest: Manifest, targetPath: string, options: CheckOptions = {}): Promise<CheckResult> {
   const started = performance.now();
   const cpuStarted = process.cpuUsage();
-  const engine = analysisEngine(manifest.metadata.adapter_type);
-  const dialect = dialectFor((manifest.metadata.adapter_type as 'duckdb' | 'postgres' | 'delta') ?? 'duckdb');
+  const engineType = (manifest.metadata.adapter_type as 'duckdb' | 'postgres' | 'delta') ?? 'duckdb';
+  const dialect = dialectFor(engineType);
+  // A DuckDB error that may only mean "not DuckDB's dialect": the engine's own SQL, not the model's error.
+  const dialectGap = (message: string) => dialect.bindsOnServer && mayBeDialectGap(message);
   const root = manifest.metadata.project_root;
   const cache = new BoundSchemaCache(targetPath, `${manifest.metadata.adapter_type}:${manifest.metadata.target_name}`, options.cache !== false);
   const columns = new Map<string, BoundColumn[]>();
@@ -86,8 +88,14 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
   // A compiled manifest has no cycle (the compiler refuses one).
   const order = topologicalOrder(buildGraph(ids, (id) => manifest.nodes[id]?.depends_on.nodes ?? [])).order ?? [];
 
+  // Opened while the cache keys are hashed (DuckDB starts on another thread): a
+  // warm run that re-binds one model does not wait for it afterwards. Its error,
+  // if any, is the first binding's; unused (every model cached), it is closed
+  // without being waited for.
+  const opening = order.some((id) => isModel(manifest.nodes[id])) ? DuckDbBinder.open() : undefined;
+  opening?.catch(() => undefined);
   let binderPromise: Promise<DuckDbBinder> | undefined;
-  const binder = () => (binderPromise ??= DuckDbBinder.open());
+  const binder = () => (binderPromise ??= opening ?? DuckDbBinder.open());
   try {
     await resolveSources(manifest, order, { columns, status, errors, warnings, cache, options, dialect, root });
 
@@ -99,7 +107,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
       const key = hashOf(['seed', node.checksum.checksum, JSON.stringify(seedOptions)]);
       const hit = cache.get(id, key);
       try {
-        const cols = hit ?? (await engine.seedColumns(await binder(), csv, seedOptions));
+        const cols = hit ?? (await seedColumnTypes(engineType, csv, seedOptions, async (sql) => (await binder()).describe(sql)));
         columns.set(id, cols);
         cache.set(id, key, cols);
         status.set(id, { ok: true });
@@ -119,15 +127,25 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
       waveOf.set(id, w);
       (waves[w] ??= []).push(id);
     }
-    // A schema's hash, once per node however many children read it.
+    // A schema's hash, once per node however many children read it, and once per
+    // column list however many nodes share it (the cache and the binder share equal lists).
     const hashes = new Map<string, string>();
+    const schemaHashes = new WeakMap<BoundColumn[], string>();
     const columnsHash = (id: string) => {
       let h = hashes.get(id);
-      if (h === undefined) hashes.set(id, (h = hashOf([JSON.stringify(columns.get(id) ?? null)])));
+      if (h === undefined) {
+        const cols = columns.get(id);
+        h = cols && schemaHashes.get(cols);
+        if (h === undefined) {
+          h = hashOf([JSON.stringify(cols ?? null)]);
+          if (cols) schemaHashes.set(cols, h);
+        }
+        hashes.set(id, h);
+      }
       return h;
     };
-    // Each input's columns as stand-in types, once however many models read it.
-    const standIns = new Map<string, BoundColumn[]>();
+    // Each column list as stand-in types, once however many models read it.
+    const standIns = new WeakMap<BoundColumn[], BoundColumn[]>();
     // A model's cache key: its SQL and its inputs' schemas.
     const keyOf = (n: ManifestNode) => hashOf([n.compiled_code, n.compiled_incremental_code ?? '', n.config.materialized, ...n.depends_on.nodes.map((p) => `${p}=${columnsHash(p)}`)]);
     const keys = new Map<string, string>();
@@ -169,7 +187,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
         jobs.push({
           id,
           sql: n.compiled_code,
-          inputs: inlinedInputs(manifest, manifestGraph, n, columns, engine.standInType, standIns),
+          inputs: inlinedInputs(manifest, manifestGraph, n, columns, dialect.bindingType, standIns),
           incrementalSql: n.relation_name ? n.compiled_incremental_code : undefined,
           self: n.relation_name ?? undefined,
           selfName: n.alias,
@@ -201,14 +219,14 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
           if (e && !e.relation_name && columns.has(p)) inputs.push({ label: e.name, relation: q(ephemeralCteName(e.name)), columns: columns.get(p)! });
         }
         const outside = /^Catalog Error: (?:Table|View|Schema) with name (.+?) does not exist/.exec(outcome.error);
-        if (options.bindOnTarget && (outside || engine.mayBeDialect(outcome.error))) {
+        if (options.bindOnTarget && (outside || dialectGap(outcome.error))) {
           // DuckDB does not speak this dialect (or lacks this relation): the target decides.
           deferred.add(id);
           fresh.add(id);
           status.set(id, { ok: true });
           continue;
         }
-        if (outside || engine.mayBeDialect(outcome.error)) {
+        if (outside || dialectGap(outcome.error)) {
           // Introspective SQL (the engine's own catalog, tables made outside the project) or another dialect: not an error of the model.
           const reason = outside ? `reads ${outside[1]}, which is not a ref or source of the project` : `DuckDB cannot bind its ${manifest.metadata.adapter_type} SQL: ${outcome.error.split('\n')[0]}`;
           status.set(id, { ok: false, reason: `${n.name} is unchecked`, root: id });
@@ -236,7 +254,8 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
       }
     }
   } finally {
-    if (binderPromise) (await binderPromise).close();
+    if (binderPromise) await binderPromise.then((b) => b.close(), () => undefined);
+    else void opening?.then((b) => b.close(), () => undefined);
   }
 
   // Root errors name the models they leave unchecked.
@@ -285,7 +304,7 @@ function useDeclared(n: ManifestNode, columns: Map<string, BoundColumn[]>, statu
 }
 
 /** The relations a model's compiled SQL names (through inlined ephemeral models too), with their columns as DuckDB types. */
-function inlinedInputs(manifest: Manifest, graph: DependencyGraph, n: ManifestNode, columns: Map<string, BoundColumn[]>, standInType: (t: string) => string, standIns: Map<string, BoundColumn[]>): InlineInput[] {
+function inlinedInputs(manifest: Manifest, graph: DependencyGraph, n: ManifestNode, columns: Map<string, BoundColumn[]>, standInType: (t: string) => string, standIns: WeakMap<BoundColumn[], BoundColumn[]>): InlineInput[] {
   const out = new Map<string, InlineInput>();
   // Through ephemeral inputs (no relation of their own) to what they read.
   for (const p of parentsThrough(graph, n.unique_id, (id) => !!manifest.nodes[id] && !manifest.nodes[id]!.relation_name)) {
@@ -293,8 +312,9 @@ function inlinedInputs(manifest: Manifest, graph: DependencyGraph, n: ManifestNo
     const relation = relationOf(manifest, p);
     if (!relation || out.has(relation) || !columns.has(p)) continue;
     const name = node ? node.alias : manifest.sources[p]!.identifier;
-    let cols = standIns.get(p);
-    if (!cols) standIns.set(p, (cols = columns.get(p)!.map((c) => ({ name: c.name, type: standInType(c.type) }))));
+    const bound = columns.get(p)!;
+    let cols = standIns.get(bound);
+    if (!cols) standIns.set(bound, (cols = bound.map((c) => ({ name: c.name, type: standInType(c.type) }))));
     out.set(relation, { relation, name, columns: cols });
     // Older versions of the input ({{ref "x" version=N}} on a Delta target, dialect.versionedRelation) have its columns.
     const schema = node ? node.schema : manifest.sources[p]!.schema;

@@ -17,7 +17,7 @@ import { ephemeralCteName } from '../compiler/ephemeral.js';
 import { buildGraph, topologicalOrder } from '../graph/graph.js';
 import type { BoundColumn } from './binder.js';
 import { DuckDbBinder } from './binder.js';
-import { analysisEngine } from './engines.js';
+import { seedColumnTypes } from '../../adapters/index.js';
 import { hashOf } from './cache.js';
 import { queryLineage, type ColumnLineage, type KnownRelation, type UpstreamColumn } from './lineage.js';
 
@@ -132,12 +132,12 @@ async function traceProject(manifest: Manifest, columns: Map<string, BoundColumn
 
 /** Seeds the catalog does not know, described as the check does (DuckDB's CSV sniffing, or the engine's own). */
 async function describeSeeds(manifest: Manifest, columns: Map<string, BoundColumn[]>, openBinder: () => Promise<DuckDbBinder>): Promise<void> {
-  const engine = analysisEngine(manifest.metadata.adapter_type);
+  const engineType = manifest.metadata.adapter_type as 'duckdb' | 'postgres' | 'delta';
   for (const n of Object.values(manifest.nodes)) {
     if (n.resource_type !== 'seed' || columns.has(n.unique_id)) continue;
     const csv = path.join(manifest.metadata.project_root, n.original_file_path);
     try {
-      columns.set(n.unique_id, await engine.seedColumns(await openBinder(), csv, { columnTypes: n.config.column_types ?? {}, delimiter: n.config.delimiter }));
+      columns.set(n.unique_id, await seedColumnTypes(engineType, csv, { columnTypes: n.config.column_types ?? {}, delimiter: n.config.delimiter }, async (sql) => (await openBinder()).describe(sql)));
     } catch {
       // An unreadable seed: its readers' columns are unresolved, with the reason (the check reports the seed).
     }

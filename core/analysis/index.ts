@@ -10,7 +10,6 @@ import { dialectFor } from '../../adapters/dialect.js';
 import type { Manifest } from '../compiler/manifest.js';
 import type { TargetConfig } from '../project/load.js';
 import { checkManifest, type CheckResult as BaseCheckResult } from './check.js';
-import { analysisEngine } from './engines.js';
 
 export type { BoundColumn } from './check.js';
 export type CheckResult = BaseCheckResult & { manifestChanged?: boolean };
@@ -50,7 +49,7 @@ export async function checkProject(manifest: Manifest, options: CheckProjectOpti
       allowMissingSources: options.allowMissingSources,
       cache: options.cache,
       bindOnTarget:
-        canRead && analysisEngine(options.target.type).bindsOnTarget
+        canRead && dialectFor(options.target.type).bindsOnServer
           ? async (request) => {
               const a = await adapter();
               if (!a) return undefined;
@@ -115,17 +114,25 @@ export function applyBoundColumns(manifest: Manifest, result: CheckResult): bool
   for (const [id, cols] of result.columns) {
     const node = manifest.nodes[id] ?? manifest.sources[id];
     if (!node || ('config' in node && node.config.contract?.enforced)) continue;
-    const before = JSON.stringify(node.columns);
     const declared = new Map(Object.values(node.columns).map((c) => [c.name.toLowerCase(), c]));
     const next: typeof node.columns = {};
     for (const c of cols) {
       const d = declared.get(c.name.toLowerCase());
       declared.delete(c.name.toLowerCase());
-      next[d?.name ?? c.name] = d ? { ...d, data_type: d.data_type ?? c.type } : { name: c.name, description: '', data_type: c.type, meta: {}, tags: [] };
+      // A column that has its type already is kept as it is (the same object: compared below by identity).
+      next[d?.name ?? c.name] = d?.data_type ? d : d ? { ...d, data_type: c.type } : { name: c.name, description: '', data_type: c.type, meta: {}, tags: [] };
     }
     for (const d of declared.values()) next[d.name] = d;
+    if (sameEntries(node.columns, next)) continue;
     node.columns = next;
-    if (!changed && JSON.stringify(next) !== before) changed = true;
+    changed = true;
   }
   return changed;
+}
+
+/** The same keys in the same order, each the same object. */
+function sameEntries(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
 }

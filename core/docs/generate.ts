@@ -16,6 +16,7 @@ import type { BoundColumn } from '../analysis/binder.js';
 import type { CatalogJson } from '../artifacts/catalog.js';
 import { nodeResultFromJson } from '../artifacts/run-results.js';
 import { RunError } from '../errors.js';
+import { costConfig } from '../history/cost.js';
 import { SHARD_SIZE } from './model.js';
 import { splitDocs, type CatalogFile, type DocsInputs, type LineageFile, type RunResultsFile, type SiteData, type SourcesFile } from './split.js';
 
@@ -82,6 +83,7 @@ export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGe
     lineage: lineage as LineageFile,
     sources: readJson<SourcesFile>(path.join(target, 'sources.json'), warnings),
     history: read.history,
+    cost: costConfig(project.file),
   };
   const data = splitDocs(inputs);
   const dir = path.join(target, 'docs');

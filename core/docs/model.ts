@@ -46,6 +46,8 @@ export interface SiteIndex {
   /** Whether target/lineage.json was there (column lineage available). */
   has_lineage: boolean;
   has_catalog: boolean;
+  /** etl.yml `cost:` currency, when it sets a rate: runs then carry their cost (as `etl report` computes it). */
+  currency?: string;
 }
 
 export interface HomeSummary {
@@ -60,13 +62,15 @@ export interface HomeSummary {
     elapsed_time: number;
     /** status -> count */
     statuses: Record<string, number>;
-    failures: Array<{ node: number | null; id: string; status: string; message: string }>;
+    /** node: the node that failed, or the node a failed test tests (test: the test's name). */
+    failures: Array<{ node: number | null; id: string; status: string; message: string; test?: string }>;
   };
   failing_tests: TestSummary[];
   warning_tests: TestSummary[];
   quarantined: Array<{ node: number; rows: number }>;
   stale_sources: Array<{ node: number | null; id: string; status: string; max_loaded_at: string | null; age_s: number | null; error?: string }>;
-  slowest: Array<{ node: number; seconds: number; status: string }>;
+  /** cost: at etl.yml's `cost:` rates, when it sets any (SiteIndex.currency). */
+  slowest: Array<{ node: number; seconds: number; status: string; cost?: number }>;
   /** Recent runs from the target's run history (etl_meta), newest first. */
   runs: Array<{ run_id: string; command: string; status: string; started_at: string | null; finished_at: string | null }>;
 }
@@ -131,8 +135,9 @@ export interface SiteNode {
   raw_code?: string;
   compiled_code?: string;
   contract?: { enforced: boolean; status?: string; message?: string };
-  run?: { status: string; execution_time: number; rows: number | null; message: string; quarantined?: number; completed_at?: string };
-  history: Array<{ run_id: string; status: string; started_at: string | null; finished_at: string | null; rows: number | null; message: string }>;
+  run?: { status: string; execution_time: number; rows: number | null; message: string; quarantined?: number; completed_at?: string; cost?: number };
+  /** The node's last runs, newest first; seconds and cost where the history has them (cost when etl.yml sets rates). */
+  history: Array<{ run_id: string; status: string; started_at: string | null; finished_at: string | null; rows: number | null; message: string; seconds?: number | null; cost?: number }>;
   source?: { source_name: string; identifier: string; loaded_at_field: string | null; freshness: unknown; freshness_result?: { status: string; max_loaded_at: string | null; age_s: number | null; error?: string } };
 }
 

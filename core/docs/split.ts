@@ -8,7 +8,8 @@ import { dialectFor, type Dialect } from '../../adapters/dialect.js';
 import type { Manifest, ManifestNode, ManifestSource } from '../compiler/manifest.js';
 import type { NodeResult } from '../runner/events.js';
 import type { FreshnessResult } from '../data-tests/engine/freshness.js';
-import type { RunHistory } from '../state/state.js';
+import type { CostRates, RunHistory } from '../state/state.js';
+import { costOf } from '../history/cost.js';
 import { RESOURCE_TYPES, type HomeSummary, type SearchIndex, type SiteColumn, type SiteIndex, type SiteNode, type SiteTest, type TestSummary } from './model.js';
 
 export interface RunResultsFile {
@@ -55,6 +56,8 @@ export interface DocsInputs {
   lineage?: LineageFile;
   sources?: SourcesFile;
   history?: RunHistory;
+  /** etl.yml `cost:` (core/history/report.ts costConfig): with any rate set, runs carry their cost. */
+  cost?: CostRates & { currency: string };
 }
 
 export interface SiteData {
@@ -70,6 +73,8 @@ type GraphEntry = { kind: 'node'; node: ManifestNode } | { kind: 'source'; node:
 
 function folderOf(e: GraphEntry): string {
   if (e.kind === 'source') return `sources/${e.node.source_name}`;
+  // A loader is declared on a source table (its fqn: project, source, table): it sits with its source.
+  if (e.node.resource_type === 'loader') return `sources/${e.node.fqn[1]}`;
   const dir = path.posix.dirname(e.node.original_file_path.split(path.sep).join('/'));
   return dir === '.' ? e.node.resource_type : dir;
 }
@@ -121,11 +126,16 @@ export function splitDocs(inputs: DocsInputs): SiteData {
   for (const r of inputs.runResults?.results ?? []) results.set(r.unique_id, r);
   const freshness = new Map<string, FreshnessResult>();
   for (const r of inputs.sources?.results ?? []) freshness.set(r.unique_id, r);
+  const rates = inputs.cost && (inputs.cost.per_cpu_hour || inputs.cost.per_gb_written || inputs.cost.per_gb_scanned) ? inputs.cost : undefined;
   const historyByNode = new Map<string, SiteNode['history']>();
   for (const r of inputs.history?.node_runs ?? []) {
     let list = historyByNode.get(r.unique_id);
     if (!list) historyByNode.set(r.unique_id, (list = []));
-    if (list.length < HISTORY_PER_NODE) list.push({ run_id: r.run_id, status: r.status, started_at: r.started_at, finished_at: r.finished_at, rows: r.rows_affected, message: r.message });
+    if (list.length >= HISTORY_PER_NODE) continue;
+    const entry: SiteNode['history'][number] = { run_id: r.run_id, status: r.status, started_at: r.started_at, finished_at: r.finished_at, rows: r.rows_affected, message: r.message };
+    if (r.execution_time !== undefined) entry.seconds = r.execution_time;
+    if (rates) entry.cost = costOf([r], rates);
+    list.push(entry);
   }
 
   // Tests, attached to the node they test (generic) or to every node they read (singular).
@@ -190,6 +200,7 @@ export function splitDocs(inputs: DocsInputs): SiteData {
     has_lineage: inputs.lineage !== undefined,
     has_catalog: inputs.catalog !== undefined,
   };
+  if (rates) index.currency = rates.currency;
 
   const columnNodes = new Map<string, Set<number>>();
   const texts = new Map<string, Array<number | string>>();
@@ -288,11 +299,12 @@ export function splitDocs(inputs: DocsInputs): SiteData {
       if (run.quarantined !== undefined) site.run.quarantined = run.quarantined;
       const done = run.timing?.[run.timing.length - 1]?.completed_at;
       if (done) site.run.completed_at = done;
+      if (rates) site.run.cost = runCost(run, rates);
     }
     return site;
   });
 
-  index.summary = summarise(inputs, entries, indexOf, index, testNodes, results);
+  index.summary = summarise(inputs, entries, indexOf, index, testNodes, results, rates);
   const search: SearchIndex = { columns: [], col_nodes: [], texts: [], text_refs: [] };
   for (const [name, set] of columnNodes) {
     search.columns.push(name);
@@ -305,7 +317,12 @@ export function splitDocs(inputs: DocsInputs): SiteData {
   return { index, nodes, search };
 }
 
-function summarise(inputs: DocsInputs, entries: GraphEntry[], indexOf: Map<string, number>, index: SiteIndex, testNodes: ManifestNode[], results: Map<string, NodeResult>): HomeSummary {
+/** A result of the last run at the rates of etl.yml `cost:`, as `etl report` prices a node run. */
+function runCost(r: NodeResult, rates: CostRates): number {
+  return costOf([{ execution_time: r.execution_time, bytes_written: r.adapter_response?.bytes_written, bytes_scanned: r.adapter_response?.bytes_scanned }], rates);
+}
+
+function summarise(inputs: DocsInputs, entries: GraphEntry[], indexOf: Map<string, number>, index: SiteIndex, testNodes: ManifestNode[], results: Map<string, NodeResult>, rates: CostRates | undefined): HomeSummary {
   const counts: Record<string, number> = {};
   const byFolder = new Map<string, Record<string, number>>();
   entries.forEach((e, i) => {
@@ -331,9 +348,15 @@ function summarise(inputs: DocsInputs, entries: GraphEntry[], indexOf: Map<strin
   if (rr) {
     const statuses: Record<string, number> = {};
     const failures: NonNullable<HomeSummary['last_run']>['failures'] = [];
+    const tests = new Map(testNodes.map((t) => [t.unique_id, t]));
     for (const r of rr.results) {
       statuses[r.status] = (statuses[r.status] ?? 0) + 1;
-      if (r.status === 'error' || r.status === 'fail') failures.push({ node: indexOf.get(r.unique_id) ?? null, id: r.unique_id, status: r.status, message: r.message });
+      if (r.status !== 'error' && r.status !== 'fail') continue;
+      // A test is not a node of the site: it is named, on the node it tests.
+      const test = tests.get(r.unique_id);
+      const tested = test ? (test.attached_node ?? test.depends_on.nodes[0]) : undefined;
+      const node = indexOf.get(tested ?? r.unique_id) ?? null;
+      failures.push(test ? { node, id: r.unique_id, status: r.status, message: r.message, test: test.name } : { node, id: r.unique_id, status: r.status, message: r.message });
     }
     summary.last_run = { generated_at: rr.metadata.generated_at, invocation_id: rr.metadata.invocation_id, command: rr.args?.command, elapsed_time: rr.elapsed_time, statuses, failures: failures.slice(0, 50) };
   }
@@ -348,7 +371,7 @@ function summarise(inputs: DocsInputs, entries: GraphEntry[], indexOf: Map<strin
     const node = indexOf.get(r.unique_id);
     if (node === undefined) continue;
     if (r.quarantined) summary.quarantined.push({ node, rows: r.quarantined });
-    summary.slowest.push({ node, seconds: r.execution_time, status: r.status });
+    summary.slowest.push(rates ? { node, seconds: r.execution_time, status: r.status, cost: runCost(r, rates) } : { node, seconds: r.execution_time, status: r.status });
   }
   summary.quarantined.sort((a, b) => b.rows - a.rows);
   summary.slowest.sort((a, b) => b.seconds - a.seconds);

@@ -14,21 +14,16 @@ import { runClock } from '../clock.js';
 import type { Manifest } from '../compiler/manifest.js';
 import { scanProject, type ProjectScan } from '../project/load.js';
 import type { CostRates, ReportGroupRow, ReportQuery, ReportRows } from '../state/state.js';
+import { costConfig, type CostConfig } from './cost.js';
+
+// Pricing lives in cost.ts (the docs site prices runs too, without loading this module's adapters).
+export { costConfig, costOf, type CostConfig } from './cost.js';
 
 export type ReportBy = 'model' | 'tag' | 'folder' | 'job';
-
-export interface CostConfig extends CostRates {
-  currency: string;
-}
 
 export interface BudgetConfig {
   monthly: number;
   alert_at: number;
-}
-
-/** etl.yml `cost:` with its defaults: no rates, no cost (time is still reported). */
-export function costConfig(file: { cost?: Partial<CostConfig> }): CostConfig {
-  return { per_cpu_hour: file.cost?.per_cpu_hour ?? 0, per_gb_written: file.cost?.per_gb_written ?? 0, per_gb_scanned: file.cost?.per_gb_scanned ?? 0, currency: file.cost?.currency ?? 'USD' };
 }
 
 /** etl.yml `budget:` with its default alert_at (0.8). */
@@ -214,13 +209,6 @@ export async function costReport(options: ReportOptions): Promise<CostReport> {
   } finally {
     await adapter.close();
   }
-}
-
-/** What a run's node attempts cost at `rates`. */
-export function costOf(records: Array<{ execution_time?: number | null; bytes_written?: number | null; bytes_scanned?: number | null }>, rates: CostRates): number {
-  let cost = 0;
-  for (const r of records) cost += ((r.execution_time ?? 0) / 3600) * rates.per_cpu_hour + ((r.bytes_written ?? 0) / 1e9) * rates.per_gb_written + ((r.bytes_scanned ?? 0) / 1e9) * rates.per_gb_scanned;
-  return cost;
 }
 
 /** A budget alert (etl.yml alerts: on cost_spike), shaped as core/alerts' cost_spike event. */

@@ -61,3 +61,26 @@ export async function watchedPage(browser: Browser, allowed: (url: string) => bo
   w.page.on('pageerror', (e) => w.errors.push(`uncaught: ${e.message}`));
   return w;
 }
+
+/**
+ * What does not fit the screen on the page as drawn: the page itself wider
+ * than the viewport, or a box whose content is wider than the box (a table
+ * scrolling sideways in its wrapper). SQL (pre) and graphs pan by design and
+ * are left out. Each entry names the element.
+ */
+export async function overflowing(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const out: string[] = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > root.clientWidth) out.push(`page ${root.scrollWidth}px wide in ${root.clientWidth}px`);
+    for (const el of document.querySelectorAll('main *')) {
+      if (el.closest('pre, svg, .graph-wrap, .sr-only')) continue;
+      const s = getComputedStyle(el);
+      if (!['auto', 'scroll', 'hidden'].includes(s.overflowX) || el.scrollWidth <= el.clientWidth + 1) continue;
+      // Text cut with an ellipsis on purpose is not an overflow.
+      if (s.textOverflow === 'ellipsis') continue;
+      out.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')} ${el.scrollWidth}px wide in ${el.clientWidth}px: "${(el.textContent ?? '').trim().slice(0, 40)}"`);
+    }
+    return out;
+  });
+}

@@ -2,26 +2,26 @@
 // generic, custom generic, singular and unit tests, severities and
 // thresholds, store_failures, where/limit, selection, JUnit, contracts,
 // quarantine, compile errors and source freshness — checked against what
-// lands in run_results.json, the JUnit file, stdout and the DuckDB file.
+// lands in run_results.json, the JUnit file, stdout and the target's tables.
+// Every block runs on DuckDB and on Delta (tests/e2e/targets.ts) with the
+// same assertions.
 
 import path from 'node:path';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   copyTemplate,
-  dbPathOf,
-  etlYml,
   killAll,
   read,
   readJson,
   removeTempDirs,
   runCli,
-  withDb,
   writeFiles,
   writeProject,
   type CliResult,
   readRunResults,
 } from './helpers.js';
+import { storeOf, targetYml, TARGETS, useTarget, withStore, type TargetName } from './targets.js';
 
 afterEach(killAll);
 
@@ -75,8 +75,8 @@ function ok(r: CliResult): CliResult {
 }
 
 /** Every table name in the database file, as schema.name. */
-async function allTables(dir: string): Promise<string[]> {
-  return withDb(dbPathOf(dir), async (db) =>
+async function allTables(target: TargetName, dir: string): Promise<string[]> {
+  return withStore(target, storeOf(target, dir), async (db) =>
     (await db.rows('select table_schema, table_name from information_schema.tables order by all')).map((r) => `${r.table_schema}.${r.table_name}`),
   );
 }
@@ -120,13 +120,14 @@ function unescapeXml(s: string): string {
 
 // ---------------------------------------------------------------------------
 
-describe('project-template: tests of every kind', () => {
+describe.each(TARGETS)('%s: project-template: tests of every kind', (target) => {
   let project: string;
   let first: CliResult;
   let manifest: Manifest;
 
   beforeAll(async () => {
     project = copyTemplate();
+    useTarget(target, project);
     first = await runCli(['build'], { cwd: project });
     const json = readJson(project, 'target/manifest.json');
     // Unit tests sit under unit_tests, as in dbt's manifest.
@@ -142,6 +143,7 @@ describe('project-template: tests of every kind', () => {
 
   it('build passes, with a pass for every test of every kind, 0 failures and an existing compiled file', async () => {
     ok(first);
+    expect(first.stderr.match(/has no views: view models are built as tables/g) ?? []).toHaveLength(target === 'delta' ? 1 : 0);
     const results = runResults(project).results;
     for (const r of results) expect(r.status, r.unique_id).toBe(/^(unit_)?test\./.test(r.unique_id) ? 'pass' : 'success');
     // Every test of the manifest ran.
@@ -176,8 +178,8 @@ describe('project-template: tests of every kind', () => {
     expect(first.stdout).toMatch(/PASS\s+test assert_payments_match_orders /);
     expect(first.stdout).toMatch(/PASS\s+test orders_sum_payments_per_method /);
     // The unit test's scratch schema is gone.
-    expect((await allTables(project)).filter((t) => t.startsWith('etl_unit'))).toEqual([]);
-    await withDb(dbPathOf(project), async (db) => {
+    expect((await allTables(target, project)).filter((t) => t.startsWith('etl_unit'))).toEqual([]);
+    await withStore(target, storeOf(target, project), async (db) => {
       expect(await db.value("select count(*) from information_schema.schemata where schema_name like 'etl_unit%'")).toBe(0);
     });
   });
@@ -251,7 +253,7 @@ describe('project-template: tests of every kind', () => {
     expect(out).toMatch(/Finished \d+ nodes in [\d.]+s: \d+ succeeded, 2 failed, \d+ skipped\./);
 
     // The customers table is the previous build's: not rebuilt from the 201 staged rows.
-    await withDb(dbPathOf(project), async (db) => {
+    await withStore(target, storeOf(target, project), async (db) => {
       expect(await db.count('main.stg_customers')).toBe(201);
       expect(await db.count('main.customers')).toBe(200);
       expect(await db.value('select count(distinct customer_id) from main.customers')).toBe(200);
@@ -286,14 +288,14 @@ describe('project-template: tests of every kind', () => {
 
 // ---------------------------------------------------------------------------
 
-describe('severity, thresholds, singular tests, store_failures, where and limit', () => {
+describe.each(TARGETS)('%s: severity, thresholds, singular tests, store_failures, where and limit', (target) => {
   // items: ids 1..250, code null for ids 1..3. base/other are views over it, child/other_child tables.
   const items = ['id,code', ...Array.from({ length: 250 }, (_, i) => `${i + 1},${i < 3 ? '' : `c${i + 1}`}`)].join('\n') + '\n';
   let project: string;
 
   beforeAll(() => {
     project = writeProject({
-      'etl.yml': etlYml('kinds', 'models:\n  materialized: view\n'),
+      'etl.yml': targetYml(target, 'kinds', 'models:\n  materialized: view\n'),
       'seeds/items.csv': items,
       'models/base.sql': 'select * from {{ref "items"}}\n',
       'models/child.sql': '{{config materialized="table"}}\nselect * from {{ref "base"}}\n',
@@ -349,7 +351,9 @@ describe('severity, thresholds, singular tests, store_failures, where and limit'
     expect(r.stdout).toMatch(/WARN\s+test warn_sev /);
     expect(r.stdout).toMatch(/Warning in test thr_20, on base \(models\/schema\.yml\)\n\s+20 failing rows\n\s+first 5 failing rows:/);
     expect(r.stdout).toMatch(/Finished 10 nodes in [\d.]+s: 5 succeeded, 5 warned, 0 failed, 0 skipped\./);
-    await withDb(dbPathOf(project), async (db) => {
+    // A Delta target has no views: base and other are built as tables, with one warning for the run.
+    expect(r.stderr.match(/has no views: view models are built as tables/g) ?? []).toHaveLength(target === 'delta' ? 1 : 0);
+    await withStore(target, storeOf(target, project), async (db) => {
       expect(await db.count('main.child')).toBe(250);
     });
   });
@@ -371,7 +375,7 @@ describe('severity, thresholds, singular tests, store_failures, where and limit'
   });
 
   it('store_failures keeps the failing rows in <schema>_etl_test__audit.<test name>, generic and singular', async () => {
-    await withDb(dbPathOf(project), async (db) => {
+    await withStore(target, storeOf(target, project), async (db) => {
       expect(await db.rows('select id, code from main_etl_test__audit.not_null_other_code order by id')).toEqual([
         { id: 1, code: null },
         { id: 2, code: null },
@@ -387,7 +391,7 @@ describe('severity, thresholds, singular tests, store_failures, where and limit'
 
 // ---------------------------------------------------------------------------
 
-describe('contracts', () => {
+describe.each(TARGETS)('%s: contracts', (target) => {
   let project: string;
   const goodYml = `models:
   - name: c
@@ -403,7 +407,7 @@ describe('contracts', () => {
 
   beforeAll(() => {
     project = writeProject({
-      'etl.yml': etlYml('con'),
+      'etl.yml': targetYml(target, 'con'),
       'seeds/src.csv': 'id,name,amount_cents,d\n1,a,100,2024-01-01\n2,b,250,2024-01-02\n3,c,399,2024-01-03\n',
       'models/c.sql': `{{config materialized="table"}}
 select cast(id as integer) as id, cast(name as varchar) as name, cast(amount_cents / 100.0 as decimal(16, 2)) as amount,
@@ -419,7 +423,7 @@ from {{ref "src"}}
   });
 
   const oldRows = async () =>
-    withDb(dbPathOf(project), async (db) => ({
+    withStore(target, storeOf(target, project), async (db) => ({
       rows: await db.rows('select id, name, cast(amount as varchar) as amount from main.c order by id'),
       tmp: (await db.rows("select table_name from information_schema.tables where table_name like '%etl_tmp%'")).length,
     }));
@@ -488,7 +492,7 @@ from {{ref "src"}}
 
 // ---------------------------------------------------------------------------
 
-describe('quarantine', () => {
+describe.each(TARGETS)('%s: quarantine', (target) => {
   let project: string;
   // Exactly three bad rows: 3 (status not accepted), 4 (null customer), 5 (negative amount).
   const ORDERS = `order_id,customer_id,status,amount
@@ -526,7 +530,7 @@ describe('quarantine', () => {
 
   beforeAll(() => {
     project = writeProject({
-      'etl.yml': etlYml('quar', 'models:\n  materialized: table\n'),
+      'etl.yml': targetYml(target, 'quar', 'models:\n  materialized: table\n'),
       'seeds/raw_orders.csv': ORDERS,
       'seeds/customers.csv': 'id,name\n1,a\n2,b\n3,c\n',
       'seeds/raw_payments.csv': 'payment_id,customer_id\n1,1\n2,9\n3,2\n4,8\n',
@@ -553,7 +557,7 @@ describe('quarantine', () => {
     for (const x of results.filter((x) => /^(unit_)?test\./.test(x.unique_id))) expect(x.status, x.unique_id).toBe('pass');
     expect(r.stdout).toMatch(/OK\s+table main\.orders \.+ \[7 rows, 3 quarantined, /);
 
-    await withDb(dbPathOf(project), async (db) => {
+    await withStore(target, storeOf(target, project), async (db) => {
       expect((await db.rows('select order_id from main.orders order by 1')).map((x) => x.order_id)).toEqual([1, 2, 6, 7, 8, 9, 10]);
       expect(await db.rows('select order_id, customer_id, status, amount, etl_failed_tests, etl_run_id from main.orders__quarantine order by order_id')).toEqual([
         { order_id: 3, customer_id: 1, status: 'bogus', amount: 30, etl_failed_tests: 'accepted_values(status)', etl_run_id: firstRunId },
@@ -581,7 +585,7 @@ describe('quarantine', () => {
     expect(cappedRes['model.quar.orders']!.status).toBe('error');
     expect(cappedRes['model.quar.orders']!.message).toMatch(/3 of 11 rows of orders fail row-level tests, above quarantine_max 2/);
     expect(cappedRes['test.quar.not_null_orders_customer_id']!.status).toBe('skipped');
-    await withDb(dbPathOf(project), async (db) => {
+    await withStore(target, storeOf(target, project), async (db) => {
       expect((await db.rows('select order_id from main.orders order by 1')).map((x) => x.order_id)).toEqual([1, 2, 6, 7, 8, 9, 10]);
       expect(await db.rows('select order_id, etl_run_id from main.orders__quarantine order by 1')).toEqual([3, 4, 5].map((order_id) => ({ order_id, etl_run_id: firstRunId })));
       expect(await db.value("select count(*) from information_schema.tables where table_name like '%etl_tmp%'")).toBe(0);
@@ -593,7 +597,7 @@ describe('quarantine', () => {
     const runId = runResults(project).metadata.invocation_id;
     expect(runId).not.toBe(firstRunId);
     expect(byId(project)['model.quar.orders']).toMatchObject({ quarantined: 3, rows_affected: 8 });
-    await withDb(dbPathOf(project), async (db) => {
+    await withStore(target, storeOf(target, project), async (db) => {
       expect(await db.count('main.orders')).toBe(8);
       expect(await db.rows('select etl_run_id, count(*) as n from main.orders__quarantine group by 1 order by 2, 1')).toEqual(
         [firstRunId, runId].sort().map((etl_run_id) => ({ etl_run_id, n: 3 })),
@@ -604,13 +608,14 @@ describe('quarantine', () => {
 
 // ---------------------------------------------------------------------------
 
-describe('unit tests', () => {
+describe.each(TARGETS)('%s: unit tests', (target) => {
   let project: string;
   const SCHEMA = 'models/marts/schema.yml';
   let original: string;
 
   beforeAll(() => {
     project = copyTemplate();
+    useTarget(target, project);
     original = read(project, SCHEMA);
   });
   afterAll(async () => {
@@ -619,17 +624,17 @@ describe('unit tests', () => {
   });
 
   const unitSchemas = async () =>
-    withDb(dbPathOf(project), async (db) => (await db.rows("select schema_name from information_schema.schemata where schema_name like 'etl_unit%'")).map((r) => r.schema_name));
+    withStore(target, storeOf(target, project), async (db) => (await db.rows("select schema_name from information_schema.schemata where schema_name like 'etl_unit%'")).map((r) => r.schema_name));
 
   it('etl test -s test_type:unit passes on a fresh copy with nothing built, and leaves no scratch schema', async () => {
-    expect(existsSync(dbPathOf(project))).toBe(false);
+    expect(existsSync(storeOf(target, project))).toBe(false);
     const r = ok(await runCli(['test', '--select', 'test_type:unit'], { cwd: project }));
     expect(r.stdout).toMatch(/PASS\s+test orders_sum_payments_per_method /);
     const results = runResults(project).results;
     expect(results.map((x) => [x.unique_id, x.status, x.failures])).toEqual([['unit_test.shop.orders.orders_sum_payments_per_method', 'pass', 0]]);
     expect(await unitSchemas()).toEqual([]);
     // Nothing real was built or read.
-    const tables = await allTables(project);
+    const tables = await allTables(target, project);
     expect(tables.filter((t) => t.startsWith('main.'))).toEqual([]);
   });
 
@@ -749,11 +754,11 @@ unit_tests:
 
 // ---------------------------------------------------------------------------
 
-describe('bad test declarations', () => {
+describe.each(TARGETS)('%s: bad test declarations', (target) => {
   let project: string;
   beforeAll(() => {
     project = writeProject({
-      'etl.yml': etlYml('bad'),
+      'etl.yml': targetYml(target, 'bad'),
       'seeds/s.csv': 'id,v\n1,a\n2,b\n',
       'models/m.sql': 'select * from {{ref "s"}}\n',
     });
@@ -788,7 +793,7 @@ ${tests}
     expect(r.stderr).toMatch(new RegExp(`models/schema\\.yml:${line}:\\d+: `));
     expect(r.stderr).toMatch(message);
     expect(r.stdout).not.toMatch(/Running/);
-    expect(existsSync(dbPathOf(project))).toBe(false);
+    expect(existsSync(storeOf(target, project))).toBe(false);
   });
 
   it('a test whose SQL fails in the engine is an error naming the test; exit 1', async () => {
@@ -813,13 +818,13 @@ ${tests}
 
 // ---------------------------------------------------------------------------
 
-describe('source freshness', () => {
+describe.each(TARGETS)('%s: source freshness', (target) => {
   let project: string;
   /** The instant the source tables' load times are counted back from (ms since the epoch). */
   let base: number;
   beforeAll(async () => {
     project = writeProject({
-      'etl.yml': etlYml('fr'),
+      'etl.yml': targetYml(target, 'fr'),
       'models/sources.yml': `sources:
   - name: raw
     schema: raw
@@ -842,8 +847,9 @@ describe('source freshness', () => {
     const utc = `timestamp '${new Date(base).toISOString().slice(0, 23).replace('T', ' ')}'`;
     const tz = `timestamptz '${new Date(base).toISOString()}'`;
     mkdirSync(path.join(project, 'target'), { recursive: true });
-    await withDb(
-      dbPathOf(project),
+    await withStore(
+      target,
+      storeOf(target, project),
       async (db) => {
         for (const sql of [
           'create schema raw',
@@ -910,7 +916,7 @@ describe('source freshness', () => {
 // On DuckDB an incremental run stages its new rows in a temporary table
 // (adapters/duckdb/adapter.ts, stageTable with transient): quarantine moves
 // rows out of it and a contract reads its columns there.
-describe('quarantine and contracts on an incremental model', () => {
+describe.each(TARGETS)('%s: quarantine and contracts on an incremental model', (target) => {
   afterAll(async () => {
     await killAll();
     removeTempDirs();
@@ -933,13 +939,13 @@ describe('quarantine and contracts on an incremental model', () => {
   const second = 'id,amount,updated_at\n1,10,2024-01-01 00:00:00\n2,25,2024-02-01 00:00:00\n3,30,2024-02-02 00:00:00\n4,-1,2024-02-03 00:00:00\n';
 
   it('quarantine: the failing new row goes to inc__quarantine, the others are merged', async () => {
-    const project = writeProject({ 'etl.yml': etlYml('incq'), 'seeds/events.csv': first, 'models/inc.sql': model('cast(amount as integer)'), 'models/schema.yml': yml('{ quarantine: true }') });
+    const project = writeProject({ 'etl.yml': targetYml(target, 'incq'), 'seeds/events.csv': first, 'models/inc.sql': model('cast(amount as integer)'), 'models/schema.yml': yml('{ quarantine: true }') });
     ok(await runCli(['build'], { cwd: project }));
     writeFiles(project, { 'seeds/events.csv': second });
     ok(await runCli(['build'], { cwd: project }));
     const res = Object.fromEntries(runResults(project).results.map((x) => [x.unique_id, x]));
     expect(res['model.incq.inc']).toMatchObject({ status: 'success', quarantined: 1 });
-    await withDb(dbPathOf(project), async (db) => {
+    await withStore(target, storeOf(target, project), async (db) => {
       expect(await db.rows('select id, amount from main.inc order by id')).toEqual([
         { id: 1, amount: 10 },
         { id: 2, amount: 25 },
@@ -951,14 +957,14 @@ describe('quarantine and contracts on an incremental model', () => {
   });
 
   it('contract: new rows of the wrong type fail the model and leave the table as it was', async () => {
-    const project = writeProject({ 'etl.yml': etlYml('incc'), 'seeds/events.csv': first, 'models/inc.sql': model('cast(amount as integer)'), 'models/schema.yml': yml('{ contract: { enforced: true } }') });
+    const project = writeProject({ 'etl.yml': targetYml(target, 'incc'), 'seeds/events.csv': first, 'models/inc.sql': model('cast(amount as integer)'), 'models/schema.yml': yml('{ contract: { enforced: true } }') });
     ok(await runCli(['build', '-s', 'events', 'inc'], { cwd: project }));
     writeFiles(project, { 'seeds/events.csv': second, 'models/inc.sql': model('cast(amount as varchar)') });
     const r = await runCli(['build', '--no-check', '-s', 'events', 'inc', '--exclude', 'test_type:data'], { cwd: project });
     expect(r.code, r.output).toBe(1);
     expect(r.output).toMatch(/contract of inc is not met/);
     expect(r.output).toMatch(/amount/);
-    await withDb(dbPathOf(project), async (db) => {
+    await withStore(target, storeOf(target, project), async (db) => {
       expect(await db.rows('select id, amount from main.inc order by id')).toEqual([
         { id: 1, amount: 10 },
         { id: 2, amount: 20 },

@@ -10,12 +10,15 @@ import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyTemplate, killAll, removeTempDirs, runCli, startCli } from './helpers.js';
-import { launchChromium, watchedPage, type WatchedPage } from './browser.js';
+import { formatDialect, duckdb } from 'sql-formatter';
+import { SCREENSHOTS, launchChromium, overflowing, watchedPage, type WatchedPage } from './browser.js';
 
 let browser: Browser;
 let project: string;
 /** Engine types of the built project, by "table.column". */
 const engineTypes = new Map<string, string>();
+/** The SQL of orders as target/manifest.json has it. */
+let ordersSql: { raw: string; compiled: string };
 
 beforeAll(async () => {
   project = copyTemplate();
@@ -26,7 +29,7 @@ beforeAll(async () => {
   yml = yml.replace("      - name: first_name\n        description: Customer's first name.\n", '      - name: first_name\n');
   yml = yml.replace(
     'description: One row per order, with the amount paid by each payment method.',
-    'description: "One row per order, with the **amount** paid by each payment method. <script>window.__pwned = 1</script><img src=\\"https://tracker.example/pixel.png\\" alt=\\"pixel\\" onerror=\\"window.__pwned = 2\\"><a href=\\"javascript:window.__pwned=3\\">link</a>"',
+    'description: "One row per order, with the **amount** paid by each payment method. <script>window.__pwned = 1</script><img src=\\"https://tracker.example/pixel.png\\" alt=\\"pixel\\" onerror=\\"window.__pwned = 2\\"><a href=\\"javascript:window.__pwned=3\\">link</a><details open ontoggle=\\"window.__pwned=4\\"><summary>more</summary>hidden</details>"',
   );
   writeFileSync(marts, yml);
   const build = await runCli(['build'], { cwd: project });
@@ -39,6 +42,9 @@ beforeAll(async () => {
   const catalog = JSON.parse(readFileSync(path.join(project, 'target/catalog.json'), 'utf8')) as { nodes: Record<string, { columns: Record<string, { type: string }> }> };
   for (const [id, n] of Object.entries(catalog.nodes)) for (const [c, col] of Object.entries(n.columns)) engineTypes.set(`${id.split('.').at(-1)}.${c}`, col.type);
   expect(engineTypes.get('orders.order_id')).toMatch(/INT/);
+  const orders = JSON.parse(readFileSync(path.join(project, 'target/manifest.json'), 'utf8')).nodes['model.shop.orders'];
+  ordersSql = { raw: orders.raw_code, compiled: orders.compiled_code };
+  expect(ordersSql.compiled).not.toContain('{{');
   browser = await launchChromium();
 });
 
@@ -215,6 +221,27 @@ async function walkSite(w: WatchedPage, url: string, name: string): Promise<void
   expect((await row('amount').locator('td.desc').textContent())?.trim()).toBe('Total amount paid for the order, all methods together.');
   expect(await page.locator('#sec-tests tbody tr').count()).toBe(11);
 
+  // SQL: the compiled query formatted by sql-formatter (in the target's dialect) and highlighted;
+  // the source template as written, highlighted; unformatted, the compiled query as compiled.
+  const sql = page.locator('#sec-code pre.sql code');
+  await sql.locator('.hljs-keyword').first().waitFor();
+  const formatted = formatDialect(ordersSql.compiled, { dialect: duckdb, keywordCase: 'lower' });
+  expect(formatted).not.toBe(ordersSql.compiled);
+  expect(await sql.textContent()).toBe(formatted);
+  expect(await sql.locator('.hljs-keyword', { hasText: /^select$/ }).count()).toBeGreaterThan(1);
+  expect(await sql.locator('.hljs-string', { hasText: "'credit_card'" }).count()).toBe(1);
+  await page.getByRole('toolbar', { name: 'SQL view' }).getByRole('button', { name: 'Formatted' }).click();
+  await expect.poll(() => sql.textContent()).toBe(ordersSql.compiled);
+  expect(await sql.locator('.hljs-keyword').count()).toBeGreaterThan(0);
+  await page.getByRole('toolbar', { name: 'SQL view' }).getByRole('button', { name: 'Source' }).click();
+  await expect.poll(() => sql.textContent()).toBe(ordersSql.raw);
+  expect(ordersSql.raw).toContain('{{');
+  expect(await sql.locator('.hljs-keyword').count()).toBeGreaterThan(0);
+  await page.getByRole('toolbar', { name: 'SQL view' }).getByRole('button', { name: 'Compiled' }).click();
+  await page.getByRole('toolbar', { name: 'SQL view' }).getByRole('button', { name: 'Formatted' }).click();
+  await expect.poll(() => sql.textContent()).toBe(formatted);
+  await page.locator('#sec-code').screenshot({ path: path.join(SCREENSHOTS, `${name}-orders-sql.png`) });
+
   // Its lineage graph: two levels up, nothing downstream.
   const graphNodes = page.locator('#sec-lineage svg.graph a.gnode');
   await graphNodes.first().waitFor();
@@ -226,6 +253,45 @@ async function walkSite(w: WatchedPage, url: string, name: string): Promise<void
   await page.locator('#sec-lineage svg.graph a.gnode', { hasText: 'raw_orders' }).waitFor({ state: 'detached' });
   expect((await page.locator('#sec-lineage svg.graph a.gnode text').allTextContents()).sort()).toEqual(['orders', 'stg_orders', 'stg_payments']);
   await w.screenshot(`${name}-orders`);
+
+  // Pan by dragging and by the arrows, zoom by the buttons and the wheel; Fit shows it whole again.
+  const viewport = page.locator('#sec-lineage svg.graph g.viewport');
+  const view = async () => {
+    const m = /translate\(([-\d.]+),([-\d.]+)\) scale\(([-\d.]+)\)/.exec((await viewport.getAttribute('transform')) ?? '')!;
+    return { x: Number(m[1]), y: Number(m[2]), k: Number(m[3]) };
+  };
+  const before = await view();
+  await page.locator('#sec-lineage svg.graph').scrollIntoViewIfNeeded();
+  const box = (await page.locator('#sec-lineage svg.graph').boundingBox())!;
+  await page.mouse.move(box.x + 20, box.y + box.height - 20);
+  await page.mouse.down();
+  await page.mouse.move(box.x + 80, box.y + box.height - 40, { steps: 5 });
+  await page.mouse.up();
+  const dragged = await view();
+  expect(dragged.x).toBeCloseTo(before.x + 60, 1);
+  expect(dragged.y).toBeCloseTo(before.y - 20, 1);
+  expect(dragged.k).toBe(before.k);
+  await page.getByRole('button', { name: 'Zoom in' }).click();
+  expect((await view()).k).toBeCloseTo(before.k * 1.25, 3);
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.wheel(0, 200);
+  expect((await view()).k).toBeLessThan(before.k * 1.25);
+  await page.locator('#sec-lineage svg.graph').focus();
+  const beforeKeys = await view();
+  await page.keyboard.press('ArrowRight');
+  expect((await view()).x).toBeCloseTo(beforeKeys.x - 60, 3);
+  await page.getByRole('button', { name: 'Fit the whole graph in the view' }).click();
+  expect(await view()).toEqual(before);
+
+  // The paths to another node, picked in "Paths to…".
+  await page.getByRole('combobox', { name: 'Highlight the paths from this node to another node' }).fill('raw_payments');
+  await page.locator('#path-to-results [role=option]').first().waitFor();
+  await page.keyboard.press('Enter');
+  await waitForHeading(page, 'Paths between orders and raw_payments');
+  expect((await page.locator('svg.graph a.gnode.on-path text').allTextContents()).sort()).toEqual(['orders', 'raw_payments', 'stg_payments']);
+  await page.goBack();
+  await waitForHeading(page, 'orders');
+  await page.locator('#sec-lineage svg.graph a.gnode', { hasText: 'stg_orders' }).waitFor();
 
   // Click an upstream node in the graph.
   await page.locator('#sec-lineage svg.graph a.gnode', { hasText: 'stg_orders' }).click();
@@ -240,6 +306,19 @@ async function walkSite(w: WatchedPage, url: string, name: string): Promise<void
   const colNodes = (await page.locator('svg.graph a.gnode text').allTextContents()).sort();
   expect(colNodes).toEqual(['customers.first_order', 'customers.most_recent_order', 'orders.order_date', 'raw_orders.order_date', 'stg_orders.order_date']);
   await w.screenshot(`${name}-column`);
+
+  // A pass-through says so, without an expression; its edge is drawn solid, a transformation's dashed.
+  await page.goto(`${url}#/c/model.shop.orders/order_id`);
+  await waitForHeading(page, 'orders.order_id');
+  expect(await page.locator('main').textContent()).toContain('Passed through unchanged from its upstream column.');
+  expect(await page.locator('pre.expression').count()).toBe(0);
+  await page.locator('svg.graph path.edge').first().waitFor({ state: 'attached' });
+  const into = await page.locator('svg.graph path.edge').evaluateAll((es) => es.filter((e) => e.getAttribute('data-to') === 'model.shop.orders\u0000order_id').map((e) => e.getAttribute('class')));
+  expect(into).toEqual([expect.stringContaining('lineage-passthrough')]);
+  await page.goto(`${url}#/c/model.shop.orders/amount`);
+  await waitForHeading(page, 'orders.amount');
+  await page.locator('svg.graph path.edge').first().waitFor({ state: 'attached' });
+  expect(await page.locator('svg.graph path.edge.lineage-transform').count()).toBeGreaterThan(0);
 
   // Inherited description, and where it came from.
   await page.goto(`${url}#/n/model.shop.customers`);
@@ -265,6 +344,21 @@ async function walkSite(w: WatchedPage, url: string, name: string): Promise<void
   // seeds -> each staging model, and each staging model -> marts.
   expect(await page.locator('svg.graph path.edge').count()).toBe(6);
   await w.screenshot(`${name}-project-graph`);
+  // By tag: seeds have none; staging and marts are the folders' tags.
+  await page.getByRole('link', { name: 'tag', exact: true }).click();
+  await waitForHeading(page, 'Project graph by tag');
+  expect((await page.locator('svg.graph a.gnode text').allTextContents()).sort()).toEqual(['(no tag) (3)', 'marts (2)', 'staging (3)']);
+  expect(await page.locator('svg.graph path.edge').count()).toBe(2);
+  await page.locator('svg.graph a.gnode', { hasText: 'marts (2)' }).click();
+  await page.locator('svg.graph a.gnode.member').first().waitFor();
+  expect((await page.locator('svg.graph a.gnode.member text').allTextContents()).sort()).toEqual(['customers', 'orders']);
+  // staging -> customers and -> orders; seeds -> staging.
+  expect(await page.locator('svg.graph path.edge').count()).toBe(3);
+  await w.screenshot(`${name}-project-graph-by-tag`);
+  await page.goBack();
+  await page.goBack();
+  await waitForHeading(page, 'Project graph by folder');
+  await page.locator('svg.graph a.gnode.member').first().waitFor();
   await page.getByRole('link', { name: 'Close models/staging (3)' }).click();
   await page.locator('svg.graph a.gnode', { hasText: 'models/staging (3)' }).waitFor();
   await page.locator('svg.graph a.gnode', { hasText: 'models/marts (2)' }).click();
@@ -360,12 +454,34 @@ describe('docs site of project-template', () => {
         await page.locator('svg.graph a.gnode.member').first().waitFor();
         expect(await audit(page)).toEqual([]);
         await w.screenshot(`a11y-${viewport.name}-project-graph`);
-        // Nothing wider than the screen but what scrolls by itself (tables, code, the graph).
-        for (const hash of ['#/', '#/n/model.shop.orders', '#/graph', '#/c/model.shop.orders/amount']) {
+        // Every kind of page fits the screen: nothing wider than it, no table scrolling sideways
+        // (SQL and graphs pan by design).
+        const pages: Array<[string, string]> = [
+          ['home', '#/'],
+          ['model', '#/n/model.shop.orders'],
+          ['seed', '#/n/seed.shop.raw_orders'],
+          ['column', '#/c/model.shop.orders/amount'],
+          ['graph', '#/graph?by=folder&open=models%2Fstaging'],
+          ['graph-by-tag', '#/graph?by=tag&open=marts'],
+          ['paths', '#/paths?from=seed.shop.raw_payments&to=model.shop.customers'],
+          ['list', '#/list?folder=models%2Fstaging'],
+        ];
+        for (const [kind, hash] of pages) {
           await page.goto(`${index}${hash}`);
           await page.locator('main h1').first().waitFor();
-          expect(await page.evaluate(() => document.documentElement.scrollWidth), hash).toBeLessThanOrEqual(viewport.width);
+          if (hash.startsWith('#/graph') || hash.startsWith('#/paths') || hash.startsWith('#/c/')) await page.locator('svg.graph a.gnode').first().waitFor();
+          if (kind === 'model') await page.locator('#sec-code .hljs-keyword').first().waitFor();
+          expect(await overflowing(page), `${kind} on a ${viewport.name}`).toEqual([]);
+          await w.screenshot(`fit-${viewport.name}-${kind}`);
         }
+        // Search results open over the page.
+        await page.locator('#search').fill('order');
+        await page.locator('#search-results [role=option]').first().waitFor();
+        expect(await overflowing(page), `search on a ${viewport.name}`).toEqual([]);
+        const results = await page.locator('#search-results').boundingBox();
+        expect(results!.x).toBeGreaterThanOrEqual(0);
+        expect(results!.x + results!.width).toBeLessThanOrEqual(viewport.width);
+        await w.screenshot(`fit-${viewport.name}-search`);
         // The audit finds what it looks for: a link without a name and pale text.
         await page.evaluate(() => document.querySelector('main')!.insertAdjacentHTML('beforeend', '<a href="#/"></a><p style="color:#ccc">pale</p>'));
         expect(await audit(page)).toEqual(['no accessible name: a ""', expect.stringMatching(/^contrast 1\.\d+: p "pale"$/)]);

@@ -5,13 +5,15 @@
 // on_schema_change, `etl state show`, and state that lives in the target.
 //
 // The fixtures (CSV seeds and expected tables ported from dbt's adapter test
-// suite) live in tests/fixtures/conformance-data (see its README). The
-// strategies' conformance cases run on DuckDB and on Delta (tests/e2e/targets.ts).
+// suite) live in tests/fixtures/conformance-data (see its README). Every
+// block runs on DuckDB and on Delta (tests/e2e/targets.ts), with the same
+// assertions on the data and the state (etl_meta on DuckDB; on Delta the
+// tables' etl.state domains and run log, shown as the same etl_meta tables).
 
 import { copyFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, dbPathOf, etlYml, killAll, makeTempDir, readJson, readRunResults, removeTempDirs, runCli, withDb, writeFiles, writeProject, type CliResult, type Db } from './helpers.js';
+import { REPO_ROOT, killAll, makeTempDir, readJson, readRunResults, removeTempDirs, runCli, writeFiles, writeProject, type CliResult, type Db } from './helpers.js';
 import { copyStore, storeOf, targetYml, TARGETS, withStore } from './targets.js';
 
 const FIXTURES = path.join(REPO_ROOT, 'tests', 'fixtures', 'conformance-data');
@@ -214,12 +216,12 @@ const day = (offset: number) => new Date(Math.floor(NOW.getTime() / DAY) * DAY +
 const ymd = (d: Date) => d.toISOString().slice(0, 10);
 const at = (d: Date, hour: number) => `${ymd(d)} ${String(hour).padStart(2, '0')}:00:00`;
 
-describe('microbatch', () => {
+describe.each(TARGETS)('%s: microbatch', (target) => {
   it('lookback: a late row of the previous day is picked up by the next run, one older than lookback is not (until --full-refresh)', async () => {
     const seed = (rows: Array<[number, string]>) => `id,ts,v\n${rows.map(([id, ts]) => `${id},${ts},${id * 10}`).join('\n')}\n`;
     const initial: Array<[number, string]> = [-4, -3, -2, -1, 0].map((n, i) => [i + 1, at(day(n), 6)]);
     const dir = writeProject({
-      'etl.yml': etlYml('mb_lookback'),
+      'etl.yml': targetYml(target, 'mb_lookback'),
       'seeds/events.csv': seed(initial),
       'models/events_mb.sql': `{{config materialized="incremental" incremental_strategy="microbatch" event_time="ts" batch_size="day" begin="${ymd(day(-4))}" lookback=1}}\nselect id, ts, v from {{ref "events"}}\n`,
     });
@@ -235,7 +237,7 @@ describe('microbatch', () => {
     expect(r2.batch_results?.successful.map((b) => b[0])).toEqual([at(day(-1), 0), at(day(0), 0)]);
     // days -1 and 0: ids 4 and 10, 5 and 12.
     expect(r2.message).toMatch(/MICROBATCH \(2 batches, 4 rows\)/);
-    await withDb(dbPathOf(dir), async (db) => {
+    await withStore(target, storeOf(target, dir), async (db) => {
       expect((await db.rows('select id from main.events_mb order by id')).map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 10, 12]);
       const batches = await db.rows(`select batch_start, batch_end, status, run_id from etl_meta.batches where relation = 'main.events_mb' order by batch_start`);
       expect(batches.map((b) => [b.batch_start, b.batch_end, b.status])).toEqual([-4, -3, -2, -1, 0].map((n) => [at(day(n), 0), at(day(n + 1), 0), 'success']));
@@ -251,7 +253,7 @@ describe('microbatch', () => {
     // A full refresh rebuilds every batch, so the row beyond lookback arrives too.
     expectOk(await etlAt(NOW, dir, 'build', '--full-refresh'));
     expect(resultOf(dir, 'model.mb_lookback.events_mb').message).toMatch(/^FULL REFRESH \(5 batches, 8 rows\)/);
-    await withDb(dbPathOf(dir), async (db) => {
+    await withStore(target, storeOf(target, dir), async (db) => {
       expect((await db.rows('select id from main.events_mb order by id')).map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 10, 11, 12]);
       expect(await db.value(`select count(*) from etl_meta.batches where relation = 'main.events_mb' and status = 'success'`)).toBe(5);
     });
@@ -262,12 +264,12 @@ describe('microbatch', () => {
   });
 
   it('ETL_NOW that is not a timestamp is a usage error (exit 2) before anything is built', async () => {
-    const dir = writeProject({ 'etl.yml': etlYml('bad_now'), 'models/m.sql': 'select 1 as id\n' });
+    const dir = writeProject({ 'etl.yml': targetYml(target, 'bad_now'), 'models/m.sql': 'select 1 as id\n' });
     const r = await runCli(['build', '--project-dir', dir], { cwd: dir, env: { ETL_NOW: 'yesterday' } });
     expect(r.code, r.output).toBe(2);
     expect(r.stderr).toMatch(/ETL_NOW="yesterday" is not a timestamp/);
     expect(r.stderr).toMatch(/ETL_NOW=2024-01-06T01:00:00Z/);
-    expect(existsSync(dbPathOf(dir))).toBe(false);
+    expect(existsSync(storeOf(target, dir))).toBe(false);
   });
 
   describe('--event-time-start/--event-time-end backfill, a failing batch, etl retry', () => {
@@ -283,7 +285,7 @@ describe('microbatch', () => {
         rows.push(`${id},${ts},${ts.startsWith(BAD_DAY) ? 'x' : id}`);
       }
       dir = writeProject({
-        'etl.yml': etlYml('mb'),
+        'etl.yml': targetYml(target, 'mb'),
         'seeds/events.csv': `${rows.join('\n')}\n`,
         'models/mb.sql': '{{config materialized="incremental" incremental_strategy="microbatch" event_time="ts" batch_size="day" begin="2023-06-01"}}\nselect id, ts, cast(raw_v as integer) as v from {{ref "events"}}\n',
       });
@@ -300,7 +302,7 @@ describe('microbatch', () => {
       expect(r.batch_results!.successful).toHaveLength(30);
       expect(r.batch_results!.successful[0]).toEqual(['2024-01-01 00:00:00', '2024-01-02 00:00:00']);
       expect(r.batch_results!.successful[29]).toEqual(['2024-01-31 00:00:00', '2024-02-01 00:00:00']);
-      await withDb(dbPathOf(dir), async (db) => {
+      await withStore(target, storeOf(target, dir), async (db) => {
         // January only (the seed spans 2023-12-28 .. 2024-02-04), without the failed day.
         const expected = await textRows(db, `select id, ts, cast(raw_v as integer) as v from main.events where ts >= '2024-01-01' and ts < '2024-02-01' and cast(ts as date) <> date '${BAD_DAY}'`);
         expect(await textRows(db, 'select * from main.mb')).toEqual(expected);
@@ -315,14 +317,14 @@ describe('microbatch', () => {
     });
 
     it('after the data is fixed, etl retry reruns exactly the failed batch', async () => {
-      const before = await withDb(dbPathOf(dir), (db) => db.rows(`select batch_start, status, run_id, cast(updated_at as varchar) as updated_at from etl_meta.batches where relation = 'main.mb' order by batch_start`));
-      await withDb(dbPathOf(dir), (db) => db.connection.run(`update main.events set raw_v = '99' where raw_v = 'x'`).then(() => undefined), { readOnly: false });
+      const before = await withStore(target, storeOf(target, dir), (db) => db.rows(`select batch_start, status, run_id, cast(updated_at as varchar) as updated_at from etl_meta.batches where relation = 'main.mb' order by batch_start`));
+      await withStore(target, storeOf(target, dir), (db) => db.connection.run(`update main.events set raw_v = '99' where raw_v = 'x'`).then(() => undefined), { readOnly: false });
       const retry = await etl(dir, 'retry');
       expectOk(retry);
       const { invocation_id, results } = runResults(dir);
       expect([...results.keys()]).toEqual(['model.mb.mb']);
       expect(results.get('model.mb.mb')!.batch_results).toEqual({ successful: [['2024-01-03 00:00:00', '2024-01-04 00:00:00']], failed: [] });
-      await withDb(dbPathOf(dir), async (db) => {
+      await withStore(target, storeOf(target, dir), async (db) => {
         const after = await db.rows(`select batch_start, status, run_id, cast(updated_at as varchar) as updated_at from etl_meta.batches where relation = 'main.mb' order by batch_start`);
         expect(after).toHaveLength(31);
         for (const [i, b] of after.entries()) {
@@ -361,7 +363,7 @@ describe('microbatch', () => {
 
 // ---------------------------------------------------------------------------
 
-describe('is_incremental, this, --full-refresh and full_refresh: false', () => {
+describe.each(TARGETS)('%s: is_incremental, this, --full-refresh and full_refresh: false', (target) => {
   const FLAGS = (fullBranch = "'full'") =>
     '{{config materialized="incremental" unique_key="id"}}\n' +
     `select id, {{#if is_incremental}}'incremental'{{else}}${fullBranch}{{/if}} as mode, '{{this}}' as this_rel from {{ref "ids"}}\n` +
@@ -371,11 +373,11 @@ describe('is_incremental, this, --full-refresh and full_refresh: false', () => {
   let dir: string;
 
   beforeAll(() => {
-    dir = writeProject({ 'etl.yml': etlYml('flags'), 'seeds/ids.csv': ids(1, 3), 'models/flags.sql': FLAGS(), 'models/protected.sql': PROTECTED });
+    dir = writeProject({ 'etl.yml': targetYml(target, 'flags'), 'seeds/ids.csv': ids(1, 3), 'models/flags.sql': FLAGS(), 'models/protected.sql': PROTECTED });
   });
 
-  const flagRows = () => withDb(dbPathOf(dir), (db) => db.rows('select id, mode, this_rel from main.flags order by id'));
-  const protectedIds = () => withDb(dbPathOf(dir), async (db) => (await db.rows('select id from main.protected order by id')).map((r) => r.id));
+  const flagRows = () => withStore(target, storeOf(target, dir), (db) => db.rows('select id, mode, this_rel from main.flags order by id'));
+  const protectedIds = () => withStore(target, storeOf(target, dir), async (db) => (await db.rows('select id from main.protected order by id')).map((r) => r.id));
 
   it('is_incremental is false on the first run and true on the next; this is the model relation', async () => {
     expectOk(await etl(dir, 'build'));
@@ -400,7 +402,7 @@ describe('is_incremental, this, --full-refresh and full_refresh: false', () => {
     expect(resultOf(dir, 'model.flags.flags').status).toBe('error');
     expect(resultOf(dir, 'model.flags.flags').message).toMatch(/Conversion Error/);
     expect(await flagRows()).toEqual(before);
-    await withDb(dbPathOf(dir), async (db) => expect(await db.tempRelations()).toEqual([]));
+    await withStore(target, storeOf(target, dir), async (db) => expect(await db.tempRelations()).toEqual([]));
   });
 
   it('full_refresh: false protects a model from --full-refresh: it stays incremental', async () => {
@@ -421,7 +423,7 @@ describe('is_incremental, this, --full-refresh and full_refresh: false', () => {
 
 // ---------------------------------------------------------------------------
 
-describe('on_schema_change', () => {
+describe.each(TARGETS)('%s: on_schema_change', (target) => {
   const MODES = ['ignore', 'fail', 'append_new_columns', 'sync_all_columns'] as const;
   // v1: id integer, a varchar, n integer. v2: a is gone, n is bigint (a widening), b is new.
   const V1 = 'select cast(i as integer) as id, \'a\' || i as a, cast(i as integer) as n from range(1, 4) t(i)';
@@ -435,14 +437,14 @@ describe('on_schema_change', () => {
   const table = (m: string) => `osc_${m}`;
 
   beforeAll(async () => {
-    dir = writeProject({ 'etl.yml': etlYml('osc'), ...Object.fromEntries(MODES.map((m) => [`models/${table(m)}.sql`, model(m, V1)])) });
+    dir = writeProject({ 'etl.yml': targetYml(target, 'osc'), ...Object.fromEntries(MODES.map((m) => [`models/${table(m)}.sql`, model(m, V1)])) });
     expectOk(await etl(dir, 'build'));
     writeFiles(dir, Object.fromEntries(MODES.map((m) => [`models/${table(m)}.sql`, model(m, V2)])));
     second = await etl(dir, 'build');
   });
 
-  const rowsOf = (m: string) => withDb(dbPathOf(dir), (db) => db.rows(`select * from main.${table(m)} order by id`));
-  const colsOf = (m: string) => withDb(dbPathOf(dir), (db) => columnsOf(db, table(m)));
+  const rowsOf = (m: string) => withStore(target, storeOf(target, dir), (db) => db.rows(`select * from main.${table(m)} order by id`));
+  const colsOf = (m: string) => withStore(target, storeOf(target, dir), (db) => columnsOf(db, table(m)));
 
   it('ignore: new rows go in with the existing columns; the table keeps its shape', async () => {
     expect(resultOf(dir, 'model.osc.osc_ignore').status).toBe('success');
@@ -494,18 +496,18 @@ describe('on_schema_change', () => {
     expect(r.output).toMatch(/the table is unchanged; run with --full-refresh to rebuild it/);
     expect(await colsOf('sync_all_columns')).toEqual([['id', 'INTEGER'], ['n', 'BIGINT'], ['b', 'VARCHAR']]);
     expect(await rowsOf('sync_all_columns')).toEqual(before);
-    await withDb(dbPathOf(dir), async (db) => expect(await db.tempRelations()).toEqual([]));
+    await withStore(target, storeOf(target, dir), async (db) => expect(await db.tempRelations()).toEqual([]));
   });
 });
 
 // ---------------------------------------------------------------------------
 
-describe('state lives in the target', () => {
+describe.each(TARGETS)('%s: state lives in the target', (target) => {
   it('a fresh clone of the project, pointed at the same database, continues incrementally', async () => {
     const orders = (extra = '') => `id,amount,updated_at\n1,10,2024-01-01 00:00:00\n2,20,2024-01-02 00:00:00\n3,30,2024-01-03 00:00:00\n${extra}`;
     const events = `id,ts\n${[-3, -2, -1, 0].map((n, i) => `${i + 1},${at(day(n), 1)}`).join('\n')}\n`;
     const files = (dbPath: string, ordersCsv: string) => ({
-      'etl.yml': etlYml('cloned').replace('path: target/dev.duckdb', `path: ${JSON.stringify(dbPath)}`),
+      'etl.yml': targetYml(target, 'cloned').replace(target === 'duckdb' ? 'path: target/dev.duckdb' : 'path: lake', `path: ${JSON.stringify(dbPath)}`),
       'seeds/orders.csv': ordersCsv,
       'seeds/events.csv': events,
       'models/orders_inc.sql':
@@ -513,7 +515,8 @@ describe('state lives in the target', () => {
       'models/events_mb.sql': `{{config materialized="incremental" incremental_strategy="microbatch" event_time="ts" batch_size="day" begin="${ymd(day(-3))}"}}\nselect * from {{ref "events"}}\n`,
     });
     const original = path.join(makeTempDir(), 'original');
-    const db = path.join(original, 'target', 'dev.duckdb');
+    // The target's tables sit under target/, which the clone leaves behind.
+    const db = path.join(original, 'target', target === 'duckdb' ? 'dev.duckdb' : 'lake');
     writeFiles(original, files(db, orders()));
     expectOk(await etlAt(NOW, original, 'build'));
     expect(resultOf(original, 'model.cloned.events_mb').batch_results?.successful).toHaveLength(4);
@@ -529,7 +532,7 @@ describe('state lives in the target', () => {
     const mb = resultOf(clone, 'model.cloned.events_mb');
     // Not every batch again: only the last done one and one of lookback.
     expect(mb.batch_results?.successful.map((b) => b[0])).toEqual([at(day(-1), 0), at(day(0), 0)]);
-    await withDb(db, async (conn) => {
+    await withStore(target, db, async (conn) => {
       expect(await conn.rows('select id, amount, cast(updated_at as varchar) as updated_at from main.orders_inc order by id')).toEqual([
         { id: 1, amount: 10, updated_at: '2024-01-01 00:00:00' },
         { id: 2, amount: 25, updated_at: '2024-02-01 00:00:00' },

@@ -4,8 +4,14 @@
 // through one DuckDB connection either way: the DuckDB file itself, or an
 // in-memory DuckDB over the lake's Delta tables read by etl's Delta reader
 // (one view per table, under its schema and name).
+//
+// etl's state is stored differently (DuckDB: tables in etl_meta; Delta: each
+// table's etl.state metadata domain, run history as an append-only Delta
+// table of start and end rows), so on Delta the store also shows that state
+// as the DuckDB target's etl_meta tables (watermarks, batches, snapshot_runs,
+// runs with one row per run): the suites assert the same state on both.
 
-import { cpSync, copyFileSync, existsSync, readdirSync } from 'node:fs';
+import { cpSync, copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { DeltaTable, LocalStorage, loadSnapshot, scanSnapshot } from '../../adapters/delta/index.js';
@@ -20,6 +26,16 @@ export const TARGETS: Array<[TargetName]> = [['duckdb'], ['delta']];
 export function targetYml(target: TargetName, name: string, extra = ''): string {
   const dev = target === 'duckdb' ? '{ type: duckdb, path: target/dev.duckdb, schema: main, threads: 4 }' : '{ type: delta, path: lake, schema: main, threads: 4 }';
   return `name: ${name}\nversion: 1\ntarget: dev\ntargets:\n  dev: ${dev}\n${extra}`;
+}
+
+/** Points target `dev` of a copied project (project-template's: a DuckDB file) at `target`, keeping the rest of its etl.yml. */
+export function useTarget(target: TargetName, dir: string): void {
+  if (target === 'duckdb') return;
+  const file = path.join(dir, 'etl.yml');
+  const yml = readFileSync(file, 'utf8');
+  const dev = /^ {2}dev: \{ type: duckdb, path: target\/dev\.duckdb, schema: main, threads: 4 \}$/m;
+  if (!dev.test(yml)) throw new Error(`${file} has no DuckDB target dev to point at the lake`);
+  writeFileSync(file, yml.replace(dev, '  dev: { type: delta, path: lake, schema: main, threads: 4 }'));
 }
 
 /** Where the target keeps its tables: the DuckDB file or the lake folder. */
@@ -48,6 +64,52 @@ function lakeTables(lake: string): Array<{ schema: string; name: string; root: s
   return out;
 }
 
+/** A Delta table's etl.state domain (adapters/delta/state-store.ts). */
+interface DeltaTableState {
+  uniqueId?: string;
+  watermark?: { column: string; value: string | null; runId: string; updatedAt: string };
+  batches?: Record<string, { end: string; status: string; rows: number | null; runId: string; message: string; updatedAt: string }>;
+  snapshotRuns?: Array<{ runId: string; inserted: number; invalidated: number; updatedAt: string }>;
+}
+
+/** The DuckDB target's etl_meta tables (adapters/sql-state.ts) made from the Delta tables' state, as views the write-back skips. */
+async function showStateAsEtlMeta(session: ReturnType<typeof duckDbSqlSession>, states: Array<{ relation: string; state: DeltaTableState }>): Promise<void> {
+  const lit = (v: string | number | null | undefined) => (v === null || v === undefined ? 'null' : typeof v === 'number' ? String(v) : `'${v.replace(/'/g, "''")}'`);
+  const table = async (name: string, columns: string, rows: string[]) => {
+    const defs = columns.split(', ').map((c) => c.split(' ') as [string, string]);
+    const typed = `select ${defs.map(([c, type], i) => `cast(col${i} as ${type}) as ${c}`).join(', ')}`;
+    // An empty VALUES list is not SQL: one row of NULLs, filtered out.
+    const values = rows.length ? rows.join(', ') : `(${defs.map(() => 'null').join(', ')})`;
+    await session.execute(`create schema if not exists etl_meta`);
+    await session.execute(`create view etl_meta.${name} as ${typed} from (values ${values}) as t(${defs.map((_, i) => `col${i}`).join(', ')})${rows.length ? '' : ' where false'}`);
+  };
+  // The state's times are ISO instants (UTC); DuckDB's etl_meta keeps them as UTC timestamps.
+  const ts = (iso: string | undefined) => `timezone('UTC', cast(${lit(iso)} as timestamptz))`;
+  await table(
+    'watermarks',
+    'relation varchar, unique_id varchar, event_time_column varchar, watermark varchar, run_id varchar, updated_at timestamp',
+    states.filter((s) => s.state.watermark).map(({ relation, state: { uniqueId, watermark: w } }) => `(${lit(relation)}, ${lit(uniqueId)}, ${lit(w!.column)}, ${lit(w!.value)}, ${lit(w!.runId)}, ${ts(w!.updatedAt)})`),
+  );
+  await table(
+    'batches',
+    'relation varchar, batch_start varchar, batch_end varchar, unique_id varchar, status varchar, rows_affected bigint, run_id varchar, updated_at timestamp, message varchar',
+    states.flatMap(({ relation, state }) => Object.entries(state.batches ?? {}).map(([start, b]) => `(${lit(relation)}, ${lit(start)}, ${lit(b.end)}, ${lit(state.uniqueId)}, ${lit(b.status)}, ${lit(b.rows)}, ${lit(b.runId)}, ${ts(b.updatedAt)}, ${lit(b.message)})`)),
+  );
+  await table(
+    'snapshot_runs',
+    'relation varchar, unique_id varchar, run_id varchar, inserted bigint, invalidated bigint, updated_at timestamp',
+    states.flatMap(({ relation, state }) => (state.snapshotRuns ?? []).map((r) => `(${lit(relation)}, ${lit(state.uniqueId)}, ${lit(r.runId)}, ${lit(r.inserted)}, ${lit(r.invalidated)}, ${ts(r.updatedAt)})`)),
+  );
+  const hasRunLog = (await session.query(`select count(*) from duckdb_views() where schema_name = 'etl_meta' and view_name = 'runs_log'`)).rows[0]?.[0];
+  if (Number(hasRunLog)) {
+    // One row per run: the start row's facts, the end row's outcome.
+    await session.execute(
+      `create view etl_meta.runs as select run_id, max(command) as command, max(target) as target, max(etl_version) as etl_version, timezone('UTC', max(started_at)) as started_at, timezone('UTC', max(finished_at)) as finished_at, ` +
+        `coalesce(max(status) filter (where finished_at is not null), max(status)) as status from etl_meta.runs_log group by run_id`,
+    );
+  }
+}
+
 /**
  * Runs `fn` on the target's tables. DuckDB: the file (read-only unless
  * `readOnly: false`). Delta: each table a view of its latest version; when
@@ -65,14 +127,20 @@ export async function withStore<T>(target: TargetName, store: string, fn: (db: D
   const fingerprint = async (rel: string) => String((await session.query(`select count(*) || ':' || coalesce(sum(hash(etl_row)), 0) from ${rel} as etl_row`)).rows[0]?.[0]);
   try {
     const before = new Map<string, string>();
+    const states: Array<{ relation: string; state: DeltaTableState }> = [];
     for (const t of lakeTables(store)) {
       const storage = new LocalStorage(t.root);
-      const scan = await scanSnapshot(storage, session, await loadSnapshot(storage, session));
-      const rel = `${q(t.schema)}.${q(t.name)}`;
+      const snapshot = await loadSnapshot(storage, session);
+      const scan = await scanSnapshot(storage, session, snapshot);
+      const state = snapshot.domains.get('etl.state')?.configuration;
+      if (state) states.push({ relation: `${t.schema}.${t.name}`, state: JSON.parse(state) as DeltaTableState });
+      // The run log (a start row and an end row per run) is shown as etl_meta.runs below.
+      const rel = t.schema === 'etl_meta' && t.name === 'runs' ? `${q(t.schema)}."runs_log"` : `${q(t.schema)}.${q(t.name)}`;
       await session.execute(`create schema if not exists ${q(t.schema)}`);
       await session.execute(`create ${writable ? 'table' : 'view'} ${rel} as ${scan.sql}`);
       if (writable) before.set(rel, await fingerprint(rel));
     }
+    await showStateAsEtlMeta(session, states);
     const result = await fn(new Db(connection));
     if (writable) {
       const tables = (await session.query(`select schema_name, table_name from duckdb_tables() where database_name = current_database() and not temporary`)).rows;

@@ -52,6 +52,11 @@ export function formatSeconds(s: number): string {
   return `${Math.floor(s / 60)} m ${Math.round(s % 60)} s`;
 }
 
+/** A cost as `etl report` prints it: "1.25 USD", "0.0042 USD". */
+export function formatCost(v: number, currency: string): string {
+  return `${v.toFixed(v >= 1 || v === 0 ? 2 : 4)} ${currency}`;
+}
+
 export function formatAge(seconds: number | null): string {
   if (seconds === null) return 'never loaded';
   if (seconds < 120) return `${Math.round(seconds)} s ago`;

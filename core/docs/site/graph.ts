@@ -212,31 +212,64 @@ export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
   return wrap;
 }
 
-/** Nodes within `up` levels upstream and `down` levels downstream, nearest first, at most cap. */
-export function neighbourhood(site: Site, center: number, up: number, down: number, cap = NEIGHBOURHOOD_CAP): { nodes: number[]; truncated: boolean } {
+/**
+ * Parents (or children) drawn per node in a node page's lineage graph: a hub
+ * (a seed read by hundreds of models) shows this many and a "+N more" node
+ * that draws the rest (up to NEIGHBOURHOOD_CAP), then lists them all.
+ */
+export const FANOUT = 12;
+
+/** "+N more" nodes drawn at most, nearest first. */
+const MORE_NODES = 40;
+
+/** Neighbours of a drawn node left out of the graph, in one direction. */
+export interface Hidden {
+  node: number;
+  dir: 'up' | 'down';
+  count: number;
+}
+
+/**
+ * Nodes within `up` levels upstream and `down` levels downstream, nearest
+ * first, at most FANOUT neighbours per node (all, up to cap, for the nodes in
+ * `expanded`), at most cap nodes; and, for each drawn node whose neighbours
+ * within the levels were not all drawn, how many were left out.
+ */
+export function neighbourhood(site: Site, center: number, up: number, down: number, cap = NEIGHBOURHOOD_CAP, expanded: ReadonlySet<number> = new Set()): { nodes: number[]; truncated: boolean; hidden: Hidden[] } {
   const seen = new Set<number>([center]);
   let truncated = false;
-  const walk = (next: (i: number) => number[], levels: number) => {
+  const walked: Array<{ node: number; dir: 'up' | 'down'; level: number }> = [];
+  const walk = (dir: 'up' | 'down', next: (i: number) => number[], levels: number) => {
     let frontier = [center];
     for (let l = 0; l < levels && frontier.length; l++) {
       const nextFrontier: number[] = [];
       for (const i of frontier) {
+        walked.push({ node: i, dir, level: l });
+        let taken = 0;
+        const fanout = expanded.has(i) ? cap : FANOUT;
         for (const j of next(i)) {
           if (seen.has(j)) continue;
+          if (taken >= fanout) break;
           if (seen.size >= cap) {
             truncated = true;
-            return;
+            break;
           }
           seen.add(j);
+          taken++;
           nextFrontier.push(j);
         }
       }
       frontier = nextFrontier;
     }
   };
-  walk((i) => site.index.parents[i]!, up);
-  walk((i) => site.children[i]!, down);
-  return { nodes: [...seen], truncated };
+  walk('up', (i) => site.index.parents[i]!, up);
+  walk('down', (i) => site.children[i]!, down);
+  const hidden: Hidden[] = [];
+  for (const { node, dir } of walked) {
+    const count = (dir === 'up' ? site.index.parents[node]! : site.children[node]!).reduce((n, j) => n + (seen.has(j) ? 0 : 1), 0);
+    if (count && hidden.length < MORE_NODES) hidden.push({ node, dir, count });
+  }
+  return { nodes: [...seen], truncated, hidden };
 }
 
 export function nodeSpec(site: Site, ids: number[], extra: (i: number) => string = () => ''): GraphSpec {
@@ -264,15 +297,35 @@ function levelSelect(label: string, value: number, onChange: (v: number) => void
 export async function nodeLineage(site: Site, center: number, query: URLSearchParams, hrefWith: (q: URLSearchParams) => string): Promise<HTMLElement> {
   const up = Number(query.get('up') ?? 2);
   const down = Number(query.get('down') ?? 2);
-  const { nodes, truncated } = neighbourhood(site, center, up, down);
+  const expanded = new Set(query.getAll('expand').map((id) => site.byId.get(id)).filter((i): i is number => i !== undefined));
+  const { nodes, truncated, hidden } = neighbourhood(site, center, up, down, NEIGHBOURHOOD_CAP, expanded);
   const spec = nodeSpec(site, nodes, (i) => (i === center ? 'center' : ''));
   spec.focus = String(center);
   spec.label = `Lineage of ${site.index.names[center]}: ${nodes.length} nodes, ${up} levels up and ${down} down`;
-  const set = (k: string, v: number) => {
+  const withParams = (change: (q: URLSearchParams) => void) => {
     const q = new URLSearchParams(query);
-    q.set(k, String(v));
+    change(q);
     q.set('focus', 'keep');
-    location.hash = hrefWith(q).slice(1);
+    return hrefWith(q);
+  };
+  // A hub's neighbours beyond FANOUT: one node saying how many, which draws them (up to the cap),
+  // and once drawn lists them all.
+  for (const x of hidden) {
+    const id = `more:${x.dir}:${x.node}`;
+    const name = site.index.names[x.node]!;
+    const relation = x.dir === 'up' ? 'upstream' : 'downstream';
+    const more = expanded.has(x.node);
+    spec.nodes.push({
+      id,
+      label: `+${x.count} more`,
+      classes: 'more',
+      href: more ? `#/list?${x.dir === 'up' ? 'parents' : 'children'}=${encodeURIComponent(site.index.ids[x.node]!)}` : withParams((q) => q.append('expand', site.index.ids[x.node]!)),
+      title: more ? `${x.count} more directly ${relation} of ${name}: list them all` : `${x.count} more directly ${relation} of ${name}: draw them`,
+    });
+    spec.edges.push(x.dir === 'up' ? { from: id, to: String(x.node), classes: 'more' } : { from: String(x.node), to: id, classes: 'more' });
+  }
+  const set = (k: string, v: number) => {
+    location.hash = withParams((q) => q.set(k, String(v))).slice(1);
   };
   const picker = createSearchBox(site, {
     id: 'path-to',

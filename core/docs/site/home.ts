@@ -3,7 +3,7 @@
 // quarantined rows, stale sources, the slowest models, recent runs.
 
 import type { TestSummary } from '../model.js';
-import { h, formatAge, formatSeconds, formatTime, statusBadge } from './dom.js';
+import { h, formatAge, formatCost, formatSeconds, formatTime, statusBadge } from './dom.js';
 import type { Site } from './data.js';
 import { nodeHref } from './routes.js';
 
@@ -53,7 +53,7 @@ export function renderHome(site: Site, view: HTMLElement): void {
             h('p', null, statusBadge(lr.failures.length ? 'error' : 'success'), ` ${formatTime(lr.generated_at)} · ${formatSeconds(lr.elapsed_time)}`),
             h('p', null, Object.entries(lr.statuses).map(([k, v]) => h('span', { class: 'pill' }, statusBadge(k), ` ${v}`))),
             lr.failures.length
-              ? h('ul', { class: 'plain' }, lr.failures.map((f) => h('li', null, statusBadge(f.status), ' ', nodeLink(site, f.node, f.id), h('div', { class: 'message' }, f.message))))
+              ? h('ul', { class: 'plain' }, lr.failures.map((f) => h('li', null, statusBadge(f.status), ' ', f.test ? [h('span', { class: 'mono' }, f.test), ' on '] : null, nodeLink(site, f.node, f.test ?? f.id), h('div', { class: 'message' }, f.message))))
               : h('p', { class: 'muted' }, 'No failures.'),
           )
         : h('p', { class: 'muted' }, 'No run yet (target/run_results.json is written by etl build, run, seed and test).'),
@@ -75,7 +75,7 @@ export function renderHome(site: Site, view: HTMLElement): void {
     section(
       'Slowest in the last run',
       s.slowest.length
-        ? h('ol', { class: 'plain bars' }, s.slowest.map((x) => h('li', null, nodeLink(site, x.node, ''), h('span', { class: 'count' }, ` ${formatSeconds(x.seconds)}`), h('span', { class: 'bar', style: `width:${Math.max(2, (100 * x.seconds) / s.slowest[0]!.seconds)}%`, 'aria-hidden': 'true' }))))
+        ? h('ol', { class: 'plain bars' }, s.slowest.map((x) => h('li', null, nodeLink(site, x.node, ''), h('span', { class: 'count' }, ` ${formatSeconds(x.seconds)}`), x.cost !== undefined && site.index.currency ? h('span', { class: 'count cost' }, ` · ${formatCost(x.cost, site.index.currency)}`) : null, h('span', { class: 'bar', style: `width:${Math.max(2, (100 * x.seconds) / s.slowest[0]!.seconds)}%`, 'aria-hidden': 'true' }))))
         : h('p', { class: 'muted' }, 'No run yet.'),
     ),
   );
@@ -93,15 +93,17 @@ export function renderHome(site: Site, view: HTMLElement): void {
     );
   }
   view.append(grid);
+  // Only the resource types the project has; on a phone each folder is a card.
+  const present = types.filter(([t]) => s.counts[t]);
   const folders = h(
     'table',
-    { class: 'folders' },
+    { class: 'folders cards' },
     h('caption', null, 'Folders'),
-    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Folder'), types.map(([, label]) => h('th', { scope: 'col', class: 'num' }, label)))),
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Folder'), present.map(([, label]) => h('th', { scope: 'col', class: 'num' }, label)))),
     h(
       'tbody',
       null,
-      s.folders.slice(0, 200).map((f) => h('tr', null, h('th', { scope: 'row' }, h('a', { href: `#/list?folder=${encodeURIComponent(f.folder)}` }, f.folder)), types.map(([t]) => h('td', { class: 'num' }, f.counts[t] ? String(f.counts[t]) : '')))),
+      s.folders.slice(0, 200).map((f) => h('tr', null, h('th', { scope: 'row' }, h('a', { href: `#/list?folder=${encodeURIComponent(f.folder)}` }, f.folder)), present.map(([t, label]) => h('td', { class: 'num', 'data-label': label }, f.counts[t] ? String(f.counts[t]) : '')))),
     ),
   );
   view.append(h('div', { class: 'scroll' }, folders));

@@ -1,4 +1,5 @@
-// Lists of nodes: by folder, tag or resource type (home and search link here).
+// Lists of nodes: by folder, tag or resource type (home and search link here),
+// or a node's direct parents or children (a hub's lineage links here).
 
 import { h } from './dom.js';
 import type { Site } from './data.js';
@@ -10,15 +11,19 @@ export function renderList(site: Site, view: HTMLElement, query: URLSearchParams
   const folder = query.get('folder');
   const tag = query.get('tag');
   const type = query.get('type');
+  const parentsOf = site.byId.get(query.get('parents') ?? '');
+  const childrenOf = site.byId.get(query.get('children') ?? '');
   const ids: number[] = [];
+  const only = parentsOf !== undefined ? new Set(site.index.parents[parentsOf]) : childrenOf !== undefined ? new Set(site.children[childrenOf]) : undefined;
   for (let i = 0; i < site.size; i++) {
+    if (only && !only.has(i)) continue;
     if (folder !== null && site.folder(i) !== folder) continue;
     if (tag !== null && !site.tags(i).includes(tag)) continue;
     if (type !== null && site.type(i) !== type) continue;
     ids.push(i);
   }
   ids.sort((a, b) => site.index.names[a]!.localeCompare(site.index.names[b]!));
-  const title = folder !== null ? `Folder ${folder}` : tag !== null ? `Tag ${tag}` : type !== null ? `${type[0]!.toUpperCase()}${type.slice(1)}s` : 'All nodes';
+  const title = parentsOf !== undefined ? `Upstream of ${site.index.names[parentsOf]}` : childrenOf !== undefined ? `Downstream of ${site.index.names[childrenOf]}` : folder !== null ? `Folder ${folder}` : tag !== null ? `Tag ${tag}` : type !== null ? `${type[0]!.toUpperCase()}${type.slice(1)}s` : 'All nodes';
   const page = Number(query.get('page') ?? 0);
   const shown = ids.slice(page * PAGE, (page + 1) * PAGE);
   view.append(

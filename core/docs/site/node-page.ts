@@ -4,7 +4,7 @@
 // data file only; the graph reads the index.
 
 import type { SiteColumn, SiteIndex, SiteNode, SiteTest } from '../model.js';
-import { h, formatAge, formatSeconds, formatTime, statusBadge } from './dom.js';
+import { h, formatAge, formatCost, formatSeconds, formatTime, statusBadge } from './dom.js';
 import type { Site } from './data.js';
 import { columnHref, isCurrent, nodeHref } from './routes.js';
 import { nodeLineage } from './graph.js';
@@ -35,7 +35,7 @@ function columnsTable(site: Site, node: SiteNode, md: (text: string) => Node): H
     { class: 'scroll' },
     h(
       'table',
-      { class: 'columns' },
+      { class: 'columns cards' },
       h('caption', { class: 'sr-only' }, `Columns of ${node.name}`),
       h('thead', null, h('tr', null, ['Column', 'Type', 'Description', 'Tests', 'Lineage'].map((t) => h('th', { scope: 'col' }, t)))),
       h(
@@ -63,11 +63,20 @@ function columnsTable(site: Site, node: SiteNode, md: (text: string) => Node): H
   );
 }
 
-function neighbourList(site: Site, ids: number[], empty: string): HTMLElement {
+/** Upstream or downstream neighbours by name; a hub's long list ends in a link to all of them. */
+function neighbourList(site: Site, center: number, dir: 'parents' | 'children', ids: number[], empty: string): HTMLElement {
   if (!ids.length) return h('p', { class: 'muted' }, empty);
   const sorted = [...ids].sort((a, b) => site.index.names[a]!.localeCompare(site.index.names[b]!));
-  return h('ul', { class: 'node-list' }, sorted.slice(0, 200).map((i) => h('li', null, h('span', { class: `kind kind-${site.type(i)}` }, site.type(i)), h('a', { href: nodeHref(site, i) }, site.index.names[i]!))), sorted.length > 200 ? h('li', { class: 'muted' }, `and ${sorted.length - 200} more`) : null);
+  return h(
+    'ul',
+    { class: 'node-list' },
+    sorted.slice(0, NEIGHBOURS_LISTED).map((i) => h('li', null, h('span', { class: `kind kind-${site.type(i)}` }, site.type(i)), h('a', { href: nodeHref(site, i) }, site.index.names[i]!))),
+    sorted.length > NEIGHBOURS_LISTED ? h('li', null, h('a', { href: `#/list?${dir}=${encodeURIComponent(site.index.ids[center]!)}` }, `All ${sorted.length} ${dir === 'parents' ? 'upstream' : 'downstream'}`)) : null,
+  );
 }
+
+/** Neighbours listed on a node page; the rest are one link away. */
+const NEIGHBOURS_LISTED = 200;
 
 function section(id: string, title: string, ...body: Array<Node | null | Array<Node | null>>): HTMLElement {
   return h('section', { id: `sec-${id}`, 'aria-labelledby': `h-${id}` }, h('h2', { id: `h-${id}` }, title), ...body.flat());
@@ -107,6 +116,37 @@ function codeBlock(node: SiteNode, dialect: SiteIndex['sql_dialect']): HTMLEleme
   return h('div', { class: 'code' }, h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'SQL view' }, buttons, fmt, copy), pre);
 }
 
+/** The node's last runs; cost where etl.yml sets rates (priced as `etl report` does). */
+function runHistory(node: SiteNode, currency: string | undefined): HTMLElement {
+  const heads = ['Started', 'Status', 'Duration', 'Rows', ...(currency ? ['Cost'] : []), 'Message'];
+  return h(
+    'div',
+    { class: 'scroll' },
+    h(
+      'table',
+      { class: 'cards runs' },
+      h('caption', null, 'Run history'),
+      h('thead', null, h('tr', null, heads.map((t) => h('th', { scope: 'col', class: t === 'Rows' || t === 'Cost' || t === 'Duration' ? 'num' : null }, t)))),
+      h(
+        'tbody',
+        null,
+        node.history.map((r) =>
+          h(
+            'tr',
+            null,
+            h('th', { scope: 'row', class: 'time' }, formatTime(r.started_at)),
+            h('td', { 'data-label': 'Status' }, statusBadge(r.status)),
+            h('td', { class: 'num duration', 'data-label': 'Duration' }, r.seconds === null || r.seconds === undefined ? '' : formatSeconds(r.seconds)),
+            h('td', { class: 'num', 'data-label': 'Rows' }, r.rows === null ? '' : String(r.rows)),
+            currency ? h('td', { class: 'num cost', 'data-label': 'Cost' }, r.cost === undefined ? '' : formatCost(r.cost, currency)) : null,
+            h('td', { 'data-label': 'Message' }, h('span', { class: 'message' }, r.message)),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
 export async function renderNodePage(site: Site, view: HTMLElement, id: string, query: URLSearchParams, token: number): Promise<void> {
   const i = site.byId.get(id);
   if (i === undefined) {
@@ -121,6 +161,7 @@ export async function renderNodePage(site: Site, view: HTMLElement, id: string, 
   const upstream = site.index.parents[i]!;
   const downstream = site.children[i]!;
   const run = node.run;
+  const currency = site.index.currency;
   view.append(
     h(
       'header',
@@ -164,7 +205,7 @@ export async function renderNodePage(site: Site, view: HTMLElement, id: string, 
       'lineage',
       'Lineage',
       lineage,
-      h('div', { class: 'two' }, h('div', null, h('h3', null, `Upstream (${upstream.length})`), neighbourList(site, upstream, 'Nothing upstream.')), h('div', null, h('h3', null, `Downstream (${downstream.length})`), neighbourList(site, downstream, 'Nothing downstream.'))),
+      h('div', { class: 'two' }, h('div', null, h('h3', null, `Upstream (${upstream.length})`), neighbourList(site, i, 'parents', upstream, 'Nothing upstream.')), h('div', null, h('h3', null, `Downstream (${downstream.length})`), neighbourList(site, i, 'children', downstream, 'Nothing downstream.'))),
     ),
     section(
       'tests',
@@ -175,9 +216,24 @@ export async function renderNodePage(site: Site, view: HTMLElement, id: string, 
             { class: 'scroll' },
             h(
               'table',
-              null,
-              h('thead', null, h('tr', null, ['Test', 'Column', 'Severity', 'Status', 'Failures'].map((t) => h('th', { scope: 'col' }, t)))),
-              h('tbody', null, node.tests.map((t) => h('tr', null, h('td', { class: 'mono' }, t.name), h('td', { class: 'mono' }, t.column ?? ''), h('td', null, t.severity), h('td', null, statusBadge(t.status ?? 'not run')), h('td', { class: 'num' }, t.failures === null || t.failures === undefined ? '' : String(t.failures))))),
+              { class: 'cards tests' },
+              h('caption', { class: 'sr-only' }, `Tests of ${node.name}`),
+              h('thead', null, h('tr', null, ['Test', 'Column', 'Severity', 'Status', 'Failures'].map((t) => h('th', { scope: 'col', class: t === 'Failures' ? 'num' : null }, t)))),
+              h(
+                'tbody',
+                null,
+                node.tests.map((t) =>
+                  h(
+                    'tr',
+                    null,
+                    h('th', { scope: 'row', class: 'mono name' }, t.name),
+                    h('td', { class: 'mono', 'data-label': 'Column' }, t.column ?? ''),
+                    h('td', { 'data-label': 'Severity' }, t.severity),
+                    h('td', { 'data-label': 'Status' }, statusBadge(t.status ?? 'not run')),
+                    h('td', { class: 'num failures', 'data-label': 'Failures' }, t.failures === null || t.failures === undefined ? '' : String(t.failures)),
+                  ),
+                ),
+              ),
             ),
           )
         : h('p', { class: 'muted' }, 'No tests.'),
@@ -186,21 +242,9 @@ export async function renderNodePage(site: Site, view: HTMLElement, id: string, 
       'runs',
       'Runs',
       run
-        ? h('p', null, 'Last run: ', statusBadge(run.status), ` ${formatTime(run.completed_at)} · ${formatSeconds(run.execution_time)}${run.rows !== null ? ` · ${run.rows} rows` : ''}${run.quarantined !== undefined ? ` · ${run.quarantined} quarantined` : ''}`, run.message ? h('span', { class: 'message' }, ` ${run.message}`) : null)
+        ? h('p', null, 'Last run: ', statusBadge(run.status), ` ${formatTime(run.completed_at)} · ${formatSeconds(run.execution_time)}${run.rows !== null ? ` · ${run.rows} rows` : ''}${run.quarantined !== undefined ? ` · ${run.quarantined} quarantined` : ''}${run.cost !== undefined && currency ? ` · ${formatCost(run.cost, currency)}` : ''}`, run.message ? h('span', { class: 'message' }, ` ${run.message}`) : null)
         : h('p', { class: 'muted' }, 'Not in the last run.'),
-      node.history.length
-        ? h(
-            'div',
-            { class: 'scroll' },
-            h(
-              'table',
-              null,
-              h('caption', null, 'Run history'),
-              h('thead', null, h('tr', null, ['Started', 'Status', 'Rows', 'Message'].map((t) => h('th', { scope: 'col' }, t)))),
-              h('tbody', null, node.history.map((r) => h('tr', null, h('td', null, formatTime(r.started_at)), h('td', null, statusBadge(r.status)), h('td', { class: 'num' }, r.rows === null ? '' : String(r.rows)), h('td', { class: 'message' }, r.message)))),
-            ),
-          )
-        : null,
+      node.history.length ? runHistory(node, currency) : null,
     ),
     section(
       'config',

@@ -1,0 +1,96 @@
+// The engine floor of the check stage (issue #16): in one process, the cold
+// check of a compiled project (checkManifest, bound-schema cache off)
+// alternated with DuckDB alone binding the very statements the check sends
+// (each model's compiled SQL with its inputs inlined as empty typed CTEs),
+// described 200 per statement on as many in-memory databases as the binder
+// uses. The ratio check / floor is what the check adds above DuckDB's own
+// parse + bind; on a shared machine it is steadier than either time.
+// Run by bench/check.mjs; alone:
+//
+//   node bench/check-floor.mjs <dist> <project dir> [rounds]
+
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const [dist, project, roundsArg] = process.argv.slice(2);
+const rounds = Number(roundsArg ?? 3);
+const load = (p) => import(pathToFileURL(path.join(dist, p)).href);
+const [{ compileUnwritten }, { checkManifest }, { inlineInputs }, { DuckDBInstance }] = await Promise.all([load('core/api.js'), load('core/analysis/check.js'), load('core/analysis/binder.js'), import('@duckdb/node-api')]);
+
+const manifest = (await compileUnwritten({ projectDir: project })).manifest;
+const cpu = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+const models = Object.values(manifest.nodes).filter((n) => n.resource_type === 'model');
+
+async function check() {
+  const c0 = cpu();
+  const t0 = performance.now();
+  const r = await checkManifest(structuredClone(manifest), path.join(project, 'target'), { cache: false });
+  if (r.errors.length || r.stats.bound !== models.length) throw new Error(`the check did not bind every model: ${JSON.stringify(r.stats)}, ${r.errors.length} errors`);
+  return { wall: (performance.now() - t0) / 1000, cpu: cpu() - c0, columns: r.columns };
+}
+
+// The statements, from the first check's bound schemas (as the binder builds them).
+const first = await check();
+const statements = models.map((n) => {
+  const inputs = n.depends_on.nodes.map((p) => ({ relation: manifest.nodes[p].relation_name, name: manifest.nodes[p].alias, columns: first.columns.get(p) }));
+  return inlineInputs(n.compiled_code, inputs).sql;
+});
+const CONNECTIONS = Math.max(1, Math.min(4, availableParallelism()));
+const BATCH = 200;
+const batches = [];
+for (let i = 0; i < statements.length; i += BATCH) {
+  batches.push(statements.slice(i, i + BATCH).map((sql, k) => `select ${k} as i, column_name, column_type from (describe ${sql}\n)`).join('\nunion all\n'));
+}
+
+async function floor() {
+  const c0 = cpu();
+  const t0 = performance.now();
+  const conns = await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      const instance = await DuckDBInstance.create(':memory:', { threads: '1' });
+      const conn = await instance.connect();
+      await conn.run('pragma disable_optimizer');
+      return { instance, conn };
+    }),
+  );
+  let next = 0;
+  await Promise.all(
+    conns.map(async ({ conn }) => {
+      while (next < batches.length) (await conn.runAndReadAll(batches[next++])).getRows();
+    }),
+  );
+  for (const { instance, conn } of conns) {
+    conn.closeSync();
+    instance.closeSync();
+  }
+  return { wall: (performance.now() - t0) / 1000, cpu: cpu() - c0 };
+}
+
+const runs = [];
+for (let i = 0; i < rounds; i++) {
+  const f = await floor();
+  const c = await check();
+  runs.push({ check_wall_s: c.wall, check_cpu_s: c.cpu, floor_wall_s: f.wall, floor_cpu_s: f.cpu });
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const r3 = (x) => Math.round(x * 1000) / 1000;
+const m = (k) => median(runs.map((r) => r[k]));
+console.log(
+  JSON.stringify({
+    models: models.length,
+    connections: CONNECTIONS,
+    check_wall_s: r3(m('check_wall_s')),
+    check_cpu_s: r3(m('check_cpu_s')),
+    floor_wall_s: r3(m('floor_wall_s')),
+    floor_cpu_s: r3(m('floor_cpu_s')),
+    check_ms_per_model_cpu: r3((m('check_cpu_s') / models.length) * 1000),
+    floor_ms_per_model_cpu: r3((m('floor_cpu_s') / models.length) * 1000),
+    ratio_cpu: r3(median(runs.map((r) => r.check_cpu_s / r.floor_cpu_s))),
+    ratio_wall: r3(median(runs.map((r) => r.check_wall_s / r.floor_wall_s))),
+    runs: runs.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, r3(v)]))),
+  }),
+);
