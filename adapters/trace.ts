@@ -6,7 +6,8 @@
 // it is (its thread blocked, nothing more sent to the engine), so that a
 // test can kill it at exactly that point instead of after a guessed delay.
 // The Delta target's commits are points too: `delta commit <operation>
-// v<version> <table folder>` once the version's file is in the log.
+// v<version> <table folder>` once the version's file is in the log, and so
+// are a CDC loader's steps: `cdc changes staged <slot>`, `cdc committed <slot>`.
 
 import { writeSync } from 'node:fs';
 
