@@ -1,13 +1,14 @@
 // CDC loaders end to end (`incremental: { mode: cdc }`): a real Postgres
 // source (a database of its own per test, wal_level = logical, its replication
-// slots dropped with it) loaded into DuckDB and Postgres targets. Inserts,
-// updates (a changed key, NULLs, quotes, newlines, a large value an update
-// leaves alone) and deletes between runs are reflected exactly: the target is
-// compared with the source, column by column. A process killed with SIGKILL
-// after it has read the changes and before it commits them, and one killed
-// after the target commit and before the slot is advanced, lose and duplicate
-// nothing. A dropped slot and a truncated source table give a full reload
-// that says why. A million rows are loaded once, then only a 1% change.
+// slots dropped with it) loaded into DuckDB, Postgres and Delta targets.
+// Inserts, updates (a changed key, NULLs, quotes, newlines, a large value an
+// update leaves alone) and deletes between runs are reflected exactly: the
+// target is compared with the source, column by column. A process killed with
+// SIGKILL after it has read the changes and before it commits them, and one
+// killed after the target commit and before the slot is advanced, lose and
+// duplicate nothing (DuckDB and Delta). A dropped slot, a slot consumed by
+// another reader and a truncated source table give a full reload that says
+// why. A million rows are loaded once, then only a 1% change.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -203,12 +204,12 @@ describe.each<Target>(['duckdb', 'postgres', 'delta'])('CDC into %s', (target) =
   }, 180_000);
 });
 
-describe('CDC crash safety (SIGKILL), DuckDB target', () => {
+describe.each<Target>(['duckdb', 'delta'])('CDC crash safety (SIGKILL) into %s', (target) => {
   it.each([
     ['after the changes are read, before they are committed', 'cdc changes staged', 'before'],
     ['after the target commit, before the slot is advanced', 'cdc committed', 'after'],
   ])('killed %s: nothing lost, nothing applied twice', async (_when, point, expected) => {
-    const s = await setup('duckdb', 500);
+    const s = await setup(target, 500);
     expect((await s.etl('extract')).code).toBe(0);
     const before = await s.loaded();
     const positionBefore = await storedPosition(s);
