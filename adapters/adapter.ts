@@ -149,7 +149,7 @@ export interface MaterializeResult {
   /** Engine-specific, short: "CREATE VIEW", "INSERT 0 12". */
   message: string;
   /** Data tests: the verdict, the failing-row count and the first failing rows. */
-  status?: 'pass' | 'warn' | 'fail' | 'error';
+  status?: 'pass' | 'warn' | 'fail' | 'error' | 'skipped';
   failures?: number;
   sample?: QueryResult;
   /** Rows moved to <model>__quarantine by quarantine: true. */
@@ -247,6 +247,12 @@ export interface Adapter {
    * stageTable does. The stream is consumed as it comes: never held in memory.
    */
   stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable>;
+  /**
+   * Loaders: runs a whole load (stage, checks, publish or merge) with the
+   * engine's memory bounded, for engines that would otherwise hold what they
+   * build in memory (DuckDB's buffer pool). Others stream and need not.
+   */
+  withBoundedMemory?<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T>;
   /** Swaps the staged table in; `extras` (state, quarantined rows) commit with it. Engines that know what the swap wrote say so (run history, cost). */
   publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras?: PublishExtras): Promise<void | { bytesWritten?: number }>;
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;

@@ -143,4 +143,27 @@ describe('circuit breaker', () => {
     for (let i = 0; i < 100; i++) b.transientFailure('x');
     expect(b.isOpen).toBe(false);
   });
+
+  it('with a cool-down: open until it has passed on the given clock, then one call through; a success closes it, a failure opens it again', () => {
+    let now = Date.parse('2024-05-01T10:00:00Z');
+    const b = new CircuitBreaker(2, { ms: 60_000, now: () => now });
+    b.transientFailure('HTTP 503');
+    expect(b.transientFailure('HTTP 503')).toBe(true);
+    expect(b.reason).toBe('circuit breaker open after 2 consecutive transient failures (last: HTTP 503); calling again after 2024-05-01T10:01:00.000Z');
+    now += 59_999;
+    expect(b.isOpen).toBe(true);
+    now += 1;
+    expect(b.isOpen).toBe(false);
+    // The call let through fails: open for another minute at once (no new streak of 2 needed).
+    expect(b.transientFailure('HTTP 502')).toBe(true);
+    expect(b.openUntil?.toISOString()).toBe('2024-05-01T10:02:00.000Z');
+    now += 60_000;
+    expect(b.isOpen).toBe(false);
+    b.success();
+    expect(b.isOpen).toBe(false);
+    expect(b.openUntil).toBeUndefined();
+    // Closed: a new streak is needed to open it.
+    expect(b.transientFailure('x')).toBe(false);
+    expect(b.transientFailure('x')).toBe(true);
+  });
 });

@@ -152,6 +152,11 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     return this.duck.stageCsv(session, relation, columns, csv, options);
   }
 
+  /** The staged rows are DuckDB's (in memory, spilling to its temp directory when bounded). */
+  withBoundedMemory<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T> {
+    return this.duck.withBoundedMemory(session, fn);
+  }
+
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void> {
     return this.duck.discardStaged(session, staged);
   }

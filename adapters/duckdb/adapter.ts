@@ -3,19 +3,26 @@
 // transactional, so the shared tmp-then-swap table build is atomic here.
 
 import path from 'node:path';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
-import { pipeline } from 'node:stream/promises';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { RunError } from '../../core/errors.js';
 import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
+import { loadCsvInChunks } from './csv-chunks.js';
 import { checkSeedSql, seedCsvOptions, seedFileProblem } from './seed.js';
 import { SqlEngine } from '../sql-engine.js';
 import { ConnectionPool } from '../pool.js';
 import { traceSql } from '../trace.js';
 import { displayValue, previewSql } from '../display.js';
+
+/** How much CSV read_csv reads at a time when a stream is loaded (stageCsv). */
+const CSV_CHUNK_BYTES = 16 * 1024 * 1024;
+/** read_csv's buffer (one per thread at work, in the buffer pool): 4 of them per chunk, so a chunk is read on 4 threads. */
+const CSV_BUFFER_BYTES = 4 * 1024 * 1024;
+/** DuckDB's buffer pool during a load (withBoundedMemory). */
+const LOAD_MEMORY_LIMIT = '64MB';
 
 /** DuckDB's catalog of temporary tables (one per connection). */
 const TEMP_CATALOG = 'temp';
@@ -209,18 +216,65 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   }
 
   /**
-   * The stream goes to a file in the temporary folder, which read_csv then
-   * reads on all threads with the types given (no sniffing): Node holds one
-   * chunk at a time, DuckDB's buffer pool the rest.
+   * The stream is cut into files of CSV_CHUNK_BYTES that read_csv reads with
+   * the types given (no sniffing) while the next one is written: the first
+   * creates the staged table, the others append to it. No read holds more
+   * than a chunk; what the table holds is bounded by withBoundedMemory.
    */
   async stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-load-'));
+    let staged: StagedTable | undefined;
+    let rows = 0;
     try {
-      const file = path.join(dir, 'rows.csv');
-      await pipeline(csv, createWriteStream(file));
-      return await this.stageTable(session, relation, csvSelectSql(file, columns), options);
+      await loadCsvInChunks(csv, dir, CSV_CHUNK_BYTES, async (file, index) => {
+        if (index === 0) {
+          staged = await this.stageTable(session, relation, csvSelectSql(file, columns), options);
+          rows = staged.rows ?? 0;
+        } else {
+          rows += (await session.execute(`insert into ${this.relationSql(staged!.relation)} ${csvSelectSql(file, columns)}`)).rowsAffected ?? 0;
+        }
+      });
+      return { ...staged!, rows };
+    } catch (err) {
+      if (staged) await this.discardStaged(session, staged);
+      throw err;
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Loads holding the bounded buffer pool now, and the setting of it under way. */
+  private bounded = { loads: 0, applied: undefined as Promise<void> | undefined };
+
+  /**
+   * A load (its stage, checks and publish) with the buffer pool bounded to
+   * LOAD_MEMORY_LIMIT and insertion order not kept (a raw table has none to
+   * keep, and keeping it holds rows back), unless the target's settings set
+   * either: then they stand. DuckDB would otherwise keep the table it builds
+   * in memory up to its memory_limit (80% of RAM by default), so a load's
+   * memory would grow with the table; bounded, it spills to the database file
+   * and temp_directory. Both settings are the instance's: loads at the same
+   * time share one bound (other nodes running meanwhile are bounded too), and
+   * the last load to finish resets them to their defaults.
+   */
+  async withBoundedMemory<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T> {
+    const settings = this.target.settings ?? {};
+    const own = ['memory_limit', 'preserve_insertion_order'].filter((k) => settings[k] === undefined);
+    if (own.length === 0) return fn();
+    const values: Record<string, string> = { memory_limit: `'${LOAD_MEMORY_LIMIT}'`, preserve_insertion_order: 'false' };
+    if (this.bounded.loads++ === 0) {
+      this.bounded.applied = (async () => {
+        for (const k of own) await session.execute(`set global ${k} = ${values[k]}`);
+      })();
+    }
+    try {
+      await this.bounded.applied;
+      return await fn();
+    } finally {
+      if (--this.bounded.loads === 0) {
+        this.bounded.applied = undefined;
+        for (const k of own) await session.execute(`reset global ${k}`);
+      }
     }
   }
 
@@ -249,7 +303,7 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
 export function csvSelectSql(csvPath: string, columns: ColumnDef[]): string {
   const d = dialectFor('duckdb');
   const struct = columns.map((c) => `${d.quoteString(c.name)}: ${d.quoteString(c.type)}`).join(', ');
-  return `select * from read_csv(${d.quoteString(csvPath)}, header = false, auto_detect = false, columns = {${struct}}, delim = ',', quote = '"', escape = '"', nullstr = '', allow_quoted_nulls = false, strict_mode = true)`;
+  return `select * from read_csv(${d.quoteString(csvPath)}, header = false, auto_detect = false, columns = {${struct}}, delim = ',', quote = '"', escape = '"', nullstr = '', allow_quoted_nulls = false, strict_mode = true, buffer_size = ${CSV_BUFFER_BYTES})`;
 }
 
 /**

@@ -82,6 +82,7 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
         ...(parsed.sslmode ? { sslmode: parsed.sslmode } : {}),
         ...(parsed.sslrootcert ? { sslrootcert: parsed.sslrootcert } : {}),
         ...(parsed.connect_timeout !== undefined ? { connect_timeout: parsed.connect_timeout } : {}),
+        ...(parsed.circuit_breaker !== undefined ? { circuit_breaker: parsed.circuit_breaker } : {}),
         source: `${source.name}.${table.name}`,
         declared_at: `${source.yaml.file}:${line}`,
       };

@@ -68,8 +68,8 @@ export interface LoaderSpec {
   /** http: retries of a request that failed transiently (429, 5xx, a connection error); default 5. */
   retries?: number;
   retry_backoff?: import('../runner/retry.js').RetryBackoffConfig;
-  /** http: consecutive transient failures after which the host is not called again in this run; default 5. */
-  circuit_breaker?: number;
+  /** Consecutive transient failures after which the source host is not called for `cool_down` (seconds or "5m"); default 5, 5m. */
+  circuit_breaker?: number | { failures?: number; cool_down?: number | string };
   /** files: a glob relative to the project root; the format from the extension unless `format`. */
   path?: string;
   format?: 'csv' | 'parquet' | 'json' | 'ndjson';

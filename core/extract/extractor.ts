@@ -4,7 +4,9 @@
 // the same for every source: staging on the target, checks, the atomic
 // publish or merge with the watermark.
 
+import type { Clock } from '../clock.js';
 import type { LoaderSpec } from '../compiler/manifest.js';
+import { CircuitBreaker } from '../runner/retry.js';
 import { FilesExtractor } from './files.js';
 import { HttpExtractor } from './http.js';
 import { PostgresExtractor } from './postgres.js';
@@ -51,19 +53,47 @@ export interface Extractor {
   rejected?(): RejectedRecord[];
   /** Rows read per unit name (after columns()). */
   rowsPerFile?(): Promise<Map<string, number>>;
+  /** Whether the source guarantees `key` unique in what it gives (a primary key at the source): the loader's check is skipped. */
+  keyIsUnique?(key: string[]): Promise<boolean>;
   /** Good records read (after columns()), where there are no units. */
   rowsRead?(): Promise<number>;
 }
 
-export function extractorFor(spec: LoaderSpec, projectRoot: string, env: NodeJS.ProcessEnv, declaredTypes: Record<string, string>): Extractor {
+export function extractorFor(spec: LoaderSpec, projectRoot: string, env: NodeJS.ProcessEnv, declaredTypes: Record<string, string>, clock: Clock): Extractor {
   switch (spec.type) {
     case 'postgres':
-      return new PostgresExtractor(spec, projectRoot, env);
+      return new PostgresExtractor(spec, projectRoot, env, clock);
     case 'files':
       return new FilesExtractor(spec, projectRoot, declaredTypes);
     case 'http':
-      return new HttpExtractor(spec, env, declaredTypes);
+      return new HttpExtractor(spec, env, declaredTypes, clock);
   }
+}
+
+/** Consecutive transient failures after which a source host is not called, and for how long (seconds), unless the loader says. */
+const BREAKER_FAILURES = 5;
+const BREAKER_COOL_DOWN_SECONDS = 300;
+
+/**
+ * One breaker per source host for the life of the process (a run, or the
+ * runs of a scheduler or API caller): loaders of the same host share it. Its
+ * cool-down is measured on the clock of the run asking (core/clock.ts).
+ */
+const breakers = new Map<string, { breaker: CircuitBreaker; clock: Clock }>();
+
+export function sourceBreaker(host: string, spec: LoaderSpec, clock: Clock): CircuitBreaker {
+  let entry = breakers.get(host);
+  if (!entry) {
+    const config = spec.circuit_breaker;
+    const failures = typeof config === 'number' ? config : (config?.failures ?? BREAKER_FAILURES);
+    const coolDown = typeof config === 'object' && config.cool_down !== undefined ? lookbackAmount(config.cool_down) : BREAKER_COOL_DOWN_SECONDS;
+    const made: { breaker?: CircuitBreaker; clock: Clock } = { clock };
+    made.breaker = new CircuitBreaker(failures, { ms: coolDown * 1000, now: () => made.clock.now().getTime() });
+    entry = made as { breaker: CircuitBreaker; clock: Clock };
+    breakers.set(host, entry);
+  }
+  entry.clock = clock;
+  return entry.breaker;
 }
 
 /** A lookback as seconds (a duration "10m") or as a plain number. */

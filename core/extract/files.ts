@@ -7,8 +7,10 @@
 // (store_rejects) and handed back with their raw line and the error. The rows
 // leave as Postgres-style CSV, the loaders' common currency (extractor.ts).
 
-import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { mkdtemp, open as openFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import { PassThrough } from 'node:stream';
 import path from 'node:path';
@@ -54,6 +56,9 @@ export class FilesExtractor implements Extractor {
   private chosen: Array<SourceUnit & { abs: string }> = [];
   private tmp?: string;
   private rejects: RejectedRecord[] = [];
+  /** Every file was rejected: there are no rows, nor columns. */
+  private nothing = false;
+  private cleaned = 0;
 
   constructor(
     private readonly spec: LoaderSpec,
@@ -99,20 +104,12 @@ export class FilesExtractor implements Extractor {
     const formats = new Set(this.chosen.map((f) => this.format(f.abs)));
     if (formats.size > 1) throw new RunError(`loader of source ${this.spec.source} (${this.spec.declared_at}): the files mix formats (${[...formats].join(', ')}); set format: or narrow path:`);
     const format = [...formats][0]!;
-    const list = `[${this.chosen.map((f) => q(f.abs)).join(', ')}]`;
-    const types = Object.entries(this.declaredTypes);
-    const typed = types.length ? `, types = {${types.map(([c, t]) => `${q(c)}: ${q(t)}`).join(', ')}}` : '';
-    const reader =
-      format === 'csv'
-        ? `read_csv(${list}, header = true, filename = true, store_rejects = true${typed})`
-        : format === 'parquet'
-          ? `read_parquet(${list}, filename = true, union_by_name = true)`
-          : `read_json(${list}, filename = true, format = ${format === 'ndjson' ? "'newline_delimited'" : "'auto'"})`;
-    const rel = `substr(filename, ${this.projectRoot.length + 2})`;
     try {
-      await conn.run(`create temp table etl_rows as select * exclude (filename)${this.options.fileColumn ? `, ${rel} as ${qi(FILE_COLUMN)}` : ''} from ${reader}`);
+      await conn.run(`create temp table etl_rows as ${this.selectFrom(format, this.chosen.map((f) => f.abs))}`);
     } catch (err) {
-      throw new RunError(`loader of source ${this.spec.source} (${this.spec.declared_at}): cannot read the files: ${(err as Error).message.split('\n')[0]}`);
+      // CSV's bad records are DuckDB's rejects; a JSON or Parquet file that cannot be read is found file by file.
+      if (format === 'csv') throw new RunError(`loader of source ${this.spec.source} (${this.spec.declared_at}): cannot read the files: ${firstLine(err)}`);
+      await this.readFileByFile(format);
     }
     if (format === 'csv') {
       const rj = await conn.runAndReadAll(`select s.file_path, e.line, e.csv_line, e.error_message from reject_errors e join reject_scans s using (scan_id, file_id) order by s.file_path, e.line`);
@@ -123,8 +120,87 @@ export class FilesExtractor implements Extractor {
         error,
       }));
     }
+    if (this.nothing) return [];
     const d = await conn.runAndReadAll('describe etl_rows');
     return (d.getRowsJS() as Array<[string, string]>).map(([name, type]) => ({ name, type: postgresTypeOf(type) }));
+  }
+
+  /** The rows of `files` (of one format), with the file column; CSV read with the declared types and its bad records kept aside. */
+  private selectFrom(format: 'csv' | 'parquet' | 'json' | 'ndjson', files: string[], fileName?: string): string {
+    const list = `[${files.map(q).join(', ')}]`;
+    const types = Object.entries(this.declaredTypes);
+    const typed = types.length ? `, types = {${types.map(([c, t]) => `${q(c)}: ${q(t)}`).join(', ')}}` : '';
+    const reader =
+      format === 'csv'
+        ? `read_csv(${list}, header = true, filename = true, store_rejects = true${typed})`
+        : format === 'parquet'
+          ? `read_parquet(${list}, filename = true, union_by_name = true)`
+          : `read_json(${list}, filename = true, format = ${format === 'ndjson' ? "'newline_delimited'" : "'auto'"})`;
+    const file = fileName !== undefined ? q(fileName) : `substr(filename, ${this.projectRoot.length + 2})`;
+    return `select * exclude (filename)${this.options.fileColumn ? `, ${file} as ${qi(FILE_COLUMN)}` : ''} from ${reader}`;
+  }
+
+  /**
+   * The slow path, taken when the files cannot be read together: each file on
+   * its own. A Parquet or JSON file that cannot be read is rejected whole (one
+   * record: its path and the error); an NDJSON file is read line by line, its
+   * malformed lines rejected with their text and the good ones loaded.
+   */
+  private async readFileByFile(format: 'parquet' | 'json' | 'ndjson'): Promise<void> {
+    const conn = this.conn!;
+    const parts: string[] = [];
+    for (const [i, f] of this.chosen.entries()) {
+      const part = qi(`etl_part_${i}`);
+      try {
+        await conn.run(`create temp table ${part} as ${this.selectFrom(format, [f.abs])}`);
+        parts.push(part);
+        continue;
+      } catch (err) {
+        if (format !== 'ndjson') {
+          this.rejects.push({ file: f.name, line: 0, raw: format === 'json' ? await head(f.abs) : '', error: `cannot read the file: ${firstLine(err)}` });
+          continue;
+        }
+      }
+      const clean = await this.goodLines(f);
+      if (clean === undefined) continue;
+      await conn.run(`create temp table ${part} as ${this.selectFrom('ndjson', [clean], f.name)}`);
+      parts.push(part);
+    }
+    if (parts.length === 0) {
+      await conn.run('create temp table etl_rows as select 1 as etl_nothing where false');
+      this.nothing = true;
+      return;
+    }
+    await conn.run(`create temp table etl_rows as ${parts.map((p) => `select * from ${p}`).join(' union all by name ')}`);
+    for (const p of parts) await conn.run(`drop table ${p}`);
+  }
+
+  /** The lines of an NDJSON file that are JSON objects, copied to a file of their own; the others rejected. Undefined if none is. */
+  private async goodLines(f: SourceUnit & { abs: string }): Promise<string | undefined> {
+    this.tmp ??= await mkdtemp(path.join(os.tmpdir(), 'etl-files-'));
+    const clean = path.join(this.tmp, `clean-${this.cleaned++}.ndjson`);
+    const out = createWriteStream(clean);
+    let good = 0;
+    let line = 0;
+    for await (const text of createInterface({ input: createReadStream(f.abs), crlfDelay: Infinity })) {
+      line++;
+      if (text.trim() === '') continue;
+      let error: string | undefined;
+      try {
+        const value: unknown = JSON.parse(text);
+        if (value === null || typeof value !== 'object' || Array.isArray(value)) error = 'the record is not a JSON object';
+      } catch (err) {
+        error = `malformed JSON: ${(err as Error).message}`;
+      }
+      if (error) {
+        this.rejects.push({ file: f.name, line, raw: text, error });
+        continue;
+      }
+      good++;
+      if (!out.write(`${text}\n`)) await once(out, 'drain');
+    }
+    await new Promise<void>((resolve) => out.end(resolve));
+    return good ? clean : undefined;
   }
 
   rejected(): RejectedRecord[] {
@@ -133,14 +209,14 @@ export class FilesExtractor implements Extractor {
 
   /** Rows read per file, for the state. */
   async rowsPerFile(): Promise<Map<string, number>> {
-    if (!this.options.fileColumn) return new Map();
+    if (!this.options.fileColumn || this.nothing) return new Map();
     const r = await this.conn!.runAndReadAll(`select ${qi(FILE_COLUMN)}, count(*) from etl_rows group by all`);
     return new Map((r.getRowsJS() as Array<[string, bigint]>).map(([f, n]) => [f, Number(n)]));
   }
 
   extract(request: ExtractRequest): NodeJS.ReadableStream {
     const out = (async () => {
-      this.tmp = await mkdtemp(path.join(os.tmpdir(), 'etl-files-'));
+      this.tmp ??= await mkdtemp(path.join(os.tmpdir(), 'etl-files-'));
       const file = path.join(this.tmp, 'rows.csv');
       const list = request.columns.map((c) => qi(c.name)).join(', ');
       // Postgres's CSV: NULL unquoted and empty, an empty string quoted.
@@ -158,5 +234,21 @@ export class FilesExtractor implements Extractor {
     this.conn = undefined;
     this.instance = undefined;
     if (this.tmp) await rm(this.tmp, { recursive: true, force: true });
+  }
+}
+
+function firstLine(err: unknown): string {
+  return ((err as Error)?.message ?? String(err)).split('\n')[0]!;
+}
+
+/** The start of a file that could not be read, as its raw record (64 KiB at most). */
+async function head(file: string): Promise<string> {
+  const handle = await openFile(file, 'r');
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await handle.close();
   }
 }

@@ -4,7 +4,8 @@
 // rate limit, and the records found at `records_path`. Each request is retried
 // on a transient failure (a connection error, 429, 5xx) with the backoff of
 // core/runner/retry.ts, waiting at least what Retry-After asks; one circuit
-// breaker per host stops calling a host that keeps failing. The records are
+// breaker per host (extractor.ts) stops calling a host that keeps failing
+// for a cool-down. The records are
 // written as NDJSON to a temporary file and read by DuckDB like a file
 // (files.ts), so typing, casting and rejects are the same; a record that is
 // not a JSON object is rejected with its raw payload.
@@ -16,13 +17,11 @@ import path from 'node:path';
 import type { LoaderSpec } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
 import { interpolateConfigString } from '../project/secrets.js';
-import { backoffPolicy, CircuitBreaker, withRetry, RetriesExhausted } from '../runner/retry.js';
-import type { ExtractRequest, Extractor, RejectedRecord, SourceColumn } from './extractor.js';
+import type { Clock } from '../clock.js';
+import { backoffPolicy, CircuitOpenError, withRetry, RetriesExhausted } from '../runner/retry.js';
+import { sourceBreaker, type ExtractRequest, type Extractor, type RejectedRecord, type SourceColumn } from './extractor.js';
 import { FilesExtractor } from './files.js';
 
-/** One breaker per host for the whole run: loaders of the same API share it. */
-const breakers = new Map<string, CircuitBreaker>();
-const BREAKER_THRESHOLD = 5;
 /** Pages read at most: a paginated API that never ends is a bug, not data. */
 const MAX_PAGES = 100_000;
 
@@ -50,6 +49,7 @@ export class HttpExtractor implements Extractor {
     private readonly spec: LoaderSpec,
     private readonly env: NodeJS.ProcessEnv,
     private readonly declaredTypes: Record<string, string>,
+    private readonly clock: Clock,
   ) {}
 
   private render(value: string, what: string): string {
@@ -160,9 +160,8 @@ export class HttpExtractor implements Extractor {
   /** One GET, rate limited, retried on transient failures; the breaker of its host counts them. */
   private async get(url: string): Promise<{ body: unknown; link?: string }> {
     const host = new URL(url).host;
-    let breaker = breakers.get(host);
-    if (!breaker) breakers.set(host, (breaker = new CircuitBreaker(this.spec.circuit_breaker ?? BREAKER_THRESHOLD)));
-    if (breaker.isOpen) throw new RunError(`loader of source ${this.spec.source}: not calling ${host}: ${breaker.reason}`);
+    const breaker = sourceBreaker(host, this.spec, this.clock);
+    if (breaker.isOpen) throw new CircuitOpenError(host, breaker);
     const headers = Object.fromEntries(Object.entries(this.spec.headers ?? {}).map(([k, v]) => [k, this.render(v, k)]));
     const perSecond = this.spec.rate_limit;
     try {

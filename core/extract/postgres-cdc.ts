@@ -27,6 +27,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { scrub, scrubError } from '../../adapters/postgres/connection.js';
+import type { Clock } from '../clock.js';
 import type { LoaderSpec } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
 import type { SourceColumn } from './extractor.js';
@@ -96,6 +97,7 @@ export class PostgresCdcSource {
     private readonly spec: LoaderSpec,
     private readonly projectRoot: string,
     private readonly env: NodeJS.ProcessEnv,
+    private readonly clock: Clock,
     readonly slot: string,
   ) {}
 
@@ -104,7 +106,7 @@ export class PostgresCdcSource {
   }
 
   async open(): Promise<void> {
-    ({ client: this.client, secrets: this.secrets } = await connectSource(this.spec, this.projectRoot, this.env));
+    ({ client: this.client, secrets: this.secrets } = await connectSource(this.spec, this.projectRoot, this.env, this.clock));
     const r = await this.client.query<{ wal_level: string }>(`select current_setting('wal_level') as wal_level`);
     if (r.rows[0]?.wal_level !== 'logical') {
       throw new RunError(
@@ -178,7 +180,7 @@ export class PostgresCdcSource {
    */
   async createSlot(): Promise<{ position: string; snapshot: string }> {
     try {
-      ({ client: this.replication } = await connectSource(this.spec, this.projectRoot, this.env, { replication: true }));
+      ({ client: this.replication } = await connectSource(this.spec, this.projectRoot, this.env, this.clock, { replication: true }));
       const r = await this.replication.query(`CREATE_REPLICATION_SLOT ${quoteIdent(this.slot)} LOGICAL test_decoding EXPORT_SNAPSHOT`);
       const row = r.rows[0] as { consistent_point: string; snapshot_name: string };
       return { position: row.consistent_point, snapshot: row.snapshot_name };

@@ -7,18 +7,27 @@
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { connectionSettings, scrub, scrubError } from '../../adapters/postgres/connection.js';
+import type { Clock } from '../clock.js';
 import type { LoaderSpec } from '../compiler/manifest.js';
+import { CircuitOpenError } from '../runner/retry.js';
 import { RunError } from '../errors.js';
 import { interpolateConfigString } from '../project/secrets.js';
-import type { ExtractRequest, Extractor, SourceColumn } from './extractor.js';
+import { sourceBreaker, type ExtractRequest, type Extractor, type SourceColumn } from './extractor.js';
+
+/** Connection failures that say the host is down or unreachable, not that the request was wrong. */
+const UNREACHABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|timeout|terminated unexpectedly|the database system is (starting up|shutting down)/i;
 
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** Types whose lookback is an interval (a duration); other cursors subtract a number. */
 const TIME_TYPE = /^(date|timestamp|time)/i;
 
-/** A connection to a loader's Postgres source (TLS as for a Postgres target); `replication`: a logical replication connection (CDC). */
-export async function connectSource(spec: LoaderSpec, projectRoot: string, env: NodeJS.ProcessEnv, options: { replication?: boolean } = {}): Promise<{ client: pg.Client; secrets: string[] }> {
+/**
+ * A connection to a loader's Postgres source (TLS as for a Postgres target;
+ * the host's circuit breaker); `replication`: a logical replication
+ * connection (a CDC slot's first load).
+ */
+export async function connectSource(spec: LoaderSpec, projectRoot: string, env: NodeJS.ProcessEnv, clock: Clock, options: { replication?: boolean } = {}): Promise<{ client: pg.Client; secrets: string[] }> {
   const rendered = interpolateConfigString(spec.url!, {}, env, { values: new Set() }, true);
   if ('error' in rendered) throw new RunError(`loader of source ${spec.source} (${spec.declared_at}): url: ${rendered.error}${rendered.hint ? `\n  hint: ${rendered.hint}` : ''}`);
   const settings = connectionSettings(
@@ -36,15 +45,21 @@ export async function connectSource(spec: LoaderSpec, projectRoot: string, env: 
       throw err;
     }
   };
+  // A host that keeps refusing connections is not called again for a while (extractor.ts).
+  const breaker = sourceBreaker(settings.address, spec, clock);
+  if (breaker.isOpen) throw new CircuitOpenError(settings.address, breaker);
   try {
     const client = await connect(settings.config).catch((err: unknown) => {
       // sslmode=prefer: a server without TLS gets a plain connection, as with libpq.
       if (settings.sslmode === 'prefer' && /does not support SSL/i.test(String((err as Error)?.message))) return connect({ ...settings.config, ssl: false });
       throw err;
     });
+    breaker.success();
     return { client, secrets: settings.secrets };
   } catch (err) {
-    throw new RunError(`loader of source ${spec.source}: cannot connect to ${settings.address}/${settings.database}${options.replication ? ' (replication connection)' : ''}: ${scrub((err as Error).message, settings.secrets)}`);
+    const message = scrub((err as Error).message, settings.secrets);
+    if (UNREACHABLE.test(`${(err as { code?: string }).code ?? ''} ${message}`)) breaker.transientFailure(message);
+    throw new RunError(`loader of source ${spec.source}: cannot connect to ${settings.address}/${settings.database}${options.replication ? ' (replication connection)' : ''}: ${message}${breaker.isOpen ? `; ${breaker.reason}` : ''}`);
   }
 }
 
@@ -56,6 +71,7 @@ export class PostgresExtractor implements Extractor {
     private readonly spec: LoaderSpec,
     private readonly projectRoot: string,
     private readonly env: NodeJS.ProcessEnv,
+    private readonly clock: Clock,
     /** A snapshot exported by the source (a CDC slot's): the rows are read as of it. */
     private readonly snapshot?: string,
   ) {}
@@ -67,7 +83,7 @@ export class PostgresExtractor implements Extractor {
   }
 
   async open(): Promise<void> {
-    ({ client: this.client, secrets: this.secrets } = await connectSource(this.spec, this.projectRoot, this.env));
+    ({ client: this.client, secrets: this.secrets } = await connectSource(this.spec, this.projectRoot, this.env, this.clock));
     try {
       // One snapshot for the description and the rows.
       await this.client.query('begin isolation level repeatable read read only');
@@ -75,15 +91,48 @@ export class PostgresExtractor implements Extractor {
     } catch (err) {
       throw new RunError(`loader of source ${this.spec.source}: cannot start reading: ${scrub((err as Error).message, this.secrets)}`);
     }
+    // Described at once, while the loader reads the target's state (an incremental run's fixed cost).
+    this.described = this.describe();
+    this.described.catch(() => undefined);
   }
 
-  async columns(): Promise<SourceColumn[]> {
+  private described?: Promise<SourceColumn[]>;
+
+  columns(): Promise<SourceColumn[]> {
+    return this.described!;
+  }
+
+  private uniqueKeys: string[][] = [];
+
+  /**
+   * Whether the source itself guarantees `key` unique: a table (not a query)
+   * with a primary key or a unique index on NOT NULL columns, all of them in
+   * `key`. Then the extracted rows need no check (a scan of the whole staged
+   * table on a full load).
+   */
+  async keyIsUnique(key: string[]): Promise<boolean> {
+    await this.described;
+    return this.uniqueKeys.some((cols) => cols.every((c) => key.includes(c)));
+  }
+
+  private async describe(): Promise<SourceColumn[]> {
     const client = this.client!;
     try {
       const described = await client.query(`select * from (${this.baseSql()}) as etl_source limit 0`);
       const oids = described.fields.map((f) => f.dataTypeID);
       const mods = described.fields.map((f) => f.dataTypeModifier);
       const types = await client.query<{ t: string }>('select format_type(o, m) as t from unnest($1::oid[], $2::int[]) with ordinality as x(o, m, n) order by n', [oids, mods]);
+      if (this.spec.query === undefined && this.spec.incremental) {
+        const keys = await client.query<{ cols: string[] }>(
+          `select array_agg(a.attname::text order by k.n) as cols
+             from pg_index i cross join lateral unnest(i.indkey) with ordinality as k(attnum, n)
+             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+            where i.indrelid = $1::regclass and i.indisunique and i.indimmediate and i.indpred is null and i.indexprs is null
+            group by i.indexrelid having bool_and(a.attnotnull)`,
+          [this.spec.table!.split('.').map(quoteIdent).join('.')],
+        );
+        this.uniqueKeys = keys.rows.map((r) => r.cols);
+      }
       return described.fields.map((f, i) => ({ name: f.name, type: types.rows[i]!.t }));
     } catch (err) {
       throw scrubError(new Error(`loader of source ${this.spec.source} (${this.spec.declared_at}): cannot read ${this.spec.query !== undefined ? 'its query' : `table ${this.spec.table}`} at the source: ${(err as Error).message}`), this.secrets);

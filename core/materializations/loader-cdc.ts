@@ -56,7 +56,7 @@ export const loaderCdc: Materialization = {
     const relation = relationOf(node);
     const meta = ctx.manifest.metadata;
     const slot = spec.cdc?.slot ?? defaultSlotName({ project: meta.project_name, target: meta.target_name, database: meta.database, schema: relation.schema, table: relation.name });
-    const source = new PostgresCdcSource(spec, meta.project_root, process.env, slot);
+    const source = new PostgresCdcSource(spec, meta.project_root, process.env, ctx.clock, slot);
     const t0 = performance.now();
     try {
       await source.open();
@@ -99,7 +99,7 @@ export const loaderCdc: Materialization = {
 /** The slot a table was loaded from before `slot:` changed holds WAL for nobody: it goes. */
 async function dropOldSlot(ctx: MaterializationContext, old: string): Promise<void> {
   const spec = ctx.node.config.loader!;
-  const previous = new PostgresCdcSource(spec, ctx.manifest.metadata.project_root, process.env, old);
+  const previous = new PostgresCdcSource(spec, ctx.manifest.metadata.project_root, process.env, ctx.clock, old);
   try {
     await previous.open();
     await previous.dropSlot();
@@ -150,7 +150,7 @@ async function fullLoad(ctx: MaterializationContext, source: PostgresCdcSource, 
   const counter = byteCounter();
   let staged: StagedTable | undefined;
   try {
-    const extractor = new PostgresExtractor(spec, ctx.manifest.metadata.project_root, process.env, created.snapshot);
+    const extractor = new PostgresExtractor(spec, ctx.manifest.metadata.project_root, process.env, ctx.clock, created.snapshot);
     try {
       await extractor.open();
       // The copy's transaction holds the snapshot now; the exporting connection may go.
@@ -197,7 +197,7 @@ async function applyChanges(ctx: MaterializationContext, source: PostgresCdcSour
   const spec = node.config.loader!;
   const d = adapter.dialect;
   // The columns as the source has them now (a column added there is added here: drift).
-  const described = new PostgresExtractor(spec, ctx.manifest.metadata.project_root, process.env);
+  const described = new PostgresExtractor(spec, ctx.manifest.metadata.project_root, process.env, ctx.clock);
   let columns: SourceColumn[];
   try {
     await described.open();

@@ -10,6 +10,7 @@ import { Readable, Transform } from 'node:stream';
 import type { AdapterSession, MaterializeResult, StagedTable } from '../../adapters/adapter.js';
 import type { LoaderSpec, ManifestNode } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
+import { CircuitOpenError } from '../runner/retry.js';
 import { extractorFor, lookbackAmount, type RejectedRecord, type SourceColumn, type SourceUnit } from '../extract/extractor.js';
 import { FILE_COLUMN } from '../extract/files.js';
 import { finishedBatches, storedWatermark, type StateRecord } from '../state/state.js';
@@ -28,123 +29,142 @@ export interface LoadStats {
 }
 
 export const loader: Materialization = {
-  run: async (ctx): Promise<MaterializeResult> => {
-    const { adapter, session, node } = ctx;
-    const spec = node.config.loader!;
-    const relation = relationOf(node);
-    const t0 = performance.now();
-    const declaredTypes = Object.fromEntries(Object.values(node.columns).flatMap((c) => (c.data_type ? [[c.name, c.data_type]] : [])));
-    const extractor = extractorFor(spec, ctx.manifest.metadata.project_root, process.env, declaredTypes);
-    // The source is opened while the target is asked what it holds.
-    const opened = extractor.open();
-    opened.catch(() => undefined);
-    const incremental = spec.incremental;
-    const refresh = node.config.full_refresh === false ? false : ctx.fullRefresh || node.config.full_refresh === true;
-    let existing;
-    let since: { cursor: string; value: string; lookback: number } | undefined;
-    let units: SourceUnit[] | undefined;
-    let bytes = 0;
-    let staged: StagedTable | undefined;
-    let rejected: RejectedRecord[] = [];
-    let perFile = new Map<string, number>();
+  // The engine's memory is bounded for the whole load, where it has a bound to set: a load's memory must not grow with the table.
+  run: async (ctx) => {
     try {
-      existing = await adapter.relationKind(session, relation);
-      const replacing = !existing || refresh || (!incremental && !extractor.units);
-      if (incremental && !replacing) {
-        const stored = await storedWatermark(adapter, session, relation);
-        if (stored?.value != null && stored.column === incremental.cursor) since = { cursor: incremental.cursor, value: stored.value, lookback: lookbackAmount(incremental.lookback) };
-      }
-      await opened;
-      if (extractor.units) {
-        const done = replacing ? new Set<string>() : await finishedBatches(adapter, session, relation);
-        units = (await extractor.units()).filter((u) => !done.has(u.key));
-        extractor.only!(new Set(units.map((u) => u.key)));
-        if (units.length === 0) return nothingNew(t0, existing ? 'no new or changed files' : `no files match ${spec.path}`);
-      }
-      const columns = await extractor.columns({ since: since?.value });
-      rejected = extractor.rejected?.() ?? [];
-      perFile = (await extractor.rowsPerFile?.()) ?? perFile;
-      if (columns.length === 0) {
-        // No record at all (an API with nothing new): nothing changes but the rejected ones.
-        checkRejected(spec, rejected.length, 0);
-        if (rejected.length) await keepRejected(ctx, relation, rejected);
-        return nothingNew(t0, 'no new records', rejected.length);
-      }
-      checkColumns(spec, columns);
-      checkRejected(spec, rejected.length, await countRows(extractor, perFile));
-      const counted = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          bytes += chunk.length;
-          done(null, chunk);
-        },
-      });
-      const rows = extractor.extract({ columns, since });
-      rows.on('error', (err) => counted.destroy(err));
-      const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
-      staged = await adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: !!existing && !replacing });
-    } finally {
+      return await (ctx.adapter.withBoundedMemory ? ctx.adapter.withBoundedMemory(ctx.session, () => load(ctx)) : load(ctx));
+    } catch (err) {
+      // The source's host is resting after failing again and again: not called, the node and those after it skipped.
+      if (err instanceof CircuitOpenError) return { rowsAffected: 0, status: 'skipped', message: `skipped: source ${ctx.node.config.loader!.source}: ${err.message}` };
+      throw err;
+    }
+  },
+};
+
+async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
+  const { adapter, session, node } = ctx;
+  const spec = node.config.loader!;
+  const relation = relationOf(node);
+  const t0 = performance.now();
+  const declaredTypes = Object.fromEntries(Object.values(node.columns).flatMap((c) => (c.data_type ? [[c.name, c.data_type]] : [])));
+  const extractor = extractorFor(spec, ctx.manifest.metadata.project_root, process.env, declaredTypes, ctx.clock);
+  // The source is opened while the target is asked what it holds.
+  const opened = extractor.open();
+  opened.catch(() => undefined);
+  const incremental = spec.incremental;
+  const refresh = node.config.full_refresh === false ? false : ctx.fullRefresh || node.config.full_refresh === true;
+  let existing;
+  let since: { cursor: string; value: string; lookback: number } | undefined;
+  let units: SourceUnit[] | undefined;
+  let bytes = 0;
+  let staged: StagedTable | undefined;
+  let rejected: RejectedRecord[] = [];
+  let perFile = new Map<string, number>();
+  let closing: Promise<void> | undefined;
+  try {
+    existing = await adapter.relationKind(session, relation);
+    const replacing = !existing || refresh || (!incremental && !extractor.units);
+    if (incremental && !replacing) {
+      const stored = await storedWatermark(adapter, session, relation);
+      if (stored?.value != null && stored.column === incremental.cursor) since = { cursor: incremental.cursor, value: stored.value, lookback: lookbackAmount(incremental.lookback) };
+    }
+    await opened;
+    if (extractor.units) {
+      const done = replacing ? new Set<string>() : await finishedBatches(adapter, session, relation);
+      units = (await extractor.units()).filter((u) => !done.has(u.key));
+      extractor.only!(new Set(units.map((u) => u.key)));
+      if (units.length === 0) return nothingNew(t0, existing ? 'no new or changed files' : `no files match ${spec.path}`);
+    }
+    const columns = await extractor.columns({ since: since?.value });
+    rejected = extractor.rejected?.() ?? [];
+    perFile = (await extractor.rowsPerFile?.()) ?? perFile;
+    if (columns.length === 0) {
+      // No record at all (an API with nothing new): nothing changes but the rejected ones.
+      checkRejected(spec, rejected.length, 0);
+      if (rejected.length) await keepRejected(ctx, relation, rejected);
+      return nothingNew(t0, 'no new records', rejected.length);
+    }
+    checkColumns(spec, columns);
+    checkRejected(spec, rejected.length, await countRows(extractor, perFile));
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        bytes += chunk.length;
+        done(null, chunk);
+      },
+    });
+    const rows = extractor.extract({ columns, since });
+    rows.on('error', (err) => counted.destroy(err));
+    const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
+    staged = await adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: !!existing && !replacing });
+    // Staged: the source's connection closes while the rows are checked and merged.
+    closing = opened.catch(() => undefined).then(() => extractor.close());
+    closing.catch(() => undefined);
+  } finally {
+    if (!closing) {
       await opened.catch(() => undefined);
       await extractor.close();
     }
-    const merging = !!existing && !refresh && (since !== undefined || units !== undefined);
+  }
+  const merging = !!existing && !refresh && (since !== undefined || units !== undefined);
 
-    let loaded: number;
-    let drift: { added: string[]; removed: string[]; changed: string[] } | undefined;
-    try {
-      if (incremental) await checkUniqueKey(session, adapter.dialect.quoteIdentifier, adapter.dialect.relation(staged.relation.schema, staged.relation.name), spec, incremental.primary_key);
-      const state: StateRecord[] = incremental
-        ? [{ kind: 'watermark', relation, uniqueId: node.unique_id, eventTimeColumn: incremental.cursor, runId: ctx.runId, at: ctx.clock.now().toISOString(), newRows: merging ? staged.relation : undefined }]
-        : units
-          ? [
-              ...(merging ? [] : [{ kind: 'batches_cleared' as const, relation }]),
-              ...units.map((u): StateRecord => ({ kind: 'batch', relation, uniqueId: node.unique_id, start: u.key, end: u.name, status: 'success', runId: ctx.runId, at: ctx.clock.now().toISOString(), message: '', rows: perFile.get(u.name) ?? 0 })),
-            ]
-          : [];
-      if (!merging) {
-        await adapter.publishTable(session, staged, relation, { state });
-        loaded = staged.rows ?? 0;
-      } else {
-        // The loader's own on_schema_change if it sets one, else: add, keep removed (warn), widen, fail on the rest.
-        const plan = node.config.on_schema_change ? await planSchemaChange(adapter, session, node, relation, staged.relation) : await planSourceDrift(adapter, session, node, relation, staged.relation);
-        drift = describeDrift(plan);
-        try {
-          const applied = await adapter.applyIncremental(session, {
-            // Files: a changed file's rows replace the rows it gave before.
-            ...(units ? { strategy: 'delete+insert', uniqueKey: [FILE_COLUMN] } : { strategy: 'merge', uniqueKey: incremental!.primary_key }),
-            target: relation,
-            staged: staged.relation,
-            columns: plan.columns,
-            columnChanges: plan.changes,
-            state,
-          });
-          loaded = applied.rowsAffected;
-        } catch (err) {
-          throw explainSchemaChangeFailure(node, plan, err);
-        }
-        await adapter.discardStaged(session, staged);
+  let loaded: number;
+  let drift: { added: string[]; removed: string[]; changed: string[] } | undefined;
+  try {
+    if (incremental && !(await extractor.keyIsUnique?.(incremental.primary_key))) await checkUniqueKey(session, adapter.dialect.quoteIdentifier, adapter.dialect.relation(staged.relation.schema, staged.relation.name), spec, incremental.primary_key);
+    const state: StateRecord[] = incremental
+      ? [{ kind: 'watermark', relation, uniqueId: node.unique_id, eventTimeColumn: incremental.cursor, runId: ctx.runId, at: ctx.clock.now().toISOString(), newRows: merging ? staged.relation : undefined }]
+      : units
+        ? [
+            ...(merging ? [] : [{ kind: 'batches_cleared' as const, relation }]),
+            ...units.map((u): StateRecord => ({ kind: 'batch', relation, uniqueId: node.unique_id, start: u.key, end: u.name, status: 'success', runId: ctx.runId, at: ctx.clock.now().toISOString(), message: '', rows: perFile.get(u.name) ?? 0 })),
+          ]
+        : [];
+    if (!merging) {
+      await adapter.publishTable(session, staged, relation, { state });
+      loaded = staged.rows ?? 0;
+    } else {
+      // The loader's own on_schema_change if it sets one, else: add, keep removed (warn), widen, fail on the rest.
+      const plan = node.config.on_schema_change ? await planSchemaChange(adapter, session, node, relation, staged.relation) : await planSourceDrift(adapter, session, node, relation, staged.relation);
+      drift = describeDrift(plan);
+      try {
+        const applied = await adapter.applyIncremental(session, {
+          // Files: a changed file's rows replace the rows it gave before.
+          ...(units ? { strategy: 'delete+insert', uniqueKey: [FILE_COLUMN] } : { strategy: 'merge', uniqueKey: incremental!.primary_key }),
+          target: relation,
+          staged: staged.relation,
+          columns: plan.columns,
+          columnChanges: plan.changes,
+          state,
+        });
+        loaded = applied.rowsAffected;
+      } catch (err) {
+        throw explainSchemaChangeFailure(node, plan, err);
       }
-    } catch (err) {
       await adapter.discardStaged(session, staged);
-      throw err;
     }
-    if (rejected.length) await keepRejected(ctx, relation, rejected);
-    const seconds = (performance.now() - t0) / 1000;
-    const read = (staged.rows ?? loaded) + rejected.length;
-    const stats: LoadStats = { rows_read: read, rows_loaded: loaded, rows_rejected: rejected.length, bytes, seconds: round(seconds, 3), rows_per_second: Math.round(read / Math.max(seconds, 1e-3)) };
-    const warning = drift?.removed.length && !node.config.on_schema_change ? `; column${drift.removed.length === 1 ? '' : 's'} ${drift.removed.join(', ')} no longer at the source (kept, NULL in new rows)` : '';
-    const changed = drift ? [...drift.added.map((c) => `+${c}`), ...drift.changed.map((c) => `~${c}`)] : [];
-    const how = units && merging ? `LOAD ${units.length} new or changed file${units.length === 1 ? '' : 's'}` : merging ? `MERGE since ${since!.value}` : existing ? (refresh ? 'FULL REFRESH' : 'FULL LOAD') : 'CREATE TABLE';
-    return {
-      rowsAffected: loaded,
-      message: `${how} (${read} rows read, ${loaded} loaded${rejected.length ? `, ${rejected.length} rejected` : ''}, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s${changed.length ? `, columns ${changed.join(' ')}` : ''})${warning}`,
-      ...(warning ? { status: 'warn' as const } : {}),
-      // The run history keeps these (etl history): the bytes read at the source and moved into the target.
-      bytesScanned: bytes,
-      bytesWritten: bytes,
-      stats: { ...stats, ...(drift && (drift.added.length || drift.removed.length || drift.changed.length) ? { schema_changes: drift } : {}) },
-    };
-  },
-};
+  } catch (err) {
+    await adapter.discardStaged(session, staged);
+    await closing;
+    throw err;
+  }
+  await closing;
+  if (rejected.length) await keepRejected(ctx, relation, rejected);
+  const seconds = (performance.now() - t0) / 1000;
+  const read = (staged.rows ?? loaded) + rejected.length;
+  const stats: LoadStats = { rows_read: read, rows_loaded: loaded, rows_rejected: rejected.length, bytes, seconds: round(seconds, 3), rows_per_second: Math.round(read / Math.max(seconds, 1e-3)) };
+  const warning = drift?.removed.length && !node.config.on_schema_change ? `; column${drift.removed.length === 1 ? '' : 's'} ${drift.removed.join(', ')} no longer at the source (kept, NULL in new rows)` : '';
+  const changed = drift ? [...drift.added.map((c) => `+${c}`), ...drift.changed.map((c) => `~${c}`)] : [];
+  const how = units && merging ? `LOAD ${units.length} new or changed file${units.length === 1 ? '' : 's'}` : merging ? `MERGE since ${since!.value}` : existing ? (refresh ? 'FULL REFRESH' : 'FULL LOAD') : 'CREATE TABLE';
+  return {
+    rowsAffected: loaded,
+    message: `${how} (${read} rows read, ${loaded} loaded${rejected.length ? `, ${rejected.length} rejected` : ''}, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s${changed.length ? `, columns ${changed.join(' ')}` : ''})${warning}`,
+    ...(warning ? { status: 'warn' as const } : {}),
+    // The run history keeps these (etl history): the bytes read at the source and moved into the target.
+    bytesScanned: bytes,
+    bytesWritten: bytes,
+    stats: { ...stats, ...(drift && (drift.added.length || drift.removed.length || drift.changed.length) ? { schema_changes: drift } : {}) },
+  };
+}
 
 export function nothingNew(t0: number, why: string, rejected = 0): MaterializeResult {
   const seconds = round((performance.now() - t0) / 1000, 3);

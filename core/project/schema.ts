@@ -323,6 +323,8 @@ function loaderSchemas() {
     primary_key: stringList,
     lookback: duration,
   }).partial({ lookback: true });
+  /** Consecutive transient failures, or those and the cool-down before the host is called again. */
+  const circuitBreaker = z.union([z.number().int().min(0), strictObject({ failures: z.number().int().min(0), cool_down: duration }).partial({ failures: true, cool_down: true })]);
   const common = {
     on_schema_change: z.enum(['append_new_columns', 'sync_all_columns', 'fail', 'ignore']),
     full_refresh: z.boolean(),
@@ -343,8 +345,9 @@ function loaderSchemas() {
     sslmode: z.enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']),
     sslrootcert: z.string(),
     connect_timeout: z.number().min(0),
+    circuit_breaker: circuitBreaker,
     ...common,
-  }).partial({ table: true, query: true, incremental: true, sslmode: true, sslrootcert: true, connect_timeout: true, on_schema_change: true, full_refresh: true, tags: true });
+  }).partial({ table: true, query: true, incremental: true, sslmode: true, sslrootcert: true, connect_timeout: true, circuit_breaker: true, on_schema_change: true, full_refresh: true, tags: true });
   const files = strictObject({
     type: z.literal('files'),
     path: z.string(),
@@ -368,7 +371,7 @@ function loaderSchemas() {
     rate_limit: z.number().positive(),
     retries: z.number().int().min(0),
     retry_backoff: z.union([z.enum(['exponential', 'constant', 'none']), z.record(z.string(), z.unknown())]),
-    circuit_breaker: z.number().int().min(0),
+    circuit_breaker: circuitBreaker,
     incremental: strictObject({ cursor: z.string(), primary_key: stringList, lookback: duration, param: z.string() }).partial({ lookback: true, param: true }),
     max_rejected: z.union([z.number().int().min(0), z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/, 'expected a count or a percentage like "5%"')]),
     ...common,

@@ -66,38 +66,68 @@ export const realSleeper: Sleeper = {
  * an engine that keeps dropping connections is down, and calling it for every
  * remaining node only delays the failure. One breaker per target per run;
  * a success closes the count again. threshold 0: never opens.
+ *
+ * With a cool-down (a source host's breaker, kept for the life of the
+ * process), an open breaker lets one call through once the cool-down has
+ * passed on `now` (the run clock): its success closes the breaker, a transient
+ * failure opens it for another cool-down. Without one it stays open.
  */
 export class CircuitBreaker {
   private consecutive = 0;
   private lastError = '';
-  private opened = false;
+  private openedAt?: number;
 
-  constructor(readonly threshold: number) {}
+  constructor(
+    readonly threshold: number,
+    private readonly coolDown?: { ms: number; now: () => number },
+  ) {}
 
+  /** Open, and not yet cooled down: do not call. */
   get isOpen(): boolean {
-    return this.opened;
+    if (this.openedAt === undefined) return false;
+    return !this.coolDown || this.coolDown.now() < this.openedAt + this.coolDown.ms;
+  }
+
+  /** When an open breaker lets a call through again (undefined: not open, or never). */
+  get openUntil(): Date | undefined {
+    return this.openedAt !== undefined && this.coolDown ? new Date(this.openedAt + this.coolDown.ms) : undefined;
   }
 
   /** Why it is open, for the skipped nodes' message. */
   get reason(): string {
-    return `circuit breaker open after ${this.consecutive} consecutive transient failures (last: ${this.lastError})`;
+    const until = this.openUntil;
+    return `circuit breaker open after ${this.consecutive} consecutive transient failures (last: ${this.lastError})${until ? `; calling again after ${until.toISOString()}` : ''}`;
   }
 
   success(): void {
-    if (!this.opened) this.consecutive = 0;
+    // A call let through after the cool-down succeeded: closed again.
+    if (this.openedAt !== undefined && this.coolDown && !this.isOpen) this.openedAt = undefined;
+    if (this.openedAt === undefined) this.consecutive = 0;
   }
 
   /** Counts a transient failure; returns whether the breaker is open now. */
   transientFailure(message: string): boolean {
     this.consecutive++;
     this.lastError = message.split('\n')[0]!.slice(0, 200);
-    if (this.threshold > 0 && this.consecutive >= this.threshold) this.opened = true;
-    return this.opened;
+    const cooledDown = this.openedAt !== undefined && !this.isOpen;
+    if (cooledDown || (this.threshold > 0 && this.openedAt === undefined && this.consecutive >= this.threshold)) this.openedAt = this.coolDown ? this.coolDown.now() : 0;
+    return this.isOpen;
   }
 
   /** Any other failure: the engine answered, so the streak of transient ones ends. */
   permanentFailure(): void {
-    if (!this.opened) this.consecutive = 0;
+    if (this.openedAt !== undefined && this.coolDown && !this.isOpen) this.openedAt = undefined;
+    if (this.openedAt === undefined) this.consecutive = 0;
+  }
+}
+
+/** A call not made: the breaker of where it goes is open. */
+export class CircuitOpenError extends Error {
+  constructor(
+    readonly target: string,
+    readonly breaker: CircuitBreaker,
+  ) {
+    super(`not calling ${target}: ${breaker.reason}`);
   }
 }
 

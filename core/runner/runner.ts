@@ -92,6 +92,10 @@ export async function executePlan(manifest: Manifest, plan: Plan, adapter: Adapt
         const name = manifest.nodes[id]!.name;
         for (const d of descendantsInPlan(plan, id)) skip(d, `skipped: upstream ${name} failed`);
         if (options.failFast) halt();
+      } else if (result.status === 'skipped' && !stopping) {
+        // A node that skipped itself (a loader whose source host's breaker is open): what reads it would read stale rows.
+        const name = manifest.nodes[id]!.name;
+        for (const d of descendantsInPlan(plan, id)) skip(d, `skipped: upstream ${name} skipped (${result.message.replace(/^skipped: /, '')})`);
       }
       for (const c of plan.children.get(id)!) {
         const left = waitingOn.get(c)! - 1;

@@ -146,6 +146,57 @@ describe('files loader', () => {
     }
   });
 
+  it('a malformed NDJSON line, a malformed JSON file and a corrupt Parquet file are rejected, the rest loaded; over max_rejected nothing is published', async () => {
+    const dir = filesProject('{ type: files, path: "data/*.ndjson", max_rejected: 2 }', {
+      'data/a.ndjson': '{"id": 1, "amount": 10}\n{"id": 2, "amount": 20\n\n{"id": 3, "amount": 30}\n[4, 40]\n',
+      'data/b.ndjson': '{"id": 5, "amount": 50}\n',
+    });
+    const r = await runCli(['extract'], { cwd: dir });
+    expect(r.code, r.output).toBe(0);
+    const runId = readJson(dir, 'target/run_results.json').metadata.invocation_id;
+    expect(loaderResponse(dir)).toMatchObject({ rows_read: 5, rows_loaded: 3, rows_rejected: 2 });
+    expect(await rows(dir, 'select id::int as id, amount::int as amount, _etl_file as f from shop.orders order by id')).toEqual([
+      { id: 1, amount: 10, f: 'data/a.ndjson' },
+      { id: 3, amount: 30, f: 'data/a.ndjson' },
+      { id: 5, amount: 50, f: 'data/b.ndjson' },
+    ]);
+    const rejected = await rows(dir, 'select file, line::int as line, raw_record, error, run_id from shop.orders__rejected order by line');
+    expect(rejected).toEqual([
+      { file: 'data/a.ndjson', line: 2, raw_record: '{"id": 2, "amount": 20', error: expect.stringContaining('malformed JSON'), run_id: runId },
+      { file: 'data/a.ndjson', line: 5, raw_record: '[4, 40]', error: 'the record is not a JSON object', run_id: runId },
+    ]);
+
+    // Three bad lines in a new file: over max_rejected (2), the table and __rejected stay as they were.
+    writeFileSync(path.join(dir, 'data/c.ndjson'), '{"id": 6, "amount": 60}\n{x\n{y\n{z\n');
+    const over = await runCli(['extract'], { cwd: dir });
+    expect(over.code).toBe(1);
+    expect(over.output).toContain('3 of 4 records rejected, more than max_rejected (2); nothing of this run is published');
+    expect(await rows(dir, 'select count(*)::int as n from shop.orders')).toEqual([{ n: 3 }]);
+    expect(await rows(dir, 'select count(*)::int as n from shop.orders__rejected')).toEqual([{ n: 2 }]);
+
+    // A JSON document that does not parse is one rejected record (its text); a corrupt Parquet file one rejected record (its path); the other files load.
+    await withDb(dbPathOf(dir), (db) => db.rows(`copy (select * from (values (7, 700), (8, 800)) as t(id, amount)) to '${path.join(dir, 'data/good.parquet')}' (format parquet)`));
+    const parquet = readFileSync(path.join(dir, 'data/good.parquet'));
+    writeFileSync(path.join(dir, 'data/corrupt.parquet'), Buffer.concat([parquet.subarray(0, 40), Buffer.alloc(200, 0x55), parquet.subarray(parquet.length - 8)]));
+    writeFileSync(path.join(dir, 'data/good.json'), '[{"id": 11, "amount": 5}]');
+    writeFileSync(path.join(dir, 'data/bad.json'), '[{"id": 12, "amount": 6}, {"id": ');
+    for (const [glob, ids, bad] of [
+      ['data/*.parquet', [{ id: 7 }, { id: 8 }], 'data/corrupt.parquet'],
+      ['data/*.json', [{ id: 11 }], 'data/bad.json'],
+    ] as const) {
+      writeFileSync(path.join(dir, 'models/shop.yml'), `sources:\n  - name: shop\n    tables:\n      - name: orders\n        loader: { type: files, path: "${glob}", max_rejected: 1 }\n`);
+      const load = await runCli(['extract', '--full-refresh'], { cwd: dir });
+      expect(load.code, load.output).toBe(0);
+      expect(await rows(dir, 'select id::int as id from shop.orders order by id')).toEqual(ids);
+      const last = readJson(dir, 'target/run_results.json').metadata.invocation_id;
+      const kept = await rows(dir, `select file, line::int as line, raw_record, error from shop.orders__rejected where run_id = '${last}'`);
+      expect(kept).toHaveLength(1);
+      expect(kept[0]).toMatchObject({ file: bad, line: 0 });
+      expect(kept[0]!.error).toContain('cannot read the file');
+      if (bad === 'data/bad.json') expect(kept[0]!.raw_record).toBe('[{"id": 12, "amount": 6}, {"id": ');
+    }
+  });
+
   it('loads files into a Postgres target (DuckDB reads them, COPY writes them)', async () => {
     const schema = 'analytics';
     const raw = 'raw';

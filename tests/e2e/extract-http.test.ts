@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { build } from '../../core/api.js';
 import { dbPathOf, etlYml, killAll, readJson, removeTempDirs, runCli, withDb, writeProject } from './helpers.js';
 
 const TOKEN = 'tok_3f9a8c1d77e2';
@@ -24,6 +25,8 @@ const log: Array<{ path: string; status: number; at: number }> = [];
 const injected = new Map<string, Array<{ status: number; retryAfter?: string }>>();
 let server: Server;
 let base = '';
+/** /flaky answers 503 while this is true. */
+let flakyDown = false;
 
 function page<T>(list: T[], start: number, size: number): T[] {
   return list.slice(start, start + size);
@@ -45,6 +48,7 @@ beforeAll(async () => {
       return send(next.status, { error: 'injected' }, next.retryAfter ? { 'retry-after': next.retryAfter } : {});
     }
     if (url.pathname === '/down') return send(500, { error: 'down' });
+    if (url.pathname === '/flaky') return flakyDown ? send(503, { error: 'resting' }) : send(200, { data: { items } });
     const since = url.searchParams.get('since');
     const list: unknown[] = items.filter((i) => !since || i.updated_at >= since);
     // One malformed record (not an object) in the first page of /page.
@@ -184,5 +188,48 @@ describe('http loader', () => {
     expect(loaderResult(dir).message).toContain('circuit breaker open after 3 consecutive transient failures');
     const model = readJson(dir, 'target/run_results.json').results.find((x: { unique_id: string }) => x.unique_id === 'model.shop.item_names');
     expect(model.status).toBe('skipped');
+  });
+
+  it('the breaker cools down on the run clock: within the cool-down the loader is skipped without a call, and what reads it; after it the host is called again', async () => {
+    // In one process (an API caller, a scheduler), as the breaker of a host lives as long as the process; the run clock is pinned per run.
+    log.length = 0;
+    items = [{ id: 1, name: 'one', updated_at: '2024-01-01T00:00:00Z' }];
+    flakyDown = true;
+    const dir = httpProject(`/flaky"
+          retries: 1
+          retry_backoff: none
+          circuit_breaker: { failures: 2, cool_down: 10m }`);
+    const saved = { API_BASE: process.env.API_BASE, API_TOKEN: process.env.API_TOKEN };
+    Object.assign(process.env, env());
+    try {
+      const at = (minutes: number) => new Date(Date.parse('2024-06-01T12:00:00Z') + minutes * 60_000);
+      const statusOf = (results: Array<{ unique_id: string; status: string; message: string }>, id: string) => results.find((r) => r.unique_id === id)!;
+      const failed = await build({ projectDir: dir, now: at(0), threads: 1 });
+      expect(failed.exitCode).toBe(1);
+      expect(log.map((l) => l.status)).toEqual([503, 503]);
+      expect(statusOf(failed.results, 'loader.shop.api.items').message).toContain('circuit breaker open after 2 consecutive transient failures (last: GET');
+
+      // Five minutes on: the host is not called; the loader and the model reading it are skipped, saying why and until when.
+      const resting = await build({ projectDir: dir, now: at(5), threads: 1 });
+      expect(log).toHaveLength(2);
+      const loader = statusOf(resting.results, 'loader.shop.api.items');
+      expect(loader.status).toBe('skipped');
+      expect(loader.message).toMatch(/^skipped: source api\.items: not calling 127\.0\.0\.1:\d+: circuit breaker open after 2 consecutive transient failures .*; calling again after 2024-06-01T12:10:00\.000Z$/);
+      const model = statusOf(resting.results, 'model.shop.item_names');
+      expect(model.status).toBe('skipped');
+      expect(model.message).toContain('skipped: upstream api.items skipped (source api.items: not calling 127.0.0.1');
+
+      // Past the cool-down, the host is up again: one call, the rows loaded, the model built.
+      flakyDown = false;
+      const back = await build({ projectDir: dir, now: at(11), threads: 1 });
+      expect(back.exitCode).toBe(0);
+      expect(log.map((l) => l.status)).toEqual([503, 503, 200]);
+      expect(await rows(dir, 'select id::int as id, name from main.item_names')).toEqual([{ id: 1, name: 'one' }]);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 });

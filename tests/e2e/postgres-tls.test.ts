@@ -14,7 +14,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PG_URL, assertCliBuilt, dropPgSchema, killAll, makeTempDir, newPgSchema, pgConnect, pgQuoteIdent, removeTempDirs, runCli, writeFiles, type CliResult } from './helpers.js';
+import { PG_URL, assertCliBuilt, dbPathOf, dropPgSchema, etlYml, killAll, makeTempDir, newPgSchema, pgConnect, pgQuoteIdent, removeTempDirs, runCli, withDb, writeFiles, writeProject, type CliResult } from './helpers.js';
 
 const exec = promisify(execFile);
 const SSL_SETTINGS = ['ssl', 'ssl_cert_file', 'ssl_key_file'] as const;
@@ -204,6 +204,42 @@ describe('sslmode against a server with TLS on', () => {
     const build = await runCli(['build', '--project-dir', project], { cwd: project });
     expect(build.code, build.output).toBe(0);
     expect((await admin.query(`select ssl from ${pgQuoteIdent(schema)}.tls`)).rows).toEqual([{ ssl: 'true' }]);
+  });
+
+  it('a Postgres source of a loader connects over TLS the same way (require, verify-full with its CA); a CA that did not sign the server fails the run naming the source', async () => {
+    // The loader's query reads its own connection's TLS state at the source: the raw table says how it connected.
+    const dir = writeProject({ 'etl.yml': etlYml('tls_source') });
+    mkdirSync(path.join(dir, 'certs'));
+    for (const ca of ['ca', 'stranger_ca']) writeFileSync(path.join(dir, 'certs', `${ca}.crt`), readFileSync(path.join(certDir, `${ca}.crt`)));
+    const load = (tls: string) => {
+      writeFiles(dir, {
+        'models/crm.yml': `sources:
+  - name: crm
+    tables:
+      - name: conn
+        loader:
+          type: postgres
+          url: "postgres://postgres@${host}:${port}/${database}"
+          query: select ssl, version from pg_stat_ssl where pid = pg_backend_pid()
+          ${tls}
+`,
+      });
+      return runCli(['extract', '--full-refresh'], { cwd: dir });
+    };
+    for (const tls of ['sslmode: require', 'sslmode: verify-full\n          sslrootcert: certs/ca.crt']) {
+      const r = await load(tls);
+      expect(r.code, r.output).toBe(0);
+      expect(await withDb(dbPathOf(dir), (db) => db.rows('select ssl, version from crm.conn'))).toEqual([{ ssl: true, version: expect.stringMatching(/^TLSv1\.[23]$/) }]);
+    }
+    const plain = await load('sslmode: disable');
+    expect(plain.code, plain.output).toBe(0);
+    expect(await withDb(dbPathOf(dir), (db) => db.rows('select ssl from crm.conn'))).toEqual([{ ssl: false }]);
+
+    const stranger = await load('sslmode: verify-full\n          sslrootcert: certs/stranger_ca.crt');
+    expect(stranger.code, stranger.output).toBe(1);
+    expect(stranger.output).toMatch(new RegExp(`loader of source crm\\.conn: cannot connect to ${host.replace(/\./g, '\\.')}:${port}/${database}: .*(certificate|self[- ]signed)`, 'i'));
+    // The raw table is what the last good load left.
+    expect(await withDb(dbPathOf(dir), (db) => db.rows('select ssl from crm.conn'))).toEqual([{ ssl: false }]);
   });
 
   it('verify-ca with a CA that did not sign the server certificate fails with exit 2 and a hint', async () => {
