@@ -10,11 +10,9 @@ import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etlYml, killAll, removeTempDirs, runCli, writeProject } from './helpers.js';
-import { launchChromium, overflowing, watchedPage } from './browser.js';
+import { FANOUT, NEIGHBOURHOOD_CAP } from '../../core/docs/site/graph.js';
+import { audit, launchChromium, overflowing, watchedPage } from './browser.js';
 
-/** Must match core/docs/site/graph.ts. */
-const FANOUT = 12;
-const NEIGHBOURHOOD_CAP = 100;
 const FAN = 130;
 
 let browser: Browser;
@@ -102,6 +100,27 @@ describe('docs site of a project with a hub, a loader and cost rates', () => {
       // The node page's own list names 130 children at once (below the list's cap of 200).
       await open(page, '#/n/seed.hub.raw_events', 'raw_events');
       expect(await page.locator('#sec-lineage h3', { hasText: 'Downstream' }).textContent()).toBe(`Downstream (${FAN})`);
+      // A hub's column: FANOUT of the columns derived from it and a +N more node that draws them all.
+      await open(page, '#/c/seed.hub.raw_events/id', 'raw_events.id');
+      await page.locator('svg.graph a.gnode').first().waitFor();
+      const columnLabels = () => page.locator('svg.graph a.gnode text').allTextContents();
+      expect((await columnLabels()).filter((l) => /^fan_\d+\.id$/.test(l))).toHaveLength(FANOUT);
+      expect((await columnLabels()).filter((l) => l.startsWith('+'))).toEqual([`+${FAN - FANOUT} more`]);
+      expect(await page.locator('svg.graph a.gnode.more').getAttribute('aria-label')).toBe(`${FAN - FANOUT} more columns derived from raw_events.id: draw them all`);
+      expect(await page.getByRole('region', { name: 'Derivation' }).textContent()).toContain("Data enters the project here (a seed's column): nothing upstream.");
+      // The text list below names them all.
+      expect(await page.getByRole('region', { name: 'Downstream columns' }).locator('li').count()).toBe(FAN);
+      await w.screenshot('hub-column-capped');
+      await page.locator('svg.graph a.gnode.more').focus();
+      await page.keyboard.press('Enter');
+      await page.waitForURL(/all=1/);
+      await expect.poll(async () => (await columnLabels()).filter((l) => /^fan_\d+\.id$/.test(l)).length).toBe(FAN);
+      expect(await page.locator('svg.graph a.gnode.more').count()).toBe(0);
+
+      // The paths between the hub and a child: the two highlighted, FANOUT of the hub's other children for context.
+      await open(page, '#/paths?from=seed.hub.raw_events&to=model.hub.fan_007', 'Paths between raw_events and fan_007');
+      expect((await page.locator('svg.graph a.gnode.on-path text').allTextContents()).sort()).toEqual(['fan_007', 'raw_events']);
+      expect(await page.locator('svg.graph a.gnode.off-path').count()).toBe(FANOUT);
       // A child's graph shows its one parent and no +N more (a parent's other children are not its lineage).
       await open(page, '#/n/model.hub.fan_007', 'fan_007');
       await page.locator('#sec-lineage svg.graph a.gnode').first().waitFor();
@@ -180,6 +199,8 @@ describe('docs site of a project with a hub, a loader and cost rates', () => {
           await open(page, hash, heading);
           if (hash.startsWith('#/n/')) await page.locator('#sec-lineage svg.graph a.gnode').first().waitFor();
           expect(await overflowing(page), `${kind} on a ${viewport.name}`).toEqual([]);
+          // Labelled for a screen reader, with readable contrast (the +N more node, the cost columns too).
+          expect(await audit(page), `${kind} on a ${viewport.name}`).toEqual([]);
           await w.screenshot(`hub-fit-${viewport.name}-${kind}`);
         }
         expect(w.errors).toEqual([]);

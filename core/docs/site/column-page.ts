@@ -7,7 +7,7 @@ import type { ColumnRef, SiteColumn, SiteNode } from '../model.js';
 import { append, h } from './dom.js';
 import type { Site } from './data.js';
 import { columnHref, isCurrent, nodeHref } from './routes.js';
-import { drawGraph, type GraphSpec } from './graph.js';
+import { drawGraph, FANOUT, type GraphSpec } from './graph.js';
 import { pageLib } from './lazy.js';
 import { describeColumn } from './node-page.js';
 
@@ -28,14 +28,30 @@ function findColumn(node: SiteNode | undefined, name: string): SiteColumn | unde
   return node?.columns.find((c) => c.name.toLowerCase() === lower);
 }
 
-/** Walks column lineage breadth first in one direction, loading node files level by level. */
-async function walk(site: Site, start: ColumnRef, next: (c: SiteColumn | undefined) => ColumnRef[], startColumn: SiteColumn): Promise<{ visits: Map<string, Visit>; edges: Array<[ColumnRef, ColumnRef]> }> {
+/** Columns of the graph left out of it: `count` more upstream (or downstream) of `of`. */
+interface HiddenColumns {
+  of: ColumnRef;
+  count: number;
+}
+
+/**
+ * Walks column lineage breadth first in one direction, loading node files
+ * level by level: at most `fanout` new columns from each column (a hub's
+ * others counted in `hidden`), MAX_COLUMNS in all.
+ */
+async function walk(site: Site, start: ColumnRef, next: (c: SiteColumn | undefined) => ColumnRef[], startColumn: SiteColumn, fanout: number): Promise<{ visits: Map<string, Visit>; edges: Array<[ColumnRef, ColumnRef]>; hidden: HiddenColumns[] }> {
   const visits = new Map<string, Visit>([[keyOf(start), { ref: start, column: startColumn }]]);
   const edges: Array<[ColumnRef, ColumnRef]> = [];
+  const hidden: HiddenColumns[] = [];
   let frontier: Visit[] = [visits.get(keyOf(start))!];
   for (let depth = 0; depth < GRAPH_DEPTH && frontier.length && visits.size < MAX_COLUMNS; depth++) {
     const refs: Array<[Visit, ColumnRef]> = [];
-    for (const v of frontier) for (const r of next(v.column)) refs.push([v, r]);
+    for (const v of frontier) {
+      const all = next(v.column);
+      const fresh = all.filter((r) => !visits.has(keyOf(r)));
+      for (const r of all) if (visits.has(keyOf(r)) || fresh.indexOf(r) < fanout) refs.push([v, r]);
+      if (fresh.length > fanout) hidden.push({ of: v.ref, count: fresh.length - fanout });
+    }
     const nodes = await Promise.all(refs.map(([, r]) => site.nodeById(r.node)?.catch(() => undefined)));
     const nextFrontier: Visit[] = [];
     refs.forEach(([from, r], k) => {
@@ -48,7 +64,7 @@ async function walk(site: Site, start: ColumnRef, next: (c: SiteColumn | undefin
     });
     frontier = nextFrontier;
   }
-  return { visits, edges };
+  return { visits, edges, hidden };
 }
 
 function refLabel(site: Site, ref: ColumnRef): string {
@@ -61,7 +77,7 @@ function refList(site: Site, refs: ColumnRef[], empty: string): HTMLElement {
   return h('ul', { class: 'node-list' }, refs.map((r) => h('li', null, h('a', { href: columnHref(r.node, r.column) }, refLabel(site, r)))));
 }
 
-export async function renderColumnPage(site: Site, view: HTMLElement, id: string, columnName: string, token: number): Promise<void> {
+export async function renderColumnPage(site: Site, view: HTMLElement, id: string, columnName: string, query: URLSearchParams, token: number): Promise<void> {
   const i = site.byId.get(id);
   const node = i === undefined ? undefined : await site.node(i);
   if (!isCurrent(token)) return;
@@ -73,14 +89,20 @@ export async function renderColumnPage(site: Site, view: HTMLElement, id: string
   const lib = await pageLib();
   const md = (text: string) => h('div', { class: 'markdown' }, lib.markdown(text));
   const start: ColumnRef = { node: id, column: column.name };
-  const [up, down] = await Promise.all([walk(site, start, (c) => c?.lineage?.upstream ?? [], column), walk(site, start, (c) => c?.downstream ?? [], column)]);
+  // A column many others derive from (or that derives from many) draws FANOUT of them per column
+  // and a "+N more" node; ?all=1 draws them all (up to MAX_COLUMNS).
+  const drawAll = query.get('all') === '1';
+  const fanout = drawAll ? MAX_COLUMNS : FANOUT;
+  const [up, down] = await Promise.all([walk(site, start, (c) => c?.lineage?.upstream ?? [], column, fanout), walk(site, start, (c) => c?.downstream ?? [], column, fanout)]);
   if (!isCurrent(token)) return;
 
   const lin = column.lineage;
   const kindText = !site.index.has_lineage
     ? 'No column lineage: target/lineage.json is missing (etl lineage writes it).'
     : !lin
-      ? 'No lineage was computed for this column.'
+      ? node.type === 'model' || node.type === 'snapshot'
+        ? 'No lineage was computed for this column.'
+        : `Data enters the project here (a ${node.type}'s column): nothing upstream.`
       : lin.kind === 'passthrough'
         ? 'Passed through unchanged from its upstream column.'
         : lin.kind === 'transform'
@@ -112,6 +134,14 @@ export async function renderColumnPage(site: Site, view: HTMLElement, id: string
     if (seen.has(k) || !all.has(keyOf(from)) || !all.has(keyOf(to))) continue;
     seen.add(k);
     spec.edges.push({ from: keyOf(from), to: keyOf(to), classes: `lineage-${all.get(keyOf(to))?.column?.lineage?.kind ?? ''}` });
+  }
+  for (const [dir, hidden] of [['up', up.hidden], ['down', down.hidden]] as const) {
+    for (const x of hidden) {
+      const more = `more:${dir}:${keyOf(x.of)}`;
+      const name = refLabel(site, x.of);
+      spec.nodes.push({ id: more, label: `+${x.count} more`, classes: 'more', href: `${columnHref(id, column.name)}?all=1`, title: `${x.count} more columns ${dir === 'up' ? `${name} derives from` : `derived from ${name}`}: draw them all` });
+      spec.edges.push(dir === 'up' ? { from: more, to: keyOf(x.of), classes: 'more' } : { from: keyOf(x.of), to: more, classes: 'more' });
+    }
   }
   const graph = all.size > 1 ? await drawGraph(spec) : null;
   if (!isCurrent(token)) return;

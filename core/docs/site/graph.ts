@@ -563,9 +563,17 @@ export async function renderPathsPage(site: Site, view: HTMLElement, query: URLS
     view.append(title, h('p', null, 'No path: neither node is upstream of the other.'), h('p', null, h('a', { href: nodeHref(site, a) }, site.index.names[a]!), ' · ', h('a', { href: nodeHref(site, b) }, site.index.names[b]!)));
     return;
   }
-  // The paths, plus each path node's direct neighbours for context, dimmed.
+  // The paths, plus each path node's direct neighbours for context, dimmed: at most FANOUT of a hub's.
   const shown = new Set(on);
-  for (const i of on) for (const j of [...site.index.parents[i]!, ...site.children[i]!]) if (shown.size < GRAPH_CAP) shown.add(j);
+  for (const i of on) {
+    let context = 0;
+    for (const j of [...site.index.parents[i]!, ...site.children[i]!]) {
+      if (shown.has(j)) continue;
+      if (context >= FANOUT || shown.size >= GRAPH_CAP) break;
+      shown.add(j);
+      context++;
+    }
+  }
   const spec = nodeSpec(site, [...shown], (i) => `${on.has(i) ? 'on-path' : 'off-path'}${i === a || i === b ? ' center' : ''}`);
   spec.edges = spec.edges.map((e) => ({ ...e, classes: on.has(Number(e.from)) && on.has(Number(e.to)) ? 'on-path' : 'off-path' }));
   spec.label = `${on.size} nodes on the paths between ${site.index.names[a]} and ${site.index.names[b]}`;

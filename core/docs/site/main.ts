@@ -21,7 +21,7 @@ async function route(site: Site, main: HTMLElement): Promise<void> {
   try {
     if (!page) renderHome(site, view);
     else if (page === 'n' && a) await renderNodePage(site, view, a, r.query, token);
-    else if (page === 'c' && a && b !== undefined) await renderColumnPage(site, view, a, b, token);
+    else if (page === 'c' && a && b !== undefined) await renderColumnPage(site, view, a, b, r.query, token);
     else if (page === 'graph') await renderProjectGraph(site, view, r.query, token);
     else if (page === 'paths') await renderPathsPage(site, view, r.query, token);
     else if (page === 'list') renderList(site, view, r.query);
