@@ -72,6 +72,8 @@ export interface PublishExtras {
   moveRows?: RowMove;
   /** partition_by: engines that partition tables (Delta) write the table partitioned by these columns. */
   partitionBy?: string[];
+  /** deletion_vectors: Delta marks the rows later changes delete in deletion vectors instead of rewriting files. */
+  deletionVectors?: boolean;
 }
 
 /** A column change made by on_schema_change before new rows go in. */
@@ -105,6 +107,16 @@ export interface IncrementalChange {
   state: StateRecord[];
   /** Rows that leave the staged table (quarantine) in the same transaction, before the rest is applied. */
   moveRows?: RowMove;
+  /** deletion_vectors (Delta): true turns them on for the table; undefined follows the table's own property. */
+  deletionVectors?: boolean;
+  /**
+   * Identifies the change for a retry: `run` (the run that first made it) and
+   * `seq` (ascending within the run). A target that records applied changes
+   * in the commit (Delta's txn action, appId = run, version = seq) skips a
+   * change whose run already applied this seq or a later one, so a retried
+   * batch whose commit landed is not applied twice.
+   */
+  commitId?: { run: string; seq: number };
 }
 
 /** One run of a snapshot (SCD type 2): the query's rows against the history kept so far. */
@@ -248,16 +260,18 @@ export interface Adapter {
    */
   stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable>;
   /**
-   * Loaders: runs a whole load (stage, checks, publish or merge) with the
-   * engine's memory bounded, for engines that would otherwise hold what they
-   * build in memory (DuckDB's buffer pool). Others stream and need not.
+   * Loaders: runs a step whose memory would grow with the table (a stage, a
+   * check over it) with the engine's memory bounded, for engines that would
+   * otherwise hold what they build in memory (DuckDB's buffer pool). Others
+   * stream and need not.
    */
   withBoundedMemory?<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T>;
   /** Swaps the staged table in; `extras` (state, quarantined rows) commit with it. Engines that know what the swap wrote say so (run history, cost). */
   publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras?: PublishExtras): Promise<void | { bytesWritten?: number }>;
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;
   /** Applies new rows to an existing table in one transaction (incremental models). */
-  applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number; bytesWritten?: number }>;
+  /** `alreadyApplied`: the change's commitId was applied before (by the run it names), so nothing was done now. */
+  applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number; bytesWritten?: number; alreadyApplied?: boolean }>;
   /** Applies one snapshot run, with its state, atomically. */
   applySnapshot(session: AdapterSession, change: SnapshotChange): Promise<SnapshotResult>;
   /** Loads a CSV file into a table (replacing it atomically). */

@@ -113,16 +113,35 @@ function nodeRow(r: unknown[]): HistoryNodeRun {
   };
 }
 
-/** Deletes runs that started before `before`, and their node attempts. */
-export async function pruneHistorySql(session: AdapterSession, src: HistorySource & { runsTable: string }, before: string): Promise<{ runs: number; node_runs: number }> {
-  const cutoff = src.timestamp('$1');
-  const b = src.bindTimestamp(before);
-  const nodes = await session.execute(`delete from ${src.nodeRuns} where run_id in (select run_id from ${src.runsTable} where started_at < ${cutoff})`, [b]);
-  const runs = await session.execute(`delete from ${src.runsTable} where started_at < ${cutoff}`, [b]);
-  return { runs: runs.rowsAffected ?? 0, node_runs: nodes.rowsAffected ?? 0 };
+/** The last successful finish of each of `uniqueIds` (a stale-SLA check): one row per node, however old. */
+export async function lastSuccessesSql(session: AdapterSession, src: Pick<HistorySource, 'nodeRuns'>, uniqueIds: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (uniqueIds.length === 0) return out;
+  const r = await session.query(
+    `select unique_id, cast(max(finished_at) as varchar) from ${src.nodeRuns} where status = 'success' and finished_at is not null and unique_id in (${uniqueIds.map((_, i) => `$${i + 1}`).join(', ')}) group by unique_id`,
+    uniqueIds,
+  );
+  for (const row of r.rows) out.set(String(row[0]), isoFromSql(row[1])!);
+  return out;
 }
 
-/** Cost and time per group and period, aggregated in the engine (`etl report`). */
+/** Deletes runs that started before `before`, and their node attempts (and starts, where a store keeps them apart). */
+export async function pruneHistorySql(session: AdapterSession, src: HistorySource & { runsTable: string; runStartsTable?: string }, before: string): Promise<{ runs: number; node_runs: number }> {
+  const cutoff = src.timestamp('$1');
+  const b = src.bindTimestamp(before);
+  // Runs as history shows them: ended ones, and those that never ended (only a start).
+  const runs = Number((await session.query(`select count(*) from ${src.runs} where started_at < ${cutoff}`, [b])).rows[0]?.[0] ?? 0);
+  const nodes = await session.execute(`delete from ${src.nodeRuns} where run_id in (select run_id from ${src.runs} where started_at < ${cutoff})`, [b]);
+  if (src.runStartsTable) await session.execute(`delete from ${src.runStartsTable} where started_at < ${cutoff}`, [b]);
+  await session.execute(`delete from ${src.runsTable} where started_at < ${cutoff}`, [b]);
+  return { runs, node_runs: nodes.rowsAffected ?? 0 };
+}
+
+/**
+ * Cost and time per group and period, aggregated in the engine (`etl
+ * report`): one query over the node attempts (and, with monthSince, the
+ * month's cost beside them), plus a count of the runs.
+ */
 export async function reportHistorySql(session: AdapterSession, src: HistorySource, q: ReportQuery): Promise<ReportRows> {
   const params: unknown[] = [];
   const bind = (v: unknown) => (params.push(v), `$${params.length}`);
@@ -142,18 +161,27 @@ export async function reportHistorySql(session: AdapterSession, src: HistorySour
     group = 'g.grp';
     join = ` join (values ${q.by.groups.map(([id, g]) => `(cast(${bind(id)} as varchar), cast(${bind(g)} as varchar))`).join(', ')}) as g(unique_id, grp) on g.unique_id = nr.unique_id`;
   }
-  const period = (column: string) => `case when ${column} >= ${current} then 'current' else 'previous' end`;
+  const double = (x: string) => `cast(${x} as double precision)`;
+  // The budget's month as one more row: every attempt since the month began, whatever the grouping.
+  const month = q.monthSince
+    ? ` union all select cast(null as varchar), 'month', 0, 0, 0, 0, ${double('0')}, ${double(`coalesce(sum(${cost}), 0)`)}, ${double('0')}, ${double('0')}, ${double('null')}, ${double('null')} from ${src.nodeRuns} as nr where nr.started_at >= ${src.timestamp(bind(src.bindTimestamp(q.monthSince)))}`
+    : '';
+  // A node's run is its last attempt. Only retried nodes have more than one, so the last attempt is
+  // found among those few (a group by of the attempts after a first) rather than by numbering every row.
   const r = await session.query(
-    `with n as (select ${group} as grp, ${period('nr.started_at')} as period, nr.status, coalesce(nr.attempt, 1) as attempt, cast(nr.execution_time as double precision) as secs, ` +
-      `nr.bytes_written, nr.bytes_scanned, ${cost} as cost, row_number() over (partition by nr.run_id, nr.unique_id order by coalesce(nr.attempt, 1) desc) as rn ` +
-      `from ${src.nodeRuns} as nr${join} where nr.started_at >= ${from}) ` +
-      `select grp, period, count(*) filter (where rn = 1), count(*) filter (where rn = 1 and status in ('success', 'pass', 'warn')), count(*) filter (where rn = 1 and status in ('error', 'fail')), ` +
-      `count(*) filter (where attempt > 1), cast(coalesce(sum(secs), 0) as double precision), cast(coalesce(sum(cost), 0) as double precision), cast(coalesce(sum(bytes_written), 0) as double precision), cast(coalesce(sum(bytes_scanned), 0) as double precision), ` +
-      `cast(percentile_cont(0.5) within group (order by secs) filter (where rn = 1) as double precision), cast(percentile_cont(0.95) within group (order by secs) filter (where rn = 1) as double precision) ` +
-      `from n group by grp, period`,
+    `with retried as (select run_id, unique_id, max(attempt) as last_attempt from ${src.nodeRuns} where started_at >= ${from} and attempt > 1 group by run_id, unique_id), ` +
+      `n as (select ${group} as grp, case when nr.started_at >= ${current} then 'current' else 'previous' end as period, nr.status, coalesce(nr.attempt, 1) as attempt, ` +
+      `${double('nr.execution_time')} as secs, nr.bytes_written, nr.bytes_scanned, ${cost} as cost, coalesce(nr.attempt, 1) >= coalesce(retried.last_attempt, 1) as last ` +
+      `from ${src.nodeRuns} as nr left join retried on retried.run_id = nr.run_id and retried.unique_id = nr.unique_id${join} where nr.started_at >= ${from}) ` +
+      `select grp, period, count(*) filter (where last), count(*) filter (where last and status in ('success', 'pass', 'warn')), count(*) filter (where last and status in ('error', 'fail')), ` +
+      `count(*) filter (where attempt > 1), ${double('coalesce(sum(secs), 0)')}, ${double('coalesce(sum(cost), 0)')}, ${double('coalesce(sum(bytes_written), 0)')}, ${double('coalesce(sum(bytes_scanned), 0)')}, ` +
+      `${double('percentile_cont(0.5) within group (order by secs) filter (where last)')}, ${double('percentile_cont(0.95) within group (order by secs) filter (where last)')} ` +
+      `from n group by grp, period${month}`,
     params,
   );
-  return { groups: r.rows.map(groupRow), runs: await runTotals() };
+  const out: ReportRows = { groups: r.rows.filter((x) => x[1] !== 'month').map(groupRow), runs: await runTotals() };
+  if (q.monthSince) out.month_cost = Number(r.rows.find((x) => x[1] === 'month')?.[7] ?? 0);
+  return out;
 
   async function runTotals(): Promise<ReportRows['runs']> {
     const p: unknown[] = [];

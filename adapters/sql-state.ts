@@ -9,7 +9,7 @@ import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows,
 import { relationKey } from '../core/state/state.js';
 import type { AdapterSession, Relation } from './adapter.js';
 import type { Dialect } from './dialect.js';
-import { pruneHistorySql, queryHistory, reportHistorySql, type HistorySource } from './history-sql.js';
+import { lastSuccessesSql, pruneHistorySql, queryHistory, reportHistorySql, type HistorySource } from './history-sql.js';
 import { transaction } from './transaction.js';
 
 export const META_SCHEMA = 'etl_meta';
@@ -45,10 +45,30 @@ export const MIGRATIONS: Migration[] = [
   },
   {
     version: 3,
+    description: 'append-only run history: a run starting is a row of run_starts; its runs row is written once, complete, when it ends',
+    statements: [
+      `create table if not exists ${t('run_starts')} (run_id varchar primary key, command varchar, target varchar, etl_version varchar, started_at timestamp, selection varchar, job varchar, git_commit varchar, git_dirty boolean, user_name varchar, host varchar)`,
+    ],
+  },
+  {
+    version: 4,
     description: 'CDC loaders: the replication slot and the last source position applied to each raw table',
     statements: [`create table if not exists ${t('cdc_positions')} (relation varchar primary key, unique_id varchar, slot varchar, position varchar, run_id varchar, updated_at timestamp)`],
   },
 ];
+
+/** The columns a run has when it starts (run_starts), in the order runStarted binds them. */
+const RUN_START_COLUMNS = 'run_id, command, target, etl_version, started_at, selection, job, git_commit, git_dirty, user_name, host';
+
+/**
+ * One row per run, as `etl history` and `etl report` read it: the ended runs
+ * (complete rows of runs) and the runs still going, or that never ended (a
+ * killed process), as their row of run_starts with status running.
+ */
+const RUNS_AND_STARTS =
+  `(select run_id, command, target, etl_version, started_at, finished_at, status, selection, job, git_commit, git_dirty, user_name, host, message from ${t('runs')} union all ` +
+  `select s.run_id, s.command, s.target, s.etl_version, s.started_at, cast(null as timestamp), 'running', s.selection, s.job, s.git_commit, s.git_dirty, s.user_name, s.host, cast(null as varchar) ` +
+  `from ${t('run_starts')} as s where not exists (select 1 from ${t('runs')} as ended where ended.run_id = s.run_id)) as runs`;
 
 /** The columns of a runs row, in the order runStarted binds them. */
 const RUN_COLUMNS = 'run_id, command, target, etl_version, started_at, finished_at, status, selection, job, git_commit, git_dirty, user_name, host, message';
@@ -105,6 +125,25 @@ export class SqlStateStore implements StateStore {
   }
 
   async runStarted(session: AdapterSession, run: RunRecord): Promise<void> {
+    const gitDirty = run.gitDirty === undefined || run.gitDirty === null ? null : String(run.gitDirty);
+    if (run.status === undefined) {
+      // Running: its runs row is written once, whole, when it ends (the history is never updated).
+      await session.execute(`insert into ${t('run_starts')} (${RUN_START_COLUMNS}) values ($1, $2, $3, $4, cast($5 as timestamp), $6, $7, $8, cast($9 as boolean), $10, $11)`, [
+        run.runId,
+        run.command,
+        run.target,
+        run.version,
+        sqlTimestamp(run.startedAt),
+        run.selection ?? null,
+        run.job ?? null,
+        run.gitCommit ?? null,
+        gitDirty,
+        run.user ?? null,
+        run.host ?? null,
+      ]);
+      return;
+    }
+    // An invocation recorded whole (a skipped job): its one row.
     await session.execute(
       `insert into ${t('runs')} (${RUN_COLUMNS}) values ($1, $2, $3, $4, cast($5 as timestamp), cast($6 as timestamp), $7, $8, $9, $10, cast($11 as boolean), $12, $13, $14)`,
       [
@@ -114,11 +153,11 @@ export class SqlStateStore implements StateStore {
         run.version,
         sqlTimestamp(run.startedAt),
         sqlTimestamp(run.finishedAt ?? null),
-        run.status ?? 'running',
+        run.status,
         run.selection ?? null,
         run.job ?? null,
         run.gitCommit ?? null,
-        run.gitDirty === undefined || run.gitDirty === null ? null : String(run.gitDirty),
+        gitDirty,
         run.user ?? null,
         run.host ?? null,
         run.message ?? null,
@@ -156,8 +195,12 @@ export class SqlStateStore implements StateStore {
         });
         await session.execute(`insert into ${t('node_runs')} (${NODE_RUN_COLUMNS}) values ${tuples.join(', ')}`, params);
       }
-      // The run's own row is completed; no other row is ever changed (etl history prune alone deletes).
-      await session.execute(`update ${t('runs')} set finished_at = cast($1 as timestamp), status = $2 where run_id = $3`, [sqlTimestamp(end.finishedAt), status, runId]);
+      // The history is an audit trail: rows are only ever added (etl history prune alone deletes).
+      // The run's one runs row: what it started with (run_starts) and how it ended.
+      await session.execute(
+        `insert into ${t('runs')} (${RUN_COLUMNS}) select ${RUN_START_COLUMNS.replace('started_at', 'started_at, cast($2 as timestamp), cast($3 as varchar)')}, cast(null as varchar) from ${t('run_starts')} where run_id = $1`,
+        [runId, sqlTimestamp(end.finishedAt), status],
+      );
     });
   }
 
@@ -250,40 +293,57 @@ export class SqlStateStore implements StateStore {
     out.snapshots = await session.query(
       `select relation, count(*) as runs, sum(inserted) as inserted, sum(invalidated) as invalidated, cast(max(updated_at) as varchar) as last_run from ${t('snapshot_runs')} group by relation order by relation`,
     );
-    out.cdc_positions = await session.query(`select relation, slot, position, cast(updated_at as varchar) as updated_at from ${t('cdc_positions')} order by relation`);
-    out.runs = await session.query(`select run_id, command, target, status, cast(started_at as varchar) as started_at, cast(finished_at as varchar) as finished_at from ${t('runs')} order by started_at desc limit 10`);
+    const version = Number(out.schema_version.rows.at(-1)?.[0] ?? 0);
+    // Read only: a store an older etl made lacks the later tables until a build migrates it.
+    if (version >= 4) out.cdc_positions = await session.query(`select relation, slot, position, cast(updated_at as varchar) as updated_at from ${t('cdc_positions')} order by relation`);
+    const runs = version >= 3 ? RUNS_AND_STARTS : t('runs');
+    out.runs = await session.query(`select run_id, command, target, status, cast(started_at as varchar) as started_at, cast(finished_at as varchar) as finished_at from ${runs} order by started_at desc limit 10`);
     return out;
   }
 
-  private readonly historySource: HistorySource & { runsTable: string } = {
-    runs: t('runs'),
-    runsTable: t('runs'),
-    nodeRuns: t('node_runs'),
-    timestamp: (param) => `cast(${param} as timestamp)`,
-    bindTimestamp: (iso) => sqlTimestamp(iso)!,
-  };
+  /** Where the history is, as etl_meta's version keeps it: runs still going in run_starts from version 3, in runs (updated when they ended) before. */
+  private historySource(version: number): HistorySource & { runsTable: string; runStartsTable?: string } {
+    return {
+      runs: version >= 3 ? RUNS_AND_STARTS : t('runs'),
+      runsTable: t('runs'),
+      runStartsTable: version >= 3 ? t('run_starts') : undefined,
+      nodeRuns: t('node_runs'),
+      timestamp: (param) => `cast(${param} as timestamp)`,
+      bindTimestamp: (iso) => sqlTimestamp(iso)!,
+    };
+  }
 
-  /** Whether etl_meta has run history at this etl's version (read only: never creates it). */
-  private async hasHistory(session: AdapterSession): Promise<boolean> {
+  /** etl_meta's version when it has run history (2 on), else 0 (read only: never creates it). */
+  private async historyVersion(session: AdapterSession): Promise<number> {
     const exists = await session.query(`select count(*) from information_schema.tables where table_schema = $1 and table_name = 'schema_version'`, [META_SCHEMA]);
-    if (Number(exists.rows[0]?.[0] ?? 0) === 0) return false;
+    if (Number(exists.rows[0]?.[0] ?? 0) === 0) return 0;
     const r = await session.query(`select max(version) from ${t('schema_version')}`);
-    return Number(r.rows[0]?.[0] ?? 0) >= 2;
+    const version = Number(r.rows[0]?.[0] ?? 0);
+    return version >= 2 ? version : 0;
   }
 
   async historyRows(session: AdapterSession, query: HistoryQuery): Promise<HistoryRows> {
-    if (!(await this.hasHistory(session))) return { runs: [], node_runs: [] };
-    return queryHistory(session, this.historySource, query);
+    const version = await this.historyVersion(session);
+    if (!version) return { runs: [], node_runs: [] };
+    return queryHistory(session, this.historySource(version), query);
+  }
+
+  async lastSuccesses(session: AdapterSession, uniqueIds: string[]): Promise<Map<string, string>> {
+    const exists = await session.query(`select count(*) from information_schema.tables where table_schema = $1 and table_name = 'node_runs'`, [META_SCHEMA]);
+    if (Number(exists.rows[0]?.[0] ?? 0) === 0) return new Map();
+    return lastSuccessesSql(session, { nodeRuns: t('node_runs') }, uniqueIds);
   }
 
   async historyReport(session: AdapterSession, query: ReportQuery): Promise<ReportRows> {
-    if (!(await this.hasHistory(session))) return { groups: [], runs: [] };
-    return reportHistorySql(session, this.historySource, query);
+    const version = await this.historyVersion(session);
+    if (!version) return { groups: [], runs: [] };
+    return reportHistorySql(session, this.historySource(version), query);
   }
 
   async pruneHistory(session: AdapterSession, before: string): Promise<{ runs: number; node_runs: number }> {
-    if (!(await this.hasHistory(session))) return { runs: 0, node_runs: 0 };
-    return transaction(session, () => pruneHistorySql(session, this.historySource, before));
+    const version = await this.historyVersion(session);
+    if (!version) return { runs: 0, node_runs: 0 };
+    return transaction(session, () => pruneHistorySql(session, this.historySource(version), before));
   }
 
   async history(session: AdapterSession, limits: { runs: number; perNode: number }): Promise<RunHistory | undefined> {
@@ -291,7 +351,7 @@ export class SqlStateStore implements StateStore {
     if (Number(exists.rows[0]?.[0] ?? 0) === 0) return undefined;
     const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
     const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-    const runs = await session.query(`select run_id, command, status, cast(started_at as varchar), cast(finished_at as varchar) from ${t('runs')} order by started_at desc limit $1`, [limits.runs]);
+    const runs = await session.query(`select run_id, command, status, cast(started_at as varchar), cast(finished_at as varchar) from ${this.historySource(await this.historyVersion(session)).runs} order by started_at desc limit $1`, [limits.runs]);
     const nodeRuns = await session.query(
       `select run_id, unique_id, relation, status, cast(started_at as varchar), cast(finished_at as varchar), rows_affected, message, execution_time, bytes_written, bytes_scanned from (` +
         `select *, row_number() over (partition by unique_id order by started_at desc) as n from ${t('node_runs')}) as r where n <= $1 order by unique_id, started_at desc`,

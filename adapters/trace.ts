@@ -8,11 +8,14 @@
 // The Delta target's commits are points too: `delta commit <operation>
 // v<version> <table folder>` once the version's file is in the log, and so
 // are a CDC loader's steps: `cdc changes staged <slot>`, `cdc committed <slot>`.
+// With ETL_RESUME_FILE=<path> as well, a paused process goes on once that file
+// exists (so a test can make another writer commit in between).
 
-import { writeSync } from 'node:fs';
+import { existsSync, writeSync } from 'node:fs';
 
 const TRACE = process.env.ETL_TRACE_SQL === '1';
 const PAUSE = process.env.ETL_PAUSE_AFTER_SQL ? new RegExp(process.env.ETL_PAUSE_AFTER_SQL, 'i') : undefined;
+const RESUME_FILE = process.env.ETL_RESUME_FILE;
 
 const oneLine = (sql: string) => sql.replace(/\s+/g, ' ').trim().slice(0, 160);
 
@@ -25,6 +28,8 @@ export function traceSql(sql: string, startedAt: number): void {
 export function pausePoint(label: string): void {
   if (PAUSE?.test(label)) {
     writeSync(2, `[paused after sql] ${label}\n`);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+    const cell = new Int32Array(new SharedArrayBuffer(4));
+    if (!RESUME_FILE) Atomics.wait(cell, 0, 0);
+    else while (!existsSync(RESUME_FILE)) Atomics.wait(cell, 0, 0, 20);
   }
 }

@@ -6,17 +6,22 @@
 //     rewritten, and time vs a full overwrite with the same result: keys in
 //     one contiguous range; keys scattered at random; keys of 1% of the
 //     groups, with the table laid out by key and clustered by group;
+//  2c. the merge of 1% random keys with deletion vectors on (merge-on-read):
+//     bytes written and rewritten, and time and CPU vs a full overwrite of the
+//     same rows, in interleaved rounds;
 //  3. reading the active files of a 10,000-commit table (checkpoints every 10);
 //  4. a filter on the partition column of a 100-partition table: files read.
 //
-//   node bench/delta.mjs [--rows N] [--commits N]
+//   node bench/delta.mjs [--rows N] [--commits N] [--only-dv]   (--only-dv: section 2c alone)
 
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { DeltaTable, LocalStorage, loadSnapshot, writeCheckpoint, serializeCommit } from '../dist/adapters/delta/index.js';
 import { planRewrite } from '../dist/adapters/delta/changes.js';
+import { deletionVectorFile } from '../dist/adapters/delta/deletion-vectors.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const arg = (name, dflt) => {
@@ -48,6 +53,63 @@ const ms = async (fn) => {
 };
 const fmt = (x) => `${(x / 1000).toFixed(2)} s`;
 const out = {};
+
+// 2c. Deletion vectors: the merge of 1% of the keys, scattered at random,
+// into a 100-file table laid out by key, with deletion vectors on. Copy-on-write
+// rewrites every file for it (2b); here each file keeps its rows and gets a
+// vector marking the ~1% replaced, and only the new rows are written. Rounds
+// interleave the merge with its baseline: a full overwrite of the same rows
+// (the merged table read and written whole as a new table), each timed in
+// wall and CPU (user+sys of this process, DuckDB's threads included).
+async function mergeWithDeletionVectors(rounds = 3) {
+  const FILES = 100;
+  const per = Math.floor(ROWS / FILES);
+  const t = new DeltaTable(new LocalStorage(path.join(dir, 'merge-dv')), session);
+  for (let f = 0; f < FILES; f++) {
+    await t.write({ selectSql: `select range as id, range % 997 as grp, (range * 7) % 100000 / 100.0 as amount, 'tag' || (range % 1000) as tag from range(${f * per}, ${(f + 1) * per})`, mode: 'append', deletionVectors: f === 0 });
+  }
+  const change = { strategy: 'merge', target: { schema: 'main', name: 'merge_dv' }, staged: { schema: 'main', name: 'staged_dv' }, columns: ['id', 'grp', 'amount', 'tag'], uniqueKey: ['id'], columnChanges: [], state: [] };
+  const timed = async (fn) => {
+    const cpu0 = process.cpuUsage();
+    const [wall, result] = await ms(fn);
+    const cpu = process.cpuUsage(cpu0);
+    return { wall, cpu: (cpu.user + cpu.system) / 1000, result };
+  };
+  const results = [];
+  for (let r = 0; r < rounds; r++) {
+    const total = [...(await t.snapshot()).files.values()].reduce((s, f) => s + f.size, 0);
+    await session.execute(`create or replace table staged_dv as select id, id % 997 as grp, -1.0 as amount, 'changed ${r}' as tag from (select range as id from range(${ROWS}) using sample reservoir(${Math.floor(ROWS / 100)} rows) repeatable (${42 + r}))`);
+    const merge = await timed(async () => {
+      const snapshot = await t.snapshot();
+      const plan = await planRewrite(t.storage, session, snapshot, change, '"main"."staged_dv"', { deletionVectors: true });
+      const written = await t.write({ readSnapshot: snapshot, selectSql: plan.selectSql, mode: 'rewrite', removeFiles: plan.removeFiles, markDeleted: plan.markDeleted, operation: 'MERGE', readPredicate: plan.readPredicate, readFiles: plan.readFiles });
+      // The commit's vectors share one DV file.
+      const dvFiles = new Set(written.deletionVectors.map((a) => deletionVectorFile(a.deletionVector, 'bench').relative));
+      let dvBytes = 0;
+      for (const f of dvFiles) dvBytes += (await t.storage.stat(f)).size;
+      return { rewritten: plan.removeFiles.reduce((s, f) => s + f.size, 0), rewrittenFiles: plan.removeFiles.length, marked: plan.markDeleted.length, newRows: written.adds.reduce((s, f) => s + f.size, 0), dvBytes };
+    });
+    const scan = await t.scan();
+    const full = await timed(() => new DeltaTable(new LocalStorage(path.join(dir, `merge-dv-full-${r}`)), session).write({ selectSql: `select * from (${scan.sql}) as t`, mode: 'overwrite' }));
+    rmSync(path.join(dir, `merge-dv-full-${r}`), { recursive: true, force: true });
+    const m = merge.result;
+    results.push({ round: r + 1, totalBytes: total, filesMarked: m.marked, filesRewritten: m.rewrittenFiles, bytesRewritten: m.rewritten, bytesWritten: m.newRows + m.dvBytes + m.rewritten, dvBytes: m.dvBytes, bytesWrittenRatio: (m.newRows + m.dvBytes) / total, mergeWall: merge.wall, mergeCpu: merge.cpu, fullWall: full.wall, fullCpu: full.cpu, wallRatio: merge.wall / full.wall, cpuRatio: merge.cpu / full.cpu });
+    const x = results.at(-1);
+    console.log(
+      `merge, 1% random keys, deletion vectors, round ${x.round}: ${x.filesMarked} files marked, ${x.filesRewritten} rewritten (${(100 * x.bytesRewritten / total).toFixed(2)}% of bytes); wrote ${((x.bytesWritten) / 1e6).toFixed(2)} MB (${(100 * x.bytesWrittenRatio).toFixed(2)}% of ${(total / 1e6).toFixed(1)} MB; DVs ${(x.dvBytes / 1e3).toFixed(1)} kB); ` +
+        `${fmt(x.mergeWall)} (cpu ${fmt(x.mergeCpu)}) vs full overwrite ${fmt(x.fullWall)} (cpu ${fmt(x.fullCpu)}): wall ${x.wallRatio.toFixed(3)}x, cpu ${x.cpuRatio.toFixed(3)}x; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+    );
+  }
+  return results;
+}
+if (process.argv.includes('--only-dv')) {
+  out.mergeDeletionVectors = await mergeWithDeletionVectors();
+  writeFileSync(path.join(here, '.work', 'delta-dv-results.json'), JSON.stringify(out, null, 2));
+  connection.closeSync();
+  instance.closeSync();
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
 
 // 1. Append
 const query = `select range as id, range % 997 as grp, (range * 7) % 100000 / 100.0 as amount, 'tag' || (range % 1000) as tag, date '2024-01-01' + (range % 365)::integer as day from range(${ROWS})`;
@@ -140,6 +202,8 @@ out.mergeLayouts = [
 for (const r of out.mergeLayouts) {
   console.log(`merge, ${r.label}: ${r.files} of ${FILES} files, ${(100 * r.bytesRatio).toFixed(2)}% of bytes rewritten, ${fmt(r.mergeTime)} vs full overwrite ${fmt(r.fullOverwrite)}: ${r.timeRatio.toFixed(3)}x`);
 }
+
+out.mergeDeletionVectors = await mergeWithDeletionVectors();
 
 // 3. Listing the active files of a table with many commits and a checkpoint every 10
 const logRoot = path.join(dir, 'commits');

@@ -10,7 +10,7 @@ import type { Adapter, QueryResult } from '../adapters/adapter.js';
 import { ProjectError, RunError } from './errors.js';
 import { runClock } from './clock.js';
 import { readCachedManifest, readJsonIfExists, readManifestJson, stampManifest, writeCompileCache, writeCompiledFiles, writeFileAtomic, writeManifest } from './compiler/artifacts.js';
-import { writeRunResults, writeSourcesJson } from './artifacts/run-results.js';
+import { clearRunStarted, readRunStarted, writeRunResults, writeRunStarted, writeSourcesJson } from './artifacts/run-results.js';
 import type { Manifest, ResourceType } from './compiler/manifest.js';
 import { ETL_VERSION } from './compiler/version.js';
 import { explainSelection } from './graph/select.js';
@@ -111,7 +111,7 @@ async function staticCheck(compiled: CompileResult, options: CompileOptions, run
  * so a second process that is refused changes nothing in target/ either
  * (`etl docs generate` writes while it reads the target).
  */
-export async function compileUnwritten(options: CompileOptions): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
+export async function compileUnwritten(options: CompileOptions, hooks?: import('./compiler/compile.js').CompileHooks): Promise<CompileResult & { writeArtifacts(): Promise<void> }> {
   const env = options.env ?? process.env;
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env });
   const format = options.format ?? false;
@@ -141,7 +141,7 @@ export async function compileUnwritten(options: CompileOptions): Promise<Compile
   const project = parseProject(scan);
   // The compiler (Handlebars and all) is loaded only when there is something to compile.
   const { compileProject } = await import('./compiler/compile.js');
-  const { manifest, envRead } = await compileProject(project, env);
+  const { manifest, envRead } = await compileProject(project, env, hooks);
   if (options.invocationId) manifest.metadata.invocation_id = options.invocationId;
   const writeArtifacts = async () => {
     let transform: ((sql: string) => string) | undefined;
@@ -231,6 +231,8 @@ interface ExecuteOptions {
   /** etl retry: run exactly these nodes instead of a selection. */
   ids?: Set<string>;
   retryBatches?: Map<string, Array<[string, string]>>;
+  /** etl retry: the run retried, whose committed changes are not applied again. */
+  retriedRun?: string;
 }
 
 /** Sources with `location:` become readable under their relation (before any node reads them). */
@@ -327,6 +329,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   const keepsState = resourceTypes.some((t) => t !== 'test');
   try {
     await writeArtifacts();
+    if (keepsState) writeRunStarted(project.targetPath, { invocation_id: runId, changes_of: how.retriedRun ?? runId, command: how.command, resource_types: resourceTypes, nodes: plan.ids });
     const planned = new Set(plan.ids);
     await writeCompiledFiles(project.root, project.targetPath, manifest, undefined, (n) => n.resource_type === 'test' && planned.has(n.unique_id));
     if (keepsState) {
@@ -369,6 +372,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       clock,
       batchRange,
       retryBatches: how.retryBatches,
+      retriedRun: how.retriedRun,
       circuitBreaker: project.target.circuit_breaker,
     });
     // An engine's message may echo a secret (DuckDB's errors are not scrubbed by
@@ -405,7 +409,8 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     await adapter.close();
     await tracing?.finish(!outcome ? 'error' : outcome.interrupted ? 'interrupted' : outcome.results.some((r) => r.status === 'error' || r.status === 'fail') ? 'error' : 'success');
   }
-  writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, { command: how.command, resource_types: resourceTypes, select: options.select, exclude: options.exclude, state: options.state, defer: options.defer, favor_state: options.favorState }, runId, startedAt);
+  writeRunResults(project.targetPath, manifest, outcome.results, outcome.elapsedSeconds, { command: how.command, resource_types: resourceTypes, select: options.select, exclude: options.exclude, state: options.state, defer: options.defer, favor_state: options.favorState, ...(how.retriedRun ? { changes_of: how.retriedRun } : {}) }, runId, startedAt);
+  clearRunStarted(project.targetPath);
   // A budget crossed is a cost_spike alert too (the BudgetAlertEvent is one), for the alerts that listen for it.
   const costSpikes = budgetEvents.filter(() => project.alerts.some((a) => a.on.includes('cost_spike')));
   const alerts = alertEvents.length || costSpikes.length ? await (await import('./alerts/index.js')).raiseAlerts(project, [...alertEvents, ...costSpikes]) : [];
@@ -421,16 +426,14 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
  * its last success in the history decides whether the SLA still holds.
  */
 async function runAlerts(project: ProjectScan, manifest: Manifest, results: NodeResult[], adapter: Adapter, run: { runId: string; job?: string; now: Date }): Promise<import('./alerts/index.js').AlertEvent[]> {
-  const [{ runAlertEvents, staleCandidates, staleSlaEvents }, { wantsAlert }, { parseLoadedAt }] = await Promise.all([import('./alerts/run-alerts.js'), import('./alerts/index.js'), import('./data-tests/engine/freshness.js')]);
+  const [{ runAlertEvents, staleCandidates, staleSlaEvents }, { wantsAlert }] = await Promise.all([import('./alerts/run-alerts.js'), import('./alerts/index.js')]);
   const events = runAlertEvents(manifest, results, run);
   const stale = wantsAlert(project, 'sla_breach') ? staleCandidates(manifest, results) : [];
-  if (stale.length && adapter.state.history) {
+  if (stale.length) {
     try {
-      const history = await adapter.withSession((s) => adapter.state.history!(s, { runs: 1, perNode: 100 }));
-      const last = new Map<string, string | null>(stale.map((id) => [id, null]));
-      for (const r of history?.node_runs ?? []) {
-        if (last.has(r.unique_id) && last.get(r.unique_id) === null && r.status === 'success' && r.finished_at) last.set(r.unique_id, parseLoadedAt(r.finished_at).toISOString());
-      }
+      // Each candidate's last success however long ago (one aggregate query), not just among the recent runs.
+      const found = await adapter.withSession((s) => adapter.state.lastSuccesses(s, stale));
+      const last = new Map<string, string | null>(stale.map((id) => [id, found.get(id) ?? null]));
       events.push(...staleSlaEvents(manifest, stale, last, run, run.now));
     } catch {
       // No history to read (a target that never ran): nothing to compare against.
@@ -459,7 +462,14 @@ function eventTimeRange(options: RunCommandOptions): { start: string; end: strin
 /** Reruns what failed or was skipped in the last run; microbatch models rerun only their failed batches. */
 export async function retry(options: RunCommandOptions): Promise<RunSummary> {
   const project = scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env });
-  const last = readJsonIfExists<{ results: NodeResult[]; args?: { resource_types?: ResourceType[] } }>(path.join(project.targetPath, 'run_results.json'));
+  const died = readRunStarted(project.targetPath);
+  if (died) {
+    // The last run died before its run_results.json: which of its nodes finished is unknown, so all of them run again.
+    const summary = await execute(options, died.resource_types, { command: 'retry', ids: new Set(died.nodes), retriedRun: died.changes_of });
+    summary.warnings.unshift(`the last run (${died.invocation_id}) did not finish: its ${died.nodes.length} node${died.nodes.length === 1 ? '' : 's'} ran again; changes it had committed to a Delta target were not applied twice`);
+    return summary;
+  }
+  const last = readJsonIfExists<{ metadata?: { invocation_id?: string }; results: NodeResult[]; args?: { resource_types?: ResourceType[]; changes_of?: string } }>(path.join(project.targetPath, 'run_results.json'));
   if (!last) throw new ProjectError([{ message: 'etl retry: no previous run_results.json in target/', hint: 'retry reruns the failures of the last build, run, seed or test' }]);
   const ids = new Set<string>();
   const retryBatches = new Map<string, Array<[string, string]>>();
@@ -472,7 +482,7 @@ export async function retry(options: RunCommandOptions): Promise<RunSummary> {
   if (ids.size === 0) {
     return { manifest: (await compile(options)).manifest, results: [], elapsedSeconds: 0, interrupted: false, warnings: ['the last run had no failures; nothing to retry'], exitCode: 0, alerts: [] };
   }
-  return execute(options, types, { command: 'retry', ids, retryBatches });
+  return execute(options, types, { command: 'retry', ids, retryBatches, retriedRun: last.args?.changes_of ?? last.metadata?.invocation_id });
 }
 
 /** Loaders, seeds, models, snapshots and tests in graph order; a failing test skips its model's children. */

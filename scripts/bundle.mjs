@@ -47,8 +47,8 @@ await build({
     etl: path.join(dist, 'cli/main.js'),
     // Started by path (new URL('./infer-worker.js', import.meta.url)) beside the chunk that needs it.
     'infer-worker': path.join(dist, 'adapters/postgres/infer-worker.js'),
-    // Likewise (new URL('./lineage-worker.js', import.meta.url)): column lineage for docs generate.
-    'lineage-worker': path.join(dist, 'core/analysis/lineage-worker.js'),
+    // Likewise (new URL('./docs-worker.js', import.meta.url)): docs generate's catalog, lineage and site.
+    'docs-worker': path.join(dist, 'core/docs/docs-worker.js'),
   },
   outdir,
   bundle: true,

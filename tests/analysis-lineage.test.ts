@@ -161,7 +161,7 @@ const SHAPES: Shape[] = [
 
 async function lineageOf(sql: string, outputColumns?: string[]) {
   const [parsed] = await binder.parseAll([sql]);
-  return queryLineage(sql, parsed!, { relations, outputColumns });
+  return queryLineage(sql, JSON.parse(parsed!) as Record<string, unknown>, { relations, outputColumns });
 }
 
 const short = (id: string) => id.split('.').at(-1);

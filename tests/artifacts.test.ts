@@ -23,17 +23,18 @@ const tempDir = () => {
 describe('writeJsonStreamed (writeManifest)', () => {
   it('writes exactly JSON.stringify(manifest), across many pieces and multi-byte characters', async () => {
     const nodes: Record<string, unknown> = {};
-    // ~6 MB: several 2M-character pieces, with multi-byte text on every entry.
-    for (let i = 0; i < 20_000; i++) {
+    // ~18 MB: more 2 MB pieces than the writer has buffers (so it waits and reuses them), with multi-byte text on every entry.
+    for (let i = 0; i < 60_000; i++) {
       nodes[`model.p.m${i}`] = { name: `m${i}`, raw_code: `select 'é ✓ 😀 "q" \\\\ \n' as x -- ${'x'.repeat(200)}`, tags: ['a', i], config: { enabled: i % 2 === 0, meta: {} }, skipped: undefined };
     }
     nodes['2'] = { integer_like_key: true }; // ordered first by JSON.stringify, as by Object.entries
+    nodes['model.p.huge'] = { raw_code: 'é'.repeat(800_000) }; // longer than a piece: written on its own
     nodes['model.p.gone'] = undefined;
     const manifest = { metadata: { dbt_schema_version: 'x', generated_at: '2026-01-01' }, nodes, sources: {}, list: [1, 'two', null], nothing: null, n: 3, skipped: undefined, parent_map: { a: ['b', 'c'] } } as unknown as Manifest;
     const dir = tempDir();
     await writeJsonStreamed(dir, 'manifest.json', Object.entries(manifest) as Array<[string, unknown]>);
     const written = fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8');
-    expect(written.length).toBeGreaterThan(5_000_000);
+    expect(written.length).toBeGreaterThan(15_000_000);
     expect(written).toBe(JSON.stringify(manifest));
     expect(fs.readdirSync(dir)).toEqual(['manifest.json']);
   });

@@ -80,4 +80,16 @@ describe('loadCsvInChunks', () => {
     const seen: number[] = [];
     await expect(loadCsvInChunks(broken, dir, 512, async (_f, index) => void seen.push(index))).rejects.toThrow('connection reset by the source');
   });
+
+  it('a load failing mid-stream fails with its error and stops the stream, with nothing unhandled after', async () => {
+    const piece = Buffer.from('1,"a",b\n'.repeat(8192));
+    const source = Readable.from(Array.from({ length: 300 }, () => piece));
+    await expect(
+      loadCsvInChunks(source, dir, 256 * 1024, async (_file, index) => {
+        if (index === 1) throw new Error('out of memory in the engine');
+      }),
+    ).rejects.toThrow('out of memory in the engine');
+    // Give any write still in flight its callback: an unhandled error would fail the run of this file.
+    await new Promise((r) => setTimeout(r, 50));
+  });
 });

@@ -181,7 +181,7 @@ describe('with an in-memory DuckDB', () => {
       expect(await session((s) => migrateState(adapter, s))).toBe(CURRENT_STATE_VERSION);
       expect(await session((s) => migrateState(adapter, s))).toBe(CURRENT_STATE_VERSION);
       const tables = (await rows(`select table_name from information_schema.tables where table_schema = 'etl_meta' order by 1`)).map((r) => r[0]);
-      expect(tables).toEqual(['batches', 'cdc_positions', 'node_runs', 'runs', 'schema_version', 'snapshot_runs', 'watermarks']);
+      expect(tables).toEqual(['batches', 'cdc_positions', 'node_runs', 'run_starts', 'runs', 'schema_version', 'snapshot_runs', 'watermarks']);
       expect(await rows('select version, description from etl_meta.schema_version order by version')).toEqual(MIGRATIONS.map((m) => [m.version, m.description]));
     });
 

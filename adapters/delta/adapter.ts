@@ -19,6 +19,7 @@ import { commit } from './transaction.js';
 import { ConcurrentModificationError } from './errors.js';
 import { planCopyOnWrite, planRewrite } from './changes.js';
 import { Lake, relationSql } from './lake.js';
+import { deletionVectorsEnabled } from './table-properties.js';
 import { protocolFor, checkWritable, sameProtocol } from './protocol.js';
 import { scanSnapshot } from './scan.js';
 import { duckdbTypeOf, quoteIdent, schemaFromDuckDb } from './schema.js';
@@ -170,6 +171,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
         current,
         mode: 'overwrite',
         partitionBy: extras.partitionBy,
+        ...(extras.deletionVectors ? { deletionVectors: true } : {}),
         ...this.stateOption(session, relation, extras.state ?? [], { rows: staged.rows }, quarantine.domains),
       }),
     );
@@ -217,7 +219,13 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   /** The model's commit; when it fails, the quarantine rows committed for it are removed at once (the next write would otherwise). */
   private async withQuarantine<T>(session: AdapterSession, target: Relation, quarantine: Quarantined, write: () => Promise<T>): Promise<T> {
     try {
-      return await write();
+      const written = await write();
+      // The quarantine table reads as of the version the model pairs with (Lake.published): now the new one.
+      if (quarantine.into) {
+        await this.lake.refresh(target, session);
+        await this.lake.createView(quarantine.into, session);
+      }
+      return written;
     } catch (err) {
       if (quarantine.into) {
         const current = this.lake.isTable(target) ? await this.lake.latest(target, session).catch(() => undefined) : undefined;
@@ -227,11 +235,15 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     }
   }
 
-  async applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number; bytesWritten?: number }> {
+  async applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number; bytesWritten?: number; alreadyApplied?: boolean }> {
     // A staged DuckDB table (microbatch's full refresh builds one batch by batch) is DuckDB's to change.
     if (!this.lake.isTable(change.target)) return this.duck.applyIncremental(session, { ...change, state: [] });
     const table = this.lake.table(change.target, session);
-    const snapshot = await this.lake.latest(change.target, session);
+    // The version the model's SQL read through the table's view: the change is committed against it (conflicts: transaction.ts).
+    const snapshot = await this.lake.viewed(change.target, session);
+    // The change's txn (appId: the run, version: its seq) committed already: a retry after the commit landed.
+    const txn = change.commitId && { appId: change.commitId.run, version: change.commitId.seq };
+    if (txn && (snapshot.txns.get(txn.appId)?.version ?? -1) >= txn.version) return { rowsAffected: 0, alreadyApplied: true };
     let source: string;
     let scratch: string | undefined;
     let quarantine: Quarantined = { domains: [] };
@@ -246,25 +258,33 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     }
     try {
       const rows = Number((await session.query(`select count(*) from ${source}`)).rows[0]?.[0] ?? 0);
-      const plan = await planRewrite(table.storage, session, snapshot, change, source);
-      const nothing = rows === 0 && plan.removeFiles.length === 0 && !plan.schema;
+      const deletionVectors = change.deletionVectors ?? deletionVectorsEnabled(snapshot.metadata);
+      const plan = await planRewrite(table.storage, session, snapshot, change, source, { deletionVectors });
+      const nothing = rows === 0 && plan.removeFiles.length === 0 && plan.markDeleted.length === 0 && !plan.schema;
       if (nothing && change.state.length === 0 && quarantine.domains.length === 0) return { rowsAffected: 0 };
-      const replaces = change.strategy !== 'append';
       const written = await this.withQuarantine(session, change.target, quarantine, () =>
         table.write({
-          current: snapshot,
+          readSnapshot: snapshot,
           // No rows to write and none to keep: a commit of state alone, without an empty data file.
           selectSql: nothing ? undefined : plan.selectSql,
-          mode: plan.removeFiles.length || plan.schema ? 'rewrite' : 'append',
+          mode: plan.removeFiles.length || plan.markDeleted.length || plan.schema ? 'rewrite' : 'append',
           removeFiles: plan.removeFiles,
+          markDeleted: plan.markDeleted,
+          ...(change.deletionVectors ? { deletionVectors: true } : {}),
           schema: plan.schema,
           operation: OPERATIONS[change.strategy],
-          readPredicate: replaces ? 'all' : 'none',
-          readFiles: replaces ? 'all' : undefined,
+          txn,
+          readPredicate: plan.readPredicate,
+          readFiles: plan.readFiles,
           ...this.stateOption(session, change.target, change.state, { rows }, quarantine.domains),
         }),
-      );
+      ).catch(async (err: unknown) => {
+        // A retry of the node must read the version that won, not the one this change read.
+        if (err instanceof ConcurrentModificationError) await this.lake.refresh(change.target, session).catch(() => undefined);
+        throw err;
+      });
       await this.lake.refresh(change.target, session);
+      if (txn && !written.commit) return { rowsAffected: 0, alreadyApplied: true };
       return { rowsAffected: rows, bytesWritten: bytesOf(written.adds) };
     } finally {
       if (scratch) await session.execute(`drop table if exists ${scratch}`).catch(() => undefined);
@@ -361,19 +381,21 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   /** What DeltaSession needs to turn SQL that writes to a Delta table into a commit. */
   private readonly shadowHost = {
     isDeltaTable: (r: Relation) => this.lake.isTable(r),
-    scanSql: async (session: SqlSession, r: Relation) => (await scanSnapshot(this.lake.storage(r), session, await this.lake.latest(r, session))).sql,
+    scanSql: async (session: SqlSession, r: Relation) => (await scanSnapshot(this.lake.storage(r), session, await this.lake.viewed(r, session))).sql,
     writeBack: async (session: SqlSession, r: Relation, state: PendingState[], context: SessionContext | undefined) => {
       const name = relationSql(r);
       try {
         const records = state.flatMap((p) => p.records);
         const applied = Object.assign({}, ...state.map((p) => p.applied)) as AppliedCounts;
         const table = this.lake.table(r, session);
-        // The snapshot the shadow was copied from: only its files that lost or changed a row are rewritten.
-        const current = await this.lake.snapshot(r, session);
+        // The snapshot the shadow was copied from: only its files that lost or changed a row are rewritten, and any change committed since conflicts.
+        const current = await this.lake.viewed(r, session);
         const plan = await planCopyOnWrite(table.storage, session, current, name, schemaFromDuckDb(await table.describe(`select * from ${name}`)));
         await table.write({
           ...(plan ? { selectSql: plan.selectSql, mode: 'rewrite', removeFiles: plan.removeFiles, operation: 'MERGE' } : { selectSql: `select * from ${name}`, mode: 'overwrite', operation: 'UPDATE' }),
-          current,
+          readSnapshot: current,
+          readPredicate: 'all',
+          readFiles: 'all',
           ...writerOf(context),
           ...this.stateOption(session, r, records, applied),
         });

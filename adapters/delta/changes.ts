@@ -9,7 +9,8 @@
 import path from 'node:path';
 import type { ColumnChange, IncrementalChange } from '../adapter.js';
 import type { AddFile } from './actions.js';
-import { fileLocation, pruneFiles, scanSnapshot, type ScanFilter } from './scan.js';
+import { fileKey } from './actions.js';
+import { deletedPositions, fileLocation, fileMayMatch, pruneFiles, scanSnapshot, type ScanFilter } from './scan.js';
 import { serializePartitionSql } from './partitions.js';
 import { deltaTypeOfDuckDb, duckdbTypeOf, quoteIdent, schemaString, type StructField, type StructType } from './schema.js';
 import type { Snapshot } from './snapshot.js';
@@ -17,14 +18,38 @@ import type { SqlSession } from './sql.js';
 import type { DeltaStorage } from './storage.js';
 
 const FILE_COLUMN = '__etl_file';
+const ROW_COLUMN = '__etl_row';
+
+/**
+ * With deletion vectors, a file whose deleted rows (earlier ones included)
+ * would be at most this share of its rows keeps its rows in place and gets a
+ * vector; a file losing more is rewritten (copy-on-write), so files do not
+ * fill up with deleted rows that every read skips.
+ */
+export const DV_MAX_DELETED_SHARE = 0.5;
+
+/** The rows physically in a file (its stats' numRecords, which counts rows a deletion vector deletes), when recorded. */
+function physicalRows(file: AddFile): number | undefined {
+  try {
+    const n = (JSON.parse(file.stats ?? '{}') as { numRecords?: unknown }).numRecords;
+    return typeof n === 'number' ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface Rewrite {
   /** The rows the new files hold: kept rows of rewritten files, then the new rows. */
   selectSql: string;
   /** Files replaced. */
   removeFiles: AddFile[];
+  /** Deletion vectors: files kept, whose replaced rows are marked deleted (all their deleted positions). */
+  markDeleted: Array<{ file: AddFile; positions: number[] }>;
   /** The schema when the change alters it. */
   schema?: StructType;
+  /** Conflict detection (transaction.ts): the files the plan read, and which files added by another writer it would have read. */
+  readFiles: 'all' | Set<string>;
+  readPredicate: 'none' | 'all' | ((file: AddFile) => boolean);
 }
 
 /** The table's schema after on_schema_change's column changes; `rewriteAll` when a type changes (every file must hold the table's types). */
@@ -58,18 +83,23 @@ function replacedRows(change: IncrementalChange, source: string): string | undef
   }
 }
 
-/** Candidate files by the key's range in the new rows (single-column keys with statistics). */
-async function candidates(session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string): Promise<AddFile[]> {
-  if ((change.strategy !== 'merge' && change.strategy !== 'delete+insert') || change.uniqueKey.length !== 1) return [...snapshot.files.values()];
-  const k = quoteIdent(change.uniqueKey[0]!);
-  const r = await session.query(`select cast(min(${k}) as varchar), cast(max(${k}) as varchar) from ${source}`);
-  const [min, max] = r.rows[0] ?? [];
-  if (min == null || max == null) return [];
-  const filters: ScanFilter[] = [
-    { column: change.uniqueKey[0]!, op: '>=', value: String(min) },
-    { column: change.uniqueKey[0]!, op: '<=', value: String(max) },
-  ];
-  return pruneFiles(snapshot, filters);
+/**
+ * The key ranges of the new rows (merge and delete+insert, every key column
+ * with a min and max), as filters on the table's files: the files outside
+ * them cannot hold a replaced row. Undefined when there is no such range
+ * (other strategies): every file is a candidate.
+ */
+async function keyRanges(session: SqlSession, change: IncrementalChange, source: string): Promise<ScanFilter[] | 'no keys' | undefined> {
+  if ((change.strategy !== 'merge' && change.strategy !== 'delete+insert') || change.uniqueKey.length === 0) return undefined;
+  const r = await session.query(`select ${change.uniqueKey.map((k) => `cast(min(${quoteIdent(k)}) as varchar), cast(max(${quoteIdent(k)}) as varchar)`).join(', ')} from ${source}`);
+  const row = r.rows[0] ?? [];
+  const filters: ScanFilter[] = [];
+  change.uniqueKey.forEach((k, i) => {
+    const [min, max] = [row[2 * i], row[2 * i + 1]];
+    if (min != null && max != null) filters.push({ column: k, op: '>=', value: String(min) }, { column: k, op: '<=', value: String(max) });
+  });
+  // No key values at all (no new rows, or all NULL keys): no existing row can match.
+  return filters.length === 2 * change.uniqueKey.length ? filters : 'no keys';
 }
 
 /**
@@ -77,7 +107,7 @@ async function candidates(session: SqlSession, snapshot: Snapshot, change: Incre
  * partition the new rows touch go whole (no row of them is kept), found from
  * the log alone; undefined when the change is not of that kind.
  */
-async function partitionsReplaced(session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string): Promise<AddFile[] | undefined> {
+async function partitionsReplaced(session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string): Promise<{ files: AddFile[]; touched: Set<string>; key: (f: AddFile) => string } | undefined> {
   const cols = change.partitionBy ?? [];
   if (change.strategy !== 'insert_overwrite' || cols.length === 0 || !cols.every((c) => snapshot.metadata.partitionColumns.includes(c))) return undefined;
   const types = new Map(snapshot.schema.fields.map((f) => [f.name, f.type]));
@@ -85,34 +115,61 @@ async function partitionsReplaced(session: SqlSession, snapshot: Snapshot, chang
   const r = await session.query(`select distinct ${cols.map((c) => serializePartitionSql(c, types.get(c)!)).join(', ')} from ${source}`);
   const touched = new Set(r.rows.map((row) => JSON.stringify(row.map((v) => (v == null ? null : String(v))))));
   const key = (f: AddFile) => JSON.stringify(cols.map((c) => (f.partitionValues[c] === '' ? null : (f.partitionValues[c] ?? null))));
-  return [...snapshot.files.values()].filter((f) => touched.has(key(f)));
+  return { files: [...snapshot.files.values()].filter((f) => touched.has(key(f))), touched, key };
 }
 
 /** Plans the files a change rewrites and the rows of the new files. `source`: the new rows as a relation (already staged). */
-export async function planRewrite(storage: DeltaStorage, session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string): Promise<Rewrite> {
+export async function planRewrite(storage: DeltaStorage, session: SqlSession, snapshot: Snapshot, change: IncrementalChange, source: string, options: { deletionVectors?: boolean } = {}): Promise<Rewrite> {
   const after = schemaAfter(snapshot.schema, change.columnChanges);
   const schema = after.schema;
   // The new rows take the table's types, as an INSERT into it would (on_schema_change ignore keeps a column's type while the model's widens).
   const newRows = `select ${schema.fields.map((f) => `cast(${change.columns.includes(f.name) ? `etl_new.${quoteIdent(f.name)}` : 'null'} as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`).join(', ')} from ${source} as etl_new${change.deletedFlag ? ` where not etl_new.${quoteIdent(change.deletedFlag)}` : ''}`;
   const replaced = replacedRows(change, source);
   const wholeFiles = await partitionsReplaced(session, snapshot, change, source);
-  if (wholeFiles && !after.rewriteAll) return { selectSql: newRows, removeFiles: wholeFiles, schema: after.changed ? schema : undefined };
+  if (wholeFiles && !after.rewriteAll) {
+    // The partitions read are the ones replaced: a file another writer adds to one of them conflicts.
+    return { selectSql: newRows, removeFiles: wholeFiles.files, markDeleted: [], schema: after.changed ? schema : undefined, readFiles: new Set(wholeFiles.files.map(fileKey)), readPredicate: (f) => wholeFiles.touched.has(wholeFiles.key(f)) };
+  }
   let affected: AddFile[] = [];
-  if (after.rewriteAll) affected = [...snapshot.files.values()];
-  else if (replaced) {
-    const pool = await candidates(session, snapshot, change, source);
-    if (pool.length) {
-      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [f.path, f])) }, { fileColumn: FILE_COLUMN });
+  const markDeleted: Rewrite['markDeleted'] = [];
+  let readFiles: Rewrite['readFiles'] = new Set();
+  let readPredicate: Rewrite['readPredicate'] = 'none';
+  if (after.rewriteAll) {
+    affected = [...snapshot.files.values()];
+    readFiles = 'all';
+    readPredicate = 'all';
+  } else if (replaced) {
+    const ranges = await keyRanges(session, change, source);
+    const pool = ranges === 'no keys' ? [] : pruneFiles(snapshot, ranges);
+    readFiles = new Set(pool.map(fileKey));
+    // A row another writer adds within the new rows' key ranges would have been replaced: its file conflicts.
+    readPredicate = ranges === 'no keys' ? 'none' : ranges ? (f) => fileMayMatch(snapshot, f, ranges) : 'all';
+    // Finding the replaced rows reads only the key columns when the condition is on the key.
+    const columns = ranges ? change.uniqueKey : undefined;
+    if (pool.length && options.deletionVectors) {
+      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileColumn: FILE_COLUMN, rowNumberColumn: ROW_COLUMN, columns });
+      const hits = await session.query(`select ${quoteIdent(FILE_COLUMN)}, list(${quoteIdent(ROW_COLUMN)}) from (${scan.sql}) as etl_target where ${replaced} group by all`);
+      const byLocation = new Map(pool.map((f) => [path.normalize(fileLocation(storage, f.path)), f]));
+      for (const [location, rows] of hits.rows) {
+        const file = byLocation.get(path.normalize(String(location)));
+        if (!file) continue;
+        const positions = [...new Set([...(await deletedPositions(storage, session, file)), ...(rows as Array<bigint | number>).map(Number)])].sort((a, b) => a - b);
+        const physical = physicalRows(file);
+        if (physical !== undefined && positions.length <= physical * DV_MAX_DELETED_SHARE) markDeleted.push({ file, positions });
+        else affected.push(file);
+      }
+    } else if (pool.length) {
+      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileColumn: FILE_COLUMN, columns });
       affected = await filesNamed(storage, session, pool, `select distinct ${quoteIdent(FILE_COLUMN)} from (${scan.sql}) as etl_target where ${replaced}`);
     }
   }
   const parts: string[] = [];
   if (affected.length) {
-    const kept = await scanSnapshot(storage, session, { ...snapshot, schema, files: new Map(affected.map((f) => [f.path, f])) });
+    const kept = await scanSnapshot(storage, session, { ...snapshot, schema, files: new Map(affected.map((f) => [fileKey(f), f])) });
     parts.push(`select * from (${kept.sql}) as etl_target${replaced ? ` where not coalesce(${replaced}, false)` : ''}`);
   }
   parts.push(newRows);
-  return { selectSql: parts.length === 1 ? parts[0]! : parts.map((p) => `(${p})`).join('\nunion all\n'), removeFiles: affected, schema: after.changed ? schema : undefined };
+  return { selectSql: parts.length === 1 ? parts[0]! : parts.map((p) => `(${p})`).join('\nunion all\n'), removeFiles: affected, markDeleted, schema: after.changed ? schema : undefined, readFiles, readPredicate };
 }
 
 /** The files (of `pool`) whose locations a query returns in its first column. */
@@ -130,7 +187,7 @@ async function filesNamed(storage: DeltaStorage, session: SqlSession, pool: AddF
  * `changed` that the untouched files do not. Undefined when the columns
  * changed (the caller rewrites the whole table).
  */
-export async function planCopyOnWrite(storage: DeltaStorage, session: SqlSession, snapshot: Snapshot, changed: string, changedSchema: StructType): Promise<Omit<Rewrite, 'schema'> | undefined> {
+export async function planCopyOnWrite(storage: DeltaStorage, session: SqlSession, snapshot: Snapshot, changed: string, changedSchema: StructType): Promise<Pick<Rewrite, 'selectSql' | 'removeFiles'> | undefined> {
   if (schemaString(changedSchema) !== schemaString(snapshot.schema)) return undefined;
   const cols = snapshot.schema.fields.map((f) => quoteIdent(f.name));
   const list = cols.join(', ');

@@ -32,7 +32,7 @@ export class ConcurrentModificationError extends DeltaTableError {
     readonly theirs: string,
     readonly reason: string,
   ) {
-    super(`conflicting commit on Delta table ${table} at version ${version}: ${ours} conflicts with ${theirs} (${reason})\n  hint: run it again; it will start from the new version`);
+    super(`conflicting commit on Delta table ${table} at version ${version}: ${ours} conflicts with ${theirs} (${reason})\n  hint: run it again (a model with retries: is re-run by itself); it starts from the new version`);
     this.name = 'ConcurrentModificationError';
   }
 }

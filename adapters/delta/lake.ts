@@ -11,6 +11,7 @@ import { updateSnapshot, type Snapshot } from './snapshot.js';
 import type { SqlSession } from './sql.js';
 import { LocalStorage } from './storage.js';
 import { DeltaTable } from './table.js';
+import { pairingOf, QUARANTINE_OF } from './quarantine.js';
 
 export function relationKeyOf(r: Relation): string {
   return `${r.schema}\u0000${r.name}`;
@@ -23,6 +24,8 @@ export function relationSql(r: Relation): string {
 export class Lake {
   /** Relations known to be Delta tables, with their latest snapshot once read. */
   private readonly tables = new Map<string, { relation: Relation; snapshot?: Snapshot }>();
+  /** The snapshot each table's DuckDB view shows: what a model's SQL read. */
+  private readonly views = new Map<string, Snapshot>();
 
   /** The lake's own folder (schemas, then tables), through the storage interface like every table. */
   readonly storageRoot: LocalStorage;
@@ -79,18 +82,47 @@ export class Lake {
     return snapshot;
   }
 
+  /**
+   * The snapshot the table's view shows (what SQL run since the last refresh
+   * read): a change computed from that SQL is checked for conflicts against
+   * every commit after it.
+   */
+  async viewed(r: Relation, session: SqlSession): Promise<Snapshot> {
+    return this.views.get(relationKeyOf(r)) ?? this.latest(r, session);
+  }
+
   /** After a commit: the table's view reads the new snapshot. */
   async refresh(r: Relation, session: SqlSession): Promise<Snapshot> {
     const before = this.tables.get(relationKeyOf(r))?.snapshot;
     const snapshot = await this.latest(r, session);
-    if (snapshot !== before || !before) await this.createView(r, session, snapshot);
+    if (snapshot !== before || !before || this.views.get(relationKeyOf(r)) !== snapshot) await this.createView(r, session, snapshot);
     return snapshot;
   }
 
+  /**
+   * What readers see of a table: its snapshot, except for a quarantine table
+   * whose newest commit holds rows of a model commit that has not happened
+   * (not yet, or never: the run died between the two; quarantine.ts). It
+   * reads as of the version the model's latest commit pairs with, so a
+   * reader never sees a run's quarantined rows without its published ones.
+   */
+  private async published(r: Relation, session: SqlSession, s: Snapshot): Promise<Snapshot> {
+    const of = s.commitInfo?.[QUARANTINE_OF];
+    if (typeof of !== 'string') return s;
+    const dot = of.indexOf('.');
+    const target = { schema: of.slice(0, dot), name: of.slice(dot + 1) };
+    const pairing = this.isTable(target) ? pairingOf(await this.latest(target, session)) : undefined;
+    const paired = pairing?.table === `${r.schema}.${r.name}` ? pairing.version : -1;
+    if (paired >= s.version) return s;
+    // No published run yet: the table's columns, no rows.
+    return paired < 0 ? { ...s, files: new Map() } : this.table(r, session).snapshot({ version: paired });
+  }
+
   async createView(r: Relation, session: SqlSession, snapshot?: Snapshot): Promise<void> {
-    const s = snapshot ?? (await this.snapshot(r, session));
+    const s = await this.published(r, session, snapshot ?? (await this.snapshot(r, session)));
     const scan = await scanSnapshot(this.storage(r), session, s);
     await session.execute(`create schema if not exists ${quoteIdent(r.schema)}`);
     await session.execute(`create or replace view ${relationSql(r)} as ${scan.sql}`);
+    this.views.set(relationKeyOf(r), s);
   }
 }

@@ -1,7 +1,7 @@
 // `etl delta history | vacuum | optimize` on the tables of a lake, with a
 // DuckDB of their own (these commands need no model to run).
 
-import { DuckDBInstance } from '@duckdb/node-api';
+import { duckdb } from '../duckdb/driver.js';
 import type { Relation } from '../adapter.js';
 import { optimize, type OptimizeOptions } from './optimize.js';
 import { LocalStorage } from './storage.js';
@@ -17,7 +17,7 @@ export interface TableOutcome<T> {
 }
 
 async function withSession<T>(fn: (session: SqlSession) => Promise<T>): Promise<T> {
-  const instance = await DuckDBInstance.create(':memory:');
+  const instance = await duckdb.DuckDBInstance.create(':memory:');
   const connection = await instance.connect();
   const session: SqlSession = duckDbSqlSession(connection);
   try {

@@ -1,5 +1,6 @@
 // OPTIMIZE (compaction): within each partition, files smaller than the
-// target are rewritten together into files of about the target size, in one
+// target (and every file with a deletion vector, whose deleted rows are then
+// dropped for good) are rewritten together into files of about the target size, in one
 // commit whose adds and removes have dataChange = false (the rows are the
 // same; readers tailing the log skip it). Conflicts only with a writer that
 // removed one of the compacted files.
@@ -33,7 +34,8 @@ export async function optimize(storage: DeltaStorage, session: SqlSession, optio
   const partitionColumns = snapshot.metadata.partitionColumns;
   const groups = new Map<string, AddFile[]>();
   for (const f of snapshot.files.values()) {
-    if (f.size >= target) continue;
+    // A file with a deletion vector is rewritten whatever its size: the new file holds only its live rows (the vector is purged).
+    if (f.size >= target && !f.deletionVector) continue;
     const k = partitionKey(f, partitionColumns);
     groups.set(k, [...(groups.get(k) ?? []), f]);
   }
@@ -42,7 +44,7 @@ export async function optimize(storage: DeltaStorage, session: SqlSession, optio
   const compacted = new Set<string>();
   let added = 0;
   for (const files of groups.values()) {
-    if (files.length < 2) continue;
+    if (files.length < 2 && !files[0]?.deletionVector) continue;
     const rows = await scanSnapshot(storage, session, { ...snapshot, files: new Map(files.map((f) => [fileKey(f), f])) });
     const adds = await writeDataFiles(storage, session, { selectSql: rows.sql, schema: snapshot.schema, partitionColumns, targetFileSize: target, dataChange: false });
     for (const f of files) {

@@ -8,10 +8,10 @@ import { UnsupportedFeatureError, DeltaTableError } from './errors.js';
 import { type StructType, type DeltaType, usesTimestampNtz } from './schema.js';
 
 /** Reader features etl reads correctly. */
-const READER_FEATURES = new Set(['timestampNtz', 'vacuumProtocolCheck']);
+const READER_FEATURES = new Set(['timestampNtz', 'vacuumProtocolCheck', 'deletionVectors']);
 
 /** Writer features etl writes correctly, given the checks in checkWritable. */
-const WRITER_FEATURES = new Set(['appendOnly', 'invariants', 'timestampNtz', 'domainMetadata', 'vacuumProtocolCheck', 'changeDataFeed', 'checkConstraints', 'generatedColumns', 'identityColumns', 'columnMapping']);
+const WRITER_FEATURES = new Set(['appendOnly', 'invariants', 'timestampNtz', 'domainMetadata', 'vacuumProtocolCheck', 'changeDataFeed', 'checkConstraints', 'generatedColumns', 'identityColumns', 'columnMapping', 'deletionVectors']);
 
 function columnMappingMode(metadata: Metadata): string {
   return metadata.configuration['delta.columnMapping.mode'] ?? 'none';
@@ -65,12 +65,16 @@ export function checkWritable(protocol: Protocol, metadata: Metadata, schema: St
 }
 
 /** The protocol a table with `schema` needs: (1, 2), or (3, 7) with exactly the features in use. */
-export function protocolFor(schema: StructType, options: { domainMetadata?: boolean; current?: Protocol } = {}): Protocol {
+export function protocolFor(schema: StructType, options: { domainMetadata?: boolean; deletionVectors?: boolean; current?: Protocol } = {}): Protocol {
   const readerFeatures = new Set<string>();
   const writerFeatures = new Set<string>();
   if (usesTimestampNtz(schema)) {
     readerFeatures.add('timestampNtz');
     writerFeatures.add('timestampNtz');
+  }
+  if (options.deletionVectors) {
+    readerFeatures.add('deletionVectors');
+    writerFeatures.add('deletionVectors');
   }
   if (options.domainMetadata) writerFeatures.add('domainMetadata');
   const current = options.current;

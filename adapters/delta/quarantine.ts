@@ -12,8 +12,13 @@
 //     before anything else (and a failed model commit removes them at once).
 // So the model never publishes without its quarantine rows, and the rows of a
 // run are in the quarantine table once if its model commit happened, else not
-// after the next write of that model. It assumes one writer per model at a
-// time (as a run's schema lock gives the SQL engines).
+// after the next write of that model. Until then etl's readers do not see
+// them either: the lake reads a quarantine table whose newest commit is
+// unpaired as of the version its model pairs with (Lake.published), so no
+// reader through etl sees one half of the pair. A reader of the files alone
+// (Spark) sees the latest version, unpaired rows included, until that repair.
+// It assumes one writer per model at a time (as a run's schema lock gives the
+// SQL engines).
 
 import type { Relation } from '../adapter.js';
 import type { AddFile, RemoveFile } from './actions.js';
@@ -25,6 +30,8 @@ import { removeOf, type DomainValue } from './table.js';
 import { commit } from './transaction.js';
 
 export const QUARANTINE_DOMAIN = 'etl.quarantine';
+/** The commitInfo field marking a quarantine commit with the model ("schema.name") it goes with. */
+export const QUARANTINE_OF = 'etlQuarantineOf';
 
 /** What a model's commit records: its quarantine table and that table's version. */
 export interface QuarantinePairing {
@@ -46,7 +53,7 @@ export function pairingDomain(quarantine: Relation, version: number): DomainValu
 /** The commitInfo and txn of a quarantine commit for `target`. */
 export function quarantineCommit(target: Relation, snapshot: Snapshot | undefined, invocationId: string | undefined): { commitInfo: Record<string, unknown>; txn?: { appId: string; version: number } } {
   const txn = invocationId ? { appId: invocationId, version: (snapshot?.txns.get(invocationId)?.version ?? -1) + 1 } : undefined;
-  return { commitInfo: { etlQuarantineOf: nameOf(target) }, ...(txn ? { txn } : {}) };
+  return { commitInfo: { [QUARANTINE_OF]: nameOf(target) }, ...(txn ? { txn } : {}) };
 }
 
 /**
@@ -59,7 +66,7 @@ export async function repairQuarantine(lake: Lake, session: SqlSession, target: 
   if (!lake.isTable(quarantine) && !(await table.exists())) return undefined;
   const pairing = pairingOf(targetSnapshot);
   const paired = pairing?.table === nameOf(quarantine) ? pairing.version : -1;
-  const orphans = (await readCommitsAfter(table.storage, paired)).filter((c) => commitInfoOf(c)?.etlQuarantineOf === nameOf(target));
+  const orphans = (await readCommitsAfter(table.storage, paired)).filter((c) => commitInfoOf(c)?.[QUARANTINE_OF] === nameOf(target));
   const snapshot = await lake.latest(quarantine, session);
   const files: AddFile[] = [];
   for (const c of orphans) for (const a of c.actions) if ('add' in a && a.add && snapshot.files.has(fileKey(a.add))) files.push(snapshot.files.get(fileKey(a.add))!);

@@ -4,9 +4,11 @@
 // UTC), and files pruned by partition values and min/max statistics for
 // simple filters before DuckDB opens them.
 
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { AddFile } from './actions.js';
-import { canonicalPath } from './actions.js';
+import { canonicalPath, fileKey } from './actions.js';
+import { readDeletionVector } from './deletion-vectors.js';
 import { partitionLiteralSql } from './partitions.js';
 import { duckdbTypeOf, quoteIdent, type DeltaType, type StructField } from './schema.js';
 import { timestampMicros } from './stats.js';
@@ -29,6 +31,8 @@ export interface ScanOptions {
   columns?: string[];
   /** Adds a column of this name holding each row's file location (copy-on-write finds the files that hold given rows). */
   fileColumn?: string;
+  /** Adds a column of this name holding each row's position in its file (deletion vectors mark rows by it). */
+  rowNumberColumn?: string;
 }
 
 export interface Scan {
@@ -148,24 +152,26 @@ interface FileStatsJson {
 }
 
 /** The active files that may hold rows matching every filter. */
-export function pruneFiles(snapshot: Snapshot, filters: ScanFilter[] = []): AddFile[] {
+export function pruneFiles(snapshot: Pick<Snapshot, 'files' | 'metadata' | 'schema'>, filters: ScanFilter[] = []): AddFile[] {
   const files = [...snapshot.files.values()];
   if (filters.length === 0) return files;
-  const partitions = new Set(snapshot.metadata.partitionColumns);
-  const fields = new Map(snapshot.schema.fields.map((f) => [f.name, f]));
-  return files.filter((file) => {
-    let stats: FileStatsJson | undefined;
-    if (file.stats) {
-      try {
-        stats = JSON.parse(file.stats) as FileStatsJson;
-      } catch {
-        stats = undefined;
-      }
+  return files.filter((file) => fileMayMatch(snapshot, file, filters));
+}
+
+/** Whether a file (of this table, active or added by another writer) may hold rows matching every filter, by its partition values and statistics. */
+export function fileMayMatch(table: Pick<Snapshot, 'metadata' | 'schema'>, file: AddFile, filters: ScanFilter[]): boolean {
+  const partitions = new Set(table.metadata.partitionColumns);
+  let stats: FileStatsJson | undefined;
+  if (file.stats) {
+    try {
+      stats = JSON.parse(file.stats) as FileStatsJson;
+    } catch {
+      stats = undefined;
     }
-    return filters.every((f) => {
-      const field = fields.get(f.column);
-      return !field || mayMatch(file, stats, field, partitions.has(f.column), f);
-    });
+  }
+  return filters.every((f) => {
+    const field = table.schema.fields.find((x) => x.name === f.column);
+    return !field || mayMatch(file, stats, field, partitions.has(f.column), f);
   });
 }
 
@@ -251,10 +257,12 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
   if (files.length === 0) {
     const cols = fields.map((f) => `cast(null as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`);
     if (options.fileColumn) cols.push(`cast(null as varchar) as ${quoteIdent(options.fileColumn)}`);
+    if (options.rowNumberColumn) cols.push(`cast(null as bigint) as ${quoteIdent(options.rowNumberColumn)}`);
     return { sql: `select ${cols.join(', ')} where false`, files };
   }
   const locations = files.map((f) => fileLocation(storage, f.path));
   const columns = await fileColumns(session, locations.map((l) => path.normalize(l)));
+  const deleted = await deletedRowTables(storage, session, files);
   // Files with the same partition values and the same physical columns are read by one read_parquet.
   const groups = new Map<string, { file: AddFile; location: string; cols: Map<string, FileColumn> }[]>();
   files.forEach((file, i) => {
@@ -275,13 +283,74 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
     const first = g[0]!;
     const select = fields.map((f) => (partitions.has(f.name) ? `${partitionLiteralSql(first.file.partitionValues[f.name], f.type)} as ${quoteIdent(f.name)}` : columnSql(f, first.cols.get(f.name))));
     const hasFileColumns = first.cols.size > 0;
-    const fileColumn = options.fileColumn ? `, filename = ${quoteString(options.fileColumn)}` : '';
+    // Rows deleted by the files' deletion vectors: an anti join on (file, row number) with their positions.
+    const dvs = g.flatMap((x) => deleted.get(x.file) ?? []);
+    const fileName = options.fileColumn ?? (dvs.length ? DV_FILE : undefined);
+    const fileColumn = fileName ? `, filename = ${quoteString(fileName)}` : '';
     if (options.fileColumn) select.push(quoteIdent(options.fileColumn));
-    const from = `read_parquet(${fileList(g.map((x) => x.location))}${hasFileColumns ? ', union_by_name = true' : ''}${fileColumn})`;
+    if (options.rowNumberColumn) select.push(`file_row_number as ${quoteIdent(options.rowNumberColumn)}`);
+    const read = `read_parquet(${fileList(g.map((x) => x.location))}${hasFileColumns ? ', union_by_name = true' : ''}${fileColumn}${dvs.length || options.rowNumberColumn ? ', file_row_number = true' : ''})`;
+    const from = dvs.length
+      ? `${read} as etl_f anti join (${dvs.map((t) => `select * from ${t}`).join(' union all ')}) as etl_d on etl_d.${DV_FILE} = etl_f.${quoteIdent(fileName!)} and etl_d.${DV_POS} = etl_f.file_row_number`
+      : read;
     return `select ${select.join(', ')} from ${from}`;
   });
   const body = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join('\nunion all\n');
   return { sql: where ? `select * from (${body}) as etl_delta_scan${where}` : body, files };
+}
+
+/** A file outside the table (a deletion vector stored by absolute path), read by DuckDB: the library's own file access is the storage interface. */
+async function readBlob(session: SqlSession, file: string): Promise<Buffer> {
+  const r = await session.query(`select content from read_blob(${quoteString(file)})`);
+  return Buffer.from(r.rows[0]?.[0] as Uint8Array);
+}
+
+/** Deleted positions of deletion vectors, read once per process (a DV never changes once written). */
+const DELETED_CACHE = new Map<string, number[]>();
+const DELETED_CACHE_MAX = 10_000;
+const DV_SCHEMA = 'etl_deletion_vectors';
+const DV_FILE = '__etl_dv_file';
+const DV_POS = '__etl_dv_pos';
+
+/** The row positions a file's deletion vector deletes ([] without one). */
+export async function deletedPositions(storage: DeltaStorage, session: SqlSession, file: AddFile): Promise<number[]> {
+  const dv = file.deletionVector;
+  if (!dv) return [];
+  const key = `${storage.root}\u0000${fileKey(file)}`;
+  let positions = DELETED_CACHE.get(key);
+  if (!positions) {
+    positions = await readDeletionVector(storage, dv, (f) => readBlob(session, f), `file ${file.path} of ${storage.root}`);
+    if (DELETED_CACHE.size > DELETED_CACHE_MAX) DELETED_CACHE.clear();
+    DELETED_CACHE.set(key, positions);
+  }
+  return positions;
+}
+
+/**
+ * For each file with a deletion vector, a DuckDB table of its deleted rows
+ * (its location as read_parquet names it, and the row position), made on first use in the session's database and
+ * named by the table and the vector, so the scan stays one SQL relation.
+ */
+async function deletedRowTables(storage: DeltaStorage, session: SqlSession, files: AddFile[]): Promise<Map<AddFile, string>> {
+  const out = new Map<AddFile, string>();
+  const withDv = files.filter((f) => f.deletionVector);
+  if (withDv.length === 0) return out;
+  const existing = new Set((await session.query(`select table_name from duckdb_tables() where schema_name = '${DV_SCHEMA}'`)).rows.map((r) => String(r[0])));
+  for (const file of withDv) {
+    const location = fileLocation(storage, file.path);
+    const name = `dv_${createHash('sha1').update(`${storage.root}\u0000${fileKey(file)}`).digest('hex').slice(0, 32)}`;
+    out.set(file, `${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)}`);
+    if (existing.has(name)) continue;
+    const positions = await deletedPositions(storage, session, file);
+    await session.execute(`create schema if not exists ${quoteIdent(DV_SCHEMA)}`);
+    await session
+      .execute(`create table if not exists ${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)} as select ${quoteString(location)} as ${DV_FILE}, cast(unnest(string_split(${quoteString(positions.join(','))}, ',')) as bigint) as ${DV_POS}`)
+      .catch(async (err: unknown) => {
+        // Another session of the same database made it at the same time.
+        if (!(await session.query(`select 1 from duckdb_tables() where schema_name = '${DV_SCHEMA}' and table_name = '${name}'`)).rows.length) throw err;
+      });
+  }
+  return out;
 }
 
 function missingColumn(snapshot: Snapshot, column: string): never {

@@ -139,9 +139,9 @@ function finish(replay: Replay, table: string, version: number, timestamp: numbe
   if (!replay.metadata) throw new DeltaTableError(`corrupt Delta table ${table}: no metaData action at version ${version}`);
   checkReadable(replay.protocol, replay.metadata, table);
   const schema = parseSchema(replay.metadata.schemaString, `Delta table ${table} at version ${version}`);
-  if (replay.protocol.minReaderVersion === 3 || replay.protocol.minWriterVersion === 7) {
-    // Deletion vectors on a file would hide rows a plain read_parquet returns.
-    for (const f of replay.files.values()) if (f.deletionVector) throw new UnsupportedFeatureError('deletionVectors', table, `file ${f.path} has a deletion vector`);
+  // Deletion vectors are applied by the scan (scan.ts); one on a table whose protocol does not name the feature is a corrupt table.
+  if (!(replay.protocol.readerFeatures ?? []).includes('deletionVectors')) {
+    for (const f of replay.files.values()) if (f.deletionVector) throw new DeltaTableError(`corrupt Delta table ${table}: file ${f.path} has a deletion vector at version ${version} but the protocol has no deletionVectors reader feature`);
   }
   return {
     table,

@@ -9,7 +9,7 @@
 import type { Relation } from '../adapter.js';
 import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows, RunEnd, RunRecord, StateRecord, StateStore, StateTables } from '../../core/state/state.js';
 import { relationKey } from '../../core/state/state.js';
-import { queryHistory, reportHistorySql, type HistorySource } from '../history-sql.js';
+import { lastSuccessesSql, queryHistory, reportHistorySql, type HistorySource } from '../history-sql.js';
 import type { Lake } from './lake.js';
 import { quoteString, type SqlSession } from './sql.js';
 
@@ -157,6 +157,11 @@ export class DeltaStateStore implements StateStore {
   private async hasHistoryColumns(session: SqlSession): Promise<boolean> {
     const r = await session.query(`select count(*) from (describe "${META_SCHEMA}"."runs") where column_name = 'selection'`);
     return Number(r.rows[0]?.[0] ?? 0) > 0;
+  }
+
+  async lastSuccesses(session: SqlSession, uniqueIds: string[]): Promise<Map<string, string>> {
+    if (!this.host.lake.isTable(NODE_RUNS)) return new Map();
+    return lastSuccessesSql(session, this.historySource, uniqueIds);
   }
 
   async historyReport(session: SqlSession, query: ReportQuery): Promise<ReportRows> {

@@ -31,3 +31,10 @@ export function parseInterval(text: string): number {
 export function retentionMillis(metadata: Metadata): number {
   return parseInterval(metadata.configuration['delta.deletedFileRetentionDuration'] ?? 'interval 1 week');
 }
+
+/** delta.enableDeletionVectors: changes mark deleted rows in deletion vectors instead of rewriting files (deletion-vectors.ts). */
+export const ENABLE_DELETION_VECTORS = 'delta.enableDeletionVectors';
+
+export function deletionVectorsEnabled(metadata: Metadata): boolean {
+  return metadata.configuration[ENABLE_DELETION_VECTORS] === 'true';
+}

@@ -18,6 +18,8 @@ import type { SqlSession } from './sql.js';
 import type { DeltaStorage } from './storage.js';
 import { commit, type CommitResult } from './transaction.js';
 import { writeDataFiles } from './write.js';
+import { writeDeletionVectors } from './deletion-vectors.js';
+import { deletionVectorsEnabled, ENABLE_DELETION_VECTORS } from './table-properties.js';
 
 /**
  * append: add the rows. overwrite: replace every file. overwrite-partitions:
@@ -36,6 +38,13 @@ export interface WriteOptions {
   selectSql?: string;
   /** A recent snapshot of the table, brought up to date from the commits after it instead of replaying the log. */
   current?: Snapshot;
+  /**
+   * The snapshot the change was computed from (the rows it read, the files it
+   * removes). The commit is made against it, never brought up to date: every
+   * commit after it is checked for a conflict (transaction.ts), so a change
+   * planned on version N cannot silently undo one committed at N+1.
+   */
+  readSnapshot?: Snapshot;
   mode: WriteMode;
   /** Partition columns of a new table (an existing table keeps its own unless overwritten). */
   partitionBy?: string[];
@@ -52,6 +61,14 @@ export interface WriteOptions {
   domains?: DomainValue[] | ((after: Snapshot) => Promise<DomainValue[]>);
   /** rewrite: the files removed. */
   removeFiles?: AddFile[];
+  /**
+   * rewrite: files kept whose rows at these positions are deleted, by a new
+   * deletion vector (every deleted position, the file's earlier vector's
+   * included): the file's add is replaced by one with the vector.
+   */
+  markDeleted?: Array<{ file: AddFile; positions: number[] }>;
+  /** Turns deletion vectors on for the table (delta.enableDeletionVectors and the deletionVectors feature) if they are not. */
+  deletionVectors?: boolean;
   /** The table's schema after the write, when the caller changes it (columns added, dropped or retyped); default: from the rows. */
   schema?: StructType;
   /** Spark's operation name for commitInfo (default WRITE, or CREATE TABLE AS SELECT). */
@@ -72,6 +89,8 @@ export interface WriteResult {
   commit?: CommitResult;
   adds: AddFile[];
   removes: RemoveFile[];
+  /** markDeleted: the files' new adds, with their deletion vectors. */
+  deletionVectors: AddFile[];
   rows: number;
 }
 
@@ -89,6 +108,21 @@ export interface HistoryEntry {
 
 export function removeOf(add: AddFile, now: number, dataChange = true): RemoveFile {
   return { path: add.path, deletionTimestamp: now, dataChange, extendedFileMetadata: true, partitionValues: add.partitionValues, size: add.size, ...(add.deletionVector ? { deletionVector: add.deletionVector } : {}) };
+}
+
+/** Rows newly deleted by the vectors (their cardinality beyond the files' earlier vectors). */
+function deletedRows(marked: Array<{ file: AddFile; positions: number[] }>): number {
+  return marked.reduce((n, m) => n + m.positions.length - (m.file.deletionVector?.cardinality ?? 0), 0);
+}
+
+/** A file's statistics once some of its rows are deleted: still bounds (over the physical rows, numRecords included), no longer tight. */
+function looseBounds(stats: string | null | undefined): string | null | undefined {
+  if (!stats) return stats;
+  try {
+    return JSON.stringify({ ...(JSON.parse(stats) as Record<string, unknown>), tightBounds: false });
+  } catch {
+    return stats;
+  }
 }
 
 export function rowCount(adds: AddFile[]): number {
@@ -133,19 +167,30 @@ export class DeltaTable {
 
   async write(options: WriteOptions): Promise<WriteResult> {
     const table = this.storage.root;
-    const current = options.current ? await updateSnapshot(this.storage, options.current) : (await this.exists()) ? await this.snapshot() : undefined;
+    const current = options.readSnapshot ?? (options.current ? await updateSnapshot(this.storage, options.current) : (await this.exists()) ? await this.snapshot() : undefined);
     if (current && options.txn) {
       const done = current.txns.get(options.txn.appId);
-      if (done && done.version >= options.txn.version) return { adds: [], removes: [], rows: 0 };
+      if (done && done.version >= options.txn.version) return { adds: [], removes: [], deletionVectors: [], rows: 0 };
     }
     if (options.selectSql === undefined && !options.schema && !current) throw new DeltaTableError(`cannot create ${table} without rows or a schema`);
     const incoming = options.schema ?? (options.selectSql === undefined ? current!.schema : schemaFromDuckDb(await this.describe(options.selectSql)));
     const usesDomains = options.domains !== undefined || (current?.protocol.writerFeatures ?? []).includes('domainMetadata');
-    const { schema, metadata, protocol } = this.planMetadata(current, incoming, options, usesDomains);
+    const planned = this.planMetadata(current, incoming, options, usesDomains);
+    const { schema } = planned;
+    let { metadata, protocol } = planned;
+    if (options.deletionVectors && !deletionVectorsEnabled(metadata)) {
+      metadata = { ...metadata, configuration: { ...metadata.configuration, [ENABLE_DELETION_VECTORS]: 'true' } };
+      protocol = protocolFor(schema, { current: current?.protocol, deletionVectors: true, domainMetadata: usesDomains });
+    }
     const partitionColumns = metadata.partitionColumns;
     checkWritable(protocol, metadata, schema, table, { removesData: options.mode !== 'append' });
+    const marked = options.mode === 'rewrite' ? (options.markDeleted ?? []) : [];
+    if (marked.length && !(protocol.readerFeatures ?? []).includes('deletionVectors')) throw new DeltaTableError(`cannot write deletion vectors to ${table}: its protocol has no deletionVectors feature\n  hint: set deletion_vectors: true on the model`);
 
     const adds = options.selectSql === undefined ? [] : await writeDataFiles(this.storage, this.session, { selectSql: options.selectSql, schema, partitionColumns, targetFileSize: options.targetFileSize });
+    // One DV file for every vector of the commit (written before it, like the data files).
+    const descriptors = marked.length ? await writeDeletionVectors(this.storage, marked.map((m) => m.positions)) : [];
+    const dvAdds: AddFile[] = marked.map((m, i) => ({ ...m.file, deletionVector: descriptors[i], dataChange: true, stats: looseBounds(m.file.stats) }));
     const now = Date.now();
     let removed: AddFile[] = [];
     let readPredicate: 'none' | 'all' | ((f: AddFile) => boolean) = 'none';
@@ -160,7 +205,7 @@ export class DeltaTable {
       readPredicate = (f) => touched.has(partitionKey(f, partitionColumns));
       readFiles = new Set(removed.map(fileKey));
     } else if (current && options.mode === 'rewrite') {
-      removed = options.removeFiles ?? [];
+      removed = [...(options.removeFiles ?? []), ...marked.map((m) => m.file)];
       readPredicate = 'all';
       readFiles = new Set(removed.map(fileKey));
     }
@@ -171,7 +216,7 @@ export class DeltaTable {
       // The table as this commit leaves it: kept files plus the new ones.
       const files = new Map(current?.files ?? []);
       for (const f of removed) files.delete(fileKey(f));
-      for (const a of adds) files.set(fileKey(a), a);
+      for (const a of [...adds, ...dvAdds]) files.set(fileKey(a), a);
       const after: Snapshot = current ? { ...current, schema, metadata, protocol, files } : { table, version: -1, protocol, metadata, schema, files, tombstones: new Map(), txns: new Map(), domains: new Map(), timestamp: now };
       domains = await options.domains(after);
     } else domains = options.domains ?? [];
@@ -182,7 +227,7 @@ export class DeltaTable {
     if (options.txn) actions.push({ txn: { appId: options.txn.appId, version: options.txn.version, lastUpdated: now } });
     for (const d of domains) actions.push({ domainMetadata: { domain: d.domain, configuration: d.configuration, removed: false } satisfies DomainMetadata });
     for (const remove of removes) actions.push({ remove });
-    for (const add of adds) actions.push({ add });
+    for (const add of [...dvAdds, ...adds]) actions.push({ add });
 
     const operation = options.operation ?? (!current ? 'CREATE TABLE AS SELECT' : 'WRITE');
     const mode = options.mode === 'append' ? 'Append' : 'Overwrite';
@@ -190,7 +235,7 @@ export class DeltaTable {
     const result = await commit(this.storage, this.session, {
       operation,
       operationParameters: { mode, partitionBy: partitionColumns, ...(options.mode === 'overwrite-partitions' ? { dynamicPartitionOverwrite: true } : {}) },
-      operationMetrics: { numFiles: adds.length, numOutputRows: rows, numOutputBytes: adds.reduce((s, a) => s + a.size, 0), numRemovedFiles: removes.length },
+      operationMetrics: { numFiles: adds.length, numOutputRows: rows, numOutputBytes: adds.reduce((s, a) => s + a.size, 0), numRemovedFiles: removes.length - dvAdds.length, ...(dvAdds.length ? { numDeletionVectorsAdded: dvAdds.length, numDeletedRows: deletedRows(marked) } : {}) },
       readVersion: current?.version ?? -1,
       actions,
       readPredicate: options.readPredicate ?? readPredicate,
@@ -199,7 +244,7 @@ export class DeltaTable {
       nodeId: options.nodeId ?? this.session.context?.nodeId,
       commitInfo: options.commitInfo,
     });
-    return { commit: result, adds, removes, rows };
+    return { commit: result, adds, removes, deletionVectors: dvAdds, rows };
   }
 
   /** The schema, metadata and protocol after this write (the current ones, unchanged, when nothing changes). */

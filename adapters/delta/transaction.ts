@@ -87,7 +87,9 @@ export function conflictWith(winner: Commit, request: CommitRequest): string | u
     }
     if ('add' in a && a.add && a.add.dataChange) {
       const p = request.readPredicate;
-      if (p === 'all' || (typeof p === 'function' && p(a.add))) return `it added the file ${a.add.path} to data this change read`;
+      const values = Object.entries(a.add.partitionValues ?? {});
+      const where = values.length ? ` in partition ${values.map(([k, v]) => `${k}=${v ?? 'null'}`).join('/')}` : '';
+      if (p === 'all' || (typeof p === 'function' && p(a.add))) return `it added the file ${a.add.path}${where} to data this change read`;
     }
   }
   return undefined;

@@ -4,6 +4,8 @@
 // delta.deletedFileRetentionDuration is refused unless forced, as Delta does.
 
 import { canonicalPath } from './actions.js';
+import type { DeletionVector } from './actions.js';
+import { deletionVectorFile } from './deletion-vectors.js';
 import { DeltaTableError } from './errors.js';
 import { checkWritable } from './protocol.js';
 import { fileLocation } from './scan.js';
@@ -48,9 +50,15 @@ export async function vacuum(storage: DeltaStorage, session: SqlSession, options
   const now = options.now ?? Date.now();
   const cutoff = now - retention;
   const referenced = new Set<string>();
-  for (const f of snapshot.files.values()) referenced.add(fileLocation(storage, f.path));
+  const reference = (f: { path: string; deletionVector?: DeletionVector | null }) => {
+    referenced.add(fileLocation(storage, f.path));
+    // A deletion vector's file is kept while a file (or a tombstone) refers to it.
+    const dv = f.deletionVector && f.deletionVector.storageType !== 'i' ? deletionVectorFile(f.deletionVector, storage.root) : undefined;
+    if (dv?.relative) referenced.add(storage.locate(dv.relative));
+  };
+  for (const f of snapshot.files.values()) reference(f);
   // Tombstones younger than the retention still serve time travel.
-  for (const r of snapshot.tombstones.values()) if ((r.deletionTimestamp ?? 0) > cutoff) referenced.add(fileLocation(storage, r.path));
+  for (const r of snapshot.tombstones.values()) if ((r.deletionTimestamp ?? 0) > cutoff) reference(r);
   const deleted: string[] = [];
   for (const f of await storage.list('', { recursive: true })) {
     if (isHidden(f.path)) continue;

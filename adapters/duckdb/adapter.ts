@@ -6,13 +6,14 @@ import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { duckdb, type DuckDBConnection, type DuckDBInstance } from './driver.js';
 import { RunError } from '../../core/errors.js';
 import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { loadCsvInChunks } from './csv-chunks.js';
 import { checkSeedSql, seedCsvOptions, seedFileProblem } from './seed.js';
 import { SqlEngine } from '../sql-engine.js';
+import { transaction } from '../transaction.js';
 import { ConnectionPool } from '../pool.js';
 import { traceSql } from '../trace.js';
 import { displayValue, previewSql } from '../display.js';
@@ -21,8 +22,14 @@ import { displayValue, previewSql } from '../display.js';
 const CSV_CHUNK_BYTES = 16 * 1024 * 1024;
 /** read_csv's buffer (one per thread at work, in the buffer pool): 4 of them per chunk, so a chunk is read on 4 threads. */
 const CSV_BUFFER_BYTES = 4 * 1024 * 1024;
-/** DuckDB's buffer pool during a load (withBoundedMemory). */
-const LOAD_MEMORY_LIMIT = '64MB';
+/**
+ * DuckDB's buffer pool during a load (withBoundedMemory), in MB: 64, or 8 per
+ * DuckDB thread where there are more than 8 (each reads a CSV_BUFFER_BYTES
+ * buffer at a time, and a smaller pool fails to allocate them; 32 MB failed
+ * on 2 threads).
+ */
+const LOAD_MEMORY_MB = 64;
+const LOAD_MEMORY_MB_PER_THREAD = 8;
 
 /** DuckDB's catalog of temporary tables (one per connection). */
 const TEMP_CATALOG = 'temp';
@@ -82,7 +89,7 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     if (this.options.readOnly && this.databasePath !== ':memory:') options.access_mode = 'READ_ONLY';
     for (const [k, v] of Object.entries(this.target.settings ?? {})) options[k] = String(v);
     try {
-      this.instance = await DuckDBInstance.create(this.databasePath, options);
+      this.instance = await duckdb.DuckDBInstance.create(this.databasePath, options);
     } catch (err) {
       const message = (err as Error).message;
       const lock = /Conflicting lock is held in .*\(PID (\d+)\)/.exec(message);
@@ -99,6 +106,10 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   }
 
   async close(): Promise<void> {
+    // Closing checkpoints what is still in the WAL; after a load that is bounded too, as the load was.
+    if (this.bounded.before && this.target.settings?.memory_limit === undefined && this.pool) {
+      await this.withSession((session) => session.execute(`set global memory_limit = '${this.bounded.limitMb}MB'`)).catch(() => undefined);
+    }
     this.pool?.closeAll();
     this.pool = undefined;
     this.instance?.closeSync();
@@ -225,8 +236,8 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-load-'));
     let staged: StagedTable | undefined;
     let rows = 0;
-    try {
-      await loadCsvInChunks(csv, dir, CSV_CHUNK_BYTES, async (file, index) => {
+    const chunks = () =>
+      loadCsvInChunks(csv, dir, CSV_CHUNK_BYTES, async (file, index) => {
         if (index === 0) {
           staged = await this.stageTable(session, relation, csvSelectSql(file, columns), options);
           rows = staged.rows ?? 0;
@@ -234,6 +245,12 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
           rows += (await session.execute(`insert into ${this.relationSql(staged!.relation)} ${csvSelectSql(file, columns)}`)).rowsAffected ?? 0;
         }
       });
+    try {
+      // A table staged in the database file is built in one transaction: its row groups are written to the
+      // file as they fill, where each insert committed alone would leave its last part in the WAL for the
+      // checkpoint at close to write (seconds, and the memory of the whole table, after a 10M-row load).
+      if (this.databasePath !== ':memory:' && !this.stagedRelation(relation, options).temporary) await transaction(session, chunks);
+      else await chunks();
       return { ...staged!, rows };
     } catch (err) {
       if (staged) await this.discardStaged(session, staged);
@@ -243,37 +260,46 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     }
   }
 
-  /** Loads holding the bounded buffer pool now, and the setting of it under way. */
-  private bounded = { loads: 0, applied: undefined as Promise<void> | undefined };
+  /** Steps holding the bounded buffer pool now, the setting of it under way, and the values it replaced (read once: see below). */
+  private bounded = { steps: 0, applied: undefined as Promise<void> | undefined, before: undefined as Record<string, string> | undefined, limitMb: LOAD_MEMORY_MB };
 
   /**
-   * A load (its stage, checks and publish) with the buffer pool bounded to
-   * LOAD_MEMORY_LIMIT and insertion order not kept (a raw table has none to
-   * keep, and keeping it holds rows back), unless the target's settings set
-   * either: then they stand. DuckDB would otherwise keep the table it builds
-   * in memory up to its memory_limit (80% of RAM by default), so a load's
-   * memory would grow with the table; bounded, it spills to the database file
-   * and temp_directory. Both settings are the instance's: loads at the same
-   * time share one bound (other nodes running meanwhile are bounded too), and
-   * the last load to finish resets them to their defaults.
+   * A step of a load (its stage, a check over it) with the buffer pool
+   * bounded to LOAD_MEMORY_MB and insertion order not kept (a raw table
+   * has none to keep, and keeping it holds rows back), unless the target's
+   * settings set either: then they stand. DuckDB would otherwise keep the
+   * table it builds in memory up to its memory_limit (80% of RAM by default),
+   * so a load's memory would grow with the table; bounded, it spills to the
+   * database file and temp_directory. Both settings are the instance's: steps
+   * at the same time share one bound (other nodes running meanwhile are
+   * bounded too), and the last one to finish sets back what was there. Set
+   * back, not RESET: after a RESET DuckDB shows the default but its buffer
+   * pool keeps the bound (a later join failed to pin blocks at 61 MiB), and
+   * the values are read once, as DuckDB shows them rounded (18.8 GiB).
    */
   async withBoundedMemory<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T> {
     const settings = this.target.settings ?? {};
     const own = ['memory_limit', 'preserve_insertion_order'].filter((k) => settings[k] === undefined);
     if (own.length === 0) return fn();
-    const values: Record<string, string> = { memory_limit: `'${LOAD_MEMORY_LIMIT}'`, preserve_insertion_order: 'false' };
-    if (this.bounded.loads++ === 0) {
+    if (this.bounded.steps++ === 0) {
       this.bounded.applied = (async () => {
-        for (const k of own) await session.execute(`set global ${k} = ${values[k]}`);
+        if (!this.bounded.before) {
+          const r = await session.query(`select current_setting('threads')::integer, ${own.map((k) => `current_setting('${k}')::varchar`).join(', ')}`);
+          this.bounded.before = Object.fromEntries(own.map((k, i) => [k, this.dialect.quoteString(String(r.rows[0]![i + 1]))]));
+          this.bounded.limitMb = Math.max(LOAD_MEMORY_MB, LOAD_MEMORY_MB_PER_THREAD * Number(r.rows[0]![0]));
+        }
+        const bound: Record<string, string> = { memory_limit: `'${this.bounded.limitMb}MB'`, preserve_insertion_order: 'false' };
+        for (const k of own) await session.execute(`set global ${k} = ${bound[k]}`);
       })();
     }
     try {
       await this.bounded.applied;
       return await fn();
     } finally {
-      if (--this.bounded.loads === 0) {
+      if (--this.bounded.steps === 0) {
         this.bounded.applied = undefined;
-        for (const k of own) await session.execute(`reset global ${k}`);
+        const before = this.bounded.before;
+        if (before) for (const k of own) await session.execute(`set global ${k} = ${before[k]}`);
       }
     }
   }

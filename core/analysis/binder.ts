@@ -3,7 +3,7 @@
 // columns and types, and prepare() parses and binds the query and reports
 // its result columns and types; no row is read or written anywhere.
 
-import { DuckDBInstance, listValue, type DuckDBConnection } from '@duckdb/node-api';
+import { duckdb, type DuckDBConnection, type DuckDBInstance } from '../../adapters/duckdb/driver.js';
 import { availableParallelism } from 'node:os';
 import { quoteIdentifierAnsi as q } from '../../adapters/dialect.js';
 import { injectCtes } from '../compiler/ephemeral.js';
@@ -73,6 +73,8 @@ export class DuckDbBinder {
         const batch = batches[next++]!;
         const full = batch.map((job) => inlineInputs(job.sql, job.inputs));
         const described = await describeAll(conn, full.map((f) => f.sql));
+        // Models whose incremental branch is bound next, with the branch's SQL.
+        const incremental: Array<{ job: InlineJob; result: { columns: BoundColumn[] }; sql: string; names: Map<string, string> }> = [];
         for (let k = 0; k < batch.length; k++) {
           const job = batch[k]!;
           const result = described ? { columns: this.interned(described[k]!) } : await bindOne(conn, full[k]!.sql);
@@ -89,14 +91,16 @@ export class DuckDbBinder {
           }
           if (job.incrementalSql !== undefined) {
             // The incremental branch reads {{this}}: the model's own result, just bound.
-            const inc = inlineInputs(job.incrementalSql, [...job.inputs, { relation: job.self!, name: job.selfName!, columns: result.columns }]);
-            const r = await prepareColumns(conn, inc.sql);
-            if ('error' in r) {
-              out.set(job.id, { error: r.error, sql: inc.sql, names: inc.names, incremental: true });
-              continue;
-            }
+            incremental.push({ job, result, ...inlineInputs(job.incrementalSql, [...job.inputs, { relation: job.self!, name: job.selfName!, columns: result.columns }]) });
+            continue;
           }
           out.set(job.id, result);
+        }
+        // The batch's incremental branches in one statement too; query by query only when one fails.
+        const branches = incremental.length ? await describeAll(conn, incremental.map((i) => i.sql)) : [];
+        for (const { job, result, sql, names } of incremental) {
+          const r = branches ? undefined : await prepareColumns(conn, sql);
+          out.set(job.id, r && 'error' in r ? { error: r.error, sql, names, incremental: true } : result);
         }
       }
     };
@@ -116,13 +120,18 @@ export class DuckDbBinder {
     return [this.connection, ...this.pool.map((p) => p.connection)];
   }
 
-  /** DuckDB's parse trees (json_serialize_sql) of many statements, in one round trip; a parse error is in its result, not thrown. */
-  async parseAll(sqls: string[]): Promise<Array<Record<string, unknown>>> {
-    const out: Array<Record<string, unknown>> = [];
+  /**
+   * DuckDB's parse trees (json_serialize_sql) of many statements, in one round trip, as JSON
+   * text; a parse error is in its result, not thrown. Text, so that a caller parses each tree
+   * when it reads it: 10,000 trees parsed at once outlive V8's young generation, and copying
+   * them out of it cost more than the parse.
+   */
+  async parseAll(sqls: string[]): Promise<string[]> {
+    const out: string[] = [];
     for (let i = 0; i < sqls.length; i += 2000) {
       const chunk = sqls.slice(i, i + 2000).map(selectBody);
-      const reader = await this.connection.runAndReadAll('select json_serialize_sql(s, skip_null := true, skip_empty := true, skip_default := true) from (select unnest($1::varchar[]) as s, generate_subscripts($1::varchar[], 1) as i) order by i', [listValue(chunk)]);
-      for (const row of reader.getRows()) out.push(JSON.parse(String(row[0])) as Record<string, unknown>);
+      const reader = await this.connection.runAndReadAll('select json_serialize_sql(s, skip_null := true, skip_empty := true, skip_default := true) from (select unnest($1::varchar[]) as s, generate_subscripts($1::varchar[], 1) as i) order by i', [duckdb.listValue(chunk)]);
+      for (const row of reader.getRows()) out.push(String(row[0]));
     }
     return out;
   }
@@ -228,7 +237,7 @@ function definesCte(sql: string, name: string): boolean {
 
 function emptyDatabase(): Promise<DuckDBInstance> {
   // No extension may be fetched while binding, and one thread is plenty for empty inputs.
-  return DuckDBInstance.create(':memory:', { threads: '1', autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
+  return duckdb.DuckDBInstance.create(':memory:', { threads: '1', autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
 }
 
 /** A connection that binds without optimizing: the result types are the binder's; plans are never run. */

@@ -17,11 +17,12 @@ import { ephemeralCteName } from '../compiler/ephemeral.js';
 import { DuckDbBinder, mayBeDialectGap, type BoundColumn, type InlineInput, type InlineJob } from './binder.js';
 import { quoteIdentifierAnsi as q } from '../../adapters/dialect.js';
 import type { TargetBindOutcome, TargetBindRequest } from './postgres-binder.js';
-import { templatePosition } from './template-position.js';
+import { lineColOf, templatePosition } from './template-position.js';
 import { bindDiagnostic, type BindInput } from './diagnose.js';
 import { seedColumnTypes } from '../../adapters/index.js';
 import { BoundSchemaCache, hashOf } from './cache.js';
 import { ymlPosition } from './yml-position.js';
+import { deltaTypeOfDuckDb } from '../../adapters/delta/schema.js';
 
 export type { BoundColumn } from './binder.js';
 
@@ -82,9 +83,10 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
 
   // What to bind: the selection and everything it reads.
   const isModel = (n: ManifestNode | undefined) => !!n && (n.resource_type === 'model' || n.resource_type === 'snapshot');
-  const start = [...(options.selected ?? Object.keys(manifest.nodes))].filter((id) => isModel(manifest.nodes[id]));
+  const start = [...new Set(options.selected ?? Object.keys(manifest.nodes))].filter((id) => isModel(manifest.nodes[id]));
   const manifestGraph = graphOfManifest(manifest);
-  const ids = [...reach(manifestGraph, start, 'up')].filter((id) => manifest.nodes[id] || manifest.sources[id]);
+  const everyModel = !options.selected || start.length === Object.values(manifest.nodes).filter(isModel).length;
+  const ids = everyModel ? withInputs(manifest, start) : [...reach(manifestGraph, start, 'up')].filter((id) => manifest.nodes[id] || manifest.sources[id]);
   // A compiled manifest has no cycle (the compiler refuses one).
   const order = topologicalOrder(buildGraph(ids, (id) => manifest.nodes[id]?.depends_on.nodes ?? [])).order ?? [];
 
@@ -267,6 +269,7 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
   for (const id of order) {
     const n = manifest.nodes[id];
     if (isModel(n) && status.get(id)?.ok) errors.push(...contractProblems(n!, columns.get(id)!, dialect.canonicalType, root));
+    if (dialect.name === 'delta' && n && n.config.materialized !== 'ephemeral' && (isModel(n) || n.resource_type === 'seed') && columns.has(id) && !declaredSchemas.has(columns.get(id)!)) errors.push(...deltaTypeProblems(n, columns.get(id)!));
   }
   cache.write();
   return {
@@ -277,6 +280,17 @@ export async function checkManifest(manifest: Manifest, targetPath: string, opti
     schemaChanges: [],
     stats: { models: order.filter((id) => isModel(manifest.nodes[id])).length, bound, cached, seconds: (performance.now() - started) / 1000, cpu_seconds: cpuSeconds(process.cpuUsage(cpuStarted)) },
   };
+}
+
+/**
+ * Every model with the nodes and sources it reads: what reach() upwards gives
+ * when every model is selected (their ancestors are models too, or seeds and
+ * sources, which read nothing), without walking the graph.
+ */
+function withInputs(manifest: Manifest, models: string[]): string[] {
+  const ids = new Set(models);
+  for (const id of models) for (const p of manifest.nodes[id]!.depends_on.nodes) if (manifest.nodes[p] || manifest.sources[p]) ids.add(p);
+  return [...ids];
 }
 
 function cpuSeconds(u: NodeJS.CpuUsage): number {
@@ -294,11 +308,16 @@ function relationOf(manifest: Manifest, id: string): string | null {
   return manifest.nodes[id]?.relation_name ?? manifest.sources[id]?.relation_name ?? null;
 }
 
+/** Schemas taken from a yml's data_types (in the user's spelling), not bound by DuckDB. */
+const declaredSchemas = new WeakSet<BoundColumn[]>();
+
 /** A model that cannot be bound but declares every column's data_type still gives its children a schema. */
 function useDeclared(n: ManifestNode, columns: Map<string, BoundColumn[]>, status: Map<string, Status>): boolean {
   const declared = Object.values(n.columns);
   if (!declared.length || declared.some((c) => !c.data_type)) return false;
-  columns.set(n.unique_id, declared.map((c) => ({ name: c.name, type: c.data_type! })));
+  const schema = declared.map((c) => ({ name: c.name, type: c.data_type! }));
+  declaredSchemas.add(schema);
+  columns.set(n.unique_id, schema);
   status.set(n.unique_id, { ok: true });
   return true;
 }
@@ -407,6 +426,26 @@ function contractProblems(n: ManifestNode, bound: BoundColumn[], canonical: (t: 
   if (extra.length) {
     const pos = n.patch_path ? ymlPosition(root, n.patch_path, ['models', n.name]) : { line: 1, col: undefined };
     out.push({ file, line: pos.line, col: pos.col, message: `contract of ${n.name}: the query returns undeclared column${extra.length > 1 ? 's' : ''} ${extra.map((x) => `"${x.name}"`).join(', ')}`, hint: 'declare them under columns:, or leave them out of the select' });
+  }
+  return out;
+}
+
+/**
+ * A Delta target's tables can hold only Delta's types: a column of another
+ * type (a time, an interval, a union) is an error of the model here, naming
+ * the column, rather than a failed write once the run reaches it.
+ */
+function deltaTypeProblems(n: ManifestNode, bound: BoundColumn[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const c of bound) {
+    try {
+      deltaTypeOfDuckDb(c.type, c.name);
+    } catch (err) {
+      // At the column's alias when the SQL names it (`as gap`), else the model's first line.
+      const alias = new RegExp(`\\bas\\s+"?${c.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?\\b`, 'i').exec(n.raw_code);
+      const pos = alias ? lineColOf(n.raw_code, alias.index) : { line: 1, col: undefined };
+      out.push({ file: n.original_file_path, line: pos.line, col: pos.col, message: `${n.name}: ${(err as Error).message.split('\n')[0]}`, hint: `cast ${c.name} in ${n.original_file_path} to a type a Delta table holds` });
+    }
   }
   return out;
 }

@@ -5,10 +5,7 @@
 // the model does not describe the column. Parses are cached by a hash of
 // the SQL and of its inputs' columns, so a warm run parses only what changed.
 
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { readJsonIfExists, writeFileAtomic } from '../compiler/artifacts.js';
 import type { Manifest } from '../compiler/manifest.js';
@@ -97,16 +94,17 @@ async function traceProject(manifest: Manifest, columns: Map<string, BoundColumn
     keys.set(id, key);
     if (cache.entries[id]?.key !== key) toParse.push(id);
   }
-  // One parse for every model that changed, in one round trip.
-  const parsed = new Map<string, Record<string, unknown>>();
+  // One parse for every model that changed, in one round trip; each tree read from its JSON when traced.
+  const parsed = new Map<string, string>();
   if (toParse.length) {
     const trees = await (await openBinder()).parseAll(toParse.map((id) => manifest.nodes[id]!.compiled_code));
     toParse.forEach((id, i) => parsed.set(id, trees[i]!));
   }
   for (const id of order) {
     const n = manifest.nodes[id]!;
-    const tree = parsed.get(id);
-    if (tree) {
+    const text = parsed.get(id);
+    if (text !== undefined) {
+      const tree = JSON.parse(text) as Record<string, unknown>;
       const bound = derive ? undefined : columns.get(id)!.map((c) => c.name);
       let lineage = [...queryLineage(n.compiled_code, tree, { relations, outputColumns: bound })];
       const catalog = derive ? columns.get(id) : undefined;
@@ -142,58 +140,6 @@ async function describeSeeds(manifest: Manifest, columns: Map<string, BoundColum
       // An unreadable seed: its readers' columns are unresolved, with the reason (the check reports the seed).
     }
   }
-}
-
-/**
- * projectLineage on a worker thread (lineage-worker.ts) when it is built
- * beside this module, written to target/lineage.json there too: the
- * caller's thread goes on meanwhile. Only what the lineage reads of the
- * manifest is sent (no tests, no rendered templates).
- */
-export async function projectLineageInWorker(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string, options: ProjectLineageOptions = {}): Promise<LineageArtifact> {
-  const workerFile = fileURLToPath(new URL('./lineage-worker.js', import.meta.url));
-  if (!existsSync(workerFile)) {
-    const artifact = await projectLineage(manifest, columns, targetPath, options);
-    writeLineageArtifact(targetPath, artifact);
-    return artifact;
-  }
-  const slim = {
-    metadata: { adapter_type: manifest.metadata.adapter_type, project_root: manifest.metadata.project_root },
-    nodes: Object.fromEntries(
-      Object.entries(manifest.nodes)
-        .filter(([, n]) => n.resource_type !== 'test')
-        .map(([id, n]) => [
-          id,
-          {
-            unique_id: n.unique_id,
-            resource_type: n.resource_type,
-            name: n.name,
-            schema: n.schema,
-            alias: n.alias,
-            relation_name: n.relation_name,
-            original_file_path: n.original_file_path,
-            compiled_code: n.compiled_code,
-            depends_on: { nodes: n.depends_on.nodes },
-            config: { materialized: n.config.materialized, column_types: n.config.column_types, delimiter: n.config.delimiter },
-            columns: Object.fromEntries(Object.entries(n.columns).map(([k, c]) => [k, { name: c.name, description: c.description }])),
-          },
-        ]),
-    ),
-    sources: Object.fromEntries(Object.entries(manifest.sources).map(([id, s]) => [id, { unique_id: s.unique_id, schema: s.schema, identifier: s.identifier, columns: Object.fromEntries(Object.entries(s.columns).map(([k, c]) => [k, { name: c.name, description: c.description }])) }])),
-  };
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(workerFile, { workerData: { manifest: slim, columns, targetPath, options } });
-    // The answer is lineage.json's text: one string copied, and parsed here faster than the
-    // object would be cloned across.
-    worker.once('message', (m: { json?: string; error?: string }) => {
-      void worker.terminate();
-      if (m.json !== undefined) resolve(JSON.parse(m.json) as LineageArtifact);
-      else reject(new Error(m.error ?? 'column lineage failed'));
-    });
-    worker.once('error', reject);
-    // After an answer this settles nothing: a promise settles once.
-    worker.once('exit', (code) => reject(new Error(`the column lineage worker stopped (exit code ${code}) without an answer`)));
-  });
 }
 
 function relationKey(manifest: Manifest, id: string): string {

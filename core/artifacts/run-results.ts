@@ -4,9 +4,10 @@
 // the compiled file) go in `adapter_response`, the one open object of a
 // result; its own run facts in `metadata.env` and `args`.
 
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Manifest, ResourceType } from '../compiler/manifest.js';
-import { writeFileAtomic } from '../compiler/artifacts.js';
+import { readJsonIfExists, writeFileAtomic } from '../compiler/artifacts.js';
 import { ETL_VERSION } from '../compiler/version.js';
 import type { FreshnessResult } from '../data-tests/engine/freshness.js';
 import type { NodeResult } from '../runner/events.js';
@@ -83,6 +84,8 @@ export interface RunResultsArgs {
   state?: string;
   defer?: boolean;
   favor_state?: boolean;
+  /** etl retry: the run whose changes this one committed as (RunStarted.changes_of). */
+  changes_of?: string;
 }
 
 export function writeRunResults(
@@ -101,6 +104,36 @@ export function writeRunResults(
     args: { ...args, which: args.command, target: manifest.metadata.target_name, etl_version: ETL_VERSION },
   };
   writeFileAtomic(path.join(targetPath, 'run_results.json'), JSON.stringify(json, null, 2));
+}
+
+/**
+ * target/run_started.json: a run that builds something writes it before its
+ * first node and removes it once run_results.json is written, so its presence
+ * means the last run died (killed, a crash) with no run_results.json of its
+ * own. `etl retry` then reruns that run's nodes; `changes_of` is the run its
+ * changes were committed as (IncrementalChange.commitId), so that what it
+ * committed before it died is not applied again.
+ */
+export interface RunStarted {
+  invocation_id: string;
+  changes_of: string;
+  command: string;
+  resource_types: ResourceType[];
+  nodes: string[];
+}
+
+const RUN_STARTED = 'run_started.json';
+
+export function writeRunStarted(targetPath: string, run: RunStarted): void {
+  writeFileAtomic(path.join(targetPath, RUN_STARTED), JSON.stringify(run, null, 2));
+}
+
+export function clearRunStarted(targetPath: string): void {
+  rmSync(path.join(targetPath, RUN_STARTED), { force: true });
+}
+
+export function readRunStarted(targetPath: string): RunStarted | undefined {
+  return readJsonIfExists<RunStarted>(path.join(targetPath, RUN_STARTED));
 }
 
 /** One freshness result as dbt writes it; a check that could not run (or found no rows) is a runtime error. */

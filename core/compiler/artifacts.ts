@@ -126,16 +126,18 @@ export function stampManifest(targetPath: string, invocationId: string, generate
   }
 }
 
-/** Serialised text is handed to the file system in pieces of about this many characters. */
+/** Serialised text is encoded into buffers of this many bytes, each handed to the file system when full. */
 const MANIFEST_PIECE = 1 << 21;
+const PIECES_IN_FLIGHT = 4;
 
 /**
  * Writes manifest.json atomically (a temporary file renamed into place), the
  * same bytes as JSON.stringify(manifest). On a large project the manifest is
- * tens of MB: it is serialised node by node and each piece is handed to
- * libuv's thread pool at its own offset as soon as it is ready, so the kernel
- * copies one piece while the main thread serialises the next, and no single
- * string of the whole file is ever built.
+ * tens of MB: it is serialised node by node, each node's text encoded
+ * straight into a buffer, and each full buffer is handed to libuv's thread
+ * pool at its own offset, so the kernel copies one piece while the main
+ * thread serialises the next, and no string of the whole file (or of a
+ * piece) is ever built.
  */
 export async function writeManifest(targetPath: string, manifest: Manifest): Promise<void> {
   await writeJsonStreamed(targetPath, 'manifest.json', manifestJsonEntries(manifest));
@@ -152,20 +154,34 @@ export async function writeJsonStreamed(targetPath: string, name: string, entrie
   const tmp = `${file}.${process.pid}.tmp`;
   const handle = await open(tmp, 'w');
   const writes: Array<Promise<unknown>> = [];
+  // A few buffers, each reused once its write is done: a fresh one per piece made V8 count
+  // tens of MB of new external memory, and run full collections of the whole heap for it.
+  const inFlight: Array<Promise<Buffer>> = [];
+  let allocated = 1;
+  let piece: Buffer | undefined = Buffer.allocUnsafe(MANIFEST_PIECE);
+  let used = 0;
   let offset = 0;
-  let parts: string[] = [];
-  let pending = 0;
+  const writeAt = <T>(bytes: Buffer, length: number, value: T): Promise<T> => {
+    const written = handle.write(bytes, 0, length, offset).then(() => value);
+    writes.push(written);
+    offset += length;
+    return written;
+  };
   const flush = () => {
-    const bytes = Buffer.from(parts.join(''), 'utf8');
-    parts = [];
-    pending = 0;
-    writes.push(handle.write(bytes, 0, bytes.length, offset));
-    offset += bytes.length;
+    if (!piece || used === 0) return;
+    inFlight.push(writeAt(piece, used, piece));
+    used = 0;
+    piece = allocated < PIECES_IN_FLIGHT ? (allocated++, Buffer.allocUnsafe(MANIFEST_PIECE)) : undefined;
   };
   const put = (text: string) => {
-    parts.push(text);
-    pending += text.length;
-    if (pending >= MANIFEST_PIECE) flush();
+    // A UTF-16 unit takes at most 3 bytes in UTF-8 (a surrogate pair 4 for 2 units).
+    if (piece && used + text.length * 3 <= MANIFEST_PIECE) {
+      used += piece.write(text, used);
+      return;
+    }
+    flush();
+    if (piece && text.length * 3 <= MANIFEST_PIECE) used += piece.write(text, used);
+    else void writeAt(Buffer.from(text, 'utf8'), Buffer.byteLength(text, 'utf8'), undefined); // longer than a piece, or every piece in flight
   };
   try {
     put('{');
@@ -183,6 +199,8 @@ export async function writeJsonStreamed(targetPath: string, name: string, entrie
           if (json === undefined) continue; // undefined, a function: left out, as JSON.stringify does
           put(`${first ? '' : ','}${JSON.stringify(k)}:${json}`);
           first = false;
+          // Every buffer handed over: wait for the oldest write, and reuse its buffer.
+          if (!piece) piece = await inFlight.shift();
         }
         put('}');
       } else {

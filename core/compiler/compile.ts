@@ -13,12 +13,23 @@ import { Diagnostics } from '../errors.js';
 import type { Project } from '../project/load.js';
 import { assembleManifest } from './assemble.js';
 import { loadMacros } from './macros.js';
-import type { Manifest } from './manifest.js';
+import type { Manifest, ManifestNode, ManifestSource } from './manifest.js';
 import { parseNodes } from './nodes.js';
 import { createRenderer, renderNodes } from './render.js';
 import { resolveDependencies } from './resolve.js';
 import { compileTestNodes } from './test-nodes.js';
 
+
+/** What a command may start on while the compile goes on (`etl docs generate` starts its docs worker). */
+export interface CompileHooks {
+  /**
+   * Every node's SQL is rendered (ephemeral ancestors inlined): called before
+   * the tests stage, with the nodes that are not tests (models, seeds,
+   * snapshots, loaders) and the sources. Later stages may still add to a
+   * node's depends_on (a quarantined model's test inputs, a source's loader).
+   */
+  rendered?(nodes: ManifestNode[], sources: Record<string, ManifestSource>): void;
+}
 
 export interface CompileOutput {
   manifest: Manifest;
@@ -27,7 +38,7 @@ export interface CompileOutput {
 }
 
 /** Compiles a loaded project into a manifest; throws ProjectError with every problem found. */
-export async function compileProject(project: Project, env: NodeJS.ProcessEnv = process.env): Promise<CompileOutput> {
+export async function compileProject(project: Project, env: NodeJS.ProcessEnv = process.env, hooks: CompileHooks = {}): Promise<CompileOutput> {
   const diagnostics = new Diagnostics();
   const errors = diagnostics.list;
   const dialect = dialectFor(project.target.type);
@@ -41,6 +52,10 @@ export async function compileProject(project: Project, env: NodeJS.ProcessEnv = 
   const renderer = createRenderer(project, dialect, macros, nodes, env, envRead);
   renderNodes(nodes, graph, renderer, dialect, errors);
   diagnostics.throwIfAny();
+  if (hooks.rendered) {
+    const rendered = [...nodes.pending.values()].filter((p) => p.node.resource_type !== 'test').map((p) => p.node);
+    hooks.rendered([...rendered, ...Object.values(nodes.loaders)], nodes.sources);
+  }
 
   const testNodes = compileTestNodes(project, dialect, macros, nodes, renderer, errors);
   diagnostics.throwIfAny();

@@ -30,6 +30,7 @@ export interface NodeConfig {
   full_refresh?: boolean;
   partition_by?: string | string[];
   cluster_by?: string | string[];
+  deletion_vectors?: boolean;
   contract?: { enforced: boolean };
   quarantine?: boolean;
   quarantine_max?: string | number;

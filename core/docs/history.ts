@@ -1,14 +1,12 @@
 // Reads what the target knows for the docs site, over one read-only
 // connection: the catalog of what the project builds (core/artifacts/
-// catalog.ts, written to target/catalog.json) and the run history of the
+// catalog.ts, which build.ts writes to target/catalog.json) and the run history of the
 // adapter's state store (core/state/state.ts): the last runs of the project
 // and of each node. A target not built yet, locked by a running build,
 // unreachable, or whose engine keeps no history gives what it can and a
 // warning, never a failed generate.
 
-import path from 'node:path';
 import { buildCatalog, type CatalogJson } from '../artifacts/catalog.js';
-import { writeFileAtomic } from '../compiler/artifacts.js';
 import type { Manifest } from '../compiler/manifest.js';
 import type { ProjectScan } from '../project/load.js';
 import type { RunHistory } from '../state/state.js';
@@ -17,13 +15,13 @@ const RUNS = 20;
 const RUNS_PER_NODE = 10;
 
 export interface TargetDocs {
-  /** Also written to target/catalog.json. */
+  /** What target/catalog.json gets. */
   catalog?: CatalogJson;
   history?: RunHistory;
   warnings: string[];
 }
 
-export async function readTarget(project: ProjectScan, manifest: Manifest, invocationId: string, options: { history: boolean }): Promise<TargetDocs> {
+export async function readTarget(project: Pick<ProjectScan, 'root' | 'target' | 'targetName'>, manifest: Manifest, invocationId: string, options: { history: boolean }): Promise<TargetDocs> {
   const { createAdapter } = await import('../../adapters/index.js');
   const out: TargetDocs = { warnings: [] };
   const first = (err: unknown) => (err as Error).message.split('\n')[0];
@@ -41,7 +39,6 @@ export async function readTarget(project: ProjectScan, manifest: Manifest, invoc
     await a.withSession(async (session) => {
       try {
         out.catalog = await buildCatalog(a, session, manifest, invocationId);
-        writeFileAtomic(path.join(project.targetPath, 'catalog.json'), JSON.stringify(out.catalog, null, 2));
       } catch (err) {
         out.warnings.push(`catalog.json not written: the target ${project.targetName} could not be read (${first(err)})`);
       }

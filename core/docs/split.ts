@@ -92,9 +92,9 @@ function byLowerName<T>(record: Record<string, T> | undefined): Map<string, T> {
 }
 
 /** Config keys shown on a node page when set. */
-const CONFIG_KEYS = [
+export const CONFIG_KEYS = [
   'materialized', 'schema', 'alias', 'incremental_strategy', 'unique_key', 'on_schema_change', 'event_time', 'batch_size', 'lookback', 'begin',
-  'partition_by', 'cluster_by', 'quarantine', 'quarantine_max', 'strategy', 'updated_at', 'check_cols', 'hard_deletes', 'retries', 'retry_backoff', 'pre_hook', 'post_hook', 'meta',
+  'partition_by', 'cluster_by', 'deletion_vectors', 'quarantine', 'quarantine_max', 'strategy', 'updated_at', 'check_cols', 'hard_deletes', 'retries', 'retry_backoff', 'pre_hook', 'post_hook', 'meta',
 ];
 
 function shownConfig(node: ManifestNode): Record<string, unknown> {
@@ -108,7 +108,7 @@ function shownConfig(node: ManifestNode): Record<string, unknown> {
   return out;
 }
 
-function testKind(t: ManifestNode): string {
+export function testKind(t: ManifestNode): string {
   if (t.test_metadata) return t.test_metadata.name;
   if (t.config.materialized === 'unit_test' || t.unit_test) return 'unit';
   return 'singular';

@@ -14,7 +14,7 @@ import { mkdtemp, open as openFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import { PassThrough } from 'node:stream';
 import path from 'node:path';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { duckdb, type DuckDBConnection } from '../../adapters/duckdb/driver.js';
 import type { LoaderSpec } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
 import type { ExtractRequest, Extractor, RejectedRecord, SourceColumn, SourceUnit } from './extractor.js';
@@ -50,7 +50,7 @@ function postgresTypeOf(duck: string): string {
 }
 
 export class FilesExtractor implements Extractor {
-  private instance?: Awaited<ReturnType<typeof DuckDBInstance.create>>;
+  private instance?: Awaited<ReturnType<typeof duckdb.DuckDBInstance.create>>;
   private conn?: DuckDBConnection;
   private found: Array<SourceUnit & { abs: string }> = [];
   private chosen: Array<SourceUnit & { abs: string }> = [];
@@ -78,7 +78,7 @@ export class FilesExtractor implements Extractor {
   }
 
   async open(): Promise<void> {
-    this.instance = await DuckDBInstance.create(':memory:');
+    this.instance = await duckdb.DuckDBInstance.create(':memory:');
     this.conn = await this.instance.connect();
     const pattern = path.resolve(this.projectRoot, this.spec.path!);
     const r = await this.conn.runAndReadAll(`select file from glob(${q(pattern)}) order by file`);
@@ -219,8 +219,9 @@ export class FilesExtractor implements Extractor {
       this.tmp ??= await mkdtemp(path.join(os.tmpdir(), 'etl-files-'));
       const file = path.join(this.tmp, 'rows.csv');
       const list = request.columns.map((c) => qi(c.name)).join(', ');
-      // Postgres's CSV: NULL unquoted and empty, an empty string quoted.
-      await this.conn!.run(`copy (select ${list} from etl_rows) to ${q(file)} (format csv, header false, force_quote *, null '')`);
+      // Postgres's CSV: NULL unquoted and empty, an empty string quoted (DuckDB quotes a value equal to the null string),
+      // other values quoted only where they must be, as Postgres does (the loads cut the stream at newlines outside quotes).
+      await this.conn!.run(`copy (select ${list} from etl_rows) to ${q(file)} (format csv, header false, null '')`);
       return createReadStream(file);
     })();
     const pass = new PassThrough();

@@ -8,7 +8,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createAdapter } from '../../adapters/index.js';
 import type { Adapter } from '../../adapters/adapter.js';
-import { compile, selectFromManifest, type ProjectOptions } from '../api.js';
+import type { ProjectOptions } from '../api.js';
 import { ETL_VERSION } from '../compiler/version.js';
 import { ProjectError } from '../errors.js';
 import { scanProject, type ProjectScan } from '../project/load.js';
@@ -50,6 +50,8 @@ export async function readHistory(options: HistoryOptions): Promise<HistoryRows>
   const scan = options.scan ?? scanProject(options.projectDir, { target: options.target, vars: options.vars, env: options.env ?? process.env });
   let uniqueIds: string[] | undefined;
   if (options.select?.length || options.exclude?.length) {
+    // Only a selection needs the project compiled; `etl history` without one loads neither the compiler nor the runner.
+    const { compile, selectFromManifest } = await import('../api.js');
     const { project, manifest } = await compile({ ...options, scan });
     const selected = [...selectFromManifest(manifest, project.targetPath, { select: options.select, exclude: options.exclude }).selected];
     // -s orders means the model, not the tests a build would run with it (unless only tests were selected).

@@ -9,7 +9,7 @@
 import path from 'node:path';
 import { createAdapter } from '../../adapters/index.js';
 import type { Adapter, AdapterSession } from '../../adapters/adapter.js';
-import { compile, type ProjectOptions } from '../api.js';
+import type { ProjectOptions } from '../api.js';
 import { runClock } from '../clock.js';
 import type { Manifest } from '../compiler/manifest.js';
 import { scanProject, type ProjectScan } from '../project/load.js';
@@ -170,10 +170,13 @@ export function monthStart(now: Date): string {
 /** Spend this month so far against the budget. */
 export async function budgetStatus(adapter: Adapter, session: AdapterSession, budget: BudgetConfig, rates: CostRates, now = new Date()): Promise<BudgetStatus> {
   const since = monthStart(now);
-  const rows = await adapter.state.historyReport(session, { since, rates, by: 'total' });
-  const spent = rows.groups.reduce((n, g) => n + g.cost, 0);
+  const rows = await adapter.state.historyReport(session, { since, rates, by: 'total', monthSince: since });
+  return budgetOf(budget, since, rows.month_cost ?? 0);
+}
+
+function budgetOf(budget: BudgetConfig, month: string, spent: number): BudgetStatus {
   const share = budget.monthly > 0 ? spent / budget.monthly : 0;
-  return { month: since.slice(0, 7), month_to_date: spent, monthly: budget.monthly, alert_at: budget.alert_at, share, over_alert: share >= budget.alert_at };
+  return { month: month.slice(0, 7), month_to_date: spent, monthly: budget.monthly, alert_at: budget.alert_at, share, over_alert: share >= budget.alert_at };
 }
 
 export interface ReportOptions extends ProjectOptions {
@@ -193,6 +196,9 @@ export async function costReport(options: ReportOptions): Promise<CostReport> {
   let query: ReportQuery['by'] = by === 'tag' || by === 'folder' ? { groups: [] } : by;
   let manifest: Manifest | undefined;
   if (by === 'tag' || by === 'folder') {
+    // Only tags and folders need the project compiled: the other groupings read the history alone, and
+    // `etl report` then loads neither the compiler nor the runner.
+    const { compile } = await import('../api.js');
     manifest = (await compile({ ...options, scan })).manifest;
     query = { groups: nodeGroups(manifest, by) };
   }
@@ -201,9 +207,11 @@ export async function costReport(options: ReportOptions): Promise<CostReport> {
   await adapter.open();
   try {
     return await adapter.withSession(async (session) => {
-      const rows = await adapter.state.historyReport(session, { since, previousSince, rates, by: query });
+      // One pass over the history: the budget's month-to-date comes with the periods' figures.
+      const month = budget ? monthStart(now) : undefined;
+      const rows = await adapter.state.historyReport(session, { since, previousSince, rates, by: query, monthSince: month });
       const report = buildReport(rows, { since, until: now.toISOString(), previousSince, by, rates, names: by === 'model' ? (id) => id.split('.').slice(2).join('.') || id : undefined });
-      if (budget) report.budget = await budgetStatus(adapter, session, budget, rates, now);
+      if (budget) report.budget = budgetOf(budget, month!, rows.month_cost ?? 0);
       return report;
     });
   } finally {

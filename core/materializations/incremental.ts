@@ -35,7 +35,7 @@ export const incremental: Materialization = {
       const configured = node.config.incremental_strategy ?? 'append';
       const strategy = uniqueKey.length === 0 && (configured === 'merge' || configured === 'delete+insert') ? 'append' : configured;
       try {
-        const { rowsAffected, bytesWritten } = await adapter.applyIncremental(session, {
+        const { rowsAffected, bytesWritten, alreadyApplied } = await adapter.applyIncremental(session, {
           strategy,
           target: relation,
           staged: staged.relation,
@@ -45,7 +45,11 @@ export const incremental: Materialization = {
           columnChanges: plan.changes,
           state: watermarkFor(ctx, staged.relation),
           moveRows: quarantine?.move,
+          deletionVectors: node.config.deletion_vectors,
+          // One change per model per run: retried (by the runner, or by etl retry for the run it retries) it is applied once.
+          commitId: { run: ctx.retriedRun ?? runId, seq: 0 },
         });
+        if (alreadyApplied) return { rowsAffected: 0, message: `${strategy.toUpperCase()} (already applied by run ${ctx.retriedRun ?? runId})` };
         // Counted after the quarantined rows left the staged table.
         const rows = rowsAffected;
         return {

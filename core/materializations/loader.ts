@@ -29,10 +29,9 @@ export interface LoadStats {
 }
 
 export const loader: Materialization = {
-  // The engine's memory is bounded for the whole load, where it has a bound to set: a load's memory must not grow with the table.
   run: async (ctx) => {
     try {
-      return await (ctx.adapter.withBoundedMemory ? ctx.adapter.withBoundedMemory(ctx.session, () => load(ctx)) : load(ctx));
+      return await load(ctx);
     } catch (err) {
       // The source's host is resting after failing again and again: not called, the node and those after it skipped.
       if (err instanceof CircuitOpenError) return { rowsAffected: 0, status: 'skipped', message: `skipped: source ${ctx.node.config.loader!.source}: ${err.message}` };
@@ -53,7 +52,7 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   opened.catch(() => undefined);
   const incremental = spec.incremental;
   const refresh = node.config.full_refresh === false ? false : ctx.fullRefresh || node.config.full_refresh === true;
-  let existing;
+  let existing: Awaited<ReturnType<typeof adapter.relationKind>>;
   let since: { cursor: string; value: string; lookback: number } | undefined;
   let units: SourceUnit[] | undefined;
   let bytes = 0;
@@ -95,7 +94,7 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     const rows = extractor.extract({ columns, since });
     rows.on('error', (err) => counted.destroy(err));
     const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
-    staged = await adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: !!existing && !replacing });
+    staged = await bounded(ctx, () => adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: !!existing && !replacing }));
     // Staged: the source's connection closes while the rows are checked and merged.
     closing = opened.catch(() => undefined).then(() => extractor.close());
     closing.catch(() => undefined);
@@ -110,7 +109,10 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   let loaded: number;
   let drift: { added: string[]; removed: string[]; changed: string[] } | undefined;
   try {
-    if (incremental && !(await extractor.keyIsUnique?.(incremental.primary_key))) await checkUniqueKey(session, adapter.dialect.quoteIdentifier, adapter.dialect.relation(staged.relation.schema, staged.relation.name), spec, incremental.primary_key);
+    if (incremental && !(await extractor.keyIsUnique?.(incremental.primary_key))) {
+      const rel = adapter.dialect.relation(staged.relation.schema, staged.relation.name);
+      await bounded(ctx, () => checkUniqueKey(session, adapter.dialect.quoteIdentifier, rel, spec, incremental.primary_key));
+    }
     const state: StateRecord[] = incremental
       ? [{ kind: 'watermark', relation, uniqueId: node.unique_id, eventTimeColumn: incremental.cursor, runId: ctx.runId, at: ctx.clock.now().toISOString(), newRows: merging ? staged.relation : undefined }]
       : units
@@ -120,7 +122,9 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
           ]
         : [];
     if (!merging) {
-      await adapter.publishTable(session, staged, relation, { state });
+      // Bounded too: Delta writes the staged rows out as Parquet here, and would hold them all on the way.
+      const table = staged;
+      await bounded(ctx, () => adapter.publishTable(session, table, relation, { state }));
       loaded = staged.rows ?? 0;
     } else {
       // The loader's own on_schema_change if it sets one, else: add, keep removed (warn), widen, fail on the rest.
@@ -164,6 +168,17 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     bytesWritten: bytes,
     stats: { ...stats, ...(drift && (drift.added.length || drift.removed.length || drift.changed.length) ? { schema_changes: drift } : {}) },
   };
+}
+
+/**
+ * The steps of a load whose memory would grow with the table (the stage, the
+ * key check, a full load's publish) run with the engine's memory bounded,
+ * where it has a bound to set (DuckDB's buffer pool); a merge joins the new
+ * rows with the table, which fails to pin its blocks under the bound, and runs
+ * at the engine's own limit.
+ */
+function bounded<T>(ctx: MaterializationContext, fn: () => Promise<T>): Promise<T> {
+  return ctx.adapter.withBoundedMemory ? ctx.adapter.withBoundedMemory(ctx.session, fn) : fn();
 }
 
 export function nothingNew(t0: number, why: string, rejected = 0): MaterializeResult {

@@ -18,6 +18,8 @@ export interface MaterializationContext {
   batchRange?: { start: string; end: string };
   /** Microbatch: rerun exactly these batches (etl retry). */
   retryBatches?: Array<[string, string]>;
+  /** etl retry: the run retried; a change it committed is not applied again (IncrementalChange.commitId). */
+  retriedRun?: string;
   /** The run's clock (core/clock.ts): microbatch bounds, snapshot versions, quarantine and state times. */
   clock: Clock;
 }

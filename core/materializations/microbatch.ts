@@ -67,6 +67,13 @@ function batchSql(code: string, eventTime: string, batch: Batch, quote: (s: stri
 
 const typeOf = (columns: Array<{ name: string; type: string }>, name: string) => columns.find((c) => c.name.toLowerCase() === name.toLowerCase())?.type;
 
+/** A batch's number since the epoch, in batches of its size: ascending with its start (IncrementalChange.commitId's seq). */
+export function batchSeq(batch: Batch, size: BatchSize): number {
+  const start = parseBound(batch[0]);
+  if (size === 'month') return start.getUTCFullYear() * 12 + start.getUTCMonth();
+  return Math.floor(start.getTime() / (size === 'hour' ? 3_600_000 : 86_400_000));
+}
+
 export async function runMicrobatch(ctx: MaterializationContext): Promise<MaterializeResult> {
   const { adapter, session, node, runId } = ctx;
   const size = node.config.batch_size as BatchSize;
@@ -157,6 +164,9 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
         // The watermark (a scan of the table) is refreshed with the last batch only:
         // behind the data after a crash is safe, ahead of it never happens.
         state: [batchRecord(b, 'success'), ...(i === todo.length - 1 ? watermarkFor(ctx) : [])],
+        // A batch replaces its slice, so applying it twice gives the same rows; within a run
+        // (the runner's retries of the node) a batch already committed is not committed again.
+        commitId: { run: runId, seq: batchSeq(b, size) },
       });
       rows += r.rowsAffected;
       successful.push(b);

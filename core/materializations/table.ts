@@ -21,7 +21,7 @@ export async function buildTable(ctx: MaterializationContext, state: StateRecord
     if (node.config.contract?.enforced) await enforceContract(adapter, session, node, staged.relation);
     const quarantine = node.config.quarantine ? await planQuarantine(adapter, session, manifest, node, staged, runId, ctx.clock.now()) : undefined;
     quarantined = quarantine?.count ?? 0;
-    published = await adapter.publishTable(session, staged, relation, { state, moveRows: quarantine?.move, partitionBy: node.config.partition_by === undefined ? undefined : asList(node.config.partition_by) });
+    published = await adapter.publishTable(session, staged, relation, { state, moveRows: quarantine?.move, partitionBy: node.config.partition_by === undefined ? undefined : asList(node.config.partition_by), deletionVectors: node.config.deletion_vectors });
   } catch (err) {
     await adapter.discardStaged(session, staged);
     throw err;

@@ -41,6 +41,8 @@ export const nodeConfigShape = {
   full_refresh: z.boolean(),
   partition_by: stringList,
   cluster_by: stringList,
+  /** Delta: changes mark deleted rows in deletion vectors instead of rewriting files (delta.enableDeletionVectors). */
+  deletion_vectors: z.boolean(),
   // quality
   contract: strictObject({ enforced: z.boolean() }),
   quarantine: z.boolean(),

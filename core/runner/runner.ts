@@ -26,6 +26,8 @@ export interface RunOptions {
   batchRange?: { start: string; end: string };
   /** etl retry: the failed batches of each microbatch model. */
   retryBatches?: Map<string, Array<[string, string]>>;
+  /** etl retry: the run retried, whose committed changes are not applied again (IncrementalChange.commitId). */
+  retriedRun?: string;
   /** Consecutive transient failures on the target after which no more nodes start (0: never); default 5. */
   circuitBreaker?: number;
   /** Where retry backoff waits (tests pass one that does not sleep). */
@@ -175,6 +177,7 @@ async function runNode(node: ManifestNode, manifest: Manifest, adapter: Adapter,
         signal: options.signal,
         batchRange: options.batchRange,
         retryBatches: options.retryBatches?.get(node.unique_id),
+        retriedRun: options.retriedRun,
       });
       for (const hook of node.config.post_hook) await session.execute(hook);
       return r;

@@ -40,7 +40,7 @@ export type StateRecord =
   /** A CDC loader's position in its source's change stream: every change committed at or before `position` (a Postgres LSN, 16/B374D848) is in the relation. */
   | { kind: 'cdc_position'; relation: Relation; uniqueId: string; slot: string; position: string; runId: string; at: string };
 
-/** One invocation of etl: written when it starts (status running), completed when it ends. */
+/** One invocation of etl: recorded when it starts, and again with its outcome when it ends (the history is append-only: no record is changed). */
 export interface RunRecord {
   runId: string;
   command: string;
@@ -157,6 +157,8 @@ export interface ReportQuery {
   /** ISO: the previous period's start; it ends at `since`. */
   previousSince?: string;
   rates: CostRates;
+  /** ISO: also the cost of every node attempt since then (the budget's month), whatever the periods (ReportRows.month_cost). */
+  monthSince?: string;
   /** model: per node; job: per runs.job; total: one group; groups: per the group(s) given for each node (tags, folders). */
   by: 'model' | 'job' | 'total' | { groups: Array<[uniqueId: string, group: string]> };
 }
@@ -184,6 +186,8 @@ export interface ReportRows {
   groups: ReportGroupRow[];
   /** Invocations per period. */
   runs: Array<{ period: 'current' | 'previous'; runs: number; succeeded: number; failed: number; skipped: number }>;
+  /** With ReportQuery.monthSince: the cost of every node attempt since then. */
+  month_cost?: number;
 }
 
 /** What `etl state show` prints: tables by name. */
@@ -208,6 +212,8 @@ export interface StateStore {
   history?(session: AdapterSession, limits: { runs: number; perNode: number }): Promise<RunHistory | undefined>;
   /** Invocations and node attempts (`etl history`, `etl report`), newest first; empty when there is no store yet. Read only. */
   historyRows(session: AdapterSession, query: HistoryQuery): Promise<HistoryRows>;
+  /** When each of `uniqueIds` last succeeded (ISO), however long ago; a node that never did is left out. One bounded query. Read only. */
+  lastSuccesses(session: AdapterSession, uniqueIds: string[]): Promise<Map<string, string>>;
   /** Cost and time per group and period, aggregated by the engine (`etl report`, the budget check). Read only. */
   historyReport(session: AdapterSession, query: ReportQuery): Promise<ReportRows>;
   /** Deletes runs (and their node attempts) that started before `before` (ISO): the only way history rows leave. */

@@ -260,6 +260,12 @@ select order_id, customer_id, cast(order_date as date) as order_date, order_date
     errors: [{ file: 'models/staging/stg_customers.sql', line: 2, message: /syntax error/ }],
   },
   {
+    // The compiled SQL is three lines shorter than the template (the comment renders to nothing): the line is the template's.
+    name: 'syntax error below a multi-line template comment',
+    edits: { 'models/marts/orders.sql': (t) => replace('{{config materialized="table"}}\n', '{{config materialized="table"}}\n{{!-- kept out of the compiled SQL:\n  one\n  two --}}\n')(replace('    o.order_id,\n', '    o.order_id,,\n')(t)) },
+    errors: [{ file: 'models/marts/orders.sql', line: 20, message: /syntax error at or near ","/ }],
+  },
+  {
     name: 'unknown column in a join condition',
     edits: { 'models/marts/orders.sql': replace('on p.order_id = o.order_id', 'on p.order_id = o.orderid') },
     errors: [{ file: 'models/marts/orders.sql', line: 28, message: /column "orderid" not found in stg_orders \(did you mean "order_id"\?\)/ }],

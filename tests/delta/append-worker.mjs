@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { duckDbSqlSession } from '../../dist/adapters/delta/sql.js';
 import { DeltaTable, LocalStorage } from '../../dist/adapters/delta/index.js';
 
 const [tableDir, writer, appends, killAtArg] = process.argv.slice(2);
@@ -46,17 +47,7 @@ class CrashingStorage extends LocalStorage {
 }
 
 const instance = await DuckDBInstance.create(':memory:');
-const connection = await instance.connect();
-const session = {
-  async execute(sql) {
-    await connection.run(sql);
-    return {};
-  },
-  async query(sql) {
-    const r = await connection.runAndReadAll(sql);
-    return { columns: r.columnNames(), types: r.columnTypes().map(String), rows: r.getRowsJS() };
-  },
-};
+const session = duckDbSqlSession(await instance.connect());
 const storage = killAt === undefined ? new LocalStorage(tableDir) : new CrashingStorage(tableDir);
 const table = new DeltaTable(storage, session);
 for (let seq = 0; seq < Number(appends); seq++) {

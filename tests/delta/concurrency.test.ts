@@ -1,6 +1,8 @@
 // Concurrent writers and crashes, with real processes on a real table:
 // two processes appending 100 times each lose nothing and take contiguous
-// versions; a process killed (SIGKILL) at random points while committing
+// versions; two processes merging into the same files (read-modify-write)
+// never lose an update: a commit that read or removed what another writer
+// changed conflicts and is retried from the new version; a process killed (SIGKILL) at random points while committing
 // leaves a table that is readable at some version and never shows half a commit.
 
 import { execFile } from 'node:child_process';
@@ -13,6 +15,7 @@ import { openDuckDb, tempDir, type TestDb } from './helpers.js';
 
 const run = promisify(execFile);
 const WORKER = path.resolve(import.meta.dirname, 'append-worker.mjs');
+const MERGE_WORKER = path.resolve(import.meta.dirname, 'merge-worker.mjs');
 
 let db: TestDb;
 let tmp: ReturnType<typeof tempDir>;
@@ -63,6 +66,45 @@ describe('concurrent writers', () => {
       ['b', 100n, 1000n],
     ]);
   }, 120_000);
+});
+
+describe('concurrent merges', () => {
+  /** A table of 1000 counters (k, n = 0) in 4 files of 250 keys each. */
+  async function counters(root: string): Promise<DeltaTable> {
+    const table = new DeltaTable(new LocalStorage(root), db.session);
+    for (let f = 0; f < 4; f++) await table.write({ selectSql: `select range as k, 0 as n from range(${f * 250}, ${(f + 1) * 250})`, mode: 'append' });
+    return table;
+  }
+  async function values(table: DeltaTable): Promise<Map<number, number>> {
+    const r = await db.session.query(`select k, n from (${(await table.scan()).sql}) x order by k`);
+    expect(r.rows).toHaveLength(1000);
+    return new Map(r.rows.map((row) => [Number(row[0]), Number(row[1])]));
+  }
+  const merge = (root: string, writer: string, times: number, keys: number[]) => run(process.execPath, [MERGE_WORKER, root, writer, String(times), keys.join(',')]);
+
+  it('two processes incrementing the same keys 25 times each: every increment is kept (the serial result)', async () => {
+    const root = path.join(tmp.dir, 'hot-keys');
+    const table = await counters(root);
+    const [a, b] = await Promise.all([merge(root, 'a', 25, [1, 2, 600]), merge(root, 'b', 25, [2, 3, 600])]);
+    expect(a.stdout).toMatch(/a merged 25 times/);
+    expect(b.stdout).toMatch(/b merged 25 times/);
+    const n = await values(table);
+    expect([n.get(1), n.get(2), n.get(3), n.get(600)]).toEqual([25, 50, 25, 50]);
+    expect([...n.values()].reduce((s, v) => s + v, 0)).toBe(25 * 3 * 2);
+    // 4 appends, then 50 merges, one version each.
+    const commits = commitsOf(root);
+    expect(commits.map((c) => c.version)).toEqual(Array.from({ length: 54 }, (_, i) => i));
+  }, 240_000);
+
+  it('two processes merging keys of different files never conflict', async () => {
+    const root = path.join(tmp.dir, 'cold-keys');
+    const table = await counters(root);
+    const [a, b] = await Promise.all([merge(root, 'a', 15, [1, 2]), merge(root, 'b', 15, [998, 999])]);
+    expect(a.stdout).toContain('a merged 15 times with 0 conflicts');
+    expect(b.stdout).toContain('b merged 15 times with 0 conflicts');
+    const n = await values(table);
+    expect([n.get(1), n.get(2), n.get(998), n.get(999), n.get(500)]).toEqual([15, 15, 15, 15, 0]);
+  }, 240_000);
 });
 
 describe('crashes', () => {

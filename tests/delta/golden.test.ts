@@ -22,9 +22,7 @@ const REFUSED: Record<string, string> = {
   'data-skipping-basic-stats-all-types-columnmapping-name': 'columnMapping',
   'table-with-columnmapping-mode-id': 'columnMapping',
   'table-with-columnmapping-mode-name': 'columnMapping',
-  'dv-partitioned-with-checkpoint': 'deletionVectors',
-  'dv-with-columnmapping': 'deletionVectors',
-  'log-replay-dv-key-cases': 'deletionVectors',
+  'dv-with-columnmapping': 'columnMapping',
   'v2-checkpoint-json': 'v2Checkpoint',
   'v2-checkpoint-parquet': 'v2Checkpoint',
 };

@@ -7,7 +7,9 @@
 import { cpSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { commit, ConcurrentModificationError, DeltaTable, LocalStorage, loadSnapshot, optimize, parseSchema, vacuum, type Action, type AddFile } from '../../adapters/delta/index.js';
+import { commit, ConcurrentModificationError, DeltaTable, fileKey, LocalStorage, loadSnapshot, optimize, parseSchema, vacuum, type Action, type AddFile, type RemoveFile } from '../../adapters/delta/index.js';
+import { planRewrite } from '../../adapters/delta/changes.js';
+import { readDeletionVector } from '../../adapters/delta/deletion-vectors.js';
 import { fileLocation } from '../../adapters/delta/scan.js';
 import { count, openDuckDb, tempDir, type TestDb } from './helpers.js';
 import { REPO_ROOT } from '../e2e/helpers.js';
@@ -54,9 +56,12 @@ const REQUIRED: Record<string, string[]> = {
   domainMetadata: ['domain', 'configuration', 'removed'],
 };
 
-/** Checks a table's whole log against the protocol and returns the active adds of a JSON replay. */
+/** Checks a table's whole log against the protocol and returns the active adds of a JSON replay (keyed by path and deletion vector). */
 async function checkProtocol(root: string): Promise<Map<string, AddFile>> {
   const active = new Map<string, AddFile>();
+  const storage = new LocalStorage(root);
+  let readerFeatures: string[] = [];
+  let writerFeatures: string[] = [];
   const log = commits(root);
   expect(log.map(([v]) => v)).toEqual(log.map((_, i) => i)); // contiguous from 0
   for (const [version, actions] of log) {
@@ -79,6 +84,8 @@ async function checkProtocol(root: string): Promise<Map<string, AddFile>> {
         if (p.minReaderVersion === 3) expect(p.readerFeatures).toBeDefined();
         if (p.minWriterVersion === 7) expect(p.writerFeatures).toBeDefined();
         if (p.minReaderVersion < 3) expect(p.readerFeatures).toBeUndefined();
+        readerFeatures = p.readerFeatures ?? [];
+        writerFeatures = p.writerFeatures ?? [];
       }
       if (kind === 'add') {
         const add = body as unknown as AddFile;
@@ -96,12 +103,23 @@ async function checkProtocol(root: string): Promise<Map<string, AddFile>> {
             .map((seg) => seg.split('=').map((x) => decodeURIComponent(x))),
         );
         for (const [k, v] of Object.entries(add.partitionValues)) expect(folders[k] === '__HIVE_DEFAULT_PARTITION__' ? null : folders[k]).toBe(v);
-        active.set(add.path, add);
+        if (add.deletionVector) {
+          // The feature is on, and the vector's file exists with the size, checksum and cardinality the descriptor says.
+          expect(readerFeatures).toContain('deletionVectors');
+          expect(writerFeatures).toContain('deletionVectors');
+          const dv = add.deletionVector;
+          expect(dv.storageType).toBe('u');
+          const positions = await readDeletionVector(storage, dv, async (f) => readFileSync(f), `${add.path} at version ${version}`);
+          expect(positions.length).toBe(dv.cardinality);
+          expect(Math.max(...positions)).toBeLessThan(stats.numRecords);
+          expect(JSON.parse(add.stats!).tightBounds).toBe(false);
+        }
+        active.set(fileKey(add), add);
       }
       if (kind === 'remove') {
-        const r = body as { path: string };
-        expect(active.has(r.path), `remove of ${r.path} at version ${version} matches an earlier add`).toBe(true);
-        active.delete(r.path);
+        const r = body as RemoveFile;
+        expect(active.has(fileKey(r)), `remove of ${r.path} at version ${version} matches an earlier add`).toBe(true);
+        active.delete(fileKey(r));
       }
     }
     expect(metadata).toBeLessThanOrEqual(1);
@@ -341,6 +359,113 @@ describe('writing a table', () => {
   });
 });
 
+describe('deletion vectors', () => {
+  /** Merges rows (k, 'v2') for `keys` into a table of (k, v) as the adapter does, deletion vectors on. */
+  async function merge(table: DeltaTable, keys: number[]) {
+    const snapshot = await table.snapshot();
+    await db.session.execute(`create or replace temp table etl_new as select k::bigint as k, 'v2' as v from unnest([${keys.join(', ')}]) as t(k)`);
+    const change = { strategy: 'merge' as const, target: { schema: 'main', name: 't' }, staged: { schema: 'temp', name: 'etl_new' }, columns: ['k', 'v'], uniqueKey: ['k'], columnChanges: [], state: [] };
+    const plan = await planRewrite(table.storage, db.session, snapshot, change, 'temp.etl_new', { deletionVectors: true });
+    await table.write({ readSnapshot: snapshot, selectSql: plan.selectSql, mode: 'rewrite', removeFiles: plan.removeFiles, markDeleted: plan.markDeleted, readFiles: plan.readFiles, readPredicate: plan.readPredicate, operation: 'MERGE' });
+    return plan;
+  }
+  /** The table's rows, and what they must be: keys 0..399 'v1', merged keys 'v2'. */
+  async function rowsOf(table: DeltaTable, where = '') {
+    const r = await db.session.query(`select k, v from (${(await table.scan()).sql}) as t ${where} order by k`);
+    return r.rows.map(([k, v]) => `${Number(k)}:${String(v)}`);
+  }
+  const expected = (merged: number[], where: (k: number) => boolean = () => true) =>
+    [...new Set([...Array.from({ length: 400 }, (_, k) => k), ...merged])]
+      .sort((a, b) => a - b)
+      .filter(where)
+      .map((k) => `${k}:${merged.includes(k) ? 'v2' : 'v1'}`);
+
+  it('a merge marks the replaced rows of each file in a vector instead of rewriting it, in one commit with the new rows; readers, stats pruning, checkpoints, optimize and vacuum follow', async () => {
+    const { table, root } = newTable();
+    for (let f = 0; f < 4; f++) await table.write({ selectSql: `select range::bigint as k, 'v1' as v from range(${f * 100}, ${(f + 1) * 100})`, mode: 'append', deletionVectors: f === 0 });
+    const created = await table.snapshot();
+    expect(created.protocol).toEqual({ minReaderVersion: 3, minWriterVersion: 7, readerFeatures: ['deletionVectors'], writerFeatures: ['deletionVectors'] });
+    expect(created.metadata.configuration['delta.enableDeletionVectors']).toBe('true');
+    const merged = [5, 150, 151, 399, 1000];
+    const plan = await merge(table, merged);
+    expect(plan.removeFiles).toEqual([]);
+    expect(plan.markDeleted.map((m) => m.positions)).toEqual(expect.arrayContaining([[5], [50, 51], [99]]));
+    const [, actions] = commits(root).at(-1)!;
+    const removed = actions.filter((a) => 'remove' in a).map((a) => (a as { remove: RemoveFile }).remove);
+    const added = actions.filter((a) => 'add' in a).map((a) => (a as { add: AddFile }).add);
+    // Each touched file: removed, and added again at the same path with its vector; plus the new rows' file.
+    expect(removed.map((r) => r.path).sort()).toEqual(added.filter((a) => a.deletionVector).map((a) => a.path).sort());
+    expect(added.filter((a) => !a.deletionVector)).toHaveLength(1);
+    expect(await rowsOf(table)).toEqual(expected(merged));
+    await checkProtocol(root);
+
+    // Again on the same file: its vector grows (the earlier one's rows stay deleted); the remove names the earlier vector.
+    merged.push(6, 7);
+    await merge(table, [6, 7]);
+    const [, second] = commits(root).at(-1)!;
+    const dvs = second.flatMap((a) => ('add' in a && a.add.deletionVector ? [a.add.deletionVector.cardinality] : []));
+    expect(dvs).toEqual([3]);
+    expect(second.some((a) => 'remove' in a && a.remove.deletionVector?.cardinality === 1)).toBe(true);
+    expect(await rowsOf(table)).toEqual(expected(merged));
+    // Stats still bound the live rows (numRecords stays the physical count): pruned reads are right.
+    for (const k of [5, 8, 150, 399, 1000]) expect(await rowsOf(table, `where k = ${k}`)).toEqual(expected(merged, (x) => x === k));
+    const pruned = await table.scan({ filters: [{ column: 'k', op: '=', value: 8 }] });
+    // The first file (0..99, with a vector) and the first merge's new rows (5..1000); not the other three.
+    expect(pruned.files.map((f) => Boolean(f.deletionVector)).sort()).toEqual([false, true]);
+    expect(pruned.snapshot.files.size).toBe(6);
+    expect(await count(db.session, pruned.sql)).toBe(1);
+
+    // Most of a file's rows: the file is rewritten (copy-on-write), not marked.
+    const most = Array.from({ length: 60 }, (_, i) => 200 + i);
+    merged.push(...most);
+    const rewrite = await merge(table, most);
+    expect(rewrite.removeFiles).toHaveLength(1);
+    expect(rewrite.markDeleted).toEqual([]);
+    expect(await rowsOf(table)).toEqual(expected(merged));
+
+    // Up to a checkpoint (version 10): it carries the vectors, and equals a JSON replay.
+    for (let i = 0; i < 4; i++) {
+      merged.push(10 + i);
+      await merge(table, [10 + i]);
+    }
+    const log = path.join(root, '_delta_log');
+    expect(readdirSync(log)).toContain('00000000000000000010.checkpoint.parquet');
+    const inCheckpoint = await db.session.query(`select add.path, add.deletionVector.cardinality from read_parquet('${path.join(log, '00000000000000000010.checkpoint.parquet')}') where add.deletionVector is not null`);
+    expect(inCheckpoint.rows.length).toBeGreaterThan(0);
+    const active = await checkProtocol(root);
+    expect(new Set((await table.snapshot()).files.keys())).toEqual(new Set(active.keys()));
+    expect(await rowsOf(table)).toEqual(expected(merged));
+
+    // Vacuum keeps every vector a file refers to, and deletes the ones only expired tombstones name.
+    const storage = new LocalStorage(root);
+    const dvFiles = () => readdirSync(root).filter((f) => f.startsWith('deletion_vector_')).sort();
+    const before = dvFiles();
+    const vacuumed = await vacuum(storage, db.session, { retentionHours: 0, force: true, now: Date.now() + 1000 });
+    expect(vacuumed.deleted.filter((f) => f.startsWith('deletion_vector_')).length).toBeGreaterThan(0);
+    expect(dvFiles().length).toBeLessThan(before.length);
+    expect(await rowsOf(table)).toEqual(expected(merged));
+
+    // Optimize purges the vectors: the files are rewritten with their live rows only.
+    await optimize(storage, db.session);
+    expect([...(await table.snapshot()).files.values()].filter((f) => f.deletionVector)).toEqual([]);
+    expect(await rowsOf(table)).toEqual(expected(merged));
+    await vacuum(storage, db.session, { retentionHours: 0, force: true, now: Date.now() + 1000 });
+    expect(dvFiles()).toEqual([]);
+    expect(await rowsOf(table)).toEqual(expected(merged));
+  });
+
+  it('a table without the property copies on write as before', async () => {
+    const { table } = newTable();
+    await table.write({ selectSql: `select range::bigint as k, 'v1' as v from range(400)`, mode: 'append' });
+    const snapshot = await table.snapshot();
+    await db.session.execute(`create or replace temp table etl_new as select 5::bigint as k, 'v2' as v`);
+    const change = { strategy: 'merge' as const, target: { schema: 'main', name: 't' }, staged: { schema: 'temp', name: 'etl_new' }, columns: ['k', 'v'], uniqueKey: ['k'], columnChanges: [], state: [] };
+    const plan = await planRewrite(table.storage, db.session, snapshot, change, 'temp.etl_new');
+    expect([plan.removeFiles.length, plan.markDeleted.length]).toEqual([1, 0]);
+    await expect(table.write({ readSnapshot: snapshot, selectSql: plan.selectSql, mode: 'rewrite', markDeleted: [{ file: [...snapshot.files.values()][0]!, positions: [5] }] })).rejects.toThrow(/cannot write deletion vectors to .*: its protocol has no deletionVectors feature/);
+  });
+});
+
 describe('the storage interface', () => {
   it('is the only file access of the Delta library (object storage goes behind it): no node:fs outside storage.ts, but checkpoint.ts\'s local scratch folder', () => {
     const dir = path.join(REPO_ROOT, 'adapters', 'delta');
@@ -402,5 +527,49 @@ describe('concurrent commits', () => {
     // A blind append computed from version 0 commits at version 2.
     const appended = await commit(storage, db.session, { operation: 'WRITE', readVersion: 0, actions: [], readPredicate: 'none', writer: 'run-c' });
     expect(appended).toMatchObject({ version: 2, attempts: 2 });
+  });
+
+  /** Plans a change on the table's current version (as a model's run does), to be committed after another writer's commit. */
+  async function planned(table: DeltaTable, change: { strategy: 'merge' | 'insert_overwrite'; rows: string; partitionBy?: string[] }) {
+    const snapshot = await table.snapshot();
+    await db.session.execute(`create or replace temp table etl_new as ${change.rows}`);
+    const plan = await planRewrite(table.storage, db.session, snapshot, { strategy: change.strategy, target: { schema: 'main', name: 't' }, staged: { schema: 'temp', name: 'etl_new' }, columns: ['k', 'p', 'v'], uniqueKey: change.strategy === 'merge' ? ['k'] : [], partitionBy: change.partitionBy, columnChanges: [], state: [] }, 'temp.etl_new');
+    // The rows are written now (from the staged rows), the commit comes later.
+    await db.session.execute(`create or replace temp table etl_planned as ${plan.selectSql}`);
+    return () => table.write({ readSnapshot: snapshot, selectSql: 'select * from temp.etl_planned', mode: 'rewrite', removeFiles: plan.removeFiles, readFiles: plan.readFiles, readPredicate: plan.readPredicate, operation: change.strategy.toUpperCase(), writer: 'run-b' });
+  }
+
+  it('a merge is retried past an append outside its key range, and conflicts with one inside it (the appended key would have been replaced)', async () => {
+    const { table } = newTable();
+    await table.write({ selectSql: `select range as k, 0 as p, 'v1' as v from range(100)`, mode: 'append' });
+    // Keys 10..20 merged; another writer appends keys 500..509 first: no row of those could match.
+    const outside = await planned(table, { strategy: 'merge', rows: `select range as k, 0 as p, 'v2' as v from range(10, 21)` });
+    await table.write({ selectSql: `select range as k, 0 as p, 'other' as v from range(500, 510)`, mode: 'append', writer: 'run-a' });
+    const retried = await outside();
+    expect(retried.commit).toMatchObject({ version: 2, attempts: 2 });
+    expect(await count(db.session, `select * from (${(await table.scan()).sql}) t where v = 'v2'`)).toBe(11);
+    expect(await count(db.session, (await table.scan()).sql)).toBe(110);
+    // Keys 30..40 merged; another writer appends key 35 first: the merge would have replaced it.
+    const inside = await planned(table, { strategy: 'merge', rows: `select range as k, 0 as p, 'v3' as v from range(30, 41)` });
+    await table.write({ selectSql: `select 35 as k, 0 as p, 'other' as v`, mode: 'append', writer: 'run-a' });
+    await expect(inside()).rejects.toThrow(/conflicting commit on Delta table .* at version 3: MERGE by run-b conflicts with WRITE by run-a \(version 3\) \(it added the file part-.* to data this change read\)/);
+    expect(await count(db.session, `select * from (${(await table.scan()).sql}) t where k = 35`)).toBe(2);
+  });
+
+  it('insert_overwrite is retried past a write to another partition, and conflicts with one to a partition it replaces, naming it', async () => {
+    const { table } = newTable();
+    await table.write({ selectSql: `select range as k, range % 3 as p, 'v1' as v from range(30)`, mode: 'append', partitionBy: ['p'] });
+    const other = await planned(table, { strategy: 'insert_overwrite', rows: `select 100 as k, 1 as p, 'new' as v`, partitionBy: ['p'] });
+    await table.write({ selectSql: `select 200 as k, 2 as p, 'other' as v`, mode: 'append', writer: 'run-a' });
+    expect((await other()).commit).toMatchObject({ version: 2, attempts: 2 });
+    const rows = await db.session.query(`select p, count(*) from (${(await table.scan()).sql}) t group by p order by p`);
+    expect(rows.rows.map((r) => r.map(Number))).toEqual([
+      [0, 10],
+      [1, 1],
+      [2, 11],
+    ]);
+    const same = await planned(table, { strategy: 'insert_overwrite', rows: `select 101 as k, 0 as p, 'new' as v`, partitionBy: ['p'] });
+    await table.write({ selectSql: `select 300 as k, 0 as p, 'other' as v`, mode: 'append', writer: 'run-a' });
+    await expect(same()).rejects.toThrow(/INSERT_OVERWRITE by run-b conflicts with WRITE by run-a \(version 3\) \(it added the file p=0\/part-.* in partition p=0 to data this change read\)/);
   });
 });

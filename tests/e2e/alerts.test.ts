@@ -111,6 +111,51 @@ describe('alerts raised by a build', () => {
     expect(hook.received).toHaveLength(0);
     expect(listFiles(path.join(dir, 'target'))).not.toContain('alerts.jsonl');
   });
+
+  it('a stale SLA is judged by the last success however old, past any number of later failures', async () => {
+    const hook = await receiver([200]);
+    const dir = writeProject({
+      'etl.yml': etlYml('al4', `models:\n  materialized: table\nalerts:\n  - { on: [sla_breach], webhook: { url: "${hook.url}" } }\n`),
+      'models/m.sql': `{{config sla="1h"}}\nselect {{var "v" "1"}} as v\n`,
+    });
+    expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
+    const success = JSON.parse((await runCli(['history', '-s', 'm', '--output', 'json'], { cwd: dir })).stdout).node_runs[0];
+    expect(success.status).toBe('success');
+    // 150 failed runs of m after it (more than any window of recent runs would hold).
+    await withDb(dbPathOf(dir), async (db) => {
+      await db.rows(
+        `insert into etl_meta.node_runs (run_id, unique_id, status, started_at, finished_at, message, attempt) select 'failed-' || i, 'model.al4.m', 'error', cast('${success.finished_at}' as timestamptz)::timestamp + i * interval 1 second, cast('${success.finished_at}' as timestamptz)::timestamp + i * interval 1 second, 'boom', 1 from range(1, 151) t(i)`,
+      );
+    }, { readOnly: false });
+    const at = (minutes: number) => new Date(Date.parse(success.finished_at) + minutes * 60_000).toISOString();
+    const fail = (minutes: number) => runCli(['build', '--vars', `{v: "error('boom')"}`], { cwd: dir, env: { ETL_NOW: at(minutes) } });
+    // 30 minutes after the success: within the SLA, nothing raised.
+    expect((await fail(30)).code).toBe(1);
+    expect(hook.received).toHaveLength(0);
+    // Two hours after: stale, and the alert names that success.
+    expect((await fail(120)).code).toBe(1);
+    await hook.closed;
+    const body = JSON.parse(hook.received[0]!.body);
+    expect(body).toMatchObject({ event: 'sla_breach', node: { name: 'm' }, details: { kind: 'stale', sla: '1h', last_success_at: success.finished_at } });
+    expect(body.details.observed_seconds).toBeCloseTo(7200, 0);
+  });
+
+  it('on Delta too: the last success in the lake\'s history decides', async () => {
+    const hook = await receiver([200]);
+    const yml = etlYml('al5', `models:\n  materialized: table\nalerts:\n  - { on: [sla_breach], webhook: { url: "${hook.url}" } }\n`)
+      .replace('target: dev\n', 'target: lake\n')
+      .replace('targets:\n', 'targets:\n  lake: { type: delta, path: lake, schema: main, threads: 2 }\n');
+    const dir = writeProject({ 'etl.yml': yml, 'models/m.sql': `{{config sla="1h"}}\nselect {{var "v" "1"}} as v\n` });
+    expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
+    const success = JSON.parse((await runCli(['history', '-s', 'm', '--output', 'json'], { cwd: dir })).stdout).node_runs[0];
+    const at = (minutes: number) => new Date(Date.parse(success.finished_at) + minutes * 60_000).toISOString();
+    const fail = (minutes: number) => runCli(['build', '--vars', `{v: "error('boom')"}`], { cwd: dir, env: { ETL_NOW: at(minutes) } });
+    expect((await fail(30)).code).toBe(1);
+    expect(hook.received).toHaveLength(0);
+    expect((await fail(120)).code).toBe(1);
+    await hook.closed;
+    expect(JSON.parse(hook.received[0]!.body)).toMatchObject({ event: 'sla_breach', node: { name: 'm' }, details: { kind: 'stale', last_success_at: success.finished_at } });
+  });
 });
 
 describe('alerts raised by source freshness', () => {

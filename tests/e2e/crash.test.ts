@@ -119,7 +119,7 @@ describe('crash safety of an incremental merge over 1M rows', () => {
   // The points: after the statement matching each pattern has completed. Until the commit of the
   // node's transaction the table must be the old one, from it on the new one.
   const POINTS: Array<[string, string, 'before' | 'after']> = [
-    ['the run is recorded, the node not started', '^insert into "etl_meta"\\."runs"', 'before'],
+    ['the run is recorded, the node not started', '^insert into "etl_meta"\\."run_starts"', 'before'],
     ['the new rows are staged', '^create temp table', 'before'],
     ['the target is half changed inside the transaction', '^(delete from|merge into|insert into) "main"\\."big"', 'before'],
     ['the watermark is written, not committed', 'watermarks', 'before'],
@@ -161,7 +161,7 @@ describe('crash safety of an incremental merge over 1M rows', () => {
   it('a second build on the same DuckDB file fails at once with "locked by pid", exit 1, and changes nothing', async () => {
     restoreBaseline();
     // The first build holds the file, stopped once its run is recorded, for as long as this test needs.
-    const first = startCli(['build', '--project-dir', dir], { cwd: dir, env: { ETL_PAUSE_AFTER_SQL: '^insert into "etl_meta"\\."runs"' } });
+    const first = startCli(['build', '--project-dir', dir], { cwd: dir, env: { ETL_PAUSE_AFTER_SQL: '^insert into "etl_meta"\\."run_starts"' } });
     await first.waitForOutput(/\[paused after sql\]/);
     const isTargetFile = (f: string) => f.startsWith('dev.duckdb');
     const filesBefore = Object.fromEntries(Object.entries(snapshotDir(path.join(dir, 'target'))).filter(([f]) => !isTargetFile(f)));

@@ -5,7 +5,7 @@
 // (incremental strategies and microbatch, snapshots, data tests) run on
 // Delta through tests/e2e/targets.ts.
 
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeltaTable, LocalStorage } from '../../adapters/delta/index.js';
@@ -393,11 +393,32 @@ describe('on_schema_change on Delta', () => {
   });
 });
 
+describe('a type a Delta table cannot hold', () => {
+  it('is an error of the model before anything is built, naming file:line and the column; the same model builds on DuckDB', async () => {
+    const dir = writeProject({
+      'etl.yml': deltaYml('types'),
+      'models/m.sql': "{{config materialized=\"table\"}}\nselect 1 as id,\n  interval 1 day as gap,\n  time '10:00' as opens_at\n",
+      'models/fine.sql': 'select 1 as id\n',
+    });
+    for (const command of ['build', 'compile']) {
+      const r = await etl(dir, command, ...(command === 'compile' ? ['--check'] : []));
+      expect(r.code, r.output).toBe(2);
+      expect(r.stderr).toMatch(/models\/m\.sql:3:\d+: m: column gap has type INTERVAL, which a Delta table cannot hold: Delta has no interval type/);
+      expect(r.stderr).toMatch(/models\/m\.sql:4:\d+: m: column opens_at has type TIME, which a Delta table cannot hold/);
+      expect(r.stderr).not.toMatch(/fine/);
+    }
+    expect(existsSync(path.join(dir, 'lake'))).toBe(false);
+    expectOk(await etl(dir, 'build', '--target', 'dev'));
+  });
+});
+
 describe('quarantine and its model commit, killed between the two', () => {
   // Delta commits one table at a time: the quarantine rows commit first, then
   // the model's commit records which quarantine version it goes with. Killed
-  // right after the quarantine commit, the next run removes the rows of the
-  // run that never published, then quarantines its own: none lost, none twice.
+  // right after the quarantine commit, etl's readers still see the quarantine
+  // table as of the version the model pairs with (the killed run's rows are
+  // in the log, not in what they read), and the next run removes the rows of
+  // the run that never published, then quarantines its own: none lost, none twice.
   const src = (rows: Array<[number, number, number]>) => `id,batch,amount\n${rows.map((r) => r.join(',')).join('\n')}\n`;
   const FIRST: Array<[number, number, number]> = [[1, 1, 10], [2, 1, -5], [3, 1, 30]];
   const SECOND: Array<[number, number, number]> = [...FIRST, [4, 2, -7], [5, 2, 50], [6, 2, -9]];
@@ -443,6 +464,13 @@ describe('quarantine and its model commit, killed between the two', () => {
     expect(killed[1]![1]).toEqual(secondBad);
     expect(await rows(dir, model, 'id')).toEqual(publishedBefore);
     expect(await pairing(model)).toEqual(pairedBefore);
+    // What etl reads (show, refs, tests) is the pair as published: the killed run's rows are not there.
+    const shown = async () => {
+      const r = await etl(dir, 'show', '--inline', `select string_agg(cast(id as varchar), ',' order by id) as ids from main.${model}__quarantine`, '--log-format', 'json');
+      expectOk(r);
+      return (JSON.parse(r.stdout) as { rows: string[][] }).rows[0]![0];
+    };
+    expect(await shown()).toBe('2');
 
     const rerun = await etl(dir, 'build', '-s', model);
     expectOk(rerun);
@@ -454,9 +482,83 @@ describe('quarantine and its model commit, killed between the two', () => {
     const paired = await pairing(model);
     expect(paired.table).toBe(`main.${model}__quarantine`);
     expect(await quarantinedBy(model, paired.version)).toEqual([first[0], [invocation, secondBad]]);
+    expect(await shown()).toBe([2, ...secondBad].join(','));
     const repair = commits(dir, `${model}__quarantine`).flat().filter((a) => a.commitInfo?.etlQuarantineRepair);
     expect(repair).toHaveLength(1);
     expect(repair[0]!.commitInfo.operation).toBe('DELETE');
+  });
+});
+
+describe('txn: a change whose commit landed before its process died is applied once by etl retry', () => {
+  // The model appends the batch a var names, with no filter on {{this}}: run twice with the same
+  // batch, it appends it twice. Only the txn (appId: the run, version: the change's seq) tells the
+  // retry of a killed run that the batch is in already.
+  const events = `id,batch\n${[1, 2, 3, 4, 5, 6].map((id) => `${id},${id <= 3 ? 1 : 2}`).join('\n')}\n`;
+  let dir: string;
+  beforeAll(async () => {
+    dir = writeProject({
+      'etl.yml': deltaYml('txn'),
+      'seeds/events.csv': events,
+      'models/loads.sql': '{{config materialized="incremental"}}\nselect id, batch from {{ref "events"}} where batch = {{var "batch" 1}}\n',
+    });
+    expectOk(await etl(dir, 'build'));
+  });
+
+  it('killed right after the append commit, etl retry reruns the run and skips the committed change; a new run appends again', async () => {
+    expect(await rows(dir, 'loads', 'id')).toEqual([['1'], ['2'], ['3']]);
+    const child = startCli(['run', '-s', 'loads', '--vars', '{batch: 2}', '--project-dir', dir], { cwd: dir, env: { ETL_PAUSE_AFTER_SQL: '^delta commit WRITE v\\d+ .*/main/loads$' } });
+    await child.waitForOutput(/\[paused after sql\]/);
+    child.kill('SIGKILL');
+    await child.done;
+    // The commit landed with its txn: the killed run's id, seq 0.
+    const landed = commits(dir, 'loads').at(-1)!;
+    const killedRun = landed.find((a) => a.commitInfo)!.commitInfo.etlInvocationId as string;
+    expect(landed.find((a) => a.txn)!.txn).toMatchObject({ appId: killedRun, version: 0 });
+    expect(await rows(dir, 'loads', 'id')).toEqual([['1'], ['2'], ['3'], ['4'], ['5'], ['6']]);
+    expect(readJson(dir, 'target/run_started.json')).toMatchObject({ invocation_id: killedRun, changes_of: killedRun, nodes: ['model.txn.loads'] });
+
+    const retry = await etl(dir, 'retry', '--vars', '{batch: 2}');
+    expectOk(retry);
+    expect(retry.output).toMatch(new RegExp(`the last run \\(${killedRun}\\) did not finish: its 1 node ran again`));
+    const result = readJson(dir, 'target/run_results.json').results.find((r: { unique_id: string }) => r.unique_id === 'model.txn.loads');
+    expect(result).toMatchObject({ status: 'success', message: `APPEND (already applied by run ${killedRun})` });
+    // Once: six rows, and no commit after the killed run's.
+    expect(await rows(dir, 'loads', 'id')).toEqual([['1'], ['2'], ['3'], ['4'], ['5'], ['6']]);
+    expect(commits(dir, 'loads').at(-1)).toEqual(landed);
+    expect(existsSync(path.join(dir, 'target/run_started.json'))).toBe(false);
+
+    // A new run is a new change: the same batch is appended again (the model is not idempotent by itself).
+    expectOk(await etl(dir, 'run', '-s', 'loads', '--vars', '{batch: 2}'));
+    expect(await rows(dir, 'loads', 'id')).toEqual([['1'], ['2'], ['3'], ['4'], ['4'], ['5'], ['5'], ['6'], ['6']]);
+  });
+});
+
+describe('microbatch killed between two batch commits', () => {
+  it('etl retry reruns the run: each batch once, every batch recorded, the batch commits carrying their txn', async () => {
+    const days = [ymd(-3), ymd(-2), ymd(-1), ymd(0)];
+    const dir = writeProject({
+      'etl.yml': deltaYml('mbkill'),
+      'seeds/events.csv': `id,ts\n${days.flatMap((d, i) => [`${2 * i + 1},${d} 06:00:00`, `${2 * i + 2},${d} 18:00:00`]).join('\n')}\n`,
+      'models/events_mb.sql': `{{config materialized="incremental" incremental_strategy="microbatch" event_time="ts" batch_size="day" begin="${days[0]}"}}\nselect id, ts from {{ref "events"}}\n`,
+    });
+    expectOk(await etlAt(NOW, dir, 'seed'));
+    // v0 creates the empty table, v1 and v2 are the first two batches: killed once v2 is in the log.
+    const child = startCli(['run', '--project-dir', dir], { cwd: dir, env: { ETL_NOW: NOW, ETL_PAUSE_AFTER_SQL: '^delta commit REPLACE WHERE v2 .*/main/events_mb$' } });
+    await child.waitForOutput(/\[paused after sql\]/);
+    child.kill('SIGKILL');
+    await child.done;
+    expect(await rows(dir, 'events_mb', 'id')).toEqual([['1'], ['2'], ['3'], ['4']]);
+    const killed = commits(dir, 'events_mb');
+    const killedRun = killed.at(-1)!.find((a) => a.commitInfo)!.commitInfo.etlInvocationId as string;
+    // Each batch's txn: the run, the batch's day number since the epoch.
+    expect(killed.slice(1).map((c) => c.find((a) => a.txn)?.txn)).toEqual(days.slice(0, 2).map((d) => expect.objectContaining({ appId: killedRun, version: Date.parse(`${d}T00:00:00Z`) / DAY })));
+
+    const retry = await etlAt(NOW, dir, 'retry');
+    expectOk(retry);
+    expect(retry.output).toMatch(/did not finish: its 1 node ran again/);
+    expect(await rows(dir, 'events_mb', 'id')).toEqual(['1', '2', '3', '4', '5', '6', '7', '8'].map((id) => [id]));
+    const state = JSON.parse((await table(dir, 'events_mb').snapshot()).domains.get('etl.state')!.configuration) as { batches: Record<string, { status: string }> };
+    expect(Object.entries(state.batches).map(([start, b]) => [start, b.status])).toEqual(days.map((d) => [`${d} 00:00:00`, 'success']));
   });
 });
 

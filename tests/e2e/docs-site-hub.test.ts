@@ -198,6 +198,13 @@ describe('docs site of a project with a hub, a loader and cost rates', () => {
         for (const [kind, hash, heading] of pages) {
           await open(page, hash, heading);
           if (hash.startsWith('#/n/')) await page.locator('#sec-lineage svg.graph a.gnode').first().waitFor();
+          if (kind === 'hub') {
+            // The hub's graph is as wide as the screen allows: every node within the graph's width (it pans up and down).
+            const graph = (await page.locator('#sec-lineage svg.graph').boundingBox())!;
+            const xs = await page.locator('#sec-lineage svg.graph a.gnode rect').evaluateAll((rs) => rs.map((r) => r.getBoundingClientRect()).map((b) => [b.left, b.right]));
+            expect(xs.length).toBe(FANOUT + 2);
+            for (const [left, right] of xs) expect(left >= graph.x && right <= graph.x + graph.width, `${left}..${right} in ${graph.x}..${graph.x + graph.width}`).toBe(true);
+          }
           expect(await overflowing(page), `${kind} on a ${viewport.name}`).toEqual([]);
           // Labelled for a screen reader, with readable contrast (the +N more node, the cost columns too).
           expect(await audit(page), `${kind} on a ${viewport.name}`).toEqual([]);

@@ -197,6 +197,20 @@ describe('files loader', () => {
     }
   });
 
+  it('an empty string stays an empty string, a null a null; quotes, commas and newlines inside values survive', async () => {
+    const dir = filesProject('{ type: files, path: "data/*.ndjson" }', {
+      'data/a.ndjson': ['{"id": 1, "amount": 1, "note": ""}', '{"id": 2, "amount": 2, "note": null}', '{"id": 3, "amount": 3, "note": "say \\"hi\\", twice\\nthen stop"}', '{"id": 4, "amount": 4, "note": "plain"}'].join('\n') + '\n',
+    });
+    const r = await runCli(['extract'], { cwd: dir });
+    expect(r.code, r.output).toBe(0);
+    expect(await rows(dir, 'select id::int as id, note, note is null as missing from shop.orders order by id')).toEqual([
+      { id: 1, note: '', missing: false },
+      { id: 2, note: null, missing: true },
+      { id: 3, note: 'say "hi", twice\nthen stop', missing: false },
+      { id: 4, note: 'plain', missing: false },
+    ]);
+  });
+
   it('loads files into a Postgres target (DuckDB reads them, COPY writes them)', async () => {
     const schema = 'analytics';
     const raw = 'raw';

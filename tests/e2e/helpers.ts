@@ -46,9 +46,11 @@ export class CliProcess {
   readonly done: Promise<CliResult>;
   private readonly listeners = new Set<() => void>();
 
-  constructor(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }) {
+  /** `command`: run this argv instead of `node <CLI> ...args`; `cleanEnv`: only options.env, not this process's environment. */
+  constructor(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; command?: string[]; cleanEnv?: boolean }) {
     assertCliBuilt();
-    this.child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const [file, ...argv] = options.command ?? [process.execPath, CLI, ...args];
+    this.child = spawn(file!, argv, { cwd: options.cwd, env: options.cleanEnv ? { ...options.env } : childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       this.stdout += d;
       for (const l of this.listeners) l();
@@ -118,6 +120,11 @@ const running = new Set<CliProcess>();
 /** Starts `etl <args>` in `cwd` without waiting for it. */
 export function startCli(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): CliProcess {
   return new CliProcess(args, options);
+}
+
+/** Starts a command line as is (`argv[0]` found on env.PATH), with only the environment given: what a service manager does. */
+export function startCommand(argv: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): CliProcess {
+  return new CliProcess([], { ...options, command: argv, cleanEnv: true });
 }
 
 /** Runs `etl <args>` in `cwd` to completion (killed after `timeoutMs`). */
@@ -382,6 +389,9 @@ export async function dropPgSchema(client: pg.Client, schema: string): Promise<v
   if (!(await client.query(`select 1 from pg_namespace where nspname = 'etl_meta'`)).rowCount) return;
   const relation = `"${schema}".%`;
   await client.query(`delete from etl_meta.runs where run_id in (select run_id from etl_meta.node_runs where relation like $1)`, [relation]);
+  if ((await client.query(`select 1 from pg_tables where schemaname = 'etl_meta' and tablename = 'run_starts'`)).rowCount) {
+    await client.query(`delete from etl_meta.run_starts where run_id in (select run_id from etl_meta.node_runs where relation like $1)`, [relation]);
+  }
   await client.query(`delete from etl_meta.node_runs where relation like $1`, [relation]);
   for (const t of ['watermarks', 'batches', 'snapshot_runs']) await client.query(`delete from etl_meta.${t} where relation like $1`, [`${schema}.%`]);
 }

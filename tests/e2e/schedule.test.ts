@@ -134,3 +134,21 @@ describe('etl schedule stopped by SIGTERM while a model runs', () => {
     expect(JSON.parse(read(dir, 'target/run_results.json')).results.find((x: { unique_id: string }) => x.unique_id === 'model.sch.big')).toMatchObject({ status: 'error', message: 'interrupted' });
   });
 });
+
+describe('bad jobs and alerts through the CLI', () => {
+  it.each([
+    ['an invalid cron expression', 'jobs:\n  - { name: n, cron: "61 2 * * *" }\n', /etl\.yml:\d+:\d+: .*invalid cron expression "61 2 \* \* \*" for job "n"/],
+    ['an unknown time zone', 'jobs:\n  - { name: n, cron: "0 2 * * *", timezone: Europe/Berlinn }\n', /etl\.yml:\d+:\d+: .*unknown time zone "Europe\/Berlinn" for job "n".*did you mean "Europe\/Berlin"\?/s],
+    ['an alert without a sink', 'alerts:\n  - { name: x, on: [failure] }\n', /etl\.yml:\d+:\d+: .*alert "x" has no sink/],
+    ['an unknown event name', 'alerts:\n  - { on: [failure, test_fial], command: a }\n', /etl\.yml:\d+:\d+: .*did you mean "test_fail"\?/s],
+    ['a webhook URL that is not http(s)', 'alerts:\n  - { on: [failure], webhook: { url: "file:///etc/passwd" } }\n', /etl\.yml:\d+:\d+: .*is not an http\(s\) URL/],
+  ])('%s: exit 2 with etl.yml:line, for schedule and build alike, nothing written', async (_what, extra, message) => {
+    const dir = writeProject({ 'etl.yml': etlYml('bad', extra), 'models/m.sql': 'select 1 as id\n' });
+    for (const args of [['schedule', '--list'], ['build']]) {
+      const r = await runCli(args, { cwd: dir });
+      expect(r.code, r.output).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(existsSync(path.join(dir, 'target/dev.duckdb'))).toBe(false);
+  });
+});

@@ -58,6 +58,9 @@ export interface GraphSpec {
   focus?: string;
 }
 
+/** On a phone, a graph of at most this many nodes is also laid out left to right, and drawn so if narrower. */
+const PHONE_LR_MAX = 60;
+
 /** Below this scale labels cannot be read: the first view stays at it and the reader pans (Fit shows all). */
 const READABLE = 0.75;
 
@@ -72,9 +75,15 @@ function shorten(label: string, max = 34): string {
 export async function drawGraph(spec: GraphSpec): Promise<HTMLElement> {
   const layout = await layoutLib();
   const sizes = new Map(spec.nodes.map((n) => [n.id, { id: n.id, width: Math.max(70, Math.min(34, n.label.length) * CHAR_W + 24), height: NODE_H }]));
-  // A phone's screen is narrow: the graph runs top to bottom there, so a chain fits its width.
-  const direction = window.matchMedia('(max-width: 640px)').matches ? 'TB' : 'LR';
-  const out = layout({ nodes: [...sizes.values()], edges: spec.edges.filter((e) => e.layout !== false), direction });
+  // A phone's screen is narrow: the graph runs top to bottom there, so a chain fits its width; but a
+  // hub's children side by side do not: a small graph takes whichever direction is narrower.
+  const layoutEdges = spec.edges.filter((e) => e.layout !== false);
+  let direction: 'LR' | 'TB' = window.matchMedia('(max-width: 640px)').matches ? 'TB' : 'LR';
+  let out = layout({ nodes: [...sizes.values()], edges: layoutEdges, direction });
+  if (direction === 'TB' && spec.nodes.length <= PHONE_LR_MAX) {
+    const across = layout({ nodes: [...sizes.values()], edges: layoutEdges, direction: 'LR' });
+    if (across.width < out.width) (out = across), (direction = 'LR');
+  }
   const edgeClass = new Map(spec.edges.map((e) => [`${e.from}\u0000${e.to}`, e.classes ?? '']));
   for (const e of spec.edges) {
     if (e.layout !== false) continue;
