@@ -92,6 +92,12 @@ export interface IncrementalChange {
   columns: string[];
   /** merge and delete+insert: the key columns. */
   uniqueKey: string[];
+  /**
+   * delete+insert: a boolean column of the staged rows (not in `columns`):
+   * a row where it is true deletes the target's row with its key and inserts
+   * nothing (CDC loaders: a delete at the source).
+   */
+  deletedFlag?: string;
   /** insert_overwrite: the partition columns; the target's rows in any partition the new rows touch are replaced. */
   partitionBy?: string[];
   /** replace_where (microbatch): target rows matching this predicate are replaced. */

@@ -168,7 +168,10 @@ export abstract class SqlEngine {
       case 'append':
         return [insert];
       case 'delete+insert':
-        return [`delete from ${target} as etl_target where exists (select 1 from ${staged} as etl_new where ${keyMatch})`, insert];
+        return [
+          `delete from ${target} as etl_target where exists (select 1 from ${staged} as etl_new where ${keyMatch})`,
+          change.deletedFlag ? `${insert} where not ${q(change.deletedFlag)}` : insert,
+        ];
       case 'replace_where':
         return [`delete from ${target} where ${change.where}`, insert];
       case 'insert_overwrite': {

@@ -50,6 +50,11 @@ export const MIGRATIONS: Migration[] = [
       `create table if not exists ${t('run_starts')} (run_id varchar primary key, command varchar, target varchar, etl_version varchar, started_at timestamp, selection varchar, job varchar, git_commit varchar, git_dirty boolean, user_name varchar, host varchar)`,
     ],
   },
+  {
+    version: 4,
+    description: 'CDC loaders: the replication slot and the last source position applied to each raw table',
+    statements: [`create table if not exists ${t('cdc_positions')} (relation varchar primary key, unique_id varchar, slot varchar, position varchar, run_id varchar, updated_at timestamp)`],
+  },
 ];
 
 /** The columns a run has when it starts (run_starts), in the order runStarted binds them. */
@@ -243,6 +248,13 @@ export class SqlStateStore implements StateStore {
         };
       case 'batches_cleared':
         return { sql: `delete from ${t('batches')} where relation = $1`, params: [key] };
+      case 'cdc_position':
+        return {
+          sql:
+            `insert into ${t('cdc_positions')} values ($1, $2, $3, $4, $5, cast($6 as timestamp)) ` +
+            `on conflict (relation) do update set unique_id = excluded.unique_id, slot = excluded.slot, position = excluded.position, run_id = excluded.run_id, updated_at = excluded.updated_at`,
+          params: [key, record.uniqueId, record.slot, record.position, record.runId, sqlTimestamp(record.at)],
+        };
       case 'snapshot_run':
         return {
           sql: `insert into ${t('snapshot_runs')} values ($1, $2, $3, cast($4 as bigint), cast($5 as bigint), cast($6 as timestamp))`,
@@ -255,6 +267,12 @@ export class SqlStateStore implements StateStore {
     const r = await session.query(`select event_time_column, watermark from ${t('watermarks')} where relation = $1`, [relationKey(relation)]);
     const row = r.rows[0];
     return row ? { column: String(row[0]), value: row[1] === null || row[1] === undefined ? null : String(row[1]) } : undefined;
+  }
+
+  async cdcPosition(session: AdapterSession, relation: Relation): Promise<{ slot: string; position: string } | undefined> {
+    const r = await session.query(`select slot, position from ${t('cdc_positions')} where relation = $1`, [relationKey(relation)]);
+    const row = r.rows[0];
+    return row ? { slot: String(row[0]), position: String(row[1]) } : undefined;
   }
 
   async finishedBatches(session: AdapterSession, relation: Relation): Promise<Set<string>> {
@@ -275,7 +293,10 @@ export class SqlStateStore implements StateStore {
     out.snapshots = await session.query(
       `select relation, count(*) as runs, sum(inserted) as inserted, sum(invalidated) as invalidated, cast(max(updated_at) as varchar) as last_run from ${t('snapshot_runs')} group by relation order by relation`,
     );
-    const runs = Number(out.schema_version.rows.at(-1)?.[0] ?? 0) >= 3 ? RUNS_AND_STARTS : t('runs');
+    const version = Number(out.schema_version.rows.at(-1)?.[0] ?? 0);
+    // Read only: a store an older etl made lacks the later tables until a build migrates it.
+    if (version >= 4) out.cdc_positions = await session.query(`select relation, slot, position, cast(updated_at as varchar) as updated_at from ${t('cdc_positions')} order by relation`);
+    const runs = version >= 3 ? RUNS_AND_STARTS : t('runs');
     out.runs = await session.query(`select run_id, command, target, status, cast(started_at as varchar) as started_at, cast(finished_at as varchar) as finished_at from ${runs} order by started_at desc limit 10`);
     return out;
   }

@@ -6,8 +6,9 @@
 // it is (its thread blocked, nothing more sent to the engine), so that a
 // test can kill it at exactly that point instead of after a guessed delay.
 // The Delta target's commits are points too: `delta commit <operation>
-// v<version> <table folder>` once the version's file is in the log. With
-// ETL_RESUME_FILE=<path> as well, a paused process goes on once that file
+// v<version> <table folder>` once the version's file is in the log, and so
+// are a CDC loader's steps: `cdc changes staged <slot>`, `cdc committed <slot>`.
+// With ETL_RESUME_FILE=<path> as well, a paused process goes on once that file
 // exists (so a test can make another writer commit in between).
 
 import { existsSync, writeSync } from 'node:fs';

@@ -5,9 +5,13 @@
 //     rows/s of each, whole process (wall) and the loader node alone (run_results).
 //  2. Peak RSS of `etl extract` at --rows and at --big rows (10M; --big 0 skips it).
 //  3. An incremental extraction of 1% changed rows vs the full extraction (loader node time).
+//  4. CDC (`incremental: { mode: cdc }`, a source database of its own): the first load (slot
+//     created, table copied as of its snapshot), then interleaved rounds of a 1% change
+//     (changes read from the slot and applied) and a full reload (--full-refresh), loader node
+//     time and CPU time (user+sys of etl) of each; changes/s at 1% and at 10%.
 // Postgres: 127.0.0.1:5432, trust auth, database `test` (override with PG_URL).
 //
-//   node bench/extract.mjs [--rows N] [--big N] [--repeat N]
+//   node bench/extract.mjs [--rows N] [--big N] [--repeat N] [--cdc-only] [--no-cdc]
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,6 +34,11 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const schema = `etl_bench_extract_${process.pid}`;
 const COLUMNS = "id bigint primary key, name text, email varchar(80), amount numeric(12,2), active boolean, born date, updated_at timestamptz not null";
 const DUCK_COLUMNS = "{'id': 'BIGINT', 'name': 'VARCHAR', 'email': 'VARCHAR', 'amount': 'DECIMAL(12,2)', 'active': 'BOOLEAN', 'born': 'DATE', 'updated_at': 'TIMESTAMPTZ'}";
+
+if (process.argv.includes('--cdc-only')) {
+  await cdcBench();
+  process.exit(0);
+}
 
 const client = new pg.Client({ connectionString: PG_URL });
 await client.connect();
@@ -136,4 +145,69 @@ try {
   await client.query(`drop schema if exists ${schema}_target cascade`);
   await client.end();
   rmSync(work, { recursive: true, force: true });
+}
+if (!process.argv.includes('--no-cdc')) await cdcBench();
+
+/** 4. CDC: a 1% change read from the slot and applied vs a full reload, in interleaved rounds. */
+async function cdcBench() {
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  // A database of its own: a slot decodes every change of its database, and must go with it.
+  const dbName = `etl_bench_cdc_${process.pid}`;
+  await admin.query(`create database ${dbName}`);
+  const url = new URL(PG_URL);
+  url.pathname = `/${dbName}`;
+  const source = new pg.Client({ connectionString: url.toString() });
+  await source.connect();
+  const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  const run = (...args) => {
+    const r = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', process.execPath, cli, ...args], { cwd: work, encoding: 'utf8', env: { ...process.env, BENCH_PG_URL: url.toString(), NO_COLOR: '1' } });
+    if (r.status !== 0) throw new Error(`etl ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
+    const [wall, rssKb, user, sys] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
+    const loader = JSON.parse(readFileSync(path.join(work, 'target', 'run_results.json'), 'utf8')).results.find((x) => x.unique_id.startsWith('loader.'));
+    return { wall, rssMiB: rssKb / 1024, cpu: user + sys, node: loader.execution_time, response: loader.adapter_response, line: r.stdout.split('\n').find((l) => l.includes('loader ')) };
+  };
+  try {
+    await source.query(`create table public.customers (${COLUMNS})`);
+    await source.query(
+      `insert into public.customers select g, 'name ' || g, case when g % 10 = 0 then null else 'c' || g || '@x.org' end, g * 1.25, g % 3 = 0, date '1990-01-01' + (g % 9000), timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' from generate_series(1, ${ROWS}) g`,
+    );
+    await source.query('vacuum analyze public.customers');
+    rmSync(work, { recursive: true, force: true });
+    mkdirSync(path.join(work, 'models'), { recursive: true });
+    writeFileSync(path.join(work, 'etl.yml'), 'name: bench_extract\ntargets:\n  dev: { type: duckdb, path: target/bench.duckdb, threads: 4 }\n');
+    writeFileSync(
+      path.join(work, 'models', 'crm.yml'),
+      `sources:\n  - name: crm\n    tables:\n      - name: customers\n        loader:\n          type: postgres\n          url: "{{env_var 'BENCH_PG_URL'}}"\n          table: public.customers\n          incremental: { mode: cdc }\n`,
+    );
+    console.log(`CDC, Postgres -> DuckDB, ${ROWS} rows (load average at start ${load()}):`);
+    const first = run('extract');
+    console.log(`  first load (slot created, table copied as of its snapshot): loader node ${first.node.toFixed(2)} s, ${first.wall.toFixed(2)} s wall, ${first.cpu.toFixed(2)} s CPU, peak RSS ${first.rssMiB.toFixed(0)} MiB`);
+    const cdc = [];
+    const full = [];
+    for (let i = 0; i < REPEAT; i++) {
+      // 1% of the rows: 0.8% updated, 0.1% deleted, 0.1% new, in one transaction each.
+      await source.query(`update public.customers set name = 'changed ${i} ' || id, amount = amount + 1 where id <= ${ROWS} and id % 1000 between ${i * 10} and ${i * 10 + 7}`);
+      await source.query(`delete from public.customers where id <= ${ROWS} and id % 1000 = ${i * 10 + 8}`);
+      await source.query(`insert into public.customers select g, 'new ' || g, null, 1, true, null, now() from generate_series(${ROWS + 1 + i * (ROWS / 1000)}, ${ROWS + (i + 1) * (ROWS / 1000)}) g`);
+      const r = run('extract');
+      if (r.response.rows_read !== ROWS / 100) throw new Error(`CDC read ${r.response.rows_read} changes, expected ${ROWS / 100}: ${r.line}`);
+      cdc.push(r);
+      full.push(run('extract', '--full-refresh'));
+    }
+    const m = (xs, f) => median(xs.map(f));
+    const [cdcNode, fullNode, cdcCpu, fullCpu, cdcWall, fullWall] = [m(cdc, (r) => r.node), m(full, (r) => r.node), m(cdc, (r) => r.cpu), m(full, (r) => r.cpu), m(cdc, (r) => r.wall), m(full, (r) => r.wall)];
+    console.log(`  1% changed (${ROWS / 100} changes), median of ${REPEAT} rounds: loader node ${cdcNode.toFixed(3)} s (${Math.round(ROWS / 100 / cdcNode)} changes/s), ${cdcWall.toFixed(2)} s wall, ${cdcCpu.toFixed(2)} s CPU`);
+    console.log(`  full reload (--full-refresh: new slot, snapshot copy), same rounds: loader node ${fullNode.toFixed(3)} s, ${fullWall.toFixed(2)} s wall, ${fullCpu.toFixed(2)} s CPU`);
+    console.log(`  ratio 1% CDC / full reload: loader node ${(cdcNode / fullNode).toFixed(3)}, wall ${(cdcWall / fullWall).toFixed(3)}, CPU ${(cdcCpu / fullCpu).toFixed(3)}`);
+    await source.query(`update public.customers set amount = amount + 1 where id % 10 = 3`);
+    const tenth = run('extract');
+    console.log(`  10% changed (${tenth.response.rows_read} changes): loader node ${tenth.node.toFixed(2)} s (${Math.round(tenth.response.rows_read / tenth.node)} changes/s), ${tenth.cpu.toFixed(2)} s CPU, peak RSS ${tenth.rssMiB.toFixed(0)} MiB (load average at end ${load()})`);
+  } finally {
+    await source.end();
+    await admin.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1`, [dbName]).catch(() => undefined);
+    await admin.query(`drop database if exists ${dbName} with (force)`);
+    await admin.end();
+    rmSync(work, { recursive: true, force: true });
+  }
 }

@@ -17,7 +17,7 @@ import { snapshot } from '../core/materializations/snapshot.js';
 import { explainSchemaChangeFailure, planSchemaChange, SchemaChangeError } from '../core/materializations/schema-change.js';
 import { CURRENT_STATE_VERSION, MIGRATIONS } from '../adapters/sql-state.js';
 import { pinnedClock } from '../core/clock.js';
-import { finishedBatches, migrateState, readState, recordRunEnd, recordRunStart, recordState, type StateRecord } from '../core/state/state.js';
+import { finishedBatches, migrateState, storedCdcPosition, readState, recordRunEnd, recordRunStart, recordState, type StateRecord } from '../core/state/state.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -181,7 +181,7 @@ describe('with an in-memory DuckDB', () => {
       expect(await session((s) => migrateState(adapter, s))).toBe(CURRENT_STATE_VERSION);
       expect(await session((s) => migrateState(adapter, s))).toBe(CURRENT_STATE_VERSION);
       const tables = (await rows(`select table_name from information_schema.tables where table_schema = 'etl_meta' order by 1`)).map((r) => r[0]);
-      expect(tables).toEqual(['batches', 'node_runs', 'run_starts', 'runs', 'schema_version', 'snapshot_runs', 'watermarks']);
+      expect(tables).toEqual(['batches', 'cdc_positions', 'node_runs', 'run_starts', 'runs', 'schema_version', 'snapshot_runs', 'watermarks']);
       expect(await rows('select version, description from etl_meta.schema_version order by version')).toEqual(MIGRATIONS.map((m) => [m.version, m.description]));
     });
 
@@ -249,12 +249,21 @@ describe('with an in-memory DuckDB', () => {
       expect((await session((s) => finishedBatches(adapter, s, m))).size).toBe(0);
     });
 
+    it('a cdc_position record upserts the slot and position of a relation; cdcPosition reads it back', async () => {
+      const position = (p: string, runId: string): StateRecord => ({ kind: 'cdc_position', relation: m, uniqueId: 'loader.p.crm.m', slot: 'etl_slot', position: p, runId, at: at() });
+      expect(await session((s) => storedCdcPosition(adapter, s, m))).toBeUndefined();
+      await session((s) => recordState(adapter, s, [position('0/16B3748', 'r1')]));
+      await session((s) => recordState(adapter, s, [position('0/16B3A10', 'r2')]));
+      expect(await session((s) => storedCdcPosition(adapter, s, m))).toEqual({ slot: 'etl_slot', position: '0/16B3A10' });
+      expect(await rows('select relation, slot, position, run_id from etl_meta.cdc_positions')).toEqual([['main.m', 'etl_slot', '0/16B3A10', 'r2']]);
+    });
+
     it('readState summarises runs, watermarks, batches and snapshots', async () => {
       await session((s) => recordRunStart(adapter, s, { runId: 'r1', command: 'build', target: 'dev', version: '0.0.0', startedAt: '2024-01-01T00:00:00.000Z' }));
       await session((s) => recordState(adapter, s, [{ ...batch('2024-01-01 00:00:00', 'error', 'r1', 'boom'), end: '2024-01-02 00:00:00' } as StateRecord]));
       await session((s) => recordRunEnd(adapter, s, { runId: 'r1', status: 'error', finishedAt: '2024-01-01T00:00:02.000Z' }, [{ unique_id: 'model.p.m', relation: '"main"."m"', status: 'error', started_at: '2024-01-01T00:00:00.000Z', finished_at: '2024-01-01T00:00:01.000Z', rows_affected: null, message: 'boom' }]));
       const state = await session((s) => readState(adapter, s));
-      expect(Object.keys(state)).toEqual(['schema_version', 'watermarks', 'batches', 'snapshots', 'runs']);
+      expect(Object.keys(state)).toEqual(['schema_version', 'watermarks', 'batches', 'snapshots', 'cdc_positions', 'runs']);
       expect(state.batches!.rows.map((r) => r.map((v) => (typeof v === 'bigint' ? Number(v) : v)))).toEqual([['main.m', 0, 1, '2024-01-01 00:00:00', '2024-01-01 00:00:00']]);
       expect(state.runs!.rows.map((r) => [r[0], r[1], r[3]])).toEqual([['r1', 'build', 'error']]);
       // The run's times are the ones its clock gave, not the engine's current_timestamp.

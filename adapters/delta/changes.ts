@@ -123,7 +123,7 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
   const after = schemaAfter(snapshot.schema, change.columnChanges);
   const schema = after.schema;
   // The new rows take the table's types, as an INSERT into it would (on_schema_change ignore keeps a column's type while the model's widens).
-  const newRows = `select ${schema.fields.map((f) => `cast(${change.columns.includes(f.name) ? `etl_new.${quoteIdent(f.name)}` : 'null'} as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`).join(', ')} from ${source} as etl_new`;
+  const newRows = `select ${schema.fields.map((f) => `cast(${change.columns.includes(f.name) ? `etl_new.${quoteIdent(f.name)}` : 'null'} as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`).join(', ')} from ${source} as etl_new${change.deletedFlag ? ` where not etl_new.${quoteIdent(change.deletedFlag)}` : ''}`;
   const replaced = replacedRows(change, source);
   const wholeFiles = await partitionsReplaced(session, snapshot, change, source);
   if (wholeFiles && !after.rewriteAll) {

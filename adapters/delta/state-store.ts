@@ -25,13 +25,15 @@ export interface TableState {
   watermark?: { column: string; value: string | null; runId: string; updatedAt: string };
   batches: Record<string, { end: string; status: string; rows: number | null; runId: string; message: string; updatedAt: string }>;
   snapshotRuns: Array<{ runId: string; inserted: number; invalidated: number; updatedAt: string }>;
+  /** A CDC loader's slot and the last source position in the table. */
+  cdc?: { slot: string; position: string; runId: string; updatedAt: string };
 }
 
 export function parseTableState(configuration: string | undefined, table: string): TableState {
   if (!configuration) return { version: STATE_VERSION, batches: {}, snapshotRuns: [] };
   const s = JSON.parse(configuration) as TableState;
   if (s.version > STATE_VERSION) throw new Error(`the etl state of ${table} is at version ${s.version}, newer than this etl understands (${STATE_VERSION}); upgrade etl`);
-  return { version: STATE_VERSION, uniqueId: s.uniqueId, watermark: s.watermark, batches: s.batches ?? {}, snapshotRuns: s.snapshotRuns ?? [] };
+  return { version: STATE_VERSION, uniqueId: s.uniqueId, watermark: s.watermark, batches: s.batches ?? {}, snapshotRuns: s.snapshotRuns ?? [], ...(s.cdc ? { cdc: s.cdc } : {}) };
 }
 
 export interface AppliedCounts {
@@ -61,6 +63,10 @@ export async function applyRecords(state: TableState, records: StateRecord[], ap
         break;
       case 'batches_cleared':
         next.batches = {};
+        break;
+      case 'cdc_position':
+        next.cdc = { slot: r.slot, position: r.position, runId: r.runId, updatedAt: r.at };
+        next.uniqueId = r.uniqueId;
         break;
       case 'snapshot_run':
         next.snapshotRuns.push({ runId: r.runId, inserted: r.inserted ?? applied.inserted ?? 0, invalidated: r.invalidated ?? applied.invalidated ?? 0, updatedAt: r.at });
@@ -201,6 +207,11 @@ export class DeltaStateStore implements StateStore {
     return w ? { column: w.column, value: w.value } : undefined;
   }
 
+  async cdcPosition(session: SqlSession, relation: Relation): Promise<{ slot: string; position: string } | undefined> {
+    const c = (await this.stateOf(session, relation)).cdc;
+    return c ? { slot: c.slot, position: c.position } : undefined;
+  }
+
   async finishedBatches(session: SqlSession, relation: Relation): Promise<Set<string>> {
     const s = await this.stateOf(session, relation);
     return new Set(Object.entries(s.batches).filter(([, b]) => b.status === 'success').map(([start]) => start));
@@ -210,11 +221,13 @@ export class DeltaStateStore implements StateStore {
     const watermarks: unknown[][] = [];
     const batches: unknown[][] = [];
     const snapshots: unknown[][] = [];
+    const cdcPositions: unknown[][] = [];
     for (const relation of this.host.lake.relations().sort((a, b) => relationKey(a).localeCompare(relationKey(b)))) {
       if (relation.schema === META_SCHEMA) continue;
       const s = await this.stateOf(session, relation);
       const key = relationKey(relation);
       if (s.watermark) watermarks.push([key, s.watermark.column, s.watermark.value, s.watermark.updatedAt]);
+      if (s.cdc) cdcPositions.push([key, s.cdc.slot, s.cdc.position, s.cdc.updatedAt]);
       const b = Object.entries(s.batches);
       if (b.length) {
         const starts = b.map(([start]) => start).sort();
@@ -227,6 +240,7 @@ export class DeltaStateStore implements StateStore {
       watermarks: { columns: ['relation', 'event_time_column', 'watermark', 'updated_at'], rows: watermarks },
       batches: { columns: ['relation', 'done', 'failed', 'first_batch', 'last_batch'], rows: batches },
       snapshots: { columns: ['relation', 'runs', 'inserted', 'invalidated', 'last_run'], rows: snapshots },
+      cdc_positions: { columns: ['relation', 'slot', 'position', 'updated_at'], rows: cdcPositions },
       runs: { columns: ['run_id', 'command', 'target', 'status', 'started_at', 'finished_at'], rows: [] },
     };
     if (this.host.lake.isTable(RUNS)) {

@@ -32,15 +32,22 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
       if (parsed.type === 'postgres' && parsed.table !== undefined && parsed.query !== undefined) {
         problems.push({ key: 'query', message: `${what} has both table: and query:`, hint: 'keep one: table: names a table at the source, query: is a select run there' });
       }
-      if (parsed.type !== 'files' && parsed.incremental) {
-        const keys = Array.isArray(parsed.incremental.primary_key) ? parsed.incremental.primary_key : [parsed.incremental.primary_key];
+      const cdc = parsed.type === 'postgres' && parsed.incremental && 'mode' in parsed.incremental ? parsed.incremental : undefined;
+      if (cdc && parsed.type === 'postgres' && parsed.query !== undefined) {
+        problems.push({ key: 'query', message: `${what}: incremental mode cdc reads the changes of a table, not of a query`, hint: 'name the table: table: customers (and select columns in a model)' });
+      }
+      const cursorIncremental = parsed.type !== 'files' && parsed.incremental && !('mode' in parsed.incremental) ? parsed.incremental : undefined;
+      if (cursorIncremental || cdc?.primary_key !== undefined) {
+        const given = (cursorIncremental ?? cdc)!.primary_key!;
+        const keys = Array.isArray(given) ? given : [given];
         if (keys.length === 0 || keys.some((k) => !k)) problems.push({ key: 'incremental', message: `${what}: incremental.primary_key is empty`, hint: 'name the column(s) that identify a row: primary_key: id' });
       }
       for (const p of problems) errors.push(source.yaml.diagnostic([...at, p.key], p.message, p.hint));
       if (problems.length) return;
       const src = sources[`source.${project.name}.${source.name}.${table.name}`];
       if (!src) return;
-      const incrementalSpec = parsed.type !== 'files' && parsed.incremental ? { incremental: { ...parsed.incremental, primary_key: Array.isArray(parsed.incremental.primary_key) ? parsed.incremental.primary_key : [parsed.incremental.primary_key] } } : {};
+      const asList = (k: string | string[]) => (Array.isArray(k) ? k : [k]);
+      const incrementalSpec = cursorIncremental ? { incremental: { ...cursorIncremental, primary_key: asList(cursorIncremental.primary_key) } } : {};
       const spec: LoaderSpec =
         parsed.type === 'http'
           ? {
@@ -62,15 +69,16 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
         type: parsed.type,
         url: parsed.url,
         ...(parsed.query !== undefined ? { query: parsed.query } : { table: parsed.table ?? table.identifier ?? table.name }),
-        ...(parsed.incremental
+        ...(cursorIncremental
           ? {
               incremental: {
-                cursor: parsed.incremental.cursor,
-                primary_key: Array.isArray(parsed.incremental.primary_key) ? parsed.incremental.primary_key : [parsed.incremental.primary_key],
-                ...(parsed.incremental.lookback !== undefined ? { lookback: parsed.incremental.lookback } : {}),
+                cursor: cursorIncremental.cursor,
+                primary_key: asList(cursorIncremental.primary_key),
+                ...(cursorIncremental.lookback !== undefined ? { lookback: cursorIncremental.lookback } : {}),
               },
             }
           : {}),
+        ...(cdc ? { cdc: { ...(cdc.primary_key !== undefined ? { primary_key: asList(cdc.primary_key) } : {}), ...(cdc.slot ? { slot: cdc.slot } : {}) } } : {}),
         ...(parsed.sslmode ? { sslmode: parsed.sslmode } : {}),
         ...(parsed.sslrootcert ? { sslrootcert: parsed.sslrootcert } : {}),
         ...(parsed.connect_timeout !== undefined ? { connect_timeout: parsed.connect_timeout } : {}),

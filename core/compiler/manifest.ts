@@ -80,6 +80,8 @@ export interface LoaderSpec {
   query?: string;
   /** `param` (http): the query parameter the watermark is sent in. */
   incremental?: { cursor: string; primary_key: string[]; lookback?: number | string; param?: string };
+  /** postgres `incremental: { mode: cdc }`: changes read from a logical replication slot (core/extract/postgres-cdc.ts); the key read at the source unless given. */
+  cdc?: { primary_key?: string[]; slot?: string };
   sslmode?: 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
   sslrootcert?: string;
   connect_timeout?: number;

@@ -22,6 +22,47 @@ const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 /** Types whose lookback is an interval (a duration); other cursors subtract a number. */
 const TIME_TYPE = /^(date|timestamp|time)/i;
 
+/**
+ * A connection to a loader's Postgres source (TLS as for a Postgres target;
+ * the host's circuit breaker); `replication`: a logical replication
+ * connection (a CDC slot's first load).
+ */
+export async function connectSource(spec: LoaderSpec, projectRoot: string, env: NodeJS.ProcessEnv, clock: Clock, options: { replication?: boolean } = {}): Promise<{ client: pg.Client; secrets: string[] }> {
+  const rendered = interpolateConfigString(spec.url!, {}, env, { values: new Set() }, true);
+  if ('error' in rendered) throw new RunError(`loader of source ${spec.source} (${spec.declared_at}): url: ${rendered.error}${rendered.hint ? `\n  hint: ${rendered.hint}` : ''}`);
+  const settings = connectionSettings(
+    { name: `source ${spec.source}`, url: rendered.value, sslmode: spec.sslmode, sslrootcert: spec.sslrootcert, connect_timeout: spec.connect_timeout, schema: 'public', threads: 1 },
+    projectRoot,
+  );
+  const connect = async (config: pg.ClientConfig) => {
+    const client = new pg.Client({ ...config, application_name: 'etl extract', ...(options.replication ? { replication: 'database' } : {}) });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+  };
+  // A host that keeps refusing connections is not called again for a while (extractor.ts).
+  const breaker = sourceBreaker(settings.address, spec, clock);
+  if (breaker.isOpen) throw new CircuitOpenError(settings.address, breaker);
+  try {
+    const client = await connect(settings.config).catch((err: unknown) => {
+      // sslmode=prefer: a server without TLS gets a plain connection, as with libpq.
+      if (settings.sslmode === 'prefer' && /does not support SSL/i.test(String((err as Error)?.message))) return connect({ ...settings.config, ssl: false });
+      throw err;
+    });
+    breaker.success();
+    return { client, secrets: settings.secrets };
+  } catch (err) {
+    const message = scrub((err as Error).message, settings.secrets);
+    if (UNREACHABLE.test(`${(err as { code?: string }).code ?? ''} ${message}`)) breaker.transientFailure(message);
+    throw new RunError(`loader of source ${spec.source}: cannot connect to ${settings.address}/${settings.database}${options.replication ? ' (replication connection)' : ''}: ${message}${breaker.isOpen ? `; ${breaker.reason}` : ''}`);
+  }
+}
+
 export class PostgresExtractor implements Extractor {
   private client?: pg.Client;
   private secrets: string[] = [];
@@ -31,6 +72,8 @@ export class PostgresExtractor implements Extractor {
     private readonly projectRoot: string,
     private readonly env: NodeJS.ProcessEnv,
     private readonly clock: Clock,
+    /** A snapshot exported by the source (a CDC slot's): the rows are read as of it. */
+    private readonly snapshot?: string,
   ) {}
 
   /** What the loader reads at the source: its table, or its query. */
@@ -40,40 +83,13 @@ export class PostgresExtractor implements Extractor {
   }
 
   async open(): Promise<void> {
-    const rendered = interpolateConfigString(this.spec.url!, {}, this.env, { values: new Set() }, true);
-    if ('error' in rendered) throw new RunError(`loader of source ${this.spec.source} (${this.spec.declared_at}): url: ${rendered.error}${rendered.hint ? `\n  hint: ${rendered.hint}` : ''}`);
-    const settings = connectionSettings(
-      { name: `source ${this.spec.source}`, url: rendered.value, sslmode: this.spec.sslmode, sslrootcert: this.spec.sslrootcert, connect_timeout: this.spec.connect_timeout, schema: 'public', threads: 1 },
-      this.projectRoot,
-    );
-    this.secrets = settings.secrets;
-    const connect = async (config: pg.ClientConfig) => {
-      const client = new pg.Client({ ...config, application_name: 'etl extract' });
-      client.on('error', () => undefined);
-      try {
-        await client.connect();
-        return client;
-      } catch (err) {
-        await client.end().catch(() => undefined);
-        throw err;
-      }
-    };
-    // A host that keeps refusing connections is not called again for a while (extractor.ts).
-    const breaker = sourceBreaker(settings.address, this.spec, this.clock);
-    if (breaker.isOpen) throw new CircuitOpenError(settings.address, breaker);
+    ({ client: this.client, secrets: this.secrets } = await connectSource(this.spec, this.projectRoot, this.env, this.clock));
     try {
-      this.client = await connect(settings.config).catch((err: unknown) => {
-        // sslmode=prefer: a server without TLS gets a plain connection, as with libpq.
-        if (settings.sslmode === 'prefer' && /does not support SSL/i.test(String((err as Error)?.message))) return connect({ ...settings.config, ssl: false });
-        throw err;
-      });
-      breaker.success();
       // One snapshot for the description and the rows.
       await this.client.query('begin isolation level repeatable read read only');
+      if (this.snapshot) await this.client.query(`set transaction snapshot ${this.client.escapeLiteral(this.snapshot)}`);
     } catch (err) {
-      const message = scrub((err as Error).message, this.secrets);
-      if (!this.client && UNREACHABLE.test(`${(err as { code?: string }).code ?? ''} ${message}`)) breaker.transientFailure(message);
-      throw new RunError(`loader of source ${this.spec.source}: cannot connect to ${settings.address}/${settings.database}: ${message}${breaker.isOpen ? `; ${breaker.reason}` : ''}`);
+      throw new RunError(`loader of source ${this.spec.source}: cannot start reading: ${scrub((err as Error).message, this.secrets)}`);
     }
     // Described at once, while the loader reads the target's state (an incremental run's fixed cost).
     this.described = this.describe();

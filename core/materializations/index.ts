@@ -9,8 +9,12 @@ import { incremental } from './incremental.js';
 import { snapshot } from './snapshot.js';
 import { view } from './view.js';
 import { loader } from './loader.js';
+import { loaderCdc } from './loader-cdc.js';
 
-const STRATEGIES: Record<string, Materialization> = { view, table, incremental, seed, snapshot, test, unit_test: unitTest, loader };
+const STRATEGIES: Record<string, Materialization> = { view, table, incremental, seed, snapshot, test, unit_test: unitTest,
+  // A loader in CDC mode reads a change stream; every other loader, rows (loader.ts).
+  loader: { run: (ctx) => (ctx.node.config.loader?.cdc ? loaderCdc.run(ctx) : loader.run(ctx)) },
+};
 
 export function materializationFor(materialized: string): Materialization | undefined {
   return STRATEGIES[materialized];

@@ -181,7 +181,7 @@ function bounded<T>(ctx: MaterializationContext, fn: () => Promise<T>): Promise<
   return ctx.adapter.withBoundedMemory ? ctx.adapter.withBoundedMemory(ctx.session, fn) : fn();
 }
 
-function nothingNew(t0: number, why: string, rejected = 0): MaterializeResult {
+export function nothingNew(t0: number, why: string, rejected = 0): MaterializeResult {
   const seconds = round((performance.now() - t0) / 1000, 3);
   return { rowsAffected: 0, message: `NOTHING TO LOAD (${why})`, stats: { rows_read: rejected, rows_loaded: 0, rows_rejected: rejected, bytes: 0, seconds, rows_per_second: 0 } };
 }
@@ -257,7 +257,7 @@ async function checkUniqueKey(session: AdapterSession, quote: (s: string) => str
 }
 
 /** What changed in the raw table's columns, for run_results (schema_changes) and the run output. */
-function describeDrift(plan: SchemaPlan | DriftPlan): { added: string[]; removed: string[]; changed: string[] } {
+export function describeDrift(plan: SchemaPlan | DriftPlan): { added: string[]; removed: string[]; changed: string[] } {
   if ('removed' in plan) return { added: plan.added, removed: plan.removed, changed: plan.widened };
   return {
     added: plan.changes.flatMap((c) => (c.kind === 'add' ? [c.column] : [])),
@@ -266,7 +266,7 @@ function describeDrift(plan: SchemaPlan | DriftPlan): { added: string[]; removed
   };
 }
 
-function round(n: number, digits: number): number {
+export function round(n: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
 }

@@ -23,9 +23,9 @@ interface ColumnDiff {
   table(): string;
 }
 
-async function diffColumns(adapter: Adapter, session: AdapterSession, target: Relation, staged: Relation): Promise<ColumnDiff> {
+async function diffColumns(adapter: Adapter, session: AdapterSession, target: Relation, staged: Relation, internal: string[]): Promise<ColumnDiff> {
   const existing = await adapter.listColumns(session, target);
-  const incoming = await adapter.listColumns(session, staged);
+  const incoming = (await adapter.listColumns(session, staged)).filter((c) => !internal.includes(c.name));
   const canonical = (t: string) => adapter.dialect.canonicalType(t);
   const byName = (cols: ColumnDef[]) => new Map(cols.map((c) => [c.name.toLowerCase(), c]));
   const oldCols = byName(existing);
@@ -59,8 +59,8 @@ export interface DriftPlan extends SchemaPlan {
  * kept (a warning), a type that widens is widened, any other type change
  * fails the load and leaves the table as it was.
  */
-export async function planSourceDrift(adapter: Adapter, session: AdapterSession, node: ManifestNode, target: Relation, staged: Relation): Promise<DriftPlan> {
-  const d = await diffColumns(adapter, session, target, staged);
+export async function planSourceDrift(adapter: Adapter, session: AdapterSession, node: ManifestNode, target: Relation, staged: Relation, internal: string[] = []): Promise<DriftPlan> {
+  const d = await diffColumns(adapter, session, target, staged, internal);
   const canonical = (t: string) => adapter.dialect.canonicalType(t);
   const narrowing = d.changed.filter((c) => !widens(canonical(c.from), canonical(c.type)));
   if (narrowing.length) {
@@ -98,8 +98,8 @@ function widens(from: string, to: string): boolean {
   return false;
 }
 
-export async function planSchemaChange(adapter: Adapter, session: AdapterSession, node: ManifestNode, target: Relation, staged: Relation): Promise<SchemaPlan> {
-  const d = await diffColumns(adapter, session, target, staged);
+export async function planSchemaChange(adapter: Adapter, session: AdapterSession, node: ManifestNode, target: Relation, staged: Relation, internal: string[] = []): Promise<SchemaPlan> {
+  const d = await diffColumns(adapter, session, target, staged, internal);
   const { added, removed, changed, common } = d;
   const mode = node.config.on_schema_change ?? 'ignore';
   if (added.length === 0 && removed.length === 0 && changed.length === 0) return { columns: common, changes: [] };

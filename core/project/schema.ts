@@ -332,12 +332,18 @@ function loaderSchemas() {
     full_refresh: z.boolean(),
     tags: stringList,
   };
+  // CDC (core/extract/postgres-cdc.ts): the changes of a table read from a logical replication slot.
+  const cdc = strictObject({
+    mode: z.literal('cdc'),
+    primary_key: stringList,
+    slot: z.string().regex(/^[a-z0-9_]{1,63}$/, 'expected a replication slot name: lower-case letters, digits and _, at most 63'),
+  }).partial({ primary_key: true, slot: true });
   const postgres = strictObject({
     type: z.literal('postgres'),
     url: z.string(),
     table: z.string(),
     query: z.string(),
-    incremental,
+    incremental: z.union([incremental, cdc]),
     sslmode: z.enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']),
     sslrootcert: z.string(),
     connect_timeout: z.number().min(0),

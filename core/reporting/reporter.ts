@@ -74,7 +74,9 @@ function describeNode(node: ManifestNode): string {
 /** A loader's line: rows read, loaded and rejected, bytes and throughput. */
 function loadSummary(result: NodeResult): string {
   const a = result.adapter_response;
-  return `${a.rows_read} read, ${a.rows_loaded ?? 0} loaded, ${a.rows_rejected ?? 0} rejected, ${formatBytes(a.bytes ?? 0)}, ${a.rows_per_second ?? 0} rows/s, `;
+  // CDC loaders say what they read: the change stream's positions, or why the table was loaded in full.
+  const cdc = a.cdc?.summary;
+  return `${cdc ? `${cdc}: ` : ''}${a.rows_read} read, ${a.rows_loaded ?? 0} loaded, ${a.rows_rejected ?? 0} rejected, ${formatBytes(a.bytes ?? 0)}, ${a.rows_per_second ?? 0} rows/s, `;
 }
 
 class TextReporter implements Reporter {

@@ -36,7 +36,9 @@ export type StateRecord =
   /** Forgets every batch of a relation (a full refresh rebuilds them all). */
   | { kind: 'batches_cleared'; relation: Relation }
   /** One snapshot run; counts left out: the versions the change inserted and closed. */
-  | { kind: 'snapshot_run'; relation: Relation; uniqueId: string; runId: string; at: string; inserted?: number; invalidated?: number };
+  | { kind: 'snapshot_run'; relation: Relation; uniqueId: string; runId: string; at: string; inserted?: number; invalidated?: number }
+  /** A CDC loader's position in its source's change stream: every change committed at or before `position` (a Postgres LSN, 16/B374D848) is in the relation. */
+  | { kind: 'cdc_position'; relation: Relation; uniqueId: string; slot: string; position: string; runId: string; at: string };
 
 /** One invocation of etl: recorded when it starts, and again with its outcome when it ends (the history is append-only: no record is changed). */
 export interface RunRecord {
@@ -201,6 +203,8 @@ export interface StateStore {
   record(session: AdapterSession, records: StateRecord[]): Promise<void>;
   /** The watermark stored for `relation` (max of its cursor column as text); undefined when none is stored. */
   watermark(session: AdapterSession, relation: Relation): Promise<{ column: string; value: string | null } | undefined>;
+  /** The CDC position stored for `relation` (the slot and the last change applied); undefined when none is stored. */
+  cdcPosition(session: AdapterSession, relation: Relation): Promise<{ slot: string; position: string } | undefined>;
   /** Starts of the batches of `relation` that succeeded. */
   finishedBatches(session: AdapterSession, relation: Relation): Promise<Set<string>>;
   read(session: AdapterSession): Promise<StateTables>;
@@ -241,6 +245,11 @@ export function recordState(adapter: Adapter, session: AdapterSession, records: 
 /** The stored watermark of `relation` (loaders read it to extract only newer rows). */
 export function storedWatermark(adapter: Adapter, session: AdapterSession, relation: Relation): Promise<{ column: string; value: string | null } | undefined> {
   return adapter.state.watermark(session, relation);
+}
+
+/** The stored CDC position of `relation` (a CDC loader reads changes after it). */
+export function storedCdcPosition(adapter: Adapter, session: AdapterSession, relation: Relation): Promise<{ slot: string; position: string } | undefined> {
+  return adapter.state.cdcPosition(session, relation);
 }
 
 export function finishedBatches(adapter: Adapter, session: AdapterSession, relation: Relation): Promise<Set<string>> {

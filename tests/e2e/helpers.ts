@@ -323,7 +323,10 @@ export async function createPgDatabase(admin: pg.Client, prefix: string): Promis
 
 /** Drops a database createPgDatabase made, connections and all. */
 export async function dropPgDatabase(admin: pg.Client, url: string): Promise<void> {
-  await admin.query(`drop database if exists ${pgQuoteIdent(new URL(url).pathname.slice(1))} with (force)`);
+  const name = new URL(url).pathname.slice(1);
+  // Its replication slots (CDC loaders') first: they hold WAL, and a database with one cannot be dropped.
+  await admin.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1 and not active`, [name]);
+  await admin.query(`drop database if exists ${pgQuoteIdent(name)} with (force)`);
 }
 
 export async function pgConnect(url = PG_URL): Promise<pg.Client> {

@@ -12,6 +12,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
+import { CURRENT_STATE_VERSION } from '../../adapters/sql-state.js';
 import { recordSkippedInvocation } from '../../core/history/history.js';
 import type { HistoryRows } from '../../core/state/state.js';
 import { createPgDatabase, dbPathOf, dropPgDatabase, etlYml, killAll, pgConnect, readJson, removeTempDirs, runCli, withDb, writeFiles, writeProject } from './helpers.js';
@@ -107,11 +108,11 @@ describe('run history on DuckDB', () => {
     ]);
     // Back to version 2, as an older etl left it: no run_starts, runs ended in place.
     await withDb(dbPathOf(dir), async (db) => {
-      for (const sql of [`drop table etl_meta.run_starts`, `delete from etl_meta.schema_version where version = 3`]) await db.rows(sql);
+      for (const sql of [`drop table etl_meta.run_starts`, `drop table etl_meta.cdc_positions`, `delete from etl_meta.schema_version where version >= 3`]) await db.rows(sql);
     }, { readOnly: false });
     const before = await history(dir);
     expect(before.runs.map((r) => [r.run_id, r.status])).toEqual([[old, 'success']]);
-    // The next build upgrades etl_meta (migration 3) and records its own run the new way.
+    // The next build upgrades etl_meta (migrations 3 and on) and records its own run the new way.
     expect((await runCli(['build'], { cwd: dir })).code).toBe(0);
     const upgraded = runIdOf(dir);
     const after = await history(dir);
@@ -120,7 +121,7 @@ describe('run history on DuckDB', () => {
       [old, 'success'],
     ]);
     expect(after.runs[1]).toEqual(before.runs[0]);
-    await withDb(dbPathOf(dir), async (db) => expect(await db.rows(`select max(version) as v from etl_meta.schema_version`)).toEqual([{ v: 3 }]), { readOnly: true });
+    await withDb(dbPathOf(dir), async (db) => expect(await db.rows(`select max(version) as v from etl_meta.schema_version`)).toEqual([{ v: CURRENT_STATE_VERSION }]), { readOnly: true });
   });
 
   it('history prune deletes only the runs older than --older-than, with their node attempts', async () => {
