@@ -126,6 +126,8 @@ export class SqlStateStore implements StateStore {
 
   async runStarted(session: AdapterSession, run: RunRecord): Promise<void> {
     const gitDirty = run.gitDirty === undefined || run.gitDirty === null ? null : String(run.gitDirty);
+    // The invocation's facts, in the column order run_starts and runs share.
+    const invocationFacts = [run.selection ?? null, run.job ?? null, run.gitCommit ?? null, gitDirty, run.user ?? null, run.host ?? null];
     if (run.status === undefined) {
       // Running: its runs row is written once, whole, when it ends (the history is never updated).
       await session.execute(`insert into ${t('run_starts')} (${RUN_START_COLUMNS}) values ($1, $2, $3, $4, cast($5 as timestamp), $6, $7, $8, cast($9 as boolean), $10, $11)`, [
@@ -134,12 +136,7 @@ export class SqlStateStore implements StateStore {
         run.target,
         run.version,
         sqlTimestamp(run.startedAt),
-        run.selection ?? null,
-        run.job ?? null,
-        run.gitCommit ?? null,
-        gitDirty,
-        run.user ?? null,
-        run.host ?? null,
+        ...invocationFacts,
       ]);
       return;
     }
@@ -154,12 +151,7 @@ export class SqlStateStore implements StateStore {
         sqlTimestamp(run.startedAt),
         sqlTimestamp(run.finishedAt ?? null),
         run.status,
-        run.selection ?? null,
-        run.job ?? null,
-        run.gitCommit ?? null,
-        gitDirty,
-        run.user ?? null,
-        run.host ?? null,
+        ...invocationFacts,
         run.message ?? null,
       ],
     );
