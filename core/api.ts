@@ -19,7 +19,6 @@ import { parseProject, scanProject, type ProjectScan } from './project/load.js';
 import { STAMPS_FILE } from './project/files.js';
 import { redact, type Secrets } from './project/secrets.js';
 import { unitTestFixtureFiles } from './data-tests/unit-tests.js';
-import { executePlan } from './runner/runner.js';
 import { flushPendingInvocations, invocationFacts, selectionText } from './history/invocation.js';
 import { nodeRunRecords, upstreamRelations } from './history/records.js';
 import { migrateState, readState, recordRunEnd, recordRunStart } from './state/state.js';
@@ -362,6 +361,8 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       manifest = deferral.manifest;
       if (deferral.deferred.size) warnings.push(`deferred to --state ${options.state}: ${[...deferral.deferred].map(([id, rel]) => `${manifest.nodes[id]!.name} -> ${rel}`).join(', ')}`);
     }
+    // The runner (and the materializations behind it) only when something runs: a compile never loads them.
+    const { executePlan } = await import('./runner/runner.js');
     outcome = await executePlan(manifest, plan, adapter, {
       threads,
       failFast: options.failFast ?? false,
