@@ -62,14 +62,18 @@ export interface CompileResult {
 /** Loads and compiles a project, writing manifest.json and compiled/**.sql. */
 export async function compile(options: CompileOptions): Promise<CompileResult> {
   const result = await compileUnwritten(options);
+  let lineage: { module: typeof import('./analysis/column-lineage.js'); prefetched: import('./analysis/column-lineage.js').LineagePrefetch } | undefined;
   if (options.check) {
     result.check = await staticCheck(result, options);
+    // DuckDB parses the models for lineage.json on its own thread while the artifacts are written.
+    const module = await import('./analysis/column-lineage.js');
+    lineage = { module, prefetched: module.prefetchLineage(result.manifest, result.project.targetPath) };
     if (result.cached && result.check.manifestChanged) await writeManifest(result.project.targetPath, result.manifest);
   }
   await result.writeArtifacts();
-  if (result.check) {
-    const { projectLineage, writeLineageArtifact } = await import('./analysis/column-lineage.js');
-    writeLineageArtifact(result.project.targetPath, await projectLineage(result.manifest, result.check.columns, result.project.targetPath));
+  if (result.check && lineage) {
+    const { projectLineage, writeLineageArtifact } = lineage.module;
+    writeLineageArtifact(result.project.targetPath, await projectLineage(result.manifest, result.check.columns, result.project.targetPath, { prefetched: lineage.prefetched }));
   }
   return result;
 }
