@@ -3,8 +3,10 @@
 // alternated with DuckDB alone binding the very statements the check sends
 // (each model's compiled SQL with its inputs inlined as empty typed CTEs),
 // described 200 per statement on as many in-memory databases as the binder
-// uses. The ratio check / floor is what the check adds above DuckDB's own
-// parse + bind; on a shared machine it is steadier than either time.
+// uses (the parallel floor), and on one database, one statement after
+// another (the serial floor: what one core of DuckDB takes). The ratio
+// check / parallel floor is what the check adds above DuckDB's own parse +
+// bind; on a shared machine it is steadier than either time.
 // Run by bench/check.mjs; alone:
 //
 //   node bench/check-floor.mjs <dist> <project dir> [rounds]
@@ -48,11 +50,11 @@ for (let i = 0; i < statements.length; i += BATCH) {
   batches.push(statements.slice(i, i + BATCH).map((sql, k) => `select ${k} as i, column_name, column_type from (describe ${sql}\n)`).join('\nunion all\n'));
 }
 
-async function floor() {
+async function floor(connections = CONNECTIONS) {
   const c0 = cpu();
   const t0 = performance.now();
   const conns = await Promise.all(
-    Array.from({ length: CONNECTIONS }, async () => {
+    Array.from({ length: connections }, async () => {
       const instance = await DuckDBInstance.create(':memory:', { threads: '1' });
       const conn = await instance.connect();
       await conn.run('pragma disable_optimizer');
@@ -76,7 +78,8 @@ const runs = [];
 for (let i = 0; i < rounds; i++) {
   const f = await floor();
   const c = await check();
-  runs.push({ check_wall_s: c.wall, check_cpu_s: c.cpu, floor_wall_s: f.wall, floor_cpu_s: f.cpu });
+  const serial = await floor(1);
+  runs.push({ check_wall_s: c.wall, check_cpu_s: c.cpu, floor_wall_s: f.wall, floor_cpu_s: f.cpu, serial_floor_wall_s: serial.wall, serial_floor_cpu_s: serial.cpu });
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const r3 = (x) => Math.round(x * 1000) / 1000;
@@ -89,10 +92,13 @@ console.log(
     check_cpu_s: r3(m('check_cpu_s')),
     floor_wall_s: r3(m('floor_wall_s')),
     floor_cpu_s: r3(m('floor_cpu_s')),
+    serial_floor_wall_s: r3(m('serial_floor_wall_s')),
+    serial_floor_cpu_s: r3(m('serial_floor_cpu_s')),
     check_ms_per_model_cpu: r3((m('check_cpu_s') / models.length) * 1000),
     floor_ms_per_model_cpu: r3((m('floor_cpu_s') / models.length) * 1000),
     ratio_cpu: r3(median(runs.map((r) => r.check_cpu_s / r.floor_cpu_s))),
     ratio_wall: r3(median(runs.map((r) => r.check_wall_s / r.floor_wall_s))),
+    ratio_wall_to_serial: r3(median(runs.map((r) => r.check_wall_s / r.serial_floor_wall_s))),
     runs: runs.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, r3(v)]))),
   }),
 );

@@ -63,14 +63,18 @@ export class DuckDbBinder {
     // names the failing one and its position.
     // A few queries bind faster than another database opens.
     const connections = jobs.length >= 64 ? await this.connections() : [this.connection];
-    // Even batches, at least one per connection.
-    const size = Math.min(BATCH, Math.ceil(jobs.length / connections.length));
-    const batches: InlineJob[][] = [];
-    for (let i = 0; i < jobs.length; i += size) batches.push(jobs.slice(i, i + size));
+    // Batches shrink as the jobs run out (a share of what is left, between
+    // MIN_BATCH and BATCH), so the connections finish together: the next wave
+    // waits for the slowest one, and an even split left one idle for up to a batch.
     let next = 0;
+    const take = (): InlineJob[] => {
+      const left = jobs.length - next;
+      const size = Math.max(MIN_BATCH, Math.min(BATCH, Math.ceil(left / (2 * connections.length))));
+      return jobs.slice(next, (next += size));
+    };
     const worker = async (conn: DuckDBConnection) => {
-      while (next < batches.length) {
-        const batch = batches[next++]!;
+      while (next < jobs.length) {
+        const batch = take();
         const full = batch.map((job) => inlineInputs(job.sql, job.inputs));
         const described = await describeAll(conn, full.map((f) => f.sql));
         // Models whose incremental branch is bound next, with the branch's SQL.
@@ -153,8 +157,9 @@ export function mayBeDialectGap(message: string): boolean {
   return /^Parser Error|^Catalog Error: (Scalar |Aggregate |Table )?Function|^Catalog Error: Type with name|No function matches|^Not implemented/.test(message);
 }
 
-/** Queries described per statement. */
+/** Queries described per statement, at most and (but for the last) at least. */
 const BATCH = 200;
+const MIN_BATCH = 16;
 
 /** Parallel binding connections: binding is CPU work in DuckDB, off the JS thread. */
 const BIND_CONNECTIONS = Math.max(1, Math.min(4, availableParallelism()));
