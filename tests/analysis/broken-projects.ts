@@ -189,6 +189,17 @@ select order_id, customer_id, cast(order_date as date) as order_date, order_date
     unchecked: ['orders', 'customers'],
   },
   {
+    // The seed's column renamed passes stg_orders (select *) and breaks orders, two hops down; what reads orders is unchecked.
+    name: 'error two hops downstream of a renamed seed column, through a select *',
+    edits: {
+      'seeds/raw_orders.csv': replace('order_id,customer_id,order_date,status', 'order_id,customer_id,order_date,state'),
+      'models/staging/stg_orders.sql': replace(/select\n[\s\S]*?from \{\{ref "raw_orders"\}\}/, 'select *\nfrom {{ref "raw_orders"}}'),
+      'models/marts/order_statuses.sql': 'select status, count(*) as orders\nfrom {{ref "orders"}}\ngroup by status\n',
+    },
+    errors: [{ file: 'models/marts/orders.sql', line: 20, col: 5, message: /column "status" not found in stg_orders \(did you mean "state"\?\)/ }],
+    unchecked: ['order_statuses'],
+  },
+  {
     name: 'misspelled column inside a CTE',
     edits: { 'models/marts/customers.sql': replace('min(order_date)', 'min(order_datee)') },
     errors: [{ file: 'models/marts/customers.sql', line: 5, col: 13, message: /column "order_datee" not found in stg_orders \(did you mean "order_date"\?\)/ }],

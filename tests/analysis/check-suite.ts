@@ -13,6 +13,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import path from 'node:path';
 import { build, compile } from '../../core/api.js';
 import { ProjectError } from '../../core/errors.js';
+import { dialectFor } from '../../adapters/dialect.js';
 import { pathToFileURL } from 'node:url';
 import { killAll, runCli } from '../e2e/helpers.js';
 import { launchChromium } from '../e2e/browser.js';
@@ -168,7 +169,12 @@ export function describeCheckOn(name: CheckTarget['name'], open: () => CheckTarg
     it('a source missing from the target is an error at its yml line, a warning with --no-check-sources; one in the catalog is bound', async () => {
       const p = target.project({ edits: {} });
       expect((await runCli(['build'], { cwd: p.dir })).code).toBe(0);
-      writeFileSync(path.join(p.dir, 'models/sources.yml'), `sources:\n  - name: raw\n    schema: ${p.schema}\n    tables:\n      - name: raw_orders\n      - name: events\n`);
+      // raw_orders is in the catalog; events is not; clicks is not either, but declares its columns' types.
+      writeFileSync(
+        path.join(p.dir, 'models/sources.yml'),
+        `sources:\n  - name: raw\n    schema: ${p.schema}\n    tables:\n      - name: raw_orders\n      - name: events\n      - name: clicks\n        columns:\n          - { name: click_id, data_type: bigint }\n          - { name: url, data_type: varchar }\n`,
+      );
+      writeFileSync(path.join(p.dir, 'models/from_clicks.sql'), 'select click_id, url from {{source "raw" "clicks"}}\n');
       writeFileSync(path.join(p.dir, 'models/from_source.sql'), 'select order_id, status from {{source "raw" "raw_orders"}}\n');
       writeFileSync(path.join(p.dir, 'models/from_events.sql'), 'select * from {{source "raw" "events"}}\n');
       const r = await runCli(['compile', '--check'], { cwd: p.dir });
@@ -183,6 +189,8 @@ export function describeCheckOn(name: CheckTarget['name'], open: () => CheckTarg
         { name: 'order_id', type: target.type('bigint') },
         { name: 'status', type: target.type('varchar') },
       ]);
+      const canonical = dialectFor(name).canonicalType;
+      expect(check!.columns.get('model.shop.from_clicks')!.map((c) => `${c.name} ${canonical(c.type)}`)).toEqual(['click_id bigint', 'url varchar']);
     });
 
     it('etl build --no-check skips the check: the run reaches the engine, which fails the model (exit 1)', async () => {
@@ -190,6 +198,11 @@ export function describeCheckOn(name: CheckTarget['name'], open: () => CheckTarg
       const p = target.project(c);
       const checked = await runCli(['build'], { cwd: p.dir });
       expect(checked.code, checked.output).toBe(2);
+      expect(checked.stderr).toContain('models/staging/stg_orders.sql:4:5: column "customr_id" not found in raw_orders');
+      // etl run checks first too.
+      const run = await runCli(['run'], { cwd: p.dir });
+      expect(run.code, run.output).toBe(2);
+      expect(run.stderr).toContain('models/staging/stg_orders.sql:4:5: column "customr_id" not found in raw_orders');
       expect(await p.untouched()).toBe(true);
       const r = await runCli(['build', '--no-check'], { cwd: p.dir });
       expect(r.code, r.output).toBe(1);
