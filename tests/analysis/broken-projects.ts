@@ -84,6 +84,14 @@ select order_id, customer_id, cast(order_date as date) as order_date, order_date
     only: 'postgres',
   },
   {
+    // DuckDB has no to_char: the server binds the model, and its message comes back at the template's line and column.
+    name: 'a Postgres-only function misused, found by the server',
+    edits: { 'models/staging/stg_orders.sql': replace('    status\n', "    status,\n    to_char(order_date, 'YYYY-MM') + 1 as order_month\n") },
+    errors: [{ file: 'models/staging/stg_orders.sql', line: 7, col: 36, message: /^operator does not exist: text \+ integer \(postgres\)$/ }],
+    unchecked: ['orders', 'customers'],
+    only: 'postgres',
+  },
+  {
     name: 'union of text and a date (DuckDB would cast the dates to text silently)',
     edits: { 'models/staging/stg_orders.sql': (t) => `${t.trimEnd()}
 union all
