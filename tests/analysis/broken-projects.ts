@@ -4,7 +4,7 @@
 // and Postgres suites.
 
 import { expect } from 'vitest';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Diagnostic } from '../../core/errors.js';
@@ -311,6 +311,7 @@ export function brokenProject(c: BrokenProject, etlYml?: (text: string) => strin
   const edits: BrokenProject['edits'] = etlYml ? { ...c.edits, 'etl.yml': etlYml } : c.edits;
   for (const [file, edit] of Object.entries(edits)) {
     const abs = path.join(dir, file);
+    mkdirSync(path.dirname(abs), { recursive: true });
     writeFileSync(abs, typeof edit === 'string' ? edit : edit(existsSync(abs) ? readFileSync(abs, 'utf8') : ''));
   }
   return dir;

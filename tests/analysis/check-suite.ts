@@ -74,6 +74,23 @@ export function describeCheckOn(name: CheckTarget['name'], open: () => CheckTarg
       const again = await compile({ projectDir: p.dir, check: true, noCache: true });
       expect(again.check!.stats).toMatchObject({ models: 5, bound: 0, cached: 5 });
     });
+    it("a snapshot's bound columns (its query's and etl's own) equal the built snapshot's, and a model reading them binds", async () => {
+      const p = target.project({
+        edits: {
+          'snapshots/orders_snapshot.sql': '{{config unique_key="order_id" strategy="check" check_cols=(list "status") hard_deletes="new_record"}}\nselect * from {{ref "stg_orders"}}\n',
+          'models/marts/current_orders.sql': 'select order_id, status, etl_valid_from, etl_is_deleted\nfrom {{ref "orders_snapshot"}}\nwhere etl_valid_to is null\n',
+        },
+      });
+      const first = await compile({ projectDir: p.dir, check: true });
+      expect(first.check!.errors).toEqual([]);
+      expect(first.check!.columns.get('snapshot.shop.orders_snapshot')!.map((c) => c.name)).toEqual(['order_id', 'customer_id', 'order_date', 'status', 'etl_scd_id', 'etl_updated_at', 'etl_valid_from', 'etl_valid_to', 'etl_is_deleted']);
+      const built = await runCli(['build', '-s', '+current_orders', '--exclude', 'resource_type:test'], { cwd: p.dir });
+      expect(built.code, built.output).toBe(0);
+      const { check } = await compile({ projectDir: p.dir, check: true, noCache: true });
+      for (const [id, relation] of [['snapshot.shop.orders_snapshot', 'orders_snapshot'], ['model.shop.current_orders', 'current_orders']] as const) {
+        expect(check!.columns.get(id)!.map((c) => `${c.name} ${c.type}`), id).toEqual(await p.builtColumns(p.schema, relation));
+      }
+    });
   });
 
   describe(`${name} target: what the bound schemas tell before anything is built`, () => {
