@@ -61,7 +61,11 @@ export function describeCheckOn(name: CheckTarget['name'], open: () => CheckTarg
     it("equal the types of every relation project-template builds, and fill the manifest's columns", async () => {
       const p = target.project({ edits: {} });
       expect((await build({ projectDir: p.dir })).exitCode).toBe(0);
+      const before = await p.fingerprint();
+      expect(before).not.toBe('');
       const { check, manifest } = await compile({ projectDir: p.dir, check: true, noCache: true });
+      // The check read the target's catalog and wrote nothing to it.
+      expect(await p.fingerprint()).toBe(before);
       const built = Object.values(manifest.nodes).filter((n) => n.resource_type === 'model' || n.resource_type === 'seed');
       expect(built.map((n) => n.name).sort()).toEqual(['customers', 'orders', 'raw_customers', 'raw_orders', 'raw_payments', 'stg_customers', 'stg_orders', 'stg_payments']);
       for (const n of built) {

@@ -3,13 +3,14 @@
 // lake, with what each suite asks of a target: whether anything was written
 // to it, and the columns and types of a relation it built.
 
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { duckdbTypeOf, parseSchema } from '../../adapters/delta/index.js';
 import { brokenProject, type BrokenProject } from './broken-projects.js';
-import { dropPgSchema, newPgSchema, PG_URL, pgConnect } from '../e2e/helpers.js';
+import { dropPgSchema, newPgSchema, PG_URL, pgConnect, pgQuoteIdent } from '../e2e/helpers.js';
 
 export type CheckTargetName = 'duckdb' | 'postgres' | 'delta';
 
@@ -21,6 +22,8 @@ export interface CheckProject {
   builtColumns(schema: string, name: string): Promise<string[]>;
   /** The schema models build into. */
   schema: string;
+  /** What the target holds, to compare before and after a command that must not write: files byte for byte, or a server's relations and their storage. */
+  fingerprint(): Promise<string>;
 }
 
 export interface CheckTarget {
@@ -66,13 +69,28 @@ function deltaColumns(table: string): string[] {
   return parseSchema(schemaString, table).fields.map((f) => `${f.name} ${duckdbTypeOf(f.type)}`);
 }
 
+/** Every file below `dir` (whose name matches `only`, at the top) with its size, time and content hash. */
+function filesFingerprint(dir: string, only?: RegExp): string {
+  const out: string[] = [];
+  const walk = (d: string, top: boolean) => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      if (top && only && !only.test(e.name)) continue;
+      const f = path.join(d, e.name);
+      if (e.isDirectory()) walk(f, false);
+      else out.push(`${path.relative(dir, f)} ${statSync(f).size} ${statSync(f).mtimeMs} ${createHash('sha1').update(readFileSync(f)).digest('hex')}`);
+    }
+  };
+  walk(dir, true);
+  return out.join('\n');
+}
+
 export function duckdbTarget(): CheckTarget {
   return {
     name: 'duckdb',
     project(c) {
       const dir = brokenProject({ name: c.name ?? 'duckdb', edits: c.edits, errors: [] });
       const file = path.join(dir, 'target/dev.duckdb');
-      return { dir, schema: 'main', untouched: async () => !existsSync(file), builtColumns: (schema, name) => duckColumns(file, schema, name) };
+      return { dir, schema: 'main', untouched: async () => !existsSync(file), builtColumns: (schema, name) => duckColumns(file, schema, name), fingerprint: async () => filesFingerprint(path.join(dir, 'target'), /^dev\.duckdb/) };
     },
     type: (t) => t.toUpperCase(),
     close: async () => undefined,
@@ -85,7 +103,7 @@ export function deltaTarget(): CheckTarget {
     project(c) {
       const dir = brokenProject({ name: c.name ?? 'delta', edits: c.edits, errors: [] }, withTarget('{ type: delta, path: lake, schema: main, threads: 2 }'));
       const lake = path.join(dir, 'lake');
-      return { dir, schema: 'main', untouched: async () => !existsSync(lake), builtColumns: async (schema, name) => deltaColumns(path.join(lake, schema, name)) };
+      return { dir, schema: 'main', untouched: async () => !existsSync(lake), builtColumns: async (schema, name) => deltaColumns(path.join(lake, schema, name)), fingerprint: async () => filesFingerprint(lake) };
     },
     type: (t) => t.toUpperCase(),
     close: async () => undefined,
@@ -116,6 +134,19 @@ export async function postgresTarget(): Promise<CheckTarget & { admin: pg.Client
               [s, name],
             )
           ).rows.map((r) => r.c),
+        // Each relation of the schema with its storage (a rewrite or truncate gives it a new file) and the last transaction that wrote a row of it.
+        fingerprint: async () => {
+          const relations = await admin.query<{ relname: string; relfilenode: string; kind: string }>(
+            `select c.relname::text, c.relfilenode::text, c.relkind::text as kind from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 order by 1`,
+            [schema],
+          );
+          const rows: string[] = [];
+          for (const r of relations.rows.filter((x) => x.kind === 'r')) {
+            const t = await admin.query<{ n: string; x: string | null }>(`select count(*)::text as n, max(xmin::text::bigint)::text as x from ${pgQuoteIdent(schema)}.${pgQuoteIdent(r.relname)}`);
+            rows.push(`${r.relname}: ${t.rows[0]!.n} rows, last written by ${t.rows[0]!.x}`);
+          }
+          return JSON.stringify({ relations: relations.rows, rows });
+        },
       };
     },
     type: (t) => ({ bigint: 'integer', varchar: 'text', date: 'date' })[t],
