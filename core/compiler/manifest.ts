@@ -78,8 +78,8 @@ export interface LoaderSpec {
   max_rejected?: number | string;
   table?: string;
   query?: string;
-  /** `param` (http): the query parameter the watermark is sent in. */
-  incremental?: { cursor: string; primary_key: string[]; lookback?: number | string; param?: string };
+  /** `param` (http): the query parameter the watermark is sent in; `deletes: detect` (postgres): rows whose key is gone at the source are deleted. */
+  incremental?: { cursor: string; primary_key: string[]; lookback?: number | string; param?: string; deletes?: 'detect' };
   /** postgres `incremental: { mode: cdc }`: changes read from a logical replication slot (core/extract/postgres-cdc.ts); the key read at the source unless given. */
   cdc?: { primary_key?: string[]; slot?: string };
   sslmode?: 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';

@@ -4,7 +4,8 @@
 // atomic step: a full load swaps it in (publishTable), an incremental one
 // merges it by the primary key (applyIncremental); the watermark (max of the
 // cursor) commits with the data. A failure leaves the previous table as it
-// was. Deletes at the source are seen by a full load only.
+// was. Deletes at the source are seen by a full load, or by every run with
+// `deletes: detect` (loader-deletes.ts: the source's keys, an anti join).
 
 import { Readable, Transform } from 'node:stream';
 import type { AdapterSession, MaterializeResult, StagedTable } from '../../adapters/adapter.js';
@@ -17,12 +18,15 @@ import { finishedBatches, storedWatermark, type StateRecord } from '../state/sta
 import { formatBytes } from '../reporting/bytes.js';
 import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';
 import { explainSchemaChangeFailure, planSchemaChange, planSourceDrift, type DriftPlan, type SchemaPlan } from './schema-change.js';
+import { GONE, stageSourceKeys, stageWithDeletes } from './loader-deletes.js';
 
 /** What one load moved, for the run output, run_results and history. */
 export interface LoadStats {
   rows_read: number;
   rows_loaded: number;
   rows_rejected: number;
+  /** deletes: detect: rows of the raw table whose key is no longer at the source, deleted. */
+  rows_deleted?: number;
   bytes: number;
   seconds: number;
   rows_per_second: number;
@@ -57,6 +61,9 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   let units: SourceUnit[] | undefined;
   let bytes = 0;
   let staged: StagedTable | undefined;
+  /** deletes: detect: every key at the source, staged. */
+  let sourceKeys: StagedTable | undefined;
+  let columns: SourceColumn[] = [];
   let rejected: RejectedRecord[] = [];
   let perFile = new Map<string, number>();
   let closing: Promise<void> | undefined;
@@ -74,7 +81,7 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
       extractor.only!(new Set(units.map((u) => u.key)));
       if (units.length === 0) return nothingNew(t0, existing ? 'no new or changed files' : `no files match ${spec.path}`);
     }
-    const columns = await extractor.columns({ since: since?.value });
+    columns = await extractor.columns({ since: since?.value });
     rejected = extractor.rejected?.() ?? [];
     perFile = (await extractor.rowsPerFile?.()) ?? perFile;
     if (columns.length === 0) {
@@ -85,16 +92,23 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     }
     checkColumns(spec, columns);
     checkRejected(spec, rejected.length, await countRows(extractor, perFile));
-    const counted = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        bytes += chunk.length;
-        done(null, chunk);
-      },
-    });
+    const counting = () =>
+      new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          bytes += chunk.length;
+          done(null, chunk);
+        },
+      });
+    const counted = counting();
     const rows = extractor.extract({ columns, since });
     rows.on('error', (err) => counted.destroy(err));
     const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
     staged = await bounded(ctx, () => adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: !!existing && !replacing }));
+    // A merge that detects deletes reads every key too, in the same snapshot (a full load has every row anyway).
+    if (incremental?.deletes === 'detect' && since !== undefined) {
+      const keyColumns = incremental.primary_key;
+      sourceKeys = await bounded(ctx, () => stageSourceKeys(ctx, extractor, relation, columns, keyColumns, (s) => s.pipe(counting())));
+    }
     // Staged: the source's connection closes while the rows are checked and merged.
     closing = opened.catch(() => undefined).then(() => extractor.close());
     closing.catch(() => undefined);
@@ -107,6 +121,7 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   const merging = !!existing && !refresh && (since !== undefined || units !== undefined);
 
   let loaded: number;
+  let deleted = 0;
   let drift: { added: string[]; removed: string[]; changed: string[] } | undefined;
   try {
     if (incremental && !(await extractor.keyIsUnique?.(incremental.primary_key))) {
@@ -127,22 +142,36 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
       await bounded(ctx, () => adapter.publishTable(session, table, relation, { state }));
       loaded = staged.rows ?? 0;
     } else {
-      // The loader's own on_schema_change if it sets one, else: add, keep removed (warn), widen, fail on the rest.
-      const plan = node.config.on_schema_change ? await planSchemaChange(adapter, session, node, relation, staged.relation) : await planSourceDrift(adapter, session, node, relation, staged.relation);
-      drift = describeDrift(plan);
+      // deletes: detect: the changed rows and the keys gone at the source, applied together.
+      const keys = sourceKeys;
+      const withDeletes = keys ? await bounded(ctx, () => stageWithDeletes(ctx, relation, staged!, keys, columns, incremental!.primary_key)) : undefined;
+      const applying = withDeletes?.staged ?? staged;
       try {
-        const applied = await adapter.applyIncremental(session, {
-          // Files: a changed file's rows replace the rows it gave before.
-          ...(units ? { strategy: 'delete+insert', uniqueKey: [FILE_COLUMN] } : { strategy: 'merge', uniqueKey: incremental!.primary_key }),
-          target: relation,
-          staged: staged.relation,
-          columns: plan.columns,
-          columnChanges: plan.changes,
-          state,
-        });
-        loaded = applied.rowsAffected;
-      } catch (err) {
-        throw explainSchemaChangeFailure(node, plan, err);
+        // The loader's own on_schema_change if it sets one, else: add, keep removed (warn), widen, fail on the rest.
+        const ignored = withDeletes ? [GONE] : [];
+        const plan = node.config.on_schema_change ? await planSchemaChange(adapter, session, node, relation, applying.relation, ignored) : await planSourceDrift(adapter, session, node, relation, applying.relation, ignored);
+        drift = describeDrift(plan);
+        try {
+          const applied = await adapter.applyIncremental(session, {
+            // Files: a changed file's rows replace the rows it gave before; deletes: a key gone deletes its row.
+            ...(units
+              ? { strategy: 'delete+insert', uniqueKey: [FILE_COLUMN] }
+              : withDeletes
+                ? { strategy: 'delete+insert', uniqueKey: incremental!.primary_key, deletedFlag: GONE }
+                : { strategy: 'merge', uniqueKey: incremental!.primary_key }),
+            target: relation,
+            staged: applying.relation,
+            columns: plan.columns,
+            columnChanges: plan.changes,
+            state,
+          });
+          deleted = withDeletes?.deleted ?? 0;
+          loaded = applied.rowsAffected - deleted;
+        } catch (err) {
+          throw explainSchemaChangeFailure(node, plan, err);
+        }
+      } finally {
+        if (withDeletes) await adapter.discardStaged(session, withDeletes.staged);
       }
       await adapter.discardStaged(session, staged);
     }
@@ -150,18 +179,20 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     await adapter.discardStaged(session, staged);
     await closing;
     throw err;
+  } finally {
+    if (sourceKeys) await adapter.discardStaged(session, sourceKeys);
   }
   await closing;
   if (rejected.length) await keepRejected(ctx, relation, rejected);
   const seconds = (performance.now() - t0) / 1000;
   const read = (staged.rows ?? loaded) + rejected.length;
-  const stats: LoadStats = { rows_read: read, rows_loaded: loaded, rows_rejected: rejected.length, bytes, seconds: round(seconds, 3), rows_per_second: Math.round(read / Math.max(seconds, 1e-3)) };
+  const stats: LoadStats = { rows_read: read, rows_loaded: loaded, rows_rejected: rejected.length, ...(sourceKeys ? { rows_deleted: deleted } : {}), bytes, seconds: round(seconds, 3), rows_per_second: Math.round(read / Math.max(seconds, 1e-3)) };
   const warning = drift?.removed.length && !node.config.on_schema_change ? `; column${drift.removed.length === 1 ? '' : 's'} ${drift.removed.join(', ')} no longer at the source (kept, NULL in new rows)` : '';
   const changed = drift ? [...drift.added.map((c) => `+${c}`), ...drift.changed.map((c) => `~${c}`)] : [];
   const how = units && merging ? `LOAD ${units.length} new or changed file${units.length === 1 ? '' : 's'}` : merging ? `MERGE since ${since!.value}` : existing ? (refresh ? 'FULL REFRESH' : 'FULL LOAD') : 'CREATE TABLE';
   return {
     rowsAffected: loaded,
-    message: `${how} (${read} rows read, ${loaded} loaded${rejected.length ? `, ${rejected.length} rejected` : ''}, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s${changed.length ? `, columns ${changed.join(' ')}` : ''})${warning}`,
+    message: `${how} (${read} rows read, ${loaded} loaded${sourceKeys ? `, ${deleted} deleted` : ''}${rejected.length ? `, ${rejected.length} rejected` : ''}, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s${changed.length ? `, columns ${changed.join(' ')}` : ''})${warning}`,
     ...(warning ? { status: 'warn' as const } : {}),
     // The run history keeps these (etl history): the bytes read at the source and moved into the target.
     bytesScanned: bytes,
