@@ -64,6 +64,8 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   /** deletes: detect: every key at the source, staged. */
   let sourceKeys: StagedTable | undefined;
   let columns: SourceColumn[] = [];
+  /** Good records read at the source, where it counts them (more than staged when only those past the watermark are kept). */
+  let goodRead = 0;
   let rejected: RejectedRecord[] = [];
   let perFile = new Map<string, number>();
   let closing: Promise<void> | undefined;
@@ -91,7 +93,8 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
       return nothingNew(t0, 'no new records', rejected.length);
     }
     checkColumns(spec, columns);
-    checkRejected(spec, rejected.length, await countRows(extractor, perFile));
+    goodRead = await countRows(extractor, perFile);
+    checkRejected(spec, rejected.length, goodRead);
     const counting = () =>
       new Transform({
         transform(chunk: Buffer, _enc, done) {
@@ -185,7 +188,7 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   await closing;
   if (rejected.length) await keepRejected(ctx, relation, rejected);
   const seconds = (performance.now() - t0) / 1000;
-  const read = (staged.rows ?? loaded) + rejected.length;
+  const read = Math.max(staged.rows ?? loaded, goodRead) + rejected.length;
   const stats: LoadStats = { rows_read: read, rows_loaded: loaded, rows_rejected: rejected.length, ...(sourceKeys ? { rows_deleted: deleted } : {}), bytes, seconds: round(seconds, 3), rows_per_second: Math.round(read / Math.max(seconds, 1e-3)) };
   const warning = drift?.removed.length && !node.config.on_schema_change ? `; column${drift.removed.length === 1 ? '' : 's'} ${drift.removed.join(', ')} no longer at the source (kept, NULL in new rows)` : '';
   const changed = drift ? [...drift.added.map((c) => `+${c}`), ...drift.changed.map((c) => `~${c}`)] : [];
