@@ -87,6 +87,8 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
         ...(parsed.sslrootcert ? { sslrootcert: parsed.sslrootcert } : {}),
         ...(parsed.connect_timeout !== undefined ? { connect_timeout: parsed.connect_timeout } : {}),
         ...(parsed.circuit_breaker !== undefined ? { circuit_breaker: parsed.circuit_breaker } : {}),
+        ...(parsed.retries !== undefined ? { retries: parsed.retries } : {}),
+        ...(parsed.retry_backoff !== undefined ? { retry_backoff: parsed.retry_backoff as LoaderSpec['retry_backoff'] } : {}),
         source: `${source.name}.${table.name}`,
         declared_at: `${source.yaml.file}:${line}`,
       };

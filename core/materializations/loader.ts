@@ -11,8 +11,9 @@ import { Readable, Transform } from 'node:stream';
 import type { AdapterSession, MaterializeResult, StagedTable } from '../../adapters/adapter.js';
 import type { LoaderSpec, ManifestNode } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
-import { CircuitOpenError } from '../runner/retry.js';
-import { extractorFor, lookbackAmount, type RejectedRecord, type SourceColumn, type SourceUnit } from '../extract/extractor.js';
+import { backoffPolicy, CircuitOpenError, RetriesExhausted, withRetry } from '../runner/retry.js';
+import { isTransientPgError } from '../../adapters/postgres/errors.js';
+import { extractorFor, lookbackAmount, TransientSourceError, type RejectedRecord, type SourceColumn, type SourceUnit } from '../extract/extractor.js';
 import { FILE_COLUMN } from '../extract/files.js';
 import { finishedBatches, storedWatermark, type StateRecord } from '../state/state.js';
 import { formatBytes } from '../reporting/bytes.js';
@@ -32,17 +33,42 @@ export interface LoadStats {
   rows_per_second: number;
 }
 
+/** Postgres sources: tries of the whole load after a transient failure, unless the loader says (`retries:`). */
+const POSTGRES_SOURCE_RETRIES = 3;
+
 export const loader: Materialization = {
   run: async (ctx) => {
+    const spec = ctx.node.config.loader!;
     try {
-      return await load(ctx);
-    } catch (err) {
+      // HTTP retries each request itself; a Postgres load is tried again whole (nothing of a failed one was published).
+      if (spec.type !== 'postgres') return await load(ctx);
+      const { value, attempts } = await withRetry(() => load(ctx), {
+        maxAttempts: 1 + (spec.retries ?? POSTGRES_SOURCE_RETRIES),
+        policy: backoffPolicy(spec.retry_backoff),
+        isTransient: transientSourceFailure,
+        now: () => ctx.clock.now(),
+        signal: ctx.signal,
+      });
+      if (attempts.length === 1) return value;
+      const retried = attempts.length - 1;
+      return { ...value, message: `${value.message}; after ${retried} ${retried === 1 ? 'retry' : 'retries'} (${attempts[0]!.message})` };
+    } catch (thrown) {
+      const err = thrown instanceof RetriesExhausted ? thrown.cause : thrown;
       // The source's host is resting after failing again and again: not called, the node and those after it skipped.
-      if (err instanceof CircuitOpenError) return { rowsAffected: 0, status: 'skipped', message: `skipped: source ${ctx.node.config.loader!.source}: ${err.message}` };
+      if (err instanceof CircuitOpenError) return { rowsAffected: 0, status: 'skipped', message: `skipped: source ${spec.source}: ${err.message}` };
+      if (thrown instanceof RetriesExhausted && thrown.attempts.length > 1) {
+        const first = (err as Error)?.message ?? String(err);
+        throw new RunError(`${first}\n  (gave up after ${thrown.attempts.length} attempts; retries: ${thrown.attempts.length - 1})`);
+      }
       throw err;
     }
   },
 };
+
+/** A refused or dropped source connection (or a backend terminated under the load): the load is tried again. */
+function transientSourceFailure(err: unknown): boolean {
+  return err instanceof TransientSourceError || (!(err instanceof CircuitOpenError) && !(err instanceof RunError) && isTransientPgError(err));
+}
 
 async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   const { adapter, session, node } = ctx;

@@ -349,9 +349,12 @@ function loaderSchemas() {
     sslmode: z.enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']),
     sslrootcert: z.string(),
     connect_timeout: z.number().min(0),
+    // The whole load tried again on a transient source failure (core/materializations/loader.ts); default 3.
+    retries: z.number().int().min(0),
+    retry_backoff: z.union([z.enum(['exponential', 'constant', 'none']), z.record(z.string(), z.unknown())]),
     circuit_breaker: circuitBreaker,
     ...common,
-  }).partial({ table: true, query: true, incremental: true, sslmode: true, sslrootcert: true, connect_timeout: true, circuit_breaker: true, on_schema_change: true, full_refresh: true, tags: true });
+  }).partial({ table: true, query: true, incremental: true, sslmode: true, sslrootcert: true, connect_timeout: true, retries: true, retry_backoff: true, circuit_breaker: true, on_schema_change: true, full_refresh: true, tags: true });
   const files = strictObject({
     type: z.literal('files'),
     path: z.string(),
