@@ -136,7 +136,12 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     // A merge that detects deletes reads every key too, in the same snapshot (a full load has every row anyway).
     if (incremental?.deletes === 'detect' && since !== undefined) {
       const keyColumns = incremental.primary_key;
-      sourceKeys = await bounded(ctx, () => stageSourceKeys(ctx, extractor, relation, columns, keyColumns, (s) => s.pipe(counting())));
+      try {
+        sourceKeys = await bounded(ctx, () => stageSourceKeys(ctx, extractor, relation, columns, keyColumns, (s) => s.pipe(counting())));
+      } catch (err) {
+        await adapter.discardStaged(session, staged);
+        throw err;
+      }
     }
     // Staged: the source's connection closes while the rows are checked and merged.
     closing = opened.catch(() => undefined).then(() => extractor.close());
