@@ -17,7 +17,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPgDatabase, dbPathOf, dropPgDatabase, etlYml, pgConnect, pgTestSchemas, readJson, runCli, startCli, withDb, writeProject, type CliResult } from './helpers.js';
 import { startPrivatePostgres } from './private-postgres.js';
-import { storeOf, withStore } from './targets.js';
+import { extractTargetYml, storeOf, withStore } from './targets.js';
 
 const pg = pgTestSchemas();
 
@@ -92,12 +92,7 @@ async function setup(target: Target, rows: number, loader = ''): Promise<Setup> 
   await sourceTable(source, rows);
   const targetUrl = target === 'postgres' ? await database('etl_cdc_tgt') : undefined;
   const dir = writeProject({
-    'etl.yml':
-      target === 'postgres'
-        ? etlYml('shop').replace(/dev: \{[^}]*\}/, `dev: { type: postgres, url: "${targetUrl}", schema: raw, threads: 2 }`)
-        : target === 'delta'
-          ? etlYml('shop').replace(/dev: \{[^}]*\}/, 'dev: { type: delta, path: lake, schema: main, threads: 2 }')
-          : etlYml('shop'),
+    'etl.yml': extractTargetYml(target, 'shop', targetUrl),
     'models/crm.yml': `sources:
   - name: crm
     tables:

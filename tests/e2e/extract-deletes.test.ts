@@ -11,7 +11,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { createPgDatabase, dropPgDatabase, etlYml, PG_URL, pgConnect, pgQuoteIdent, pgTestSchemas, readJson, runCli, writeProject } from './helpers.js';
-import { storeOf, withStore } from './targets.js';
+import { extractTargetYml, storeOf, withStore } from './targets.js';
 
 const pg = pgTestSchemas();
 const env = { CRM_URL: PG_URL, TZ: 'UTC' };
@@ -43,12 +43,7 @@ async function setup(target: Target): Promise<{ src: string; dir: string; loaded
   const src = await sourceTable(2000);
   const targetUrl = target === 'postgres' ? await createPgDatabase(pg.admin, 'etl_del') : undefined;
   const dir = writeProject({
-    'etl.yml':
-      target === 'postgres'
-        ? etlYml('shop').replace(/dev: \{[^}]*\}/, `dev: { type: postgres, url: "${targetUrl}", schema: analytics, threads: 2 }`)
-        : target === 'delta'
-          ? etlYml('shop').replace(/dev: \{[^}]*\}/, 'dev: { type: delta, path: lake, schema: main, threads: 2 }')
-          : etlYml('shop'),
+    'etl.yml': extractTargetYml(target, 'shop', targetUrl, 'analytics'),
     'models/crm.yml': `sources:
   - name: crm
     tables:

@@ -28,6 +28,16 @@ export function targetYml(target: TargetName, name: string, extra = ''): string 
   return `name: ${name}\nversion: 1\ntarget: dev\ntargets:\n  dev: ${dev}\n${extra}`;
 }
 
+/**
+ * The extract suites' etl.yml (2 threads): target `dev` a DuckDB file, a Delta
+ * lake (schema main), or the Postgres database at `pgUrl` (schema `pgSchema`).
+ */
+export function extractTargetYml(target: TargetName | 'postgres', name: string, pgUrl?: string, pgSchema = 'raw'): string {
+  const dev =
+    target === 'postgres' ? `{ type: postgres, url: "${pgUrl}", schema: ${pgSchema}, threads: 2 }` : target === 'delta' ? '{ type: delta, path: lake, schema: main, threads: 2 }' : '{ type: duckdb, path: target/dev.duckdb, schema: main, threads: 4 }';
+  return `name: ${name}\nversion: 1\ntarget: dev\ntargets:\n  dev: ${dev}\n`;
+}
+
 /** Points target `dev` of a copied project (project-template's: a DuckDB file) at `target`, keeping the rest of its etl.yml. */
 export function useTarget(target: TargetName, dir: string): void {
   if (target === 'duckdb') return;
