@@ -188,10 +188,12 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
         try {
           const applied = await adapter.applyIncremental(session, {
             // Files: a changed file's rows replace the rows it gave before; deletes: a key gone deletes its row.
+            // A row the table has columns for that the source no longer gives is replaced whole (delete+insert):
+            // NULL there on every engine, where a merge would keep the old value on some.
             ...(units
               ? { strategy: 'delete+insert', uniqueKey: [FILE_COLUMN] }
-              : withDeletes
-                ? { strategy: 'delete+insert', uniqueKey: incremental!.primary_key, deletedFlag: GONE }
+              : withDeletes || (await lacksColumns(ctx, relation, plan))
+                ? { strategy: 'delete+insert', uniqueKey: incremental!.primary_key, ...(withDeletes ? { deletedFlag: GONE } : {}) }
                 : { strategy: 'merge', uniqueKey: incremental!.primary_key }),
             target: relation,
             staged: applying.relation,
@@ -233,6 +235,14 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     bytesWritten: bytes,
     stats: { ...stats, ...(drift && (drift.added.length || drift.removed.length || drift.changed.length) ? { schema_changes: drift } : {}) },
   };
+}
+
+/** Whether the table has columns (not dropped by the plan) that the new rows do not give. */
+async function lacksColumns(ctx: MaterializationContext, relation: { schema: string; name: string }, plan: SchemaPlan | DriftPlan): Promise<boolean> {
+  if ('removed' in plan) return plan.removed.length > 0;
+  const dropped = new Set(plan.changes.flatMap((c) => (c.kind === 'drop' ? [c.column] : [])));
+  const given = new Set(plan.columns);
+  return (await ctx.adapter.listColumns(ctx.session, relation)).some((c) => !given.has(c.name) && !dropped.has(c.name));
 }
 
 /**
