@@ -25,6 +25,8 @@ export async function stageSourceKeys(ctx: MaterializationContext, extractor: Ex
   const rows = extractor.extract({ columns: keyColumns });
   const counted = count(rows);
   rows.on('error', (err) => (counted as NodeJS.ReadableStream & { destroy(e: Error): void }).destroy(err));
+  // The stage reads the error from the stream; one raised before it reads must not end the process.
+  counted.on('error', () => undefined);
   const into = { schema: relation.schema, name: internalName(adapter.dialect, relation.name, '__etl_keys') };
   return adapter.stageCsv(session, into, keyColumns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) })), counted, { transient: true });
 }

@@ -3,7 +3,8 @@
 // was published. A refused connection gives up after 1 + retries attempts
 // and says so; a backend terminated while its COPY streams (the real server,
 // pg_terminate_backend) is retried and the table loads whole; an error that
-// is not transient (a missing table) is not retried.
+// is not transient (a missing table, a query failing as its rows are read)
+// is not retried.
 
 import { describe, expect, it } from 'vitest';
 import { dbPathOf, etlYml, PG_URL, pgQuoteIdent, pgTestSchemas, readJson, runCli, startCli, waitForBackend, withDb, writeProject } from './helpers.js';
@@ -36,6 +37,20 @@ describe('retries of a Postgres source', () => {
     expect(m.code, m.output).toBe(1);
     expect(m.output).toContain(`cannot read table ${schema}.nothing_here at the source`);
     expect(m.output).not.toContain('gave up after');
+  });
+
+  it('a query that fails once its rows are read (not when described) fails the run, not retried, the process ending normally', async () => {
+    const schema = pg.schema();
+    await pg.admin.query(`create schema ${pgQuoteIdent(schema)}`);
+    await pg.admin.query(`create table ${pgQuoteIdent(schema)}.customers as select g as id from generate_series(0, 9) g`);
+    const dir = project(`          type: postgres\n          url: "${PG_URL}"\n          query: select id, 100 / id as share from ${schema}.customers\n`);
+    for (let i = 0; i < 3; i++) {
+      const r = await runCli(['extract'], { cwd: dir });
+      expect(r.code, r.output).toBe(1);
+      expect(r.output).toContain('division by zero');
+      expect(r.output).not.toContain('Unhandled');
+      expect(r.output).not.toContain('gave up after');
+    }
   });
 
   it('a backend terminated while its COPY streams: the load is tried again and loads every row', async () => {
