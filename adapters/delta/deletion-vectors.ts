@@ -200,7 +200,7 @@ export function deletionVectorFile(dv: DeletionVector, what: string): { relative
 }
 
 /** The deleted row positions of a descriptor, checked against its size, checksum and cardinality. */
-export async function readDeletionVector(storage: DeltaStorage, dv: DeletionVector, readAbsolute: (file: string) => Promise<Buffer>, what: string): Promise<number[]> {
+export async function readDeletionVector(storage: Pick<DeltaStorage, 'read'>, dv: DeletionVector, readAbsolute: (file: string) => Promise<Buffer>, what: string): Promise<number[]> {
   let data: Buffer;
   if (dv.storageType === 'i') {
     data = z85Decode(dv.pathOrInlineDv, what).subarray(0, dv.sizeInBytes);
