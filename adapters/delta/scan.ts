@@ -245,6 +245,31 @@ async function fileColumns(session: SqlSession, locations: string[]): Promise<Ma
   return out;
 }
 
+/**
+ * A file's columns among `fields` from its statistics alone, when they settle
+ * it (its footer is not read then): a writer records a null count for each
+ * column it wrote (etl for every one, Spark for the first 32), under the
+ * column's name in the file (column mapping is refused). Undefined when a
+ * field has no count, or is a timestamp (whether it is stored naive only the
+ * footer says).
+ */
+function columnsFromStats(file: AddFile, fields: StructField[]): Map<string, FileColumn> | undefined {
+  if (fields.length === 0) return new Map();
+  let nullCount: Record<string, unknown> | undefined;
+  try {
+    nullCount = file.stats ? (JSON.parse(file.stats) as FileStatsJson).nullCount : undefined;
+  } catch {
+    return undefined;
+  }
+  if (!nullCount) return undefined;
+  const out = new Map<string, FileColumn>();
+  for (const f of fields) {
+    if (f.type === 'timestamp' || !Object.hasOwn(nullCount, f.name)) return undefined;
+    out.set(f.name, { name: f.name, naiveTimestamp: false });
+  }
+  return out;
+}
+
 function columnSql(field: StructField, column: FileColumn | undefined): string {
   const type = duckdbTypeOf(field.type);
   const alias = quoteIdent(field.name);
@@ -267,11 +292,12 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
     return { sql: `select ${cols.join(', ')} where false`, files: pruned };
   }
   const locations = pruned.map((f) => fileLocation(storage, f.path));
-  const columns = await fileColumns(session, locations.map((l) => path.normalize(l)));
+  const fromStats = pruned.map((f) => columnsFromStats(f, fields.filter((x) => !partitions.has(x.name))));
+  const columns = await fileColumns(session, locations.filter((_, i) => !fromStats[i]).map((l) => path.normalize(l)));
   // Files with the same partition values and the same physical columns are read by one read_parquet.
   const groups = new Map<string, { file: AddFile; location: string; cols: Map<string, FileColumn> }[]>();
   pruned.forEach((file, i) => {
-    const cols = columns.get(path.normalize(locations[i]!)) ?? new Map<string, FileColumn>();
+    const cols = fromStats[i] ?? columns.get(path.normalize(locations[i]!)) ?? new Map<string, FileColumn>();
     const lower = new Map([...cols.values()].map((c) => [c.name.toLowerCase(), c]));
     const resolved = new Map<string, FileColumn>();
     for (const f of fields) {
