@@ -6,11 +6,10 @@
 // commit removes exactly those files. Snapshots (any SQL on a copy of the
 // table) are compared with the table file by file (planCopyOnWrite).
 
-import path from 'node:path';
 import type { ColumnChange, IncrementalChange } from '../adapter.js';
 import type { AddFile } from './actions.js';
 import { fileKey } from './actions.js';
-import { deletedPositions, fileLocation, fileMayMatch, pruneFiles, scanSnapshot, type ScanFilter } from './scan.js';
+import { deletedPositionsOf, fileMayMatch, pruneFiles, scanSnapshot, type ScanFilter } from './scan.js';
 import { serializePartitionSql } from './partitions.js';
 import { deltaTypeOfDuckDb, duckdbTypeOf, quoteIdent, schemaString, type StructField, type StructType } from './schema.js';
 import type { Snapshot } from './snapshot.js';
@@ -147,20 +146,24 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
     // Finding the replaced rows reads only the key columns when the condition is on the key.
     const columns = ranges ? change.uniqueKey : undefined;
     if (pool.length && options.deletionVectors) {
-      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileColumn: FILE_COLUMN, rowNumberColumn: ROW_COLUMN, columns });
-      const hits = await session.query(`select ${quoteIdent(FILE_COLUMN)}, list(${quoteIdent(ROW_COLUMN)}) from (${scan.sql}) as etl_target where ${replaced} group by all`);
-      const byLocation = new Map(pool.map((f) => [path.normalize(fileLocation(storage, f.path)), f]));
-      for (const [location, rows] of hits.rows) {
-        const file = byLocation.get(path.normalize(String(location)));
-        if (!file) continue;
-        const positions = [...new Set([...(await deletedPositions(storage, session, file)), ...(rows as Array<bigint | number>).map(Number)])].sort((a, b) => a - b);
+      // Every physical row is read (a row deleted already and found again changes nothing), so no join drops deleted rows first.
+      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileIndexColumn: FILE_COLUMN, rowNumberColumn: ROW_COLUMN, columns, physicalRows: true });
+      // Row numbers as doubles (exact below 2^53) come to JavaScript as numbers, sorted, ready to merge with the earlier ones.
+      const hits = await session.query(`select ${quoteIdent(FILE_COLUMN)}, list(cast(${quoteIdent(ROW_COLUMN)} as double) order by ${quoteIdent(ROW_COLUMN)}) from (${scan.sql}) as etl_target where ${replaced} group by all`);
+      const hitFiles = hits.rows.map(([index]) => scan.files[Number(index)]!);
+      const earlier = await deletedPositionsOf(storage, session, hitFiles);
+      hits.rows.forEach(([, rows], i) => {
+        const file = hitFiles[i]!;
+        const before = earlier.get(file) ?? [];
+        const positions = unionSorted(before, rows as number[]);
+        if (positions.length === before.length) return; // only rows its vector deletes already
         const physical = physicalRows(file);
         if (physical !== undefined && positions.length <= physical * DV_MAX_DELETED_SHARE) markDeleted.push({ file, positions });
         else affected.push(file);
-      }
+      });
     } else if (pool.length) {
-      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileColumn: FILE_COLUMN, columns });
-      affected = await filesNamed(storage, session, pool, `select distinct ${quoteIdent(FILE_COLUMN)} from (${scan.sql}) as etl_target where ${replaced}`);
+      const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileIndexColumn: FILE_COLUMN, columns });
+      affected = await filesAt(session, scan.files, `select distinct ${quoteIdent(FILE_COLUMN)} from (${scan.sql}) as etl_target where ${replaced}`);
     }
   }
   const parts: string[] = [];
@@ -172,11 +175,25 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
   return { selectSql: parts.length === 1 ? parts[0]! : parts.map((p) => `(${p})`).join('\nunion all\n'), removeFiles: affected, markDeleted, schema: after.changed ? schema : undefined, readFiles, readPredicate };
 }
 
-/** The files (of `pool`) whose locations a query returns in its first column. */
-async function filesNamed(storage: DeltaStorage, session: SqlSession, pool: AddFile[], sql: string): Promise<AddFile[]> {
+/** The union of two ascending lists of distinct numbers, ascending. */
+function unionSorted(a: number[], b: number[]): number[] {
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = i < a.length ? a[i]! : Infinity;
+    const y = j < b.length ? b[j]! : Infinity;
+    if (x <= y) i++;
+    if (y <= x) j++;
+    out.push(Math.min(x, y));
+  }
+  return out;
+}
+
+/** The files (of a scan's) whose indexes a query returns in its first column. */
+async function filesAt(session: SqlSession, files: AddFile[], sql: string): Promise<AddFile[]> {
   const hit = await session.query(sql);
-  const byLocation = new Map(pool.map((f) => [path.normalize(fileLocation(storage, f.path)), f]));
-  return hit.rows.map((r) => byLocation.get(path.normalize(String(r[0])))).filter((f): f is AddFile => f !== undefined);
+  return hit.rows.map((r) => files[Number(r[0])]!);
 }
 
 /**
@@ -194,11 +211,11 @@ export async function planCopyOnWrite(storage: DeltaStorage, session: SqlSession
   const files = [...snapshot.files.values()];
   let removeFiles: AddFile[] = [];
   if (files.length) {
-    const old = await scanSnapshot(storage, session, snapshot, { fileColumn: FILE_COLUMN });
+    const old = await scanSnapshot(storage, session, snapshot, { fileIndexColumn: FILE_COLUMN });
     // Equal rows are told apart by their rank among equals, so a multiset difference finds each removed copy.
     const numbered = (from: string) => `select *, row_number() over (partition by ${list}) as etl_rank from (${from}) as etl_rows`;
     const same = [...cols.map((c) => `etl_old.${c} is not distinct from etl_now.${c}`), 'etl_old.etl_rank = etl_now.etl_rank'].join(' and ');
-    removeFiles = await filesNamed(storage, session, files, `select distinct etl_old.${quoteIdent(FILE_COLUMN)} from (${numbered(old.sql)}) as etl_old anti join (${numbered(`select ${list} from ${changed}`)}) as etl_now on ${same}`);
+    removeFiles = await filesAt(session, old.files, `select distinct etl_old.${quoteIdent(FILE_COLUMN)} from (${numbered(old.sql)}) as etl_old anti join (${numbered(`select ${list} from ${changed}`)}) as etl_now on ${same}`);
   }
   const removed = new Set(removeFiles);
   const kept = files.filter((f) => !removed.has(f));

@@ -140,52 +140,80 @@ function parseRoaring32(data: Buffer, start: number, high: number, out: number[]
   return at;
 }
 
-/** A RoaringBitmapArray (portable format) of ascending, distinct positions; array and bitmap containers. */
+/**
+ * A RoaringBitmapArray (portable format) of ascending, distinct positions;
+ * array and bitmap containers. The positions are walked twice (container
+ * boundaries, then the bytes) into one buffer of the exact size: a merge
+ * serializes a vector for every file it touches.
+ */
 export function serializeRoaringArray(positions: number[]): Buffer {
-  const byHigh = new Map<number, Map<number, number[]>>();
-  for (const p of positions) {
+  // Containers in order: ascending positions make each (32-bit bitmap, 16-bit key) one run of them.
+  const highs: number[] = [];
+  const keys: number[] = [];
+  const starts: number[] = [];
+  for (let i = 0; i < positions.length; i++) {
+    const p = positions[i]!;
     const high = Math.floor(p / 2 ** 32);
-    const low = p - high * 2 ** 32;
-    let containers = byHigh.get(high);
-    if (!containers) byHigh.set(high, (containers = new Map()));
-    const key = low >>> 16;
-    let values = containers.get(key);
-    if (!values) containers.set(key, (values = []));
-    values.push(low & 0xffff);
+    const key = (p - high * 2 ** 32) >>> 16;
+    const n = keys.length;
+    if (n === 0 || highs[n - 1] !== high || keys[n - 1] !== key) {
+      highs.push(high);
+      keys.push(key);
+      starts.push(i);
+    }
   }
-  const parts: Buffer[] = [];
-  const head = Buffer.alloc(12);
-  head.writeInt32LE(MAGIC, 0);
-  head.writeBigInt64LE(BigInt(byHigh.size), 4);
-  parts.push(head);
-  for (const [high, containers] of [...byHigh.entries()].sort((a, b) => a[0] - b[0])) {
-    const keys = [...containers.keys()].sort((a, b) => a - b);
-    const header = Buffer.alloc(4 + 4 + 4 + 8 * keys.length);
-    header.writeUInt32LE(high, 0);
-    header.writeUInt32LE(SERIAL_COOKIE_NO_RUNCONTAINER, 4);
-    header.writeUInt32LE(keys.length, 8);
-    const bodies: Buffer[] = [];
-    // Offsets count from the start of the 32-bit bitmap (its cookie).
-    let offset = 8 + 8 * keys.length;
-    keys.forEach((key, i) => {
-      const values = containers.get(key)!;
-      header.writeUInt16LE(key, 12 + 4 * i);
-      header.writeUInt16LE(values.length - 1, 12 + 4 * i + 2);
-      header.writeUInt32LE(offset, 12 + 4 * keys.length + 4 * i);
-      let body: Buffer;
-      if (values.length <= ARRAY_MAX) {
-        body = Buffer.alloc(2 * values.length);
-        values.forEach((v, j) => body.writeUInt16LE(v, 2 * j));
+  starts.push(positions.length);
+  const bodySize = (c: number) => (starts[c + 1]! - starts[c]! <= ARRAY_MAX ? 2 * (starts[c + 1]! - starts[c]!) : 8192);
+  let bitmaps = 0;
+  let size = 12;
+  for (let c = 0; c < keys.length; c++) {
+    // A new 32-bit bitmap: its key, cookie and container count.
+    if (c === 0 || highs[c] !== highs[c - 1]) {
+      bitmaps++;
+      size += 12;
+    }
+    size += 8 + bodySize(c); // key + cardinality, offset, body
+  }
+  const out = Buffer.alloc(size);
+  out.writeInt32LE(MAGIC, 0);
+  out.writeBigInt64LE(BigInt(bitmaps), 4);
+  let at = 12;
+  for (let first = 0; first < keys.length; ) {
+    let last = first;
+    while (last + 1 < keys.length && highs[last + 1] === highs[first]) last++;
+    const count = last - first + 1;
+    out.writeUInt32LE(highs[first]!, at);
+    out.writeUInt32LE(SERIAL_COOKIE_NO_RUNCONTAINER, at + 4);
+    out.writeUInt32LE(count, at + 8);
+    const descriptive = at + 12;
+    const offsets = descriptive + 4 * count;
+    let body = offsets + 4 * count;
+    for (let c = first; c <= last; c++) {
+      const j = c - first;
+      const from = starts[c]!;
+      const to = starts[c + 1]!;
+      out.writeUInt16LE(keys[c]!, descriptive + 4 * j);
+      out.writeUInt16LE(to - from - 1, descriptive + 4 * j + 2);
+      // Offsets count from the start of the 32-bit bitmap (its cookie).
+      out.writeUInt32LE(body - (at + 4), offsets + 4 * j);
+      if (to - from <= ARRAY_MAX) {
+        for (let i = from; i < to; i++) {
+          const v = positions[i]! & 0xffff;
+          out[body++] = v & 0xff;
+          out[body++] = v >>> 8;
+        }
       } else {
-        body = Buffer.alloc(8192);
-        for (const v of values) body[v >> 3]! |= 1 << (v & 7);
+        for (let i = from; i < to; i++) {
+          const v = positions[i]! & 0xffff;
+          out[body + (v >> 3)]! |= 1 << (v & 7);
+        }
+        body += 8192;
       }
-      bodies.push(body);
-      offset += body.length;
-    });
-    parts.push(header, ...bodies);
+    }
+    at = body;
+    first = last + 1;
   }
-  return Buffer.concat(parts);
+  return out;
 }
 
 /** Where a 'u' or 'p' deletion vector's file is, relative to the table root or absolute. */
@@ -200,7 +228,7 @@ export function deletionVectorFile(dv: DeletionVector, what: string): { relative
 }
 
 /** The deleted row positions of a descriptor, checked against its size, checksum and cardinality. */
-export async function readDeletionVector(storage: DeltaStorage, dv: DeletionVector, readAbsolute: (file: string) => Promise<Buffer>, what: string): Promise<number[]> {
+export async function readDeletionVector(storage: Pick<DeltaStorage, 'read'>, dv: DeletionVector, readAbsolute: (file: string) => Promise<Buffer>, what: string): Promise<number[]> {
   let data: Buffer;
   if (dv.storageType === 'i') {
     data = z85Decode(dv.pathOrInlineDv, what).subarray(0, dv.sizeInBytes);

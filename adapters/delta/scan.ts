@@ -4,7 +4,6 @@
 // UTC), and files pruned by partition values and min/max statistics for
 // simple filters before DuckDB opens them.
 
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { AddFile } from './actions.js';
 import { canonicalPath, fileKey } from './actions.js';
@@ -29,10 +28,17 @@ export interface ScanOptions {
   filters?: ScanFilter[];
   /** Only these columns, in this order (all by default). */
   columns?: string[];
-  /** Adds a column of this name holding each row's file location (copy-on-write finds the files that hold given rows). */
-  fileColumn?: string;
+  /** Adds a column of this name holding each row's file as its index in Scan.files (copy-on-write and deletion vectors find the files that hold given rows). */
+  fileIndexColumn?: string;
   /** Adds a column of this name holding each row's position in its file (deletion vectors mark rows by it). */
   rowNumberColumn?: string;
+  /**
+   * Reads every row physically in the files, those their deletion vectors
+   * delete included: a merge that marks rows deleted unions its positions with
+   * the file's earlier ones, so a row it finds again changes nothing, and the
+   * scan is spared the join that drops deleted rows.
+   */
+  physicalRows?: boolean;
 }
 
 export interface Scan {
@@ -239,6 +245,31 @@ async function fileColumns(session: SqlSession, locations: string[]): Promise<Ma
   return out;
 }
 
+/**
+ * A file's columns among `fields` from its statistics alone, when they settle
+ * it (its footer is not read then): a writer records a null count for each
+ * column it wrote (etl for every one, Spark for the first 32), under the
+ * column's name in the file (column mapping is refused). Undefined when a
+ * field has no count, or is a timestamp (whether it is stored naive only the
+ * footer says).
+ */
+function columnsFromStats(file: AddFile, fields: StructField[]): Map<string, FileColumn> | undefined {
+  if (fields.length === 0) return new Map();
+  let nullCount: Record<string, unknown> | undefined;
+  try {
+    nullCount = file.stats ? (JSON.parse(file.stats) as FileStatsJson).nullCount : undefined;
+  } catch {
+    return undefined;
+  }
+  if (!nullCount) return undefined;
+  const out = new Map<string, FileColumn>();
+  for (const f of fields) {
+    if (f.type === 'timestamp' || !Object.hasOwn(nullCount, f.name)) return undefined;
+    out.set(f.name, { name: f.name, naiveTimestamp: false });
+  }
+  return out;
+}
+
 function columnSql(field: StructField, column: FileColumn | undefined): string {
   const type = duckdbTypeOf(field.type);
   const alias = quoteIdent(field.name);
@@ -250,23 +281,23 @@ function columnSql(field: StructField, column: FileColumn | undefined): string {
 
 /** A SELECT over the snapshot's active files (pruned by the filters, which are also applied as a WHERE). */
 export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, snapshot: Snapshot, options: ScanOptions = {}): Promise<Scan> {
-  const files = pruneFiles(snapshot, options.filters);
+  const pruned = pruneFiles(snapshot, options.filters);
   const fields = options.columns ? options.columns.map((c) => snapshot.schema.fields.find((f) => f.name === c) ?? missingColumn(snapshot, c)) : snapshot.schema.fields;
   const partitions = new Set(snapshot.metadata.partitionColumns);
   const where = options.filters?.length ? ` where ${options.filters.map(filterSql).join(' and ')}` : '';
-  if (files.length === 0) {
+  if (pruned.length === 0) {
     const cols = fields.map((f) => `cast(null as ${duckdbTypeOf(f.type)}) as ${quoteIdent(f.name)}`);
-    if (options.fileColumn) cols.push(`cast(null as varchar) as ${quoteIdent(options.fileColumn)}`);
+    if (options.fileIndexColumn) cols.push(`cast(null as bigint) as ${quoteIdent(options.fileIndexColumn)}`);
     if (options.rowNumberColumn) cols.push(`cast(null as bigint) as ${quoteIdent(options.rowNumberColumn)}`);
-    return { sql: `select ${cols.join(', ')} where false`, files };
+    return { sql: `select ${cols.join(', ')} where false`, files: pruned };
   }
-  const locations = files.map((f) => fileLocation(storage, f.path));
-  const columns = await fileColumns(session, locations.map((l) => path.normalize(l)));
-  const deleted = await deletedRowTables(storage, session, files);
+  const locations = pruned.map((f) => fileLocation(storage, f.path));
+  const fromStats = pruned.map((f) => columnsFromStats(f, fields.filter((x) => !partitions.has(x.name))));
+  const columns = await fileColumns(session, locations.filter((_, i) => !fromStats[i]).map((l) => path.normalize(l)));
   // Files with the same partition values and the same physical columns are read by one read_parquet.
   const groups = new Map<string, { file: AddFile; location: string; cols: Map<string, FileColumn> }[]>();
-  files.forEach((file, i) => {
-    const cols = columns.get(path.normalize(locations[i]!)) ?? new Map<string, FileColumn>();
+  pruned.forEach((file, i) => {
+    const cols = fromStats[i] ?? columns.get(path.normalize(locations[i]!)) ?? new Map<string, FileColumn>();
     const lower = new Map([...cols.values()].map((c) => [c.name.toLowerCase(), c]));
     const resolved = new Map<string, FileColumn>();
     for (const f of fields) {
@@ -279,22 +310,22 @@ export async function scanSnapshot(storage: DeltaStorage, session: SqlSession, s
     if (!g) groups.set(key, (g = []));
     g.push({ file, location: locations[i]!, cols: resolved });
   });
-  const branches = [...groups.values()].map((g) => {
+  // Scan.files in the order of the groups, so a row's file index is its read_parquet's file_index plus the group's offset.
+  const files: AddFile[] = [];
+  const branches: string[] = [];
+  for (const g of groups.values()) {
+    const offset = files.length;
+    files.push(...g.map((x) => x.file));
     const first = g[0]!;
     const select = fields.map((f) => (partitions.has(f.name) ? `${partitionLiteralSql(first.file.partitionValues[f.name], f.type)} as ${quoteIdent(f.name)}` : columnSql(f, first.cols.get(f.name))));
-    const hasFileColumns = first.cols.size > 0;
-    // Rows deleted by the files' deletion vectors: an anti join on (file, row number) with their positions.
-    const dvs = g.flatMap((x) => deleted.get(x.file) ?? []);
-    const fileName = options.fileColumn ?? (dvs.length ? DV_FILE : undefined);
-    const fileColumn = fileName ? `, filename = ${quoteString(fileName)}` : '';
-    if (options.fileColumn) select.push(quoteIdent(options.fileColumn));
+    if (options.fileIndexColumn) select.push(`cast(file_index as bigint) + ${offset} as ${quoteIdent(options.fileIndexColumn)}`);
     if (options.rowNumberColumn) select.push(`file_row_number as ${quoteIdent(options.rowNumberColumn)}`);
-    const read = `read_parquet(${fileList(g.map((x) => x.location))}${hasFileColumns ? ', union_by_name = true' : ''}${fileColumn}${dvs.length || options.rowNumberColumn ? ', file_row_number = true' : ''})`;
-    const from = dvs.length
-      ? `${read} as etl_f anti join (${dvs.map((t) => `select * from ${t}`).join(' union all ')}) as etl_d on etl_d.${DV_FILE} = etl_f.${quoteIdent(fileName!)} and etl_d.${DV_POS} = etl_f.file_row_number`
-      : read;
-    return `select ${select.join(', ')} from ${from}`;
-  });
+    const deleted = options.physicalRows ? '' : await deletedRowsSql(storage, session, g.map((x) => x.file));
+    const read = `read_parquet(${fileList(g.map((x) => x.location))}${first.cols.size > 0 ? ', union_by_name = true' : ''}${deleted || options.rowNumberColumn ? ', file_row_number = true' : ''})`;
+    // Rows deleted by the files' deletion vectors: an anti join on (file index, row number), two integers, with their positions.
+    const from = deleted ? `${read} as etl_f anti join (${deleted}) as etl_d on etl_d.${DV_FILE} = etl_f.file_index and etl_d.${DV_POS} = etl_f.file_row_number` : read;
+    branches.push(`select ${select.join(', ')} from ${from}`);
+  }
   const body = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join('\nunion all\n');
   return { sql: where ? `select * from (${body}) as etl_delta_scan${where}` : body, files };
 }
@@ -308,49 +339,52 @@ async function readBlob(session: SqlSession, file: string): Promise<Buffer> {
 /** Deleted positions of deletion vectors, read once per process (a DV never changes once written). */
 const DELETED_CACHE = new Map<string, number[]>();
 const DELETED_CACHE_MAX = 10_000;
-const DV_SCHEMA = 'etl_deletion_vectors';
 const DV_FILE = '__etl_dv_file';
 const DV_POS = '__etl_dv_pos';
 
 /** The row positions a file's deletion vector deletes ([] without one). */
-export async function deletedPositions(storage: DeltaStorage, session: SqlSession, file: AddFile): Promise<number[]> {
+async function deletedPositions(storage: DeltaStorage, session: SqlSession, file: AddFile, read: (relative: string) => Promise<Buffer> = (f) => storage.read(f)): Promise<number[]> {
   const dv = file.deletionVector;
   if (!dv) return [];
   const key = `${storage.root}\u0000${fileKey(file)}`;
   let positions = DELETED_CACHE.get(key);
   if (!positions) {
-    positions = await readDeletionVector(storage, dv, (f) => readBlob(session, f), `file ${file.path} of ${storage.root}`);
+    positions = await readDeletionVector({ read }, dv, (f) => readBlob(session, f), `file ${file.path} of ${storage.root}`);
     if (DELETED_CACHE.size > DELETED_CACHE_MAX) DELETED_CACHE.clear();
     DELETED_CACHE.set(key, positions);
   }
   return positions;
 }
 
-/**
- * For each file with a deletion vector, a DuckDB table of its deleted rows
- * (its location as read_parquet names it, and the row position), made on first use in the session's database and
- * named by the table and the vector, so the scan stays one SQL relation.
- */
-async function deletedRowTables(storage: DeltaStorage, session: SqlSession, files: AddFile[]): Promise<Map<AddFile, string>> {
-  const out = new Map<AddFile, string>();
-  const withDv = files.filter((f) => f.deletionVector);
-  if (withDv.length === 0) return out;
-  const existing = new Set((await session.query(`select table_name from duckdb_tables() where schema_name = '${DV_SCHEMA}'`)).rows.map((r) => String(r[0])));
-  for (const file of withDv) {
-    const location = fileLocation(storage, file.path);
-    const name = `dv_${createHash('sha1').update(`${storage.root}\u0000${fileKey(file)}`).digest('hex').slice(0, 32)}`;
-    out.set(file, `${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)}`);
-    if (existing.has(name)) continue;
-    const positions = await deletedPositions(storage, session, file);
-    await session.execute(`create schema if not exists ${quoteIdent(DV_SCHEMA)}`);
-    await session
-      .execute(`create table if not exists ${quoteIdent(DV_SCHEMA)}.${quoteIdent(name)} as select ${quoteString(location)} as ${DV_FILE}, cast(unnest(string_split(${quoteString(positions.join(','))}, ',')) as bigint) as ${DV_POS}`)
-      .catch(async (err: unknown) => {
-        // Another session of the same database made it at the same time.
-        if (!(await session.query(`select 1 from duckdb_tables() where schema_name = '${DV_SCHEMA}' and table_name = '${name}'`)).rows.length) throw err;
-      });
-  }
+/** The deleted positions of each file with a deletion vector; a DV file several vectors share is read once. */
+export async function deletedPositionsOf(storage: DeltaStorage, session: SqlSession, files: AddFile[]): Promise<Map<AddFile, number[]>> {
+  const out = new Map<AddFile, number[]>();
+  const reads = new Map<string, Promise<Buffer>>();
+  const read = (relative: string) => {
+    let bytes = reads.get(relative);
+    if (!bytes) reads.set(relative, (bytes = storage.read(relative)));
+    return bytes;
+  };
+  for (const file of files) if (file.deletionVector) out.set(file, await deletedPositions(storage, session, file, read));
   return out;
+}
+
+/**
+ * The rows the deletion vectors of one read_parquet's files delete, as a
+ * relation of (file_index, row position); '' when none has a vector. The
+ * positions are in the SQL itself, one string per file that DuckDB splits, so
+ * nothing is left in the database to drop (the relation lives as long as the
+ * query or view that holds it).
+ */
+async function deletedRowsSql(storage: DeltaStorage, session: SqlSession, files: AddFile[]): Promise<string> {
+  const deleted = await deletedPositionsOf(storage, session, files);
+  const values: string[] = [];
+  files.forEach((file, i) => {
+    const positions = deleted.get(file);
+    if (positions?.length) values.push(`(${i}, ${quoteString(positions.join(','))})`);
+  });
+  if (values.length === 0) return '';
+  return `select cast(etl_dv.i as ubigint) as ${DV_FILE}, unnest(cast(string_split(etl_dv.p, ',') as bigint[])) as ${DV_POS} from (values ${values.join(', ')}) as etl_dv(i, p)`;
 }
 
 function missingColumn(snapshot: Snapshot, column: string): never {

@@ -133,6 +133,7 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
       // The table, its finished batches and its watermark change together.
       await adapter.publishTable(session, staged, relation, {
         state: [{ kind: 'batches_cleared', relation }, ...all.map((b) => batchRecord(b, 'success', '', null)), ...watermarkFor(ctx)],
+        deletionVectors: node.config.deletion_vectors,
       });
     } catch (err) {
       await adapter.discardStaged(session, staged);
@@ -144,7 +145,7 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
   if (!existing) {
     // First build: an empty table with the model's columns, then batch by batch.
     const shape = await adapter.stageTable(session, relation, `select * from (${batchSql(node.compiled_code, eventTime, all[0] ?? [formatBound(begin), formatBound(begin)], q)}) as etl_empty limit 0`);
-    await adapter.publishTable(session, shape, relation);
+    await adapter.publishTable(session, shape, relation, { deletionVectors: node.config.deletion_vectors });
   }
   const columnDefs = await adapter.listColumns(session, relation);
   const columns = columnDefs.map((c) => c.name);
@@ -160,6 +161,7 @@ export async function runMicrobatch(ctx: MaterializationContext): Promise<Materi
         uniqueKey: [],
         where,
         columnChanges: [],
+        deletionVectors: node.config.deletion_vectors,
         // The batch is recorded with its rows (its slice of the table: the rows applied).
         // The watermark (a scan of the table) is refreshed with the last batch only:
         // behind the data after a crash is safe, ahead of it never happens.

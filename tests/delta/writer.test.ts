@@ -454,6 +454,30 @@ describe('deletion vectors', () => {
     expect(await rowsOf(table)).toEqual(expected(merged));
   });
 
+  it('a key merged again is marked only where it is live: a file whose vector deletes it already is left out of the commit; reads leave nothing in the database', async () => {
+    const { table, root } = newTable();
+    for (let f = 0; f < 4; f++) await table.write({ selectSql: `select range::bigint as k, 'v1' as v from range(${f * 100}, ${(f + 1) * 100})`, mode: 'append', deletionVectors: f === 0 });
+    const tables = async () => (await db.session.query(`select database_name, schema_name, table_name from duckdb_tables() order by all`)).rows.map((r) => r.join('.'));
+    await merge(table, [5, 150]);
+    const before = await tables();
+    const first = await table.snapshot();
+    const marked = [...first.files.values()].filter((f) => f.deletionVector);
+    expect(marked.map((f) => f.deletionVector!.cardinality)).toEqual([1, 1]);
+    // Key 5 is now live only in the first merge's new file; its old row in the first file is deleted already.
+    const plan = await merge(table, [5]);
+    expect(plan.removeFiles).toEqual([]);
+    expect(plan.markDeleted.map((m) => [Boolean(m.file.deletionVector), m.positions])).toEqual([[false, [0]]]);
+    const [, actions] = commits(root).at(-1)!;
+    const touched = actions.flatMap((a) => ('remove' in a ? [a.remove.path] : []));
+    expect(touched).toEqual([plan.markDeleted[0]!.file.path]);
+    const after = await table.snapshot();
+    for (const f of marked) expect(after.files.get(fileKey(f))?.deletionVector).toEqual(f.deletionVector);
+    expect(await rowsOf(table)).toEqual(expected([5, 150]));
+    await checkProtocol(root);
+    // The vectors are read into the scan's SQL, not into tables of the session's database.
+    expect(await tables()).toEqual(before);
+  });
+
   it('a table without the property copies on write as before', async () => {
     const { table } = newTable();
     await table.write({ selectSql: `select range::bigint as k, 'v1' as v from range(400)`, mode: 'append' });
