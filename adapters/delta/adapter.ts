@@ -22,6 +22,7 @@ import { Lake, relationSql } from './lake.js';
 import { deletionVectorsEnabled } from './table-properties.js';
 import { protocolFor, checkWritable, sameProtocol } from './protocol.js';
 import { scanSnapshot } from './scan.js';
+import { readsOfSql, widenReads } from './reads.js';
 import { duckdbTypeOf, quoteIdent, schemaFromDuckDb } from './schema.js';
 import { loadSnapshot, type Snapshot } from './snapshot.js';
 import { LocalStorage } from './storage.js';
@@ -260,6 +261,8 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
       const rows = Number((await session.query(`select count(*) from ${source}`)).rows[0]?.[0] ?? 0);
       const deletionVectors = change.deletionVectors ?? deletionVectorsEnabled(snapshot.metadata);
       const plan = await planRewrite(table.storage, session, snapshot, change, source, { deletionVectors });
+      // What the model's SQL read of its own table counts as read too (reads.ts): a self-reading append is no blind append.
+      const read = widenReads(snapshot, plan, change.sql ? await readsOfSql(session, change.sql, change.target, snapshot) : 'none');
       const nothing = rows === 0 && plan.removeFiles.length === 0 && plan.markDeleted.length === 0 && !plan.schema;
       if (nothing && change.state.length === 0 && quarantine.domains.length === 0) return { rowsAffected: 0 };
       const written = await this.withQuarantine(session, change.target, quarantine, () =>
@@ -274,8 +277,8 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
           schema: plan.schema,
           operation: OPERATIONS[change.strategy],
           txn,
-          readPredicate: plan.readPredicate,
-          readFiles: plan.readFiles,
+          readPredicate: read.readPredicate,
+          readFiles: read.readFiles,
           ...this.stateOption(session, change.target, change.state, { rows }, quarantine.domains),
         }),
       ).catch(async (err: unknown) => {

@@ -19,7 +19,7 @@ import type { DeltaStorage } from './storage.js';
 import { commit, type CommitResult } from './transaction.js';
 import { writeDataFiles } from './write.js';
 import { writeDeletionVectors } from './deletion-vectors.js';
-import { deletionVectorsEnabled, ENABLE_DELETION_VECTORS } from './table-properties.js';
+import { deletionVectorsEnabled, ENABLE_DELETION_VECTORS, isolationLevelOf } from './table-properties.js';
 
 /**
  * append: add the rows. overwrite: replace every file. overwrite-partitions:
@@ -240,6 +240,7 @@ export class DeltaTable {
       actions,
       readPredicate: options.readPredicate ?? readPredicate,
       readFiles: options.readFiles ?? readFiles,
+      isolationLevel: isolationLevelOf(metadata),
       writer: options.writer ?? this.session.context?.invocationId,
       nodeId: options.nodeId ?? this.session.context?.nodeId,
       commitInfo: options.commitInfo,
