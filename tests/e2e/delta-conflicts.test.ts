@@ -14,13 +14,13 @@
 // the table's delta.isolationLevel = WriteSerializable.
 
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commit, DeltaTable, LocalStorage } from '../../adapters/delta/index.js';
 import { etlYml, killAll, readJson, removeTempDirs, runCli, startCli, writeProject, type CliResult } from './helpers.js';
-import { openDuckDb, type TestDb } from '../delta/helpers.js';
+import { activeFilesByJsonReplay, openDuckDb, type TestDb } from '../delta/helpers.js';
 
 let db: TestDb;
 beforeAll(async () => {
@@ -204,5 +204,30 @@ describe('an append whose SQL reads its own table', () => {
     expect(await ids(dir, 'write_serializable_copy')).toEqual([...range(0, 20), 100]);
     const mine = (await commitInfos(dir, 'write_serializable_copy'))[3]!;
     expect([mine.operation, mine.readVersion, mine.isolationLevel, mine.isBlindAppend]).toEqual(['WRITE', 1, 'WriteSerializable', false]);
+  });
+});
+
+describe('a quarantining model whose commit conflicts', () => {
+  it('leaves the quarantine table as the winner left it: its own staged rows are in no commit', async () => {
+    const dir = writeProject({
+      'etl.yml': yml,
+      'models/src.sql': 'select range as id from range({{var "n" "10"}})\n',
+      'models/quarantined_copy.sql': '{{config materialized="incremental" quarantine=true}}\nselect id, case when id % 5 = 0 then -1 else id end as amount from {{ref "src"}}{{#if is_incremental}} where id > (select coalesce(max(id), -1) from {{this}}){{/if}}\n',
+      'models/schema.yml': 'models:\n  - name: quarantined_copy\n    tests: [{ expression_is_true: { expression: "amount >= 0" } }]\n',
+    });
+    expect((await etl(dir, 'run')).code).toBe(0);
+    expect((await etl(dir, 'run', '-s', 'src', '--vars', '{"n": 20}')).code).toBe(0);
+    const { a, b } = await race(dir, 'quarantined_copy', '^create temp table "temp"\\."quarantined_copy__etl_tmp"');
+    expect(b.code, b.output).toBe(0);
+    expect(a.code, a.output).toBe(1);
+    expect(a.output).toMatch(/conflicting commit on Delta table .*quarantined_copy at version 1/);
+    const folder = path.join(dir, 'lake', 'main', 'quarantined_copy__quarantine');
+    const files = activeFilesByJsonReplay(folder);
+    const r = await db.session.query(`select id from read_parquet([${files.map((f) => `'${f}'`).join(', ')}]) order by id`);
+    // The first run's (0, 5) and the winner's (10, 15), once each; the loser staged 10 and 15 too, in files no commit names.
+    expect(r.rows.map((row) => Number(row[0]))).toEqual([0, 5, 10, 15]);
+    const onDisk = readdirSync(folder).filter((f) => f.endsWith('.parquet'));
+    expect(onDisk.length).toBe(files.length + 1);
+    expect(await ids(dir, 'quarantined_copy')).toEqual(range(0, 20).filter((id) => id % 5 !== 0));
   });
 });

@@ -1,7 +1,7 @@
 // The Delta target end to end, through the built CLI: project-template builds
 // on a lake and equals the DuckDB build table for table; what only Delta has
 // (commits, state in the log, history, vacuum, optimize, time travel,
-// quarantine pairing, copy-on-write, txn idempotence). The shared suites
+// quarantine rolled forward, copy-on-write, txn idempotence). The shared suites
 // (incremental strategies and microbatch, snapshots, data tests) run on
 // Delta through tests/e2e/targets.ts.
 
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeltaTable, LocalStorage } from '../../adapters/delta/index.js';
 import { copyTemplate, etlYml, killAll, readJson, removeTempDirs, runCli, startCli, withDb, writeProject, type CliResult } from './helpers.js';
-import { extractGolden, openDuckDb, type TestDb } from '../delta/helpers.js';
+import { activeFilesByJsonReplay, extractGolden, openDuckDb, type TestDb } from '../delta/helpers.js';
 
 let db: TestDb;
 beforeAll(async () => {
@@ -413,12 +413,13 @@ describe('a type a Delta table cannot hold', () => {
 });
 
 describe('quarantine and its model commit, killed between the two', () => {
-  // Delta commits one table at a time: the quarantine rows commit first, then
-  // the model's commit records which quarantine version it goes with. Killed
-  // right after the quarantine commit, etl's readers still see the quarantine
-  // table as of the version the model pairs with (the killed run's rows are
-  // in the log, not in what they read), and the next run removes the rows of
-  // the run that never published, then quarantines its own: none lost, none twice.
+  // Delta commits one table at a time: the quarantine rows are written as
+  // files no commit references, the model's commit records them (its
+  // etl.quarantine domain), and the quarantine commit follows. Killed right
+  // after the model's commit, a plain log replay of the quarantine table (what
+  // Spark reads) shows no row of the killed run: never rows of a model commit
+  // that did not happen. The next etl run on the lake commits them (rolled
+  // forward), once however often it runs (txn appId etl.quarantine:<model>).
   const src = (rows: Array<[number, number, number]>) => `id,batch,amount\n${rows.map((r) => r.join(',')).join('\n')}\n`;
   const FIRST: Array<[number, number, number]> = [[1, 1, 10], [2, 1, -5], [3, 1, 30]];
   const SECOND: Array<[number, number, number]> = [...FIRST, [4, 2, -7], [5, 2, 50], [6, 2, -9]];
@@ -439,32 +440,36 @@ describe('quarantine and its model commit, killed between the two', () => {
     expectOk(await etl(dir, 'seed'));
   });
 
-  const pairing = async (model: string) => JSON.parse((await table(dir, model).snapshot()).domains.get('etl.quarantine')!.configuration) as { table: string; version: number };
-  const quarantinedBy = async (model: string, version?: number) => {
-    const scan = await table(dir, `${model}__quarantine`).scan(version === undefined ? {} : { version });
-    return (await db.session.query(`select etl_run_id, list(id order by id) from (${scan.sql}) group by all order by min(etl_quarantined_at)`)).rows.map((r) => [r[0], (r[1] as number[]).map(Number)]);
+  /** The quarantine table as a reader of the files sees it: the JSON commits replayed (add, remove), the active files read. */
+  const replayed = async (model: string): Promise<Array<[string, number[]]>> => {
+    const files = activeFilesByJsonReplay(path.join(dir, 'lake', 'main', `${model}__quarantine`));
+    if (files.length === 0) return [];
+    const r = await db.session.query(`select etl_run_id, list(id order by id) from read_parquet([${files.map((f) => `'${f}'`).join(', ')}]) group by all order by min(etl_quarantined_at)`);
+    return r.rows.map((row) => [String(row[0]), (row[1] as number[]).map(Number)]);
   };
+  const record = async (model: string) => JSON.parse((await table(dir, model).snapshot()).domains.get('etl.quarantine')!.configuration) as { table: string; seq: number; adds: Array<{ path: string }> };
 
   it.each([
-    ['table', 'orders_t', [1, 3, 5], [2, 4, 6]],
-    ['incremental (merge)', 'orders_i', [1, 3, 5], [4, 6]],
-  ])('%s: the next run removes the unpublished run\'s rows and quarantines its own once', async (_kind, model, good, secondBad) => {
-    const first = await quarantinedBy(model);
+    // The next etl run on the lake: one that builds nothing of this model, or a vacuum that would otherwise delete the staged files.
+    ['table', 'orders_t', [1, 3, 5], [2, 4, 6], ['seed']],
+    ['incremental (merge)', 'orders_i', [1, 3, 5], [4, 6], ['delta', 'vacuum', '--retain', '0h', '--force']],
+  ])('%s: the killed run\'s quarantine rows appear only with its model commit, rolled forward once by the next run', async (_kind, model, good, secondBad, next) => {
+    const first = await replayed(model);
     expect(first).toEqual([[expect.any(String), [2]]]);
-    const publishedBefore = await rows(dir, model, 'id');
-    const pairedBefore = await pairing(model);
+    const firstSeq = (await record(model)).seq;
 
-    const child = startCli(['build', '-s', model, '--project-dir', dir], { cwd: dir, env: { ETL_PAUSE_AFTER_SQL: `^delta commit WRITE v\\d+ .*${model}__quarantine$` } });
+    const child = startCli(['build', '-s', model, '--project-dir', dir], { cwd: dir, env: { ETL_PAUSE_AFTER_SQL: `^delta commit \\S+ v\\d+ .*/main/${model}$` } });
     await child.waitForOutput(/\[paused after sql\]/);
     child.kill('SIGKILL');
     await child.done;
-    // The quarantine commit happened, the model's did not: the model and its pairing are as before.
-    const killed = await quarantinedBy(model);
-    expect(killed).toHaveLength(2);
-    expect(killed[1]![1]).toEqual(secondBad);
-    expect(await rows(dir, model, 'id')).toEqual(publishedBefore);
-    expect(await pairing(model)).toEqual(pairedBefore);
-    // What etl reads (show, refs, tests) is the pair as published: the killed run's rows are not there.
+    // The model's commit happened, with its record of the staged quarantine files; the quarantine commit did not.
+    expect(await rows(dir, model, 'id')).toEqual(good.map((id) => [String(id)]));
+    const killedRun = commits(dir, model).at(-1)!.find((a) => a.commitInfo)!.commitInfo.etlInvocationId as string;
+    const pending = await record(model);
+    expect(pending).toMatchObject({ table: `main.${model}__quarantine`, seq: firstSeq + 1 });
+    for (const add of pending.adds) expect(existsSync(path.join(dir, 'lake', 'main', `${model}__quarantine`, add.path))).toBe(true);
+    // No reader sees them yet: not Spark's log replay, not etl show (read-only: it settles nothing).
+    expect(await replayed(model)).toEqual(first);
     const shown = async () => {
       const r = await etl(dir, 'show', '--inline', `select string_agg(cast(id as varchar), ',' order by id) as ids from main.${model}__quarantine`, '--log-format', 'json');
       expectOk(r);
@@ -472,20 +477,26 @@ describe('quarantine and its model commit, killed between the two', () => {
     };
     expect(await shown()).toBe('2');
 
+    // The next etl run on the lake rolls the quarantine commit forward.
+    expectOk(await etl(dir, ...next));
+    expect(await replayed(model)).toEqual([first[0], [killedRun, secondBad]]);
+    const rolled = commits(dir, `${model}__quarantine`).at(-1)!;
+    expect(rolled.find((a) => a.txn)!.txn).toMatchObject({ appId: `etl.quarantine:main.${model}`, version: firstSeq + 1 });
+    expect(rolled.find((a) => a.commitInfo)!.commitInfo).toMatchObject({ etlQuarantineOf: `main.${model}`, etlQuarantineSeq: firstSeq + 1 });
+    // Again: nothing more (the txn says it is in).
+    const versions = commits(dir, `${model}__quarantine`).length;
+    expectOk(await etl(dir, 'seed'));
+    expect(commits(dir, `${model}__quarantine`)).toHaveLength(versions);
+    expect(await shown()).toBe([2, ...secondBad].join(','));
+
+    // A run to completion quarantines its own rows in the same two steps, once.
     const rerun = await etl(dir, 'build', '-s', model);
     expectOk(rerun);
     const invocation = readJson(dir, 'target/run_results.json').metadata.invocation_id as string;
-    expect(await rows(dir, model, 'id')).toEqual(good.map((id) => [String(id)]));
-    // The killed run's rows are gone; the rerun's are there once.
-    expect(await quarantinedBy(model)).toEqual([first[0], [invocation, secondBad]]);
-    // The model's commit names the quarantine version holding its rows.
-    const paired = await pairing(model);
-    expect(paired.table).toBe(`main.${model}__quarantine`);
-    expect(await quarantinedBy(model, paired.version)).toEqual([first[0], [invocation, secondBad]]);
-    expect(await shown()).toBe([2, ...secondBad].join(','));
-    const repair = commits(dir, `${model}__quarantine`).flat().filter((a) => a.commitInfo?.etlQuarantineRepair);
-    expect(repair).toHaveLength(1);
-    expect(repair[0]!.commitInfo.operation).toBe('DELETE');
+    const after = await replayed(model);
+    expect(after.slice(0, 2)).toEqual([first[0], [killedRun, secondBad]]);
+    // A table model quarantines every bad row of each run; the incremental one had no new rows.
+    expect(after.slice(2)).toEqual(model === 'orders_t' ? [[invocation, secondBad]] : []);
   });
 });
 
