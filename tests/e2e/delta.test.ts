@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeltaTable, LocalStorage } from '../../adapters/delta/index.js';
 import { copyTemplate, etlYml, killAll, readJson, removeTempDirs, runCli, startCli, withDb, writeProject, type CliResult } from './helpers.js';
 import { activeFilesByJsonReplay, extractGolden, openDuckDb, type TestDb } from '../delta/helpers.js';
+import { checkProtocol, lakeTables } from '../delta/protocol-check.js';
 
 let db: TestDb;
 beforeAll(async () => {
@@ -47,6 +48,25 @@ async function rows(dir: string, name: string, columns = '*', schema = 'main'): 
   const scan = await table(dir, name, schema).scan();
   const r = await db.session.query(`select cast(columns(*) as varchar) from (select ${columns} from (${scan.sql}) as t) as x order by all`);
   return r.rows as string[][];
+}
+
+/** Every table under the project's lake checked by the protocol checker (tests/delta/protocol-check.ts); etl's snapshot has the files of the replay. */
+async function expectLakeFollowsProtocol(dir: string): Promise<void> {
+  const tables = lakeTables(path.join(dir, 'lake'));
+  expect(tables.length).toBeGreaterThan(0);
+  for (const folder of tables) {
+    const replayed = await checkProtocol(db.session, folder);
+    const snapshot = await new DeltaTable(new LocalStorage(folder), db.session).snapshot();
+    expect(new Set(snapshot.files.keys()), folder).toEqual(new Set(replayed.keys()));
+    // Writer 2 / reader 1, unless a feature is needed: domainMetadata for state or quarantine records, timestampNtz for naive timestamps, deletionVectors when turned on.
+    const needed = new Set<string>();
+    if (snapshot.domains.size) needed.add('domainMetadata');
+    if (JSON.stringify(snapshot.schema).includes('"timestamp_ntz"')) needed.add('timestampNtz');
+    if (snapshot.metadata.configuration['delta.enableDeletionVectors'] === 'true') needed.add('deletionVectors');
+    const p = snapshot.protocol;
+    if (needed.size === 0) expect([p.minReaderVersion, p.minWriterVersion, p.readerFeatures, p.writerFeatures], folder).toEqual([1, 2, undefined, undefined]);
+    else expect([p.minWriterVersion, new Set(p.writerFeatures)], folder).toEqual([7, needed]);
+  }
 }
 
 function commits(dir: string, name: string, schema = 'main'): Array<Array<Record<string, any>>> {
@@ -98,6 +118,10 @@ describe('project-template on a Delta target', () => {
     const runs = await rows(dir, 'runs', 'run_id, status', 'etl_meta');
     expect(runs.filter((r) => r[1] === 'success').length).toBeGreaterThanOrEqual(1);
     expect((await rows(dir, 'node_runs', 'unique_id', 'etl_meta')).length).toBeGreaterThan(10);
+  });
+
+  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
+    await expectLakeFollowsProtocol(dir);
   });
 });
 
@@ -165,6 +189,10 @@ describe('incremental models on Delta', () => {
       ['4', '3'],
     ]);
   });
+
+  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
+    await expectLakeFollowsProtocol(dir);
+  });
 });
 
 const DAY = 86_400_000;
@@ -195,6 +223,10 @@ describe('microbatch on Delta', () => {
     const state = JSON.parse((await table(dir, 'events_mb').snapshot()).domains.get('etl.state')!.configuration);
     expect(Object.keys(state.batches).slice(0, 3)).toEqual(days.map((d) => `${d} 00:00:00`));
     expect(Object.values(state.batches).every((b: any) => b.status === 'success')).toBe(true);
+  });
+
+  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
+    await expectLakeFollowsProtocol(dir);
   });
 });
 
@@ -250,6 +282,10 @@ describe('etl delta history | vacuum | optimize', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/works on a delta target; target dev is duckdb/);
   });
+
+  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
+    await expectLakeFollowsProtocol(dir);
+  });
 });
 
 describe('insert_overwrite on Delta and DuckDB', () => {
@@ -295,6 +331,10 @@ describe('insert_overwrite on Delta and DuckDB', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/insert_overwrite needs partition_by/);
   });
+
+  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
+    await expectLakeFollowsProtocol(dir);
+  });
 });
 
 describe('time travel: {{ref "x" version=N}} and timestamp="..."', () => {
@@ -330,6 +370,10 @@ describe('time travel: {{ref "x" version=N}} and timestamp="..."', () => {
     const r = await etl(dir, 'compile', '--target', 'dev');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/orders_first\.sql:2:\d+: .*does not keep[\s\S]*time travel needs a delta target/);
+  });
+
+  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
+    await expectLakeFollowsProtocol(dir);
   });
 });
 
@@ -498,6 +542,10 @@ describe('quarantine and its model commit, killed between the two', () => {
     // A table model quarantines every bad row of each run; the incremental one had no new rows.
     expect(after.slice(2)).toEqual(model === 'orders_t' ? [[invocation, secondBad]] : []);
   });
+
+  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
+    await expectLakeFollowsProtocol(dir);
+  });
 });
 
 describe('txn: a change whose commit landed before its process died is applied once by etl retry', () => {
@@ -541,6 +589,10 @@ describe('txn: a change whose commit landed before its process died is applied o
     // A new run is a new change: the same batch is appended again (the model is not idempotent by itself).
     expectOk(await etl(dir, 'run', '-s', 'loads', '--vars', '{batch: 2}'));
     expect(await rows(dir, 'loads', 'id')).toEqual([['1'], ['2'], ['3'], ['4'], ['4'], ['5'], ['5'], ['6'], ['6']]);
+  });
+
+  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
+    await expectLakeFollowsProtocol(dir);
   });
 });
 
@@ -623,5 +675,9 @@ describe('snapshots on Delta rewrite only the files holding changed keys', () =>
     // Every row once: the same rows as a full read of the log's latest version, no duplicate version ids.
     const ids = await rows(dir, 'people_snap', 'etl_scd_id');
     expect(new Set(ids.map((r) => r[0])).size).toBe(ids.length);
+  });
+
+  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
+    await expectLakeFollowsProtocol(dir);
   });
 });
