@@ -125,6 +125,20 @@ describe('project-template on a Delta target', () => {
   });
 });
 
+describe('ephemeral models on Delta', () => {
+  it('are inlined as on the other engines: no table of their own, the model reading them has their rows', async () => {
+    const dir = writeProject({
+      'etl.yml': deltaYml('eph'),
+      'models/base.sql': '{{config materialized="ephemeral"}}\nselect range as id from range(4)\n',
+      'models/evens.sql': '{{config materialized="table"}}\nselect id from {{ref "base"}} where id % 2 = 0\n',
+    });
+    expectOk(await etl(dir, 'build'));
+    expect(await rows(dir, 'evens', 'id')).toEqual([['0'], ['2']]);
+    expect(existsSync(path.join(dir, 'lake', 'main', 'base'))).toBe(false);
+    expect(readFileSync(path.join(dir, 'target/compiled/eph/models/evens.sql'), 'utf8')).toMatch(/with "?__etl_ephemeral__base"? as/);
+  });
+});
+
 describe('incremental models on Delta', () => {
   const model = (config: string, from: string, cutoff: string) =>
     `{{config materialized="incremental" ${config}}}\nselect * from {{ref "${from}"}}\n{{#if is_incremental}}where ${cutoff} > (select max(${cutoff}) from {{this}}){{/if}}\n`;
@@ -275,6 +289,19 @@ describe('etl delta history | vacuum | optimize', () => {
     // The three files optimize replaced are unreferenced now; a dry run lists them and deletes nothing.
     expect(dry.stdout).toMatch(/main\.events: would delete 3 files/);
     expect(await rows(dir, 'events', 'id')).toHaveLength(9);
+    // The optimize commit rearranged rows: every add and remove has dataChange false.
+    const optimized = commits(dir, 'events').at(-1)!;
+    expect(optimized.find((a) => a.commitInfo)!.commitInfo.operation).toBe('OPTIMIZE');
+    const files = optimized.filter((a) => a.add || a.remove).map((a) => [a.add ? 'add' : 'remove', (a.add ?? a.remove).dataChange]);
+    expect(files.sort()).toEqual([['add', false], ['remove', false], ['remove', false], ['remove', false]]);
+    // Forced, it deletes them; the table reads the same.
+    const folder = path.join(dir, 'lake', 'main', 'events');
+    const before = readdirSync(folder).filter((f) => f.endsWith('.parquet'));
+    const done = await etl(dir, 'delta', 'vacuum', '-s', 'events', '--retain', '0h', '--force');
+    expectOk(done);
+    expect(done.stdout).toMatch(/main\.events: deleted 3 files/);
+    expect(readdirSync(folder).filter((f) => f.endsWith('.parquet'))).toHaveLength(before.length - 3);
+    expect(await rows(dir, 'events', 'id')).toHaveLength(9);
   });
 
   it('needs a delta target', async () => {
@@ -406,6 +433,20 @@ describe('a source at a location: any Delta table by path', () => {
     const dev = await etl(dir, 'build', '--target', 'dev', '--no-check');
     expect(dev.code).toBe(2);
     expect(dev.stderr).toMatch(/models\/sources\.yml.*source raw\.t has a location, which target dev \(duckdb\) cannot read/);
+  });
+
+  it('a table with a feature etl does not read (column mapping) is refused by name, with its path', async () => {
+    const dir = writeProject({
+      'etl.yml': deltaYml('ext_cm'),
+      'models/sources.yml': 'sources:\n  - name: spark\n    tables:\n      - { name: mapped, location: external/table-with-columnmapping-mode-name/delta }\n',
+      'models/m.sql': 'select * from {{source "spark" "mapped"}}\n',
+    });
+    mkdirSync(path.join(dir, 'external'), { recursive: true });
+    extractGolden('table-with-columnmapping-mode-name', path.join(dir, 'external'));
+    const r = await etl(dir, 'build', '--no-check');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unsupported Delta feature: columnMapping/);
+    expect(r.stderr).toContain(path.join('external', 'table-with-columnmapping-mode-name', 'delta'));
   });
 });
 
