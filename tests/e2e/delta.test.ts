@@ -69,6 +69,11 @@ async function expectLakeFollowsProtocol(dir: string): Promise<void> {
   }
 }
 
+/** The test each describe that builds a lake ends with. */
+function itFollowsTheProtocol(dirOf: () => string): void {
+  it("every table of the lake follows the protocol, and etl's reader (checkpoints included) agrees with a JSON replay", () => expectLakeFollowsProtocol(dirOf()));
+}
+
 function commits(dir: string, name: string, schema = 'main'): Array<Array<Record<string, any>>> {
   const log = path.join(dir, 'lake', schema, name, '_delta_log');
   return readdirSync(log)
@@ -120,9 +125,7 @@ describe('project-template on a Delta target', () => {
     expect((await rows(dir, 'node_runs', 'unique_id', 'etl_meta')).length).toBeGreaterThan(10);
   });
 
-  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
-    await expectLakeFollowsProtocol(dir);
-  });
+  itFollowsTheProtocol(() => dir);
 });
 
 describe('ephemeral models on Delta', () => {
@@ -204,9 +207,7 @@ describe('incremental models on Delta', () => {
     ]);
   });
 
-  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
-    await expectLakeFollowsProtocol(dir);
-  });
+  itFollowsTheProtocol(() => dir);
 });
 
 const DAY = 86_400_000;
@@ -239,9 +240,7 @@ describe('microbatch on Delta', () => {
     expect(Object.values(state.batches).every((b: any) => b.status === 'success')).toBe(true);
   });
 
-  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
-    await expectLakeFollowsProtocol(dir);
-  });
+  itFollowsTheProtocol(() => dir);
 });
 
 describe('etl delta history | vacuum | optimize', () => {
@@ -310,9 +309,7 @@ describe('etl delta history | vacuum | optimize', () => {
     expect(r.stderr).toMatch(/works on a delta target; target dev is duckdb/);
   });
 
-  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
-    await expectLakeFollowsProtocol(dir);
-  });
+  itFollowsTheProtocol(() => dir);
 });
 
 describe('insert_overwrite on Delta and DuckDB', () => {
@@ -359,9 +356,7 @@ describe('insert_overwrite on Delta and DuckDB', () => {
     expect(r.stderr).toMatch(/insert_overwrite needs partition_by/);
   });
 
-  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
-    await expectLakeFollowsProtocol(dir);
-  });
+  itFollowsTheProtocol(() => dir);
 });
 
 describe('time travel: {{ref "x" version=N}} and timestamp="..."', () => {
@@ -399,9 +394,7 @@ describe('time travel: {{ref "x" version=N}} and timestamp="..."', () => {
     expect(r.stderr).toMatch(/orders_first\.sql:2:\d+: .*does not keep[\s\S]*time travel needs a delta target/);
   });
 
-  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
-    await expectLakeFollowsProtocol(dir);
-  });
+  itFollowsTheProtocol(() => dir);
 });
 
 describe('a source at a location: any Delta table by path', () => {
@@ -584,9 +577,7 @@ describe('quarantine and its model commit, killed between the two', () => {
     expect(after.slice(2)).toEqual(model === 'orders_t' ? [[invocation, secondBad]] : []);
   });
 
-  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
-    await expectLakeFollowsProtocol(dir);
-  });
+  itFollowsTheProtocol(() => dir);
 });
 
 describe('txn: a change whose commit landed before its process died is applied once by etl retry', () => {
@@ -632,9 +623,7 @@ describe('txn: a change whose commit landed before its process died is applied o
     expect(await rows(dir, 'loads', 'id')).toEqual([['1'], ['2'], ['3'], ['4'], ['4'], ['5'], ['5'], ['6'], ['6']]);
   });
 
-  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
-    await expectLakeFollowsProtocol(dir);
-  });
+  itFollowsTheProtocol(() => dir);
 });
 
 describe('microbatch killed between two batch commits', () => {
@@ -718,7 +707,5 @@ describe('snapshots on Delta rewrite only the files holding changed keys', () =>
     expect(new Set(ids.map((r) => r[0])).size).toBe(ids.length);
   });
 
-  it('every table of the lake follows the protocol, and etl\'s reader (checkpoints included) agrees with a JSON replay', async () => {
-    await expectLakeFollowsProtocol(dir);
-  });
+  itFollowsTheProtocol(() => dir);
 });
