@@ -89,12 +89,17 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     await this.withSession(async (session) => {
       for (const r of tables) await this.lake.createView(r, session);
       // Quarantine rows a model commit recorded and a run that died did not commit yet (quarantine.ts).
-      if (!this.options.readOnly) await settleLake(this.lake, session);
+      if (!this.options.readOnly) await settleLake(this.lake, session, (model, err) => this.warn(`the quarantine rows recorded by ${model.schema}.${model.name}'s last commit are not committed yet: ${err.message.split('\n')[0]}`));
     });
   }
 
   close(): Promise<void> {
     return this.duck.close();
+  }
+
+  private warn(message: string): void {
+    if (this.options.warn) this.options.warn(message);
+    else process.stderr.write(`warning: ${message}\n`);
   }
 
   withSession<T>(fn: (session: AdapterSession) => Promise<T>, context?: SessionContext): Promise<T> {
@@ -133,9 +138,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   async replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
     if (!this.warnedViews) {
       this.warnedViews = true;
-      const message = `target ${this.target.name} (delta) has no views: view models are built as tables`;
-      if (this.options.warn) this.options.warn(message);
-      else process.stderr.write(`warning: ${message}\n`);
+      this.warn(`target ${this.target.name} (delta) has no views: view models are built as tables`);
     }
     const result = await this.replaceTable(session, relation, selectSql);
     return { ...result, message: result.message.replace('CREATE TABLE', 'CREATE TABLE (view)') };

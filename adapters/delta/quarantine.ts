@@ -116,12 +116,22 @@ export async function settleQuarantine(lake: Lake, session: SqlSession, model: R
   }
 }
 
-/** Settles every model of the lake whose latest commit recorded quarantine rows not committed yet (a run died between the two commits). */
-export async function settleLake(lake: Lake, session: SqlSession): Promise<number> {
+/**
+ * Settles every model of the lake whose latest commit recorded quarantine
+ * rows not committed yet (a run died between the two commits). With
+ * `onError`, a model that cannot be settled is reported and the others go on
+ * (its next write settles it or fails on it); without, the error is thrown.
+ */
+export async function settleLake(lake: Lake, session: SqlSession, onError?: (model: Relation, err: Error) => void): Promise<number> {
   let settled = 0;
   for (const model of lake.relations()) {
-    const snapshot = await lake.snapshot(model, session);
-    if (recordOf(snapshot) && (await settleQuarantine(lake, session, model, snapshot)) !== undefined) settled++;
+    try {
+      const snapshot = await lake.snapshot(model, session);
+      if (recordOf(snapshot) && (await settleQuarantine(lake, session, model, snapshot)) !== undefined) settled++;
+    } catch (err) {
+      if (!onError) throw err;
+      onError(model, err as Error);
+    }
   }
   return settled;
 }

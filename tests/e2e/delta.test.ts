@@ -578,6 +578,31 @@ describe('quarantine and its model commit, killed between the two', () => {
   });
 
   itFollowsTheProtocol(() => dir);
+
+  it('a roll-forward that cannot be made is a warning naming the model for other runs, and the model\'s own run fails on it', async () => {
+    const other = writeProject({
+      'etl.yml': deltaYml('quar2'),
+      'seeds/src.csv': src(FIRST),
+      'models/orders_t.sql': MODELS.orders_t,
+      'models/other.sql': 'select 1 as id\n',
+      'models/schema.yml': 'models:\n  - name: orders_t\n    tests: [{ expression_is_true: { expression: "amount >= 0" } }]\n',
+    });
+    expectOk(await etl(other, 'build'));
+    writeFileSync(path.join(other, 'seeds/src.csv'), src(SECOND));
+    expectOk(await etl(other, 'seed'));
+    const child = startCli(['build', '-s', 'orders_t', '--project-dir', other], { cwd: other, env: { ETL_PAUSE_AFTER_SQL: '^delta commit \\S+ v\\d+ .*/main/orders_t$' } });
+    await child.waitForOutput(/\[paused after sql\]/);
+    child.kill('SIGKILL');
+    await child.done;
+    // Another writer replaced the quarantine table with one whose id is a string: the staged rows (id a long) cannot be appended.
+    await table(other, 'orders_t__quarantine').write({ selectSql: `select 'x' as id`, mode: 'overwrite' });
+    const r = await etl(other, 'run', '-s', 'other');
+    expectOk(r);
+    expect(r.stderr).toMatch(/warning: the quarantine rows recorded by main\.orders_t's last commit are not committed yet: column id of .*orders_t__quarantine is "string" but the new rows have "long"/);
+    const own = await etl(other, 'run', '-s', 'orders_t');
+    expect(own.code).toBe(1);
+    expect(own.output).toMatch(/column id of .*orders_t__quarantine is "string"/);
+  });
 });
 
 describe('txn: a change whose commit landed before its process died is applied once by etl retry', () => {
