@@ -88,6 +88,12 @@ export interface IncrementalChange {
   target: Relation;
   /** The new rows: a staged table, or (replace_where) a query read once inside the transaction. */
   staged: Relation | { sql: string };
+  /**
+   * The SQL that computed the staged rows (the model's compiled code): what
+   * it read of the target (`{{this}}`) is part of what the change read, which
+   * Delta's conflict detection checks other writers' commits against.
+   */
+  sql?: string;
   /** Columns inserted, by name (the target's order). */
   columns: string[];
   /** merge and delete+insert: the key columns. */

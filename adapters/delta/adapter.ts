@@ -22,11 +22,12 @@ import { Lake, relationSql } from './lake.js';
 import { deletionVectorsEnabled } from './table-properties.js';
 import { protocolFor, checkWritable, sameProtocol } from './protocol.js';
 import { scanSnapshot } from './scan.js';
+import { readsOfSql, widenReads } from './reads.js';
 import { duckdbTypeOf, quoteIdent, schemaFromDuckDb } from './schema.js';
 import { loadSnapshot, type Snapshot } from './snapshot.js';
 import { LocalStorage } from './storage.js';
 import { DeltaSession, type PendingState } from './session.js';
-import { pairingDomain, pairingOf, quarantineCommit, repairQuarantine } from './quarantine.js';
+import { settleLake, settleQuarantine, stageQuarantine } from './quarantine.js';
 import { applyRecords, DeltaStateStore, parseTableState, STATE_DOMAIN, type AppliedCounts, type DeltaStateHost } from './state-store.js';
 import type { SqlSession } from './sql.js';
 import type { Action } from './actions.js';
@@ -87,11 +88,18 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     const tables = await this.lake.discover();
     await this.withSession(async (session) => {
       for (const r of tables) await this.lake.createView(r, session);
+      // Quarantine rows a model commit recorded and a run that died did not commit yet (quarantine.ts).
+      if (!this.options.readOnly) await settleLake(this.lake, session, (model, err) => this.warn(`the quarantine rows recorded by ${model.schema}.${model.name}'s last commit are not committed yet: ${err.message.split('\n')[0]}`));
     });
   }
 
   close(): Promise<void> {
     return this.duck.close();
+  }
+
+  private warn(message: string): void {
+    if (this.options.warn) this.options.warn(message);
+    else process.stderr.write(`warning: ${message}\n`);
   }
 
   withSession<T>(fn: (session: AdapterSession) => Promise<T>, context?: SessionContext): Promise<T> {
@@ -130,9 +138,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   async replaceView(session: AdapterSession, relation: Relation, selectSql: string): Promise<MaterializeResult> {
     if (!this.warnedViews) {
       this.warnedViews = true;
-      const message = `target ${this.target.name} (delta) has no views: view models are built as tables`;
-      if (this.options.warn) this.options.warn(message);
-      else process.stderr.write(`warning: ${message}\n`);
+      this.warn(`target ${this.target.name} (delta) has no views: view models are built as tables`);
     }
     const result = await this.replaceTable(session, relation, selectSql);
     return { ...result, message: result.message.replace('CREATE TABLE', 'CREATE TABLE (view)') };
@@ -187,52 +193,29 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
   }
 
   /**
-   * Quarantine (quarantine.ts): the rows leave the staged table for a Delta
-   * table of their own, committed before the model's commit, which records
-   * the quarantine version it goes with (the returned domain). Rows of an
-   * earlier model commit that never happened are removed first.
+   * Quarantine (quarantine.ts): the rows leave the staged table as files of
+   * the quarantine table that no commit references yet; the model's commit
+   * records them (the returned domain) and settleQuarantine commits them
+   * after it. A run that died between the two is rolled forward first.
    */
   private async quarantineFirst(session: AdapterSession, from: string, target: Relation, current: Snapshot | undefined, move: RowMove | undefined): Promise<Quarantined> {
-    const pairing = pairingOf(current);
     if (!move) {
-      // Nothing to quarantine this time: still settle what an unpublished run left, and keep the pairing current.
-      if (!pairing) return { domains: [] };
-      const dot = pairing.table.indexOf('.');
-      const into = { schema: pairing.table.slice(0, dot), name: pairing.table.slice(dot + 1) };
-      const version = await repairQuarantine(this.lake, session, target, into, current);
-      return { domains: version === undefined || version === pairing.version ? [] : [pairingDomain(into, version)] };
+      await settleQuarantine(this.lake, session, target, current);
+      return { domains: [] };
     }
-    await repairQuarantine(this.lake, session, target, move.into, current);
     const select = `select ${move.columns} from ${from} as ${move.alias} where ${move.where}`;
-    const moving = Number((await session.query(`select count(*) from (${select}) as moving`)).rows[0]?.[0] ?? 0);
-    let version: number;
-    if (moving > 0 || !this.lake.isTable(move.into)) {
-      const existing = this.lake.isTable(move.into) ? await this.lake.latest(move.into, session) : undefined;
-      const written = await this.lake.table(move.into, session).write({ selectSql: select, mode: 'append', mergeSchema: true, current: existing, ...quarantineCommit(target, existing, (session as SqlSession).context?.invocationId) });
-      version = written.commit!.version;
-      await this.lake.refresh(move.into, session);
-    } else version = (await this.lake.latest(move.into, session)).version;
+    const domain = await stageQuarantine(this.lake, session, target, current, move.into, select);
     await session.execute(`delete from ${from} as ${move.alias} where ${move.where}`);
-    return { into: move.into, domains: [pairingDomain(move.into, version)] };
+    return domain ? { into: move.into, domains: [domain] } : { domains: [] };
   }
 
-  /** The model's commit; when it fails, the quarantine rows committed for it are removed at once (the next write would otherwise). */
+  /** The model's commit, then the quarantine commit of the rows it recorded (a failed model commit leaves only unreferenced files). */
   private async withQuarantine<T>(session: AdapterSession, target: Relation, quarantine: Quarantined, write: () => Promise<T>): Promise<T> {
-    try {
-      const written = await write();
-      // The quarantine table reads as of the version the model pairs with (Lake.published): now the new one.
-      if (quarantine.into) {
-        await this.lake.refresh(target, session);
-        await this.lake.createView(quarantine.into, session);
-      }
-      return written;
-    } catch (err) {
-      if (quarantine.into) {
-        const current = this.lake.isTable(target) ? await this.lake.latest(target, session).catch(() => undefined) : undefined;
-        await repairQuarantine(this.lake, session, target, quarantine.into, current).catch(() => undefined);
-      }
-      throw err;
+    const written = await write();
+    if (quarantine.into) {
+      await settleQuarantine(this.lake, session, target, await this.lake.refresh(target, session));
     }
+    return written;
   }
 
   async applyIncremental(session: AdapterSession, change: IncrementalChange): Promise<{ rowsAffected: number; bytesWritten?: number; alreadyApplied?: boolean }> {
@@ -260,6 +243,8 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
       const rows = Number((await session.query(`select count(*) from ${source}`)).rows[0]?.[0] ?? 0);
       const deletionVectors = change.deletionVectors ?? deletionVectorsEnabled(snapshot.metadata);
       const plan = await planRewrite(table.storage, session, snapshot, change, source, { deletionVectors });
+      // What the model's SQL read of its own table counts as read too (reads.ts): a self-reading append is no blind append.
+      const read = widenReads(snapshot, plan, change.sql ? await readsOfSql(session, change.sql, change.target, snapshot) : 'none');
       const nothing = rows === 0 && plan.removeFiles.length === 0 && plan.markDeleted.length === 0 && !plan.schema;
       if (nothing && change.state.length === 0 && quarantine.domains.length === 0) return { rowsAffected: 0 };
       const written = await this.withQuarantine(session, change.target, quarantine, () =>
@@ -274,8 +259,8 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
           schema: plan.schema,
           operation: OPERATIONS[change.strategy],
           txn,
-          readPredicate: plan.readPredicate,
-          readFiles: plan.readFiles,
+          readPredicate: read.readPredicate,
+          readFiles: read.readFiles,
           ...this.stateOption(session, change.target, change.state, { rows }, quarantine.domains),
         }),
       ).catch(async (err: unknown) => {

@@ -11,7 +11,6 @@ import { updateSnapshot, type Snapshot } from './snapshot.js';
 import type { SqlSession } from './sql.js';
 import { LocalStorage } from './storage.js';
 import { DeltaTable } from './table.js';
-import { pairingOf, QUARANTINE_OF } from './quarantine.js';
 
 export function relationKeyOf(r: Relation): string {
   return `${r.schema}\u0000${r.name}`;
@@ -99,27 +98,8 @@ export class Lake {
     return snapshot;
   }
 
-  /**
-   * What readers see of a table: its snapshot, except for a quarantine table
-   * whose newest commit holds rows of a model commit that has not happened
-   * (not yet, or never: the run died between the two; quarantine.ts). It
-   * reads as of the version the model's latest commit pairs with, so a
-   * reader never sees a run's quarantined rows without its published ones.
-   */
-  private async published(r: Relation, session: SqlSession, s: Snapshot): Promise<Snapshot> {
-    const of = s.commitInfo?.[QUARANTINE_OF];
-    if (typeof of !== 'string') return s;
-    const dot = of.indexOf('.');
-    const target = { schema: of.slice(0, dot), name: of.slice(dot + 1) };
-    const pairing = this.isTable(target) ? pairingOf(await this.latest(target, session)) : undefined;
-    const paired = pairing?.table === `${r.schema}.${r.name}` ? pairing.version : -1;
-    if (paired >= s.version) return s;
-    // No published run yet: the table's columns, no rows.
-    return paired < 0 ? { ...s, files: new Map() } : this.table(r, session).snapshot({ version: paired });
-  }
-
   async createView(r: Relation, session: SqlSession, snapshot?: Snapshot): Promise<void> {
-    const s = await this.published(r, session, snapshot ?? (await this.snapshot(r, session)));
+    const s = snapshot ?? (await this.snapshot(r, session));
     const scan = await scanSnapshot(this.storage(r), session, s);
     await session.execute(`create schema if not exists ${quoteIdent(r.schema)}`);
     await session.execute(`create or replace view ${relationSql(r)} as ${scan.sql}`);

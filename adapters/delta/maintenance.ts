@@ -8,6 +8,7 @@ import { LocalStorage } from './storage.js';
 import { DeltaTable, type HistoryEntry } from './table.js';
 import { vacuum, type VacuumOptions } from './vacuum.js';
 import { Lake } from './lake.js';
+import { settleLake } from './quarantine.js';
 import { duckDbSqlSession, type SqlSession } from './sql.js';
 
 export interface TableOutcome<T> {
@@ -49,7 +50,13 @@ export function historyOf(lakeRoot: string, relations: Relation[], limit?: numbe
   return each(lakeRoot, relations, (storage, session) => new DeltaTable(storage, session).history(limit));
 }
 
-export function vacuumLake(lakeRoot: string, relations: Relation[] | undefined, options: VacuumOptions): Promise<Array<TableOutcome<Awaited<ReturnType<typeof vacuum>>>>> {
+/** Vacuum, after committing quarantine rows a model commit recorded (quarantine.ts): files it names are unreferenced until then. */
+export async function vacuumLake(lakeRoot: string, relations: Relation[] | undefined, options: VacuumOptions): Promise<Array<TableOutcome<Awaited<ReturnType<typeof vacuum>>>>> {
+  await withSession(async (session) => {
+    const lake = new Lake(lakeRoot);
+    await lake.discover();
+    await settleLake(lake, session);
+  });
   return each(lakeRoot, relations, (storage, session) => vacuum(storage, session, options));
 }
 

@@ -1,89 +1,137 @@
 // Quarantine on Delta. The rows a model's row-level tests reject go to a Delta
 // table of their own (<model>__quarantine), and Delta commits one table at a
-// time, so the pair cannot be one commit. It is made recoverable instead:
-//  1. the quarantine rows commit first, marked as the model's
-//     (commitInfo.etlQuarantineOf = "schema.model", a txn action whose appId
-//     is the invocation id);
-//  2. the model's commit records, in its metadata domain `etl.quarantine`,
-//     the quarantine table's version it goes with;
-//  3. a marked quarantine commit after that version belongs to a model commit
-//     that never happened (a crash between the two, a failed or retried
-//     commit): the next write of the model removes its files, in one commit,
-//     before anything else (and a failed model commit removes them at once).
-// So the model never publishes without its quarantine rows, and the rows of a
-// run are in the quarantine table once if its model commit happened, else not
-// after the next write of that model. Until then etl's readers do not see
-// them either: the lake reads a quarantine table whose newest commit is
-// unpaired as of the version its model pairs with (Lake.published), so no
-// reader through etl sees one half of the pair. A reader of the files alone
-// (Spark) sees the latest version, unpaired rows included, until that repair.
+// time, so the pair cannot be one commit. It is rolled forward instead, so
+// that no reader of the files (Spark, delta-rs, etl) ever sees quarantined
+// rows of a run whose model commit did not happen:
+//  1. the quarantine rows are written as Parquet files in the quarantine
+//     table's folder, referenced by no commit (stageQuarantine);
+//  2. the model's commit records them in its metadata domain `etl.quarantine`
+//     (the files' add actions, their schema and a sequence number), in the
+//     same commit as its data: both or neither;
+//  3. the quarantine commit follows (settleQuarantine): those adds with a txn
+//     action whose appId names the model and whose version is the sequence
+//     number, so committing them again is a no-op (idempotent by appId).
+// A run that dies between 2 and 3 leaves the model's commit with its record;
+// the next etl run on the lake (opening it, vacuum, or the next write of the
+// model) commits the quarantine rows then. Until then the quarantine table
+// is behind its model (it lacks that run's rows), never ahead. A model
+// commit that fails leaves only unreferenced files, which vacuum removes.
 // It assumes one writer per model at a time (as a run's schema lock gives the
-// SQL engines).
+// SQL engines); two would conflict on the model's `etl.quarantine` domain.
 
 import type { Relation } from '../adapter.js';
-import type { AddFile, RemoveFile } from './actions.js';
-import { commitInfoOf, fileKey } from './actions.js';
+import type { AddFile } from './actions.js';
+import { ConcurrentModificationError } from './errors.js';
 import type { Lake } from './lake.js';
-import { readCommitsAfter, type Snapshot } from './snapshot.js';
+import type { StructType } from './schema.js';
+import type { Snapshot } from './snapshot.js';
 import type { SqlSession } from './sql.js';
-import { removeOf, type DomainValue } from './table.js';
-import { commit } from './transaction.js';
+import type { DomainValue } from './table.js';
 
 export const QUARANTINE_DOMAIN = 'etl.quarantine';
 /** The commitInfo field marking a quarantine commit with the model ("schema.name") it goes with. */
 export const QUARANTINE_OF = 'etlQuarantineOf';
 
-/** What a model's commit records: its quarantine table and that table's version. */
-export interface QuarantinePairing {
+/** What a model's commit records in its etl.quarantine domain. */
+export interface QuarantineRecord {
+  /** The quarantine table, "schema.name". */
   table: string;
-  version: number;
+  /** The model's quarantine changes so far: the txn version of the quarantine commit of these rows. */
+  seq: number;
+  /** The staged files' schema (the quarantine table's after the append). */
+  schema: StructType;
+  /** The staged files, committed to the quarantine table by settleQuarantine. */
+  adds: AddFile[];
 }
 
 const nameOf = (r: Relation) => `${r.schema}.${r.name}`;
 
-export function pairingOf(target: Snapshot | undefined): QuarantinePairing | undefined {
-  const configuration = target?.domains.get(QUARANTINE_DOMAIN)?.configuration;
-  return configuration ? (JSON.parse(configuration) as QuarantinePairing) : undefined;
+function relationNamed(name: string): Relation {
+  const dot = name.indexOf('.');
+  return { schema: name.slice(0, dot), name: name.slice(dot + 1) };
 }
 
-export function pairingDomain(quarantine: Relation, version: number): DomainValue {
-  return { domain: QUARANTINE_DOMAIN, configuration: JSON.stringify({ table: nameOf(quarantine), version } satisfies QuarantinePairing) };
+/** The txn appId of a model's quarantine commits. */
+export function quarantineAppId(model: Relation): string {
+  return `etl.quarantine:${nameOf(model)}`;
 }
 
-/** The commitInfo and txn of a quarantine commit for `target`. */
-export function quarantineCommit(target: Relation, snapshot: Snapshot | undefined, invocationId: string | undefined): { commitInfo: Record<string, unknown>; txn?: { appId: string; version: number } } {
-  const txn = invocationId ? { appId: invocationId, version: (snapshot?.txns.get(invocationId)?.version ?? -1) + 1 } : undefined;
-  return { commitInfo: { [QUARANTINE_OF]: nameOf(target) }, ...(txn ? { txn } : {}) };
+/** The model's quarantine record, if its commits recorded one. */
+export function recordOf(model: Snapshot | undefined): QuarantineRecord | undefined {
+  const configuration = model?.domains.get(QUARANTINE_DOMAIN)?.configuration;
+  if (!configuration) return undefined;
+  const record = JSON.parse(configuration) as Partial<QuarantineRecord>;
+  // A record without staged adds is of an earlier etl (quarantine committed first): nothing to roll forward.
+  return typeof record.seq === 'number' && Array.isArray(record.adds) && record.schema ? (record as QuarantineRecord) : undefined;
 }
 
 /**
- * Removes the rows of quarantine commits made for `target` after the version
- * its latest commit pairs with (see the module header). Returns the
- * quarantine table's version afterwards, or undefined when it has no table.
+ * Writes the rows of `selectSql` as files of the quarantine table `into`,
+ * committed by no one yet; returns the etl.quarantine domain the model's
+ * commit carries (none when no row moves into an existing table). The
+ * model's earlier record is settled first (its seq is then in the quarantine
+ * table's txn), so no record is ever overwritten before its rows are in.
  */
-export async function repairQuarantine(lake: Lake, session: SqlSession, target: Relation, quarantine: Relation, targetSnapshot: Snapshot | undefined): Promise<number | undefined> {
-  const table = lake.table(quarantine, session);
-  if (!lake.isTable(quarantine) && !(await table.exists())) return undefined;
-  const pairing = pairingOf(targetSnapshot);
-  const paired = pairing?.table === nameOf(quarantine) ? pairing.version : -1;
-  const orphans = (await readCommitsAfter(table.storage, paired)).filter((c) => commitInfoOf(c)?.[QUARANTINE_OF] === nameOf(target));
-  const snapshot = await lake.latest(quarantine, session);
-  const files: AddFile[] = [];
-  for (const c of orphans) for (const a of c.actions) if ('add' in a && a.add && snapshot.files.has(fileKey(a.add))) files.push(snapshot.files.get(fileKey(a.add))!);
-  if (files.length === 0) return snapshot.version;
-  const now = Date.now();
-  const removes: RemoveFile[] = files.map((f) => removeOf(f, now));
-  const result = await commit(table.storage, session, {
-    operation: 'DELETE',
-    operationParameters: { predicate: [`rows of ${nameOf(target)} runs that did not publish`] },
-    readVersion: snapshot.version,
-    actions: removes.map((remove) => ({ remove })),
-    readPredicate: 'none',
-    readFiles: new Set(files.map(fileKey)),
-    writer: session.context?.invocationId,
-    nodeId: session.context?.nodeId,
-    commitInfo: { etlQuarantineRepair: orphans.map((c) => c.version) },
-  });
-  await lake.refresh(quarantine, session);
-  return result.version;
+export async function stageQuarantine(lake: Lake, session: SqlSession, model: Relation, modelSnapshot: Snapshot | undefined, into: Relation, selectSql: string): Promise<DomainValue | undefined> {
+  await settleQuarantine(lake, session, model, modelSnapshot);
+  const table = lake.table(into, session);
+  const current = lake.isTable(into) || (await table.exists()) ? await lake.latest(into, session) : undefined;
+  const staged = await table.stageAppend(selectSql, current);
+  // The first run makes the table even without rows (readers of it find it); later ones add files or nothing.
+  if (staged.adds.length === 0 && current) return undefined;
+  const done = current?.txns.get(quarantineAppId(model))?.version ?? 0;
+  const record: QuarantineRecord = { table: nameOf(into), seq: Math.max(recordOf(modelSnapshot)?.seq ?? 0, done) + 1, schema: staged.schema, adds: staged.adds };
+  return { domain: QUARANTINE_DOMAIN, configuration: JSON.stringify(record) };
+}
+
+/**
+ * Commits the quarantine rows the model's latest commit recorded, unless the
+ * quarantine table's txn for the model already has them. Returns the
+ * quarantine table's version when it committed.
+ */
+export async function settleQuarantine(lake: Lake, session: SqlSession, model: Relation, modelSnapshot: Snapshot | undefined): Promise<number | undefined> {
+  const record = recordOf(modelSnapshot);
+  if (!record) return undefined;
+  const into = relationNamed(record.table);
+  const table = lake.table(into, session);
+  const appId = quarantineAppId(model);
+  const current = lake.isTable(into) || (await table.exists()) ? await lake.latest(into, session) : undefined;
+  if ((current?.txns.get(appId)?.version ?? 0) >= record.seq) return undefined;
+  try {
+    const written = await table.write({
+      mode: 'append',
+      mergeSchema: true,
+      schema: record.schema,
+      stagedAdds: record.adds,
+      current,
+      txn: { appId, version: record.seq },
+      commitInfo: { [QUARANTINE_OF]: nameOf(model), etlQuarantineSeq: record.seq },
+    });
+    await lake.refresh(into, session);
+    return written.commit?.version;
+  } catch (err) {
+    // Another etl process rolled the same record forward first (its txn has this appId): done.
+    if (err instanceof ConcurrentModificationError && ((await lake.latest(into, session)).txns.get(appId)?.version ?? 0) >= record.seq) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Settles every model of the lake whose latest commit recorded quarantine
+ * rows not committed yet (a run died between the two commits). With
+ * `onError`, a model that cannot be settled is reported and the others go on
+ * (its next write settles it or fails on it); without, the error is thrown.
+ */
+export async function settleLake(lake: Lake, session: SqlSession, onError?: (model: Relation, err: Error) => void): Promise<number> {
+  let settled = 0;
+  for (const model of lake.relations()) {
+    try {
+      const snapshot = await lake.snapshot(model, session);
+      if (recordOf(snapshot) && (await settleQuarantine(lake, session, model, snapshot)) !== undefined) settled++;
+    } catch (err) {
+      if (!onError) throw err;
+      onError(model, err as Error);
+    }
+  }
+  return settled;
 }

@@ -38,3 +38,18 @@ export const ENABLE_DELETION_VECTORS = 'delta.enableDeletionVectors';
 export function deletionVectorsEnabled(metadata: Metadata): boolean {
   return metadata.configuration[ENABLE_DELETION_VECTORS] === 'true';
 }
+
+/**
+ * delta.isolationLevel (Spark's table property): Serializable, or
+ * WriteSerializable, under which a commit is not checked against the files of
+ * another writer's blind append (one that read nothing of the table) unless
+ * it changes the metadata itself. etl's default is Serializable (Spark's is
+ * WriteSerializable): a blind append into rows a change read conflicts.
+ */
+export const ISOLATION_LEVEL = 'delta.isolationLevel';
+export type IsolationLevel = 'Serializable' | 'WriteSerializable';
+
+/** Any value but WriteSerializable (none, Serializable, one etl does not know) commits as Serializable, the stricter. */
+export function isolationLevelOf(metadata: Metadata | undefined): IsolationLevel {
+  return metadata?.configuration[ISOLATION_LEVEL] === 'WriteSerializable' ? 'WriteSerializable' : 'Serializable';
+}

@@ -19,7 +19,7 @@ import type { DeltaStorage } from './storage.js';
 import { commit, type CommitResult } from './transaction.js';
 import { writeDataFiles } from './write.js';
 import { writeDeletionVectors } from './deletion-vectors.js';
-import { deletionVectorsEnabled, ENABLE_DELETION_VECTORS } from './table-properties.js';
+import { deletionVectorsEnabled, ENABLE_DELETION_VECTORS, isolationLevelOf } from './table-properties.js';
 
 /**
  * append: add the rows. overwrite: replace every file. overwrite-partitions:
@@ -59,6 +59,8 @@ export interface WriteOptions {
    * that computes them from the table as this commit leaves it.
    */
   domains?: DomainValue[] | ((after: Snapshot) => Promise<DomainValue[]>);
+  /** Data files written before (stageAppend, by this process or an earlier one) instead of rows: their adds, with `schema`. */
+  stagedAdds?: AddFile[];
   /** rewrite: the files removed. */
   removeFiles?: AddFile[];
   /**
@@ -187,7 +189,7 @@ export class DeltaTable {
     const marked = options.mode === 'rewrite' ? (options.markDeleted ?? []) : [];
     if (marked.length && !(protocol.readerFeatures ?? []).includes('deletionVectors')) throw new DeltaTableError(`cannot write deletion vectors to ${table}: its protocol has no deletionVectors feature\n  hint: set deletion_vectors: true on the model`);
 
-    const adds = options.selectSql === undefined ? [] : await writeDataFiles(this.storage, this.session, { selectSql: options.selectSql, schema, partitionColumns, targetFileSize: options.targetFileSize });
+    const adds = options.stagedAdds ?? (options.selectSql === undefined ? [] : await writeDataFiles(this.storage, this.session, { selectSql: options.selectSql, schema, partitionColumns, targetFileSize: options.targetFileSize }));
     // One DV file for every vector of the commit (written before it, like the data files).
     const descriptors = marked.length ? await writeDeletionVectors(this.storage, marked.map((m) => m.positions)) : [];
     const dvAdds: AddFile[] = marked.map((m, i) => ({ ...m.file, deletionVector: descriptors[i], dataChange: true, stats: looseBounds(m.file.stats) }));
@@ -240,11 +242,25 @@ export class DeltaTable {
       actions,
       readPredicate: options.readPredicate ?? readPredicate,
       readFiles: options.readFiles ?? readFiles,
+      isolationLevel: isolationLevelOf(metadata),
       writer: options.writer ?? this.session.context?.invocationId,
       nodeId: options.nodeId ?? this.session.context?.nodeId,
       commitInfo: options.commitInfo,
     });
     return { commit: result, adds, removes, deletionVectors: dvAdds, rows };
+  }
+
+  /**
+   * Writes the rows' data files for an append committed later (write with
+   * `stagedAdds`; quarantine.ts), in the schema that append will have on
+   * `current` (columns the table lacks added). Commits nothing: until that
+   * commit the files are unreferenced.
+   */
+  async stageAppend(selectSql: string, current: Snapshot | undefined): Promise<{ adds: AddFile[]; schema: StructType }> {
+    const incoming = schemaFromDuckDb(await this.describe(selectSql));
+    const { schema, metadata } = this.planMetadata(current, incoming, { mode: 'append', mergeSchema: true }, false);
+    const adds = await writeDataFiles(this.storage, this.session, { selectSql, schema, partitionColumns: metadata.partitionColumns });
+    return { adds, schema };
   }
 
   /** The schema, metadata and protocol after this write (the current ones, unchanged, when nothing changes). */

@@ -5,6 +5,16 @@
 // concurrency, as Delta's reference writers do): when they touched none of it
 // the commit is retried at the next version; otherwise it fails with a
 // conflict naming both writers. Every 10th version gets a checkpoint.
+//
+// Isolation (Spark's ConflictChecker, checkForAddedFilesThatShouldHaveBeenReadByCurrentTxn):
+// Serializable, etl's default, checks every file a winner added against
+// what this commit read; WriteSerializable (the table's delta.isolationLevel,
+// Spark's default) skips the files of a winner that is a blind append
+// (commitInfo.isBlindAppend: it read nothing of the table) unless this commit
+// changes the metadata. What a change read is its read predicate and read
+// files: the rows its plan touched (changes.ts) and those its SQL read of the
+// table (reads.ts); reads of other tables are not checked (Delta's conflict
+// model is per table).
 
 import { randomUUID } from 'node:crypto';
 import type { Action, AddFile, Commit, CommitInfo, RemoveFile } from './actions.js';
@@ -17,6 +27,7 @@ import { commitPath } from './log-files.js';
 import { loadSnapshot, readCommitsAfter } from './snapshot.js';
 import type { SqlSession } from './sql.js';
 import type { DeltaStorage } from './storage.js';
+import type { IsolationLevel } from './table-properties.js';
 
 /** commitInfo.engineInfo, as Spark writes `Apache-Spark/3.5.0 Delta-Lake/3.1.0`. */
 export const ENGINE_INFO = `etl/${ETL_VERSION}`;
@@ -38,6 +49,8 @@ export interface CommitRequest {
   readPredicate: 'none' | 'all' | ((file: AddFile) => boolean);
   /** Keys (fileKey) of files this change read; a concurrent removal of one is a conflict. 'all' when it read every file. */
   readFiles?: 'all' | Set<string>;
+  /** Serializable (default) or WriteSerializable (see the module header); recorded in commitInfo.isolationLevel. */
+  isolationLevel?: IsolationLevel;
   /** Who writes (an etl invocation id: manifest.json's and run_results.json's), recorded in commitInfo and named in conflicts. */
   writer?: string;
   /** The node that writes (its unique_id), recorded in commitInfo. */
@@ -73,6 +86,8 @@ export function conflictWith(winner: Commit, request: CommitRequest): string | u
     else if ('domainMetadata' in a) ourDomains.add(a.domainMetadata.domain);
   }
   if (request.readVersion < 0 && winner.version === 0) return 'the table was created by another writer at the same time';
+  // WriteSerializable: a winner's blind append is ordered after this commit, unless this one changes the metadata.
+  const skipAdds = request.isolationLevel === 'WriteSerializable' && commitInfoOf(winner)?.isBlindAppend === true && !request.actions.some((a) => 'metaData' in a);
   for (const a of winner.actions) {
     if ('protocol' in a && a.protocol) return 'it changed the table protocol';
     if ('metaData' in a && a.metaData) return 'it changed the table metadata (schema, partitioning or properties)';
@@ -85,7 +100,7 @@ export function conflictWith(winner: Commit, request: CommitRequest): string | u
       const read = request.readFiles;
       if (r.dataChange && (read === 'all' || read?.has(key))) return `it removed the file ${r.path}, which this change read`;
     }
-    if ('add' in a && a.add && a.add.dataChange) {
+    if ('add' in a && a.add && a.add.dataChange && !skipAdds) {
       const p = request.readPredicate;
       const values = Object.entries(a.add.partitionValues ?? {});
       const where = values.length ? ` in partition ${values.map(([k, v]) => `${k}=${v ?? 'null'}`).join('/')}` : '';
@@ -109,7 +124,7 @@ export async function commit(storage: DeltaStorage, session: SqlSession, request
       // Spark records each parameter as a JSON-encoded string.
       operationParameters: Object.fromEntries(Object.entries(request.operationParameters ?? {}).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])),
       ...(request.readVersion >= 0 ? { readVersion: request.readVersion } : {}),
-      isolationLevel: 'Serializable',
+      isolationLevel: request.isolationLevel ?? 'Serializable',
       isBlindAppend: request.readPredicate === 'none' && !request.actions.some((a) => 'remove' in a),
       ...(request.operationMetrics ? { operationMetrics: Object.fromEntries(Object.entries(request.operationMetrics).map(([k, v]) => [k, String(v)])) } : {}),
       engineInfo: ENGINE_INFO,

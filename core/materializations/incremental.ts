@@ -25,7 +25,8 @@ export const incremental: Materialization = {
       const result = await buildTable(ctx, watermarkFor(ctx));
       return { ...result, message: result.message.replace('CREATE TABLE', ctx.fullRefresh && existing ? 'FULL REFRESH' : 'CREATE TABLE') };
     }
-    const staged = await adapter.stageTable(session, relation, node.compiled_incremental_code ?? node.compiled_code, { transient: true });
+    const sql = node.compiled_incremental_code ?? node.compiled_code;
+    const staged = await adapter.stageTable(session, relation, sql, { transient: true });
     try {
       if (node.config.contract?.enforced) await enforceContract(adapter, session, node, staged.relation);
       const quarantine = node.config.quarantine ? await planQuarantine(adapter, session, manifest, node, staged, runId, ctx.clock.now()) : undefined;
@@ -39,6 +40,7 @@ export const incremental: Materialization = {
           strategy,
           target: relation,
           staged: staged.relation,
+          sql,
           columns: plan.columns,
           uniqueKey,
           partitionBy: asList(node.config.partition_by),

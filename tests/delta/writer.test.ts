@@ -12,11 +12,13 @@ import { planRewrite } from '../../adapters/delta/changes.js';
 import { readDeletionVector } from '../../adapters/delta/deletion-vectors.js';
 import { fileLocation } from '../../adapters/delta/scan.js';
 import { count, openDuckDb, tempDir, type TestDb } from './helpers.js';
+import { checkProtocol as checkLog, commits } from './protocol-check.js';
 import { REPO_ROOT } from '../e2e/helpers.js';
 
 let db: TestDb;
 let tmp: ReturnType<typeof tempDir>;
 let n = 0;
+const checkProtocol = (root: string) => checkLog(db.session, root);
 
 beforeAll(async () => {
   db = await openDuckDb();
@@ -30,103 +32,6 @@ afterEach(() => tmp.remove());
 function newTable(): { table: DeltaTable; root: string } {
   const root = path.join(tmp.dir, `t${n++}`);
   return { table: new DeltaTable(new LocalStorage(root), db.session), root };
-}
-
-/** Every commit of the table, parsed: [version, actions]. */
-function commits(root: string): Array<[number, Action[]]> {
-  const dir = path.join(root, '_delta_log');
-  return readdirSync(dir)
-    .filter((f) => /^\d{20}\.json$/.test(f))
-    .sort()
-    .map((f) => [
-      Number(f.slice(0, 20)),
-      readFileSync(path.join(dir, f), 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Action),
-    ]);
-}
-
-const REQUIRED: Record<string, string[]> = {
-  add: ['path', 'partitionValues', 'size', 'modificationTime', 'dataChange'],
-  remove: ['path', 'dataChange'],
-  metaData: ['id', 'format', 'schemaString', 'partitionColumns', 'configuration'],
-  protocol: ['minReaderVersion', 'minWriterVersion'],
-  txn: ['appId', 'version'],
-  domainMetadata: ['domain', 'configuration', 'removed'],
-};
-
-/** Checks a table's whole log against the protocol and returns the active adds of a JSON replay (keyed by path and deletion vector). */
-async function checkProtocol(root: string): Promise<Map<string, AddFile>> {
-  const active = new Map<string, AddFile>();
-  const storage = new LocalStorage(root);
-  let readerFeatures: string[] = [];
-  let writerFeatures: string[] = [];
-  const log = commits(root);
-  expect(log.map(([v]) => v)).toEqual(log.map((_, i) => i)); // contiguous from 0
-  for (const [version, actions] of log) {
-    expect(Object.keys(actions[0]!), `version ${version} starts with commitInfo`).toEqual(['commitInfo']);
-    const paths = new Set<string>();
-    let metadata = 0;
-    let protocol = 0;
-    for (const a of actions) {
-      const [kind, body] = Object.entries(a)[0]! as [string, Record<string, unknown>];
-      expect(Object.keys(a)).toHaveLength(1);
-      for (const f of REQUIRED[kind] ?? []) expect(body[f], `${kind}.${f} at version ${version}`).toBeDefined();
-      if (kind === 'metaData') {
-        metadata++;
-        expect(() => parseSchema(body.schemaString as string, 'test')).not.toThrow();
-        expect((body.format as { provider: string }).provider).toBe('parquet');
-      }
-      if (kind === 'protocol') {
-        protocol++;
-        const p = body as { minReaderVersion: number; minWriterVersion: number; readerFeatures?: string[]; writerFeatures?: string[] };
-        if (p.minReaderVersion === 3) expect(p.readerFeatures).toBeDefined();
-        if (p.minWriterVersion === 7) expect(p.writerFeatures).toBeDefined();
-        if (p.minReaderVersion < 3) expect(p.readerFeatures).toBeUndefined();
-        readerFeatures = p.readerFeatures ?? [];
-        writerFeatures = p.writerFeatures ?? [];
-      }
-      if (kind === 'add') {
-        const add = body as unknown as AddFile;
-        expect(paths.has(`add:${add.path}`), `one add per path at version ${version}`).toBe(false);
-        paths.add(`add:${add.path}`);
-        const file = fileLocation(new LocalStorage(root), add.path);
-        expect(add.size, `add.size of ${add.path}`).toBe(statSync(file).size);
-        const stats = JSON.parse(add.stats!) as { numRecords: number };
-        expect(stats.numRecords).toBe(await count(db.session, `select * from read_parquet('${file}')`));
-        // partitionValues agree with the Hive folders the file is in.
-        const folders = Object.fromEntries(
-          decodeURIComponent(add.path)
-            .split('/')
-            .slice(0, -1)
-            .map((seg) => seg.split('=').map((x) => decodeURIComponent(x))),
-        );
-        for (const [k, v] of Object.entries(add.partitionValues)) expect(folders[k] === '__HIVE_DEFAULT_PARTITION__' ? null : folders[k]).toBe(v);
-        if (add.deletionVector) {
-          // The feature is on, and the vector's file exists with the size, checksum and cardinality the descriptor says.
-          expect(readerFeatures).toContain('deletionVectors');
-          expect(writerFeatures).toContain('deletionVectors');
-          const dv = add.deletionVector;
-          expect(dv.storageType).toBe('u');
-          const positions = await readDeletionVector(storage, dv, async (f) => readFileSync(f), `${add.path} at version ${version}`);
-          expect(positions.length).toBe(dv.cardinality);
-          expect(Math.max(...positions)).toBeLessThan(stats.numRecords);
-          expect(JSON.parse(add.stats!).tightBounds).toBe(false);
-        }
-        active.set(fileKey(add), add);
-      }
-      if (kind === 'remove') {
-        const r = body as RemoveFile;
-        expect(active.has(fileKey(r)), `remove of ${r.path} at version ${version} matches an earlier add`).toBe(true);
-        active.delete(fileKey(r));
-      }
-    }
-    expect(metadata).toBeLessThanOrEqual(1);
-    expect(protocol).toBeLessThanOrEqual(1);
-    if (version === 0) expect([metadata, protocol]).toEqual([1, 1]);
-  }
-  return active;
 }
 
 const ALL_TYPES = `select i::integer as i, i::bigint as big, i::smallint as small, i::tinyint as tiny, 'name ' || i as s,

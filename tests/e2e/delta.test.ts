@@ -1,7 +1,7 @@
 // The Delta target end to end, through the built CLI: project-template builds
 // on a lake and equals the DuckDB build table for table; what only Delta has
 // (commits, state in the log, history, vacuum, optimize, time travel,
-// quarantine pairing, copy-on-write, txn idempotence). The shared suites
+// quarantine rolled forward, copy-on-write, txn idempotence). The shared suites
 // (incremental strategies and microbatch, snapshots, data tests) run on
 // Delta through tests/e2e/targets.ts.
 
@@ -10,7 +10,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeltaTable, LocalStorage } from '../../adapters/delta/index.js';
 import { copyTemplate, etlYml, killAll, readJson, removeTempDirs, runCli, startCli, withDb, writeProject, type CliResult } from './helpers.js';
-import { extractGolden, openDuckDb, type TestDb } from '../delta/helpers.js';
+import { activeFilesByJsonReplay, extractGolden, openDuckDb, type TestDb } from '../delta/helpers.js';
+import { checkProtocol, lakeTables } from '../delta/protocol-check.js';
 
 let db: TestDb;
 beforeAll(async () => {
@@ -47,6 +48,30 @@ async function rows(dir: string, name: string, columns = '*', schema = 'main'): 
   const scan = await table(dir, name, schema).scan();
   const r = await db.session.query(`select cast(columns(*) as varchar) from (select ${columns} from (${scan.sql}) as t) as x order by all`);
   return r.rows as string[][];
+}
+
+/** Every table under the project's lake checked by the protocol checker (tests/delta/protocol-check.ts); etl's snapshot has the files of the replay. */
+async function expectLakeFollowsProtocol(dir: string): Promise<void> {
+  const tables = lakeTables(path.join(dir, 'lake'));
+  expect(tables.length).toBeGreaterThan(0);
+  for (const folder of tables) {
+    const replayed = await checkProtocol(db.session, folder);
+    const snapshot = await new DeltaTable(new LocalStorage(folder), db.session).snapshot();
+    expect(new Set(snapshot.files.keys()), folder).toEqual(new Set(replayed.keys()));
+    // Writer 2 / reader 1, unless a feature is needed: domainMetadata for state or quarantine records, timestampNtz for naive timestamps, deletionVectors when turned on.
+    const needed = new Set<string>();
+    if (snapshot.domains.size) needed.add('domainMetadata');
+    if (JSON.stringify(snapshot.schema).includes('"timestamp_ntz"')) needed.add('timestampNtz');
+    if (snapshot.metadata.configuration['delta.enableDeletionVectors'] === 'true') needed.add('deletionVectors');
+    const p = snapshot.protocol;
+    if (needed.size === 0) expect([p.minReaderVersion, p.minWriterVersion, p.readerFeatures, p.writerFeatures], folder).toEqual([1, 2, undefined, undefined]);
+    else expect([p.minWriterVersion, new Set(p.writerFeatures)], folder).toEqual([7, needed]);
+  }
+}
+
+/** The test each describe that builds a lake ends with. */
+function itFollowsTheProtocol(dirOf: () => string): void {
+  it("every table of the lake follows the protocol, and etl's reader (checkpoints included) agrees with a JSON replay", () => expectLakeFollowsProtocol(dirOf()));
 }
 
 function commits(dir: string, name: string, schema = 'main'): Array<Array<Record<string, any>>> {
@@ -98,6 +123,22 @@ describe('project-template on a Delta target', () => {
     const runs = await rows(dir, 'runs', 'run_id, status', 'etl_meta');
     expect(runs.filter((r) => r[1] === 'success').length).toBeGreaterThanOrEqual(1);
     expect((await rows(dir, 'node_runs', 'unique_id', 'etl_meta')).length).toBeGreaterThan(10);
+  });
+
+  itFollowsTheProtocol(() => dir);
+});
+
+describe('ephemeral models on Delta', () => {
+  it('are inlined as on the other engines: no table of their own, the model reading them has their rows', async () => {
+    const dir = writeProject({
+      'etl.yml': deltaYml('eph'),
+      'models/base.sql': '{{config materialized="ephemeral"}}\nselect range as id from range(4)\n',
+      'models/evens.sql': '{{config materialized="table"}}\nselect id from {{ref "base"}} where id % 2 = 0\n',
+    });
+    expectOk(await etl(dir, 'build'));
+    expect(await rows(dir, 'evens', 'id')).toEqual([['0'], ['2']]);
+    expect(existsSync(path.join(dir, 'lake', 'main', 'base'))).toBe(false);
+    expect(readFileSync(path.join(dir, 'target/compiled/eph/models/evens.sql'), 'utf8')).toMatch(/with "?__etl_ephemeral__base"? as/);
   });
 });
 
@@ -165,6 +206,8 @@ describe('incremental models on Delta', () => {
       ['4', '3'],
     ]);
   });
+
+  itFollowsTheProtocol(() => dir);
 });
 
 const DAY = 86_400_000;
@@ -196,6 +239,8 @@ describe('microbatch on Delta', () => {
     expect(Object.keys(state.batches).slice(0, 3)).toEqual(days.map((d) => `${d} 00:00:00`));
     expect(Object.values(state.batches).every((b: any) => b.status === 'success')).toBe(true);
   });
+
+  itFollowsTheProtocol(() => dir);
 });
 
 describe('etl delta history | vacuum | optimize', () => {
@@ -243,6 +288,19 @@ describe('etl delta history | vacuum | optimize', () => {
     // The three files optimize replaced are unreferenced now; a dry run lists them and deletes nothing.
     expect(dry.stdout).toMatch(/main\.events: would delete 3 files/);
     expect(await rows(dir, 'events', 'id')).toHaveLength(9);
+    // The optimize commit rearranged rows: every add and remove has dataChange false.
+    const optimized = commits(dir, 'events').at(-1)!;
+    expect(optimized.find((a) => a.commitInfo)!.commitInfo.operation).toBe('OPTIMIZE');
+    const files = optimized.filter((a) => a.add || a.remove).map((a) => [a.add ? 'add' : 'remove', (a.add ?? a.remove).dataChange]);
+    expect(files.sort()).toEqual([['add', false], ['remove', false], ['remove', false], ['remove', false]]);
+    // Forced, it deletes them; the table reads the same.
+    const folder = path.join(dir, 'lake', 'main', 'events');
+    const before = readdirSync(folder).filter((f) => f.endsWith('.parquet'));
+    const done = await etl(dir, 'delta', 'vacuum', '-s', 'events', '--retain', '0h', '--force');
+    expectOk(done);
+    expect(done.stdout).toMatch(/main\.events: deleted 3 files/);
+    expect(readdirSync(folder).filter((f) => f.endsWith('.parquet'))).toHaveLength(before.length - 3);
+    expect(await rows(dir, 'events', 'id')).toHaveLength(9);
   });
 
   it('needs a delta target', async () => {
@@ -250,6 +308,8 @@ describe('etl delta history | vacuum | optimize', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/works on a delta target; target dev is duckdb/);
   });
+
+  itFollowsTheProtocol(() => dir);
 });
 
 describe('insert_overwrite on Delta and DuckDB', () => {
@@ -295,6 +355,8 @@ describe('insert_overwrite on Delta and DuckDB', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/insert_overwrite needs partition_by/);
   });
+
+  itFollowsTheProtocol(() => dir);
 });
 
 describe('time travel: {{ref "x" version=N}} and timestamp="..."', () => {
@@ -331,6 +393,8 @@ describe('time travel: {{ref "x" version=N}} and timestamp="..."', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/orders_first\.sql:2:\d+: .*does not keep[\s\S]*time travel needs a delta target/);
   });
+
+  itFollowsTheProtocol(() => dir);
 });
 
 describe('a source at a location: any Delta table by path', () => {
@@ -362,6 +426,20 @@ describe('a source at a location: any Delta table by path', () => {
     const dev = await etl(dir, 'build', '--target', 'dev', '--no-check');
     expect(dev.code).toBe(2);
     expect(dev.stderr).toMatch(/models\/sources\.yml.*source raw\.t has a location, which target dev \(duckdb\) cannot read/);
+  });
+
+  it('a table with a feature etl does not read (column mapping) is refused by name, with its path', async () => {
+    const dir = writeProject({
+      'etl.yml': deltaYml('ext_cm'),
+      'models/sources.yml': 'sources:\n  - name: spark\n    tables:\n      - { name: mapped, location: external/table-with-columnmapping-mode-name/delta }\n',
+      'models/m.sql': 'select * from {{source "spark" "mapped"}}\n',
+    });
+    mkdirSync(path.join(dir, 'external'), { recursive: true });
+    extractGolden('table-with-columnmapping-mode-name', path.join(dir, 'external'));
+    const r = await etl(dir, 'build', '--no-check');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unsupported Delta feature: columnMapping/);
+    expect(r.stderr).toContain(path.join('external', 'table-with-columnmapping-mode-name', 'delta'));
   });
 });
 
@@ -413,12 +491,13 @@ describe('a type a Delta table cannot hold', () => {
 });
 
 describe('quarantine and its model commit, killed between the two', () => {
-  // Delta commits one table at a time: the quarantine rows commit first, then
-  // the model's commit records which quarantine version it goes with. Killed
-  // right after the quarantine commit, etl's readers still see the quarantine
-  // table as of the version the model pairs with (the killed run's rows are
-  // in the log, not in what they read), and the next run removes the rows of
-  // the run that never published, then quarantines its own: none lost, none twice.
+  // Delta commits one table at a time: the quarantine rows are written as
+  // files no commit references, the model's commit records them (its
+  // etl.quarantine domain), and the quarantine commit follows. Killed right
+  // after the model's commit, a plain log replay of the quarantine table (what
+  // Spark reads) shows no row of the killed run: never rows of a model commit
+  // that did not happen. The next etl run on the lake commits them (rolled
+  // forward), once however often it runs (txn appId etl.quarantine:<model>).
   const src = (rows: Array<[number, number, number]>) => `id,batch,amount\n${rows.map((r) => r.join(',')).join('\n')}\n`;
   const FIRST: Array<[number, number, number]> = [[1, 1, 10], [2, 1, -5], [3, 1, 30]];
   const SECOND: Array<[number, number, number]> = [...FIRST, [4, 2, -7], [5, 2, 50], [6, 2, -9]];
@@ -439,32 +518,36 @@ describe('quarantine and its model commit, killed between the two', () => {
     expectOk(await etl(dir, 'seed'));
   });
 
-  const pairing = async (model: string) => JSON.parse((await table(dir, model).snapshot()).domains.get('etl.quarantine')!.configuration) as { table: string; version: number };
-  const quarantinedBy = async (model: string, version?: number) => {
-    const scan = await table(dir, `${model}__quarantine`).scan(version === undefined ? {} : { version });
-    return (await db.session.query(`select etl_run_id, list(id order by id) from (${scan.sql}) group by all order by min(etl_quarantined_at)`)).rows.map((r) => [r[0], (r[1] as number[]).map(Number)]);
+  /** The quarantine table as a reader of the files sees it: the JSON commits replayed (add, remove), the active files read. */
+  const replayed = async (model: string): Promise<Array<[string, number[]]>> => {
+    const files = activeFilesByJsonReplay(path.join(dir, 'lake', 'main', `${model}__quarantine`));
+    if (files.length === 0) return [];
+    const r = await db.session.query(`select etl_run_id, list(id order by id) from read_parquet([${files.map((f) => `'${f}'`).join(', ')}]) group by all order by min(etl_quarantined_at)`);
+    return r.rows.map((row) => [String(row[0]), (row[1] as number[]).map(Number)]);
   };
+  const record = async (model: string) => JSON.parse((await table(dir, model).snapshot()).domains.get('etl.quarantine')!.configuration) as { table: string; seq: number; adds: Array<{ path: string }> };
 
   it.each([
-    ['table', 'orders_t', [1, 3, 5], [2, 4, 6]],
-    ['incremental (merge)', 'orders_i', [1, 3, 5], [4, 6]],
-  ])('%s: the next run removes the unpublished run\'s rows and quarantines its own once', async (_kind, model, good, secondBad) => {
-    const first = await quarantinedBy(model);
+    // The next etl run on the lake: one that builds nothing of this model, or a vacuum that would otherwise delete the staged files.
+    ['table', 'orders_t', [1, 3, 5], [2, 4, 6], ['seed']],
+    ['incremental (merge)', 'orders_i', [1, 3, 5], [4, 6], ['delta', 'vacuum', '--retain', '0h', '--force']],
+  ])('%s: the killed run\'s quarantine rows appear only with its model commit, rolled forward once by the next run', async (_kind, model, good, secondBad, next) => {
+    const first = await replayed(model);
     expect(first).toEqual([[expect.any(String), [2]]]);
-    const publishedBefore = await rows(dir, model, 'id');
-    const pairedBefore = await pairing(model);
+    const firstSeq = (await record(model)).seq;
 
-    const child = startCli(['build', '-s', model, '--project-dir', dir], { cwd: dir, env: { ETL_PAUSE_AFTER_SQL: `^delta commit WRITE v\\d+ .*${model}__quarantine$` } });
+    const child = startCli(['build', '-s', model, '--project-dir', dir], { cwd: dir, env: { ETL_PAUSE_AFTER_SQL: `^delta commit \\S+ v\\d+ .*/main/${model}$` } });
     await child.waitForOutput(/\[paused after sql\]/);
     child.kill('SIGKILL');
     await child.done;
-    // The quarantine commit happened, the model's did not: the model and its pairing are as before.
-    const killed = await quarantinedBy(model);
-    expect(killed).toHaveLength(2);
-    expect(killed[1]![1]).toEqual(secondBad);
-    expect(await rows(dir, model, 'id')).toEqual(publishedBefore);
-    expect(await pairing(model)).toEqual(pairedBefore);
-    // What etl reads (show, refs, tests) is the pair as published: the killed run's rows are not there.
+    // The model's commit happened, with its record of the staged quarantine files; the quarantine commit did not.
+    expect(await rows(dir, model, 'id')).toEqual(good.map((id) => [String(id)]));
+    const killedRun = commits(dir, model).at(-1)!.find((a) => a.commitInfo)!.commitInfo.etlInvocationId as string;
+    const pending = await record(model);
+    expect(pending).toMatchObject({ table: `main.${model}__quarantine`, seq: firstSeq + 1 });
+    for (const add of pending.adds) expect(existsSync(path.join(dir, 'lake', 'main', `${model}__quarantine`, add.path))).toBe(true);
+    // No reader sees them yet: not Spark's log replay, not etl show (read-only: it settles nothing).
+    expect(await replayed(model)).toEqual(first);
     const shown = async () => {
       const r = await etl(dir, 'show', '--inline', `select string_agg(cast(id as varchar), ',' order by id) as ids from main.${model}__quarantine`, '--log-format', 'json');
       expectOk(r);
@@ -472,20 +555,53 @@ describe('quarantine and its model commit, killed between the two', () => {
     };
     expect(await shown()).toBe('2');
 
+    // The next etl run on the lake rolls the quarantine commit forward.
+    expectOk(await etl(dir, ...next));
+    expect(await replayed(model)).toEqual([first[0], [killedRun, secondBad]]);
+    const rolled = commits(dir, `${model}__quarantine`).at(-1)!;
+    expect(rolled.find((a) => a.txn)!.txn).toMatchObject({ appId: `etl.quarantine:main.${model}`, version: firstSeq + 1 });
+    expect(rolled.find((a) => a.commitInfo)!.commitInfo).toMatchObject({ etlQuarantineOf: `main.${model}`, etlQuarantineSeq: firstSeq + 1 });
+    // Again: nothing more (the txn says it is in).
+    const versions = commits(dir, `${model}__quarantine`).length;
+    expectOk(await etl(dir, 'seed'));
+    expect(commits(dir, `${model}__quarantine`)).toHaveLength(versions);
+    expect(await shown()).toBe([2, ...secondBad].join(','));
+
+    // A run to completion quarantines its own rows in the same two steps, once.
     const rerun = await etl(dir, 'build', '-s', model);
     expectOk(rerun);
     const invocation = readJson(dir, 'target/run_results.json').metadata.invocation_id as string;
-    expect(await rows(dir, model, 'id')).toEqual(good.map((id) => [String(id)]));
-    // The killed run's rows are gone; the rerun's are there once.
-    expect(await quarantinedBy(model)).toEqual([first[0], [invocation, secondBad]]);
-    // The model's commit names the quarantine version holding its rows.
-    const paired = await pairing(model);
-    expect(paired.table).toBe(`main.${model}__quarantine`);
-    expect(await quarantinedBy(model, paired.version)).toEqual([first[0], [invocation, secondBad]]);
-    expect(await shown()).toBe([2, ...secondBad].join(','));
-    const repair = commits(dir, `${model}__quarantine`).flat().filter((a) => a.commitInfo?.etlQuarantineRepair);
-    expect(repair).toHaveLength(1);
-    expect(repair[0]!.commitInfo.operation).toBe('DELETE');
+    const after = await replayed(model);
+    expect(after.slice(0, 2)).toEqual([first[0], [killedRun, secondBad]]);
+    // A table model quarantines every bad row of each run; the incremental one had no new rows.
+    expect(after.slice(2)).toEqual(model === 'orders_t' ? [[invocation, secondBad]] : []);
+  });
+
+  itFollowsTheProtocol(() => dir);
+
+  it('a roll-forward that cannot be made is a warning naming the model for other runs, and the model\'s own run fails on it', async () => {
+    const other = writeProject({
+      'etl.yml': deltaYml('quar2'),
+      'seeds/src.csv': src(FIRST),
+      'models/orders_t.sql': MODELS.orders_t,
+      'models/other.sql': 'select 1 as id\n',
+      'models/schema.yml': 'models:\n  - name: orders_t\n    tests: [{ expression_is_true: { expression: "amount >= 0" } }]\n',
+    });
+    expectOk(await etl(other, 'build'));
+    writeFileSync(path.join(other, 'seeds/src.csv'), src(SECOND));
+    expectOk(await etl(other, 'seed'));
+    const child = startCli(['build', '-s', 'orders_t', '--project-dir', other], { cwd: other, env: { ETL_PAUSE_AFTER_SQL: '^delta commit \\S+ v\\d+ .*/main/orders_t$' } });
+    await child.waitForOutput(/\[paused after sql\]/);
+    child.kill('SIGKILL');
+    await child.done;
+    // Another writer replaced the quarantine table with one whose id is a string: the staged rows (id a long) cannot be appended.
+    await table(other, 'orders_t__quarantine').write({ selectSql: `select 'x' as id`, mode: 'overwrite' });
+    const r = await etl(other, 'run', '-s', 'other');
+    expectOk(r);
+    expect(r.stderr).toMatch(/warning: the quarantine rows recorded by main\.orders_t's last commit are not committed yet: column id of .*orders_t__quarantine is "string" but the new rows have "long"/);
+    const own = await etl(other, 'run', '-s', 'orders_t');
+    expect(own.code).toBe(1);
+    expect(own.output).toMatch(/column id of .*orders_t__quarantine is "string"/);
   });
 });
 
@@ -531,6 +647,8 @@ describe('txn: a change whose commit landed before its process died is applied o
     expectOk(await etl(dir, 'run', '-s', 'loads', '--vars', '{batch: 2}'));
     expect(await rows(dir, 'loads', 'id')).toEqual([['1'], ['2'], ['3'], ['4'], ['4'], ['5'], ['5'], ['6'], ['6']]);
   });
+
+  itFollowsTheProtocol(() => dir);
 });
 
 describe('microbatch killed between two batch commits', () => {
@@ -613,4 +731,6 @@ describe('snapshots on Delta rewrite only the files holding changed keys', () =>
     const ids = await rows(dir, 'people_snap', 'etl_scd_id');
     expect(new Set(ids.map((r) => r[0])).size).toBe(ids.length);
   });
+
+  itFollowsTheProtocol(() => dir);
 });
