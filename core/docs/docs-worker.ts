@@ -10,9 +10,19 @@ import { RunError } from '../errors.js';
 import { buildDocs, type DocsJob, type DocsRest } from './build.js';
 
 const messages: Array<(m: unknown) => void> = [];
-parentPort!.on('message', (m) => messages.shift()?.(m));
-const job = new Promise<DocsJob>((resolve) => messages.push(resolve as (m: unknown) => void));
-const rest = new Promise<DocsRest>((resolve) => messages.push(resolve as (m: unknown) => void));
+// A failed compile sends { cancel: true } instead of terminating this thread: a
+// terminate() that lands inside a DuckDB call aborts the whole process
+// (Napi::Error thrown on a native thread). Cancelled, buildDocs fails at its next
+// await of job or rest, once the DuckDB call in flight has returned.
+let cancel!: (err: Error) => void;
+const cancelled = new Promise<never>((_, reject) => (cancel = reject));
+cancelled.catch(() => undefined);
+parentPort!.on('message', (m: unknown) => {
+  if ((m as { cancel?: boolean } | null)?.cancel === true) cancel(new Error('cancelled: the compile failed'));
+  else messages.shift()?.(m);
+});
+const job = Promise.race([new Promise<DocsJob>((resolve) => messages.push(resolve as (m: unknown) => void)), cancelled]);
+const rest = Promise.race([new Promise<DocsRest>((resolve) => messages.push(resolve as (m: unknown) => void)), cancelled]);
 // What buildDocs loads when it starts, loaded while the job is still being compiled.
 void import('./history.js');
 void import('../analysis/column-lineage.js');
