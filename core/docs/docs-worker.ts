@@ -23,10 +23,18 @@ parentPort!.on('message', (m: unknown) => {
 });
 const job = Promise.race([new Promise<DocsJob>((resolve) => messages.push(resolve as (m: unknown) => void)), cancelled]);
 const rest = Promise.race([new Promise<DocsRest>((resolve) => messages.push(resolve as (m: unknown) => void)), cancelled]);
+// Handled here as well: buildDocs awaits rest only after its DuckDB reads, and a
+// rejection unhandled until then would end this thread in the middle of them.
+job.catch(() => undefined);
+rest.catch(() => undefined);
 // What buildDocs loads when it starts, loaded while the job is still being compiled.
-void import('./history.js');
-void import('../analysis/column-lineage.js');
+// A cancelled worker answers only once these have loaded: terminated while
+// DuckDB's native module initialises, the process aborts as well.
+const loading = Promise.allSettled([import('./history.js'), import('../analysis/column-lineage.js')]);
 job.then((j) => buildDocs(j, rest)).then(
   (built) => parentPort!.postMessage({ built }),
-  (err: Error) => parentPort!.postMessage({ error: err.message, runError: err instanceof RunError }),
+  async (err: Error) => {
+    await loading;
+    parentPort!.postMessage({ error: err.message, runError: err instanceof RunError });
+  },
 );
