@@ -75,10 +75,12 @@ describe('positions and slot names', () => {
   });
 
   it('a default slot name is a valid slot name, the same for the same target and table, another for another', () => {
-    const id = { project: 'shop', target: 'dev', database: 'dev', schema: 'Crm Data', table: 'x'.repeat(80) };
+    const id = { project: 'shop', target: 'dev', database: 'dev', sourceDatabase: 'crm', schema: 'Crm Data', table: 'x'.repeat(80) };
     const name = defaultSlotName(id);
     expect(name).toMatch(/^[a-z0-9_]{1,63}$/);
     expect(defaultSlotName(id)).toBe(name);
     expect(defaultSlotName({ ...id, target: 'prod' })).not.toBe(name);
+    // Slot names are server-wide: the same project reading another database's table gets another slot.
+    expect(defaultSlotName({ ...id, sourceDatabase: 'crm_copy' })).not.toBe(name);
   });
 });

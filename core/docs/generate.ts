@@ -64,7 +64,7 @@ export async function generateDocs(options: DocsGenerateOptions): Promise<DocsGe
     const [, built] = await Promise.all([writing, docs.built]);
     return built;
   } catch (err) {
-    docs.cancel();
+    await docs.cancel();
     throw err;
   }
 }
@@ -74,10 +74,13 @@ interface DocsRun {
   start(job: DocsJob): void;
   /** The compile succeeded: the docs may be written. */
   finish(rest: DocsRest): void;
-  /** The compile failed: nothing is written. */
-  cancel(): void;
+  /** The compile failed: nothing is written; settles once the docs have stopped. */
+  cancel(): Promise<void>;
   built: Promise<DocsBuilt>;
 }
+
+/** How long a cancelled docs worker may take to finish the catalog read or lineage in flight. */
+const CANCEL_WAIT_MS = 30_000;
 
 /** buildDocs on a worker thread when it is built beside this module (dist/), else here. */
 function startDocs(): DocsRun {
@@ -91,7 +94,7 @@ function startDocs(): DocsRun {
     restGiven.catch(() => undefined);
     const built = jobGiven.then((j) => buildDocs(j, restGiven));
     built.catch(() => undefined);
-    return { start: job, finish: rest.resolve, cancel: () => rest.reject(new Error('cancelled')), built };
+    return { start: job, finish: rest.resolve, cancel: async () => rest.reject(new Error('cancelled')), built };
   }
   const worker = new Worker(workerFile);
   const built = new Promise<DocsBuilt>((resolve, reject) => {
@@ -105,5 +108,15 @@ function startDocs(): DocsRun {
     worker.once('exit', (code) => reject(new Error(`the docs worker stopped (exit code ${code}) without an answer`)));
   });
   built.catch(() => undefined);
-  return { start: (job) => worker.postMessage(job), finish: (rest) => worker.postMessage(rest), cancel: () => void worker.terminate(), built };
+  // Cancel asks the worker to stop and waits for its answer (bounded) before
+  // terminating it: terminating it inside a DuckDB call aborts the process.
+  const cancel = async (): Promise<void> => {
+    worker.postMessage({ cancel: true });
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, CANCEL_WAIT_MS)));
+    await Promise.race([built.then(() => undefined, () => undefined), bound]);
+    clearTimeout(timer);
+    await worker.terminate();
+  };
+  return { start: (job) => worker.postMessage(job), finish: (rest) => worker.postMessage(rest), cancel, built };
 }

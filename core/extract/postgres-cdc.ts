@@ -76,11 +76,14 @@ const maxLsn = (...lsns: Array<string | null | undefined>): string =>
   lsns.filter((l): l is string => !!l).reduce((a, b) => (lsnValue(b) > lsnValue(a) ? b : a));
 
 /**
- * The slot a loader reads when `slot:` does not name one: one per target and
- * raw table, the same on every run (a slot holds WAL until it is read, so a
- * name that changed would leave the old one behind).
+ * The slot a loader reads when `slot:` does not name one: one per source
+ * database, target and raw table, the same on every run (a slot holds WAL
+ * until it is read, so a name that changed would leave the old one behind).
+ * Slot names are global to the server while a slot belongs to one database:
+ * the source database is part of the name, so two projects alike but for the
+ * database they read (two checkouts, two test runs) never take each other's.
  */
-export function defaultSlotName(identity: { project: string; target: string; database?: string | null; schema: string; table: string }): string {
+export function defaultSlotName(identity: { project: string; target: string; database?: string | null; sourceDatabase: string; schema: string; table: string }): string {
   const hash = createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 8);
   const readable = `${identity.schema}_${identity.table}`.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, 63 - 'etl__'.length - hash.length);
   return `etl_${readable}_${hash}`;
@@ -98,8 +101,17 @@ export class PostgresCdcSource {
     private readonly projectRoot: string,
     private readonly env: NodeJS.ProcessEnv,
     private readonly clock: Clock,
-    readonly slot: string,
+    /** The slot's name, or how to name it from the source database once connected. */
+    private readonly slotName: string | ((sourceDatabase: string) => string),
   ) {}
+
+  private named?: string;
+
+  /** The replication slot this source reads; known once open() has connected. */
+  get slot(): string {
+    if (this.named === undefined) throw new Error('PostgresCdcSource.slot read before open()');
+    return this.named;
+  }
 
   private fail(what: string, err: unknown): RunError {
     return new RunError(`loader of source ${this.spec.source} (${this.spec.declared_at}): ${what}: ${scrub((err as Error).message, this.secrets)}`);
@@ -107,7 +119,8 @@ export class PostgresCdcSource {
 
   async open(): Promise<void> {
     ({ client: this.client, secrets: this.secrets } = await connectSource(this.spec, this.projectRoot, this.env, this.clock));
-    const r = await this.client.query<{ wal_level: string }>(`select current_setting('wal_level') as wal_level`);
+    const r = await this.client.query<{ wal_level: string; database: string }>(`select current_setting('wal_level') as wal_level, current_database() as database`);
+    this.named = typeof this.slotName === 'string' ? this.slotName : this.slotName(r.rows[0]!.database);
     if (r.rows[0]?.wal_level !== 'logical') {
       throw new RunError(
         `loader of source ${this.spec.source} (${this.spec.declared_at}): incremental mode cdc needs wal_level = logical at the source, it is ${r.rows[0]?.wal_level}\n  hint: ALTER SYSTEM SET wal_level = logical and restart the server (see "CDC" in the README), or load by a cursor column: incremental: { cursor: updated_at, primary_key: id }`,

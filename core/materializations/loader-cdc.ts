@@ -55,11 +55,12 @@ export const loaderCdc: Materialization = {
     const spec = node.config.loader!;
     const relation = relationOf(node);
     const meta = ctx.manifest.metadata;
-    const slot = spec.cdc?.slot ?? defaultSlotName({ project: meta.project_name, target: meta.target_name, database: meta.database, schema: relation.schema, table: relation.name });
-    const source = new PostgresCdcSource(spec, meta.project_root, process.env, ctx.clock, slot);
+    const name = (sourceDatabase: string) => defaultSlotName({ project: meta.project_name, target: meta.target_name, database: meta.database, sourceDatabase, schema: relation.schema, table: relation.name });
+    const source = new PostgresCdcSource(spec, meta.project_root, process.env, ctx.clock, spec.cdc?.slot ?? name);
     const t0 = performance.now();
     try {
       await source.open();
+      const slot = source.slot;
       const { key } = await source.describe();
       const existing = await adapter.relationKind(session, relation);
       const refresh = node.config.full_refresh === false ? false : ctx.fullRefresh || node.config.full_refresh === true;

@@ -4,11 +4,12 @@
 // target/ as it was, with the command's error. Checked through the CLI (the
 // worker) and through generateDocs in this process (the same code, inline).
 
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProjectError } from '../../core/errors.js';
-import { assertCliBuilt, copyTemplate, etlYml, killAll, removeTempDirs, runCli, writeProject } from './helpers.js';
+import { generateProject } from '../../bench/gen.mjs';
+import { assertCliBuilt, copyTemplate, etlYml, killAll, makeTempDir, removeTempDirs, runCli, writeProject } from './helpers.js';
 
 afterEach(async () => {
   await killAll();
@@ -52,6 +53,30 @@ describe('etl docs generate on a project that fails to compile', () => {
     expect(error).toBeInstanceOf(ProjectError);
     expect(String((error as Error).message)).toMatch(/unknown test "no_such_test"/);
     expect(written(dir)).toEqual([]);
+  });
+});
+
+describe('etl docs generate cancelled while the worker is inside DuckDB', () => {
+  // 3,000 models: the compile fails in its tests stage while the worker is
+  // still deriving column lineage through DuckDB. Terminating the worker there
+  // aborted the process (signal 6, "terminate called after throwing an
+  // instance of 'Napi::Error'") in 2 of 3 runs; the worker is now asked to stop.
+  it('exits 2 with the compile error every time, never aborting, and writes nothing', async () => {
+    assertCliBuilt();
+    const dir = makeTempDir('etl-docs-cancel-');
+    generateProject(dir, { models: 3000, kind: 'compile' });
+    const yml = readdirSync(path.join(dir, 'models'), { recursive: true, encoding: 'utf8' })
+      .map((f) => path.join(dir, 'models', f))
+      .find((f) => f.endsWith('schema.yml') && readFileSync(f, 'utf8').includes('tests: [unique, not_null]'))!;
+    writeFileSync(yml, readFileSync(yml, 'utf8').replace('tests: [unique, not_null]', 'tests: [unique, no_such_test]'));
+    for (let run = 0; run < 3; run++) {
+      const gen = await runCli(['docs', 'generate'], { cwd: dir, timeoutMs: 120_000 });
+      expect(gen.signal, gen.output).toBeNull();
+      expect(gen.code, gen.output).toBe(2);
+      expect(gen.stderr).toMatch(/schema\.yml:\d+:\d+: unknown test "no_such_test"/);
+      expect(gen.stderr).not.toMatch(/Napi::Error|terminate called/);
+      expect(written(dir)).toEqual([]);
+    }
   });
 });
 
