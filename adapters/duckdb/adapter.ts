@@ -11,6 +11,7 @@ import { RunError } from '../../core/errors.js';
 import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { loadCsvInChunks } from './csv-chunks.js';
+import { loadCsvThroughFifo, makeFifo } from './csv-fifo.js';
 import { checkSeedSql, seedCsvOptions, seedFileProblem } from './seed.js';
 import { SqlEngine } from '../sql-engine.js';
 import { transaction } from '../transaction.js';
@@ -18,7 +19,7 @@ import { ConnectionPool } from '../pool.js';
 import { traceSql } from '../trace.js';
 import { displayValue, previewSql } from '../display.js';
 
-/** How much CSV read_csv reads at a time when a stream is loaded (stageCsv). */
+/** How much CSV read_csv reads at a time when a stream is loaded from chunk files (stageCsv without a FIFO). */
 const CSV_CHUNK_BYTES = 16 * 1024 * 1024;
 /** read_csv's buffer (one per thread at work, in the buffer pool): 4 of them per chunk, so a chunk is read on 4 threads. */
 const CSV_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -227,17 +228,27 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   }
 
   /**
-   * The stream is cut into files of CSV_CHUNK_BYTES that read_csv reads with
-   * the types given (no sniffing) while the next one is written: the first
-   * creates the staged table, the others append to it. No read holds more
-   * than a chunk; what the table holds is bounded by withBoundedMemory.
+   * The stream goes through a FIFO that one read_csv reads with the types
+   * given (no sniffing) as it is written (csv-fifo.ts); where there is no
+   * FIFO, it is cut into files of CSV_CHUNK_BYTES read one after the other
+   * while the next is written, the first creating the staged table and the
+   * others appending to it. What the table holds is bounded by
+   * withBoundedMemory.
    */
   async stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-load-'));
     let staged: StagedTable | undefined;
     let rows = 0;
-    const chunks = () =>
-      loadCsvInChunks(csv, dir, CSV_CHUNK_BYTES, async (file, index) => {
+    const load = async () => {
+      const fifo = await makeFifo(dir);
+      if (fifo) {
+        await loadCsvThroughFifo(csv, fifo, async (file) => {
+          staged = await this.stageTable(session, relation, csvSelectSql(file, columns), options);
+          rows = staged.rows ?? 0;
+        });
+        return;
+      }
+      await loadCsvInChunks(csv, dir, CSV_CHUNK_BYTES, async (file, index) => {
         if (index === 0) {
           staged = await this.stageTable(session, relation, csvSelectSql(file, columns), options);
           rows = staged.rows ?? 0;
@@ -245,12 +256,13 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
           rows += (await session.execute(`insert into ${this.relationSql(staged!.relation)} ${csvSelectSql(file, columns)}`)).rowsAffected ?? 0;
         }
       });
+    };
     try {
       // A table staged in the database file is built in one transaction: its row groups are written to the
-      // file as they fill, where each insert committed alone would leave its last part in the WAL for the
-      // checkpoint at close to write (seconds, and the memory of the whole table, after a 10M-row load).
-      if (this.databasePath !== ':memory:' && !this.stagedRelation(relation, options).temporary) await transaction(session, chunks);
-      else await chunks();
+      // file as they fill, where each chunk's insert committed alone would leave its last part in the WAL for
+      // the checkpoint at close to write (seconds, and the memory of the whole table, after a 10M-row load).
+      if (this.databasePath !== ':memory:' && !this.stagedRelation(relation, options).temporary) await transaction(session, load);
+      else await load();
       return { ...staged!, rows };
     } catch (err) {
       if (staged) await this.discardStaged(session, staged);

@@ -7,6 +7,7 @@
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { connectionSettings, scrub, scrubError } from '../../adapters/postgres/connection.js';
+import { traceSql } from '../../adapters/trace.js';
 import type { Clock } from '../clock.js';
 import type { LoaderSpec } from '../compiler/manifest.js';
 import { CircuitOpenError } from '../runner/retry.js';
@@ -49,12 +50,14 @@ export async function connectSource(spec: LoaderSpec, projectRoot: string, env: 
   const breaker = sourceBreaker(settings.address, spec, clock);
   if (breaker.isOpen) throw new CircuitOpenError(settings.address, breaker);
   try {
+    const t0 = performance.now();
     const client = await connect(settings.config).catch((err: unknown) => {
       // sslmode=prefer: a server without TLS gets a plain connection, as with libpq.
       if (settings.sslmode === 'prefer' && /does not support SSL/i.test(String((err as Error)?.message))) return connect({ ...settings.config, ssl: false });
       throw err;
     });
     breaker.success();
+    traceSql(`-- source ${spec.source}: connected${options.replication ? ' (replication)' : ''}`, t0);
     return { client, secrets: settings.secrets };
   } catch (err) {
     const message = scrub((err as Error).message, settings.secrets);
@@ -117,6 +120,7 @@ export class PostgresExtractor implements Extractor {
 
   private async describe(): Promise<SourceColumn[]> {
     const client = this.client!;
+    const t0 = performance.now();
     try {
       const described = await client.query(`select * from (${this.baseSql()}) as etl_source limit 0`);
       const oids = described.fields.map((f) => f.dataTypeID);
@@ -133,6 +137,7 @@ export class PostgresExtractor implements Extractor {
         );
         this.uniqueKeys = keys.rows.map((r) => r.cols);
       }
+      traceSql(`-- source ${this.spec.source}: described (columns, types${this.spec.query === undefined && this.spec.incremental ? ', unique keys' : ''})`, t0);
       return described.fields.map((f, i) => ({ name: f.name, type: types.rows[i]!.t }));
     } catch (err) {
       throw scrubError(new Error(`loader of source ${this.spec.source} (${this.spec.declared_at}): cannot read ${this.spec.query !== undefined ? 'its query' : `table ${this.spec.table}`} at the source: ${(err as Error).message}`), this.secrets);
@@ -143,16 +148,21 @@ export class PostgresExtractor implements Extractor {
     const client = this.client!;
     const list = request.columns.map((c) => quoteIdent(c.name)).join(', ');
     let where = '';
+    let traced = '';
     if (request.since) {
       const { cursor, value, lookback } = request.since;
       const col = request.columns.find((c) => c.name === cursor)!;
       const bound = `cast(${client.escapeLiteral(value)} as ${col.type})`;
+      traced = client.escapeLiteral(value);
       const back = lookback ? (TIME_TYPE.test(col.type) ? ` - interval '${lookback} seconds'` : ` - ${lookback}`) : '';
       where = ` where ${quoteIdent(cursor)} >= ${bound}${back}`;
     }
     const sql = `copy (select ${list} from (${this.baseSql()}) as etl_source${where}) to stdout with (format csv)`;
+    const t0 = performance.now();
     const stream = client.query(copyTo(sql));
     stream.on('error', (err: Error) => scrubError(err, this.secrets));
+    // Traced without the watermark's value (the trace prints statements, not data).
+    stream.on('end', () => traceSql(`-- source ${this.spec.source}: ${traced ? sql.replace(traced, "'<watermark>'") : sql}`, t0));
     return stream;
   }
 
