@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { duckdb, type DuckDBConnection, type DuckDBInstance } from './driver.js';
 import { RunError } from '../../core/errors.js';
-import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, BoundedMemoryOptions, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { loadCsvInChunks } from './csv-chunks.js';
 import { loadCsvThroughFifo, makeFifo } from './csv-fifo.js';
@@ -31,6 +31,8 @@ const CSV_BUFFER_BYTES = 4 * 1024 * 1024;
  */
 const LOAD_MEMORY_MB = 64;
 const LOAD_MEMORY_MB_PER_THREAD = 8;
+/** What a delete may pin per row of its table (withBoundedMemory): a 2048-row vector's versions, 8 bytes each. */
+const DELETE_BYTES_PER_ROW = 8;
 
 /** DuckDB's catalog of temporary tables (one per connection). */
 const TEMP_CATALOG = 'temp';
@@ -272,27 +274,43 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     }
   }
 
-  /** Steps holding the bounded buffer pool now, the setting of it under way, and the values it replaced (read once: see below). */
-  private bounded = { steps: 0, applied: undefined as Promise<void> | undefined, before: undefined as Record<string, string> | undefined, limitMb: LOAD_MEMORY_MB };
+  /**
+   * Steps holding the bounded buffer pool now, the allowance for deletes they
+   * asked for (MB), the setting of it under way, and the values it replaced
+   * (read once: see below).
+   */
+  private bounded = { steps: 0, deleteMb: 0, applied: undefined as Promise<void> | undefined, before: undefined as Record<string, string> | undefined, limitMb: LOAD_MEMORY_MB };
 
   /**
-   * A step of a load (its stage, a check over it) with the buffer pool
-   * bounded to LOAD_MEMORY_MB and insertion order not kept (a raw table
+   * A step of a load (its stage, a check over it, a merge) with the buffer
+   * pool bounded to LOAD_MEMORY_MB and insertion order not kept (a raw table
    * has none to keep, and keeping it holds rows back), unless the target's
    * settings set either: then they stand. DuckDB would otherwise keep the
-   * table it builds in memory up to its memory_limit (80% of RAM by default),
-   * so a load's memory would grow with the table; bounded, it spills to the
-   * database file and temp_directory. Both settings are the instance's: steps
-   * at the same time share one bound (other nodes running meanwhile are
-   * bounded too), and the last one to finish sets back what was there. Set
-   * back, not RESET: after a RESET DuckDB shows the default but its buffer
-   * pool keeps the bound (a later join failed to pin blocks at 61 MiB), and
-   * the values are read once, as DuckDB shows them rounded (18.8 GiB).
+   * table it builds (or the columns a merge scans) in memory up to its
+   * memory_limit (80% of RAM by default), so a load's memory would grow with
+   * the table; bounded, it spills to the database file and temp_directory.
+   *
+   * A step that deletes rows of a table (`deletingFrom`: a merge) gets
+   * DELETE_BYTES_PER_ROW per row of it on top: DuckDB keeps a deleted row's
+   * version in an array for its whole vector of 2048 rows (16 KiB, pinned
+   * until the checkpoint), so keys changed all over a 10M-row table hold
+   * ~80 MB whatever few rows change, and a merge under the bare bound fails
+   * to pin its blocks.
+   *
+   * Both settings are the instance's: steps at the same time share one bound
+   * (other nodes running meanwhile are bounded too, and the allowances add
+   * up), and the last one to finish sets back what was there. Set back, not
+   * RESET: after a RESET DuckDB shows the default but its buffer pool keeps
+   * the bound (a later join failed to pin blocks at 61 MiB), and the values
+   * are read once, as DuckDB shows them rounded (18.8 GiB).
    */
-  async withBoundedMemory<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T> {
+  async withBoundedMemory<T>(session: AdapterSession, fn: () => Promise<T>, options: BoundedMemoryOptions = {}): Promise<T> {
     const settings = this.target.settings ?? {};
     const own = ['memory_limit', 'preserve_insertion_order'].filter((k) => settings[k] === undefined);
     if (own.length === 0) return fn();
+    const deleteMb = options.deletingFrom && own.includes('memory_limit') ? await this.deleteAllowanceMb(session, options.deletingFrom) : 0;
+    this.bounded.deleteMb += deleteMb;
+    const limit = () => `'${this.bounded.limitMb + this.bounded.deleteMb}MB'`;
     if (this.bounded.steps++ === 0) {
       this.bounded.applied = (async () => {
         if (!this.bounded.before) {
@@ -300,20 +318,30 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
           this.bounded.before = Object.fromEntries(own.map((k, i) => [k, this.dialect.quoteString(String(r.rows[0]![i + 1]))]));
           this.bounded.limitMb = Math.max(LOAD_MEMORY_MB, LOAD_MEMORY_MB_PER_THREAD * Number(r.rows[0]![0]));
         }
-        const bound: Record<string, string> = { memory_limit: `'${this.bounded.limitMb}MB'`, preserve_insertion_order: 'false' };
+        const bound: Record<string, string> = { memory_limit: limit(), preserve_insertion_order: 'false' };
         for (const k of own) await session.execute(`set global ${k} = ${bound[k]}`);
       })();
+    } else if (deleteMb > 0) {
+      // Raised for this step while others hold the bound.
+      this.bounded.applied = this.bounded.applied!.then(() => session.execute(`set global memory_limit = ${limit()}`)).then(() => undefined);
     }
     try {
       await this.bounded.applied;
       return await fn();
     } finally {
+      this.bounded.deleteMb -= deleteMb;
       if (--this.bounded.steps === 0) {
         this.bounded.applied = undefined;
         const before = this.bounded.before;
         if (before) for (const k of own) await session.execute(`set global ${k} = ${before[k]}`);
       }
     }
+  }
+
+  /** DELETE_BYTES_PER_ROW for each row of `relation` (DuckDB's estimate, from its metadata), in MB. */
+  private async deleteAllowanceMb(session: AdapterSession, relation: Relation): Promise<number> {
+    const r = await session.query('select estimated_size from duckdb_tables() where database_name = current_database() and lower(schema_name) = lower($1) and lower(table_name) = lower($2)', [relation.schema, relation.name]);
+    return Math.ceil((Number(r.rows[0]?.[0] ?? 0) * DELETE_BYTES_PER_ROW) / 1e6);
   }
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {

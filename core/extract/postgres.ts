@@ -125,20 +125,22 @@ export class PostgresExtractor implements Extractor {
       const described = await client.query(`select * from (${this.baseSql()}) as etl_source limit 0`);
       const oids = described.fields.map((f) => f.dataTypeID);
       const mods = described.fields.map((f) => f.dataTypeModifier);
-      const types = await client.query<{ t: string }>('select format_type(o, m) as t from unnest($1::oid[], $2::int[]) with ordinality as x(o, m, n) order by n', [oids, mods]);
-      if (this.spec.query === undefined && this.spec.incremental) {
-        const keys = await client.query<{ cols: string[] }>(
-          `select array_agg(a.attname::text order by k.n) as cols
-             from pg_index i cross join lateral unnest(i.indkey) with ordinality as k(attnum, n)
-             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-            where i.indrelid = $1::regclass and i.indisunique and i.indimmediate and i.indpred is null and i.indexprs is null
-            group by i.indexrelid having bool_and(a.attnotnull)`,
-          [this.spec.table!.split('.').map(quoteIdent).join('.')],
-        );
-        this.uniqueKeys = keys.rows.map((r) => r.cols);
-      }
-      traceSql(`-- source ${this.spec.source}: described (columns, types${this.spec.query === undefined && this.spec.incremental ? ', unique keys' : ''})`, t0);
-      return described.fields.map((f, i) => ({ name: f.name, type: types.rows[i]!.t }));
+      // The types as format_type prints them and, for a table, its unique keys: one round trip.
+      const table = this.spec.query === undefined && this.spec.incremental ? this.spec.table!.split('.').map(quoteIdent).join('.') : null;
+      const info = await client.query<{ types: string[]; keys: string[][] | null }>(
+        `select array(select format_type(o, m) from unnest($1::oid[], $2::int[]) with ordinality as x(o, m, n) order by n) as types,
+                (select json_agg(cols) from (
+                   select array_agg(a.attname::text order by k.n) as cols
+                     from pg_index i cross join lateral unnest(i.indkey) with ordinality as k(attnum, n)
+                     join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                    where $3::text is not null and i.indrelid = $3::text::regclass and i.indisunique and i.indimmediate and i.indpred is null and i.indexprs is null
+                    group by i.indexrelid having bool_and(a.attnotnull)) as unique_keys) as keys`,
+        [described.fields.map((f) => f.dataTypeID), described.fields.map((f) => f.dataTypeModifier), table],
+      );
+      const types = info.rows[0]!.types;
+      this.uniqueKeys = info.rows[0]!.keys ?? [];
+      traceSql(`-- source ${this.spec.source}: described (columns, types${table ? ', unique keys' : ''})`, t0);
+      return described.fields.map((f, i) => ({ name: f.name, type: types[i]! }));
     } catch (err) {
       throw scrubError(new Error(`loader of source ${this.spec.source} (${this.spec.declared_at}): cannot read ${this.spec.query !== undefined ? 'its query' : `table ${this.spec.table}`} at the source: ${(err as Error).message}`), this.secrets);
     }
