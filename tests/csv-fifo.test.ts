@@ -1,9 +1,10 @@
-// A CSV stream staged into DuckDB through a FIFO (adapters/duckdb/csv-fifo.ts,
-// used by DuckDbAdapter.stageCsv): a real database file in a temp dir, real
-// streams. The staged table must hold exactly the stream's rows (quoted
-// newlines, doubled quotes, NULLs), and a failure on either side — the stream,
-// or the statement before or while it reads — must fail the stage with that
-// side's error, leave no table behind, and never hang.
+// A CSV stream staged into DuckDB (DuckDbAdapter.stageCsv): through a FIFO
+// (adapters/duckdb/csv-fifo.ts) past 4 MiB, from one file below. A real
+// database file in a temp dir, real streams. The staged table must hold
+// exactly the stream's rows (quoted newlines, doubled quotes, NULLs), and a
+// failure on either side — the stream, or the statement before or while it
+// reads — must fail the stage with that side's error, leave no table behind,
+// and never hang.
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -67,6 +68,23 @@ describe('staging a CSV stream through a FIFO', () => {
     expect(Number(rows[4])).toBe(sum);
   });
 
+  it('a small stream (within 4 MiB) is staged from one file, exactly', async () => {
+    const staged = await adapter.withSession((s) => adapter.stageCsv(s, relation, columns, streamOf(csvRows(9), 5)));
+    expect(staged.rows).toBe(9);
+    const rows = await adapter.withSession(async (s) => (await s.query(`select id, note, amount::varchar from ${adapter.relationSql(staged.relation)} order by id`)).rows);
+    expect(rows.map((r) => r.map((v) => (v === null ? null : String(v))))).toEqual([
+      ['1', null, null],
+      ['2', '', '1.00'],
+      ['3', 'plain 3', '3.00'],
+      ['4', 'two\nlines "quoted" 4', '4.25'],
+      ['5', null, null],
+      ['6', '', '1.00'],
+      ['7', 'plain 7', '7.00'],
+      ['8', 'two\nlines "quoted" 8', '8.25'],
+      ['9', null, null],
+    ]);
+  });
+
   it('an empty stream stages an empty table', async () => {
     const staged = await adapter.withSession((s) => adapter.stageCsv(s, relation, columns, Readable.from([])));
     expect(staged.rows).toBe(0);
@@ -74,8 +92,9 @@ describe('staging a CSV stream through a FIFO', () => {
   });
 
   it('a stream failing midway fails the stage with its error and leaves no table', async () => {
+    // Past 4 MiB, so the rows before the failure went through the FIFO.
     const source = new Readable({ read() {} });
-    source.push(Buffer.from(csvRows(5000)));
+    source.push(Buffer.from(csvRows(200_000)));
     setTimeout(() => source.destroy(new Error('connection reset by the source')), 20);
     await expect(adapter.withSession((s) => adapter.stageCsv(s, relation, columns, source))).rejects.toThrow('connection reset by the source');
     expect(await stagedTables()).toEqual([]);

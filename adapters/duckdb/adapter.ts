@@ -4,14 +4,14 @@
 
 import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { duckdb, type DuckDBConnection, type DuckDBInstance } from './driver.js';
 import { RunError } from '../../core/errors.js';
 import type { Adapter, AdapterCapabilities, AdapterSession, BoundedMemoryOptions, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { loadCsvInChunks } from './csv-chunks.js';
-import { loadCsvThroughFifo, makeFifo } from './csv-fifo.js';
+import { loadCsvThroughFifo, makeFifo, readHead } from './csv-fifo.js';
 import { checkSeedSql, seedCsvOptions, seedFileProblem } from './seed.js';
 import { SqlEngine } from '../sql-engine.js';
 import { transaction } from '../transaction.js';
@@ -19,6 +19,8 @@ import { ConnectionPool } from '../pool.js';
 import { traceSql } from '../trace.js';
 import { displayValue, previewSql } from '../display.js';
 
+/** A CSV stream that ends within this is loaded from one file (stageCsv): no FIFO to make, nothing to overlap. */
+const SMALL_STREAM_BYTES = 4 * 1024 * 1024;
 /** How much CSV read_csv reads at a time when a stream is loaded from chunk files (stageCsv without a FIFO). */
 const CSV_CHUNK_BYTES = 16 * 1024 * 1024;
 /** read_csv's buffer (one per thread at work, in the buffer pool): 4 of them per chunk, so a chunk is read on 4 threads. */
@@ -230,33 +232,34 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   }
 
   /**
-   * The stream goes through a FIFO that one read_csv reads with the types
-   * given (no sniffing) as it is written (csv-fifo.ts); where there is no
-   * FIFO, it is cut into files of CSV_CHUNK_BYTES read one after the other
-   * while the next is written, the first creating the staged table and the
-   * others appending to it. What the table holds is bounded by
-   * withBoundedMemory.
+   * A stream that ends within SMALL_STREAM_BYTES (an incremental run's few
+   * changed rows) is written to one file and read from it. A longer one goes
+   * through a FIFO that one read_csv reads with the types given (no sniffing)
+   * as it is written (csv-fifo.ts); where there is no FIFO, it is cut into
+   * files of CSV_CHUNK_BYTES read one after the other while the next is
+   * written, the first creating the staged table and the others appending to
+   * it. What the table holds is bounded by withBoundedMemory.
    */
   async stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-load-'));
     let staged: StagedTable | undefined;
     let rows = 0;
+    const stage = async (file: string) => {
+      staged = await this.stageTable(session, relation, csvSelectSql(file, columns), options);
+      rows = staged.rows ?? 0;
+    };
     const load = async () => {
-      const fifo = await makeFifo(dir);
-      if (fifo) {
-        await loadCsvThroughFifo(csv, fifo, async (file) => {
-          staged = await this.stageTable(session, relation, csvSelectSql(file, columns), options);
-          rows = staged.rows ?? 0;
-        });
-        return;
+      const head = await readHead(csv, SMALL_STREAM_BYTES);
+      if ('whole' in head) {
+        const file = path.join(dir, 'rows.csv');
+        await writeFile(file, head.whole);
+        return stage(file);
       }
-      await loadCsvInChunks(csv, dir, CSV_CHUNK_BYTES, async (file, index) => {
-        if (index === 0) {
-          staged = await this.stageTable(session, relation, csvSelectSql(file, columns), options);
-          rows = staged.rows ?? 0;
-        } else {
-          rows += (await session.execute(`insert into ${this.relationSql(staged!.relation)} ${csvSelectSql(file, columns)}`)).rowsAffected ?? 0;
-        }
+      const fifo = await makeFifo(dir);
+      if (fifo) return loadCsvThroughFifo(head.rest, fifo, stage);
+      await loadCsvInChunks(head.rest, dir, CSV_CHUNK_BYTES, async (file, index) => {
+        if (index === 0) await stage(file);
+        else rows += (await session.execute(`insert into ${this.relationSql(staged!.relation)} ${csvSelectSql(file, columns)}`)).rowsAffected ?? 0;
       });
     };
     try {

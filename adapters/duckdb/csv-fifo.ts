@@ -14,6 +14,7 @@ import { execFile } from 'node:child_process';
 import { closeSync, constants, open } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -78,4 +79,33 @@ async function openWhenRead(fifo: string, gaveUp: () => boolean): Promise<number
     if (gaveUp()) return undefined;
     await sleep(OPEN_RETRY_MS);
   }
+}
+
+/**
+ * Reads the stream's first `limit` bytes: `whole` if the stream ended within
+ * them (it is then all there, in memory), else `rest`: the stream again from
+ * its start (the bytes read first, then the remainder as it comes). A failure
+ * of the stream is thrown here, or by `rest`.
+ */
+export async function readHead(csv: NodeJS.ReadableStream, limit: number): Promise<{ whole: Buffer } | { rest: NodeJS.ReadableStream }> {
+  const it = (csv as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let size = 0;
+  while (size < limit) {
+    const next = await it.next();
+    if (next.done) return { whole: Buffer.concat(head) };
+    const buf = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+    head.push(buf);
+    size += buf.length;
+  }
+  async function* again(): AsyncGenerator<Buffer> {
+    try {
+      yield* head.splice(0);
+      for (let next = await it.next(); !next.done; next = await it.next()) yield typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+    } finally {
+      // Stopped early (the reader failed): the source is closed too.
+      await it.return?.();
+    }
+  }
+  return { rest: Readable.from(again(), { objectMode: false }) };
 }
