@@ -92,11 +92,23 @@ describe('staging a CSV stream through a FIFO', () => {
   });
 
   it('a stream failing midway fails the stage with its error and leaves no table', async () => {
-    // Past 4 MiB, so the rows before the failure went through the FIFO.
-    const source = new Readable({ read() {} });
-    source.push(Buffer.from(csvRows(200_000)));
-    setTimeout(() => source.destroy(new Error('connection reset by the source')), 20);
+    // 7 MiB first (past 4 MiB, so they go through the FIFO), and the failure when more is asked for.
+    let reads = 0;
+    const source = new Readable({
+      read() {
+        if (reads++ === 0) this.push(Buffer.from(csvRows(200_000)));
+        else this.destroy(new Error('connection reset by the source'));
+      },
+    });
     await expect(adapter.withSession((s) => adapter.stageCsv(s, relation, columns, source))).rejects.toThrow('connection reset by the source');
+    expect(reads).toBe(2);
+    expect(await stagedTables()).toEqual([]);
+  });
+
+  it('a stream failing before it is read fails the stage with its error (the process goes on)', async () => {
+    const source = new Readable({ read() {} });
+    source.destroy(new Error('refused at the source'));
+    await expect(adapter.withSession((s) => adapter.stageCsv(s, relation, columns, source))).rejects.toThrow('refused at the source');
     expect(await stagedTables()).toEqual([]);
   });
 

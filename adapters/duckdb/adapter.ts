@@ -4,7 +4,8 @@
 
 import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { duckdb, type DuckDBConnection, type DuckDBInstance } from './driver.js';
 import { RunError } from '../../core/errors.js';
@@ -145,6 +146,8 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
    * renamed from Orders.sql to orders.sql is the same relation.
    */
   private readonly relations = new Map<string, Promise<Map<string, RelationKind>>>();
+  /** The tables' estimated rows when their schema was first read (a merge's memory allowance, withBoundedMemory). */
+  private readonly startSizes = new Map<string, number>();
 
   async relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined> {
     const schemaKey = relation.schema.toLowerCase();
@@ -152,11 +155,14 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     if (!known) {
       known = session
         .query(
-          `select table_name, 'table' from duckdb_tables() where database_name = current_database() and lower(schema_name) = lower($1)
-           union all select view_name, 'view' from duckdb_views() where database_name = current_database() and lower(schema_name) = lower($1) and not internal`,
+          `select table_name, 'table', estimated_size from duckdb_tables() where database_name = current_database() and lower(schema_name) = lower($1)
+           union all select view_name, 'view', null from duckdb_views() where database_name = current_database() and lower(schema_name) = lower($1) and not internal`,
           [relation.schema],
         )
-        .then((r) => new Map(r.rows.map((row) => [String(row[0]).toLowerCase(), row[1] === 'view' ? ('view' as const) : ('table' as const)])));
+        .then((r) => {
+          for (const row of r.rows) if (row[2] !== null) this.startSizes.set(`${schemaKey}.${String(row[0]).toLowerCase()}`, Number(row[2]));
+          return new Map(r.rows.map((row) => [String(row[0]).toLowerCase(), row[1] === 'view' ? ('view' as const) : ('table' as const)]));
+        });
       this.relations.set(schemaKey, known);
       known.catch(() => this.relations.delete(schemaKey));
     }
@@ -211,15 +217,29 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     if (staged.relation.schema === TEMP_CATALOG) this.transientStaged.delete(staged.relation.name);
   }
 
-  // duckdb_columns() rather than the information_schema view over it: the
-  // view's first query in a process costs ~20 ms of binding, on every run.
+  /**
+   * A relation known to be there (a temporary table we made, or one in the
+   * catalog read at the start of the run) is read with pragma_table_info,
+   * which reads just it: duckdb_columns() lists every column of every table
+   * first (its first call in a process ~40-70 ms on a busy machine, on an
+   * incremental run's path). Others, and one gone since, through
+   * duckdb_columns() (an absent relation has no columns), rather than the
+   * information_schema view over it: the view's first query in a process
+   * costs ~20 ms of binding, on every run.
+   */
   async listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]> {
     const transient = relation.schema === TEMP_CATALOG && this.transientStaged.has(relation.name);
+    if (transient || (await this.relationKind(session, relation))) {
+      const name = transient ? `${TEMP_CATALOG}.main.${this.dialect.quoteIdentifier(relation.name)}` : this.relationSql(relation);
+      const result = await session.query(`select name, type from pragma_table_info(${this.dialect.quoteString(name)}) order by cid`).catch((err: unknown) => {
+        if (transient) throw err;
+        return undefined;
+      });
+      if (result) return result.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
+    }
     const result = await session.query(
-      transient
-        ? `select column_name, data_type from duckdb_columns() where database_name = 'temp' and schema_name = 'main' and table_name = $1 order by column_index`
-        : 'select column_name, data_type from duckdb_columns() where database_name = current_database() and lower(schema_name) = lower($1) and lower(table_name) = lower($2) order by column_index',
-      transient ? [relation.name] : [relation.schema, relation.name],
+      'select column_name, data_type from duckdb_columns() where database_name = current_database() and lower(schema_name) = lower($1) and lower(table_name) = lower($2) order by column_index',
+      [relation.schema, relation.name],
     );
     return result.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
   }
@@ -233,7 +253,7 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
 
   /**
    * A stream that ends within SMALL_STREAM_BYTES (an incremental run's few
-   * changed rows) is written to one file and read from it. A longer one goes
+   * changed rows) is written to one file as it comes, and read from it. A longer one goes
    * through a FIFO that one read_csv reads with the types given (no sniffing)
    * as it is written (csv-fifo.ts); where there is no FIFO, it is cut into
    * files of CSV_CHUNK_BYTES read one after the other while the next is
@@ -241,20 +261,21 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
    * it. What the table holds is bounded by withBoundedMemory.
    */
   async stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable> {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-load-'));
+    // The stream is read only once the statements before it are done; an error before that must not be
+    // an 'error' without a listener (which ends the process): the stream keeps it, and reading it throws it.
+    csv.on('error', () => undefined);
     let staged: StagedTable | undefined;
     let rows = 0;
     const stage = async (file: string) => {
       staged = await this.stageTable(session, relation, csvSelectSql(file, columns), options);
       rows = staged.rows ?? 0;
     };
+    const small = path.join(os.tmpdir(), `etl-load-${randomUUID()}.csv`);
+    let dir: string | undefined;
     const load = async () => {
-      const head = await readHead(csv, SMALL_STREAM_BYTES);
-      if ('whole' in head) {
-        const file = path.join(dir, 'rows.csv');
-        await writeFile(file, head.whole);
-        return stage(file);
-      }
+      const head = await readHead(csv, SMALL_STREAM_BYTES, small);
+      if ('whole' in head) return stage(small);
+      dir = await mkdtemp(path.join(os.tmpdir(), 'etl-load-'));
       const fifo = await makeFifo(dir);
       if (fifo) return loadCsvThroughFifo(head.rest, fifo, stage);
       await loadCsvInChunks(head.rest, dir, CSV_CHUNK_BYTES, async (file, index) => {
@@ -273,7 +294,8 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
       if (staged) await this.discardStaged(session, staged);
       throw err;
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      // Removed while the caller goes on (a few ms on a busy machine, on an incremental run's path).
+      for (const p of [small, dir]) if (p) void rm(p, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 
@@ -341,10 +363,18 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     }
   }
 
-  /** DELETE_BYTES_PER_ROW for each row of `relation` (DuckDB's estimate, from its metadata), in MB. */
+  /**
+   * DELETE_BYTES_PER_ROW for each row of `relation` (DuckDB's estimate), in
+   * MB: as read with the catalog at the start of the run (a merge adds a few
+   * rows to it), or read now.
+   */
   private async deleteAllowanceMb(session: AdapterSession, relation: Relation): Promise<number> {
-    const r = await session.query('select estimated_size from duckdb_tables() where database_name = current_database() and lower(schema_name) = lower($1) and lower(table_name) = lower($2)', [relation.schema, relation.name]);
-    return Math.ceil((Number(r.rows[0]?.[0] ?? 0) * DELETE_BYTES_PER_ROW) / 1e6);
+    let rows = this.startSizes.get(`${relation.schema.toLowerCase()}.${relation.name.toLowerCase()}`);
+    if (rows === undefined) {
+      const r = await session.query('select estimated_size from duckdb_tables() where database_name = current_database() and lower(schema_name) = lower($1) and lower(table_name) = lower($2)', [relation.schema, relation.name]);
+      rows = Number(r.rows[0]?.[0] ?? 0);
+    }
+    return Math.ceil((rows * DELETE_BYTES_PER_ROW) / 1e6);
   }
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {

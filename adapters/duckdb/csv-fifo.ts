@@ -11,7 +11,8 @@
 // the file (a bad column type) is then seen failing, not waited for forever.
 
 import { execFile } from 'node:child_process';
-import { closeSync, constants, open } from 'node:fs';
+import { closeSync, constants, open as openFd } from 'node:fs';
+import { open } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -31,14 +32,22 @@ export async function makeFifo(dir: string): Promise<string | undefined> {
 
 /**
  * Runs `read(fifo)` (a statement reading the FIFO to its end) while `csv` is
- * written into it. Both must succeed: a statement that fails is its error (the
- * writer then fails on a closed pipe, which says less); a stream that fails
- * is the error even if the statement, seeing the pipe close early, succeeded
- * on the rows before it — the caller drops what it made.
+ * written into it. Both must succeed, and the side that failed first is the
+ * error: a statement that fails closes the pipe, and the writer then fails
+ * on it, which says less; a stream that fails ends the pipe early, and the
+ * statement then fails on a cut record, or succeeds on the rows before it
+ * (the caller drops what it made).
  */
 export async function loadCsvThroughFifo<T>(csv: NodeJS.ReadableStream, fifo: string, read: (fifo: string) => Promise<T>): Promise<T> {
   let readDone = false;
-  const reading = read(fifo).finally(() => (readDone = true));
+  let firstFailure: { error: unknown } | undefined;
+  const failed = (error: unknown) => {
+    firstFailure ??= { error };
+    throw error;
+  };
+  const reading = read(fifo)
+    .finally(() => (readDone = true))
+    .catch(failed);
   reading.catch(() => undefined);
   const writing = (async () => {
     const fd = await openWhenRead(fifo, () => readDone);
@@ -58,21 +67,20 @@ export async function loadCsvThroughFifo<T>(csv: NodeJS.ReadableStream, fifo: st
     } finally {
       socket.destroy();
     }
-  })();
+  })().catch(failed);
   writing.catch(() => undefined);
-  const [readResult, written] = await Promise.allSettled([reading, writing]);
-  if (readResult.status === 'rejected') {
+  const [readResult] = await Promise.allSettled([reading, writing]);
+  if (firstFailure) {
     (csv as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
-    throw readResult.reason;
+    throw firstFailure.error;
   }
-  if (written.status === 'rejected') throw written.reason;
-  return readResult.value;
+  return (readResult as PromiseFulfilledResult<T>).value;
 }
 
 /** The FIFO opened for writing (an fd) once its reader has opened it; undefined if `gaveUp()` first. */
 async function openWhenRead(fifo: string, gaveUp: () => boolean): Promise<number | undefined> {
   for (;;) {
-    const opened = await new Promise<number | NodeJS.ErrnoException>((resolve) => open(fifo, constants.O_WRONLY | constants.O_NONBLOCK, (err, fd) => resolve(err ?? fd)));
+    const opened = await new Promise<number | NodeJS.ErrnoException>((resolve) => openFd(fifo, constants.O_WRONLY | constants.O_NONBLOCK, (err, fd) => resolve(err ?? fd)));
     if (typeof opened === 'number') return opened;
     // ENXIO: no reader yet.
     if (opened.code !== 'ENXIO') throw opened;
@@ -82,21 +90,36 @@ async function openWhenRead(fifo: string, gaveUp: () => boolean): Promise<number
 }
 
 /**
- * Reads the stream's first `limit` bytes: `whole` if the stream ended within
- * them (it is then all there, in memory), else `rest`: the stream again from
- * its start (the bytes read first, then the remainder as it comes). A failure
- * of the stream is thrown here, or by `rest`.
+ * Reads the stream's first `limit` bytes, writing them to `file` as they
+ * come: `whole` if the stream ended within them (then `file` holds all of
+ * it), else `rest`: the stream again from its start (the bytes read first,
+ * then the remainder as it comes; `file` is then of no use). A failure of the
+ * stream is thrown here, or by `rest`.
  */
-export async function readHead(csv: NodeJS.ReadableStream, limit: number): Promise<{ whole: Buffer } | { rest: NodeJS.ReadableStream }> {
+export async function readHead(csv: NodeJS.ReadableStream, limit: number, file: string): Promise<{ whole: true } | { rest: NodeJS.ReadableStream }> {
+  const out = await open(file, 'wx', 0o600);
+  // Made only now and read at once: a stream's iterator listens for its errors from its first next() on, and
+  // an error before that (while the file opened) would have no listener and end the process.
   const it = (csv as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let size = 0;
-  while (size < limit) {
-    const next = await it.next();
-    if (next.done) return { whole: Buffer.concat(head) };
-    const buf = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
-    head.push(buf);
-    size += buf.length;
+  // Written while the next bytes are awaited, so the file is complete when the stream ends.
+  let written: Promise<unknown> = Promise.resolve();
+  try {
+    while (size < limit) {
+      const next = await it.next();
+      if (next.done) {
+        await written;
+        return { whole: true };
+      }
+      const buf = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+      head.push(buf);
+      size += buf.length;
+      written = written.then(() => out.write(buf));
+    }
+  } finally {
+    await written.catch(() => undefined);
+    await out.close();
   }
   async function* again(): AsyncGenerator<Buffer> {
     try {

@@ -96,6 +96,9 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     });
     const rows = extractor.extract({ columns, since });
     rows.on('error', (err) => counted.destroy(err));
+    // Read once the target has begun its stage: a source failing before that leaves its error in the
+    // stream (reading it throws it), where an 'error' event without a listener would end the process.
+    counted.on('error', () => undefined);
     const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
     staged = await bounded(ctx, () => adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: !!existing && !replacing }));
     // Staged: the source's connection closes while the rows are checked and merged.
