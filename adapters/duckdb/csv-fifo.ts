@@ -11,8 +11,7 @@
 // the file (a bad column type) is then seen failing, not waited for forever.
 
 import { execFile } from 'node:child_process';
-import { closeSync, constants, open as openFd } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, constants, open as openFd, openSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -97,38 +96,35 @@ async function openWhenRead(fifo: string, gaveUp: () => boolean): Promise<number
  * stream is thrown here, or by `rest`.
  */
 export async function readHead(csv: NodeJS.ReadableStream, limit: number, file: string): Promise<{ whole: true } | { rest: NodeJS.ReadableStream }> {
-  const out = await open(file, 'wx', 0o600);
-  // Made only now and read at once: a stream's iterator listens for its errors from its first next() on, and
-  // an error before that (while the file opened) would have no listener and end the process.
-  const it = (csv as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+  // Written synchronously as each piece comes (to the page cache: microseconds a piece, at most `limit` in
+  // all), so the file is complete the moment the stream ends, with no write left to wait for on the thread pool.
+  const out = openSync(file, 'wx', 0o600);
   const head: Buffer[] = [];
   let size = 0;
-  // Written while the next bytes are awaited, so the file is complete when the stream ends.
-  let written: Promise<unknown> = Promise.resolve();
   try {
+    // Made only now and read at once: a stream's iterator listens for its errors from its first next() on.
+    const it = (csv as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
     while (size < limit) {
       const next = await it.next();
-      if (next.done) {
-        await written;
-        return { whole: true };
-      }
+      if (next.done) return { whole: true };
       const buf = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
       head.push(buf);
       size += buf.length;
-      written = written.then(() => out.write(buf));
+      for (let at = 0; at < buf.length; ) at += writeSync(out, buf, at);
     }
+    return { rest: Readable.from(again(it, head), { objectMode: false }) };
   } finally {
-    await written.catch(() => undefined);
-    await out.close();
+    closeSync(out);
   }
-  async function* again(): AsyncGenerator<Buffer> {
-    try {
-      yield* head.splice(0);
-      for (let next = await it.next(); !next.done; next = await it.next()) yield typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
-    } finally {
-      // Stopped early (the reader failed): the source is closed too.
-      await it.return?.();
-    }
+}
+
+/** The bytes read first, then the rest of the stream as it comes. */
+async function* again(it: AsyncIterator<Buffer | string>, head: Buffer[]): AsyncGenerator<Buffer> {
+  try {
+    yield* head.splice(0);
+    for (let next = await it.next(); !next.done; next = await it.next()) yield typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+  } finally {
+    // Stopped early (the reader failed): the source is closed too.
+    await it.return?.();
   }
-  return { rest: Readable.from(again(), { objectMode: false }) };
 }
