@@ -406,7 +406,7 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       }
     }
     // The alerts code is loaded only when a result could raise one: a clean run without SLAs pays nothing.
-    const mayAlert = project.alerts.length > 0 && outcome.results.some((r) => r.status === 'error' || r.status === 'fail' || r.status === 'warn' || manifest.nodes[r.unique_id]?.config.sla !== undefined);
+    const mayAlert = project.alerts.length > 0 && outcome.results.some((r) => r.status === 'error' || r.status === 'fail' || r.status === 'warn' || r.adapter_response.schema_changes !== undefined || manifest.nodes[r.unique_id]?.config.sla !== undefined);
     if (mayAlert) alertEvents = await runAlerts(project, manifest, outcome.results, adapter, { runId, job: options.job, now: clock.now() });
   } finally {
     await adapter.close();

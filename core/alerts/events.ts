@@ -35,6 +35,10 @@ export type AlertEvent =
    * `deadline`: a job's run had not finished when its SLA ran out (raised while it runs).
    */
   | (AlertBase & { event: 'sla_breach'; node?: AlertSubject; kind: 'duration' | 'stale' | 'deadline'; sla: string; sla_seconds: number; observed_seconds: number | null; last_success_at?: string | null })
+  /** A loader found the source's columns changed (added, removed, retyped) and handled it per on_schema_change; `status`: success, or warn (a column gone). */
+  | (AlertBase & { event: 'schema_change'; node: AlertSubject; status: string; added: string[]; removed: string[]; changed: string[] })
+  /** A loader ended with a warning: a column gone at the source, a CDC table reloaded in full (why: the message). */
+  | (AlertBase & { event: 'loader_warn'; node: AlertSubject })
   | (AlertBase & { event: 'freshness_error'; node: AlertSubject; max_loaded_at: string | null; age_seconds: number | null; error_after: string | null })
   /** Month-to-date spend crossing alert_at of the budget (`budget: { monthly, alert_at }`; core/history/report.ts budgetCheck). */
   | (AlertBase & { event: 'cost_spike'; period: string; cost: number; budget: number; alert_at: number; currency?: string; run_cost?: number });

@@ -15,6 +15,8 @@ const TITLES: Record<AlertPayload['event'], string> = {
   test_warn: 'Test warning',
   freshness_error: 'Source not fresh',
   cost_spike: 'Cost over budget',
+  schema_change: 'Source columns changed',
+  loader_warn: 'Loader warning',
 };
 
 /** Title, then name/value facts: what both chat formats show. */
@@ -58,7 +60,7 @@ export function webhookBody(p: AlertPayload, format: WebhookFormat): unknown {
             type: 'AdaptiveCard',
             version: '1.4',
             body: [
-              { type: 'TextBlock', size: 'Medium', weight: 'Bolder', text: title(p), wrap: true, color: p.event === 'test_warn' ? 'Warning' : 'Attention' },
+              { type: 'TextBlock', size: 'Medium', weight: 'Bolder', text: title(p), wrap: true, color: p.event === 'test_warn' || p.event === 'loader_warn' || p.event === 'schema_change' ? 'Warning' : 'Attention' },
               { type: 'TextBlock', text: p.message, wrap: true },
               { type: 'FactSet', facts: facts(p).map(([k, v]) => ({ title: k, value: v })) },
             ],

@@ -1,5 +1,7 @@
 // A run's results as alert events: failed nodes (`failure`), failing and
-// warning tests (`test_fail`, `test_warn`), and the SLAs of the models it
+// warning tests (`test_fail`, `test_warn`), loaders that found the source's
+// columns changed (`schema_change`) or ended with a warning (`loader_warn`:
+// a column gone, a CDC table reloaded in full), and the SLAs of the models it
 // selected (`sla_breach`: the build took longer than `sla:`, or the model's
 // last successful build is older than it). A node stopped by an interrupt
 // (Ctrl-C, `etl schedule` stopping) is not a failure to alert about.
@@ -26,6 +28,17 @@ export function runAlertEvents(manifest: Manifest, results: NodeResult[], run: R
     const node = manifest.nodes[r.unique_id];
     if (!node) continue;
     const firstLine = r.message.split('\n')[0]!;
+    if (node.resource_type === 'loader') {
+      const drift = r.adapter_response.schema_changes;
+      if (drift && r.status !== 'error') {
+        const said = [drift.added.length ? `added ${drift.added.join(', ')}` : '', drift.removed.length ? `removed ${drift.removed.join(', ')}` : '', drift.changed.length ? `retyped ${drift.changed.join(', ')}` : ''].filter(Boolean).join('; ');
+        events.push({ ...base, event: 'schema_change', node: subjectOf(node), status: r.status, ...drift, message: `loader ${node.name}: columns changed at the source: ${said}` });
+      }
+      if (r.status === 'warn') {
+        events.push({ ...base, event: 'loader_warn', node: subjectOf(node), message: `loader ${node.name} warned: ${firstLine}` });
+        continue;
+      }
+    }
     if (r.status === 'error' && r.message !== 'interrupted') {
       events.push({ ...base, event: 'failure', node: subjectOf(node), status: r.status, message: `${node.resource_type} ${node.name} failed: ${firstLine}` });
     } else if (r.status === 'fail' || r.status === 'warn') {

@@ -42,12 +42,15 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
         const keys = Array.isArray(given) ? given : [given];
         if (keys.length === 0 || keys.some((k) => !k)) problems.push({ key: 'incremental', message: `${what}: incremental.primary_key is empty`, hint: 'name the column(s) that identify a row: primary_key: id' });
       }
+      if (parsed.type === 'http' && parsed.incremental?.deletes === 'detect') {
+        problems.push({ key: 'incremental', message: `${what}: incremental.deletes: detect needs every key at the source on each run, which an HTTP API does not list`, hint: 'remove deletes: (a full refresh drops what is gone), or load the table from Postgres' });
+      }
       for (const p of problems) errors.push(source.yaml.diagnostic([...at, p.key], p.message, p.hint));
       if (problems.length) return;
       const src = sources[`source.${project.name}.${source.name}.${table.name}`];
       if (!src) return;
       const asList = (k: string | string[]) => (Array.isArray(k) ? k : [k]);
-      const incrementalSpec = cursorIncremental ? { incremental: { ...cursorIncremental, primary_key: asList(cursorIncremental.primary_key) } } : {};
+      const incrementalSpec = cursorIncremental ? { incremental: { ...cursorIncremental, deletes: undefined, primary_key: asList(cursorIncremental.primary_key) } } : {};
       const spec: LoaderSpec =
         parsed.type === 'http'
           ? {
@@ -75,6 +78,7 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
                 cursor: cursorIncremental.cursor,
                 primary_key: asList(cursorIncremental.primary_key),
                 ...(cursorIncremental.lookback !== undefined ? { lookback: cursorIncremental.lookback } : {}),
+                ...(cursorIncremental.deletes === 'detect' ? { deletes: 'detect' as const } : {}),
               },
             }
           : {}),
@@ -83,6 +87,8 @@ export function buildLoaders(project: Project, dialect: Dialect, sources: Record
         ...(parsed.sslrootcert ? { sslrootcert: parsed.sslrootcert } : {}),
         ...(parsed.connect_timeout !== undefined ? { connect_timeout: parsed.connect_timeout } : {}),
         ...(parsed.circuit_breaker !== undefined ? { circuit_breaker: parsed.circuit_breaker } : {}),
+        ...(parsed.retries !== undefined ? { retries: parsed.retries } : {}),
+        ...(parsed.retry_backoff !== undefined ? { retry_backoff: parsed.retry_backoff as LoaderSpec['retry_backoff'] } : {}),
         source: `${source.name}.${table.name}`,
         declared_at: `${source.yaml.file}:${line}`,
       };

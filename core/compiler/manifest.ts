@@ -66,7 +66,7 @@ export interface LoaderSpec {
   pagination?: { type: 'none' | 'page' | 'offset' | 'cursor' | 'link'; param?: string; size?: number; size_param?: string; start?: number; cursor_path?: string };
   /** http: requests per second at most. */
   rate_limit?: number;
-  /** http: retries of a request that failed transiently (429, 5xx, a connection error); default 5. */
+  /** http: retries of a request that failed transiently (429, 5xx, a connection error), default 5; postgres: of the whole load (a refused or dropped connection), default 3. */
   retries?: number;
   retry_backoff?: import('../runner/retry.js').RetryBackoffConfig;
   /** Consecutive transient failures after which the source host is not called for `cool_down` (seconds or "5m"); default 5, 5m. */
@@ -78,8 +78,8 @@ export interface LoaderSpec {
   max_rejected?: number | string;
   table?: string;
   query?: string;
-  /** `param` (http): the query parameter the watermark is sent in. */
-  incremental?: { cursor: string; primary_key: string[]; lookback?: number | string; param?: string };
+  /** `param` (http): the query parameter the watermark is sent in; `deletes: detect` (postgres): rows whose key is gone at the source are deleted. */
+  incremental?: { cursor: string; primary_key: string[]; lookback?: number | string; param?: string; deletes?: 'detect' };
   /** postgres `incremental: { mode: cdc }`: changes read from a logical replication slot (core/extract/postgres-cdc.ts); the key read at the source unless given. */
   cdc?: { primary_key?: string[]; slot?: string };
   sslmode?: 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';

@@ -5,6 +5,7 @@
 // publish or merge with the watermark.
 
 import type { Clock } from '../clock.js';
+import { RunError } from '../errors.js';
 import type { LoaderSpec } from '../compiler/manifest.js';
 import { CircuitBreaker } from '../runner/retry.js';
 import { FilesExtractor } from './files.js';
@@ -69,6 +70,9 @@ export function extractorFor(spec: LoaderSpec, projectRoot: string, env: NodeJS.
       return new HttpExtractor(spec, env, declaredTypes, clock);
   }
 }
+
+/** A source that refused or dropped the connection (its host's breaker still closed): the load may be tried again. */
+export class TransientSourceError extends RunError {}
 
 /** Consecutive transient failures after which a source host is not called, and for how long (seconds), unless the loader says. */
 const BREAKER_FAILURES = 5;

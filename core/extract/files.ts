@@ -219,14 +219,30 @@ export class FilesExtractor implements Extractor {
       this.tmp ??= await mkdtemp(path.join(os.tmpdir(), 'etl-files-'));
       const file = path.join(this.tmp, 'rows.csv');
       const list = request.columns.map((c) => qi(c.name)).join(', ');
+      const where = request.since ? await this.sinceWhere(request.since) : '';
       // Postgres's CSV: NULL unquoted and empty, an empty string quoted (DuckDB quotes a value equal to the null string),
       // other values quoted only where they must be, as Postgres does (the loads cut the stream at newlines outside quotes).
-      await this.conn!.run(`copy (select ${list} from etl_rows) to ${q(file)} (format csv, header false, null '')`);
+      await this.conn!.run(`copy (select ${list} from etl_rows${where}) to ${q(file)} (format csv, header false, null '')`);
       return createReadStream(file);
     })();
     const pass = new PassThrough();
     out.then((s) => s.on('error', (e) => pass.destroy(e)).pipe(pass), (e: Error) => pass.destroy(e));
     return pass;
+  }
+
+  /**
+   * Only the rows at or past the watermark (less the lookback), when the
+   * source gave them all (an HTTP API without incremental.param): the
+   * cursor is a field of the data, compared in its own type.
+   */
+  private async sinceWhere(since: NonNullable<ExtractRequest['since']>): Promise<string> {
+    const d = await this.conn!.runAndReadAll('describe etl_rows');
+    const type = (d.getRowsJS() as Array<[string, string]>).find(([name]) => name === since.cursor)?.[1];
+    if (!type) return '';
+    const time = /^(DATE|TIMESTAMP|TIME)/i.test(type);
+    const numeric = /^(U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|DECIMAL|DOUBLE|FLOAT|REAL)/i.test(type);
+    const back = since.lookback && (time || numeric) ? (time ? ` - interval '${since.lookback} seconds'` : ` - ${since.lookback}`) : '';
+    return ` where ${qi(since.cursor)} >= cast(${q(since.value)} as ${type})${back}`;
   }
 
   async close(): Promise<void> {

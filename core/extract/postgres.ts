@@ -13,7 +13,7 @@ import type { LoaderSpec } from '../compiler/manifest.js';
 import { CircuitOpenError } from '../runner/retry.js';
 import { RunError } from '../errors.js';
 import { interpolateConfigString } from '../project/secrets.js';
-import { sourceBreaker, type ExtractRequest, type Extractor, type SourceColumn } from './extractor.js';
+import { sourceBreaker, TransientSourceError, type ExtractRequest, type Extractor, type SourceColumn } from './extractor.js';
 
 /** Connection failures that say the host is down or unreachable, not that the request was wrong. */
 const UNREACHABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|timeout|terminated unexpectedly|the database system is (starting up|shutting down)/i;
@@ -61,8 +61,10 @@ export async function connectSource(spec: LoaderSpec, projectRoot: string, env: 
     return { client, secrets: settings.secrets };
   } catch (err) {
     const message = scrub((err as Error).message, settings.secrets);
-    if (UNREACHABLE.test(`${(err as { code?: string }).code ?? ''} ${message}`)) breaker.transientFailure(message);
-    throw new RunError(`loader of source ${spec.source}: cannot connect to ${settings.address}/${settings.database}${options.replication ? ' (replication connection)' : ''}: ${message}${breaker.isOpen ? `; ${breaker.reason}` : ''}`);
+    const unreachable = UNREACHABLE.test(`${(err as { code?: string }).code ?? ''} ${message}`);
+    if (unreachable) breaker.transientFailure(message);
+    // Worth another try while the host's breaker is closed (the loader's retries); open, the host rests.
+    throw new (unreachable && !breaker.isOpen ? TransientSourceError : RunError)(`loader of source ${spec.source}: cannot connect to ${settings.address}/${settings.database}${options.replication ? ' (replication connection)' : ''}: ${message}${breaker.isOpen ? `; ${breaker.reason}` : ''}`);
   }
 }
 

@@ -4,41 +4,71 @@
 // atomic step: a full load swaps it in (publishTable), an incremental one
 // merges it by the primary key (applyIncremental); the watermark (max of the
 // cursor) commits with the data. A failure leaves the previous table as it
-// was. Deletes at the source are seen by a full load only.
+// was. Deletes at the source are seen by a full load, or by every run with
+// `deletes: detect` (loader-deletes.ts: the source's keys, an anti join).
 
 import { Readable, Transform } from 'node:stream';
 import type { AdapterSession, BoundedMemoryOptions, ColumnDef, MaterializeResult, StagedTable } from '../../adapters/adapter.js';
 import type { LoaderSpec, ManifestNode } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
-import { CircuitOpenError } from '../runner/retry.js';
-import { extractorFor, lookbackAmount, type RejectedRecord, type SourceColumn, type SourceUnit } from '../extract/extractor.js';
+import { backoffPolicy, CircuitOpenError, RetriesExhausted, withRetry } from '../runner/retry.js';
+import { isTransientPgError } from '../../adapters/postgres/errors.js';
+import { extractorFor, lookbackAmount, TransientSourceError, type RejectedRecord, type SourceColumn, type SourceUnit } from '../extract/extractor.js';
 import { FILE_COLUMN } from '../extract/files.js';
 import { finishedBatches, storedWatermark, type StateRecord } from '../state/state.js';
 import { formatBytes } from '../reporting/bytes.js';
 import { relationOf, type Materialization, type MaterializationContext } from './materialization.js';
 import { explainSchemaChangeFailure, planSchemaChange, planSourceDrift, type DriftPlan, type SchemaPlan } from './schema-change.js';
+import { GONE, stageSourceKeys, stageWithDeletes } from './loader-deletes.js';
 
 /** What one load moved, for the run output, run_results and history. */
 export interface LoadStats {
   rows_read: number;
   rows_loaded: number;
   rows_rejected: number;
+  /** deletes: detect: rows of the raw table whose key is no longer at the source, deleted. */
+  rows_deleted?: number;
   bytes: number;
   seconds: number;
   rows_per_second: number;
 }
 
+/** Postgres sources: tries of the whole load after a transient failure, unless the loader says (`retries:`). */
+const POSTGRES_SOURCE_RETRIES = 3;
+
 export const loader: Materialization = {
   run: async (ctx) => {
+    const spec = ctx.node.config.loader!;
     try {
-      return await load(ctx);
-    } catch (err) {
+      // HTTP retries each request itself; a Postgres load is tried again whole (nothing of a failed one was published).
+      if (spec.type !== 'postgres') return await load(ctx);
+      const { value, attempts } = await withRetry(() => load(ctx), {
+        maxAttempts: 1 + (spec.retries ?? POSTGRES_SOURCE_RETRIES),
+        policy: backoffPolicy(spec.retry_backoff),
+        isTransient: transientSourceFailure,
+        now: () => ctx.clock.now(),
+        signal: ctx.signal,
+      });
+      if (attempts.length === 1) return value;
+      const retried = attempts.length - 1;
+      return { ...value, message: `${value.message}; after ${retried} ${retried === 1 ? 'retry' : 'retries'} (${attempts[0]!.message})` };
+    } catch (thrown) {
+      const err = thrown instanceof RetriesExhausted ? thrown.cause : thrown;
       // The source's host is resting after failing again and again: not called, the node and those after it skipped.
-      if (err instanceof CircuitOpenError) return { rowsAffected: 0, status: 'skipped', message: `skipped: source ${ctx.node.config.loader!.source}: ${err.message}` };
+      if (err instanceof CircuitOpenError) return { rowsAffected: 0, status: 'skipped', message: `skipped: source ${spec.source}: ${err.message}` };
+      if (thrown instanceof RetriesExhausted && thrown.attempts.length > 1) {
+        const first = (err as Error)?.message ?? String(err);
+        throw new RunError(`${first}\n  (gave up after ${thrown.attempts.length} attempts; retries: ${thrown.attempts.length - 1})`);
+      }
       throw err;
     }
   },
 };
+
+/** A refused or dropped source connection (or a backend terminated under the load): the load is tried again. */
+function transientSourceFailure(err: unknown): boolean {
+  return err instanceof TransientSourceError || (!(err instanceof CircuitOpenError) && !(err instanceof RunError) && isTransientPgError(err));
+}
 
 async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   const { adapter, session, node } = ctx;
@@ -57,6 +87,11 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   let units: SourceUnit[] | undefined;
   let bytes = 0;
   let staged: StagedTable | undefined;
+  /** deletes: detect: every key at the source, staged. */
+  let sourceKeys: StagedTable | undefined;
+  let columns: SourceColumn[] = [];
+  /** Good records read at the source, where it counts them (more than staged when only those past the watermark are kept). */
+  let goodRead = 0;
   let rejected: RejectedRecord[] = [];
   let perFile = new Map<string, number>();
   let closing: Promise<void> | undefined;
@@ -77,7 +112,7 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
       extractor.only!(new Set(units.map((u) => u.key)));
       if (units.length === 0) return nothingNew(t0, existing ? 'no new or changed files' : `no files match ${spec.path}`);
     }
-    const columns = await extractor.columns({ since: since?.value });
+    columns = await extractor.columns({ since: since?.value });
     rejected = extractor.rejected?.() ?? [];
     perFile = (await extractor.rowsPerFile?.()) ?? perFile;
     if (columns.length === 0) {
@@ -87,13 +122,16 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
       return nothingNew(t0, 'no new records', rejected.length);
     }
     checkColumns(spec, columns);
-    checkRejected(spec, rejected.length, await countRows(extractor, perFile));
-    const counted = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        bytes += chunk.length;
-        done(null, chunk);
-      },
-    });
+    goodRead = await countRows(extractor, perFile);
+    checkRejected(spec, rejected.length, goodRead);
+    const counting = () =>
+      new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          bytes += chunk.length;
+          done(null, chunk);
+        },
+      });
+    const counted = counting();
     const rows = extractor.extract({ columns, since });
     rows.on('error', (err) => counted.destroy(err));
     // Read once the target has begun its stage: a source failing before that leaves its error in the
@@ -101,6 +139,16 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     counted.on('error', () => undefined);
     const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
     staged = await bounded(ctx, () => adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: !!existing && !replacing }));
+    // A merge that detects deletes reads every key too, in the same snapshot (a full load has every row anyway).
+    if (incremental?.deletes === 'detect' && since !== undefined) {
+      const keyColumns = incremental.primary_key;
+      try {
+        sourceKeys = await bounded(ctx, () => stageSourceKeys(ctx, extractor, relation, columns, keyColumns, (s) => s.pipe(counting())));
+      } catch (err) {
+        await adapter.discardStaged(session, staged);
+        throw err;
+      }
+    }
     // Staged: the source's connection closes while the rows are checked and merged.
     closing = opened.catch(() => undefined).then(() => extractor.close());
     closing.catch(() => undefined);
@@ -113,6 +161,7 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   const merging = !!existing && !refresh && (since !== undefined || units !== undefined);
 
   let loaded: number;
+  let deleted = 0;
   let drift: { added: string[]; removed: string[]; changed: string[] } | undefined;
   try {
     if (incremental && !(await extractor.keyIsUnique?.(incremental.primary_key))) {
@@ -133,24 +182,45 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
       await bounded(ctx, () => adapter.publishTable(session, table, relation, { state }));
       loaded = staged.rows ?? 0;
     } else {
-      // The loader's own on_schema_change if it sets one, else: add, keep removed (warn), widen, fail on the rest.
-      const plan = node.config.on_schema_change
-        ? await planSchemaChange(adapter, session, node, relation, staged.relation, [], tableColumns)
-        : await planSourceDrift(adapter, session, node, relation, staged.relation, [], tableColumns);
-      drift = describeDrift(plan);
+      // deletes: detect: the changed rows and the keys gone at the source, applied together.
+      const keys = sourceKeys;
+      const withDeletes = keys ? await bounded(ctx, () => stageWithDeletes(ctx, relation, staged!, keys, columns, incremental!.primary_key)) : undefined;
+      const applying = withDeletes?.staged ?? staged;
       try {
-        const applied = await bounded(ctx, () => adapter.applyIncremental(session, {
-          // Files: a changed file's rows replace the rows it gave before.
-          ...(units ? { strategy: 'delete+insert', uniqueKey: [FILE_COLUMN] } : { strategy: 'merge', uniqueKey: incremental!.primary_key }),
-          target: relation,
-          staged: staged.relation,
-          columns: plan.columns,
-          columnChanges: plan.changes,
-          state,
-        }), { deletingFrom: relation });
-        loaded = applied.rowsAffected;
-      } catch (err) {
-        throw explainSchemaChangeFailure(node, plan, err);
+        // The loader's own on_schema_change if it sets one, else: add, keep removed (warn), widen, fail on the rest.
+        const ignored = withDeletes ? [GONE] : [];
+        const plan = node.config.on_schema_change
+          ? await planSchemaChange(adapter, session, node, relation, applying.relation, ignored, tableColumns)
+          : await planSourceDrift(adapter, session, node, relation, applying.relation, ignored, tableColumns);
+        drift = describeDrift(plan);
+        try {
+          const applied = await bounded(
+            ctx,
+            async () =>
+              adapter.applyIncremental(session, {
+                // Files: a changed file's rows replace the rows it gave before; deletes: a key gone deletes its row.
+                // A row the table has columns for that the source no longer gives is replaced whole (delete+insert):
+                // NULL there on every engine, where a merge would keep the old value on some.
+                ...(units
+                  ? { strategy: 'delete+insert', uniqueKey: [FILE_COLUMN] }
+                  : withDeletes || (await lacksColumns(ctx, relation, plan))
+                    ? { strategy: 'delete+insert', uniqueKey: incremental!.primary_key, ...(withDeletes ? { deletedFlag: GONE } : {}) }
+                    : { strategy: 'merge', uniqueKey: incremental!.primary_key }),
+                target: relation,
+                staged: applying.relation,
+                columns: plan.columns,
+                columnChanges: plan.changes,
+                state,
+              }),
+            { deletingFrom: relation },
+          );
+          deleted = withDeletes?.deleted ?? 0;
+          loaded = applied.rowsAffected - deleted;
+        } catch (err) {
+          throw explainSchemaChangeFailure(node, plan, err);
+        }
+      } finally {
+        if (withDeletes) await adapter.discardStaged(session, withDeletes.staged);
       }
       await adapter.discardStaged(session, staged);
     }
@@ -158,24 +228,34 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     await adapter.discardStaged(session, staged);
     await closing;
     throw err;
+  } finally {
+    if (sourceKeys) await adapter.discardStaged(session, sourceKeys);
   }
   await closing;
   if (rejected.length) await keepRejected(ctx, relation, rejected);
   const seconds = (performance.now() - t0) / 1000;
-  const read = (staged.rows ?? loaded) + rejected.length;
-  const stats: LoadStats = { rows_read: read, rows_loaded: loaded, rows_rejected: rejected.length, bytes, seconds: round(seconds, 3), rows_per_second: Math.round(read / Math.max(seconds, 1e-3)) };
+  const read = Math.max(staged.rows ?? loaded, goodRead) + rejected.length;
+  const stats: LoadStats = { rows_read: read, rows_loaded: loaded, rows_rejected: rejected.length, ...(sourceKeys ? { rows_deleted: deleted } : {}), bytes, seconds: round(seconds, 3), rows_per_second: Math.round(read / Math.max(seconds, 1e-3)) };
   const warning = drift?.removed.length && !node.config.on_schema_change ? `; column${drift.removed.length === 1 ? '' : 's'} ${drift.removed.join(', ')} no longer at the source (kept, NULL in new rows)` : '';
   const changed = drift ? [...drift.added.map((c) => `+${c}`), ...drift.changed.map((c) => `~${c}`)] : [];
   const how = units && merging ? `LOAD ${units.length} new or changed file${units.length === 1 ? '' : 's'}` : merging ? `MERGE since ${since!.value}` : existing ? (refresh ? 'FULL REFRESH' : 'FULL LOAD') : 'CREATE TABLE';
   return {
     rowsAffected: loaded,
-    message: `${how} (${read} rows read, ${loaded} loaded${rejected.length ? `, ${rejected.length} rejected` : ''}, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s${changed.length ? `, columns ${changed.join(' ')}` : ''})${warning}`,
+    message: `${how} (${read} rows read, ${loaded} loaded${sourceKeys ? `, ${deleted} deleted` : ''}${rejected.length ? `, ${rejected.length} rejected` : ''}, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s${changed.length ? `, columns ${changed.join(' ')}` : ''})${warning}`,
     ...(warning ? { status: 'warn' as const } : {}),
     // The run history keeps these (etl history): the bytes read at the source and moved into the target.
     bytesScanned: bytes,
     bytesWritten: bytes,
     stats: { ...stats, ...(drift && (drift.added.length || drift.removed.length || drift.changed.length) ? { schema_changes: drift } : {}) },
   };
+}
+
+/** Whether the table has columns (not dropped by the plan) that the new rows do not give. */
+async function lacksColumns(ctx: MaterializationContext, relation: { schema: string; name: string }, plan: SchemaPlan | DriftPlan): Promise<boolean> {
+  if ('removed' in plan) return plan.removed.length > 0;
+  const dropped = new Set(plan.changes.flatMap((c) => (c.kind === 'drop' ? [c.column] : [])));
+  const given = new Set(plan.columns);
+  return (await ctx.adapter.listColumns(ctx.session, relation)).some((c) => !given.has(c.name) && !dropped.has(c.name));
 }
 
 /**

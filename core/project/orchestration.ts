@@ -14,7 +14,7 @@ import { interpolateConfigString, type Secrets } from './secrets.js';
 import { strictObject, validate, type YamlFile } from './yaml.js';
 
 /** The events an alert may be raised for (core/alerts). */
-export const ALERT_EVENTS = ['failure', 'sla_breach', 'test_fail', 'test_warn', 'freshness_error', 'cost_spike'] as const;
+export const ALERT_EVENTS = ['failure', 'sla_breach', 'test_fail', 'test_warn', 'freshness_error', 'cost_spike', 'schema_change', 'loader_warn'] as const;
 export type AlertEventName = (typeof ALERT_EVENTS)[number];
 
 /** The commands a job may run: the ones that build or check something. */

@@ -324,7 +324,9 @@ function loaderSchemas() {
     cursor: z.string(),
     primary_key: stringList,
     lookback: duration,
-  }).partial({ lookback: true });
+    // Rows gone at the source: left in the raw table (ignore), or found by their keys and deleted (detect: core/materializations/loader-deletes.ts).
+    deletes: z.enum(['ignore', 'detect']),
+  }).partial({ lookback: true, deletes: true });
   /** Consecutive transient failures, or those and the cool-down before the host is called again. */
   const circuitBreaker = z.union([z.number().int().min(0), strictObject({ failures: z.number().int().min(0), cool_down: duration }).partial({ failures: true, cool_down: true })]);
   const common = {
@@ -347,9 +349,12 @@ function loaderSchemas() {
     sslmode: z.enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']),
     sslrootcert: z.string(),
     connect_timeout: z.number().min(0),
+    // The whole load tried again on a transient source failure (core/materializations/loader.ts); default 3.
+    retries: z.number().int().min(0),
+    retry_backoff: z.union([z.enum(['exponential', 'constant', 'none']), z.record(z.string(), z.unknown())]),
     circuit_breaker: circuitBreaker,
     ...common,
-  }).partial({ table: true, query: true, incremental: true, sslmode: true, sslrootcert: true, connect_timeout: true, circuit_breaker: true, on_schema_change: true, full_refresh: true, tags: true });
+  }).partial({ table: true, query: true, incremental: true, sslmode: true, sslrootcert: true, connect_timeout: true, retries: true, retry_backoff: true, circuit_breaker: true, on_schema_change: true, full_refresh: true, tags: true });
   const files = strictObject({
     type: z.literal('files'),
     path: z.string(),
@@ -374,7 +379,8 @@ function loaderSchemas() {
     retries: z.number().int().min(0),
     retry_backoff: z.union([z.enum(['exponential', 'constant', 'none']), z.record(z.string(), z.unknown())]),
     circuit_breaker: circuitBreaker,
-    incremental: strictObject({ cursor: z.string(), primary_key: stringList, lookback: duration, param: z.string() }).partial({ lookback: true, param: true }),
+    // deletes: accepted only to be refused with a reason (core/compiler/loaders.ts): an API does not list its keys.
+    incremental: strictObject({ cursor: z.string(), primary_key: stringList, lookback: duration, param: z.string(), deletes: z.enum(['ignore', 'detect']) }).partial({ lookback: true, param: true, deletes: true }),
     max_rejected: z.union([z.number().int().min(0), z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/, 'expected a count or a percentage like "5%"')]),
     ...common,
   }).partial({ headers: true, records_path: true, pagination: true, rate_limit: true, retries: true, retry_backoff: true, circuit_breaker: true, incremental: true, max_rejected: true, on_schema_change: true, full_refresh: true, tags: true });

@@ -71,12 +71,12 @@ function describeNode(node: ManifestNode): string {
   return `${kind} ${where}`;
 }
 
-/** A loader's line: rows read, loaded and rejected, bytes and throughput. */
+/** A loader's line: rows read, loaded, deleted (deletes: detect) and rejected, bytes and throughput. */
 function loadSummary(result: NodeResult): string {
   const a = result.adapter_response;
   // CDC loaders say what they read: the change stream's positions, or why the table was loaded in full.
   const cdc = a.cdc?.summary;
-  return `${cdc ? `${cdc}: ` : ''}${a.rows_read} read, ${a.rows_loaded ?? 0} loaded, ${a.rows_rejected ?? 0} rejected, ${formatBytes(a.bytes ?? 0)}, ${a.rows_per_second ?? 0} rows/s, `;
+  return `${cdc ? `${cdc}: ` : ''}${a.rows_read} read, ${a.rows_loaded ?? 0} loaded, ${a.rows_deleted !== undefined ? `${a.rows_deleted} deleted, ` : ''}${a.rows_rejected ?? 0} rejected, ${formatBytes(a.bytes ?? 0)}, ${a.rows_per_second ?? 0} rows/s, `;
 }
 
 class TextReporter implements Reporter {
@@ -219,7 +219,7 @@ class JsonReporter implements Reporter {
           status: r.status,
           execution_time: r.execution_time,
           rows_affected: r.rows_affected,
-          ...(r.adapter_response.rows_read !== undefined ? { load: { rows_read: r.adapter_response.rows_read, rows_loaded: r.adapter_response.rows_loaded, rows_rejected: r.adapter_response.rows_rejected, bytes: r.adapter_response.bytes, rows_per_second: r.adapter_response.rows_per_second } } : {}),
+          ...(r.adapter_response.rows_read !== undefined ? { load: { rows_read: r.adapter_response.rows_read, rows_loaded: r.adapter_response.rows_loaded, rows_rejected: r.adapter_response.rows_rejected, ...(r.adapter_response.rows_deleted !== undefined ? { rows_deleted: r.adapter_response.rows_deleted } : {}), bytes: r.adapter_response.bytes, rows_per_second: r.adapter_response.rows_per_second } } : {}),
           message: r.message,
           compiled_path: r.compiled_path,
         });

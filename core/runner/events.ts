@@ -13,8 +13,8 @@ export interface NodeResult {
   timing: Array<{ name: string; started_at: string; completed_at: string }>;
   thread_id: string;
   execution_time: number;
-  /** bytes_written/bytes_scanned: where the engine reports them. Loaders add what they moved: rows_read, rows_loaded, rows_rejected, bytes, seconds, rows_per_second. */
-  adapter_response: { _message?: string; rows_affected?: number; bytes_written?: number; bytes_scanned?: number; rows_read?: number; rows_loaded?: number; rows_rejected?: number; bytes?: number; rows_per_second?: number; cdc?: { summary: string } };
+  /** bytes_written/bytes_scanned: where the engine reports them. Loaders add what they moved: rows_read, rows_loaded, rows_rejected, rows_deleted (deletes: detect), bytes, seconds, rows_per_second. */
+  adapter_response: { _message?: string; rows_affected?: number; bytes_written?: number; bytes_scanned?: number; rows_read?: number; rows_loaded?: number; rows_rejected?: number; rows_deleted?: number; bytes?: number; rows_per_second?: number; cdc?: { summary: string }; schema_changes?: { added: string[]; removed: string[]; changed: string[] } };
   message: string;
   failures: number | null;
   rows_affected: number | null;

@@ -8,13 +8,16 @@
 // killed after the target commit and before the slot is advanced, lose and
 // duplicate nothing (DuckDB and Delta). A dropped slot, a slot consumed by
 // another reader and a truncated source table give a full reload that says
-// why. A million rows are loaded once, then only a 1% change.
+// why; so does a slot the server invalidated (wal_status = lost), on a
+// private cluster started with a tiny max_slot_wal_keep_size. A million rows
+// are loaded once, then only a 1% change.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPgDatabase, dbPathOf, dropPgDatabase, etlYml, pgConnect, pgTestSchemas, readJson, runCli, startCli, withDb, writeProject, type CliResult } from './helpers.js';
-import { storeOf, withStore } from './targets.js';
+import { startPrivatePostgres } from './private-postgres.js';
+import { extractTargetYml, storeOf, withStore } from './targets.js';
 
 const pg = pgTestSchemas();
 
@@ -89,12 +92,7 @@ async function setup(target: Target, rows: number, loader = ''): Promise<Setup> 
   await sourceTable(source, rows);
   const targetUrl = target === 'postgres' ? await database('etl_cdc_tgt') : undefined;
   const dir = writeProject({
-    'etl.yml':
-      target === 'postgres'
-        ? etlYml('shop').replace(/dev: \{[^}]*\}/, `dev: { type: postgres, url: "${targetUrl}", schema: raw, threads: 2 }`)
-        : target === 'delta'
-          ? etlYml('shop').replace(/dev: \{[^}]*\}/, 'dev: { type: delta, path: lake, schema: main, threads: 2 }')
-          : etlYml('shop'),
+    'etl.yml': extractTargetYml(target, 'shop', targetUrl),
     'models/crm.yml': `sources:
   - name: crm
     tables:
@@ -303,6 +301,68 @@ describe('CDC full reloads', () => {
     expect(failed.output).toContain('table public.nokey has no primary key, and incremental.primary_key names none');
     expect(await slotOf(s.source)).toBeUndefined();
   }, 60_000);
+});
+
+describe('CDC from a slot the server invalidated', () => {
+  // max_slot_wal_keep_size needs ALTER SYSTEM on the shared server: this test starts a cluster of its own.
+  it('wal_status = lost (max_slot_wal_keep_size exceeded): a full reload that says why, equal to the source; then CDC again from a new slot', async () => {
+    const server = await startPrivatePostgres({ wal_level: 'logical', max_slot_wal_keep_size: '1MB', max_wal_size: '32MB', min_wal_size: '32MB' });
+    try {
+      const source = server.url;
+      await sourceTable(source, 300);
+      const dir = writeProject({
+        'etl.yml': etlYml('shop'),
+        'models/crm.yml': `sources:\n  - name: crm\n    tables:\n      - name: customers\n        loader: { type: postgres, url: "{{env_var 'CRM_URL'}}", table: public.customers, incremental: { mode: cdc } }\n`,
+      });
+      const etl = (...args: string[]) => runCli([...args, '--project-dir', dir], { cwd: dir, env: { CRM_URL: source, TZ: 'UTC' }, timeoutMs: 120_000 });
+      const loaded = () => withDb(dbPathOf(dir), (db) => db.rows(DUCK_CANONICAL('crm.customers')));
+      const expected = () => sourceRows(source, PG_CANONICAL);
+      const slotStatus = async () => (await sourceRows(source, `select slot_name, wal_status from pg_replication_slots`)) as Array<{ slot_name: string; wal_status: string }>;
+
+      const first = await etl('extract');
+      expect(first.code, first.output).toBe(0);
+      expect(await loaded()).toEqual(await expected());
+      const [slot] = await slotStatus();
+      expect(slot).toBeDefined();
+
+      // Changes the slot holds, then WAL written past max_slot_wal_keep_size and checkpoints until the server invalidates the slot.
+      await onSource(source, `update customers set name = 'changed before the loss' where id between 1 and 20`, 'delete from customers where id between 21 and 30', `insert into customers values (5000, 'inserted before the loss', null, 1, true, null, now(), 0, 'n')`);
+      await onSource(source, 'create table filler (id int, pad text)');
+      let status = slot!.wal_status;
+      for (let round = 0; round < 20 && status !== 'lost'; round++) {
+        await onSource(source, `insert into filler select g, repeat('x', 200) from generate_series(1, 20000) g`, 'select pg_switch_wal()', 'checkpoint');
+        status = (await slotStatus()).find((s) => s.slot_name === slot!.slot_name)!.wal_status;
+      }
+      expect(status).toBe('lost');
+      await onSource(source, `update customers set name = 'changed after the loss' where id = 40`);
+
+      const reload = await etl('extract');
+      expect(reload.code, reload.output).toBe(0);
+      const why = `replication slot ${slot!.slot_name} was invalidated at the source (the WAL it needed was removed: max_slot_wal_keep_size); the changes since`;
+      expect(reload.stdout).toContain(`FULL RELOAD: ${why}`);
+      // Said again at the end of the run, as a warning.
+      expect(reload.stdout).toMatch(/Warning in loader crm\.customers/);
+      const result = loaderResult(dir);
+      expect(result.status).toBe('warn');
+      expect(result.adapter_response.cdc.reason).toContain(why);
+      expect(result.adapter_response.rows_loaded).toBe(300 - 10 + 1);
+      const after = await loaded();
+      expect(after).toEqual(await expected());
+      expect(after.filter((r) => r.name === 'changed before the loss')).toHaveLength(20);
+      expect(after.find((r) => r.id === '40')!.name).toBe('changed after the loss');
+      expect(after.find((r) => r.id === '25')).toBeUndefined();
+      // A new slot of the same name, not lost; the next change comes from it.
+      expect(await slotStatus()).toEqual([{ slot_name: slot!.slot_name, wal_status: expect.not.stringMatching(/lost/) }]);
+      await onSource(source, `delete from customers where id = 41`);
+      const next = await etl('extract');
+      expect(next.code, next.output).toBe(0);
+      expect(next.stdout).toMatch(/\[CDC .*: 1 read, 1 loaded/);
+      expect(loaderResult(dir).status).toBe('success');
+      expect(await loaded()).toEqual(await expected());
+    } finally {
+      await server.stop();
+    }
+  }, 180_000);
 });
 
 describe('CDC over a million rows', () => {

@@ -28,6 +28,20 @@ export function targetYml(target: TargetName, name: string, extra = ''): string 
   return `name: ${name}\nversion: 1\ntarget: dev\ntargets:\n  dev: ${dev}\n${extra}`;
 }
 
+/**
+ * The extract suites' etl.yml (2 threads): the target a DuckDB file
+ * (target/dev.duckdb), a Delta lake (schema main), or the Postgres database at
+ * `pgUrl` (schema `pgSchema`). Its name is the test's own (`dev_<random>`): a
+ * CDC loader's default slot name is a hash of project, target and table, and
+ * slots are per server, which every suite running at once on it shares.
+ */
+export function extractTargetYml(target: TargetName | 'postgres', name: string, pgUrl?: string, pgSchema = 'raw'): string {
+  const dev =
+    target === 'postgres' ? `{ type: postgres, url: "${pgUrl}", schema: ${pgSchema}, threads: 2 }` : target === 'delta' ? '{ type: delta, path: lake, schema: main, threads: 2 }' : '{ type: duckdb, path: target/dev.duckdb, schema: main, threads: 4 }';
+  const own = `dev_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  return `name: ${name}\nversion: 1\ntarget: ${own}\ntargets:\n  ${own}: ${dev}\n`;
+}
+
 /** Points target `dev` of a copied project (project-template's: a DuckDB file) at `target`, keeping the rest of its etl.yml. */
 export function useTarget(target: TargetName, dir: string): void {
   if (target === 'duckdb') return;
