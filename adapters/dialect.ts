@@ -88,9 +88,14 @@ const TYPE_ALIASES: Record<string, string> = {
   'timestamp with time zone': 'timestamptz',
 };
 
+/** A type name in lower case, single spaces, none around its parameters: `numeric(12,2)`, `timestamp(3) with time zone`. */
+function typeText(type: string): string {
+  return type.trim().toLowerCase().replace(/\s+/g, ' ').replace(/\s*\(\s*/g, '(').replace(/\s*,\s*/g, ',').replace(/\s*\)/g, ')');
+}
+
 /** Lower case, single spaces, aliases folded; parameters kept: decimal(16,2). */
 export function canonicalTypeAnsi(type: string): string {
-  const t = type.trim().toLowerCase().replace(/\s+/g, ' ').replace(/\s*\(\s*/g, '(').replace(/\s*,\s*/g, ',').replace(/\s*\)/g, ')');
+  const t = typeText(type);
   const m = /^([a-z][a-z0-9 ]*?)(\(.*\))?$/.exec(t);
   if (!m) return t;
   const base = TYPE_ALIASES[m[1]!] ?? m[1]!;
@@ -117,74 +122,71 @@ const ansi = {
   },
 };
 
-/** Postgres base types and DuckDB's equivalent (read from Postgres's CSV text); others load as varchar. */
-const DUCKDB_FROM_POSTGRES: Record<string, string> = {
-  smallint: 'SMALLINT',
-  integer: 'INTEGER',
-  bigint: 'BIGINT',
-  real: 'FLOAT',
-  'double precision': 'DOUBLE',
-  boolean: 'BOOLEAN',
-  date: 'DATE',
-  'timestamp without time zone': 'TIMESTAMP',
-  'timestamp with time zone': 'TIMESTAMPTZ',
-  'time without time zone': 'TIME',
-  'time with time zone': 'TIMETZ',
-  interval: 'INTERVAL',
-  uuid: 'UUID',
-  json: 'JSON',
-  jsonb: 'JSON',
-  text: 'VARCHAR',
-  'character varying': 'VARCHAR',
-  character: 'VARCHAR',
-  name: 'VARCHAR',
-  oid: 'BIGINT',
-};
-
-function duckdbTypeFromPostgres(type: string): string {
-  const t = type.trim().toLowerCase();
-  if (t.endsWith(']')) return 'VARCHAR';
-  const numeric = /^numeric(?:\((\d+)(?:,(\d+))?\))?$/.exec(t.replace(/\s+/g, ''));
-  if (numeric) {
-    // DuckDB's DECIMAL holds 38 digits; an unconstrained numeric has no fixed scale: DOUBLE.
-    const [p, sc] = [Number(numeric[1] ?? NaN), Number(numeric[2] ?? 0)];
-    return Number.isFinite(p) && p <= 38 ? `DECIMAL(${p},${sc})` : 'DOUBLE';
-  }
-  const base = t.replace(/\(\d+(,\d+)?\)/, '').replace(/\s+/g, ' ').trim();
-  return DUCKDB_FROM_POSTGRES[base] ?? 'VARCHAR';
-}
-
-/** Postgres type names (format_type's, and the aliases a yml may use) as DuckDB types. */
-const DUCKDB_BINDING_TYPES: Array<[RegExp, string | ((m: RegExpExecArray) => string)]> = [
-  [/^(integer|int|int4|serial)$/, 'INTEGER'],
-  [/^(bigint|int8|bigserial)$/, 'BIGINT'],
-  [/^(smallint|int2)$/, 'SMALLINT'],
-  [/^(numeric|decimal)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)$/, (m) => (Number(m[2]) <= 38 ? `DECIMAL(${m[2]},${m[3] ?? 0})` : 'DOUBLE')],
-  [/^(numeric|decimal)$/, 'DECIMAL(38,10)'],
+/**
+ * Postgres types (format_type's spelling, and the aliases a yml may use) as
+ * DuckDB types: the one mapping between the two, used wherever a Postgres
+ * column becomes a DuckDB one (a loader into a DuckDB or Delta target, a
+ * stand-in when DuckDB binds a model of a Postgres target). As DuckDB's own
+ * postgres scanner maps them: a numeric without a precision has no fixed
+ * scale and becomes DOUBLE, as does one wider than DECIMAL's 38 digits; an
+ * array is a list of its element's type; a type DuckDB lacks (an enum, a
+ * domain, inet, money, a range) is text.
+ */
+const DUCKDB_OF_POSTGRES: Array<[RegExp, string | ((m: RegExpExecArray) => string)]> = [
+  [/^(integer|int|int4|serial|serial4)$/, 'INTEGER'],
+  [/^(bigint|int8|bigserial|serial8|oid)$/, 'BIGINT'],
+  [/^(smallint|int2|smallserial|serial2)$/, 'SMALLINT'],
+  [/^(?:numeric|decimal)\((\d+)(?:,(-?\d+))?\)$/, (m) => (Number(m[1]) <= 38 && Number(m[2] ?? 0) >= 0 && Number(m[2] ?? 0) <= Number(m[1]) ? `DECIMAL(${m[1]},${m[2] ?? 0})` : 'DOUBLE')],
+  [/^(numeric|decimal)$/, 'DOUBLE'],
   [/^(double precision|float8|float)$/, 'DOUBLE'],
   [/^(real|float4)$/, 'FLOAT'],
   [/^(boolean|bool)$/, 'BOOLEAN'],
   [/^date$/, 'DATE'],
-  [/^(timestamp with time zone|timestamptz)(\(\d+\))?$/, 'TIMESTAMPTZ'],
+  [/^(timestamp(\(\d+\))? with time zone|timestamptz(\(\d+\))?)$/, 'TIMESTAMP WITH TIME ZONE'],
   [/^timestamp(\(\d+\))?( without time zone)?$/, 'TIMESTAMP'],
+  [/^(time(\(\d+\))? with time zone|timetz(\(\d+\))?)$/, 'TIME WITH TIME ZONE'],
   [/^time(\(\d+\))?( without time zone)?$/, 'TIME'],
-  [/^interval/, 'INTERVAL'],
+  [/^interval\b/, 'INTERVAL'],
   [/^uuid$/, 'UUID'],
   [/^bytea$/, 'BLOB'],
   [/^jsonb?$/, 'JSON'],
 ];
 
-function duckdbBindingTypeOfPostgres(type: string): string {
-  // DuckDB spells the types it bound in upper case; Postgres's format_type in lower case.
-  if (!/[a-z]/.test(type)) return type;
-  const t = type.trim().toLowerCase();
-  const array = /\[\]$/.test(t);
+/** A Postgres type as DuckDB's (see DUCKDB_OF_POSTGRES). */
+export function duckdbTypeOfPostgres(type: string): string {
+  const t = typeText(type);
+  // format_type prints `integer[]` whatever the dimensions; a yml may write `integer[3]` or `integer[][]`.
+  const array = /\[\d*\]$/.test(t);
   const base = t.replace(/(\[\d*\])+$/, '');
-  for (const [re, to] of DUCKDB_BINDING_TYPES) {
+  let duck = 'VARCHAR';
+  for (const [re, to] of DUCKDB_OF_POSTGRES) {
     const m = re.exec(base);
-    if (m) return `${typeof to === 'string' ? to : to(m)}${array ? '[]' : ''}`;
+    if (m) {
+      duck = typeof to === 'string' ? to : to(m);
+      break;
+    }
   }
-  return `VARCHAR${array ? '[]' : ''}`;
+  return array ? `${duck}[]` : duck;
+}
+
+/**
+ * The type a Postgres column gets when a loader stages it in DuckDB from
+ * Postgres's CSV text (COPY ... TO STDOUT): its DuckDB type, except where
+ * DuckDB cannot read that text back: an array (`{1,2}`, where DuckDB reads
+ * `[1,2]`) and bytea (`\x0102`, one escape for all the bytes) stay text.
+ */
+function duckdbLoadedTypeOfPostgres(type: string): string {
+  const duck = duckdbTypeOfPostgres(type);
+  return duck.endsWith('[]') || duck === 'BLOB' ? 'VARCHAR' : duck;
+}
+
+/**
+ * The stand-in type of a column of a Postgres target when DuckDB binds a
+ * model: a type in DuckDB's spelling (its name upper case, as DuckDB bound it:
+ * `DECIMAL(38,2)`, `STRUCT(a INTEGER)[]`) is kept.
+ */
+function duckdbBindingTypeOfPostgres(type: string): string {
+  return /^[A-Z][A-Z ]*(\(|\[|$)/.test(type.trim()) ? type : duckdbTypeOfPostgres(type);
 }
 
 /** Postgres keeps a built-in type as it is; a type of the source's own (an enum, a domain) becomes text. */
@@ -194,7 +196,7 @@ function postgresTypeFromPostgres(type: string): string {
 }
 const POSTGRES_BUILTIN_BASES = new Set([...POSTGRES_TYPES, 'time with time zone', 'time without time zone', 'timestamp with time zone', 'timestamp without time zone', 'bit varying']);
 
-const duckdbTypes = { knownTypes: new Set(DUCKDB_TYPES), nestedTypes: /^(struct|map|union|list|enum)\b/, typeFromPostgres: duckdbTypeFromPostgres, bindsOnServer: false, bindingType: (type: string) => type };
+const duckdbTypes = { knownTypes: new Set(DUCKDB_TYPES), nestedTypes: /^(struct|map|union|list|enum)\b/, typeFromPostgres: duckdbLoadedTypeOfPostgres, bindsOnServer: false, bindingType: (type: string) => type };
 
 const DIALECTS: Record<Dialect['name'], Dialect> = {
   duckdb: { name: 'duckdb', formatterLanguage: 'duckdb', defaultSchema: 'main', opensWithoutWriting: false, readsOtherDatabases: true, ...duckdbTypes, ...ansi },

@@ -1,66 +1,45 @@
-// Static analysis on a Postgres target: the corpus of broken projects fails
-// `etl build` before anything is written (no schema, no artifacts); SQL that
-// only Postgres speaks is bound on the server (inside a transaction that is
-// rolled back); bound types equal the built relations' types.
+// Static analysis on a Postgres target: the shared suite of issue #16
+// (tests/analysis/check-suite.ts: the corpus of broken projects fails `etl
+// build` before the schema is made, bound types equal the built relations',
+// ls/state/incremental predictions, sources, --no-check); SQL that only
+// Postgres speaks is bound on the server, inside a transaction that is rolled
+// back and leaves nothing another session could see.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import type pg from 'pg';
-import { build, compile } from '../core/api.js';
+import { compile } from '../core/api.js';
 import { ProjectError } from '../core/errors.js';
-import { BROKEN_PROJECTS, brokenProject, expectDiagnostics, removeBrokenProjects } from './analysis/broken-projects.js';
-import { dropPgSchema, newPgSchema, PG_URL, pgConnect } from './e2e/helpers.js';
+import { describeCheckOn } from './analysis/check-suite.js';
+import { postgresTarget, type CheckTarget } from './analysis/check-targets.js';
+import { pollUntil, startCli } from './e2e/helpers.js';
 
-let admin: pg.Client;
-const schemas: string[] = [];
+describeCheckOn('postgres', postgresTarget);
+
+let pg: Awaited<ReturnType<typeof postgresTarget>>;
 beforeAll(async () => {
-  admin = await pgConnect();
+  pg = await postgresTarget();
 });
 afterAll(async () => {
-  removeBrokenProjects();
-  for (const s of schemas) await dropPgSchema(admin, s);
-  await admin?.end();
+  await pg?.close();
 });
 
-function pgYml(schema: string): (text: string) => string {
-  return (text) => text.replace(/target: dev\ntargets:\n  dev: \{[^\n]*\}/, `target: pg\ntargets:\n  pg: { type: postgres, url: "${PG_URL}", schema: ${schema}, threads: 2 }`);
-}
-
-function pgProject(c: Parameters<typeof brokenProject>[0]): { dir: string; schema: string } {
-  const schema = newPgSchema();
-  schemas.push(schema);
-  return { dir: brokenProject(c, pgYml(schema)), schema };
-}
-
-const schemaExists = async (schema: string) => ((await admin.query('select 1 from pg_namespace where nspname = $1', [schema])).rowCount ?? 0) > 0;
-
-describe('Postgres target: etl build stops at static analysis errors, writing nothing', () => {
-  const cases = BROKEN_PROJECTS.filter((x) => x.only !== 'duckdb');
-  it('has a corpus of at least 25 broken projects', () => {
-    expect(cases.length).toBeGreaterThanOrEqual(25);
+/** project-template on Postgres with two models only Postgres binds: to_char and age, and one reading it. */
+function pgOnlyProject(): ReturnType<CheckTarget['project']> {
+  return pg.project({
+    name: 'pg-only',
+    edits: {
+      'models/marts/order_months.sql': "select order_id, to_char(order_date, 'YYYY-MM') as month, age(order_date::timestamp) as order_age\nfrom {{ref \"stg_orders\"}}\n",
+      'models/marts/order_month_counts.sql': 'select month, count(*) as orders\nfrom {{ref "order_months"}}\ngroup by month\n',
+    },
   });
-  for (const c of cases) {
-    it(c.name, async () => {
-      const { dir, schema } = pgProject(c);
-      const err = await build({ projectDir: dir }).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(err, 'build should fail with a project error').toBeInstanceOf(ProjectError);
-      expectDiagnostics(c, (err as ProjectError).diagnostics);
-      expect(await schemaExists(schema)).toBe(false);
-      expect(existsSync(path.join(dir, 'target/manifest.json'))).toBe(false);
-    });
-  }
-});
+}
 
 describe('Postgres target: the server path', () => {
   it('binds a Postgres-only function on the server, with the types Postgres gives, and reports what only Postgres rejects', async () => {
-    const { dir, schema } = pgProject({ name: 'pg-only', edits: {}, errors: [] });
-    writeFileSync(path.join(dir, 'models/marts/order_months.sql'), "select order_id, to_char(order_date, 'YYYY-MM') as month, age(order_date::timestamp) as order_age\nfrom {{ref \"stg_orders\"}}\n");
-    writeFileSync(path.join(dir, 'models/marts/order_month_counts.sql'), 'select month, count(*) as orders\nfrom {{ref "order_months"}}\ngroup by month\n');
-    const { check } = await compile({ projectDir: dir, check: true });
+    const p = pgOnlyProject();
+    const { check } = await compile({ projectDir: p.dir, check: true });
     expect(check!.columns.get('model.shop.order_months')).toEqual([
       { name: 'order_id', type: 'integer' },
       { name: 'month', type: 'text' },
@@ -71,35 +50,77 @@ describe('Postgres target: the server path', () => {
       { name: 'orders', type: 'bigint' },
     ]);
     expect(check!.unchecked).toEqual([]);
-    // Nothing was left on the server: the stand-ins were temporary and rolled back.
-    expect(await schemaExists(schema)).toBe(false);
+    // Nothing was left on the server: the stand-ins were CTEs, in a transaction rolled back.
+    expect(await p.untouched()).toBe(true);
 
-    writeFileSync(path.join(dir, 'models/marts/order_months.sql'), "select order_id,\n  to_char(order_date, 'YYYY-MM') + 1 as month\nfrom {{ref \"stg_orders\"}}\n");
-    const err = await compile({ projectDir: dir, check: true }).then(
+    writeFileSync(path.join(p.dir, 'models/marts/order_months.sql'), "select order_id,\n  to_char(order_date, 'YYYY-MM') + 1 as month\nfrom {{ref \"stg_orders\"}}\n");
+    const err = await compile({ projectDir: p.dir, check: true }).then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(ProjectError);
     const d = (err as ProjectError).diagnostics;
     expect(d).toHaveLength(1);
-    expect(d[0]).toMatchObject({ file: 'models/marts/order_months.sql', line: 2, message: expect.stringMatching(/operator does not exist: text \+ integer \(postgres\)/) });
+    expect(d[0]).toMatchObject({ file: 'models/marts/order_months.sql', line: 2, col: 34, message: expect.stringMatching(/operator does not exist: text \+ integer \(postgres\)/) });
     expect(d[0]!.hint).toMatch(/left unchecked downstream: order_month_counts/);
   });
 
-  it("bound types equal the types of project-template's built relations", async () => {
-    const { dir, schema } = pgProject({ name: 'template', edits: {}, errors: [] });
-    const summary = await build({ projectDir: dir });
-    expect(summary.exitCode).toBe(0);
-    const { check, manifest } = await compile({ projectDir: dir, check: true, noCache: true });
-    const models = Object.values(manifest.nodes).filter((n) => n.resource_type === 'model' || n.resource_type === 'seed');
-    expect(models).toHaveLength(8);
-    for (const n of models) {
-      const r = await admin.query<{ name: string; type: string }>(
-        `select a.attname::text as name, format_type(a.atttypid, a.atttypmod) as type from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace s on s.oid = c.relnamespace
-          where s.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped order by a.attnum`,
-        [schema, n.alias],
-      );
-      expect(check!.columns.get(n.unique_id), n.name).toEqual(r.rows);
+  it('binds inside one transaction that another session never sees into, and rolls it back', async () => {
+    const p = pgOnlyProject();
+    const resume = path.join(mkdtempSync(path.join(os.tmpdir(), 'etl-check-resume-')), 'go');
+    // Paused once the server has bound the first model, its transaction still open.
+    const cli = startCli(['compile', '--check'], { cwd: p.dir, env: { ETL_PAUSE_AFTER_SQL: '^release savepoint etl_check', ETL_RESUME_FILE: resume, ETL_TRACE_SQL: '1' } });
+    try {
+      await cli.waitForOutput(/\[paused after sql\]/);
+      // From a second connection: the check's session is inside a transaction (the one idle there,
+      // stopped: other tests' checks on this database pass through that statement without stopping)...
+      let sessions: Array<{ pid: number; xact: string }> = [];
+      const idle = async () => {
+        sessions = (
+          await pg.admin.query<{ pid: number; xact: string }>(
+            `select pid, (xact_start is not null)::text as xact from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()
+               and state = 'idle in transaction' and query like 'release savepoint etl_check%' and state_change < now() - interval '1 second'`,
+          )
+        ).rows;
+        return sessions.length > 0;
+      };
+      expect(await pollUntil(idle, 30_000)).toBe(true);
+      expect(sessions).toHaveLength(1);
+      expect(sessions[0]!.xact).toBe('true');
+      const pid = sessions[0]!.pid;
+      // ...that has created nothing: no schema, no relation, no temporary table.
+      expect(await p.untouched()).toBe(true);
+      // (The catalog lists every session's temporary tables too: a stand-in would be named etl_check_<n>, as the CTEs are.)
+      const made = await pg.admin.query(`select c.relname from pg_class c where c.relname like 'etl\\_check%'`);
+      expect(made.rows).toEqual([]);
+      // It holds no lock on a relation (a stand-in table would hold one until the rollback).
+      const locks = await pg.admin.query(`select l.relation::regclass::text as rel from pg_locks l where l.pid = $1 and l.locktype = 'relation' and l.relation not in (select oid from pg_class where relnamespace = 'pg_catalog'::regnamespace)`, [pid]);
+      expect(locks.rows).toEqual([]);
+      writeFileSync(resume, '');
+      const r = await cli.done;
+      expect(r.code, r.output).toBe(0);
+      expect(r.stdout).toMatch(/Checked 7 models/);
+      // Rolled back: every statement of the check, as traced, reads; the transaction ends with a rollback, never a commit.
+      const statements = [...r.stderr.matchAll(/^\[sql [\d.]+ ms\] (.*)$/gm)].map((m) => m[1]!);
+      const begin = statements.indexOf('begin');
+      expect(begin, r.stderr).toBeGreaterThanOrEqual(0);
+      const inside = statements.slice(begin + 1);
+      expect(inside.at(-1)).toBe('rollback');
+      expect(inside.filter((sql) => !/^(select|with|savepoint|release savepoint|rollback)\b/i.test(sql))).toEqual([]);
+      expect(statements.filter((sql) => /^(commit|create|insert|drop|alter)\b/i.test(sql))).toEqual([]);
+      expect(await p.untouched()).toBe(true);
+      expect(existsSync(path.join(p.dir, 'target/manifest.json'))).toBe(true);
+    } finally {
+      cli.kill();
+      rmSync(path.dirname(resume), { recursive: true, force: true });
     }
+  });
+
+  it('a model whose constants Postgres rejects while planning is unchecked, with the reason, not failed', async () => {
+    const p = pg.project({ edits: { 'models/marts/bad_constant.sql': "select order_id, cast('not a number' as integer) as n\nfrom {{ref \"stg_orders\"}}\n" } });
+    const { check } = await compile({ projectDir: p.dir, check: true });
+    expect(check!.errors).toEqual([]);
+    expect(check!.unchecked).toEqual([{ unique_id: 'model.shop.bad_constant', reason: expect.stringMatching(/^Postgres rejects a value while planning it: invalid input syntax for type integer/) }]);
+    expect(check!.columns.get('model.shop.orders')).toHaveLength(9);
   });
 });

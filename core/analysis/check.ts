@@ -454,6 +454,17 @@ function snapshotColumns(n: ManifestNode): BoundColumn[] {
   return [...SNAPSHOT_COLUMNS, ...(n.config.hard_deletes === 'new_record' ? [{ name: 'etl_is_deleted', type: 'BOOLEAN' }] : [])];
 }
 
+/**
+ * The same columns as select items computed as the snapshot computes them
+ * (adapters/sql-snapshot.ts: an md5 text, timestamps, a boolean), for an
+ * engine that names their types itself (the Postgres server binding a
+ * snapshot: a model reading etl_valid_to binds against them too).
+ */
+function snapshotColumnsSql(n: ManifestNode): string {
+  const timestamps = ['etl_updated_at', 'etl_valid_from', 'etl_valid_to'].map((c) => `cast(null as timestamp) as ${c}`);
+  return [`md5('') as etl_scd_id`, ...timestamps, ...(n.config.hard_deletes === 'new_record' ? ['false as etl_is_deleted'] : [])].join(', ');
+}
+
 interface TargetContext {
   columns: Map<string, BoundColumn[]>;
   status: Map<string, Status>;
@@ -494,7 +505,7 @@ async function bindOnTarget(manifest: Manifest, order: string[], bind: NonNullab
     tables,
     models: pass.map((id) => {
       const n = manifest.nodes[id]!;
-      return { id, relation: n.relation_name!, sql: n.compiled_code, incrementalSql: n.compiled_incremental_code, inputs: passInputs(id) };
+      return { id, relation: n.relation_name!, sql: n.compiled_code, incrementalSql: n.compiled_incremental_code, inputs: passInputs(id), extraColumns: n.resource_type === 'snapshot' ? snapshotColumnsSql(n) : undefined };
     }),
   });
   if (!results) {

@@ -23,7 +23,7 @@ export interface TargetBindRequest {
   /** Inputs that are not models (seeds, sources): stand-ins with these columns and engine types. */
   tables: Array<{ relation: string; columns: BoundColumn[] }>;
   /** Models in graph order; each may read the tables and the models before it. */
-  models: Array<{ id: string; relation: string; sql: string; incrementalSql?: string; inputs: string[] }>;
+  models: Array<{ id: string; relation: string; sql: string; incrementalSql?: string; inputs: string[]; extraColumns?: string }>;
 }
 
 export type TargetBindOutcome = { columns: BoundColumn[] } | { error: string; hint?: string; offset?: number; incremental?: boolean } | { skipped: string };
@@ -38,7 +38,8 @@ interface Sent {
 
 /** Models per round trip. */
 const BATCH = 200;
-const PREFIX = 'select * from (\n';
+/** What a model's query is wrapped in; `extra`: select items its relation has besides the query's (a snapshot's etl_ columns). */
+const prefix = (extra?: string) => `select *${extra ? `, ${extra}` : ''} from (\n`;
 
 export async function bindOnPostgres(adapter: Adapter, request: TargetBindRequest): Promise<Map<string, TargetBindOutcome>> {
   const out = new Map<string, TargetBindOutcome>();
@@ -54,7 +55,7 @@ export async function bindOnPostgres(adapter: Adapter, request: TargetBindReques
     return sql;
   };
 
-  const prepare = (sql: string): Sent => {
+  const prepare = (sql: string, extra?: string): Sent => {
     // Relations: quoted dotted names, looked up whole or without trailing parts ("s"."t"."column").
     const edits: Array<{ at: number; from: number; to: number }> = [];
     const reads = new Set<string>();
@@ -75,10 +76,11 @@ export async function bindOnPostgres(adapter: Adapter, request: TargetBindReques
     let at = 0;
     while (at < body.length && body[at] === withCtes[at]) at++;
     const inserted = withCtes.length - body.length;
+    const head = prefix(extra);
     return {
-      text: `${PREFIX}${withCtes}\n) as etl_check limit 0`,
+      text: `${head}${withCtes}\n) as etl_check limit 0`,
       original: (offset) => {
-        let o = offset - PREFIX.length;
+        let o = offset - head.length;
         if (o >= at + inserted) o -= inserted;
         else if (o >= at) o = at;
         return originalOffset(o, edits);
@@ -102,7 +104,7 @@ export async function bindOnPostgres(adapter: Adapter, request: TargetBindReques
         for (const m of wave) {
           const failed = m.inputs.find((p) => out.has(p) && !('columns' in out.get(p)!));
           if (failed) out.set(m.id, { skipped: `upstream ${failed.split('.').slice(2).join('.')} does not bind on the target` });
-          else ready.push({ m, sent: prepare(m.sql) });
+          else ready.push({ m, sent: prepare(m.sql, m.extraColumns) });
         }
         for (let i = 0; i < ready.length; i += BATCH) await bindBatch(session, ready.slice(i, i + BATCH), out);
         for (const { m } of ready) {

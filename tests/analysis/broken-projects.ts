@@ -4,7 +4,7 @@
 // and Postgres suites.
 
 import { expect } from 'vitest';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Diagnostic } from '../../core/errors.js';
@@ -81,6 +81,14 @@ union all
 select order_id, customer_id, cast(order_date as date) as order_date, order_date as status from {{ref "raw_orders"}}
 ` },
     errors: [{ file: 'models/staging/stg_orders.sql', line: 11, col: 71, message: /UNION types text and date cannot be matched \(postgres\)/ }],
+    only: 'postgres',
+  },
+  {
+    // DuckDB has no to_char: the server binds the model, and its message comes back at the template's line and column.
+    name: 'a Postgres-only function misused, found by the server',
+    edits: { 'models/staging/stg_orders.sql': replace('    status\n', "    status,\n    to_char(order_date, 'YYYY-MM') + 1 as order_month\n") },
+    errors: [{ file: 'models/staging/stg_orders.sql', line: 7, col: 36, message: /^operator does not exist: text \+ integer \(postgres\)$/ }],
+    unchecked: ['orders', 'customers'],
     only: 'postgres',
   },
   {
@@ -189,6 +197,17 @@ select order_id, customer_id, cast(order_date as date) as order_date, order_date
     unchecked: ['orders', 'customers'],
   },
   {
+    // The seed's column renamed passes stg_orders (select *) and breaks orders, two hops down; what reads orders is unchecked.
+    name: 'error two hops downstream of a renamed seed column, through a select *',
+    edits: {
+      'seeds/raw_orders.csv': replace('order_id,customer_id,order_date,status', 'order_id,customer_id,order_date,state'),
+      'models/staging/stg_orders.sql': replace(/select\n[\s\S]*?from \{\{ref "raw_orders"\}\}/, 'select *\nfrom {{ref "raw_orders"}}'),
+      'models/marts/order_statuses.sql': 'select status, count(*) as orders\nfrom {{ref "orders"}}\ngroup by status\n',
+    },
+    errors: [{ file: 'models/marts/orders.sql', line: 20, col: 5, message: /column "status" not found in stg_orders \(did you mean "state"\?\)/ }],
+    unchecked: ['order_statuses'],
+  },
+  {
     name: 'misspelled column inside a CTE',
     edits: { 'models/marts/customers.sql': replace('min(order_date)', 'min(order_datee)') },
     errors: [{ file: 'models/marts/customers.sql', line: 5, col: 13, message: /column "order_datee" not found in stg_orders \(did you mean "order_date"\?\)/ }],
@@ -292,6 +311,7 @@ export function brokenProject(c: BrokenProject, etlYml?: (text: string) => strin
   const edits: BrokenProject['edits'] = etlYml ? { ...c.edits, 'etl.yml': etlYml } : c.edits;
   for (const [file, edit] of Object.entries(edits)) {
     const abs = path.join(dir, file);
+    mkdirSync(path.dirname(abs), { recursive: true });
     writeFileSync(abs, typeof edit === 'string' ? edit : edit(existsSync(abs) ? readFileSync(abs, 'utf8') : ''));
   }
   return dir;
