@@ -3,8 +3,8 @@
 // transactional, so the shared tmp-then-swap table build is atomic here.
 
 import path from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { duckdb, type DuckDBConnection, type DuckDBInstance } from './driver.js';
@@ -301,8 +301,9 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
       if (staged) await this.discardStaged(session, staged);
       throw err;
     } finally {
-      // Removed while the caller goes on (a few ms on a busy machine, on an incremental run's path).
-      for (const p of [small, dir]) if (p) void rm(p, { recursive: true, force: true }).catch(() => undefined);
+      // Removed synchronously: a few system calls, where the thread pool's turns cost ms on a busy machine
+      // (and a removal still pending when the CLI exits would leave the files behind).
+      for (const p of [small, dir]) if (p) rmSync(p, { recursive: true, force: true });
     }
   }
 
