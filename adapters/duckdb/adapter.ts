@@ -244,15 +244,8 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     return result.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
   }
 
-  /** A temporary stage replaces one left on the connection in its own statement: no drop before it (a statement less on an incremental run's path). */
-  override async stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable> {
-    const { relation: tmp, temporary } = this.stagedRelation(relation, options);
-    if (!temporary) return super.stageTable(session, relation, selectSql, options);
-    return { relation: tmp, rows: await this.createTableAs(session, tmp, selectSql, true) };
-  }
-
   async createTableAs(session: AdapterSession, relation: Relation, selectSql: string, temporary = false): Promise<number | undefined> {
-    const result = await session.query(`create ${temporary ? 'or replace temp ' : ''}table ${this.relationSql(relation)} as\n${selectSql}`);
+    const result = await session.query(`create ${temporary ? 'temp ' : ''}table ${this.relationSql(relation)} as\n${selectSql}`);
     if (temporary) this.transientStaged.add(relation.name);
     const count = result.rows[0]?.[0];
     return count === undefined ? undefined : Number(count);
