@@ -46,10 +46,16 @@ copyFileSync(path.join(ROOT, 'package.json'), path.join(SNAPSHOT, 'package.json'
 
 function etl(dir, ...args) {
   const t0 = performance.now();
+  const before = childCpu();
   const r = spawnSync(process.execPath, [CLI, ...args, '--project-dir', dir], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, maxBuffer: 64 << 20 });
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`etl ${args.join(' ')} exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
-  return { seconds, stdout: r.stdout };
+  return { seconds, cpu: childCpu() - before, stdout: r.stdout };
+}
+/** User + system seconds of this process's waited-for children (/proc/self/stat cutime + cstime, Linux). */
+function childCpu() {
+  const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100;
 }
 const PG_URL = process.env.ETL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -66,19 +72,24 @@ const target = path.join(project, 'target');
 const results = {};
 
 // 1. Cold: plain compile vs compile --check, target/ removed before each.
-const cold = { compile: [], check: [], stage: [], cpu: [] };
+const cold = { compile: [], compile_cpu: [], check: [], check_cpu: [], stage: [], cpu: [] };
 for (let i = 0; i < REPS; i++) {
   rmSync(target, { recursive: true, force: true });
-  cold.compile.push(etl(project, 'compile').seconds);
+  const plain = etl(project, 'compile');
+  cold.compile.push(plain.seconds);
+  cold.compile_cpu.push(plain.cpu);
   rmSync(target, { recursive: true, force: true });
   const r = etl(project, 'compile', '--check', '--log-format', 'json');
   cold.check.push(r.seconds);
+  cold.check_cpu.push(r.cpu);
   cold.stage.push(checkStats(r.stdout).seconds);
   cold.cpu.push(checkStats(r.stdout).cpu_seconds);
 }
 results.cold = {
   compile_s: r3(median(cold.compile)),
+  compile_cpu_s: r3(median(cold.compile_cpu)),
   compile_check_s: r3(median(cold.check)),
+  compile_check_cpu_s: r3(median(cold.check_cpu)),
   check_stage_s: r3(median(cold.stage)),
   check_stage_cpu_s: r3(median(cold.cpu)),
   per_model_ms: r3((median(cold.stage) / MODELS) * 1000),
@@ -135,7 +146,26 @@ for (let i = 0; i < Math.max(REPS, 5); i++) {
 }
 rmSync(path.join(tpl, 'target', '.etl', 'bound-schemas.json'), { force: true });
 const coldCache = etl(tpl, 'build').seconds;
-results.template_build = { with_check_s: r3(median(withCheck)), no_check_s: r3(median(noCheck)), added_s: r3(median(withCheck) - median(noCheck)), with_check_cold_cache_s: r3(coldCache) };
+// Cold: target/ (the database too) removed before each build, alternated.
+const coldWith = [];
+const coldWithout = [];
+for (let i = 0; i < Math.max(REPS, 5); i++) {
+  rmSync(path.join(tpl, 'target'), { recursive: true, force: true });
+  coldWith.push(etl(tpl, 'build'));
+  rmSync(path.join(tpl, 'target'), { recursive: true, force: true });
+  coldWithout.push(etl(tpl, 'build', '--no-check'));
+}
+const m = (runs, k) => median(runs.map((r) => r[k]));
+results.template_build = {
+  with_check_s: r3(median(withCheck)),
+  no_check_s: r3(median(noCheck)),
+  added_s: r3(median(withCheck) - median(noCheck)),
+  with_check_cold_cache_s: r3(coldCache),
+  cold_with_check_s: r3(m(coldWith, 'seconds')),
+  cold_with_check_cpu_s: r3(m(coldWith, 'cpu')),
+  cold_no_check_s: r3(m(coldWithout, 'seconds')),
+  cold_no_check_cpu_s: r3(m(coldWithout, 'cpu')),
+};
 
 // 5. Postgres target: 5% of the models call to_char, which DuckDB lacks.
 if (!argv.includes('--no-postgres')) {

@@ -20,7 +20,6 @@ import { parseProject, scanProject, type ProjectScan } from './project/load.js';
 import { STAMPS_FILE } from './project/files.js';
 import { redact, type Secrets } from './project/secrets.js';
 import { unitTestFixtureFiles } from './data-tests/unit-tests.js';
-import { executePlan } from './runner/runner.js';
 import { flushPendingInvocations, invocationFacts, selectionText } from './history/invocation.js';
 import { nodeRunRecords, upstreamRelations } from './history/records.js';
 import { migrateState, readState, recordRunEnd, recordRunStart } from './state/state.js';
@@ -64,14 +63,18 @@ export interface CompileResult {
 /** Loads and compiles a project, writing manifest.json and compiled/**.sql. */
 export async function compile(options: CompileOptions): Promise<CompileResult> {
   const result = await compileUnwritten(options);
+  let lineage: { module: typeof import('./analysis/column-lineage.js'); prefetched: import('./analysis/column-lineage.js').LineagePrefetch } | undefined;
   if (options.check) {
     result.check = await staticCheck(result, options);
+    // DuckDB parses the models for lineage.json on its own thread while the artifacts are written.
+    const module = await import('./analysis/column-lineage.js');
+    lineage = { module, prefetched: module.prefetchLineage(result.manifest, result.project.targetPath) };
     if (result.cached && result.check.manifestChanged) await writeManifest(result.project.targetPath, result.manifest);
   }
   await result.writeArtifacts();
-  if (result.check) {
-    const { projectLineage, writeLineageArtifact } = await import('./analysis/column-lineage.js');
-    writeLineageArtifact(result.project.targetPath, await projectLineage(result.manifest, result.check.columns, result.project.targetPath));
+  if (result.check && lineage) {
+    const { projectLineage, writeLineageArtifact } = lineage.module;
+    writeLineageArtifact(result.project.targetPath, await projectLineage(result.manifest, result.check.columns, result.project.targetPath, { prefetched: lineage.prefetched }));
   }
   return result;
 }
@@ -365,6 +368,8 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       manifest = deferral.manifest;
       if (deferral.deferred.size) warnings.push(`deferred to --state ${options.state}: ${[...deferral.deferred].map(([id, rel]) => `${manifest.nodes[id]!.name} -> ${rel}`).join(', ')}`);
     }
+    // The runner (and the materializations behind it) only when something runs: a compile never loads them.
+    const { executePlan } = await import('./runner/runner.js');
     outcome = await executePlan(manifest, plan, adapter, {
       threads,
       failFast: options.failFast ?? false,

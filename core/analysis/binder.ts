@@ -52,9 +52,10 @@ export class DuckDbBinder {
 
   /**
    * Binds independent queries, each with its inputs inlined as empty typed
-   * CTEs in place of the relations it names: no stand-in table is created, so
-   * the catalog stays empty (DuckDB binds slower as its catalog grows) and
-   * the queries bind in parallel on several connections.
+   * CTEs in place of the relations it names: no table per input is created,
+   * so the catalog stays small (DuckDB binds slower as its catalog grows) and
+   * the queries bind in parallel on several connections. Column lists read
+   * by many of the queries select from a table of their own (sharedStandIns).
    */
   async bindInline(jobs: InlineJob[]): Promise<Map<string, InlineOutcome>> {
     const out = new Map<string, InlineOutcome>();
@@ -63,15 +64,20 @@ export class DuckDbBinder {
     // names the failing one and its position.
     // A few queries bind faster than another database opens.
     const connections = jobs.length >= 64 ? await this.connections() : [this.connection];
-    // Even batches, at least one per connection.
-    const size = Math.min(BATCH, Math.ceil(jobs.length / connections.length));
-    const batches: InlineJob[][] = [];
-    for (let i = 0; i < jobs.length; i += size) batches.push(jobs.slice(i, i + size));
+    const tables = await this.sharedStandIns(jobs, connections);
+    // Batches shrink as the jobs run out (a share of what is left, between
+    // MIN_BATCH and BATCH), so the connections finish together: the next wave
+    // waits for the slowest one, and an even split left one idle for up to a batch.
     let next = 0;
+    const take = (): InlineJob[] => {
+      const left = jobs.length - next;
+      const size = Math.max(MIN_BATCH, Math.min(BATCH, Math.ceil(left / (2 * connections.length))));
+      return jobs.slice(next, (next += size));
+    };
     const worker = async (conn: DuckDBConnection) => {
-      while (next < batches.length) {
-        const batch = batches[next++]!;
-        const full = batch.map((job) => inlineInputs(job.sql, job.inputs));
+      while (next < jobs.length) {
+        const batch = take();
+        const full = batch.map((job) => inlineInputs(job.sql, job.inputs, tables));
         const described = await describeAll(conn, full.map((f) => f.sql));
         // Models whose incremental branch is bound next, with the branch's SQL.
         const incremental: Array<{ job: InlineJob; result: { columns: BoundColumn[] }; sql: string; names: Map<string, string> }> = [];
@@ -91,7 +97,7 @@ export class DuckDbBinder {
           }
           if (job.incrementalSql !== undefined) {
             // The incremental branch reads {{this}}: the model's own result, just bound.
-            incremental.push({ job, result, ...inlineInputs(job.incrementalSql, [...job.inputs, { relation: job.self!, name: job.selfName!, columns: result.columns }]) });
+            incremental.push({ job, result, ...inlineInputs(job.incrementalSql, [...job.inputs, { relation: job.self!, name: job.selfName!, columns: result.columns }], tables) });
             continue;
           }
           out.set(job.id, result);
@@ -106,6 +112,44 @@ export class DuckDbBinder {
     };
     await Promise.all(connections.map(worker));
     return out;
+  }
+
+  /**
+   * Column lists that many models of a wave read (a hub model's, a family of
+   * same-shaped inputs'): an empty table each, made once in every database
+   * that binds, which their stand-in CTEs select from. DuckDB binds a table
+   * reference for less than the casts of a typed empty select (about 20%
+   * less per model in bench/check-variants.mjs), but making a table costs as
+   * much as binding several such selects: a list read a few times stays a select.
+   */
+  private readonly standInTables = new Map<BoundColumn[], string>();
+  private readonly tablesMade = new WeakMap<DuckDBConnection, Set<string>>();
+  private async sharedStandIns(jobs: InlineJob[], connections: DuckDBConnection[]): Promise<Map<BoundColumn[], string>> {
+    const reads = new Map<BoundColumn[], number>();
+    for (const job of jobs) for (const input of job.inputs) if (input.columns.length) reads.set(input.columns, (reads.get(input.columns) ?? 0) + 1);
+    for (const [columns, n] of reads) if (n >= SHARED_STAND_IN_READS * connections.length && !this.standInTables.has(columns)) this.standInTables.set(columns, `__etl_stand_in_${this.standInTables.size}`);
+    for (const conn of connections) {
+      let made = this.tablesMade.get(conn);
+      if (!made) this.tablesMade.set(conn, (made = new Set()));
+      const missing = [...this.standInTables].filter(([, name]) => !made!.has(name));
+      if (!missing.length) continue;
+      const ddl = ([columns, name]: [BoundColumn[], string]) => `create table ${q(name)} (${columns.map((c) => `${q(c.name)} ${c.type}`).join(', ')});`;
+      try {
+        await conn.run(missing.map(ddl).join('\n'));
+        for (const [, name] of missing) made.add(name);
+      } catch {
+        // A type a column definition does not take: that list keeps its typed select.
+        for (const entry of missing) {
+          try {
+            await conn.run(ddl(entry));
+            made.add(entry[1]);
+          } catch {
+            this.standInTables.delete(entry[0]);
+          }
+        }
+      }
+    }
+    return this.standInTables;
   }
 
   /** One connection per in-memory database: binding on one database is serialised, on several it runs in parallel. */
@@ -153,8 +197,12 @@ export function mayBeDialectGap(message: string): boolean {
   return /^Parser Error|^Catalog Error: (Scalar |Aggregate |Table )?Function|^Catalog Error: Type with name|No function matches|^Not implemented/.test(message);
 }
 
-/** Queries described per statement. */
+/** Reads of one column list in a wave, per binding database, from which its stand-in is a table. */
+const SHARED_STAND_IN_READS = 16;
+
+/** Queries described per statement, at most and (but for the last) at least. */
 const BATCH = 200;
+const MIN_BATCH = 16;
 
 /** Parallel binding connections: binding is CPU work in DuckDB, off the JS thread. */
 const BIND_CONNECTIONS = Math.max(1, Math.min(4, availableParallelism()));
@@ -189,7 +237,7 @@ export type InlineOutcome =
  * types and no rows (names: relation -> CTE name). Names that clash (two
  * inputs called alike, or a CTE of the query's own) get a numbered name.
  */
-export function inlineInputs(sql: string, inputs: InlineInput[]): { sql: string; names: Map<string, string> } {
+export function inlineInputs(sql: string, inputs: InlineInput[], tables?: ReadonlyMap<BoundColumn[], string>): { sql: string; names: Map<string, string> } {
   const used = inputs.filter((i) => sql.includes(i.relation));
   if (!used.length) return { sql: selectBody(sql), names: new Map() };
   const names = new Map<string, string>();
@@ -204,7 +252,10 @@ export function inlineInputs(sql: string, inputs: InlineInput[]): { sql: string;
   // Longest first: no relation is a prefix of another once quoted, but be safe.
   let body = selectBody(sql);
   for (const relation of [...names.keys()].sort((a, b) => b.length - a.length)) body = body.split(relation).join(q(names.get(relation)!));
-  const ctes = used.map((input) => ({ name: q(names.get(input.relation)!), sql: standInSelect(input.columns) }));
+  const ctes = used.map((input) => {
+    const table = tables?.get(input.columns);
+    return { name: q(names.get(input.relation)!), sql: table ? `select * from ${q(table)}` : standInSelect(input.columns) };
+  });
   return { sql: injectCtes(body, ctes), names };
 }
 

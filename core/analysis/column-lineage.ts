@@ -46,6 +46,47 @@ export interface ProjectLineageOptions {
    * seeds it lacks are described with DuckDB's CSV sniffing.
    */
   derive?: boolean;
+  /** Models already parsed by prefetchLineage (compile --check starts it before writing its artifacts). */
+  prefetched?: LineagePrefetch;
+}
+
+/** The lineage cache as read, and the parse trees of the models it has no entry for (a cold target: all of them). */
+export interface LineagePrefetch {
+  cache: LineageCache;
+  parsed: Promise<Map<string, string>>;
+}
+
+/**
+ * Starts DuckDB parsing, on its own thread, every model the lineage cache has
+ * no entry for, so that the parse runs while the caller writes its artifacts
+ * on the main thread rather than after them. Models whose entry is only stale
+ * are parsed by projectLineage (their key needs the bound columns).
+ */
+export function prefetchLineage(manifest: Manifest, targetPath: string): LineagePrefetch {
+  const cache = readCache(targetPath);
+  const ids = Object.keys(manifest.nodes).filter((id) => {
+    const n = manifest.nodes[id]!;
+    return (n.resource_type === 'model' || n.resource_type === 'snapshot') && !cache.entries[id];
+  });
+  const parsed = ids.length
+    ? (async () => {
+        const binder = await DuckDbBinder.open();
+        try {
+          const trees = await binder.parseAll(ids.map((id) => manifest.nodes[id]!.compiled_code));
+          return new Map(ids.map((id, i) => [id, trees[i]!]));
+        } finally {
+          binder.close();
+        }
+      })()
+    : Promise.resolve(new Map<string, string>());
+  // A failure surfaces where projectLineage awaits it; never as an unhandled rejection meanwhile.
+  parsed.catch(() => undefined);
+  return { cache, parsed };
+}
+
+function readCache(targetPath: string): LineageCache {
+  const read = readJsonIfExists<LineageCache>(path.join(targetPath, CACHE_FILE));
+  return read?.etl_version === ETL_VERSION ? read : { etl_version: ETL_VERSION, entries: {} };
 }
 
 /** Lineage of every model whose columns are known; `columns` are the bound schemas (core/analysis/check.ts), or see `derive`. */
@@ -55,13 +96,13 @@ export async function projectLineage(manifest: Manifest, columns: Map<string, Bo
   const openBinder = () => (binder ??= DuckDbBinder.open());
   try {
     if (derive) await describeSeeds(manifest, columns, openBinder);
-    return await traceProject(manifest, columns, targetPath, derive, openBinder);
+    return await traceProject(manifest, columns, targetPath, derive, openBinder, options.prefetched);
   } finally {
     if (binder) (await binder).close();
   }
 }
 
-async function traceProject(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string, derive: boolean, openBinder: () => Promise<DuckDbBinder>): Promise<LineageArtifact> {
+async function traceProject(manifest: Manifest, columns: Map<string, BoundColumn[]>, targetPath: string, derive: boolean, openBinder: () => Promise<DuckDbBinder>, prefetched?: LineagePrefetch): Promise<LineageArtifact> {
   const relations = new Map<string, KnownRelation>();
   const colsOf = (id: string, declared: Record<string, { name: string }>) => (columns.get(id) ?? Object.values(declared)).map((c) => c.name);
   for (const n of Object.values(manifest.nodes)) {
@@ -73,8 +114,7 @@ async function traceProject(manifest: Manifest, columns: Map<string, BoundColumn
   for (const s of Object.values(manifest.sources)) relations.set(`${s.schema}.${s.identifier}`.toLowerCase(), { node: s.unique_id, columns: colsOf(s.unique_id, s.columns) });
 
   const cacheFile = path.join(targetPath, CACHE_FILE);
-  const read = readJsonIfExists<LineageCache>(cacheFile);
-  const cache: LineageCache = read?.etl_version === ETL_VERSION ? read : { etl_version: ETL_VERSION, entries: {} };
+  const cache = prefetched?.cache ?? readCache(targetPath);
   let changed = false;
   const ids = Object.keys(manifest.nodes).filter((id) => {
     const n = manifest.nodes[id]!;
@@ -94,11 +134,14 @@ async function traceProject(manifest: Manifest, columns: Map<string, BoundColumn
     keys.set(id, key);
     if (cache.entries[id]?.key !== key) toParse.push(id);
   }
-  // One parse for every model that changed, in one round trip; each tree read from its JSON when traced.
+  // One parse for every model that changed (but those prefetched), in one round trip; each tree read from its JSON when traced.
   const parsed = new Map<string, string>();
-  if (toParse.length) {
-    const trees = await (await openBinder()).parseAll(toParse.map((id) => manifest.nodes[id]!.compiled_code));
-    toParse.forEach((id, i) => parsed.set(id, trees[i]!));
+  const early = (await prefetched?.parsed) ?? new Map<string, string>();
+  const rest = toParse.filter((id) => !early.has(id));
+  for (const id of toParse) if (early.has(id)) parsed.set(id, early.get(id)!);
+  if (rest.length) {
+    const trees = await (await openBinder()).parseAll(rest.map((id) => manifest.nodes[id]!.compiled_code));
+    rest.forEach((id, i) => parsed.set(id, trees[i]!));
   }
   for (const id of order) {
     const n = manifest.nodes[id]!;
