@@ -13,6 +13,11 @@ export interface Relation {
 
 export type RelationKind = 'table' | 'view';
 
+/** What a bounded step does beyond building: `deletingFrom`, the table it deletes rows of (a merge), whose size the bound allows for. */
+export interface BoundedMemoryOptions {
+  deletingFrom?: Relation;
+}
+
 export interface StageOptions {
   /**
    * The staged rows are only read (and maybe trimmed) on this session, then
@@ -267,11 +272,11 @@ export interface Adapter {
   stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable>;
   /**
    * Loaders: runs a step whose memory would grow with the table (a stage, a
-   * check over it) with the engine's memory bounded, for engines that would
-   * otherwise hold what they build in memory (DuckDB's buffer pool). Others
-   * stream and need not.
+   * check over it, a merge) with the engine's memory bounded, for engines
+   * that would otherwise hold what they build in memory (DuckDB's buffer
+   * pool). Others stream and need not.
    */
-  withBoundedMemory?<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T>;
+  withBoundedMemory?<T>(session: AdapterSession, fn: () => Promise<T>, options?: BoundedMemoryOptions): Promise<T>;
   /** Swaps the staged table in; `extras` (state, quarantined rows) commit with it. Engines that know what the swap wrote say so (run history, cost). */
   publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras?: PublishExtras): Promise<void | { bytesWritten?: number }>;
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;

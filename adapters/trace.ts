@@ -1,5 +1,6 @@
-// ETL_TRACE_SQL=1 prints every statement an adapter runs, with its time, to
-// stderr. Statements only: values are bound, so no data or secret is printed.
+// ETL_TRACE_SQL=1 prints every statement an adapter or a loader's source runs,
+// with its time and when it ended (ms since the process started), to stderr.
+// Statements only: values are bound, so no data or secret is printed.
 //
 // ETL_PAUSE_AFTER_SQL=<regex> is for crash tests: once the first statement
 // matching it has completed, the process says so on stderr and stops where
@@ -20,7 +21,10 @@ const RESUME_FILE = process.env.ETL_RESUME_FILE;
 const oneLine = (sql: string) => sql.replace(/\s+/g, ' ').trim().slice(0, 160);
 
 export function traceSql(sql: string, startedAt: number): void {
-  if (TRACE) process.stderr.write(`[sql ${(performance.now() - startedAt).toFixed(1)} ms] ${oneLine(sql)}\n`);
+  if (TRACE) {
+    const now = performance.now();
+    process.stderr.write(`[sql ${(now - startedAt).toFixed(1)} ms, at ${now.toFixed(0)} ms] ${oneLine(sql)}\n`);
+  }
   pausePoint(oneLine(sql));
 }
 

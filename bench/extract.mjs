@@ -3,15 +3,27 @@
 //     vs `psql -c "\copy (select ...) to stdout csv"` piped into DuckDB's read_csv
 //     (a `create table as select * from read_csv('/dev/stdin', ...)` with the same types);
 //     rows/s of each, whole process (wall) and the loader node alone (run_results).
-//  2. Peak RSS of `etl extract` at --rows and at --big rows (10M; --big 0 skips it).
-//  3. An incremental extraction of 1% changed rows vs the full extraction (loader node time).
+//  2. Peak RSS of `etl extract` at --rows and at --big rows (10M; --big 0 skips it),
+//     --big-repeat rounds at --big (each: the baseline, a full load, a 1% change merged).
+//  3. An incremental extraction of 1% changed rows (spread over the table, every 100th id)
+//     vs the full extraction (loader node time, and wall), at --rows and at --big; with
+//     --breakdown, one more traced incremental run at --rows printed as a timeline
+//     (ETL_TRACE_SQL: every target statement and the source's connect, describe and COPY).
 //  4. CDC (`incremental: { mode: cdc }`, a source database of its own): the first load (slot
 //     created, table copied as of its snapshot), then interleaved rounds of a 1% change
 //     (changes read from the slot and applied) and a full reload (--full-refresh), loader node
 //     time and CPU time (user+sys of etl) of each; changes/s at 1% and at 10%.
+// The source tables have a primary key (id) and an index on the cursor column (updated_at),
+// as a real source's would: the incremental's COPY reads the changed rows by that index.
+// --compare <etl.js>: another build's CLI (the session's start, say) run alternately with
+// this one on every figure of 1-3, on the same source and target.
 // Postgres: 127.0.0.1:5432, trust auth, database `test` (override with PG_URL).
 //
-//   node bench/extract.mjs [--rows N] [--big N] [--repeat N] [--cdc-only] [--no-cdc]
+// --settle: the source table is vacuumed after each 1% change, before the incremental run
+// (see changeOnePercent).
+//
+//   node bench/extract.mjs [--rows N] [--big N] [--repeat N] [--big-repeat N] [--breakdown]
+//                          [--settle] [--compare path/to/dist/bin/etl.js] [--cdc-only] [--no-cdc]
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,6 +40,12 @@ const arg = (name, dflt) => {
 const ROWS = arg('--rows', 1_000_000);
 const BIG = arg('--big', 10_000_000);
 const REPEAT = arg('--repeat', 3);
+const BIG_REPEAT = arg('--big-repeat', 1);
+const COMPARE = (() => {
+  const i = process.argv.indexOf('--compare');
+  return i > 0 ? path.resolve(process.argv[i + 1]) : undefined;
+})();
+const loadAvg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const work = path.join(here, '.work', 'extract');
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -63,14 +81,32 @@ function project(table, target = '{ type: duckdb, path: target/bench.duckdb, thr
   );
 }
 
-/** `etl <args>` under /usr/bin/time: wall seconds, peak RSS (MiB), and the loader node's own seconds. */
+/** `etl <args>` (this build, or `cliPath`) under /usr/bin/time: wall seconds, peak RSS (MiB), CPU, the loader node's own seconds, stderr. */
 function etl(...args) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', process.execPath, cli, ...args], { cwd: work, encoding: 'utf8', env: { ...process.env, BENCH_PG_URL: PG_URL, NO_COLOR: '1' } });
+  return etlWith(cli, {}, ...args);
+}
+function etlWith(cliPath, env, ...args) {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', process.execPath, cliPath, ...args], { cwd: work, encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, BENCH_PG_URL: PG_URL, NO_COLOR: '1', ...env } });
   if (r.status !== 0) throw new Error(`etl ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
   const [wall, rssKb, user, sys] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
   const results = JSON.parse(readFileSync(path.join(work, 'target', 'run_results.json'), 'utf8')).results;
   const loader = results.find((x) => x.unique_id.startsWith('loader.'));
-  return { wall, rssMiB: rssKb / 1024, cpu: user + sys, node: loader.execution_time, response: loader.adapter_response };
+  return { wall, rssMiB: rssKb / 1024, cpu: user + sys, node: loader.execution_time, response: loader.adapter_response, stderr: r.stderr };
+}
+
+/** The builds measured: this one, and --compare's. */
+const builds = [{ name: 'this build', cli }, ...(COMPARE ? [{ name: `--compare ${COMPARE}`, cli: COMPARE }] : [])];
+
+/**
+ * A 1% change at the source: every 100th row (spread over the table), a new name and a cursor past every earlier
+ * one. With --settle, the table is vacuumed after it (as autovacuum would be by at some point): the first reader of
+ * freshly updated rows otherwise sets their hint bits and, past shared_buffers, writes every page it touched back out
+ * (2.7-5.7 s for 100k rows over a 10M-row table, measured with EXPLAIN ANALYZE alone): the source's cost, not etl's.
+ */
+const SETTLE = process.argv.includes('--settle');
+async function changeOnePercent(table, rows, round) {
+  await client.query(`update ${schema}.${table} set name = 'changed ${round} ' || id, updated_at = timestamptz '2025-01-01 00:00:00+00' + (${round} * ${rows} + id) * interval '1 second' where id % 100 = ${round % 100}`);
+  if (SETTLE) await client.query(`vacuum ${schema}.${table}`);
 }
 
 /** psql's \copy to stdout, piped into DuckDB's read_csv (a fresh database file), timed as one shell pipeline. */
@@ -92,45 +128,73 @@ try {
   await sourceTable('customers', ROWS);
   project('customers');
   etl('extract'); // warm-up: the first load
+  console.log(`source: ${schema}.customers, ${ROWS} rows, primary key (id), index on updated_at (the cursor)${SETTLE ? '; vacuumed after each change (--settle)' : ''}; load average at start ${loadAvg()}`);
 
-  const full = [];
+  const full = builds.map(() => []);
   const base = [];
   for (let i = 0; i < REPEAT; i++) {
     base.push(baseline('customers'));
-    full.push(etl('extract', '--full-refresh'));
+    builds.forEach((b, k) => full[k].push(etlWith(b.cli, {}, 'extract', '--full-refresh')));
   }
-  const fullWall = median(full.map((f) => f.wall));
-  const fullNode = median(full.map((f) => f.node));
   const baseWall = median(base.map((b) => b.seconds));
-  const load = (await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ');
-  console.log(`Postgres -> DuckDB, ${ROWS} rows (median of ${REPEAT}; load average ${load}):`);
-  console.log(`  etl extract --full-refresh: ${fullWall.toFixed(2)} s wall (${Math.round(ROWS / fullWall)} rows/s, CPU ${median(full.map((f) => f.cpu)).toFixed(2)} s), loader node ${fullNode.toFixed(2)} s (${Math.round(ROWS / fullNode)} rows/s), ${(full[0].response.bytes / 1048576).toFixed(1)} MiB moved`);
+  console.log(`Postgres -> DuckDB, ${ROWS} rows (median of ${REPEAT}, interleaved; load average ${loadAvg()}):`);
   console.log(`  baseline psql \\copy | duckdb read_csv: ${baseWall.toFixed(2)} s (${Math.round(ROWS / baseWall)} rows/s, CPU ${median(base.map((b) => b.cpu)).toFixed(2)} s of psql and DuckDB), peak RSS of its DuckDB process ${median(base.map((b) => b.rssMiB)).toFixed(0)} MiB`);
-  console.log(`  ratio (rows/s, etl wall / baseline): ${(baseWall / fullWall).toFixed(2)}x; loader node / baseline: ${(baseWall / fullNode).toFixed(2)}x`);
-  console.log(`  peak RSS of etl extract at ${ROWS} rows: ${median(full.map((f) => f.rssMiB)).toFixed(0)} MiB`);
+  const fullTimes = [];
+  builds.forEach((b, k) => {
+    const fullWall = median(full[k].map((f) => f.wall));
+    const fullNode = median(full[k].map((f) => f.node));
+    fullTimes.push({ wall: fullWall, node: fullNode });
+    console.log(`  ${b.name}: etl extract --full-refresh: ${fullWall.toFixed(2)} s wall (${Math.round(ROWS / fullWall)} rows/s, CPU ${median(full[k].map((f) => f.cpu)).toFixed(2)} s), loader node ${fullNode.toFixed(2)} s (${Math.round(ROWS / fullNode)} rows/s), ${(full[k][0].response.bytes / 1048576).toFixed(1)} MiB moved, peak RSS ${median(full[k].map((f) => f.rssMiB)).toFixed(0)} MiB (max ${Math.max(...full[k].map((f) => f.rssMiB)).toFixed(0)})`);
+    console.log(`    ratio (rows/s, etl wall / baseline): ${(baseWall / fullWall).toFixed(2)}x; loader node / baseline: ${(baseWall / fullNode).toFixed(2)}x`);
+  });
 
-  const incr = [];
+  // Incremental rounds: each build merges its own 1% change (the builds take turns on the one target).
+  const incr = builds.map(() => []);
+  let round = 0;
   for (let i = 0; i < REPEAT; i++) {
-    // 1% of the rows changed since the last load, spread over the table.
-    await client.query(`update ${schema}.customers set name = 'changed ${i} ' || id, updated_at = timestamptz '2025-01-01 00:00:00+00' + (${i} * ${ROWS} + id) * interval '1 second' where id % 100 = ${i}`);
-    const r = etl('extract');
-    if (r.response.rows_read < ROWS / 100) throw new Error(`incremental read ${r.response.rows_read} rows`);
-    incr.push(r);
+    for (const [k, b] of builds.entries()) {
+      await changeOnePercent('customers', ROWS, round++);
+      const r = etlWith(b.cli, {}, 'extract');
+      if (r.response.rows_read < ROWS / 100) throw new Error(`incremental read ${r.response.rows_read} rows`);
+      incr[k].push(r);
+    }
   }
-  const incrNode = median(incr.map((r) => r.node));
-  const incrWall = median(incr.map((r) => r.wall));
-  console.log(`Incremental, 1% changed (${incr[0].response.rows_read} rows read): loader node ${incrNode.toFixed(3)} s, ${(incrNode / fullNode).toFixed(3)} of the full load's node time (wall ${incrWall.toFixed(2)} s, ${(incrWall / fullWall).toFixed(3)} of the full wall)`);
+  console.log(`Incremental, 1% changed (${incr[0][0].response.rows_read} rows read), median of ${REPEAT} (load average ${loadAvg()}):`);
+  builds.forEach((b, k) => {
+    const incrNode = median(incr[k].map((r) => r.node));
+    const incrWall = median(incr[k].map((r) => r.wall));
+    console.log(`  ${b.name}: loader node ${incrNode.toFixed(3)} s (rounds: ${incr[k].map((r) => r.node.toFixed(3)).join(', ')}), ${(incrNode / fullTimes[k].node).toFixed(3)} of the full load's node time; wall ${incrWall.toFixed(2)} s, ${(incrWall / fullTimes[k].wall).toFixed(3)} of the full wall; CPU ${median(incr[k].map((r) => r.cpu)).toFixed(2)} s, peak RSS ${median(incr[k].map((r) => r.rssMiB)).toFixed(0)} MiB`);
+  });
+  if (process.argv.includes('--breakdown')) {
+    for (const b of builds) {
+      await changeOnePercent('customers', ROWS, round++);
+      const traced = etlWith(b.cli, { ETL_TRACE_SQL: '1' }, 'extract');
+      console.log(`Breakdown of one incremental run (${b.name}; ETL_TRACE_SQL; ms since the process started: start-end, duration, statement; load average ${loadAvg()}):`);
+      console.log(`  loader node ${traced.node.toFixed(3)} s, whole process ${traced.wall.toFixed(2)} s`);
+      for (const line of traced.stderr.split('\n')) {
+        const m = /^\[sql ([\d.]+) ms(?:, at (\d+) ms)?\] (.*)$/.exec(line);
+        if (m) console.log(`  ${m[2] ? `${String(Math.round(Number(m[2]) - Number(m[1]))).padStart(6)}-${m[2].padEnd(6)}` : ''.padEnd(13)} ${m[1].padStart(8)}  ${m[3].slice(0, 110)}`);
+      }
+    }
+  }
 
   if (BIG > 0) {
     await sourceTable('customers_big', BIG);
     project('customers_big');
-    const bigBase = baseline('customers_big');
-    const big = etl('extract');
-    console.log(`Peak RSS of etl extract at ${BIG} rows: ${big.rssMiB.toFixed(0)} MiB (${big.wall.toFixed(1)} s wall, ${Math.round(BIG / big.wall)} rows/s, CPU ${big.cpu.toFixed(1)} s; loader node ${big.node.toFixed(1)} s)`);
-    console.log(`  baseline at ${BIG} rows: ${bigBase.seconds.toFixed(1)} s (${Math.round(BIG / bigBase.seconds)} rows/s, CPU ${bigBase.cpu.toFixed(1)} s), peak RSS of its DuckDB process ${bigBase.rssMiB.toFixed(0)} MiB; ratio (rows/s, etl wall / baseline) ${(bigBase.seconds / big.wall).toFixed(2)}x (load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')})`);
-    await client.query(`update ${schema}.customers_big set name = 'changed', updated_at = timestamptz '2025-01-01 00:00:00+00' + id * interval '1 second' where id % 100 = 0`);
-    const bigIncr = etl('extract');
-    console.log(`Incremental at ${BIG} rows, 1% changed (${bigIncr.response.rows_read} rows read): loader node ${bigIncr.node.toFixed(2)} s, ${(bigIncr.node / big.node).toFixed(3)} of the full load's node time`);
+    console.log(`source: ${schema}.customers_big, ${BIG} rows, primary key (id), index on updated_at (the cursor)`);
+    etl('extract'); // the first load
+    for (let i = 0; i < BIG_REPEAT; i++) {
+      const bigBase = baseline('customers_big');
+      console.log(`At ${BIG} rows, round ${i + 1} of ${BIG_REPEAT} (load average ${loadAvg()}):`);
+      console.log(`  baseline: ${bigBase.seconds.toFixed(1)} s (${Math.round(BIG / bigBase.seconds)} rows/s, CPU ${bigBase.cpu.toFixed(1)} s), peak RSS of its DuckDB process ${bigBase.rssMiB.toFixed(0)} MiB`);
+      for (const b of builds) {
+        const big = etlWith(b.cli, {}, 'extract', '--full-refresh');
+        console.log(`  ${b.name}: full load ${big.wall.toFixed(1)} s wall (${Math.round(BIG / big.wall)} rows/s, CPU ${big.cpu.toFixed(1)} s; loader node ${big.node.toFixed(1)} s), peak RSS ${big.rssMiB.toFixed(0)} MiB; ratio (rows/s, etl wall / baseline) ${(bigBase.seconds / big.wall).toFixed(2)}x (load average ${loadAvg()})`);
+        await changeOnePercent('customers_big', BIG, round++);
+        const bigIncr = etlWith(b.cli, {}, 'extract');
+        console.log(`    incremental, 1% changed (${bigIncr.response.rows_read} rows read, merged into ${BIG}): loader node ${bigIncr.node.toFixed(2)} s, ${(bigIncr.node / big.node).toFixed(3)} of the full load's node time; wall ${bigIncr.wall.toFixed(2)} s, ${(bigIncr.wall / big.wall).toFixed(3)} of the full wall; CPU ${bigIncr.cpu.toFixed(2)} s; peak RSS ${bigIncr.rssMiB.toFixed(0)} MiB (load average ${loadAvg()})`);
+      }
+    }
     // The same load into the other targets: Postgres (COPY FROM STDIN) and Delta (staged by DuckDB, written as Parquet).
     await client.query(`create schema ${schema}_target`);
     project('customers_big', `{ type: postgres, url: "${PG_URL}", schema: ${schema}_target, threads: 2 }`);
@@ -138,7 +202,7 @@ try {
     console.log(`Into a Postgres target at ${BIG} rows: peak RSS ${intoPg.rssMiB.toFixed(0)} MiB, ${intoPg.wall.toFixed(1)} s wall (${Math.round(BIG / intoPg.wall)} rows/s; loader node ${intoPg.node.toFixed(1)} s)`);
     project('customers_big', '{ type: delta, path: lake, schema: main, threads: 2 }');
     const intoDelta = etl('extract');
-    console.log(`Into a Delta target at ${BIG} rows: peak RSS ${intoDelta.rssMiB.toFixed(0)} MiB, ${intoDelta.wall.toFixed(1)} s wall (${Math.round(BIG / intoDelta.wall)} rows/s; loader node ${intoDelta.node.toFixed(1)} s)`);
+    console.log(`Into a Delta target at ${BIG} rows: peak RSS ${intoDelta.rssMiB.toFixed(0)} MiB, ${intoDelta.wall.toFixed(1)} s wall (${Math.round(BIG / intoDelta.wall)} rows/s; loader node ${intoDelta.node.toFixed(1)} s; load average ${loadAvg()})`);
   }
 } finally {
   await client.query(`drop schema if exists ${schema} cascade`);

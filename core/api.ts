@@ -3,6 +3,7 @@
 // execute it. Nothing here parses argv or prints.
 
 import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createAdapter, opensWithoutWriting } from '../adapters/index.js';
 import { dialectFor } from '../adapters/dialect.js';
@@ -153,6 +154,8 @@ export async function compileUnwritten(options: CompileOptions, hooks?: import('
       transform = createSqlFormatter(project.targetPath, dialectFor(project.target.type).formatterLanguage);
     }
     // Tests' SQL (often most of the nodes) is written when they run: see execute().
+    // The compile cache wants the compiled folder there, also for a project with nothing compiled (loaders only).
+    mkdirSync(path.join(project.root, project.compiledDir), { recursive: true });
     const compiledWritten = writeCompiledFiles(project.root, project.targetPath, manifest, transform, (n) => n.resource_type !== 'test');
     (transform as { flush?: () => void } | undefined)?.flush?.();
     await Promise.all([writeManifest(project.targetPath, manifest), compiledWritten]);

@@ -3,14 +3,16 @@
 // transactional, so the shared tmp-then-swap table build is atomic here.
 
 import path from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { duckdb, type DuckDBConnection, type DuckDBInstance } from './driver.js';
 import { RunError } from '../../core/errors.js';
-import type { Adapter, AdapterCapabilities, AdapterSession, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, BoundedMemoryOptions, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, SeedOptions, StagedTable, StageOptions } from '../adapter.js';
 import { dialectFor } from '../dialect.js';
 import { loadCsvInChunks } from './csv-chunks.js';
+import { loadCsvThroughFifo, makeFifo, readHead } from './csv-fifo.js';
 import { checkSeedSql, seedCsvOptions, seedFileProblem } from './seed.js';
 import { SqlEngine } from '../sql-engine.js';
 import { transaction } from '../transaction.js';
@@ -18,7 +20,9 @@ import { ConnectionPool } from '../pool.js';
 import { traceSql } from '../trace.js';
 import { displayValue, previewSql } from '../display.js';
 
-/** How much CSV read_csv reads at a time when a stream is loaded (stageCsv). */
+/** A CSV stream that ends within this is loaded from one file (stageCsv): no FIFO to make, nothing to overlap. */
+const SMALL_STREAM_BYTES = 4 * 1024 * 1024;
+/** How much CSV read_csv reads at a time when a stream is loaded from chunk files (stageCsv without a FIFO). */
 const CSV_CHUNK_BYTES = 16 * 1024 * 1024;
 /** read_csv's buffer (one per thread at work, in the buffer pool): 4 of them per chunk, so a chunk is read on 4 threads. */
 const CSV_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -30,6 +34,8 @@ const CSV_BUFFER_BYTES = 4 * 1024 * 1024;
  */
 const LOAD_MEMORY_MB = 64;
 const LOAD_MEMORY_MB_PER_THREAD = 8;
+/** What a delete may pin per row of its table (withBoundedMemory): a 2048-row vector's versions, 8 bytes each. */
+const DELETE_BYTES_PER_ROW = 8;
 
 /** DuckDB's catalog of temporary tables (one per connection). */
 const TEMP_CATALOG = 'temp';
@@ -140,6 +146,8 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
    * renamed from Orders.sql to orders.sql is the same relation.
    */
   private readonly relations = new Map<string, Promise<Map<string, RelationKind>>>();
+  /** The tables' estimated rows when their schema was first read (a merge's memory allowance, withBoundedMemory). */
+  private readonly startSizes = new Map<string, number>();
 
   async relationKind(session: AdapterSession, relation: Relation): Promise<RelationKind | undefined> {
     const schemaKey = relation.schema.toLowerCase();
@@ -147,11 +155,14 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     if (!known) {
       known = session
         .query(
-          `select table_name, 'table' from duckdb_tables() where database_name = current_database() and lower(schema_name) = lower($1)
-           union all select view_name, 'view' from duckdb_views() where database_name = current_database() and lower(schema_name) = lower($1) and not internal`,
+          `select table_name, 'table', estimated_size from duckdb_tables() where database_name = current_database() and lower(schema_name) = lower($1)
+           union all select view_name, 'view', null from duckdb_views() where database_name = current_database() and lower(schema_name) = lower($1) and not internal`,
           [relation.schema],
         )
-        .then((r) => new Map(r.rows.map((row) => [String(row[0]).toLowerCase(), row[1] === 'view' ? ('view' as const) : ('table' as const)])));
+        .then((r) => {
+          for (const row of r.rows) if (row[2] !== null) this.startSizes.set(`${schemaKey}.${String(row[0]).toLowerCase()}`, Number(row[2]));
+          return new Map(r.rows.map((row) => [String(row[0]).toLowerCase(), row[1] === 'view' ? ('view' as const) : ('table' as const)]));
+        });
       this.relations.set(schemaKey, known);
       known.catch(() => this.relations.delete(schemaKey));
     }
@@ -206,15 +217,29 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     if (staged.relation.schema === TEMP_CATALOG) this.transientStaged.delete(staged.relation.name);
   }
 
-  // duckdb_columns() rather than the information_schema view over it: the
-  // view's first query in a process costs ~20 ms of binding, on every run.
+  /**
+   * A relation known to be there (a temporary table we made, or one in the
+   * catalog read at the start of the run) is read with pragma_table_info,
+   * which reads just it: duckdb_columns() lists every column of every table
+   * first (its first call in a process ~40-70 ms on a busy machine, on an
+   * incremental run's path). Others, and one gone since, through
+   * duckdb_columns() (an absent relation has no columns), rather than the
+   * information_schema view over it: the view's first query in a process
+   * costs ~20 ms of binding, on every run.
+   */
   async listColumns(session: AdapterSession, relation: Relation): Promise<ColumnDef[]> {
     const transient = relation.schema === TEMP_CATALOG && this.transientStaged.has(relation.name);
+    if (transient || (await this.relationKind(session, relation))) {
+      const name = transient ? `${TEMP_CATALOG}.main.${this.dialect.quoteIdentifier(relation.name)}` : this.relationSql(relation);
+      const result = await session.query(`select name, type from pragma_table_info(${this.dialect.quoteString(name)}) order by cid`).catch((err: unknown) => {
+        if (transient) throw err;
+        return undefined;
+      });
+      if (result) return result.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
+    }
     const result = await session.query(
-      transient
-        ? `select column_name, data_type from duckdb_columns() where database_name = 'temp' and schema_name = 'main' and table_name = $1 order by column_index`
-        : 'select column_name, data_type from duckdb_columns() where database_name = current_database() and lower(schema_name) = lower($1) and lower(table_name) = lower($2) order by column_index',
-      transient ? [relation.name] : [relation.schema, relation.name],
+      'select column_name, data_type from duckdb_columns() where database_name = current_database() and lower(schema_name) = lower($1) and lower(table_name) = lower($2) order by column_index',
+      [relation.schema, relation.name],
     );
     return result.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
   }
@@ -227,60 +252,91 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   }
 
   /**
-   * The stream is cut into files of CSV_CHUNK_BYTES that read_csv reads with
-   * the types given (no sniffing) while the next one is written: the first
-   * creates the staged table, the others append to it. No read holds more
-   * than a chunk; what the table holds is bounded by withBoundedMemory.
+   * A stream that ends within SMALL_STREAM_BYTES (an incremental run's few
+   * changed rows) is written to one file as it comes, and read from it. A longer one goes
+   * through a FIFO that one read_csv reads with the types given (no sniffing)
+   * as it is written (csv-fifo.ts); where there is no FIFO, it is cut into
+   * files of CSV_CHUNK_BYTES read one after the other while the next is
+   * written, the first creating the staged table and the others appending to
+   * it. What the table holds is bounded by withBoundedMemory.
    */
   async stageCsv(session: AdapterSession, relation: Relation, columns: ColumnDef[], csv: NodeJS.ReadableStream, options?: StageOptions): Promise<StagedTable> {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-load-'));
+    // The stream is read only once the statements before it are done; an error before that must not be
+    // an 'error' without a listener (which ends the process): the stream keeps it, and reading it throws it.
+    csv.on('error', () => undefined);
     let staged: StagedTable | undefined;
     let rows = 0;
-    const chunks = () =>
-      loadCsvInChunks(csv, dir, CSV_CHUNK_BYTES, async (file, index) => {
-        if (index === 0) {
-          staged = await this.stageTable(session, relation, csvSelectSql(file, columns), options);
-          rows = staged.rows ?? 0;
-        } else {
-          rows += (await session.execute(`insert into ${this.relationSql(staged!.relation)} ${csvSelectSql(file, columns)}`)).rowsAffected ?? 0;
-        }
+    const stage = async (file: string) => {
+      staged = await this.stageTable(session, relation, csvSelectSql(file, columns), options);
+      rows = staged.rows ?? 0;
+    };
+    const small = path.join(os.tmpdir(), `etl-load-${randomUUID()}.csv`);
+    let dir: string | undefined;
+    const load = async () => {
+      const head = await readHead(csv, SMALL_STREAM_BYTES, small);
+      if ('whole' in head) return stage(small);
+      dir = await mkdtemp(path.join(os.tmpdir(), 'etl-load-'));
+      const fifo = await makeFifo(dir);
+      if (fifo) return loadCsvThroughFifo(head.rest, fifo, stage);
+      await loadCsvInChunks(head.rest, dir, CSV_CHUNK_BYTES, async (file, index) => {
+        if (index === 0) await stage(file);
+        else rows += (await session.execute(`insert into ${this.relationSql(staged!.relation)} ${csvSelectSql(file, columns)}`)).rowsAffected ?? 0;
       });
+    };
     try {
       // A table staged in the database file is built in one transaction: its row groups are written to the
-      // file as they fill, where each insert committed alone would leave its last part in the WAL for the
-      // checkpoint at close to write (seconds, and the memory of the whole table, after a 10M-row load).
-      if (this.databasePath !== ':memory:' && !this.stagedRelation(relation, options).temporary) await transaction(session, chunks);
-      else await chunks();
+      // file as they fill, where each chunk's insert committed alone would leave its last part in the WAL for
+      // the checkpoint at close to write (seconds, and the memory of the whole table, after a 10M-row load).
+      if (this.databasePath !== ':memory:' && !this.stagedRelation(relation, options).temporary) await transaction(session, load);
+      else await load();
       return { ...staged!, rows };
     } catch (err) {
       if (staged) await this.discardStaged(session, staged);
       throw err;
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      // Removed synchronously: a few system calls, where the thread pool's turns cost ms on a busy machine
+      // (and a removal still pending when the CLI exits would leave the files behind).
+      for (const p of [small, dir]) if (p) rmSync(p, { recursive: true, force: true });
     }
   }
 
-  /** Steps holding the bounded buffer pool now, the setting of it under way, and the values it replaced (read once: see below). */
-  private bounded = { steps: 0, applied: undefined as Promise<void> | undefined, before: undefined as Record<string, string> | undefined, limitMb: LOAD_MEMORY_MB };
+  /**
+   * Steps holding the bounded buffer pool now, the allowance for deletes they
+   * asked for (MB), the setting of it under way, and the values it replaced
+   * (read once: see below).
+   */
+  private bounded = { steps: 0, deleteMb: 0, applied: undefined as Promise<void> | undefined, before: undefined as Record<string, string> | undefined, limitMb: LOAD_MEMORY_MB };
 
   /**
-   * A step of a load (its stage, a check over it) with the buffer pool
-   * bounded to LOAD_MEMORY_MB and insertion order not kept (a raw table
+   * A step of a load (its stage, a check over it, a merge) with the buffer
+   * pool bounded to LOAD_MEMORY_MB and insertion order not kept (a raw table
    * has none to keep, and keeping it holds rows back), unless the target's
    * settings set either: then they stand. DuckDB would otherwise keep the
-   * table it builds in memory up to its memory_limit (80% of RAM by default),
-   * so a load's memory would grow with the table; bounded, it spills to the
-   * database file and temp_directory. Both settings are the instance's: steps
-   * at the same time share one bound (other nodes running meanwhile are
-   * bounded too), and the last one to finish sets back what was there. Set
-   * back, not RESET: after a RESET DuckDB shows the default but its buffer
-   * pool keeps the bound (a later join failed to pin blocks at 61 MiB), and
-   * the values are read once, as DuckDB shows them rounded (18.8 GiB).
+   * table it builds (or the columns a merge scans) in memory up to its
+   * memory_limit (80% of RAM by default), so a load's memory would grow with
+   * the table; bounded, it spills to the database file and temp_directory.
+   *
+   * A step that deletes rows of a table (`deletingFrom`: a merge) gets
+   * DELETE_BYTES_PER_ROW per row of it on top: DuckDB keeps a deleted row's
+   * version in an array for its whole vector of 2048 rows (16 KiB, pinned
+   * until the checkpoint), so keys changed all over a 10M-row table hold
+   * ~80 MB whatever few rows change, and a merge under the bare bound fails
+   * to pin its blocks.
+   *
+   * Both settings are the instance's: steps at the same time share one bound
+   * (other nodes running meanwhile are bounded too, and the allowances add
+   * up), and the last one to finish sets back what was there. Set back, not
+   * RESET: after a RESET DuckDB shows the default but its buffer pool keeps
+   * the bound (a later join failed to pin blocks at 61 MiB), and the values
+   * are read once, as DuckDB shows them rounded (18.8 GiB).
    */
-  async withBoundedMemory<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T> {
+  async withBoundedMemory<T>(session: AdapterSession, fn: () => Promise<T>, options: BoundedMemoryOptions = {}): Promise<T> {
     const settings = this.target.settings ?? {};
     const own = ['memory_limit', 'preserve_insertion_order'].filter((k) => settings[k] === undefined);
     if (own.length === 0) return fn();
+    const deleteMb = options.deletingFrom && own.includes('memory_limit') ? await this.deleteAllowanceMb(session, options.deletingFrom) : 0;
+    this.bounded.deleteMb += deleteMb;
+    const limit = () => `'${this.bounded.limitMb + this.bounded.deleteMb}MB'`;
     if (this.bounded.steps++ === 0) {
       this.bounded.applied = (async () => {
         if (!this.bounded.before) {
@@ -288,20 +344,38 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
           this.bounded.before = Object.fromEntries(own.map((k, i) => [k, this.dialect.quoteString(String(r.rows[0]![i + 1]))]));
           this.bounded.limitMb = Math.max(LOAD_MEMORY_MB, LOAD_MEMORY_MB_PER_THREAD * Number(r.rows[0]![0]));
         }
-        const bound: Record<string, string> = { memory_limit: `'${this.bounded.limitMb}MB'`, preserve_insertion_order: 'false' };
+        const bound: Record<string, string> = { memory_limit: limit(), preserve_insertion_order: 'false' };
         for (const k of own) await session.execute(`set global ${k} = ${bound[k]}`);
       })();
+    } else if (deleteMb > 0) {
+      // Raised for this step while others hold the bound.
+      this.bounded.applied = this.bounded.applied!.then(() => session.execute(`set global memory_limit = ${limit()}`)).then(() => undefined);
     }
     try {
       await this.bounded.applied;
       return await fn();
     } finally {
+      this.bounded.deleteMb -= deleteMb;
       if (--this.bounded.steps === 0) {
         this.bounded.applied = undefined;
         const before = this.bounded.before;
         if (before) for (const k of own) await session.execute(`set global ${k} = ${before[k]}`);
       }
     }
+  }
+
+  /**
+   * DELETE_BYTES_PER_ROW for each row of `relation` (DuckDB's estimate), in
+   * MB: as read with the catalog at the start of the run (a merge adds a few
+   * rows to it), or read now.
+   */
+  private async deleteAllowanceMb(session: AdapterSession, relation: Relation): Promise<number> {
+    let rows = this.startSizes.get(`${relation.schema.toLowerCase()}.${relation.name.toLowerCase()}`);
+    if (rows === undefined) {
+      const r = await session.query('select estimated_size from duckdb_tables() where database_name = current_database() and lower(schema_name) = lower($1) and lower(table_name) = lower($2)', [relation.schema, relation.name]);
+      rows = Number(r.rows[0]?.[0] ?? 0);
+    }
+    return Math.ceil((rows * DELETE_BYTES_PER_ROW) / 1e6);
   }
 
   async loadSeed(session: AdapterSession, relation: Relation, csvPath: string, options: SeedOptions): Promise<MaterializeResult> {

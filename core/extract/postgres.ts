@@ -7,6 +7,7 @@
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { connectionSettings, scrub, scrubError } from '../../adapters/postgres/connection.js';
+import { traceSql } from '../../adapters/trace.js';
 import type { Clock } from '../clock.js';
 import type { LoaderSpec } from '../compiler/manifest.js';
 import { CircuitOpenError } from '../runner/retry.js';
@@ -49,12 +50,14 @@ export async function connectSource(spec: LoaderSpec, projectRoot: string, env: 
   const breaker = sourceBreaker(settings.address, spec, clock);
   if (breaker.isOpen) throw new CircuitOpenError(settings.address, breaker);
   try {
+    const t0 = performance.now();
     const client = await connect(settings.config).catch((err: unknown) => {
       // sslmode=prefer: a server without TLS gets a plain connection, as with libpq.
       if (settings.sslmode === 'prefer' && /does not support SSL/i.test(String((err as Error)?.message))) return connect({ ...settings.config, ssl: false });
       throw err;
     });
     breaker.success();
+    traceSql(`-- source ${spec.source}: connected${options.replication ? ' (replication)' : ''}`, t0);
     return { client, secrets: settings.secrets };
   } catch (err) {
     const message = scrub((err as Error).message, settings.secrets);
@@ -119,23 +122,27 @@ export class PostgresExtractor implements Extractor {
 
   private async describe(): Promise<SourceColumn[]> {
     const client = this.client!;
+    const t0 = performance.now();
     try {
       const described = await client.query(`select * from (${this.baseSql()}) as etl_source limit 0`);
       const oids = described.fields.map((f) => f.dataTypeID);
       const mods = described.fields.map((f) => f.dataTypeModifier);
-      const types = await client.query<{ t: string }>('select format_type(o, m) as t from unnest($1::oid[], $2::int[]) with ordinality as x(o, m, n) order by n', [oids, mods]);
-      if (this.spec.query === undefined && this.spec.incremental) {
-        const keys = await client.query<{ cols: string[] }>(
-          `select array_agg(a.attname::text order by k.n) as cols
-             from pg_index i cross join lateral unnest(i.indkey) with ordinality as k(attnum, n)
-             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
-            where i.indrelid = $1::regclass and i.indisunique and i.indimmediate and i.indpred is null and i.indexprs is null
-            group by i.indexrelid having bool_and(a.attnotnull)`,
-          [this.spec.table!.split('.').map(quoteIdent).join('.')],
-        );
-        this.uniqueKeys = keys.rows.map((r) => r.cols);
-      }
-      return described.fields.map((f, i) => ({ name: f.name, type: types.rows[i]!.t }));
+      // The types as format_type prints them and, for a table, its unique keys: one round trip.
+      const table = this.spec.query === undefined && this.spec.incremental ? this.spec.table!.split('.').map(quoteIdent).join('.') : null;
+      const info = await client.query<{ types: string[]; keys: string[][] | null }>(
+        `select array(select format_type(o, m) from unnest($1::oid[], $2::int[]) with ordinality as x(o, m, n) order by n) as types,
+                (select json_agg(cols) from (
+                   select array_agg(a.attname::text order by k.n) as cols
+                     from pg_index i cross join lateral unnest(i.indkey) with ordinality as k(attnum, n)
+                     join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                    where $3::text is not null and i.indrelid = $3::text::regclass and i.indisunique and i.indimmediate and i.indpred is null and i.indexprs is null
+                    group by i.indexrelid having bool_and(a.attnotnull)) as unique_keys) as keys`,
+        [described.fields.map((f) => f.dataTypeID), described.fields.map((f) => f.dataTypeModifier), table],
+      );
+      const types = info.rows[0]!.types;
+      this.uniqueKeys = info.rows[0]!.keys ?? [];
+      traceSql(`-- source ${this.spec.source}: described (columns, types${table ? ', unique keys' : ''})`, t0);
+      return described.fields.map((f, i) => ({ name: f.name, type: types[i]! }));
     } catch (err) {
       throw scrubError(new Error(`loader of source ${this.spec.source} (${this.spec.declared_at}): cannot read ${this.spec.query !== undefined ? 'its query' : `table ${this.spec.table}`} at the source: ${(err as Error).message}`), this.secrets);
     }
@@ -145,16 +152,21 @@ export class PostgresExtractor implements Extractor {
     const client = this.client!;
     const list = request.columns.map((c) => quoteIdent(c.name)).join(', ');
     let where = '';
+    let traced = '';
     if (request.since) {
       const { cursor, value, lookback } = request.since;
       const col = request.columns.find((c) => c.name === cursor)!;
       const bound = `cast(${client.escapeLiteral(value)} as ${col.type})`;
+      traced = client.escapeLiteral(value);
       const back = lookback ? (TIME_TYPE.test(col.type) ? ` - interval '${lookback} seconds'` : ` - ${lookback}`) : '';
       where = ` where ${quoteIdent(cursor)} >= ${bound}${back}`;
     }
     const sql = `copy (select ${list} from (${this.baseSql()}) as etl_source${where}) to stdout with (format csv)`;
+    const t0 = performance.now();
     const stream = client.query(copyTo(sql));
     stream.on('error', (err: Error) => scrubError(err, this.secrets));
+    // Traced without the watermark's value (the trace prints statements, not data).
+    stream.on('end', () => traceSql(`-- source ${this.spec.source}: ${traced ? sql.replace(traced, "'<watermark>'") : sql}`, t0));
     return stream;
   }
 

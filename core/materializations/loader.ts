@@ -8,7 +8,7 @@
 // `deletes: detect` (loader-deletes.ts: the source's keys, an anti join).
 
 import { Readable, Transform } from 'node:stream';
-import type { AdapterSession, MaterializeResult, StagedTable } from '../../adapters/adapter.js';
+import type { AdapterSession, BoundedMemoryOptions, ColumnDef, MaterializeResult, StagedTable } from '../../adapters/adapter.js';
 import type { LoaderSpec, ManifestNode } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
 import { backoffPolicy, CircuitOpenError, RetriesExhausted, withRetry } from '../runner/retry.js';
@@ -95,6 +95,7 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   let rejected: RejectedRecord[] = [];
   let perFile = new Map<string, number>();
   let closing: Promise<void> | undefined;
+  let tableColumns: ColumnDef[] | undefined;
   try {
     existing = await adapter.relationKind(session, relation);
     const replacing = !existing || refresh || (!incremental && !extractor.units);
@@ -102,6 +103,8 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
       const stored = await storedWatermark(adapter, session, relation);
       if (stored?.value != null && stored.column === incremental.cursor) since = { cursor: incremental.cursor, value: stored.value, lookback: lookbackAmount(incremental.lookback) };
     }
+    // A merge since the watermark: the table's columns (for drift) are read while the source is still opening, not after the stage.
+    if (since) tableColumns = await adapter.listColumns(session, relation);
     await opened;
     if (extractor.units) {
       const done = replacing ? new Set<string>() : await finishedBatches(adapter, session, relation);
@@ -186,24 +189,31 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
       try {
         // The loader's own on_schema_change if it sets one, else: add, keep removed (warn), widen, fail on the rest.
         const ignored = withDeletes ? [GONE] : [];
-        const plan = node.config.on_schema_change ? await planSchemaChange(adapter, session, node, relation, applying.relation, ignored) : await planSourceDrift(adapter, session, node, relation, applying.relation, ignored);
+        const plan = node.config.on_schema_change
+          ? await planSchemaChange(adapter, session, node, relation, applying.relation, ignored, tableColumns)
+          : await planSourceDrift(adapter, session, node, relation, applying.relation, ignored, tableColumns);
         drift = describeDrift(plan);
         try {
-          const applied = await adapter.applyIncremental(session, {
-            // Files: a changed file's rows replace the rows it gave before; deletes: a key gone deletes its row.
-            // A row the table has columns for that the source no longer gives is replaced whole (delete+insert):
-            // NULL there on every engine, where a merge would keep the old value on some.
-            ...(units
-              ? { strategy: 'delete+insert', uniqueKey: [FILE_COLUMN] }
-              : withDeletes || (await lacksColumns(ctx, relation, plan))
-                ? { strategy: 'delete+insert', uniqueKey: incremental!.primary_key, ...(withDeletes ? { deletedFlag: GONE } : {}) }
-                : { strategy: 'merge', uniqueKey: incremental!.primary_key }),
-            target: relation,
-            staged: applying.relation,
-            columns: plan.columns,
-            columnChanges: plan.changes,
-            state,
-          });
+          const applied = await bounded(
+            ctx,
+            async () =>
+              adapter.applyIncremental(session, {
+                // Files: a changed file's rows replace the rows it gave before; deletes: a key gone deletes its row.
+                // A row the table has columns for that the source no longer gives is replaced whole (delete+insert):
+                // NULL there on every engine, where a merge would keep the old value on some.
+                ...(units
+                  ? { strategy: 'delete+insert', uniqueKey: [FILE_COLUMN] }
+                  : withDeletes || (await lacksColumns(ctx, relation, plan))
+                    ? { strategy: 'delete+insert', uniqueKey: incremental!.primary_key, ...(withDeletes ? { deletedFlag: GONE } : {}) }
+                    : { strategy: 'merge', uniqueKey: incremental!.primary_key }),
+                target: relation,
+                staged: applying.relation,
+                columns: plan.columns,
+                columnChanges: plan.changes,
+                state,
+              }),
+            { deletingFrom: relation },
+          );
           deleted = withDeletes?.deleted ?? 0;
           loaded = applied.rowsAffected - deleted;
         } catch (err) {
@@ -250,13 +260,12 @@ async function lacksColumns(ctx: MaterializationContext, relation: { schema: str
 
 /**
  * The steps of a load whose memory would grow with the table (the stage, the
- * key check, a full load's publish) run with the engine's memory bounded,
- * where it has a bound to set (DuckDB's buffer pool); a merge joins the new
- * rows with the table, which fails to pin its blocks under the bound, and runs
- * at the engine's own limit.
+ * key check, a full load's publish, a merge) run with the engine's memory
+ * bounded, where it has a bound to set (DuckDB's buffer pool); a merge's
+ * bound allows for the rows it deletes (see DuckDbAdapter.withBoundedMemory).
  */
-function bounded<T>(ctx: MaterializationContext, fn: () => Promise<T>): Promise<T> {
-  return ctx.adapter.withBoundedMemory ? ctx.adapter.withBoundedMemory(ctx.session, fn) : fn();
+function bounded<T>(ctx: MaterializationContext, fn: () => Promise<T>, options?: BoundedMemoryOptions): Promise<T> {
+  return ctx.adapter.withBoundedMemory ? ctx.adapter.withBoundedMemory(ctx.session, fn, options) : fn();
 }
 
 export function nothingNew(t0: number, why: string, rejected = 0): MaterializeResult {

@@ -23,8 +23,9 @@ interface ColumnDiff {
   table(): string;
 }
 
-async function diffColumns(adapter: Adapter, session: AdapterSession, target: Relation, staged: Relation, internal: string[]): Promise<ColumnDiff> {
-  const existing = await adapter.listColumns(session, target);
+/** The table's columns: read here, or read already by the caller (`known`, while it waited for its source). */
+async function diffColumns(adapter: Adapter, session: AdapterSession, target: Relation, staged: Relation, internal: string[], known?: ColumnDef[]): Promise<ColumnDiff> {
+  const existing = known ?? (await adapter.listColumns(session, target));
   const incoming = (await adapter.listColumns(session, staged)).filter((c) => !internal.includes(c.name));
   const canonical = (t: string) => adapter.dialect.canonicalType(t);
   const byName = (cols: ColumnDef[]) => new Map(cols.map((c) => [c.name.toLowerCase(), c]));
@@ -59,8 +60,8 @@ export interface DriftPlan extends SchemaPlan {
  * kept (a warning), a type that widens is widened, any other type change
  * fails the load and leaves the table as it was.
  */
-export async function planSourceDrift(adapter: Adapter, session: AdapterSession, node: ManifestNode, target: Relation, staged: Relation, internal: string[] = []): Promise<DriftPlan> {
-  const d = await diffColumns(adapter, session, target, staged, internal);
+export async function planSourceDrift(adapter: Adapter, session: AdapterSession, node: ManifestNode, target: Relation, staged: Relation, internal: string[] = [], targetColumns?: ColumnDef[]): Promise<DriftPlan> {
+  const d = await diffColumns(adapter, session, target, staged, internal, targetColumns);
   const canonical = (t: string) => adapter.dialect.canonicalType(t);
   const narrowing = d.changed.filter((c) => !widens(canonical(c.from), canonical(c.type)));
   if (narrowing.length) {
@@ -98,8 +99,8 @@ function widens(from: string, to: string): boolean {
   return false;
 }
 
-export async function planSchemaChange(adapter: Adapter, session: AdapterSession, node: ManifestNode, target: Relation, staged: Relation, internal: string[] = []): Promise<SchemaPlan> {
-  const d = await diffColumns(adapter, session, target, staged, internal);
+export async function planSchemaChange(adapter: Adapter, session: AdapterSession, node: ManifestNode, target: Relation, staged: Relation, internal: string[] = [], targetColumns?: ColumnDef[]): Promise<SchemaPlan> {
+  const d = await diffColumns(adapter, session, target, staged, internal, targetColumns);
   const { added, removed, changed, common } = d;
   const mode = node.config.on_schema_change ?? 'ignore';
   if (added.length === 0 && removed.length === 0 && changed.length === 0) return { columns: common, changes: [] };

@@ -117,6 +117,19 @@ describe('etl compile', () => {
     expect(r.code, r.output).toBe(0);
     expect(listFiles(compiledDir)).toEqual(files);
   });
+
+  it('a project with nothing to compile (a loader only) is cached too', async () => {
+    const project = writeProject({
+      'etl.yml': etlYml('loaders_only'),
+      'models/crm.yml': `sources:\n  - name: crm\n    tables:\n      - name: customers\n        loader: { type: postgres, url: "{{env_var 'CRM_URL' 'postgres://127.0.0.1:1/none'}}", table: customers }\n`,
+    });
+    const first = await runCli(['compile'], { cwd: project });
+    expect(first.code, first.output).toBe(0);
+    expect(first.stdout).not.toMatch(/from cache/);
+    const second = await runCli(['compile'], { cwd: project });
+    expect(second.code, second.output).toBe(0);
+    expect(second.stdout).toMatch(/Compiled 1 node in .*from cache/);
+  });
 });
 
 describe('etl compile: seed checksum stamps (target/.etl/file-stamps.json)', () => {
