@@ -4,6 +4,7 @@
 // the same for every source: staging on the target, checks, the atomic
 // publish or merge with the watermark.
 
+import { Transform } from 'node:stream';
 import type { Clock } from '../clock.js';
 import { RunError } from '../errors.js';
 import type { LoaderSpec } from '../compiler/manifest.js';
@@ -106,4 +107,22 @@ export function lookbackAmount(lookback: number | string | undefined): number {
   if (typeof lookback === 'number') return lookback;
   const m = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$/.exec(lookback);
   return m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd'] : 0;
+}
+
+/**
+ * A source's stream as a stage reads it: every chunk's bytes passed to
+ * `count`, and the source's error made the stream's. The stage reads that
+ * error from the stream; one raised before the stage reads must not become an
+ * 'error' event without a listener, which would end the process.
+ */
+export function countedSource(rows: NodeJS.ReadableStream, count: (bytes: number) => void): Transform {
+  const counted = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      count(chunk.length);
+      done(null, chunk);
+    },
+  });
+  rows.on('error', (err: Error) => counted.destroy(err));
+  counted.on('error', () => undefined);
+  return rows.pipe(counted);
 }

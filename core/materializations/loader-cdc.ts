@@ -26,13 +26,12 @@
 // source truncated the table, the changes in between cannot be known: the
 // table is reloaded in full from a new slot, and the run says why (a warning).
 
-import { Transform } from 'node:stream';
 import type { ColumnDef, MaterializeResult, Relation, StagedTable } from '../../adapters/adapter.js';
 import { pausePoint } from '../../adapters/trace.js';
 import { RunError } from '../errors.js';
 import { CHANGE_OP, CHANGE_SEQ, CHANGE_UNCHANGED, defaultSlotName, lsnValue, PostgresCdcSource, type ChangeSummary } from '../extract/postgres-cdc.js';
 import { PostgresExtractor } from '../extract/postgres.js';
-import type { SourceColumn } from '../extract/extractor.js';
+import { countedSource, type SourceColumn } from '../extract/extractor.js';
 import { formatBytes } from '../reporting/bytes.js';
 import { recordState, storedCdcPosition, type StateRecord } from '../state/state.js';
 import { describeDrift, nothingNew, round, type LoadStats } from './loader.js';
@@ -125,18 +124,6 @@ function checkKey(ctx: MaterializationContext, columns: SourceColumn[], key: str
   if (reserved.length) throw new RunError(`loader of source ${spec.source} (${spec.declared_at}): column ${reserved[0]!.name} of table ${spec.table} has a name CDC loading uses itself\n  hint: load it by a cursor column instead`);
 }
 
-/** Counts the bytes that pass. */
-function byteCounter(): { stream: Transform; bytes: () => number } {
-  let n = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      n += chunk.length;
-      done(null, chunk);
-    },
-  });
-  return { stream, bytes: () => n };
-}
-
 /**
  * The first load, or a reload: a new slot, the table copied as of its
  * snapshot and swapped in with the slot's start as the position. A slot made
@@ -148,7 +135,8 @@ async function fullLoad(ctx: MaterializationContext, source: PostgresCdcSource, 
   await source.dropSlot();
   const created = await source.createSlot();
   let published = false;
-  const counter = byteCounter();
+  let bytes = 0;
+  const count = (n: number) => void (bytes += n);
   let staged: StagedTable | undefined;
   try {
     const extractor = new PostgresExtractor(spec, ctx.manifest.metadata.project_root, process.env, ctx.clock, created.snapshot);
@@ -158,10 +146,9 @@ async function fullLoad(ctx: MaterializationContext, source: PostgresCdcSource, 
       await source.release();
       const columns = await extractor.columns();
       checkKey(ctx, columns, key);
-      const rows = extractor.extract({ columns });
-      rows.on('error', (err) => counter.stream.destroy(err));
+      const rows = countedSource(extractor.extract({ columns }), count);
       const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
-      staged = await adapter.stageCsv(session, relation, targetColumns, rows.pipe(counter.stream));
+      staged = await adapter.stageCsv(session, relation, targetColumns, rows);
     } finally {
       await extractor.close();
     }
@@ -177,13 +164,13 @@ async function fullLoad(ctx: MaterializationContext, source: PostgresCdcSource, 
   }
   const loaded = staged.rows ?? 0;
   const seconds = (performance.now() - t0) / 1000;
-  const stats: LoadStats = { rows_read: loaded, rows_loaded: loaded, rows_rejected: 0, bytes: counter.bytes(), seconds: round(seconds, 3), rows_per_second: Math.round(loaded / Math.max(seconds, 1e-3)) };
+  const stats: LoadStats = { rows_read: loaded, rows_loaded: loaded, rows_rejected: 0, bytes: bytes, seconds: round(seconds, 3), rows_per_second: Math.round(loaded / Math.max(seconds, 1e-3)) };
   return {
     rowsAffected: loaded,
-    message: `${reload.how}${reload.why ? `: ${reload.why}` : ''} (CDC from slot ${source.slot} at ${created.position}; ${loaded} rows read, ${loaded} loaded, ${formatBytes(counter.bytes())}, ${stats.rows_per_second} rows/s)`,
+    message: `${reload.how}${reload.why ? `: ${reload.why}` : ''} (CDC from slot ${source.slot} at ${created.position}; ${loaded} rows read, ${loaded} loaded, ${formatBytes(bytes)}, ${stats.rows_per_second} rows/s)`,
     ...(reload.warn ? { status: 'warn' as const } : {}),
-    bytesScanned: counter.bytes(),
-    bytesWritten: counter.bytes(),
+    bytesScanned: bytes,
+    bytesWritten: bytes,
     stats: { ...stats, cdc: { summary: `${reload.how} from slot ${source.slot} at ${created.position}`, slot: source.slot, position: created.position, ...(reload.why ? { reason: reload.why } : {}) } },
   };
 }
@@ -207,16 +194,16 @@ async function applyChanges(ctx: MaterializationContext, source: PostgresCdcSour
     await described.close();
   }
   checkKey(ctx, columns, key);
-  const { rows, summary: read } = source.changes(columns, key, after);
-  const counter = byteCounter();
-  rows.on('error', (err) => counter.stream.destroy(err));
+  const { rows: changeRows, summary: read } = source.changes(columns, key, after);
+  let bytes = 0;
+  const rows = countedSource(changeRows, (n) => void (bytes += n));
   const changeColumns: ColumnDef[] = [
     { name: CHANGE_SEQ, type: d.typeFromPostgres('bigint') },
     { name: CHANGE_OP, type: d.typeFromPostgres('text') },
     { name: CHANGE_UNCHANGED, type: d.typeFromPostgres('text') },
     ...columns.map((c) => ({ name: c.name, type: d.typeFromPostgres(c.type) })),
   ];
-  const changes = await adapter.stageCsv(session, { schema: relation.schema, name: `${relation.name}__changes` }, changeColumns, rows.pipe(counter.stream), { transient: true });
+  const changes = await adapter.stageCsv(session, { schema: relation.schema, name: `${relation.name}__changes` }, changeColumns, rows, { transient: true });
   let summary: ChangeSummary;
   let final: StagedTable | undefined;
   let loaded = 0;
@@ -262,15 +249,15 @@ async function applyChanges(ctx: MaterializationContext, source: PostgresCdcSour
   pausePoint(`cdc committed ${source.slot}`);
   await source.advance(summary.position);
   const seconds = (performance.now() - t0) / 1000;
-  const stats: LoadStats = { rows_read: summary.changes, rows_loaded: loaded, rows_rejected: 0, bytes: counter.bytes(), seconds: round(seconds, 3), rows_per_second: Math.round(summary.changes / Math.max(seconds, 1e-3)) };
+  const stats: LoadStats = { rows_read: summary.changes, rows_loaded: loaded, rows_rejected: 0, bytes: bytes, seconds: round(seconds, 3), rows_per_second: Math.round(summary.changes / Math.max(seconds, 1e-3)) };
   const changed = [...drift.added.map((c) => `+${c}`), ...drift.changed.map((c) => `~${c}`)];
   const warning = drift.removed.length && !node.config.on_schema_change ? `; column${drift.removed.length === 1 ? '' : 's'} ${drift.removed.join(', ')} no longer at the source (kept, NULL in new rows)` : '';
   return {
     rowsAffected: loaded,
-    message: `CDC ${after} -> ${summary.position} (${summary.changes} changes read, ${loaded} rows upserted or deleted, ${formatBytes(counter.bytes())}, ${stats.rows_per_second} changes/s${changed.length ? `, columns ${changed.join(' ')}` : ''})${warning}`,
+    message: `CDC ${after} -> ${summary.position} (${summary.changes} changes read, ${loaded} rows upserted or deleted, ${formatBytes(bytes)}, ${stats.rows_per_second} changes/s${changed.length ? `, columns ${changed.join(' ')}` : ''})${warning}`,
     ...(warning ? { status: 'warn' as const } : {}),
-    bytesScanned: counter.bytes(),
-    bytesWritten: counter.bytes(),
+    bytesScanned: bytes,
+    bytesWritten: bytes,
     stats: {
       ...stats,
       cdc: { summary: `CDC ${after} -> ${summary.position}`, slot: source.slot, from: after, to: summary.position, changes: summary.changes },

@@ -12,21 +12,17 @@
 
 import type { Relation, StagedTable } from '../../adapters/adapter.js';
 import { internalName } from '../../adapters/dialect.js';
-import type { Extractor, SourceColumn } from '../extract/extractor.js';
+import { countedSource, type Extractor, type SourceColumn } from '../extract/extractor.js';
 import type { MaterializationContext } from './materialization.js';
 
 /** The column of the staged rows that says the row's key is gone at the source. */
 export const GONE = 'etl_key_gone';
 
 /** Every key at the source, staged on the target (transient): read in the extractor's snapshot, counted into `bytes`. */
-export async function stageSourceKeys(ctx: MaterializationContext, extractor: Extractor, relation: Relation, columns: SourceColumn[], key: string[], count: (stream: NodeJS.ReadableStream) => NodeJS.ReadableStream): Promise<StagedTable> {
+export async function stageSourceKeys(ctx: MaterializationContext, extractor: Extractor, relation: Relation, columns: SourceColumn[], key: string[], count: (bytes: number) => void): Promise<StagedTable> {
   const { adapter, session } = ctx;
   const keyColumns = key.map((k) => columns.find((c) => c.name === k)!);
-  const rows = extractor.extract({ columns: keyColumns });
-  const counted = count(rows);
-  rows.on('error', (err) => (counted as NodeJS.ReadableStream & { destroy(e: Error): void }).destroy(err));
-  // The stage reads the error from the stream; one raised before it reads must not end the process.
-  counted.on('error', () => undefined);
+  const counted = countedSource(extractor.extract({ columns: keyColumns }), count);
   const into = { schema: relation.schema, name: internalName(adapter.dialect, relation.name, '__etl_keys') };
   return adapter.stageCsv(session, into, keyColumns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) })), counted, { transient: true });
 }

@@ -7,13 +7,13 @@
 // was. Deletes at the source are seen by a full load, or by every run with
 // `deletes: detect` (loader-deletes.ts: the source's keys, an anti join).
 
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { AdapterSession, BoundedMemoryOptions, ColumnDef, MaterializeResult, StagedTable } from '../../adapters/adapter.js';
 import type { LoaderSpec, ManifestNode } from '../compiler/manifest.js';
 import { RunError } from '../errors.js';
 import { backoffPolicy, CircuitOpenError, RetriesExhausted, withRetry } from '../runner/retry.js';
 import { isTransientPgError } from '../../adapters/postgres/errors.js';
-import { extractorFor, lookbackAmount, TransientSourceError, type RejectedRecord, type SourceColumn, type SourceUnit } from '../extract/extractor.js';
+import { countedSource, extractorFor, lookbackAmount, TransientSourceError, type RejectedRecord, type SourceColumn, type SourceUnit } from '../extract/extractor.js';
 import { FILE_COLUMN } from '../extract/files.js';
 import { finishedBatches, storedWatermark, type StateRecord } from '../state/state.js';
 import { formatBytes } from '../reporting/bytes.js';
@@ -124,26 +124,15 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     checkColumns(spec, columns);
     goodRead = await countRows(extractor, perFile);
     checkRejected(spec, rejected.length, goodRead);
-    const counting = () =>
-      new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          bytes += chunk.length;
-          done(null, chunk);
-        },
-      });
-    const counted = counting();
-    const rows = extractor.extract({ columns, since });
-    rows.on('error', (err) => counted.destroy(err));
-    // Read once the target has begun its stage: a source failing before that leaves its error in the
-    // stream (reading it throws it), where an 'error' event without a listener would end the process.
-    counted.on('error', () => undefined);
+    const count = (n: number) => void (bytes += n);
+    const rows = countedSource(extractor.extract({ columns, since }), count);
     const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
-    staged = await bounded(ctx, () => adapter.stageCsv(session, relation, targetColumns, rows.pipe(counted), { transient: !!existing && !replacing }));
+    staged = await bounded(ctx, () => adapter.stageCsv(session, relation, targetColumns, rows, { transient: !!existing && !replacing }));
     // A merge that detects deletes reads every key too, in the same snapshot (a full load has every row anyway).
     if (incremental?.deletes === 'detect' && since !== undefined) {
       const keyColumns = incremental.primary_key;
       try {
-        sourceKeys = await bounded(ctx, () => stageSourceKeys(ctx, extractor, relation, columns, keyColumns, (s) => s.pipe(counting())));
+        sourceKeys = await bounded(ctx, () => stageSourceKeys(ctx, extractor, relation, columns, keyColumns, count));
       } catch (err) {
         await adapter.discardStaged(session, staged);
         throw err;
