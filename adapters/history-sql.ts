@@ -4,7 +4,7 @@
 // (adapters/delta/state-store.ts), which DuckDB reads. `etl history` reads
 // rows; `etl report` aggregates in the engine, never in JS.
 
-import type { HistoryNodeRun, HistoryQuery, HistoryRows, HistoryRun, ReportGroupRow, ReportQuery, ReportRows, UpstreamRead } from '../core/state/state.js';
+import { LOAD_COLUMN_TYPES, LOAD_COLUMNS, type HistoryNodeRun, type HistoryQuery, type HistoryRows, type HistoryRun, type ReportGroupRow, type ReportQuery, type ReportRows, type UpstreamRead } from '../core/state/state.js';
 import type { AdapterSession } from './adapter.js';
 
 /** Where a store keeps its history, as SQL. */
@@ -13,6 +13,8 @@ export interface HistorySource {
   runs: string;
   /** A relation with one row per node attempt. */
   nodeRuns: string;
+  /** Whether nodeRuns has the loaders' columns (LOAD_COLUMNS); a store an older etl wrote reads them as null. */
+  hasLoadColumns: boolean;
   /** A parameter as the store's timestamp type. */
   timestamp(param: string): string;
   /** An ISO instant as the value bound to `timestamp(param)`. */
@@ -62,11 +64,16 @@ export async function queryHistory(session: AdapterSession, src: HistorySource, 
   let nodeFilter = `run_id in (${ids.map((_, i) => `$${i + 1}`).join(', ')})`;
   if (query.uniqueIds) nodeFilter += ` and unique_id in (${query.uniqueIds.map((id) => (nodeParams.push(id), `$${nodeParams.length}`)).join(', ')})`;
   const nodes = await session.query(
-    `select run_id, unique_id, relation, status, cast(started_at as varchar), cast(finished_at as varchar), rows_affected, message, coalesce(attempt, 1), execution_time, bytes_written, bytes_scanned, upstream from ${src.nodeRuns} where ${nodeFilter} order by started_at desc, unique_id, attempt desc`,
+    `select run_id, unique_id, relation, status, cast(started_at as varchar), cast(finished_at as varchar), rows_affected, message, coalesce(attempt, 1), execution_time, bytes_written, bytes_scanned, upstream, ${loadColumns(src)} from ${src.nodeRuns} where ${nodeFilter} order by started_at desc, unique_id, attempt desc`,
     nodeParams,
   );
   out.node_runs = nodes.rows.map(nodeRow);
   return out;
+}
+
+/** The loaders' columns, or nulls in their place where the store predates them. */
+function loadColumns(src: HistorySource): string {
+  return LOAD_COLUMNS.map((c) => (src.hasLoadColumns ? c : `cast(null as ${LOAD_COLUMN_TYPES[c]}) as ${c}`)).join(', ');
 }
 
 function runRow(r: unknown[]): HistoryRun {
@@ -109,6 +116,7 @@ function nodeRow(r: unknown[]): HistoryNodeRun {
     execution_time: num(r[9]),
     bytes_written: num(r[10]),
     bytes_scanned: num(r[11]),
+    ...(Object.fromEntries(LOAD_COLUMNS.map((c, i) => [c, num(r[13 + i])])) as Pick<HistoryNodeRun, (typeof LOAD_COLUMNS)[number]>),
     upstream,
   };
 }

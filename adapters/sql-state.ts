@@ -6,7 +6,7 @@
 // each recorded in etl_meta.schema_version.
 
 import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows, RunEnd, RunHistory, RunRecord, StateRecord, StateStore, StateTables } from '../core/state/state.js';
-import { relationKey } from '../core/state/state.js';
+import { LOAD_COLUMN_TYPES, LOAD_COLUMNS, relationKey } from '../core/state/state.js';
 import type { AdapterSession, Relation } from './adapter.js';
 import type { Dialect } from './dialect.js';
 import { lastSuccessesSql, pruneHistorySql, queryHistory, reportHistorySql, type HistorySource } from './history-sql.js';
@@ -55,6 +55,11 @@ export const MIGRATIONS: Migration[] = [
     description: 'CDC loaders: the replication slot and the last source position applied to each raw table',
     statements: [`create table if not exists ${t('cdc_positions')} (relation varchar primary key, unique_id varchar, slot varchar, position varchar, run_id varchar, updated_at timestamp)`],
   },
+  {
+    version: 5,
+    description: "loaders' counts in node_runs: rows read, loaded, rejected and deleted, and rows per second (null for other nodes and older rows)",
+    statements: ['rows_read bigint', 'rows_loaded bigint', 'rows_rejected bigint', 'rows_deleted bigint', 'rows_per_second double precision'].map((c) => `alter table ${t('node_runs')} add column ${c}`),
+  },
 ];
 
 /** The columns a run has when it starts (run_starts), in the order runStarted binds them. */
@@ -72,7 +77,7 @@ const RUNS_AND_STARTS =
 
 /** The columns of a runs row, in the order runStarted binds them. */
 const RUN_COLUMNS = 'run_id, command, target, etl_version, started_at, finished_at, status, selection, job, git_commit, git_dirty, user_name, host, message';
-const NODE_RUN_COLUMNS = 'run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time, bytes_written, bytes_scanned, upstream';
+const NODE_RUN_COLUMNS = `run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time, bytes_written, bytes_scanned, upstream, ${LOAD_COLUMNS.join(', ')}`;
 
 export const CURRENT_STATE_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
@@ -181,9 +186,10 @@ export class SqlStateStore implements StateStore {
             n.bytes_written ?? null,
             n.bytes_scanned ?? null,
             n.upstream?.length ? JSON.stringify(n.upstream) : null,
+            ...LOAD_COLUMNS.map((c) => n[c] ?? null),
           );
           const p = (k: number) => `$${base + k}`;
-          return `(cast(${p(1)} as varchar), cast(${p(2)} as varchar), cast(${p(3)} as varchar), cast(${p(4)} as varchar), cast(${p(5)} as timestamp), cast(${p(6)} as timestamp), cast(${p(7)} as bigint), cast(${p(8)} as varchar), cast(${p(9)} as integer), cast(${p(10)} as double precision), cast(${p(11)} as bigint), cast(${p(12)} as bigint), cast(${p(13)} as varchar))`;
+          return `(cast(${p(1)} as varchar), cast(${p(2)} as varchar), cast(${p(3)} as varchar), cast(${p(4)} as varchar), cast(${p(5)} as timestamp), cast(${p(6)} as timestamp), cast(${p(7)} as bigint), cast(${p(8)} as varchar), cast(${p(9)} as integer), cast(${p(10)} as double precision), cast(${p(11)} as bigint), cast(${p(12)} as bigint), cast(${p(13)} as varchar), ${LOAD_COLUMNS.map((c, i) => `cast(${p(14 + i)} as ${LOAD_COLUMN_TYPES[c]})`).join(', ')})`;
         });
         await session.execute(`insert into ${t('node_runs')} (${NODE_RUN_COLUMNS}) values ${tuples.join(', ')}`, params);
       }
@@ -300,6 +306,7 @@ export class SqlStateStore implements StateStore {
       runsTable: t('runs'),
       runStartsTable: version >= 3 ? t('run_starts') : undefined,
       nodeRuns: t('node_runs'),
+      hasLoadColumns: version >= 5,
       timestamp: (param) => `cast(${param} as timestamp)`,
       bindTimestamp: (iso) => sqlTimestamp(iso)!,
     };

@@ -8,7 +8,7 @@
 
 import type { Relation } from '../adapter.js';
 import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows, RunEnd, RunRecord, StateRecord, StateStore, StateTables } from '../../core/state/state.js';
-import { relationKey } from '../../core/state/state.js';
+import { LOAD_COLUMN_TYPES, LOAD_COLUMNS, relationKey } from '../../core/state/state.js';
 import { lastSuccessesSql, queryHistory, reportHistorySql, type HistorySource } from '../history-sql.js';
 import type { Lake } from './lake.js';
 import { quoteString, type SqlSession } from './sql.js';
@@ -95,8 +95,8 @@ const NODE_RUNS: Relation = { schema: META_SCHEMA, name: 'node_runs' };
 /** One row per run: the start row's facts and the end row's outcome. */
 const RUNS_BY_ID = `(select run_id, max(command) as command, max(target) as target, max(selection) as selection, max(job) as job, max(git_commit) as git_commit, bool_or(git_dirty) as git_dirty, max(user_name) as user_name, max(host) as host, max(etl_version) as etl_version, max(started_at) as started_at, max(finished_at) as finished_at, coalesce(max(status) filter (where finished_at is not null), max(status)) as status, max(message) as message from "${META_SCHEMA}"."runs" group by run_id) as runs`;
 const EMPTY_NODE_RUNS =
-  '(select null::varchar as run_id, null::varchar as unique_id, null::varchar as relation, null::varchar as status, null::timestamptz as started_at, null::timestamptz as finished_at, null::bigint as rows_affected, ' +
-  'null::varchar as message, null::integer as attempt, null::double as execution_time, null::bigint as bytes_written, null::bigint as bytes_scanned, null::varchar as upstream where false) as node_runs';
+  `(select null::varchar as run_id, null::varchar as unique_id, null::varchar as relation, null::varchar as status, null::timestamptz as started_at, null::timestamptz as finished_at, null::bigint as rows_affected, ` +
+  `null::varchar as message, null::integer as attempt, null::double as execution_time, null::bigint as bytes_written, null::bigint as bytes_scanned, null::varchar as upstream, ${LOAD_COLUMNS.map((c) => `cast(null as ${LOAD_COLUMN_TYPES[c]}) as ${c}`).join(', ')} where false) as node_runs`;
 
 const lit = (v: string | null | number | undefined) => (v === null || v === undefined ? 'null' : typeof v === 'number' ? String(v) : quoteString(v));
 const ts = (iso: string | null | undefined) => (iso ? `cast(${quoteString(iso)} as timestamptz)` : 'cast(null as timestamptz)');
@@ -125,48 +125,57 @@ export class DeltaStateStore implements StateStore {
 
   async runFinished(session: SqlSession, { runId, status, finishedAt }: RunEnd, nodes: NodeRunRecord[]): Promise<void> {
     if (nodes.length) {
+      // A node_runs table an older etl wrote gains the loaders' columns here: appendRows adds the columns a table lacks.
       const rows = nodes.map(
         (n) =>
           `(${lit(runId)}, ${lit(n.unique_id)}, ${lit(n.relation)}, ${lit(n.status)}, ${ts(n.started_at)}, ${ts(n.finished_at)}, cast(${lit(n.rows_affected)} as bigint), ${lit(n.message.slice(0, 2000))}, ` +
-          `cast(${lit(n.attempt ?? 1)} as integer), cast(${lit(n.execution_time)} as double), cast(${lit(n.bytes_written)} as bigint), cast(${lit(n.bytes_scanned)} as bigint), cast(${lit(n.upstream?.length ? JSON.stringify(n.upstream) : null)} as varchar))`,
+          `cast(${lit(n.attempt ?? 1)} as integer), cast(${lit(n.execution_time)} as double), cast(${lit(n.bytes_written)} as bigint), cast(${lit(n.bytes_scanned)} as bigint), cast(${lit(n.upstream?.length ? JSON.stringify(n.upstream) : null)} as varchar), ` +
+          `${LOAD_COLUMNS.map((c) => `cast(${lit(n[c])} as ${LOAD_COLUMN_TYPES[c]})`).join(', ')})`,
       );
       await this.host.appendRows(
         session,
         NODE_RUNS,
-        `select cast(run_id as varchar) as run_id, cast(unique_id as varchar) as unique_id, cast(relation as varchar) as relation, cast(status as varchar) as status, started_at, finished_at, rows_affected, cast(message as varchar) as message, attempt, execution_time, bytes_written, bytes_scanned, upstream ` +
-          `from (values ${rows.join(', ')}) as t(run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time, bytes_written, bytes_scanned, upstream)`,
+        `select cast(run_id as varchar) as run_id, cast(unique_id as varchar) as unique_id, cast(relation as varchar) as relation, cast(status as varchar) as status, started_at, finished_at, rows_affected, cast(message as varchar) as message, attempt, execution_time, bytes_written, bytes_scanned, upstream, ${LOAD_COLUMNS.join(', ')} ` +
+          `from (values ${rows.join(', ')}) as t(run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time, bytes_written, bytes_scanned, upstream, ${LOAD_COLUMNS.join(', ')})`,
       );
     }
     await this.appendRun(session, { runId, finishedAt, status });
   }
 
-  private readonly historySource: HistorySource = {
-    runs: RUNS_BY_ID,
-    nodeRuns: `"${META_SCHEMA}"."node_runs"`,
-    timestamp: (param) => `cast(${param} as timestamptz)`,
-    bindTimestamp: (iso) => iso,
-  };
-
-  async historyRows(session: SqlSession, query: HistoryQuery): Promise<HistoryRows> {
-    if (!this.host.lake.isTable(RUNS) || !(await this.hasHistoryColumns(session))) return { runs: [], node_runs: [] };
-    if (!this.host.lake.isTable(NODE_RUNS)) return { runs: (await queryHistory(session, { ...this.historySource, nodeRuns: EMPTY_NODE_RUNS }, query)).runs, node_runs: [] };
-    return queryHistory(session, this.historySource, query);
+  private historySource(hasLoadColumns: boolean): HistorySource {
+    return {
+      runs: RUNS_BY_ID,
+      nodeRuns: `"${META_SCHEMA}"."node_runs"`,
+      hasLoadColumns,
+      timestamp: (param) => `cast(${param} as timestamptz)`,
+      bindTimestamp: (iso) => iso,
+    };
   }
 
-  /** Tables written before run history had its audit columns are read as having none. */
-  private async hasHistoryColumns(session: SqlSession): Promise<boolean> {
-    const r = await session.query(`select count(*) from (describe "${META_SCHEMA}"."runs") where column_name = 'selection'`);
+  async historyRows(session: SqlSession, query: HistoryQuery): Promise<HistoryRows> {
+    if (!this.host.lake.isTable(RUNS) || !(await this.hasColumn(session, RUNS, 'selection'))) return { runs: [], node_runs: [] };
+    if (!this.host.lake.isTable(NODE_RUNS)) return { runs: (await queryHistory(session, { ...this.historySource(true), nodeRuns: EMPTY_NODE_RUNS }, query)).runs, node_runs: [] };
+    return queryHistory(session, this.historySource(await this.hasColumn(session, NODE_RUNS, LOAD_COLUMNS[0])), query);
+  }
+
+  /**
+   * Whether a history table has a column: tables written before run history had
+   * its audit columns (runs.selection) are read as having no history, and
+   * node_runs before the loaders' columns (rows_read) as having them null.
+   */
+  private async hasColumn(session: SqlSession, table: Relation, column: string): Promise<boolean> {
+    const r = await session.query(`select count(*) from (describe "${META_SCHEMA}"."${table.name}") where column_name = ${quoteString(column)}`);
     return Number(r.rows[0]?.[0] ?? 0) > 0;
   }
 
   async lastSuccesses(session: SqlSession, uniqueIds: string[]): Promise<Map<string, string>> {
     if (!this.host.lake.isTable(NODE_RUNS)) return new Map();
-    return lastSuccessesSql(session, this.historySource, uniqueIds);
+    return lastSuccessesSql(session, this.historySource(false), uniqueIds);
   }
 
   async historyReport(session: SqlSession, query: ReportQuery): Promise<ReportRows> {
-    if (!this.host.lake.isTable(RUNS) || !this.host.lake.isTable(NODE_RUNS) || !(await this.hasHistoryColumns(session))) return { groups: [], runs: [] };
-    return reportHistorySql(session, this.historySource, query);
+    if (!this.host.lake.isTable(RUNS) || !this.host.lake.isTable(NODE_RUNS) || !(await this.hasColumn(session, RUNS, 'selection'))) return { groups: [], runs: [] };
+    return reportHistorySql(session, this.historySource(false), query);
   }
 
   async pruneHistory(session: SqlSession, before: string): Promise<{ runs: number; node_runs: number }> {

@@ -1,11 +1,12 @@
 // A run's results as the audit trail's rows: one per node and attempt, with
-// its duration, the rows and bytes the engine reported, and the relations it
-// read (with their rows when this run built them).
+// its duration, the rows and bytes the engine reported, what a loader moved
+// (rows read, loaded, rejected, deleted, rows/s), and the relations it read
+// (with their rows when this run built them).
 
 import type { Relation } from '../../adapters/adapter.js';
 import type { Manifest } from '../compiler/manifest.js';
 import type { NodeResult } from '../runner/events.js';
-import type { NodeRunRecord, UpstreamRead } from '../state/state.js';
+import { LOAD_COLUMNS, type NodeRunRecord, type UpstreamRead } from '../state/state.js';
 
 /** The relations the nodes of `results` read (their parents and sources), once each, keyed by relation_name. */
 export function upstreamRelations(manifest: Manifest, results: NodeResult[]): Map<string, Relation> {
@@ -37,6 +38,15 @@ function upstreamOf(manifest: Manifest, id: string, byId: Map<string, NodeResult
   return out;
 }
 
+type LoadCounts = Pick<NodeRunRecord, (typeof LOAD_COLUMNS)[number]>;
+const NO_LOAD = Object.fromEntries(LOAD_COLUMNS.map((c) => [c, null])) as LoadCounts;
+
+/** What a loader moved, as its run_results entry reports it (null for every other node). */
+function loadCounts(r: NodeResult): LoadCounts {
+  const a = r.adapter_response;
+  return Object.fromEntries(LOAD_COLUMNS.map((c) => [c, a[c] ?? null])) as LoadCounts;
+}
+
 /** `versions`: the table version of each upstream relation, by relation_name, where the engine versions tables (Delta). */
 export function nodeRunRecords(manifest: Manifest, results: NodeResult[], versions?: Map<string, number>): NodeRunRecord[] {
   const byId = new Map(results.map((r) => [r.unique_id, r]));
@@ -55,6 +65,7 @@ export function nodeRunRecords(manifest: Manifest, results: NodeResult[], versio
       execution_time: r.status === 'skipped' ? null : r.execution_time,
       bytes_written: r.adapter_response.bytes_written ?? null,
       bytes_scanned: r.adapter_response.bytes_scanned ?? null,
+      ...loadCounts(r),
       upstream,
     };
     if (!r.attempts?.length) {
@@ -63,7 +74,7 @@ export function nodeRunRecords(manifest: Manifest, results: NodeResult[], versio
     }
     // Every attempt but the last failed; the last is the node's outcome.
     for (const a of r.attempts.slice(0, -1)) {
-      out.push({ ...last, status: a.status, started_at: a.started_at, finished_at: a.completed_at, rows_affected: null, message: a.message ?? '', attempt: a.attempt, execution_time: a.execution_time, bytes_written: null, bytes_scanned: null });
+      out.push({ ...last, ...NO_LOAD, status: a.status, started_at: a.started_at, finished_at: a.completed_at, rows_affected: null, message: a.message ?? '', attempt: a.attempt, execution_time: a.execution_time, bytes_written: null, bytes_scanned: null });
     }
     const final = r.attempts.at(-1)!;
     out.push({ ...last, started_at: final.started_at, finished_at: final.completed_at, attempt: final.attempt, execution_time: final.execution_time });

@@ -1,5 +1,6 @@
 // `etl history` as text: one line per run (what ran, by whom, from which
-// commit, how it ended), or with a selection one line per node attempt.
+// commit, how it ended), or with a selection one line per node attempt (with
+// loaders among them, rows read, loaded, rejected, deleted and rows/s).
 
 import type { HistoryRows } from '../state/state.js';
 import { formatTable } from './table.js';
@@ -39,8 +40,9 @@ export function formatRuns(h: HistoryRows): string {
   return formatTable(['started (UTC)', 'run', 'command', 'job', 'status', 'nodes', 'seconds', 'by', 'commit', 'message'], rows, 60);
 }
 
-/** Node attempts, newest first. */
+/** Node attempts, newest first; with loaders among them, what each load moved. */
 export function formatNodeRuns(h: HistoryRows): string {
+  const loads = h.node_runs.some((n) => n.rows_read !== null);
   const rows = h.node_runs.map((n) => [
     shortTime(n.started_at),
     n.run_id.slice(0, 8),
@@ -48,6 +50,7 @@ export function formatNodeRuns(h: HistoryRows): string {
     n.attempt,
     n.status,
     n.rows_affected,
+    ...(loads ? [n.rows_read, n.rows_loaded, n.rows_rejected, n.rows_deleted, n.rows_per_second] : []),
     formatBytes(n.bytes_written),
     n.execution_time === null ? null : Number(n.execution_time.toFixed(2)),
     n.upstream
@@ -58,5 +61,6 @@ export function formatNodeRuns(h: HistoryRows): string {
       .join(', '),
     n.status === 'success' || n.status === 'pass' ? '' : n.message.split('\n')[0]!,
   ]);
-  return formatTable(['started (UTC)', 'run', 'node', 'attempt', 'status', 'rows', 'written', 'seconds', 'read', 'message'], rows, 60);
+  const loadHeads = loads ? ['rows read', 'loaded', 'rejected', 'deleted', 'rows/s'] : [];
+  return formatTable(['started (UTC)', 'run', 'node', 'attempt', 'status', 'rows', ...loadHeads, 'written', 'seconds', 'read', 'message'], rows, 60);
 }

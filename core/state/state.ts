@@ -96,8 +96,24 @@ export interface NodeRunRecord {
   /** Where the engine reports them. */
   bytes_written?: number | null;
   bytes_scanned?: number | null;
+  /**
+   * Loaders: what the load moved, as run_results' adapter_response has it
+   * (its `bytes` are bytes_scanned and bytes_written above); null for other
+   * nodes, for a loader's failed attempts, and in rows an older etl wrote.
+   */
+  rows_read?: number | null;
+  rows_loaded?: number | null;
+  rows_rejected?: number | null;
+  /** Loaders with `deletes: detect`. */
+  rows_deleted?: number | null;
+  rows_per_second?: number | null;
   upstream?: UpstreamRead[];
 }
+
+/** The load counts of a node run, in the order the history keeps them (etl_meta.node_runs, Delta's node_runs). */
+export const LOAD_COLUMNS = ['rows_read', 'rows_loaded', 'rows_rejected', 'rows_deleted', 'rows_per_second'] as const;
+/** Their SQL types (counts as bigint; rows per second, rounded today, as a double). */
+export const LOAD_COLUMN_TYPES: Record<(typeof LOAD_COLUMNS)[number], 'bigint' | 'double precision'> = { rows_read: 'bigint', rows_loaded: 'bigint', rows_rejected: 'bigint', rows_deleted: 'bigint', rows_per_second: 'double precision' };
 
 /** What `etl history` and `etl report` read: invocations and node attempts since a time. */
 export interface HistoryQuery {

@@ -1,10 +1,11 @@
 // What a load reports, in each place it is reported: the run output's line,
 // `--log-format json` (node_finished's `load`), run_results.json
-// (adapter_response) and the run history (`etl history`: rows, bytes, the
-// message), the same numbers everywhere. A real Postgres source (a schema of
+// (adapter_response) and the run history (`etl history`: rows read, loaded,
+// deleted and rejected, rows/s, bytes, the message), the same numbers everywhere. A real Postgres source (a schema of
 // its own) with `deletes: detect`, so rows deleted are reported too.
 
 import { describe, expect, it } from 'vitest';
+import { LOAD_COLUMNS } from '../../core/state/state.js';
 import { etlYml, PG_URL, pgQuoteIdent, pgTestSchemas, readJson, runCli, writeProject } from './helpers.js';
 
 const pg = pgTestSchemas();
@@ -44,6 +45,9 @@ describe('load reporting', () => {
     const history = await runCli(['history', '-s', 'source:crm.customers', '--limit', '1', '-o', 'json'], { cwd: dir, env });
     expect(history.code, history.output).toBe(0);
     const [load] = JSON.parse(history.stdout).node_runs;
-    expect(load).toMatchObject({ unique_id: 'loader.shop.crm.customers', status: 'success', rows_affected: 6, bytes_written: finished!.load.bytes, message: result.message });
+    expect(load).toMatchObject({ unique_id: 'loader.shop.crm.customers', status: 'success', rows_affected: 6, bytes_written: finished!.load.bytes, bytes_scanned: finished!.load.bytes, message: result.message });
+    // Columns of their own, as run_results has them: rows read, loaded, deleted, rejected and rows/s.
+    expect(load).toMatchObject({ rows_read: 6, rows_loaded: 6, rows_deleted: 7, rows_rejected: 0 });
+    for (const c of LOAD_COLUMNS) expect(load[c], c).toBe(result.adapter_response[c]);
   });
 });

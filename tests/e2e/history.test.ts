@@ -5,16 +5,22 @@
 // --output json` and, on DuckDB and Postgres, straight from etl_meta. The
 // history is append-only from etl's side: on Postgres, triggers of the test's
 // own database refuse any UPDATE or DELETE of it (prune excepted); on Delta,
-// no commit of the history tables removes a file before prune.
+// no commit of the history tables removes a file before prune. A loader's
+// attempts keep what it moved (rows read, loaded, rejected, deleted, rows/s)
+// as run_results reports it, and a store from before those columns reads
+// them as null, before and after the build that upgrades it.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
+import { createAdapter } from '../../adapters/index.js';
+import type { DeltaAdapter } from '../../adapters/delta/adapter.js';
 import { CURRENT_STATE_VERSION } from '../../adapters/sql-state.js';
 import { recordSkippedInvocation } from '../../core/history/history.js';
-import type { HistoryRows } from '../../core/state/state.js';
+import { scanProject } from '../../core/project/load.js';
+import { LOAD_COLUMNS, type HistoryNodeRun, type HistoryRows } from '../../core/state/state.js';
 import { createPgDatabase, dbPathOf, dropPgDatabase, etlYml, killAll, pgConnect, readJson, removeTempDirs, runCli, withDb, writeFiles, writeProject } from './helpers.js';
 
 afterAll(async () => {
@@ -76,6 +82,76 @@ async function expectBuildRecorded(dir: string, engine: { versioned?: boolean } 
   return { first: runId, second, firstStarted: run.started_at!, secondStarted: only.runs[0]!.started_at! };
 }
 
+/** A files loader over a CSV with one malformed record (max_rejected lets it load the rest). */
+const LOAD_FILES = {
+  'models/shop.yml': 'sources:\n  - name: shop\n    tables:\n      - name: orders\n        loader: { type: files, path: "data/*.csv", max_rejected: 1 }\n        columns:\n          - { name: amount, data_type: integer }\n',
+  'data/a.csv': 'id,amount\n1,10\n2,abc\n3,30\n',
+};
+const LOADER = 'loader.hist.shop.orders';
+
+/** Rows of `etl history` text output as objects keyed by its headers. */
+function textTable(out: string): Record<string, string>[] {
+  const lines = out.split('\n').filter((l) => l.startsWith('| '));
+  const cells = (l: string) => l.slice(2, -2).split(' | ').map((c) => c.trim());
+  const heads = cells(lines[0]!);
+  return lines.slice(1).map((l) => Object.fromEntries(cells(l).map((c, i) => [heads[i], c])));
+}
+
+/**
+ * The loader's attempt in the history has the counts its run_results entry
+ * reports (`etl history -o json` and the text table); then `downgrade` takes
+ * the store back to before the loaders' columns (as an older etl left it):
+ * the old attempt reads them as null, before and after the next build
+ * upgrades the store, and that build's attempt has its own.
+ */
+async function expectLoadRecorded(dir: string, downgrade: () => Promise<void>): Promise<void> {
+  const first = await runCli(['extract'], { cwd: dir });
+  expect(first.code, first.output).toBe(0);
+  const runId = runIdOf(dir);
+  const loadOf = (h: HistoryRows, run: string) => h.node_runs.find((n) => n.run_id === run && n.unique_id === LOADER)!;
+  const response = () => readJson(dir, 'target/run_results.json').results.find((r: { unique_id: string }) => r.unique_id === LOADER).adapter_response as Record<string, number | undefined>;
+  const expectAsReported = (n: HistoryNodeRun, ar: Record<string, number | undefined>) => {
+    for (const c of LOAD_COLUMNS) expect(n[c], c).toBe(ar[c] ?? null);
+    // The load's bytes: read at the source and moved into the target.
+    expect([n.bytes_scanned, n.bytes_written]).toEqual([ar.bytes, ar.bytes]);
+  };
+  const ar = response();
+  expect(ar).toMatchObject({ rows_read: 3, rows_loaded: 2, rows_rejected: 1 });
+  expect(ar.rows_per_second).toBeGreaterThan(0);
+  const load = loadOf(await history(dir, '-s', 'source:shop.orders'), runId);
+  expect(load).toMatchObject({ status: 'success', rows_affected: 2, rows_read: 3, rows_loaded: 2, rows_rejected: 1, rows_deleted: null });
+  expectAsReported(load, ar);
+
+  const text = await runCli(['history', '-s', 'source:shop.orders'], { cwd: dir });
+  expect(text.code, text.output).toBe(0);
+  expect(textTable(text.stdout)).toEqual([
+    expect.objectContaining({ run: runId.slice(0, 8), node: 'shop.orders', status: 'success', 'rows read': '3', loaded: '2', rejected: '1', deleted: 'null', 'rows/s': String(ar.rows_per_second) }),
+  ]);
+  // Models only: no load columns in the table.
+  const models = await runCli(['history', '-s', 'src'], { cwd: dir });
+  expect(models.code, models.output).toBe(0);
+  expect(models.stdout).not.toContain('rows read');
+
+  await downgrade();
+  const old = loadOf(await history(dir, '-s', 'source:shop.orders'), runId);
+  expect(old).toMatchObject({ status: 'success', rows_affected: 2, bytes_scanned: ar.bytes });
+  for (const c of LOAD_COLUMNS) expect(old[c], c).toBeNull();
+  writeFiles(dir, { 'data/b.csv': 'id,amount\n4,40\n5,50\n' });
+  expect((await runCli(['extract'], { cwd: dir })).code).toBe(0);
+  const second = runIdOf(dir);
+  const after = await history(dir, '-s', 'source:shop.orders');
+  expect(after.runs.map((r) => r.run_id)).toEqual([second, runId]);
+  expect(loadOf(after, second)).toMatchObject({ rows_read: 2, rows_loaded: 2, rows_rejected: 0 });
+  expectAsReported(loadOf(after, second), response());
+  expect(loadOf(after, runId)).toEqual(old);
+}
+
+/** etl_meta back at migration 4: node_runs without the loaders' columns. */
+const DOWNGRADE_TO_4 = [
+  ...LOAD_COLUMNS.map((c) => `alter table etl_meta.node_runs drop column ${c}`),
+  'delete from etl_meta.schema_version where version >= 5',
+];
+
 describe('run history on DuckDB', () => {
   it('one row per run with its audit facts, one per node attempt with rows, duration and what it read', async () => {
     const dir = writeProject({ 'etl.yml': etlYml('hist'), ...FILES });
@@ -108,7 +184,7 @@ describe('run history on DuckDB', () => {
     ]);
     // Back to version 2, as an older etl left it: no run_starts, runs ended in place.
     await withDb(dbPathOf(dir), async (db) => {
-      for (const sql of [`drop table etl_meta.run_starts`, `drop table etl_meta.cdc_positions`, `delete from etl_meta.schema_version where version >= 3`]) await db.rows(sql);
+      for (const sql of [...DOWNGRADE_TO_4, `drop table etl_meta.run_starts`, `drop table etl_meta.cdc_positions`, `delete from etl_meta.schema_version where version >= 3`]) await db.rows(sql);
     }, { readOnly: false });
     const before = await history(dir);
     expect(before.runs.map((r) => [r.run_id, r.status])).toEqual([[old, 'success']]);
@@ -121,6 +197,14 @@ describe('run history on DuckDB', () => {
       [old, 'success'],
     ]);
     expect(after.runs[1]).toEqual(before.runs[0]);
+    await withDb(dbPathOf(dir), async (db) => expect(await db.rows(`select max(version) as v from etl_meta.schema_version`)).toEqual([{ v: CURRENT_STATE_VERSION }]), { readOnly: true });
+  });
+
+  it("a loader's attempt keeps rows read, loaded, rejected and rows/s as run_results has them; an etl_meta of version 4 reads them as null, and the next build migrates it", async () => {
+    const dir = writeProject({ 'etl.yml': etlYml('hist'), ...FILES, ...LOAD_FILES });
+    await expectLoadRecorded(dir, () => withDb(dbPathOf(dir), async (db) => {
+      for (const sql of DOWNGRADE_TO_4) await db.rows(sql);
+    }, { readOnly: false }));
     await withDb(dbPathOf(dir), async (db) => expect(await db.rows(`select max(version) as v from etl_meta.schema_version`)).toEqual([{ v: CURRENT_STATE_VERSION }]), { readOnly: true });
   });
 
@@ -223,12 +307,37 @@ describe('run history on Postgres', () => {
       await db.end();
     }
   });
+
+  it("a loader's attempt keeps what it moved; etl_meta of version 4 reads it as null until a build migrates it", async () => {
+    // A schema of its own in the test's database (etl_meta is shared with the test above; this one looks only at its own runs).
+    const dir = writeProject({ 'etl.yml': `name: hist\nversion: 1\ntargets:\n  pg: { type: postgres, url: "${url}", schema: hist_load, threads: 2 }\n`, ...FILES, ...LOAD_FILES });
+    const db = await pgConnect(url);
+    try {
+      await expectLoadRecorded(dir, async () => {
+        await db.query('begin');
+        for (const sql of DOWNGRADE_TO_4) await db.query(sql);
+        await db.query('commit');
+      });
+      expect((await db.query(`select max(version)::int as v from etl_meta.schema_version`)).rows).toEqual([{ v: String(CURRENT_STATE_VERSION) }]);
+    } finally {
+      await db.end();
+    }
+  });
 });
+
+/** The columns of the lake's node_runs table, as its newest metaData action in the log has them. */
+function nodeRunsColumns(dir: string): string[] {
+  const log = path.join(dir, 'lake', 'etl_meta', 'node_runs', '_delta_log');
+  const actions = readdirSync(log).filter((f) => f.endsWith('.json')).sort().flatMap((f) => readFileSync(path.join(log, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { metaData?: { schemaString: string } }));
+  const schema = actions.filter((a) => a.metaData).at(-1)!.metaData!.schemaString;
+  return (JSON.parse(schema) as { fields: Array<{ name: string }> }).fields.map((f) => f.name);
+}
+
+const LAKE_YML = etlYml('hist').replace('target: dev\n', 'target: lake\n').replace('targets:\n', 'targets:\n  lake: { type: delta, path: lake, schema: main, threads: 2 }\n');
 
 describe('run history on Delta', () => {
   it('keeps the rows in Delta tables under the lake, and prunes them', async () => {
-    const yml = etlYml('hist').replace('target: dev\n', 'target: lake\n').replace('targets:\n', 'targets:\n  lake: { type: delta, path: lake, schema: main, threads: 2 }\n');
-    const dir = writeProject({ 'etl.yml': yml, ...FILES });
+    const dir = writeProject({ 'etl.yml': LAKE_YML, ...FILES });
     const { second, secondStarted } = await expectBuildRecorded(dir, { versioned: true });
     // Append-only: no commit of the history tables has removed a file (a delete or rewrite would).
     const removes = () =>
@@ -250,5 +359,23 @@ describe('run history on Delta', () => {
     expect(removes().length).toBeGreaterThan(0);
     // The history is Delta tables of its own, beside the models'.
     expect(existsSync(path.join(dir, 'lake', 'etl_meta', 'runs', '_delta_log', '00000000000000000000.json'))).toBe(true);
+  });
+
+  it("a loader's attempt keeps what it moved; a node_runs table without those columns reads them as null, and the next run adds them", async () => {
+    const dir = writeProject({ 'etl.yml': LAKE_YML, ...FILES, ...LOAD_FILES });
+    await expectLoadRecorded(dir, async () => {
+      // node_runs as an older etl wrote it: the same rows, without the loaders' columns (an overwrite's rows set the schema).
+      const scan = scanProject(dir, { env: process.env });
+      const adapter = (await createAdapter(scan.target, scan.root)) as DeltaAdapter;
+      await adapter.open();
+      try {
+        await adapter.withSession((s) => adapter.overwriteRows(s as never, { schema: 'etl_meta', name: 'node_runs' }, `select * exclude (${LOAD_COLUMNS.join(', ')}) from "etl_meta"."node_runs"`));
+      } finally {
+        await adapter.close();
+      }
+      expect(nodeRunsColumns(dir)).not.toContain(LOAD_COLUMNS[0]);
+    });
+    // The next run's append added them (schema evolution of etl's own table).
+    expect(nodeRunsColumns(dir)).toEqual(expect.arrayContaining([...LOAD_COLUMNS]));
   });
 });
