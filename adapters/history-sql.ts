@@ -172,18 +172,20 @@ export async function reportHistorySql(session: AdapterSession, src: HistorySour
   const double = (x: string) => `cast(${x} as double precision)`;
   // The budget's month as one more row: every attempt since the month began, whatever the grouping.
   const month = q.monthSince
-    ? ` union all select cast(null as varchar), 'month', 0, 0, 0, 0, ${double('0')}, ${double(`coalesce(sum(${cost}), 0)`)}, ${double('0')}, ${double('0')}, ${double('null')}, ${double('null')} from ${src.nodeRuns} as nr where nr.started_at >= ${src.timestamp(bind(src.bindTimestamp(q.monthSince)))}`
+    ? ` union all select cast(null as varchar), 'month', 0, 0, 0, 0, ${double('0')}, ${double(`coalesce(sum(${cost}), 0)`)}, ${double('0')}, ${double('0')}, ${double('null')}, ${double('null')}, ${double('null')}, ${double('null')} from ${src.nodeRuns} as nr where nr.started_at >= ${src.timestamp(bind(src.bindTimestamp(q.monthSince)))}`
     : '';
   // A node's run is its last attempt. Only retried nodes have more than one, so the last attempt is
   // found among those few (a group by of the attempts after a first) rather than by numbering every row.
   const r = await session.query(
     `with retried as (select run_id, unique_id, max(attempt) as last_attempt from ${src.nodeRuns} where started_at >= ${from} and attempt > 1 group by run_id, unique_id), ` +
       `n as (select ${group} as grp, case when nr.started_at >= ${current} then 'current' else 'previous' end as period, nr.status, coalesce(nr.attempt, 1) as attempt, ` +
-      `${double('nr.execution_time')} as secs, nr.bytes_written, nr.bytes_scanned, ${cost} as cost, coalesce(nr.attempt, 1) >= coalesce(retried.last_attempt, 1) as last ` +
+      `${double('nr.execution_time')} as secs, nr.bytes_written, nr.bytes_scanned, ${cost} as cost, coalesce(nr.attempt, 1) >= coalesce(retried.last_attempt, 1) as last, ` +
+      `${src.hasLoadColumns ? 'nr.rows_loaded, nr.rows_rejected' : 'cast(null as bigint) as rows_loaded, cast(null as bigint) as rows_rejected'} ` +
       `from ${src.nodeRuns} as nr left join retried on retried.run_id = nr.run_id and retried.unique_id = nr.unique_id${join} where nr.started_at >= ${from}) ` +
       `select grp, period, count(*) filter (where last), count(*) filter (where last and status in ('success', 'pass', 'warn')), count(*) filter (where last and status in ('error', 'fail')), ` +
       `count(*) filter (where attempt > 1), ${double('coalesce(sum(secs), 0)')}, ${double('coalesce(sum(cost), 0)')}, ${double('coalesce(sum(bytes_written), 0)')}, ${double('coalesce(sum(bytes_scanned), 0)')}, ` +
-      `${double('percentile_cont(0.5) within group (order by secs) filter (where last)')}, ${double('percentile_cont(0.95) within group (order by secs) filter (where last)')} ` +
+      `${double('percentile_cont(0.5) within group (order by secs) filter (where last)')}, ${double('percentile_cont(0.95) within group (order by secs) filter (where last)')}, ` +
+      `${double('sum(rows_loaded) filter (where last)')}, ${double('sum(rows_rejected) filter (where last)')} ` +
       `from n group by grp, period${month}`,
     params,
   );
@@ -219,5 +221,7 @@ function groupRow(r: unknown[]): ReportGroupRow {
     bytes_scanned: Number(r[9]),
     p50: num(r[10]),
     p95: num(r[11]),
+    rows_loaded: num(r[12]),
+    rows_rejected: num(r[13]),
   };
 }

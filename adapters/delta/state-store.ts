@@ -175,7 +175,7 @@ export class DeltaStateStore implements StateStore {
 
   async historyReport(session: SqlSession, query: ReportQuery): Promise<ReportRows> {
     if (!this.host.lake.isTable(RUNS) || !this.host.lake.isTable(NODE_RUNS) || !(await this.hasColumn(session, RUNS, 'selection'))) return { groups: [], runs: [] };
-    return reportHistorySql(session, this.historySource(false), query);
+    return reportHistorySql(session, this.historySource(await this.hasColumn(session, NODE_RUNS, LOAD_COLUMNS[0])), query);
   }
 
   async pruneHistory(session: SqlSession, before: string): Promise<{ runs: number; node_runs: number }> {

@@ -1,6 +1,6 @@
 // `etl report`: cost and time from the run history. For each model (or tag,
 // folder, job): runs, success rate, failures, retries, p50/p95 duration,
-// time, bytes and cost in the period, and the trend against the period
+// time, bytes, rows loaded and rejected (loaders) and cost in the period, and the trend against the period
 // before it. Cost is computed from the history's durations and bytes with
 // the rates of etl.yml `cost:` as they are now. The engine aggregates
 // (the state API's historyReport); this module only ranks and compares.
@@ -46,6 +46,9 @@ export interface GroupReport {
   p95_seconds: number | null;
   bytes_written: number;
   bytes_scanned: number;
+  /** Loaders: rows loaded and rejected in the period (null for groups without a recorded load). */
+  rows_loaded: number | null;
+  rows_rejected: number | null;
   cost: number;
   previous: { runs: number; failed: number; seconds: number; cost: number } | null;
   /** Change against the previous period, in %; null when it had none. */
@@ -139,6 +142,8 @@ export function buildReport(rows: ReportRows, meta: { since: string; until: stri
         p95_seconds: g.p95,
         bytes_written: g.bytes_written,
         bytes_scanned: g.bytes_scanned,
+        rows_loaded: g.rows_loaded,
+        rows_rejected: g.rows_rejected,
         cost: g.cost,
         previous: p ? { runs: p.nodes, failed: p.failed, seconds: p.seconds, cost: p.cost } : null,
         cost_trend_pct: trend(g.cost, p?.cost),

@@ -24,7 +24,10 @@ export function formatReport(r: CostReport, limit = 20): string {
     lines.push(`Budget ${b.month}: ${money(b.month_to_date)} of ${money(b.monthly)} (${rate(b.share)}; alert at ${rate(b.alert_at)})${b.over_alert ? ' OVER ALERT THRESHOLD' : ''}`);
   }
   lines.push('');
-  const rows = r.groups.slice(0, limit).map((g) => [
+  const shown = r.groups.slice(0, limit);
+  // Loaders among the groups: the rows they loaded and rejected.
+  const loads = shown.some((g) => g.rows_loaded !== null);
+  const rows = shown.map((g) => [
     g.group,
     g.runs,
     rate(g.success_rate),
@@ -34,11 +37,12 @@ export function formatReport(r: CostReport, limit = 20): string {
     secs(g.p50_seconds),
     secs(g.p95_seconds),
     g.bytes_written ? formatBytes(g.bytes_written) : '',
+    ...(loads ? [g.rows_loaded, g.rows_rejected] : []),
     Number(g.cost.toFixed(4)),
     pct(g.cost_trend_pct),
     pct(g.seconds_trend_pct),
   ]);
-  lines.push(formatTable([r.by, 'runs', 'success', 'failed', 'retries', 'seconds', 'p50 s', 'p95 s', 'written', `cost (${r.rates.currency})`, 'cost trend', 'time trend'], rows, 50));
+  lines.push(formatTable([r.by, 'runs', 'success', 'failed', 'retries', 'seconds', 'p50 s', 'p95 s', 'written', ...(loads ? ['loaded', 'rejected'] : []), `cost (${r.rates.currency})`, 'cost trend', 'time trend'], rows, 50));
   if (r.groups.length > limit) lines.push(`(${r.groups.length - limit} more; --limit 0 for all, or --output json)`);
   return lines.join('\n');
 }

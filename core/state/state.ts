@@ -196,6 +196,9 @@ export interface ReportGroupRow {
   /** Of the node runs' durations (seconds). */
   p50: number | null;
   p95: number | null;
+  /** Loaders: rows loaded and rejected by the node runs (null when none of them recorded a load). */
+  rows_loaded: number | null;
+  rows_rejected: number | null;
 }
 
 export interface ReportRows {

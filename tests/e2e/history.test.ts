@@ -19,6 +19,7 @@ import { createAdapter } from '../../adapters/index.js';
 import type { DeltaAdapter } from '../../adapters/delta/adapter.js';
 import { CURRENT_STATE_VERSION } from '../../adapters/sql-state.js';
 import { recordSkippedInvocation } from '../../core/history/history.js';
+import type { CostReport } from '../../core/history/report.js';
 import { scanProject } from '../../core/project/load.js';
 import { LOAD_COLUMNS, type HistoryNodeRun, type HistoryRows } from '../../core/state/state.js';
 import { createPgDatabase, dbPathOf, dropPgDatabase, etlYml, killAll, pgConnect, readJson, removeTempDirs, runCli, withDb, writeFiles, writeProject } from './helpers.js';
@@ -131,11 +132,17 @@ async function expectLoadRecorded(dir: string, downgrade: () => Promise<void>): 
   const models = await runCli(['history', '-s', 'src'], { cwd: dir });
   expect(models.code, models.output).toBe(0);
   expect(models.stdout).not.toContain('rows read');
+  // etl report sums a loader's rows loaded and rejected over the period.
+  expect(await loadReport(dir)).toEqual({ rows_loaded: 2, rows_rejected: 1 });
+  const reportText = await runCli(['report'], { cwd: dir });
+  expect(reportText.code, reportText.output).toBe(0);
+  expect(textTable(reportText.stdout)).toContainEqual(expect.objectContaining({ model: 'shop.orders', loaded: '2', rejected: '1' }));
 
   await downgrade();
   const old = loadOf(await history(dir, '-s', 'source:shop.orders'), runId);
   expect(old).toMatchObject({ status: 'success', rows_affected: 2, bytes_scanned: ar.bytes });
   for (const c of LOAD_COLUMNS) expect(old[c], c).toBeNull();
+  expect(await loadReport(dir)).toEqual({ rows_loaded: null, rows_rejected: null });
   writeFiles(dir, { 'data/b.csv': 'id,amount\n4,40\n5,50\n' });
   expect((await runCli(['extract'], { cwd: dir })).code).toBe(0);
   const second = runIdOf(dir);
@@ -144,6 +151,16 @@ async function expectLoadRecorded(dir: string, downgrade: () => Promise<void>): 
   expect(loadOf(after, second)).toMatchObject({ rows_read: 2, rows_loaded: 2, rows_rejected: 0 });
   expectAsReported(loadOf(after, second), response());
   expect(loadOf(after, runId)).toEqual(old);
+  // The old attempt's counts are unknown: the report sums the new one's.
+  expect(await loadReport(dir)).toEqual({ rows_loaded: 2, rows_rejected: 0 });
+}
+
+/** `etl report`'s figures for the loader. */
+async function loadReport(dir: string): Promise<{ rows_loaded: number | null; rows_rejected: number | null }> {
+  const r = await runCli(['report', '--output', 'json'], { cwd: dir });
+  expect(r.code, r.output).toBe(0);
+  const g = (JSON.parse(r.stdout) as CostReport).groups.find((x) => x.group === 'shop.orders')!;
+  return { rows_loaded: g.rows_loaded, rows_rejected: g.rows_rejected };
 }
 
 /** etl_meta back at migration 4: node_runs without the loaders' columns. */
