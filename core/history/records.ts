@@ -25,7 +25,8 @@ export function upstreamRelations(manifest: Manifest, results: NodeResult[]): Ma
 function upstreamOf(manifest: Manifest, id: string, byId: Map<string, NodeResult>, versions?: Map<string, number>): UpstreamRead[] {
   const node = manifest.nodes[id];
   if (!node) return [];
-  const out: UpstreamRead[] = [];
+  // One read per relation: a loaded source is two parents (the source and its loader) of one table.
+  const out = new Map<string, UpstreamRead>();
   for (const parent of node.depends_on.nodes) {
     const p = manifest.nodes[parent] ?? manifest.sources[parent];
     if (!p?.relation_name) continue;
@@ -33,9 +34,9 @@ function upstreamOf(manifest: Manifest, id: string, byId: Map<string, NodeResult
     const read: UpstreamRead = built && built.status === 'success' ? { relation: p.relation_name, rows: built.rows_affected } : { relation: p.relation_name };
     const version = versions?.get(p.relation_name);
     if (version !== undefined) read.version = version;
-    out.push(read);
+    if (!out.has(p.relation_name) || read.rows !== undefined) out.set(p.relation_name, read);
   }
-  return out;
+  return [...out.values()];
 }
 
 type LoadCounts = Pick<NodeRunRecord, (typeof LOAD_COLUMNS)[number]>;

@@ -223,6 +223,11 @@ describe('run history on DuckDB', () => {
       for (const sql of DOWNGRADE_TO_4) await db.rows(sql);
     }, { readOnly: false }));
     await withDb(dbPathOf(dir), async (db) => expect(await db.rows(`select max(version) as v from etl_meta.schema_version`)).toEqual([{ v: CURRENT_STATE_VERSION }]), { readOnly: true });
+    // A model over the loaded source read one table, with the rows the loader put in it (the source and its loader are one relation).
+    writeFiles(dir, { 'models/big.sql': "select * from {{source 'shop' 'orders'}} where amount >= 30\n", 'data/c.csv': 'id,amount\n6,60\n' });
+    expect((await runCli(['build', '-s', 'source:shop.orders+'], { cwd: dir })).code).toBe(0);
+    const built = await history(dir, '-s', 'big', '--limit', '1');
+    expect(built.node_runs.map((n) => [n.unique_id, n.upstream])).toEqual([['model.hist.big', [{ relation: '"shop"."orders"', rows: 1 }]]]);
   });
 
   it('history prune deletes only the runs older than --older-than, with their node attempts', async () => {
