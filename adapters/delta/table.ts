@@ -239,6 +239,7 @@ export class DeltaTable {
       operationParameters: { mode, partitionBy: partitionColumns, ...(options.mode === 'overwrite-partitions' ? { dynamicPartitionOverwrite: true } : {}) },
       operationMetrics: { numFiles: adds.length, numOutputRows: rows, numOutputBytes: adds.reduce((s, a) => s + a.size, 0), numRemovedFiles: removes.length - dvAdds.length, ...(dvAdds.length ? { numDeletionVectorsAdded: dvAdds.length, numDeletedRows: deletedRows(marked) } : {}) },
       readVersion: current?.version ?? -1,
+      snapshot: current,
       actions,
       readPredicate: options.readPredicate ?? readPredicate,
       readFiles: options.readFiles ?? readFiles,
