@@ -94,10 +94,17 @@ export async function readCheckpoint(storage: DeltaStorage, session: SqlSession,
   return actions;
 }
 
-/** Parquet structs carry every field, null when unset; JSON commits leave them out. */
+/**
+ * Parquet structs carry every field, null when unset; JSON commits leave them
+ * out. So do the structs inside an action (a deletion vector's maxRowIndex);
+ * a map's null values (a null partition value) stay.
+ */
 function stripNulls(o: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== null) out[k] = v;
+  for (const [k, v] of Object.entries(o)) {
+    if (v === null) continue;
+    out[k] = k === 'deletionVector' && typeof v === 'object' ? stripNulls(v as Record<string, unknown>) : v;
+  }
   return out;
 }
 
