@@ -21,7 +21,7 @@ import { loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { DeltaTable, LocalStorage, fileLocation, loadSnapshot, writeCheckpoint, serializeCommit } from '../dist/adapters/delta/index.js';
+import { CHECKPOINT_INTERVAL, DeltaTable, LocalStorage, fileLocation, loadSnapshot, writeCheckpoint, serializeCommit } from '../dist/adapters/delta/index.js';
 import { planRewrite } from '../dist/adapters/delta/changes.js';
 import { deletionVectorFile } from '../dist/adapters/delta/deletion-vectors.js';
 
@@ -102,16 +102,17 @@ async function mergeWithDeletionVectors(rounds = 3) {
       const dvFiles = new Set(written.deletionVectors.map((a) => deletionVectorFile(a.deletionVector, 'bench').relative));
       let dvBytes = 0;
       for (const f of dvFiles) dvBytes += (await t.storage.stat(f)).size;
-      return { rewritten: plan.removeFiles.reduce((s, f) => s + f.size, 0), rewrittenFiles: plan.removeFiles.length, marked: plan.markDeleted.length, newRows: written.adds.reduce((s, f) => s + f.size, 0), dvBytes };
+      return { rewritten: plan.removeFiles.reduce((s, f) => s + f.size, 0), rewrittenFiles: plan.removeFiles.length, marked: plan.markDeleted.length, newRows: written.adds.reduce((s, f) => s + f.size, 0), dvBytes, version: written.commit.version };
     });
     const scan = await t.scan();
     const full = await timed(() => new DeltaTable(new LocalStorage(path.join(dir, `merge-dv-full-${r}`)), session).write({ selectSql: `select * from (${scan.sql}) as t`, mode: 'overwrite' }));
     rmSync(path.join(dir, `merge-dv-full-${r}`), { recursive: true, force: true });
     const m = merge.result;
-    results.push({ round: r + 1, totalBytes: total, filesMarked: m.marked, filesRewritten: m.rewrittenFiles, bytesRewritten: m.rewritten, bytesWritten: m.newRows + m.dvBytes + m.rewritten, dvBytes: m.dvBytes, bytesWrittenRatio: (m.newRows + m.dvBytes) / total, mergeWall: merge.wall, mergeCpu: merge.cpu, floorWall: floor.wall, floorCpu: floor.cpu, fullWall: full.wall, fullCpu: full.cpu, wallRatio: merge.wall / full.wall, cpuRatio: merge.cpu / full.cpu, floorWallRatio: floor.wall / full.wall, floorCpuRatio: floor.cpu / full.cpu, load: loadavg() });
+    // The table's every 10th version also writes a checkpoint (transaction.ts): that round is marked.
+    results.push({ round: r + 1, version: m.version, checkpoint: m.version % CHECKPOINT_INTERVAL === 0, totalBytes: total, filesMarked: m.marked, filesRewritten: m.rewrittenFiles, bytesRewritten: m.rewritten, bytesWritten: m.newRows + m.dvBytes + m.rewritten, dvBytes: m.dvBytes, bytesWrittenRatio: (m.newRows + m.dvBytes) / total, mergeWall: merge.wall, mergeCpu: merge.cpu, floorWall: floor.wall, floorCpu: floor.cpu, fullWall: full.wall, fullCpu: full.cpu, wallRatio: merge.wall / full.wall, cpuRatio: merge.cpu / full.cpu, floorWallRatio: floor.wall / full.wall, floorCpuRatio: floor.cpu / full.cpu, load: loadavg() });
     const x = results.at(-1);
     console.log(
-      `merge, 1% random keys, deletion vectors, round ${x.round}: ${x.filesMarked} files marked, ${x.filesRewritten} rewritten (${(100 * x.bytesRewritten / total).toFixed(2)}% of bytes); wrote ${((x.bytesWritten) / 1e6).toFixed(2)} MB (${(100 * x.bytesWrittenRatio).toFixed(2)}% of ${(total / 1e6).toFixed(1)} MB; DVs ${(x.dvBytes / 1e3).toFixed(1)} kB); ` +
+      `merge, 1% random keys, deletion vectors, round ${x.round} (version ${x.version}${x.checkpoint ? ', writes a checkpoint' : ''}): ${x.filesMarked} files marked, ${x.filesRewritten} rewritten (${(100 * x.bytesRewritten / total).toFixed(2)}% of bytes); wrote ${((x.bytesWritten) / 1e6).toFixed(2)} MB (${(100 * x.bytesWrittenRatio).toFixed(2)}% of ${(total / 1e6).toFixed(1)} MB; DVs ${(x.dvBytes / 1e3).toFixed(1)} kB); ` +
         `ours ${fmt(x.mergeWall)} (cpu ${fmt(x.mergeCpu)}), engine floor ${fmt(x.floorWall)} (cpu ${fmt(x.floorCpu)}), full overwrite ${fmt(x.fullWall)} (cpu ${fmt(x.fullCpu)}): ours/overwrite wall ${x.wallRatio.toFixed(3)}x cpu ${x.cpuRatio.toFixed(3)}x, floor/overwrite wall ${x.floorWallRatio.toFixed(3)}x cpu ${x.floorCpuRatio.toFixed(3)}x; load ${x.load.map((l) => l.toFixed(1)).join(' ')}`,
     );
   }

@@ -11,7 +11,7 @@ import { commitInfoOf, fileKey } from './actions.js';
 import { DeltaTableError } from './errors.js';
 import { listCommits, LOG_DIR } from './log-files.js';
 import { checkWritable, protocolFor, sameProtocol } from './protocol.js';
-import { scanSnapshot, type Scan, type ScanOptions } from './scan.js';
+import { rememberDeletedPositions, scanSnapshot, type Scan, type ScanOptions } from './scan.js';
 import { schemaFromDuckDb, schemaString, type StructType } from './schema.js';
 import { commitTimestamps, loadSnapshot, readCommit, updateSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
 import type { SqlSession } from './sql.js';
@@ -248,6 +248,8 @@ export class DeltaTable {
       nodeId: options.nodeId ?? this.session.context?.nodeId,
       commitInfo: options.commitInfo,
     });
+    // The vectors' positions are known: a later read or merge of these files (the next round's) does not read them back.
+    dvAdds.forEach((a, i) => rememberDeletedPositions(this.storage, a, marked[i]!.positions));
     return { commit: result, adds, removes, deletionVectors: dvAdds, rows };
   }
 

@@ -471,6 +471,21 @@ describe('deletion vectors', () => {
     expect(await tables()).toEqual(before);
   });
 
+  it('finds the replaced rows of a file whose stats count fewer rows than it holds (the bitmap of its stated rows cannot hold them; the rows come as lists)', async () => {
+    const { table, root } = newTable();
+    for (let f = 0; f < 2; f++) await table.write({ selectSql: `select range::bigint as k, 'v1' as v from range(${f * 100}, ${(f + 1) * 100})`, mode: 'append', deletionVectors: f === 0 });
+    // Both files' stats say 10 rows (a writer's mistake): row 50 of the second is beyond them.
+    for (const v of [0, 1]) {
+      const file = path.join(root, '_delta_log', `0000000000000000000${v}.json`);
+      writeFileSync(file, readFileSync(file, 'utf8').replace(String.raw`\"numRecords\":100,`, String.raw`\"numRecords\":10,`));
+    }
+    const merged = [5, 150];
+    const plan = await merge(table, merged);
+    expect(plan.markDeleted.map((m) => m.positions).sort()).toEqual([[5], [50]]);
+    expect(plan.removeFiles).toEqual([]);
+    expect(await rowsOf(table, 'where k < 200')).toEqual(expected(merged, (k) => k < 200));
+  });
+
   it('a table without the property copies on write as before', async () => {
     const { table } = newTable();
     await table.write({ selectSql: `select range::bigint as k, 'v1' as v from range(400)`, mode: 'append' });
