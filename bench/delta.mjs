@@ -14,7 +14,9 @@
 //  3. reading the active files of a 10,000-commit table (checkpoints every 10);
 //  4. a filter on the partition column of a 100-partition table: files read.
 //
-//   node bench/delta.mjs [--rows N] [--commits N] [--only-dv]   (--only-dv: section 2c alone)
+//   node bench/delta.mjs [--rows N] [--commits N] [--only-dv] [--rounds N]
+//   (--only-dv: section 2c alone; --rounds: its rounds, 3 by default: versions 100, 101, 102, the first
+//   of which writes a checkpoint)
 
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -32,6 +34,7 @@ const arg = (name, dflt) => {
 };
 const ROWS = arg('--rows', 10_000_000);
 const COMMITS = arg('--commits', 10_000);
+const ROUNDS = arg('--rounds', 3);
 const dir = path.join(here, '.work', 'delta');
 rmSync(dir, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
@@ -72,7 +75,7 @@ const out = {};
 // interleave the merge with its baseline: a full overwrite of the same rows
 // (the merged table read and written whole as a new table), each timed in
 // wall and CPU (user+sys of this process, DuckDB's threads included).
-async function mergeWithDeletionVectors(rounds = 3) {
+async function mergeWithDeletionVectors(rounds = ROUNDS) {
   const FILES = 100;
   const per = Math.floor(ROWS / FILES);
   const t = new DeltaTable(new LocalStorage(path.join(dir, 'merge-dv')), session);
@@ -116,6 +119,7 @@ async function mergeWithDeletionVectors(rounds = 3) {
         `ours ${fmt(x.mergeWall)} (cpu ${fmt(x.mergeCpu)}), engine floor ${fmt(x.floorWall)} (cpu ${fmt(x.floorCpu)}), full overwrite ${fmt(x.fullWall)} (cpu ${fmt(x.fullCpu)}): ours/overwrite wall ${x.wallRatio.toFixed(3)}x cpu ${x.cpuRatio.toFixed(3)}x, floor/overwrite wall ${x.floorWallRatio.toFixed(3)}x cpu ${x.floorCpuRatio.toFixed(3)}x; load ${x.load.map((l) => l.toFixed(1)).join(' ')}`,
     );
   }
+  console.log(`merge with deletion vectors, ours/overwrite per round (wall / cpu; * = the round that writes a checkpoint): ${results.map((x) => `${x.round}${x.checkpoint ? '*' : ''} ${x.wallRatio.toFixed(3)} / ${x.cpuRatio.toFixed(3)}`).join(', ')}; bytes rewritten ${results.map((x) => `${((100 * x.bytesRewritten) / x.totalBytes).toFixed(2)}%`).join(', ')}, written ${results.map((x) => `${(100 * x.bytesWrittenRatio).toFixed(2)}%`).join(', ')}`);
   return results;
 }
 if (process.argv.includes('--only-dv')) {
