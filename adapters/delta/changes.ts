@@ -212,12 +212,18 @@ export function setBits(value: unknown): number[] {
   }
   const bytes = value as Uint8Array;
   const padding = bytes[0]!;
-  for (let b = 1; b < bytes.length; b++) {
+  const n = bytes.length;
+  for (let b = 1; b < n; b++) {
     let v = bytes[b]!;
-    if (b === 1) v &= 0xff >> padding;
     if (v === 0) continue;
-    const base = (b - 1) * 8 - padding;
-    for (let bit = 7; bit >= 0; bit--) if (v & (1 << bit)) out.push(base + 7 - bit);
+    if (b === 1 && (v &= 0xff >> padding) === 0) continue;
+    // Bit 7 of a byte is its first position; clz32 counts 24 zeros above a byte.
+    const base = (b - 1) * 8 - padding - 24;
+    while (v !== 0) {
+      const lead = Math.clz32(v);
+      out.push(base + lead);
+      v ^= 0x80000000 >>> lead;
+    }
   }
   return out;
 }
