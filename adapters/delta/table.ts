@@ -189,9 +189,11 @@ export class DeltaTable {
     const marked = options.mode === 'rewrite' ? (options.markDeleted ?? []) : [];
     if (marked.length && !(protocol.readerFeatures ?? []).includes('deletionVectors')) throw new DeltaTableError(`cannot write deletion vectors to ${table}: its protocol has no deletionVectors feature\n  hint: set deletion_vectors: true on the model`);
 
-    const adds = options.stagedAdds ?? (options.selectSql === undefined ? [] : await writeDataFiles(this.storage, this.session, { selectSql: options.selectSql, schema, partitionColumns, targetFileSize: options.targetFileSize }));
-    // One DV file for every vector of the commit (written before it, like the data files).
-    const descriptors = marked.length ? await writeDeletionVectors(this.storage, marked.map((m) => m.positions)) : [];
+    // The data files (DuckDB's work) and one DV file for every vector of the commit (the library's), written at the same time, before the commit.
+    const [adds, descriptors] = await Promise.all([
+      options.stagedAdds ?? (options.selectSql === undefined ? [] : writeDataFiles(this.storage, this.session, { selectSql: options.selectSql, schema, partitionColumns, targetFileSize: options.targetFileSize })),
+      marked.length ? writeDeletionVectors(this.storage, marked.map((m) => m.positions)) : [],
+    ]);
     const dvAdds: AddFile[] = marked.map((m, i) => ({ ...m.file, deletionVector: descriptors[i], dataChange: true, stats: looseBounds(m.file.stats) }));
     const now = Date.now();
     let removed: AddFile[] = [];
