@@ -14,14 +14,16 @@
 //  3. reading the active files of a 10,000-commit table (checkpoints every 10);
 //  4. a filter on the partition column of a 100-partition table: files read.
 //
-//   node bench/delta.mjs [--rows N] [--commits N] [--only-dv]   (--only-dv: section 2c alone)
+//   node bench/delta.mjs [--rows N] [--commits N] [--only-dv] [--rounds N]
+//   (--only-dv: section 2c alone; --rounds: its rounds, 3 by default: versions 100, 101, 102, the first
+//   of which writes a checkpoint)
 
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { DeltaTable, LocalStorage, fileLocation, loadSnapshot, writeCheckpoint, serializeCommit } from '../dist/adapters/delta/index.js';
+import { CHECKPOINT_INTERVAL, DeltaTable, LocalStorage, fileLocation, loadSnapshot, writeCheckpoint, serializeCommit } from '../dist/adapters/delta/index.js';
 import { planRewrite } from '../dist/adapters/delta/changes.js';
 import { deletionVectorFile } from '../dist/adapters/delta/deletion-vectors.js';
 
@@ -32,6 +34,7 @@ const arg = (name, dflt) => {
 };
 const ROWS = arg('--rows', 10_000_000);
 const COMMITS = arg('--commits', 10_000);
+const ROUNDS = arg('--rounds', 3);
 const dir = path.join(here, '.work', 'delta');
 rmSync(dir, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
@@ -72,7 +75,7 @@ const out = {};
 // interleave the merge with its baseline: a full overwrite of the same rows
 // (the merged table read and written whole as a new table), each timed in
 // wall and CPU (user+sys of this process, DuckDB's threads included).
-async function mergeWithDeletionVectors(rounds = 3) {
+async function mergeWithDeletionVectors(rounds = ROUNDS) {
   const FILES = 100;
   const per = Math.floor(ROWS / FILES);
   const t = new DeltaTable(new LocalStorage(path.join(dir, 'merge-dv')), session);
@@ -102,19 +105,21 @@ async function mergeWithDeletionVectors(rounds = 3) {
       const dvFiles = new Set(written.deletionVectors.map((a) => deletionVectorFile(a.deletionVector, 'bench').relative));
       let dvBytes = 0;
       for (const f of dvFiles) dvBytes += (await t.storage.stat(f)).size;
-      return { rewritten: plan.removeFiles.reduce((s, f) => s + f.size, 0), rewrittenFiles: plan.removeFiles.length, marked: plan.markDeleted.length, newRows: written.adds.reduce((s, f) => s + f.size, 0), dvBytes };
+      return { rewritten: plan.removeFiles.reduce((s, f) => s + f.size, 0), rewrittenFiles: plan.removeFiles.length, marked: plan.markDeleted.length, newRows: written.adds.reduce((s, f) => s + f.size, 0), dvBytes, version: written.commit.version };
     });
     const scan = await t.scan();
     const full = await timed(() => new DeltaTable(new LocalStorage(path.join(dir, `merge-dv-full-${r}`)), session).write({ selectSql: `select * from (${scan.sql}) as t`, mode: 'overwrite' }));
     rmSync(path.join(dir, `merge-dv-full-${r}`), { recursive: true, force: true });
     const m = merge.result;
-    results.push({ round: r + 1, totalBytes: total, filesMarked: m.marked, filesRewritten: m.rewrittenFiles, bytesRewritten: m.rewritten, bytesWritten: m.newRows + m.dvBytes + m.rewritten, dvBytes: m.dvBytes, bytesWrittenRatio: (m.newRows + m.dvBytes) / total, mergeWall: merge.wall, mergeCpu: merge.cpu, floorWall: floor.wall, floorCpu: floor.cpu, fullWall: full.wall, fullCpu: full.cpu, wallRatio: merge.wall / full.wall, cpuRatio: merge.cpu / full.cpu, floorWallRatio: floor.wall / full.wall, floorCpuRatio: floor.cpu / full.cpu, load: loadavg() });
+    // The table's every 10th version also writes a checkpoint (transaction.ts): that round is marked.
+    results.push({ round: r + 1, version: m.version, checkpoint: m.version % CHECKPOINT_INTERVAL === 0, totalBytes: total, filesMarked: m.marked, filesRewritten: m.rewrittenFiles, bytesRewritten: m.rewritten, bytesWritten: m.newRows + m.dvBytes + m.rewritten, dvBytes: m.dvBytes, bytesWrittenRatio: (m.newRows + m.dvBytes) / total, mergeWall: merge.wall, mergeCpu: merge.cpu, floorWall: floor.wall, floorCpu: floor.cpu, fullWall: full.wall, fullCpu: full.cpu, wallRatio: merge.wall / full.wall, cpuRatio: merge.cpu / full.cpu, floorWallRatio: floor.wall / full.wall, floorCpuRatio: floor.cpu / full.cpu, load: loadavg() });
     const x = results.at(-1);
     console.log(
-      `merge, 1% random keys, deletion vectors, round ${x.round}: ${x.filesMarked} files marked, ${x.filesRewritten} rewritten (${(100 * x.bytesRewritten / total).toFixed(2)}% of bytes); wrote ${((x.bytesWritten) / 1e6).toFixed(2)} MB (${(100 * x.bytesWrittenRatio).toFixed(2)}% of ${(total / 1e6).toFixed(1)} MB; DVs ${(x.dvBytes / 1e3).toFixed(1)} kB); ` +
+      `merge, 1% random keys, deletion vectors, round ${x.round} (version ${x.version}${x.checkpoint ? ', writes a checkpoint' : ''}): ${x.filesMarked} files marked, ${x.filesRewritten} rewritten (${(100 * x.bytesRewritten / total).toFixed(2)}% of bytes); wrote ${((x.bytesWritten) / 1e6).toFixed(2)} MB (${(100 * x.bytesWrittenRatio).toFixed(2)}% of ${(total / 1e6).toFixed(1)} MB; DVs ${(x.dvBytes / 1e3).toFixed(1)} kB); ` +
         `ours ${fmt(x.mergeWall)} (cpu ${fmt(x.mergeCpu)}), engine floor ${fmt(x.floorWall)} (cpu ${fmt(x.floorCpu)}), full overwrite ${fmt(x.fullWall)} (cpu ${fmt(x.fullCpu)}): ours/overwrite wall ${x.wallRatio.toFixed(3)}x cpu ${x.cpuRatio.toFixed(3)}x, floor/overwrite wall ${x.floorWallRatio.toFixed(3)}x cpu ${x.floorCpuRatio.toFixed(3)}x; load ${x.load.map((l) => l.toFixed(1)).join(' ')}`,
     );
   }
+  console.log(`merge with deletion vectors, ours/overwrite per round (wall / cpu; * = the round that writes a checkpoint): ${results.map((x) => `${x.round}${x.checkpoint ? '*' : ''} ${x.wallRatio.toFixed(3)} / ${x.cpuRatio.toFixed(3)}`).join(', ')}; bytes rewritten ${results.map((x) => `${((100 * x.bytesRewritten) / x.totalBytes).toFixed(2)}%`).join(', ')}, written ${results.map((x) => `${(100 * x.bytesWrittenRatio).toFixed(2)}%`).join(', ')}`);
   return results;
 }
 if (process.argv.includes('--only-dv')) {

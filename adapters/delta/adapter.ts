@@ -312,7 +312,7 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     const actions: Action[] = [];
     if (!sameProtocol(protocol, snapshot.protocol)) actions.push({ protocol });
     actions.push({ domainMetadata: { domain: STATE_DOMAIN, configuration: JSON.stringify(next), removed: false } });
-    await commit(table.storage, session, { operation: 'SET ETL STATE', readVersion: snapshot.version, actions, readPredicate: 'none', ...writerOf(session.context) });
+    await commit(table.storage, session, { operation: 'SET ETL STATE', readVersion: snapshot.version, snapshot, actions, readPredicate: 'none', ...writerOf(session.context) });
     await this.lake.refresh(relation, session);
   }
 

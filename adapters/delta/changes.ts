@@ -148,14 +148,12 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
     if (pool.length && options.deletionVectors) {
       // Every physical row is read (a row deleted already and found again changes nothing), so no join drops deleted rows first.
       const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileIndexColumn: FILE_COLUMN, rowNumberColumn: ROW_COLUMN, columns, physicalRows: true });
-      // Row numbers as doubles (exact below 2^53) come to JavaScript as numbers, sorted, ready to merge with the earlier ones.
-      const hits = await session.query(`select ${quoteIdent(FILE_COLUMN)}, list(cast(${quoteIdent(ROW_COLUMN)} as double) order by ${quoteIdent(ROW_COLUMN)}) from (${scan.sql}) as etl_target where ${replaced} group by all`);
-      const hitFiles = hits.rows.map(([index]) => scan.files[Number(index)]!);
+      const hits = await replacedPositions(session, scan, `select * from (${scan.sql}) as etl_target where ${replaced}`);
+      const hitFiles = hits.map(([file]) => file);
       const earlier = await deletedPositionsOf(storage, session, hitFiles);
-      hits.rows.forEach(([, rows], i) => {
-        const file = hitFiles[i]!;
+      hits.forEach(([file, rows]) => {
         const before = earlier.get(file) ?? [];
-        const positions = unionSorted(before, rows as number[]);
+        const positions = unionSorted(before, rows);
         if (positions.length === before.length) return; // only rows its vector deletes already
         const physical = physicalRows(file);
         if (physical !== undefined && positions.length <= physical * DV_MAX_DELETED_SHARE) markDeleted.push({ file, positions });
@@ -173,6 +171,61 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
   }
   parts.push(newRows);
   return { selectSql: parts.length === 1 ? parts[0]! : parts.map((p) => `(${p})`).join('\nunion all\n'), removeFiles: affected, markDeleted, schema: after.changed ? schema : undefined, readFiles, readPredicate };
+}
+
+/** Bits of the per-file bitmaps of replacedPositions, at most (256 MB); beyond, the positions come as lists. */
+const BITMAP_BITS_MAX = 2 ** 31;
+
+/**
+ * The row positions (ascending) of the rows `hitsSql` returns, per file of
+ * the scan it reads (its FILE_COLUMN and ROW_COLUMN). When every file's stats
+ * give its row count, DuckDB sets them in one bitmap per file
+ * (bitstring_agg), which comes to JavaScript as bytes, in order: no list of a
+ * JavaScript number per position to build, and no sort. Otherwise (or when a
+ * file holds more rows than its stats say) as sorted lists of doubles (exact
+ * below 2^53).
+ */
+async function replacedPositions(session: SqlSession, scan: { files: AddFile[] }, hitsSql: string): Promise<Array<[AddFile, number[]]>> {
+  const file = quoteIdent(FILE_COLUMN);
+  const row = quoteIdent(ROW_COLUMN);
+  const counts = scan.files.map(physicalRows);
+  const rows = counts.every((n) => n !== undefined) ? Math.max(0, ...(counts as number[])) : undefined;
+  if (rows !== undefined && rows > 0 && rows * scan.files.length <= BITMAP_BITS_MAX) {
+    try {
+      const r = await session.query(`select ${file}, bitstring_agg(${row}, 0, ${rows - 1}) from (${hitsSql}) as etl_hits group by all`);
+      return r.rows.map(([index, bits]) => [scan.files[Number(index)]!, setBits(bits)]);
+    } catch (err) {
+      // A row number beyond the stats' count: the stats are wrong; the lists below need none.
+      if (!/outside of provided min and max/i.test((err as Error).message)) throw err;
+    }
+  }
+  const r = await session.query(`select ${file}, list(cast(${row} as double) order by ${row}) from (${hitsSql}) as etl_hits group by all`);
+  return r.rows.map(([index, positions]) => [scan.files[Number(index)]!, positions as number[]]);
+}
+
+/** The positions of the set bits of a DuckDB BITSTRING, ascending: as bytes (the first one the count of padding bits before the string's first bit), or as a string of 0s and 1s. */
+export function setBits(value: unknown): number[] {
+  const out: number[] = [];
+  if (typeof value === 'string') {
+    for (let i = value.indexOf('1'); i >= 0; i = value.indexOf('1', i + 1)) out.push(i);
+    return out;
+  }
+  const bytes = value as Uint8Array;
+  const padding = bytes[0]!;
+  const n = bytes.length;
+  for (let b = 1; b < n; b++) {
+    let v = bytes[b]!;
+    if (v === 0) continue;
+    if (b === 1 && (v &= 0xff >> padding) === 0) continue;
+    // Bit 7 of a byte is its first position; clz32 counts 24 zeros above a byte.
+    const base = (b - 1) * 8 - padding - 24;
+    while (v !== 0) {
+      const lead = Math.clz32(v);
+      out.push(base + lead);
+      v ^= 0x80000000 >>> lead;
+    }
+  }
+  return out;
 }
 
 /** The union of two ascending lists of distinct numbers, ascending. */

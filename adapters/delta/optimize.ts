@@ -60,6 +60,7 @@ export async function optimize(storage: DeltaStorage, session: SqlSession, optio
     operationParameters: { predicate: [], targetFileSize: target },
     operationMetrics: { numRemovedFiles: compacted.size, numAddedFiles: added },
     readVersion: snapshot.version,
+    snapshot,
     actions,
     readPredicate: 'none',
     readFiles: compacted,

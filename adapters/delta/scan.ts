@@ -356,6 +356,13 @@ async function deletedPositions(storage: DeltaStorage, session: SqlSession, file
   return positions;
 }
 
+/** Records the positions a deletion vector just written deletes (ascending, not to be changed), so the next read of the file does not read the vector back. */
+export function rememberDeletedPositions(storage: DeltaStorage, file: AddFile, positions: number[]): void {
+  if (!file.deletionVector) return;
+  if (DELETED_CACHE.size > DELETED_CACHE_MAX) DELETED_CACHE.clear();
+  DELETED_CACHE.set(`${storage.root}\u0000${fileKey(file)}`, positions);
+}
+
 /** The deleted positions of each file with a deletion vector; a DV file several vectors share is read once. */
 export async function deletedPositionsOf(storage: DeltaStorage, session: SqlSession, files: AddFile[]): Promise<Map<AddFile, number[]>> {
   const out = new Map<AddFile, number[]>();

@@ -94,10 +94,17 @@ export async function readCheckpoint(storage: DeltaStorage, session: SqlSession,
   return actions;
 }
 
-/** Parquet structs carry every field, null when unset; JSON commits leave them out. */
+/**
+ * Parquet structs carry every field, null when unset; JSON commits leave them
+ * out. So do the structs inside an action (a deletion vector's maxRowIndex);
+ * a map's null values (a null partition value) stay.
+ */
 function stripNulls(o: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== null) out[k] = v;
+  for (const [k, v] of Object.entries(o)) {
+    if (v === null) continue;
+    out[k] = k === 'deletionVector' && typeof v === 'object' ? stripNulls(v as Record<string, unknown>) : v;
+  }
   return out;
 }
 
@@ -143,7 +150,7 @@ function finish(replay: Replay, table: string, version: number, timestamp: numbe
   if (!(replay.protocol.readerFeatures ?? []).includes('deletionVectors')) {
     for (const f of replay.files.values()) if (f.deletionVector) throw new DeltaTableError(`corrupt Delta table ${table}: file ${f.path} has a deletion vector at version ${version} but the protocol has no deletionVectors reader feature`);
   }
-  return {
+  const snapshot: Snapshot = {
     table,
     version,
     protocol: replay.protocol,
@@ -156,6 +163,20 @@ function finish(replay: Replay, table: string, version: number, timestamp: numbe
     timestamp: typeof info?.inCommitTimestamp === 'number' ? info.inCommitTimestamp : timestamp,
     commitInfo: info,
   };
+  REPLAYED.add(snapshot);
+  return snapshot;
+}
+
+/**
+ * Snapshots replayed from the log (loadSnapshot, updateSnapshot,
+ * advanceSnapshot): their maps hold the table's whole state at their version.
+ * A copy made with other files (a scan of some of them) is not one.
+ */
+const REPLAYED = new WeakSet<Snapshot>();
+
+/** Whether the snapshot is one replayed from the log, whole (see REPLAYED). */
+export function isReplayed(snapshot: Snapshot): boolean {
+  return REPLAYED.has(snapshot);
 }
 
 /** Replays the log into the snapshot at a version (latest by default). */
@@ -180,6 +201,17 @@ export async function loadSnapshot(storage: DeltaStorage, session: SqlSession, o
 export async function updateSnapshot(storage: DeltaStorage, snapshot: Snapshot): Promise<Snapshot> {
   const commits = await readCommitsAfter(storage, snapshot.version);
   if (commits.length === 0) return snapshot;
+  const last = commits.at(-1)!;
+  const stat = await storage.stat(`_delta_log/${String(last.version).padStart(20, '0')}.json`);
+  return advanceSnapshot(snapshot, commits, stat?.modificationTime ?? Date.now());
+}
+
+/**
+ * The snapshot after `commits`, the versions right after `snapshot`'s in
+ * order, replayed in memory onto copies of its state (the log is not read);
+ * `timestamp`: when the last of them was committed.
+ */
+export function advanceSnapshot(snapshot: Snapshot, commits: Commit[], timestamp: number): Snapshot {
   const replay = new Replay();
   replay.protocol = snapshot.protocol;
   replay.metadata = snapshot.metadata;
@@ -187,10 +219,14 @@ export async function updateSnapshot(storage: DeltaStorage, snapshot: Snapshot):
   replay.tombstones = new Map(snapshot.tombstones);
   replay.txns = new Map(snapshot.txns);
   replay.domains = new Map(snapshot.domains);
-  for (const c of commits) replay.apply(c.actions, storage.root, `version ${c.version}`);
-  const last = commits.at(-1)!;
-  const stat = await storage.stat(`_delta_log/${String(last.version).padStart(20, '0')}.json`);
-  return finish(replay, storage.root, last.version, stat?.modificationTime ?? Date.now(), commitInfoOf(last));
+  let version = snapshot.version;
+  for (const c of commits) {
+    if (c.version !== version + 1) throw new DeltaTableError(`Delta table ${snapshot.table}: version ${c.version} does not follow version ${version}`);
+    replay.apply(c.actions, snapshot.table, `version ${c.version}`);
+    version = c.version;
+  }
+  const last = commits.at(-1);
+  return last ? finish(replay, snapshot.table, last.version, timestamp, commitInfoOf(last)) : snapshot;
 }
 
 /** The commits after `version` up to the latest, read in order (conflict checks, history). */

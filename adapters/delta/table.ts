@@ -11,7 +11,7 @@ import { commitInfoOf, fileKey } from './actions.js';
 import { DeltaTableError } from './errors.js';
 import { listCommits, LOG_DIR } from './log-files.js';
 import { checkWritable, protocolFor, sameProtocol } from './protocol.js';
-import { scanSnapshot, type Scan, type ScanOptions } from './scan.js';
+import { rememberDeletedPositions, scanSnapshot, type Scan, type ScanOptions } from './scan.js';
 import { schemaFromDuckDb, schemaString, type StructType } from './schema.js';
 import { commitTimestamps, loadSnapshot, readCommit, updateSnapshot, type Snapshot, type SnapshotOptions } from './snapshot.js';
 import type { SqlSession } from './sql.js';
@@ -189,9 +189,11 @@ export class DeltaTable {
     const marked = options.mode === 'rewrite' ? (options.markDeleted ?? []) : [];
     if (marked.length && !(protocol.readerFeatures ?? []).includes('deletionVectors')) throw new DeltaTableError(`cannot write deletion vectors to ${table}: its protocol has no deletionVectors feature\n  hint: set deletion_vectors: true on the model`);
 
-    const adds = options.stagedAdds ?? (options.selectSql === undefined ? [] : await writeDataFiles(this.storage, this.session, { selectSql: options.selectSql, schema, partitionColumns, targetFileSize: options.targetFileSize }));
-    // One DV file for every vector of the commit (written before it, like the data files).
-    const descriptors = marked.length ? await writeDeletionVectors(this.storage, marked.map((m) => m.positions)) : [];
+    // The data files (DuckDB's work) and one DV file for every vector of the commit (the library's), written at the same time, before the commit.
+    const [adds, descriptors] = await Promise.all([
+      options.stagedAdds ?? (options.selectSql === undefined ? [] : writeDataFiles(this.storage, this.session, { selectSql: options.selectSql, schema, partitionColumns, targetFileSize: options.targetFileSize })),
+      marked.length ? writeDeletionVectors(this.storage, marked.map((m) => m.positions)) : [],
+    ]);
     const dvAdds: AddFile[] = marked.map((m, i) => ({ ...m.file, deletionVector: descriptors[i], dataChange: true, stats: looseBounds(m.file.stats) }));
     const now = Date.now();
     let removed: AddFile[] = [];
@@ -239,6 +241,7 @@ export class DeltaTable {
       operationParameters: { mode, partitionBy: partitionColumns, ...(options.mode === 'overwrite-partitions' ? { dynamicPartitionOverwrite: true } : {}) },
       operationMetrics: { numFiles: adds.length, numOutputRows: rows, numOutputBytes: adds.reduce((s, a) => s + a.size, 0), numRemovedFiles: removes.length - dvAdds.length, ...(dvAdds.length ? { numDeletionVectorsAdded: dvAdds.length, numDeletedRows: deletedRows(marked) } : {}) },
       readVersion: current?.version ?? -1,
+      snapshot: current,
       actions,
       readPredicate: options.readPredicate ?? readPredicate,
       readFiles: options.readFiles ?? readFiles,
@@ -247,6 +250,8 @@ export class DeltaTable {
       nodeId: options.nodeId ?? this.session.context?.nodeId,
       commitInfo: options.commitInfo,
     });
+    // The vectors' positions are known: a later read or merge of these files (the next round's) does not read them back.
+    dvAdds.forEach((a, i) => rememberDeletedPositions(this.storage, a, marked[i]!.positions));
     return { commit: result, adds, removes, deletionVectors: dvAdds, rows };
   }
 

@@ -18,13 +18,13 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Action, AddFile, Commit, CommitInfo, RemoveFile } from './actions.js';
-import { commitInfoOf, fileKey, serializeCommit } from './actions.js';
+import { commitInfoOf, fileKey, parseCommit, serializeCommit } from './actions.js';
 import { CHECKPOINT_INTERVAL, writeCheckpoint } from './checkpoint.js';
 import { ConcurrentModificationError, DeltaTableError } from './errors.js';
 import { ETL_VERSION } from '../../core/compiler/version.js';
 import { pausePoint } from '../trace.js';
 import { commitPath } from './log-files.js';
-import { loadSnapshot, readCommitsAfter } from './snapshot.js';
+import { advanceSnapshot, isReplayed, loadSnapshot, readCommitsAfter, type Snapshot } from './snapshot.js';
 import type { SqlSession } from './sql.js';
 import type { DeltaStorage } from './storage.js';
 import type { IsolationLevel } from './table-properties.js';
@@ -39,6 +39,13 @@ export interface CommitRequest {
   operationMetrics?: Record<string, number>;
   /** The version the change was computed from; -1 when the table did not exist. */
   readVersion: number;
+  /**
+   * The snapshot at readVersion as read from the log (loadSnapshot or
+   * updateSnapshot): a checkpoint this commit owes is then built from it, the
+   * commits that won in between and this one, in memory, instead of replaying
+   * the log again. Without it (or with a copy of one) the log is replayed.
+   */
+  snapshot?: Snapshot;
   /** add, remove, metaData, protocol, txn, domainMetadata actions (commitInfo is added here). */
   actions: Action[];
   /**
@@ -117,6 +124,8 @@ export async function commit(storage: DeltaStorage, session: SqlSession, request
   const maxAttempts = request.maxAttempts ?? 10_000;
   let version = request.readVersion + 1;
   let checkedUpTo = request.readVersion;
+  // The commits after readVersion that won, in order (the checkpoint's state is built from them).
+  const won: Commit[] = [];
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     const info: CommitInfo = {
       timestamp: Date.now(),
@@ -139,7 +148,7 @@ export async function commit(storage: DeltaStorage, session: SqlSession, request
       let checkpointError: Error | undefined;
       if (version > 0 && version % CHECKPOINT_INTERVAL === 0) {
         try {
-          await writeCheckpoint(storage, session, await loadSnapshot(storage, session, { version }));
+          await writeCheckpoint(storage, session, await stateAt(storage, session, request, won, parseCommit(body, commitPath(version), version)));
         } catch (err) {
           checkpointError = err as Error;
         }
@@ -153,8 +162,21 @@ export async function commit(storage: DeltaStorage, session: SqlSession, request
       if (why) throw new ConcurrentModificationError(storage.root, w.version, ours, describeWriter(commitInfoOf(w), w.version), why);
     }
     if (winners.length === 0) throw new DeltaTableError(`Delta table ${storage.root}: version ${version} exists but cannot be read back`);
+    won.push(...winners);
     checkedUpTo = winners.at(-1)!.version;
     version = checkedUpTo + 1;
   }
   throw new DeltaTableError(`Delta table ${storage.root}: gave up committing ${ours} after ${maxAttempts} attempts; other writers kept committing first`);
+}
+
+/**
+ * The table's state at `ours`'s version for its checkpoint: the request's
+ * snapshot advanced in memory by the winners and `ours` (the commit as written,
+ * parsed back, so it equals a replay of the JSON), or, without a replayed
+ * snapshot at readVersion, the log replayed.
+ */
+async function stateAt(storage: DeltaStorage, session: SqlSession, request: CommitRequest, won: Commit[], ours: Commit): Promise<Snapshot> {
+  const base = request.snapshot;
+  if (base && isReplayed(base) && base.version === request.readVersion && base.table === storage.root) return advanceSnapshot(base, [...won, ours], Date.now());
+  return loadSnapshot(storage, session, { version: ours.version });
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalStorage } from '../../adapters/delta/index.js';
 import { deletionVectorFile, parseRoaringArray, readDeletionVector, serializeRoaringArray, writeDeletionVectors, z85Decode, z85Encode } from '../../adapters/delta/deletion-vectors.js';
+import { setBits } from '../../adapters/delta/changes.js';
 import { extractGolden, openDuckDb, tempDir, type TestDb } from './helpers.js';
 
 let db: TestDb;
@@ -107,5 +108,19 @@ describe('DV files', () => {
     const data = serializeRoaringArray([4, 9]);
     const dv = { storageType: 'i', pathOrInlineDv: z85Encode(data), sizeInBytes: data.length, cardinality: 2 };
     expect(await readDeletionVector(new LocalStorage(tmp.dir), dv, readAbsolute, 'x')).toEqual([4, 9]);
+  });
+});
+
+describe('row positions from DuckDB bitmaps (a merge\'s replaced rows)', () => {
+  it('setBits reads back the positions bitstring_agg sets, for lengths that leave every padding from 0 to 7 bits', async () => {
+    for (const length of [1, 7, 8, 9, 15, 16, 17, 100, 1001, 65_537]) {
+      const sets = [[0], [length - 1], Array.from({ length: Math.ceil(length / 3) }, (_, i) => 3 * i), [...new Set([0, 1, 2, Math.floor(length / 2), length - 2, length - 1].filter((p) => p >= 0 && p < length))].sort((a, b) => a - b)];
+      for (const positions of sets) {
+        const r = await db.session.query(`select bitstring_agg(p, 0, ${length - 1}), cast(bitstring_agg(p, 0, ${length - 1}) as varchar) from unnest([${positions.join(', ')}]) as t(p)`);
+        const [bytes, text] = r.rows[0]!;
+        expect(setBits(bytes), `length ${length}`).toEqual(positions);
+        expect(setBits(text), `length ${length} as text`).toEqual(positions);
+      }
+    }
   });
 });

@@ -256,6 +256,94 @@ describe('writing a table', () => {
     expect(cols.rows.map((r) => r[0])).toEqual(['txn', 'add', 'remove', 'metaData', 'protocol', 'domainMetadata']);
   });
 
+  /** A table's state as a checkpoint keeps it: every field of every action (dataChange aside: a checkpoint's are false; a tombstone's stats and tags are dropped). */
+  const checkpointState = (s: Awaited<ReturnType<typeof loadSnapshot>>) => ({
+    version: s.version,
+    protocol: s.protocol,
+    metadata: s.metadata,
+    files: [...s.files.entries()].map(([k, f]) => [k, { ...f, dataChange: undefined }]).sort(),
+    tombstones: [...s.tombstones.entries()].map(([k, r]) => [k, { ...r, dataChange: undefined, stats: undefined, tags: undefined }]).sort(),
+    txns: [...s.txns.entries()].sort(),
+    domains: [...s.domains.entries()].sort(),
+  });
+  /** The snapshot at `version` replayed from the JSON commits alone (a copy of the table without its checkpoints). */
+  async function jsonReplay(root: string, version: number) {
+    const copy = path.join(tmp.dir, `json-only-${n++}`);
+    cpSync(root, copy, { recursive: true });
+    for (const f of readdirSync(path.join(copy, '_delta_log'))) if (f.includes('checkpoint')) rmSync(path.join(copy, '_delta_log', f));
+    return loadSnapshot(new LocalStorage(copy), db.session, { version });
+  }
+
+  it('builds the checkpoint from the committed state in memory (no replay of the log), equal to a full JSON replay: deletion vectors, removes, txns, domains (one removed), past a concurrent winner', async () => {
+    const { root } = newTable();
+    /** The storage the writers use, recording the log reads (a real LocalStorage). */
+    class Recording extends LocalStorage {
+      calls: string[] = [];
+      override list(dir: string, options?: Parameters<LocalStorage['list']>[1]) {
+        this.calls.push(`list ${dir}`);
+        return super.list(dir, options);
+      }
+      override read(file: string) {
+        this.calls.push(`read ${file}`);
+        return super.read(file);
+      }
+    }
+    const storage = new Recording(root);
+    const table = new DeltaTable(storage, db.session);
+    await table.write({ selectSql: `select range::bigint as k, 'v1' as v from range(0, 100)`, mode: 'append', deletionVectors: true, domains: [{ domain: 'etl.a', configuration: '{"a":1}' }, { domain: 'etl.b', configuration: '{"b":1}' }] });
+    await table.write({ selectSql: `select range::bigint as k, 'v1' as v from range(100, 200)`, mode: 'append', txn: { appId: 'app-0', version: 1 } });
+    const merge = async (keys: number[]) => {
+      const snapshot = await table.snapshot();
+      await db.session.execute(`create or replace temp table etl_new as select k::bigint as k, 'v2' as v from unnest([${keys.join(', ')}]) as t(k)`);
+      const change = { strategy: 'merge' as const, target: { schema: 'main', name: 't' }, staged: { schema: 'temp', name: 'etl_new' }, columns: ['k', 'v'], uniqueKey: ['k'], columnChanges: [], state: [] };
+      const plan = await planRewrite(table.storage, db.session, snapshot, change, 'temp.etl_new', { deletionVectors: true });
+      return table.write({ readSnapshot: snapshot, selectSql: plan.selectSql, mode: 'rewrite', removeFiles: plan.removeFiles, markDeleted: plan.markDeleted, readFiles: plan.readFiles, readPredicate: plan.readPredicate, operation: 'MERGE' });
+    };
+    // v2: vectors on both files; v3: most of the first file, rewritten (a remove without a vector add).
+    expect((await merge([5, 150])).deletionVectors).toHaveLength(2);
+    expect((await merge(Array.from({ length: 60 }, (_, i) => i))).removes.length).toBeGreaterThan(0);
+    // v4: a domain removed, a txn of another application.
+    const v3 = await table.snapshot();
+    await commit(storage, db.session, { operation: 'SET ETL STATE', readVersion: 3, snapshot: v3, actions: [{ domainMetadata: { domain: 'etl.b', configuration: '', removed: true } }, { txn: { appId: 'app-1', version: 1, lastUpdated: 1 } }], readPredicate: 'none' });
+    for (let v = 5; v <= 8; v++) await table.write({ selectSql: `select ${1000 + v}::bigint as k, 'v1' as v`, mode: 'append', txn: { appId: 'app-0', version: v } });
+    // Writer B appends from version 8; writer A's merge lands first (version 9), so B's append is retried and commits version 10, which owes a checkpoint.
+    const b = await table.snapshot();
+    expect(b.version).toBe(8);
+    expect((await merge([6, 151])).commit?.version).toBe(9);
+    storage.calls = [];
+    const appended = await table.write({ readSnapshot: b, selectSql: `select 2000::bigint as k, 'v1' as v`, mode: 'append', txn: { appId: 'app-1', version: 2 }, domains: [{ domain: 'etl.a', configuration: '{"a":2}' }] });
+    expect(appended.commit).toMatchObject({ version: 10, attempts: 2 });
+    expect(appended.commit?.checkpointError).toBeUndefined();
+    // The checkpoint came from memory: the only log file read is the winner's commit, and the log was not listed.
+    expect(storage.calls).toEqual(['read _delta_log/00000000000000000009.json']);
+    const log = path.join(root, '_delta_log');
+    expect(readdirSync(log)).toContain('00000000000000000010.checkpoint.parquet');
+    const fromCheckpoint = await loadSnapshot(new LocalStorage(root), db.session, { version: 10 });
+    const fromJson = await jsonReplay(root, 10);
+    expect(fromCheckpoint.tombstones.size).toBeGreaterThan(0);
+    expect([...fromCheckpoint.files.values()].filter((f) => f.deletionVector).length).toBeGreaterThan(0);
+    expect([...fromCheckpoint.domains.keys()]).toEqual(['etl.a']);
+    expect(fromCheckpoint.txns.get('app-1')?.version).toBe(2);
+    expect(checkpointState(fromCheckpoint)).toEqual(checkpointState(fromJson));
+    expect(JSON.parse(readFileSync(path.join(log, '_last_checkpoint'), 'utf8'))).toMatchObject({ version: 10, numOfAddFiles: fromJson.files.size });
+    await checkProtocol(root);
+  });
+
+  it('replays the log for the checkpoint when the snapshot given is not one read whole from it', async () => {
+    const { table, root } = newTable();
+    for (let i = 0; i < 9; i++) await table.write({ selectSql: `select ${i} as id`, mode: 'append' });
+    const s = await table.snapshot();
+    // A copy of the snapshot with none of its files (as a scan of some files makes): a checkpoint from it would lose the table's files.
+    const result = await commit(table.storage, db.session, { operation: 'WRITE', readVersion: 9 - 1, snapshot: { ...s, files: new Map() }, actions: [], readPredicate: 'none' });
+    expect(result).toMatchObject({ version: 9, attempts: 1 });
+    const tenth = await commit(table.storage, db.session, { operation: 'WRITE', readVersion: 9, snapshot: { ...(await table.snapshot()), files: new Map() }, actions: [], readPredicate: 'none' });
+    expect(tenth.version).toBe(10);
+    expect(readdirSync(path.join(root, '_delta_log'))).toContain('00000000000000000010.checkpoint.parquet');
+    const fromCheckpoint = await loadSnapshot(new LocalStorage(root), db.session);
+    expect(fromCheckpoint.files.size).toBe(9);
+    expect(checkpointState(fromCheckpoint)).toEqual(checkpointState(await jsonReplay(root, 10)));
+  });
+
   it('names the file, line and version of a corrupt commit', async () => {
     const { table, root } = newTable();
     await table.write({ selectSql: 'select 1 as id', mode: 'append' });
@@ -381,6 +469,21 @@ describe('deletion vectors', () => {
     await checkProtocol(root);
     // The vectors are read into the scan's SQL, not into tables of the session's database.
     expect(await tables()).toEqual(before);
+  });
+
+  it('finds the replaced rows of a file whose stats count fewer rows than it holds (the bitmap of its stated rows cannot hold them; the rows come as lists)', async () => {
+    const { table, root } = newTable();
+    for (let f = 0; f < 2; f++) await table.write({ selectSql: `select range::bigint as k, 'v1' as v from range(${f * 100}, ${(f + 1) * 100})`, mode: 'append', deletionVectors: f === 0 });
+    // Both files' stats say 10 rows (a writer's mistake): row 50 of the second is beyond them.
+    for (const v of [0, 1]) {
+      const file = path.join(root, '_delta_log', `0000000000000000000${v}.json`);
+      writeFileSync(file, readFileSync(file, 'utf8').replace(String.raw`\"numRecords\":100,`, String.raw`\"numRecords\":10,`));
+    }
+    const merged = [5, 150];
+    const plan = await merge(table, merged);
+    expect(plan.markDeleted.map((m) => m.positions).sort()).toEqual([[5], [50]]);
+    expect(plan.removeFiles).toEqual([]);
+    expect(await rowsOf(table, 'where k < 200')).toEqual(expected(merged, (k) => k < 200));
   });
 
   it('a table without the property copies on write as before', async () => {
