@@ -296,6 +296,11 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
       warnings.push(...check.warnings);
     }
     prepared = { ...compiled, warnings, plan, deferTo };
+    // The loaders' modules (their sources' drivers) load while the target opens and the run's start is recorded.
+    const manifest = compiled.manifest;
+    if (plan.ids.some((id) => manifest.nodes[id]?.config.materialized === 'loader')) {
+      import('./materializations/index.js').then((m) => m.preloadFor(plan.ids.map((id) => manifest.nodes[id])), () => undefined);
+    }
   } catch (err) {
     // A bad project is reported as such, whatever the connection did; one
     // still being made is cut short (close() during open()).
