@@ -27,6 +27,7 @@
 //
 //   node bench/extract.mjs [--rows N] [--big N] [--repeat N] [--big-repeat N] [--breakdown]
 //                          [--settle] [--compare path/to/dist/bin/etl.js] [--cdc-only] [--no-cdc]
+//                          [--no-other-targets] (no 10M load into Postgres and Delta targets)
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -289,13 +290,15 @@ try {
       }
     }
     // The same load into the other targets: Postgres (COPY FROM STDIN) and Delta (staged by DuckDB, written as Parquet).
-    await client.query(`create schema ${schema}_target`);
-    project('customers_big', `{ type: postgres, url: "${PG_URL}", schema: ${schema}_target, threads: 2 }`);
-    const intoPg = etl('extract');
-    console.log(`Into a Postgres target at ${BIG} rows: peak RSS ${intoPg.rssMiB.toFixed(0)} MiB, ${intoPg.wall.toFixed(1)} s wall (${Math.round(BIG / intoPg.wall)} rows/s; loader node ${intoPg.node.toFixed(1)} s)`);
-    project('customers_big', '{ type: delta, path: lake, schema: main, threads: 2 }');
-    const intoDelta = etl('extract');
-    console.log(`Into a Delta target at ${BIG} rows: peak RSS ${intoDelta.rssMiB.toFixed(0)} MiB, ${intoDelta.wall.toFixed(1)} s wall (${Math.round(BIG / intoDelta.wall)} rows/s; loader node ${intoDelta.node.toFixed(1)} s; load average ${loadAvg()})`);
+    if (!process.argv.includes('--no-other-targets')) {
+      await client.query(`create schema ${schema}_target`);
+      project('customers_big', `{ type: postgres, url: "${PG_URL}", schema: ${schema}_target, threads: 2 }`);
+      const intoPg = etl('extract');
+      console.log(`Into a Postgres target at ${BIG} rows: peak RSS ${intoPg.rssMiB.toFixed(0)} MiB, ${intoPg.wall.toFixed(1)} s wall (${Math.round(BIG / intoPg.wall)} rows/s; loader node ${intoPg.node.toFixed(1)} s)`);
+      project('customers_big', '{ type: delta, path: lake, schema: main, threads: 2 }');
+      const intoDelta = etl('extract');
+      console.log(`Into a Delta target at ${BIG} rows: peak RSS ${intoDelta.rssMiB.toFixed(0)} MiB, ${intoDelta.wall.toFixed(1)} s wall (${Math.round(BIG / intoDelta.wall)} rows/s; loader node ${intoDelta.node.toFixed(1)} s; load average ${loadAvg()})`);
+    }
   }
 } finally {
   await client.query(`drop schema if exists ${schema} cascade`);
