@@ -113,8 +113,10 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
 
   async close(): Promise<void> {
     // Closing checkpoints what is still in the WAL; after a load that is bounded too, as the load was.
+    // With the largest allowance a merge of the run had for its deletes: the versions of the rows it deleted are
+    // pinned until this checkpoint, and a bound below them fails (after ~20 ms of trying to evict, at 10M rows).
     if (this.bounded.before && this.target.settings?.memory_limit === undefined && this.pool) {
-      await this.withSession((session) => session.execute(`set global memory_limit = '${this.bounded.limitMb}MB'`)).catch(() => undefined);
+      await this.withSession((session) => session.execute(`set global memory_limit = '${this.bounded.limitMb + this.bounded.closeDeleteMb}MB'`)).catch(() => undefined);
     }
     this.pool?.closeAll();
     this.pool = undefined;
@@ -318,10 +320,11 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
 
   /**
    * Steps holding the bounded buffer pool now, the allowance for deletes they
-   * asked for (MB), the setting of it under way, and the values it replaced
-   * (read once: see below).
+   * asked for (MB), the largest such allowance of the run (the bound of the
+   * checkpoint at close), the setting of it under way, and the values it
+   * replaced (read once: see below).
    */
-  private bounded = { steps: 0, deleteMb: 0, applied: undefined as Promise<void> | undefined, before: undefined as Record<string, string> | undefined, limitMb: LOAD_MEMORY_MB };
+  private bounded = { steps: 0, deleteMb: 0, closeDeleteMb: 0, applied: undefined as Promise<void> | undefined, before: undefined as Record<string, string> | undefined, limitMb: LOAD_MEMORY_MB };
 
   /**
    * A step of a load (its stage, a check over it, a merge) with the buffer
@@ -352,6 +355,7 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     if (own.length === 0) return fn();
     const deleteMb = options.deletingFrom && own.includes('memory_limit') ? await this.deleteAllowanceMb(session, options.deletingFrom) : 0;
     this.bounded.deleteMb += deleteMb;
+    this.bounded.closeDeleteMb = Math.max(this.bounded.closeDeleteMb, this.bounded.deleteMb);
     const limit = () => `'${this.bounded.limitMb + this.bounded.deleteMb}MB'`;
     if (this.bounded.steps++ === 0) {
       this.bounded.applied = (async () => {
