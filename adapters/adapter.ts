@@ -118,6 +118,8 @@ export interface IncrementalChange {
   state: StateRecord[];
   /** Rows that leave the staged table (quarantine) in the same transaction, before the rest is applied. */
   moveRows?: RowMove;
+  /** The staged table's rows where the caller knows them (its stage counted them): the change's rows, not counted again. */
+  stagedRows?: number;
   /** deletion_vectors (Delta): true turns them on for the table; undefined follows the table's own property. */
   deletionVectors?: boolean;
   /**
@@ -161,6 +163,12 @@ export interface SnapshotResult {
 export interface StagedTable {
   relation: Relation;
   rows?: number;
+  /**
+   * Its columns as listColumns would read them, where the stage made them
+   * itself with the types it was given (DuckDB's stageCsv): a loader's drift
+   * check compares these with the table's instead of reading the stage back.
+   */
+  columns?: ColumnDef[];
 }
 
 /** What a materialization reports back. */

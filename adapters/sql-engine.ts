@@ -198,8 +198,9 @@ export abstract class SqlEngine {
       let applied = 0;
       if (!('sql' in staged)) {
         if (change.moveRows) await this.moveRows(session, staged, change.moveRows);
-        const counted = await session.query(`select count(*) from ${this.relationSql(staged)}`);
-        applied = Number(counted.rows[0]?.[0] ?? 0);
+        // Rows moved out (quarantine) leave the stage's own count behind: counted then.
+        if (change.stagedRows !== undefined && !change.moveRows) applied = change.stagedRows;
+        else applied = Number((await session.query(`select count(*) from ${this.relationSql(staged)}`)).rows[0]?.[0] ?? 0);
       }
       for (const c of change.columnChanges) await session.execute(this.columnChangeSql(change.target, c));
       const statements = this.incrementalSql(change);

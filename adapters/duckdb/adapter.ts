@@ -307,7 +307,8 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
       // the checkpoint at close to write (seconds, and the memory of the whole table, after a 10M-row load).
       if (this.databasePath !== ':memory:' && !this.stagedRelation(relation, options).temporary) await transaction(session, load);
       else await load();
-      return { ...staged!, rows };
+      // Made by read_csv with these types: its columns are known without reading them back.
+      return { ...staged!, rows, columns: columns.map((c) => ({ name: c.name, type: c.type })) };
     } catch (err) {
       if (staged) await this.discardStaged(session, staged);
       throw err;

@@ -71,6 +71,15 @@ function transientSourceFailure(err: unknown): boolean {
 }
 
 async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
+  const bound = new HeldBound(ctx);
+  try {
+    return await loadOnce(ctx, bound);
+  } finally {
+    await bound.release();
+  }
+}
+
+async function loadOnce(ctx: MaterializationContext, bound: HeldBound): Promise<MaterializeResult> {
   const { adapter, session, node } = ctx;
   const spec = node.config.loader!;
   const relation = relationOf(node);
@@ -127,12 +136,14 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     const count = (n: number) => void (bytes += n);
     const rows = countedSource(extractor.extract({ columns, since }), count);
     const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
-    staged = await bounded(ctx, () => adapter.stageCsv(session, relation, targetColumns, rows, { transient: !!existing && !replacing }));
+    // A merge's steps, from the stage to the merge, under one bound (with the merge's allowance for its deletes).
+    if (existing && !refresh && (since !== undefined || units !== undefined)) await bound.hold({ deletingFrom: relation });
+    staged = await bound.run(() => adapter.stageCsv(session, relation, targetColumns, rows, { transient: !!existing && !replacing }));
     // A merge that detects deletes reads every key too, in the same snapshot (a full load has every row anyway).
     if (incremental?.deletes === 'detect' && since !== undefined) {
       const keyColumns = incremental.primary_key;
       try {
-        sourceKeys = await bounded(ctx, () => stageSourceKeys(ctx, extractor, relation, columns, keyColumns, count));
+        sourceKeys = await bound.run(() => stageSourceKeys(ctx, extractor, relation, columns, keyColumns, count));
       } catch (err) {
         await adapter.discardStaged(session, staged);
         throw err;
@@ -155,7 +166,7 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
   try {
     if (incremental && !(await extractor.keyIsUnique?.(incremental.primary_key))) {
       const rel = adapter.dialect.relation(staged.relation.schema, staged.relation.name);
-      await bounded(ctx, () => checkUniqueKey(session, adapter.dialect.quoteIdentifier, rel, spec, incremental.primary_key));
+      await bound.run(() => checkUniqueKey(session, adapter.dialect.quoteIdentifier, rel, spec, incremental.primary_key));
     }
     const state: StateRecord[] = incremental
       ? [{ kind: 'watermark', relation, uniqueId: node.unique_id, eventTimeColumn: incremental.cursor, runId: ctx.runId, at: ctx.clock.now().toISOString(), newRows: merging ? staged.relation : undefined }]
@@ -168,23 +179,22 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
     if (!merging) {
       // Bounded too: Delta writes the staged rows out as Parquet here, and would hold them all on the way.
       const table = staged;
-      await bounded(ctx, () => adapter.publishTable(session, table, relation, { state }));
+      await bound.run(() => adapter.publishTable(session, table, relation, { state }));
       loaded = staged.rows ?? 0;
     } else {
       // deletes: detect: the changed rows and the keys gone at the source, applied together.
       const keys = sourceKeys;
-      const withDeletes = keys ? await bounded(ctx, () => stageWithDeletes(ctx, relation, staged!, keys, columns, incremental!.primary_key)) : undefined;
+      const withDeletes = keys ? await bound.run(() => stageWithDeletes(ctx, relation, staged!, keys, columns, incremental!.primary_key)) : undefined;
       const applying = withDeletes?.staged ?? staged;
       try {
         // The loader's own on_schema_change if it sets one, else: add, keep removed (warn), widen, fail on the rest.
         const ignored = withDeletes ? [GONE] : [];
         const plan = node.config.on_schema_change
-          ? await planSchemaChange(adapter, session, node, relation, applying.relation, ignored, tableColumns)
-          : await planSourceDrift(adapter, session, node, relation, applying.relation, ignored, tableColumns);
+          ? await planSchemaChange(adapter, session, node, relation, applying.relation, ignored, tableColumns, applying.columns)
+          : await planSourceDrift(adapter, session, node, relation, applying.relation, ignored, tableColumns, applying.columns);
         drift = describeDrift(plan);
         try {
-          const applied = await bounded(
-            ctx,
+          const applied = await bound.run(
             async () =>
               adapter.applyIncremental(session, {
                 // Files: a changed file's rows replace the rows it gave before; deletes: a key gone deletes its row.
@@ -199,6 +209,7 @@ async function load(ctx: MaterializationContext): Promise<MaterializeResult> {
                 staged: applying.relation,
                 columns: plan.columns,
                 columnChanges: plan.changes,
+                stagedRows: applying.rows,
                 state,
               }),
             { deletingFrom: relation },
@@ -255,6 +266,49 @@ async function lacksColumns(ctx: MaterializationContext, relation: { schema: str
  */
 function bounded<T>(ctx: MaterializationContext, fn: () => Promise<T>, options?: BoundedMemoryOptions): Promise<T> {
   return ctx.adapter.withBoundedMemory ? ctx.adapter.withBoundedMemory(ctx.session, fn, options) : fn();
+}
+
+/**
+ * The bound of a load's steps: each step bounded alone (`run`), or, once
+ * `hold` is called (a merge, before its stage), one bound held over every
+ * step until `release`: the engine's setting is made once and set back once,
+ * not set back and made again between the stage and the merge. The held
+ * bound has the merge's allowance for its deletes from the stage on (the
+ * run's largest bound is the same: the merge's).
+ */
+class HeldBound {
+  private held?: { done: Promise<unknown>; release: () => void };
+
+  constructor(private readonly ctx: MaterializationContext) {}
+
+  async hold(options: BoundedMemoryOptions): Promise<void> {
+    const bounding = this.ctx.adapter.withBoundedMemory;
+    if (!bounding || this.held) return;
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const done = bounding.call(this.ctx.adapter, this.ctx.session, () => {
+      entered();
+      return released;
+    }, options);
+    done.catch(() => undefined);
+    // Held once the bound is set; setting it failed, nothing is held.
+    await Promise.race([inside, done]);
+    this.held = { done, release };
+  }
+
+  run<T>(fn: () => Promise<T>, options?: BoundedMemoryOptions): Promise<T> {
+    return this.held ? fn() : bounded(this.ctx, fn, options);
+  }
+
+  async release(): Promise<void> {
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    held.release();
+    await held.done;
+  }
 }
 
 export function nothingNew(t0: number, why: string, rejected = 0): MaterializeResult {

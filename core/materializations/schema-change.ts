@@ -23,10 +23,13 @@ interface ColumnDiff {
   table(): string;
 }
 
-/** The table's columns: read here, or read already by the caller (`known`, while it waited for its source). */
-async function diffColumns(adapter: Adapter, session: AdapterSession, target: Relation, staged: Relation, internal: string[], known?: ColumnDef[]): Promise<ColumnDiff> {
+/**
+ * The table's columns: read here, or read already by the caller (`known`, while it waited for its source); the
+ * new rows' likewise (`stagedKnown`: a stage that made its columns with the types it was given, StagedTable.columns).
+ */
+async function diffColumns(adapter: Adapter, session: AdapterSession, target: Relation, staged: Relation, internal: string[], known?: ColumnDef[], stagedKnown?: ColumnDef[]): Promise<ColumnDiff> {
   const existing = known ?? (await adapter.listColumns(session, target));
-  const incoming = (await adapter.listColumns(session, staged)).filter((c) => !internal.includes(c.name));
+  const incoming = (stagedKnown ?? (await adapter.listColumns(session, staged))).filter((c) => !internal.includes(c.name));
   const canonical = (t: string) => adapter.dialect.canonicalType(t);
   const byName = (cols: ColumnDef[]) => new Map(cols.map((c) => [c.name.toLowerCase(), c]));
   const oldCols = byName(existing);
@@ -60,8 +63,8 @@ export interface DriftPlan extends SchemaPlan {
  * kept (a warning), a type that widens is widened, any other type change
  * fails the load and leaves the table as it was.
  */
-export async function planSourceDrift(adapter: Adapter, session: AdapterSession, node: ManifestNode, target: Relation, staged: Relation, internal: string[] = [], targetColumns?: ColumnDef[]): Promise<DriftPlan> {
-  const d = await diffColumns(adapter, session, target, staged, internal, targetColumns);
+export async function planSourceDrift(adapter: Adapter, session: AdapterSession, node: ManifestNode, target: Relation, staged: Relation, internal: string[] = [], targetColumns?: ColumnDef[], stagedColumns?: ColumnDef[]): Promise<DriftPlan> {
+  const d = await diffColumns(adapter, session, target, staged, internal, targetColumns, stagedColumns);
   const canonical = (t: string) => adapter.dialect.canonicalType(t);
   const narrowing = d.changed.filter((c) => !widens(canonical(c.from), canonical(c.type)));
   if (narrowing.length) {
@@ -99,8 +102,8 @@ function widens(from: string, to: string): boolean {
   return false;
 }
 
-export async function planSchemaChange(adapter: Adapter, session: AdapterSession, node: ManifestNode, target: Relation, staged: Relation, internal: string[] = [], targetColumns?: ColumnDef[]): Promise<SchemaPlan> {
-  const d = await diffColumns(adapter, session, target, staged, internal, targetColumns);
+export async function planSchemaChange(adapter: Adapter, session: AdapterSession, node: ManifestNode, target: Relation, staged: Relation, internal: string[] = [], targetColumns?: ColumnDef[], stagedColumns?: ColumnDef[]): Promise<SchemaPlan> {
+  const d = await diffColumns(adapter, session, target, staged, internal, targetColumns, stagedColumns);
   const { added, removed, changed, common } = d;
   const mode = node.config.on_schema_change ?? 'ignore';
   if (added.length === 0 && removed.length === 0 && changed.length === 0) return { columns: common, changes: [] };
