@@ -210,9 +210,28 @@ export class SqlStateStore implements StateStore {
   /** Writes `records` on the session's open transaction: the engine's atomic operations call this before they commit. */
   async writeInTransaction(session: AdapterSession, records: StateRecord[], applied: AppliedCounts = {}): Promise<void> {
     for (const record of records) {
+      // An incremental run's watermark: its row is there (the run read it), updated in place; an upsert
+      // (insert ... on conflict) costs DuckDB twice the time. Not there after all, it is inserted.
+      const update = record.kind === 'watermark' && record.newRows ? this.watermarkUpdate(record) : undefined;
+      if (update && ((await session.execute(update.sql, update.params)).rowsAffected ?? 0) > 0) continue;
       const s = this.statement(record, applied);
       await session.execute(s.sql, s.params);
     }
+  }
+
+  /** A watermark's row updated where it is: max(event_time) of the relation at or above the new rows' maximum (see statement). */
+  private watermarkUpdate(record: Extract<StateRecord, { kind: 'watermark' }>): BoundStatement {
+    const d = this.host.dialect;
+    const col = d.quoteIdentifier(record.eventTimeColumn);
+    const rel = d.relation(record.relation.schema, record.relation.name);
+    const newRows = d.relation(record.newRows!.schema, record.newRows!.name);
+    return {
+      sql:
+        `update ${t('watermarks')} set unique_id = cast($2 as varchar), event_time_column = cast($3 as varchar), ` +
+        `watermark = coalesce((select cast(max(${col}) as varchar) from ${rel} where ${col} >= (select max(${col}) from ${newRows})), "watermarks".watermark), ` +
+        `run_id = cast($4 as varchar), updated_at = cast($5 as timestamp) where relation = $1`,
+      params: [relationKey(record.relation), record.uniqueId, record.eventTimeColumn, record.runId, sqlTimestamp(record.at)],
+    };
   }
 
   statement(record: StateRecord, applied: AppliedCounts = {}): BoundStatement {
