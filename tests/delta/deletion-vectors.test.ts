@@ -112,7 +112,7 @@ describe('DV files', () => {
 });
 
 describe('row positions from DuckDB bitmaps (a merge\'s replaced rows)', () => {
-  it('setBits reads back the positions bitstring_agg sets, for lengths that leave every padding from 0 to 7 bits', async () => {
+  it('setBits reads back the positions bitstring_agg sets, for lengths that leave every padding from 0 to 7 bits, united with earlier ones', async () => {
     for (const length of [1, 7, 8, 9, 15, 16, 17, 100, 1001, 65_537]) {
       const sets = [[0], [length - 1], Array.from({ length: Math.ceil(length / 3) }, (_, i) => 3 * i), [...new Set([0, 1, 2, Math.floor(length / 2), length - 2, length - 1].filter((p) => p >= 0 && p < length))].sort((a, b) => a - b)];
       for (const positions of sets) {
@@ -120,6 +120,14 @@ describe('row positions from DuckDB bitmaps (a merge\'s replaced rows)', () => {
         const [bytes, text] = r.rows[0]!;
         expect(setBits(bytes), `length ${length}`).toEqual(positions);
         expect(setBits(text), `length ${length} as text`).toEqual(positions);
+        // United with earlier positions (a vector's): some the same, some new, some past the string (stats that understate a file's rows).
+        const earlier = [...new Set([positions[0]!, Math.floor(length / 3), length - 1])].sort((a, b) => a - b);
+        const union = [...new Set([...positions, ...earlier])].sort((a, b) => a - b);
+        expect(setBits(bytes, earlier), `length ${length} with ${earlier.join(',')}`).toEqual(union);
+        expect(setBits(text, earlier)).toEqual(union);
+        expect(setBits(bytes, [...earlier, length + 5])).toEqual([...union, length + 5]);
+        // The bytes are left as they were.
+        expect(setBits(bytes)).toEqual(positions);
       }
     }
   });
