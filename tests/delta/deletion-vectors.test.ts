@@ -34,6 +34,16 @@ describe('the RoaringBitmapArray format', () => {
     expect(parseRoaringArray(data, 'test')).toEqual(positions);
   });
 
+  it('round-trips positions below 2^32 (every vector etl writes): array and bitmap containers of one 32-bit bitmap, the last key included', () => {
+    const positions = [...Array.from({ length: 5000 }, (_, i) => i), ...Array.from({ length: 100 }, (_, i) => 70_000 + 3 * i), 2 ** 31, 2 ** 32 - 2, 2 ** 32 - 1];
+    const data = serializeRoaringArray(positions);
+    expect(Number(data.readBigInt64LE(4))).toBe(1);
+    // Key 0 is a bitmap container (5,000 values), the others arrays: 12 + 12 + 4 containers * 8 + 8192 + 2 * (100 + 1 + 2).
+    expect(data.length).toBe(12 + 12 + 4 * 8 + 8192 + 2 * 103);
+    expect(parseRoaringArray(data, 'test')).toEqual(positions);
+    for (const set of [[0], [65_535, 65_536], Array.from({ length: 4096 }, (_, i) => 2 * i), Array.from({ length: 4097 }, (_, i) => 2 * i)]) expect(parseRoaringArray(serializeRoaringArray(set), 'test')).toEqual(set);
+  });
+
   it('reads run containers (as Spark writes for ranges of deleted rows)', () => {
     // One bitmap (key 0) holding one run container: 100..109, and an array container: 70000.
     const b = Buffer.alloc(64);
