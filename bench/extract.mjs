@@ -6,7 +6,10 @@
 //  2. Peak RSS of `etl extract` at --rows and at --big rows (10M; --big 0 skips it),
 //     --big-repeat rounds at --big (each: the baseline, a full load, a 1% change merged).
 //  3. An incremental extraction of 1% changed rows (spread over the table, every 100th id)
-//     vs the full extraction (loader node time, and wall), at --rows and at --big; with
+//     vs the full extraction (loader node time, and wall), at --rows and at --big, each beside
+//     the ENGINE FLOOR of the same work in the same run (see floor(): psql's \copy into DuckDB,
+//     the incremental's rows merged by key into the same target file): the floor's own
+//     incremental/full ratio, etl's, and etl's incremental over the floor's; with
 //     --breakdown, one more traced incremental run at --rows printed as a timeline
 //     (ETL_TRACE_SQL: every target statement and the source's connect, describe and COPY).
 //  4. CDC (`incremental: { mode: cdc }`, a source database of its own): the first load (slot
@@ -24,6 +27,7 @@
 //
 //   node bench/extract.mjs [--rows N] [--big N] [--repeat N] [--big-repeat N] [--breakdown]
 //                          [--settle] [--compare path/to/dist/bin/etl.js] [--cdc-only] [--no-cdc]
+//                          [--no-other-targets] (no 10M load into Postgres and Delta targets)
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -124,6 +128,63 @@ function baseline(table) {
   return { seconds, rssMiB: duckTime[0] / 1024, cpu: psqlTime[1] + psqlTime[2] + duckTime[1] + duckTime[2] };
 }
 
+/**
+ * The engine floor: the same work as etl's load without etl, in one Node process that loads
+ * @duckdb/node-api as etl does and opens the database; then, timed in-process (`seconds`): psql's
+ * `\copy (select ...) to stdout csv` (started then, as etl connects to the source once its target is
+ * open) written into a FIFO that one DuckDB `read_csv` reads with the types given, as the baseline's.
+ *  - full: `create table as` that read, into a fresh database file (the baseline's work);
+ *  - incremental (`since`, the watermark etl reads from): the rows with the cursor at or past it, as
+ *    etl's COPY selects them, into a temporary stage, then the merge etl makes on the same target file:
+ *    `delete ... where exists (the key in the stage)` and `insert ... select` in one transaction (no
+ *    watermark, no run history: etl's own bookkeeping).
+ * Whole-process wall, peak RSS and CPU from /usr/bin/time (the CPU counts psql's, a child waited for).
+ */
+function floor(table, since) {
+  const fifo = path.join(work, 'floor.fifo');
+  rmSync(fifo, { force: true });
+  spawnSync('mkfifo', [fifo]);
+  const db = since ? path.join(work, 'target', 'bench.duckdb') : path.join(work, 'floor.duckdb');
+  if (!since) rmSync(db, { force: true });
+  const where = since ? ` where updated_at >= '${since}'::timestamptz` : '';
+  const copy = `\\copy (select * from ${schema}.${table}${where}) to stdout with (format csv)`;
+  const read = `read_csv(${JSON.stringify(fifo).replace(/"/g, "'")}, header = false, auto_detect = false, columns = ${DUCK_COLUMNS}, nullstr = '', allow_quoted_nulls = false)`;
+  const statements = since
+    ? [`create temp table floor_stage as select * from ${read}`, 'begin', 'delete from crm.customers as t where exists (select 1 from floor_stage as s where s.id = t.id)', 'insert into crm.customers select * from floor_stage', 'commit']
+    : [`create table t as select * from ${read}`];
+  const script = `
+    const { DuckDBInstance } = require('@duckdb/node-api');
+    const { spawn } = require('node:child_process');
+    (async () => {
+      const i = await DuckDBInstance.create(${JSON.stringify(db)});
+      const c = await i.connect();
+      const t0 = performance.now();
+      const psql = spawn('bash', ['-c', 'exec psql "$0" -c "$1" > "$2"', ${JSON.stringify(PG_URL)}, ${JSON.stringify(copy)}, ${JSON.stringify(fifo)}], { stdio: ['ignore', 'inherit', 'inherit'] });
+      const exited = new Promise((ok, fail) => psql.on('exit', (code) => (code === 0 ? ok() : fail(new Error('psql exited ' + code)))));
+      const [stage, ...rest] = ${JSON.stringify(statements)};
+      const staged = Number((await c.runAndReadAll(stage)).getRows()[0][0]);
+      await exited;
+      for (const sql of rest) await c.run(sql);
+      const seconds = (performance.now() - t0) / 1000;
+      c.closeSync(); i.closeSync();
+      process.stdout.write(JSON.stringify({ seconds, rows: staged }));
+    })().catch((e) => { console.error(e); process.exit(1); });`;
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', process.execPath, '-e', script], { cwd: path.join(here, '..'), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`floor failed: ${r.stderr}`);
+  const [wall, rssKb, user, sys] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
+  const out = JSON.parse(r.stdout);
+  rmSync(fifo, { force: true });
+  return { wall, rssMiB: rssKb / 1024, cpu: user + sys, node: out.seconds, rows: out.rows };
+}
+
+/** The cursor's maximum at the source: the watermark etl's next incremental reads from (before a change). */
+async function sourceWatermark(table) {
+  return (await client.query(`select max(updated_at)::text as w from ${schema}.${table}`)).rows[0].w;
+}
+
+/** a / b to 3 places. */
+const ratio = (a, b) => (a / b).toFixed(3);
+
 try {
   await sourceTable('customers', ROWS);
   project('customers');
@@ -132,8 +193,10 @@ try {
 
   const full = builds.map(() => []);
   const base = [];
+  const floorFull = [];
   for (let i = 0; i < REPEAT; i++) {
     base.push(baseline('customers'));
+    floorFull.push(floor('customers'));
     builds.forEach((b, k) => full[k].push(etlWith(b.cli, {}, 'extract', '--full-refresh')));
   }
   const baseWall = median(base.map((b) => b.seconds));
@@ -148,23 +211,43 @@ try {
     console.log(`    ratio (rows/s, etl wall / baseline): ${(baseWall / fullWall).toFixed(2)}x; loader node / baseline: ${(baseWall / fullNode).toFixed(2)}x`);
   });
 
-  // Incremental rounds: each build merges its own 1% change (the builds take turns on the one target).
+  const floorFullWall = median(floorFull.map((f) => f.wall));
+  const floorFullNode = median(floorFull.map((f) => f.node));
+  console.log(`  engine floor, full (psql \\copy into a FIFO read by DuckDB's read_csv, started once DuckDB is open): ${floorFullWall.toFixed(2)} s wall, ${floorFullNode.toFixed(2)} s in-process (rounds: ${floorFull.map((f) => f.node.toFixed(2)).join(', ')}), CPU ${median(floorFull.map((f) => f.cpu)).toFixed(2)} s`);
+
+  // Incremental rounds: each build merges its own 1% change (the builds take turns on the one target). This
+  // build's round also runs the engine floor on the same change (the same rows, by the watermark etl reads
+  // from, merged into the same target file), before etl in odd rounds and after it in even ones: the first
+  // reader of freshly updated rows pays for their hint bits (see changeOnePercent), so each goes first as often.
   const incr = builds.map(() => []);
+  const floorIncr = [];
   let round = 0;
   for (let i = 0; i < REPEAT; i++) {
     for (const [k, b] of builds.entries()) {
+      const since = await sourceWatermark('customers');
       await changeOnePercent('customers', ROWS, round++);
+      const floorFirst = k === 0 && i % 2 === 1;
+      if (floorFirst) floorIncr.push({ ...floor('customers', since), first: true });
       const r = etlWith(b.cli, {}, 'extract');
       if (r.response.rows_read < ROWS / 100) throw new Error(`incremental read ${r.response.rows_read} rows`);
-      incr[k].push(r);
+      incr[k].push({ ...r, first: !floorFirst });
+      if (k === 0 && !floorFirst) floorIncr.push({ ...floor('customers', since), first: false });
+      if (k === 0 && floorIncr.at(-1).rows !== r.response.rows_read) throw new Error(`the floor read ${floorIncr.at(-1).rows} rows, etl ${r.response.rows_read}`);
     }
   }
   console.log(`Incremental, 1% changed (${incr[0][0].response.rows_read} rows read), median of ${REPEAT} (load average ${loadAvg()}):`);
+  const rounds = (xs, f) => xs.map((r) => `${f(r).toFixed(3)}${r.first ? '*' : ''}`).join(', ');
   builds.forEach((b, k) => {
     const incrNode = median(incr[k].map((r) => r.node));
     const incrWall = median(incr[k].map((r) => r.wall));
-    console.log(`  ${b.name}: loader node ${incrNode.toFixed(3)} s (rounds: ${incr[k].map((r) => r.node.toFixed(3)).join(', ')}), ${(incrNode / fullTimes[k].node).toFixed(3)} of the full load's node time; wall ${incrWall.toFixed(2)} s, ${(incrWall / fullTimes[k].wall).toFixed(3)} of the full wall; CPU ${median(incr[k].map((r) => r.cpu)).toFixed(2)} s, peak RSS ${median(incr[k].map((r) => r.rssMiB)).toFixed(0)} MiB`);
+    console.log(`  ${b.name}: loader node ${incrNode.toFixed(3)} s (rounds: ${rounds(incr[k], (r) => r.node)}; * read the change first), ${(incrNode / fullTimes[k].node).toFixed(3)} of the full load's node time; wall ${incrWall.toFixed(2)} s (rounds: ${rounds(incr[k], (r) => r.wall)}), ${(incrWall / fullTimes[k].wall).toFixed(3)} of the full wall; CPU ${median(incr[k].map((r) => r.cpu)).toFixed(2)} s, peak RSS ${median(incr[k].map((r) => r.rssMiB)).toFixed(0)} MiB`);
   });
+  const floorNode = median(floorIncr.map((f) => f.node));
+  const floorWall = median(floorIncr.map((f) => f.wall));
+  const etlNode = median(incr[0].map((r) => r.node));
+  const etlWall = median(incr[0].map((r) => r.wall));
+  console.log(`  engine floor: in-process ${floorNode.toFixed(3)} s (rounds: ${rounds(floorIncr, (f) => f.node)}), wall ${floorWall.toFixed(2)} s (rounds: ${rounds(floorIncr, (f) => f.wall)}), CPU ${median(floorIncr.map((f) => f.cpu)).toFixed(2)} s`);
+  console.log(`  ratios at ${ROWS} (in-process / wall): floor incremental/full ${ratio(floorNode, floorFullNode)} / ${ratio(floorWall, floorFullWall)}; etl incremental/full ${ratio(etlNode, fullTimes[0].node)} / ${ratio(etlWall, fullTimes[0].wall)}; etl incremental / floor incremental ${ratio(etlNode, floorNode)} / ${ratio(etlWall, floorWall)}`);
   if (process.argv.includes('--breakdown')) {
     for (const b of builds) {
       await changeOnePercent('customers', ROWS, round++);
@@ -187,22 +270,35 @@ try {
       const bigBase = baseline('customers_big');
       console.log(`At ${BIG} rows, round ${i + 1} of ${BIG_REPEAT} (load average ${loadAvg()}):`);
       console.log(`  baseline: ${bigBase.seconds.toFixed(1)} s (${Math.round(BIG / bigBase.seconds)} rows/s, CPU ${bigBase.cpu.toFixed(1)} s), peak RSS of its DuckDB process ${bigBase.rssMiB.toFixed(0)} MiB`);
-      for (const b of builds) {
+      const bigFloor = floor('customers_big');
+      console.log(`  engine floor, full: ${bigFloor.wall.toFixed(1)} s wall, ${bigFloor.node.toFixed(1)} s in-process, CPU ${bigFloor.cpu.toFixed(1)} s`);
+      for (const [k, b] of builds.entries()) {
         const big = etlWith(b.cli, {}, 'extract', '--full-refresh');
         console.log(`  ${b.name}: full load ${big.wall.toFixed(1)} s wall (${Math.round(BIG / big.wall)} rows/s, CPU ${big.cpu.toFixed(1)} s; loader node ${big.node.toFixed(1)} s), peak RSS ${big.rssMiB.toFixed(0)} MiB; ratio (rows/s, etl wall / baseline) ${(bigBase.seconds / big.wall).toFixed(2)}x (load average ${loadAvg()})`);
+        const since = await sourceWatermark('customers_big');
         await changeOnePercent('customers_big', BIG, round++);
+        // This build's round: the floor on the same change, first in odd rounds (see the incremental rounds above).
+        const floorFirst = k === 0 && i % 2 === 1;
+        const before = floorFirst ? floor('customers_big', since) : undefined;
         const bigIncr = etlWith(b.cli, {}, 'extract');
+        const bigFloorIncr = k === 0 ? (before ?? floor('customers_big', since)) : undefined;
         console.log(`    incremental, 1% changed (${bigIncr.response.rows_read} rows read, merged into ${BIG}): loader node ${bigIncr.node.toFixed(2)} s, ${(bigIncr.node / big.node).toFixed(3)} of the full load's node time; wall ${bigIncr.wall.toFixed(2)} s, ${(bigIncr.wall / big.wall).toFixed(3)} of the full wall; CPU ${bigIncr.cpu.toFixed(2)} s; peak RSS ${bigIncr.rssMiB.toFixed(0)} MiB (load average ${loadAvg()})`);
+        if (bigFloorIncr) {
+          console.log(`    engine floor, same change (${floorFirst ? 'before' : 'after'} etl): in-process ${bigFloorIncr.node.toFixed(2)} s, wall ${bigFloorIncr.wall.toFixed(2)} s, CPU ${bigFloorIncr.cpu.toFixed(2)} s, peak RSS ${bigFloorIncr.rssMiB.toFixed(0)} MiB`);
+          console.log(`    ratios at ${BIG} (in-process / wall): floor incremental/full ${ratio(bigFloorIncr.node, bigFloor.node)} / ${ratio(bigFloorIncr.wall, bigFloor.wall)}; etl incremental/full ${ratio(bigIncr.node, big.node)} / ${ratio(bigIncr.wall, big.wall)}; etl incremental / floor incremental ${ratio(bigIncr.node, bigFloorIncr.node)} / ${ratio(bigIncr.wall, bigFloorIncr.wall)}`);
+        }
       }
     }
     // The same load into the other targets: Postgres (COPY FROM STDIN) and Delta (staged by DuckDB, written as Parquet).
-    await client.query(`create schema ${schema}_target`);
-    project('customers_big', `{ type: postgres, url: "${PG_URL}", schema: ${schema}_target, threads: 2 }`);
-    const intoPg = etl('extract');
-    console.log(`Into a Postgres target at ${BIG} rows: peak RSS ${intoPg.rssMiB.toFixed(0)} MiB, ${intoPg.wall.toFixed(1)} s wall (${Math.round(BIG / intoPg.wall)} rows/s; loader node ${intoPg.node.toFixed(1)} s)`);
-    project('customers_big', '{ type: delta, path: lake, schema: main, threads: 2 }');
-    const intoDelta = etl('extract');
-    console.log(`Into a Delta target at ${BIG} rows: peak RSS ${intoDelta.rssMiB.toFixed(0)} MiB, ${intoDelta.wall.toFixed(1)} s wall (${Math.round(BIG / intoDelta.wall)} rows/s; loader node ${intoDelta.node.toFixed(1)} s; load average ${loadAvg()})`);
+    if (!process.argv.includes('--no-other-targets')) {
+      await client.query(`create schema ${schema}_target`);
+      project('customers_big', `{ type: postgres, url: "${PG_URL}", schema: ${schema}_target, threads: 2 }`);
+      const intoPg = etl('extract');
+      console.log(`Into a Postgres target at ${BIG} rows: peak RSS ${intoPg.rssMiB.toFixed(0)} MiB, ${intoPg.wall.toFixed(1)} s wall (${Math.round(BIG / intoPg.wall)} rows/s; loader node ${intoPg.node.toFixed(1)} s)`);
+      project('customers_big', '{ type: delta, path: lake, schema: main, threads: 2 }');
+      const intoDelta = etl('extract');
+      console.log(`Into a Delta target at ${BIG} rows: peak RSS ${intoDelta.rssMiB.toFixed(0)} MiB, ${intoDelta.wall.toFixed(1)} s wall (${Math.round(BIG / intoDelta.wall)} rows/s; loader node ${intoDelta.node.toFixed(1)} s; load average ${loadAvg()})`);
+    }
   }
 } finally {
   await client.query(`drop schema if exists ${schema} cascade`);

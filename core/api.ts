@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { createAdapter, opensWithoutWriting } from '../adapters/index.js';
+import { createAdapter, opensEarly, opensWithoutWriting } from '../adapters/index.js';
 import { dialectFor } from '../adapters/dialect.js';
 import type { Adapter, QueryResult } from '../adapters/adapter.js';
 import { ProjectError, RunError } from './errors.js';
@@ -267,11 +267,12 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
   const facts = resourceTypes.some((t) => t !== 'test') ? invocationFacts(scan.root) : undefined;
   const batchRange = options.eventTimeStart || options.eventTimeEnd ? eventTimeRange(options) : undefined;
   // A server target's connections (TCP, TLS, auth, the schema lock) are made
-  // while the project compiles. An embedded file is opened only once the
+  // while the project compiles, and so is a DuckDB file that is already there
+  // opened (opensEarly). An embedded file not there yet is made only once the
   // project is known to be good: opening it creates it.
   // The pool follows the effective thread count: --threads above the target's would otherwise wait for connections.
   const runTarget = options.threads ? { ...scan.target, threads: options.threads } : scan.target;
-  const early = opensWithoutWriting(scan.target) ? createAdapter(runTarget, scan.root) : undefined;
+  const early = opensEarly(scan.target, scan.root) ? createAdapter(runTarget, scan.root) : undefined;
   const connecting = early?.then(async (a) => {
     await a.open();
     return a;
@@ -287,10 +288,19 @@ async function execute(options: RunCommandOptions, resourceTypes: ResourceType[]
     }
     const deferTo = options.defer || options.favorState ? readStateManifest(options.state!, compiled.manifest) : undefined;
     if (options.check !== false && resourceTypes.includes('model')) {
-      const check = await staticCheck(compiled, options, { selected: plan.ids, adapter: connecting ? await connecting : undefined });
+      // A server's failure to connect ends the run here; a DuckDB file another process holds is reported once the
+      // project is known to be good (the check reads what it can without it), as when it was opened after the check.
+      const server = opensWithoutWriting(scan.target);
+      const checkAdapter = connecting ? await (server ? connecting : connecting.catch(() => undefined)) : undefined;
+      const check = await staticCheck(compiled, options, { selected: plan.ids, adapter: checkAdapter });
       warnings.push(...check.warnings);
     }
     prepared = { ...compiled, warnings, plan, deferTo };
+    // The loaders' modules (their sources' drivers) load while the target opens and the run's start is recorded.
+    const manifest = compiled.manifest;
+    if (plan.ids.some((id) => manifest.nodes[id]?.config.materialized === 'loader')) {
+      import('./materializations/index.js').then((m) => m.preloadFor(plan.ids.map((id) => manifest.nodes[id])), () => undefined);
+    }
   } catch (err) {
     // A bad project is reported as such, whatever the connection did; one
     // still being made is cut short (close() during open()).

@@ -113,8 +113,10 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
 
   async close(): Promise<void> {
     // Closing checkpoints what is still in the WAL; after a load that is bounded too, as the load was.
+    // With the largest allowance a merge of the run had for its deletes: the versions of the rows it deleted are
+    // pinned until this checkpoint, and a bound below them fails (after ~20 ms of trying to evict, at 10M rows).
     if (this.bounded.before && this.target.settings?.memory_limit === undefined && this.pool) {
-      await this.withSession((session) => session.execute(`set global memory_limit = '${this.bounded.limitMb}MB'`)).catch(() => undefined);
+      await this.withSession((session) => session.execute(`set global memory_limit = '${this.bounded.limitMb + this.bounded.closeDeleteMb}MB'`)).catch(() => undefined);
     }
     this.pool?.closeAll();
     this.pool = undefined;
@@ -244,8 +246,24 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     return result.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
   }
 
+  /**
+   * A temporary stage is made with `create or replace`: one left on this
+   * connection by an earlier try is replaced by the same statement, where a
+   * table beside the target is dropped first (SqlEngine.stageTable).
+   */
+  override async stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable> {
+    const { relation: tmp, temporary } = this.stagedRelation(relation, options);
+    if (!temporary) return super.stageTable(session, relation, selectSql, options);
+    try {
+      return { relation: tmp, rows: await this.createTableAs(session, tmp, selectSql, true) };
+    } catch (err) {
+      await session.execute(this.dropSql(tmp, 'table')).catch(() => undefined);
+      throw err;
+    }
+  }
+
   async createTableAs(session: AdapterSession, relation: Relation, selectSql: string, temporary = false): Promise<number | undefined> {
-    const result = await session.query(`create ${temporary ? 'temp ' : ''}table ${this.relationSql(relation)} as\n${selectSql}`);
+    const result = await session.query(`create ${temporary ? 'or replace temp ' : ''}table ${this.relationSql(relation)} as\n${selectSql}`);
     if (temporary) this.transientStaged.add(relation.name);
     const count = result.rows[0]?.[0];
     return count === undefined ? undefined : Number(count);
@@ -302,10 +320,11 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
 
   /**
    * Steps holding the bounded buffer pool now, the allowance for deletes they
-   * asked for (MB), the setting of it under way, and the values it replaced
-   * (read once: see below).
+   * asked for (MB), the largest such allowance of the run (the bound of the
+   * checkpoint at close), the setting of it under way, and the values it
+   * replaced (read once: see below).
    */
-  private bounded = { steps: 0, deleteMb: 0, applied: undefined as Promise<void> | undefined, before: undefined as Record<string, string> | undefined, limitMb: LOAD_MEMORY_MB };
+  private bounded = { steps: 0, deleteMb: 0, closeDeleteMb: 0, applied: undefined as Promise<void> | undefined, before: undefined as Record<string, string> | undefined, limitMb: LOAD_MEMORY_MB };
 
   /**
    * A step of a load (its stage, a check over it, a merge) with the buffer
@@ -336,6 +355,7 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     if (own.length === 0) return fn();
     const deleteMb = options.deletingFrom && own.includes('memory_limit') ? await this.deleteAllowanceMb(session, options.deletingFrom) : 0;
     this.bounded.deleteMb += deleteMb;
+    this.bounded.closeDeleteMb = Math.max(this.bounded.closeDeleteMb, this.bounded.deleteMb);
     const limit = () => `'${this.bounded.limitMb + this.bounded.deleteMb}MB'`;
     if (this.bounded.steps++ === 0) {
       this.bounded.applied = (async () => {

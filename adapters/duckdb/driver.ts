@@ -3,6 +3,8 @@
 // with the CommonJS export lexer before running them, which cost about 130 ms
 // of CPU (and on a loaded machine half a second) of every process that
 // touches DuckDB; require() just runs them. The types are the package's own.
+// The CLI's bundle replaces this module with the package's JavaScript bundled
+// (scripts/bundle.mjs): only its native part is then loaded from node_modules.
 
 import { createRequire } from 'node:module';
 

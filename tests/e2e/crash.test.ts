@@ -120,7 +120,7 @@ describe('crash safety of an incremental merge over 1M rows', () => {
   // node's transaction the table must be the old one, from it on the new one.
   const POINTS: Array<[string, string, 'before' | 'after']> = [
     ['the run is recorded, the node not started', '^insert into "etl_meta"\\."run_starts"', 'before'],
-    ['the new rows are staged', '^create temp table', 'before'],
+    ['the new rows are staged', '^create or replace temp table', 'before'],
     ['the target is half changed inside the transaction', '^(delete from|merge into|insert into) "main"\\."big"', 'before'],
     ['the watermark is written, not committed', 'watermarks', 'before'],
     ['the node has committed, the run is not closed', '^commit', 'after'],

@@ -76,7 +76,7 @@ describe('concurrent merges on one Delta table', () => {
 
   it('with retries: the conflict is transient, the node runs again from the winner\'s version, and both increments are kept', async () => {
     // A's model SQL has read the counters at version 0.
-    const { a, b } = await race(dir, 'counters', '^create temp table "temp"\\."counters__etl_tmp"');
+    const { a, b } = await race(dir, 'counters', '^create or replace temp table "temp"\\."counters__etl_tmp"');
     expect(b.code, b.output).toBe(0);
     expect(a.code, a.output).toBe(0);
     // The serial result: two runs, two increments.
@@ -146,7 +146,7 @@ describe('an append whose SQL reads its own table', () => {
     const more = await etl(dir, 'run', '-s', 'src', '--vars', '{"n": 20}');
     expect(more.code, more.output).toBe(0);
   });
-  const staged = (model: string) => `^create temp table "temp"\\."${model}__etl_tmp"`;
+  const staged = (model: string) => `^create or replace temp table "temp"\\."${model}__etl_tmp"`;
 
   it('with retries: the winner\'s append conflicts (the loser read max(id) of the whole table), the node runs again and appends nothing twice', async () => {
     const { a, b } = await race(dir, 'self_copy', staged('self_copy'));
@@ -217,7 +217,7 @@ describe('a quarantining model whose commit conflicts', () => {
     });
     expect((await etl(dir, 'run')).code).toBe(0);
     expect((await etl(dir, 'run', '-s', 'src', '--vars', '{"n": 20}')).code).toBe(0);
-    const { a, b } = await race(dir, 'quarantined_copy', '^create temp table "temp"\\."quarantined_copy__etl_tmp"');
+    const { a, b } = await race(dir, 'quarantined_copy', '^create or replace temp table "temp"\\."quarantined_copy__etl_tmp"');
     expect(b.code, b.output).toBe(0);
     expect(a.code, a.output).toBe(1);
     expect(a.output).toMatch(/conflicting commit on Delta table .*quarantined_copy at version 1/);

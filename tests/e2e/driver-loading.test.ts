@@ -2,8 +2,9 @@
 // DuckDB's, not pg), even for a project whose loaders read Postgres and
 // files; they are loaded when something binds or runs. Seen through the
 // CommonJS module cache of the process at exit (both drivers are CommonJS):
-// the bundled CLI keeps @duckdb/node-api outside its bundle, and the library
-// API (dist/core) imports pg from node_modules too.
+// the bundled CLI carries @duckdb/node-api's JavaScript but require()s its
+// native part, @duckdb/node-bindings, from node_modules; the library API
+// (dist/core) loads both packages, and pg, from node_modules.
 
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -62,10 +63,14 @@ describe('database drivers are loaded only when needed', () => {
     assertCliBuilt();
     const dir = loaderProject();
     const compiled = loadedBy([CLI, 'compile', '--project-dir', dir], dir);
+    expect(compiled).not.toContain('@duckdb/node-bindings');
     expect(compiled).not.toContain('@duckdb/node-api');
     expect(compiled).not.toContain('pg');
     // The same process does load DuckDB once it binds: the cache above is the one drivers land in.
-    expect(loadedBy([CLI, 'compile', '--check', '--no-check-sources', '--project-dir', dir], dir)).toContain('@duckdb/node-api');
+    const checked = loadedBy([CLI, 'compile', '--check', '--no-check-sources', '--project-dir', dir], dir);
+    expect(checked).toContain('@duckdb/node-bindings');
+    // The CLI's bundle carries the API's JavaScript itself (scripts/bundle.mjs): none of its ~180 files is read.
+    expect(checked).not.toContain('@duckdb/node-api');
   });
 
   it('the library API compiles without loading pg or DuckDB', () => {
@@ -75,5 +80,6 @@ describe('database drivers are loaded only when needed', () => {
     const loaded = loadedBy(['--input-type=module', '-e', script], dir);
     expect(loaded).not.toContain('pg');
     expect(loaded).not.toContain('@duckdb/node-api');
+    expect(loaded).not.toContain('@duckdb/node-bindings');
   });
 });
