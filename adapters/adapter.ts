@@ -285,6 +285,13 @@ export interface Adapter {
    * pool). Others stream and need not.
    */
   withBoundedMemory?<T>(session: AdapterSession, fn: () => Promise<T>, options?: BoundedMemoryOptions): Promise<T>;
+  /**
+   * withBoundedMemory bounds a merge too (`deletingFrom`, with its allowance), so a loader may hold one bound
+   * from its stage to its merge. Not so on Delta: its merge runs at DuckDB's own limit, its stage bounded.
+   */
+  readonly boundsMerges?: boolean;
+  /** Reads ahead what withBoundedMemory sets back (once a process): a loader does while its source connects. */
+  prepareBoundedMemory?(session: AdapterSession): Promise<void>;
   /** Swaps the staged table in; `extras` (state, quarantined rows) commit with it. Engines that know what the swap wrote say so (run history, cost). */
   publishTable(session: AdapterSession, staged: StagedTable, relation: Relation, extras?: PublishExtras): Promise<void | { bytesWritten?: number }>;
   discardStaged(session: AdapterSession, staged: StagedTable): Promise<void>;

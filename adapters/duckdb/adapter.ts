@@ -72,6 +72,7 @@ class DuckDbSession implements AdapterSession {
 export class DuckDbAdapter extends SqlEngine implements Adapter {
   readonly dialect = dialectFor('duckdb');
   readonly capabilities: AdapterCapabilities = { merge: true };
+  readonly boundsMerges = true;
   private instance?: DuckDBInstance;
   private pool?: ConnectionPool<DuckDbSession>;
   readonly databasePath: string;
@@ -115,7 +116,7 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     // Closing checkpoints what is still in the WAL; after a load that is bounded too, as the load was.
     // With the largest allowance a merge of the run had for its deletes: the versions of the rows it deleted are
     // pinned until this checkpoint, and a bound below them fails (after ~20 ms of trying to evict, at 10M rows).
-    if (this.bounded.before && this.target.settings?.memory_limit === undefined && this.pool) {
+    if (this.bounded.used && this.target.settings?.memory_limit === undefined && this.pool) {
       await this.withSession((session) => session.execute(`set global memory_limit = '${this.bounded.limitMb + this.bounded.closeDeleteMb}MB'`)).catch(() => undefined);
     }
     this.pool?.closeAll();
@@ -320,12 +321,12 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
   }
 
   /**
-   * Steps holding the bounded buffer pool now, the allowance for deletes they
+   * Whether a step was bounded (the checkpoint at close is then), steps holding the bounded buffer pool now, the allowance for deletes they
    * asked for (MB), the largest such allowance of the run (the bound of the
    * checkpoint at close), the setting of it under way, and the values it
    * replaced (read once: see below).
    */
-  private bounded = { steps: 0, deleteMb: 0, closeDeleteMb: 0, applied: undefined as Promise<void> | undefined, before: undefined as Record<string, string> | undefined, limitMb: LOAD_MEMORY_MB };
+  private bounded = { used: false, steps: 0, deleteMb: 0, closeDeleteMb: 0, applied: undefined as Promise<void> | undefined, before: undefined as Record<string, string> | undefined, limitMb: LOAD_MEMORY_MB };
 
   /**
    * A step of a load (its stage, a check over it, a merge) with the buffer
@@ -351,20 +352,16 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
    * are read once, as DuckDB shows them rounded (18.8 GiB).
    */
   async withBoundedMemory<T>(session: AdapterSession, fn: () => Promise<T>, options: BoundedMemoryOptions = {}): Promise<T> {
-    const settings = this.target.settings ?? {};
-    const own = ['memory_limit', 'preserve_insertion_order'].filter((k) => settings[k] === undefined);
+    const own = this.ownBoundSettings();
     if (own.length === 0) return fn();
     const deleteMb = options.deletingFrom && own.includes('memory_limit') ? await this.deleteAllowanceMb(session, options.deletingFrom) : 0;
     this.bounded.deleteMb += deleteMb;
     this.bounded.closeDeleteMb = Math.max(this.bounded.closeDeleteMb, this.bounded.deleteMb);
     const limit = () => `'${this.bounded.limitMb + this.bounded.deleteMb}MB'`;
     if (this.bounded.steps++ === 0) {
+      this.bounded.used = true;
       this.bounded.applied = (async () => {
-        if (!this.bounded.before) {
-          const r = await session.query(`select current_setting('threads')::integer, ${own.map((k) => `current_setting('${k}')::varchar`).join(', ')}`);
-          this.bounded.before = Object.fromEntries(own.map((k, i) => [k, this.dialect.quoteString(String(r.rows[0]![i + 1]))]));
-          this.bounded.limitMb = Math.max(LOAD_MEMORY_MB, LOAD_MEMORY_MB_PER_THREAD * Number(r.rows[0]![0]));
-        }
+        await this.readBoundDefaults(session, own);
         const bound: Record<string, string> = { memory_limit: limit(), preserve_insertion_order: 'false' };
         for (const k of own) await session.execute(`set global ${k} = ${bound[k]}`);
       })();
@@ -383,6 +380,34 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
         if (before) for (const k of own) await session.execute(`set global ${k} = ${before[k]}`);
       }
     }
+  }
+
+  /** The settings withBoundedMemory makes: those the target's settings leave to it. */
+  private ownBoundSettings(): string[] {
+    const settings = this.target.settings ?? {};
+    return ['memory_limit', 'preserve_insertion_order'].filter((k) => settings[k] === undefined);
+  }
+
+  private boundDefaults?: Promise<void>;
+
+  /**
+   * The values withBoundedMemory sets back, and its bound (per thread), read once a process: before any
+   * bound is set (one read shared by every caller, the first step's sets waiting for it).
+   */
+  private readBoundDefaults(session: AdapterSession, own: string[]): Promise<void> {
+    this.boundDefaults ??= (async () => {
+      const r = await session.query(`select current_setting('threads')::integer, ${own.map((k) => `current_setting('${k}')::varchar`).join(', ')}`);
+      this.bounded.before = Object.fromEntries(own.map((k, i) => [k, this.dialect.quoteString(String(r.rows[0]![i + 1]))]));
+      this.bounded.limitMb = Math.max(LOAD_MEMORY_MB, LOAD_MEMORY_MB_PER_THREAD * Number(r.rows[0]![0]));
+    })();
+    this.boundDefaults.catch(() => (this.boundDefaults = undefined));
+    return this.boundDefaults;
+  }
+
+  /** A loader reads them while its source connects, rather than before its stage. */
+  async prepareBoundedMemory(session: AdapterSession): Promise<void> {
+    const own = this.ownBoundSettings();
+    if (own.length > 0 && this.bounded.steps === 0) await this.readBoundDefaults(session, own);
   }
 
   /**

@@ -114,6 +114,7 @@ async function loadOnce(ctx: MaterializationContext, bound: HeldBound): Promise<
     }
     // A merge since the watermark: the table's columns (for drift) are read while the source is still opening, not after the stage.
     if (since) tableColumns = await adapter.listColumns(session, relation);
+    await adapter.prepareBoundedMemory?.(session);
     await opened;
     if (extractor.units) {
       const done = replacing ? new Set<string>() : await finishedBatches(adapter, session, relation);
@@ -274,7 +275,8 @@ function bounded<T>(ctx: MaterializationContext, fn: () => Promise<T>, options?:
  * step until `release`: the engine's setting is made once and set back once,
  * not set back and made again between the stage and the merge. The held
  * bound has the merge's allowance for its deletes from the stage on (the
- * run's largest bound is the same: the merge's).
+ * run's largest bound is the same: the merge's). Only where the adapter
+ * bounds a merge as it does a stage (Adapter.boundsMerges).
  */
 class HeldBound {
   private held?: { done: Promise<unknown>; release: () => void };
@@ -283,7 +285,7 @@ class HeldBound {
 
   async hold(options: BoundedMemoryOptions): Promise<void> {
     const bounding = this.ctx.adapter.withBoundedMemory;
-    if (!bounding || this.held) return;
+    if (!bounding || !this.ctx.adapter.boundsMerges || this.held) return;
     let entered!: () => void;
     const inside = new Promise<void>((resolve) => (entered = resolve));
     let release!: () => void;
