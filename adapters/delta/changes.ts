@@ -149,11 +149,10 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
       // Every physical row is read (a row deleted already and found again changes nothing), so no join drops deleted rows first.
       const scan = await scanSnapshot(storage, session, { ...snapshot, files: new Map(pool.map((f) => [fileKey(f), f])) }, { fileIndexColumn: FILE_COLUMN, rowNumberColumn: ROW_COLUMN, columns, physicalRows: true });
       const hits = await replacedPositions(session, scan, `select * from (${scan.sql}) as etl_target where ${replaced}`);
-      const hitFiles = hits.map(([file]) => file);
-      const earlier = await deletedPositionsOf(storage, session, hitFiles);
-      hits.forEach(([file, rows]) => {
+      const earlier = await deletedPositionsOf(storage, session, hits.map(([file]) => file));
+      hits.forEach(([file, withEarlier]) => {
         const before = earlier.get(file) ?? [];
-        const positions = unionSorted(before, rows);
+        const positions = withEarlier(before);
         if (positions.length === before.length) return; // only rows its vector deletes already
         const physical = physicalRows(file);
         if (physical !== undefined && positions.length <= physical * DV_MAX_DELETED_SHARE) markDeleted.push({ file, positions });
@@ -177,15 +176,17 @@ export async function planRewrite(storage: DeltaStorage, session: SqlSession, sn
 const BITMAP_BITS_MAX = 2 ** 31;
 
 /**
- * The row positions (ascending) of the rows `hitsSql` returns, per file of
- * the scan it reads (its FILE_COLUMN and ROW_COLUMN). When every file's stats
- * give its row count, DuckDB sets them in one bitmap per file
- * (bitstring_agg), which comes to JavaScript as bytes, in order: no list of a
- * JavaScript number per position to build, and no sort. Otherwise (or when a
- * file holds more rows than its stats say) as sorted lists of doubles (exact
- * below 2^53).
+ * The rows `hitsSql` returns, per file of the scan it reads (its FILE_COLUMN
+ * and ROW_COLUMN): each file with a function giving its row positions united
+ * with earlier ones (its vector's), ascending. When every file's stats give
+ * its row count, DuckDB sets the positions in one bitmap per file
+ * (bitstring_agg), which comes to JavaScript as bytes: the earlier positions
+ * are set in it too and the union read off in order, without a JavaScript
+ * number per position to convert, sort or merge. Otherwise (or when a file
+ * holds more rows than its stats say) as sorted lists of doubles (exact below
+ * 2^53), merged with the earlier ones.
  */
-async function replacedPositions(session: SqlSession, scan: { files: AddFile[] }, hitsSql: string): Promise<Array<[AddFile, number[]]>> {
+async function replacedPositions(session: SqlSession, scan: { files: AddFile[] }, hitsSql: string): Promise<Array<[AddFile, (earlier: number[]) => number[]]>> {
   const file = quoteIdent(FILE_COLUMN);
   const row = quoteIdent(ROW_COLUMN);
   const counts = scan.files.map(physicalRows);
@@ -193,35 +194,57 @@ async function replacedPositions(session: SqlSession, scan: { files: AddFile[] }
   if (rows !== undefined && rows > 0 && rows * scan.files.length <= BITMAP_BITS_MAX) {
     try {
       const r = await session.query(`select ${file}, bitstring_agg(${row}, 0, ${rows - 1}) from (${hitsSql}) as etl_hits group by all`);
-      return r.rows.map(([index, bits]) => [scan.files[Number(index)]!, setBits(bits)]);
+      return r.rows.map(([index, bits]) => [scan.files[Number(index)]!, (earlier) => setBits(bits, earlier)]);
     } catch (err) {
       // A row number beyond the stats' count: the stats are wrong; the lists below need none.
       if (!/outside of provided min and max/i.test((err as Error).message)) throw err;
     }
   }
   const r = await session.query(`select ${file}, list(cast(${row} as double) order by ${row}) from (${hitsSql}) as etl_hits group by all`);
-  return r.rows.map(([index, positions]) => [scan.files[Number(index)]!, positions as number[]]);
+  return r.rows.map(([index, positions]) => [scan.files[Number(index)]!, (earlier) => unionSorted(earlier, positions as number[])]);
 }
 
-/** The positions of the set bits of a DuckDB BITSTRING, ascending: as bytes (the first one the count of padding bits before the string's first bit), or as a string of 0s and 1s. */
-export function setBits(value: unknown): number[] {
-  const out: number[] = [];
+/** Set bits in each byte value. */
+const POPCOUNT = Uint8Array.from({ length: 256 }, (_, v) => {
+  let n = 0;
+  for (let x = v; x; x >>= 1) n += x & 1;
+  return n;
+});
+
+/**
+ * The positions of the set bits of a DuckDB BITSTRING, ascending, united
+ * with `also` (ascending): as bytes (the first one the count of padding bits
+ * before the string's first bit), or as a string of 0s and 1s.
+ */
+export function setBits(value: unknown, also: readonly number[] = []): number[] {
   if (typeof value === 'string') {
+    const out: number[] = [];
     for (let i = value.indexOf('1'); i >= 0; i = value.indexOf('1', i + 1)) out.push(i);
-    return out;
+    return also.length ? unionSorted(also, out) : out;
   }
-  const bytes = value as Uint8Array;
-  const padding = bytes[0]!;
-  const n = bytes.length;
+  const given = value as Uint8Array;
+  const padding = given[0]!;
+  const n = given.length;
+  // Positions past the string (a file holding more rows than its stats say): merged as lists.
+  if (also.length && also[also.length - 1]! >= (n - 1) * 8 - padding) return unionSorted(also, setBits(value));
+  const bytes = Uint8Array.from(given);
+  for (const p of also) {
+    const k = p + padding;
+    bytes[1 + (k >> 3)]! |= 0x80 >> (k & 7);
+  }
+  if (n > 1) bytes[1]! &= 0xff >> padding;
+  let count = 0;
+  for (let b = 1; b < n; b++) count += POPCOUNT[bytes[b]!]!;
+  const out = new Array<number>(count);
+  let i = 0;
   for (let b = 1; b < n; b++) {
     let v = bytes[b]!;
     if (v === 0) continue;
-    if (b === 1 && (v &= 0xff >> padding) === 0) continue;
     // Bit 7 of a byte is its first position; clz32 counts 24 zeros above a byte.
     const base = (b - 1) * 8 - padding - 24;
     while (v !== 0) {
       const lead = Math.clz32(v);
-      out.push(base + lead);
+      out[i++] = base + lead;
       v ^= 0x80000000 >>> lead;
     }
   }
@@ -229,7 +252,7 @@ export function setBits(value: unknown): number[] {
 }
 
 /** The union of two ascending lists of distinct numbers, ascending. */
-function unionSorted(a: number[], b: number[]): number[] {
+function unionSorted(a: readonly number[], b: readonly number[]): number[] {
   const out: number[] = [];
   let i = 0;
   let j = 0;

@@ -34,6 +34,16 @@ describe('the RoaringBitmapArray format', () => {
     expect(parseRoaringArray(data, 'test')).toEqual(positions);
   });
 
+  it('round-trips positions below 2^32 (every vector etl writes): array and bitmap containers of one 32-bit bitmap, the last key included', () => {
+    const positions = [...Array.from({ length: 5000 }, (_, i) => i), ...Array.from({ length: 100 }, (_, i) => 70_000 + 3 * i), 2 ** 31, 2 ** 32 - 2, 2 ** 32 - 1];
+    const data = serializeRoaringArray(positions);
+    expect(Number(data.readBigInt64LE(4))).toBe(1);
+    // Key 0 is a bitmap container (5,000 values), the others arrays: 12 + 12 + 4 containers * 8 + 8192 + 2 * (100 + 1 + 2).
+    expect(data.length).toBe(12 + 12 + 4 * 8 + 8192 + 2 * 103);
+    expect(parseRoaringArray(data, 'test')).toEqual(positions);
+    for (const set of [[0], [65_535, 65_536], Array.from({ length: 4096 }, (_, i) => 2 * i), Array.from({ length: 4097 }, (_, i) => 2 * i)]) expect(parseRoaringArray(serializeRoaringArray(set), 'test')).toEqual(set);
+  });
+
   it('reads run containers (as Spark writes for ranges of deleted rows)', () => {
     // One bitmap (key 0) holding one run container: 100..109, and an array container: 70000.
     const b = Buffer.alloc(64);
@@ -112,7 +122,7 @@ describe('DV files', () => {
 });
 
 describe('row positions from DuckDB bitmaps (a merge\'s replaced rows)', () => {
-  it('setBits reads back the positions bitstring_agg sets, for lengths that leave every padding from 0 to 7 bits', async () => {
+  it('setBits reads back the positions bitstring_agg sets, for lengths that leave every padding from 0 to 7 bits, united with earlier ones', async () => {
     for (const length of [1, 7, 8, 9, 15, 16, 17, 100, 1001, 65_537]) {
       const sets = [[0], [length - 1], Array.from({ length: Math.ceil(length / 3) }, (_, i) => 3 * i), [...new Set([0, 1, 2, Math.floor(length / 2), length - 2, length - 1].filter((p) => p >= 0 && p < length))].sort((a, b) => a - b)];
       for (const positions of sets) {
@@ -120,6 +130,14 @@ describe('row positions from DuckDB bitmaps (a merge\'s replaced rows)', () => {
         const [bytes, text] = r.rows[0]!;
         expect(setBits(bytes), `length ${length}`).toEqual(positions);
         expect(setBits(text), `length ${length} as text`).toEqual(positions);
+        // United with earlier positions (a vector's): some the same, some new, some past the string (stats that understate a file's rows).
+        const earlier = [...new Set([positions[0]!, Math.floor(length / 3), length - 1])].sort((a, b) => a - b);
+        const union = [...new Set([...positions, ...earlier])].sort((a, b) => a - b);
+        expect(setBits(bytes, earlier), `length ${length} with ${earlier.join(',')}`).toEqual(union);
+        expect(setBits(text, earlier)).toEqual(union);
+        expect(setBits(bytes, [...earlier, length + 5])).toEqual([...union, length + 5]);
+        // The bytes are left as they were.
+        expect(setBits(bytes)).toEqual(positions);
       }
     }
   });
