@@ -287,7 +287,8 @@ export interface Adapter {
   withBoundedMemory?<T>(session: AdapterSession, fn: () => Promise<T>, options?: BoundedMemoryOptions): Promise<T>;
   /**
    * withBoundedMemory bounds a merge too (`deletingFrom`, with its allowance), so a loader may hold one bound
-   * from its stage to its merge. Not so on Delta: its merge runs at DuckDB's own limit, its stage bounded.
+   * from its stage to its merge. Where unset, a loader runs its merge unbounded (Delta: at DuckDB's own limit,
+   * its stage bounded).
    */
   readonly boundsMerges?: boolean;
   /** Reads ahead what withBoundedMemory sets back (once a process): a loader does while its source connects. */

@@ -93,9 +93,12 @@ export abstract class SqlEngine {
     return { relation: this.tempRelation(relation), temporary: false };
   }
 
+  /** Whether createTableAs replaces a temporary table of the same name (`create or replace temp`), so a stage left by an earlier try needs no drop first. */
+  protected readonly createReplacesTemporary: boolean = false;
+
   async stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable> {
     const { relation: tmp, temporary } = this.stagedRelation(relation, options);
-    await session.execute(this.dropSql(tmp, 'table'));
+    if (!(temporary && this.createReplacesTemporary)) await session.execute(this.dropSql(tmp, 'table'));
     try {
       const rows = await this.createTableAs(session, tmp, selectSql, temporary);
       return { relation: tmp, rows };

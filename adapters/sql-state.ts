@@ -6,7 +6,7 @@
 // each recorded in etl_meta.schema_version.
 
 import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows, RunEnd, RunHistory, RunRecord, StateRecord, StateStore, StateTables } from '../core/state/state.js';
-import { LOAD_COLUMN_TYPES, LOAD_COLUMNS, relationKey } from '../core/state/state.js';
+import { LOAD_COLUMN_TYPES, LOAD_COLUMNS, NODE_RUN_COLUMNS, relationKey } from '../core/state/state.js';
 import type { AdapterSession, Relation } from './adapter.js';
 import type { Dialect } from './dialect.js';
 import { lastSuccessesSql, pruneHistorySql, queryHistory, reportHistorySql, type HistorySource } from './history-sql.js';
@@ -77,7 +77,6 @@ const RUNS_AND_STARTS =
 
 /** The columns of a runs row, in the order runStarted binds them. */
 const RUN_COLUMNS = 'run_id, command, target, etl_version, started_at, finished_at, status, selection, job, git_commit, git_dirty, user_name, host, message';
-const NODE_RUN_COLUMNS = `run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time, bytes_written, bytes_scanned, upstream, ${LOAD_COLUMNS.join(', ')}`;
 
 export const CURRENT_STATE_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 

@@ -8,7 +8,7 @@
 // Delta target has no views: a view model is built as a table, with a warning.
 
 import path from 'node:path';
-import type { Adapter, AdapterCapabilities, AdapterSession, BoundedMemoryOptions, SessionContext, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, RowMove, SeedOptions, SnapshotChange, SnapshotResult, StagedTable, StageOptions } from '../adapter.js';
+import type { Adapter, AdapterCapabilities, AdapterSession, SessionContext, ColumnDef, IncrementalChange, MaterializeResult, PublishExtras, QueryResult, Relation, RelationKind, RowMove, SeedOptions, SnapshotChange, SnapshotResult, StagedTable, StageOptions } from '../adapter.js';
 import type { SqlEngine } from '../sql-engine.js';
 import { applySnapshotSql } from '../sql-snapshot.js';
 import { dialectFor } from '../dialect.js';
@@ -159,10 +159,11 @@ export class DeltaAdapter implements Adapter, DeltaStateHost {
     return this.duck.stageCsv(session, relation, columns, csv, options);
   }
 
-  /** The staged rows are DuckDB's (in memory, spilling to its temp directory when bounded). */
-  withBoundedMemory<T>(session: AdapterSession, fn: () => Promise<T>, options?: BoundedMemoryOptions): Promise<T> {
-    // A merge into a Delta table runs at DuckDB's own limit: the table is not in DuckDB's catalog, so the bound would not allow for it.
-    if (options?.deletingFrom) return fn();
+  /**
+   * The staged rows are DuckDB's (in memory, spilling to its temp directory when bounded). A merge is
+   * not bounded here (boundsMerges unset): the table is not in DuckDB's catalog, so the bound would not allow for it.
+   */
+  withBoundedMemory<T>(session: AdapterSession, fn: () => Promise<T>): Promise<T> {
     return this.duck.withBoundedMemory(session, fn);
   }
 

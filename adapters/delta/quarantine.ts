@@ -75,7 +75,7 @@ export function recordOf(model: Snapshot | undefined): QuarantineRecord | undefi
 export async function stageQuarantine(lake: Lake, session: SqlSession, model: Relation, modelSnapshot: Snapshot | undefined, into: Relation, selectSql: string): Promise<DomainValue | undefined> {
   await settleQuarantine(lake, session, model, modelSnapshot);
   const table = lake.table(into, session);
-  const current = lake.isTable(into) || (await table.exists()) ? await lake.latest(into, session) : undefined;
+  const current = await latestIfTable(lake, table, into, session);
   const staged = await table.stageAppend(selectSql, current);
   // The first run makes the table even without rows (readers of it find it); later ones add files or nothing.
   if (staged.adds.length === 0 && current) return undefined;
@@ -95,7 +95,7 @@ export async function settleQuarantine(lake: Lake, session: SqlSession, model: R
   const into = relationNamed(record.table);
   const table = lake.table(into, session);
   const appId = quarantineAppId(model);
-  const current = lake.isTable(into) || (await table.exists()) ? await lake.latest(into, session) : undefined;
+  const current = await latestIfTable(lake, table, into, session);
   if ((current?.txns.get(appId)?.version ?? 0) >= record.seq) return undefined;
   try {
     const written = await table.write({
@@ -127,11 +127,16 @@ export async function settleLake(lake: Lake, session: SqlSession, onError?: (mod
   for (const model of lake.relations()) {
     try {
       const snapshot = await lake.snapshot(model, session);
-      if (recordOf(snapshot) && (await settleQuarantine(lake, session, model, snapshot)) !== undefined) settled++;
+      if ((await settleQuarantine(lake, session, model, snapshot)) !== undefined) settled++;
     } catch (err) {
       if (!onError) throw err;
       onError(model, err as Error);
     }
   }
   return settled;
+}
+
+/** The quarantine table's latest snapshot, or none where no table is there yet. */
+async function latestIfTable(lake: Lake, table: ReturnType<Lake['table']>, into: Relation, session: SqlSession): Promise<Snapshot | undefined> {
+  return lake.isTable(into) || (await table.exists()) ? lake.latest(into, session) : undefined;
 }

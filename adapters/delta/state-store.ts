@@ -8,7 +8,7 @@
 
 import type { Relation } from '../adapter.js';
 import type { HistoryQuery, HistoryRows, NodeRunRecord, ReportQuery, ReportRows, RunEnd, RunRecord, StateRecord, StateStore, StateTables } from '../../core/state/state.js';
-import { LOAD_COLUMN_TYPES, LOAD_COLUMNS, relationKey } from '../../core/state/state.js';
+import { LOAD_COLUMN_TYPES, LOAD_COLUMNS, NODE_RUN_COLUMNS, relationKey } from '../../core/state/state.js';
 import { lastSuccessesSql, queryHistory, reportHistorySql, type HistorySource } from '../history-sql.js';
 import type { Lake } from './lake.js';
 import { quoteString, type SqlSession } from './sql.js';
@@ -136,7 +136,7 @@ export class DeltaStateStore implements StateStore {
         session,
         NODE_RUNS,
         `select cast(run_id as varchar) as run_id, cast(unique_id as varchar) as unique_id, cast(relation as varchar) as relation, cast(status as varchar) as status, started_at, finished_at, rows_affected, cast(message as varchar) as message, attempt, execution_time, bytes_written, bytes_scanned, upstream, ${LOAD_COLUMNS.join(', ')} ` +
-          `from (values ${rows.join(', ')}) as t(run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time, bytes_written, bytes_scanned, upstream, ${LOAD_COLUMNS.join(', ')})`,
+          `from (values ${rows.join(', ')}) as t(${NODE_RUN_COLUMNS})`,
       );
     }
     await this.appendRun(session, { runId, finishedAt, status });

@@ -247,21 +247,8 @@ export class DuckDbAdapter extends SqlEngine implements Adapter {
     return result.rows.map((r) => ({ name: String(r[0]), type: String(r[1]) }));
   }
 
-  /**
-   * A temporary stage is made with `create or replace`: one left on this
-   * connection by an earlier try is replaced by the same statement, where a
-   * table beside the target is dropped first (SqlEngine.stageTable).
-   */
-  override async stageTable(session: AdapterSession, relation: Relation, selectSql: string, options?: StageOptions): Promise<StagedTable> {
-    const { relation: tmp, temporary } = this.stagedRelation(relation, options);
-    if (!temporary) return super.stageTable(session, relation, selectSql, options);
-    try {
-      return { relation: tmp, rows: await this.createTableAs(session, tmp, selectSql, true) };
-    } catch (err) {
-      await session.execute(this.dropSql(tmp, 'table')).catch(() => undefined);
-      throw err;
-    }
-  }
+  /** A temporary stage is made with `create or replace` (createTableAs): one left on this connection by an earlier try is replaced by the same statement. */
+  protected override readonly createReplacesTemporary = true;
 
   async createTableAs(session: AdapterSession, relation: Relation, selectSql: string, temporary = false): Promise<number | undefined> {
     const result = await session.query(`create ${temporary ? 'or replace temp ' : ''}table ${this.relationSql(relation)} as\n${selectSql}`);

@@ -105,6 +105,8 @@ async function loadOnce(ctx: MaterializationContext, bound: HeldBound): Promise<
   let perFile = new Map<string, number>();
   let closing: Promise<void> | undefined;
   let tableColumns: ColumnDef[] | undefined;
+  /** Rows merged into the table there (a watermark or new files), not a full load. */
+  let merging = false;
   try {
     existing = await adapter.relationKind(session, relation);
     const replacing = !existing || refresh || (!incremental && !extractor.units);
@@ -138,7 +140,8 @@ async function loadOnce(ctx: MaterializationContext, bound: HeldBound): Promise<
     const rows = countedSource(extractor.extract({ columns, since }), count);
     const targetColumns = columns.map((c) => ({ name: c.name, type: adapter.dialect.typeFromPostgres(c.type) }));
     // A merge's steps, from the stage to the merge, under one bound (with the merge's allowance for its deletes).
-    if (existing && !refresh && (since !== undefined || units !== undefined)) await bound.hold({ deletingFrom: relation });
+    merging = !!existing && !refresh && (since !== undefined || units !== undefined);
+    if (merging) await bound.hold({ deletingFrom: relation });
     staged = await bound.run(() => adapter.stageCsv(session, relation, targetColumns, rows, { transient: !!existing && !replacing }));
     // A merge that detects deletes reads every key too, in the same snapshot (a full load has every row anyway).
     if (incremental?.deletes === 'detect' && since !== undefined) {
@@ -159,7 +162,6 @@ async function loadOnce(ctx: MaterializationContext, bound: HeldBound): Promise<
       await extractor.close();
     }
   }
-  const merging = !!existing && !refresh && (since !== undefined || units !== undefined);
 
   let loaded: number;
   let deleted = 0;
@@ -203,7 +205,7 @@ async function loadOnce(ctx: MaterializationContext, bound: HeldBound): Promise<
                 // NULL there on every engine, where a merge would keep the old value on some.
                 ...(units
                   ? { strategy: 'delete+insert', uniqueKey: [FILE_COLUMN] }
-                  : withDeletes || (await lacksColumns(ctx, relation, plan))
+                  : withDeletes || (await lacksColumns(ctx, relation, plan, tableColumns))
                     ? { strategy: 'delete+insert', uniqueKey: incremental!.primary_key, ...(withDeletes ? { deletedFlag: GONE } : {}) }
                     : { strategy: 'merge', uniqueKey: incremental!.primary_key }),
                 target: relation,
@@ -251,12 +253,13 @@ async function loadOnce(ctx: MaterializationContext, bound: HeldBound): Promise<
   };
 }
 
-/** Whether the table has columns (not dropped by the plan) that the new rows do not give. */
-async function lacksColumns(ctx: MaterializationContext, relation: { schema: string; name: string }, plan: SchemaPlan | DriftPlan): Promise<boolean> {
+/** Whether the table has columns (not dropped by the plan) that the new rows do not give; `tableColumns`: the table's, where already read. */
+async function lacksColumns(ctx: MaterializationContext, relation: { schema: string; name: string }, plan: SchemaPlan | DriftPlan, tableColumns: ColumnDef[] | undefined): Promise<boolean> {
   if ('removed' in plan) return plan.removed.length > 0;
   const dropped = new Set(plan.changes.flatMap((c) => (c.kind === 'drop' ? [c.column] : [])));
   const given = new Set(plan.columns);
-  return (await ctx.adapter.listColumns(ctx.session, relation)).some((c) => !given.has(c.name) && !dropped.has(c.name));
+  // The table's columns as read before the stage (a merge since the watermark), which nothing has changed since.
+  return (tableColumns ?? (await ctx.adapter.listColumns(ctx.session, relation))).some((c) => !given.has(c.name) && !dropped.has(c.name));
 }
 
 /**
@@ -266,6 +269,8 @@ async function lacksColumns(ctx: MaterializationContext, relation: { schema: str
  * bound allows for the rows it deletes (see DuckDbAdapter.withBoundedMemory).
  */
 function bounded<T>(ctx: MaterializationContext, fn: () => Promise<T>, options?: BoundedMemoryOptions): Promise<T> {
+  // A merge is bounded only where the adapter bounds merges (Adapter.boundsMerges); elsewhere it runs at the engine's own limit.
+  if (options?.deletingFrom && !ctx.adapter.boundsMerges) return fn();
   return ctx.adapter.withBoundedMemory ? ctx.adapter.withBoundedMemory(ctx.session, fn, options) : fn();
 }
 

@@ -112,6 +112,8 @@ export interface NodeRunRecord {
 
 /** The load counts of a node run, in the order the history keeps them (etl_meta.node_runs, Delta's node_runs). */
 export const LOAD_COLUMNS = ['rows_read', 'rows_loaded', 'rows_rejected', 'rows_deleted', 'rows_per_second'] as const;
+/** The columns of a node_runs row, in the order the stores write them (etl_meta.node_runs, Delta's node_runs). */
+export const NODE_RUN_COLUMNS = `run_id, unique_id, relation, status, started_at, finished_at, rows_affected, message, attempt, execution_time, bytes_written, bytes_scanned, upstream, ${LOAD_COLUMNS.join(', ')}`;
 /** Their SQL types (counts as bigint; rows per second, rounded today, as a double). */
 export const LOAD_COLUMN_TYPES: Record<(typeof LOAD_COLUMNS)[number], 'bigint' | 'double precision'> = { rows_read: 'bigint', rows_loaded: 'bigint', rows_rejected: 'bigint', rows_deleted: 'bigint', rows_per_second: 'double precision' };
 
